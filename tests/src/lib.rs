@@ -1,1 +1,113 @@
-//! Test harness: finds or starts a real Kafka broker for the integration suites.
+//! Test harness for kafkit's integration suites: a real Kafka broker, found or started.
+//!
+//! Every suite that needs a broker calls [`kafka`]. When `KAFKA_BOOTSTRAP_SERVERS` is set (as
+//! `scripts/test.sh` does after starting one broker for the whole run), that broker is used;
+//! otherwise the first call in a process starts one with `scripts/kafka.sh start`, watched by the
+//! test process so it stops when the process exits.
+//!
+//! Suites stay parallel-safe by naming their topics with [`unique_name`].
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A running broker (or cluster) the suites can reach.
+#[derive(Debug, Clone)]
+pub struct Kafka {
+    /// `host:port[,host:port…]`, as `bootstrap.servers` takes it.
+    pub bootstrap: String,
+    /// The state directory of a broker this process started (`None` when one was given).
+    pub state_dir: Option<PathBuf>,
+}
+
+/// The repository's root directory.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(".."))
+}
+
+/// The shared broker for this test process: from `KAFKA_BOOTSTRAP_SERVERS`, or started once.
+///
+/// # Panics
+/// When no broker is configured and none can be started: a test that needs a broker cannot go on.
+pub fn kafka() -> &'static Kafka {
+    static KAFKA: OnceLock<Kafka> = OnceLock::new();
+    KAFKA.get_or_init(|| match std::env::var("KAFKA_BOOTSTRAP_SERVERS") {
+        Ok(bootstrap) if !bootstrap.trim().is_empty() => Kafka {
+            bootstrap: bootstrap.trim().to_owned(),
+            state_dir: None,
+        },
+        _ => start_broker(1),
+    })
+}
+
+/// Starts a broker (or a cluster of `brokers` nodes) owned by this process.
+///
+/// The broker is stopped by a watchdog when this process exits; call [`Kafka::stop`] to stop it
+/// sooner.
+///
+/// # Panics
+/// When the broker does not start; the script prints its log tail to stderr.
+pub fn start_broker(brokers: u32) -> Kafka {
+    let script = repo_root().join("scripts/kafka.sh");
+    let output = Command::new("bash")
+        .arg(&script)
+        .arg("start")
+        .arg("--brokers")
+        .arg(brokers.to_string())
+        .arg("--watch-pid")
+        .arg(std::process::id().to_string())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    assert!(
+        output.status.success(),
+        "{} start failed: {}",
+        script.display(),
+        output.status
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let mut bootstrap = None;
+    let mut state_dir = None;
+    for line in stdout.lines() {
+        if let Some(v) = line.strip_prefix("KAFKA_BOOTSTRAP_SERVERS=") {
+            bootstrap = Some(v.trim().to_owned());
+        }
+        if let Some(v) = line.strip_prefix("KAFKA_STATE_DIR=") {
+            state_dir = Some(PathBuf::from(v.trim()));
+        }
+    }
+    Kafka {
+        bootstrap: bootstrap
+            .unwrap_or_else(|| panic!("no KAFKA_BOOTSTRAP_SERVERS line in: {stdout}")),
+        state_dir,
+    }
+}
+
+impl Kafka {
+    /// Stops a broker this process started; does nothing for one that was given.
+    pub fn stop(&self) {
+        if let Some(dir) = &self.state_dir {
+            let _ = Command::new("bash")
+                .arg(repo_root().join("scripts/kafka.sh"))
+                .arg("stop")
+                .arg(dir)
+                .status();
+        }
+    }
+}
+
+/// A name no other test, process or earlier run uses: `prefix-<pid>-<n>-<nanos>`.
+pub fn unique_name(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{n}-{nanos}", std::process::id())
+}

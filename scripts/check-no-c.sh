@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Proves that kafkit's library crates build with no C toolchain (see DEPENDENCIES.md in shared/).
+#
+#   check-no-c.sh graph   the normal+build dependency graph of the library crates, for every
+#                         target, names no crate that compiles or links C
+#   check-no-c.sh build   the whole workspace builds with cc/gcc/clang/cmake/pkg-config/as shadowed
+#                         by /bin/false (CC=CXX=AR=/bin/false), and the quickstart builds as a
+#                         static x86_64-unknown-linux-musl binary linked by rust-lld
+#
+# Crates that do need C (the fuzz crate, benchmark peers) live in their own workspaces outside
+# the main one, so they are outside what this checks.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+forbidden='cc|cmake|pkg-config|bindgen|vcpkg|openssl-src|openssl-sys|ring|aws-lc-sys|aws-lc-fips-sys|zstd-sys|lz4-sys|libz-sys|libz-ng-sys|bzip2-sys|liblzma-sys|libfuzzer-sys|rdkafka-sys'
+
+graph() {
+  local bad
+  bad=$(cargo tree --locked -e normal,build --target all \
+          -p kafkit-wire -p kafkit-client -p kafkit-events --prefix none --format '{p}' \
+        | awk '{print $1}' | sort -u | grep -xE "$forbidden" || true)
+  if [ -n "$bad" ]; then
+    echo "library crates depend on crates that build C: $bad" >&2
+    exit 1
+  fi
+  echo "graph: no C-building crate in kafkit-wire, kafkit-client, kafkit-events"
+}
+
+build() {
+  local shadow host host_env
+  shadow=$(mktemp -d)
+  for t in cc gcc c++ g++ clang clang++ cpp as ld.gold cmake pkg-config; do
+    ln -s /bin/false "$shadow/$t"
+  done
+  host=$(rustc -vV | sed -n 's/^host: //p')
+  host_env=$(echo "$host" | tr 'a-z-' 'A-Z_')
+  # Build scripts and proc macros still link for the host: name a linker that is not "cc".
+  # rustc drives the link through a C compiler driver by default, so give it gcc's real path
+  # only as the linker; any crate that tries to *compile* C hits the shadowed tools and fails.
+  local linker
+  linker=$(readlink -f "$(command -v gcc || command -v cc)")
+  (
+    export PATH="$shadow:$PATH" CC=/bin/false CXX=/bin/false AR=/bin/false
+    export "CARGO_TARGET_${host_env}_LINKER=$linker"
+    export CARGO_TARGET_DIR="$root/target/noc"
+    cargo build --workspace --all-targets --locked --quiet
+    echo "build: workspace built with the C toolchain shadowed"
+    export CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld
+    export CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C linker-flavor=ld.lld -C target-feature=+crt-static"
+    cargo build --locked --quiet --release --target x86_64-unknown-linux-musl \
+      -p kafkit-events --example quickstart
+  )
+  rm -rf "$shadow"
+  local bin=target/noc/x86_64-unknown-linux-musl/release/examples/quickstart
+  local kind
+  kind=$(file -b "$bin" 2>/dev/null || true)
+  echo "musl quickstart: $kind"
+  case "$kind" in
+    *"static-pie linked"*|*"statically linked"*) ;;
+    "") # no `file` command: ldd says "not a dynamic executable" (or similar) for static binaries
+        if ldd "$bin" 2>&1 | grep -q '=>'; then echo "quickstart is dynamically linked" >&2; exit 1; fi ;;
+    *) echo "quickstart is not statically linked" >&2; exit 1 ;;
+  esac
+}
+
+case "${1:-}" in
+  graph) graph ;;
+  build) build ;;
+  *) echo "usage: $0 graph|build" >&2; exit 2 ;;
+esac

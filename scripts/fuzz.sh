@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs every cargo-fuzz target in fuzz/ for N seconds (default 60), seeded with the committed
+# seeds (fuzz/seeds/<target>, made from the interop vectors) and a scratch corpus.
+# Installs a nightly toolchain and cargo-fuzz when missing. libFuzzer's -malloc_limit_mb turns any
+# single allocation above 256 MiB into a crash, so "a decoder reserved memory from a hostile count"
+# fails the run just like a panic does.
+#
+#   scripts/fuzz.sh [SECONDS] [TARGET…]
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root/fuzz"
+secs=${1:-60}
+shift || true
+
+rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+  mapfile -t targets < <(cargo +nightly fuzz list)
+fi
+# Debug assertions on: an arithmetic overflow on hostile input is a crash too.
+cargo +nightly fuzz build -a
+
+status=0
+for t in "${targets[@]}"; do
+  corpus="$root/target/fuzz-corpus/$t"
+  mkdir -p "$corpus" "seeds/$t"
+  log=$(mktemp)
+  if cargo +nightly fuzz run -a "$t" "$corpus" "seeds/$t" -- \
+       -max_total_time="$secs" -rss_limit_mb=2048 -malloc_limit_mb=256 -timeout=10 \
+       -print_final_stats=1 >"$log" 2>&1; then
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+    echo "fuzz $t: ${secs}s, ${execs:-?} executions, no crash"
+  else
+    echo "fuzz $t: FAILED" >&2
+    tail -n 60 "$log" >&2
+    status=1
+  fi
+  rm -f "$log"
+done
+exit $status

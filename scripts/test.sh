@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# kafkit's whole test run, the one README.md gives and .ci/run calls. On a fresh machine it
+# installs what it needs (Rust components and targets, kcat, the Kafka jars), checks formatting,
+# lints and docs, proves the library crates need no C toolchain (dependency graph, a build with
+# the C tools shadowed, a static musl build of the quickstart that then runs), starts a real
+# Kafka broker on 127.0.0.1, runs every test against it, stops it, and exits non-zero on any
+# failure.
+#
+# Environment:
+#   KAFKA_BOOTSTRAP_SERVERS  use this broker instead of starting one
+#   KAFKIT_SKIP_NOC=1        skip the no-C build checks (local iteration only; CI never sets it)
+#   KAFKIT_FUZZ_SECONDS=N    seconds per fuzz target in the smoke run (default 10; 0 skips)
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+started=$(date +%s)
+step() { printf '\n==> [%4ss] %s\n' "$(( $(date +%s) - started ))" "$*"; }
+
+host=$(rustc -vV | sed -n 's/^host: //p')
+host_env=$(echo "$host" | tr 'a-z-' 'A-Z_')
+
+step "toolchain: rustfmt, clippy, musl target"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+rustup target add x86_64-unknown-linux-musl >/dev/null
+
+step "tools: kcat; Kafka jars"
+bash scripts/install-tools.sh
+bash scripts/kafka.sh fetch
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo doc (warnings denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+
+step "no C: dependency graph of the library crates"
+bash scripts/check-no-c.sh graph
+
+if [ "${KAFKIT_SKIP_NOC:-0}" != 1 ]; then
+  step "no C: build with the C toolchain shadowed, and a static musl quickstart"
+  bash scripts/check-no-c.sh build
+fi
+
+broker_dir=""
+cleanup() {
+  if [ -n "$broker_dir" ]; then bash scripts/kafka.sh stop "$broker_dir" || true; fi
+}
+trap cleanup EXIT
+
+if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
+  step "start a local Kafka broker"
+  out=$(bash scripts/kafka.sh start)
+  echo "$out"
+  KAFKA_BOOTSTRAP_SERVERS=$(echo "$out" | sed -n 's/^KAFKA_BOOTSTRAP_SERVERS=//p')
+  broker_dir=$(echo "$out" | sed -n 's/^KAFKA_STATE_DIR=//p')
+  [ -n "$KAFKA_BOOTSTRAP_SERVERS" ] || { echo "broker did not start" >&2; exit 1; }
+  export KAFKA_BOOTSTRAP_SERVERS
+fi
+
+if [ "${KAFKIT_SKIP_NOC:-0}" != 1 ]; then
+  step "run the static musl quickstart against the broker"
+  target/noc/x86_64-unknown-linux-musl/release/examples/quickstart
+fi
+
+step "cargo test (workspace, against $KAFKA_BOOTSTRAP_SERVERS)"
+cargo test --workspace --locked --all-targets
+cargo test --workspace --locked --doc
+
+if [ "${KAFKIT_FUZZ_SECONDS:-10}" != 0 ]; then
+  step "fuzz smoke run (${KAFKIT_FUZZ_SECONDS:-10}s per target)"
+  bash scripts/fuzz.sh "${KAFKIT_FUZZ_SECONDS:-10}"
+fi
+
+step "all checks passed"
