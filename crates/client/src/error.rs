@@ -1,0 +1,185 @@
+//! Errors of the client layer, with the broker and request they concern.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::ApiKey;
+use kafkit_wire::api::NegotiationError;
+use kafkit_wire::frame::FrameError;
+use kafkit_wire::guard::DecodeError;
+use kafkit_wire::header::EncodeError;
+
+/// Everything that can go wrong between a request and its response.
+///
+/// Errors are `Clone` because one broken connection fails every request that was in flight on
+/// it with the same cause.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The TCP connection to a broker could not be opened.
+    #[error("cannot connect to {broker}: {source}")]
+    Connect {
+        /// The broker's address.
+        broker: String,
+        /// What the operating system said.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// Opening the connection took longer than `socket.connection.setup.timeout.ms`.
+    #[error("connecting to {broker} timed out after {after:?}")]
+    ConnectTimeout {
+        /// The broker's address.
+        broker: String,
+        /// How long we waited.
+        after: Duration,
+    },
+    /// Reading or writing the socket failed; the connection is closed.
+    #[error("connection to {broker} failed: {source}")]
+    Io {
+        /// The broker's address.
+        broker: String,
+        /// What the operating system said.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// The connection was closed (by the broker, by us, or after another failure) before the
+    /// response arrived. For a produce request the outcome is unknown: the broker may have
+    /// written the records.
+    #[error("connection to {broker} closed before the response to {api:?} arrived")]
+    ConnectionClosed {
+        /// The broker's address.
+        broker: String,
+        /// The request that lost its response.
+        api: ApiKey,
+    },
+    /// No response within `request.timeout.ms`; the connection is closed, as the Java client
+    /// does, since responses on one connection arrive in order.
+    #[error("{api:?} to {broker} timed out after {after:?}")]
+    RequestTimedOut {
+        /// The broker's address.
+        broker: String,
+        /// The request.
+        api: ApiKey,
+        /// The timeout that expired.
+        after: Duration,
+    },
+    /// The request could not be encoded.
+    #[error("cannot encode a request: {0}")]
+    Encode(#[from] EncodeError),
+    /// The broker's response could not be decoded.
+    #[error("bad response from {broker}: {source}")]
+    Decode {
+        /// The broker's address.
+        broker: String,
+        /// Why decoding failed.
+        #[source]
+        source: DecodeError,
+    },
+    /// The broker sent a frame we refuse (too large, negative size).
+    #[error("bad frame from {broker}: {source}")]
+    Frame {
+        /// The broker's address.
+        broker: String,
+        /// Why the frame was refused.
+        #[source]
+        source: FrameError,
+    },
+    /// The broker sent a response nobody asked for.
+    #[error("unexpected response from {broker} (correlation id {correlation_id})")]
+    UnexpectedResponse {
+        /// The broker's address.
+        broker: String,
+        /// The correlation id it carried.
+        correlation_id: i32,
+    },
+    /// The broker and kafkit share no version of an API.
+    #[error("{broker}: {source}")]
+    Negotiation {
+        /// The broker's address.
+        broker: String,
+        /// Which API and why.
+        #[source]
+        source: NegotiationError,
+    },
+    /// The broker answered with an error code.
+    #[error("{api:?} failed with {code} (error code {}){}", code.code(), message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    Broker {
+        /// The request.
+        api: ApiKey,
+        /// Kafka's error, by its protocol name.
+        code: ResponseError,
+        /// The broker's message, when it sent one.
+        message: Option<String>,
+    },
+}
+
+impl Error {
+    /// Whether trying the same request again (after a backoff, maybe on a new connection or
+    /// after refreshing metadata) can succeed.
+    ///
+    /// ```
+    /// use kafkit_client::Error;
+    /// use kafka_protocol::error::ResponseError;
+    /// use kafka_protocol::messages::ApiKey;
+    ///
+    /// let stale = Error::Broker {
+    ///     api: ApiKey::Produce,
+    ///     code: ResponseError::NotLeaderOrFollower,
+    ///     message: None,
+    /// };
+    /// assert!(stale.is_retriable());
+    /// let fatal = Error::Broker {
+    ///     api: ApiKey::Produce,
+    ///     code: ResponseError::MessageTooLarge,
+    ///     message: None,
+    /// };
+    /// assert!(!fatal.is_retriable());
+    /// ```
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Error::Connect { .. }
+            | Error::ConnectTimeout { .. }
+            | Error::Io { .. }
+            | Error::ConnectionClosed { .. }
+            | Error::RequestTimedOut { .. } => true,
+            Error::Broker { code, .. } => code.is_retriable(),
+            _ => false,
+        }
+    }
+
+    /// Whether a request that failed with this error may nevertheless have been carried out by
+    /// the broker (the response, not the request, was lost).
+    pub fn is_outcome_unknown(&self) -> bool {
+        matches!(
+            self,
+            Error::Io { .. } | Error::ConnectionClosed { .. } | Error::RequestTimedOut { .. }
+        )
+    }
+}
+
+/// A `Result` whose error is the client's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The error for a non-zero error code in a response, or `Ok(())` for zero.
+    ///
+    /// ```
+    /// use kafkit_client::Error;
+    /// use kafka_protocol::messages::ApiKey;
+    ///
+    /// assert!(Error::check(ApiKey::Metadata, 0, None).is_ok());
+    /// let err = Error::check(ApiKey::Metadata, 3, Some("no such topic")).unwrap_err();
+    /// assert!(err.to_string().contains("UnknownTopicOrPartition"));
+    /// ```
+    pub fn check(api: ApiKey, error_code: i16, message: Option<&str>) -> Result<()> {
+        match ResponseError::try_from_code(error_code) {
+            None => Ok(()),
+            Some(code) => Err(Error::Broker {
+                api,
+                code,
+                message: message.map(str::to_owned),
+            }),
+        }
+    }
+}

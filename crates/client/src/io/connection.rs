@@ -1,0 +1,510 @@
+//! One pipelined TCP connection to one broker.
+//!
+//! Callers encode their request (header and body, in their own task), hand the frame to the
+//! connection's writer task and wait for the response frame, which they decode themselves. The
+//! two tasks that own the socket only move frames:
+//!
+//! - the **writer** takes frames from a channel, records each one that expects a response in the
+//!   in-flight queue *in the order it writes them*, and writes them;
+//! - the **reader** cuts response frames out of the socket and hands each to the oldest entry of
+//!   the in-flight queue, after checking that its correlation id is the one that entry expects.
+//!
+//! Kafka answers the requests of one connection in the order they were sent, so the queue needs
+//! no lookup. When anything goes wrong (an I/O error, a frame we refuse, a correlation id out of
+//! order, a request that timed out, [`Connection::close`]) the connection is poisoned: every
+//! request still in flight fails with the same typed error, and every later one fails at once.
+//! A request whose response was lost this way reports [`Error::is_outcome_unknown`].
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
+use kafka_protocol::protocol::{Request, StrBytes};
+use kafkit_wire::api::{decode_api_versions, Versions};
+use kafkit_wire::frame::{FrameDecoder, Next};
+use kafkit_wire::guard::GuardedResponse;
+use kafkit_wire::header::{decode_response_frame, decode_response_header, encode_request};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, trace};
+
+use crate::error::{Error, Result};
+
+/// The ApiVersions version we ask for first; a broker that does not know it answers in v0 with
+/// the versions it does know (KIP-511).
+const API_VERSIONS_FIRST: i16 = 3;
+
+/// How many frames may wait for the writer before `send` waits too.
+const WRITE_QUEUE: usize = 256;
+
+/// Settings of one connection.
+#[derive(Debug, Clone)]
+pub struct ConnectionConfig {
+    /// `client.id`: sent in every request header. Default `"kafkit"`.
+    pub client_id: Option<String>,
+    /// `socket.connection.setup.timeout.ms`: how long connecting and the ApiVersions handshake
+    /// may take. Default 10 s.
+    pub connect_timeout: Duration,
+    /// Largest response frame accepted. Default 100 MiB.
+    pub max_response_size: usize,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        ConnectionConfig {
+            client_id: Some("kafkit".to_owned()),
+            connect_timeout: Duration::from_secs(10),
+            max_response_size: kafkit_wire::frame::DEFAULT_MAX_FRAME_SIZE,
+        }
+    }
+}
+
+/// A request frame on its way to the writer.
+struct Outgoing {
+    frame: Bytes,
+    /// `None` for requests that get no response (Produce with acks=0).
+    waiter: Option<InFlight>,
+}
+
+/// A request written (or about to be) whose response has not arrived.
+struct InFlight {
+    correlation_id: i32,
+    api: ApiKey,
+    reply: oneshot::Sender<Result<Bytes>>,
+}
+
+/// The state both socket tasks and all callers share.
+struct Shared {
+    broker: String,
+    in_flight: Mutex<InFlightQueue>,
+}
+
+#[derive(Default)]
+struct InFlightQueue {
+    queue: VecDeque<InFlight>,
+    /// Set once, when the connection is poisoned; every later request fails with it.
+    closed: Option<Error>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, InFlightQueue> {
+        // A panic while holding this lock cannot leave the queue half-updated (every critical
+        // section is a single push, pop or drain), so a poisoned lock is still usable.
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Fails every request in flight and every later one. The first cause wins.
+    fn poison(&self, cause: Error) {
+        let drained: Vec<InFlight> = {
+            let mut state = self.lock();
+            if state.closed.is_none() {
+                debug!(broker = %self.broker, error = %cause, "connection closed");
+                state.closed = Some(cause);
+            }
+            state.queue.drain(..).collect()
+        };
+        for entry in drained {
+            let err = Error::ConnectionClosed {
+                broker: self.broker.clone(),
+                api: entry.api,
+            };
+            let _ = entry.reply.send(Err(err));
+        }
+    }
+
+    fn closed(&self) -> Option<Error> {
+        self.lock().closed.clone()
+    }
+}
+
+/// A pipelined connection to one broker, shareable between tasks (it is cheap to clone).
+///
+/// ```no_run
+/// # async fn example() -> Result<(), kafkit_client::Error> {
+/// use kafkit_client::io::connection::{Connection, ConnectionConfig};
+/// use kafka_protocol::messages::MetadataRequest;
+///
+/// let conn = Connection::connect("127.0.0.1:9092", &ConnectionConfig::default()).await?;
+/// let version = conn.version(kafka_protocol::messages::ApiKey::Metadata)?;
+/// let metadata = conn
+///     .send(&MetadataRequest::default(), version, std::time::Duration::from_secs(30))
+///     .await?;
+/// println!("{} brokers", metadata.brokers.len());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Connection {
+    link: Link,
+    versions: Arc<Versions>,
+}
+
+/// The request/response path of a connection, before versions are known.
+#[derive(Clone)]
+struct Link {
+    shared: Arc<Shared>,
+    outgoing: mpsc::Sender<Outgoing>,
+    correlation: Arc<AtomicI32>,
+    client_id: Option<StrBytes>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("broker", &self.link.shared.broker)
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl Connection {
+    /// Connects to `broker` (`host:port`), then asks it which API versions it speaks.
+    ///
+    /// Both steps together are bounded by [`ConnectionConfig::connect_timeout`].
+    pub async fn connect(broker: &str, config: &ConnectionConfig) -> Result<Connection> {
+        let broker_name = broker.to_owned();
+        let timeout = config.connect_timeout;
+        match tokio::time::timeout(timeout, Self::connect_inner(broker_name.clone(), config))
+            .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(Error::ConnectTimeout {
+                broker: broker_name,
+                after: timeout,
+            }),
+        }
+    }
+
+    async fn connect_inner(broker: String, config: &ConnectionConfig) -> Result<Connection> {
+        let stream = TcpStream::connect(&broker)
+            .await
+            .map_err(|e| Error::Connect {
+                broker: broker.clone(),
+                source: Arc::new(e),
+            })?;
+        // Kafka requests are whole frames written at once: Nagle only adds latency.
+        let _ = stream.set_nodelay(true);
+        let (read, write) = stream.into_split();
+        let shared = Arc::new(Shared {
+            broker: broker.clone(),
+            in_flight: Mutex::new(InFlightQueue::default()),
+        });
+        let (outgoing, rx) = mpsc::channel(WRITE_QUEUE);
+        tokio::spawn(write_loop(shared.clone(), write, rx));
+        tokio::spawn(read_loop(
+            shared.clone(),
+            read,
+            FrameDecoder::with_max_frame_size(config.max_response_size),
+        ));
+        let link = Link {
+            shared,
+            outgoing,
+            correlation: Arc::new(AtomicI32::new(0)),
+            client_id: config.client_id.clone().map(StrBytes::from_string),
+        };
+        let versions = match link.handshake().await {
+            Ok(versions) => versions,
+            Err(err) => {
+                link.shared.poison(err.clone());
+                return Err(err);
+            }
+        };
+        debug!(broker = %broker, "connected");
+        Ok(Connection {
+            link,
+            versions: Arc::new(versions),
+        })
+    }
+
+    /// The broker's address, as given to [`Connection::connect`].
+    pub fn broker(&self) -> &str {
+        &self.link.shared.broker
+    }
+
+    /// The version of `api` to use with this broker.
+    pub fn version(&self, api: ApiKey) -> Result<i16> {
+        self.versions
+            .version(api)
+            .map_err(|source| Error::Negotiation {
+                broker: self.link.shared.broker.clone(),
+                source,
+            })
+    }
+
+    /// Whether the connection has been closed (it cannot be used again).
+    pub fn is_closed(&self) -> bool {
+        self.link.shared.closed().is_some() || self.link.outgoing.is_closed()
+    }
+
+    /// Sends `request` at `version` and waits up to `timeout` for its response.
+    ///
+    /// On timeout the connection is closed (a later response could only be matched out of
+    /// order), and every other request in flight on it fails too.
+    pub async fn send<R>(&self, request: &R, version: i16, timeout: Duration) -> Result<R::Response>
+    where
+        R: Request,
+        R::Response: GuardedResponse,
+    {
+        let (correlation_id, frame) = self.link.round_trip(request, version, Some(timeout)).await?;
+        decode_response_frame(version, correlation_id, frame).map_err(|source| Error::Decode {
+            broker: self.link.shared.broker.clone(),
+            source,
+        })
+    }
+
+    /// Sends a request that gets no response (a Produce request with `acks=0`): done once the
+    /// frame is handed to the writer.
+    pub async fn send_without_response<R: Request>(&self, request: &R, version: i16) -> Result<()> {
+        let (_, frame) = self.link.encode(request, version)?;
+        self.link
+            .enqueue(Outgoing {
+                frame,
+                waiter: None,
+            })
+            .await
+    }
+
+    /// Closes the connection: requests in flight fail with [`Error::ConnectionClosed`].
+    pub fn close(&self) {
+        self.link.shared.poison(Error::ConnectionClosed {
+            broker: self.link.shared.broker.clone(),
+            api: ApiKey::ApiVersions,
+        });
+    }
+}
+
+impl Link {
+
+    /// ApiVersions: the version of every API this broker and kafkit both speak.
+    async fn handshake(&self) -> Result<Versions> {
+        let request = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("kafkit"))
+            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+        let mut version = API_VERSIONS_FIRST;
+        loop {
+            let (correlation_id, frame) = self.round_trip(&request, version, None).await?;
+            let mut frame = frame;
+            let broker = self.shared.broker.clone();
+            let decode = |source| Error::Decode {
+                broker: broker.clone(),
+                source,
+            };
+            decode_response_header(ApiKey::ApiVersions, version, &mut frame)
+                .map_err(decode)
+                .and_then(|header| {
+                    if header.correlation_id == correlation_id {
+                        Ok(())
+                    } else {
+                        Err(Error::UnexpectedResponse {
+                            broker: broker.clone(),
+                            correlation_id: header.correlation_id,
+                        })
+                    }
+                })?;
+            let response = decode_api_versions(version, frame).map_err(decode)?;
+            // UNSUPPORTED_VERSION: retry with the highest version the broker offers.
+            if response.error_code == 35 && version > 0 {
+                let theirs = response
+                    .api_keys
+                    .iter()
+                    .find(|k| k.api_key == ApiKey::ApiVersions as i16)
+                    .map(|k| k.max_version)
+                    .unwrap_or(0);
+                version = theirs.clamp(0, version - 1);
+                continue;
+            }
+            Error::check(ApiKey::ApiVersions, response.error_code, None)?;
+            return Versions::from_response(&response)
+                .map_err(|source| Error::Negotiation { broker, source });
+        }
+    }
+
+    fn encode<R: Request>(&self, request: &R, version: i16) -> Result<(i32, Bytes)> {
+        let correlation_id = self.correlation.fetch_add(1, Ordering::Relaxed) & i32::MAX;
+        let mut buf = BytesMut::new();
+        encode_request(
+            &mut buf,
+            version,
+            correlation_id,
+            self.client_id.as_deref(),
+            request,
+        )?;
+        Ok((correlation_id, buf.freeze()))
+    }
+
+    async fn enqueue(&self, outgoing: Outgoing) -> Result<()> {
+        if let Some(err) = self.shared.closed() {
+            return Err(err);
+        }
+        self.outgoing.send(outgoing).await.map_err(|_| {
+            self.shared.closed().unwrap_or(Error::ConnectionClosed {
+                broker: self.shared.broker.clone(),
+                api: ApiKey::ApiVersions,
+            })
+        })
+    }
+
+    /// Writes one request and waits for its response frame (header still on).
+    async fn round_trip<R: Request>(
+        &self,
+        request: &R,
+        version: i16,
+        timeout: Option<Duration>,
+    ) -> Result<(i32, Bytes)> {
+        let api = ApiKey::try_from(R::KEY)
+            .map_err(|()| kafkit_wire::header::EncodeError::UnknownApiKey(R::KEY))?;
+        let (correlation_id, frame) = self.encode(request, version)?;
+        let (reply, response) = oneshot::channel();
+        self.enqueue(Outgoing {
+            frame,
+            waiter: Some(InFlight {
+                correlation_id,
+                api,
+                reply,
+            }),
+        })
+        .await?;
+        let closed = || Error::ConnectionClosed {
+            broker: self.shared.broker.clone(),
+            api,
+        };
+        let frame = match timeout {
+            None => response.await.map_err(|_| closed())?,
+            Some(after) => match tokio::time::timeout(after, response).await {
+                Ok(result) => result.map_err(|_| closed())?,
+                Err(_) => {
+                    let err = Error::RequestTimedOut {
+                        broker: self.shared.broker.clone(),
+                        api,
+                        after,
+                    };
+                    self.shared.poison(err.clone());
+                    return Err(err);
+                }
+            },
+        }?;
+        Ok((correlation_id, frame))
+    }
+
+}
+
+/// Takes frames from callers and writes them, in order; registers each expected response
+/// before its request can reach the broker.
+async fn write_loop(shared: Arc<Shared>, mut socket: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>) {
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(outgoing) = next.take() {
+            if let Some(waiter) = outgoing.waiter {
+                let mut state = shared.lock();
+                if state.closed.is_some() {
+                    drop(state);
+                    let err = Error::ConnectionClosed {
+                        broker: shared.broker.clone(),
+                        api: waiter.api,
+                    };
+                    let _ = waiter.reply.send(Err(err));
+                    continue;
+                }
+                state.queue.push_back(waiter);
+            }
+            if let Err(e) = socket.write_all(&outgoing.frame).await {
+                shared.poison(Error::Io {
+                    broker: shared.broker.clone(),
+                    source: Arc::new(e),
+                });
+                return;
+            }
+            // Write whatever else is queued before yielding back to the channel.
+            next = rx.try_recv().ok();
+        }
+        if shared.closed().is_some() {
+            break;
+        }
+    }
+    let _ = socket.shutdown().await;
+}
+
+/// Reads response frames and hands each to the request it answers.
+async fn read_loop(shared: Arc<Shared>, mut socket: OwnedReadHalf, decoder: FrameDecoder) {
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    loop {
+        match decoder.decode(&mut buf) {
+            Ok(Next::Frame(frame)) => {
+                if let Err(err) = deliver(&shared, frame) {
+                    shared.poison(err);
+                    return;
+                }
+                continue;
+            }
+            Ok(Next::Need(_)) => {}
+            Err(source) => {
+                shared.poison(Error::Frame {
+                    broker: shared.broker.clone(),
+                    source,
+                });
+                return;
+            }
+        }
+        if shared.closed().is_some() {
+            return;
+        }
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(64 * 1024);
+        }
+        match socket.read_buf(&mut buf).await {
+            Ok(0) => {
+                shared.poison(Error::Io {
+                    broker: shared.broker.clone(),
+                    source: Arc::new(std::io::ErrorKind::UnexpectedEof.into()),
+                });
+                return;
+            }
+            Ok(n) => trace!(broker = %shared.broker, bytes = n, "read"),
+            Err(e) => {
+                shared.poison(Error::Io {
+                    broker: shared.broker.clone(),
+                    source: Arc::new(e),
+                });
+                return;
+            }
+        }
+    }
+}
+
+/// Gives one response frame to the oldest request in flight, if its correlation id matches.
+fn deliver(shared: &Shared, frame: Bytes) -> Result<()> {
+    let correlation_id = match frame.get(..4) {
+        Some(b) => i32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+        None => {
+            return Err(Error::UnexpectedResponse {
+                broker: shared.broker.clone(),
+                correlation_id: -1,
+            })
+        }
+    };
+    let entry = {
+        let mut state = shared.lock();
+        match state.queue.front() {
+            Some(front) if front.correlation_id == correlation_id => state.queue.pop_front(),
+            _ => None,
+        }
+    };
+    match entry {
+        Some(entry) => {
+            // The caller may have given up (dropped its future): nothing to do then.
+            let _ = entry.reply.send(Ok(frame));
+            Ok(())
+        }
+        None => Err(Error::UnexpectedResponse {
+            broker: shared.broker.clone(),
+            correlation_id,
+        }),
+    }
+}

@@ -1,0 +1,4 @@
+//! The thin tasks that own sockets: they move frames, arm timers and wake waiters. Decisions
+//! (batching, sequence numbers, assignment, offsets) live in plain state types elsewhere.
+
+pub mod connection;
