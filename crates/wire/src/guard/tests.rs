@@ -6,16 +6,41 @@ use kafka_protocol::messages::{ApiKey, MetadataResponse};
 use kafka_protocol::protocol::{Decodable, Encodable, Request};
 
 use super::schema::{Field, Message, Type};
+use super::walk;
 use super::{check, decode_any_response, decode_response, schema_for, GuardError, Kind, Problem};
 use crate::api::{visit_requests, visit_responses, RequestVisitor, ResponseVisitor, SUPPORTED};
 
 /// Seeds per API version for the schema-driven generator.
 const SEEDS: u64 = 24;
 
+/// Tags unknown to the schema that [`Gen`] adds to flexible structs.
+#[derive(Clone, Copy)]
+enum Unknown {
+    /// None: kafka-protocol must then report no unknown tagged fields either.
+    None,
+    /// Random contents under tags 1000-1002.
+    High,
+    /// Garbage under every low tag number the schema does not know.
+    Probe,
+}
+
+/// No unknown tagged fields anywhere in a decoded message (checked through its `Debug` form,
+/// the one view every message type shares).
+fn assert_no_unknown_tags(value: &impl std::fmt::Debug, what: &str) {
+    let debug = format!("{value:?}");
+    assert_eq!(
+        debug.matches("unknown_tagged_fields: {").count(),
+        debug.matches("unknown_tagged_fields: {}").count(),
+        "{what}: kafka-protocol saw tags the schema knows as unknown: {debug}"
+    );
+}
+
 /// Writes random but schema-valid message bodies, straight from Kafka's definitions: arrays of
 /// several elements, nulls where nullable, known and unknown tagged fields.
 pub(crate) struct Gen {
     state: u64,
+    /// Which tags the schema does not know to add.
+    unknown: Unknown,
     version: i16,
     flexible: bool,
 }
@@ -24,6 +49,11 @@ impl Gen {
     pub(crate) fn new(seed: u64, message: &Message, version: i16) -> Gen {
         Gen {
             state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03,
+            unknown: match seed % 3 {
+                0 => Unknown::High,
+                1 => Unknown::None,
+                _ => Unknown::Probe,
+            },
             version,
             flexible: message.flexible.contains(version),
         }
@@ -71,11 +101,27 @@ impl Gen {
                 tagged.push((f.tag, value));
             }
         }
-        if self.below(4) == 0 {
-            let mut value = Vec::new();
-            let len = self.below(4) as usize;
-            self.random_bytes(len, &mut value);
-            tagged.push((1000 + self.below(3) as u32, value));
+        let unknown = self.unknown;
+        match unknown {
+            Unknown::High if self.below(4) == 0 => {
+                let mut value = Vec::new();
+                let len = self.below(4) as usize;
+                self.random_bytes(len, &mut value);
+                tagged.push((1000 + self.below(3) as u32, value));
+            }
+            Unknown::Probe => {
+                // Low tag numbers the schema does not know at this level: if kafka-protocol
+                // knew one, it would decode it from these bytes, ignoring the size, and trip.
+                let known = |tag| {
+                    fields
+                        .iter()
+                        .any(|f| f.tagged.min <= f.tagged.max && f.tag == tag)
+                };
+                for tag in (0..6).filter(|&t| !known(t)) {
+                    tagged.push((tag, vec![0xff, 0xff, 0xff]));
+                }
+            }
+            _ => {}
         }
         tagged.sort_by_key(|(tag, _)| *tag);
         tagged.dedup_by_key(|(tag, _)| *tag);
@@ -209,6 +255,13 @@ impl ResponseVisitor for RoundTrip {
                 check(api, version, Kind::Response, &again).unwrap_or_else(|e| {
                     panic!("{what} seed {seed}: guard refused re-encoding: {e}")
                 });
+                if seed % 3 == 1 {
+                    // No unknown tags went in, so none may come out: kafka-protocol's tag
+                    // numbers are the schema's.
+                    assert_no_unknown_tags(&guarded, &what);
+                    walk::walk_known_tags_only(schema, version, &again)
+                        .unwrap_or_else(|e| panic!("{what} seed {seed}: tags differ: {e}"));
+                }
                 let twice: R = decode_response(version, Bytes::from(again)).expect(&what);
                 assert_eq!(twice, guarded, "{what} seed {seed}");
                 self.messages += 1;
@@ -261,6 +314,11 @@ impl RequestVisitor for RequestRoundTrip {
                 check(api, version, Kind::Request, &again).unwrap_or_else(|e| {
                     panic!("{what} seed {seed}: guard refused re-encoding: {e}")
                 });
+                if seed % 3 == 1 {
+                    assert_no_unknown_tags(&decoded, &what);
+                    walk::walk_known_tags_only(schema, version, &again)
+                        .unwrap_or_else(|e| panic!("{what} seed {seed}: tags differ: {e}"));
+                }
                 let twice: R = raw_decode(&again, version, &what);
                 assert_eq!(twice, decoded, "{what} seed {seed}");
             }

@@ -7,6 +7,26 @@ use super::schema::{Field, Message, Type};
 /// Walks `body` as `message` at `version`; `Ok` means every length and count fits the bytes
 /// present and nothing is left over.
 pub(crate) fn walk(message: &Message, version: i16, body: &[u8]) -> Result<(), GuardError> {
+    walk_with(message, version, body, false)
+}
+
+/// [`walk`], refusing every tag the schema does not know: tests use it to prove that the tags
+/// kafka-protocol writes are the tags the schema walks.
+#[cfg(test)]
+pub(crate) fn walk_known_tags_only(
+    message: &Message,
+    version: i16,
+    body: &[u8],
+) -> Result<(), GuardError> {
+    walk_with(message, version, body, true)
+}
+
+fn walk_with(
+    message: &Message,
+    version: i16,
+    body: &[u8],
+    known_tags_only: bool,
+) -> Result<(), GuardError> {
     if !message.valid.contains(version) {
         return Err(GuardError::UnsupportedVersion {
             message: message.name,
@@ -18,6 +38,7 @@ pub(crate) fn walk(message: &Message, version: i16, body: &[u8]) -> Result<(), G
         pos: 0,
         version,
         flexible: message.flexible.contains(version),
+        known_tags_only,
         field: "",
     };
     let malformed = |walker: &Walker<'_>, problem| GuardError::Malformed {
@@ -47,6 +68,8 @@ struct Walker<'a> {
     pos: usize,
     version: i16,
     flexible: bool,
+    /// Refuse unknown tags instead of skipping them (tests only).
+    known_tags_only: bool,
     /// The field being walked, for error messages.
     field: &'static str,
 }
@@ -206,6 +229,7 @@ impl Walker<'_> {
                         pos: self.pos,
                         version: self.version,
                         flexible: self.flexible,
+                        known_tags_only: self.known_tags_only,
                         field: field.name,
                     };
                     let walked = inner.walk_value(&field.ty, field.nullable.contains(self.version));
@@ -227,6 +251,7 @@ impl Walker<'_> {
                     self.field = field.name;
                     return Err(Problem::TagNotInVersion(tag));
                 }
+                None if self.known_tags_only => return Err(Problem::TagNotInVersion(tag)),
                 None => {}
             }
             self.pos = end;
