@@ -202,3 +202,144 @@ pub fn decode_any_response_frame(
     check_correlation(header, correlation_id)?;
     decode_any_response(api, version, frame)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{visit_requests, RequestVisitor, SUPPORTED};
+    use crate::frame::{FrameDecoder, Next};
+    use crate::guard::{check, Kind};
+    use bytes::BufMut;
+    use kafka_protocol::messages::{ApiVersionsResponse, MetadataResponse};
+    use kafka_protocol::protocol::Decodable;
+
+    /// Every request type at every version kafkit negotiates: one frame, whose header
+    /// kafka-protocol reads back at the right header version and whose body passes the guard.
+    struct Frames;
+
+    impl RequestVisitor for Frames {
+        fn visit<R>(&mut self)
+        where
+            R: Request + Default + PartialEq + std::fmt::Debug,
+        {
+            let api = ApiKey::try_from(R::KEY).unwrap();
+            let ours = SUPPORTED.iter().find(|s| s.key == api).unwrap().versions;
+            let mut buf = BytesMut::new();
+            for version in ours.min..=ours.max {
+                for (correlation_id, client_id) in [(7, Some("kafkit")), (-3, None)] {
+                    buf.clear();
+                    encode_request(&mut buf, version, correlation_id, client_id, &R::default())
+                        .unwrap_or_else(|e| panic!("{api:?} v{version}: {e}"));
+                    let Ok(Next::Frame(mut frame)) = FrameDecoder::new().decode(&mut buf) else {
+                        panic!("{api:?} v{version}: not exactly one frame");
+                    };
+                    assert!(buf.is_empty());
+                    let header_version = api.request_header_version(version);
+                    let header = RequestHeader::decode(&mut frame, header_version).unwrap();
+                    assert_eq!(header.request_api_key, R::KEY);
+                    assert_eq!(header.request_api_version, version);
+                    assert_eq!(header.correlation_id, correlation_id);
+                    assert_eq!(header.client_id.as_deref(), client_id);
+                    check(api, version, Kind::Request, &frame)
+                        .unwrap_or_else(|e| panic!("{api:?} v{version}: {e}"));
+                    assert_eq!(R::decode(&mut frame, version).unwrap(), R::default());
+                    assert!(frame.is_empty());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_request_encodes_as_one_frame_with_the_right_header() {
+        visit_requests(&mut Frames);
+    }
+
+    #[test]
+    fn unsupported_request_versions_leave_the_buffer_alone() {
+        let mut buf = BytesMut::from(&b"prior"[..]);
+        let request = kafka_protocol::messages::HeartbeatRequest::default();
+        let err = encode_request(&mut buf, 99, 1, None, &request).unwrap_err();
+        assert!(matches!(
+            err,
+            EncodeError::UnsupportedVersion { version: 99, .. }
+        ));
+        // A field the chosen version cannot carry.
+        let request = request.with_group_instance_id(Some(StrBytes::from_static_str("x")));
+        let err = encode_request(&mut buf, 0, 1, None, &request).unwrap_err();
+        assert!(
+            matches!(err, EncodeError::Invalid { version: 0, .. }),
+            "{err:?}"
+        );
+        assert_eq!(&buf[..], b"prior");
+    }
+
+    fn response_frame(correlation_id: i32, header_tags: Option<&[u8]>, body: &[u8]) -> Bytes {
+        let mut frame = BytesMut::new();
+        frame.put_i32(correlation_id);
+        if let Some(tags) = header_tags {
+            frame.extend_from_slice(tags);
+        }
+        frame.extend_from_slice(body);
+        frame.freeze()
+    }
+
+    fn encoded<T: Encodable>(value: &T, version: i16) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        value.encode(&mut out, version).unwrap();
+        out.to_vec()
+    }
+
+    #[test]
+    fn flexible_response_headers_skip_their_tagged_fields() {
+        let metadata = MetadataResponse::default().with_controller_id(3.into());
+        let body = encoded(&metadata, 12);
+        // Header v1: two tagged fields (tag 0, 2 bytes; tag 5, 0 bytes).
+        let frame = response_frame(11, Some(&[2, 0, 2, 0xaa, 0xbb, 5, 0]), &body);
+        let decoded: MetadataResponse = decode_response_frame(12, 11, frame).unwrap();
+        assert_eq!(decoded, metadata);
+        // Classic header v0 at version 8: no tagged fields.
+        let frame = response_frame(12, None, &encoded(&metadata, 8));
+        assert_eq!(
+            decode_response_frame::<MetadataResponse>(8, 12, frame).unwrap(),
+            metadata
+        );
+    }
+
+    #[test]
+    fn api_versions_responses_use_header_v0_even_when_flexible() {
+        let response = ApiVersionsResponse::default().with_throttle_time_ms(4);
+        let frame = response_frame(1, None, &encoded(&response, 3));
+        let decoded = decode_any_response_frame(ApiKey::ApiVersions, 3, 1, frame).unwrap();
+        assert_eq!(decoded, AnyResponse::ApiVersions(response));
+    }
+
+    #[test]
+    fn correlation_mismatch_is_reported() {
+        let frame = response_frame(5, None, &[0, 0]);
+        assert_eq!(
+            decode_any_response_frame(ApiKey::Heartbeat, 0, 6, frame),
+            Err(DecodeError::CorrelationMismatch {
+                expected: 6,
+                actual: 5
+            })
+        );
+    }
+
+    #[test]
+    fn broken_headers_are_typed_errors() {
+        for frame in [
+            &[0, 0, 1][..],                              // short correlation id
+            &[0, 0, 0, 1],                               // v1 header with no tag count
+            &[0, 0, 0, 1, 1, 0, 9, 0],                   // tagged field longer than the frame
+            &[0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff], // runaway varint
+        ] {
+            let err =
+                decode_any_response_frame(ApiKey::Metadata, 12, 1, Bytes::copy_from_slice(frame))
+                    .unwrap_err();
+            assert!(
+                matches!(err, DecodeError::Header { .. }),
+                "{frame:?}: {err:?}"
+            );
+        }
+    }
+}

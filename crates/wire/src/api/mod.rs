@@ -8,7 +8,7 @@ mod table;
 mod versions;
 
 pub use table::{AnyResponse, SupportedApi, SUPPORTED};
-pub use versions::{supported_versions, NegotiationError, Versions};
+pub use versions::{decode_api_versions, supported_versions, NegotiationError, Versions};
 
 #[cfg(test)]
 pub(crate) use table::{visit_requests, visit_responses, RequestVisitor, ResponseVisitor};
