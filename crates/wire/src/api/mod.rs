@@ -1,0 +1,14 @@
+//! The APIs kafkit speaks and the versions it negotiates with each broker.
+//!
+//! [`SUPPORTED`] is the single table of APIs: it bounds version negotiation ([`Versions`]),
+//! decides which responses have guarded decoders ([`crate::guard::GuardedResponse`]) and
+//! which variants [`AnyResponse`] has.
+
+mod table;
+mod versions;
+
+pub use table::{AnyResponse, SupportedApi, SUPPORTED};
+pub use versions::{decode_api_versions, supported_versions, NegotiationError, Versions};
+
+#[cfg(test)]
+pub(crate) use table::{visit_requests, visit_responses, RequestVisitor, ResponseVisitor};
