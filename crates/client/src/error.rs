@@ -153,7 +153,12 @@ impl Error {
     pub fn is_outcome_unknown(&self) -> bool {
         matches!(
             self,
-            Error::Io { .. } | Error::ConnectionClosed { .. } | Error::RequestTimedOut { .. }
+            Error::Io { .. }
+                | Error::ConnectionClosed { .. }
+                | Error::RequestTimedOut { .. }
+                | Error::Frame { .. }
+                | Error::Decode { .. }
+                | Error::UnexpectedResponse { .. }
         )
     }
 }

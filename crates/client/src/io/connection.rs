@@ -102,18 +102,25 @@ impl Shared {
 
     /// Fails every request in flight and every later one. The first cause wins.
     fn poison(&self, cause: Error) {
-        let drained: Vec<InFlight> = {
+        let (closed, drained) = {
             let mut state = self.lock();
             if state.closed.is_none() {
                 debug!(broker = %self.broker, error = %cause, "connection closed");
                 state.closed = Some(cause);
             }
-            state.queue.drain(..).collect()
+            let drained: Vec<InFlight> = state.queue.drain(..).collect();
+            (state.closed.clone(), drained)
         };
+        let Some(closed) = closed else { return };
         for entry in drained {
-            let err = Error::ConnectionClosed {
-                broker: self.broker.clone(),
-                api: entry.api,
+            // The others in flight did not time out themselves: their connection closed under
+            // them. Any other cause (an I/O error, a bad frame) is theirs as much as anyone's.
+            let err = match &closed {
+                Error::RequestTimedOut { .. } => Error::ConnectionClosed {
+                    broker: self.broker.clone(),
+                    api: entry.api,
+                },
+                other => other.clone(),
             };
             let _ = entry.reply.send(Err(err));
         }
@@ -171,8 +178,7 @@ impl Connection {
     pub async fn connect(broker: &str, config: &ConnectionConfig) -> Result<Connection> {
         let broker_name = broker.to_owned();
         let timeout = config.connect_timeout;
-        match tokio::time::timeout(timeout, Self::connect_inner(broker_name.clone(), config))
-            .await
+        match tokio::time::timeout(timeout, Self::connect_inner(broker_name.clone(), config)).await
         {
             Ok(result) => result,
             Err(_) => Err(Error::ConnectTimeout {
@@ -252,7 +258,10 @@ impl Connection {
         R: Request,
         R::Response: GuardedResponse,
     {
-        let (correlation_id, frame) = self.link.round_trip(request, version, Some(timeout)).await?;
+        let (correlation_id, frame) = self
+            .link
+            .round_trip(request, version, Some(timeout))
+            .await?;
         decode_response_frame(version, correlation_id, frame).map_err(|source| Error::Decode {
             broker: self.link.shared.broker.clone(),
             source,
@@ -281,7 +290,6 @@ impl Connection {
 }
 
 impl Link {
-
     /// ApiVersions: the version of every API this broker and kafkit both speak.
     async fn handshake(&self) -> Result<Versions> {
         let request = ApiVersionsRequest::default()
@@ -392,12 +400,15 @@ impl Link {
         }?;
         Ok((correlation_id, frame))
     }
-
 }
 
 /// Takes frames from callers and writes them, in order; registers each expected response
 /// before its request can reach the broker.
-async fn write_loop(shared: Arc<Shared>, mut socket: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>) {
+async fn write_loop(
+    shared: Arc<Shared>,
+    mut socket: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Outgoing>,
+) {
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
         while let Some(outgoing) = next.take() {
