@@ -102,6 +102,15 @@ pub enum Error {
         #[source]
         source: NegotiationError,
     },
+    /// No broker could be reached: the bootstrap list is empty.
+    #[error("no brokers to connect to (bootstrap.servers is empty)")]
+    NoBrokers,
+    /// A node id that the cluster metadata does not list.
+    #[error("broker {node_id} is not in the cluster metadata")]
+    UnknownBroker {
+        /// The node id asked for.
+        node_id: i32,
+    },
     /// The broker answered with an error code.
     #[error("{api:?} failed with {code} (error code {}){}", code.code(), message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
     Broker {

@@ -8,7 +8,9 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod admin;
 pub mod error;
 pub mod io;
+pub mod state;
 
 pub use error::{Error, Result};

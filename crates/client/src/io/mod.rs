@@ -1,4 +1,5 @@
 //! The thin tasks that own sockets: they move frames, arm timers and wake waiters. Decisions
 //! (batching, sequence numbers, assignment, offsets) live in plain state types elsewhere.
 
+pub mod cluster;
 pub mod connection;

@@ -1,0 +1,367 @@
+//! Admin calls: create and delete topics, describe the cluster and topics, list offsets.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), kafkit_client::Error> {
+//! use kafkit_client::admin::{Admin, NewTopic, OffsetSpec};
+//!
+//! let admin = Admin::connect("127.0.0.1:9092").await?;
+//! admin.create_topics(&[NewTopic::new("events", 6, 1).config("retention.ms", "86400000")]).await?;
+//! let latest = admin.list_offsets("events", &[0, 1], OffsetSpec::Latest).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, CreateTopicsRequest, DeleteTopicsRequest, ListOffsetsRequest, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::error::{Error, Result};
+use crate::io::cluster::{Cluster, ClusterConfig};
+use crate::state::metadata::{BrokerInfo, TopicInfo};
+
+/// A topic to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTopic {
+    /// The topic name.
+    pub name: String,
+    /// Number of partitions (-1: the broker's `num.partitions`).
+    pub partitions: i32,
+    /// Replication factor (-1: the broker's `default.replication.factor`).
+    pub replication_factor: i16,
+    /// Topic configs (`retention.ms`, `cleanup.policy`, …).
+    pub configs: BTreeMap<String, String>,
+}
+
+impl NewTopic {
+    /// A topic with `partitions` partitions of `replication_factor` replicas each.
+    pub fn new(name: impl Into<String>, partitions: i32, replication_factor: i16) -> NewTopic {
+        NewTopic {
+            name: name.into(),
+            partitions,
+            replication_factor,
+            configs: BTreeMap::new(),
+        }
+    }
+
+    /// Adds a topic config.
+    pub fn config(mut self, key: impl Into<String>, value: impl Into<String>) -> NewTopic {
+        self.configs.insert(key.into(), value.into());
+        self
+    }
+}
+
+/// Which offset [`Admin::list_offsets`] asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetSpec {
+    /// The log start offset.
+    Earliest,
+    /// The log end offset (the offset the next record will get).
+    Latest,
+    /// The offset of the first record whose timestamp is at or after this one (ms since the
+    /// epoch); the answer has offset -1 when there is none.
+    Timestamp(i64),
+}
+
+impl OffsetSpec {
+    fn timestamp(self) -> i64 {
+        match self {
+            OffsetSpec::Earliest => -2,
+            OffsetSpec::Latest => -1,
+            OffsetSpec::Timestamp(ts) => ts,
+        }
+    }
+}
+
+/// The answer for one partition of [`Admin::list_offsets`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListedOffset {
+    /// The partition.
+    pub partition: i32,
+    /// The offset.
+    pub offset: i64,
+    /// The timestamp of the record at `offset`, or -1.
+    pub timestamp: i64,
+    /// The leader epoch of that record, or -1.
+    pub leader_epoch: i32,
+}
+
+/// The admin client.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    cluster: Cluster,
+}
+
+impl Admin {
+    /// Connects to a cluster through `bootstrap_servers` (comma-separated `host:port`).
+    pub async fn connect(bootstrap_servers: &str) -> Result<Admin> {
+        Ok(Admin {
+            cluster: Cluster::connect(ClusterConfig::new(bootstrap_servers)).await?,
+        })
+    }
+
+    /// An admin client over connections already open.
+    pub fn from_cluster(cluster: Cluster) -> Admin {
+        Admin { cluster }
+    }
+
+    /// The connections this client uses.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    fn timeout(&self) -> Duration {
+        self.cluster.config().request_timeout
+    }
+
+    /// Creates topics, then waits (within the request timeout) until the metadata shows a
+    /// leader for every partition, so that producing to them right away works.
+    ///
+    /// A topic that already exists is an error ([`ResponseError::TopicAlreadyExists`]); use
+    /// [`Admin::create_topics_if_missing`] to accept it.
+    pub async fn create_topics(&self, topics: &[NewTopic]) -> Result<()> {
+        self.create(topics, false).await
+    }
+
+    /// [`Admin::create_topics`], treating topics that already exist as created.
+    pub async fn create_topics_if_missing(&self, topics: &[NewTopic]) -> Result<()> {
+        self.create(topics, true).await
+    }
+
+    async fn create(&self, topics: &[NewTopic], exist_ok: bool) -> Result<()> {
+        let timeout = self.timeout();
+        let request = CreateTopicsRequest::default()
+            .with_timeout_ms(duration_ms(timeout))
+            .with_topics(
+                topics
+                    .iter()
+                    .map(|t| {
+                        CreatableTopic::default()
+                            .with_name(topic_name(&t.name))
+                            .with_num_partitions(t.partitions)
+                            .with_replication_factor(t.replication_factor)
+                            .with_configs(
+                                t.configs
+                                    .iter()
+                                    .map(|(k, v)| {
+                                        CreatableTopicConfig::default()
+                                            .with_name(StrBytes::from_string(k.clone()))
+                                            .with_value(Some(StrBytes::from_string(v.clone())))
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            );
+        let conn = self.cluster.any_connection().await?;
+        let version = conn.version(ApiKey::CreateTopics)?;
+        let response = conn.send(&request, version, timeout).await?;
+        for result in &response.topics {
+            match ResponseError::try_from_code(result.error_code) {
+                None => {}
+                Some(ResponseError::TopicAlreadyExists) if exist_ok => {}
+                Some(code) => {
+                    return Err(Error::Broker {
+                        api: ApiKey::CreateTopics,
+                        code,
+                        message: Some(format!(
+                            "{}: {}",
+                            result.name.0.as_str(),
+                            result.error_message.as_deref().unwrap_or("")
+                        )),
+                    })
+                }
+            }
+        }
+        let names: Vec<&str> = topics.iter().map(|t| t.name.as_str()).collect();
+        self.wait_for_leaders(&names, timeout).await
+    }
+
+    /// Polls metadata until every partition of `topics` has a leader, or `timeout` passes.
+    async fn wait_for_leaders(&self, topics: &[&str], timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            self.cluster.refresh_metadata(Some(topics)).await?;
+            let ready = {
+                let metadata = self.cluster.metadata();
+                topics.iter().all(|t| {
+                    metadata.topic(t).is_some_and(|info| {
+                        !info.partitions.is_empty()
+                            && info.partitions.iter().all(|p| p.leader.is_some())
+                    })
+                })
+            };
+            if ready {
+                return Ok(());
+            }
+            if Instant::now() + pause > deadline {
+                return Err(Error::Broker {
+                    api: ApiKey::Metadata,
+                    code: ResponseError::LeaderNotAvailable,
+                    message: Some(format!("no leader for {topics:?} after {timeout:?}")),
+                });
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    /// Deletes topics by name. Deleting a topic that does not exist is an error
+    /// ([`ResponseError::UnknownTopicOrPartition`]).
+    pub async fn delete_topics(&self, topics: &[&str]) -> Result<()> {
+        let timeout = self.timeout();
+        let conn = self.cluster.any_connection().await?;
+        let version = conn.version(ApiKey::DeleteTopics)?;
+        let mut request = DeleteTopicsRequest::default().with_timeout_ms(duration_ms(timeout));
+        if version >= 6 {
+            request.topics = topics
+                .iter()
+                .map(|t| {
+                    kafka_protocol::messages::delete_topics_request::DeleteTopicState::default()
+                        .with_name(Some(topic_name(t)))
+                })
+                .collect();
+        } else {
+            request.topic_names = topics.iter().map(|t| topic_name(t)).collect();
+        }
+        let response = conn.send(&request, version, timeout).await?;
+        for result in &response.responses {
+            let name = result.name.as_ref().map(|n| n.0.as_str()).unwrap_or("");
+            Error::check(
+                ApiKey::DeleteTopics,
+                result.error_code,
+                Some(&format!(
+                    "{name}: {}",
+                    result.error_message.as_deref().unwrap_or("")
+                )),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The brokers of the cluster, freshly fetched.
+    pub async fn describe_cluster(&self) -> Result<Vec<BrokerInfo>> {
+        self.cluster.refresh_metadata(Some(&[])).await?;
+        Ok(self.cluster.metadata().brokers().cloned().collect())
+    }
+
+    /// Topics with their partitions, leaders and replicas, freshly fetched. A topic that does
+    /// not exist is an error.
+    pub async fn describe_topics(&self, topics: &[&str]) -> Result<Vec<TopicInfo>> {
+        self.cluster.refresh_metadata(Some(topics)).await?;
+        let metadata = self.cluster.metadata();
+        topics
+            .iter()
+            .map(|t| match metadata.topic(t) {
+                Some(info) if info.error.is_none() => Ok(info.clone()),
+                Some(info) => Err(Error::Broker {
+                    api: ApiKey::Metadata,
+                    code: info.error.unwrap_or(ResponseError::UnknownServerError),
+                    message: Some((*t).to_owned()),
+                }),
+                None => Err(Error::Broker {
+                    api: ApiKey::Metadata,
+                    code: ResponseError::UnknownTopicOrPartition,
+                    message: Some((*t).to_owned()),
+                }),
+            })
+            .collect()
+    }
+
+    /// Offsets of `partitions` of `topic`: earliest, latest, or by timestamp. Each partition is
+    /// asked of its leader; retriable errors (a leader that moved or is not ready yet) are
+    /// retried with fresh metadata until the request timeout.
+    pub async fn list_offsets(
+        &self,
+        topic: &str,
+        partitions: &[i32],
+        spec: OffsetSpec,
+    ) -> Result<Vec<ListedOffset>> {
+        let deadline = Instant::now() + self.timeout();
+        let mut pause = Duration::from_millis(20);
+        loop {
+            match self.list_offsets_once(topic, partitions, spec).await {
+                Err(err) if err.is_retriable() && Instant::now() + pause < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn list_offsets_once(
+        &self,
+        topic: &str,
+        partitions: &[i32],
+        spec: OffsetSpec,
+    ) -> Result<Vec<ListedOffset>> {
+        let timeout = self.timeout();
+        self.cluster.refresh_metadata(Some(&[topic])).await?;
+        // Group the partitions by leader: one request per broker.
+        let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
+        for &p in partitions {
+            let leader = self.cluster.metadata().leader(topic, p).map(|b| b.node_id);
+            let leader = leader.ok_or_else(|| Error::Broker {
+                api: ApiKey::ListOffsets,
+                code: ResponseError::LeaderNotAvailable,
+                message: Some(format!("{topic}-{p}")),
+            })?;
+            by_leader.entry(leader).or_default().push(p);
+        }
+        let mut out = Vec::with_capacity(partitions.len());
+        for (leader, parts) in by_leader {
+            let conn = self.cluster.connection(leader).await?;
+            let version = conn.version(ApiKey::ListOffsets)?;
+            let request = ListOffsetsRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_timeout_ms(duration_ms(timeout))
+                .with_topics(vec![ListOffsetsTopic::default()
+                    .with_name(topic_name(topic))
+                    .with_partitions(
+                        parts
+                            .iter()
+                            .map(|&p| {
+                                ListOffsetsPartition::default()
+                                    .with_partition_index(p)
+                                    .with_current_leader_epoch(-1)
+                                    .with_timestamp(spec.timestamp())
+                            })
+                            .collect(),
+                    )]);
+            let response = conn.send(&request, version, timeout).await?;
+            for t in &response.topics {
+                for p in &t.partitions {
+                    Error::check(
+                        ApiKey::ListOffsets,
+                        p.error_code,
+                        Some(&format!("{topic}-{}", p.partition_index)),
+                    )?;
+                    out.push(ListedOffset {
+                        partition: p.partition_index,
+                        offset: p.offset,
+                        timestamp: p.timestamp,
+                        leader_epoch: p.leader_epoch,
+                    });
+                }
+            }
+        }
+        out.sort_by_key(|o| o.partition);
+        Ok(out)
+    }
+}
+
+fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_owned()))
+}
+
+fn duration_ms(d: Duration) -> i32 {
+    i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
+}
