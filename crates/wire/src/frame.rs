@@ -284,6 +284,32 @@ mod tests {
         assert_eq!(&buf[..], b"keep");
     }
 
+    proptest::proptest! {
+        /// Any bodies, cut into any chunks: the same bodies come out, in order.
+        #[test]
+        fn any_chunking_yields_the_same_frames(
+            bodies in proptest::collection::vec(proptest::collection::vec(0u8..=255, 0..40), 0..5),
+            cuts in proptest::collection::vec(1usize..16, 1..64),
+        ) {
+            let wire = framed(&bodies.iter().map(Vec::as_slice).collect::<Vec<_>>());
+            let decoder = FrameDecoder::with_max_frame_size(40);
+            let mut buf = BytesMut::new();
+            let mut got = Vec::new();
+            let mut rest = &wire[..];
+            let mut cut = cuts.iter().cycle();
+            while !rest.is_empty() {
+                let n = (*cut.next().unwrap()).min(rest.len());
+                buf.extend_from_slice(&rest[..n]);
+                rest = &rest[n..];
+                while let Next::Frame(frame) = decoder.decode(&mut buf).unwrap() {
+                    got.push(frame.to_vec());
+                }
+            }
+            proptest::prop_assert_eq!(got, bodies);
+            proptest::prop_assert!(buf.is_empty());
+        }
+    }
+
     #[test]
     fn frames_append_to_a_reused_buffer() {
         let mut buf = BytesMut::new();

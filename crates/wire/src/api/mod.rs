@@ -5,6 +5,12 @@
 //! which variants [`AnyResponse`] has.
 
 mod table;
+
+/// kafka-protocol's API keys and version ranges, re-exported so callers of this module need not
+/// name kafka-protocol themselves.
+pub use kafka_protocol::messages::ApiKey;
+pub use kafka_protocol::protocol::VersionRange;
+
 mod versions;
 
 pub use table::{AnyResponse, SupportedApi, SUPPORTED};

@@ -97,11 +97,20 @@ pub fn decode_response<R: GuardedResponse>(version: i16, body: Bytes) -> Result<
     }
     check(api, version, Kind::Response, &body)?;
     let mut body = body;
-    R::decode(&mut body, version).map_err(|e| DecodeError::Malformed {
+    let decoded = R::decode(&mut body, version).map_err(|e| DecodeError::Malformed {
         api,
         version,
         reason: e.to_string(),
-    })
+    })?;
+    // The walk ended exactly at the end; a decoder that stops early reads another layout.
+    if !body.is_empty() {
+        return Err(DecodeError::Malformed {
+            api,
+            version,
+            reason: format!("decoder left {} bytes the guard walked", body.len()),
+        });
+    }
+    Ok(decoded)
 }
 
 /// Decodes the body of a response of `api` at `version`, picked at run time.

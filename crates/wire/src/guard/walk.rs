@@ -212,20 +212,18 @@ impl Walker<'_> {
         for _ in 0..count {
             let tag = self.uvarint()?;
             let size = self.uvarint()? as usize;
-            if size > self.remaining() {
-                return Err(Problem::Truncated {
-                    needed: size,
-                    remaining: self.remaining(),
-                });
-            }
-            let end = self.pos + size;
+            let end = self.pos.saturating_add(size);
+            let scope = self.buf.get(..end).ok_or(Problem::Truncated {
+                needed: size,
+                remaining: self.remaining(),
+            })?;
             let known = fields
                 .iter()
                 .find(|f| f.tagged.min <= f.tagged.max && f.tag == tag);
             match known {
                 Some(field) if field.is_tagged_at(self.version) => {
                     let mut inner = Walker {
-                        buf: &self.buf[..end],
+                        buf: scope,
                         pos: self.pos,
                         version: self.version,
                         flexible: self.flexible,
