@@ -354,6 +354,13 @@ cmd_start() {
   local t0=$SECONDS attempt rc n nd cid
   local -a ports nodes
   for ((n = 1; n <= brokers; n++)); do nodes+=("$n"); done
+  # The watchdog goes first, so a caller that dies while we wait still leaks no broker; and if
+  # this script itself is interrupted, it kills what it launched.
+  if [[ -n "$watch_pid" ]]; then
+    start_watchdog "$dir" "$watch_pid"
+  fi
+  # shellcheck disable=SC2064  # expand now
+  trap "abort_start '$dir'" INT TERM HUP
   for attempt in 1 2 3; do
     mapfile -t ports < <(free_ports $((2 * brokers)))
     ((${#ports[@]} == 2 * brokers)) || die "could not get free ports"
@@ -388,9 +395,7 @@ cmd_start() {
     if ((rc == 0)); then
       echo "$bootstrap" >"$dir/bootstrap"
       echo "KAFKA_BOOTSTRAP_SERVERS=$bootstrap" >"$dir/env"
-      if [[ -n "$watch_pid" ]]; then
-        start_watchdog "$dir" "$watch_pid"
-      fi
+      trap - INT TERM HUP
       log "$brokers node(s) ready in $((SECONDS - t0)) s; state dir $dir"
       echo "KAFKA_BOOTSTRAP_SERVERS=$bootstrap"
       return 0
@@ -400,8 +405,18 @@ cmd_start() {
       log "retrying with new ports (attempt $((attempt + 1)))"
       continue
     fi
+    kill_watchdog "$dir"
     die "start failed; state dir kept for inspection: $dir"
   done
+}
+
+abort_start() {
+  log "interrupted: stopping what was started"
+  local n brokers
+  brokers="$(<"$1/brokers")"
+  for ((n = 1; n <= brokers; n++)); do stop_node "$1" "$n" KILL || true; done
+  kill_watchdog "$1"
+  exit 130
 }
 
 # The watchdog: a detached process (own session, no inherited stdout so a caller's $(...) does
@@ -427,17 +442,20 @@ cmd_stop() {
   done
   local rc=0 j
   for j in "${jobs[@]}"; do wait "$j" || rc=1; done
-  if [[ -f "$dir/watchdog.pid" ]]; then
-    local wpid
-    wpid="$(<"$dir/watchdog.pid")"
-    # Not ourselves (the watchdog execs this script) and only if it still is the watchdog.
-    if [[ "$wpid" != "$$" ]] && kill -0 "$wpid" 2>/dev/null \
-        && tr '\0' ' ' <"/proc/$wpid/cmdline" 2>/dev/null | grep -qF "$dir"; then
-      kill "$wpid" 2>/dev/null || true
-    fi
-    rm -f "$dir/watchdog.pid"
-  fi
+  kill_watchdog "$dir"
   return "$rc"
+}
+
+kill_watchdog() {
+  local dir="$1" wpid
+  [[ -f "$dir/watchdog.pid" ]] || return 0
+  wpid="$(<"$dir/watchdog.pid")"
+  # Not ourselves (the watchdog execs this script) and only if it still is the watchdog.
+  if [[ "$wpid" != "$$" ]] && kill -0 "$wpid" 2>/dev/null \
+      && tr '\0' ' ' <"/proc/$wpid/cmdline" 2>/dev/null | grep -qF "$dir"; then
+    kill "$wpid" 2>/dev/null || true
+  fi
+  rm -f "$dir/watchdog.pid"
 }
 
 cmd_kill_node() {
