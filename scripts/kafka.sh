@@ -57,7 +57,7 @@
 #     expect; tests that need "unknown topic" behaviour must create/check topics explicitly or
 #     pass their own setting. num.partitions is the default (1).
 #   * group.initial.rebalance.delay.ms=0 so classic consumer groups form at once.
-#   * Timings (this machine): see scripts/kafka/README.md.
+#   * Timings and more notes: scripts/kafka/README.md.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
