@@ -31,7 +31,7 @@ t=$(ms); "$K" fetch; ok "fetch ($(($(ms) - t)) ms)"
 # 1. single node
 S1="$(mktemp -d)"; STATES+=("$S1")
 t=$(ms); out="$("$K" start --dir "$S1")"; t1=$(($(ms) - t))
-[[ "$out" == "KAFKA_BOOTSTRAP_SERVERS=$(<"$S1/bootstrap")" ]] || fail "start printed: $out"
+[[ "$out" == "KAFKA_BOOTSTRAP_SERVERS=$(<"$S1/bootstrap")"$'\n'"KAFKA_STATE_DIR=$S1" ]] || fail "start printed: $out"
 ok "single-node start ($t1 ms): $out"
 bs="$(<"$S1/bootstrap")"
 "$K" java org.apache.kafka.tools.TopicCommand --bootstrap-server "$bs" --create --topic selftest \

@@ -8,8 +8,9 @@
 #       Idempotent: does nothing when that folder is complete.
 #   scripts/kafka.sh start [--brokers N] [--dir DIR] [--watch-pid PID]
 #       Start N (default 1) combined broker+controller KRaft nodes on free 127.0.0.1 ports,
-#       wait until every node logged "Kafka Server started", then print exactly one line on
-#       stdout:  KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:p1[,127.0.0.1:p2,...]
+#       wait until every node logged "Kafka Server started", then print two lines on stdout:
+#         KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:p1[,127.0.0.1:p2,...]
+#         KAFKA_STATE_DIR=<DIR>
 #       State goes to DIR (default: a new mktemp -d); see "State dir layout" below.
 #       --watch-pid PID: a detached watchdog stops the cluster when PID exits.
 #   scripts/kafka.sh stop DIR              SIGTERM all nodes, wait (deadline), then SIGKILL. Idempotent.
@@ -398,6 +399,7 @@ cmd_start() {
       trap - INT TERM HUP
       log "$brokers node(s) ready in $((SECONDS - t0)) s; state dir $dir"
       echo "KAFKA_BOOTSTRAP_SERVERS=$bootstrap"
+      echo "KAFKA_STATE_DIR=$dir"
       return 0
     fi
     for n in "${nodes[@]}"; do stop_node "$dir" "$n" KILL; done

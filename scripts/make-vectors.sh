@@ -20,8 +20,8 @@ KAFKA="$ROOT/scripts/kafka.sh"
 "$KAFKA" fetch
 STATE="$(mktemp -d "${TMPDIR:-/tmp}/kafkit-vectors-kafka.XXXXXX")"
 trap '"$KAFKA" stop "$STATE" || true; rm -rf "$STATE"' EXIT
-BOOTSTRAP="$("$KAFKA" start --dir "$STATE" --watch-pid $$)"
-BOOTSTRAP="${BOOTSTRAP#KAFKA_BOOTSTRAP_SERVERS=}"
+"$KAFKA" start --dir "$STATE" --watch-pid $$ >/dev/null
+BOOTSTRAP="$(<"$STATE/bootstrap")"
 python3 "$ROOT/scripts/vectors/make_vectors.py" \
   --kafka-sh "$KAFKA" \
   --vectors-java "$ROOT/scripts/vectors/Vectors.java" \

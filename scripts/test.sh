@@ -51,6 +51,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
+step "scripts/kafka.sh self-test (1 node and 3 nodes, node faults, watchdog)"
+bash scripts/kafka-selftest.sh
+
 if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
   step "start a local Kafka broker"
   out=$(bash scripts/kafka.sh start)
