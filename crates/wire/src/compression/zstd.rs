@@ -14,9 +14,7 @@ use super::{read_bounded, Compression, CompressionError};
 /// limit when that is larger, never more than ruzstd's own default cap.
 fn max_window(limit: usize) -> u64 {
     let limit = u64::try_from(limit).unwrap_or(u64::MAX);
-    limit
-        .max(8 << 20)
-        .min(ruzstd::decoding::DEFAULT_MAX_WINDOW_SIZE)
+    limit.clamp(8 << 20, ruzstd::decoding::DEFAULT_MAX_WINDOW_SIZE)
 }
 
 /// Compresses `input` as one zstd frame, appending to `out`.
