@@ -1,0 +1,308 @@
+//! Kafka compression codecs (attribute bits 0-2 of a record batch): gzip, snappy (raw and
+//! xerial framing), lz4 (frame format) and zstd, all in pure Rust.
+//!
+//! Every decompressor is bounded: [`decompress`] takes a byte limit and returns
+//! [`CompressionError::LimitExceeded`] as soon as the output would grow past it, so a small
+//! malicious input (a "zip bomb") can never make the client allocate more than the limit.
+//! Declared sizes inside compressed streams are never trusted to pre-allocate beyond the limit.
+//!
+//! ```
+//! use kafkit_wire::compression::{compress, decompress, Compression};
+//!
+//! let text = b"kafka kafka kafka kafka kafka".repeat(10);
+//! let mut packed = Vec::new();
+//! compress(Compression::Zstd, &text, &mut packed)?;
+//! let mut unpacked = Vec::new();
+//! decompress(Compression::Zstd, &packed, 1 << 20, &mut unpacked)?;
+//! assert_eq!(unpacked, text);
+//! # Ok::<(), kafkit_wire::compression::CompressionError>(())
+//! ```
+
+pub mod gzip;
+pub mod lz4;
+pub mod snappy;
+pub mod zstd;
+
+use std::fmt;
+use std::io::Read;
+
+/// A Kafka compression codec, as stored in bits 0-2 of the batch (or legacy message) attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Compression {
+    /// No compression (id 0).
+    #[default]
+    None,
+    /// gzip (id 1).
+    Gzip,
+    /// Snappy (id 2); decoded raw or xerial-framed, encoded xerial-framed.
+    Snappy,
+    /// LZ4 frame format (id 3).
+    Lz4,
+    /// Zstandard (id 4, brokers 2.1+).
+    Zstd,
+}
+
+impl Compression {
+    /// All codecs, in id order.
+    pub const ALL: [Compression; 5] = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+
+    /// The codec for a Kafka codec id (0-4), or `None` for an unknown id.
+    ///
+    /// ```
+    /// use kafkit_wire::compression::Compression;
+    /// assert_eq!(Compression::from_id(3), Some(Compression::Lz4));
+    /// assert_eq!(Compression::from_id(5), None);
+    /// ```
+    pub fn from_id(id: u8) -> Option<Compression> {
+        match id {
+            0 => Some(Compression::None),
+            1 => Some(Compression::Gzip),
+            2 => Some(Compression::Snappy),
+            3 => Some(Compression::Lz4),
+            4 => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+
+    /// The Kafka codec id (0-4).
+    pub fn id(self) -> u8 {
+        match self {
+            Compression::None => 0,
+            Compression::Gzip => 1,
+            Compression::Snappy => 2,
+            Compression::Lz4 => 3,
+            Compression::Zstd => 4,
+        }
+    }
+
+    /// The codec's name as Kafka's `compression.type` config spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What went wrong compressing or decompressing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CompressionError {
+    /// The decompressed output would exceed the caller's limit.
+    #[error("{codec} output exceeds the limit of {limit} bytes")]
+    LimitExceeded {
+        /// The codec being decoded.
+        codec: Compression,
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The compressed input is malformed.
+    #[error("corrupt {codec} data: {message}")]
+    Corrupt {
+        /// The codec being decoded.
+        codec: Compression,
+        /// What the decoder reported.
+        message: String,
+    },
+    /// The encoder failed.
+    #[error("{codec} compression failed: {message}")]
+    Encode {
+        /// The codec being encoded.
+        codec: Compression,
+        /// What the encoder reported.
+        message: String,
+    },
+}
+
+impl CompressionError {
+    pub(crate) fn corrupt(codec: Compression, message: impl fmt::Display) -> Self {
+        CompressionError::Corrupt {
+            codec,
+            message: message.to_string(),
+        }
+    }
+
+    pub(crate) fn encode(codec: Compression, message: impl fmt::Display) -> Self {
+        CompressionError::Encode {
+            codec,
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Compresses `input` with `codec`, appending the result to `out`.
+///
+/// Snappy is written in the xerial framing the Java client produces (see [`snappy`]); lz4 as an
+/// LZ4 frame with independent 64 KiB blocks; zstd at ruzstd's "fastest" level; gzip at level 6.
+/// [`Compression::None`] copies the input.
+///
+/// ```
+/// use kafkit_wire::compression::{compress, Compression};
+/// let mut out = Vec::new();
+/// compress(Compression::Gzip, b"hello", &mut out)?;
+/// assert_eq!(&out[..2], &[0x1f, 0x8b]);
+/// # Ok::<(), kafkit_wire::compression::CompressionError>(())
+/// ```
+pub fn compress(
+    codec: Compression,
+    input: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), CompressionError> {
+    match codec {
+        Compression::None => {
+            out.extend_from_slice(input);
+            Ok(())
+        }
+        Compression::Gzip => gzip::compress(input, out),
+        Compression::Snappy => snappy::compress_xerial(input, out),
+        Compression::Lz4 => lz4::compress(input, out),
+        Compression::Zstd => zstd::compress(input, out),
+    }
+}
+
+/// Decompresses `input` with `codec`, appending at most `limit` bytes to `out`.
+///
+/// Output beyond `limit` is [`CompressionError::LimitExceeded`] (and `out` is restored to its
+/// original length). Snappy input may be raw or xerial-framed.
+///
+/// ```
+/// use kafkit_wire::compression::{compress, decompress, Compression, CompressionError};
+/// let mut packed = Vec::new();
+/// compress(Compression::Lz4, &[0u8; 10_000], &mut packed)?;
+/// let mut out = Vec::new();
+/// let err = decompress(Compression::Lz4, &packed, 1_000, &mut out).unwrap_err();
+/// assert!(matches!(err, CompressionError::LimitExceeded { limit: 1_000, .. }));
+/// # Ok::<(), CompressionError>(())
+/// ```
+pub fn decompress(
+    codec: Compression,
+    input: &[u8],
+    limit: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), CompressionError> {
+    let start = out.len();
+    let result = match codec {
+        Compression::None => {
+            if input.len() > limit {
+                Err(CompressionError::LimitExceeded { codec, limit })
+            } else {
+                out.extend_from_slice(input);
+                Ok(())
+            }
+        }
+        Compression::Gzip => gzip::decompress(input, limit, out),
+        Compression::Snappy => snappy::decompress(input, limit, out),
+        Compression::Lz4 => lz4::decompress(input, limit, out),
+        Compression::Zstd => zstd::decompress(input, limit, out),
+    };
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
+}
+
+/// Reads `reader` to its end into `out`, failing once more than `limit` bytes came out.
+///
+/// Never reads more than `limit + 1` bytes, so memory stays bounded whatever the stream claims.
+pub(crate) fn read_bounded<R: Read>(
+    codec: Compression,
+    reader: R,
+    limit: usize,
+    out: &mut Vec<u8>,
+) -> Result<usize, CompressionError> {
+    let start = out.len();
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    let mut bounded = reader.take(cap);
+    bounded
+        .read_to_end(out)
+        .map_err(|e| CompressionError::corrupt(codec, e))?;
+    let produced = out.len().saturating_sub(start);
+    if produced > limit {
+        out.truncate(start);
+        return Err(CompressionError::LimitExceeded { codec, limit });
+    }
+    Ok(produced)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<u8> {
+        let mut v = Vec::new();
+        for i in 0..5000u32 {
+            v.extend_from_slice(
+                format!("{{\"id\":{i},\"v\":{}}}", i.wrapping_mul(2654435761)).as_bytes(),
+            );
+        }
+        v
+    }
+
+    #[test]
+    fn ids_round_trip() {
+        for c in Compression::ALL {
+            assert_eq!(Compression::from_id(c.id()), Some(c));
+        }
+        assert_eq!(Compression::from_id(7), None);
+    }
+
+    #[test]
+    fn every_codec_round_trips_and_is_bounded() {
+        let data = sample();
+        for c in Compression::ALL {
+            let mut packed = vec![0xAA];
+            compress(c, &data, &mut packed).unwrap();
+            let mut out = vec![0x55];
+            decompress(c, &packed[1..], data.len(), &mut out).unwrap();
+            assert_eq!(&out[1..], &data[..], "{c}");
+            let mut out = vec![0x55];
+            let err = decompress(c, &packed[1..], data.len() - 1, &mut out).unwrap_err();
+            assert!(
+                matches!(err, CompressionError::LimitExceeded { .. }),
+                "{c}: {err}"
+            );
+            assert_eq!(out, vec![0x55]);
+        }
+    }
+
+    #[test]
+    fn empty_input_round_trips() {
+        for c in Compression::ALL {
+            let mut packed = Vec::new();
+            compress(c, b"", &mut packed).unwrap();
+            let mut out = Vec::new();
+            decompress(c, &packed, 0, &mut out).unwrap();
+            assert!(out.is_empty(), "{c}");
+        }
+    }
+
+    #[test]
+    fn garbage_is_corrupt_not_panic() {
+        for c in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            for junk in [&b"\x00\x01\x02\x03garbage!"[..], &[0xff; 40][..], &[][..]] {
+                let mut out = Vec::new();
+                let _ = decompress(c, junk, 1 << 20, &mut out);
+            }
+        }
+    }
+}
