@@ -11,7 +11,10 @@
 //!   the bytes that are really there, before any decoder reserves memory for it.
 //! - [`record`]: record batch v2 encode/decode (CRC32C, control records) and legacy message sets.
 //! - [`compression`]: gzip, snappy (raw and xerial), lz4 frame and zstd, all bounded.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 #![deny(missing_docs)]
 
 pub mod api;
