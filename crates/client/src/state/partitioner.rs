@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use super::murmur2::partition_for_key;
 use super::rng::RandomSource;
 use super::sticky::StickyPartitioner;
+use crate::config::ProducerConfig;
 
 pub use super::sticky::TopicPartitions;
 
@@ -79,8 +80,11 @@ pub enum PartitionError {
 
 /// Chooses the partition of each record (the Java client's `Partitioner` plug-in).
 ///
-/// Implement it for custom routing. The producer calls [`partition`](Self::partition) before
-/// appending a record and [`on_append`](Self::on_append) after, with the same record.
+/// Implement it for custom routing. The producer routes each record through
+/// [`choose_partition`], which keeps a record's explicit partition and otherwise calls
+/// [`partition`](Self::partition); after appending the record it calls
+/// [`on_append`](Self::on_append) with the same record. The trait is object safe
+/// (`Box<dyn Partitioner + Send>` works).
 ///
 /// ```
 /// use kafkit_client::state::partitioner::{
@@ -131,6 +135,57 @@ pub trait Partitioner {
     }
 }
 
+/// Routes one record as the Java producer does around a partitioner: a record's explicit
+/// partition is used as is (never shown to the partitioner), otherwise `partitioner` decides;
+/// either way the result must be one of the topic's partitions.
+///
+/// With a [`DefaultPartitioner`] this gives the same answers as calling it directly; with a
+/// custom partitioner it keeps explicit partitions working, as the Java client does.
+///
+/// ```
+/// use kafkit_client::state::partitioner::{
+///     choose_partition, PartitionError, Partitioner, RecordInfo, TopicPartitions,
+/// };
+///
+/// struct Always(u32);
+/// impl Partitioner for Always {
+///     fn partition(&mut self, _: &RecordInfo<'_>, _: &TopicPartitions<'_>) -> Result<u32, PartitionError> {
+///         Ok(self.0)
+///     }
+/// }
+///
+/// let topic = TopicPartitions::all_available(4);
+/// let explicit = RecordInfo::new("t").with_partition(1);
+/// assert_eq!(choose_partition(&mut Always(3), &explicit, &topic), Ok(1));
+/// assert_eq!(choose_partition(&mut Always(3), &RecordInfo::new("t"), &topic), Ok(3));
+/// assert!(choose_partition(&mut Always(9), &RecordInfo::new("t"), &topic).is_err());
+/// ```
+pub fn choose_partition<P: Partitioner + ?Sized>(
+    partitioner: &mut P,
+    record: &RecordInfo<'_>,
+    partitions: &TopicPartitions<'_>,
+) -> Result<u32, PartitionError> {
+    let count = partitions.partition_count();
+    if count == 0 {
+        return Err(PartitionError::NoPartitions {
+            topic: record.topic.to_owned(),
+        });
+    }
+    let partition = match record.partition {
+        Some(explicit) => explicit,
+        None => partitioner.partition(record, partitions)?,
+    };
+    if partition < count {
+        Ok(partition)
+    } else {
+        Err(PartitionError::OutOfRange {
+            topic: record.topic.to_owned(),
+            partition,
+            partition_count: count,
+        })
+    }
+}
+
 /// The Java client's built-in partitioning: a record's explicit partition if it has one,
 /// else the murmur2 hash of its key (unless `partitioner.ignore.keys`), else the uniform sticky
 /// partition of its topic ([KIP-794](StickyPartitioner)).
@@ -158,6 +213,7 @@ pub trait Partitioner {
 pub struct DefaultPartitioner<R> {
     batch_size: usize,
     ignore_keys: bool,
+    adaptive: bool,
     sticky: HashMap<String, StickyPartitioner>,
     rng: R,
 }
@@ -170,9 +226,45 @@ impl<R: RandomSource> DefaultPartitioner<R> {
         Self {
             batch_size,
             ignore_keys,
+            adaptive: true,
             sticky: HashMap::new(),
             rng,
         }
+    }
+
+    /// A default partitioner with the producer's `batch.size`, `partitioner.ignore.keys` and
+    /// `partitioner.adaptive.partitioning.enable`.
+    ///
+    /// ```
+    /// use kafkit_client::config::ProducerConfig;
+    /// use kafkit_client::state::partitioner::DefaultPartitioner;
+    /// use kafkit_client::state::rng::XorShift64Star;
+    ///
+    /// let config = ProducerConfig::from_properties([
+    ///     ("bootstrap.servers", "localhost:9092"),
+    ///     ("partitioner.ignore.keys", "true"),
+    /// ])?;
+    /// let partitioner = DefaultPartitioner::from_config(&config, XorShift64Star::from_entropy());
+    /// assert!(partitioner.ignore_keys());
+    /// # Ok::<(), kafkit_client::config::ConfigError>(())
+    /// ```
+    pub fn from_config(config: &ProducerConfig, rng: R) -> Self {
+        let mut partitioner = Self::new(config.batch_size(), config.partitioner_ignore_keys(), rng);
+        partitioner.adaptive = config.partitioner_adaptive_partitioning();
+        partitioner
+    }
+
+    /// Turns adaptive partitioning (`partitioner.adaptive.partitioning.enable`, on by
+    /// default) on or off; off, queue sizes given to
+    /// [`update_load_stats`](Self::update_load_stats) are ignored.
+    pub fn with_adaptive_partitioning(mut self, adaptive: bool) -> Self {
+        self.adaptive = adaptive;
+        if !adaptive {
+            self.sticky
+                .values_mut()
+                .for_each(StickyPartitioner::clear_load_stats);
+        }
+        self
     }
 
     /// Whether keys are ignored (every record without an explicit partition goes sticky).
@@ -183,8 +275,10 @@ impl<R: RandomSource> DefaultPartitioner<R> {
     /// Feeds a topic's queue sizes for adaptive sticky choice; see
     /// [`StickyPartitioner::update_load_stats`].
     pub fn update_load_stats(&mut self, topic: &str, queues: &[(u32, u32)], partition_count: u32) {
-        self.sticky_for(topic)
-            .update_load_stats(queues, partition_count);
+        if self.adaptive {
+            self.sticky_for(topic)
+                .update_load_stats(queues, partition_count);
+        }
     }
 
     /// The current sticky partition of `topic`, if any.
@@ -352,5 +446,99 @@ mod tests {
                 Err(PartitionError::NoPartitions { topic: "t".into() })
             );
         }
+    }
+
+    /// A custom partitioner: the first byte of the key, modulo the partition count.
+    struct FirstByte;
+
+    impl Partitioner for FirstByte {
+        fn partition(
+            &mut self,
+            record: &RecordInfo<'_>,
+            partitions: &TopicPartitions<'_>,
+        ) -> Result<u32, PartitionError> {
+            let byte = record.key.and_then(|k| k.first()).copied().unwrap_or(0);
+            Ok(u32::from(byte) % partitions.partition_count())
+        }
+    }
+
+    #[test]
+    fn custom_partitioners_work_as_trait_objects_behind_choose_partition() {
+        let mut custom: Box<dyn Partitioner> = Box::new(FirstByte);
+        let topic = TopicPartitions::all_available(10);
+        let keyed = RecordInfo::new("t").with_key(b"\x07rest");
+        assert_eq!(choose_partition(custom.as_mut(), &keyed, &topic), Ok(7));
+        let explicit = keyed.with_partition(2);
+        assert_eq!(choose_partition(custom.as_mut(), &explicit, &topic), Ok(2));
+        let out_of_range = keyed.with_partition(10);
+        assert!(matches!(
+            choose_partition(custom.as_mut(), &out_of_range, &topic),
+            Err(PartitionError::OutOfRange { partition: 10, .. })
+        ));
+        custom.on_append(&keyed, 7, 100, true); // the default hook is a no-op
+        assert_eq!(
+            choose_partition(custom.as_mut(), &keyed, &TopicPartitions::all_available(0)),
+            Err(PartitionError::NoPartitions { topic: "t".into() })
+        );
+    }
+
+    #[test]
+    fn choose_partition_with_the_default_matches_calling_it() {
+        let mut a = partitioner(false);
+        let mut b = partitioner(false);
+        let topic = TopicPartitions::all_available(6);
+        for key in [&b"x"[..], b"yy", b""] {
+            let r = RecordInfo::new("t").with_key(key);
+            assert_eq!(
+                choose_partition(&mut a, &r, &topic),
+                b.partition(&r, &topic)
+            );
+        }
+        let keyless = RecordInfo::new("t");
+        assert_eq!(
+            choose_partition(&mut a, &keyless, &topic),
+            b.partition(&keyless, &topic)
+        );
+    }
+
+    #[test]
+    fn adaptive_off_ignores_queue_sizes() {
+        let topic = TopicPartitions::all_available(2);
+        let run = |adaptive: bool| {
+            let mut p = DefaultPartitioner::new(1, false, XorShift64Star::new(5))
+                .with_adaptive_partitioning(adaptive);
+            // Partition 1 has a huge queue: adaptive choice nearly never picks it.
+            p.update_load_stats("t", &[(0, 0), (1, 1_000)], 2);
+            let r = RecordInfo::new("t");
+            let mut ones = 0;
+            for _ in 0..2_000 {
+                let chosen = p.partition(&r, &topic).unwrap();
+                ones += chosen;
+                p.on_append(&r, chosen, 1, true);
+            }
+            ones
+        };
+        assert!(run(true) < 20, "{}", run(true));
+        assert!((800..1_200).contains(&run(false)), "{}", run(false));
+    }
+
+    #[test]
+    fn from_config_takes_the_producer_settings() {
+        let config = ProducerConfig::from_properties([
+            ("bootstrap.servers", "b:1"),
+            ("batch.size", "10"),
+            ("partitioner.adaptive.partitioning.enable", "false"),
+        ])
+        .unwrap();
+        let mut p = DefaultPartitioner::from_config(&config, XorShift64Star::new(1));
+        assert!(!p.ignore_keys());
+        assert!(!p.adaptive);
+        let topic = TopicPartitions::all_available(1_000);
+        let r = RecordInfo::new("t");
+        let first = p.partition(&r, &topic).unwrap();
+        p.on_append(&r, first, 9, true);
+        assert_eq!(p.sticky_partition("t"), Some(first));
+        p.on_append(&r, first, 1, true);
+        assert_eq!(p.sticky_partition("t"), None, "batch.size=10 reached");
     }
 }
