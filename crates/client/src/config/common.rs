@@ -195,6 +195,44 @@ impl ClientConfig {
         self.receive_buffer_bytes
     }
 
+    /// Appends these settings as Java properties (see [`ProducerConfig::to_properties`]).
+    ///
+    /// [`ProducerConfig::to_properties`]: super::ProducerConfig::to_properties
+    pub(crate) fn append_properties(&self, out: &mut Vec<(&'static str, String)>) {
+        let ms = |d: Duration| millis(d).to_string();
+        let servers: Vec<String> = self
+            .bootstrap_servers
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        out.push((BOOTSTRAP_SERVERS, servers.join(",")));
+        if let Some(id) = &self.client_id {
+            out.push((CLIENT_ID, id.clone()));
+        }
+        out.push((REQUEST_TIMEOUT_MS, ms(self.request_timeout)));
+        out.push((RETRY_BACKOFF_MS, ms(self.retry_backoff)));
+        out.push((RETRY_BACKOFF_MAX_MS, ms(self.retry_backoff_max)));
+        out.push((RECONNECT_BACKOFF_MS, ms(self.reconnect_backoff)));
+        out.push((RECONNECT_BACKOFF_MAX_MS, ms(self.reconnect_backoff_max)));
+        out.push((METADATA_MAX_AGE_MS, ms(self.metadata_max_age)));
+        out.push((
+            CONNECTIONS_MAX_IDLE_MS,
+            self.connections_max_idle
+                .map_or_else(|| "-1".to_owned(), ms),
+        ));
+        out.push((
+            SOCKET_CONNECTION_SETUP_TIMEOUT_MS,
+            ms(self.socket_connection_setup_timeout),
+        ));
+        out.push((
+            SOCKET_CONNECTION_SETUP_TIMEOUT_MAX_MS,
+            ms(self.socket_connection_setup_timeout_max),
+        ));
+        let buffer = |b: Option<u32>| b.map_or_else(|| "-1".to_owned(), |n| n.to_string());
+        out.push((SEND_BUFFER_BYTES, buffer(self.send_buffer_bytes)));
+        out.push((RECEIVE_BUFFER_BYTES, buffer(self.receive_buffer_bytes)));
+    }
+
     /// The retry backoff policy: `retry.backoff.ms` doubling up to `retry.backoff.max.ms`,
     /// ±20% jitter (static when the first is not below the second).
     pub fn retry_backoff_policy(&self) -> ExponentialBackoff {

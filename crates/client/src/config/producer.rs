@@ -141,6 +141,58 @@ impl ProducerConfig {
         builder.build()
     }
 
+    /// Every setting as a Java property, in a stable order: the effective values, after
+    /// defaults and the cross-field rules (e.g. `enable.idempotence=false` when `acks=1`
+    /// turned it off). Reading them back with [`from_properties`](Self::from_properties)
+    /// gives an equal configuration. Handy for logging what a producer runs with.
+    ///
+    /// ```
+    /// use kafkit_client::config::ProducerConfig;
+    ///
+    /// let config = ProducerConfig::from_properties([("bootstrap.servers", "b:9092")])?;
+    /// let props = config.to_properties();
+    /// assert!(props.contains(&("linger.ms", "5".to_owned())));
+    /// assert_eq!(ProducerConfig::from_properties(props)?, config);
+    /// # Ok::<(), kafkit_client::config::ConfigError>(())
+    /// ```
+    pub fn to_properties(&self) -> Vec<(&'static str, String)> {
+        let ms = |d: Duration| millis(d).to_string();
+        let mut out = Vec::with_capacity(32);
+        self.client.append_properties(&mut out);
+        out.push((ACKS, self.acks.as_str().to_owned()));
+        out.push((ENABLE_IDEMPOTENCE, self.enable_idempotence.to_string()));
+        out.push((LINGER_MS, ms(self.linger)));
+        out.push((BATCH_SIZE, self.batch_size.to_string()));
+        out.push((COMPRESSION_TYPE, self.compression.as_str().to_owned()));
+        out.push((
+            MAX_IN_FLIGHT,
+            self.max_in_flight_requests_per_connection.to_string(),
+        ));
+        out.push((RETRIES, self.retries.to_string()));
+        out.push((DELIVERY_TIMEOUT_MS, ms(self.delivery_timeout)));
+        out.push((BUFFER_MEMORY, self.buffer_memory.to_string()));
+        out.push((MAX_BLOCK_MS, ms(self.max_block)));
+        out.push((MAX_REQUEST_SIZE, self.max_request_size.to_string()));
+        out.push((METADATA_MAX_IDLE_MS, ms(self.metadata_max_idle)));
+        out.push((
+            PARTITIONER_IGNORE_KEYS,
+            self.partitioner_ignore_keys.to_string(),
+        ));
+        out.push((
+            PARTITIONER_ADAPTIVE,
+            self.partitioner_adaptive_partitioning.to_string(),
+        ));
+        out.push((
+            PARTITIONER_AVAILABILITY_TIMEOUT_MS,
+            ms(self.partitioner_availability_timeout),
+        ));
+        if let Some(id) = &self.transactional_id {
+            out.push((TRANSACTIONAL_ID, id.clone()));
+        }
+        out.push((TRANSACTION_TIMEOUT_MS, ms(self.transaction_timeout)));
+        out
+    }
+
     /// The settings shared with other clients: bootstrap servers, client id, timeouts,
     /// backoffs.
     pub fn client(&self) -> &ClientConfig {

@@ -373,11 +373,105 @@ fn backoff_policies_come_from_the_settings() {
     );
 }
 
+#[test]
+fn to_properties_round_trips_and_lists_every_key_once() {
+    let c = ok(&[
+        ("acks", "1"),
+        ("connections.max.idle.ms", "-1"),
+        ("client.id", "x"),
+    ]);
+    let props = c.to_properties();
+    let mut keys: Vec<&str> = props.iter().map(|(k, _)| *k).collect();
+    let n = keys.len();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(keys.len(), n, "duplicate keys");
+    assert!(props.contains(&("enable.idempotence", "false".to_owned())));
+    assert!(props.contains(&("connections.max.idle.ms", "-1".to_owned())));
+    assert_eq!(ProducerConfig::from_properties(props), Ok(c));
+}
+
 mod properties {
     use super::*;
     use proptest::prelude::*;
 
+    fn any_config() -> impl Strategy<Value = ProducerConfigBuilder> {
+        (
+            (
+                prop_oneof![Just(Acks::All), Just(Acks::Leader), Just(Acks::None)],
+                proptest::option::of(any::<bool>()),
+                0u64..100_000,
+                0usize..1_000_000,
+                0usize..5,
+                1u32..8,
+                0u32..10,
+            ),
+            (
+                1u64..200_000,
+                proptest::option::of(0u64..400_000),
+                proptest::option::of(0u64..10_000),
+                proptest::option::of(0u64..10_000),
+                any::<bool>(),
+                proptest::option::of("[a-z]{1,8}"),
+            ),
+        )
+            .prop_map(
+                |(
+                    (acks, idempotence, linger, batch, codec, in_flight, retries),
+                    (request, delivery, reconnect, reconnect_max, ignore_keys, tx),
+                )| {
+                    let ms = Duration::from_millis;
+                    let mut b = ProducerConfig::builder()
+                        .bootstrap_servers(["a:1", "[::1]:2"])
+                        .acks(acks)
+                        .linger(ms(linger))
+                        .batch_size(batch)
+                        .compression(Compression::ALL[codec])
+                        .max_in_flight_requests_per_connection(in_flight)
+                        .retries(retries)
+                        .request_timeout(ms(request))
+                        .partitioner_ignore_keys(ignore_keys);
+                    if let Some(i) = idempotence {
+                        b = b.enable_idempotence(i);
+                    }
+                    if let Some(d) = delivery {
+                        b = b.delivery_timeout(ms(d));
+                    }
+                    if let Some(r) = reconnect {
+                        b = b.reconnect_backoff(ms(r));
+                    }
+                    if let Some(r) = reconnect_max {
+                        b = b.reconnect_backoff_max(ms(r));
+                    }
+                    if let Some(id) = tx {
+                        b = b.transactional_id(id);
+                    }
+                    b
+                },
+            )
+    }
+
     proptest! {
+        /// Whatever the builder accepts survives a trip through Java properties, and the
+        /// invariants the Java client enforces hold on every accepted configuration.
+        #[test]
+        fn accepted_configs_round_trip_and_keep_the_java_invariants(builder in any_config()) {
+            if let Ok(config) = builder.build() {
+                let again = ProducerConfig::from_properties(config.to_properties());
+                prop_assert_eq!(again.as_ref(), Ok(&config));
+                if config.enable_idempotence() {
+                    prop_assert_eq!(config.acks(), Acks::All);
+                    prop_assert!(config.retries() > 0);
+                    prop_assert!(config.max_in_flight_requests_per_connection() <= 5);
+                }
+                prop_assert!(config.delivery_timeout()
+                    >= config.linger() + config.client().request_timeout());
+                if config.transactional_id().is_some() {
+                    prop_assert!(config.enable_idempotence());
+                }
+            }
+        }
+
         /// Any integer string for a millisecond setting is either read as that many
         /// milliseconds or rejected with an error naming the key and the exact value.
         #[test]
