@@ -2,6 +2,13 @@
 //!
 //! The async half of kafkit: connections, metadata, producer, consumer groups and admin calls
 //! over tokio, on top of the sans-IO [`kafkit_wire`].
+//!
+//! - [`config`]: typed client settings, readable from the Java client's property names;
+//! - [`state`]: decisions without I/O, such as what is known of the cluster
+//!   ([`state::metadata`]), which partition a record goes to ([`state::partitioner`]) and how
+//!   long to wait before a retry ([`state::backoff`]);
+//! - [`io`]: the thin tasks that own sockets ([`io::connection`], [`io::cluster`]);
+//! - [`admin`]: topics, cluster description, offsets.
 #![deny(missing_docs)]
 #![cfg_attr(
     not(test),
@@ -9,6 +16,7 @@
 )]
 
 pub mod admin;
+pub mod config;
 pub mod error;
 pub mod io;
 pub mod state;

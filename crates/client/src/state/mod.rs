@@ -1,5 +1,12 @@
-//! Plain state types that make the client's decisions: no sockets, no timers, no tasks. The
-//! I/O layer feeds them responses and the current time and acts on what they answer, so tests
-//! drive them directly.
+//! Plain state types that make the client's decisions: no sockets, no clocks, no tasks.
+//!
+//! Everything here takes its inputs (responses, partition availability, attempt counts, the
+//! current time, a random source) as arguments, so the I/O layer drives it and tests can replay
+//! it exactly.
 
+pub mod backoff;
 pub mod metadata;
+pub mod murmur2;
+pub mod partitioner;
+pub mod rng;
+pub mod sticky;

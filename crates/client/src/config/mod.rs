@@ -1,0 +1,20 @@
+//! Typed client configuration, readable from the Java client's property names.
+//!
+//! Build a [`ProducerConfig`] with its builder, or from `key=value` properties as a Java
+//! application would write them ([`ProducerConfig::from_properties`]). Defaults are the Java
+//! client's 4.x defaults; `build()` applies the same cross-field rules the Java client does.
+//! Settings every client kind shares (bootstrap servers, timeouts, backoffs) live in
+//! [`ClientConfig`].
+
+mod acks;
+mod common;
+mod compression;
+mod error;
+mod producer;
+mod value;
+
+pub use acks::Acks;
+pub use common::{BrokerAddress, ClientConfig};
+pub use compression::Compression;
+pub use error::ConfigError;
+pub use producer::{ProducerConfig, ProducerConfigBuilder};
