@@ -71,11 +71,17 @@ async fn main() -> Result<(), BoxError> {
     .collect();
 
     let base_offset = publish(&admin, &events).await?;
-    println!("published {} events to {TOPIC} at offsets {base_offset}..", events.len());
+    println!(
+        "published {} events to {TOPIC} at offsets {base_offset}..",
+        events.len()
+    );
 
     let read = read_back(&admin, base_offset, events.len()).await?;
     for (offset, event) in &read {
-        println!("  offset {offset}: {} is {:?} ({} ms)", event.service, event.status, event.latency_ms);
+        println!(
+            "  offset {offset}: {} is {:?} ({} ms)",
+            event.service, event.status, event.latency_ms
+        );
     }
     let read: Vec<ServiceHealth> = read.into_iter().map(|(_, e)| e).collect();
     if read != events {
@@ -97,8 +103,12 @@ async fn publish(admin: &Admin, events: &[ServiceHealth]) -> Result<i64, BoxErro
     let mut batch = BatchBuilder::new(&mut buf, 0);
     for (event, value) in events.iter().zip(&values) {
         batch.append(
-            &RecordRef::new(event.observed_at_ms, Some(event.service.as_bytes()), Some(value))
-                .with_headers(&headers),
+            &RecordRef::new(
+                event.observed_at_ms,
+                Some(event.service.as_bytes()),
+                Some(value),
+            )
+            .with_headers(&headers),
         )?;
     }
     let options = BatchOptions {

@@ -45,9 +45,21 @@ fn check_records(file: &str, expected: &[Value], actual: &[&Record]) {
     for (want, got) in expected.iter().zip(actual) {
         let at = format!("{file} offset {}", got.offset);
         assert_eq!(Some(got.offset), want["offset"].as_i64(), "{at}: offset");
-        assert_eq!(Some(got.timestamp), want["timestamp"].as_i64(), "{at}: timestamp");
-        assert_eq!(got.key.as_deref(), b64(&want["key"]).as_deref(), "{at}: key");
-        assert_eq!(got.value.as_deref(), b64(&want["value"]).as_deref(), "{at}: value");
+        assert_eq!(
+            Some(got.timestamp),
+            want["timestamp"].as_i64(),
+            "{at}: timestamp"
+        );
+        assert_eq!(
+            got.key.as_deref(),
+            b64(&want["key"]).as_deref(),
+            "{at}: key"
+        );
+        assert_eq!(
+            got.value.as_deref(),
+            b64(&want["value"]).as_deref(),
+            "{at}: value"
+        );
         let want_headers: Vec<(String, Option<Vec<u8>>)> = want["headers"]
             .as_array()
             .unwrap()
@@ -86,19 +98,43 @@ fn every_vector_decodes_to_the_records_sent() {
             let at = format!("{file} batch @{}", h.base_offset);
             assert_eq!(Some(h.base_offset), want["base_offset"].as_i64(), "{at}");
             assert_eq!(Some(h.last_offset()), want["last_offset"].as_i64(), "{at}");
-            assert_eq!(Some(i64::from(h.record_count)), want["record_count"].as_i64(), "{at}");
+            assert_eq!(
+                Some(i64::from(h.record_count)),
+                want["record_count"].as_i64(),
+                "{at}"
+            );
             assert_eq!(Some(u64::from(h.crc)), want["crc"].as_u64(), "{at}: crc");
             assert_eq!(
                 Some(h.attributes.compression as u64),
                 want["codec_id"].as_u64(),
                 "{at}: codec"
             );
-            assert_eq!(Some(h.base_timestamp), want["first_timestamp"].as_i64(), "{at}");
-            assert_eq!(Some(h.max_timestamp), want["max_timestamp"].as_i64(), "{at}");
+            assert_eq!(
+                Some(h.base_timestamp),
+                want["first_timestamp"].as_i64(),
+                "{at}"
+            );
+            assert_eq!(
+                Some(h.max_timestamp),
+                want["max_timestamp"].as_i64(),
+                "{at}"
+            );
             assert_eq!(Some(h.producer_id), want["producer_id"].as_i64(), "{at}");
-            assert_eq!(Some(i64::from(h.producer_epoch)), want["producer_epoch"].as_i64(), "{at}");
-            assert_eq!(Some(i64::from(h.base_sequence)), want["base_sequence"].as_i64(), "{at}");
-            assert_eq!(h.attributes.timestamp_type, TimestampType::CreateTime, "{at}");
+            assert_eq!(
+                Some(i64::from(h.producer_epoch)),
+                want["producer_epoch"].as_i64(),
+                "{at}"
+            );
+            assert_eq!(
+                Some(i64::from(h.base_sequence)),
+                want["base_sequence"].as_i64(),
+                "{at}"
+            );
+            assert_eq!(
+                h.attributes.timestamp_type,
+                TimestampType::CreateTime,
+                "{at}"
+            );
             assert!(!h.attributes.transactional && !batch.is_control(), "{at}");
         }
         let records: Vec<&Record> = batches.iter().flat_map(|b| b.records()).collect();
@@ -116,7 +152,12 @@ fn every_vector_decodes_to_the_records_sent() {
 /// batches before the cut, then a clean end, never an error.
 #[test]
 fn every_cut_of_a_vector_ends_cleanly() {
-    for name in ["java-zstd.bin", "kcat-snappy.bin", "java-snappy.bin", "kcat-lz4.bin"] {
+    for name in [
+        "java-zstd.bin",
+        "kcat-snappy.bin",
+        "java-snappy.bin",
+        "kcat-lz4.bin",
+    ] {
         let bytes = Bytes::from(std::fs::read(vectors_dir().join(name)).unwrap());
         let (whole, _) = decode_all(bytes.clone());
         // Where each batch ends in the file.
@@ -166,8 +207,12 @@ fn re_encoding_reproduces_the_peers_batches() {
             for (record, headers) in batch.records().iter().zip(&header_sets) {
                 builder
                     .append(
-                        &RecordRef::new(record.timestamp, record.key.as_deref(), record.value.as_deref())
-                            .with_headers(headers),
+                        &RecordRef::new(
+                            record.timestamp,
+                            record.key.as_deref(),
+                            record.value.as_deref(),
+                        )
+                        .with_headers(headers),
                     )
                     .unwrap();
             }
@@ -187,7 +232,10 @@ fn re_encoding_reproduces_the_peers_batches() {
         let before: Vec<&Record> = batches.iter().flat_map(|b| b.records()).collect();
         let after: Vec<&Record> = again.iter().flat_map(|b| b.records()).collect();
         assert_eq!(before, after, "{file}: records survive re-encoding");
-        if batches.iter().all(|b| b.header.attributes.compression == Compression::None) {
+        if batches
+            .iter()
+            .all(|b| b.header.attributes.compression == Compression::None)
+        {
             assert_eq!(out, bytes, "{file}: byte-identical re-encoding");
         }
     }
