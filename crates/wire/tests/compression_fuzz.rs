@@ -56,7 +56,10 @@ fn zstd_concatenated_frames() {
     decompress(Compression::Zstd, &packed, 100, &mut out).unwrap();
     assert_eq!(out, b"first frame second frame");
     let err = decompress(Compression::Zstd, &packed, 20, &mut Vec::new()).unwrap_err();
-    assert!(matches!(err, CompressionError::LimitExceeded { limit: 20, .. }));
+    assert!(matches!(
+        err,
+        CompressionError::LimitExceeded { limit: 20, .. }
+    ));
 }
 
 #[test]

@@ -155,7 +155,12 @@ proptest! {
             prop_assert_eq!(got.len(), recs.len());
             for (i, (g, r)) in got.iter().zip(recs).enumerate() {
                 prop_assert_eq!(g.offset, base_offset.wrapping_add(i as i64));
-                prop_assert_eq!(g.timestamp, timestamps[i]);
+                let expected_ts = if opts.timestamp_type == TimestampType::LogAppendTime {
+                    h.max_timestamp
+                } else {
+                    timestamps[i]
+                };
+                prop_assert_eq!(g.timestamp, expected_ts);
                 prop_assert_eq!(g.key.as_deref(), r.key.as_deref());
                 prop_assert_eq!(g.value.as_deref(), r.value.as_deref());
                 prop_assert_eq!(g.headers.len(), r.headers.len());

@@ -218,7 +218,8 @@ pub fn decompress(
 
 /// Reads `reader` to its end into `out`, failing once more than `limit` bytes came out.
 ///
-/// Never reads more than `limit + 1` bytes, so memory stays bounded whatever the stream claims.
+/// Never reads more than `limit + 1` bytes, so memory stays bounded whatever the stream claims
+/// (`out` grows geometrically, so its capacity stays under about twice the limit).
 pub(crate) fn read_bounded<R: Read>(
     codec: Compression,
     reader: R,

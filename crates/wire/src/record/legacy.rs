@@ -182,7 +182,7 @@ fn expand_wrapper(
         field: "wrapper value length",
         value: -1,
     })?;
-    let mut inner = Vec::new();
+    let mut inner = Vec::with_capacity(super::decode::initial_capacity(value.len(), limits));
     compression::decompress(compression, value, limits.max_decompressed_size, &mut inner)
         .map_err(|e| RecordError::from_compression(base_offset, e))?;
     let min_len = if wrapper.magic == 0 {
