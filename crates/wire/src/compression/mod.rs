@@ -18,6 +18,12 @@
 //! # Ok::<(), kafkit_wire::compression::CompressionError>(())
 //! ```
 
+// Wire input must never make decoding panic: no unchecked indexing or arithmetic.
+#![cfg_attr(
+    not(test),
+    deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)
+)]
+
 pub mod gzip;
 pub mod lz4;
 pub mod snappy;

@@ -137,7 +137,9 @@ fn bytes_len(field: Option<&[u8]>) -> usize {
 
 /// Bytes of a record's body (everything after its length varint).
 fn body_len(offset_delta: i32, timestamp_delta: i64, record: &RecordRef<'_>) -> usize {
-    let mut n = 1 + varlong_len(timestamp_delta) + varint_len(offset_delta);
+    let mut n = varlong_len(timestamp_delta)
+        .saturating_add(varint_len(offset_delta))
+        .saturating_add(1);
     n = n
         .saturating_add(bytes_len(record.key))
         .saturating_add(bytes_len(record.value))
@@ -274,7 +276,7 @@ impl<'a> BatchBuilder<'a> {
             self.base_timestamp = record.timestamp;
         }
         self.max_timestamp = self.max_timestamp.max(record.timestamp);
-        self.count += 1;
+        self.count = self.count.saturating_add(1);
         Ok(self.base_offset.wrapping_add(i64::from(offset_delta)))
     }
 
@@ -321,7 +323,7 @@ impl<'a> BatchBuilder<'a> {
             h.put_i8(MAGIC_V2);
             h.put_u32(0); // CRC, below
             h.put_i16(attributes.to_bits());
-            h.put_i32(self.count - 1);
+            h.put_i32(self.count.saturating_sub(1));
             h.put_i64(self.base_timestamp);
             h.put_i64(self.max_timestamp);
             h.put_i64(options.producer_id);

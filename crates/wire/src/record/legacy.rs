@@ -191,7 +191,7 @@ fn expand_wrapper(
         MIN_MESSAGE_V1_LEN
     };
     let mut r = Reader::new(Bytes::from(inner), base_offset);
-    let mut messages = Vec::with_capacity(r.remaining() / min_len);
+    let mut messages = Vec::with_capacity(r.remaining().checked_div(min_len).unwrap_or_default());
     while r.remaining() != 0 {
         let m = read_message(&mut r)?;
         if m.magic != wrapper.magic {
