@@ -139,12 +139,15 @@ fn legacy_errors() {
             ..
         }))
     ));
-    // Inner magic differing from the wrapper's.
-    let inner = vec![legacy_message(0, 0, 0, -1, None, Some(b"p"))];
-    let buf = wrapper(1, Compression::Gzip, 0, 5, 1, &inner);
+    // An inner magic other than 0 or 1.
+    let mut inner = legacy_message(0, 0, 0, -1, None, Some(b"p"));
+    inner[16] = 2;
+    let crc = crc32fast::hash(&inner[16..]);
+    inner[12..16].copy_from_slice(&crc.to_be_bytes());
+    let buf = wrapper(1, Compression::Gzip, 0, 5, 1, &[inner]);
     assert!(matches!(
         BatchReader::new(Bytes::from(buf)).next(),
-        Some(Err(RecordError::BadMagic { magic: 0, .. }))
+        Some(Err(RecordError::BadMagic { magic: 2, .. }))
     ));
     // A wrapper with a null value.
     let null = legacy_message(5, 1, 1, 1, None, None);
