@@ -76,6 +76,7 @@ fn options() -> impl Strategy<Value = BatchOptions> {
             )| {
                 BatchOptions {
                     compression,
+                    compression_level: (producer_epoch % 2 == 0).then_some(1),
                     producer_id,
                     producer_epoch,
                     base_sequence,

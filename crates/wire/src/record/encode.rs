@@ -97,6 +97,9 @@ impl<'a> RecordRef<'a> {
 pub struct BatchOptions {
     /// Codec for the records section.
     pub compression: Compression,
+    /// Codec level, where the codec has levels (see
+    /// [`compress_with_level`](crate::compression::compress_with_level)); `None` = default.
+    pub compression_level: Option<i32>,
     /// Producer id, or -1 (not idempotent).
     pub producer_id: i64,
     /// Producer epoch, or -1.
@@ -117,6 +120,7 @@ impl Default for BatchOptions {
     fn default() -> Self {
         BatchOptions {
             compression: Compression::None,
+            compression_level: None,
             producer_id: -1,
             producer_epoch: -1,
             base_sequence: -1,
@@ -295,7 +299,12 @@ impl<'a> BatchBuilder<'a> {
         if options.compression != Compression::None {
             scratch.clear();
             let raw = self.buf.get(records_at..).unwrap_or_default();
-            if let Err(e) = compression::compress(options.compression, raw, scratch) {
+            if let Err(e) = compression::compress_with_level(
+                options.compression,
+                options.compression_level,
+                raw,
+                scratch,
+            ) {
                 self.buf.truncate(self.start);
                 return Err(e.into());
             }
