@@ -109,7 +109,13 @@ fn payload() -> Payload {
     }
 }
 
-fn encode(p: &Payload, codec: Compression, buf: &mut BytesMut, scratch: &mut Vec<u8>) -> usize {
+fn encode(
+    p: &Payload,
+    codec: Compression,
+    level: Option<i32>,
+    buf: &mut BytesMut,
+    scratch: &mut Vec<u8>,
+) -> usize {
     buf.clear();
     let headers = [HeaderRef::new(b"source", Some(b"bench"))];
     let mut b = BatchBuilder::new(buf, 0);
@@ -120,6 +126,7 @@ fn encode(p: &Payload, codec: Compression, buf: &mut BytesMut, scratch: &mut Vec
     }
     let options = BatchOptions {
         compression: codec,
+        compression_level: level,
         ..BatchOptions::default()
     };
     b.finish(&options, scratch).expect("finish")
@@ -143,15 +150,20 @@ fn bench_codecs(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("encode");
     group.throughput(Throughput::Bytes(p.bytes));
-    for codec in Compression::ALL {
-        let size = encode(&p, codec, &mut buf, &mut scratch);
+    let mut configs: Vec<(String, Compression, Option<i32>)> = Compression::ALL
+        .iter()
+        .map(|&c| (c.to_string(), c, None))
+        .collect();
+    configs.insert(2, ("gzip-level1".to_string(), Compression::Gzip, Some(1)));
+    for (name, codec, level) in configs {
+        let size = encode(&p, codec, level, &mut buf, &mut scratch);
         eprintln!(
-            "{codec}: {} payload bytes -> {size} batch bytes (ratio {:.2})",
+            "{name}: {} payload bytes -> {size} batch bytes (ratio {:.2})",
             p.bytes,
             p.bytes as f64 / size as f64
         );
-        group.bench_with_input(BenchmarkId::from_parameter(codec), &codec, |b, &codec| {
-            b.iter(|| encode(&p, codec, &mut buf, &mut scratch))
+        group.bench_function(BenchmarkId::from_parameter(&name), |b| {
+            b.iter(|| encode(&p, codec, level, &mut buf, &mut scratch))
         });
     }
     group.finish();
@@ -159,7 +171,7 @@ fn bench_codecs(c: &mut Criterion) {
     let mut group = c.benchmark_group("decode");
     group.throughput(Throughput::Bytes(p.bytes));
     for codec in Compression::ALL {
-        encode(&p, codec, &mut buf, &mut scratch);
+        encode(&p, codec, None, &mut buf, &mut scratch);
         let bytes = buf.split().freeze();
         group.bench_with_input(BenchmarkId::from_parameter(codec), &bytes, |b, bytes| {
             b.iter(|| decode(black_box(bytes)))
