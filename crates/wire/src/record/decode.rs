@@ -4,8 +4,9 @@
 //!
 //! Brokers fill a fetch response up to a byte limit and commonly cut its **last** batch short;
 //! such a partial batch ends iteration cleanly ([`BatchReader::next_batch`] returns `Ok(None)`
-//! and [`BatchReader::truncated_bytes`] says how many bytes were skipped). Anything else
-//! malformed is a [`RecordError`], after which the reader yields nothing more.
+//! and [`BatchReader::truncated_bytes`] says how many bytes were skipped). A batch length that
+//! runs past the end of the buffer looks exactly like such a cut, so it is treated as one.
+//! Anything else malformed is a [`RecordError`], after which the reader yields nothing more.
 //!
 //! The CRC of a batch is verified before any field past it is parsed, counts are bounded by the
 //! bytes that remain before anything is reserved, and decompression stops at
