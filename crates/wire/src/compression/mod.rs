@@ -18,6 +18,12 @@
 //! # Ok::<(), kafkit_wire::compression::CompressionError>(())
 //! ```
 
+// Wire input must never make decoding panic: no unchecked indexing or arithmetic.
+#![cfg_attr(
+    not(test),
+    deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)
+)]
+
 pub mod gzip;
 pub mod lz4;
 pub mod snappy;
@@ -163,12 +169,33 @@ pub fn compress(
     input: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<(), CompressionError> {
+    compress_with_level(codec, None, input, out)
+}
+
+/// Like [`compress`], with a codec-specific level (Kafka's `compression.<codec>.level`).
+///
+/// Only gzip has levels here (1-9, clamped; `None` = 6). LZ4 (`lz4_flex`) and zstd (`ruzstd`,
+/// "fastest" only) ignore the level.
+///
+/// ```
+/// use kafkit_wire::compression::{compress_with_level, Compression};
+/// let mut fast = Vec::new();
+/// compress_with_level(Compression::Gzip, Some(1), &[7u8; 4096], &mut fast)?;
+/// assert!(fast.len() < 100);
+/// # Ok::<(), kafkit_wire::compression::CompressionError>(())
+/// ```
+pub fn compress_with_level(
+    codec: Compression,
+    level: Option<i32>,
+    input: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), CompressionError> {
     match codec {
         Compression::None => {
             out.extend_from_slice(input);
             Ok(())
         }
-        Compression::Gzip => gzip::compress(input, out),
+        Compression::Gzip => gzip::compress_level(input, level.unwrap_or(gzip::DEFAULT_LEVEL), out),
         Compression::Snappy => snappy::compress_xerial(input, out),
         Compression::Lz4 => lz4::compress(input, out),
         Compression::Zstd => zstd::compress(input, out),
@@ -218,7 +245,8 @@ pub fn decompress(
 
 /// Reads `reader` to its end into `out`, failing once more than `limit` bytes came out.
 ///
-/// Never reads more than `limit + 1` bytes, so memory stays bounded whatever the stream claims.
+/// Never reads more than `limit + 1` bytes, so memory stays bounded whatever the stream claims
+/// (`out` grows geometrically, so its capacity stays under about twice the limit).
 pub(crate) fn read_bounded<R: Read>(
     codec: Compression,
     reader: R,

@@ -169,8 +169,8 @@ impl Header {
 pub struct Record {
     /// Absolute offset (base offset + offset delta).
     pub offset: i64,
-    /// Absolute timestamp (base timestamp + timestamp delta; for LogAppendTime batches Kafka
-    /// readers use the batch's max timestamp instead, see [`RecordBatch`]).
+    /// Absolute timestamp: base timestamp + timestamp delta, or, in a LogAppendTime batch,
+    /// the batch's max timestamp (the broker's append time), as Kafka's Java reader does.
     pub timestamp: i64,
     /// The record's own attribute byte (unused by Kafka today, kept as read).
     pub attributes: i8,

@@ -4,8 +4,9 @@
 //!
 //! Brokers fill a fetch response up to a byte limit and commonly cut its **last** batch short;
 //! such a partial batch ends iteration cleanly ([`BatchReader::next_batch`] returns `Ok(None)`
-//! and [`BatchReader::truncated_bytes`] says how many bytes were skipped). Anything else
-//! malformed is a [`RecordError`], after which the reader yields nothing more.
+//! and [`BatchReader::truncated_bytes`] says how many bytes were skipped). A batch length that
+//! runs past the end of the buffer looks exactly like such a cut, so it is treated as one.
+//! Anything else malformed is a [`RecordError`], after which the reader yields nothing more.
 //!
 //! The CRC of a batch is verified before any field past it is parsed, counts are bounded by the
 //! bytes that remain before anything is reserved, and decompression stops at
@@ -14,8 +15,8 @@
 use bytes::Bytes;
 
 use super::batch::{
-    BatchAttributes, BatchHeader, BatchRecords, Header, Record, RecordBatch, BATCH_HEADER_LEN,
-    CRC_START, LOG_OVERHEAD, MAGIC_OFFSET, MAGIC_V2,
+    BatchAttributes, BatchHeader, BatchRecords, Header, Record, RecordBatch, TimestampType,
+    BATCH_HEADER_LEN, CRC_START, LOG_OVERHEAD, MAGIC_OFFSET, MAGIC_V2,
 };
 use super::control;
 use super::error::RecordError;
@@ -319,7 +320,7 @@ fn decode_v2(bytes: Bytes, limits: &DecodeLimits) -> Result<RecordBatch, RecordE
     let body = match attributes.compression {
         Compression::None => body,
         codec => {
-            let mut out = Vec::new();
+            let mut out = Vec::with_capacity(initial_capacity(body.len(), limits));
             compression::decompress(codec, &body, limits.max_decompressed_size, &mut out)
                 .map_err(|e| RecordError::from_compression(base_offset, e))?;
             Bytes::from(out)
@@ -336,6 +337,14 @@ fn decode_v2(bytes: Bytes, limits: &DecodeLimits) -> Result<RecordBatch, RecordE
         BatchRecords::Data(records)
     };
     Ok(RecordBatch { header, records })
+}
+
+/// A first guess at a decompressed size (4x, Kafka payloads' typical ratio), never above the
+/// limit: saves reallocations without trusting anything read from the wire.
+pub(crate) fn initial_capacity(compressed: usize, limits: &DecodeLimits) -> usize {
+    compressed
+        .saturating_mul(4)
+        .min(limits.max_decompressed_size)
 }
 
 /// Decodes the `record_count` records of `body`, which must hold exactly them.
@@ -427,7 +436,11 @@ fn decode_record_body(
     }
     Ok(Record {
         offset: header.base_offset.wrapping_add(i64::from(offset_delta)),
-        timestamp: header.base_timestamp.wrapping_add(timestamp_delta),
+        timestamp: match header.attributes.timestamp_type {
+            // The broker stamped the whole batch: its max timestamp is every record's.
+            TimestampType::LogAppendTime => header.max_timestamp,
+            TimestampType::CreateTime => header.base_timestamp.wrapping_add(timestamp_delta),
+        },
         attributes,
         key,
         value,

@@ -97,6 +97,9 @@ impl<'a> RecordRef<'a> {
 pub struct BatchOptions {
     /// Codec for the records section.
     pub compression: Compression,
+    /// Codec level, where the codec has levels (see
+    /// [`compress_with_level`](crate::compression::compress_with_level)); `None` = default.
+    pub compression_level: Option<i32>,
     /// Producer id, or -1 (not idempotent).
     pub producer_id: i64,
     /// Producer epoch, or -1.
@@ -117,6 +120,7 @@ impl Default for BatchOptions {
     fn default() -> Self {
         BatchOptions {
             compression: Compression::None,
+            compression_level: None,
             producer_id: -1,
             producer_epoch: -1,
             base_sequence: -1,
@@ -137,7 +141,9 @@ fn bytes_len(field: Option<&[u8]>) -> usize {
 
 /// Bytes of a record's body (everything after its length varint).
 fn body_len(offset_delta: i32, timestamp_delta: i64, record: &RecordRef<'_>) -> usize {
-    let mut n = 1 + varlong_len(timestamp_delta) + varint_len(offset_delta);
+    let mut n = varlong_len(timestamp_delta)
+        .saturating_add(varint_len(offset_delta))
+        .saturating_add(1);
     n = n
         .saturating_add(bytes_len(record.key))
         .saturating_add(bytes_len(record.value))
@@ -274,7 +280,7 @@ impl<'a> BatchBuilder<'a> {
             self.base_timestamp = record.timestamp;
         }
         self.max_timestamp = self.max_timestamp.max(record.timestamp);
-        self.count += 1;
+        self.count = self.count.saturating_add(1);
         Ok(self.base_offset.wrapping_add(i64::from(offset_delta)))
     }
 
@@ -293,7 +299,12 @@ impl<'a> BatchBuilder<'a> {
         if options.compression != Compression::None {
             scratch.clear();
             let raw = self.buf.get(records_at..).unwrap_or_default();
-            if let Err(e) = compression::compress(options.compression, raw, scratch) {
+            if let Err(e) = compression::compress_with_level(
+                options.compression,
+                options.compression_level,
+                raw,
+                scratch,
+            ) {
                 self.buf.truncate(self.start);
                 return Err(e.into());
             }
@@ -321,7 +332,7 @@ impl<'a> BatchBuilder<'a> {
             h.put_i8(MAGIC_V2);
             h.put_u32(0); // CRC, below
             h.put_i16(attributes.to_bits());
-            h.put_i32(self.count - 1);
+            h.put_i32(self.count.saturating_sub(1));
             h.put_i64(self.base_timestamp);
             h.put_i64(self.max_timestamp);
             h.put_i64(options.producer_id);

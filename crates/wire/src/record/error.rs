@@ -32,8 +32,7 @@ pub enum RecordError {
         /// The CRC of the bytes.
         actual: u32,
     },
-    /// A magic byte other than 0, 1 or 2 (or an inner message whose magic differs from its
-    /// wrapper's).
+    /// A magic byte other than 0, 1 or 2.
     #[error("batch at offset {base_offset}: unsupported magic {magic}")]
     BadMagic {
         /// Base offset of the batch.

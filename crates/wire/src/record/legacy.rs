@@ -6,7 +6,7 @@
 //!
 //! A compressed message is a *wrapper*: its value is a compressed message set. In v1 the inner
 //! offsets are relative: absolute = wrapper offset - last inner offset + inner offset. In v0
-//! they are absolute. A v1 wrapper with LogAppendTime gives its timestamp to every inner
+//! they are absolute. The wrapper's magic decides, whatever the inner messages' own magic. A v1 wrapper with LogAppendTime gives its timestamp to every inner
 //! message.
 //!
 //! Each top-level message surfaces as one [`RecordBatch`] whose header is synthesized
@@ -182,7 +182,7 @@ fn expand_wrapper(
         field: "wrapper value length",
         value: -1,
     })?;
-    let mut inner = Vec::new();
+    let mut inner = Vec::with_capacity(super::decode::initial_capacity(value.len(), limits));
     compression::decompress(compression, value, limits.max_decompressed_size, &mut inner)
         .map_err(|e| RecordError::from_compression(base_offset, e))?;
     let min_len = if wrapper.magic == 0 {
@@ -191,15 +191,11 @@ fn expand_wrapper(
         MIN_MESSAGE_V1_LEN
     };
     let mut r = Reader::new(Bytes::from(inner), base_offset);
-    let mut messages = Vec::with_capacity(r.remaining() / min_len);
+    let mut messages = Vec::with_capacity(r.remaining().checked_div(min_len).unwrap_or_default());
     while r.remaining() != 0 {
+        // Inner magic may differ from the wrapper's (Sarama wraps v0 messages in v1 wrappers);
+        // as in Java's consumer, the wrapper's magic decides how offsets are read.
         let m = read_message(&mut r)?;
-        if m.magic != wrapper.magic {
-            return Err(RecordError::BadMagic {
-                base_offset: m.offset,
-                magic: m.magic,
-            });
-        }
         if codec(&m)? != Compression::None {
             return Err(RecordError::NestedCompression { base_offset });
         }

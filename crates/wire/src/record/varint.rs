@@ -41,11 +41,12 @@ fn decode_unsigned(
     last_byte_max: u8,
 ) -> Result<(u64, usize), VarintError> {
     let mut value: u64 = 0;
-    for i in 0..max_len {
+    let mut shift = 0u32;
+    for (i, len) in (1..=max_len).enumerate() {
         let Some(&byte) = buf.get(i) else {
             return Err(VarintError::Truncated);
         };
-        if i + 1 == max_len {
+        if len == max_len {
             if byte & 0x80 != 0 {
                 return Err(VarintError::TooLong);
             }
@@ -53,10 +54,11 @@ fn decode_unsigned(
                 return Err(VarintError::Overflow);
             }
         }
-        value |= u64::from(byte & 0x7f) << (7 * i);
+        value |= u64::from(byte & 0x7f).wrapping_shl(shift);
         if byte & 0x80 == 0 {
-            return Ok((value, i + 1));
+            return Ok((value, len));
         }
+        shift = shift.wrapping_add(7);
     }
     Err(VarintError::TooLong)
 }
@@ -65,13 +67,13 @@ fn decode_unsigned(
 pub fn decode_varint(buf: &[u8]) -> Result<(i32, usize), VarintError> {
     let (raw, len) = decode_unsigned(buf, MAX_VARINT_LEN, 0x0f)?;
     let raw = u32::try_from(raw).map_err(|_| VarintError::Overflow)?;
-    Ok((((raw >> 1) as i32) ^ -((raw & 1) as i32), len))
+    Ok((((raw >> 1) as i32) ^ ((raw & 1) as i32).wrapping_neg(), len))
 }
 
 /// Decodes a zig-zag varlong (i64) from the start of `buf`: the value and the bytes it took.
 pub fn decode_varlong(buf: &[u8]) -> Result<(i64, usize), VarintError> {
     let (raw, len) = decode_unsigned(buf, MAX_VARLONG_LEN, 0x01)?;
-    Ok((((raw >> 1) as i64) ^ -((raw & 1) as i64), len))
+    Ok((((raw >> 1) as i64) ^ ((raw & 1) as i64).wrapping_neg(), len))
 }
 
 fn put_unsigned(mut raw: u64, out: &mut impl BufMut) {
@@ -83,7 +85,7 @@ fn put_unsigned(mut raw: u64, out: &mut impl BufMut) {
 }
 
 fn unsigned_len(raw: u64) -> usize {
-    let bits = 64 - (raw | 1).leading_zeros() as usize;
+    let bits = ((raw | 1).ilog2() as usize).saturating_add(1);
     bits.div_ceil(7)
 }
 
