@@ -1,8 +1,12 @@
 //! Record batch codec benchmarks: encode and decode of a 1 MiB batch of 1 KiB JSON-like
+
 //! records for every codec, and CRC32C over 1 MiB, reported in bytes per second of
 //! uncompressed payload.
 //!
 //! Run: `cargo bench -p kafkit-benches --bench wire -- --quick`
+
+// criterion's macros generate undocumented items.
+#![allow(missing_docs)]
 
 use std::hint::black_box;
 use std::time::Duration;

@@ -193,7 +193,7 @@ fn expand_wrapper(
     let mut r = Reader::new(Bytes::from(inner), base_offset);
     let mut messages = Vec::with_capacity(r.remaining().checked_div(min_len).unwrap_or_default());
     while r.remaining() != 0 {
-        // Inner magic may differ from the wrapper's (Sarama wraps v0 messages in v1 wrappers);
+        // Inner magic may differ from the wrapper's (some clients wrap v0 messages in v1 wrappers);
         // as in Java's consumer, the wrapper's magic decides how offsets are read.
         let m = read_message(&mut r)?;
         if codec(&m)? != Compression::None {
