@@ -1,5 +1,4 @@
 //! Record batch codec benchmarks: encode and decode of a 1 MiB batch of 1 KiB JSON-like
-
 //! records for every codec, and CRC32C over 1 MiB, reported in bytes per second of
 //! uncompressed payload.
 //!
