@@ -7,6 +7,8 @@
 //!
 //! Suites stay parallel-safe by naming their topics with [`unique_name`].
 
+pub mod proxy;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
