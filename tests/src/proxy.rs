@@ -94,6 +94,8 @@ pub enum LostResponse {
 pub struct ProxyStats {
     /// Client connections accepted (including refused ones).
     pub connections_accepted: u64,
+    /// Client connections accepted (including refused ones), by listener address.
+    pub accepted_by_listener: BTreeMap<SocketAddr, u64>,
     /// Client connections closed at once because of [`ProxyControl::set_refuse`].
     pub connections_refused: u64,
     /// Client connections open now (with a broker connection behind them, or opening one).
@@ -534,6 +536,9 @@ async fn learn_brokers(bootstrap: &str) -> Result<Vec<(i32, String, i32)>, kafki
 
 async fn accept_loop(core: Arc<Core>, listener: TcpListener, upstream: String) {
     let mut shutdown = core.shutdown.subscribe();
+    let Ok(local) = listener.local_addr() else {
+        return;
+    };
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -551,6 +556,7 @@ async fn accept_loop(core: Arc<Core>, listener: TcpListener, upstream: String) {
         {
             let mut stats = core.stats();
             stats.connections_accepted += 1;
+            *stats.accepted_by_listener.entry(local).or_default() += 1;
             if refuse {
                 stats.connections_refused += 1;
             }
