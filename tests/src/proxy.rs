@@ -986,6 +986,219 @@ mod tests {
         assert!(flip_in_first_batch(&batch(5, 80)).is_none()); // ends inside the CRC
     }
 
+    use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+    use kafka_protocol::messages::fetch_response::{
+        FetchableTopicResponse, NodeEndpoint, PartitionData,
+    };
+    use kafka_protocol::messages::find_coordinator_response::Coordinator;
+    use kafka_protocol::messages::metadata_response::{
+        MetadataResponseBroker, MetadataResponseTopic,
+    };
+    use kafka_protocol::messages::{BrokerId, TopicName};
+    use kafka_protocol::protocol::Decodable;
+
+    /// A cluster proxy whose nodes 1 and 2 listen on ports 1111 and 2222 (nothing is bound).
+    fn two_node_core() -> Arc<Core> {
+        let listener = |port| (SocketAddr::from(([127, 0, 0, 1], port)), String::new());
+        Core::new(Routing::ByNode(BTreeMap::from([
+            (1, listener(1111)),
+            (2, listener(2222)),
+        ])))
+    }
+
+    /// A response frame: correlation id 7, then `header_tags` (raw, for header v1), then the body.
+    fn frame<R: Encodable>(header_tags: &[u8], response: &R, version: i16) -> Bytes {
+        let mut out = BytesMut::new();
+        out.put_i32(7);
+        out.extend_from_slice(header_tags);
+        response.encode(&mut out, version).unwrap();
+        out.freeze()
+    }
+
+    fn pending(api: ApiKey, version: i16) -> Pending {
+        Pending {
+            api_key: api as i16,
+            version,
+            correlation_id: 7,
+            lose: None,
+        }
+    }
+
+    fn body<R: Decodable>(frame: &Bytes, header_len: usize, version: i16) -> R {
+        let mut body = frame.slice(header_len..);
+        let decoded = R::decode(&mut body, version).unwrap();
+        assert!(body.is_empty());
+        decoded
+    }
+
+    fn host(s: &'static str) -> StrBytes {
+        StrBytes::from_static_str(s)
+    }
+
+    #[test]
+    fn metadata_brokers_point_at_their_listeners_and_header_bytes_survive() {
+        let core = two_node_core();
+        let topic_id = [9u8; 16];
+        let response = MetadataResponse::default()
+            .with_brokers(vec![
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(1))
+                    .with_host(host("broker-a.example"))
+                    .with_port(9092),
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(2))
+                    .with_host(host("broker-b.example"))
+                    .with_port(9093)
+                    .with_rack(Some(host("r1"))),
+            ])
+            .with_topics(vec![MetadataResponseTopic::default()
+                .with_name(Some(TopicName(host("events"))))
+                .with_topic_id(uuid_from(topic_id))]);
+        // Header v1 with one tagged field (tag 3, two bytes), which must come through as is.
+        let tags = [1, 3, 2, 0xab, 0xcd];
+        let original = frame(&tags, &response, 12);
+        let out = transform(&core, &pending(ApiKey::Metadata, 12), original.clone());
+        assert_eq!(&out[..9], &original[..9]);
+        let rewritten: MetadataResponse = body(&out, 9, 12);
+        let addresses: Vec<(i32, String, i32)> = rewritten
+            .brokers
+            .iter()
+            .map(|b| (b.node_id.0, b.host.to_string(), b.port))
+            .collect();
+        assert_eq!(
+            addresses,
+            [
+                (1, "127.0.0.1".to_owned(), 1111),
+                (2, "127.0.0.1".to_owned(), 2222)
+            ]
+        );
+        assert_eq!(rewritten.brokers[1].rack.as_deref(), Some("r1"));
+        assert_eq!(rewritten.topics, response.topics);
+        assert_eq!(lock(&core.topic_ids).get("events"), Some(&topic_id));
+        let stats = ProxyControl { core }.stats();
+        assert_eq!((stats.responses_rewritten, stats.rewrite_failures), (1, 0));
+
+        // Already pointing at the listeners: forwarded byte for byte.
+        let core = two_node_core();
+        let again = transform(&core, &pending(ApiKey::Metadata, 12), out.clone());
+        assert_eq!(again, out);
+    }
+
+    fn uuid_from(bytes: [u8; 16]) -> uuid::Uuid {
+        uuid::Uuid::from_bytes(bytes)
+    }
+
+    #[test]
+    fn coordinators_and_cluster_brokers_are_rewritten() {
+        let core = two_node_core();
+        // FindCoordinator v3: one coordinator at the top level (header v1, no tags).
+        let old = FindCoordinatorResponse::default()
+            .with_node_id(BrokerId(2))
+            .with_host(host("broker-b.example"))
+            .with_port(9093);
+        let out = transform(
+            &core,
+            &pending(ApiKey::FindCoordinator, 3),
+            frame(&[0], &old, 3),
+        );
+        let r: FindCoordinatorResponse = body(&out, 5, 3);
+        assert_eq!((r.host.as_str(), r.port), ("127.0.0.1", 2222));
+        // v4: a list; an error entry (node -1, no host) is left alone.
+        let new = FindCoordinatorResponse::default().with_coordinators(vec![
+            Coordinator::default()
+                .with_key(host("g"))
+                .with_node_id(BrokerId(1))
+                .with_host(host("broker-a.example"))
+                .with_port(9092),
+            Coordinator::default()
+                .with_key(host("h"))
+                .with_node_id(BrokerId(-1))
+                .with_error_code(15),
+        ]);
+        let out = transform(
+            &core,
+            &pending(ApiKey::FindCoordinator, 4),
+            frame(&[0], &new, 4),
+        );
+        let r: FindCoordinatorResponse = body(&out, 5, 4);
+        assert_eq!(
+            (r.coordinators[0].host.as_str(), r.coordinators[0].port),
+            ("127.0.0.1", 1111)
+        );
+        assert_eq!(
+            (r.coordinators[1].host.as_str(), r.coordinators[1].port),
+            ("", 0)
+        );
+        // DescribeCluster v1.
+        let cluster =
+            DescribeClusterResponse::default().with_brokers(vec![DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(2))
+                .with_host(host("broker-b.example"))
+                .with_port(9093)]);
+        let out = transform(
+            &core,
+            &pending(ApiKey::DescribeCluster, 1),
+            frame(&[0], &cluster, 1),
+        );
+        let r: DescribeClusterResponse = body(&out, 5, 1);
+        assert_eq!(
+            (r.brokers[0].host.as_str(), r.brokers[0].port),
+            ("127.0.0.1", 2222)
+        );
+        assert_eq!(ProxyControl { core }.stats().rewrite_failures, 0);
+    }
+
+    #[test]
+    fn fetch_node_endpoints_and_records_by_topic_id() {
+        let core = two_node_core();
+        let topic_id = [5u8; 16];
+        lock(&core.topic_ids).insert("events".to_owned(), topic_id);
+        let records = batch(58, 70);
+        let response = FetchResponse::default()
+            .with_node_endpoints(vec![NodeEndpoint::default()
+                .with_node_id(BrokerId(1))
+                .with_host(host("broker-a.example"))
+                .with_port(9092)])
+            .with_responses(vec![FetchableTopicResponse::default()
+                .with_topic_id(uuid_from(topic_id))
+                .with_partitions(vec![
+                    PartitionData::default()
+                        .with_partition_index(0)
+                        .with_records(Some(records.clone())),
+                    PartitionData::default()
+                        .with_partition_index(1)
+                        .with_records(Some(records.clone())),
+                ])]);
+        let control = ProxyControl { core: core.clone() };
+        control.corrupt_fetch_records("events", 1);
+        let original = frame(&[0], &response, 16);
+        let out = transform(&core, &pending(ApiKey::Fetch, 16), original.clone());
+        let r: FetchResponse = body(&out, 5, 16);
+        assert_eq!(r.node_endpoints[0].port, 1111);
+        let parts = &r.responses[0].partitions;
+        assert_eq!(parts[0].records.as_ref(), Some(&records));
+        let corrupted = parts[1].records.as_ref().unwrap();
+        assert_eq!(corrupted[69], records[69] ^ 0xff);
+        assert_eq!(&corrupted[..69], &records[..69]);
+        assert_eq!(control.stats().fetch_records_corrupted, 1);
+        // One-shot: the same response now only gets its endpoints rewritten.
+        let out = transform(&core, &pending(ApiKey::Fetch, 16), original);
+        let r: FetchResponse = body(&out, 5, 16);
+        assert_eq!(
+            r.responses[0].partitions[1].records.as_ref(),
+            Some(&records)
+        );
+    }
+
+    #[test]
+    fn undecodable_responses_are_forwarded_and_counted() {
+        let core = two_node_core();
+        let garbage = Bytes::from_static(&[0, 0, 0, 7, 0, 0xff, 0xff]);
+        let out = transform(&core, &pending(ApiKey::Metadata, 12), garbage.clone());
+        assert_eq!(out, garbage);
+        assert_eq!(ProxyControl { core }.stats().rewrite_failures, 1);
+    }
+
     #[test]
     fn request_headers_are_read_at_fixed_offsets() {
         let core = Core::new(Routing::Single(SocketAddr::from(([127, 0, 0, 1], 1))));
