@@ -471,6 +471,11 @@ impl ProxyCluster {
         }
     }
 
+    /// The listener in front of broker `node_id`, if the proxy knows that broker.
+    pub fn listener(&self, node_id: i32) -> Option<SocketAddr> {
+        self.listeners().get(&node_id).copied()
+    }
+
     /// Every listener as `host:port`, comma-separated, for `bootstrap.servers`.
     pub fn bootstrap(&self) -> String {
         self.listeners()

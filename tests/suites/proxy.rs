@@ -157,6 +157,10 @@ async fn clients_learn_only_proxy_addresses_and_work() {
         assert!(!ours.contains(real.trim()), "{real} is a real broker");
     }
     for b in &brokers {
+        assert_eq!(
+            proxy.listener(b.node_id).map(|a| a.to_string()),
+            Some(b.address())
+        );
         assert!(
             ours.contains(&b.address()),
             "{} is not a proxy listener: {ours:?}",
