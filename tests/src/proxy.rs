@@ -453,14 +453,20 @@ impl ProxyCluster {
             .unwrap_or_else(|_| panic!("proxy: no metadata from {bootstrap} in {LEARN_TIMEOUT:?}"))
             .unwrap_or_else(|e| panic!("proxy: cannot learn the brokers of {bootstrap}: {e}"));
         assert!(!brokers.is_empty(), "proxy: {bootstrap} lists no brokers");
-        let core = Core::new(Routing::ByNode(BTreeMap::new()));
+        // Owned before any listener exists, so that a panic below shuts those down.
+        let proxy = ProxyCluster {
+            control: ProxyControl {
+                core: Core::new(Routing::ByNode(BTreeMap::new())),
+            },
+        };
         for (node_id, host, port) in brokers {
-            core.route(node_id, &host, port)
+            proxy
+                .control
+                .core
+                .route(node_id, &host, port)
                 .unwrap_or_else(|| panic!("proxy: no listener for broker {node_id}"));
         }
-        ProxyCluster {
-            control: ProxyControl { core },
-        }
+        proxy
     }
 
     /// The listeners, by node id of the broker each one fronts.
