@@ -6,6 +6,13 @@
 //! test process so it stops when the process exits.
 //!
 //! Suites stay parallel-safe by naming their topics with [`unique_name`].
+//!
+//! Fault injection sits between the client and the real broker: [`proxy::ProxyCluster`] is a
+//! loopback proxy that rewrites the broker addresses in responses so that every connection of
+//! the client goes through it, and cuts, refuses, stalls, delays, loses responses or corrupts
+//! fetched records on demand.
+
+pub mod proxy;
 
 use std::path::PathBuf;
 use std::process::Command;
