@@ -54,10 +54,20 @@ t=$(ms); "$K" kill-node "$S3" 2; ok "kill-node 2 ($(($(ms) - t)) ms)"
 roundtrip "$bs" r3 50 --command-property acks=all
 ok "produce acks=all / consume with node 2 down"
 t=$(ms); "$K" restart-node "$S3" 2; ok "restart-node 2 ($(($(ms) - t)) ms)"
+# SIGSTOP/SIGCONT reach every thread of the JVM asynchronously: poll the state with a deadline.
+stopped() { grep -q 'State:.*T' "/proc/$(<"$S3/node-3/pid")/status"; }
+settles() { # settles WANT: waits up to 10 s for stopped() to answer WANT (0 stopped, 1 running)
+  local i
+  for ((i = 0; i < 100; i++)); do
+    if stopped; then (($1 == 0)) && return 0; else (($1 == 1)) && return 0; fi
+    sleep 0.1
+  done
+  return 1
+}
 "$K" freeze "$S3" 3
-grep -q 'State:.*T' "/proc/$(<"$S3/node-3/pid")/status" || fail "freeze"
+settles 0 || fail "freeze"
 "$K" thaw "$S3" 3
-grep -q 'State:.*T' "/proc/$(<"$S3/node-3/pid")/status" && fail "thaw"
+settles 1 || fail "thaw"
 ok "freeze/thaw node 3"
 t=$(ms); "$K" stop "$S3"; ok "3-node stop ($(($(ms) - t)) ms)"
 
