@@ -1,0 +1,284 @@
+//! Random scripts against a simulated broker that checks sequences like Kafka does.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::ApiKey;
+use kafkit_wire::record::BatchReader;
+use proptest::prelude::*;
+
+use super::super::*;
+use super::{config, leader, tp};
+use crate::error::Error;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Append { partition: i32, len: usize },
+    Poll,
+    Respond { pick: usize, fault: Fault },
+    Advance(u64),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    None,
+    /// Written, response lost.
+    LostResponse,
+    /// Not written, connection failed before.
+    NotSent,
+    /// Not written, leader moved.
+    NotLeader,
+    /// Not written, refused for good.
+    Fatal,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..3i32, 1..300usize).prop_map(|(partition, len)| Op::Append { partition, len }),
+        3 => Just(Op::Poll),
+        4 => (any::<usize>(), prop_oneof![
+            6 => Just(Fault::None),
+            1 => Just(Fault::LostResponse),
+            1 => Just(Fault::NotSent),
+            1 => Just(Fault::NotLeader),
+            1 => Just(Fault::Fatal),
+        ]).prop_map(|(pick, fault)| Op::Respond { pick, fault }),
+        2 => (1..2_000u64).prop_map(Op::Advance),
+    ]
+}
+
+/// One partition's log and producer state on the simulated broker.
+#[derive(Debug, Default)]
+struct Log {
+    records: Vec<u64>,
+    epoch: i16,
+    next_sequence: i32,
+    /// (base sequence, base offset) of batches written under the current epoch.
+    written: Vec<(i32, i64)>,
+}
+
+fn decode(bytes: &Bytes) -> (i16, i32, Vec<u64>) {
+    let mut out = Vec::new();
+    let mut header = (0, 0);
+    for batch in BatchReader::new(bytes.clone()).flatten() {
+        header = (batch.header.producer_epoch, batch.header.base_sequence);
+        for r in batch.records() {
+            let v = r.value.as_deref().unwrap_or_default();
+            out.push(u64::from_be_bytes(v.try_into().unwrap_or([0; 8])));
+        }
+    }
+    (header.0, header.1, out)
+}
+
+impl Log {
+    fn produce(&mut self, bytes: &Bytes) -> PartitionResponse {
+        let (epoch, base, ids) = decode(bytes);
+        if epoch > self.epoch {
+            if base != 0 {
+                return refused(ResponseError::OutOfOrderSequenceNumber);
+            }
+            self.epoch = epoch;
+            self.next_sequence = 0;
+            self.written.clear();
+        } else if epoch < self.epoch {
+            return refused(ResponseError::InvalidProducerEpoch);
+        }
+        if let Some((_, offset)) = self.written.iter().find(|(s, _)| *s == base) {
+            return PartitionResponse::Written {
+                base_offset: *offset,
+                log_append_time: -1,
+            };
+        }
+        if base != self.next_sequence {
+            return refused(ResponseError::OutOfOrderSequenceNumber);
+        }
+        let offset = self.records.len() as i64;
+        self.written.push((base, offset));
+        self.next_sequence = increment_sequence(base, ids.len() as i32);
+        self.records.extend(ids);
+        PartitionResponse::Written {
+            base_offset: offset,
+            log_append_time: -1,
+        }
+    }
+}
+
+fn refused(code: ResponseError) -> PartitionResponse {
+    PartitionResponse::Refused {
+        code,
+        message: None,
+    }
+}
+
+struct Sim {
+    state: SenderState<u64>,
+    now: Instant,
+    pending: Vec<ProduceRequestPlan>,
+    logs: HashMap<i32, Log>,
+    outcomes: BTreeMap<u64, Vec<Result<i64, String>>>,
+    appended: Vec<(u64, i32)>,
+    next_id: u64,
+    fatal: bool,
+}
+
+impl Sim {
+    fn new() -> Sim {
+        let mut cfg = config(true, 600, 100_000);
+        cfg.retry_backoff = crate::state::backoff::ExponentialBackoff::new(
+            Duration::from_millis(10),
+            Duration::from_millis(50),
+        );
+        let mut state = SenderState::new(cfg);
+        state.handle_producer_id(1, 0);
+        Sim {
+            state,
+            now: Instant::now(),
+            pending: Vec::new(),
+            logs: HashMap::new(),
+            outcomes: BTreeMap::new(),
+            appended: Vec::new(),
+            next_id: 0,
+            fatal: false,
+        }
+    }
+
+    fn collect(&mut self) {
+        for o in self.state.take_outcomes() {
+            let r = o.result.map(|m| m.offset).map_err(|e| e.to_string());
+            self.outcomes.entry(o.delivery).or_default().push(r);
+        }
+    }
+
+    fn poll(&mut self) {
+        if let Some((_, epoch)) = self.state.poll_init_producer_id() {
+            self.state.handle_producer_id(1, epoch + 1);
+        }
+        self.state.expire(self.now);
+        let tx = self.state.poll_requests(self.now, &leader);
+        self.pending.extend(tx.requests);
+        self.collect();
+    }
+
+    fn respond(&mut self, index: usize, fault: Fault) {
+        let plan = self.pending.remove(index);
+        let result = match fault {
+            Fault::NotSent => Err(Error::Io {
+                broker: "b".into(),
+                source: std::sync::Arc::new(std::io::Error::other("cut")),
+            }),
+            Fault::LostResponse => {
+                for (tp, bytes) in &plan.batches {
+                    self.logs.entry(tp.partition).or_default().produce(bytes);
+                }
+                Err(Error::ConnectionClosed {
+                    broker: "b".into(),
+                    api: ApiKey::Produce,
+                })
+            }
+            Fault::NotLeader | Fault::Fatal => {
+                let code = if matches!(fault, Fault::Fatal) {
+                    self.fatal = true;
+                    ResponseError::InvalidRecord
+                } else {
+                    ResponseError::NotLeaderOrFollower
+                };
+                Ok(plan
+                    .batches
+                    .iter()
+                    .map(|(tp, _)| (tp.clone(), refused(code)))
+                    .collect())
+            }
+            Fault::None => Ok(plan
+                .batches
+                .iter()
+                .map(|(tp, bytes)| {
+                    let answer = self.logs.entry(tp.partition).or_default().produce(bytes);
+                    (tp.clone(), answer)
+                })
+                .collect()),
+        };
+        self.state.handle_result(self.now, plan.id, result);
+        self.collect();
+    }
+
+    fn run(&mut self, op: &Op) {
+        match op {
+            Op::Append { partition, len } => {
+                let id = self.next_id;
+                self.next_id += 1;
+                let mut value = vec![0u8; (*len).max(8)];
+                value.truncate(8);
+                value.copy_from_slice(&id.to_be_bytes());
+                let _ = len;
+                let record = BufferedRecord::new(1_000, None, Some(Bytes::from(value)), id);
+                if self.state.append(self.now, &tp(*partition), record).is_ok() {
+                    self.appended.push((id, *partition));
+                }
+            }
+            Op::Poll => self.poll(),
+            Op::Respond { pick, fault } => {
+                if !self.pending.is_empty() {
+                    // Requests to one node are answered in order: always the oldest.
+                    let _ = pick;
+                    self.respond(0, *fault);
+                }
+            }
+            Op::Advance(ms) => self.now += Duration::from_millis(*ms),
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_record_has_one_outcome_and_logs_keep_append_order(ops in prop::collection::vec(op(), 1..120)) {
+        let mut sim = Sim::new();
+        for op in &ops {
+            sim.run(op);
+        }
+        // Heal: a well-behaved broker until everything is done.
+        let mut rounds = 0;
+        while !sim.state.is_idle() && rounds < 10_000 {
+            rounds += 1;
+            sim.now += Duration::from_millis(20);
+            sim.poll();
+            while !sim.pending.is_empty() {
+                sim.respond(0, Fault::None);
+            }
+        }
+        prop_assert!(sim.state.is_idle(), "stuck: {:?}", sim.state.accumulator().batch_count());
+        for (id, _) in &sim.appended {
+            let n = sim.outcomes.get(id).map_or(0, Vec::len);
+            prop_assert_eq!(n, 1, "record {} has {} outcomes", id, n);
+        }
+        prop_assert_eq!(sim.outcomes.len(), sim.appended.len());
+        let bumped = sim.state.stats().epoch_bumps > 0;
+        for (partition, log) in &sim.logs {
+            // First occurrences are in append order; duplicates only after an epoch bump.
+            let mut seen = std::collections::HashSet::new();
+            let firsts: Vec<u64> = log.records.iter().copied().filter(|id| seen.insert(*id)).collect();
+            let mut sorted = firsts.clone();
+            sorted.sort_unstable();
+            prop_assert_eq!(&firsts, &sorted, "partition {} out of order", partition);
+            if !bumped {
+                prop_assert_eq!(firsts.len(), log.records.len(), "duplicates without a bump");
+            }
+        }
+        // A success names the record's real offset; without fatal errors or bumps, every
+        // record succeeded.
+        for (id, partition) in &sim.appended {
+            let outcome = &sim.outcomes[id][0];
+            if let Ok(offset) = outcome {
+                if *offset >= 0 {
+                    let log = &sim.logs[partition];
+                    prop_assert_eq!(log.records.get(*offset as usize), Some(id));
+                }
+            } else {
+                prop_assert!(sim.fatal || bumped, "record {} failed: {:?}", id, outcome);
+            }
+        }
+    }
+}
