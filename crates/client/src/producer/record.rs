@@ -96,7 +96,6 @@ pub struct RecordMetadata {
 }
 
 /// What a record's delivery handle receives.
-#[allow(dead_code)] // used by the sender task (next commit)
 pub(crate) type Delivery = oneshot::Sender<Result<RecordMetadata, ProduceError>>;
 
 /// Resolves to a record's outcome once its batch is acknowledged or has failed.
@@ -109,7 +108,6 @@ pub struct DeliveryFuture {
 }
 
 impl DeliveryFuture {
-    #[allow(dead_code)]
     pub(crate) fn new(rx: oneshot::Receiver<Result<RecordMetadata, ProduceError>>) -> Self {
         DeliveryFuture { rx }
     }

@@ -512,6 +512,11 @@ impl<D> SenderState<D> {
         self.closing = true;
     }
 
+    /// Whether `close` was called.
+    pub fn is_closing(&self) -> bool {
+        self.closing
+    }
+
     /// Fails everything queued or in flight with `error` (close timed out, producer dropped).
     pub fn abort(&mut self, error: &ProduceError) {
         self.closing = true;
