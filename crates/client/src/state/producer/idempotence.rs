@@ -15,6 +15,10 @@ use super::batch::{Sequence, TopicPartition};
 struct PartitionSequence {
     next_sequence: i32,
     next_order: u64,
+    /// The highest `order` acknowledged (any epoch).
+    acked_order: Option<u64>,
+    /// Whether a batch was acknowledged under the current epoch.
+    confirmed: bool,
 }
 
 /// Sequence bookkeeping; inert (every batch unsequenced) when idempotence is off.
@@ -86,6 +90,7 @@ impl Idempotence {
         self.bump_requested = false;
         for p in self.partitions.values_mut() {
             p.next_sequence = 0;
+            p.confirmed = false;
         }
     }
 
@@ -106,6 +111,37 @@ impl Idempotence {
         p.next_sequence = increment_sequence(p.next_sequence, count);
         p.next_order = p.next_order.saturating_add(1);
         Some(sequence)
+    }
+
+    /// Records that the batch with `sequence` of `tp` was acknowledged.
+    pub fn acked(&mut self, tp: &TopicPartition, sequence: Option<Sequence>) {
+        let Some(sequence) = sequence else {
+            return;
+        };
+        let p = self.partitions.entry(tp.clone()).or_default();
+        p.acked_order = Some(
+            p.acked_order
+                .map_or(sequence.order, |o| o.max(sequence.order)),
+        );
+        if sequence.producer_epoch == self.producer_epoch
+            && sequence.producer_id == self.producer_id
+        {
+            p.confirmed = true;
+        }
+    }
+
+    /// Whether a batch of `tp` drained after the one with `sequence` was acknowledged.
+    pub fn acked_after(&self, tp: &TopicPartition, sequence: Option<Sequence>) -> bool {
+        let (Some(sequence), Some(p)) = (sequence, self.partitions.get(tp)) else {
+            return false;
+        };
+        p.acked_order.is_some_and(|o| o > sequence.order)
+    }
+
+    /// Whether `tp` has an acknowledged batch under the current epoch (the broker knows this
+    /// producer there, so it checks sequences; until then one batch at a time is sent).
+    pub fn confirmed(&self, tp: &TopicPartition) -> bool {
+        !self.enabled || self.partitions.get(tp).is_some_and(|p| p.confirmed)
     }
 
     /// The next sequence of `tp` (for tests and metrics).

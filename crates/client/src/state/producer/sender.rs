@@ -395,6 +395,16 @@ impl<D> SenderState<D> {
             // The broker has this batch from an earlier attempt.
             ResponseError::DuplicateSequenceNumber => self.succeed(batch, bytes, -1, -1),
             ResponseError::OutOfOrderSequenceNumber
+            | ResponseError::UnknownProducerId
+            | ResponseError::InvalidProducerEpoch
+                if self.idempotence.acked_after(&batch.tp, batch.sequence) =>
+            {
+                // A later batch of the partition is already in the log: resending this one
+                // would reorder the partition. It fails (as in the Java client); the epoch
+                // is bumped because its sequence is now unresolved.
+                self.fail(batch, &error);
+            }
+            ResponseError::OutOfOrderSequenceNumber
                 if self.has_unacked_predecessor(&batch.tp, batch.id) =>
             {
                 // An earlier batch is being retried: this one follows it.
@@ -450,6 +460,7 @@ impl<D> SenderState<D> {
     }
 
     fn succeed(&mut self, batch: ProducerBatch<D>, bytes: usize, base: i64, append_time: i64) {
+        self.idempotence.acked(&batch.tp, batch.sequence);
         self.outstanding.remove(&batch.id);
         self.stats.records_sent = self
             .stats
@@ -577,9 +588,12 @@ impl<D> SenderState<D> {
 }
 
 /// Whether a partition may send `batch` (its first queued batch) now: a producer id is known
-/// and no epoch bump is pending, fewer than `max_in_flight` of its batches are in flight, and
+/// and no epoch bump is pending, fewer than `max_in_flight` of its batches are in flight,
 /// — the mute rule — a retry waits until nothing of its partition is in flight, so that
-/// batches are resent in sequence order.
+/// batches are resent in sequence order, and — the first-batch rule — until the partition has
+/// an acknowledged batch under the current epoch, only one batch is in flight (a broker that
+/// does not know the producer accepts any first sequence, so a second pipelined batch could
+/// land before a first one that failed).
 fn sendable<D>(
     idempotence: &Idempotence,
     partition_in_flight: &HashMap<TopicPartition, usize>,
@@ -587,9 +601,11 @@ fn sendable<D>(
     batch: &ProducerBatch<D>,
 ) -> bool {
     let n = partition_in_flight.get(&batch.tp).copied().unwrap_or(0);
-    idempotence.can_send()
-        && n < max_in_flight
-        && !(n > 0 && (batch.attempts > 0 || batch.sequence.is_some()))
+    if n == 0 {
+        return idempotence.can_send();
+    }
+    let is_retry = batch.attempts > 0 || batch.sequence.is_some();
+    idempotence.can_send() && n < max_in_flight && !is_retry && idempotence.confirmed(&batch.tp)
 }
 
 /// Retry backoff without jitter: the state stays deterministic.

@@ -194,6 +194,18 @@ fn sequences_advance_by_record_count_and_wrap() {
 /// base sequences.
 fn five_in_flight(s: &mut SenderState<u64>, t0: Instant) -> Vec<(u64, i32, Bytes)> {
     let mut out = Vec::new();
+    // The partition's first batch is acknowledged alone (the first-batch rule).
+    s.append(t0, &tp(0), record(100, 10)).ok();
+    let first = s.poll_requests(t0 + LINGER, &leader);
+    s.append(t0, &tp(0), record(101, 10)).ok();
+    assert!(
+        s.poll_requests(t0 + LINGER, &leader).requests.is_empty(),
+        "first batch alone"
+    );
+    s.handle_result(t0, first.requests[0].id, Ok(vec![written(tp(0), 0)]));
+    let second = s.poll_requests(t0 + LINGER, &leader);
+    s.handle_result(t0, second.requests[0].id, Ok(vec![written(tp(0), 1)]));
+    s.take_outcomes();
     for id in 0..5u64 {
         s.append(t0, &tp(0), record(id, 10)).ok();
         let tx = s.poll_requests(t0 + LINGER, &leader);
@@ -214,7 +226,7 @@ fn five_in_flight_apply_in_send_order() {
     let mut s = idempotent_state();
     let reqs = five_in_flight(&mut s, t0);
     let seqs: Vec<i32> = reqs.iter().map(|r| r.1).collect();
-    assert_eq!(seqs, [0, 1, 2, 3, 4]);
+    assert_eq!(seqs, [2, 3, 4, 5, 6]);
     // Responses arriving out of order are applied in send order.
     for (i, (id, _, _)) in reqs.iter().enumerate().rev() {
         s.handle_result(t0, *id, Ok(vec![written(tp(0), 10 + i as i64)]));
@@ -257,7 +269,7 @@ fn retriable_error_on_second_of_five_requeues_in_order_and_mutes() {
         .batches(&tp(0))
         .map(|b| b.sequence().map(|q| q.base_sequence))
         .collect();
-    assert_eq!(queued, [Some(1), Some(2), Some(3), Some(4), None]);
+    assert_eq!(queued, [Some(3), Some(4), Some(5), Some(6), None]);
     // Resent one at a time, same sequences and bytes, in order.
     let mut now = later;
     for (i, r) in reqs.iter().enumerate().skip(1) {
@@ -277,9 +289,73 @@ fn retriable_error_on_second_of_five_requeues_in_order_and_mutes() {
         now += Duration::from_millis(1);
     }
     let tx = s.poll_requests(now, &leader);
-    assert_eq!(header(&tx.requests[0].batches[0].1).2, 5);
+    assert_eq!(header(&tx.requests[0].batches[0].1).2, 7);
     let got = offsets(&s.take_outcomes());
     assert_eq!(got, [(0, 0), (1, 1), (2, 2), (3, 3), (4, 4)]);
+}
+
+#[test]
+fn a_partition_sends_one_batch_until_its_first_is_acknowledged() {
+    let t0 = Instant::now();
+    let mut s = idempotent_state();
+    s.append(t0, &tp(0), record(1, 10)).ok();
+    let first = s.poll_requests(t0 + LINGER, &leader);
+    s.append(t0, &tp(0), record(2, 10)).ok();
+    assert!(s.poll_requests(t0 + LINGER, &leader).requests.is_empty());
+    s.handle_result(
+        t0,
+        first.requests[0].id,
+        Ok(vec![refused(tp(0), ResponseError::NotLeaderOrFollower)]),
+    );
+    // The retry goes first, alone; then the second batch may follow it.
+    let t1 = t0 + Duration::from_secs(1);
+    let retry = s.poll_requests(t1, &leader);
+    assert_eq!(header(&retry.requests[0].batches[0].1).2, 0);
+    assert!(s.poll_requests(t1, &leader).requests.is_empty());
+    s.handle_result(t1, retry.requests[0].id, Ok(vec![written(tp(0), 0)]));
+    let next = s.poll_requests(t1, &leader);
+    assert_eq!(header(&next.requests[0].batches[0].1).2, 1);
+}
+
+#[test]
+fn sequence_error_after_a_later_batch_was_written_fails_instead_of_reordering() {
+    let t0 = Instant::now();
+    let mut s = idempotent_state();
+    let reqs = five_in_flight(&mut s, t0);
+    // Batch 1 lost its response; batch 2 was written; the resent batch 1 is refused.
+    s.handle_result(
+        t0,
+        reqs[0].0,
+        Err(Error::ConnectionClosed {
+            broker: "b".into(),
+            api: ApiKey::Produce,
+        }),
+    );
+    s.handle_result(t0, reqs[1].0, Ok(vec![written(tp(0), 10)]));
+    for r in &reqs[2..] {
+        s.handle_result(t0, r.0, Ok(vec![written(tp(0), 11)]));
+    }
+    s.take_outcomes();
+    let retry = s.poll_requests(t0 + Duration::from_secs(1), &leader);
+    assert_eq!(retry.requests[0].batches[0].1, reqs[0].2);
+    s.handle_result(
+        t0,
+        retry.requests[0].id,
+        Ok(vec![refused(
+            tp(0),
+            ResponseError::OutOfOrderSequenceNumber,
+        )]),
+    );
+    let outcomes = s.take_outcomes();
+    assert_eq!(outcomes.len(), 1);
+    assert!(matches!(
+        outcomes[0].result,
+        Err(ProduceError::Broker {
+            code: ResponseError::OutOfOrderSequenceNumber,
+            ..
+        })
+    ));
+    assert_eq!(s.poll_init_producer_id(), Some((42, 0)), "epoch bump");
 }
 
 #[test]

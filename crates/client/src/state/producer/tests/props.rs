@@ -53,6 +53,8 @@ fn op() -> impl Strategy<Value = Op> {
 #[derive(Debug, Default)]
 struct Log {
     records: Vec<u64>,
+    /// Whether the broker knows the producer here (else it accepts any first sequence).
+    known: bool,
     epoch: i16,
     next_sequence: i32,
     /// (base sequence, base offset) of batches written under the current epoch.
@@ -75,7 +77,12 @@ fn decode(bytes: &Bytes) -> (i16, i32, Vec<u64>) {
 impl Log {
     fn produce(&mut self, bytes: &Bytes) -> PartitionResponse {
         let (epoch, base, ids) = decode(bytes);
-        if epoch > self.epoch {
+        if !self.known {
+            // Kafka accepts any first sequence from a producer it has no state for.
+            self.known = true;
+            self.epoch = epoch;
+            self.next_sequence = base;
+        } else if epoch > self.epoch {
             if base != 0 {
                 return refused(ResponseError::OutOfOrderSequenceNumber);
             }
