@@ -319,3 +319,60 @@ async fn no_broker_reachable_fails_new_without_hanging() {
         assert!(started.elapsed() < Duration::from_secs(5), "{bootstrap}");
     }
 }
+
+#[tokio::test]
+async fn full_buffer_fails_try_send_at_once_and_send_after_max_block() {
+    let admin = Admin::connect(&kafka().bootstrap).await.unwrap();
+    let topic = topic(&admin, "producer-buffer").await;
+    let producer = Producer::new(
+        config()
+            .linger(Duration::from_secs(30))
+            .batch_size(1_000_000)
+            .buffer_memory(20_000)
+            .max_block(Duration::from_millis(500))
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    // try_send never waits for metadata: the first send learns it.
+    let first = ProducerRecord::new(&topic)
+        .partition(0)
+        .value(vec![7u8; 1_000]);
+    let mut accepted = vec![producer.send(first).await.unwrap()];
+    let full = loop {
+        let record = ProducerRecord::new(&topic)
+            .partition(0)
+            .value(vec![7u8; 1_000]);
+        match producer.try_send(record) {
+            Ok(d) => accepted.push(d),
+            Err(err) => break err,
+        }
+        assert!(accepted.len() < 100, "buffer.memory not enforced");
+    };
+    assert!(
+        matches!(full, ProduceError::BufferExhausted { .. }),
+        "{full:?}"
+    );
+    assert!(!accepted.is_empty());
+    assert!(producer.metrics().buffer_used > 15_000);
+    let started = Instant::now();
+    let record = ProducerRecord::new(&topic)
+        .partition(0)
+        .value(vec![7u8; 1_000]);
+    let err = producer.send(record).await.unwrap_err();
+    assert!(
+        matches!(err, ProduceError::BufferExhausted { .. }),
+        "{err:?}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(450));
+    // Flushing frees the memory.
+    producer.flush().await.unwrap();
+    for d in accepted {
+        d.await.unwrap();
+    }
+    assert_eq!(producer.metrics().buffer_used, 0);
+    let record = ProducerRecord::new(&topic).partition(0).value("after");
+    producer.try_send(record).unwrap();
+    producer.close(Duration::from_secs(10)).await.unwrap();
+}

@@ -274,6 +274,12 @@ impl<D> Accumulator<D> {
         self.queues.get(tp).into_iter().flatten()
     }
 
+    /// The ids of every queued batch (tests).
+    #[cfg(test)]
+    pub(crate) fn batch_ids(&self) -> Vec<u64> {
+        self.queues.values().flatten().map(|b| b.id).collect()
+    }
+
     /// Number of queued batches.
     pub fn batch_count(&self) -> usize {
         self.queues.values().map(VecDeque::len).sum()

@@ -245,6 +245,8 @@ proptest! {
         let mut sim = Sim::new();
         for op in &ops {
             sim.run(op);
+            let checked = sim.state.check_invariants();
+            prop_assert!(checked.is_ok(), "after {:?}: {:?}", op, checked);
         }
         // Heal: a well-behaved broker until everything is done.
         let mut rounds = 0;
@@ -255,6 +257,8 @@ proptest! {
             while !sim.pending.is_empty() {
                 sim.respond(0, Fault::None);
             }
+            let checked = sim.state.check_invariants();
+            prop_assert!(checked.is_ok(), "healing: {:?}", checked);
         }
         prop_assert!(sim.state.is_idle(), "stuck: {:?}", sim.state.accumulator().batch_count());
         for (id, _) in &sim.appended {
