@@ -380,10 +380,17 @@ impl<D> SenderState<D> {
                 log_append_time,
             }) => return self.succeed(batch, bytes, base_offset, log_append_time),
             Some(PartitionResponse::Refused { code, message }) => (code, message),
-            None => (
-                ResponseError::UnknownServerError,
-                Some("partition missing from the response".to_owned()),
-            ),
+            None => {
+                // The broker did not answer for this partition: its outcome is unknown, so
+                // the same sequence is resent.
+                let error = ProduceError::Broker {
+                    topic: batch.tp.topic.clone(),
+                    partition: batch.tp.partition,
+                    code: ResponseError::UnknownServerError,
+                    message: Some("partition missing from the response".to_owned()),
+                };
+                return self.retry(now, batch, error);
+            }
         };
         let error = ProduceError::Broker {
             topic: batch.tp.topic.clone(),
@@ -418,7 +425,7 @@ impl<D> SenderState<D> {
                 self.request_epoch_bump();
                 self.retry(now, batch, error);
             }
-            code if code.is_retriable() || code == ResponseError::UnknownServerError => {
+            code if code.is_retriable() => {
                 self.metadata_stale = true;
                 self.retry(now, batch, error);
             }

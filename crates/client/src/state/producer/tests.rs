@@ -511,3 +511,58 @@ fn abort_fails_everything_once() {
         Err(ProduceError::Closed)
     ));
 }
+
+#[test]
+fn retries_run_out_with_the_last_error() {
+    let t0 = Instant::now();
+    let mut cfg = config(true, 1_000, 100_000);
+    cfg.retries = 1;
+    let mut s = SenderState::new(cfg);
+    s.handle_producer_id(42, 0);
+    s.append(t0, &tp(0), record(1, 10)).ok();
+    let mut now = t0 + LINGER;
+    for attempt in 1..=2 {
+        let tx = s.poll_requests(now, &leader);
+        assert_eq!(tx.requests.len(), 1, "attempt {attempt}");
+        s.handle_result(
+            now,
+            tx.requests[0].id,
+            Ok(vec![refused(tp(0), ResponseError::NotLeaderOrFollower)]),
+        );
+        now += Duration::from_secs(2);
+    }
+    let outcomes = s.take_outcomes();
+    assert!(matches!(
+        outcomes[0].result,
+        Err(ProduceError::Broker {
+            code: ResponseError::NotLeaderOrFollower,
+            ..
+        })
+    ));
+    // Its sequence is unresolved: the epoch is bumped before anything else is sent.
+    assert_eq!(s.poll_init_producer_id(), Some((42, 0)));
+}
+
+#[test]
+fn an_expired_retry_bumps_the_epoch() {
+    let t0 = Instant::now();
+    let mut s = idempotent_state();
+    s.append(t0, &tp(0), record(1, 10)).ok();
+    let tx = s.poll_requests(t0 + LINGER, &leader);
+    let lost = Error::RequestTimedOut {
+        broker: "b".into(),
+        api: ApiKey::Produce,
+        after: Duration::from_secs(30),
+    };
+    s.handle_result(t0 + LINGER, tx.requests[0].id, Err(lost));
+    s.expire(t0 + DELIVERY);
+    assert!(matches!(
+        s.take_outcomes()[0].result,
+        Err(ProduceError::DeliveryTimeout { .. })
+    ));
+    assert_eq!(s.poll_init_producer_id(), Some((42, 0)));
+    s.handle_producer_id(42, 1);
+    s.append(t0 + DELIVERY, &tp(0), record(2, 10)).ok();
+    let tx = s.poll_requests(t0 + DELIVERY + LINGER, &leader);
+    assert_eq!(header(&tx.requests[0].batches[0].1), (42, 1, 0, 1));
+}
