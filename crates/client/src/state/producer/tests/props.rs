@@ -10,15 +10,23 @@ use kafkit_wire::record::BatchReader;
 use proptest::prelude::*;
 
 use super::super::*;
-use super::{config, leader, tp};
+use super::{config, tp};
 use crate::error::Error;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Append { partition: i32, len: usize },
+    Append {
+        partition: i32,
+        len: usize,
+    },
     Poll,
-    Respond { pick: usize, fault: Fault },
+    Respond {
+        pick: usize,
+        fault: Fault,
+    },
     Advance(u64),
+    /// The partition's leadership moves to the other node.
+    MoveLeader(i32),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +54,7 @@ fn op() -> impl Strategy<Value = Op> {
             1 => Just(Fault::Fatal),
         ]).prop_map(|(pick, fault)| Op::Respond { pick, fault }),
         2 => (1..2_000u64).prop_map(Op::Advance),
+        1 => (0..3i32).prop_map(Op::MoveLeader),
     ]
 }
 
@@ -119,10 +128,18 @@ fn refused(code: ResponseError) -> PartitionResponse {
     }
 }
 
+/// A request written to its broker; `result` is set once that broker has processed it.
+struct Pending {
+    plan: ProduceRequestPlan,
+    result: Option<RequestResult>,
+}
+
 struct Sim {
     state: SenderState<u64>,
     now: Instant,
-    pending: Vec<ProduceRequestPlan>,
+    pending: Vec<Pending>,
+    /// Leader node of each partition (1 or 2).
+    leaders: HashMap<i32, i32>,
     logs: HashMap<i32, Log>,
     outcomes: BTreeMap<u64, Vec<Result<i64, String>>>,
     appended: Vec<(u64, i32)>,
@@ -143,6 +160,7 @@ impl Sim {
             state,
             now: Instant::now(),
             pending: Vec::new(),
+            leaders: HashMap::new(),
             logs: HashMap::new(),
             outcomes: BTreeMap::new(),
             appended: Vec::new(),
@@ -163,22 +181,26 @@ impl Sim {
             self.state.handle_producer_id(1, epoch + 1);
         }
         self.state.expire(self.now);
+        let leaders = &self.leaders;
+        let leader = |tp: &TopicPartition| Some(*leaders.get(&tp.partition).unwrap_or(&1));
         let tx = self.state.poll_requests(self.now, &leader);
-        self.pending.extend(tx.requests);
+        self.pending.extend(
+            tx.requests
+                .into_iter()
+                .map(|plan| Pending { plan, result: None }),
+        );
         self.collect();
     }
 
-    fn respond(&mut self, index: usize, fault: Fault) {
-        let plan = self.pending.remove(index);
-        let result = match fault {
+    /// The broker of `plan.node` processes it (with `fault`).
+    fn process(&mut self, plan: &ProduceRequestPlan, fault: Fault) -> RequestResult {
+        match fault {
             Fault::NotSent => Err(Error::Io {
                 broker: "b".into(),
                 source: std::sync::Arc::new(std::io::Error::other("cut")),
             }),
             Fault::LostResponse => {
-                for (tp, bytes) in &plan.batches {
-                    self.logs.entry(tp.partition).or_default().produce(bytes);
-                }
+                let _ = self.write(plan);
                 Err(Error::ConnectionClosed {
                     broker: "b".into(),
                     api: ApiKey::Produce,
@@ -197,14 +219,47 @@ impl Sim {
                     .map(|(tp, _)| (tp.clone(), refused(code)))
                     .collect())
             }
-            Fault::None => Ok(plan
-                .batches
-                .iter()
-                .map(|(tp, bytes)| {
-                    let answer = self.logs.entry(tp.partition).or_default().produce(bytes);
-                    (tp.clone(), answer)
-                })
-                .collect()),
+            Fault::None => Ok(self.write(plan)),
+        }
+    }
+
+    fn write(&mut self, plan: &ProduceRequestPlan) -> Vec<(TopicPartition, PartitionResponse)> {
+        plan.batches
+            .iter()
+            .map(|(tp, bytes)| {
+                let leader = *self.leaders.get(&tp.partition).unwrap_or(&1);
+                let answer = if leader == plan.node {
+                    self.logs.entry(tp.partition).or_default().produce(bytes)
+                } else {
+                    refused(ResponseError::NotLeaderOrFollower)
+                };
+                (tp.clone(), answer)
+            })
+            .collect()
+    }
+
+    /// Delivers the result of pending request `pick` (any order: results reach the state in
+    /// whatever order tasks run). A broker processes its requests in the order written, so
+    /// the earlier requests to the same node are processed first, normally.
+    fn respond(&mut self, pick: usize, fault: Fault) {
+        let index = pick % self.pending.len();
+        let node = self.pending[index].plan.node;
+        for i in 0..index {
+            if self.pending[i].plan.node == node && self.pending[i].result.is_none() {
+                let plan = self.pending[i].plan.clone();
+                let result = self.process(&plan, Fault::None);
+                self.pending[i].result = Some(result);
+            }
+        }
+        let Pending { plan, result } = self.pending.remove(index);
+        let result = match (result, fault) {
+            (None, fault) => self.process(&plan, fault),
+            // Already written: only its response can be lost.
+            (Some(_), Fault::LostResponse | Fault::NotSent) => Err(Error::ConnectionClosed {
+                broker: "b".into(),
+                api: ApiKey::Produce,
+            }),
+            (Some(result), _) => result,
         };
         self.state.handle_result(self.now, plan.id, result);
         self.collect();
@@ -227,12 +282,14 @@ impl Sim {
             Op::Poll => self.poll(),
             Op::Respond { pick, fault } => {
                 if !self.pending.is_empty() {
-                    // Requests to one node are answered in order: always the oldest.
-                    let _ = pick;
-                    self.respond(0, *fault);
+                    self.respond(*pick, *fault);
                 }
             }
             Op::Advance(ms) => self.now += Duration::from_millis(*ms),
+            Op::MoveLeader(p) => {
+                let node = self.leaders.entry(*p).or_insert(1);
+                *node = 3 - *node;
+            }
         }
     }
 }
