@@ -166,6 +166,7 @@ impl Producer {
             request_timeout: client.request_timeout(),
             retry_backoff: client.retry_backoff(),
             retry_backoff_max: client.retry_backoff_max(),
+            metadata_max_age: client.metadata_max_age(),
         };
         tokio::spawn(sender::run(shared.clone(), cluster.clone(), settings));
         let partitioner = DefaultPartitioner::from_config(&config, XorShift64Star::from_entropy());

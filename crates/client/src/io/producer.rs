@@ -115,6 +115,8 @@ pub(crate) struct SenderSettings {
     pub(crate) request_timeout: Duration,
     pub(crate) retry_backoff: Duration,
     pub(crate) retry_backoff_max: Duration,
+    /// `metadata.max.age.ms`: metadata older than this is refreshed.
+    pub(crate) metadata_max_age: Duration,
 }
 
 enum Event {
@@ -220,7 +222,8 @@ pub(crate) async fn run(shared: Arc<Shared>, cluster: Cluster, settings: SenderS
             });
         }
         let refresh_due = last_refresh.is_none_or(|at| now >= at + settings.retry_backoff);
-        let wants_refresh = stale || !transmit.unknown_leaders.is_empty();
+        let aged = cluster.metadata().is_stale(now, settings.metadata_max_age);
+        let wants_refresh = stale || aged || !transmit.unknown_leaders.is_empty();
         if wants_refresh && !refresh_running && refresh_due {
             refresh_running = true;
             last_refresh = Some(now);
@@ -280,10 +283,14 @@ pub(crate) async fn run(shared: Arc<Shared>, cluster: Cluster, settings: SenderS
                                     .min(settings.retry_backoff_max);
                                 init_not_before = Instant::now() + wait;
                             } else {
-                                warn!(error = %err, "InitProducerId failed for good");
+                                let error = ProduceError::Client(err);
                                 let outcomes = {
                                     let mut state = shared.lock();
-                                    state.abort(&ProduceError::Client(err));
+                                    if state.handle_producer_id_error(&error) {
+                                        warn!(error = %error, "epoch bump refused; asking for a new producer id");
+                                    } else {
+                                        warn!(error = %error, "InitProducerId failed for good");
+                                    }
                                     state.take_outcomes()
                                 };
                                 shared.deliver(outcomes);

@@ -82,6 +82,14 @@ impl Idempotence {
         }
     }
 
+    /// Forgets the producer id (a bump was refused for good): the next InitProducerId asks
+    /// for a new one.
+    pub fn forget_producer_id(&mut self) {
+        self.producer_id = -1;
+        self.producer_epoch = -1;
+        self.bump_requested = false;
+    }
+
     /// Installs a producer id and epoch (from InitProducerId) and resets every partition's
     /// sequence to 0.
     pub fn set_producer_id(&mut self, producer_id: i64, producer_epoch: i16) {

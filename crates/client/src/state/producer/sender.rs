@@ -186,6 +186,19 @@ impl<D> SenderState<D> {
         self.accumulator.clear_sequences();
     }
 
+    /// An InitProducerId failed for good. After a failed epoch bump the producer asks for a
+    /// new producer id instead (returns `true`); a first InitProducerId failing for good fails
+    /// everything with `error` (returns `false`).
+    pub fn handle_producer_id_error(&mut self, error: &ProduceError) -> bool {
+        if self.idempotence.producer_id().0 >= 0 {
+            self.idempotence.forget_producer_id();
+            true
+        } else {
+            self.abort(error);
+            false
+        }
+    }
+
     /// The producer id and epoch in use.
     pub fn producer_id(&self) -> (i64, i16) {
         self.idempotence.producer_id()

@@ -566,3 +566,27 @@ fn an_expired_retry_bumps_the_epoch() {
     let tx = s.poll_requests(t0 + DELIVERY + LINGER, &leader);
     assert_eq!(header(&tx.requests[0].batches[0].1), (42, 1, 0, 1));
 }
+
+#[test]
+fn a_refused_epoch_bump_asks_for_a_new_producer_id() {
+    let t0 = Instant::now();
+    let mut s = idempotent_state();
+    s.append(t0, &tp(0), record(1, 10)).ok();
+    let tx = s.poll_requests(t0 + LINGER, &leader);
+    s.handle_result(
+        t0,
+        tx.requests[0].id,
+        Ok(vec![refused(tp(0), ResponseError::UnknownProducerId)]),
+    );
+    assert_eq!(s.poll_init_producer_id(), Some((42, 0)));
+    let refused_bump = ProduceError::Closed;
+    assert!(s.handle_producer_id_error(&refused_bump));
+    assert_eq!(s.poll_init_producer_id(), Some((-1, -1)));
+    assert!(
+        s.take_outcomes().is_empty(),
+        "the batch waits for the new id"
+    );
+    // A first InitProducerId refused for good fails everything.
+    assert!(!s.handle_producer_id_error(&refused_bump));
+    assert_eq!(s.take_outcomes().len(), 1);
+}
