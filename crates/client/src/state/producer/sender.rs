@@ -358,7 +358,10 @@ impl<D> SenderState<D> {
                 // Outcome unknown or not sent: either way the same sequence is resent; the
                 // broker deduplicates a batch it already has.
                 self.metadata_stale = true;
-                let retriable = error.is_retriable() || error.is_outcome_unknown();
+                // A leader missing from the broker list comes back with fresh metadata.
+                let retriable = error.is_retriable()
+                    || error.is_outcome_unknown()
+                    || matches!(error, Error::UnknownBroker { .. });
                 for (batch, _) in request.batches {
                     let error = ProduceError::Client(error.clone());
                     if retriable {

@@ -590,3 +590,26 @@ fn a_refused_epoch_bump_asks_for_a_new_producer_id() {
     assert!(!s.handle_producer_id_error(&refused_bump));
     assert_eq!(s.take_outcomes().len(), 1);
 }
+
+#[test]
+fn request_failures_retry_unless_permanent() {
+    let t0 = Instant::now();
+    let cases = [
+        (Error::UnknownBroker { node_id: 3 }, true),
+        (
+            Error::ConnectTimeout {
+                broker: "b".into(),
+                after: Duration::from_secs(10),
+            },
+            true,
+        ),
+        (Error::NoBrokers, false),
+    ];
+    for (error, retried) in cases {
+        let mut s = idempotent_state();
+        s.append(t0, &tp(0), record(1, 10)).ok();
+        let tx = s.poll_requests(t0 + LINGER, &leader);
+        s.handle_result(t0, tx.requests[0].id, Err(error.clone()));
+        assert_eq!(s.take_outcomes().is_empty(), retried, "{error}");
+    }
+}
