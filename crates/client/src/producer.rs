@@ -422,3 +422,32 @@ impl Producer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    fn sendable<T: Send + 'static>() {}
+
+    #[test]
+    fn handles_cross_tasks() {
+        shareable::<Producer>();
+        shareable::<ProduceError>();
+        sendable::<DeliveryFuture>();
+    }
+
+    #[tokio::test]
+    async fn new_fails_within_max_block_when_no_broker_answers() {
+        let config = ProducerConfig::builder()
+            .bootstrap_servers(["127.0.0.1:1"])
+            .max_block(Duration::from_millis(300))
+            .build();
+        let Ok(config) = config else {
+            panic!("config");
+        };
+        let started = Instant::now();
+        assert!(Producer::new(config).await.is_err());
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}
