@@ -376,3 +376,108 @@ async fn full_buffer_fails_try_send_at_once_and_send_after_max_block() {
     producer.try_send(record).unwrap();
     producer.close(Duration::from_secs(10)).await.unwrap();
 }
+
+#[tokio::test]
+async fn headers_timestamps_nulls_and_explicit_partitions_round_trip() {
+    let admin = Admin::connect(&kafka().bootstrap).await.unwrap();
+    let topic = topic(&admin, "producer-fields").await;
+    let producer = Producer::new(config().build().unwrap()).await.unwrap();
+    let record = ProducerRecord::new(&topic)
+        .partition(4)
+        .key("k")
+        .timestamp(1_700_000_000_123)
+        .header("trace-id", Some("abc"))
+        .header("empty", None::<Bytes>);
+    let md = producer.send(record).await.unwrap().await.unwrap();
+    assert_eq!((md.partition, md.timestamp), (4, 1_700_000_000_123));
+    // A tombstone: key, no value.
+    let tombstone = ProducerRecord::new(&topic).partition(4).key("k");
+    let md2 = producer.send(tombstone).await.unwrap().await.unwrap();
+    assert_eq!(md2.offset, md.offset + 1);
+    let err = producer
+        .send(ProducerRecord::new(&topic).partition(PARTITIONS).value("x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ProduceError::InvalidPartition {
+                partition: 6,
+                partition_count: 6,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    producer.close(Duration::from_secs(10)).await.unwrap();
+
+    // Read back with headers, through the raw reader.
+    let cluster = admin.cluster();
+    cluster.refresh_metadata(Some(&[&topic])).await.unwrap();
+    let leader = cluster
+        .metadata()
+        .leader(&topic, 4)
+        .map(|b| b.node_id)
+        .unwrap();
+    let topic_id = cluster
+        .metadata()
+        .topic(&topic)
+        .map(|t| t.topic_id)
+        .unwrap();
+    let conn = cluster.connection(leader).await.unwrap();
+    let version = conn.version(ApiKey::Fetch).unwrap();
+    let mut read = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while read.len() < 2 && Instant::now() < deadline {
+        let mut t = FetchTopic::default().with_partitions(vec![FetchPartition::default()
+            .with_partition(4)
+            .with_fetch_offset(read.len() as i64)
+            .with_current_leader_epoch(-1)
+            .with_last_fetched_epoch(-1)
+            .with_log_start_offset(-1)
+            .with_partition_max_bytes(1 << 20)]);
+        if version >= 13 {
+            t.topic_id = uuid::Uuid::from_bytes(topic_id);
+        } else {
+            t.topic = TopicName(StrBytes::from_string(topic.clone()));
+        }
+        let request = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(100)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_session_epoch(-1)
+            .with_topics(vec![t]);
+        let response = conn
+            .send(&request, version, Duration::from_secs(30))
+            .await
+            .unwrap();
+        if let Some(records) = response.responses[0].partitions[0].records.clone() {
+            for batch in BatchReader::new(records) {
+                for r in batch.unwrap().records() {
+                    if r.offset == read.len() as i64 {
+                        read.push(r.clone());
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(read.len(), 2);
+    let first = &read[0];
+    assert_eq!(first.timestamp, 1_700_000_000_123);
+    assert_eq!(first.key.as_deref(), Some(&b"k"[..]));
+    assert_eq!(first.value, None);
+    let headers: Vec<(&[u8], Option<&[u8]>)> = first
+        .headers
+        .iter()
+        .map(|h| (&h.key[..], h.value.as_deref()))
+        .collect();
+    assert_eq!(
+        headers,
+        [(&b"trace-id"[..], Some(&b"abc"[..])), (&b"empty"[..], None)]
+    );
+    assert_eq!(
+        (read[1].key.as_deref(), read[1].value.as_deref()),
+        (Some(&b"k"[..]), None)
+    );
+}
