@@ -27,6 +27,8 @@ enum Op {
     Advance(u64),
     /// The partition's leadership moves to the other node.
     MoveLeader(i32),
+    /// A flush starts.
+    Flush,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +57,7 @@ fn op() -> impl Strategy<Value = Op> {
         ]).prop_map(|(pick, fault)| Op::Respond { pick, fault }),
         2 => (1..2_000u64).prop_map(Op::Advance),
         1 => (0..3i32).prop_map(Op::MoveLeader),
+        1 => Just(Op::Flush),
     ]
 }
 
@@ -145,6 +148,8 @@ struct Sim {
     appended: Vec<(u64, i32)>,
     next_id: u64,
     fatal: bool,
+    /// Flushes in progress: marker, and the records appended before it.
+    flushes: Vec<(u64, usize)>,
 }
 
 impl Sim {
@@ -166,7 +171,28 @@ impl Sim {
             appended: Vec::new(),
             next_id: 0,
             fatal: false,
+            flushes: Vec::new(),
         }
+    }
+
+    /// A finished flush means every record appended before it has its outcome.
+    fn check_flushes(&mut self) -> Result<(), String> {
+        let mut still = Vec::new();
+        for (marker, before) in std::mem::take(&mut self.flushes) {
+            if self.state.flushed(marker) {
+                self.state.end_flush();
+                if let Some((id, _)) = self.appended[..before]
+                    .iter()
+                    .find(|(id, _)| !self.outcomes.contains_key(id))
+                {
+                    return Err(format!("flushed, but record {id} has no outcome"));
+                }
+            } else {
+                still.push((marker, before));
+            }
+        }
+        self.flushes = still;
+        Ok(())
     }
 
     fn collect(&mut self) {
@@ -286,6 +312,10 @@ impl Sim {
                 }
             }
             Op::Advance(ms) => self.now += Duration::from_millis(*ms),
+            Op::Flush => {
+                let marker = self.state.begin_flush();
+                self.flushes.push((marker, self.appended.len()));
+            }
             Op::MoveLeader(p) => {
                 let node = self.leaders.entry(*p).or_insert(1);
                 *node = 3 - *node;
@@ -302,7 +332,7 @@ proptest! {
         let mut sim = Sim::new();
         for op in &ops {
             sim.run(op);
-            let checked = sim.state.check_invariants();
+            let checked = sim.state.check_invariants().and_then(|()| sim.check_flushes());
             prop_assert!(checked.is_ok(), "after {:?}: {:?}", op, checked);
         }
         // Heal: a well-behaved broker until everything is done.
@@ -318,6 +348,9 @@ proptest! {
             prop_assert!(checked.is_ok(), "healing: {:?}", checked);
         }
         prop_assert!(sim.state.is_idle(), "stuck: {:?}", sim.state.accumulator().batch_count());
+        let flushed = sim.check_flushes();
+        prop_assert!(flushed.is_ok(), "{:?}", flushed);
+        prop_assert!(sim.flushes.is_empty(), "a flush never ended");
         for (id, _) in &sim.appended {
             let n = sim.outcomes.get(id).map_or(0, Vec::len);
             prop_assert_eq!(n, 1, "record {} has {} outcomes", id, n);
