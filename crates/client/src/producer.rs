@@ -316,7 +316,21 @@ impl Producer {
             .partitioner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let topic = TopicPartitions::all_available(partitions);
+        // A new sticky partition is about to be drawn: among partitions with a leader, weighted
+        // by their queue lengths (adaptive partitioning), as the Java client does.
+        let sticky = explicit.is_none()
+            && (sizing.key.is_none() || partitioner.ignore_keys())
+            && partitioner.sticky_partition(&topic_name).is_none();
+        let available = if sticky {
+            self.load_stats(&topic_name, partitions, &mut partitioner)
+        } else {
+            Vec::new()
+        };
+        let topic = if available.is_empty() {
+            TopicPartitions::all_available(partitions)
+        } else {
+            TopicPartitions::new(partitions, &available)
+        };
         let partition =
             choose_partition(&mut *partitioner, &info, &topic).map_err(|_: PartitionError| {
                 release(ProduceError::InvalidPartition {
@@ -345,6 +359,36 @@ impl Producer {
             shared.wake.notify_one();
         }
         Ok(DeliveryFuture::new(rx))
+    }
+
+    /// The partitions of `topic` with a known leader; feeds their queue lengths (batches) to
+    /// the partitioner.
+    fn load_stats(
+        &self,
+        topic: &str,
+        partitions: u32,
+        partitioner: &mut DefaultPartitioner<XorShift64Star>,
+    ) -> Vec<u32> {
+        let available: Vec<u32> = {
+            let metadata = self.handle.cluster.metadata();
+            (0..partitions)
+                .filter(|p| i32::try_from(*p).is_ok_and(|p| metadata.leader(topic, p).is_some()))
+                .collect()
+        };
+        let queues: Vec<(u32, u32)> = {
+            let state = self.handle.shared.lock();
+            let name: Arc<str> = Arc::from(topic);
+            available
+                .iter()
+                .map(|p| {
+                    let tp = TopicPartition::new(name.clone(), i32::try_from(*p).unwrap_or(0));
+                    let queued = state.accumulator().batches(&tp).count();
+                    (*p, u32::try_from(queued).unwrap_or(u32::MAX))
+                })
+                .collect()
+        };
+        partitioner.update_load_stats(topic, &queues, partitions);
+        available
     }
 
     /// Sends everything queued now (ignoring `linger.ms`) and waits until every record sent
