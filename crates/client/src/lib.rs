@@ -19,6 +19,7 @@ pub mod admin;
 pub mod config;
 pub mod error;
 pub mod io;
+pub mod producer;
 pub mod state;
 
 pub use error::{Error, Result};

@@ -76,8 +76,9 @@ struct Inner {
     config: ClusterConfig,
     bootstrap: Mutex<Option<Connection>>,
     connections: Mutex<HashMap<i32, Connection>>,
-    /// Serializes connecting to one node so that concurrent callers share one connection.
-    connecting: AsyncMutex<()>,
+    /// Serializes connecting to one node (by node id; -1 for bootstrap) so that concurrent
+    /// callers share one connection, while a slow node does not hold up the others.
+    connecting: Mutex<HashMap<i32, Arc<AsyncMutex<()>>>>,
     metadata: RwLock<ClusterMetadata>,
 }
 
@@ -91,7 +92,7 @@ impl Cluster {
                 config,
                 bootstrap: Mutex::new(None),
                 connections: Mutex::new(HashMap::new()),
-                connecting: AsyncMutex::new(()),
+                connecting: Mutex::new(HashMap::new()),
                 metadata: RwLock::new(ClusterMetadata::default()),
             }),
         };
@@ -122,6 +123,16 @@ impl Cluster {
         change(&mut guard)
     }
 
+    fn connect_lock(&self, node_id: i32) -> Arc<AsyncMutex<()>> {
+        self.inner
+            .connecting
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entry(node_id)
+            .or_default()
+            .clone()
+    }
+
     fn connections(&self) -> MutexGuard<'_, HashMap<i32, Connection>> {
         self.inner
             .connections
@@ -134,7 +145,8 @@ impl Cluster {
         if let Some(conn) = self.connections().values().find(|c| !c.is_closed()) {
             return Ok(conn.clone());
         }
-        let _guard = self.inner.connecting.lock().await;
+        let lock = self.connect_lock(-1);
+        let _guard = lock.lock().await;
         {
             let bootstrap = self
                 .inner
@@ -173,7 +185,8 @@ impl Cluster {
         if let Some(conn) = self.connections().get(&node_id).filter(|c| !c.is_closed()) {
             return Ok(conn.clone());
         }
-        let _guard = self.inner.connecting.lock().await;
+        let lock = self.connect_lock(node_id);
+        let _guard = lock.lock().await;
         if let Some(conn) = self.connections().get(&node_id).filter(|c| !c.is_closed()) {
             return Ok(conn.clone());
         }

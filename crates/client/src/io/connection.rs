@@ -268,6 +268,28 @@ impl Connection {
         })
     }
 
+    /// Queues `request` for writing and returns once it is queued: requests started one
+    /// after the other from one task are written in that order (what a producer needs for
+    /// its sequence numbers). Await the response with [`PendingResponse::wait`].
+    pub async fn start_send<R>(
+        &self,
+        request: &R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<PendingResponse<R>>
+    where
+        R: Request,
+        R::Response: GuardedResponse,
+    {
+        let waiter = self.link.submit(request, version).await?;
+        Ok(PendingResponse {
+            waiter,
+            version,
+            timeout,
+            _request: std::marker::PhantomData,
+        })
+    }
+
     /// Sends a request that gets no response (a Produce request with `acks=0`): done once the
     /// frame is handed to the writer.
     pub async fn send_without_response<R: Request>(&self, request: &R, version: i16) -> Result<()> {
@@ -366,6 +388,11 @@ impl Link {
         version: i16,
         timeout: Option<Duration>,
     ) -> Result<(i32, Bytes)> {
+        self.submit(request, version).await?.wait(timeout).await
+    }
+
+    /// Queues one request for writing; the returned waiter gets its response frame.
+    async fn submit<R: Request>(&self, request: &R, version: i16) -> Result<Waiter> {
         let api = ApiKey::try_from(R::KEY)
             .map_err(|()| kafkit_wire::header::EncodeError::UnknownApiKey(R::KEY))?;
         let (correlation_id, frame) = self.encode(request, version)?;
@@ -379,8 +406,33 @@ impl Link {
             }),
         })
         .await?;
+        Ok(Waiter {
+            shared: self.shared.clone(),
+            api,
+            correlation_id,
+            response,
+        })
+    }
+}
+
+/// The response to come for one queued request.
+struct Waiter {
+    shared: Arc<Shared>,
+    api: ApiKey,
+    correlation_id: i32,
+    response: oneshot::Receiver<Result<Bytes>>,
+}
+
+impl Waiter {
+    async fn wait(self, timeout: Option<Duration>) -> Result<(i32, Bytes)> {
+        let Waiter {
+            shared,
+            api,
+            correlation_id,
+            response,
+        } = self;
         let closed = || Error::ConnectionClosed {
-            broker: self.shared.broker.clone(),
+            broker: shared.broker.clone(),
             api,
         };
         let frame = match timeout {
@@ -389,16 +441,49 @@ impl Link {
                 Ok(result) => result.map_err(|_| closed())?,
                 Err(_) => {
                     let err = Error::RequestTimedOut {
-                        broker: self.shared.broker.clone(),
+                        broker: shared.broker.clone(),
                         api,
                         after,
                     };
-                    self.shared.poison(err.clone());
+                    shared.poison(err.clone());
                     return Err(err);
                 }
             },
         }?;
         Ok((correlation_id, frame))
+    }
+}
+
+/// A request already queued on its connection (so requests queued one after the other are
+/// written in that order), whose response is still to come: [`PendingResponse::wait`].
+pub struct PendingResponse<R: Request> {
+    waiter: Waiter,
+    version: i16,
+    timeout: Duration,
+    _request: std::marker::PhantomData<fn() -> R>,
+}
+
+impl<R: Request> std::fmt::Debug for PendingResponse<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingResponse")
+            .field("broker", &self.waiter.shared.broker)
+            .field("correlation_id", &self.waiter.correlation_id)
+            .finish()
+    }
+}
+
+impl<R> PendingResponse<R>
+where
+    R: Request,
+    R::Response: GuardedResponse,
+{
+    /// Waits up to the timeout given at [`Connection::start_send`] for the response, with the
+    /// same failure rules as [`Connection::send`].
+    pub async fn wait(self) -> Result<R::Response> {
+        let broker = self.waiter.shared.broker.clone();
+        let (correlation_id, frame) = self.waiter.wait(Some(self.timeout)).await?;
+        decode_response_frame(self.version, correlation_id, frame)
+            .map_err(|source| Error::Decode { broker, source })
     }
 }
 

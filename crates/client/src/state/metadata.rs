@@ -237,6 +237,11 @@ impl ClusterMetadata {
         self.brokers.get(&node_id)
     }
 
+    /// The names of every known topic.
+    pub fn topic_names(&self) -> Vec<String> {
+        self.topics.keys().cloned().collect()
+    }
+
     /// One topic, if known.
     pub fn topic(&self, name: &str) -> Option<&TopicInfo> {
         self.topics.get(name)

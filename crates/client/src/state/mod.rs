@@ -8,5 +8,6 @@ pub mod backoff;
 pub mod metadata;
 pub mod murmur2;
 pub mod partitioner;
+pub mod producer;
 pub mod rng;
 pub mod sticky;

@@ -1,0 +1,459 @@
+//! The producer's sender task: the thin loop around [`SenderState`].
+//!
+//! One task per producer waits for new records, a linger/backoff deadline, a response, a
+//! metadata refresh or shutdown; then it expires, polls Produce requests and hands each to its
+//! node's dispatcher. A dispatcher (one task per leader) connects when needed and *queues*
+//! the node's requests on the connection one after the other, so they are written in the order
+//! the state produced them (sequence order); each response is awaited by a small task of its
+//! own, so up to `max.in.flight.requests.per.connection` requests are in flight. Results come
+//! back to the sender task, which applies them (the state re-orders them per node) and hands
+//! every record outcome to its delivery handle.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, InitProducerIdRequest, ProduceRequest, ProduceResponse, ProducerId, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use tokio::sync::{mpsc, Notify, Semaphore};
+use tracing::{debug, info, warn};
+
+use super::cluster::Cluster;
+use crate::error::Error;
+use crate::producer::{Delivery, ProduceError};
+use crate::state::metadata::BrokerInfo;
+use crate::state::producer::{
+    Outcome, PartitionResponse, ProduceRequestPlan, RequestResult, SenderState, TopicPartition,
+};
+
+/// What the producer handles and the sender task share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) state: Mutex<SenderState<Delivery>>,
+    /// Wakes the sender task (new batch, flush, close, shutdown).
+    pub(crate) wake: Notify,
+    /// Signalled after outcomes are delivered (flush and close wait on it).
+    pub(crate) progress: Notify,
+    /// `buffer.memory`, in bytes.
+    pub(crate) buffer: Semaphore,
+    /// Every handle is gone: abort and stop.
+    pub(crate) shutdown: AtomicBool,
+    /// The sender task has stopped.
+    pub(crate) stopped: AtomicBool,
+    pub(crate) counters: Counters,
+}
+
+/// Counters mirrored from the state after each step, read without locking.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) records_sent: AtomicU64,
+    pub(crate) bytes_sent: AtomicU64,
+    pub(crate) records_failed: AtomicU64,
+    pub(crate) batches_sent: AtomicU64,
+    pub(crate) retries: AtomicU64,
+    pub(crate) epoch_bumps: AtomicU64,
+    pub(crate) requests_in_flight: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn new(state: SenderState<Delivery>, buffer_memory: usize) -> Self {
+        Shared {
+            state: Mutex::new(state),
+            wake: Notify::new(),
+            progress: Notify::new(),
+            buffer: Semaphore::new(buffer_memory.min(Semaphore::MAX_PERMITS)),
+            shutdown: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+            counters: Counters::default(),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, SenderState<Delivery>> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Hands outcomes to their records and releases their buffer memory.
+    pub(crate) fn deliver(&self, outcomes: Vec<Outcome<Delivery>>) {
+        if outcomes.is_empty() {
+            return;
+        }
+        let mut released = 0usize;
+        for outcome in outcomes {
+            released = released.saturating_add(outcome.reserved);
+            // The caller may have dropped its DeliveryFuture: nothing to tell then.
+            let _ = outcome.delivery.send(outcome.result);
+        }
+        self.buffer.add_permits(released);
+        self.progress.notify_waiters();
+    }
+
+    fn mirror(&self, state: &SenderState<Delivery>) {
+        let s = state.stats();
+        let c = &self.counters;
+        c.records_sent.store(s.records_sent, Ordering::Relaxed);
+        c.bytes_sent.store(s.bytes_sent, Ordering::Relaxed);
+        c.records_failed.store(s.records_failed, Ordering::Relaxed);
+        c.batches_sent.store(s.batches_sent, Ordering::Relaxed);
+        c.retries.store(s.retries, Ordering::Relaxed);
+        c.epoch_bumps.store(s.epoch_bumps, Ordering::Relaxed);
+        c.requests_in_flight
+            .store(state.requests_in_flight() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Settings of the sender task.
+#[derive(Debug, Clone)]
+pub(crate) struct SenderSettings {
+    pub(crate) acks: i16,
+    pub(crate) request_timeout: Duration,
+    pub(crate) retry_backoff: Duration,
+    pub(crate) retry_backoff_max: Duration,
+    /// `metadata.max.age.ms`: metadata older than this is refreshed.
+    pub(crate) metadata_max_age: Duration,
+}
+
+enum Event {
+    Response(u64, RequestResult),
+    ProducerId(Result<(i64, i16), Error>),
+    Refreshed,
+}
+
+/// Runs InitProducerId (any broker) with `current` (-1, -1 or the pair to bump, KIP-360).
+pub(crate) async fn init_producer_id(
+    cluster: &Cluster,
+    current: (i64, i16),
+    timeout: Duration,
+) -> Result<(i64, i16), Error> {
+    let conn = cluster.any_connection().await?;
+    let version = conn.version(ApiKey::InitProducerId)?;
+    let request = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(i32::MAX)
+        .with_producer_id(ProducerId(current.0))
+        .with_producer_epoch(current.1);
+    let response = conn.send(&request, version, timeout).await?;
+    Error::check(ApiKey::InitProducerId, response.error_code, None)?;
+    Ok((response.producer_id.0, response.producer_epoch))
+}
+
+/// The sender task. Ends when shut down, or closed with nothing left.
+pub(crate) async fn run(shared: Arc<Shared>, cluster: Cluster, settings: SenderSettings) {
+    let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
+    let mut dispatchers: HashMap<i32, mpsc::UnboundedSender<ProduceRequestPlan>> = HashMap::new();
+    let mut init_running = false;
+    let mut init_failures = 0u32;
+    let mut init_not_before = Instant::now();
+    let mut refresh_running = false;
+    let mut last_refresh: Option<Instant> = None;
+    loop {
+        let now = Instant::now();
+        if shared.shutdown.load(Ordering::Acquire) {
+            let outcomes = {
+                let mut state = shared.lock();
+                state.abort(&ProduceError::Closed);
+                state.take_outcomes()
+            };
+            shared.deliver(outcomes);
+            break;
+        }
+        let (transmit, init, stale, outcomes, idle, closing) = {
+            let mut state = shared.lock();
+            state.expire(now);
+            let init = if init_running || now < init_not_before {
+                None
+            } else {
+                state.poll_init_producer_id()
+            };
+            let transmit = {
+                let metadata = cluster.metadata();
+                let leader = |tp: &TopicPartition| {
+                    metadata.leader(&tp.topic, tp.partition).map(|b| b.node_id)
+                };
+                state.poll_requests(now, &leader)
+            };
+            let stale = state.take_metadata_stale();
+            shared.mirror(&state);
+            let closing = state.is_closing();
+            (
+                transmit,
+                init,
+                stale,
+                state.take_outcomes(),
+                state.is_idle(),
+                closing,
+            )
+        };
+        shared.deliver(outcomes);
+        if closing && idle {
+            break;
+        }
+        for plan in transmit.requests {
+            let node = plan.node;
+            let dispatcher = dispatchers.entry(node).or_insert_with(|| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                tokio::spawn(dispatch(
+                    node,
+                    cluster.clone(),
+                    settings.clone(),
+                    rx,
+                    events_tx.clone(),
+                ));
+                tx
+            });
+            if let Err(mpsc::error::SendError(plan)) = dispatcher.send(plan) {
+                let lost = Error::UnknownBroker { node_id: node };
+                let _ = events_tx.send(Event::Response(plan.id, Err(lost)));
+            }
+        }
+        if let Some(current) = init {
+            init_running = true;
+            let (cluster, tx, timeout) =
+                (cluster.clone(), events_tx.clone(), settings.request_timeout);
+            tokio::spawn(async move {
+                let result = init_producer_id(&cluster, current, timeout).await;
+                let _ = tx.send(Event::ProducerId(result));
+            });
+        }
+        let refresh_due = last_refresh.is_none_or(|at| now >= at + settings.retry_backoff);
+        let aged = cluster.metadata().is_stale(now, settings.metadata_max_age);
+        let wants_refresh = stale || aged || !transmit.unknown_leaders.is_empty();
+        if wants_refresh && !refresh_running && refresh_due {
+            refresh_running = true;
+            last_refresh = Some(now);
+            let topics: BTreeSet<Arc<str>> = transmit.unknown_leaders.clone();
+            let (cluster, tx) = (cluster.clone(), events_tx.clone());
+            tokio::spawn(async move {
+                let names: Vec<&str> = topics.iter().map(|t| &**t).collect();
+                let result = if names.is_empty() {
+                    let known: Vec<String> = cluster.metadata().topic_names();
+                    let known: Vec<&str> = known.iter().map(String::as_str).collect();
+                    cluster.refresh_metadata(Some(&known)).await
+                } else {
+                    cluster.refresh_metadata(Some(&names)).await
+                };
+                if let Err(err) = result {
+                    debug!(error = %err, "producer metadata refresh failed");
+                }
+                let _ = tx.send(Event::Refreshed);
+            });
+        }
+        let mut deadline = transmit
+            .next_check
+            .unwrap_or(now + Duration::from_secs(1))
+            .min(now + Duration::from_secs(1));
+        if wants_refresh && !refresh_running {
+            if let Some(at) = last_refresh {
+                deadline = deadline.min(at + settings.retry_backoff);
+            }
+        }
+        if init_not_before > now {
+            deadline = deadline.min(init_not_before);
+        }
+        tokio::select! {
+            () = shared.wake.notified() => {}
+            () = tokio::time::sleep_until(deadline.into()) => {}
+            event = events.recv() => {
+                let Some(event) = event else { break };
+                let mut next = Some(event);
+                while let Some(event) = next.take() {
+                    match event {
+                        Event::Response(id, result) => {
+                            shared.lock().handle_result(Instant::now(), id, result);
+                        }
+                        Event::ProducerId(Ok((id, epoch))) => {
+                            init_running = false;
+                            init_failures = 0;
+                            info!(producer_id = id, epoch, "producer id");
+                            shared.lock().handle_producer_id(id, epoch);
+                        }
+                        Event::ProducerId(Err(err)) => {
+                            init_running = false;
+                            init_failures = init_failures.saturating_add(1);
+                            if err.is_retriable() {
+                                warn!(error = %err, "InitProducerId failed; retrying");
+                                let wait = settings.retry_backoff
+                                    .saturating_mul(init_failures.min(10))
+                                    .min(settings.retry_backoff_max);
+                                init_not_before = Instant::now() + wait;
+                            } else {
+                                let error = ProduceError::Client(err);
+                                let outcomes = {
+                                    let mut state = shared.lock();
+                                    if state.handle_producer_id_error(&error) {
+                                        warn!(error = %error, "epoch bump refused; asking for a new producer id");
+                                    } else {
+                                        warn!(error = %error, "InitProducerId failed for good");
+                                    }
+                                    state.take_outcomes()
+                                };
+                                shared.deliver(outcomes);
+                            }
+                        }
+                        Event::Refreshed => refresh_running = false,
+                    }
+                    next = events.try_recv().ok();
+                }
+            }
+        }
+    }
+    shared.stopped.store(true, Ordering::Release);
+    shared.progress.notify_waiters();
+    debug!("producer sender task stopped");
+}
+
+/// One leader's dispatcher: connects when needed and queues its requests in order.
+async fn dispatch(
+    node: i32,
+    cluster: Cluster,
+    settings: SenderSettings,
+    mut plans: mpsc::UnboundedReceiver<ProduceRequestPlan>,
+    events: mpsc::UnboundedSender<Event>,
+) {
+    while let Some(plan) = plans.recv().await {
+        let id = plan.id;
+        let partitions: Vec<TopicPartition> =
+            plan.batches.iter().map(|(tp, _)| tp.clone()).collect();
+        let request = produce_request(&plan, &settings);
+        let conn = match cluster.connection(node).await {
+            Ok(conn) => conn,
+            Err(err) => {
+                debug!(node, error = %err, "cannot reach leader");
+                let _ = events.send(Event::Response(id, Err(err)));
+                continue;
+            }
+        };
+        let version = match conn.version(ApiKey::Produce) {
+            Ok(v) => v,
+            Err(err) => {
+                let _ = events.send(Event::Response(id, Err(err)));
+                continue;
+            }
+        };
+        if settings.acks == 0 {
+            let result = conn
+                .send_without_response(&request, version)
+                .await
+                .map(|()| {
+                    partitions
+                        .into_iter()
+                        .map(|tp| {
+                            let written = PartitionResponse::Written {
+                                base_offset: -1,
+                                log_append_time: -1,
+                            };
+                            (tp, written)
+                        })
+                        .collect()
+                });
+            let _ = events.send(Event::Response(id, result));
+            continue;
+        }
+        match conn
+            .start_send(&request, version, settings.request_timeout)
+            .await
+        {
+            Ok(pending) => {
+                let (events, cluster) = (events.clone(), cluster.clone());
+                tokio::spawn(async move {
+                    let result = pending
+                        .wait()
+                        .await
+                        .map(|response| read_response(&cluster, response));
+                    let _ = events.send(Event::Response(id, result));
+                });
+            }
+            Err(err) => {
+                let _ = events.send(Event::Response(id, Err(err)));
+            }
+        }
+    }
+}
+
+fn produce_request(plan: &ProduceRequestPlan, settings: &SenderSettings) -> ProduceRequest {
+    let mut topics: Vec<TopicProduceData> = Vec::new();
+    for (tp, records) in &plan.batches {
+        let data = PartitionProduceData::default()
+            .with_index(tp.partition)
+            .with_records(Some(records.clone()));
+        match topics.iter_mut().find(|t| *t.name.0 == *tp.topic) {
+            Some(topic) => topic.partition_data.push(data),
+            None => topics.push(
+                TopicProduceData::default()
+                    .with_name(TopicName(StrBytes::from_string(tp.topic.to_string())))
+                    .with_partition_data(vec![data]),
+            ),
+        }
+    }
+    ProduceRequest::default()
+        .with_acks(settings.acks)
+        .with_timeout_ms(i32::try_from(settings.request_timeout.as_millis()).unwrap_or(i32::MAX))
+        .with_topic_data(topics)
+}
+
+/// Per-partition answers; applies KIP-951 leader hints and forgets stale leaders.
+fn read_response(
+    cluster: &Cluster,
+    response: ProduceResponse,
+) -> Vec<(TopicPartition, PartitionResponse)> {
+    let endpoints: HashMap<i32, BrokerInfo> = response
+        .node_endpoints
+        .iter()
+        .map(|e| {
+            let info = BrokerInfo {
+                node_id: e.node_id.0,
+                host: e.host.to_string(),
+                port: e.port,
+                rack: e.rack.as_ref().map(|r| r.to_string()),
+            };
+            (e.node_id.0, info)
+        })
+        .collect();
+    let mut out = Vec::new();
+    for topic in &response.responses {
+        let name: Arc<str> = Arc::from(&*topic.name.0);
+        for p in &topic.partition_responses {
+            let tp = TopicPartition::new(name.clone(), p.index);
+            let answer = match ResponseError::try_from_code(p.error_code) {
+                None => PartitionResponse::Written {
+                    base_offset: p.base_offset,
+                    log_append_time: p.log_append_time_ms,
+                },
+                Some(code) => {
+                    if matches!(
+                        code,
+                        ResponseError::NotLeaderOrFollower | ResponseError::FencedLeaderEpoch
+                    ) {
+                        let hint = &p.current_leader;
+                        let leader = hint.leader_id.0;
+                        let applied = leader >= 0
+                            && cluster.update_metadata(|m| {
+                                m.update_leader(
+                                    &name,
+                                    p.index,
+                                    leader,
+                                    hint.leader_epoch,
+                                    endpoints.get(&leader).cloned(),
+                                )
+                            });
+                        if !applied {
+                            cluster.update_metadata(|m| m.invalidate_leader(&name, p.index));
+                        }
+                    }
+                    PartitionResponse::Refused {
+                        code,
+                        message: p.error_message.as_ref().map(|m| m.to_string()),
+                    }
+                }
+            };
+            out.push((tp, answer));
+        }
+    }
+    out
+}

@@ -1,0 +1,497 @@
+//! The producer: [`Producer`] sends [`ProducerRecord`]s and tells each caller where its
+//! record landed ([`RecordMetadata`]) or why it did not ([`ProduceError`]).
+//!
+//! Idempotent by default (`enable.idempotence=true`, `acks=all`, at most 5 requests in flight
+//! per connection), as the Java client is: retries never duplicate or reorder records of a
+//! partition. See `DESIGN.md` ("How a record flows") for the path of a record.
+
+mod error;
+mod metrics;
+mod record;
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::oneshot;
+use tracing::info;
+
+pub use error::ProduceError;
+pub use metrics::ProducerMetrics;
+pub(crate) use record::Delivery;
+pub use record::{DeliveryFuture, ProducerRecord, RecordMetadata};
+
+use crate::config::ProducerConfig;
+use crate::error::Error;
+use crate::io::cluster::{Cluster, ClusterConfig};
+use crate::io::connection::ConnectionConfig;
+use crate::io::producer::{self as sender, SenderSettings, Shared};
+use crate::state::partitioner::{
+    choose_partition, DefaultPartitioner, PartitionError, Partitioner, RecordInfo, TopicPartitions,
+};
+use crate::state::producer::{
+    AccumulatorConfig, BufferedRecord, SenderConfig, SenderState, TopicPartition,
+};
+use crate::state::rng::XorShift64Star;
+
+/// An async Kafka producer. Cheap to clone (all clones share one sender task); `Send + Sync`.
+///
+/// Every record accepted by [`send`](Producer::send) or [`try_send`](Producer::try_send)
+/// gets exactly one outcome through its [`DeliveryFuture`]: its metadata, or a typed error —
+/// also on [`close`](Producer::close), on `delivery.timeout.ms`, and when the last clone is
+/// dropped ([`ProduceError::Closed`]).
+///
+/// ```no_run
+/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+/// use kafkit_client::config::ProducerConfig;
+/// use kafkit_client::producer::{Producer, ProducerRecord};
+///
+/// let config = ProducerConfig::builder()
+///     .bootstrap_servers(["127.0.0.1:9092"])
+///     .linger(Duration::from_millis(5))
+///     .build()?;
+/// let producer = Producer::new(config).await?;
+/// let delivery = producer
+///     .send(ProducerRecord::new("orders").key("customer-7").value("{\"total\": 12}"))
+///     .await?;
+/// let metadata = delivery.await?;
+/// println!("written to {}-{} at offset {}", metadata.topic, metadata.partition, metadata.offset);
+/// producer.close(Duration::from_secs(30)).await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Producer {
+    handle: Arc<Handle>,
+}
+
+#[derive(Debug)]
+struct Handle {
+    shared: Arc<Shared>,
+    cluster: Cluster,
+    config: ProducerConfig,
+    partitioner: Mutex<DefaultPartitioner<XorShift64Star>>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // The last clone is gone: the sender task fails what is left with `Closed` and stops.
+        self.shared.shutdown.store(true, Ordering::Release);
+        self.shared.wake.notify_one();
+    }
+}
+
+fn cluster_config(config: &ProducerConfig) -> ClusterConfig {
+    let client = config.client();
+    let servers: Vec<String> = client
+        .bootstrap_servers()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let mut cluster = ClusterConfig::new(&servers.join(","));
+    cluster.request_timeout = client.request_timeout();
+    cluster.connection = ConnectionConfig {
+        client_id: Some(client.client_id().unwrap_or("kafkit-producer").to_owned()),
+        connect_timeout: client.socket_connection_setup_timeout(),
+        ..ConnectionConfig::default()
+    };
+    cluster
+}
+
+fn sender_config(config: &ProducerConfig) -> SenderConfig {
+    let client = config.client();
+    SenderConfig {
+        accumulator: AccumulatorConfig {
+            batch_size: config.batch_size(),
+            linger: config.linger(),
+            delivery_timeout: config.delivery_timeout(),
+            max_request_size: config.max_request_size(),
+        },
+        idempotent: config.enable_idempotence(),
+        max_in_flight: usize::try_from(config.max_in_flight_requests_per_connection())
+            .unwrap_or(5)
+            .max(1),
+        retries: config.retries(),
+        retry_backoff: client.retry_backoff_policy(),
+        compression: kafkit_wire::compression::Compression::from_id(
+            config.compression().codec_id(),
+        )
+        .unwrap_or_default(),
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl Producer {
+    /// Connects to the cluster and, when idempotent, gets a producer id (InitProducerId);
+    /// all within `max.block.ms`.
+    pub async fn new(config: ProducerConfig) -> Result<Producer, Error> {
+        let max_block = config.max_block();
+        let connect = Self::connect(config);
+        match tokio::time::timeout(max_block, connect).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::ConnectTimeout {
+                broker: "bootstrap.servers".to_owned(),
+                after: max_block,
+            }),
+        }
+    }
+
+    async fn connect(config: ProducerConfig) -> Result<Producer, Error> {
+        let cluster = Cluster::connect(cluster_config(&config)).await?;
+        let mut state = SenderState::new(sender_config(&config));
+        if config.enable_idempotence() {
+            let timeout = config.client().request_timeout();
+            let backoff = config.client().retry_backoff();
+            let (id, epoch) = loop {
+                match sender::init_producer_id(&cluster, (-1, -1), timeout).await {
+                    Ok(pair) => break pair,
+                    Err(err) if err.is_retriable() => tokio::time::sleep(backoff).await,
+                    Err(err) => return Err(err),
+                }
+            };
+            info!(producer_id = id, epoch, "idempotent producer ready");
+            state.handle_producer_id(id, epoch);
+        }
+        let buffer = usize::try_from(config.buffer_memory()).unwrap_or(usize::MAX);
+        let shared = Arc::new(Shared::new(state, buffer));
+        let client = config.client();
+        let settings = SenderSettings {
+            acks: config.acks().as_i16(),
+            request_timeout: client.request_timeout(),
+            retry_backoff: client.retry_backoff(),
+            retry_backoff_max: client.retry_backoff_max(),
+            metadata_max_age: client.metadata_max_age(),
+        };
+        tokio::spawn(sender::run(shared.clone(), cluster.clone(), settings));
+        let partitioner = DefaultPartitioner::from_config(&config, XorShift64Star::from_entropy());
+        Ok(Producer {
+            handle: Arc::new(Handle {
+                shared,
+                cluster,
+                config,
+                partitioner: Mutex::new(partitioner),
+            }),
+        })
+    }
+
+    /// Queues `record`, waiting up to `max.block.ms` for its topic's metadata and for
+    /// `buffer.memory`. The returned future resolves once the record is acknowledged or has
+    /// failed.
+    pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture, ProduceError> {
+        let deadline = Instant::now() + self.handle.config.max_block();
+        let partitions = self.partitions(&record.topic, deadline).await?;
+        let (topic, partition, buffered) = Self::buffered(record);
+        let size = self.check_size(buffered.max_size())?;
+        let permits = u32::try_from(size).unwrap_or(u32::MAX);
+        let acquire = self.handle.shared.buffer.acquire_many(permits);
+        match tokio::time::timeout_at(deadline.into(), acquire).await {
+            Ok(Ok(permit)) => permit.forget(),
+            Ok(Err(_)) => return Err(ProduceError::Closed),
+            Err(_) => {
+                return Err(ProduceError::BufferExhausted {
+                    waited: self.handle.config.max_block(),
+                })
+            }
+        }
+        self.enqueue(topic, partition, buffered, partitions, size)
+    }
+
+    /// Like [`send`](Producer::send), but fails at once (no wait) when the topic's metadata is
+    /// not known yet ([`ProduceError::UnknownTopic`]) or `buffer.memory` is full
+    /// ([`ProduceError::BufferExhausted`]).
+    pub fn try_send(&self, record: ProducerRecord) -> Result<DeliveryFuture, ProduceError> {
+        let partitions =
+            self.known_partitions(&record.topic)
+                .ok_or_else(|| ProduceError::UnknownTopic {
+                    topic: record.topic.clone(),
+                    waited: Duration::ZERO,
+                })?;
+        let (topic, partition, buffered) = Self::buffered(record);
+        let size = self.check_size(buffered.max_size())?;
+        let permits = u32::try_from(size).unwrap_or(u32::MAX);
+        match self.handle.shared.buffer.try_acquire_many(permits) {
+            Ok(permit) => permit.forget(),
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(ProduceError::Closed),
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                return Err(ProduceError::BufferExhausted {
+                    waited: Duration::ZERO,
+                })
+            }
+        }
+        self.enqueue(topic, partition, buffered, partitions, size)
+    }
+
+    /// The record's fields moved into a batch record (no delivery handle yet).
+    fn buffered(record: ProducerRecord) -> (String, Option<i32>, BufferedRecord<()>) {
+        let mut b = BufferedRecord::new(
+            record.timestamp.unwrap_or_else(now_ms),
+            record.key,
+            record.value,
+            (),
+        );
+        b.headers = record.headers;
+        (record.topic, record.partition, b)
+    }
+
+    fn check_size(&self, size: usize) -> Result<usize, ProduceError> {
+        let config = &self.handle.config;
+        let max = config.max_request_size();
+        if size > max {
+            return Err(ProduceError::RecordTooLarge { size, max });
+        }
+        let memory = usize::try_from(config.buffer_memory()).unwrap_or(usize::MAX);
+        if size > memory {
+            return Err(ProduceError::RecordTooLarge { size, max: memory });
+        }
+        Ok(size)
+    }
+
+    fn known_partitions(&self, topic: &str) -> Option<u32> {
+        self.handle
+            .cluster
+            .metadata()
+            .partition_count(topic)
+            .and_then(|n| u32::try_from(n).ok())
+    }
+
+    /// The topic's partition count, refreshing metadata until `deadline`.
+    async fn partitions(&self, topic: &str, deadline: Instant) -> Result<u32, ProduceError> {
+        let started = Instant::now();
+        let backoff = self.handle.config.client().retry_backoff();
+        loop {
+            if let Some(n) = self.known_partitions(topic) {
+                return Ok(n);
+            }
+            if self.handle.shared.stopped.load(Ordering::Acquire) {
+                return Err(ProduceError::Closed);
+            }
+            let topics = [topic];
+            let refresh = self.handle.cluster.refresh_metadata(Some(&topics));
+            let _ = tokio::time::timeout_at(deadline.into(), refresh).await;
+            if let Some(n) = self.known_partitions(topic) {
+                return Ok(n);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(ProduceError::UnknownTopic {
+                    topic: topic.to_owned(),
+                    waited: now.saturating_duration_since(started),
+                });
+            }
+            tokio::time::sleep_until(deadline.min(now + backoff).into()).await;
+        }
+    }
+
+    fn enqueue(
+        &self,
+        topic_name: String,
+        explicit: Option<i32>,
+        sizing: BufferedRecord<()>,
+        partitions: u32,
+        reserved: usize,
+    ) -> Result<DeliveryFuture, ProduceError> {
+        let shared = &self.handle.shared;
+        let release = |e: ProduceError| {
+            shared.buffer.add_permits(reserved);
+            e
+        };
+        let mut info = RecordInfo::new(&topic_name);
+        if let Some(key) = sizing.key.as_deref() {
+            info = info.with_key(key);
+        }
+        if let Some(value) = sizing.value.as_deref() {
+            info = info.with_value(value);
+        }
+        if let Some(p) = explicit {
+            info = info.with_partition(u32::try_from(p).unwrap_or(u32::MAX));
+        }
+        let mut partitioner = self
+            .handle
+            .partitioner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // A new sticky partition is about to be drawn: among partitions with a leader, weighted
+        // by their queue lengths (adaptive partitioning), as the Java client does.
+        let sticky = explicit.is_none()
+            && (sizing.key.is_none() || partitioner.ignore_keys())
+            && partitioner.sticky_partition(&topic_name).is_none();
+        let available = if sticky {
+            self.load_stats(&topic_name, partitions, &mut partitioner)
+        } else {
+            Vec::new()
+        };
+        let topic = if available.is_empty() {
+            TopicPartitions::all_available(partitions)
+        } else {
+            TopicPartitions::new(partitions, &available)
+        };
+        let partition =
+            choose_partition(&mut *partitioner, &info, &topic).map_err(|_: PartitionError| {
+                release(ProduceError::InvalidPartition {
+                    topic: topic_name.clone(),
+                    partition: explicit.unwrap_or(-1),
+                    partition_count: partitions,
+                })
+            })?;
+        let (tx, rx) = oneshot::channel();
+        let buffered = BufferedRecord {
+            timestamp: sizing.timestamp,
+            key: sizing.key.clone(),
+            value: sizing.value.clone(),
+            headers: sizing.headers,
+            delivery: tx,
+            reserved,
+        };
+        let tp = TopicPartition::new(topic_name.as_str(), i32::try_from(partition).unwrap_or(0));
+        let appended = shared
+            .lock()
+            .append(Instant::now(), &tp, buffered)
+            .map_err(release)?;
+        partitioner.on_append(&info, partition, reserved, appended.batch_full);
+        drop(partitioner);
+        if appended.new_batch || appended.batch_full {
+            shared.wake.notify_one();
+        }
+        Ok(DeliveryFuture::new(rx))
+    }
+
+    /// The partitions of `topic` with a known leader; feeds their queue lengths (batches) to
+    /// the partitioner.
+    fn load_stats(
+        &self,
+        topic: &str,
+        partitions: u32,
+        partitioner: &mut DefaultPartitioner<XorShift64Star>,
+    ) -> Vec<u32> {
+        let available: Vec<u32> = {
+            let metadata = self.handle.cluster.metadata();
+            (0..partitions)
+                .filter(|p| i32::try_from(*p).is_ok_and(|p| metadata.leader(topic, p).is_some()))
+                .collect()
+        };
+        let queues: Vec<(u32, u32)> = {
+            let state = self.handle.shared.lock();
+            let name: Arc<str> = Arc::from(topic);
+            available
+                .iter()
+                .map(|p| {
+                    let tp = TopicPartition::new(name.clone(), i32::try_from(*p).unwrap_or(0));
+                    let queued = state.accumulator().batches(&tp).count();
+                    (*p, u32::try_from(queued).unwrap_or(u32::MAX))
+                })
+                .collect()
+        };
+        partitioner.update_load_stats(topic, &queues, partitions);
+        available
+    }
+
+    /// Sends everything queued now (ignoring `linger.ms`) and waits until every record sent
+    /// before the call has its outcome.
+    pub async fn flush(&self) -> Result<(), Error> {
+        let shared = &self.handle.shared;
+        let marker = shared.lock().begin_flush();
+        shared.wake.notify_one();
+        loop {
+            let progress = shared.progress.notified();
+            tokio::pin!(progress);
+            progress.as_mut().enable();
+            if shared.lock().flushed(marker) || shared.stopped.load(Ordering::Acquire) {
+                break;
+            }
+            progress.await;
+        }
+        shared.lock().end_flush();
+        Ok(())
+    }
+
+    /// Stops accepting records, sends what is queued and waits up to `timeout` for every
+    /// outcome; records still without one then fail with [`ProduceError::Closed`] (a record
+    /// whose request was already written may nevertheless be in the log). Closes the
+    /// connections. Other clones fail their sends with [`ProduceError::Closed`] afterwards.
+    pub async fn close(&self, timeout: Duration) -> Result<(), Error> {
+        let shared = &self.handle.shared;
+        shared.lock().close();
+        shared.wake.notify_one();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let progress = shared.progress.notified();
+            tokio::pin!(progress);
+            progress.as_mut().enable();
+            if shared.lock().is_idle() || shared.stopped.load(Ordering::Acquire) {
+                break;
+            }
+            if tokio::time::timeout_at(deadline.into(), progress)
+                .await
+                .is_err()
+            {
+                let outcomes = {
+                    let mut state = shared.lock();
+                    state.abort(&ProduceError::Closed);
+                    state.take_outcomes()
+                };
+                shared.deliver(outcomes);
+                break;
+            }
+        }
+        shared.shutdown.store(true, Ordering::Release);
+        shared.wake.notify_one();
+        shared.buffer.close();
+        self.handle.cluster.close();
+        info!("producer closed");
+        Ok(())
+    }
+
+    /// A snapshot of the producer's counters.
+    pub fn metrics(&self) -> ProducerMetrics {
+        let shared = &self.handle.shared;
+        let c = &shared.counters;
+        let memory = usize::try_from(self.handle.config.buffer_memory()).unwrap_or(usize::MAX);
+        ProducerMetrics {
+            records_sent: c.records_sent.load(Ordering::Relaxed),
+            bytes_sent: c.bytes_sent.load(Ordering::Relaxed),
+            records_failed: c.records_failed.load(Ordering::Relaxed),
+            batches_sent: c.batches_sent.load(Ordering::Relaxed),
+            retries: c.retries.load(Ordering::Relaxed),
+            epoch_bumps: c.epoch_bumps.load(Ordering::Relaxed),
+            requests_in_flight: c.requests_in_flight.load(Ordering::Relaxed),
+            buffer_used: memory
+                .min(tokio::sync::Semaphore::MAX_PERMITS)
+                .saturating_sub(shared.buffer.available_permits()) as u64,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    fn sendable<T: Send + 'static>() {}
+
+    #[test]
+    fn handles_cross_tasks() {
+        shareable::<Producer>();
+        shareable::<ProduceError>();
+        sendable::<DeliveryFuture>();
+    }
+
+    #[tokio::test]
+    async fn new_fails_within_max_block_when_no_broker_answers() {
+        let config = ProducerConfig::builder()
+            .bootstrap_servers(["127.0.0.1:1"])
+            .max_block(Duration::from_millis(300))
+            .build();
+        let Ok(config) = config else {
+            panic!("config");
+        };
+        let started = Instant::now();
+        assert!(Producer::new(config).await.is_err());
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,23 @@
+//! [`ProducerMetrics`]: a snapshot of the producer's counters.
+
+/// Counters of one producer since it was created (a snapshot).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProducerMetrics {
+    /// Records acknowledged.
+    pub records_sent: u64,
+    /// Encoded batch bytes acknowledged.
+    pub bytes_sent: u64,
+    /// Records that ended with an error.
+    pub records_failed: u64,
+    /// Batches sent (each attempt counts).
+    pub batches_sent: u64,
+    /// Batches put back for a retry.
+    pub retries: u64,
+    /// Epoch bumps asked for (KIP-360).
+    pub epoch_bumps: u64,
+    /// Produce requests waiting for their response.
+    pub requests_in_flight: u64,
+    /// `buffer.memory` bytes held by records not yet done.
+    pub buffer_used: u64,
+}

@@ -1,0 +1,124 @@
+//! What goes in ([`ProducerRecord`]) and what comes out ([`RecordMetadata`],
+//! [`DeliveryFuture`]).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use super::error::ProduceError;
+
+/// One record to produce.
+///
+/// ```
+/// use kafkit_client::producer::ProducerRecord;
+///
+/// let record = ProducerRecord::new("orders")
+///     .key("customer-7")
+///     .value("{\"total\": 12}")
+///     .header("trace-id", Some("abc"))
+///     .partition(3);
+/// assert_eq!(record.partition, Some(3));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProducerRecord {
+    /// The topic.
+    pub topic: String,
+    /// An explicit partition; `None` lets the partitioner choose (key hash or sticky).
+    pub partition: Option<i32>,
+    /// The key (`None`: a null key).
+    pub key: Option<Bytes>,
+    /// The value (`None`: a null value, a tombstone).
+    pub value: Option<Bytes>,
+    /// Headers, in order (`None` value: a null header value).
+    pub headers: Vec<(String, Option<Bytes>)>,
+    /// Create time in ms since the epoch; `None`: the time of `send`.
+    pub timestamp: Option<i64>,
+}
+
+impl ProducerRecord {
+    /// A record for `topic` with no key, no value, no headers.
+    pub fn new(topic: impl Into<String>) -> Self {
+        ProducerRecord {
+            topic: topic.into(),
+            ..ProducerRecord::default()
+        }
+    }
+
+    /// Sets the key.
+    pub fn key(mut self, key: impl Into<Bytes>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Sets the value.
+    pub fn value(mut self, value: impl Into<Bytes>) -> Self {
+        self.value = Some(value.into());
+        self
+    }
+
+    /// Sets an explicit partition.
+    pub fn partition(mut self, partition: i32) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+
+    /// Sets the create timestamp (ms since the epoch).
+    pub fn timestamp(mut self, timestamp_ms: i64) -> Self {
+        self.timestamp = Some(timestamp_ms);
+        self
+    }
+
+    /// Appends a header.
+    pub fn header(mut self, key: impl Into<String>, value: Option<impl Into<Bytes>>) -> Self {
+        self.headers.push((key.into(), value.map(Into::into)));
+        self
+    }
+}
+
+/// Where a record was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordMetadata {
+    /// The topic.
+    pub topic: Arc<str>,
+    /// The partition.
+    pub partition: i32,
+    /// The record's offset; -1 when unknown: with `acks=0`, and when the broker reported the
+    /// batch as a duplicate (`DUPLICATE_SEQUENCE_NUMBER`: written by an earlier attempt whose
+    /// response was lost).
+    pub offset: i64,
+    /// The record's timestamp: its create time, or the broker's log append time when the
+    /// topic uses `LogAppendTime`.
+    pub timestamp: i64,
+}
+
+/// What a record's delivery handle receives.
+pub(crate) type Delivery = oneshot::Sender<Result<RecordMetadata, ProduceError>>;
+
+/// Resolves to a record's outcome once its batch is acknowledged or has failed.
+///
+/// If the producer is dropped or closed before the outcome is known, it resolves to
+/// [`ProduceError::Closed`].
+#[derive(Debug)]
+pub struct DeliveryFuture {
+    rx: oneshot::Receiver<Result<RecordMetadata, ProduceError>>,
+}
+
+impl DeliveryFuture {
+    pub(crate) fn new(rx: oneshot::Receiver<Result<RecordMetadata, ProduceError>>) -> Self {
+        DeliveryFuture { rx }
+    }
+}
+
+impl Future for DeliveryFuture {
+    type Output = Result<RecordMetadata, ProduceError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(ProduceError::Closed)))
+    }
+}

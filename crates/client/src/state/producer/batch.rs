@@ -1,0 +1,302 @@
+//! [`ProducerBatch`]: the records bound for one partition that travel together.
+//!
+//! Records are buffered as they come (their `Bytes` are moved in, not copied) and encoded
+//! into a v2 batch when the batch is drained, once its sequence number is known; the encoded
+//! bytes are kept for retries and re-encoded only if the sequence changes (after an epoch bump).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use kafkit_wire::compression::Compression;
+use kafkit_wire::record::varint::{varint_len, MAX_VARINT_LEN};
+use kafkit_wire::record::{
+    max_record_size, record_size, BatchBuilder, BatchOptions, HeaderRef, RecordRef,
+};
+
+use crate::producer::{ProduceError, RecordMetadata};
+
+/// The v2 batch header (offset, length, …, record count): what a batch costs before records.
+pub const BATCH_OVERHEAD: usize = 61;
+
+/// A topic-partition.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    /// The topic.
+    pub topic: Arc<str>,
+    /// The partition.
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    /// `topic`-`partition`.
+    pub fn new(topic: impl Into<Arc<str>>, partition: i32) -> Self {
+        TopicPartition {
+            topic: topic.into(),
+            partition,
+        }
+    }
+}
+
+/// One record waiting in a batch, with the handle that will receive its outcome.
+#[derive(Debug)]
+pub struct BufferedRecord<D> {
+    /// Create time (ms since the epoch).
+    pub timestamp: i64,
+    /// Key.
+    pub key: Option<Bytes>,
+    /// Value.
+    pub value: Option<Bytes>,
+    /// Headers.
+    pub headers: Vec<(String, Option<Bytes>)>,
+    /// Where the outcome goes.
+    pub delivery: D,
+    /// `buffer.memory` bytes reserved for this record, released with its outcome.
+    pub reserved: usize,
+}
+
+impl<D> BufferedRecord<D> {
+    /// A record with no headers and nothing reserved.
+    pub fn new(timestamp: i64, key: Option<Bytes>, value: Option<Bytes>, delivery: D) -> Self {
+        BufferedRecord {
+            timestamp,
+            key,
+            value,
+            headers: Vec::new(),
+            delivery,
+            reserved: 0,
+        }
+    }
+
+    fn headers_len(&self) -> usize {
+        self.headers
+            .iter()
+            .map(|(k, v)| {
+                let value = v.as_ref().map_or(1, |v| len_prefixed(v.len()));
+                len_prefixed(k.len()).saturating_add(value)
+            })
+            .sum()
+    }
+
+    /// An upper bound on this record's size in any batch, batch header included: what is
+    /// checked against `max.request.size` and reserved from `buffer.memory`.
+    pub fn max_size(&self) -> usize {
+        let bare = RecordRef::new(self.timestamp, self.key.as_deref(), self.value.as_deref());
+        max_record_size(&bare)
+            .saturating_add(self.headers_len())
+            .saturating_add(MAX_VARINT_LEN)
+            .saturating_add(BATCH_OVERHEAD)
+    }
+
+    fn size_at(&self, offset_delta: i32, timestamp_delta: i64) -> usize {
+        let bare = RecordRef::new(self.timestamp, self.key.as_deref(), self.value.as_deref());
+        // The length prefix may grow by a byte or two with headers: counted generously.
+        record_size(offset_delta, timestamp_delta, &bare)
+            .saturating_add(self.headers_len())
+            .saturating_add(2)
+    }
+}
+
+fn len_prefixed(len: usize) -> usize {
+    varint_len(i32::try_from(len).unwrap_or(i32::MAX)).saturating_add(len)
+}
+
+/// The sequence a batch was given when first drained, under one producer id and epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sequence {
+    /// Producer id.
+    pub producer_id: i64,
+    /// Producer epoch.
+    pub producer_epoch: i16,
+    /// Sequence number of the first record (wraps at `i32::MAX` to 0).
+    pub base_sequence: i32,
+    /// Position of the batch in its partition's send order (never wraps): orders batches
+    /// whose `base_sequence` wrapped.
+    pub order: u64,
+}
+
+/// Records for one partition that are sent, acknowledged or failed together.
+#[derive(Debug)]
+pub struct ProducerBatch<D> {
+    pub(crate) tp: TopicPartition,
+    pub(crate) id: u64,
+    records: Vec<BufferedRecord<D>>,
+    size: usize,
+    base_timestamp: i64,
+    pub(crate) created: Instant,
+    pub(crate) attempts: u32,
+    pub(crate) sequence: Option<Sequence>,
+    pub(crate) retry_at: Option<Instant>,
+    pub(crate) full: bool,
+    encoded: Option<(Option<Sequence>, Bytes)>,
+}
+
+impl<D> ProducerBatch<D> {
+    /// An empty batch for `tp`, created `now`; `id` orders batches of one producer.
+    pub fn new(tp: TopicPartition, id: u64, now: Instant) -> Self {
+        ProducerBatch {
+            tp,
+            id,
+            records: Vec::new(),
+            size: BATCH_OVERHEAD,
+            base_timestamp: 0,
+            created: now,
+            attempts: 0,
+            sequence: None,
+            retry_at: None,
+            full: false,
+            encoded: None,
+        }
+    }
+
+    /// The partition.
+    pub fn topic_partition(&self) -> &TopicPartition {
+        &self.tp
+    }
+
+    /// Records in the batch.
+    pub fn record_count(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Uncompressed size estimate (an upper bound), header included.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// How many times the batch was sent.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// Its sequence, once drained under an idempotent producer.
+    pub fn sequence(&self) -> Option<Sequence> {
+        self.sequence
+    }
+
+    /// Appends `record` unless that would take a non-empty batch past `batch_size`; gives
+    /// the record back then (and marks the batch full).
+    pub fn try_append(
+        &mut self,
+        record: BufferedRecord<D>,
+        batch_size: usize,
+    ) -> Result<(), BufferedRecord<D>> {
+        let offset_delta = i32::try_from(self.records.len()).unwrap_or(i32::MAX);
+        let ts_delta = if self.records.is_empty() {
+            0
+        } else {
+            record.timestamp.saturating_sub(self.base_timestamp)
+        };
+        let added = record.size_at(offset_delta, ts_delta);
+        if !self.records.is_empty() && self.size.saturating_add(added) > batch_size {
+            self.full = true;
+            return Err(record);
+        }
+        if self.records.is_empty() {
+            self.base_timestamp = record.timestamp;
+        }
+        self.size = self.size.saturating_add(added);
+        if self.size >= batch_size {
+            self.full = true;
+        }
+        self.records.push(record);
+        Ok(())
+    }
+
+    /// The encoded v2 batch under its current sequence (cached until the sequence changes).
+    pub fn encode(
+        &mut self,
+        compression: Compression,
+        scratch: &mut Vec<u8>,
+    ) -> Result<Bytes, ProduceError> {
+        if let Some((seq, bytes)) = &self.encoded {
+            if *seq == self.sequence {
+                return Ok(bytes.clone());
+            }
+        }
+        let mut buf = BytesMut::with_capacity(self.size);
+        let mut builder = BatchBuilder::new(&mut buf, 0);
+        let mut headers: Vec<HeaderRef<'_>> = Vec::new();
+        for r in &self.records {
+            headers.clear();
+            headers.extend(
+                r.headers
+                    .iter()
+                    .map(|(k, v)| HeaderRef::new(k.as_bytes(), v.as_deref())),
+            );
+            let record = RecordRef::new(r.timestamp, r.key.as_deref(), r.value.as_deref())
+                .with_headers(&headers);
+            builder
+                .append(&record)
+                .map_err(|e| ProduceError::Encode(e.to_string()))?;
+        }
+        let options = BatchOptions {
+            compression,
+            producer_id: self.sequence.map_or(-1, |s| s.producer_id),
+            producer_epoch: self.sequence.map_or(-1, |s| s.producer_epoch),
+            base_sequence: self.sequence.map_or(-1, |s| s.base_sequence),
+            ..BatchOptions::default()
+        };
+        builder
+            .finish(&options, scratch)
+            .map_err(|e| ProduceError::Encode(e.to_string()))?;
+        let bytes = buf.freeze();
+        self.encoded = Some((self.sequence, bytes.clone()));
+        Ok(bytes)
+    }
+
+    /// Every record's success: offsets from `base_offset` (-1 stays -1), timestamps from
+    /// `log_append_time` when the broker set one (not -1).
+    pub fn succeed(self, base_offset: i64, log_append_time: i64) -> Vec<Outcome<D>> {
+        let tp = self.tp;
+        self.records
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let offset = if base_offset < 0 {
+                    -1
+                } else {
+                    base_offset.saturating_add(i64::try_from(i).unwrap_or(i64::MAX))
+                };
+                let timestamp = if log_append_time >= 0 {
+                    log_append_time
+                } else {
+                    r.timestamp
+                };
+                Outcome {
+                    delivery: r.delivery,
+                    reserved: r.reserved,
+                    result: Ok(RecordMetadata {
+                        topic: tp.topic.clone(),
+                        partition: tp.partition,
+                        offset,
+                        timestamp,
+                    }),
+                }
+            })
+            .collect()
+    }
+
+    /// Every record's failure with `error`.
+    pub fn fail(self, error: &ProduceError) -> Vec<Outcome<D>> {
+        self.records
+            .into_iter()
+            .map(|r| Outcome {
+                delivery: r.delivery,
+                reserved: r.reserved,
+                result: Err(error.clone()),
+            })
+            .collect()
+    }
+}
+
+/// One record's outcome, for the I/O layer to hand to its delivery handle.
+#[derive(Debug)]
+pub struct Outcome<D> {
+    /// The record's delivery handle.
+    pub delivery: D,
+    /// `buffer.memory` bytes to release.
+    pub reserved: usize,
+    /// Where it was written, or why not.
+    pub result: Result<RecordMetadata, ProduceError>,
+}

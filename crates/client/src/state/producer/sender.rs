@@ -1,0 +1,477 @@
+//! [`SenderState`]: the producer's whole decision state — queues, sequences, requests in
+//! flight — driven by the I/O layer and by tests without sockets.
+//!
+//! Call order, each with the current time:
+//! 1. [`SenderState::append`] for every record handed to `send`;
+//! 2. [`SenderState::poll_init_producer_id`]: when `Some`, run InitProducerId and report it
+//!    with [`SenderState::handle_producer_id`];
+//! 3. [`SenderState::expire`] then [`SenderState::poll_requests`]: Produce requests to write,
+//!    in the returned order per node, and when to call again;
+//! 4. [`SenderState::handle_result`] for each request's response or failure, in any order
+//!    (results are applied in send order per node);
+//! 5. [`SenderState::take_outcomes`] after each step: every record's outcome, exactly once.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafkit_wire::compression::Compression;
+
+use super::accumulator::{Accumulator, AccumulatorConfig, Appended};
+use super::batch::{BufferedRecord, Outcome, ProducerBatch, TopicPartition};
+use super::idempotence::Idempotence;
+use crate::error::Error;
+use crate::producer::ProduceError;
+use crate::state::backoff::ExponentialBackoff;
+use crate::state::rng::RandomSource;
+
+#[cfg(test)]
+mod invariants;
+mod response;
+
+/// Settings of the sender state (from `ProducerConfig`).
+#[derive(Debug, Clone)]
+pub struct SenderConfig {
+    /// Batching and expiry.
+    pub accumulator: AccumulatorConfig,
+    /// `enable.idempotence`.
+    pub idempotent: bool,
+    /// `max.in.flight.requests.per.connection`.
+    pub max_in_flight: usize,
+    /// `retries`.
+    pub retries: u32,
+    /// `retry.backoff.ms` / `retry.backoff.max.ms`.
+    pub retry_backoff: ExponentialBackoff,
+    /// `compression.type`.
+    pub compression: Compression,
+}
+
+/// One Produce request to write to `node`.
+#[derive(Debug, Clone)]
+pub struct ProduceRequestPlan {
+    /// Identifies the request in [`SenderState::handle_result`].
+    pub id: u64,
+    /// The leader it goes to.
+    pub node: i32,
+    /// Encoded batches, at most one per partition.
+    pub batches: Vec<(TopicPartition, Bytes)>,
+}
+
+/// A partition's answer in a Produce response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartitionResponse {
+    /// Written at `base_offset` (-1 when unknown); `log_append_time` -1 unless the topic
+    /// uses LogAppendTime.
+    Written {
+        /// Offset of the first record.
+        base_offset: i64,
+        /// Broker timestamp, or -1.
+        log_append_time: i64,
+    },
+    /// Refused.
+    Refused {
+        /// The error.
+        code: ResponseError,
+        /// The broker's message.
+        message: Option<String>,
+    },
+}
+
+/// The result of one request: per-partition answers, or the request failed as a whole.
+pub type RequestResult = Result<Vec<(TopicPartition, PartitionResponse)>, Error>;
+
+/// What [`SenderState::poll_requests`] produced.
+#[derive(Debug, Default)]
+pub struct Transmit {
+    /// Requests to write, in order.
+    pub requests: Vec<ProduceRequestPlan>,
+    /// When to call again at the latest (linger, backoff, expiry).
+    pub next_check: Option<Instant>,
+    /// Topics whose metadata should be refreshed.
+    pub unknown_leaders: BTreeSet<Arc<str>>,
+}
+
+/// Counters kept by the state.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SenderStats {
+    /// Records acknowledged.
+    pub records_sent: u64,
+    /// Encoded bytes acknowledged.
+    pub bytes_sent: u64,
+    /// Records that failed.
+    pub records_failed: u64,
+    /// Batches sent (attempts included).
+    pub batches_sent: u64,
+    /// Batches put back for a retry.
+    pub retries: u64,
+    /// Epoch bumps asked for.
+    pub epoch_bumps: u64,
+}
+
+#[derive(Debug)]
+struct InFlight<D> {
+    node: i32,
+    batches: Vec<(ProducerBatch<D>, usize)>,
+}
+
+/// The producer's decision state. `D` is a record's delivery handle.
+#[derive(Debug)]
+pub struct SenderState<D> {
+    config: SenderConfig,
+    accumulator: Accumulator<D>,
+    idempotence: Idempotence,
+    in_flight: HashMap<u64, InFlight<D>>,
+    node_requests: HashMap<i32, VecDeque<u64>>,
+    parked: HashMap<u64, RequestResult>,
+    partition_in_flight: HashMap<TopicPartition, usize>,
+    outstanding: BTreeSet<u64>,
+    next_request_id: u64,
+    outcomes: Vec<Outcome<D>>,
+    flushing: usize,
+    closing: bool,
+    metadata_stale: bool,
+    stats: SenderStats,
+    scratch: Vec<u8>,
+}
+
+impl<D> SenderState<D> {
+    /// A state with nothing queued and (if idempotent) no producer id yet.
+    pub fn new(config: SenderConfig) -> Self {
+        SenderState {
+            accumulator: Accumulator::new(config.accumulator),
+            idempotence: Idempotence::new(config.idempotent),
+            config,
+            in_flight: HashMap::new(),
+            node_requests: HashMap::new(),
+            parked: HashMap::new(),
+            partition_in_flight: HashMap::new(),
+            outstanding: BTreeSet::new(),
+            next_request_id: 0,
+            outcomes: Vec::new(),
+            flushing: 0,
+            closing: false,
+            metadata_stale: false,
+            stats: SenderStats::default(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Queues a record for `tp`.
+    pub fn append(
+        &mut self,
+        now: Instant,
+        tp: &TopicPartition,
+        record: BufferedRecord<D>,
+    ) -> Result<Appended, ProduceError> {
+        if self.closing {
+            return Err(ProduceError::Closed);
+        }
+        let appended = self.accumulator.append(now, tp, record)?;
+        if appended.new_batch {
+            self.outstanding.insert(appended.batch_id);
+        }
+        Ok(appended)
+    }
+
+    /// The InitProducerId to run now, as (current producer id, current epoch) — (-1, -1) the
+    /// first time, the current pair for an epoch bump (KIP-360). Only once nothing is in flight.
+    pub fn poll_init_producer_id(&self) -> Option<(i64, i16)> {
+        (self.idempotence.needs_producer_id() && self.in_flight.is_empty())
+            .then(|| self.idempotence.producer_id())
+    }
+
+    /// Installs the producer id and epoch InitProducerId returned; every partition restarts
+    /// at sequence 0 and queued batches are re-sequenced when drained.
+    pub fn handle_producer_id(&mut self, producer_id: i64, producer_epoch: i16) {
+        self.idempotence
+            .set_producer_id(producer_id, producer_epoch);
+        self.accumulator.clear_sequences();
+    }
+
+    /// An InitProducerId failed for good. After a failed epoch bump the producer asks for a
+    /// new producer id instead (returns `true`); a first InitProducerId failing for good fails
+    /// everything with `error` (returns `false`).
+    pub fn handle_producer_id_error(&mut self, error: &ProduceError) -> bool {
+        if self.idempotence.producer_id().0 >= 0 {
+            self.idempotence.forget_producer_id();
+            true
+        } else {
+            self.abort(error);
+            false
+        }
+    }
+
+    /// The producer id and epoch in use.
+    pub fn producer_id(&self) -> (i64, i16) {
+        self.idempotence.producer_id()
+    }
+
+    /// The next sequence of `tp`.
+    pub fn next_sequence(&self, tp: &TopicPartition) -> i32 {
+        self.idempotence.next_sequence(tp)
+    }
+
+    /// Sets the next sequence of `tp` (tests).
+    pub fn set_next_sequence(&mut self, tp: &TopicPartition, next_sequence: i32) {
+        self.idempotence.set_next_sequence(tp, next_sequence);
+    }
+
+    /// Fails batches whose `delivery.timeout.ms` passed while queued.
+    pub fn expire(&mut self, now: Instant) {
+        let after = self.config.accumulator.delivery_timeout;
+        for batch in self.accumulator.expire(now) {
+            let error = ProduceError::DeliveryTimeout {
+                topic: batch.tp.topic.clone(),
+                partition: batch.tp.partition,
+                after,
+            };
+            self.fail(batch, &error);
+        }
+    }
+
+    fn sendable(&self, batch: &ProducerBatch<D>) -> bool {
+        sendable(
+            &self.idempotence,
+            &self.partition_in_flight,
+            self.config.max_in_flight,
+            batch,
+        )
+    }
+
+    /// The Produce requests to write now (at most `max.in.flight` per node in flight).
+    pub fn poll_requests(
+        &mut self,
+        now: Instant,
+        leader: &dyn Fn(&TopicPartition) -> Option<i32>,
+    ) -> Transmit {
+        let flush = self.flushing > 0 || self.closing;
+        let check = {
+            let sendable = |b: &ProducerBatch<D>| self.sendable(b);
+            self.accumulator.ready(now, flush, leader, &sendable)
+        };
+        let mut transmit = Transmit {
+            requests: Vec::new(),
+            next_check: check.next_check,
+            unknown_leaders: check.unknown_leaders,
+        };
+        for node in check.nodes {
+            let busy = self.node_requests.get(&node).map_or(0, VecDeque::len);
+            if busy >= self.config.max_in_flight {
+                continue;
+            }
+            let batches = {
+                let (idempotence, in_flight) = (&self.idempotence, &self.partition_in_flight);
+                let max = self.config.max_in_flight;
+                let check = |b: &ProducerBatch<D>| sendable(idempotence, in_flight, max, b);
+                self.accumulator.drain(now, node, leader, &check)
+            };
+            if batches.is_empty() {
+                continue;
+            }
+            if let Some(plan) = self.start_request(node, batches) {
+                transmit.requests.push(plan);
+            }
+        }
+        transmit
+    }
+
+    fn start_request(
+        &mut self,
+        node: i32,
+        batches: Vec<ProducerBatch<D>>,
+    ) -> Option<ProduceRequestPlan> {
+        let id = self.next_request_id;
+        let mut plan = ProduceRequestPlan {
+            id,
+            node,
+            batches: Vec::with_capacity(batches.len()),
+        };
+        let mut sent = Vec::with_capacity(batches.len());
+        for mut batch in batches {
+            if batch.sequence.is_none() {
+                batch.sequence = self.idempotence.assign(&batch.tp, batch.record_count());
+            }
+            match batch.encode(self.config.compression, &mut self.scratch) {
+                Ok(bytes) => {
+                    batch.attempts = batch.attempts.saturating_add(1);
+                    batch.retry_at = None;
+                    *self
+                        .partition_in_flight
+                        .entry(batch.tp.clone())
+                        .or_default() += 1;
+                    plan.batches.push((batch.tp.clone(), bytes.clone()));
+                    sent.push((batch, bytes.len()));
+                }
+                Err(error) => self.fail(batch, &error),
+            }
+        }
+        if sent.is_empty() {
+            return None;
+        }
+        self.next_request_id = self.next_request_id.wrapping_add(1);
+        self.stats.batches_sent = self.stats.batches_sent.saturating_add(sent.len() as u64);
+        self.in_flight.insert(
+            id,
+            InFlight {
+                node,
+                batches: sent,
+            },
+        );
+        self.node_requests.entry(node).or_default().push_back(id);
+        Some(plan)
+    }
+
+    /// The response to request `id`, or why it failed (connection lost, timeout). Results are
+    /// applied in the order the requests were sent to their node: an early arrival waits.
+    pub fn handle_result(&mut self, now: Instant, id: u64, result: RequestResult) {
+        let Some(node) = self.in_flight.get(&id).map(|r| r.node) else {
+            return;
+        };
+        self.parked.insert(id, result);
+        while let Some(head) = self
+            .node_requests
+            .get(&node)
+            .and_then(|q| q.front().copied())
+        {
+            let Some(result) = self.parked.remove(&head) else {
+                break;
+            };
+            if let Some(q) = self.node_requests.get_mut(&node) {
+                q.pop_front();
+            }
+            if let Some(request) = self.in_flight.remove(&head) {
+                self.apply(now, request, result);
+            }
+        }
+        self.node_requests.retain(|_, q| !q.is_empty());
+    }
+    /// Every record outcome decided since the last call.
+    pub fn take_outcomes(&mut self) -> Vec<Outcome<D>> {
+        std::mem::take(&mut self.outcomes)
+    }
+
+    /// Whether a request failed in a way that calls for fresh metadata (and clears it).
+    pub fn take_metadata_stale(&mut self) -> bool {
+        std::mem::take(&mut self.metadata_stale)
+    }
+
+    /// A flush starts: every batch is ready regardless of `linger.ms` until `end_flush`.
+    pub fn begin_flush(&mut self) -> u64 {
+        self.flushing = self.flushing.saturating_add(1);
+        self.accumulator_next_batch_id()
+    }
+
+    fn accumulator_next_batch_id(&self) -> u64 {
+        self.outstanding.last().map_or(0, |id| id.saturating_add(1))
+    }
+
+    /// A flush ended.
+    pub fn end_flush(&mut self) {
+        self.flushing = self.flushing.saturating_sub(1);
+    }
+
+    /// Whether every batch created before `marker` (from `begin_flush`) is done.
+    pub fn flushed(&self, marker: u64) -> bool {
+        self.outstanding.first().is_none_or(|id| *id >= marker)
+    }
+
+    /// Close starts: no more appends, every batch ready now.
+    pub fn close(&mut self) {
+        self.closing = true;
+    }
+
+    /// Whether `close` was called.
+    pub fn is_closing(&self) -> bool {
+        self.closing
+    }
+
+    /// Fails everything queued or in flight with `error` (close timed out, producer dropped).
+    pub fn abort(&mut self, error: &ProduceError) {
+        self.closing = true;
+        for batch in self.accumulator.take_all() {
+            self.fail(batch, error);
+        }
+        self.node_requests.clear();
+        self.parked.clear();
+        self.partition_in_flight.clear();
+        let requests: Vec<InFlight<D>> = self.in_flight.drain().map(|(_, r)| r).collect();
+        for request in requests {
+            for (batch, _) in request.batches {
+                self.fail(batch, error);
+            }
+        }
+    }
+
+    /// Whether nothing is queued or in flight.
+    pub fn is_idle(&self) -> bool {
+        self.accumulator.is_empty() && self.in_flight.is_empty()
+    }
+
+    /// Requests in flight.
+    pub fn requests_in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> SenderStats {
+        self.stats
+    }
+
+    /// The queues (tests, metrics).
+    pub fn accumulator(&self) -> &Accumulator<D> {
+        &self.accumulator
+    }
+
+    /// Partition batches in flight.
+    pub fn partition_in_flight(&self, tp: &TopicPartition) -> usize {
+        self.partition_in_flight.get(tp).copied().unwrap_or(0)
+    }
+
+    /// Whether the settings allow sending and a retry of `tp` waits for its in-flight set to
+    /// drain (tests).
+    pub fn is_muted(&self, tp: &TopicPartition) -> bool {
+        self.accumulator
+            .batches(tp)
+            .next()
+            .is_some_and(|b| !self.sendable(b))
+    }
+
+    /// How long a retry of a batch sent `attempts` times waits.
+    pub fn retry_backoff(&self, attempts: u32) -> Duration {
+        self.config
+            .retry_backoff
+            .backoff(attempts.saturating_sub(1), &mut NoJitter)
+    }
+}
+
+/// Whether a partition may send `batch` (its first queued batch) now: a producer id is known
+/// and no epoch bump is pending, fewer than `max_in_flight` of its batches are in flight,
+/// — the mute rule — a retry waits until nothing of its partition is in flight, so that
+/// batches are resent in sequence order, and — the first-batch rule — until the partition has
+/// an acknowledged batch under the current epoch, only one batch is in flight (a broker that
+/// does not know the producer accepts any first sequence, so a second pipelined batch could
+/// land before a first one that failed).
+fn sendable<D>(
+    idempotence: &Idempotence,
+    partition_in_flight: &HashMap<TopicPartition, usize>,
+    max_in_flight: usize,
+    batch: &ProducerBatch<D>,
+) -> bool {
+    let n = partition_in_flight.get(&batch.tp).copied().unwrap_or(0);
+    if n == 0 {
+        return idempotence.can_send();
+    }
+    let is_retry = batch.attempts > 0 || batch.sequence.is_some();
+    idempotence.can_send() && n < max_in_flight && !is_retry && idempotence.confirmed(&batch.tp)
+}
+
+/// Retry backoff without jitter: the state stays deterministic.
+struct NoJitter;
+
+impl RandomSource for NoJitter {
+    fn next_u64(&mut self) -> u64 {
+        1 << 63
+    }
+}

@@ -1,0 +1,180 @@
+//! How a request's result changes the state: success, retry (same sequence), epoch bump, or
+//! failure — the rules listed in `DESIGN.md` ("Invariants (producer)").
+
+use std::time::Instant;
+
+use kafka_protocol::error::ResponseError;
+
+use super::{InFlight, NoJitter, PartitionResponse, RequestResult, SenderState};
+use crate::error::Error;
+use crate::producer::ProduceError;
+use crate::state::producer::batch::{ProducerBatch, TopicPartition};
+
+impl<D> SenderState<D> {
+    pub(super) fn apply(&mut self, now: Instant, request: InFlight<D>, result: RequestResult) {
+        for (batch, _) in &request.batches {
+            if let Some(n) = self.partition_in_flight.get_mut(&batch.tp) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.partition_in_flight.remove(&batch.tp);
+                }
+            }
+        }
+        match result {
+            Err(error) => {
+                // Outcome unknown or not sent: either way the same sequence is resent; the
+                // broker deduplicates a batch it already has.
+                self.metadata_stale = true;
+                // A leader missing from the broker list comes back with fresh metadata.
+                let retriable = error.is_retriable()
+                    || error.is_outcome_unknown()
+                    || matches!(error, Error::UnknownBroker { .. });
+                for (batch, _) in request.batches {
+                    let error = ProduceError::Client(error.clone());
+                    if retriable {
+                        self.retry(now, batch, error);
+                    } else {
+                        self.fail(batch, &error);
+                    }
+                }
+            }
+            Ok(mut answers) => {
+                for (batch, bytes) in request.batches {
+                    let answer = answers
+                        .iter()
+                        .position(|(tp, _)| *tp == batch.tp)
+                        .map(|i| answers.swap_remove(i).1);
+                    self.apply_partition(now, batch, bytes, answer);
+                }
+            }
+        }
+    }
+
+    fn apply_partition(
+        &mut self,
+        now: Instant,
+        batch: ProducerBatch<D>,
+        bytes: usize,
+        answer: Option<PartitionResponse>,
+    ) {
+        let (code, message) = match answer {
+            Some(PartitionResponse::Written {
+                base_offset,
+                log_append_time,
+            }) => return self.succeed(batch, bytes, base_offset, log_append_time),
+            Some(PartitionResponse::Refused { code, message }) => (code, message),
+            None => {
+                // The broker did not answer for this partition: its outcome is unknown, so
+                // the same sequence is resent.
+                let error = ProduceError::Broker {
+                    topic: batch.tp.topic.clone(),
+                    partition: batch.tp.partition,
+                    code: ResponseError::UnknownServerError,
+                    message: Some("partition missing from the response".to_owned()),
+                };
+                return self.retry(now, batch, error);
+            }
+        };
+        let error = ProduceError::Broker {
+            topic: batch.tp.topic.clone(),
+            partition: batch.tp.partition,
+            code,
+            message,
+        };
+        match code {
+            // The broker has this batch from an earlier attempt.
+            ResponseError::DuplicateSequenceNumber => self.succeed(batch, bytes, -1, -1),
+            ResponseError::OutOfOrderSequenceNumber
+            | ResponseError::UnknownProducerId
+            | ResponseError::InvalidProducerEpoch
+                if self.idempotence.acked_after(&batch.tp, batch.sequence) =>
+            {
+                // A later batch of the partition is already in the log: resending this one
+                // would reorder the partition. It fails (as in the Java client); the epoch
+                // is bumped because its sequence is now unresolved.
+                self.fail(batch, &error);
+            }
+            ResponseError::OutOfOrderSequenceNumber
+                if self.has_unacked_predecessor(&batch.tp, batch.id) =>
+            {
+                // An earlier batch is being retried: this one follows it.
+                self.retry(now, batch, error);
+            }
+            ResponseError::OutOfOrderSequenceNumber
+            | ResponseError::UnknownProducerId
+            | ResponseError::InvalidProducerEpoch
+                if self.idempotence.enabled() =>
+            {
+                self.request_epoch_bump();
+                self.retry(now, batch, error);
+            }
+            code if code.is_retriable() => {
+                self.metadata_stale = true;
+                self.retry(now, batch, error);
+            }
+            _ => self.fail(batch, &error),
+        }
+    }
+
+    fn has_unacked_predecessor(&self, tp: &TopicPartition, id: u64) -> bool {
+        self.accumulator.has_sequenced_before(tp, id)
+            || self
+                .in_flight
+                .values()
+                .any(|r| r.batches.iter().any(|(b, _)| b.tp == *tp && b.id < id))
+    }
+
+    fn request_epoch_bump(&mut self) {
+        if self.idempotence.enabled() && self.idempotence.can_send() {
+            self.stats.epoch_bumps = self.stats.epoch_bumps.saturating_add(1);
+        }
+        self.idempotence.request_epoch_bump();
+    }
+
+    fn retry(&mut self, now: Instant, mut batch: ProducerBatch<D>, error: ProduceError) {
+        if batch.attempts > self.config.retries {
+            return self.fail(batch, &error);
+        }
+        let mut no_jitter = NoJitter;
+        let backoff = self
+            .config
+            .retry_backoff
+            .backoff(batch.attempts.saturating_sub(1), &mut no_jitter);
+        batch.retry_at = Some(now + backoff);
+        self.stats.retries = self.stats.retries.saturating_add(1);
+        tracing::debug!(
+            topic = %batch.tp.topic, partition = batch.tp.partition,
+            attempts = batch.attempts, error = %error, "retrying batch"
+        );
+        self.accumulator.reenqueue(batch);
+    }
+
+    fn succeed(&mut self, batch: ProducerBatch<D>, bytes: usize, base: i64, append_time: i64) {
+        self.idempotence.acked(&batch.tp, batch.sequence);
+        self.outstanding.remove(&batch.id);
+        self.stats.records_sent = self
+            .stats
+            .records_sent
+            .saturating_add(batch.record_count() as u64);
+        self.stats.bytes_sent = self.stats.bytes_sent.saturating_add(bytes as u64);
+        self.outcomes.extend(batch.succeed(base, append_time));
+    }
+
+    pub(super) fn fail(&mut self, batch: ProducerBatch<D>, error: &ProduceError) {
+        if batch.sequence.is_some() {
+            // Its sequence may or may not be in the log: the partition's sequence state is
+            // unresolved until a new epoch (Java does the same).
+            self.request_epoch_bump();
+        }
+        tracing::debug!(
+            topic = %batch.tp.topic, partition = batch.tp.partition,
+            records = batch.record_count(), error = %error, "batch failed"
+        );
+        self.outstanding.remove(&batch.id);
+        self.stats.records_failed = self
+            .stats
+            .records_failed
+            .saturating_add(batch.record_count() as u64);
+        self.outcomes.extend(batch.fail(error));
+    }
+}
