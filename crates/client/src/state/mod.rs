@@ -2,4 +2,5 @@
 //! I/O layer feeds them responses and the current time and acts on what they answer, so tests
 //! drive them directly.
 
+pub mod group;
 pub mod metadata;

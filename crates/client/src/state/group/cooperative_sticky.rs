@@ -1,0 +1,445 @@
+//! The `"cooperative-sticky"` assignor (KIP-429), compatible with the Java client's
+//! `CooperativeStickyAssignor`.
+//!
+//! Sticky: members keep the partitions they owned (as their subscriptions report, with claims
+//! of a stale generation discarded) as long as balance allows. Cooperative: a partition that
+//! must move from one member to another is left out of *both* assignments in this rebalance; the
+//! old owner revokes it, rejoins, and a follow-up rebalance gives it to the new owner.
+//!
+//! # How close to Java
+//!
+//! - When all members subscribe to the same topics, this is the algorithm of Java's
+//!   `ConstrainedAssignmentBuilder` (without rack awareness): quotas `floor(P/N)` and
+//!   `ceil(P/N)`, owned partitions kept up to the quota (owned lists ordered by partition then
+//!   topic), the rest dealt round-robin to the under-quota members ordered by member id. Java
+//!   walks members in `HashMap` order where we walk them by member id; the results are equal
+//!   whenever that order does not matter (it matters only when more members own more than the
+//!   minimum quota than there are slots for one extra partition).
+//! - When subscriptions differ, Java's `GeneralAssignmentBuilder` is a long heuristic search;
+//!   this module uses a simpler one with the same guarantees: owned partitions stay where they
+//!   are, new partitions go to the eligible member with the fewest partitions, then partitions
+//!   move from a member to an eligible one with at least two fewer until none can. Java's result
+//!   may differ in which partitions move, but it has the same balance criterion.
+//! - Partitions beyond a topic's current partition count are dropped from owned lists (Java
+//!   would keep them).
+//!
+//! The member generation comes from the subscription's `generation_id` (version 2+) or else
+//! from the assignor's user data (a big-endian `i32`, as Java and librdkafka write it).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use bytes::Bytes;
+
+use super::assignor::{
+    empty_assignment, java_cmp, sort_lists, validate, AssignError, Assignor, GroupAssignment,
+    Member, RebalanceProtocol,
+};
+use super::protocol::TopicPartition;
+
+const DEFAULT_GENERATION: i32 = -1;
+
+/// The cooperative sticky assignor (protocol name `"cooperative-sticky"`).
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use kafkit_client::state::group::{
+///     Assignor, CooperativeStickyAssignor, Member, Subscription, TopicPartitions,
+/// };
+///
+/// // "a" owned all four partitions; "b" joins. Two partitions must move to "b", so in this
+/// // rebalance "a" keeps two and "b" gets nothing yet.
+/// let mut owner = Subscription::new(["t"]);
+/// owner.owned_partitions = vec![TopicPartitions { topic: "t".into(), partitions: vec![0, 1, 2, 3] }];
+/// owner.generation_id = Some(1);
+/// let members = [Member::new("a", owner), Member::new("b", Subscription::new(["t"]))];
+/// let out = CooperativeStickyAssignor.assign(&members, &BTreeMap::from([("t".into(), 4)])).unwrap();
+/// assert_eq!(out["a"].len(), 2);
+/// assert!(out["b"].is_empty());
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CooperativeStickyAssignor;
+
+impl CooperativeStickyAssignor {
+    /// The user data a member of `generation` puts in its subscription, as Java does
+    /// (a big-endian `i32`; Java members read the generation from it when the subscription is
+    /// older than version 2).
+    pub fn user_data(generation: i32) -> Bytes {
+        Bytes::copy_from_slice(&generation.to_be_bytes())
+    }
+}
+
+impl Assignor for CooperativeStickyAssignor {
+    fn name(&self) -> &'static str {
+        "cooperative-sticky"
+    }
+
+    fn supported_protocols(&self) -> &'static [RebalanceProtocol] {
+        &[RebalanceProtocol::Cooperative, RebalanceProtocol::Eager]
+    }
+
+    fn assign(
+        &self,
+        members: &[Member],
+        partitions_per_topic: &BTreeMap<String, i32>,
+    ) -> Result<GroupAssignment, AssignError> {
+        let counts = validate(members, partitions_per_topic)?;
+        let mut out = empty_assignment(members);
+        if members.is_empty() {
+            return Ok(out);
+        }
+        // Only topics somebody subscribes to take part.
+        let counts: BTreeMap<String, i32> = counts
+            .into_iter()
+            .filter(|(t, _)| {
+                members
+                    .iter()
+                    .any(|m| m.subscription.topics.iter().any(|s| s == t))
+            })
+            .collect();
+        let mut sorted: Vec<&Member> = members.iter().collect();
+        sorted.sort_by(|a, b| java_cmp(&a.member_id, &b.member_id));
+
+        let owned = resolve_owned(&sorted, &counts);
+        let (assignment, transferring) = if all_subscriptions_equal(&sorted) {
+            constrained(&sorted, &counts, owned)
+        } else {
+            let a = general(&sorted, &counts, owned);
+            let t = transferring(&sorted, &a);
+            (a, t)
+        };
+        for (member, list) in assignment {
+            let list = list
+                .into_iter()
+                .filter(|tp| transferring.get(tp) != Some(&member))
+                .collect();
+            out.insert(member, list);
+        }
+        Ok(sort_lists(out))
+    }
+}
+
+/// The generation a member's owned partitions belong to.
+fn member_generation(m: &Member) -> i32 {
+    if let Some(g) = m.subscription.generation_id {
+        return g;
+    }
+    match &m.subscription.user_data {
+        None => DEFAULT_GENERATION,
+        Some(b) => match <[u8; 4]>::try_from(b.get(..4).unwrap_or_default()) {
+            Ok(a) => i32::from_be_bytes(a),
+            Err(_) => DEFAULT_GENERATION,
+        },
+    }
+}
+
+fn all_subscriptions_equal(members: &[&Member]) -> bool {
+    let mut sets = members
+        .iter()
+        .map(|m| m.subscription.topics.iter().collect::<BTreeSet<_>>());
+    match sets.next() {
+        None => true,
+        Some(first) => sets.all(|s| s == first),
+    }
+}
+
+/// Owned partitions after conflict resolution, and the partitions claimed by several members of
+/// one generation.
+struct Owned {
+    by_member: BTreeMap<String, Vec<TopicPartition>>,
+    multiple_owners: HashSet<TopicPartition>,
+}
+
+fn resolve_owned(members: &[&Member], counts: &BTreeMap<String, i32>) -> Owned {
+    let mut by_member: BTreeMap<String, Vec<TopicPartition>> = BTreeMap::new();
+    let mut multiple_owners = HashSet::new();
+    let mut owner_of: HashMap<TopicPartition, (String, i32)> = HashMap::new();
+    for m in members {
+        let generation = member_generation(m);
+        by_member.entry(m.member_id.clone()).or_default();
+        for tp in m.subscription.owned() {
+            let valid = counts
+                .get(&tp.topic)
+                .is_some_and(|c| tp.partition >= 0 && tp.partition < *c);
+            if !valid {
+                continue;
+            }
+            match owner_of.get(&tp).cloned() {
+                None => {
+                    owner_of.insert(tp.clone(), (m.member_id.clone(), generation));
+                    by_member.entry(m.member_id.clone()).or_default().push(tp);
+                }
+                Some((other, other_generation)) => {
+                    if generation == other_generation {
+                        multiple_owners.insert(tp.clone());
+                        if let Some(list) = by_member.get_mut(&other) {
+                            list.retain(|x| x != &tp);
+                        }
+                        owner_of.insert(tp, (m.member_id.clone(), generation));
+                    } else if generation > other_generation {
+                        if let Some(list) = by_member.get_mut(&other) {
+                            list.retain(|x| x != &tp);
+                        }
+                        owner_of.insert(tp.clone(), (m.member_id.clone(), generation));
+                        by_member.entry(m.member_id.clone()).or_default().push(tp);
+                    }
+                }
+            }
+        }
+    }
+    Owned {
+        by_member,
+        multiple_owners,
+    }
+}
+
+fn all_partitions(counts: &BTreeMap<String, i32>) -> Vec<TopicPartition> {
+    let mut topics: Vec<&String> = counts.keys().collect();
+    topics.sort_by(|a, b| java_cmp(a, b));
+    topics
+        .into_iter()
+        .flat_map(|t| {
+            (0..counts.get(t).copied().unwrap_or(0)).map(move |p| TopicPartition::new(t, p))
+        })
+        .collect()
+}
+
+type Transfers = HashMap<TopicPartition, String>;
+
+/// Java's `ConstrainedAssignmentBuilder` without racks, members walked by member id.
+fn constrained(
+    members: &[&Member],
+    counts: &BTreeMap<String, i32>,
+    owned: Owned,
+) -> (BTreeMap<String, Vec<TopicPartition>>, Transfers) {
+    let n = members.len();
+    let total: usize = counts
+        .values()
+        .map(|c| usize::try_from(*c).unwrap_or(0))
+        .sum();
+    let min_quota = total / n;
+    let max_quota = total.div_ceil(n);
+    let expected_over = total % n;
+    let mut current_over = 0usize;
+
+    let mut assignment: BTreeMap<String, Vec<TopicPartition>> = BTreeMap::new();
+    let mut assigned: HashSet<TopicPartition> = HashSet::new();
+    let mut maybe_revoked: HashMap<TopicPartition, String> = HashMap::new();
+    let mut under: Vec<String> = Vec::new();
+    let mut exact: Vec<String> = Vec::new();
+
+    for m in members {
+        let id = &m.member_id;
+        let mut mine: Vec<TopicPartition> = owned.by_member.get(id).cloned().unwrap_or_default();
+        mine.sort_by(|a, b| {
+            a.partition
+                .cmp(&b.partition)
+                .then_with(|| java_cmp(&a.topic, &b.topic))
+        });
+        mine.retain(|tp| !owned.multiple_owners.contains(tp));
+        let list = assignment.entry(id.clone()).or_default();
+        if mine.len() < min_quota {
+            assigned.extend(mine.iter().cloned());
+            list.extend(mine);
+            under.push(id.clone());
+        } else {
+            let keep = if mine.len() >= max_quota && current_over < expected_over {
+                current_over += 1;
+                if current_over == expected_over {
+                    exact.clear();
+                }
+                max_quota
+            } else {
+                if current_over < expected_over {
+                    exact.push(id.clone());
+                }
+                min_quota
+            };
+            for tp in mine.split_off(keep) {
+                maybe_revoked.insert(tp, id.clone());
+            }
+            assigned.extend(mine.iter().cloned());
+            list.extend(mine);
+        }
+    }
+
+    let unassigned: Vec<TopicPartition> = all_partitions(counts)
+        .into_iter()
+        .filter(|tp| !assigned.contains(tp))
+        .collect();
+    under.sort_by(|a, b| java_cmp(a, b));
+    exact.sort_by(|a, b| java_cmp(a, b));
+
+    let mut transfers = Transfers::new();
+    // A cursor over `under` that supports removing the element last returned, like Java's
+    // `LinkedList` iterator.
+    let mut pos = 0usize;
+    for tp in unassigned {
+        let (consumer, from_under) = if pos < under.len() {
+            pos += 1;
+            (under[pos - 1].clone(), true)
+        } else if under.is_empty() {
+            if exact.is_empty() {
+                // Java throws here; the quotas make it unreachable.
+                tracing::error!(partition = ?tp, "no unfilled member left for partition");
+                break;
+            }
+            (exact.remove(0), false)
+        } else {
+            pos = 1;
+            (under[0].clone(), true)
+        };
+        let list = assignment.entry(consumer.clone()).or_default();
+        list.push(tp.clone());
+        let size = list.len();
+        let moved = maybe_revoked.get(&tp).is_some_and(|prev| prev != &consumer);
+        if moved || owned.multiple_owners.contains(&tp) {
+            transfers.insert(tp, consumer.clone());
+        }
+        if size == min_quota && from_under {
+            pos -= 1;
+            under.remove(pos);
+            exact.push(consumer);
+        }
+    }
+    (assignment, transfers)
+}
+
+/// Sticky assignment for differing subscriptions: keep owned, fill the emptiest, then balance.
+fn general(
+    members: &[&Member],
+    counts: &BTreeMap<String, i32>,
+    owned: Owned,
+) -> BTreeMap<String, Vec<TopicPartition>> {
+    let subscribed: BTreeMap<&str, HashSet<&str>> = members
+        .iter()
+        .map(|m| {
+            let topics = m
+                .subscription
+                .topics
+                .iter()
+                .map(String::as_str)
+                .filter(|t| counts.contains_key(*t))
+                .collect();
+            (m.member_id.as_str(), topics)
+        })
+        .collect();
+    let eligible = |member: &str, topic: &str| {
+        subscribed
+            .get(member)
+            .is_some_and(|topics| topics.contains(topic))
+    };
+
+    let mut assignment: BTreeMap<String, Vec<TopicPartition>> = BTreeMap::new();
+    let mut assigned: HashSet<TopicPartition> = HashSet::new();
+    for m in members {
+        let list: Vec<TopicPartition> = owned
+            .by_member
+            .get(&m.member_id)
+            .into_iter()
+            .flatten()
+            .filter(|tp| eligible(&m.member_id, &tp.topic) && !owned.multiple_owners.contains(*tp))
+            .cloned()
+            .collect();
+        assigned.extend(list.iter().cloned());
+        assignment.insert(m.member_id.clone(), list);
+    }
+    let owners_before: HashMap<TopicPartition, String> = assignment
+        .iter()
+        .flat_map(|(m, l)| l.iter().map(move |tp| (tp.clone(), m.clone())))
+        .collect();
+
+    // Partitions with the fewest candidates first, so constrained ones get placed early.
+    let candidates = |topic: &str| {
+        members
+            .iter()
+            .filter(|m| eligible(&m.member_id, topic))
+            .count()
+    };
+    let mut unassigned: Vec<TopicPartition> = all_partitions(counts)
+        .into_iter()
+        .filter(|tp| !assigned.contains(tp))
+        .collect();
+    unassigned.sort_by_key(|tp| candidates(&tp.topic));
+    for tp in unassigned {
+        let target = members
+            .iter()
+            .filter(|m| eligible(&m.member_id, &tp.topic))
+            .min_by_key(|m| assignment.get(&m.member_id).map_or(0, Vec::len))
+            .map(|m| m.member_id.clone());
+        if let Some(target) = target {
+            assignment.entry(target).or_default().push(tp);
+        }
+    }
+
+    // Move partitions from a member to an eligible one with at least two fewer, until none can;
+    // each move lowers the sum of squared sizes, so this ends.
+    loop {
+        let mut by_size: Vec<&Member> = members.to_vec();
+        let size = |id: &str| assignment.get(id).map_or(0, Vec::len);
+        by_size.sort_by(|a, b| size(&b.member_id).cmp(&size(&a.member_id)));
+        let mut found: Option<(String, usize, String)> = None;
+        'search: for from in &by_size {
+            let list = match assignment.get(&from.member_id) {
+                Some(l) => l,
+                None => continue,
+            };
+            // Prefer moving partitions the member did not own before this rebalance.
+            let mut order: Vec<usize> = (0..list.len()).collect();
+            order.sort_by_key(|i| {
+                owners_before.get(&list[*i]).map(String::as_str) == Some(from.member_id.as_str())
+            });
+            for i in order {
+                let tp = &list[i];
+                let to = members
+                    .iter()
+                    .filter(|m| {
+                        m.member_id != from.member_id
+                            && eligible(&m.member_id, &tp.topic)
+                            && size(&m.member_id) + 1 < list.len()
+                    })
+                    .min_by_key(|m| size(&m.member_id));
+                if let Some(to) = to {
+                    found = Some((from.member_id.clone(), i, to.member_id.clone()));
+                    break 'search;
+                }
+            }
+        }
+        let Some((from, i, to)) = found else { break };
+        let tp = match assignment.get_mut(&from) {
+            Some(list) if i < list.len() => list.remove(i),
+            _ => break,
+        };
+        assignment.entry(to).or_default().push(tp);
+    }
+    assignment
+}
+
+/// Java's `computePartitionsTransferringOwnership`: partitions newly given to a member that
+/// some other member owned and now loses.
+fn transferring(
+    members: &[&Member],
+    assignment: &BTreeMap<String, Vec<TopicPartition>>,
+) -> Transfers {
+    let mut added = Transfers::new();
+    let mut revoked = HashSet::new();
+    for m in members {
+        let owned: HashSet<TopicPartition> = m.subscription.owned().into_iter().collect();
+        let list = assignment
+            .get(&m.member_id)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let mine: HashSet<&TopicPartition> = list.iter().collect();
+        for tp in list {
+            if !owned.contains(tp) {
+                added.insert(tp.clone(), m.member_id.clone());
+            }
+        }
+        for tp in owned {
+            if !mine.contains(&tp) {
+                revoked.insert(tp);
+            }
+        }
+    }
+    added.retain(|tp, _| revoked.contains(tp));
+    added
+}
