@@ -11,10 +11,11 @@
 //! - When all members subscribe to the same topics, this is the algorithm of Java's
 //!   `ConstrainedAssignmentBuilder` (without rack awareness): quotas `floor(P/N)` and
 //!   `ceil(P/N)`, owned partitions kept up to the quota (owned lists ordered by partition then
-//!   topic), the rest dealt round-robin to the under-quota members ordered by member id. Java
-//!   walks members in `HashMap` order where we walk them by member id; the results are equal
-//!   whenever that order does not matter (it matters only when more members own more than the
-//!   minimum quota than there are slots for one extra partition).
+//!   topic), the rest dealt round-robin to the under-quota members ordered by member id. Where
+//!   Java's result depends on the iteration order of its `HashMap` of members (which members
+//!   keep an extra partition when more own one than there are slots), we reproduce that order
+//!   from the members' `String.hashCode`s and the order of the `members` slice, which should be
+//!   the JoinGroup response's order, as Java's leader inserts them.
 //! - When subscriptions differ, Java's `GeneralAssignmentBuilder` is a long heuristic search;
 //!   this module uses a simpler one with the same guarantees: owned partitions stay where they
 //!   are, new partitions go to the eligible member with the fewest partitions, then partitions
@@ -98,10 +99,11 @@ impl Assignor for CooperativeStickyAssignor {
             .collect();
         let mut sorted: Vec<&Member> = members.iter().collect();
         sorted.sort_by(|a, b| java_cmp(&a.member_id, &b.member_id));
+        let hash_order = java_hash_map_order(members);
 
-        let owned = resolve_owned(&sorted, &counts);
+        let owned = resolve_owned(&hash_order, &counts);
         let (assignment, transferring) = if all_subscriptions_equal(&sorted) {
-            constrained(&sorted, &counts, owned)
+            constrained(&hash_order, &counts, owned)
         } else {
             let a = general(&sorted, &counts, owned);
             let t = transferring(&sorted, &a);
@@ -116,6 +118,29 @@ impl Assignor for CooperativeStickyAssignor {
         }
         Ok(sort_lists(out))
     }
+}
+
+/// The members in the order a Java `HashMap<String, _>` filled in `members` order iterates
+/// them: by bucket of the member id's `String.hashCode` (spread as `HashMap` does) under the
+/// table size that many entries grow a default map to, then by insertion. Java's assignor walks
+/// members in that order, and where the order decides (who keeps an extra partition), so does
+/// ours when the leader passes members in JoinGroup response order, as Java's leader does.
+fn java_hash_map_order(members: &[Member]) -> Vec<&Member> {
+    let mut capacity: usize = 16;
+    while members.len() > capacity / 4 * 3 {
+        capacity = capacity.saturating_mul(2);
+    }
+    let mask = u32::try_from(capacity - 1).unwrap_or(u32::MAX);
+    let bucket = |m: &Member| {
+        let h = m
+            .member_id
+            .encode_utf16()
+            .fold(0u32, |h, c| h.wrapping_mul(31).wrapping_add(u32::from(c)));
+        (h ^ (h >> 16)) & mask
+    };
+    let mut out: Vec<&Member> = members.iter().collect();
+    out.sort_by_key(|m| bucket(m));
+    out
 }
 
 /// The generation a member's owned partitions belong to.

@@ -23,7 +23,11 @@ public class GenAssignorVectors {
 
     static String q(String s) { return s == null ? "null" : "\"" + s + "\""; }
 
-    static Map<String, List<TopicPartition>> run(ConsumerPartitionAssignor a, Map<String, Integer> counts, List<M> ms) {
+    static Map<String, List<TopicPartition>> run(ConsumerPartitionAssignor a, Map<String, Integer> allCounts, List<M> ms) {
+        // As AbstractPartitionAssignor.assign(Cluster, ...) does: only subscribed topics with
+        // partitions reach the assignor.
+        Map<String, Integer> counts = new HashMap<>();
+        for (M m : ms) for (String t : m.topics) if (allCounts.getOrDefault(t, 0) > 0) counts.put(t, allCounts.get(t));
         Map<String, Subscription> subs = new HashMap<>();
         for (M m : ms) {
             Subscription s = new Subscription(m.topics, null, m.owned, m.generation, Optional.empty());
