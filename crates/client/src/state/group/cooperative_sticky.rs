@@ -401,7 +401,7 @@ fn general(
     loop {
         let mut by_size: Vec<&Member> = members.to_vec();
         let size = |id: &str| assignment.get(id).map_or(0, Vec::len);
-        by_size.sort_by(|a, b| size(&b.member_id).cmp(&size(&a.member_id)));
+        by_size.sort_by_key(|m| std::cmp::Reverse(size(&m.member_id)));
         let mut found: Option<(String, usize, String)> = None;
         'search: for from in &by_size {
             let list = match assignment.get(&from.member_id) {
