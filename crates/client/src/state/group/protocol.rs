@@ -137,7 +137,8 @@ impl Subscription {
     }
 
     /// Encodes the subscription at `version` (0–3), with the version prefix. Fields the version
-    /// does not have are left out, as Java does for these ignorable fields.
+    /// does not have are left out, as Java does for these ignorable fields. Like Java, topics
+    /// are written sorted and owned partitions sorted by topic then partition.
     ///
     /// ```
     /// use kafkit_client::state::group::Subscription;
@@ -151,13 +152,24 @@ impl Subscription {
         check_encode_version(version)?;
         let mut out = BytesMut::new();
         out.put_i16(version);
-        put_count(&mut out, self.topics.len(), "topics")?;
-        for topic in &self.topics {
+        // Java sorts topics and owned partitions before writing; so do we, to be byte-equal.
+        let mut topics: Vec<&String> = self.topics.iter().collect();
+        topics.sort_by(|a, b| a.encode_utf16().cmp(b.encode_utf16()));
+        put_count(&mut out, topics.len(), "topics")?;
+        for topic in topics {
             put_string(&mut out, topic, "topic")?;
         }
         put_bytes(&mut out, self.user_data.as_deref(), "user_data")?;
         if version >= 1 {
-            put_topic_partitions(&mut out, &self.owned_partitions, "owned_partitions")?;
+            let mut owned = self.owned();
+            owned.sort_by(|a, b| {
+                a.topic
+                    .encode_utf16()
+                    .cmp(b.topic.encode_utf16())
+                    .then(a.partition.cmp(&b.partition))
+            });
+            let grouped = group_by_topic(&owned);
+            put_topic_partitions(&mut out, &grouped, "owned_partitions")?;
         }
         if version >= 2 {
             out.put_i32(self.generation_id.unwrap_or(-1));
