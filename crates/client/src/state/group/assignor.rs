@@ -3,7 +3,9 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashSet};
 
-use super::protocol::{Subscription, TopicPartition};
+use bytes::Bytes;
+
+use super::protocol::{Assignment, ProtocolError, Subscription, TopicPartition, HIGHEST_VERSION};
 
 /// The result of an assignment: every member id mapped to its partitions, sorted by topic then
 /// partition. Members that get nothing map to an empty list.
@@ -38,6 +40,31 @@ impl Member {
             group_instance_id: None,
             subscription,
         }
+    }
+
+    /// A member as a JoinGroup response lists it: its id, instance id and protocol metadata
+    /// (an encoded [`Subscription`], decoded here with the bounded decoder; it comes from
+    /// another client, so it may be anything).
+    ///
+    /// ```
+    /// use kafkit_client::state::group::{Member, Subscription};
+    ///
+    /// let metadata = Subscription::new(["t"]).encode(3).unwrap();
+    /// let m = Member::from_join_metadata("m-1", None, &metadata).unwrap();
+    /// assert_eq!(m.subscription.topics, ["t"]);
+    /// assert!(Member::from_join_metadata("m-2", None, &[0, 3, 0x7f]).is_err());
+    /// ```
+    pub fn from_join_metadata(
+        member_id: impl Into<String>,
+        group_instance_id: Option<String>,
+        metadata: &[u8],
+    ) -> Result<Self, ProtocolError> {
+        let (_, subscription) = Subscription::decode(metadata)?;
+        Ok(Self {
+            member_id: member_id.into(),
+            group_instance_id,
+            subscription,
+        })
     }
 
     /// The same member with a `group.instance.id`.
@@ -83,6 +110,31 @@ pub trait Assignor: Send + Sync {
         members: &[Member],
         partitions_per_topic: &BTreeMap<String, i32>,
     ) -> Result<GroupAssignment, AssignError>;
+}
+
+/// Encodes every member's assignment for SyncGroup, at the highest version (as Java's leader
+/// does), without user data.
+///
+/// ```
+/// use kafkit_client::state::group::{encode_group_assignment, Assignment, GroupAssignment, TopicPartition};
+///
+/// let mut a = GroupAssignment::new();
+/// a.insert("m-1".into(), vec![TopicPartition::new("t", 0)]);
+/// let encoded = encode_group_assignment(&a).unwrap();
+/// let (_, back) = Assignment::decode(&encoded["m-1"]).unwrap();
+/// assert_eq!(back.partitions(), a["m-1"]);
+/// ```
+pub fn encode_group_assignment(
+    assignment: &GroupAssignment,
+) -> Result<BTreeMap<String, Bytes>, ProtocolError> {
+    assignment
+        .iter()
+        .map(|(member, partitions)| {
+            Assignment::from_partitions(partitions)
+                .encode(HIGHEST_VERSION)
+                .map(|bytes| (member.clone(), bytes))
+        })
+        .collect()
 }
 
 /// Checks the inputs every assignor shares and returns the topics with at least one partition.

@@ -468,3 +468,67 @@ fn transferring(
     added.retain(|tp, _| revoked.contains(tp));
     added
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::group::protocol::{Subscription, TopicPartitions};
+
+    fn owner(id: &str, partitions: Vec<i32>, generation: Option<i32>) -> Member {
+        let mut s = Subscription::new(["t"]);
+        s.owned_partitions = vec![TopicPartitions {
+            topic: "t".into(),
+            partitions,
+        }];
+        s.generation_id = generation;
+        Member::new(id, s)
+    }
+
+    #[test]
+    fn generation_falls_back_to_user_data() {
+        let mut m = owner("a", vec![], None);
+        assert_eq!(member_generation(&m), -1);
+        m.subscription.user_data = Some(CooperativeStickyAssignor::user_data(5));
+        assert_eq!(member_generation(&m), 5);
+        m.subscription.user_data = Some(Bytes::from_static(&[1, 2]));
+        assert_eq!(member_generation(&m), -1);
+        m.subscription.generation_id = Some(9);
+        assert_eq!(member_generation(&m), 9);
+    }
+
+    #[test]
+    fn higher_generation_claim_wins_and_equal_claims_are_held_back() {
+        let counts = BTreeMap::from([("t".to_string(), 4)]);
+        // "a" claims 0 at generation 3, "b" at a stale generation 2: "a" keeps it.
+        let members = [
+            owner("a", vec![0, 1], Some(3)),
+            owner("b", vec![0, 2, 3], Some(2)),
+        ];
+        let out = CooperativeStickyAssignor.assign(&members, &counts).unwrap();
+        assert!(out["a"].contains(&TopicPartition::new("t", 0)));
+        assert!(!out["b"].contains(&TopicPartition::new("t", 0)));
+        // Both claim 0 in the same generation: nobody gets it this round.
+        let members = [
+            owner("a", vec![0, 1], Some(3)),
+            owner("b", vec![0, 2], Some(3)),
+        ];
+        let out = CooperativeStickyAssignor.assign(&members, &counts).unwrap();
+        assert!(out.values().flatten().all(|tp| tp.partition != 0));
+    }
+
+    #[test]
+    fn java_hash_map_order_is_bucket_order() {
+        // "member-e".hashCode() lands in an earlier bucket of a 16-slot table than "member-c".
+        let ids = ["member-b", "member-c", "member-d", "member-e", "member-f"];
+        let members: Vec<Member> = ids
+            .iter()
+            .map(|id| Member::new(*id, Subscription::new(["t"])))
+            .collect();
+        let order: Vec<&str> = java_hash_map_order(&members)
+            .iter()
+            .map(|m| m.member_id.as_str())
+            .collect();
+        let pos = |id: &str| order.iter().position(|x| *x == id);
+        assert!(pos("member-e") < pos("member-c"));
+    }
+}

@@ -27,7 +27,9 @@ pub mod protocol;
 pub mod range;
 pub mod round_robin;
 
-pub use assignor::{AssignError, Assignor, GroupAssignment, Member, RebalanceProtocol};
+pub use assignor::{
+    encode_group_assignment, AssignError, Assignor, GroupAssignment, Member, RebalanceProtocol,
+};
 pub use cooperative_sticky::CooperativeStickyAssignor;
 pub use protocol::{Assignment, ProtocolError, Subscription, TopicPartition, TopicPartitions};
 pub use range::RangeAssignor;
