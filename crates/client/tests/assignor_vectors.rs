@@ -135,10 +135,8 @@ fn check_cooperative(v: &Vector, got: &GroupAssignment) {
 }
 
 #[test]
-fn cooperative_sticky_matches_java() {
-    let mut exact = 0;
-    let mut total = 0;
-    let mut same_subscription_mismatches = Vec::new();
+fn cooperative_sticky_matches_java_exactly() {
+    let mut n = 0;
     for v in vectors()
         .iter()
         .filter(|v| v.assignor == "cooperative-sticky")
@@ -146,37 +144,10 @@ fn cooperative_sticky_matches_java() {
         let got = CooperativeStickyAssignor
             .assign(&v.members, &v.partitions)
             .unwrap();
-        check_cooperative(v, &got);
         check_cooperative(v, &v.expected);
-        total += 1;
-        if got == v.expected {
-            exact += 1;
-        } else {
-            let first: HashSet<_> = v.members[0].subscription.topics.iter().collect();
-            let same = v
-                .members
-                .iter()
-                .all(|m| m.subscription.topics.iter().collect::<HashSet<_>>() == first);
-            if same {
-                same_subscription_mismatches.push(v.name.clone());
-            }
-            // Where we differ, at least the per-member counts of a settled round must be as
-            // balanced as Java's.
-            let spread = |a: &GroupAssignment| {
-                let sizes: Vec<usize> = a.values().map(Vec::len).collect();
-                sizes.iter().max().unwrap_or(&0) - sizes.iter().min().unwrap_or(&0)
-            };
-            eprintln!(
-                "{}: differs from Java (spread ours {} Java {})",
-                v.name,
-                spread(&got),
-                spread(&v.expected)
-            );
-        }
+        check_cooperative(v, &got);
+        assert_eq!(got, v.expected, "{}", v.name);
+        n += 1;
     }
-    eprintln!("cooperative-sticky: {exact}/{total} identical to Java");
-    assert!(
-        same_subscription_mismatches.is_empty(),
-        "equal subscriptions must match Java: {same_subscription_mismatches:?}"
-    );
+    assert!(n > 200);
 }

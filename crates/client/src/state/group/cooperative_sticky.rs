@@ -16,11 +16,9 @@
 //!   keep an extra partition when more own one than there are slots), we reproduce that order
 //!   from the members' `String.hashCode`s and the order of the `members` slice, which should be
 //!   the JoinGroup response's order, as Java's leader inserts them.
-//! - When subscriptions differ, Java's `GeneralAssignmentBuilder` is a long heuristic search;
-//!   this module uses a simpler one with the same guarantees: owned partitions stay where they
-//!   are, new partitions go to the eligible member with the fewest partitions, then partitions
-//!   move from a member to an eligible one with at least two fewer until none can. Java's result
-//!   may differ in which partitions move, but it has the same balance criterion.
+//! - When subscriptions differ, this is the algorithm of Java's `GeneralAssignmentBuilder`
+//!   (without rack awareness), with Java's collection iteration orders reproduced where they
+//!   decide ties (see the private `general` module).
 //! - Partitions beyond a topic's current partition count are dropped from owned lists (Java
 //!   would keep them).
 //!
@@ -37,7 +35,7 @@ use super::assignor::{
 };
 use super::protocol::TopicPartition;
 
-const DEFAULT_GENERATION: i32 = -1;
+pub(crate) const DEFAULT_GENERATION: i32 = -1;
 
 /// The cooperative sticky assignor (protocol name `"cooperative-sticky"`).
 ///
@@ -105,7 +103,8 @@ impl Assignor for CooperativeStickyAssignor {
         let (assignment, transferring) = if all_subscriptions_equal(&sorted) {
             constrained(&hash_order, &counts, owned)
         } else {
-            let a = general(&sorted, &counts, owned);
+            let max_generation = owned.max_generation;
+            let a = super::general::assign(&hash_order, &counts, owned, max_generation);
             let t = transferring(&sorted, &a);
             (a, t)
         };
@@ -143,18 +142,21 @@ fn java_hash_map_order(members: &[Member]) -> Vec<&Member> {
     out
 }
 
-/// The generation a member's owned partitions belong to.
-fn member_generation(m: &Member) -> i32 {
+/// The generation a member's owned partitions belong to, as Java's `memberData` finds it:
+/// the subscription's, else the user data's, else none (unreadable user data counts as -1).
+pub(crate) fn member_data_generation(m: &Member) -> Option<i32> {
     if let Some(g) = m.subscription.generation_id {
-        return g;
+        return Some(g);
     }
-    match &m.subscription.user_data {
-        None => DEFAULT_GENERATION,
-        Some(b) => match <[u8; 4]>::try_from(b.get(..4).unwrap_or_default()) {
-            Ok(a) => i32::from_be_bytes(a),
-            Err(_) => DEFAULT_GENERATION,
-        },
-    }
+    let b = m.subscription.user_data.as_ref()?;
+    Some(match <[u8; 4]>::try_from(b.get(..4).unwrap_or_default()) {
+        Ok(a) => i32::from_be_bytes(a),
+        Err(_) => DEFAULT_GENERATION,
+    })
+}
+
+fn member_generation(m: &Member) -> i32 {
+    member_data_generation(m).unwrap_or(DEFAULT_GENERATION)
 }
 
 fn all_subscriptions_equal(members: &[&Member]) -> bool {
@@ -169,17 +171,23 @@ fn all_subscriptions_equal(members: &[&Member]) -> bool {
 
 /// Owned partitions after conflict resolution, and the partitions claimed by several members of
 /// one generation.
-struct Owned {
-    by_member: BTreeMap<String, Vec<TopicPartition>>,
-    multiple_owners: HashSet<TopicPartition>,
+pub(crate) struct Owned {
+    pub(crate) by_member: BTreeMap<String, Vec<TopicPartition>>,
+    pub(crate) multiple_owners: HashSet<TopicPartition>,
+    pub(crate) max_generation: i32,
 }
 
 fn resolve_owned(members: &[&Member], counts: &BTreeMap<String, i32>) -> Owned {
     let mut by_member: BTreeMap<String, Vec<TopicPartition>> = BTreeMap::new();
     let mut multiple_owners = HashSet::new();
+    // Java compares a claimant's generation with the *subscription* generation of the member
+    // that claimed the partition first.
     let mut owner_of: HashMap<TopicPartition, (String, i32)> = HashMap::new();
+    let mut max_generation = DEFAULT_GENERATION;
     for m in members {
         let generation = member_generation(m);
+        max_generation = max_generation.max(generation);
+        let subscription_generation = m.subscription.generation_id.unwrap_or(DEFAULT_GENERATION);
         by_member.entry(m.member_id.clone()).or_default();
         for tp in m.subscription.owned() {
             let valid = counts
@@ -190,7 +198,7 @@ fn resolve_owned(members: &[&Member], counts: &BTreeMap<String, i32>) -> Owned {
             }
             match owner_of.get(&tp).cloned() {
                 None => {
-                    owner_of.insert(tp.clone(), (m.member_id.clone(), generation));
+                    owner_of.insert(tp.clone(), (m.member_id.clone(), subscription_generation));
                     by_member.entry(m.member_id.clone()).or_default().push(tp);
                 }
                 Some((other, other_generation)) => {
@@ -199,12 +207,12 @@ fn resolve_owned(members: &[&Member], counts: &BTreeMap<String, i32>) -> Owned {
                         if let Some(list) = by_member.get_mut(&other) {
                             list.retain(|x| x != &tp);
                         }
-                        owner_of.insert(tp, (m.member_id.clone(), generation));
+                        owner_of.insert(tp, (m.member_id.clone(), subscription_generation));
                     } else if generation > other_generation {
                         if let Some(list) = by_member.get_mut(&other) {
                             list.retain(|x| x != &tp);
                         }
-                        owner_of.insert(tp.clone(), (m.member_id.clone(), generation));
+                        owner_of.insert(tp.clone(), (m.member_id.clone(), subscription_generation));
                         by_member.entry(m.member_id.clone()).or_default().push(tp);
                     }
                 }
@@ -214,6 +222,7 @@ fn resolve_owned(members: &[&Member], counts: &BTreeMap<String, i32>) -> Owned {
     Owned {
         by_member,
         multiple_owners,
+        max_generation,
     }
 }
 
@@ -327,116 +336,6 @@ fn constrained(
         }
     }
     (assignment, transfers)
-}
-
-/// Sticky assignment for differing subscriptions: keep owned, fill the emptiest, then balance.
-fn general(
-    members: &[&Member],
-    counts: &BTreeMap<String, i32>,
-    owned: Owned,
-) -> BTreeMap<String, Vec<TopicPartition>> {
-    let subscribed: BTreeMap<&str, HashSet<&str>> = members
-        .iter()
-        .map(|m| {
-            let topics = m
-                .subscription
-                .topics
-                .iter()
-                .map(String::as_str)
-                .filter(|t| counts.contains_key(*t))
-                .collect();
-            (m.member_id.as_str(), topics)
-        })
-        .collect();
-    let eligible = |member: &str, topic: &str| {
-        subscribed
-            .get(member)
-            .is_some_and(|topics| topics.contains(topic))
-    };
-
-    let mut assignment: BTreeMap<String, Vec<TopicPartition>> = BTreeMap::new();
-    let mut assigned: HashSet<TopicPartition> = HashSet::new();
-    for m in members {
-        let list: Vec<TopicPartition> = owned
-            .by_member
-            .get(&m.member_id)
-            .into_iter()
-            .flatten()
-            .filter(|tp| eligible(&m.member_id, &tp.topic) && !owned.multiple_owners.contains(*tp))
-            .cloned()
-            .collect();
-        assigned.extend(list.iter().cloned());
-        assignment.insert(m.member_id.clone(), list);
-    }
-    let owners_before: HashMap<TopicPartition, String> = assignment
-        .iter()
-        .flat_map(|(m, l)| l.iter().map(move |tp| (tp.clone(), m.clone())))
-        .collect();
-
-    // Partitions with the fewest candidates first, so constrained ones get placed early.
-    let candidates = |topic: &str| {
-        members
-            .iter()
-            .filter(|m| eligible(&m.member_id, topic))
-            .count()
-    };
-    let mut unassigned: Vec<TopicPartition> = all_partitions(counts)
-        .into_iter()
-        .filter(|tp| !assigned.contains(tp))
-        .collect();
-    unassigned.sort_by_key(|tp| candidates(&tp.topic));
-    for tp in unassigned {
-        let target = members
-            .iter()
-            .filter(|m| eligible(&m.member_id, &tp.topic))
-            .min_by_key(|m| assignment.get(&m.member_id).map_or(0, Vec::len))
-            .map(|m| m.member_id.clone());
-        if let Some(target) = target {
-            assignment.entry(target).or_default().push(tp);
-        }
-    }
-
-    // Move partitions from a member to an eligible one with at least two fewer, until none can;
-    // each move lowers the sum of squared sizes, so this ends.
-    loop {
-        let mut by_size: Vec<&Member> = members.to_vec();
-        let size = |id: &str| assignment.get(id).map_or(0, Vec::len);
-        by_size.sort_by_key(|m| std::cmp::Reverse(size(&m.member_id)));
-        let mut found: Option<(String, usize, String)> = None;
-        'search: for from in &by_size {
-            let list = match assignment.get(&from.member_id) {
-                Some(l) => l,
-                None => continue,
-            };
-            // Prefer moving partitions the member did not own before this rebalance.
-            let mut order: Vec<usize> = (0..list.len()).collect();
-            order.sort_by_key(|i| {
-                owners_before.get(&list[*i]).map(String::as_str) == Some(from.member_id.as_str())
-            });
-            for i in order {
-                let tp = &list[i];
-                let to = members
-                    .iter()
-                    .filter(|m| {
-                        m.member_id != from.member_id
-                            && eligible(&m.member_id, &tp.topic)
-                            && size(&m.member_id) + 1 < list.len()
-                    })
-                    .min_by_key(|m| size(&m.member_id));
-                if let Some(to) = to {
-                    found = Some((from.member_id.clone(), i, to.member_id.clone()));
-                    break 'search;
-                }
-            }
-        }
-        let Some((from, i, to)) = found else { break };
-        let tp = match assignment.get_mut(&from) {
-            Some(list) if i < list.len() => list.remove(i),
-            _ => break,
-        };
-        assignment.entry(to).or_default().push(tp);
-    }
-    assignment
 }
 
 /// Java's `computePartitionsTransferringOwnership`: partitions newly given to a member that

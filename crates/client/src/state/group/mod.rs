@@ -23,6 +23,7 @@
 
 pub mod assignor;
 pub mod cooperative_sticky;
+mod general;
 pub mod protocol;
 pub mod range;
 pub mod round_robin;

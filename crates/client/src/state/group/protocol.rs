@@ -112,7 +112,8 @@ pub struct Subscription {
     pub user_data: Option<Bytes>,
     /// The partitions the member owns (version 1+; empty when absent).
     pub owned_partitions: Vec<TopicPartitions>,
-    /// The generation in which the member owned them (version 2+; `None` when absent or -1).
+    /// The generation in which the member owned them (version 2+; `None` when absent or
+    /// negative, as in Java).
     pub generation_id: Option<i32>,
     /// The member's rack (version 3+; `None` when absent or empty, as in Java).
     pub rack_id: Option<String>,
@@ -200,7 +201,7 @@ impl Subscription {
             Vec::new()
         };
         let generation_id = if version >= 2 {
-            Some(r.i32("generation_id")?).filter(|g| *g != -1)
+            Some(r.i32("generation_id")?).filter(|g| *g >= 0)
         } else {
             None
         };
