@@ -124,9 +124,21 @@ fn check_cooperative(v: &Vector, got: &GroupAssignment) {
             );
         }
     }
-    // Cooperative: nothing owned by one member goes straight to another.
+    // Cooperative: nothing owned by one member goes straight to another. A claim counts only
+    // if no other member claims the partition in a later generation (stale claims are void).
+    let generation = |m: &Member| m.subscription.generation_id.unwrap_or(-1);
+    let mut latest: HashMap<TopicPartition, i32> = HashMap::new();
     for m in &v.members {
         for tp in m.subscription.owned() {
+            let g = latest.entry(tp).or_insert(i32::MIN);
+            *g = (*g).max(generation(m));
+        }
+    }
+    for m in &v.members {
+        for tp in m.subscription.owned() {
+            if latest[&tp] > generation(m) {
+                continue;
+            }
             if let Some(new) = owner.get(&tp) {
                 assert_eq!(*new, m.member_id, "{}: {tp:?} moved directly", v.name);
             }

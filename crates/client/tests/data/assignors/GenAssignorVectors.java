@@ -161,6 +161,37 @@ public class GenAssignorVectors {
             }
             chain((same ? "coop-random-same-" : "coop-random-mixed-") + i, counts, rounds);
         }
+        // Bigger groups (HashMap tables beyond 16 slots), more topics.
+        List<String> many = List.of("t0", "t1", "t2", "t3", "t4", "t5");
+        for (int i = 0; i < 12; i++) {
+            Map<String, Integer> counts = new HashMap<>();
+            for (String t : many) counts.put(t, r.nextInt(12));
+            boolean same = i % 3 == 0;
+            List<String> shared = randomTopics(r, many);
+            List<M> pool = new ArrayList<>();
+            int size = 8 + r.nextInt(12);
+            for (int k = 0; k < size; k++) pool.add(new M("consumer-" + k + "-" + Integer.toHexString(r.nextInt(1 << 20)), null, same ? shared : randomTopics(r, many)));
+            List<List<M>> rounds = new ArrayList<>();
+            for (int round = 0; round < 3; round++) {
+                List<M> ms = new ArrayList<>();
+                for (M m : pool) if (r.nextInt(4) > 0) ms.add(new M(m.id, null, m.topics));
+                if (ms.isEmpty()) ms.add(new M(pool.get(0).id, null, pool.get(0).topics));
+                rounds.add(ms);
+                rounds.add(ms.stream().map(m -> new M(m.id, null, m.topics)).collect(java.util.stream.Collectors.toList()));
+            }
+            chain((same ? "coop-big-same-" : "coop-big-mixed-") + i, counts, rounds);
+        }
+        // Conflicting and stale claims.
+        for (boolean same : new boolean[] {true, false}) {
+            Map<String, Integer> counts = Map.of("t", 6, "u", 2);
+            List<String> tb = same ? List.of("t", "u") : List.of("t");
+            M a = new M("a", null, List.of("t", "u")); a.owned = List.of(new TopicPartition("t", 0), new TopicPartition("t", 1), new TopicPartition("u", 0)); a.generation = 5;
+            M b = new M("b", null, tb); b.owned = List.of(new TopicPartition("t", 1), new TopicPartition("t", 2)); b.generation = 5;
+            M c = new M("c", null, List.of("t", "u")); c.owned = List.of(new TopicPartition("t", 2), new TopicPartition("t", 3), new TopicPartition("u", 1)); c.generation = 4;
+            M d = new M("d", null, List.of("t", "u"));
+            List<M> ms = List.of(a, b, c, d);
+            emit("coop-conflicts-" + (same ? "same" : "mixed"), "cooperative-sticky", counts, ms, run(new CooperativeStickyAssignor(), counts, ms));
+        }
         out.append("\n]\n");
         System.out.print(out);
     }
