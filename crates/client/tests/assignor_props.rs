@@ -224,3 +224,56 @@ fn errors_are_typed() {
         Err(AssignError::NegativePartitionCount { .. })
     ));
 }
+
+/// Owned-partition claims come from other clients: any mix of duplicates, unknown topics,
+/// nonexistent partitions and generations must still give an exclusive, valid assignment.
+fn arbitrary_claims() -> impl Strategy<Value = (BTreeMap<String, i32>, Vec<Member>)> {
+    let member = (
+        proptest::collection::vec(any::<bool>(), TOPICS.len()),
+        proptest::collection::vec((0usize..5, -2i32..14), 0..10),
+        proptest::option::of(-3i32..4),
+        proptest::option::of(proptest::collection::vec(any::<u8>(), 0..6)),
+    );
+    (
+        proptest::collection::vec(0i32..10, TOPICS.len()),
+        proptest::collection::vec(member, 1..8),
+    )
+        .prop_map(|(counts, members)| {
+            let counts = TOPICS
+                .iter()
+                .zip(counts)
+                .map(|(t, c)| (t.to_string(), c))
+                .collect();
+            let members = members
+                .into_iter()
+                .enumerate()
+                .map(|(i, (subs, owned, generation, user_data))| {
+                    let topics: Vec<&str> = TOPICS
+                        .iter()
+                        .zip(subs)
+                        .filter_map(|(t, s)| s.then_some(*t))
+                        .collect();
+                    let mut s = Subscription::new(topics);
+                    let owned: Vec<TopicPartition> = owned
+                        .into_iter()
+                        .map(|(t, p)| {
+                            TopicPartition::new(TOPICS.get(t).copied().unwrap_or("zz"), p)
+                        })
+                        .collect();
+                    s.owned_partitions = group_by_topic(&owned);
+                    s.generation_id = generation;
+                    s.user_data = user_data.map(Into::into);
+                    Member::new(format!("m{i}"), s)
+                })
+                .collect();
+            (counts, members)
+        })
+}
+
+proptest! {
+    #[test]
+    fn cooperative_sticky_survives_arbitrary_claims((counts, members) in arbitrary_claims()) {
+        let a = CooperativeStickyAssignor.assign(&members, &counts).unwrap();
+        check_exclusive(&counts, &members, &a);
+    }
+}

@@ -145,7 +145,8 @@ fn java_hash_map_order(members: &[Member]) -> Vec<&Member> {
 /// The generation a member's owned partitions belong to, as Java's `memberData` finds it:
 /// the subscription's, else the user data's, else none (unreadable user data counts as -1).
 pub(crate) fn member_data_generation(m: &Member) -> Option<i32> {
-    if let Some(g) = m.subscription.generation_id {
+    // Java's `Subscription` turns negative generations into none.
+    if let Some(g) = m.subscription.generation_id.filter(|g| *g >= 0) {
         return Some(g);
     }
     let b = m.subscription.user_data.as_ref()?;
@@ -187,7 +188,11 @@ fn resolve_owned(members: &[&Member], counts: &BTreeMap<String, i32>) -> Owned {
     for m in members {
         let generation = member_generation(m);
         max_generation = max_generation.max(generation);
-        let subscription_generation = m.subscription.generation_id.unwrap_or(DEFAULT_GENERATION);
+        let subscription_generation = m
+            .subscription
+            .generation_id
+            .filter(|g| *g >= 0)
+            .unwrap_or(DEFAULT_GENERATION);
         by_member.entry(m.member_id.clone()).or_default();
         for tp in m.subscription.owned() {
             let valid = counts

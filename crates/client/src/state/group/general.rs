@@ -308,7 +308,10 @@ impl Builder<'_> {
                     continue;
                 }
                 if let Some((prev_owner, _)) = prev.get(tp) {
+                    // Java would also hand it back to an old owner that no longer subscribes to
+                    // the topic; we do not.
                     if self.current.contains_key(prev_owner)
+                        && self.subscribes(prev_owner, &tp.topic)
                         && self.size(&consumer) > self.size(prev_owner) + 1
                     {
                         let prev_owner = prev_owner.clone();
