@@ -484,7 +484,7 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
 
-    fn full() -> Subscription {
+    pub(super) fn full() -> Subscription {
         Subscription {
             topics: vec!["a".into(), "bb".into()],
             user_data: Some(Bytes::from_static(b"\x00\x00\x00\x07")),
@@ -566,6 +566,7 @@ mod tests {
     }
 
     mod props {
+        use super::super::tests;
         use super::super::*;
         use proptest::prelude::*;
 
@@ -574,6 +575,23 @@ mod tests {
             fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
                 let _ = Subscription::decode(&bytes);
                 let _ = Assignment::decode(&bytes);
+            }
+
+            #[test]
+            fn decoders_never_panic_on_mutated_messages(
+                flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
+                cut in any::<usize>(),
+                v in 0i16..=3,
+            ) {
+                let mut s = tests::full().encode(v).unwrap().to_vec();
+                for (at, byte) in flips {
+                    let n = s.len();
+                    s[at % n] = byte;
+                }
+                let n = s.len();
+                s.truncate(cut % (n + 1));
+                let _ = Subscription::decode(&s);
+                let _ = Assignment::decode(&s);
             }
 
             #[test]
