@@ -1,7 +1,8 @@
 //! The idempotent producer through the crash of a partition leader: a dedicated 3-node
 //! cluster, a topic with replication factor 3 and `min.insync.replicas=2`; the leader of
-//! partition 0 is killed (`kill -9`) mid-stream, the stream goes on against the new leaders,
-//! then the node is started again. Every record must be written exactly once, in send order
+//! partition 0 is killed (`kill -9`) mid-stream and the stream goes on against the new leaders
+//! (the node is not started again: the stream would be over before it is back, and the
+//! restart would only add ~12 s). Every record must be written exactly once, in send order
 //! per partition. Starts a cluster of its own (about 15-20 s), hence a target of its own.
 
 use std::process::Command;
@@ -75,19 +76,11 @@ async fn leader_killed_mid_stream_loses_and_duplicates_nothing() {
     let producer = Producer::new(config).await.unwrap();
     const N: u64 = 20_000;
     let mut deliveries = Vec::with_capacity(N as usize);
-    let mut restart = None;
     let stream_started = Instant::now();
     for i in 0..N {
         if i == N / 4 {
             assert!(kafka_sh("kill-node", &dir, victim).success(), "kill-node");
             eprintln!("killed node {victim} (leader of {led:?}) at record {i}");
-        }
-        if i == N / 2 {
-            // Start it again while the stream goes on; it rejoins as a follower.
-            let dir = dir.clone();
-            restart = Some(tokio::task::spawn_blocking(move || {
-                kafka_sh("restart-node", &dir, victim)
-            }));
         }
         let record = ProducerRecord::new(&topic)
             .key(format!("k{}", i % 60))
@@ -131,13 +124,6 @@ async fn leader_killed_mid_stream_loses_and_duplicates_nothing() {
     )
     .await;
     let verdict = verify::verify(&sent, &log);
-    if let Some(restart) = restart {
-        let status = tokio::time::timeout(Duration::from_secs(40), restart)
-            .await
-            .expect("restart-node within 40 s")
-            .unwrap();
-        assert!(status.success(), "restart-node");
-    }
     eprintln!(
         "failover: cluster up in {cluster_up:?}, {N} records streamed in {stream_time:?}, \
          total {:?}; {metrics:?}; {verdict:?}",
