@@ -303,3 +303,56 @@ async fn acks_lost_without_idempotence_duplicate() {
     );
     assert!(!verdict.is_exact());
 }
+
+/// Responses held 20 ms (so that every cut catches requests in flight on several partitions)
+/// and every connection cut every 1,000 records; the responses to three Produce requests are
+/// blackholed on the way (their requests time out, the outcome unknown).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frequent_cuts_slow_responses_and_timeouts_lose_and_duplicate_nothing() {
+    let started = Instant::now();
+    let (proxy, topic) = proxied_topic("producer-storm").await;
+    let control = proxy.control();
+    control.delay_responses(Duration::from_millis(20));
+    let config = ProducerConfig::builder()
+        .bootstrap_servers(proxy.bootstrap().split(','))
+        .linger(Duration::from_millis(2))
+        .batch_size(4_000)
+        .retry_backoff(Duration::from_millis(20))
+        .retry_backoff_max(Duration::from_millis(200))
+        .request_timeout(Duration::from_secs(2))
+        .delivery_timeout(Duration::from_secs(50))
+        .build()
+        .unwrap();
+    let producer = Producer::new(config).await.unwrap();
+    let (sent, failed) = stream(&producer, &topic, 20_000, |i| {
+        if i > 0 && i % 1_000 == 0 {
+            control.cut_all();
+        }
+        if i % 6_000 == 3_500 {
+            control.drop_response_of(ApiKey::Produce, 1, LostResponse::Blackhole);
+        }
+    })
+    .await;
+    let metrics = producer.metrics();
+    producer.close(Duration::from_secs(10)).await.unwrap();
+    let stats = control.stats();
+    assert!(failed.is_empty(), "failed deliveries: {failed:?}");
+    let log = verify::read_back(
+        &kafka().bootstrap,
+        &topic,
+        PARTITIONS,
+        &sent,
+        Duration::from_secs(30),
+    )
+    .await;
+    let verdict = verify::verify(&sent, &log);
+    eprintln!(
+        "storm: 20000 records in {:?}; {} connections, {} produce requests, {} responses \
+         blackholed; {metrics:?}; {verdict:?}",
+        started.elapsed(),
+        stats.connections_accepted,
+        stats.requests_of(ApiKey::Produce),
+        stats.responses_dropped
+    );
+    verdict.assert_exact();
+}
