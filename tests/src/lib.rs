@@ -11,8 +11,12 @@
 //! loopback proxy that rewrites the broker addresses in responses so that every connection of
 //! the client goes through it, and cuts, refuses, stalls, delays, loses responses or corrupts
 //! fetched records on demand.
+//!
+//! Producer suites check what they wrote with [`verify`]: an independent read-back with raw
+//! Fetch requests, and an exactly-once, in-order check against the records sent.
 
 pub mod proxy;
+pub mod verify;
 
 use std::path::PathBuf;
 use std::process::Command;

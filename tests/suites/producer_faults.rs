@@ -1,17 +1,28 @@
-//! The producer through a broker pause: requests time out (their outcome unknown), the
-//! connection is dropped, batches are resent with the same sequences, and every record is
-//! written exactly once, in order. Uses a broker of its own (it is frozen with SIGSTOP).
+//! The idempotent producer under faults: every record is written exactly once, in send order
+//! per partition, and every delivery report is a success.
+//!
+//! * A broker pause (SIGSTOP, then SIGCONT): requests time out (their outcome unknown), the
+//!   connection is dropped, batches are resent with the same sequences. Uses a broker of its
+//!   own, since it freezes it.
+//! * Through the loopback proxy (every connection of the producer goes through it): all
+//!   connections cut several times mid-stream; and the "written but the ack was lost" case,
+//!   whose run without idempotence must show duplicates (proof that the check can fail).
+//!
+//! Records carry their id in the value; the topic is read back independently with raw Fetch
+//! requests and checked by [`kafkit_tests::verify`].
 
 use std::collections::HashMap;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use kafka_protocol::messages::ApiKey;
 use kafkit_client::admin::{Admin, NewTopic};
-use kafkit_client::config::ProducerConfig;
+use kafkit_client::config::{Acks, ProducerConfig};
 use kafkit_client::producer::{Producer, ProducerRecord};
-use kafkit_tests::{repo_root, start_broker, unique_name};
+use kafkit_tests::proxy::{LostResponse, ProxyCluster};
+use kafkit_tests::{kafka, repo_root, start_broker, unique_name, verify};
 
-fn signal(dir: &std::path::Path, what: &str) {
+fn signal(dir: &std::path::Path, what: &str) -> bool {
     let status = Command::new("bash")
         .arg(repo_root().join("scripts/kafka.sh"))
         .arg(what)
@@ -19,7 +30,18 @@ fn signal(dir: &std::path::Path, what: &str) {
         .arg("1")
         .status()
         .unwrap();
-    assert!(status.success(), "kafka.sh {what}");
+    status.success()
+}
+
+/// Thaws the frozen broker when dropped, so that a failing test leaves no broker stopped.
+struct Thaw<'a>(&'a std::path::Path, bool);
+
+impl Drop for Thaw<'_> {
+    fn drop(&mut self) {
+        if self.1 {
+            signal(self.0, "thaw");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -43,32 +65,46 @@ async fn broker_pause_loses_nothing_and_duplicates_nothing() {
         .build()
         .unwrap();
     let producer = Producer::new(config).await.unwrap();
+    let started = Instant::now();
+    let mut frozen = Thaw(&dir, false);
     let mut deliveries = Vec::new();
-    for i in 0..3_000u32 {
+    for i in 0..3_000u64 {
         if i == 1_000 {
-            signal(&dir, "freeze");
+            assert!(signal(&dir, "freeze"), "kafka.sh freeze");
+            frozen.1 = true;
         }
         if i == 2_000 {
             tokio::time::sleep(Duration::from_secs(3)).await;
-            signal(&dir, "thaw");
+            assert!(signal(&dir, "thaw"), "kafka.sh thaw");
+            frozen.1 = false;
         }
         let record = ProducerRecord::new(&topic)
             .key(format!("k{}", i % 30))
-            .value(i.to_string());
+            .value(verify::value_of(i));
         deliveries.push((i, producer.send(record).await.unwrap()));
         if i % 50 == 0 {
             tokio::task::yield_now().await;
         }
     }
-    producer.flush().await.unwrap();
+    drop(frozen);
+    tokio::time::timeout(Duration::from_secs(45), producer.flush())
+        .await
+        .expect("flush within 45 s of the thaw")
+        .unwrap();
     let metrics = producer.metrics();
-    let mut by_partition: HashMap<i32, Vec<(i64, u32)>> = HashMap::new();
+    let mut sent = Vec::new();
+    let mut by_partition: HashMap<i32, Vec<(i64, u64)>> = HashMap::new();
     for (i, d) in deliveries {
         let md = d.await.unwrap_or_else(|e| panic!("record {i}: {e}"));
         by_partition
             .entry(md.partition)
             .or_default()
             .push((md.offset, i));
+        sent.push(verify::Sent {
+            id: i,
+            partition: md.partition,
+            offset: Some(md.offset),
+        });
     }
     producer.close(Duration::from_secs(10)).await.unwrap();
     // Offsets per partition are 0..n without gaps (nothing written twice, since every
@@ -83,6 +119,240 @@ async fn broker_pause_loses_nothing_and_duplicates_nothing() {
             "partition {p} reordered"
         );
     }
-    eprintln!("{metrics:?}");
+    // And the log itself, read back independently.
+    let log = verify::read_back(&kafka.bootstrap, &topic, 3, &sent, Duration::from_secs(30)).await;
+    let verdict = verify::verify(&sent, &log);
+    eprintln!(
+        "pause: 3000 records in {:?}; {metrics:?}; {verdict:?}",
+        started.elapsed()
+    );
     kafka.stop();
+    verdict.assert_exact();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Faults injected by the loopback proxy: every connection of the producer goes through it.
+// ---------------------------------------------------------------------------------------------
+
+const PARTITIONS: i32 = 6;
+
+/// Sends `n` records (ids `0..n`, keyed over 60 keys) through `producer`, calling `fault(i)`
+/// before record `i` and pausing briefly every 500 records so that the stream spans many
+/// requests; then flushes and awaits every delivery report. Returns what was sent (partition
+/// and offset from the reports) and the failed reports.
+async fn stream(
+    producer: &Producer,
+    topic: &str,
+    n: u64,
+    mut fault: impl FnMut(u64),
+) -> (Vec<verify::Sent>, Vec<(u64, String)>) {
+    let mut deliveries = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        fault(i);
+        let record = ProducerRecord::new(topic)
+            .key(format!("k{}", i % 60))
+            .value(verify::value_of(i));
+        deliveries.push((i, producer.send(record).await.unwrap()));
+        if i % 500 == 499 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    tokio::time::timeout(Duration::from_secs(60), producer.flush())
+        .await
+        .expect("flush within 60 s")
+        .unwrap();
+    let mut sent = Vec::with_capacity(deliveries.len());
+    let mut failed = Vec::new();
+    for (id, d) in deliveries {
+        match d.await {
+            Ok(md) => sent.push(verify::Sent {
+                id,
+                partition: md.partition,
+                offset: Some(md.offset),
+            }),
+            Err(e) => failed.push((id, e.to_string())),
+        }
+    }
+    (sent, failed)
+}
+
+async fn proxied_topic(prefix: &str) -> (ProxyCluster, String) {
+    let admin = Admin::connect(&kafka().bootstrap).await.unwrap();
+    let topic = unique_name(prefix);
+    admin
+        .create_topics(&[NewTopic::new(&topic, PARTITIONS, 1)])
+        .await
+        .unwrap();
+    admin.cluster().close();
+    (ProxyCluster::start(&kafka().bootstrap).await, topic)
+}
+
+fn proxied_config(proxy: &ProxyCluster, idempotent: bool) -> ProducerConfig {
+    ProducerConfig::builder()
+        .bootstrap_servers(proxy.bootstrap().split(','))
+        .enable_idempotence(idempotent)
+        .acks(Acks::All)
+        .linger(Duration::from_millis(2))
+        .batch_size(4_000)
+        .retry_backoff(Duration::from_millis(20))
+        .retry_backoff_max(Duration::from_millis(200))
+        .request_timeout(Duration::from_secs(5))
+        .delivery_timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_cut_during_sends_lose_and_duplicate_nothing() {
+    let started = Instant::now();
+    let (proxy, topic) = proxied_topic("producer-cuts").await;
+    let control = proxy.control();
+    let producer = Producer::new(proxied_config(&proxy, true)).await.unwrap();
+    const N: u64 = 20_000;
+    let (sent, failed) = stream(&producer, &topic, N, |i| {
+        if i > 0 && i % 3_000 == 0 {
+            control.cut_all();
+        }
+    })
+    .await;
+    // One more cut with the last requests surely in flight is not guaranteed by timing; the
+    // six cuts above land while the stream runs.
+    let metrics = producer.metrics();
+    producer.close(Duration::from_secs(10)).await.unwrap();
+    assert!(failed.is_empty(), "failed deliveries: {failed:?}");
+    let stats = control.stats();
+    assert!(
+        stats.connections_accepted >= 6,
+        "the cuts forced reconnections: {stats:?}"
+    );
+    let log = verify::read_back(
+        &kafka().bootstrap,
+        &topic,
+        PARTITIONS,
+        &sent,
+        Duration::from_secs(30),
+    )
+    .await;
+    let verdict = verify::verify(&sent, &log);
+    eprintln!(
+        "cuts: {N} records in {:?}; {} connections; {} produce requests; {metrics:?}; {verdict:?}",
+        started.elapsed(),
+        stats.connections_accepted,
+        stats.requests_of(ApiKey::Produce)
+    );
+    verdict.assert_exact();
+}
+
+/// Sends 20,000 records while the responses to (up to) eight Produce requests are lost (the broker
+/// wrote those batches; the connection is closed before the client sees the ack).
+async fn acks_lost_run(idempotent: bool) -> (verify::Verdict, Vec<(u64, String)>, u64) {
+    let (proxy, topic) = proxied_topic("producer-acks-lost").await;
+    let control = proxy.control();
+    let producer = Producer::new(proxied_config(&proxy, idempotent))
+        .await
+        .unwrap();
+    // Every 2,500 records, the response to the next Produce request is lost (a rule can be
+    // used up by a request that a previous cut caught on its way, so a few may not count).
+    let (sent, failed) = stream(&producer, &topic, 20_000, |i| {
+        if i % 2_500 == 1_000 {
+            control.drop_response_of(ApiKey::Produce, 1, LostResponse::Cut);
+        }
+    })
+    .await;
+    producer.close(Duration::from_secs(10)).await.unwrap();
+    let dropped = control.stats().responses_dropped;
+    let log = verify::read_back(
+        &kafka().bootstrap,
+        &topic,
+        PARTITIONS,
+        &sent,
+        Duration::from_secs(30),
+    )
+    .await;
+    (verify::verify(&sent, &log), failed, dropped)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_lost_with_idempotence_duplicate_nothing() {
+    let started = Instant::now();
+    let (verdict, failed, dropped) = acks_lost_run(true).await;
+    eprintln!(
+        "acks lost, idempotent: {dropped} responses lost, {:?}; {verdict:?}",
+        started.elapsed()
+    );
+    assert!(failed.is_empty(), "failed deliveries: {failed:?}");
+    assert!(dropped >= 3, "only {dropped} responses were lost");
+    verdict.assert_exact();
+}
+
+/// The same faults without idempotence: every lost ack makes the producer write its batches
+/// again, so the log holds duplicates. Proof that the check above can fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_lost_without_idempotence_duplicate() {
+    let started = Instant::now();
+    let (verdict, failed, dropped) = acks_lost_run(false).await;
+    eprintln!(
+        "acks lost, not idempotent: {dropped} responses lost, {} failed, {:?}; {verdict:?}",
+        failed.len(),
+        started.elapsed()
+    );
+    assert!(dropped >= 3, "only {dropped} responses were lost");
+    assert!(
+        verdict.duplicated > 0,
+        "no duplicates without idempotence: the check cannot fail? {verdict:?}"
+    );
+    assert!(!verdict.is_exact());
+}
+
+/// Responses held 20 ms (so that every cut catches requests in flight on several partitions)
+/// and every connection cut every 1,000 records; the responses to three Produce requests are
+/// blackholed on the way (their requests time out, the outcome unknown).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frequent_cuts_slow_responses_and_timeouts_lose_and_duplicate_nothing() {
+    let started = Instant::now();
+    let (proxy, topic) = proxied_topic("producer-storm").await;
+    let control = proxy.control();
+    control.delay_responses(Duration::from_millis(20));
+    let config = ProducerConfig::builder()
+        .bootstrap_servers(proxy.bootstrap().split(','))
+        .linger(Duration::from_millis(2))
+        .batch_size(4_000)
+        .retry_backoff(Duration::from_millis(20))
+        .retry_backoff_max(Duration::from_millis(200))
+        .request_timeout(Duration::from_secs(2))
+        .delivery_timeout(Duration::from_secs(50))
+        .build()
+        .unwrap();
+    let producer = Producer::new(config).await.unwrap();
+    let (sent, failed) = stream(&producer, &topic, 20_000, |i| {
+        if i > 0 && i % 1_000 == 0 {
+            control.cut_all();
+        }
+        if i % 6_000 == 3_500 {
+            control.drop_response_of(ApiKey::Produce, 1, LostResponse::Blackhole);
+        }
+    })
+    .await;
+    let metrics = producer.metrics();
+    producer.close(Duration::from_secs(10)).await.unwrap();
+    let stats = control.stats();
+    assert!(failed.is_empty(), "failed deliveries: {failed:?}");
+    let log = verify::read_back(
+        &kafka().bootstrap,
+        &topic,
+        PARTITIONS,
+        &sent,
+        Duration::from_secs(30),
+    )
+    .await;
+    let verdict = verify::verify(&sent, &log);
+    eprintln!(
+        "storm: 20000 records in {:?}; {} connections, {} produce requests, {} responses \
+         blackholed; {metrics:?}; {verdict:?}",
+        started.elapsed(),
+        stats.connections_accepted,
+        stats.requests_of(ApiKey::Produce),
+        stats.responses_dropped
+    );
+    verdict.assert_exact();
 }
