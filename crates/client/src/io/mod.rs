@@ -3,3 +3,6 @@
 
 pub mod cluster;
 pub mod connection;
+pub mod sasl;
+#[cfg(feature = "tls-core")]
+pub mod tls;

@@ -9,4 +9,5 @@ pub mod metadata;
 pub mod murmur2;
 pub mod partitioner;
 pub mod rng;
+pub mod sasl;
 pub mod sticky;
