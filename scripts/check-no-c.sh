@@ -16,10 +16,13 @@ cd "$root"
 forbidden='cc|cmake|pkg-config|bindgen|vcpkg|openssl-src|openssl-sys|ring|aws-lc-sys|aws-lc-fips-sys|zstd-sys|lz4-sys|libz-sys|libz-ng-sys|bzip2-sys|liblzma-sys|libfuzzer-sys|rdkafka-sys'
 
 graph() {
-  local bad
-  bad=$(cargo tree --locked -e normal,build --target all \
-          -p kafkit-wire -p kafkit-client -p kafkit-events --prefix none --format '{p}' \
-        | awk '{print $1}' | sort -u | grep -xE "$forbidden" || true)
+  local bad tree
+  # Into a variable first: a failing `cargo tree` (say, a stale lock file with --locked) must
+  # fail the check, not feed an empty list to grep.
+  tree=$(cargo tree --locked -e normal,build --target all \
+          -p kafkit-wire -p kafkit-client -p kafkit-events --prefix none --format '{p}')
+  [ -n "$tree" ] || { echo "cargo tree printed nothing" >&2; exit 1; }
+  bad=$(echo "$tree" | awk '{print $1}' | sort -u | grep -xE "$forbidden" || true)
   if [ -n "$bad" ]; then
     echo "library crates depend on crates that build C: $bad" >&2
     exit 1

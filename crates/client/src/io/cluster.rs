@@ -159,6 +159,9 @@ impl Cluster {
                         .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(conn.clone());
                     return Ok(conn);
                 }
+                // Wrong credentials or settings fail the same way on every broker: stop here
+                // rather than knock on each one.
+                Err(err @ (Error::Authentication { .. } | Error::Config(_))) => return Err(err),
                 Err(err) => {
                     debug!(broker = %address, error = %err, "bootstrap connection failed");
                     last = Some(err);
