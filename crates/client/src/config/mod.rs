@@ -10,6 +10,7 @@ mod acks;
 mod common;
 mod compression;
 mod error;
+mod jaas;
 mod producer;
 mod secret;
 mod security;

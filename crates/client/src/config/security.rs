@@ -1,7 +1,8 @@
 //! Security settings: `security.protocol`, the SASL mechanism and credentials, and TLS.
 //!
 //! Readable from the usual property names (`security.protocol`, `sasl.mechanism`,
-//! `sasl.username`, `sasl.password`, `ssl.ca.location`, `ssl.certificate.location`,
+//! `sasl.username`, `sasl.password` or the Java client's `sasl.jaas.config` with PLAIN's or
+//! SCRAM's login module, `ssl.ca.location`, `ssl.ca.pem`, `ssl.certificate.location`,
 //! `ssl.key.location`, `ssl.endpoint.identification.algorithm`) or built with the typed
 //! [`SecurityConfig`], [`SaslConfig`] and [`TlsConfig`]. Secrets are [`Secret`]s: they never
 //! show in `Debug` output or logs.
@@ -30,6 +31,13 @@ pub(crate) const SSL_KEY_LOCATION: &str = "ssl.key.location";
 pub(crate) const SSL_ENDPOINT_IDENTIFICATION_ALGORITHM: &str =
     "ssl.endpoint.identification.algorithm";
 pub(crate) const ENABLE_SSL_CERTIFICATE_VERIFICATION: &str = "enable.ssl.certificate.verification";
+
+fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["password", "secret", "token", "jaas", "credential"]
+        .iter()
+        .any(|word| key.contains(word))
+}
 
 /// `security.protocol`: how every connection (bootstrap, brokers, coordinators) is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -498,6 +506,11 @@ impl SecurityConfig {
             SASL_MECHANISM | SASL_MECHANISMS => self.sasl.mechanism = value.parse()?,
             SASL_USERNAME => self.sasl.username = Some(value.to_owned()),
             SASL_PASSWORD => self.sasl.password = Some(Secret::new(value)),
+            super::jaas::SASL_JAAS_CONFIG => {
+                let credentials = super::jaas::parse(value)?;
+                self.sasl.username = Some(credentials.username);
+                self.sasl.password = Some(credentials.password);
+            }
             SSL_CA_LOCATION => self.tls.trust = TrustAnchors::PemFile(path(value)),
             SSL_CA_PEM => self.tls.trust = TrustAnchors::Pem(value.to_owned()),
             SSL_CERTIFICATE_LOCATION => self.tls.certificate = Some(path(value)),
@@ -524,6 +537,14 @@ impl SecurityConfig {
                          TlsConfig::dangerous_skip_verification",
                     ));
                 }
+            }
+            // Unsupported keys that hold secrets (`ssl.key.password`, `ssl.keystore.password`,
+            // ...): refused like any unknown key, without repeating the value.
+            _ if is_secret_key(key) => {
+                return Err(ConfigError::UnknownKey {
+                    key: key.to_owned(),
+                    value: "***".to_owned(),
+                })
             }
             _ => return Ok(false),
         }
@@ -603,6 +624,22 @@ mod tests {
     }
 
     #[test]
+    fn credentials_from_a_jaas_entry() {
+        let c = parse(&[
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanism", "SCRAM-SHA-256"),
+            (
+                "sasl.jaas.config",
+                "org.apache.kafka.common.security.scram.ScramLoginModule required \
+                 username=\"alice\" password=\"alice-secret\";",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(c.sasl.username.as_deref(), Some("alice"));
+        assert_eq!(c.sasl.password, Some(Secret::new("alice-secret")));
+    }
+
+    #[test]
     fn bad_values_and_missing_credentials() {
         assert_eq!(
             parse(&[("security.protocol", "TLS")]).unwrap_err().key(),
@@ -637,6 +674,9 @@ mod tests {
             SASL_MECHANISM
         );
         assert!(parse(&[("enable.ssl.certificate.verification", "false")]).is_err());
+        let err = parse(&[("ssl.key.password", "hunter2")]).unwrap_err();
+        assert_eq!(err.key(), "ssl.key.password");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
         assert!(parse(&[("enable.ssl.certificate.verification", "true")]).is_ok());
         assert!(parse(&[("ssl.endpoint.identification.algorithm", "dns")]).is_err());
         assert_eq!(
