@@ -17,7 +17,8 @@
 #         a throwaway CA and broker certificate for localhost/127.0.0.1 made with keytool; SASL
 #         mechanisms PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER (unsecured JWTs, as
 #         Kafka's test validator takes them); user alice / alice-secret for PLAIN and both SCRAM
-#         mechanisms (SCRAM credentials added at format time)). The SSL listener requires a
+#         mechanisms (SCRAM credentials added at format time); SCRAM-SHA-512 sessions last 5 s
+#         (connections.max.reauth.ms), for re-authentication tests). The SSL listener requires a
 #         client certificate when openssl is there to write the client key as PEM. Extra lines:
 #           KAFKA_SASL_PLAINTEXT=127.0.0.1:p[,...]
 #           KAFKA_SASL_SSL=127.0.0.1:p[,...]
@@ -307,6 +308,8 @@ security_props() {
       echo "listener.name.$l.$m.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
     done
     echo "listener.name.$l.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub=\"admin\";"
+    # KIP-368: SCRAM-SHA-512 sessions last 5 s, so clients must re-authenticate to go on.
+    echo "listener.name.$l.scram-sha-512.connections.max.reauth.ms=5000"
   done
 }
 

@@ -420,6 +420,31 @@ async fn oauthbearer_reauthenticates_before_the_session_expires() {
     }
 }
 
+/// KIP-368 for SCRAM: the broker limits SCRAM-SHA-512 sessions to 5 s
+/// (`connections.max.reauth.ms`); the connection re-authenticates and keeps working.
+#[tokio::test]
+async fn scram_reauthenticates_when_the_broker_limits_sessions() {
+    let k = kafka_secure();
+    let security = SecurityConfig::new(SecurityProtocol::SaslSsl)
+        .sasl(sasl(SaslMechanism::ScramSha512, SASL_PASSWORD))
+        .tls(tls(k));
+    let conn = Connection::connect(&first(&k.sasl_ssl), &connection_config(security))
+        .await
+        .expect("connect");
+    let version = conn.version(ApiKey::Metadata).expect("metadata version");
+    let until = Instant::now() + Duration::from_secs(12);
+    let mut requests = 0;
+    while Instant::now() < until {
+        conn.send(&MetadataRequest::default(), version, TIMEOUT)
+            .await
+            .unwrap_or_else(|e| panic!("request {requests} failed: {e}"));
+        requests += 1;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(!conn.is_closed());
+    conn.close();
+}
+
 fn first(list: &str) -> String {
     list.split(',').next().unwrap_or(list).trim().to_owned()
 }
