@@ -230,7 +230,9 @@ async fn ssl_by_property_names() {
     )
     .expect("valid properties");
     assert!(!format!("{config:?}").contains(SASL_PASSWORD));
-    produce_and_fetch(&k.sasl_ssl, config.client().security().clone())
+    let cluster = ClusterConfig::from_client_config(config.client());
+    assert!(!format!("{cluster:?}").contains(SASL_PASSWORD));
+    produce_and_fetch(&k.sasl_ssl, cluster.connection.security)
         .await
         .expect("SASL_SSL from properties");
     props.push(("sasl.mechanism", "GSSAPI".to_owned()));
