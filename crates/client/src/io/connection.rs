@@ -1,5 +1,10 @@
 //! One pipelined TCP connection to one broker.
 //!
+//! Opening it: TCP connect, then (`SSL`, `SASL_SSL`) the TLS handshake (`io::tls`), then
+//! ApiVersions, then (`SASL_PLAINTEXT`, `SASL_SSL`) SASL authentication ([`super::sasl`]), with
+//! re-authentication before the session expires when the broker limits it (KIP-368). The socket
+//! tasks below work the same over a plain or a TLS stream.
+//!
 //! Callers encode their request (header and body, in their own task), hand the frame to the
 //! connection's writer task and wait for the response frame, which they decode themselves. The
 //! two tasks that own the socket only move frames:
