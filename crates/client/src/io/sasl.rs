@@ -88,7 +88,18 @@ pub(crate) async fn authenticate(
     config: &SaslConfig,
     timeout: Option<Duration>,
 ) -> Result<Option<Duration>> {
-    let mechanism = config.mechanism;
+    let exchange = authenticator(link, config).await?;
+    run_exchange(link, versions, config.mechanism, exchange, timeout).await
+}
+
+/// SaslHandshake, then SaslAuthenticate round trips until `exchange` is done.
+async fn run_exchange(
+    link: &Link,
+    versions: &Versions,
+    mechanism: SaslMechanism,
+    mut exchange: Box<dyn Authenticator>,
+    timeout: Option<Duration>,
+) -> Result<Option<Duration>> {
     let negotiation = |source| Error::Negotiation {
         broker: link.broker().to_owned(),
         source,
@@ -124,7 +135,6 @@ pub(crate) async fn authenticate(
         return Err(auth_error(link, mechanism, e.to_string()));
     }
 
-    let mut exchange = authenticator(link, config).await?;
     let sasl = |e: SaslError| auth_error(link, mechanism, e.to_string());
     let mut message = exchange.initial().map_err(sasl)?;
     for _ in 0..MAX_ROUNDS {
@@ -174,8 +184,24 @@ pub(crate) async fn reauthenticate(
         let jitter = getrandom::u64().map_or(0.5, |r| (r >> 11) as f64 / (1u64 << 53) as f64);
         tokio::time::sleep(reauthentication_delay(lifetime, jitter)).await;
         let Some(live) = link.upgrade() else { return };
-        let _exclusive = live.exclusive().await;
-        match authenticate(&live.ungated(), &versions, &config, Some(timeout)).await {
+        // The token (OAUTHBEARER) is fetched before other requests are held off: a slow
+        // identity provider must not stall the connection.
+        let outcome = match authenticator(&live, &config).await {
+            Ok(exchange) => {
+                let _exclusive = live.exclusive().await;
+                let ungated = live.ungated();
+                run_exchange(
+                    &ungated,
+                    &versions,
+                    config.mechanism,
+                    exchange,
+                    Some(timeout),
+                )
+                .await
+            }
+            Err(err) => Err(err),
+        };
+        match outcome {
             Ok(Some(next)) => {
                 debug!(broker = %live.broker(), ?next, "re-authenticated");
                 lifetime = next;
