@@ -4,8 +4,9 @@
 #   check-no-c.sh graph   the normal+build dependency graph of the library crates, for every
 #                         target, names no crate that compiles or links C
 #   check-no-c.sh build   the whole workspace builds with cc/gcc/clang/cmake/pkg-config/as shadowed
-#                         by /bin/false (CC=CXX=AR=/bin/false), and the quickstart builds as a
-#                         static x86_64-unknown-linux-musl binary linked by rust-lld
+#                         by /bin/false (CC=CXX=AR=/bin/false), and the quickstart and the
+#                         `metadata` example (TLS on, graviola) build as static
+#                         x86_64-unknown-linux-musl binaries linked by rust-lld
 #
 # Crates that do need C (the fuzz crate, benchmark peers) live in their own workspaces outside
 # the main one, so they are outside what this checks.
@@ -16,10 +17,13 @@ cd "$root"
 forbidden='cc|cmake|pkg-config|bindgen|vcpkg|openssl-src|openssl-sys|ring|aws-lc-sys|aws-lc-fips-sys|zstd-sys|lz4-sys|libz-sys|libz-ng-sys|bzip2-sys|liblzma-sys|libfuzzer-sys|rdkafka-sys'
 
 graph() {
-  local bad
-  bad=$(cargo tree --locked -e normal,build --target all \
-          -p kafkit-wire -p kafkit-client -p kafkit-events --prefix none --format '{p}' \
-        | awk '{print $1}' | sort -u | grep -xE "$forbidden" || true)
+  local bad tree
+  # Into a variable first: a failing `cargo tree` (say, a stale lock file with --locked) must
+  # fail the check, not feed an empty list to grep.
+  tree=$(cargo tree --locked -e normal,build --target all \
+          -p kafkit-wire -p kafkit-client -p kafkit-events --prefix none --format '{p}')
+  [ -n "$tree" ] || { echo "cargo tree printed nothing" >&2; exit 1; }
+  bad=$(echo "$tree" | awk '{print $1}' | sort -u | grep -xE "$forbidden" || true)
   if [ -n "$bad" ]; then
     echo "library crates depend on crates that build C: $bad" >&2
     exit 1
@@ -50,18 +54,23 @@ build() {
     export CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C linker-flavor=ld.lld -C target-feature=+crt-static"
     cargo build --locked --quiet --release --target x86_64-unknown-linux-musl \
       -p kafkit-events --example quickstart
+    # TLS (graviola) and SASL in a static binary: kafkit-client's `metadata` example.
+    cargo build --locked --quiet --release --target x86_64-unknown-linux-musl \
+      -p kafkit-client --example metadata
   )
   rm -rf "$shadow"
-  local bin=target/noc/x86_64-unknown-linux-musl/release/examples/quickstart
-  local kind
-  kind=$(file -b "$bin" 2>/dev/null || true)
-  echo "musl quickstart: $kind"
-  case "$kind" in
-    *"static-pie linked"*|*"statically linked"*) ;;
-    "") # no `file` command: ldd says "not a dynamic executable" (or similar) for static binaries
-        if ldd "$bin" 2>&1 | grep -q '=>'; then echo "quickstart is dynamically linked" >&2; exit 1; fi ;;
-    *) echo "quickstart is not statically linked" >&2; exit 1 ;;
-  esac
+  local name bin kind
+  for name in quickstart metadata; do
+    bin=target/noc/x86_64-unknown-linux-musl/release/examples/$name
+    kind=$(file -b "$bin" 2>/dev/null || true)
+    echo "musl $name: $kind"
+    case "$kind" in
+      *"static-pie linked"*|*"statically linked"*) ;;
+      "") # no `file` command: ldd says "not a dynamic executable" (or similar) for static binaries
+          if ldd "$bin" 2>&1 | grep -q '=>'; then echo "$name is dynamically linked" >&2; exit 1; fi ;;
+      *) echo "$name is not statically linked" >&2; exit 1 ;;
+    esac
+  done
 }
 
 case "${1:-}" in

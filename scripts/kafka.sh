@@ -6,13 +6,26 @@
 #       Resolve the Kafka jars (kafka_2.13 + kafka-tools $KAFKA_VERSION, plus a log4j2 binding)
 #       with Maven into ${KAFKIT_CACHE:-$HOME/.cache/kafkit}/kafka-<version>/libs.
 #       Idempotent: does nothing when that folder is complete.
-#   scripts/kafka.sh start [--brokers N] [--dir DIR] [--watch-pid PID]
+#   scripts/kafka.sh start [--brokers N] [--dir DIR] [--watch-pid PID] [--security]
 #       Start N (default 1) combined broker+controller KRaft nodes on free 127.0.0.1 ports,
 #       wait until every node logged "Kafka Server started", then print two lines on stdout:
 #         KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:p1[,127.0.0.1:p2,...]
 #         KAFKA_STATE_DIR=<DIR>
 #       State goes to DIR (default: a new mktemp -d); see "State dir layout" below.
 #       --watch-pid PID: a detached watchdog stops the cluster when PID exits.
+#       --security: each node also listens on SASL_PLAINTEXT, SASL_SSL and SSL ports (TLS with
+#         a throwaway CA and broker certificate for localhost/127.0.0.1 made with keytool; SASL
+#         mechanisms PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER (unsecured JWTs, as
+#         Kafka's test validator takes them); user alice / alice-secret for PLAIN and both SCRAM
+#         mechanisms (SCRAM credentials added at format time); SCRAM-SHA-512 sessions last 5 s
+#         (connections.max.reauth.ms), for re-authentication tests). The SSL listener requires a
+#         client certificate when openssl is there to write the client key as PEM. Extra lines:
+#           KAFKA_SASL_PLAINTEXT=127.0.0.1:p[,...]
+#           KAFKA_SASL_SSL=127.0.0.1:p[,...]
+#           KAFKA_SSL=127.0.0.1:p[,...]
+#           KAFKA_CA_PEM=<DIR>/security/ca.pem
+#           KAFKA_CLIENT_CERT_PEM=<DIR>/security/client.pem   (only with openssl)
+#           KAFKA_CLIENT_KEY_PEM=<DIR>/security/client.key    (only with openssl)
 #   scripts/kafka.sh stop DIR              SIGTERM all nodes, wait (deadline), then SIGKILL. Idempotent.
 #   scripts/kafka.sh kill-node DIR N       kill -9 node N (a crash).
 #   scripts/kafka.sh restart-node DIR N    (stop if running, then) start node N again, no re-format;
@@ -44,6 +57,8 @@
 #   watchdog.pid         pid of the --watch-pid watchdog (if any)
 #   node-N/server.properties, node-N/data (log.dirs), node-N/server.log (stdout+stderr of the JVM),
 #   node-N/pid, node-N/port (PLAINTEXT), node-N/controller-port
+#   with --security: security/ (ca.pem, keystores, client.pem/client.key), security.env (the
+#   extra lines), node-N/sasl-plaintext-port, node-N/sasl-ssl-port, node-N/ssl-port
 #
 # Facts confirmed on this machine with Kafka 4.2.0 (Java 17, 2 cores):
 #   * The published POMs lack the logging binding: we add log4j-slf4j-impl (SLF4J 1.7 binding)
@@ -186,8 +201,12 @@ write_props() {
     echo "process.roles=broker,controller"
     echo "node.id=$n"
     echo "controller.quorum.voters=$voters"
-    echo "listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport"
-    echo "advertised.listeners=PLAINTEXT://127.0.0.1:$port"
+    if [[ -d "$dir/security" ]]; then
+      security_props "$dir" "$n"
+    else
+      echo "listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport"
+      echo "advertised.listeners=PLAINTEXT://127.0.0.1:$port"
+    fi
     echo "inter.broker.listener.name=PLAINTEXT"
     echo "controller.listener.names=CONTROLLER"
     echo "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL"
@@ -224,6 +243,74 @@ write_props() {
       echo "broker.session.timeout.ms=3000"
     fi
   } >"$nd/server.properties"
+}
+
+# make_security DIR: a throwaway CA, a broker keystore signed by it (SAN localhost, 127.0.0.1),
+# a truststore, and (with openssl) a client certificate and PEM key for mutual TLS.
+make_security() {
+  local sd="$1/security" pw=kafkit-test-pw
+  mkdir -p "$sd"
+  local kt=(keytool -storetype PKCS12 -storepass "$pw" -keypass "$pw")
+  command -v keytool >/dev/null || die "--security needs the JDK's keytool"
+  "${kt[@]}" -genkeypair -alias ca -keyalg EC -groupname secp256r1 -dname CN=kafkit-test-ca \
+    -ext bc:c -validity 30 -keystore "$sd/ca.p12" 2>>"$sd/keytool.log"
+  "${kt[@]}" -exportcert -rfc -alias ca -keystore "$sd/ca.p12" >"$sd/ca.pem" 2>>"$sd/keytool.log"
+  "${kt[@]}" -importcert -noprompt -alias ca -file "$sd/ca.pem" -keystore "$sd/truststore.p12" \
+    >>"$sd/keytool.log" 2>&1
+  local who
+  for who in broker client; do
+    "${kt[@]}" -genkeypair -alias "$who" -keyalg EC -groupname secp256r1 \
+      -dname "CN=kafkit-test-$who" -validity 30 -keystore "$sd/$who.p12" 2>>"$sd/keytool.log"
+    "${kt[@]}" -certreq -alias "$who" -keystore "$sd/$who.p12" 2>>"$sd/keytool.log" \
+      | "${kt[@]}" -gencert -rfc -alias ca -keystore "$sd/ca.p12" -validity 30 \
+          -ext SAN=dns:localhost,ip:127.0.0.1 >"$sd/$who.pem" 2>>"$sd/keytool.log"
+    "${kt[@]}" -importcert -noprompt -alias ca -file "$sd/ca.pem" -keystore "$sd/$who.p12" \
+      >>"$sd/keytool.log" 2>&1
+    "${kt[@]}" -importcert -noprompt -alias "$who" -file "$sd/$who.pem" -keystore "$sd/$who.p12" \
+      >>"$sd/keytool.log" 2>&1
+  done
+  if command -v openssl >/dev/null \
+      && openssl pkcs12 -in "$sd/client.p12" -passin "pass:$pw" -nodes -nocerts 2>>"$sd/keytool.log" \
+        | openssl pkey -out "$sd/client.key" 2>>"$sd/keytool.log" && [[ -s "$sd/client.key" ]]; then
+    echo required >"$sd/client-auth"
+  else
+    rm -f "$sd/client.key"
+    echo none >"$sd/client-auth"
+  fi
+  echo "$pw" >"$sd/password"
+}
+
+# security_props DIR N: the listener lines of a node started with --security.
+security_props() {
+  local dir="$1" n="$2" nd sd port cport sp ssp tp l m pw
+  nd="$(node_dir "$dir" "$n")"
+  sd="$dir/security"
+  port="$(<"$nd/port")"
+  cport="$(<"$nd/controller-port")"
+  sp="$(<"$nd/sasl-plaintext-port")"
+  ssp="$(<"$nd/sasl-ssl-port")"
+  tp="$(<"$nd/ssl-port")"
+  pw="$(<"$sd/password")"
+  echo "listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport,SASL_PLAINTEXT://127.0.0.1:$sp,SASL_SSL://127.0.0.1:$ssp,SSL://127.0.0.1:$tp"
+  echo "advertised.listeners=PLAINTEXT://127.0.0.1:$port,SASL_PLAINTEXT://127.0.0.1:$sp,SASL_SSL://127.0.0.1:$ssp,SSL://127.0.0.1:$tp"
+  echo "ssl.keystore.type=PKCS12"
+  echo "ssl.keystore.location=$sd/broker.p12"
+  echo "ssl.keystore.password=$pw"
+  echo "ssl.key.password=$pw"
+  echo "ssl.truststore.type=PKCS12"
+  echo "ssl.truststore.location=$sd/truststore.p12"
+  echo "ssl.truststore.password=$pw"
+  echo "listener.name.ssl.ssl.client.auth=$(<"$sd/client-auth")"
+  for l in sasl_plaintext sasl_ssl; do
+    echo "listener.name.$l.sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER"
+    echo "listener.name.$l.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_alice=\"alice-secret\";"
+    for m in scram-sha-256 scram-sha-512; do
+      echo "listener.name.$l.$m.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    done
+    echo "listener.name.$l.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub=\"admin\";"
+    # KIP-368: SCRAM-SHA-512 sessions last 5 s, so clients must re-authenticate to go on.
+    echo "listener.name.$l.scram-sha-512.connections.max.reauth.ms=5000"
+  done
 }
 
 # launch DIR N: start node N's JVM in the background, detached (own session), output appended to
@@ -322,9 +409,10 @@ check_node() {
 # commands
 
 cmd_start() {
-  local brokers=1 dir="" watch_pid=""
+  local brokers=1 dir="" watch_pid="" security=0
   while (($#)); do
     case "$1" in
+      --security) security=1; shift ;;
       --brokers) brokers="${2:?}"; shift 2 ;;
       --brokers=*) brokers="${1#*=}"; shift ;;
       --dir) dir="${2:?}"; shift 2 ;;
@@ -352,8 +440,14 @@ cmd_start() {
   dir="$(cd "$dir" && pwd)"
   echo "$brokers" >"$dir/brokers"
 
-  local t0=$SECONDS attempt rc n nd cid
-  local -a ports nodes
+  local t0=$SECONDS attempt rc n nd cid per=2
+  local -a ports nodes scram=()
+  if ((security)); then
+    per=5
+    make_security "$dir"
+    scram=(--add-scram 'SCRAM-SHA-256=[name=alice,password=alice-secret]'
+      --add-scram 'SCRAM-SHA-512=[name=alice,password=alice-secret]')
+  fi
   for ((n = 1; n <= brokers; n++)); do nodes+=("$n"); done
   # The watchdog goes first, so a caller that dies while we wait still leaks no broker; and if
   # this script itself is interrupted, it kills what it launched.
@@ -363,17 +457,25 @@ cmd_start() {
   # shellcheck disable=SC2064  # expand now
   trap "abort_start '$dir'" INT TERM HUP
   for attempt in 1 2 3; do
-    mapfile -t ports < <(free_ports $((2 * brokers)))
-    ((${#ports[@]} == 2 * brokers)) || die "could not get free ports"
-    local voters="" bootstrap=""
+    mapfile -t ports < <(free_ports $((per * brokers)))
+    ((${#ports[@]} == per * brokers)) || die "could not get free ports"
+    local voters="" bootstrap="" sasl_plaintext="" sasl_ssl="" ssl=""
     for ((n = 1; n <= brokers; n++)); do
       nd="$(node_dir "$dir" "$n")"
       rm -rf "$nd"
       mkdir -p "$nd/data"
-      echo "${ports[2 * (n - 1)]}" >"$nd/port"
-      echo "${ports[2 * (n - 1) + 1]}" >"$nd/controller-port"
-      voters+="${voters:+,}$n@127.0.0.1:${ports[2 * (n - 1) + 1]}"
-      bootstrap+="${bootstrap:+,}127.0.0.1:${ports[2 * (n - 1)]}"
+      echo "${ports[per * (n - 1)]}" >"$nd/port"
+      echo "${ports[per * (n - 1) + 1]}" >"$nd/controller-port"
+      voters+="${voters:+,}$n@127.0.0.1:${ports[per * (n - 1) + 1]}"
+      bootstrap+="${bootstrap:+,}127.0.0.1:${ports[per * (n - 1)]}"
+      if ((security)); then
+        echo "${ports[per * (n - 1) + 2]}" >"$nd/sasl-plaintext-port"
+        echo "${ports[per * (n - 1) + 3]}" >"$nd/sasl-ssl-port"
+        echo "${ports[per * (n - 1) + 4]}" >"$nd/ssl-port"
+        sasl_plaintext+="${sasl_plaintext:+,}127.0.0.1:${ports[per * (n - 1) + 2]}"
+        sasl_ssl+="${sasl_ssl:+,}127.0.0.1:${ports[per * (n - 1) + 3]}"
+        ssl+="${ssl:+,}127.0.0.1:${ports[per * (n - 1) + 4]}"
+      fi
     done
     echo "$voters" >"$dir/voters"
     cid="$("$SELF" java kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)"
@@ -385,7 +487,7 @@ cmd_start() {
       # Static quorum (controller.quorum.voters): format with neither --standalone nor
       # --initial-controllers (those are for controller.quorum.bootstrap.servers).
       if ! "$SELF" java kafka.tools.StorageTool format -t "$cid" -c "$nd/server.properties" \
-          >"$nd/format.log" 2>&1; then
+          "${scram[@]+"${scram[@]}"}" >"$nd/format.log" 2>&1; then
         cat "$nd/format.log" >&2
         die "node $n: storage format failed"
       fi
@@ -400,6 +502,18 @@ cmd_start() {
       log "$brokers node(s) ready in $((SECONDS - t0)) s; state dir $dir"
       echo "KAFKA_BOOTSTRAP_SERVERS=$bootstrap"
       echo "KAFKA_STATE_DIR=$dir"
+      if ((security)); then
+        {
+          echo "KAFKA_SASL_PLAINTEXT=$sasl_plaintext"
+          echo "KAFKA_SASL_SSL=$sasl_ssl"
+          echo "KAFKA_SSL=$ssl"
+          echo "KAFKA_CA_PEM=$dir/security/ca.pem"
+          if [[ -s "$dir/security/client.key" ]]; then
+            echo "KAFKA_CLIENT_CERT_PEM=$dir/security/client.pem"
+            echo "KAFKA_CLIENT_KEY_PEM=$dir/security/client.key"
+          fi
+        } | tee "$dir/security.env"
+      fi
       return 0
     fi
     for n in "${nodes[@]}"; do stop_node "$dir" "$n" KILL; done

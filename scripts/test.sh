@@ -2,12 +2,13 @@
 # kafkit's whole test run, the one README.md gives and .ci/run calls. On a fresh machine it
 # installs what it needs (Rust components and targets, kcat, the Kafka jars), checks formatting,
 # lints and docs, proves the library crates need no C toolchain (dependency graph, a build with
-# the C tools shadowed, a static musl build of the quickstart that then runs), starts a real
-# Kafka broker on 127.0.0.1, runs every test against it, stops it, and exits non-zero on any
-# failure.
+# the C tools shadowed, static musl builds of the quickstart and of a TLS+SASL client that then
+# run), starts a real Kafka broker on 127.0.0.1 and a second one with SASL/SSL listeners, runs
+# every test against them, stops them, and exits non-zero on any failure.
 #
 # Environment:
 #   KAFKA_BOOTSTRAP_SERVERS  use this broker instead of starting one
+#   KAFKIT_SECURE_STATE_DIR  use this `kafka.sh start --security` broker instead of starting one
 #   KAFKIT_SKIP_NOC=1        skip the no-C build checks (local iteration only; CI never sets it)
 #   KAFKIT_FUZZ_SECONDS=N    seconds per fuzz target in the smoke run (default 10; 0 skips)
 set -euo pipefail
@@ -46,8 +47,10 @@ if [ "${KAFKIT_SKIP_NOC:-0}" != 1 ]; then
 fi
 
 broker_dir=""
+secure_dir=""
 cleanup() {
   if [ -n "$broker_dir" ]; then bash scripts/kafka.sh stop "$broker_dir" || true; fi
+  if [ -n "$secure_dir" ]; then bash scripts/kafka.sh stop "$secure_dir" || true; fi
 }
 trap cleanup EXIT
 
@@ -67,6 +70,23 @@ fi
 if [ "${KAFKIT_SKIP_NOC:-0}" != 1 ]; then
   step "run the static musl quickstart against the broker"
   target/noc/x86_64-unknown-linux-musl/release/examples/quickstart
+fi
+
+if [ -z "${KAFKIT_SECURE_STATE_DIR:-}" ]; then
+  step "start a broker with SASL_PLAINTEXT, SASL_SSL and SSL listeners (the security suite uses it)"
+  out=$(bash scripts/kafka.sh start --security)
+  echo "$out"
+  secure_dir=$(echo "$out" | sed -n 's/^KAFKA_STATE_DIR=//p')
+  [ -n "$secure_dir" ] || { echo "secured broker did not start" >&2; exit 1; }
+  export KAFKIT_SECURE_STATE_DIR="$secure_dir"
+fi
+if [ "${KAFKIT_SKIP_NOC:-0}" != 1 ]; then
+  step "run the static musl metadata example over SASL_SSL (TLS with graviola, SCRAM-SHA-512)"
+  target/noc/x86_64-unknown-linux-musl/release/examples/metadata \
+    "bootstrap.servers=$(sed -n 's/^KAFKA_SASL_SSL=//p' "$KAFKIT_SECURE_STATE_DIR/security.env")" \
+    security.protocol=SASL_SSL sasl.mechanism=SCRAM-SHA-512 \
+    sasl.username=alice sasl.password=alice-secret \
+    "ssl.ca.location=$KAFKIT_SECURE_STATE_DIR/security/ca.pem"
 fi
 
 step "cargo test (workspace, against $KAFKA_BOOTSTRAP_SERVERS)"

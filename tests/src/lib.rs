@@ -122,3 +122,91 @@ pub fn unique_name(prefix: &str) -> String {
         .unwrap_or(0);
     format!("{prefix}-{}-{n}-{nanos}", std::process::id())
 }
+
+/// A broker with secured listeners, started by [`kafka_secure`].
+#[derive(Debug, Clone)]
+pub struct SecureKafka {
+    /// The broker itself (its PLAINTEXT listener).
+    pub kafka: Kafka,
+    /// `host:port` list of the SASL_PLAINTEXT listener.
+    pub sasl_plaintext: String,
+    /// `host:port` list of the SASL_SSL listener.
+    pub sasl_ssl: String,
+    /// `host:port` list of the SSL listener (it requires a client certificate when
+    /// [`SecureKafka::client_cert`] is set).
+    pub ssl: String,
+    /// The PEM file of the CA that signed the broker's certificate.
+    pub ca_pem: PathBuf,
+    /// A client certificate (PEM) the SSL listener accepts, when the script could write one.
+    pub client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    pub client_key: Option<PathBuf>,
+}
+
+/// The user every SASL mechanism of [`kafka_secure`] knows.
+pub const SASL_USER: &str = "alice";
+/// [`SASL_USER`]'s password.
+pub const SASL_PASSWORD: &str = "alice-secret";
+
+/// A broker with SASL_PLAINTEXT, SASL_SSL and SSL listeners (`scripts/kafka.sh start
+/// --security`), started once per test process and stopped when it exits.
+///
+/// With `KAFKIT_SECURE_STATE_DIR` set to the state dir of such a broker already running, that
+/// one is used (its `env` and `security.env` files are read).
+///
+/// # Panics
+/// When the broker does not start.
+pub fn kafka_secure() -> &'static SecureKafka {
+    static SECURE: OnceLock<SecureKafka> = OnceLock::new();
+    SECURE.get_or_init(|| {
+        if let Ok(dir) = std::env::var("KAFKIT_SECURE_STATE_DIR") {
+            let dir = PathBuf::from(dir);
+            let read = |name: &str| {
+                std::fs::read_to_string(dir.join(name))
+                    .unwrap_or_else(|e| panic!("{}: {e}", dir.join(name).display()))
+            };
+            let text = format!("{}{}", read("env"), read("security.env"));
+            return parse_secure(&text, None);
+        }
+        let script = repo_root().join("scripts/kafka.sh");
+        let output = Command::new("bash")
+            .arg(&script)
+            .args(["start", "--security", "--watch-pid"])
+            .arg(std::process::id().to_string())
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+        assert!(
+            output.status.success(),
+            "{} start --security failed: {}",
+            script.display(),
+            output.status
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        parse_secure(&stdout, None)
+    })
+}
+
+fn parse_secure(stdout: &str, state_dir: Option<PathBuf>) -> SecureKafka {
+    {
+        let get = |key: &str| {
+            stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+                .map(|v| v.trim().to_owned())
+        };
+        let need = |key: &str| get(key).unwrap_or_else(|| panic!("no {key} line in: {stdout}"));
+        SecureKafka {
+            kafka: Kafka {
+                bootstrap: need("KAFKA_BOOTSTRAP_SERVERS"),
+                state_dir: state_dir.or_else(|| get("KAFKA_STATE_DIR").map(PathBuf::from)),
+            },
+            sasl_plaintext: need("KAFKA_SASL_PLAINTEXT"),
+            sasl_ssl: need("KAFKA_SASL_SSL"),
+            ssl: need("KAFKA_SSL"),
+            ca_pem: PathBuf::from(need("KAFKA_CA_PEM")),
+            client_cert: get("KAFKA_CLIENT_CERT_PEM").map(PathBuf::from),
+            client_key: get("KAFKA_CLIENT_KEY_PEM").map(PathBuf::from),
+        }
+    }
+}

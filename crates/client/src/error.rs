@@ -111,6 +111,31 @@ pub enum Error {
         /// The node id asked for.
         node_id: i32,
     },
+    /// SASL authentication failed: wrong credentials, a mechanism the broker does not enable,
+    /// a server that could not prove it knows the password (SCRAM), no token (OAUTHBEARER).
+    /// Not retriable: trying again with the same settings fails the same way.
+    #[error("SASL {mechanism} authentication with {broker} failed: {message}")]
+    Authentication {
+        /// The broker's address.
+        broker: String,
+        /// The SASL mechanism, e.g. `SCRAM-SHA-512`.
+        mechanism: String,
+        /// Why: the broker's error message when it sent one.
+        message: String,
+    },
+    /// TLS failed: bad settings (a CA or key file that cannot be read), a certificate that does
+    /// not verify (unknown CA, wrong host name), a handshake the broker broke off (a plaintext
+    /// port, often). Not retriable.
+    #[error("TLS with {broker} failed: {message}")]
+    Tls {
+        /// The broker's address.
+        broker: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The client's settings are invalid (checked when connecting).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// The broker answered with an error code.
     #[error("{api:?} failed with {code} (error code {}){}", code.code(), message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
     Broker {

@@ -5,6 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use super::error::ConfigError;
+use super::security::SecurityConfig;
 use super::value::{check_ms, check_range, millis, parse_int, parse_list, parse_ms, INT_MAX};
 use crate::state::backoff::ExponentialBackoff;
 
@@ -124,9 +125,15 @@ pub struct ClientConfig {
     socket_connection_setup_timeout_max: Duration,
     send_buffer_bytes: Option<u32>,
     receive_buffer_bytes: Option<u32>,
+    security: SecurityConfig,
 }
 
 impl ClientConfig {
+    /// `security.protocol`, `sasl.*`, `ssl.*`: how connections are secured.
+    pub fn security(&self) -> &SecurityConfig {
+        &self.security
+    }
+
     /// `bootstrap.servers`: the brokers to ask for the cluster's metadata first (never
     /// empty).
     pub fn bootstrap_servers(&self) -> &[BrokerAddress] {
@@ -231,6 +238,7 @@ impl ClientConfig {
         let buffer = |b: Option<u32>| b.map_or_else(|| "-1".to_owned(), |n| n.to_string());
         out.push((SEND_BUFFER_BYTES, buffer(self.send_buffer_bytes)));
         out.push((RECEIVE_BUFFER_BYTES, buffer(self.receive_buffer_bytes)));
+        self.security.append_properties(out);
     }
 
     /// The retry backoff policy: `retry.backoff.ms` doubling up to `retry.backoff.max.ms`,
@@ -279,6 +287,7 @@ pub(crate) struct CommonSettings {
     pub(crate) socket_connection_setup_timeout_max: Option<Duration>,
     pub(crate) send_buffer_bytes: Option<Option<u32>>,
     pub(crate) receive_buffer_bytes: Option<Option<u32>>,
+    pub(crate) security: SecurityConfig,
 }
 
 fn socket_buffer(key: &'static str, value: &str) -> Result<Option<u32>, ConfigError> {
@@ -338,7 +347,7 @@ impl CommonSettings {
             RECEIVE_BUFFER_BYTES => {
                 self.receive_buffer_bytes = Some(socket_buffer(RECEIVE_BUFFER_BYTES, value)?)
             }
-            _ => return Ok(false),
+            _ => return self.security.set(key, value),
         }
         Ok(true)
     }
@@ -357,6 +366,7 @@ impl CommonSettings {
             .map(|s| s.parse::<BrokerAddress>())
             .collect::<Result<Vec<_>, _>>()?;
 
+        self.security.validate()?;
         let request_timeout = check_ms(
             REQUEST_TIMEOUT_MS,
             self.request_timeout.unwrap_or(defaults.request_timeout),
@@ -418,6 +428,7 @@ impl CommonSettings {
                 self.receive_buffer_bytes
                     .unwrap_or(defaults.receive_buffer_bytes),
             )?,
+            security: self.security.clone(),
         })
     }
 }

@@ -10,7 +10,10 @@ mod acks;
 mod common;
 mod compression;
 mod error;
+mod jaas;
 mod producer;
+mod secret;
+mod security;
 mod value;
 
 pub use acks::Acks;
@@ -18,3 +21,8 @@ pub use common::{BrokerAddress, ClientConfig};
 pub use compression::Compression;
 pub use error::ConfigError;
 pub use producer::{ProducerConfig, ProducerConfigBuilder};
+pub use secret::Secret;
+pub use security::{
+    SaslConfig, SaslMechanism, SecurityConfig, SecurityProtocol, TlsConfig, TokenFuture,
+    TokenProvider, TrustAnchors,
+};

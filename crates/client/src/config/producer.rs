@@ -565,6 +565,13 @@ impl ProducerConfigBuilder {
         self
     }
 
+    /// `security.protocol`, `sasl.*`, `ssl.*`: how connections are secured (TLS, SASL).
+    /// Default: PLAINTEXT.
+    pub fn security(mut self, security: super::SecurityConfig) -> Self {
+        self.common.security = security;
+        self
+    }
+
     /// `partitioner.ignore.keys`: partition keyed records like keyless ones. Default: `false`.
     pub fn partitioner_ignore_keys(mut self, ignore: bool) -> Self {
         self.partitioner_ignore_keys = Some(ignore);

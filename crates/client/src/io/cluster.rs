@@ -54,6 +54,45 @@ impl ClusterConfig {
     }
 }
 
+impl ClusterConfig {
+    /// Settings from a client configuration: its bootstrap list, `client.id`,
+    /// `request.timeout.ms`, `socket.connection.setup.timeout.ms` and security settings.
+    ///
+    /// ```
+    /// use kafkit_client::config::{ProducerConfig, SecurityProtocol};
+    /// use kafkit_client::io::cluster::ClusterConfig;
+    ///
+    /// let producer = ProducerConfig::from_properties([
+    ///     ("bootstrap.servers", "127.0.0.1:9093"),
+    ///     ("security.protocol", "SASL_SSL"),
+    ///     ("sasl.mechanism", "SCRAM-SHA-512"),
+    ///     ("sasl.username", "alice"),
+    ///     ("sasl.password", "alice-secret"),
+    /// ])?;
+    /// let cluster = ClusterConfig::from_client_config(producer.client());
+    /// assert_eq!(cluster.connection.security.protocol, SecurityProtocol::SaslSsl);
+    /// assert!(!format!("{cluster:?}").contains("alice-secret"));
+    /// # Ok::<(), kafkit_client::config::ConfigError>(())
+    /// ```
+    pub fn from_client_config(client: &crate::config::ClientConfig) -> ClusterConfig {
+        let mut config = ClusterConfig {
+            bootstrap: client
+                .bootstrap_servers()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            connection: ConnectionConfig::default(),
+            request_timeout: client.request_timeout(),
+        };
+        if let Some(id) = client.client_id() {
+            config.connection.client_id = Some(id.to_owned());
+        }
+        config.connection.connect_timeout = client.socket_connection_setup_timeout();
+        config.connection.security = client.security().clone();
+        config
+    }
+}
+
 /// Connections to the brokers of one cluster, and what is known of it.
 ///
 /// ```no_run
@@ -171,6 +210,9 @@ impl Cluster {
                         .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(conn.clone());
                     return Ok(conn);
                 }
+                // Wrong credentials or settings fail the same way on every broker: stop here
+                // rather than knock on each one.
+                Err(err @ (Error::Authentication { .. } | Error::Config(_))) => return Err(err),
                 Err(err) => {
                     debug!(broker = %address, error = %err, "bootstrap connection failed");
                     last = Some(err);

@@ -1,5 +1,10 @@
 //! One pipelined TCP connection to one broker.
 //!
+//! Opening it: TCP connect, then (`SSL`, `SASL_SSL`) the TLS handshake (`io::tls`), then
+//! ApiVersions, then (`SASL_PLAINTEXT`, `SASL_SSL`) SASL authentication ([`super::sasl`]), with
+//! re-authentication before the session expires when the broker limits it (KIP-368). The socket
+//! tasks below work the same over a plain or a TLS stream.
+//!
 //! Callers encode their request (header and body, in their own task), hand the frame to the
 //! connection's writer task and wait for the response frame, which they decode themselves. The
 //! two tasks that own the socket only move frames:
@@ -27,12 +32,12 @@ use kafkit_wire::api::{decode_api_versions, Versions};
 use kafkit_wire::frame::{FrameDecoder, Next};
 use kafkit_wire::guard::GuardedResponse;
 use kafkit_wire::header::{decode_response_frame, decode_response_header, encode_request};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, RwLock};
 use tracing::{debug, trace};
 
+use crate::config::SecurityConfig;
 use crate::error::{Error, Result};
 
 /// The ApiVersions version we ask for first; a broker that does not know it answers in v0 with
@@ -52,6 +57,8 @@ pub struct ConnectionConfig {
     pub connect_timeout: Duration,
     /// Largest response frame accepted. Default 100 MiB.
     pub max_response_size: usize,
+    /// `security.protocol` and its TLS and SASL settings. Default PLAINTEXT.
+    pub security: SecurityConfig,
 }
 
 impl Default for ConnectionConfig {
@@ -60,6 +67,7 @@ impl Default for ConnectionConfig {
             client_id: Some("kafkit".to_owned()),
             connect_timeout: Duration::from_secs(10),
             max_response_size: kafkit_wire::frame::DEFAULT_MAX_FRAME_SIZE,
+            security: SecurityConfig::default(),
         }
     }
 }
@@ -155,11 +163,26 @@ pub struct Connection {
 
 /// The request/response path of a connection, before versions are known.
 #[derive(Clone)]
-struct Link {
+pub(crate) struct Link {
     shared: Arc<Shared>,
     outgoing: mpsc::Sender<Outgoing>,
     correlation: Arc<AtomicI32>,
     client_id: Option<StrBytes>,
+    /// Held for writing during a SASL re-authentication, so no other request is written
+    /// between its SaslHandshake and SaslAuthenticate requests; requests take it for reading
+    /// only while they are queued.
+    gate: Arc<RwLock<()>>,
+    /// Set on the re-authentication's own link, which holds the gate already.
+    bypass_gate: bool,
+}
+
+/// A [`Link`] that does not keep the connection open (for the re-authentication task).
+pub(crate) struct WeakLink {
+    shared: Arc<Shared>,
+    outgoing: mpsc::WeakSender<Outgoing>,
+    correlation: Arc<AtomicI32>,
+    client_id: Option<StrBytes>,
+    gate: Arc<RwLock<()>>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -189,6 +212,8 @@ impl Connection {
     }
 
     async fn connect_inner(broker: String, config: &ConnectionConfig) -> Result<Connection> {
+        let security = &config.security;
+        security.validate()?;
         let stream = TcpStream::connect(&broker)
             .await
             .map_err(|e| Error::Connect {
@@ -197,36 +222,69 @@ impl Connection {
             })?;
         // Kafka requests are whole frames written at once: Nagle only adds latency.
         let _ = stream.set_nodelay(true);
-        let (read, write) = stream.into_split();
         let shared = Arc::new(Shared {
             broker: broker.clone(),
             in_flight: Mutex::new(InFlightQueue::default()),
         });
         let (outgoing, rx) = mpsc::channel(WRITE_QUEUE);
-        tokio::spawn(write_loop(shared.clone(), write, rx));
-        tokio::spawn(read_loop(
-            shared.clone(),
-            read,
-            FrameDecoder::with_max_frame_size(config.max_response_size),
-        ));
+        let decoder = FrameDecoder::with_max_frame_size(config.max_response_size);
+        if security.protocol.uses_tls() {
+            #[cfg(feature = "tls-core")]
+            {
+                let tls = super::tls::handshake(&broker, stream, &security.tls).await?;
+                let (read, write) = tokio::io::split(tls);
+                tokio::spawn(write_loop(shared.clone(), write, rx));
+                tokio::spawn(read_loop(shared.clone(), read, decoder));
+            }
+            #[cfg(not(feature = "tls-core"))]
+            {
+                drop((stream, rx, decoder));
+                return Err(Error::Tls {
+                    broker,
+                    message: "kafkit-client was built without TLS support".to_owned(),
+                });
+            }
+        } else {
+            let (read, write) = stream.into_split();
+            tokio::spawn(write_loop(shared.clone(), write, rx));
+            tokio::spawn(read_loop(shared.clone(), read, decoder));
+        }
         let link = Link {
             shared,
             outgoing,
             correlation: Arc::new(AtomicI32::new(0)),
             client_id: config.client_id.clone().map(StrBytes::from_string),
+            gate: Arc::new(RwLock::new(())),
+            bypass_gate: false,
         };
         let versions = match link.handshake().await {
-            Ok(versions) => versions,
+            Ok(versions) => Arc::new(versions),
             Err(err) => {
                 link.shared.poison(err.clone());
                 return Err(err);
             }
         };
-        debug!(broker = %broker, "connected");
-        Ok(Connection {
-            link,
-            versions: Arc::new(versions),
-        })
+        if security.protocol.uses_sasl() {
+            match super::sasl::authenticate(&link.ungated(), &versions, &security.sasl, None).await
+            {
+                Ok(Some(lifetime)) => {
+                    tokio::spawn(super::sasl::reauthenticate(
+                        link.downgrade(),
+                        versions.clone(),
+                        security.sasl.clone(),
+                        lifetime,
+                        config.connect_timeout,
+                    ));
+                }
+                Ok(None) => {}
+                Err(err) => {
+                    link.shared.poison(err.clone());
+                    return Err(err);
+                }
+            }
+        }
+        debug!(broker = %broker, protocol = %security.protocol, "connected");
+        Ok(Connection { link, versions })
     }
 
     /// The broker's address, as given to [`Connection::connect`].
@@ -311,7 +369,79 @@ impl Connection {
     }
 }
 
+impl WeakLink {
+    /// The link, while the connection is open and someone still holds it.
+    pub(crate) fn upgrade(&self) -> Option<Link> {
+        let outgoing = self.outgoing.upgrade()?;
+        if self.shared.closed().is_some() {
+            return None;
+        }
+        Some(Link {
+            shared: self.shared.clone(),
+            outgoing,
+            correlation: self.correlation.clone(),
+            client_id: self.client_id.clone(),
+            gate: self.gate.clone(),
+            bypass_gate: false,
+        })
+    }
+}
+
 impl Link {
+    /// The broker's address.
+    pub(crate) fn broker(&self) -> &str {
+        &self.shared.broker
+    }
+
+    /// Fails every request in flight and every later one with `cause`.
+    pub(crate) fn poison(&self, cause: Error) {
+        self.shared.poison(cause);
+    }
+
+    /// A handle that does not keep the connection open.
+    pub(crate) fn downgrade(&self) -> WeakLink {
+        WeakLink {
+            shared: self.shared.clone(),
+            outgoing: self.outgoing.downgrade(),
+            correlation: self.correlation.clone(),
+            client_id: self.client_id.clone(),
+            gate: self.gate.clone(),
+        }
+    }
+
+    /// This link for a caller that holds the gate for writing (or needs none: the first
+    /// authentication, before anyone else can send).
+    pub(crate) fn ungated(&self) -> Link {
+        Link {
+            bypass_gate: true,
+            ..self.clone()
+        }
+    }
+
+    /// Waits until no re-authentication is under way, then holds others off until the
+    /// returned guard drops.
+    pub(crate) async fn exclusive(&self) -> tokio::sync::OwnedRwLockWriteGuard<()> {
+        self.gate.clone().write_owned().await
+    }
+
+    /// Sends `request` and decodes its response.
+    pub(crate) async fn request<R>(
+        &self,
+        request: &R,
+        version: i16,
+        timeout: Option<Duration>,
+    ) -> Result<R::Response>
+    where
+        R: Request,
+        R::Response: GuardedResponse,
+    {
+        let (correlation_id, frame) = self.round_trip(request, version, timeout).await?;
+        decode_response_frame(version, correlation_id, frame).map_err(|source| Error::Decode {
+            broker: self.shared.broker.clone(),
+            source,
+        })
+    }
+
     /// ApiVersions: the version of every API this broker and kafkit both speak.
     async fn handshake(&self) -> Result<Versions> {
         let request = ApiVersionsRequest::default()
@@ -373,6 +503,11 @@ impl Link {
         if let Some(err) = self.shared.closed() {
             return Err(err);
         }
+        let _gate = if self.bypass_gate {
+            None
+        } else {
+            Some(self.gate.read().await)
+        };
         self.outgoing.send(outgoing).await.map_err(|_| {
             self.shared.closed().unwrap_or(Error::ConnectionClosed {
                 broker: self.shared.broker.clone(),
@@ -489,9 +624,9 @@ where
 
 /// Takes frames from callers and writes them, in order; registers each expected response
 /// before its request can reach the broker.
-async fn write_loop(
+async fn write_loop<W: AsyncWrite + Unpin>(
     shared: Arc<Shared>,
-    mut socket: OwnedWriteHalf,
+    mut socket: W,
     mut rx: mpsc::Receiver<Outgoing>,
 ) {
     while let Some(first) = rx.recv().await {
@@ -528,7 +663,11 @@ async fn write_loop(
 }
 
 /// Reads response frames and hands each to the request it answers.
-async fn read_loop(shared: Arc<Shared>, mut socket: OwnedReadHalf, decoder: FrameDecoder) {
+async fn read_loop<R: AsyncRead + Unpin>(
+    shared: Arc<Shared>,
+    mut socket: R,
+    decoder: FrameDecoder,
+) {
     let mut buf = BytesMut::with_capacity(64 * 1024);
     loop {
         match decoder.decode(&mut buf) {

@@ -4,3 +4,6 @@
 pub mod cluster;
 pub mod connection;
 pub mod producer;
+pub mod sasl;
+#[cfg(feature = "tls-core")]
+pub mod tls;

@@ -11,4 +11,5 @@ pub mod murmur2;
 pub mod partitioner;
 pub mod producer;
 pub mod rng;
+pub mod sasl;
 pub mod sticky;

@@ -1,0 +1,334 @@
+//! TLS for broker connections (`SSL`, `SASL_SSL`): rustls, with a crypto provider that builds
+//! with no C toolchain by default.
+//!
+//! **Crypto provider.** rustls' own providers (aws-lc-rs, ring) compile C. kafkit's default
+//! `tls` feature uses [graviola](https://crates.io/crates/rustls-graviola), pure Rust with
+//! assembly written in Rust's `asm!` (x86_64 and aarch64): fast, and a static musl binary builds
+//! with no C compiler. It needs a CPU from about 2013 on (x86_64: aes, pclmulqdq, bmi1, adx,
+//! avx, avx2; aarch64: neon, aes, pmull, sha2) and would panic without; kafkit checks first and
+//! fails the connection with [`Error::Tls`] instead. The choice, first match wins:
+//! 1. a provider given with `TlsConfig::crypto_provider`;
+//! 2. the process default (`rustls::crypto::CryptoProvider::install_default`);
+//! 3. aws-lc-rs with the `tls-aws-lc` feature, ring with `tls-ring` (both need C);
+//! 4. graviola with `tls` (the default).
+//!
+//! **Verification.** The broker's chain is checked against `ssl.ca.location` (PEM) or the
+//! webpki roots, and its name against the host connected to (`ssl.endpoint.identification.
+//! algorithm=https`, the default), which is also sent as SNI when it is a DNS name. With
+//! hostname verification off the chain is still checked. Only the typed
+//! `TlsConfig::dangerous_skip_verification` accepts any certificate.
+
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+use crate::config::{TlsConfig, TrustAnchors};
+use crate::error::{Error, Result};
+
+/// Whether this CPU has what graviola needs (it panics on first use otherwise).
+pub fn graviola_cpu_supported() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("aes")
+            && std::arch::is_x86_feature_detected!("pclmulqdq")
+            && std::arch::is_x86_feature_detected!("bmi1")
+            && std::arch::is_x86_feature_detected!("adx")
+            && std::arch::is_x86_feature_detected!("avx")
+            && std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        std::arch::is_aarch64_feature_detected!("neon")
+            && std::arch::is_aarch64_feature_detected!("aes")
+            && std::arch::is_aarch64_feature_detected!("pmull")
+            && std::arch::is_aarch64_feature_detected!("sha2")
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        false
+    }
+}
+
+#[cfg(feature = "tls-aws-lc")]
+fn builtin_provider() -> std::result::Result<Arc<CryptoProvider>, String> {
+    Ok(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+}
+
+#[cfg(all(feature = "tls-ring", not(feature = "tls-aws-lc")))]
+fn builtin_provider() -> std::result::Result<Arc<CryptoProvider>, String> {
+    Ok(Arc::new(rustls::crypto::ring::default_provider()))
+}
+
+#[cfg(all(
+    feature = "tls",
+    not(feature = "tls-ring"),
+    not(feature = "tls-aws-lc"),
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+fn builtin_provider() -> std::result::Result<Arc<CryptoProvider>, String> {
+    if graviola_cpu_supported() {
+        Ok(Arc::new(rustls_graviola::default_provider()))
+    } else {
+        Err(
+            "this CPU lacks the instructions the graviola crypto provider needs (x86_64: \
+             aes, pclmulqdq, bmi1, adx, avx, avx2; aarch64: aes, pmull, sha2): build with the \
+             `tls-ring` or `tls-aws-lc` feature or pass a provider in TlsConfig"
+                .to_owned(),
+        )
+    }
+}
+
+#[cfg(not(any(
+    feature = "tls-aws-lc",
+    feature = "tls-ring",
+    all(feature = "tls", any(target_arch = "x86_64", target_arch = "aarch64"))
+)))]
+fn builtin_provider() -> std::result::Result<Arc<CryptoProvider>, String> {
+    Err(
+        "no TLS crypto provider: enable a kafkit-client TLS feature, install a rustls \
+         process default, or pass one in TlsConfig"
+            .to_owned(),
+    )
+}
+
+fn provider(config: &TlsConfig) -> std::result::Result<Arc<CryptoProvider>, String> {
+    if let Some(p) = config.provider() {
+        return Ok(p.clone());
+    }
+    if let Some(p) = CryptoProvider::get_default() {
+        return Ok(p.clone());
+    }
+    builtin_provider()
+}
+
+/// The rustls client settings for `config`: provider, trust anchors, verifier, client
+/// certificate.
+pub(crate) fn client_config(
+    config: &TlsConfig,
+) -> std::result::Result<rustls::ClientConfig, String> {
+    let provider = provider(config)?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS provider: {e}"))?;
+    let verifier: Arc<dyn ServerCertVerifier> = if config.skips_verification() {
+        Arc::new(NoVerification(provider))
+    } else {
+        let roots = Arc::new(root_store(&config.trust)?);
+        let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider)
+            .build()
+            .map_err(|e| format!("TLS verifier: {e}"))?;
+        if config.verify_hostname {
+            webpki
+        } else {
+            Arc::new(ChainOnly(webpki))
+        }
+    };
+    let builder = builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    match (&config.certificate, &config.key) {
+        (Some(chain), Some(key)) => {
+            let chain = CertificateDer::pem_file_iter(chain)
+                .and_then(|certs| certs.collect::<std::result::Result<Vec<_>, _>>())
+                .map_err(|e| format!("ssl.certificate.location {}: {e}", chain.display()))?;
+            if chain.is_empty() {
+                return Err("ssl.certificate.location holds no certificate".to_owned());
+            }
+            let key = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| format!("ssl.key.location {}: {e}", key.display()))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("client certificate: {e}"))
+        }
+        _ => Ok(builder.with_no_client_auth()),
+    }
+}
+
+fn root_store(trust: &TrustAnchors) -> std::result::Result<RootCertStore, String> {
+    let mut roots = RootCertStore::empty();
+    let certs = match trust {
+        TrustAnchors::WebPkiRoots => {
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            return Ok(roots);
+        }
+        TrustAnchors::PemFile(path) => CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<std::result::Result<Vec<_>, _>>())
+            .map_err(|e| format!("ssl.ca.location {}: {e}", path.display()))?,
+        TrustAnchors::Pem(text) => CertificateDer::pem_slice_iter(text.as_bytes())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| format!("ssl.ca.pem: {e}"))?,
+    };
+    let (added, _ignored) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err("the CA file holds no usable certificate".to_owned());
+    }
+    Ok(roots)
+}
+
+/// The host part of `host:port` (brackets of an IPv6 literal removed).
+fn host_of(broker: &str) -> &str {
+    let host = broker.rsplit_once(':').map_or(broker, |(host, _)| host);
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+}
+
+/// Runs the TLS handshake over a connected socket.
+pub(crate) async fn handshake(
+    broker: &str,
+    stream: TcpStream,
+    config: &TlsConfig,
+) -> Result<TlsStream<TcpStream>> {
+    let tls_error = |message: String| Error::Tls {
+        broker: broker.to_owned(),
+        message,
+    };
+    let client = client_config(config).map_err(tls_error)?;
+    let name = config.server_name.as_deref().unwrap_or(host_of(broker));
+    let server_name = ServerName::try_from(name.to_owned())
+        .map_err(|e| tls_error(format!("invalid TLS server name `{name}`: {e}")))?;
+    TlsConnector::from(Arc::new(client))
+        .connect(server_name, stream)
+        .await
+        .map_err(|e| {
+            let hint = match e.kind() {
+                std::io::ErrorKind::UnexpectedEof
+                | std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::BrokenPipe => {
+                    " (the broker closed the connection during the TLS handshake: is this a \
+                     TLS listener?)"
+                }
+                _ => "",
+            };
+            tls_error(format!("TLS handshake failed: {e}{hint}"))
+        })
+}
+
+/// Accepts every certificate (`TlsConfig::dangerous_skip_verification`); handshake
+/// signatures are still checked, so the peer holds the key of the certificate it sent.
+#[derive(Debug)]
+struct NoVerification(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Checks the chain (webpki) but not the name (`ssl.endpoint.identification.algorithm=`).
+/// webpki checks the chain before the name, so a name error means the chain was good.
+#[derive(Debug)]
+struct ChainOnly(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_of_broker_addresses() {
+        assert_eq!(host_of("kafka-1.example:9093"), "kafka-1.example");
+        assert_eq!(host_of("127.0.0.1:9093"), "127.0.0.1");
+        assert_eq!(host_of("[::1]:9093"), "::1");
+    }
+
+    #[test]
+    fn the_default_provider_works_here() {
+        // This machine (and CI's) has the instructions graviola needs.
+        let config = TlsConfig::new();
+        assert!(client_config(&config).is_ok());
+        let missing = TlsConfig::new().ca_file("/nonexistent/ca.pem");
+        let err = client_config(&missing).unwrap_err();
+        assert!(err.contains("ssl.ca.location"), "{err}");
+    }
+}
