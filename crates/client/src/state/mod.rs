@@ -9,5 +9,6 @@ pub mod metadata;
 pub mod murmur2;
 pub mod partitioner;
 pub mod producer;
+pub mod reconnect;
 pub mod rng;
 pub mod sticky;
