@@ -272,3 +272,62 @@ async fn close_ends_the_socket_tasks_while_clones_live() {
     let err = metadata(&clone).await.unwrap_err();
     assert!(matches!(err, Error::ShutDown { .. }), "{err:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producer_waits_out_a_refusing_broker_without_a_storm() {
+    use kafkit_client::admin::{Admin, NewTopic};
+    use kafkit_client::config::ProducerConfig;
+    use kafkit_client::producer::{Producer, ProducerRecord};
+
+    let proxy = ProxyCluster::start(&kafka().bootstrap).await;
+    let admin = Admin::connect(&kafka().bootstrap).await.unwrap();
+    let topic = kafkit_tests::unique_name("cluster-refuse");
+    admin
+        .create_topics(&[NewTopic::new(&topic, 1, 1)])
+        .await
+        .unwrap();
+    let config = ProducerConfig::builder()
+        .bootstrap_servers([proxy.bootstrap()])
+        .linger(Duration::from_millis(1))
+        .reconnect_backoff(Duration::from_millis(50))
+        .reconnect_backoff_max(Duration::from_millis(500))
+        .request_timeout(Duration::from_secs(10))
+        .delivery_timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let producer = Producer::new(config).await.unwrap();
+    producer
+        .send(ProducerRecord::new(&topic).value("before"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    proxy.set_refuse(true);
+    proxy.cut_all();
+    wait(&proxy, "the cut connections to close", |s| {
+        s.live_connections == 0
+    })
+    .await;
+    let refused_before = proxy.stats().connections_refused;
+    let mut deliveries = Vec::new();
+    for i in 0..20 {
+        let record = ProducerRecord::new(&topic).value(format!("during-{i}"));
+        deliveries.push(producer.send(record).await.unwrap());
+    }
+    // 2 s of a refusing broker, the backoff capped at 500 ms: about 7 attempts (per address
+    // and path), not one per retry of every batch and metadata refresh.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let attempts = proxy.stats().connections_refused - refused_before;
+    assert!((2..=16).contains(&attempts), "{attempts} attempts in 2 s");
+
+    proxy.set_refuse(false);
+    for delivery in deliveries {
+        tokio::time::timeout(Duration::from_secs(20), delivery)
+            .await
+            .expect("delivered after the broker accepts again")
+            .unwrap();
+    }
+    producer.close(TIMEOUT).await.unwrap();
+    admin.delete_topics(&[&topic]).await.unwrap();
+}
