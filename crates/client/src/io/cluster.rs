@@ -517,3 +517,48 @@ async fn sweep(inner: Weak<Inner>, period: Duration) {
         close_idle(&inner, Instant::now());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ProducerConfig;
+
+    #[test]
+    fn client_settings_flow_into_the_cluster_config() {
+        let producer = ProducerConfig::builder()
+            .set("bootstrap.servers", "127.0.0.1:1, 127.0.0.1:2")
+            .and_then(|b| b.set("client.id", "app"))
+            .and_then(|b| b.set("request.timeout.ms", "7000"))
+            .and_then(|b| b.set("reconnect.backoff.ms", "20"))
+            .and_then(|b| b.set("reconnect.backoff.max.ms", "700"))
+            .and_then(|b| b.set("socket.connection.setup.timeout.ms", "3000"))
+            .and_then(|b| b.set("socket.connection.setup.timeout.max.ms", "9000"))
+            .and_then(|b| b.set("connections.max.idle.ms", "-1"))
+            .and_then(|b| b.build())
+            .expect("a valid config");
+        let config = ClusterConfig::from_client_config(producer.client());
+        assert_eq!(config.bootstrap, ["127.0.0.1:1", "127.0.0.1:2"]);
+        assert_eq!(config.connection.client_id.as_deref(), Some("app"));
+        assert_eq!(config.request_timeout, Duration::from_secs(7));
+        assert_eq!(config.connection.connect_timeout, Duration::from_secs(3));
+        assert_eq!(config.connect_timeout_max, Duration::from_secs(9));
+        assert_eq!(config.connections_max_idle, None);
+        assert_eq!(config.idle_policy().sweep_interval(), None);
+        let policy = config.reconnect_policy();
+        assert_eq!(policy.backoff.initial(), Duration::from_millis(20));
+        assert_eq!(policy.backoff.max(), Duration::from_millis(700));
+        assert_eq!(policy.setup_timeout.initial(), Duration::from_secs(3));
+        assert_eq!(policy.setup_timeout.max(), Duration::from_secs(9));
+    }
+
+    #[test]
+    fn defaults_are_the_java_clients() {
+        let config = ClusterConfig::new("127.0.0.1:9092");
+        assert_eq!(config.reconnect_policy(), ReconnectPolicy::default());
+        assert_eq!(
+            config.connections_max_idle,
+            Some(Duration::from_secs(9 * 60))
+        );
+        assert_eq!(config.connection.client_id.as_deref(), Some("kafkit"));
+    }
+}
