@@ -447,7 +447,19 @@ async fn refused_connections_fail_until_accepted_again() {
     assert!(proxy.stats().connections_refused >= 1);
 
     proxy.set_refuse(false);
-    admin.describe_cluster().await.unwrap();
+    // The refused attempt armed the reconnect backoff (≤ reconnect.backoff.max.ms, 1 s):
+    // calls before it passes fail at once with `Backoff`, the first after it reconnects.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match admin.describe_cluster().await {
+            Ok(_) => break,
+            Err(err @ Error::Backoff { .. }) if Instant::now() < deadline => {
+                assert!(err.is_retriable());
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(err) => panic!("{err:?}"),
+        }
+    }
 }
 
 #[tokio::test]

@@ -136,6 +136,33 @@ pub enum Error {
     /// The client's settings are invalid (checked when connecting).
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// The broker is backing off after failed connection attempts (`reconnect.backoff.ms`
+    /// doubling up to `reconnect.backoff.max.ms`): no attempt is made before `until`.
+    /// Nothing was sent; retry after `until` (or on another broker).
+    #[error("not reconnecting to {broker} yet: {failures} failed attempt(s), next in {:?}", until.saturating_duration_since(std::time::Instant::now()))]
+    Backoff {
+        /// The broker's address.
+        broker: String,
+        /// The earliest next attempt.
+        until: std::time::Instant,
+        /// Consecutive failed attempts so far.
+        failures: u32,
+    },
+    /// The connection was closed because it sat idle longer than `connections.max.idle.ms`
+    /// while this request's caller held it. Nothing was sent; ask the cluster for a
+    /// connection again.
+    #[error("connection to {broker} was closed as idle; the request was not sent")]
+    IdleClosed {
+        /// The broker's address.
+        broker: String,
+    },
+    /// The connection (`broker` set) or the whole client (`None`) was shut down or closed:
+    /// the request was not sent.
+    #[error("{} is shut down; the request was not sent", broker.as_deref().map_or_else(|| "the client".to_owned(), |b| format!("the connection to {b}")))]
+    ShutDown {
+        /// The broker's address, for one connection; `None` for the whole client.
+        broker: Option<String>,
+    },
     /// The broker answered with an error code.
     #[error("{api:?} failed with {code} (error code {}){}", code.code(), message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
     Broker {
@@ -176,7 +203,9 @@ impl Error {
             | Error::ConnectTimeout { .. }
             | Error::Io { .. }
             | Error::ConnectionClosed { .. }
-            | Error::RequestTimedOut { .. } => true,
+            | Error::RequestTimedOut { .. }
+            | Error::Backoff { .. }
+            | Error::IdleClosed { .. } => true,
             Error::Broker { code, .. } => code.is_retriable(),
             _ => false,
         }

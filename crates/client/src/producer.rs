@@ -24,7 +24,6 @@ pub use record::{DeliveryFuture, ProducerRecord, RecordMetadata};
 use crate::config::ProducerConfig;
 use crate::error::Error;
 use crate::io::cluster::{Cluster, ClusterConfig};
-use crate::io::connection::ConnectionConfig;
 use crate::io::producer::{self as sender, SenderSettings, Shared};
 use crate::state::partitioner::{
     choose_partition, DefaultPartitioner, PartitionError, Partitioner, RecordInfo, TopicPartitions,
@@ -83,19 +82,10 @@ impl Drop for Handle {
 }
 
 fn cluster_config(config: &ProducerConfig) -> ClusterConfig {
-    let client = config.client();
-    let servers: Vec<String> = client
-        .bootstrap_servers()
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    let mut cluster = ClusterConfig::new(&servers.join(","));
-    cluster.request_timeout = client.request_timeout();
-    cluster.connection = ConnectionConfig {
-        client_id: Some(client.client_id().unwrap_or("kafkit-producer").to_owned()),
-        connect_timeout: client.socket_connection_setup_timeout(),
-        ..ConnectionConfig::default()
-    };
+    let mut cluster = ClusterConfig::from_client_config(config.client());
+    if config.client().client_id().is_none() {
+        cluster.connection.client_id = Some("kafkit-producer".to_owned());
+    }
     cluster
 }
 

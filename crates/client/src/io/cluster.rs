@@ -4,20 +4,35 @@
 //! [`Cluster`] opens one [`Connection`] per broker on demand (the first from the bootstrap
 //! list), replaces a connection that has closed the next time it is asked for, and refreshes
 //! [`ClusterMetadata`] from any live broker.
+//!
+//! The decisions are plain state ([`Reconnects`], [`IdlePolicy`]); this module only applies
+//! them:
+//!
+//! - a broker whose last connection attempt failed is not tried again before its reconnect
+//!   backoff passes: asking for it fails at once with [`Error::Backoff`] (retriable), so a dead
+//!   broker is never hammered; each attempt's setup timeout grows the same way;
+//! - a sweep task closes connections idle for `connections.max.idle.ms` (nothing outstanding);
+//!   the next request reconnects;
+//! - [`Cluster::shutdown`] lets outstanding requests finish before closing.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, Weak};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{ApiKey, MetadataRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use tokio::sync::Mutex as AsyncMutex;
+use tokio::sync::{watch, Mutex as AsyncMutex};
+use tokio::task::JoinHandle;
 use tracing::debug;
 
 use super::connection::{Connection, ConnectionConfig};
+use crate::config::ClientConfig;
 use crate::error::{Error, Result};
+use crate::state::backoff::ExponentialBackoff;
 use crate::state::metadata::ClusterMetadata;
+use crate::state::reconnect::{IdlePolicy, ReconnectPolicy, Reconnects};
+use crate::state::rng::XorShift64Star;
 
 /// Settings shared by every connection of a [`Cluster`].
 #[derive(Debug, Clone)]
@@ -28,6 +43,18 @@ pub struct ClusterConfig {
     pub connection: ConnectionConfig,
     /// `request.timeout.ms`: how long one request may wait for its response. Default 30 s.
     pub request_timeout: Duration,
+    /// `reconnect.backoff.ms`: the wait after a first failed connection attempt to a broker,
+    /// doubled per further failure (±20% jitter). Default 50 ms.
+    pub reconnect_backoff: Duration,
+    /// `reconnect.backoff.max.ms`: the cap of that wait. Default 1 s.
+    pub reconnect_backoff_max: Duration,
+    /// `socket.connection.setup.timeout.max.ms`: the cap of the connection setup timeout,
+    /// which starts at [`ConnectionConfig::connect_timeout`] and doubles per consecutive
+    /// failed attempt (±20% jitter). Default 30 s.
+    pub connect_timeout_max: Duration,
+    /// `connections.max.idle.ms`: connections with nothing outstanding unused this long are
+    /// closed; `None` keeps them open. Default 9 minutes.
+    pub connections_max_idle: Option<Duration>,
 }
 
 impl ClusterConfig {
@@ -50,47 +77,69 @@ impl ClusterConfig {
                 .collect(),
             connection: ConnectionConfig::default(),
             request_timeout: Duration::from_secs(30),
+            reconnect_backoff: Duration::from_millis(50),
+            reconnect_backoff_max: Duration::from_secs(1),
+            connect_timeout_max: Duration::from_secs(30),
+            connections_max_idle: Some(Duration::from_secs(9 * 60)),
         }
+    }
+
+    /// Settings from a client's shared configuration: bootstrap list, `client.id` (`"kafkit"`
+    /// when unset), `request.timeout.ms`, the reconnect backoff, the connection setup timeout
+    /// and `connections.max.idle.ms`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kafkit_client::config::ProducerConfig;
+    /// use kafkit_client::io::cluster::ClusterConfig;
+    ///
+    /// let producer = ProducerConfig::builder()
+    ///     .set("bootstrap.servers", "127.0.0.1:9092")?
+    ///     .set("reconnect.backoff.ms", "20")?
+    ///     .set("connections.max.idle.ms", "300")?
+    ///     .build()?;
+    /// let config = ClusterConfig::from_client_config(producer.client());
+    /// assert_eq!(config.bootstrap, ["127.0.0.1:9092"]);
+    /// assert_eq!(config.reconnect_backoff, Duration::from_millis(20));
+    /// assert_eq!(config.connections_max_idle, Some(Duration::from_millis(300)));
+    /// # Ok::<(), kafkit_client::config::ConfigError>(())
+    /// ```
+    pub fn from_client_config(client: &ClientConfig) -> ClusterConfig {
+        let servers: Vec<String> = client
+            .bootstrap_servers()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let mut config = ClusterConfig::new(&servers.join(","));
+        config.connection.client_id = Some(client.client_id().unwrap_or("kafkit").to_owned());
+        config.connection.connect_timeout = client.socket_connection_setup_timeout();
+        config.connect_timeout_max = client.socket_connection_setup_timeout_max();
+        config.request_timeout = client.request_timeout();
+        config.reconnect_backoff = client.reconnect_backoff();
+        config.reconnect_backoff_max = client.reconnect_backoff_max();
+        config.connections_max_idle = client.connections_max_idle();
+        config.connection.security = client.security().clone();
+        config
+    }
+
+    /// The reconnect backoff and setup timeout schedules these settings describe.
+    pub fn reconnect_policy(&self) -> ReconnectPolicy {
+        ReconnectPolicy {
+            backoff: ExponentialBackoff::new(self.reconnect_backoff, self.reconnect_backoff_max),
+            setup_timeout: ExponentialBackoff::new(
+                self.connection.connect_timeout,
+                self.connect_timeout_max,
+            ),
+        }
+    }
+
+    /// The idle rule these settings describe.
+    pub fn idle_policy(&self) -> IdlePolicy {
+        IdlePolicy::new(self.connections_max_idle)
     }
 }
 
 impl ClusterConfig {
-    /// Settings from a client configuration: its bootstrap list, `client.id`,
-    /// `request.timeout.ms`, `socket.connection.setup.timeout.ms` and security settings.
-    ///
-    /// ```
-    /// use kafkit_client::config::{ProducerConfig, SecurityProtocol};
-    /// use kafkit_client::io::cluster::ClusterConfig;
-    ///
-    /// let producer = ProducerConfig::from_properties([
-    ///     ("bootstrap.servers", "127.0.0.1:9093"),
-    ///     ("security.protocol", "SASL_SSL"),
-    ///     ("sasl.mechanism", "SCRAM-SHA-512"),
-    ///     ("sasl.username", "alice"),
-    ///     ("sasl.password", "alice-secret"),
-    /// ])?;
-    /// let cluster = ClusterConfig::from_client_config(producer.client());
-    /// assert_eq!(cluster.connection.security.protocol, SecurityProtocol::SaslSsl);
-    /// assert!(!format!("{cluster:?}").contains("alice-secret"));
-    /// # Ok::<(), kafkit_client::config::ConfigError>(())
-    /// ```
-    pub fn from_client_config(client: &crate::config::ClientConfig) -> ClusterConfig {
-        let mut config = ClusterConfig {
-            bootstrap: client
-                .bootstrap_servers()
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-            connection: ConnectionConfig::default(),
-            request_timeout: client.request_timeout(),
-        };
-        if let Some(id) = client.client_id() {
-            config.connection.client_id = Some(id.to_owned());
-        }
-        config.connection.connect_timeout = client.socket_connection_setup_timeout();
-        config.connection.security = client.security().clone();
-        config
-    }
 }
 
 /// Connections to the brokers of one cluster, and what is known of it.
@@ -119,6 +168,16 @@ struct Inner {
     /// callers share one connection, while a slow node does not hold up the others.
     connecting: Mutex<HashMap<i32, Arc<AsyncMutex<()>>>>,
     metadata: RwLock<ClusterMetadata>,
+    /// Reconnect backoff per broker address, with its random source for the jitter.
+    reconnects: Mutex<(Reconnects<String>, XorShift64Star)>,
+    idle: IdlePolicy,
+    /// `true` once closed or shut down: no new connections; stops the idle sweep.
+    closed: watch::Sender<bool>,
+    sweep: Mutex<Option<JoinHandle<()>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Cluster {
@@ -126,6 +185,8 @@ impl Cluster {
     ///
     /// Fails with the last broker's error when none can be reached.
     pub async fn connect(config: ClusterConfig) -> Result<Cluster> {
+        let reconnects = Reconnects::new(config.reconnect_policy());
+        let idle = config.idle_policy();
         let cluster = Cluster {
             inner: Arc::new(Inner {
                 config,
@@ -133,9 +194,20 @@ impl Cluster {
                 connections: Mutex::new(HashMap::new()),
                 connecting: Mutex::new(HashMap::new()),
                 metadata: RwLock::new(ClusterMetadata::default()),
+                reconnects: Mutex::new((reconnects, XorShift64Star::from_entropy())),
+                idle,
+                closed: watch::Sender::new(false),
+                sweep: Mutex::new(None),
             }),
         };
-        cluster.refresh_metadata(Some(&[])).await?;
+        if let Some(period) = idle.sweep_interval() {
+            let task = tokio::spawn(sweep(Arc::downgrade(&cluster.inner), period));
+            *lock(&cluster.inner.sweep) = Some(task);
+        }
+        if let Err(err) = cluster.refresh_metadata(Some(&[])).await {
+            cluster.close();
+            return Err(err);
+        }
         Ok(cluster)
     }
 
@@ -179,35 +251,46 @@ impl Cluster {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A live connection to any broker: one already open, else a bootstrap broker.
+    fn check_open(&self) -> Result<()> {
+        if *self.inner.closed.borrow() {
+            return Err(Error::ShutDown { broker: None });
+        }
+        Ok(())
+    }
+
+    /// A live connection to any broker: one already open, else a known broker or a bootstrap
+    /// broker, skipping those backing off after failed attempts.
+    ///
+    /// Fails with [`Error::Backoff`] (retriable) when every candidate is backing off, with the
+    /// last attempt's error when every attempt failed.
     pub async fn any_connection(&self) -> Result<Connection> {
+        self.check_open()?;
         if let Some(conn) = self.connections().values().find(|c| !c.is_closed()) {
+            conn.touch();
             return Ok(conn.clone());
         }
         let lock = self.connect_lock(-1);
         let _guard = lock.lock().await;
+        self.check_open()?;
+        if let Some(conn) = lock_bootstrap(&self.inner)
+            .as_ref()
+            .filter(|c| !c.is_closed())
         {
-            let bootstrap = self
-                .inner
-                .bootstrap
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            if let Some(conn) = bootstrap.as_ref().filter(|c| !c.is_closed()) {
-                return Ok(conn.clone());
-            }
+            conn.touch();
+            return Ok(conn.clone());
         }
         // Known brokers first (the bootstrap list may name a load balancer), then bootstrap.
         let mut candidates: Vec<String> = self.metadata().brokers().map(|b| b.address()).collect();
-        candidates.extend(self.inner.config.bootstrap.iter().cloned());
+        for address in &self.inner.config.bootstrap {
+            if !candidates.contains(address) {
+                candidates.push(address.clone());
+            }
+        }
         let mut last = None;
-        for address in candidates {
-            match Connection::connect(&address, &self.inner.config.connection).await {
+        for address in &candidates {
+            match self.attempt(address).await {
                 Ok(conn) => {
-                    *self
-                        .inner
-                        .bootstrap
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(conn.clone());
+                    *lock_bootstrap(&self.inner) = Some(conn.clone());
                     return Ok(conn);
                 }
                 // Wrong credentials or settings fail the same way on every broker: stop here
@@ -215,31 +298,86 @@ impl Cluster {
                 Err(err @ (Error::Authentication { .. } | Error::Config(_))) => return Err(err),
                 Err(err) => {
                     debug!(broker = %address, error = %err, "bootstrap connection failed");
-                    last = Some(err);
+                    // A real failure says more than "backing off".
+                    if !matches!(err, Error::Backoff { .. })
+                        || last
+                            .as_ref()
+                            .is_none_or(|l| matches!(l, Error::Backoff { .. }))
+                    {
+                        last = Some(err);
+                    }
                 }
             }
         }
         Err(last.unwrap_or(Error::NoBrokers))
     }
 
-    /// A live connection to broker `node_id`, opened if needed.
+    /// A live connection to broker `node_id`, opened if needed; fails at once with
+    /// [`Error::Backoff`] (retriable) while the broker is backing off after failed attempts.
     pub async fn connection(&self, node_id: i32) -> Result<Connection> {
-        if let Some(conn) = self.connections().get(&node_id).filter(|c| !c.is_closed()) {
-            return Ok(conn.clone());
+        self.check_open()?;
+        if let Some(conn) = self.live(node_id) {
+            return Ok(conn);
         }
         let lock = self.connect_lock(node_id);
         let _guard = lock.lock().await;
-        if let Some(conn) = self.connections().get(&node_id).filter(|c| !c.is_closed()) {
-            return Ok(conn.clone());
+        self.check_open()?;
+        if let Some(conn) = self.live(node_id) {
+            return Ok(conn);
         }
         let address = self
             .metadata()
             .broker(node_id)
             .map(|b| b.address())
             .ok_or(Error::UnknownBroker { node_id })?;
-        let conn = Connection::connect(&address, &self.inner.config.connection).await?;
+        let conn = self.attempt(&address).await?;
         self.connections().insert(node_id, conn.clone());
+        if *self.inner.closed.borrow() {
+            // Closed while connecting: do not leave this one open.
+            conn.close();
+            return Err(Error::ShutDown { broker: None });
+        }
         Ok(conn)
+    }
+
+    /// The open connection to `node_id`, marked used, if there is one.
+    fn live(&self, node_id: i32) -> Option<Connection> {
+        let connections = self.connections();
+        let conn = connections.get(&node_id).filter(|c| !c.is_closed())?;
+        conn.touch();
+        Some(conn.clone())
+    }
+
+    /// One connection attempt to `address`, unless it is backing off; records the outcome.
+    async fn attempt(&self, address: &str) -> Result<Connection> {
+        let key = address.to_owned();
+        let timeout = {
+            let mut guard = lock(&self.inner.reconnects);
+            let (reconnects, rng) = &mut *guard;
+            if let Err(backing_off) = reconnects.check(&key, Instant::now()) {
+                return Err(Error::Backoff {
+                    broker: key,
+                    until: backing_off.until,
+                    failures: backing_off.failures,
+                });
+            }
+            reconnects.setup_timeout(&key, rng)
+        };
+        let config = ConnectionConfig {
+            connect_timeout: timeout,
+            ..self.inner.config.connection.clone()
+        };
+        let result = Connection::connect(address, &config).await;
+        let mut guard = lock(&self.inner.reconnects);
+        let (reconnects, rng) = &mut *guard;
+        match &result {
+            Ok(_) => reconnects.succeeded(&key),
+            Err(err) => {
+                let until = reconnects.failed(key, Instant::now(), rng);
+                debug!(broker = %address, error = %err, backoff = ?until.saturating_duration_since(Instant::now()), "connection attempt failed");
+            }
+        }
+        result
     }
 
     /// Fetches metadata for `topics` (`None`: every topic; `Some(&[])`: brokers only) from any
@@ -267,19 +405,167 @@ impl Cluster {
         Ok(())
     }
 
-    /// Closes every connection.
+    /// Every connection open now (by node id, and the bootstrap one), taken out of the
+    /// cluster.
+    fn take_connections(&self) -> Vec<Connection> {
+        let mut all: Vec<Connection> = self.connections().drain().map(|(_, c)| c).collect();
+        all.extend(lock_bootstrap(&self.inner).take());
+        all
+    }
+
+    /// Closes every connection at once (requests in flight fail with
+    /// [`Error::ConnectionClosed`]) and stops the idle sweep. Later calls for a connection fail
+    /// with [`Error::ShutDown`].
     pub fn close(&self) {
-        for conn in self.connections().drain().map(|(_, c)| c) {
+        self.inner.closed.send_replace(true);
+        for conn in self.take_connections() {
             conn.close();
         }
-        if let Some(conn) = self
-            .inner
-            .bootstrap
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take()
-        {
-            conn.close();
+        if let Some(task) = lock(&self.inner.sweep).take() {
+            task.abort();
         }
+    }
+
+    /// Shuts down gracefully: no new connections or requests (they fail with
+    /// [`Error::ShutDown`]), outstanding requests may finish until `deadline`, then every
+    /// connection closes; returns once their socket tasks and the idle sweep have ended.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), kafkit_client::Error> {
+    /// use std::time::{Duration, Instant};
+    /// use kafkit_client::io::cluster::{Cluster, ClusterConfig};
+    ///
+    /// let cluster = Cluster::connect(ClusterConfig::new("127.0.0.1:9092")).await?;
+    /// // ... requests in flight from other tasks ...
+    /// cluster.shutdown(Instant::now() + Duration::from_secs(10)).await;
+    /// assert!(cluster.any_connection().await.is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn shutdown(&self, deadline: Instant) {
+        self.inner.closed.send_replace(true);
+        let connections = self.take_connections();
+        let mut tasks = tokio::task::JoinSet::new();
+        for conn in connections {
+            tasks.spawn(async move { conn.shutdown(deadline).await });
+        }
+        while tasks.join_next().await.is_some() {}
+        let sweep = lock(&self.inner.sweep).take();
+        if let Some(mut task) = sweep {
+            // The sweep sees `closed` at once; bounded all the same.
+            if tokio::time::timeout(Duration::from_secs(1), &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
+        }
+    }
+
+    /// Whether the idle sweep task is running (it is while the cluster is open and
+    /// `connections.max.idle.ms` is set).
+    pub fn is_sweeping(&self) -> bool {
+        lock(&self.inner.sweep)
+            .as_ref()
+            .is_some_and(|t| !t.is_finished())
+    }
+
+    /// Closes the connections that are idle at `now` (see [`IdlePolicy`]); returns how many.
+    /// The idle sweep calls this periodically.
+    pub fn close_idle(&self, now: Instant) -> usize {
+        close_idle(&self.inner, now)
+    }
+}
+
+fn lock_bootstrap(inner: &Inner) -> MutexGuard<'_, Option<Connection>> {
+    lock(&inner.bootstrap)
+}
+
+fn close_idle(inner: &Inner, now: Instant) -> usize {
+    let mut closed = 0;
+    {
+        let mut connections = lock(&inner.connections);
+        connections.retain(|node_id, conn| {
+            if conn.close_if_idle(&inner.idle, now) {
+                debug!(node_id, broker = conn.broker(), "closed idle connection");
+                closed += 1;
+                false
+            } else {
+                !conn.is_closed()
+            }
+        });
+    }
+    let mut bootstrap = lock_bootstrap(inner);
+    if let Some(conn) = bootstrap.as_ref() {
+        if conn.close_if_idle(&inner.idle, now) {
+            closed += 1;
+            *bootstrap = None;
+        } else if conn.is_closed() {
+            *bootstrap = None;
+        }
+    }
+    closed
+}
+
+/// The idle sweep: every `period`, closes idle connections. Holds the cluster weakly: ends
+/// when it is dropped, closed or shut down.
+async fn sweep(inner: Weak<Inner>, period: Duration) {
+    let mut closed = match inner.upgrade() {
+        Some(inner) => inner.closed.subscribe(),
+        None => return,
+    };
+    loop {
+        tokio::select! {
+            biased;
+            _ = closed.wait_for(|c| *c) => return,
+            () = tokio::time::sleep(period) => {}
+        }
+        let Some(inner) = inner.upgrade() else { return };
+        close_idle(&inner, Instant::now());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ProducerConfig;
+
+    #[test]
+    fn client_settings_flow_into_the_cluster_config() {
+        let producer = ProducerConfig::builder()
+            .set("bootstrap.servers", "127.0.0.1:1, 127.0.0.1:2")
+            .and_then(|b| b.set("client.id", "app"))
+            .and_then(|b| b.set("request.timeout.ms", "7000"))
+            .and_then(|b| b.set("reconnect.backoff.ms", "20"))
+            .and_then(|b| b.set("reconnect.backoff.max.ms", "700"))
+            .and_then(|b| b.set("socket.connection.setup.timeout.ms", "3000"))
+            .and_then(|b| b.set("socket.connection.setup.timeout.max.ms", "9000"))
+            .and_then(|b| b.set("connections.max.idle.ms", "-1"))
+            .and_then(|b| b.build())
+            .expect("a valid config");
+        let config = ClusterConfig::from_client_config(producer.client());
+        assert_eq!(config.bootstrap, ["127.0.0.1:1", "127.0.0.1:2"]);
+        assert_eq!(config.connection.client_id.as_deref(), Some("app"));
+        assert_eq!(config.request_timeout, Duration::from_secs(7));
+        assert_eq!(config.connection.connect_timeout, Duration::from_secs(3));
+        assert_eq!(config.connect_timeout_max, Duration::from_secs(9));
+        assert_eq!(config.connections_max_idle, None);
+        assert_eq!(config.idle_policy().sweep_interval(), None);
+        let policy = config.reconnect_policy();
+        assert_eq!(policy.backoff.initial(), Duration::from_millis(20));
+        assert_eq!(policy.backoff.max(), Duration::from_millis(700));
+        assert_eq!(policy.setup_timeout.initial(), Duration::from_secs(3));
+        assert_eq!(policy.setup_timeout.max(), Duration::from_secs(9));
+    }
+
+    #[test]
+    fn defaults_are_the_java_clients() {
+        let config = ClusterConfig::new("127.0.0.1:9092");
+        assert_eq!(config.reconnect_policy(), ReconnectPolicy::default());
+        assert_eq!(
+            config.connections_max_idle,
+            Some(Duration::from_secs(9 * 60))
+        );
+        assert_eq!(config.connection.client_id.as_deref(), Some("kafkit"));
     }
 }

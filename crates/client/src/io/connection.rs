@@ -19,11 +19,18 @@
 //! order, a request that timed out, [`Connection::close`]) the connection is poisoned: every
 //! request still in flight fails with the same typed error, and every later one fails at once.
 //! A request whose response was lost this way reports [`Error::is_outcome_unknown`].
+//!
+//! The connection counts its outstanding requests (queued for the writer or awaiting their
+//! response) and remembers when it was last used, so that the cluster can close it when idle
+//! ([`Connection::close_if_idle`]: only with nothing outstanding, atomically with respect to
+//! new requests, so an idle close never fails a request already started). A graceful
+//! [`Connection::shutdown`] refuses new requests, lets the outstanding ones finish (up to a
+//! deadline), then closes and waits for both socket tasks to end.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
@@ -34,11 +41,13 @@ use kafkit_wire::guard::GuardedResponse;
 use kafkit_wire::header::{decode_response_frame, decode_response_header, encode_request};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, RwLock};
+use tokio::sync::{mpsc, oneshot, watch, Notify, RwLock};
+use tokio::task::JoinHandle;
 use tracing::{debug, trace};
 
 use crate::config::SecurityConfig;
 use crate::error::{Error, Result};
+use crate::state::reconnect::IdlePolicy;
 
 /// The ApiVersions version we ask for first; a broker that does not know it answers in v0 with
 /// the versions it does know (KIP-511).
@@ -72,11 +81,16 @@ impl Default for ConnectionConfig {
     }
 }
 
+/// How long [`Connection::shutdown`] waits for the socket tasks after its deadline.
+const TASK_GRACE: Duration = Duration::from_secs(1);
+
 /// A request frame on its way to the writer.
 struct Outgoing {
     frame: Bytes,
     /// `None` for requests that get no response (Produce with acks=0).
     waiter: Option<InFlight>,
+    /// Counts a request without response as outstanding until it is written.
+    guard: Option<UsageGuard>,
 }
 
 /// A request written (or about to be) whose response has not arrived.
@@ -84,12 +98,69 @@ struct InFlight {
     correlation_id: i32,
     api: ApiKey,
     reply: oneshot::Sender<Result<Bytes>>,
+    /// Counts the request as outstanding until its response is handed over (or it fails).
+    guard: Option<UsageGuard>,
+}
+
+/// How busy a connection is: requests outstanding, and when it was last used.
+struct Usage {
+    /// Requests queued for the writer or awaiting their response.
+    outstanding: AtomicUsize,
+    /// Microseconds after `base` of the last use (a request queued or a response in).
+    last_used: AtomicU64,
+    base: Instant,
+    /// Woken whenever `outstanding` drops to zero.
+    drained: Notify,
+}
+
+impl Usage {
+    fn touch(&self) {
+        let micros = u64::try_from(self.base.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.last_used.fetch_max(micros, Ordering::Relaxed);
+    }
+
+    fn last_used(&self) -> Instant {
+        let micros = self.last_used.load(Ordering::Relaxed);
+        self.base
+            .checked_add(Duration::from_micros(micros))
+            .unwrap_or(self.base)
+    }
+
+    fn outstanding(&self) -> usize {
+        self.outstanding.load(Ordering::Acquire)
+    }
+}
+
+/// One outstanding request; dropping it (response delivered, request failed, frame written
+/// without response expected) counts the request done.
+struct UsageGuard(Arc<Usage>);
+
+impl UsageGuard {
+    fn new(usage: &Arc<Usage>) -> UsageGuard {
+        usage.outstanding.fetch_add(1, Ordering::AcqRel);
+        usage.touch();
+        UsageGuard(usage.clone())
+    }
+}
+
+impl Drop for UsageGuard {
+    fn drop(&mut self) {
+        self.0.touch();
+        if self.0.outstanding.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.drained.notify_waiters();
+        }
+    }
 }
 
 /// The state both socket tasks and all callers share.
 struct Shared {
     broker: String,
     in_flight: Mutex<InFlightQueue>,
+    usage: Arc<Usage>,
+    /// `true` once the connection is poisoned: wakes both socket tasks so they end.
+    closed_signal: watch::Sender<bool>,
+    /// The writer and reader tasks.
+    tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 #[derive(Default)]
@@ -97,6 +168,8 @@ struct InFlightQueue {
     queue: VecDeque<InFlight>,
     /// Set once, when the connection is poisoned; every later request fails with it.
     closed: Option<Error>,
+    /// Set by [`Connection::shutdown`]: new requests are refused, outstanding ones finish.
+    draining: bool,
 }
 
 impl Shared {
@@ -108,7 +181,29 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Fails every request in flight and every later one. The first cause wins.
+    fn new(broker: String) -> Shared {
+        Shared {
+            broker,
+            in_flight: Mutex::new(InFlightQueue::default()),
+            usage: Arc::new(Usage {
+                outstanding: AtomicUsize::new(0),
+                last_used: AtomicU64::new(0),
+                base: Instant::now(),
+                drained: Notify::new(),
+            }),
+            closed_signal: watch::Sender::new(false),
+            tasks: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn tasks(&self) -> MutexGuard<'_, Vec<JoinHandle<()>>> {
+        self.tasks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Fails every request in flight and every later one, and stops the socket tasks. The
+    /// first cause wins.
     fn poison(&self, cause: Error) {
         let (closed, drained) = {
             let mut state = self.lock();
@@ -119,12 +214,16 @@ impl Shared {
             let drained: Vec<InFlight> = state.queue.drain(..).collect();
             (state.closed.clone(), drained)
         };
+        self.closed_signal.send_replace(true);
         let Some(closed) = closed else { return };
         for entry in drained {
             // The others in flight did not time out themselves: their connection closed under
-            // them. Any other cause (an I/O error, a bad frame) is theirs as much as anyone's.
+            // them (also when we closed it: they were written, their outcome is unknown). Any
+            // other cause (an I/O error, a bad frame) is theirs as much as anyone's.
             let err = match &closed {
-                Error::RequestTimedOut { .. } => Error::ConnectionClosed {
+                Error::RequestTimedOut { .. }
+                | Error::ShutDown { .. }
+                | Error::IdleClosed { .. } => Error::ConnectionClosed {
                     broker: self.broker.clone(),
                     api: entry.api,
                 },
@@ -222,10 +321,7 @@ impl Connection {
             })?;
         // Kafka requests are whole frames written at once: Nagle only adds latency.
         let _ = stream.set_nodelay(true);
-        let shared = Arc::new(Shared {
-            broker: broker.clone(),
-            in_flight: Mutex::new(InFlightQueue::default()),
-        });
+        let shared = Arc::new(Shared::new(broker.clone()));
         let (outgoing, rx) = mpsc::channel(WRITE_QUEUE);
         let decoder = FrameDecoder::with_max_frame_size(config.max_response_size);
         if security.protocol.uses_tls() {
@@ -233,8 +329,9 @@ impl Connection {
             {
                 let tls = super::tls::handshake(&broker, stream, &security.tls).await?;
                 let (read, write) = tokio::io::split(tls);
-                tokio::spawn(write_loop(shared.clone(), write, rx));
-                tokio::spawn(read_loop(shared.clone(), read, decoder));
+                let writer = tokio::spawn(write_loop(shared.clone(), write, rx));
+                let reader = tokio::spawn(read_loop(shared.clone(), read, decoder));
+                shared.tasks().extend([writer, reader]);
             }
             #[cfg(not(feature = "tls-core"))]
             {
@@ -246,8 +343,9 @@ impl Connection {
             }
         } else {
             let (read, write) = stream.into_split();
-            tokio::spawn(write_loop(shared.clone(), write, rx));
-            tokio::spawn(read_loop(shared.clone(), read, decoder));
+            let writer = tokio::spawn(write_loop(shared.clone(), write, rx));
+            let reader = tokio::spawn(read_loop(shared.clone(), read, decoder));
+            shared.tasks().extend([writer, reader]);
         }
         let link = Link {
             shared,
@@ -356,16 +454,114 @@ impl Connection {
             .enqueue(Outgoing {
                 frame,
                 waiter: None,
+                guard: None,
             })
             .await
     }
 
-    /// Closes the connection: requests in flight fail with [`Error::ConnectionClosed`].
+    /// Closes the connection at once: requests in flight fail with
+    /// [`Error::ConnectionClosed`], later ones with [`Error::ShutDown`]. The socket tasks end
+    /// on their own right after; [`Connection::shutdown`] also waits for them.
     pub fn close(&self) {
-        self.link.shared.poison(Error::ConnectionClosed {
-            broker: self.link.shared.broker.clone(),
-            api: ApiKey::ApiVersions,
+        self.link.shared.poison(Error::ShutDown {
+            broker: Some(self.link.shared.broker.clone()),
         });
+    }
+
+    /// Shuts the connection down gracefully: new requests fail at once with
+    /// [`Error::ShutDown`], the outstanding ones (queued or awaiting their response) may
+    /// finish until `deadline`; then the connection closes (what is still outstanding fails
+    /// with [`Error::ConnectionClosed`]) and this waits (up to a second past `deadline`) for
+    /// its socket tasks to end, aborting them if they do not.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), kafkit_client::Error> {
+    /// use std::time::{Duration, Instant};
+    /// use kafkit_client::io::connection::{Connection, ConnectionConfig};
+    ///
+    /// let conn = Connection::connect("127.0.0.1:9092", &ConnectionConfig::default()).await?;
+    /// // ... requests started from other tasks ...
+    /// conn.shutdown(Instant::now() + Duration::from_secs(5)).await;
+    /// assert!(conn.is_closed() && conn.is_terminated());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn shutdown(&self, deadline: Instant) {
+        let shared = &self.link.shared;
+        shared.lock().draining = true;
+        loop {
+            let drained = shared.usage.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            if shared.usage.outstanding() == 0 || shared.closed().is_some() {
+                break;
+            }
+            if tokio::time::timeout_at(deadline.into(), drained)
+                .await
+                .is_err()
+            {
+                debug!(broker = %shared.broker, outstanding = shared.usage.outstanding(), "shutdown deadline passed");
+                break;
+            }
+        }
+        self.close();
+        let tasks: Vec<JoinHandle<()>> = shared.tasks().drain(..).collect();
+        let until = deadline.max(Instant::now()) + TASK_GRACE;
+        for mut task in tasks {
+            if tokio::time::timeout_at(until.into(), &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
+        }
+    }
+
+    /// Whether both socket tasks (reader and writer) have ended: true some time after the
+    /// connection closed, and right after [`Connection::shutdown`] returns.
+    pub fn is_terminated(&self) -> bool {
+        self.link.shared.tasks().iter().all(JoinHandle::is_finished)
+    }
+
+    /// Requests outstanding: queued for writing or awaiting their response.
+    pub fn in_flight(&self) -> usize {
+        self.link.shared.usage.outstanding()
+    }
+
+    /// When the connection was last used: a request queued, a response received, or handed
+    /// out by the cluster ([`Connection::touch`]).
+    pub fn last_used(&self) -> Instant {
+        self.link.shared.usage.last_used()
+    }
+
+    /// Marks the connection used now (so an idle sweep leaves it open for another
+    /// `connections.max.idle.ms`).
+    pub fn touch(&self) {
+        self.link.shared.usage.touch();
+    }
+
+    /// Closes the connection if `policy` says it is idle at `now` (nothing outstanding, unused
+    /// for the limit); returns whether it did. Atomic with respect to new requests: a request
+    /// started before this call keeps the connection open, one started after fails with
+    /// [`Error::IdleClosed`] without being sent.
+    pub fn close_if_idle(&self, policy: &IdlePolicy, now: Instant) -> bool {
+        let shared = &self.link.shared;
+        let cause = Error::IdleClosed {
+            broker: shared.broker.clone(),
+        };
+        {
+            let mut state = shared.lock();
+            if state.closed.is_some()
+                || state.draining
+                || !policy.is_idle(shared.usage.last_used(), shared.usage.outstanding(), now)
+            {
+                return false;
+            }
+            state.closed = Some(cause.clone());
+        }
+        debug!(broker = %shared.broker, "closing idle connection");
+        shared.poison(cause);
+        true
     }
 }
 
@@ -499,9 +695,24 @@ impl Link {
         Ok((correlation_id, buf.freeze()))
     }
 
-    async fn enqueue(&self, outgoing: Outgoing) -> Result<()> {
-        if let Some(err) = self.shared.closed() {
-            return Err(err);
+    async fn enqueue(&self, mut outgoing: Outgoing) -> Result<()> {
+        {
+            // Checked and counted under the lock: an idle close sees this request, or this
+            // request sees the close.
+            let state = self.shared.lock();
+            if let Some(err) = &state.closed {
+                return Err(err.clone());
+            }
+            if state.draining {
+                return Err(Error::ShutDown {
+                    broker: Some(self.shared.broker.clone()),
+                });
+            }
+            let guard = Some(UsageGuard::new(&self.shared.usage));
+            match outgoing.waiter.as_mut() {
+                Some(waiter) => waiter.guard = guard,
+                None => outgoing.guard = guard,
+            }
         }
         let _gate = if self.bypass_gate {
             None
@@ -538,7 +749,9 @@ impl Link {
                 correlation_id,
                 api,
                 reply,
+                guard: None,
             }),
+            guard: None,
         })
         .await?;
         Ok(Waiter {
@@ -623,16 +836,30 @@ where
 }
 
 /// Takes frames from callers and writes them, in order; registers each expected response
-/// before its request can reach the broker.
+/// before its request can reach the broker. Ends when the connection closes.
 async fn write_loop<W: AsyncWrite + Unpin>(
     shared: Arc<Shared>,
     mut socket: W,
     mut rx: mpsc::Receiver<Outgoing>,
 ) {
-    while let Some(first) = rx.recv().await {
+    let mut closed = shared.closed_signal.subscribe();
+    'outer: loop {
+        let first = tokio::select! {
+            biased;
+            _ = closed.wait_for(|c| *c) => break,
+            next = rx.recv() => match next {
+                Some(first) => first,
+                None => break,
+            },
+        };
         let mut next = Some(first);
         while let Some(outgoing) = next.take() {
-            if let Some(waiter) = outgoing.waiter {
+            let Outgoing {
+                frame,
+                waiter,
+                guard,
+            } = outgoing;
+            if let Some(waiter) = waiter {
                 let mut state = shared.lock();
                 if state.closed.is_some() {
                     drop(state);
@@ -645,21 +872,27 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 }
                 state.queue.push_back(waiter);
             }
-            if let Err(e) = socket.write_all(&outgoing.frame).await {
+            let written = tokio::select! {
+                biased;
+                _ = closed.wait_for(|c| *c) => break 'outer,
+                written = socket.write_all(&frame) => written,
+            };
+            drop(guard);
+            if let Err(e) = written {
                 shared.poison(Error::Io {
                     broker: shared.broker.clone(),
                     source: Arc::new(e),
                 });
-                return;
+                break 'outer;
             }
             // Write whatever else is queued before yielding back to the channel.
             next = rx.try_recv().ok();
         }
-        if shared.closed().is_some() {
-            break;
-        }
     }
-    let _ = socket.shutdown().await;
+    // Frames still queued are dropped: their callers see the connection closed.
+    rx.close();
+    while rx.try_recv().is_ok() {}
+    let _ = tokio::time::timeout(TASK_GRACE, socket.shutdown()).await;
 }
 
 /// Reads response frames and hands each to the request it answers.
@@ -669,6 +902,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     decoder: FrameDecoder,
 ) {
     let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut closed = shared.closed_signal.subscribe();
     loop {
         match decoder.decode(&mut buf) {
             Ok(Next::Frame(frame)) => {
@@ -693,7 +927,12 @@ async fn read_loop<R: AsyncRead + Unpin>(
         if buf.capacity() - buf.len() < 4096 {
             buf.reserve(64 * 1024);
         }
-        match socket.read_buf(&mut buf).await {
+        let read = tokio::select! {
+            biased;
+            _ = closed.wait_for(|c| *c) => return,
+            read = socket.read_buf(&mut buf) => read,
+        };
+        match read {
             Ok(0) => {
                 shared.poison(Error::Io {
                     broker: shared.broker.clone(),

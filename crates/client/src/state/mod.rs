@@ -10,6 +10,7 @@ pub mod metadata;
 pub mod murmur2;
 pub mod partitioner;
 pub mod producer;
+pub mod reconnect;
 pub mod rng;
 pub mod sasl;
 pub mod sticky;
