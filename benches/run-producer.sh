@@ -15,6 +15,8 @@
 #   --pause S          seconds between runs, to let the broker settle (default 2)
 #   --quick            smoke preset: 200000 records, 3 rounds
 #   --out FILE         results JSON (default target/bench-results/producer-<UTC time>.json)
+#   --kafkit-bin PATH  use this kafkit-produce binary instead of building one (e.g. one built
+#                      from a tree with an unmerged producer branch; see benches/README.md)
 #
 # What it does: builds kafkit-bench-tool and kafkit-produce (main workspace, kafkit-produce
 # needs the producer: skipped with a note when it does not build) and rdkafka-produce
@@ -33,7 +35,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 RECORDS=1000000 SIZE=100 ROUNDS=5 CODECS=none,lz4 CLIENTS=kafkit,rdkafka,java
-PARTITIONS=6 WARMUP=2000 PIN=0 BOOTSTRAP="" PAUSE=2 OUT="" POOL_MAX=200000
+PARTITIONS=6 WARMUP=2000 PIN=0 BOOTSTRAP="" PAUSE=2 OUT="" POOL_MAX=200000 KAFKIT_BIN=""
 RUN_TIMEOUT="${KAFKIT_BENCH_RUN_TIMEOUT:-900}"
 
 say() { printf 'run-producer: %s\n' "$*" >&2; }
@@ -53,6 +55,7 @@ while (($#)); do
     --pause) PAUSE="${2:?}"; shift 2 ;;
     --quick) RECORDS=200000 ROUNDS=3; shift ;;
     --out) OUT="${2:?}"; shift 2 ;;
+    --kafkit-bin) KAFKIT_BIN="$(realpath "${2:?}")"; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
@@ -94,7 +97,11 @@ say "building (release)"
 cargo build --release --quiet -p kafkit-benches --bin kafkit-bench-tool
 TOOL="$ROOT/target/release/kafkit-bench-tool"
 KAFKIT_NOTE=""
-if has_client kafkit; then
+if [[ -n "$KAFKIT_BIN" ]]; then
+  [[ -x "$KAFKIT_BIN" ]] || die "--kafkit-bin $KAFKIT_BIN: not an executable"
+  KAFKIT_NOTE="kafkit-produce from --kafkit-bin $KAFKIT_BIN"
+elif has_client kafkit; then
+  KAFKIT_BIN="$ROOT/target/release/kafkit-produce"
   if ! cargo build --release --quiet -p kafkit-benches --features producer --bin kafkit-produce \
     2>"$WORK/kafkit-build.log"; then
     KAFKIT_NOTE="kafkit-produce did not build (is kafkit_client::producer::Producer merged?); see $WORK/kafkit-build.log"
@@ -188,7 +195,7 @@ run_one() { # CLIENT CODEC ROUND
   sleep "$PAUSE"
   case "$client" in
     kafkit | rdkafka)
-      local bin="$ROOT/target/release/kafkit-produce"
+      local bin="$KAFKIT_BIN"
       [[ "$client" == rdkafka ]] && bin="$ROOT/benches/peers/target/release/rdkafka-produce"
       line="$(timeout "$RUN_TIMEOUT" "${CLIENT_PIN[@]}" "$bin" --bootstrap "$BOOTSTRAP" \
         --topic "$topic" --payload-file "$PAYLOAD" --records "$RECORDS" \
