@@ -12,6 +12,7 @@
 #   --warmup W         warm-up records before timing, every client (default 2000)
 #   --pin              broker JVM on CPU 0 (taskset -c 0), clients on CPU 1 (taskset -c 1)
 #   --bootstrap B      use a running broker instead of starting one (no pinning of it then)
+#   --no-broker-warmup skip the unrecorded warm-up pass (every client once) before the rounds
 #   --pause S          seconds between runs, to let the broker settle (default 2)
 #   --quick            smoke preset: 200000 records, 3 rounds
 #   --out FILE         results JSON (default target/bench-results/producer-<UTC time>.json)
@@ -35,7 +36,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 RECORDS=1000000 SIZE=100 ROUNDS=5 CODECS=none,lz4 CLIENTS=kafkit,rdkafka,java
-PARTITIONS=6 WARMUP=2000 PIN=0 BOOTSTRAP="" PAUSE=2 OUT="" POOL_MAX=200000 KAFKIT_BIN=""
+PARTITIONS=6 WARMUP=2000 BROKER_WARMUP=1 PIN=0 BOOTSTRAP="" PAUSE=2 OUT="" POOL_MAX=200000 KAFKIT_BIN=""
 RUN_TIMEOUT="${KAFKIT_BENCH_RUN_TIMEOUT:-900}"
 
 say() { printf 'run-producer: %s\n' "$*" >&2; }
@@ -51,6 +52,7 @@ while (($#)); do
     --partitions) PARTITIONS="${2:?}"; shift 2 ;;
     --warmup) WARMUP="${2:?}"; shift 2 ;;
     --pin) PIN=1; shift ;;
+    --no-broker-warmup) BROKER_WARMUP=0; shift ;;
     --bootstrap) BOOTSTRAP="${2:?}"; shift 2 ;;
     --pause) PAUSE="${2:?}"; shift 2 ;;
     --quick) RECORDS=200000 ROUNDS=3; shift ;;
@@ -228,12 +230,27 @@ run_one() { # CLIENT CODEC ROUND
     # The broker's word: records in the topic (warm-up included) must cover what was acked.
     local held
     held="$(timeout 60 "$TOOL" count --bootstrap "$BOOTSTRAP" --topic "$topic" || echo -1)"
-    line="${line%\}},\"round\":$round,\"broker_records\":$held,\"warmup\":$WARMUP}"
+    # Bytes the broker stored (the log segments): shows each client's batching/compression.
+    local log_bytes=-1
+    if [[ -n "$BROKER_DIR" ]]; then
+      log_bytes="$(cat "$BROKER_DIR"/node-*/data/"$topic"-*/*.log 2>/dev/null | wc -c)"
+    fi
+    line="${line%\}},\"round\":$round,\"broker_records\":$held,\"broker_log_bytes\":$log_bytes,\"warmup\":$WARMUP}"
     echo "$line" >>"$RESULTS"
     say "$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("%-7s %-5s round %s: %9.0f rec/s %7.2f MB/s %7.3f CPU-s/M acked %d broker %d" % (r["client"], r["compression"], r["round"], r["records_per_s"], r["mb_per_s"], r["cpu_s_per_million"], r["acked"], r["broker_records"]))' "$line")"
   fi
   timeout 60 "$TOOL" delete --bootstrap "$BOOTSTRAP" --topic "$topic" >/dev/null 2>&1 || true
 }
+
+# A warm broker for everyone: one unrecorded pass (every client, first codec) so that the
+# broker's JIT warm-up does not land on whichever client runs first.
+if ((BROKER_WARMUP)); then
+  say "broker warm-up pass (not recorded)"
+  SAVED_RESULTS="$RESULTS" SAVED_RECORDS="$RECORDS"
+  RESULTS="$WORK/warmup.jsonl" RECORDS=$((RECORDS < 200000 ? RECORDS : 200000))
+  for c in "${CLIENT_LIST[@]}"; do run_one "$c" "${CODEC_LIST[0]}" 0; done
+  RESULTS="$SAVED_RESULTS" RECORDS="$SAVED_RECORDS"
+fi
 
 for codec in "${CODEC_LIST[@]}"; do
   for ((round = 1; round <= ROUNDS; round++)); do
@@ -257,7 +274,7 @@ meta = {
                              text=True).stdout.strip(),
     "nproc": $(nproc), "stamp": "$STAMP",
 }
-keys = ["records_per_s", "mb_per_s", "cpu_s_per_million", "wall_s"]
+keys = ["records_per_s", "mb_per_s", "cpu_s_per_million", "wall_s", "broker_log_bytes"]
 medians = {}
 for r in runs:
     medians.setdefault(r["compression"], {}).setdefault(r["client"], []).append(r)
@@ -286,11 +303,12 @@ print("producer throughput: %d records x %d B, %d rounds, %d partitions, pinned=
       % (meta["records"], meta["size"], meta["rounds"], meta["partitions"], meta["pinned"],
          meta["payload"]["lz4_ratio"]))
 print("medians (java CPU: whole JVM minus a start-up baseline run)")
-print("%-6s %-8s %5s %12s %9s %12s %8s" % ("codec", "client", "runs", "records/s", "MB/s", "CPU-s/M rec", "acked ok"))
+print("%-6s %-8s %5s %12s %9s %12s %8s %10s" % ("codec", "client", "runs", "records/s", "MB/s", "CPU-s/M rec", "acked ok", "log MB"))
 for codec, s in summary.items():
     for client, m in s.items():
-        print("%-6s %-8s %5d %12.0f %9.2f %12.3f %8s" % (codec, client, m["runs"], m["records_per_s"],
-              m["mb_per_s"], m["cpu_s_per_million"], "yes" if m["all_acked"] else "NO"))
+        print("%-6s %-8s %5d %12.0f %9.2f %12.3f %8s %10.2f" % (codec, client, m["runs"], m["records_per_s"],
+              m["mb_per_s"], m["cpu_s_per_million"], "yes" if m["all_acked"] else "NO",
+              m["broker_log_bytes"] / 1e6))
 if ratios:
     print("ratios (records/s and MB/s: higher is better for the first; CPU-s/M: lower is better)")
     print("%-6s %-16s %10s %8s %10s" % ("codec", "pair", "records/s", "MB/s", "CPU-s/M"))
