@@ -172,8 +172,18 @@ impl Rng {
 }
 
 const EVENTS: &[&str] = &[
-    "page_view", "add_to_cart", "checkout", "login", "logout", "search", "click",
-    "purchase", "refund", "signup", "rating", "share",
+    "page_view",
+    "add_to_cart",
+    "checkout",
+    "login",
+    "logout",
+    "search",
+    "click",
+    "purchase",
+    "refund",
+    "signup",
+    "rating",
+    "share",
 ];
 const WORDS: &[&str] = &[
     "alpha", "garden", "chair", "orange", "river", "market", "silver", "window", "coffee",
@@ -182,7 +192,9 @@ const WORDS: &[&str] = &[
     "jacket", "kettle", "ladder", "marble", "needle", "oyster", "pepper", "quartz", "saddle",
     "tunnel", "velvet", "walnut", "zipper", "blue", "green", "fast", "slow", "new", "used",
 ];
-const COUNTRIES: &[&str] = &["DE", "FR", "US", "GB", "NL", "ES", "IT", "PL", "SE", "JP", "BR"];
+const COUNTRIES: &[&str] = &[
+    "DE", "FR", "US", "GB", "NL", "ES", "IT", "PL", "SE", "JP", "BR",
+];
 const DEVICES: &[&str] = &["ios", "android", "web", "desktop"];
 
 /// One JSON-like event of exactly `size` bytes (no `\n`): field names and words repeat across

@@ -35,7 +35,10 @@ async fn main() {
     let command = argv.next().unwrap_or_else(|| usage());
     let mut opts = HashMap::new();
     while let Some(flag) = argv.next() {
-        let key = flag.strip_prefix("--").unwrap_or_else(|| usage()).to_owned();
+        let key = flag
+            .strip_prefix("--")
+            .unwrap_or_else(|| usage())
+            .to_owned();
         opts.insert(key, argv.next().unwrap_or_else(|| usage()));
     }
     let get = |k: &str| opts.get(k).cloned().unwrap_or_else(|| usage());
@@ -46,14 +49,18 @@ async fn main() {
             if size < 16 || count == 0 {
                 fail("payload", "need --size >= 16 and --count >= 1");
             }
-            let seed = opts.get("seed").map_or(42, |s| s.parse().unwrap_or_else(|_| usage()));
+            let seed = opts
+                .get("seed")
+                .map_or(42, |s| s.parse().unwrap_or_else(|_| usage()));
             let payloads = common::generate(count, size, seed);
             let out = get("out");
             let file = std::fs::File::create(&out).unwrap_or_else(|e| fail(&out, e));
             let mut w = std::io::BufWriter::new(file);
             for p in &payloads {
                 debug_assert!(!p.contains(&b'\n'));
-                w.write_all(p).and_then(|()| w.write_all(b"\n")).unwrap_or_else(|e| fail(&out, e));
+                w.write_all(p)
+                    .and_then(|()| w.write_all(b"\n"))
+                    .unwrap_or_else(|e| fail(&out, e));
             }
             w.flush().unwrap_or_else(|e| fail(&out, e));
             // How well lz4 does on batch-sized runs of these records.

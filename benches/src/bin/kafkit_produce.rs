@@ -50,7 +50,10 @@ async fn produce(producer: &Producer, topic: &str, payloads: &[Bytes], count: u6
     for i in 0..count {
         let payload = payloads[(i % payloads.len() as u64) as usize].clone();
         let len = payload.len() as u64;
-        match producer.send(ProducerRecord::new(topic).value(payload)).await {
+        match producer
+            .send(ProducerRecord::new(topic).value(payload))
+            .await
+        {
             Ok(delivery) => {
                 let _ = tx.send((delivery, len));
             }
@@ -87,7 +90,10 @@ async fn main() {
         ("batch.size", "16384"),
         ("compression.type", args.compression.as_str()),
         ("buffer.memory", "33554432"),
-        ("max.in.flight.requests.per.connection", max_in_flight.as_str()),
+        (
+            "max.in.flight.requests.per.connection",
+            max_in_flight.as_str(),
+        ),
     ])
     .unwrap_or_else(|e| {
         eprintln!("kafkit-produce: bad config: {e}");
