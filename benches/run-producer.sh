@@ -21,7 +21,7 @@
 #
 # What it does: builds kafkit-bench-tool and kafkit-produce (main workspace, kafkit-produce
 # needs the producer: skipped with a note when it does not build) and rdkafka-produce
-# (benches/peers, its own workspace); writes ONE payload file (min(N, 200000) distinct
+# (benches/peers, its own workspace); writes ONE payload file (min(N, 200000, 20 MB/S) distinct
 # JSON-like events of S bytes, seeded) that every client reads before timing; starts a
 # dedicated broker (scripts/kafka.sh, heap ${KAFKIT_KAFKA_HEAP:--Xms1g -Xmx1g}); then per
 # codec, R rounds, each round every client once (the order rotates each round) to a fresh
@@ -121,6 +121,9 @@ done
 ((${#CLIENT_LIST[@]} > 0)) || die "no client left to run"
 
 # -------------------------------------------------------------------------------------- payload
+# At most 200,000 distinct payloads and ~20 MB of them (Java's tool holds the file as strings).
+POOL_MAX=$((POOL_MAX < 20000000 / SIZE ? POOL_MAX : 20000000 / SIZE))
+POOL_MAX=$((POOL_MAX > 1000 ? POOL_MAX : 1000))
 POOL=$((RECORDS < POOL_MAX ? RECORDS : POOL_MAX))
 PAYLOAD="$WORK/payload.txt"
 PAYLOAD_INFO="$("$TOOL" payload --out "$PAYLOAD" --count "$POOL" --size "$SIZE")"
