@@ -16,6 +16,7 @@
 #   --pause S          seconds between runs, to let the broker settle (default 2)
 #   --quick            smoke preset: 200000 records, 3 rounds
 #   --out FILE         results JSON (default target/bench-results/producer-<UTC time>.json)
+#   --note TEXT        free text stored in the results' meta (e.g. which producer commit)
 #   --kafkit-bin PATH  use this kafkit-produce binary instead of building one (e.g. one built
 #                      from a tree with an unmerged producer branch; see benches/README.md)
 #
@@ -36,7 +37,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 RECORDS=1000000 SIZE=100 ROUNDS=5 CODECS=none,lz4 CLIENTS=kafkit,rdkafka,java
-PARTITIONS=6 WARMUP=2000 BROKER_WARMUP=1 PIN=0 BOOTSTRAP="" PAUSE=2 OUT="" POOL_MAX=200000 KAFKIT_BIN=""
+PARTITIONS=6 WARMUP=2000 BROKER_WARMUP=1 PIN=0 BOOTSTRAP="" PAUSE=2 OUT="" POOL_MAX=200000 KAFKIT_BIN="" NOTE=""
 RUN_TIMEOUT="${KAFKIT_BENCH_RUN_TIMEOUT:-900}"
 
 say() { printf 'run-producer: %s\n' "$*" >&2; }
@@ -57,6 +58,7 @@ while (($#)); do
     --pause) PAUSE="${2:?}"; shift 2 ;;
     --quick) RECORDS=200000 ROUNDS=3; shift ;;
     --out) OUT="${2:?}"; shift 2 ;;
+    --note) NOTE="${2:?}"; shift 2 ;;
     --kafkit-bin) KAFKIT_BIN="$(realpath "${2:?}")"; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
@@ -266,7 +268,7 @@ done
 
 # ------------------------------------------------------------------------------------- summary
 mkdir -p "$(dirname "$OUT")"
-python3 - "$RESULTS" "$OUT" <<PY
+python3 - "$RESULTS" "$OUT" "$NOTE" <<PY
 import json, statistics, sys, subprocess
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 meta = {
@@ -275,7 +277,7 @@ meta = {
     "clients": "${CLIENT_LIST[*]}".split(), "kafkit_note": "$KAFKIT_NOTE",
     "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                              text=True).stdout.strip(),
-    "nproc": $(nproc), "stamp": "$STAMP",
+    "nproc": $(nproc), "stamp": "$STAMP", "note": sys.argv[3],
 }
 keys = ["records_per_s", "mb_per_s", "cpu_s_per_million", "wall_s", "broker_log_bytes"]
 medians = {}
