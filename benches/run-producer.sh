@@ -16,6 +16,7 @@
 #   --pause S          seconds between runs, to let the broker settle (default 2)
 #   --quick            smoke preset: 200000 records, 3 rounds
 #   --out FILE         results JSON (default target/bench-results/producer-<UTC time>.json)
+#   --summarize FILE   print (and store) the summary of an earlier results file, run nothing
 #   --note TEXT        free text stored in the results' meta (e.g. which producer commit)
 #   --kafkit-bin PATH  use this kafkit-produce binary instead of building one (e.g. one built
 #                      from a tree with an unmerged producer branch; see benches/README.md)
@@ -59,6 +60,7 @@ while (($#)); do
     --quick) RECORDS=200000 ROUNDS=3; shift ;;
     --out) OUT="${2:?}"; shift 2 ;;
     --note) NOTE="${2:?}"; shift 2 ;;
+    --summarize) exec python3 "$ROOT/benches/producer_summary.py" "${2:?}" ;;
     --kafkit-bin) KAFKIT_BIN="$(realpath "${2:?}")"; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
@@ -269,7 +271,7 @@ done
 # ------------------------------------------------------------------------------------- summary
 mkdir -p "$(dirname "$OUT")"
 python3 - "$RESULTS" "$OUT" "$NOTE" <<PY
-import json, statistics, sys, subprocess
+import json, sys, subprocess
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 meta = {
     "records": $RECORDS, "size": $SIZE, "rounds": $ROUNDS, "partitions": $PARTITIONS,
@@ -279,49 +281,6 @@ meta = {
                              text=True).stdout.strip(),
     "nproc": $(nproc), "stamp": "$STAMP", "note": sys.argv[3],
 }
-keys = ["records_per_s", "mb_per_s", "cpu_s_per_million", "wall_s", "broker_log_bytes"]
-medians = {}
-for r in runs:
-    medians.setdefault(r["compression"], {}).setdefault(r["client"], []).append(r)
-summary = {}
-for codec, by_client in medians.items():
-    summary[codec] = {}
-    for client, rs in by_client.items():
-        m = {k: statistics.median(r[k] for r in rs) for k in keys}
-        m["runs"] = len(rs)
-        m["all_acked"] = all(r["acked"] == r["records"] and r["broker_records"] >= r["acked"] for r in rs)
-        summary[codec][client] = m
-ratios = {}
-for codec, s in summary.items():
-    for peer in ("rdkafka", "java"):
-        if "kafkit" in s and peer in s:
-            ratios.setdefault(codec, {})["kafkit/" + peer] = {
-                k: s["kafkit"][k] / s[peer][k] for k in keys[:3]}
-    if "rdkafka" in s and "java" in s:
-        ratios.setdefault(codec, {})["rdkafka/java"] = {
-            k: s["rdkafka"][k] / s["java"][k] for k in keys[:3]}
-json.dump({"meta": meta, "runs": runs, "medians": summary, "ratios": ratios},
-          open(sys.argv[2], "w"), indent=2)
-
-print()
-print("producer throughput: %d records x %d B, %d rounds, %d partitions, pinned=%s, lz4 ratio of payload %.2f"
-      % (meta["records"], meta["size"], meta["rounds"], meta["partitions"], meta["pinned"],
-         meta["payload"]["lz4_ratio"]))
-print("medians (java CPU: whole JVM minus a start-up baseline run)")
-print("%-6s %-8s %5s %12s %9s %12s %8s %10s" % ("codec", "client", "runs", "records/s", "MB/s", "CPU-s/M rec", "acked ok", "log MB"))
-for codec, s in summary.items():
-    for client, m in s.items():
-        print("%-6s %-8s %5d %12.0f %9.2f %12.3f %8s %10.2f" % (codec, client, m["runs"], m["records_per_s"],
-              m["mb_per_s"], m["cpu_s_per_million"], "yes" if m["all_acked"] else "NO",
-              m["broker_log_bytes"] / 1e6))
-if ratios:
-    print("ratios (records/s and MB/s: higher is better for the first; CPU-s/M: lower is better)")
-    print("%-6s %-16s %10s %8s %10s" % ("codec", "pair", "records/s", "MB/s", "CPU-s/M"))
-    for codec, rs in ratios.items():
-        for pair, r in rs.items():
-            print("%-6s %-16s %10.3f %8.3f %10.3f" % (codec, pair, r["records_per_s"], r["mb_per_s"],
-                  r["cpu_s_per_million"]))
-if meta["kafkit_note"]:
-    print("note:", meta["kafkit_note"])
-print("results:", sys.argv[2])
+json.dump({"meta": meta, "runs": runs}, open(sys.argv[2], "w"), indent=2)
 PY
+python3 "$ROOT/benches/producer_summary.py" "$OUT"
