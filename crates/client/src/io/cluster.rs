@@ -139,8 +139,7 @@ impl ClusterConfig {
     }
 }
 
-impl ClusterConfig {
-}
+impl ClusterConfig {}
 
 /// Connections to the brokers of one cluster, and what is known of it.
 ///
