@@ -17,6 +17,37 @@ use kafkit_client::admin::Admin;
 use kafkit_client::Error;
 use kafkit_wire::record::BatchReader;
 
+/// A Fetch request for one partition from `offset`, naming the topic by id at Fetch v13+ and
+/// by name before, as a reader outside the consumer (tests, tools) sends it.
+pub fn fetch_one(
+    topic: &str,
+    topic_id: [u8; 16],
+    partition: i32,
+    offset: i64,
+    version: i16,
+    max_wait_ms: i32,
+) -> FetchRequest {
+    let mut t = FetchTopic::default().with_partitions(vec![FetchPartition::default()
+        .with_partition(partition)
+        .with_fetch_offset(offset)
+        .with_current_leader_epoch(-1)
+        .with_last_fetched_epoch(-1)
+        .with_log_start_offset(-1)
+        .with_partition_max_bytes(4 << 20)]);
+    if version >= 13 {
+        t.topic_id = uuid::Uuid::from_bytes(topic_id);
+    } else {
+        t.topic = TopicName(StrBytes::from_string(topic.to_owned()));
+    }
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(8 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![t])
+}
+
 /// The value a record with id `id` carries.
 pub fn value_of(id: u64) -> String {
     id.to_string()
@@ -180,25 +211,7 @@ pub async fn read_back(
             let Ok(version) = conn.version(ApiKey::Fetch) else {
                 continue;
             };
-            let mut t = FetchTopic::default().with_partitions(vec![FetchPartition::default()
-                .with_partition(p)
-                .with_fetch_offset(next[&p])
-                .with_current_leader_epoch(-1)
-                .with_last_fetched_epoch(-1)
-                .with_log_start_offset(-1)
-                .with_partition_max_bytes(4 << 20)]);
-            if version >= 13 {
-                t.topic_id = uuid::Uuid::from_bytes(topic_id);
-            } else {
-                t.topic = TopicName(StrBytes::from_string(topic.to_owned()));
-            }
-            let request = FetchRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_max_wait_ms(50)
-                .with_min_bytes(1)
-                .with_max_bytes(8 << 20)
-                .with_session_epoch(-1)
-                .with_topics(vec![t]);
+            let request = fetch_one(topic, topic_id, p, next[&p], version, 50);
             let Ok(response) = conn.send(&request, version, Duration::from_secs(10)).await else {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;

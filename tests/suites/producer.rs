@@ -5,14 +5,13 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::ApiKey;
 use kafkit_client::admin::{Admin, NewTopic};
 use kafkit_client::config::{Acks, Compression, ProducerConfig, ProducerConfigBuilder};
 use kafkit_client::producer::{DeliveryFuture, ProduceError, Producer, ProducerRecord};
 use kafkit_client::state::murmur2::partition_for_key;
 use kafkit_client::Error;
+use kafkit_tests::verify::fetch_one;
 use kafkit_tests::{kafka, unique_name};
 use kafkit_wire::record::BatchReader;
 
@@ -66,25 +65,7 @@ async fn read_all(admin: &Admin, topic: &str, expected: usize) -> HashMap<i32, V
             };
             let conn = cluster.connection(leader).await.unwrap();
             let version = conn.version(ApiKey::Fetch).unwrap();
-            let mut t = FetchTopic::default().with_partitions(vec![FetchPartition::default()
-                .with_partition(p)
-                .with_fetch_offset(next[&p])
-                .with_current_leader_epoch(-1)
-                .with_last_fetched_epoch(-1)
-                .with_log_start_offset(-1)
-                .with_partition_max_bytes(4 << 20)]);
-            if version >= 13 {
-                t.topic_id = uuid::Uuid::from_bytes(topic_id);
-            } else {
-                t.topic = TopicName(StrBytes::from_string(topic.to_owned()));
-            }
-            let request = FetchRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_max_wait_ms(100)
-                .with_min_bytes(1)
-                .with_max_bytes(8 << 20)
-                .with_session_epoch(-1)
-                .with_topics(vec![t]);
+            let request = fetch_one(topic, topic_id, p, next[&p], version, 100);
             let response = conn
                 .send(&request, version, Duration::from_secs(30))
                 .await
@@ -429,25 +410,7 @@ async fn headers_timestamps_nulls_and_explicit_partitions_round_trip() {
     let mut read = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while read.len() < 2 && Instant::now() < deadline {
-        let mut t = FetchTopic::default().with_partitions(vec![FetchPartition::default()
-            .with_partition(4)
-            .with_fetch_offset(read.len() as i64)
-            .with_current_leader_epoch(-1)
-            .with_last_fetched_epoch(-1)
-            .with_log_start_offset(-1)
-            .with_partition_max_bytes(1 << 20)]);
-        if version >= 13 {
-            t.topic_id = uuid::Uuid::from_bytes(topic_id);
-        } else {
-            t.topic = TopicName(StrBytes::from_string(topic.clone()));
-        }
-        let request = FetchRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_max_wait_ms(100)
-            .with_min_bytes(1)
-            .with_max_bytes(1 << 20)
-            .with_session_epoch(-1)
-            .with_topics(vec![t]);
+        let request = fetch_one(&topic, topic_id, 4, read.len() as i64, version, 100);
         let response = conn
             .send(&request, version, Duration::from_secs(30))
             .await
