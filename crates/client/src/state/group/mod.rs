@@ -24,6 +24,7 @@
 pub mod assignor;
 pub mod cooperative_sticky;
 mod general;
+pub mod offset;
 pub mod protocol;
 pub mod range;
 pub mod round_robin;
@@ -32,6 +33,7 @@ pub use assignor::{
     encode_group_assignment, AssignError, Assignor, GroupAssignment, Member, RebalanceProtocol,
 };
 pub use cooperative_sticky::CooperativeStickyAssignor;
+pub use offset::OffsetAndMetadata;
 pub use protocol::{Assignment, ProtocolError, Subscription, TopicPartition, TopicPartitions};
 pub use range::RangeAssignor;
 pub use round_robin::RoundRobinAssignor;
