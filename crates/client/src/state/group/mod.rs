@@ -22,6 +22,7 @@
 //! ```
 
 pub mod assignor;
+pub mod consumer_member;
 pub mod cooperative_sticky;
 mod general;
 pub mod offset;
