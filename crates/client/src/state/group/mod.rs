@@ -23,7 +23,9 @@
 
 pub mod assignor;
 pub mod cooperative_sticky;
+pub mod event;
 mod general;
+pub mod member;
 pub mod offset;
 pub mod protocol;
 pub mod range;
