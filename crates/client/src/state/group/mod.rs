@@ -24,7 +24,9 @@
 pub mod assignor;
 pub mod consumer_member;
 pub mod cooperative_sticky;
+pub mod event;
 mod general;
+pub mod member;
 pub mod offset;
 pub mod protocol;
 pub mod range;

@@ -1,0 +1,215 @@
+//! Consumer group membership: the types the consumer and every kind of group member share,
+//! and [`GroupMember`], which forwards to the member of the protocol in use.
+//!
+//! A member runs in a background task of its own (coordinator discovery, join, heartbeats);
+//! the consumer talks to it through the methods below and reacts to its [`GroupEvent`]s:
+//!
+//! 1. [`GroupMember::join`] starts the member and returns at once;
+//! 2. the consumer loops on [`GroupMember::next_event`] (cancel-safe) alongside its fetches:
+//!    [`GroupEvent::Assigned`] → fetch the committed offsets of the new partitions and start
+//!    fetching them; [`GroupEvent::Revoked`] → stop fetching them, run the user's callback
+//!    (which may commit), then call [`GroupMember::revocation_done`]; [`GroupEvent::Lost`] →
+//!    drop them without committing;
+//! 3. each `poll`/`recv` of the application calls [`GroupMember::poll_tick`]
+//!    (`max.poll.interval.ms`);
+//! 4. [`GroupMember::close`] leaves the group.
+//!
+//! The classic protocol (JoinGroup/SyncGroup/Heartbeat) is [`classic`]; its decisions are made
+//! by the pure [`crate::state::group::member`] state machine.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::io::cluster::Cluster;
+pub use crate::state::group::event::{GroupEvent, GroupGeneration};
+use crate::state::group::{Assignor, RangeAssignor, TopicPartition};
+use crate::Result;
+
+pub mod classic;
+mod pattern;
+
+pub use pattern::TopicPattern;
+
+/// Which group protocol a member speaks (`group.protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum GroupProtocol {
+    /// The classic protocol: JoinGroup, SyncGroup, Heartbeat; the leader assigns (default, as
+    /// in the Java client).
+    #[default]
+    Classic,
+    /// KIP-848: ConsumerGroupHeartbeat; the broker assigns.
+    Consumer,
+}
+
+/// The group settings of a consumer, as the Java client names them.
+#[derive(Clone)]
+pub struct GroupSettings {
+    /// `group.id`.
+    pub group_id: String,
+    /// `group.instance.id`: static membership (KIP-345).
+    pub group_instance_id: Option<String>,
+    /// `group.protocol` (default classic).
+    pub protocol: GroupProtocol,
+    /// `session.timeout.ms` (classic; default 45 s).
+    pub session_timeout: Duration,
+    /// `max.poll.interval.ms`, which is also the classic rebalance timeout (default 300 s).
+    pub rebalance_timeout: Duration,
+    /// `heartbeat.interval.ms` (classic; default 3 s).
+    pub heartbeat_interval: Duration,
+    /// `partition.assignment.strategy` (classic), in preference order (default range then
+    /// cooperative-sticky, as Java; here range alone unless set).
+    pub assignors: Vec<Arc<dyn Assignor>>,
+    /// `group.remote.assignor` (KIP-848).
+    pub remote_assignor: Option<String>,
+    /// `client.rack`.
+    pub rack_id: Option<String>,
+    /// `retry.backoff.ms` (default 100 ms).
+    pub retry_backoff: Duration,
+    /// `request.timeout.ms` (default 30 s).
+    pub request_timeout: Duration,
+}
+
+impl std::fmt::Debug for GroupSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupSettings")
+            .field("group_id", &self.group_id)
+            .field("group_instance_id", &self.group_instance_id)
+            .field("protocol", &self.protocol)
+            .field("session_timeout", &self.session_timeout)
+            .field("rebalance_timeout", &self.rebalance_timeout)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field(
+                "assignors",
+                &self.assignors.iter().map(|a| a.name()).collect::<Vec<_>>(),
+            )
+            .field("remote_assignor", &self.remote_assignor)
+            .field("rack_id", &self.rack_id)
+            .field("retry_backoff", &self.retry_backoff)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
+    }
+}
+
+impl GroupSettings {
+    /// The Java client's defaults for group `group_id` (classic protocol, range assignor).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kafkit_client::io::group::GroupSettings;
+    ///
+    /// let s = GroupSettings::new("billing");
+    /// assert_eq!(s.session_timeout, Duration::from_secs(45));
+    /// assert_eq!(s.heartbeat_interval, Duration::from_secs(3));
+    /// assert_eq!(s.rebalance_timeout, Duration::from_secs(300));
+    /// assert_eq!(s.assignors[0].name(), "range");
+    /// ```
+    pub fn new(group_id: impl Into<String>) -> Self {
+        GroupSettings {
+            group_id: group_id.into(),
+            group_instance_id: None,
+            protocol: GroupProtocol::Classic,
+            session_timeout: Duration::from_millis(45_000),
+            rebalance_timeout: Duration::from_millis(300_000),
+            heartbeat_interval: Duration::from_millis(3_000),
+            assignors: vec![Arc::new(RangeAssignor)],
+            remote_assignor: None,
+            rack_id: None,
+            retry_backoff: Duration::from_millis(100),
+            request_timeout: Duration::from_millis(30_000),
+        }
+    }
+}
+
+/// What a member subscribes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupSubscription {
+    /// These topics.
+    Topics(Vec<String>),
+    /// Every topic whose whole name matches this regular expression. The classic member
+    /// resolves it against the cluster's metadata itself; KIP-848 sends it to the broker.
+    Pattern(String),
+}
+
+/// A member of a consumer group, of whichever protocol [`GroupSettings::protocol`] chose.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum GroupMember {
+    /// A classic-protocol member.
+    Classic(classic::ClassicMember),
+}
+
+impl GroupMember {
+    /// Starts a member (its background task discovers the coordinator and joins); returns
+    /// without waiting for an assignment.
+    pub async fn join(
+        cluster: Cluster,
+        settings: GroupSettings,
+        subscription: GroupSubscription,
+    ) -> Result<Self> {
+        match settings.protocol {
+            GroupProtocol::Classic => Ok(GroupMember::Classic(
+                classic::ClassicMember::join(cluster, settings, subscription).await?,
+            )),
+            GroupProtocol::Consumer => Err(crate::config::ConfigError::invalid(
+                "group.protocol",
+                "consumer",
+                "the KIP-848 consumer protocol is not built yet",
+            )
+            .into()),
+        }
+    }
+
+    /// The next event; cancel-safe. An error is fatal for the member (fenced instance id,
+    /// group authorization failed, group full, member closed).
+    pub async fn next_event(&mut self) -> Result<GroupEvent> {
+        match self {
+            GroupMember::Classic(m) => m.next_event().await,
+        }
+    }
+
+    /// The consumer has given up `partitions` (after a [`GroupEvent::Revoked`]); the member
+    /// continues the rebalance.
+    pub fn revocation_done(&self, partitions: &[TopicPartition]) {
+        match self {
+            GroupMember::Classic(m) => m.revocation_done(partitions),
+        }
+    }
+
+    /// The application is still consuming: if this is not called within
+    /// `max.poll.interval.ms`, the member leaves the group, as Java's does.
+    pub fn poll_tick(&self) {
+        match self {
+            GroupMember::Classic(m) => m.poll_tick(),
+        }
+    }
+
+    /// The partitions the member owns now.
+    pub fn assignment(&self) -> Vec<TopicPartition> {
+        match self {
+            GroupMember::Classic(m) => m.assignment(),
+        }
+    }
+
+    /// The member's current generation, once it has joined.
+    pub fn generation(&self) -> Option<GroupGeneration> {
+        match self {
+            GroupMember::Classic(m) => m.generation(),
+        }
+    }
+
+    /// Changes the subscription; the member rejoins if the topics changed.
+    pub fn update_subscription(&self, subscription: GroupSubscription) {
+        match self {
+            GroupMember::Classic(m) => m.update_subscription(subscription),
+        }
+    }
+
+    /// Leaves the group (LeaveGroup for dynamic members; static members just stop
+    /// heartbeating, as Java's do), waiting at most until `deadline`.
+    pub async fn close(self, deadline: Instant) {
+        match self {
+            GroupMember::Classic(m) => m.close(deadline).await,
+        }
+    }
+}
