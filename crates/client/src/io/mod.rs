@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod connection;
+pub mod coordinator;
 pub mod group;
 pub mod producer;
 pub mod sasl;

@@ -22,8 +22,10 @@
 //! ```
 
 pub mod assignor;
+pub mod commit;
 pub mod consumer_member;
 pub mod cooperative_sticky;
+pub mod coordinator;
 pub mod event;
 mod general;
 pub mod member;
