@@ -9,11 +9,11 @@
 //! - heartbeats every `heartbeat_interval_ms` the broker returns, sending the optional fields
 //!   (rebalance timeout, rack, subscription, server assignor, owned partitions) only when they
 //!   changed, and all of them after any error;
-//! - reconciles a new assignment: partitions to give up first ([`MemberEvent::Revoked`]; the
+//! - reconciles a new assignment: partitions to give up first ([`GroupEvent::Revoked`]; the
 //!   application confirms with [`ConsumerMemberState::revocation_done`]), then the new ones
-//!   ([`MemberEvent::Assigned`]), then acknowledges what it owns in the next heartbeat, sent
+//!   ([`GroupEvent::Assigned`]), then acknowledges what it owns in the next heartbeat, sent
 //!   at once;
-//! - on FENCED_MEMBER_EPOCH / UNKNOWN_MEMBER_ID loses everything ([`MemberEvent::Lost`]) and
+//! - on FENCED_MEMBER_EPOCH / UNKNOWN_MEMBER_ID loses everything ([`GroupEvent::Lost`]) and
 //!   rejoins with epoch 0 (same member id);
 //! - on NOT_COORDINATOR / COORDINATOR_NOT_AVAILABLE asks for the coordinator again and retries
 //!   at once; COORDINATOR_LOAD_IN_PROGRESS and connection errors are retried with backoff
@@ -50,8 +50,9 @@
 //! use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
 //! use kafka_protocol::messages::ConsumerGroupHeartbeatResponse;
 //! use kafkit_client::state::group::consumer_member::{
-//!     ConsumerMemberConfig, ConsumerMemberState, MemberEvent, SubscribedTopics,
+//!     ConsumerMemberConfig, ConsumerMemberState, SubscribedTopics,
 //! };
+//! use kafkit_client::state::group::event::GroupEvent;
 //! use kafkit_client::state::group::TopicPartition;
 //! use uuid::Uuid;
 //!
@@ -76,7 +77,7 @@
 //! member.handle_heartbeat_response(now, join.id, &response, &names);
 //! assert_eq!(
 //!     member.poll_event(),
-//!     Some(MemberEvent::Assigned(vec![TopicPartition::new("orders", 0)]))
+//!     Some(GroupEvent::Assigned(vec![TopicPartition::new("orders", 0)]))
 //! );
 //!
 //! // The acknowledgement goes out at once, with what the member owns now.
@@ -98,6 +99,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::state::backoff::ExponentialBackoff;
+use crate::state::group::event::GroupEvent;
 use crate::state::group::TopicPartition;
 use crate::state::rng::XorShift64Star;
 use kafka_protocol::error::ResponseError;
@@ -183,18 +185,6 @@ impl ConsumerMemberConfig {
     }
 }
 
-/// A change of the member's partitions, for the application.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MemberEvent {
-    /// Newly owned partitions (incremental).
-    Assigned(Vec<TopicPartition>),
-    /// Partitions to give up: stop fetching, commit if wanted, then call
-    /// [`ConsumerMemberState::revocation_done`].
-    Revoked(Vec<TopicPartition>),
-    /// Partitions lost (fenced, left on a poll timeout, fatal error): drop them, do not commit.
-    Lost(Vec<TopicPartition>),
-}
-
 /// Where the member is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MemberState {
@@ -250,7 +240,7 @@ pub struct ConsumerMemberState {
     state: MemberState,
     sent: SentFields,
     reconciler: Reconciler,
-    events: VecDeque<MemberEvent>,
+    events: VecDeque<GroupEvent>,
     heartbeat_interval: Duration,
     next_heartbeat: Instant,
     heartbeat_now: bool,
@@ -262,6 +252,7 @@ pub struct ConsumerMemberState {
     rng: XorShift64Star,
     last_poll: Instant,
     metadata_due: Option<Instant>,
+    metadata_in_flight: bool,
     fatal: Option<Error>,
 }
 
@@ -295,6 +286,7 @@ impl ConsumerMemberState {
             rng: XorShift64Star::from_entropy(),
             last_poll: now,
             metadata_due: None,
+            metadata_in_flight: false,
             fatal: None,
         }
     }
@@ -341,7 +333,7 @@ impl ConsumerMemberState {
     }
 
     /// The next change for the application.
-    pub fn poll_event(&mut self) -> Option<MemberEvent> {
+    pub fn poll_event(&mut self) -> Option<GroupEvent> {
         self.events.pop_front()
     }
 
@@ -364,8 +356,8 @@ impl ConsumerMemberState {
     /// [`poll_tick`](Self::poll_tick), the member loses its partitions and this returns the
     /// leave request (whose outcome is ignored).
     pub fn poll_heartbeat(&mut self, now: Instant, version: i16) -> Option<OutgoingHeartbeat> {
-        if self.is_active() && now >= self.poll_deadline() {
-            return self.expire_poll_timer();
+        if let Some(leave) = self.poll_expired(now) {
+            return Some(leave);
         }
         if !self.is_active() || self.in_flight.is_some() {
             return None;
@@ -385,6 +377,27 @@ impl ConsumerMemberState {
         self.heartbeat_now = false;
         self.last_sent = now;
         Some(OutgoingHeartbeat { request, id })
+    }
+
+    /// Checks the poll timer alone (what [`poll_heartbeat`](Self::poll_heartbeat) does first),
+    /// for when no heartbeat can be sent (no coordinator): past the rebalance timeout since
+    /// the last [`poll_tick`](Self::poll_tick) the member loses its partitions, and this
+    /// returns the leave request to send if the coordinator is reachable (its outcome is
+    /// ignored).
+    pub fn poll_expired(&mut self, now: Instant) -> Option<OutgoingHeartbeat> {
+        if self.is_active() && now >= self.poll_deadline() {
+            self.expire_poll_timer()
+        } else {
+            None
+        }
+    }
+
+    /// Stops the member for good on an error found outside a heartbeat (the coordinator
+    /// lookup refused, the broker does not speak ConsumerGroupHeartbeat).
+    pub fn handle_fatal(&mut self, err: Error) {
+        if self.state != MemberState::Fatal {
+            self.fail(err);
+        }
     }
 
     fn next_id(&mut self) -> u64 {
@@ -460,7 +473,7 @@ impl ConsumerMemberState {
     fn lose_all(&mut self) {
         let lost = self.reconciler.clear();
         if !lost.is_empty() {
-            self.events.push_back(MemberEvent::Lost(lost));
+            self.events.push_back(GroupEvent::Lost(lost));
         }
         self.member_epoch = 0;
         self.in_flight = None;
@@ -568,16 +581,20 @@ impl ConsumerMemberState {
     fn reconcile(&mut self, now: Instant, names: &dyn TopicNames) {
         let step = self.reconciler.reconcile(names);
         if !step.revoked.is_empty() {
-            self.events.push_back(MemberEvent::Revoked(step.revoked));
+            self.events.push_back(GroupEvent::Revoked(step.revoked));
         }
         if !step.assigned.is_empty() {
-            self.events.push_back(MemberEvent::Assigned(step.assigned));
+            self.events.push_back(GroupEvent::Assigned(step.assigned));
         }
         if step.acknowledge {
             self.sent.resend_owned();
             self.heartbeat_now = true;
         }
-        self.metadata_due = step.unresolved.then(|| self.metadata_due.unwrap_or(now));
+        if !step.unresolved {
+            self.metadata_due = None;
+        } else if !self.metadata_in_flight && self.metadata_due.is_none() {
+            self.metadata_due = Some(now);
+        }
     }
 
     /// Takes in the failure of heartbeat `id` to get a response (connection lost, timed out,
@@ -602,19 +619,28 @@ impl ConsumerMemberState {
         }
     }
 
-    /// Whether topic ids of the assignment need names: refresh the metadata, then call
-    /// [`handle_metadata`](Self::handle_metadata).
-    pub fn poll_metadata(&self, now: Instant) -> bool {
-        self.metadata_due.is_some_and(|due| now >= due)
+    /// Whether topic ids of the assignment need names now: if so, refresh the metadata, then
+    /// call [`handle_metadata`](Self::handle_metadata) (whatever the refresh's outcome). Returns
+    /// `true` once per refresh.
+    pub fn poll_metadata(&mut self, now: Instant) -> bool {
+        if self.metadata_in_flight || self.metadata_due.is_none_or(|due| now < due) {
+            return false;
+        }
+        self.metadata_due = None;
+        self.metadata_in_flight = true;
+        true
     }
 
     /// Takes in refreshed metadata: reconciles the partitions whose topics are now known. If
-    /// some are still unknown, the next refresh is due after the retry backoff.
+    /// some are still unknown, the next refresh is due after `retry.backoff.max.ms`.
     pub fn handle_metadata(&mut self, now: Instant, names: &dyn TopicNames) {
-        if self.metadata_due.is_none() {
+        if !self.metadata_in_flight {
             return;
         }
-        self.metadata_due = None;
+        self.metadata_in_flight = false;
+        if !self.is_active() {
+            return;
+        }
         self.reconcile(now, names);
         if self.metadata_due.is_some() {
             self.metadata_due = Some(now + self.config.retry_backoff_max);

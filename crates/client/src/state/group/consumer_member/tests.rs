@@ -85,7 +85,7 @@ fn acked(hb: &OutgoingHeartbeat) -> Option<Vec<(Uuid, Vec<i32>)>> {
     })
 }
 
-fn events(m: &mut ConsumerMemberState) -> Vec<MemberEvent> {
+fn events(m: &mut ConsumerMemberState) -> Vec<GroupEvent> {
     std::iter::from_fn(|| m.poll_event()).collect()
 }
 
@@ -181,7 +181,7 @@ fn an_assignment_is_assigned_then_acknowledged_at_once() {
     assert!(matches!(result, HeartbeatResult::Ok));
     assert_eq!(
         events(&mut m),
-        [MemberEvent::Assigned(vec![
+        [GroupEvent::Assigned(vec![
             tp("orders", 0),
             tp("orders", 1),
             tp("payments", 2)
@@ -209,10 +209,7 @@ fn revocation_comes_first_and_the_new_partitions_wait_for_it() {
         &assigned(2, &[(orders(), &[0, 1]), (payments(), &[0])]),
         &names(),
     );
-    assert_eq!(
-        events(&mut m),
-        [MemberEvent::Revoked(vec![tp("orders", 2)])]
-    );
+    assert_eq!(events(&mut m), [GroupEvent::Revoked(vec![tp("orders", 2)])]);
     // Nothing acknowledged before the revocation is done: a heartbeat at the interval carries
     // no partitions.
     assert!(m.poll_heartbeat(t + ms(1), V1).is_none());
@@ -225,7 +222,7 @@ fn revocation_comes_first_and_the_new_partitions_wait_for_it() {
     m.revocation_done(t, &[tp("orders", 2)], &names());
     assert_eq!(
         events(&mut m),
-        [MemberEvent::Assigned(vec![tp("payments", 0)])]
+        [GroupEvent::Assigned(vec![tp("payments", 0)])]
     );
     let ack = m.poll_heartbeat(t, V1).unwrap();
     assert_eq!(
@@ -241,10 +238,7 @@ fn a_target_arriving_during_a_revocation_replaces_the_pending_one() {
     let t = now + ms(5_000);
     let hb = m.poll_heartbeat(t, V1).unwrap();
     m.handle_heartbeat_response(t, hb.id, &assigned(2, &[(orders(), &[0])]), &names());
-    assert_eq!(
-        events(&mut m),
-        [MemberEvent::Revoked(vec![tp("orders", 1)])]
-    );
+    assert_eq!(events(&mut m), [GroupEvent::Revoked(vec![tp("orders", 1)])]);
     let t = t + ms(5_000);
     let hb = m.poll_heartbeat(t, V1).unwrap();
     m.handle_heartbeat_response(
@@ -257,14 +251,11 @@ fn a_target_arriving_during_a_revocation_replaces_the_pending_one() {
     assert!(events(&mut m).is_empty());
     m.revocation_done(t, &[tp("orders", 1)], &names());
     // Now orders-0 goes too; orders-1 comes back only after that.
-    assert_eq!(
-        events(&mut m),
-        [MemberEvent::Revoked(vec![tp("orders", 0)])]
-    );
+    assert_eq!(events(&mut m), [GroupEvent::Revoked(vec![tp("orders", 0)])]);
     m.revocation_done(t, &[tp("orders", 0)], &names());
     assert_eq!(
         events(&mut m),
-        [MemberEvent::Assigned(vec![
+        [GroupEvent::Assigned(vec![
             tp("orders", 1),
             tp("payments", 4)
         ])]
@@ -290,9 +281,12 @@ fn unknown_topic_ids_wait_for_metadata() {
     );
     assert_eq!(
         events(&mut m),
-        [MemberEvent::Assigned(vec![tp("orders", 0)])]
+        [GroupEvent::Assigned(vec![tp("orders", 0)])]
     );
+    assert!(m.poll_timeout().unwrap() <= now);
     assert!(m.poll_metadata(now));
+    // Once per refresh.
+    assert!(!m.poll_metadata(now));
     // The partial assignment is acknowledged.
     let ack = m.poll_heartbeat(now, V1).unwrap();
     assert_eq!(acked(&ack), Some(vec![(orders(), vec![0])]));
@@ -302,9 +296,10 @@ fn unknown_topic_ids_wait_for_metadata() {
     assert!(m.poll_metadata(now + ms(1_000)));
     m.handle_metadata(now + ms(1_000), &names());
     assert!(!m.poll_metadata(now + ms(10_000)));
+    assert!(m.poll_timeout().unwrap() > now + ms(1_000));
     assert_eq!(
         events(&mut m),
-        [MemberEvent::Assigned(vec![tp("payments", 1)])]
+        [GroupEvent::Assigned(vec![tp("payments", 1)])]
     );
 }
 
@@ -322,7 +317,7 @@ fn fenced_or_unknown_member_loses_everything_and_rejoins_with_epoch_zero() {
         assert!(matches!(result, HeartbeatResult::Fenced), "{code:?}");
         assert_eq!(
             events(&mut m),
-            [MemberEvent::Lost(vec![tp("orders", 0), tp("orders", 1)])]
+            [GroupEvent::Lost(vec![tp("orders", 0), tp("orders", 1)])]
         );
         assert!(m.assignment().is_empty());
         // Rejoin at once: epoch 0, the same member id, every field.
@@ -358,7 +353,7 @@ fn fatal_errors_stop_the_member() {
         assert_eq!(api, ApiKey::ConsumerGroupHeartbeat);
         assert!(m.fatal_error().is_some());
         assert_eq!(m.state(), MemberState::Fatal);
-        assert_eq!(events(&mut m), [MemberEvent::Lost(vec![tp("orders", 0)])]);
+        assert_eq!(events(&mut m), [GroupEvent::Lost(vec![tp("orders", 0)])]);
         assert!(m.poll_heartbeat(t + ms(60_000), V1).is_none());
         assert!(m.poll_timeout().is_none());
         assert!(m.leave().is_none());
@@ -498,7 +493,7 @@ fn no_poll_within_the_rebalance_timeout_leaves_and_the_next_tick_rejoins() {
     assert_eq!(m.state(), MemberState::Stale);
     assert_eq!(
         events(&mut m),
-        [MemberEvent::Lost(vec![tp("orders", 0), tp("orders", 1)])]
+        [GroupEvent::Lost(vec![tp("orders", 0), tp("orders", 1)])]
     );
     assert!(m.poll_heartbeat(expiry + ms(10_000), V1).is_none());
     m.poll_tick(expiry + ms(10_000));
