@@ -72,6 +72,14 @@ pub enum ConsumeError {
     /// A client-level failure (connection, metadata, ListOffsets) that did not heal in time.
     #[error(transparent)]
     Client(#[from] Error),
+    /// An operation that waits for the cluster did not finish in time.
+    #[error("{operation} did not finish within {after:?}")]
+    Timeout {
+        /// What was waited for.
+        operation: &'static str,
+        /// How long.
+        after: std::time::Duration,
+    },
     /// The consumer is closed.
     #[error("the consumer is closed")]
     Closed,

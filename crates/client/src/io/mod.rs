@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod connection;
+pub(crate) mod fetcher;
 pub mod producer;
 pub mod sasl;
 #[cfg(feature = "tls-core")]

@@ -400,6 +400,11 @@ impl FetchState {
         std::mem::take(&mut self.wants_metadata)
     }
 
+    /// Asks for a metadata refresh (after a failed one).
+    pub fn request_metadata(&mut self) {
+        self.wants_metadata = true;
+    }
+
     /// Whether some assigned partition has no known leader in `metadata`.
     pub fn missing_leaders(&self, metadata: &ClusterMetadata) -> bool {
         self.partitions
@@ -880,6 +885,12 @@ impl FetchState {
             }
         }
         out
+    }
+
+    /// Puts an error back to be reported by the next `drain` (records taken with it were
+    /// handed out first).
+    pub fn defer_error(&mut self, error: ConsumeError) {
+        self.errors.push_front(error);
     }
 
     fn pop_completed(&mut self) {

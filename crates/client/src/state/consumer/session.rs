@@ -122,7 +122,7 @@ impl FetchSession {
             self.id = session_id;
             self.epoch = if session_id == 0 { 0 } else { 1 };
         } else {
-            self.epoch = if self.epoch >= i32::MAX {
+            self.epoch = if self.epoch == i32::MAX {
                 1
             } else {
                 self.epoch + 1
