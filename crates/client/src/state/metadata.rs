@@ -237,6 +237,13 @@ impl ClusterMetadata {
         self.brokers.get(&node_id)
     }
 
+    /// Adds a broker learnt from elsewhere than a Metadata response (a FindCoordinator
+    /// answer naming a node the metadata does not list yet); a broker already known is kept
+    /// as it is. The next Metadata response replaces the list as usual.
+    pub fn add_broker(&mut self, broker: BrokerInfo) {
+        self.brokers.entry(broker.node_id).or_insert(broker);
+    }
+
     /// The names of every known topic.
     pub fn topic_names(&self) -> Vec<String> {
         self.topics.keys().cloned().collect()

@@ -22,7 +22,9 @@
 //! ```
 
 pub mod assignor;
+pub mod commit;
 pub mod cooperative_sticky;
+pub mod coordinator;
 pub mod event;
 mod general;
 pub mod member;
