@@ -26,6 +26,7 @@ use crate::state::group::{Assignor, RangeAssignor, TopicPartition};
 use crate::Result;
 
 pub mod classic;
+pub mod consumer;
 mod pattern;
 
 pub use pattern::TopicPattern;
@@ -137,6 +138,8 @@ pub enum GroupSubscription {
 pub enum GroupMember {
     /// A classic-protocol member.
     Classic(classic::ClassicMember),
+    /// A KIP-848 (`group.protocol=consumer`) member.
+    Consumer(consumer::ConsumerMember),
 }
 
 impl GroupMember {
@@ -151,12 +154,9 @@ impl GroupMember {
             GroupProtocol::Classic => Ok(GroupMember::Classic(
                 classic::ClassicMember::join(cluster, settings, subscription).await?,
             )),
-            GroupProtocol::Consumer => Err(crate::config::ConfigError::invalid(
-                "group.protocol",
-                "consumer",
-                "the KIP-848 consumer protocol is not built yet",
-            )
-            .into()),
+            GroupProtocol::Consumer => Ok(GroupMember::Consumer(
+                consumer::ConsumerMember::join(cluster, settings, subscription).await?,
+            )),
         }
     }
 
@@ -165,6 +165,7 @@ impl GroupMember {
     pub async fn next_event(&mut self) -> Result<GroupEvent> {
         match self {
             GroupMember::Classic(m) => m.next_event().await,
+            GroupMember::Consumer(m) => m.next_event().await,
         }
     }
 
@@ -173,6 +174,7 @@ impl GroupMember {
     pub fn revocation_done(&self, partitions: &[TopicPartition]) {
         match self {
             GroupMember::Classic(m) => m.revocation_done(partitions),
+            GroupMember::Consumer(m) => m.revocation_done(partitions),
         }
     }
 
@@ -181,6 +183,7 @@ impl GroupMember {
     pub fn poll_tick(&self) {
         match self {
             GroupMember::Classic(m) => m.poll_tick(),
+            GroupMember::Consumer(m) => m.poll_tick(),
         }
     }
 
@@ -188,6 +191,7 @@ impl GroupMember {
     pub fn assignment(&self) -> Vec<TopicPartition> {
         match self {
             GroupMember::Classic(m) => m.assignment(),
+            GroupMember::Consumer(m) => m.assignment(),
         }
     }
 
@@ -195,6 +199,7 @@ impl GroupMember {
     pub fn generation(&self) -> Option<GroupGeneration> {
         match self {
             GroupMember::Classic(m) => m.generation(),
+            GroupMember::Consumer(m) => m.generation(),
         }
     }
 
@@ -202,6 +207,7 @@ impl GroupMember {
     pub fn update_subscription(&self, subscription: GroupSubscription) {
         match self {
             GroupMember::Classic(m) => m.update_subscription(subscription),
+            GroupMember::Consumer(m) => m.update_subscription(subscription),
         }
     }
 
@@ -210,6 +216,7 @@ impl GroupMember {
     pub async fn close(self, deadline: Instant) {
         match self {
             GroupMember::Classic(m) => m.close(deadline).await,
+            GroupMember::Consumer(m) => m.close(deadline).await,
         }
     }
 }

@@ -23,6 +23,7 @@
 
 pub mod assignor;
 pub mod commit;
+pub mod consumer_member;
 pub mod cooperative_sticky;
 pub mod coordinator;
 pub mod event;
