@@ -1,4 +1,5 @@
-//! Admin calls: create and delete topics, describe the cluster and topics, list offsets.
+//! Admin calls: create and delete topics, describe the cluster and topics, list offsets;
+//! consumer groups ([`groups`]: list, describe, offsets, lag, reset, delete).
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), kafkit_client::Error> {
@@ -24,7 +25,14 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::error::{Error, Result};
 use crate::io::cluster::{Cluster, ClusterConfig};
+use crate::io::coordinator::Coordinators;
 use crate::state::metadata::{BrokerInfo, TopicInfo};
+
+pub mod groups;
+
+pub use groups::{
+    GroupDescription, GroupListing, ListGroupsFilter, MemberDescription, PartitionLag,
+};
 
 /// A topic to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,19 +104,22 @@ pub struct ListedOffset {
 #[derive(Debug, Clone)]
 pub struct Admin {
     cluster: Cluster,
+    coordinators: Coordinators,
 }
 
 impl Admin {
     /// Connects to a cluster through `bootstrap_servers` (comma-separated `host:port`).
     pub async fn connect(bootstrap_servers: &str) -> Result<Admin> {
-        Ok(Admin {
-            cluster: Cluster::connect(ClusterConfig::new(bootstrap_servers)).await?,
-        })
+        let cluster = Cluster::connect(ClusterConfig::new(bootstrap_servers)).await?;
+        Ok(Admin::from_cluster(cluster))
     }
 
     /// An admin client over connections already open.
     pub fn from_cluster(cluster: Cluster) -> Admin {
-        Admin { cluster }
+        Admin {
+            coordinators: Coordinators::new(cluster.clone()),
+            cluster,
+        }
     }
 
     /// The connections this client uses.

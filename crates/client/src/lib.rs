@@ -17,6 +17,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod consumer;
 pub mod error;
 pub mod io;
 pub mod producer;

@@ -1,6 +1,6 @@
 //! Typed client configuration, readable from the Java client's property names.
 //!
-//! Build a [`ProducerConfig`] with its builder, or from `key=value` properties as a Java
+//! Build a [`ProducerConfig`] or a [`ConsumerConfig`] with its builder, or from `key=value` properties as a Java
 //! application would write them ([`ProducerConfig::from_properties`]). Defaults are the Java
 //! client's 4.x defaults; `build()` applies the same cross-field rules the Java client does.
 //! Settings every client kind shares (bootstrap servers, timeouts, backoffs) live in
@@ -9,6 +9,7 @@
 mod acks;
 mod common;
 mod compression;
+mod consumer;
 mod error;
 mod jaas;
 mod producer;
@@ -19,6 +20,10 @@ mod value;
 pub use acks::Acks;
 pub use common::{BrokerAddress, ClientConfig};
 pub use compression::Compression;
+pub use consumer::{
+    AssignorName, AutoOffsetReset, ConsumerConfig, ConsumerConfigBuilder, GroupProtocol,
+    IsolationLevel,
+};
 pub use error::ConfigError;
 pub use producer::{ProducerConfig, ProducerConfigBuilder};
 pub use secret::Secret;

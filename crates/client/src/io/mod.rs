@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod connection;
 pub mod coordinator;
+pub(crate) mod fetcher;
 pub mod group;
 pub mod producer;
 pub mod sasl;

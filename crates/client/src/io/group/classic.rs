@@ -251,7 +251,9 @@ async fn run(shared: Arc<Shared>, cluster: Cluster, settings: GroupSettings) {
                     request,
                 ));
             }
-            if state.is_done() && requests.is_empty() {
+            if state.is_done() {
+                // Closed (LeaveGroup answered or not needed) or failed: nothing more to send.
+                requests.abort_all();
                 break;
             }
             state.poll_timeout()

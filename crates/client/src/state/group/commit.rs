@@ -146,6 +146,15 @@ pub enum CommitError {
         /// The partition.
         partition: TopicPartition,
     },
+    /// The group has active members, so offsets cannot be committed without a membership
+    /// (admin commits and resets need an empty group: stop its consumers first).
+    #[error("group {group} is not empty{}: stop its consumers before changing its offsets", state.as_deref().map(|s| format!(" (state {s})")).unwrap_or_default())]
+    GroupNotEmpty {
+        /// The group.
+        group: String,
+        /// Its state, when known (`Stable`, `PreparingRebalance`, …).
+        state: Option<String>,
+    },
     /// The response left out a partition that was asked for.
     #[error("the response has no result for {partition:?}")]
     MissingPartition {

@@ -299,24 +299,34 @@ impl ClassicMemberState {
             due.push(self.find_at.min(self.last_poll));
         }
         match &self.phase {
-            Phase::Unjoined { at } if self.revoking.is_empty() => due.push(*at),
+            Phase::Unjoined { at } if self.revoking.is_empty() && self.coordinator.is_some() => {
+                due.push(*at)
+            }
             Phase::Unjoined { .. } => {}
             Phase::Syncing | Phase::Assigning { .. } if self.outbox.is_some() => {
                 due.push(self.last_poll.min(self.last_heartbeat_ok))
             }
-            Phase::Stable => {
-                if !self.heartbeat_in_flight {
-                    due.push(self.next_heartbeat);
-                }
-                due.push(self.last_heartbeat_ok + self.config.session_timeout);
-            }
+            Phase::Stable => due.push(self.last_heartbeat_ok + self.config.session_timeout),
             Phase::Done | Phase::PollExpired | Phase::Leaving { .. } => {}
             Phase::Joining | Phase::Assigning { .. } | Phase::Syncing => {}
+        }
+        if self.heartbeating() && !self.heartbeat_in_flight && self.coordinator.is_some() {
+            due.push(self.next_heartbeat);
         }
         if self.in_group() {
             due.push(self.last_poll + self.config.rebalance_timeout);
         }
         due.into_iter().min()
+    }
+
+    /// Heartbeats go on while stable, and while an eager revocation keeps the member from
+    /// rejoining (the consumer may be committing in its callback).
+    fn heartbeating(&self) -> bool {
+        match self.phase {
+            Phase::Stable => true,
+            Phase::Unjoined { .. } => !self.revoking.is_empty() && self.generation_id >= 0,
+            _ => false,
+        }
     }
 
     fn in_group(&self) -> bool {
@@ -367,7 +377,7 @@ impl ClassicMemberState {
                 self.phase = Phase::Joining;
                 Some(MemberRequest::JoinGroup(self.join_request()))
             }
-            Phase::Stable if !self.heartbeat_in_flight && now >= self.next_heartbeat => {
+            _ if self.heartbeating() && !self.heartbeat_in_flight && now >= self.next_heartbeat => {
                 self.heartbeat_in_flight = true;
                 Some(MemberRequest::Heartbeat(
                     HeartbeatRequest::default()
@@ -773,14 +783,12 @@ impl ClassicMemberState {
     /// The Heartbeat response.
     pub fn handle_heartbeat(&mut self, now: Instant, response: &HeartbeatResponse) {
         self.heartbeat_in_flight = false;
-        if self.phase != Phase::Stable {
+        if !self.heartbeating() {
             return;
         }
+        self.next_heartbeat = now + self.config.heartbeat_interval;
         match ResponseError::try_from_code(response.error_code) {
-            None => {
-                self.last_heartbeat_ok = now;
-                self.next_heartbeat = now + self.config.heartbeat_interval;
-            }
+            None => self.last_heartbeat_ok = now,
             Some(code) => {
                 debug!(group = %self.config.group_id, error = ?code, "Heartbeat failed");
                 match reaction(code) {
@@ -811,7 +819,7 @@ impl ClassicMemberState {
             }
             RequestKind::Heartbeat => {
                 self.heartbeat_in_flight = false;
-                if self.phase == Phase::Stable {
+                if self.heartbeating() {
                     self.coordinator_lost(now);
                 }
             }

@@ -1,0 +1,635 @@
+//! Admin calls on consumer groups: list, describe, committed offsets and lag, alter and reset
+//! offsets, delete groups and offsets.
+//!
+//! Calls about one group go to its coordinator ([`Coordinators`]), looked up again when it
+//! moved; retriable errors are retried until the request timeout. Changing a group's offsets
+//! needs the group empty (no active members): the broker refuses otherwise, which reads as
+//! [`CommitError::GroupNotEmpty`].
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use kafkit_client::admin::{Admin, OffsetSpec};
+//!
+//! let admin = Admin::connect("127.0.0.1:9092").await?;
+//! for group in admin.list_groups(&Default::default()).await? {
+//!     println!("{} {:?}", group.group_id, group.state);
+//! }
+//! for (tp, lag) in admin.group_lag("billing").await? {
+//!     println!("{}-{}: {:?}", tp.topic, tp.partition, lag.lag);
+//! }
+//! // Replay: move the (stopped) group back to the start of its topics.
+//! admin.reset_group_offsets("billing", &["orders"], OffsetSpec::Earliest).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::time::Instant;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_groups_response::DescribedGroup;
+use kafka_protocol::messages::offset_delete_request::{
+    OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+};
+use kafka_protocol::messages::{
+    ApiKey, DeleteGroupsRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest,
+    OffsetDeleteRequest, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::{Admin, OffsetSpec};
+use crate::error::{Error, Result};
+use crate::io::connection::Connection;
+use crate::io::coordinator::{request_timeout, Coordinators};
+use crate::state::group::commit::{
+    CommitError, CommittedOffsets, MemberIdentity, OffsetFetchQuery,
+};
+use crate::state::group::coordinator::{coordinator_action, CoordinatorAction};
+use crate::state::group::{Assignment, OffsetAndMetadata, Subscription, TopicPartition};
+
+/// Which groups [`Admin::list_groups`] returns. Empty lists match everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListGroupsFilter {
+    /// Only groups in these states (`Stable`, `Empty`, `PreparingRebalance`, …; ListGroups
+    /// v4+, else filtered here).
+    pub states: Vec<String>,
+    /// Only groups of these types (`classic`, `consumer`, `share`; ListGroups v5+, else
+    /// filtered here when the broker reports types).
+    pub types: Vec<String>,
+}
+
+/// A group as [`Admin::list_groups`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupListing {
+    /// The group id.
+    pub group_id: String,
+    /// The protocol type (`consumer` for consumer groups; empty for groups that only commit
+    /// offsets).
+    pub protocol_type: String,
+    /// The state, when the broker reports it (v4+).
+    pub state: Option<String>,
+    /// The group type (`classic`, `consumer`), when the broker reports it (v5+).
+    pub group_type: Option<String>,
+}
+
+/// One member of a described group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberDescription {
+    /// The member id the coordinator gave.
+    pub member_id: String,
+    /// `group.instance.id` of a static member.
+    pub group_instance_id: Option<String>,
+    /// The member's `client.id`.
+    pub client_id: String,
+    /// The member's host, as the coordinator saw it.
+    pub client_host: String,
+    /// The subscription it joined with (consumer groups; `None` when it cannot be decoded or
+    /// the group is not a consumer group).
+    pub subscription: Option<Subscription>,
+    /// Its assigned partitions (decoded from the consumer protocol; empty when none or not
+    /// decodable).
+    pub assignment: Vec<TopicPartition>,
+}
+
+/// A group as [`Admin::describe_groups`] describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDescription {
+    /// The group id.
+    pub group_id: String,
+    /// Its state (`Stable`, `Empty`, `Dead` for a group that does not exist, …).
+    pub state: String,
+    /// The protocol type (`consumer`, or empty).
+    pub protocol_type: String,
+    /// The protocol chosen for the generation: the assignor's name (`range`, …).
+    pub protocol: String,
+    /// The members.
+    pub members: Vec<MemberDescription>,
+    /// The coordinator's node id.
+    pub coordinator: i32,
+}
+
+/// Committed offset, log end and lag of one partition ([`Admin::group_lag`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionLag {
+    /// The group's committed offset, if any.
+    pub committed: Option<i64>,
+    /// The partition's log-end offset (high watermark).
+    pub log_end: i64,
+    /// `log_end - committed` (never negative), or `None` without a committed offset.
+    pub lag: Option<i64>,
+}
+
+impl PartitionLag {
+    /// The lag of a partition with `committed` offset and `log_end`.
+    ///
+    /// ```
+    /// use kafkit_client::admin::PartitionLag;
+    ///
+    /// assert_eq!(PartitionLag::new(Some(7), 10).lag, Some(3));
+    /// assert_eq!(PartitionLag::new(None, 10).lag, None);
+    /// ```
+    pub fn new(committed: Option<i64>, log_end: i64) -> PartitionLag {
+        PartitionLag {
+            committed,
+            log_end,
+            lag: committed.map(|c| log_end.saturating_sub(c).max(0)),
+        }
+    }
+}
+
+/// Reads one DescribeGroups answer (from coordinator `coordinator`); group-level errors are
+/// returned as they are.
+pub(crate) fn describe_result(
+    group: &DescribedGroup,
+    coordinator: i32,
+) -> Result<GroupDescription> {
+    Error::check(
+        ApiKey::DescribeGroups,
+        group.error_code,
+        Some(&format!(
+            "group {}: {}",
+            group.group_id.0.as_str(),
+            group.error_message.as_deref().unwrap_or("")
+        )),
+    )?;
+    let consumer = group.protocol_type.as_str() == "consumer";
+    let members = group
+        .members
+        .iter()
+        .map(|m| {
+            let subscription = consumer
+                .then(|| Subscription::decode(&m.member_metadata).ok())
+                .flatten()
+                .map(|(_, s)| s);
+            let assignment = consumer
+                .then(|| Assignment::decode(&m.member_assignment).ok())
+                .flatten()
+                .map(|(_, a)| a.partitions())
+                .unwrap_or_default();
+            MemberDescription {
+                member_id: m.member_id.as_str().to_owned(),
+                group_instance_id: m.group_instance_id.as_ref().map(|s| s.as_str().to_owned()),
+                client_id: m.client_id.as_str().to_owned(),
+                client_host: m.client_host.as_str().to_owned(),
+                subscription,
+                assignment,
+            }
+        })
+        .collect();
+    Ok(GroupDescription {
+        group_id: group.group_id.0.as_str().to_owned(),
+        state: group.group_state.as_str().to_owned(),
+        protocol_type: group.protocol_type.as_str().to_owned(),
+        protocol: group.protocol_data.as_str().to_owned(),
+        members,
+        coordinator,
+    })
+}
+
+fn str_bytes(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_owned())
+}
+
+fn matches_filter(listing: &GroupListing, filter: &ListGroupsFilter) -> bool {
+    let state_ok = filter.states.is_empty()
+        || listing
+            .state
+            .as_ref()
+            .is_none_or(|s| filter.states.iter().any(|f| f.eq_ignore_ascii_case(s)));
+    let type_ok = filter.types.is_empty()
+        || listing
+            .group_type
+            .as_ref()
+            .is_none_or(|t| filter.types.iter().any(|f| f.eq_ignore_ascii_case(t)));
+    state_ok && type_ok
+}
+
+impl Admin {
+    /// The coordinators this client uses for group calls.
+    pub fn coordinators(&self) -> &Coordinators {
+        &self.coordinators
+    }
+
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.timeout()
+    }
+
+    /// Runs `call` on the coordinator of `group`, looking it up again when it moved and
+    /// retrying retriable errors until `deadline`.
+    async fn on_coordinator<T, F, Fut>(
+        &self,
+        group: &str,
+        deadline: Instant,
+        mut call: F,
+    ) -> Result<T>
+    where
+        F: FnMut(i32, Connection) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let mut attempts = 0;
+        loop {
+            let result = match self.coordinators.connection(group, deadline).await {
+                Ok((node, conn)) => call(node, conn).await,
+                Err(err) => Err(err),
+            };
+            match result {
+                Ok(value) => return Ok(value),
+                Err(err) => {
+                    let action = coordinator_action(&err);
+                    if action == CoordinatorAction::Rediscover {
+                        self.coordinators.invalidate(group);
+                    }
+                    if action == CoordinatorAction::Fail
+                        || !self.coordinators.backoff(attempts, deadline).await
+                    {
+                        return Err(err);
+                    }
+                    attempts = attempts.saturating_add(1);
+                }
+            }
+        }
+    }
+
+    /// Every group of the cluster (ListGroups to every broker), filtered by state and type
+    /// (by the broker where its version allows, else here).
+    pub async fn list_groups(&self, filter: &ListGroupsFilter) -> Result<Vec<GroupListing>> {
+        self.cluster.refresh_metadata(Some(&[])).await?;
+        let nodes: Vec<i32> = self
+            .cluster
+            .metadata()
+            .brokers()
+            .map(|b| b.node_id)
+            .collect();
+        let deadline = self.deadline();
+        let mut out: BTreeMap<String, GroupListing> = BTreeMap::new();
+        for node in nodes {
+            let conn = self.cluster.connection(node).await?;
+            let version = conn.version(ApiKey::ListGroups)?;
+            let mut request = ListGroupsRequest::default();
+            if version >= 4 {
+                request.states_filter = filter.states.iter().map(|s| str_bytes(s)).collect();
+            }
+            if version >= 5 {
+                request.types_filter = filter.types.iter().map(|s| str_bytes(s)).collect();
+            }
+            let timeout = request_timeout(&self.cluster, deadline).ok_or(Error::Broker {
+                api: ApiKey::ListGroups,
+                code: ResponseError::RequestTimedOut,
+                message: None,
+            })?;
+            let response = conn.send(&request, version, timeout).await?;
+            Error::check(ApiKey::ListGroups, response.error_code, Some(conn.broker()))?;
+            for g in &response.groups {
+                let listing = GroupListing {
+                    group_id: g.group_id.0.as_str().to_owned(),
+                    protocol_type: g.protocol_type.as_str().to_owned(),
+                    state: (version >= 4).then(|| g.group_state.as_str().to_owned()),
+                    group_type: (version >= 5).then(|| g.group_type.as_str().to_owned()),
+                };
+                if matches_filter(&listing, filter) {
+                    out.insert(listing.group_id.clone(), listing);
+                }
+            }
+        }
+        Ok(out.into_values().collect())
+    }
+
+    /// Describes `groups` (DescribeGroups on each one's coordinator): state, protocol,
+    /// members with their subscriptions and assignments. A group that does not exist fails
+    /// with `GROUP_ID_NOT_FOUND` from DescribeGroups v6 (Kafka 4.0+, KIP-1043); older
+    /// brokers describe it with state `Dead` and no members.
+    pub async fn describe_groups(&self, groups: &[&str]) -> Result<Vec<GroupDescription>> {
+        let deadline = self.deadline();
+        let mut out = Vec::with_capacity(groups.len());
+        for group in groups {
+            let description = self
+                .on_coordinator(group, deadline, |node, conn| async move {
+                    let version = conn.version(ApiKey::DescribeGroups)?;
+                    let request = DescribeGroupsRequest::default()
+                        .with_groups(vec![GroupId(str_bytes(group))]);
+                    let timeout =
+                        request_timeout(&self.cluster, deadline).ok_or(Error::Broker {
+                            api: ApiKey::DescribeGroups,
+                            code: ResponseError::RequestTimedOut,
+                            message: None,
+                        })?;
+                    let response = conn.send(&request, version, timeout).await?;
+                    let answer = response
+                        .groups
+                        .iter()
+                        .find(|g| g.group_id.0.as_str() == *group)
+                        .ok_or(Error::Broker {
+                            api: ApiKey::DescribeGroups,
+                            code: ResponseError::UnknownServerError,
+                            message: Some(format!("no answer for group {group}")),
+                        })?;
+                    describe_result(answer, node)
+                })
+                .await?;
+            out.push(description);
+        }
+        Ok(out)
+    }
+
+    /// Every committed offset of `group` (`None` never appears here: only partitions with a
+    /// commit are listed).
+    pub async fn list_group_offsets(&self, group: &str) -> Result<CommittedOffsets, CommitError> {
+        let mut offsets = self
+            .coordinators
+            .fetch_offsets(&OffsetFetchQuery::all(group), false, self.deadline())
+            .await?;
+        offsets.retain(|_, o| o.is_some());
+        Ok(offsets)
+    }
+
+    /// Committed offset, log end and lag of every partition `group` has committed offsets
+    /// for, and of every other partition of those topics (with no committed offset).
+    pub async fn group_lag(
+        &self,
+        group: &str,
+    ) -> Result<BTreeMap<TopicPartition, PartitionLag>, CommitError> {
+        let committed = self.list_group_offsets(group).await?;
+        let topics: BTreeSet<&str> = committed.keys().map(|tp| tp.topic.as_str()).collect();
+        let mut out = BTreeMap::new();
+        for topic in topics {
+            let partitions = self.partitions_of(topic).await?;
+            let ends = self
+                .list_offsets(topic, &partitions, OffsetSpec::Latest)
+                .await?;
+            for end in ends {
+                let tp = TopicPartition::new(topic, end.partition);
+                let c = committed
+                    .get(&tp)
+                    .and_then(|o| o.as_ref())
+                    .map(|o| o.offset);
+                out.insert(tp, PartitionLag::new(c, end.offset));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn partitions_of(&self, topic: &str) -> Result<Vec<i32>> {
+        let info = self.describe_topics(&[topic]).await?;
+        Ok(info
+            .first()
+            .map(|t| t.partitions.iter().map(|p| p.partition).collect())
+            .unwrap_or_default())
+    }
+
+    /// Commits `offsets` for `group` without a membership (generation -1), as Kafka's
+    /// `kafka-consumer-groups --reset-offsets --execute` does. The group must be empty: the
+    /// broker refuses a group with active members ([`CommitError::GroupNotEmpty`]).
+    pub async fn alter_group_offsets(
+        &self,
+        group: &str,
+        offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
+    ) -> Result<(), CommitError> {
+        let result = self
+            .coordinators
+            .commit_offsets(group, &MemberIdentity::admin(), offsets, self.deadline())
+            .await;
+        match result {
+            // Without a membership this means: the group has members.
+            Err(CommitError::UnknownMemberId) => Err(CommitError::GroupNotEmpty {
+                group: group.to_owned(),
+                state: None,
+            }),
+            other => other,
+        }
+    }
+
+    /// Moves `group`'s offsets for every partition of `topics` to the earliest or latest
+    /// offset, or the first offset at or after a timestamp (the log end where no record is
+    /// that late, as Kafka's tool does); returns the offsets committed.
+    ///
+    /// Only for a group with no active members (state `Empty`, or one that does not exist
+    /// yet): else [`CommitError::GroupNotEmpty`] with its state.
+    pub async fn reset_group_offsets(
+        &self,
+        group: &str,
+        topics: &[&str],
+        spec: OffsetSpec,
+    ) -> Result<BTreeMap<TopicPartition, i64>, CommitError> {
+        let described = match self.describe_groups(&[group]).await {
+            Ok(described) => described,
+            // No such group yet: committing creates it.
+            Err(Error::Broker {
+                code: ResponseError::GroupIdNotFound,
+                ..
+            }) => Vec::new(),
+            Err(err) => return Err(err.into()),
+        };
+        if let Some(d) = described.first() {
+            if !(d.state.eq_ignore_ascii_case("Empty") || d.state.eq_ignore_ascii_case("Dead")) {
+                return Err(CommitError::GroupNotEmpty {
+                    group: group.to_owned(),
+                    state: Some(d.state.clone()),
+                });
+            }
+        }
+        let mut target = BTreeMap::new();
+        for topic in topics {
+            let partitions = self.partitions_of(topic).await?;
+            let found = self.list_offsets(topic, &partitions, spec).await?;
+            let missing: Vec<i32> = found
+                .iter()
+                .filter(|o| o.offset < 0)
+                .map(|o| o.partition)
+                .collect();
+            let ends = if missing.is_empty() {
+                Vec::new()
+            } else {
+                self.list_offsets(topic, &missing, OffsetSpec::Latest)
+                    .await?
+            };
+            for o in found {
+                let offset = if o.offset >= 0 {
+                    o.offset
+                } else {
+                    ends.iter()
+                        .find(|e| e.partition == o.partition)
+                        .map_or(0, |e| e.offset)
+                };
+                target.insert(TopicPartition::new(*topic, o.partition), offset);
+            }
+        }
+        let offsets = target
+            .iter()
+            .map(|(tp, &o)| (tp.clone(), OffsetAndMetadata::new(o)))
+            .collect();
+        self.alter_group_offsets(group, &offsets).await?;
+        Ok(target)
+    }
+
+    /// Deletes `groups` (DeleteGroups on each one's coordinator): their committed offsets go
+    /// too. A group with members fails with `NON_EMPTY_GROUP`, one that does not exist with
+    /// `GROUP_ID_NOT_FOUND`.
+    pub async fn delete_groups(&self, groups: &[&str]) -> Result<()> {
+        let deadline = self.deadline();
+        for group in groups {
+            self.on_coordinator(group, deadline, |_, conn| async move {
+                let version = conn.version(ApiKey::DeleteGroups)?;
+                let request = DeleteGroupsRequest::default()
+                    .with_groups_names(vec![GroupId(str_bytes(group))]);
+                let timeout = request_timeout(&self.cluster, deadline).ok_or(Error::Broker {
+                    api: ApiKey::DeleteGroups,
+                    code: ResponseError::RequestTimedOut,
+                    message: None,
+                })?;
+                let response = conn.send(&request, version, timeout).await?;
+                for r in &response.results {
+                    if r.group_id.0.as_str() == *group {
+                        Error::check(
+                            ApiKey::DeleteGroups,
+                            r.error_code,
+                            Some(&format!("group {group}")),
+                        )?;
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes `group`'s committed offsets of `partitions` (OffsetDelete). The broker refuses
+    /// partitions of topics an active member is subscribed to (`GROUP_SUBSCRIBED_TO_TOPIC`).
+    pub async fn delete_group_offsets(
+        &self,
+        group: &str,
+        partitions: &[TopicPartition],
+    ) -> Result<()> {
+        let deadline = self.deadline();
+        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for tp in partitions {
+            by_topic
+                .entry(tp.topic.as_str())
+                .or_default()
+                .push(tp.partition);
+        }
+        let topics: Vec<OffsetDeleteRequestTopic> = by_topic
+            .iter()
+            .map(|(topic, parts)| {
+                OffsetDeleteRequestTopic::default()
+                    .with_name(TopicName(str_bytes(topic)))
+                    .with_partitions(
+                        parts
+                            .iter()
+                            .map(|&p| {
+                                OffsetDeleteRequestPartition::default().with_partition_index(p)
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        let request = OffsetDeleteRequest::default()
+            .with_group_id(GroupId(str_bytes(group)))
+            .with_topics(topics);
+        let request = &request;
+        self.on_coordinator(group, deadline, |_, conn| async move {
+            let version = conn.version(ApiKey::OffsetDelete)?;
+            let timeout = request_timeout(&self.cluster, deadline).ok_or(Error::Broker {
+                api: ApiKey::OffsetDelete,
+                code: ResponseError::RequestTimedOut,
+                message: None,
+            })?;
+            let response = conn.send(request, version, timeout).await?;
+            Error::check(
+                ApiKey::OffsetDelete,
+                response.error_code,
+                Some(&format!("group {group}")),
+            )?;
+            for t in &response.topics {
+                for p in &t.partitions {
+                    Error::check(
+                        ApiKey::OffsetDelete,
+                        p.error_code,
+                        Some(&format!(
+                            "group {group}: {}-{}",
+                            t.name.0.as_str(),
+                            p.partition_index
+                        )),
+                    )?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::describe_groups_response::DescribedGroupMember;
+
+    #[test]
+    fn describe_decodes_consumer_members() {
+        let assignment = Assignment::from_partitions(&[
+            TopicPartition::new("t", 0),
+            TopicPartition::new("t", 2),
+        ]);
+        let group = DescribedGroup::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_group_state(StrBytes::from_static_str("Stable"))
+            .with_protocol_type(StrBytes::from_static_str("consumer"))
+            .with_protocol_data(StrBytes::from_static_str("range"))
+            .with_members(vec![DescribedGroupMember::default()
+                .with_member_id(StrBytes::from_static_str("m-1"))
+                .with_client_id(StrBytes::from_static_str("c"))
+                .with_client_host(StrBytes::from_static_str("/127.0.0.1"))
+                .with_member_metadata(Subscription::new(["t"]).encode(3).unwrap())
+                .with_member_assignment(assignment.encode(3).unwrap())]);
+        let d = describe_result(&group, 1).unwrap();
+        assert_eq!(d.state, "Stable");
+        assert_eq!(d.protocol, "range");
+        assert_eq!(d.members[0].assignment, assignment.partitions());
+        assert_eq!(d.members[0].subscription.as_ref().unwrap().topics, ["t"]);
+
+        // Garbage blobs do not fail the description.
+        let mut bad = group.clone();
+        bad.members[0].member_assignment = bytes::Bytes::from_static(&[0, 0, 0xff]);
+        bad.members[0].member_metadata = bytes::Bytes::from_static(&[1]);
+        let d = describe_result(&bad, 1).unwrap();
+        assert!(d.members[0].assignment.is_empty());
+        assert!(d.members[0].subscription.is_none());
+
+        let mut err = group;
+        err.error_code = 30;
+        assert!(matches!(
+            describe_result(&err, 1),
+            Err(Error::Broker {
+                code: ResponseError::GroupAuthorizationFailed,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn filters_match_case_insensitively() {
+        let listing = GroupListing {
+            group_id: "g".into(),
+            protocol_type: "consumer".into(),
+            state: Some("Stable".into()),
+            group_type: Some("classic".into()),
+        };
+        assert!(matches_filter(&listing, &ListGroupsFilter::default()));
+        let stable = ListGroupsFilter {
+            states: vec!["stable".into()],
+            types: vec![],
+        };
+        assert!(matches_filter(&listing, &stable));
+        let empty = ListGroupsFilter {
+            states: vec!["Empty".into()],
+            types: vec![],
+        };
+        assert!(!matches_filter(&listing, &empty));
+        let consumer = ListGroupsFilter {
+            states: vec![],
+            types: vec!["consumer".into()],
+        };
+        assert!(!matches_filter(&listing, &consumer));
+    }
+}

@@ -1,0 +1,114 @@
+//! [`ConsumeError`]: what `recv`, `poll` and the seek calls can fail with.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafkit_wire::record::RecordError;
+
+use crate::error::Error;
+
+/// Why the consumer could not return records (or do what was asked).
+///
+/// Errors about one partition name it; the other partitions go on being consumed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConsumeError {
+    /// A fetched batch failed its CRC check or could not be decoded. The partition stops at
+    /// `offset` (no further fetches, [`position`](crate::consumer::Consumer::position) stays
+    /// there) until the application seeks, e.g. to `offset + 1` to skip the bad record.
+    /// Reported once.
+    #[error("{topic}-{partition}: corrupt record batch at offset {offset}: {source}")]
+    Corrupt {
+        /// The topic.
+        topic: Arc<str>,
+        /// The partition.
+        partition: i32,
+        /// The first offset that could not be read (the batch's base offset, or the position
+        /// when that is inside the batch).
+        offset: i64,
+        /// What the decoder found.
+        #[source]
+        source: Arc<RecordError>,
+    },
+    /// The position is out of the log's range and `auto.offset.reset=none`. The partition
+    /// stops until the application seeks.
+    #[error("{topic}-{partition}: offset {offset} is out of range and auto.offset.reset=none")]
+    OffsetOutOfRange {
+        /// The topic.
+        topic: Arc<str>,
+        /// The partition.
+        partition: i32,
+        /// The position that was out of range.
+        offset: i64,
+    },
+    /// The partition has no position (no committed offset, nothing sought) and
+    /// `auto.offset.reset=none`. Seek to start consuming it.
+    #[error("{topic}-{partition}: no offset to start from and auto.offset.reset=none")]
+    NoOffset {
+        /// The topic.
+        topic: Arc<str>,
+        /// The partition.
+        partition: i32,
+    },
+    /// The partition's leader refused the fetch with an error that retrying will not cure
+    /// (e.g. `TOPIC_AUTHORIZATION_FAILED`). The partition stops until the application seeks.
+    #[error("{topic}-{partition}: fetch failed with {code} (error code {})", code.code())]
+    Broker {
+        /// The topic.
+        topic: Arc<str>,
+        /// The partition.
+        partition: i32,
+        /// Kafka's error.
+        code: ResponseError,
+    },
+    /// The partition is not assigned to this consumer (seek, pause, position…).
+    #[error("{topic}-{partition} is not assigned to this consumer")]
+    NotAssigned {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+    },
+    /// A client-level failure (connection, metadata, ListOffsets) that did not heal in time.
+    #[error(transparent)]
+    Client(#[from] Error),
+    /// An operation that waits for the cluster did not finish in time.
+    #[error("{operation} did not finish within {after:?}")]
+    Timeout {
+        /// What was waited for.
+        operation: &'static str,
+        /// How long.
+        after: std::time::Duration,
+    },
+    /// The consumer is closed.
+    #[error("the consumer is closed")]
+    Closed,
+}
+
+impl ConsumeError {
+    /// Whether calling again may succeed without the application doing anything.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            ConsumeError::Client(e) => e.is_retriable(),
+            _ => false,
+        }
+    }
+
+    /// The partition the error is about, if it is about one.
+    pub fn partition(&self) -> Option<(&str, i32)> {
+        match self {
+            ConsumeError::Corrupt {
+                topic, partition, ..
+            }
+            | ConsumeError::OffsetOutOfRange {
+                topic, partition, ..
+            }
+            | ConsumeError::NoOffset { topic, partition }
+            | ConsumeError::Broker {
+                topic, partition, ..
+            } => Some((topic, *partition)),
+            ConsumeError::NotAssigned { topic, partition } => Some((topic, *partition)),
+            _ => None,
+        }
+    }
+}

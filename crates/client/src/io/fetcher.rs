@@ -1,0 +1,152 @@
+//! The consumer's fetcher task: drives [`FetchState`] against the cluster.
+//!
+//! One task per consumer loops: refresh metadata when the state asks (bounded by
+//! `retry.backoff.ms` between attempts), send the ListOffsets lookups it plans, send the Fetch
+//! requests it plans (one in flight per node; each response is awaited by a small task of
+//! its own, which hands it back to the state and wakes the application), then sleep until
+//! woken (assignment, seek, resume, records taken, a response) or until the next backoff ends.
+//! Every decision is the state's; this module only moves requests.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::ApiKey;
+use tokio::sync::{watch, Notify};
+
+use crate::io::cluster::Cluster;
+use crate::state::consumer::FetchState;
+
+/// What the consumer handle and the fetcher task share.
+#[derive(Debug)]
+pub(crate) struct FetchShared {
+    pub(crate) cluster: Cluster,
+    pub(crate) state: Mutex<FetchState>,
+    /// Wakes the fetcher task: something it may act on changed.
+    pub(crate) wake: Notify,
+    /// Bumped whenever records, errors or positions may have changed (for waiters).
+    pub(crate) ready: watch::Sender<u64>,
+    /// Set once at close; the task ends.
+    pub(crate) closed: watch::Sender<bool>,
+    /// `request.timeout.ms` (+ `fetch.max.wait.ms` for Fetch).
+    pub(crate) request_timeout: Duration,
+    pub(crate) fetch_max_wait: Duration,
+    pub(crate) retry_backoff: Duration,
+}
+
+impl FetchShared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, FetchState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Tells the task and the waiters that the state changed.
+    pub(crate) fn changed(&self) {
+        self.wake.notify_one();
+        self.ready.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        *self.closed.borrow()
+    }
+}
+
+/// The longest the task sleeps without being woken (it re-plans then).
+const IDLE_TICK: Duration = Duration::from_millis(500);
+
+/// Runs until the consumer closes.
+pub(crate) async fn run(shared: Arc<FetchShared>) {
+    let mut closed = shared.closed.subscribe();
+    let mut metadata_not_before = Instant::now();
+    loop {
+        if shared.is_closed() {
+            return;
+        }
+        let now = Instant::now();
+        let (wants, topics) = {
+            // Lock order everywhere: metadata, then state.
+            let metadata = shared.cluster.metadata();
+            let mut state = shared.lock();
+            let missing = state.missing_leaders(&metadata);
+            let wants = state.take_wants_metadata() || missing;
+            (wants, state.topics())
+        };
+        if wants && !topics.is_empty() {
+            if now >= metadata_not_before {
+                metadata_not_before = now + shared.retry_backoff;
+                let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+                let refresh = shared.cluster.refresh_metadata(Some(&names));
+                match tokio::time::timeout(shared.request_timeout, refresh).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(err)) => {
+                        tracing::debug!(error = %err, "consumer metadata refresh failed");
+                        shared.lock().request_metadata();
+                    }
+                    Err(_) => shared.lock().request_metadata(),
+                }
+            } else {
+                shared.lock().request_metadata();
+            }
+        }
+        let now = Instant::now();
+        let (lookups, fetches, timer) = {
+            let metadata = shared.cluster.metadata();
+            let mut state = shared.lock();
+            let lookups = state.poll_list_offsets(now, &metadata);
+            let fetches = state.poll_fetches(now, &metadata);
+            (lookups, fetches, state.next_timer(now))
+        };
+        for (token, request) in lookups {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let result = async {
+                    let conn = shared.cluster.connection(token.node()).await?;
+                    let version = conn.version(ApiKey::ListOffsets)?;
+                    conn.send(&request, version, shared.request_timeout).await
+                }
+                .await;
+                shared
+                    .lock()
+                    .handle_list_offsets(Instant::now(), token, result);
+                shared.changed();
+            });
+        }
+        for (token, request) in fetches {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let result = async {
+                    let conn = shared.cluster.connection(token.node()).await?;
+                    let version = conn.version(ApiKey::Fetch)?;
+                    conn.send(
+                        &request,
+                        version,
+                        shared.request_timeout + shared.fetch_max_wait,
+                    )
+                    .await
+                }
+                .await;
+                let now = Instant::now();
+                match result {
+                    Ok(response) => shared.lock().handle_fetch(now, token, response),
+                    Err(err) => {
+                        tracing::debug!(node = token.node(), error = %err, "fetch failed");
+                        shared.lock().handle_fetch_failure(now, token);
+                    }
+                }
+                shared.changed();
+            });
+        }
+        let mut sleep = IDLE_TICK;
+        if let Some(at) = timer {
+            sleep = sleep.min(at.saturating_duration_since(Instant::now()));
+        }
+        if wants {
+            sleep = sleep.min(metadata_not_before.saturating_duration_since(Instant::now()));
+        }
+        tokio::select! {
+            _ = shared.wake.notified() => {}
+            _ = tokio::time::sleep(sleep) => {}
+            _ = closed.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! A partition's fetched records waiting for the application ([`CompletedFetch`]), decoded
+//! batch by batch as they are taken, with `read_committed` filtering.
+//!
+//! Filtering follows the Java client: the response's aborted-transactions list (producer id,
+//! first offset) is walked in offset order; a transactional batch from a producer whose aborted
+//! transaction has started by the batch's last offset is skipped, until that producer's ABORT
+//! marker is reached. Control batches (transaction markers) are never returned, at either
+//! isolation level. Skipped batches still move the position past them, so a fetch that holds
+//! only skipped batches makes progress.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafkit_wire::record::batch::{BatchRecords, TimestampType};
+use kafkit_wire::record::{BatchReader, ControlRecordType, Record, RecordError};
+
+use super::position::FetchPosition;
+use crate::consumer::ConsumerRecord;
+use crate::state::group::TopicPartition;
+
+/// The current batch being handed out.
+#[derive(Debug)]
+struct OpenBatch {
+    records: std::vec::IntoIter<Record>,
+    next_offset: i64,
+    leader_epoch: Option<i32>,
+    log_append_time: Option<i64>,
+}
+
+/// Fetched, not yet returned records of one partition.
+#[derive(Debug)]
+pub(crate) struct CompletedFetch {
+    pub(crate) tp: TopicPartition,
+    pub(crate) topic: Arc<str>,
+    /// The partition's generation when fetched: stale once it changes.
+    pub(crate) generation: u64,
+    /// The position this fetch continues from (the partition's position must equal it).
+    pub(crate) position: FetchPosition,
+    /// Bytes of the response's `records`, counted against the prefetch bound.
+    pub(crate) size: usize,
+    reader: BatchReader,
+    open: Option<OpenBatch>,
+    read_committed: bool,
+    /// Aborted transactions not reached yet, by first offset, latest first (popped from the
+    /// end).
+    aborted: Vec<(i64, i64)>,
+    aborting: HashSet<i64>,
+}
+
+impl CompletedFetch {
+    pub(crate) fn new(
+        tp: TopicPartition,
+        topic: Arc<str>,
+        generation: u64,
+        position: FetchPosition,
+        records: Bytes,
+        read_committed: bool,
+        aborted_transactions: impl IntoIterator<Item = (i64, i64)>,
+    ) -> Self {
+        let mut aborted: Vec<(i64, i64)> = aborted_transactions
+            .into_iter()
+            .map(|(producer_id, first_offset)| (first_offset, producer_id))
+            .collect();
+        aborted.sort_unstable_by(|a, b| b.cmp(a));
+        CompletedFetch {
+            tp,
+            topic,
+            generation,
+            position,
+            size: records.len(),
+            reader: BatchReader::new(records),
+            open: None,
+            read_committed,
+            aborted,
+            aborting: HashSet::new(),
+        }
+    }
+
+    /// The next record at or after the position, advancing the position; `Ok(None)` when the
+    /// fetch is used up. After an error the fetch yields nothing more.
+    pub(crate) fn next_record(&mut self) -> Result<Option<ConsumerRecord>, RecordError> {
+        loop {
+            if let Some(open) = &mut self.open {
+                for record in open.records.by_ref() {
+                    if record.offset < self.position.offset {
+                        continue;
+                    }
+                    self.position = FetchPosition {
+                        offset: record.offset.saturating_add(1),
+                        leader_epoch: open.leader_epoch,
+                    };
+                    let (timestamp, timestamp_type) = match open.log_append_time {
+                        Some(ts) => (ts, TimestampType::LogAppendTime),
+                        None => (record.timestamp, TimestampType::CreateTime),
+                    };
+                    return Ok(Some(ConsumerRecord {
+                        topic: self.topic.clone(),
+                        partition: self.tp.partition,
+                        offset: record.offset,
+                        timestamp,
+                        timestamp_type,
+                        key: record.key,
+                        value: record.value,
+                        headers: record.headers,
+                        leader_epoch: open.leader_epoch,
+                    }));
+                }
+                let next = open.next_offset;
+                let epoch = open.leader_epoch;
+                self.open = None;
+                self.skip_to(next, epoch);
+            }
+            let Some(batch) = self.reader.next_batch()? else {
+                return Ok(None);
+            };
+            let header = batch.header;
+            let next_offset = header.next_offset();
+            if next_offset <= self.position.offset {
+                continue; // wholly before the position (a compressed batch fetched again)
+            }
+            let leader_epoch =
+                (header.partition_leader_epoch >= 0).then_some(header.partition_leader_epoch);
+            if self.read_committed && header.attributes.transactional {
+                while let Some(&(first_offset, producer_id)) = self.aborted.last() {
+                    if first_offset > header.last_offset() {
+                        break;
+                    }
+                    self.aborted.pop();
+                    self.aborting.insert(producer_id);
+                }
+            }
+            match batch.records {
+                BatchRecords::Control(controls) => {
+                    let aborts = controls.iter().any(|c| c.kind == ControlRecordType::Abort);
+                    if aborts {
+                        self.aborting.remove(&header.producer_id);
+                    }
+                    self.skip_to(next_offset, leader_epoch);
+                }
+                BatchRecords::Data(_)
+                    if self.read_committed
+                        && header.attributes.transactional
+                        && self.aborting.contains(&header.producer_id) =>
+                {
+                    self.skip_to(next_offset, leader_epoch);
+                }
+                BatchRecords::Data(records) => {
+                    let log_append_time = (header.attributes.timestamp_type
+                        == TimestampType::LogAppendTime)
+                        .then_some(header.max_timestamp);
+                    self.open = Some(OpenBatch {
+                        records: records.into_iter(),
+                        next_offset,
+                        leader_epoch,
+                        log_append_time,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Moves the position past a batch that is used up or skipped.
+    fn skip_to(&mut self, next_offset: i64, leader_epoch: Option<i32>) {
+        if next_offset > self.position.offset {
+            self.position = FetchPosition {
+                offset: next_offset,
+                leader_epoch: leader_epoch.or(self.position.leader_epoch),
+            };
+        }
+    }
+}

@@ -1,0 +1,936 @@
+//! [`FetchState`]: the consumer's decisions — the assignment and positions, which partitions
+//! to fetch from which leader (one Fetch in flight per node, as the Java client), what a Fetch
+//! or ListOffsets response does, and handing buffered records out.
+//!
+//! Call order (the fetcher task does this; the tests do it by hand):
+//!
+//! 1. the application changes the assignment and positions (`assign`, `add_assigned`,
+//!    `seek`, `request_reset`, `pause`, …) at any time;
+//! 2. `wants_metadata` → refresh metadata for `topics()`, then
+//!    `poll_list_offsets(now, &metadata)` → send each request, then `handle_list_offsets`;
+//! 3. `poll_fetches(now, &metadata)` → send each request to its node, then `handle_fetch`
+//!    (or `handle_fetch_failure`) with the [`FetchToken`] it came with;
+//! 4. the application takes records with `drain`.
+//!
+//! Invariants: a partition is in at most one Fetch in flight; a fetched response is used only
+//! if the partition's generation (bumped by every seek and reset) is unchanged and its
+//! position is still the fetch offset; a partition with buffered records is not fetched again
+//! until they are taken; nothing is fetched while `prefetch.max.bytes` are buffered.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{
+    BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::completed::CompletedFetch;
+use super::position::{FetchPosition, OffsetSpec, PartitionState};
+use super::session::{FetchSession, SessionPartition, SessionRequest};
+use crate::config::{AutoOffsetReset, ConsumerConfig, IsolationLevel};
+use crate::consumer::{ConsumeError, ConsumerRecord};
+use crate::error::Error;
+use crate::state::group::{OffsetAndMetadata, TopicPartition};
+use crate::state::metadata::ClusterMetadata;
+
+/// The settings the fetch decisions use.
+#[derive(Debug, Clone)]
+pub struct FetchSettings {
+    /// `isolation.level`.
+    pub isolation_level: IsolationLevel,
+    /// `auto.offset.reset`.
+    pub auto_offset_reset: AutoOffsetReset,
+    /// `fetch.min.bytes`.
+    pub min_bytes: i32,
+    /// `fetch.max.wait.ms`.
+    pub max_wait_ms: i32,
+    /// `fetch.max.bytes`.
+    pub max_bytes: i32,
+    /// `max.partition.fetch.bytes`.
+    pub partition_max_bytes: i32,
+    /// `kafkit.prefetch.max.bytes`.
+    pub prefetch_max_bytes: usize,
+    /// `retry.backoff.ms`: the wait after a failed Fetch or ListOffsets.
+    pub retry_backoff: Duration,
+    /// `request.timeout.ms`, sent as ListOffsets' `timeout_ms`.
+    pub request_timeout: Duration,
+}
+
+fn int(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+impl FetchSettings {
+    /// The settings of a consumer configuration.
+    pub fn from_config(config: &ConsumerConfig) -> Self {
+        FetchSettings {
+            isolation_level: config.isolation_level(),
+            auto_offset_reset: config.auto_offset_reset(),
+            min_bytes: int(config.fetch_min_bytes()),
+            max_wait_ms: i32::try_from(config.fetch_max_wait().as_millis()).unwrap_or(i32::MAX),
+            max_bytes: int(config.fetch_max_bytes()),
+            partition_max_bytes: int(config.max_partition_fetch_bytes()),
+            prefetch_max_bytes: config.prefetch_max_bytes(),
+            retry_backoff: config.client().retry_backoff(),
+            request_timeout: config.client().request_timeout(),
+        }
+    }
+}
+
+/// Ties a response to the request it answers.
+#[derive(Debug)]
+pub struct FetchToken {
+    node: i32,
+    session: SessionRequest,
+    /// Per partition sent or in the session: the generation and fetch offset at send time.
+    sent: Vec<(TopicPartition, u64, i64)>,
+    ids: HashMap<[u8; 16], String>,
+}
+
+impl FetchToken {
+    /// The node the request goes to.
+    pub fn node(&self) -> i32 {
+        self.node
+    }
+}
+
+/// Ties a ListOffsets response to its request.
+#[derive(Debug)]
+pub struct ListOffsetsToken {
+    node: i32,
+    sent: Vec<(TopicPartition, u64, OffsetSpec)>,
+}
+
+impl ListOffsetsToken {
+    /// The node the request goes to.
+    pub fn node(&self) -> i32 {
+        self.node
+    }
+}
+
+/// Records (and at most one error) taken by [`FetchState::drain`].
+#[derive(Debug, Default)]
+pub struct Drained {
+    /// The records, in fetch order per partition.
+    pub records: Vec<ConsumerRecord>,
+    /// An error to report after (or instead of) the records.
+    pub error: Option<ConsumeError>,
+}
+
+/// The consumer's fetch state. See the module documentation for the call order.
+#[derive(Debug)]
+pub struct FetchState {
+    settings: FetchSettings,
+    partitions: BTreeMap<TopicPartition, PartitionState>,
+    sessions: HashMap<i32, FetchSession>,
+    in_flight: HashMap<i32, ()>,
+    node_not_before: HashMap<i32, Instant>,
+    completed: VecDeque<CompletedFetch>,
+    buffered_bytes: usize,
+    errors: VecDeque<ConsumeError>,
+    wants_metadata: bool,
+}
+
+fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_owned()))
+}
+
+fn error_of(code: i16) -> Option<ResponseError> {
+    ResponseError::try_from_code(code)
+}
+
+impl FetchState {
+    /// An empty state (nothing assigned).
+    pub fn new(settings: FetchSettings) -> Self {
+        FetchState {
+            settings,
+            partitions: BTreeMap::new(),
+            sessions: HashMap::new(),
+            in_flight: HashMap::new(),
+            node_not_before: HashMap::new(),
+            completed: VecDeque::new(),
+            buffered_bytes: 0,
+            errors: VecDeque::new(),
+            wants_metadata: false,
+        }
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &FetchSettings {
+        &self.settings
+    }
+
+    // ---- assignment and positions ----
+
+    /// Replaces the assignment: partitions no longer in it are dropped (with their buffered
+    /// records); new ones start by `auto.offset.reset`; kept ones keep their position.
+    pub fn assign(&mut self, partitions: impl IntoIterator<Item = TopicPartition>) {
+        let wanted: Vec<TopicPartition> = partitions.into_iter().collect();
+        let gone: Vec<TopicPartition> = self
+            .partitions
+            .keys()
+            .filter(|tp| !wanted.contains(tp))
+            .cloned()
+            .collect();
+        self.remove_assigned(&gone);
+        let new = wanted
+            .into_iter()
+            .filter(|tp| !self.partitions.contains_key(tp))
+            .map(|tp| (tp, None))
+            .collect();
+        self.add_assigned(new);
+    }
+
+    /// Adds partitions, each from its committed offset or by `auto.offset.reset`; partitions
+    /// already assigned are left as they are.
+    pub fn add_assigned(&mut self, partitions: Vec<(TopicPartition, Option<OffsetAndMetadata>)>) {
+        for (tp, committed) in partitions {
+            if self.partitions.contains_key(&tp) {
+                continue;
+            }
+            let mut state = PartitionState::new(Arc::from(tp.topic.as_str()));
+            match committed {
+                Some(c) if c.offset >= 0 => state.seek(FetchPosition {
+                    offset: c.offset,
+                    leader_epoch: c.leader_epoch,
+                }),
+                _ => self.reset_by_policy(&tp, &mut state, None),
+            }
+            self.partitions.insert(tp, state);
+            self.wants_metadata = true;
+        }
+    }
+
+    /// Drops partitions with their positions and buffered records.
+    pub fn remove_assigned(&mut self, partitions: &[TopicPartition]) {
+        for tp in partitions {
+            self.partitions.remove(tp);
+        }
+        self.drop_completed(|c| partitions.contains(&c.tp));
+        self.errors.retain(|e| {
+            e.partition().is_none_or(|(t, p)| {
+                !partitions
+                    .iter()
+                    .any(|tp| tp.topic == t && tp.partition == p)
+            })
+        });
+    }
+
+    /// The assigned partitions.
+    pub fn assignment(&self) -> Vec<TopicPartition> {
+        self.partitions.keys().cloned().collect()
+    }
+
+    /// Every assigned topic (for metadata refreshes).
+    pub fn topics(&self) -> Vec<String> {
+        let mut topics: Vec<String> = self.partitions.keys().map(|tp| tp.topic.clone()).collect();
+        topics.dedup();
+        topics
+    }
+
+    fn state_mut(&mut self, tp: &TopicPartition) -> Result<&mut PartitionState, ConsumeError> {
+        self.partitions
+            .get_mut(tp)
+            .ok_or_else(|| ConsumeError::NotAssigned {
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+            })
+    }
+
+    /// Fetches `tp` from `offset` next (clears a halt after an error).
+    pub fn seek(
+        &mut self,
+        tp: &TopicPartition,
+        position: FetchPosition,
+    ) -> Result<(), ConsumeError> {
+        self.state_mut(tp)?.seek(position);
+        self.forget_partition(tp);
+        Ok(())
+    }
+
+    /// Looks the position of `tp` up with ListOffsets before fetching it again.
+    pub fn request_reset(
+        &mut self,
+        tp: &TopicPartition,
+        spec: OffsetSpec,
+    ) -> Result<(), ConsumeError> {
+        let state = self.state_mut(tp)?;
+        state.request_reset(spec);
+        state.position = None;
+        self.forget_partition(tp);
+        Ok(())
+    }
+
+    fn forget_partition(&mut self, tp: &TopicPartition) {
+        self.drop_completed(|c| &c.tp == tp);
+        self.errors
+            .retain(|e| e.partition() != Some((tp.topic.as_str(), tp.partition)));
+    }
+
+    fn drop_completed(&mut self, mut drop: impl FnMut(&CompletedFetch) -> bool) {
+        let mut freed = 0;
+        self.completed.retain(|c| {
+            let gone = drop(c);
+            if gone {
+                freed += c.size;
+            }
+            !gone
+        });
+        self.buffered_bytes = self.buffered_bytes.saturating_sub(freed);
+    }
+
+    /// Stops fetching `tp` (buffered records are dropped and fetched again on resume).
+    pub fn pause(&mut self, tp: &TopicPartition) -> Result<(), ConsumeError> {
+        self.state_mut(tp)?.paused = true;
+        self.drop_completed(|c| &c.tp == tp);
+        Ok(())
+    }
+
+    /// Fetches `tp` again after [`pause`](Self::pause).
+    pub fn resume(&mut self, tp: &TopicPartition) -> Result<(), ConsumeError> {
+        self.state_mut(tp)?.paused = false;
+        Ok(())
+    }
+
+    /// The paused partitions.
+    pub fn paused(&self) -> Vec<TopicPartition> {
+        self.partitions
+            .iter()
+            .filter(|(_, s)| s.paused)
+            .map(|(tp, _)| tp.clone())
+            .collect()
+    }
+
+    /// The position of `tp`, if assigned and known.
+    pub fn position(&self, tp: &TopicPartition) -> Option<FetchPosition> {
+        self.partitions.get(tp).and_then(|s| s.position)
+    }
+
+    /// Whether `tp` is assigned and waits for an offset lookup.
+    pub fn is_resetting(&self, tp: &TopicPartition) -> bool {
+        self.partitions.get(tp).is_some_and(|s| s.reset.is_some())
+    }
+
+    /// Whether `tp` is stopped after a reported error.
+    pub fn is_halted(&self, tp: &TopicPartition) -> bool {
+        self.partitions.get(tp).is_some_and(|s| s.halted)
+    }
+
+    /// Records between the position of `tp` and the end of its log: the high watermark, or
+    /// the last stable offset with `read_committed`, from the last fetch response.
+    pub fn lag(&self, tp: &TopicPartition) -> Option<i64> {
+        let s = self.partitions.get(tp)?;
+        let end = match self.settings.isolation_level {
+            IsolationLevel::ReadUncommitted => s.high_watermark,
+            IsolationLevel::ReadCommitted => s
+                .last_stable_offset
+                .filter(|&o| o >= 0)
+                .or(s.high_watermark),
+        }?;
+        Some(end.saturating_sub(s.position?.offset).max(0))
+    }
+
+    /// The high watermark of `tp` from the last fetch response.
+    pub fn high_watermark(&self, tp: &TopicPartition) -> Option<i64> {
+        self.partitions.get(tp).and_then(|s| s.high_watermark)
+    }
+
+    /// Next offset + leader epoch of every partition with a position (for commits).
+    pub fn consumed_positions(&self) -> BTreeMap<TopicPartition, OffsetAndMetadata> {
+        self.partitions
+            .iter()
+            .filter_map(|(tp, s)| {
+                let p = s.position?;
+                Some((
+                    tp.clone(),
+                    OffsetAndMetadata {
+                        offset: p.offset,
+                        leader_epoch: p.leader_epoch,
+                        metadata: None,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// Bytes of fetched records buffered now.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered_bytes
+    }
+
+    fn reset_by_policy(
+        &mut self,
+        tp: &TopicPartition,
+        state: &mut PartitionState,
+        out_of_range: Option<i64>,
+    ) {
+        let spec = match self.settings.auto_offset_reset {
+            AutoOffsetReset::Earliest => OffsetSpec::Earliest,
+            AutoOffsetReset::Latest => OffsetSpec::Latest,
+            AutoOffsetReset::None => {
+                state.halted = true;
+                self.errors.push_back(match out_of_range {
+                    Some(offset) => ConsumeError::OffsetOutOfRange {
+                        topic: state.topic.clone(),
+                        partition: tp.partition,
+                        offset,
+                    },
+                    None => ConsumeError::NoOffset {
+                        topic: state.topic.clone(),
+                        partition: tp.partition,
+                    },
+                });
+                return;
+            }
+        };
+        state.request_reset(spec);
+        state.position = None;
+    }
+
+    // ---- metadata ----
+
+    /// Whether a metadata refresh for [`topics`](Self::topics) is wanted (new partitions,
+    /// leader errors). Cleared by the call.
+    pub fn take_wants_metadata(&mut self) -> bool {
+        std::mem::take(&mut self.wants_metadata)
+    }
+
+    /// Asks for a metadata refresh (after a failed one).
+    pub fn request_metadata(&mut self) {
+        self.wants_metadata = true;
+    }
+
+    /// Whether some assigned partition has no known leader in `metadata`.
+    pub fn missing_leaders(&self, metadata: &ClusterMetadata) -> bool {
+        self.partitions
+            .keys()
+            .any(|tp| metadata.leader(&tp.topic, tp.partition).is_none())
+    }
+
+    // ---- offset lookups ----
+
+    /// ListOffsets requests for the partitions awaiting a reset, one per leader.
+    pub fn poll_list_offsets(
+        &mut self,
+        now: Instant,
+        metadata: &ClusterMetadata,
+    ) -> Vec<(ListOffsetsToken, ListOffsetsRequest)> {
+        let mut by_node: BTreeMap<i32, Vec<(TopicPartition, u64, OffsetSpec, i32)>> =
+            BTreeMap::new();
+        for (tp, s) in &mut self.partitions {
+            let Some(spec) = s.reset else { continue };
+            if s.reset_in_flight || s.halted || s.reset_not_before.is_some_and(|t| now < t) {
+                continue;
+            }
+            let Some(leader) = metadata.leader(&tp.topic, tp.partition).map(|b| b.node_id) else {
+                self.wants_metadata = true;
+                continue;
+            };
+            let epoch = leader_epoch(metadata, tp);
+            s.reset_in_flight = true;
+            by_node
+                .entry(leader)
+                .or_default()
+                .push((tp.clone(), s.generation, spec, epoch));
+        }
+        let timeout_ms =
+            i32::try_from(self.settings.request_timeout.as_millis()).unwrap_or(i32::MAX);
+        by_node
+            .into_iter()
+            .map(|(node, parts)| {
+                let mut topics: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
+                for (tp, _, spec, epoch) in &parts {
+                    topics.entry(tp.topic.as_str()).or_default().push(
+                        ListOffsetsPartition::default()
+                            .with_partition_index(tp.partition)
+                            .with_current_leader_epoch(*epoch)
+                            .with_timestamp(spec.timestamp()),
+                    );
+                }
+                let request = ListOffsetsRequest::default()
+                    .with_replica_id(BrokerId(-1))
+                    .with_isolation_level(self.settings.isolation_level.as_i8())
+                    .with_timeout_ms(timeout_ms)
+                    .with_topics(
+                        topics
+                            .into_iter()
+                            .map(|(name, partitions)| {
+                                ListOffsetsTopic::default()
+                                    .with_name(topic_name(name))
+                                    .with_partitions(partitions)
+                            })
+                            .collect(),
+                    );
+                let sent = parts
+                    .into_iter()
+                    .map(|(tp, g, spec, _)| (tp, g, spec))
+                    .collect();
+                (ListOffsetsToken { node, sent }, request)
+            })
+            .collect()
+    }
+
+    /// Takes in a ListOffsets outcome.
+    pub fn handle_list_offsets(
+        &mut self,
+        now: Instant,
+        token: ListOffsetsToken,
+        response: Result<ListOffsetsResponse, Error>,
+    ) {
+        let retry_at = now + self.settings.retry_backoff;
+        let response = match response {
+            Ok(r) => r,
+            Err(_) => {
+                for (tp, generation, _) in &token.sent {
+                    if let Some(s) = self
+                        .partitions
+                        .get_mut(tp)
+                        .filter(|s| s.generation == *generation)
+                    {
+                        s.reset_in_flight = false;
+                        s.reset_not_before = Some(retry_at);
+                    }
+                }
+                self.wants_metadata = true;
+                return;
+            }
+        };
+        for (tp, generation, spec) in token.sent {
+            let answer = response
+                .topics
+                .iter()
+                .filter(|t| t.name.0.as_str() == tp.topic)
+                .flat_map(|t| &t.partitions)
+                .find(|p| p.partition_index == tp.partition);
+            let Some(s) = self
+                .partitions
+                .get_mut(&tp)
+                .filter(|s| s.generation == generation)
+            else {
+                continue;
+            };
+            s.reset_in_flight = false;
+            let Some(answer) = answer else {
+                s.reset_not_before = Some(retry_at);
+                continue;
+            };
+            match error_of(answer.error_code) {
+                None if answer.offset >= 0 => s.seek(FetchPosition {
+                    offset: answer.offset,
+                    leader_epoch: (answer.leader_epoch >= 0).then_some(answer.leader_epoch),
+                }),
+                // No record at or after the timestamp: the end of the log, as `seek_to_end`.
+                None if matches!(spec, OffsetSpec::Timestamp(_)) => {
+                    s.reset = Some(OffsetSpec::Latest);
+                }
+                None => s.reset_not_before = Some(retry_at),
+                Some(code) if code.is_retriable() => {
+                    s.reset_not_before = Some(retry_at);
+                    self.wants_metadata = true;
+                }
+                Some(code) => {
+                    s.halted = true;
+                    self.errors.push_back(ConsumeError::Broker {
+                        topic: s.topic.clone(),
+                        partition: tp.partition,
+                        code,
+                    });
+                }
+            }
+        }
+    }
+
+    // ---- fetching ----
+
+    /// Fetch requests to send now: at most one per node, none to a node with one in flight
+    /// or backing off, none at all while the prefetch buffer is full.
+    pub fn poll_fetches(
+        &mut self,
+        now: Instant,
+        metadata: &ClusterMetadata,
+    ) -> Vec<(FetchToken, FetchRequest)> {
+        if self.buffered_bytes >= self.settings.prefetch_max_bytes {
+            return Vec::new();
+        }
+        let buffered: Vec<TopicPartition> = self.completed.iter().map(|c| c.tp.clone()).collect();
+        let mut by_node: BTreeMap<i32, BTreeMap<TopicPartition, SessionPartition>> =
+            BTreeMap::new();
+        let mut ids: HashMap<[u8; 16], String> = HashMap::new();
+        for (tp, s) in &self.partitions {
+            if !s.is_fetchable() || buffered.contains(tp) {
+                continue;
+            }
+            let (Some(leader), Some(topic)) = (
+                metadata.leader(&tp.topic, tp.partition).map(|b| b.node_id),
+                metadata.topic(&tp.topic),
+            ) else {
+                self.wants_metadata = true;
+                continue;
+            };
+            if self.in_flight.contains_key(&leader)
+                || self.node_not_before.get(&leader).is_some_and(|t| now < *t)
+            {
+                continue;
+            }
+            let Some(position) = s.position else { continue };
+            ids.insert(topic.topic_id, tp.topic.clone());
+            by_node.entry(leader).or_default().insert(
+                tp.clone(),
+                SessionPartition {
+                    topic_id: topic.topic_id,
+                    fetch_offset: position.offset,
+                    current_leader_epoch: leader_epoch(metadata, tp),
+                    last_fetched_epoch: position.leader_epoch.unwrap_or(-1),
+                    max_bytes: self.settings.partition_max_bytes,
+                },
+            );
+        }
+        let mut out = Vec::new();
+        for (node, wanted) in by_node {
+            let session = self.sessions.entry(node).or_default().build(wanted);
+            let sent: Vec<(TopicPartition, u64, i64)> = session
+                .wanted
+                .iter()
+                .filter_map(|(tp, p)| {
+                    let s = self.partitions.get(tp)?;
+                    Some((tp.clone(), s.generation, p.fetch_offset))
+                })
+                .collect();
+            for (tp, _, _) in &sent {
+                if let Some(s) = self.partitions.get_mut(tp) {
+                    s.fetch_in_flight = true;
+                }
+            }
+            let request = self.fetch_request(&session);
+            self.in_flight.insert(node, ());
+            out.push((
+                FetchToken {
+                    node,
+                    session,
+                    sent,
+                    ids: ids.clone(),
+                },
+                request,
+            ));
+        }
+        out
+    }
+
+    fn fetch_request(&self, session: &SessionRequest) -> FetchRequest {
+        let mut topics: Vec<FetchTopic> = Vec::new();
+        for (tp, p) in &session.send {
+            let partition = FetchPartition::default()
+                .with_partition(tp.partition)
+                .with_current_leader_epoch(p.current_leader_epoch)
+                .with_fetch_offset(p.fetch_offset)
+                .with_last_fetched_epoch(p.last_fetched_epoch)
+                .with_log_start_offset(-1)
+                .with_partition_max_bytes(p.max_bytes);
+            match topics.last_mut() {
+                Some(t) if t.topic.0.as_str() == tp.topic => t.partitions.push(partition),
+                _ => topics.push(
+                    FetchTopic::default()
+                        .with_topic(topic_name(&tp.topic))
+                        .with_topic_id(uuid_of(p.topic_id))
+                        .with_partitions(vec![partition]),
+                ),
+            }
+        }
+        let mut forgotten: Vec<ForgottenTopic> = Vec::new();
+        for (tp, id) in &session.forget {
+            match forgotten.last_mut() {
+                Some(t) if t.topic.0.as_str() == tp.topic => t.partitions.push(tp.partition),
+                _ => forgotten.push(
+                    ForgottenTopic::default()
+                        .with_topic(topic_name(&tp.topic))
+                        .with_topic_id(uuid_of(*id))
+                        .with_partitions(vec![tp.partition]),
+                ),
+            }
+        }
+        FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(self.settings.max_wait_ms)
+            .with_min_bytes(self.settings.min_bytes)
+            .with_max_bytes(self.settings.max_bytes)
+            .with_isolation_level(self.settings.isolation_level.as_i8())
+            .with_session_id(session.session_id)
+            .with_session_epoch(session.epoch)
+            .with_topics(topics)
+            .with_forgotten_topics_data(forgotten)
+    }
+
+    fn release(&mut self, token: &FetchToken) {
+        self.in_flight.remove(&token.node);
+        for (tp, generation, _) in &token.sent {
+            if let Some(s) = self
+                .partitions
+                .get_mut(tp)
+                .filter(|s| s.generation == *generation)
+            {
+                s.fetch_in_flight = false;
+            } else if let Some(s) = self.partitions.get_mut(tp) {
+                s.fetch_in_flight = false;
+            }
+        }
+    }
+
+    /// A Fetch that got no response (connection failure, timeout): the session starts over,
+    /// the node backs off, metadata is refreshed.
+    pub fn handle_fetch_failure(&mut self, now: Instant, token: FetchToken) {
+        self.release(&token);
+        if let Some(session) = self.sessions.get_mut(&token.node) {
+            session.reset();
+        }
+        self.node_not_before
+            .insert(token.node, now + self.settings.retry_backoff);
+        self.wants_metadata = true;
+    }
+
+    /// Takes in a Fetch response.
+    pub fn handle_fetch(&mut self, now: Instant, token: FetchToken, response: FetchResponse) {
+        self.release(&token);
+        let FetchToken {
+            node,
+            session,
+            sent,
+            ids,
+        } = token;
+        let ok = self.sessions.entry(node).or_default().handle_response(
+            session,
+            response.error_code,
+            response.session_id,
+        );
+        if !ok {
+            tracing::debug!(
+                node,
+                error_code = response.error_code,
+                "fetch failed; next fetch is full"
+            );
+            if error_of(response.error_code).is_some_and(|e| !is_session_error(e)) {
+                self.node_not_before
+                    .insert(node, now + self.settings.retry_backoff);
+                self.wants_metadata = true;
+            }
+            return;
+        }
+        let read_committed = self.settings.isolation_level == IsolationLevel::ReadCommitted;
+        for topic in response.responses {
+            let id = *topic.topic_id.as_bytes();
+            let name = if topic.topic.0.is_empty() {
+                match ids.get(&id) {
+                    Some(n) => n.clone(),
+                    None => continue,
+                }
+            } else {
+                topic.topic.0.as_str().to_owned()
+            };
+            for p in topic.partitions {
+                let tp = TopicPartition::new(name.clone(), p.partition_index);
+                let Some(&(_, generation, fetch_offset)) = sent.iter().find(|(t, _, _)| *t == tp)
+                else {
+                    continue;
+                };
+                let Some(s) = self.partitions.get_mut(&tp) else {
+                    continue;
+                };
+                if s.generation != generation || s.position.map(|p| p.offset) != Some(fetch_offset)
+                {
+                    continue; // sought or reset since: stale
+                }
+                match error_of(p.error_code) {
+                    None => {}
+                    Some(ResponseError::OffsetOutOfRange) => {
+                        let mut state = s.clone();
+                        self.reset_by_policy(&tp, &mut state, Some(fetch_offset));
+                        self.partitions.insert(tp, state);
+                        continue;
+                    }
+                    Some(code) if code.is_retriable() || is_leader_error(code) => {
+                        tracing::debug!(topic = %tp.topic, partition = tp.partition, %code, "fetch: refreshing metadata");
+                        self.wants_metadata = true;
+                        self.node_not_before
+                            .insert(node, now + self.settings.retry_backoff);
+                        continue;
+                    }
+                    Some(code) => {
+                        s.halted = true;
+                        self.errors.push_back(ConsumeError::Broker {
+                            topic: s.topic.clone(),
+                            partition: tp.partition,
+                            code,
+                        });
+                        continue;
+                    }
+                }
+                s.high_watermark = Some(p.high_watermark);
+                s.last_stable_offset = (p.last_stable_offset >= 0).then_some(p.last_stable_offset);
+                s.log_start_offset = (p.log_start_offset >= 0).then_some(p.log_start_offset);
+                if p.diverging_epoch.epoch >= 0 && p.diverging_epoch.end_offset >= 0 {
+                    // KIP-320: our last fetched epoch ended earlier on the leader (truncation).
+                    let end = p.diverging_epoch.end_offset;
+                    tracing::warn!(topic = %tp.topic, partition = tp.partition, from = fetch_offset, to = end, "log truncation detected; moving the position back");
+                    if end < fetch_offset {
+                        s.seek(FetchPosition {
+                            offset: end,
+                            leader_epoch: Some(p.diverging_epoch.epoch),
+                        });
+                    }
+                    continue;
+                }
+                let Some(records) = p.records.filter(|r| !r.is_empty()) else {
+                    continue;
+                };
+                let position = s.position.unwrap_or(FetchPosition::new(fetch_offset));
+                let aborted = p
+                    .aborted_transactions
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|a| (a.producer_id.0, a.first_offset));
+                let completed = CompletedFetch::new(
+                    tp,
+                    s.topic.clone(),
+                    generation,
+                    position,
+                    records,
+                    read_committed,
+                    aborted,
+                );
+                self.buffered_bytes = self.buffered_bytes.saturating_add(completed.size);
+                self.completed.push_back(completed);
+            }
+        }
+    }
+
+    /// The earliest time a backoff ends (for the fetcher task's timer).
+    pub fn next_timer(&self, now: Instant) -> Option<Instant> {
+        let nodes = self.node_not_before.values().copied().filter(|t| *t > now);
+        let resets = self
+            .partitions
+            .values()
+            .filter_map(|s| s.reset_not_before)
+            .filter(|t| *t > now);
+        nodes.chain(resets).min()
+    }
+
+    // ---- handing records out ----
+
+    /// Whether `drain` has something to give (records of an unpaused partition, or an error).
+    pub fn has_ready(&self) -> bool {
+        !self.errors.is_empty() || !self.completed.is_empty()
+    }
+
+    /// Takes up to `max` records, in order per partition. A pending error comes first, alone;
+    /// a corrupt batch met while taking records ends the call (records before it are returned
+    /// with the error) and halts its partition at the bad offset.
+    pub fn drain(&mut self, max: usize) -> Drained {
+        if let Some(error) = self.errors.pop_front() {
+            return Drained {
+                records: Vec::new(),
+                error: Some(error),
+            };
+        }
+        let mut out = Drained::default();
+        while out.records.len() < max {
+            let Some(front) = self.completed.front_mut() else {
+                break;
+            };
+            let current = self.partitions.get(&front.tp).filter(|s| {
+                s.generation == front.generation
+                    && !s.paused
+                    && !s.halted
+                    && s.position.map(|p| p.offset) == Some(front.position.offset)
+            });
+            if current.is_none() {
+                self.pop_completed();
+                continue;
+            }
+            let result = front.next_record();
+            let position = front.position;
+            let tp = front.tp.clone();
+            match result {
+                Ok(Some(record)) => {
+                    if let Some(s) = self.partitions.get_mut(&tp) {
+                        s.position = Some(position);
+                    }
+                    out.records.push(record);
+                }
+                Ok(None) => {
+                    if let Some(s) = self.partitions.get_mut(&tp) {
+                        s.position = Some(position);
+                    }
+                    self.pop_completed();
+                }
+                Err(source) => {
+                    self.pop_completed();
+                    let Some(s) = self.partitions.get_mut(&tp) else {
+                        continue;
+                    };
+                    s.position = Some(position);
+                    s.halted = true;
+                    let offset = source.base_offset().max(position.offset);
+                    out.error = Some(ConsumeError::Corrupt {
+                        topic: s.topic.clone(),
+                        partition: tp.partition,
+                        offset,
+                        source: Arc::new(source),
+                    });
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    /// Puts an error back to be reported by the next `drain` (records taken with it were
+    /// handed out first).
+    pub fn defer_error(&mut self, error: ConsumeError) {
+        self.errors.push_front(error);
+    }
+
+    fn pop_completed(&mut self) {
+        if let Some(c) = self.completed.pop_front() {
+            self.buffered_bytes = self.buffered_bytes.saturating_sub(c.size);
+        }
+    }
+}
+
+fn uuid_of(id: [u8; 16]) -> uuid::Uuid {
+    uuid::Uuid::from_bytes(id)
+}
+
+fn leader_epoch(metadata: &ClusterMetadata, tp: &TopicPartition) -> i32 {
+    metadata
+        .topic(&tp.topic)
+        .and_then(|t| t.partitions.get(usize::try_from(tp.partition).ok()?))
+        .map_or(-1, |p| p.leader_epoch)
+}
+
+fn is_session_error(e: ResponseError) -> bool {
+    matches!(
+        e,
+        ResponseError::FetchSessionIdNotFound | ResponseError::InvalidFetchSessionEpoch
+    )
+}
+
+/// Errors that mean "ask the metadata who leads now" even if not flagged retriable.
+fn is_leader_error(e: ResponseError) -> bool {
+    matches!(
+        e,
+        ResponseError::NotLeaderOrFollower
+            | ResponseError::FencedLeaderEpoch
+            | ResponseError::UnknownLeaderEpoch
+            | ResponseError::UnknownTopicOrPartition
+            | ResponseError::UnknownTopicId
+            | ResponseError::InconsistentTopicId
+            | ResponseError::OffsetNotAvailable
+            | ResponseError::KafkaStorageError
+            | ResponseError::ReplicaNotAvailable
+            | ResponseError::LeaderNotAvailable
+    )
+}

@@ -1,0 +1,127 @@
+//! What the consumer knows of one assigned partition: its position, whether it is paused,
+//! waiting for an offset reset or stopped after an error, and the log's end offsets.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The next offset to fetch and the leader epoch of the last record consumed before it
+/// (KIP-320; sent as `last_fetched_epoch` and committed with the offset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchPosition {
+    /// The next offset to consume.
+    pub offset: i64,
+    /// The leader epoch of the last consumed record (or of the committed offset), if known.
+    pub leader_epoch: Option<i32>,
+}
+
+impl FetchPosition {
+    /// A position with no known epoch.
+    pub fn new(offset: i64) -> Self {
+        FetchPosition {
+            offset,
+            leader_epoch: None,
+        }
+    }
+}
+
+/// Which offset a ListOffsets lookup asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetSpec {
+    /// The log start offset (`auto.offset.reset=earliest`, `seek_to_beginning`).
+    Earliest,
+    /// The log end offset, or the last stable offset with `read_committed`
+    /// (`auto.offset.reset=latest`, `seek_to_end`).
+    Latest,
+    /// The first offset whose timestamp is at or after this one (ms); the end of the log
+    /// when there is none.
+    Timestamp(i64),
+}
+
+impl OffsetSpec {
+    /// The ListOffsets `timestamp` field.
+    pub fn timestamp(self) -> i64 {
+        match self {
+            OffsetSpec::Earliest => -2,
+            OffsetSpec::Latest => -1,
+            OffsetSpec::Timestamp(ts) => ts,
+        }
+    }
+}
+
+/// The state of one assigned partition.
+#[derive(Debug, Clone)]
+pub(crate) struct PartitionState {
+    /// The topic name, shared with every record returned for the partition.
+    pub(crate) topic: Arc<str>,
+    /// Where to fetch from; `None` until an offset is known.
+    pub(crate) position: Option<FetchPosition>,
+    /// A ListOffsets lookup to make before fetching.
+    pub(crate) reset: Option<OffsetSpec>,
+    /// Whether that lookup is in flight.
+    pub(crate) reset_in_flight: bool,
+    /// No reset attempt before this (after a failed one).
+    pub(crate) reset_not_before: Option<Instant>,
+    /// Paused by the application.
+    pub(crate) paused: bool,
+    /// Stopped after an error was reported; a seek clears it.
+    pub(crate) halted: bool,
+    /// A Fetch including the partition is in flight.
+    pub(crate) fetch_in_flight: bool,
+    /// Bumped by every seek and reset: a response or buffered fetch from an older one is
+    /// stale.
+    pub(crate) generation: u64,
+    /// The high watermark from the last fetch response.
+    pub(crate) high_watermark: Option<i64>,
+    /// The last stable offset from the last fetch response.
+    pub(crate) last_stable_offset: Option<i64>,
+    /// The log start offset from the last fetch response.
+    pub(crate) log_start_offset: Option<i64>,
+}
+
+impl PartitionState {
+    pub(crate) fn new(topic: Arc<str>) -> Self {
+        PartitionState {
+            topic,
+            position: None,
+            reset: None,
+            reset_in_flight: false,
+            reset_not_before: None,
+            paused: false,
+            halted: false,
+            fetch_in_flight: false,
+            generation: 0,
+            high_watermark: None,
+            last_stable_offset: None,
+            log_start_offset: None,
+        }
+    }
+
+    /// Moves to `position` (a seek or a completed reset): clears a pending reset and a halt,
+    /// and makes every older response and buffered fetch stale.
+    pub(crate) fn seek(&mut self, position: FetchPosition) {
+        self.position = Some(position);
+        self.reset = None;
+        self.reset_in_flight = false;
+        self.reset_not_before = None;
+        self.halted = false;
+        self.generation = self.generation.wrapping_add(1);
+    }
+
+    /// Asks for an offset lookup before fetching again.
+    pub(crate) fn request_reset(&mut self, spec: OffsetSpec) {
+        self.reset = Some(spec);
+        self.reset_in_flight = false;
+        self.reset_not_before = None;
+        self.halted = false;
+        self.generation = self.generation.wrapping_add(1);
+    }
+
+    /// Whether a Fetch may include the partition now (buffered data is checked by the caller).
+    pub(crate) fn is_fetchable(&self) -> bool {
+        self.position.is_some()
+            && self.reset.is_none()
+            && !self.paused
+            && !self.halted
+            && !self.fetch_in_flight
+    }
+}

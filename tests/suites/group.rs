@@ -1,0 +1,367 @@
+//! Classic consumer groups against the real broker: members of one group share a topic's
+//! partitions with no overlap and no gap, a member that vanishes without leaving is replaced
+//! within the session timeout, static members come back without a rebalance, cooperative
+//! rebalances move only what must move, and a kafkit member shares a group with librdkafka
+//! (`kcat -G`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kafkit_client::admin::{Admin, NewTopic};
+use kafkit_client::io::cluster::{Cluster, ClusterConfig};
+use kafkit_client::io::group::{GroupEvent, GroupMember, GroupSettings, GroupSubscription};
+use kafkit_client::state::group::{
+    Assignor, CooperativeStickyAssignor, RangeAssignor, RoundRobinAssignor, TopicPartition,
+};
+use kafkit_tests::{kafka, unique_name};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const PARTITIONS: i32 = 6;
+
+async fn topic(prefix: &str) -> String {
+    let name = unique_name(prefix);
+    let admin = Admin::connect(&kafka().bootstrap).await.unwrap();
+    admin
+        .create_topics(&[NewTopic::new(&name, PARTITIONS, 1)])
+        .await
+        .unwrap();
+    name
+}
+
+fn settings(group: &str, assignor: Arc<dyn Assignor>) -> GroupSettings {
+    let mut s = GroupSettings::new(group);
+    s.session_timeout = Duration::from_millis(6_000);
+    s.heartbeat_interval = Duration::from_millis(500);
+    s.rebalance_timeout = Duration::from_millis(20_000);
+    s.assignors = vec![assignor];
+    s
+}
+
+async fn join(settings: GroupSettings, topic: &str) -> GroupMember {
+    let cluster = Cluster::connect(ClusterConfig::new(&kafka().bootstrap))
+        .await
+        .unwrap();
+    GroupMember::join(
+        cluster,
+        settings,
+        GroupSubscription::Topics(vec![topic.to_string()]),
+    )
+    .await
+    .unwrap()
+}
+
+/// Every event a member saw, in order.
+#[derive(Debug, Default, Clone)]
+struct Log {
+    events: Vec<GroupEvent>,
+}
+
+/// Drives the members (answers revocations at once, keeps polling) until `done` holds for
+/// their assignments, or fails at `deadline`.
+async fn drive(
+    members: &mut [GroupMember],
+    logs: &mut [Log],
+    deadline: Duration,
+    done: impl Fn(&[GroupMember]) -> bool,
+) {
+    let until = Instant::now() + deadline;
+    loop {
+        for (m, log) in members.iter_mut().zip(logs.iter_mut()) {
+            m.poll_tick();
+            while let Ok(event) =
+                tokio::time::timeout(Duration::from_millis(20), m.next_event()).await
+            {
+                let event = event.unwrap();
+                if let GroupEvent::Revoked(partitions) = &event {
+                    m.revocation_done(partitions);
+                }
+                log.events.push(event);
+            }
+        }
+        if done(members) {
+            // Events are queued with the state change they report: take the ones behind
+            // what `done` saw.
+            for (m, log) in members.iter_mut().zip(logs.iter_mut()) {
+                while let Ok(event) =
+                    tokio::time::timeout(Duration::from_millis(1), m.next_event()).await
+                {
+                    let event = event.unwrap();
+                    if let GroupEvent::Revoked(partitions) = &event {
+                        m.revocation_done(partitions);
+                    }
+                    log.events.push(event);
+                }
+            }
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "not settled within {deadline:?}: {:?}",
+            members.iter().map(|m| m.assignment()).collect::<Vec<_>>()
+        );
+    }
+}
+
+fn stable_generation(m: &GroupMember) -> Option<i32> {
+    match m {
+        GroupMember::Classic(c) => c.stable_generation().map(|g| g.generation_id),
+        _ => None,
+    }
+}
+
+/// Every partition of `topic` owned by exactly one member, evenly, all members stable in
+/// one generation (even: a cooperative member still giving partitions up shows them too).
+fn settled(members: &[GroupMember], topic: &str) -> bool {
+    let generations: BTreeSet<Option<i32>> = members.iter().map(stable_generation).collect();
+    if generations.len() != 1 || generations.contains(&None) {
+        return false;
+    }
+    let share = PARTITIONS as usize / members.len();
+    if members.iter().any(|m| m.assignment().len() != share) {
+        return false;
+    }
+    exact_cover(
+        members.iter().map(|m| m.assignment()).collect::<Vec<_>>(),
+        topic,
+    )
+}
+
+fn exact_cover(assignments: Vec<Vec<TopicPartition>>, topic: &str) -> bool {
+    let mut seen = BTreeSet::new();
+    for a in &assignments {
+        for tp in a {
+            if !seen.insert(tp.clone()) {
+                return false;
+            }
+        }
+    }
+    seen == (0..PARTITIONS)
+        .map(|p| TopicPartition::new(topic, p))
+        .collect()
+}
+
+async fn close_all(members: Vec<GroupMember>) {
+    for m in members {
+        m.close(Instant::now() + Duration::from_secs(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_members_share_six_partitions_with_no_overlap_and_no_gap() {
+    for assignor in [
+        Arc::new(RangeAssignor) as Arc<dyn Assignor>,
+        Arc::new(RoundRobinAssignor),
+        Arc::new(CooperativeStickyAssignor),
+    ] {
+        let topic = topic("group-three").await;
+        let group = unique_name("g-three");
+        let mut members = Vec::new();
+        for _ in 0..3 {
+            members.push(join(settings(&group, assignor.clone()), &topic).await);
+        }
+        let mut logs = vec![Log::default(); 3];
+        drive(&mut members, &mut logs, Duration::from_secs(60), |m| {
+            settled(m, &topic)
+        })
+        .await;
+        for m in &members {
+            assert_eq!(m.assignment().len(), 2, "{}: even split", assignor.name());
+        }
+        close_all(members).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_dropped_without_leaving_is_replaced_within_the_session_timeout() {
+    let topic = topic("group-kill").await;
+    let group = unique_name("g-kill");
+    let mut members = Vec::new();
+    for _ in 0..3 {
+        members.push(join(settings(&group, Arc::new(RangeAssignor)), &topic).await);
+    }
+    let mut logs = vec![Log::default(); 3];
+    drive(&mut members, &mut logs, Duration::from_secs(60), |m| {
+        settled(m, &topic)
+    })
+    .await;
+    // Dropped, not closed: no LeaveGroup, its heartbeats just stop.
+    let dropped = members.pop().unwrap();
+    let orphaned = dropped.assignment();
+    assert!(!orphaned.is_empty());
+    drop(dropped);
+    let killed_at = Instant::now();
+    logs.pop();
+    drive(&mut members, &mut logs, Duration::from_secs(30), |m| {
+        settled(m, &topic)
+    })
+    .await;
+    let took = killed_at.elapsed();
+    // The coordinator notices after the 6 s session; the rest rebalance within a heartbeat
+    // or two.
+    assert!(took < Duration::from_secs(6 + 6), "took {took:?}");
+    let now_owned: BTreeSet<TopicPartition> = members.iter().flat_map(|m| m.assignment()).collect();
+    for tp in &orphaned {
+        assert!(now_owned.contains(tp), "{tp:?} not reassigned");
+    }
+    close_all(members).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_member_rejoins_without_a_rebalance() {
+    let topic = topic("group-static").await;
+    let group = unique_name("g-static");
+    let stat = |id: &str| {
+        let mut s = settings(&group, Arc::new(RangeAssignor));
+        s.group_instance_id = Some(id.to_string());
+        s
+    };
+    let mut members = vec![join(stat("a"), &topic).await, join(stat("b"), &topic).await];
+    let mut logs = vec![Log::default(); 2];
+    drive(&mut members, &mut logs, Duration::from_secs(60), |m| {
+        settled(m, &topic)
+    })
+    .await;
+    let generation = stable_generation(&members[0]);
+    let b_owned = members[1].assignment();
+    let b = members.pop().unwrap();
+    logs.pop();
+    // Static members do not send LeaveGroup on close.
+    b.close(Instant::now() + Duration::from_secs(5)).await;
+    let events_before = logs[0].events.len();
+    members.push(join(stat("b"), &topic).await);
+    logs.push(Log::default());
+    drive(&mut members, &mut logs, Duration::from_secs(30), |m| {
+        settled(m, &topic) && !m[1].assignment().is_empty()
+    })
+    .await;
+    assert_eq!(members[1].assignment(), b_owned, "same partitions back");
+    assert_eq!(
+        stable_generation(&members[0]),
+        generation,
+        "no new generation"
+    );
+    assert_eq!(
+        logs[0].events.len(),
+        events_before,
+        "the other member saw nothing: {:?}",
+        logs[0].events
+    );
+    close_all(members).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cooperative_sticky_moves_only_what_the_newcomer_gets() {
+    let topic = topic("group-coop").await;
+    let group = unique_name("g-coop");
+    let coop = || settings(&group, Arc::new(CooperativeStickyAssignor));
+    let mut members = vec![join(coop(), &topic).await, join(coop(), &topic).await];
+    let mut logs = vec![Log::default(); 2];
+    drive(&mut members, &mut logs, Duration::from_secs(60), |m| {
+        settled(m, &topic)
+    })
+    .await;
+    let before: Vec<BTreeSet<TopicPartition>> = members
+        .iter()
+        .map(|m| m.assignment().into_iter().collect())
+        .collect();
+    let marks: Vec<usize> = logs.iter().map(|l| l.events.len()).collect();
+    members.push(join(coop(), &topic).await);
+    logs.push(Log::default());
+    drive(&mut members, &mut logs, Duration::from_secs(60), |m| {
+        settled(m, &topic) && m.iter().all(|m| m.assignment().len() == 2)
+    })
+    .await;
+    for (i, old) in before.iter().enumerate() {
+        let now: BTreeSet<TopicPartition> = members[i].assignment().into_iter().collect();
+        assert!(now.is_subset(old), "member {i} kept its own partitions");
+        let revoked: BTreeSet<TopicPartition> = logs[i].events[marks[i]..]
+            .iter()
+            .flat_map(|e| match e {
+                GroupEvent::Revoked(p) => p.clone(),
+                GroupEvent::Lost(p) => panic!("member {i} lost {p:?}"),
+                GroupEvent::Assigned(_) => Vec::new(),
+            })
+            .collect();
+        let moved: BTreeSet<TopicPartition> = old.difference(&now).cloned().collect();
+        assert_eq!(revoked, moved, "member {i} revoked only what moved");
+    }
+    close_all(members).await;
+}
+
+/// Parses kcat's "% Group … rebalanced (…): assigned: t [0], t [3]" lines.
+fn kcat_assigned(line: &str, topic: &str) -> Option<Vec<TopicPartition>> {
+    let rest = line.split("assigned:").nth(1)?;
+    Some(
+        rest.split(',')
+            .filter_map(|item| {
+                let item = item.trim();
+                let (t, p) = item.split_once(" [")?;
+                let p: i32 = p.trim_end_matches(']').parse().ok()?;
+                (t == topic).then(|| TopicPartition::new(t, p))
+            })
+            .collect(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kafkit_member_and_a_kcat_member_share_the_partitions() {
+    for strategy in ["range", "roundrobin"] {
+        let topic = topic("group-kcat").await;
+        let group = unique_name("g-kcat");
+        let assignor: Arc<dyn Assignor> = match strategy {
+            "range" => Arc::new(RangeAssignor),
+            _ => Arc::new(RoundRobinAssignor),
+        };
+        let mut kcat = tokio::process::Command::new("kcat")
+            .args(["-b", &kafka().bootstrap, "-G", &group, &topic])
+            .args(["-X", &format!("partition.assignment.strategy={strategy}")])
+            .args([
+                "-X",
+                "session.timeout.ms=6000",
+                "-X",
+                "heartbeat.interval.ms=500",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("kcat (scripts/install-tools.sh)");
+        let stderr = kcat.stderr.take().unwrap();
+        let kcat_assignment = Arc::new(std::sync::Mutex::new(Vec::<TopicPartition>::new()));
+        let seen = kcat_assignment.clone();
+        let t = topic.clone();
+        let reader = tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.contains("rebalanced") {
+                    if let Some(a) = kcat_assigned(&line, &t) {
+                        *seen.lock().unwrap() = a;
+                    } else if line.contains("revoked") {
+                        seen.lock().unwrap().clear();
+                    }
+                }
+            }
+        });
+        let mut members = vec![join(settings(&group, assignor), &topic).await];
+        let mut logs = vec![Log::default()];
+        let kcat_view = kcat_assignment.clone();
+        drive(&mut members, &mut logs, Duration::from_secs(60), |m| {
+            let k = kcat_view.lock().unwrap().clone();
+            stable_generation(&m[0]).is_some()
+                && !k.is_empty()
+                && !m[0].assignment().is_empty()
+                && exact_cover(vec![m[0].assignment(), k], &topic)
+        })
+        .await;
+        let k = kcat_assignment.lock().unwrap().clone();
+        assert_eq!(k.len() + members[0].assignment().len(), PARTITIONS as usize);
+        let by_owner: BTreeMap<&str, usize> =
+            BTreeMap::from([("kafkit", members[0].assignment().len()), ("kcat", k.len())]);
+        assert_eq!(by_owner["kafkit"], 3, "{strategy}: {by_owner:?}");
+        close_all(members).await;
+        let _ = kcat.kill().await;
+        reader.abort();
+    }
+}
