@@ -8,6 +8,7 @@
 //! wait below has a deadline.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -69,6 +70,10 @@ struct Driven {
     owned: Arc<Mutex<BTreeSet<TopicPartition>>>,
     log: Arc<Mutex<Vec<GroupEvent>>>,
     error: Arc<Mutex<Option<Error>>>,
+    /// Whether revocations are confirmed (a stuck rebalance callback when not).
+    confirm: Arc<AtomicBool>,
+    /// Whether the application polls (`poll_tick`).
+    ticking: Arc<AtomicBool>,
     stop: Option<oneshot::Sender<bool>>,
     task: JoinHandle<()>,
 }
@@ -85,12 +90,17 @@ impl Driven {
         let owned = Arc::new(Mutex::new(BTreeSet::new()));
         let log = Arc::new(Mutex::new(Vec::new()));
         let error = Arc::new(Mutex::new(None));
+        let confirm = Arc::new(AtomicBool::new(true));
+        let ticking = Arc::new(AtomicBool::new(true));
         let (stop, mut stopped) = oneshot::channel::<bool>();
         let task = {
             let (owned, log, error) = (owned.clone(), log.clone(), error.clone());
+            let (confirm, ticking) = (confirm.clone(), ticking.clone());
             tokio::spawn(async move {
                 loop {
-                    member.poll_tick();
+                    if ticking.load(Ordering::SeqCst) {
+                        member.poll_tick();
+                    }
                     tokio::select! {
                         close = &mut stopped => {
                             if close.unwrap_or(false) {
@@ -120,7 +130,9 @@ impl Driven {
                                                 assert!(owned.remove(tp), "revoked but not owned: {tp:?}");
                                             }
                                             drop(owned);
-                                            member.revocation_done(&tps);
+                                            if confirm.load(Ordering::SeqCst) {
+                                                member.revocation_done(&tps);
+                                            }
                                         }
                                         GroupEvent::Lost(tps) => {
                                             for tp in &tps {
@@ -139,8 +151,33 @@ impl Driven {
             owned,
             log,
             error,
+            confirm,
+            ticking,
             stop: Some(stop),
             task,
+        }
+    }
+
+    fn events(&self) -> Vec<GroupEvent> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until an event matching `what` is in the log.
+    async fn wait_event(
+        &self,
+        what: &str,
+        within: Duration,
+        matches: impl Fn(&GroupEvent) -> bool,
+    ) {
+        let deadline = Instant::now() + within;
+        while !self.events().iter().any(&matches) {
+            assert!(self.error().is_none(), "{:?}", self.error());
+            assert!(
+                Instant::now() < deadline,
+                "no {what} within {within:?}: {:?}",
+                self.events()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -420,4 +457,74 @@ async fn a_regex_subscription_is_resolved_by_the_broker() {
     expected.extend(all(&second, 1));
     wait_balanced(&[&a], &expected, REBALANCE).await;
     a.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_stops_polling_leaves_and_rejoins_on_the_next_poll() {
+    let topic = topic(2).await;
+    let group = unique_name("kip848-g");
+    let mut s = settings(&group);
+    // max.poll.interval.ms, also the rebalance timeout sent to the broker.
+    s.rebalance_timeout = Duration::from_secs(4);
+    let a = Driven::start(s, GroupSubscription::Topics(vec![topic.clone()])).await;
+    wait_balanced(&[&a], &all(&topic, 2), REBALANCE).await;
+    a.ticking.store(false, Ordering::SeqCst);
+    a.wait_event(
+        "Lost after the poll timeout",
+        Duration::from_secs(10),
+        |e| matches!(e, GroupEvent::Lost(tps) if tps.len() == 2),
+    )
+    .await;
+    assert!(a.owned().is_empty());
+    // No rejoin while the application does not poll.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(a.owned().is_empty());
+    a.ticking.store(true, Ordering::SeqCst);
+    wait_balanced(&[&a], &all(&topic, 2), REBALANCE).await;
+    a.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_does_not_revoke_in_time_is_fenced_and_rejoins() {
+    let topic = topic(6).await;
+    let group = unique_name("kip848-g");
+    let subscription = GroupSubscription::Topics(vec![topic.clone()]);
+    let mut slow = settings(&group);
+    // The broker fences a member that keeps partitions to revoke past its rebalance timeout.
+    slow.rebalance_timeout = Duration::from_secs(6);
+    let a = Driven::start(slow, subscription.clone()).await;
+    wait_balanced(&[&a], &all(&topic, 6), REBALANCE).await;
+    a.confirm.store(false, Ordering::SeqCst);
+    let b = Driven::start(settings(&group), subscription.clone()).await;
+    a.wait_event("Revoked", REBALANCE, |e| {
+        matches!(e, GroupEvent::Revoked(_))
+    })
+    .await;
+    // Never confirmed: fenced (FENCED_MEMBER_EPOCH / UNKNOWN_MEMBER_ID) → what it still owns is
+    // lost, and it rejoins with epoch 0.
+    a.wait_event("Lost after fencing", Duration::from_secs(30), |e| {
+        matches!(e, GroupEvent::Lost(_))
+    })
+    .await;
+    let events = a.events();
+    let revoked: BTreeSet<TopicPartition> = events
+        .iter()
+        .find_map(|e| match e {
+            GroupEvent::Revoked(tps) => Some(tps.iter().cloned().collect()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let lost: BTreeSet<TopicPartition> = events
+        .iter()
+        .find_map(|e| match e {
+            GroupEvent::Lost(tps) => Some(tps.iter().cloned().collect()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    assert!(revoked.is_disjoint(&lost), "{events:?}");
+    assert_eq!(revoked.len() + lost.len(), 6, "{events:?}");
+    a.confirm.store(true, Ordering::SeqCst);
+    wait_balanced(&[&a, &b], &all(&topic, 6), REBALANCE).await;
+    a.close().await;
+    b.close().await;
 }
