@@ -208,7 +208,7 @@ impl GroupMember {
 
     /// The next event; cancel-safe. An error is fatal for the member (fenced instance id,
     /// group authorization failed, group full, member closed).
-    pub async fn next_event(&mut self) -> Result<GroupEvent> {
+    pub async fn next_event(&self) -> Result<GroupEvent> {
         match self {
             GroupMember::Classic(m) => m.next_event().await,
             GroupMember::Consumer(m) => m.next_event().await,
