@@ -271,17 +271,9 @@ async fn pause_resume_and_lag() {
         vec![8, 9, 10, 11]
     );
     assert_eq!(c.lag(&p0), Some(0));
+    // After a seek back, the lag counts from the new position to the last high watermark.
     c.seek(&p0, 9).unwrap();
-    let deadline = Instant::now() + WAIT;
-    while c.lag(&p0) != Some(3) {
-        assert!(Instant::now() < deadline, "lag {:?}", c.lag(&p0));
-        c.pause(std::slice::from_ref(&p0)).unwrap();
-        c.resume(std::slice::from_ref(&p0)).unwrap();
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        if c.position(&p0) != Some(9) {
-            break;
-        }
-    }
+    assert_eq!(c.lag(&p0), Some(3));
     c.close(Instant::now() + Duration::from_secs(5)).await;
 }
 
@@ -409,4 +401,119 @@ async fn stream_yields_records_in_order() {
     let seen: HashSet<i64> = offsets.into_iter().collect();
     assert_eq!(seen.len(), 30);
     c.close(Instant::now() + Duration::from_secs(5)).await;
+}
+
+/// Compiles `tests/java/TxnWriter.java` with `javac` against the Kafka jars and runs it:
+/// committed, aborted, committed transactions into partition 0 of `topic`. Panics (the test
+/// fails, loudly) when Java or the jars are missing.
+fn write_java_transactions(topic: &str) {
+    use std::process::Command;
+    let root = kafkit_tests::repo_root();
+    let libs = Command::new("bash")
+        .arg(root.join("scripts/kafka.sh"))
+        .arg("libs")
+        .output()
+        .expect("cannot run scripts/kafka.sh libs");
+    assert!(libs.status.success(), "scripts/kafka.sh libs failed");
+    let libs = String::from_utf8(libs.stdout)
+        .unwrap()
+        .trim()
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    let classpath = format!("{libs}/*");
+    let out = std::env::temp_dir().join(unique_name("kafkit-txn-writer"));
+    std::fs::create_dir_all(&out).unwrap();
+    let javac = Command::new("javac")
+        .arg("-cp")
+        .arg(&classpath)
+        .arg("-d")
+        .arg(&out)
+        .arg(root.join("tests/java/TxnWriter.java"))
+        .output()
+        .expect("javac is required for the read_committed test (install a JDK)");
+    assert!(
+        javac.status.success(),
+        "javac failed: {}",
+        String::from_utf8_lossy(&javac.stderr)
+    );
+    let mut child = Command::new("java")
+        .arg(format!(
+            "-Dlog4j2.configurationFile={}",
+            root.join("scripts/kafka/log4j2.properties").display()
+        ))
+        .arg("-Dkafkit.log.level=WARN")
+        .arg("-cp")
+        .arg(format!("{classpath}:{}", out.display()))
+        .arg("TxnWriter")
+        .arg(&kafka().bootstrap)
+        .arg(topic)
+        .arg(unique_name("kafkit-txn"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("java is required for the read_committed test");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the Java transaction writer did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        status.success() && stdout.contains("done"),
+        "TxnWriter failed ({status}): {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_committed_skips_aborted_java_transactions() {
+    let t = topic("consumer-txn", 1).await;
+    let writer_topic = t.clone();
+    tokio::task::spawn_blocking(move || write_java_transactions(&writer_topic))
+        .await
+        .unwrap();
+    let tp = TopicPartition::new(t.clone(), 0);
+    let values = |records: &[ConsumerRecord]| records.iter().map(value).collect::<Vec<_>>();
+    let expect = |prefixes: &[&str]| {
+        prefixes
+            .iter()
+            .flat_map(|p| (0..5).map(move |i| format!("{p}-{i}")))
+            .collect::<Vec<_>>()
+    };
+
+    let committed = consumer(&[
+        ("auto.offset.reset", "earliest"),
+        ("isolation.level", "read_committed"),
+    ])
+    .await;
+    committed.assign([tp.clone()]).unwrap();
+    let got = take(&committed, 10).await;
+    assert_quiet(&committed, Duration::from_millis(700)).await;
+    assert_eq!(values(&got), expect(&["c1", "c2"]));
+    // c1 at 0-4, its commit marker at 5, the aborted five at 6-10, the abort marker at 11.
+    let offsets: Vec<i64> = got.iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, (0..5).chain(12..17).collect::<Vec<_>>());
+    // Past the last marker; no control record ever surfaced.
+    assert_eq!(committed.position(&tp), Some(18));
+    assert_eq!(committed.lag(&tp), Some(0));
+
+    let uncommitted = consumer(&[("auto.offset.reset", "earliest")]).await;
+    uncommitted.assign([tp.clone()]).unwrap();
+    let got = take(&uncommitted, 15).await;
+    assert_quiet(&uncommitted, Duration::from_millis(700)).await;
+    assert_eq!(values(&got), expect(&["c1", "a", "c2"]));
+    assert_eq!(uncommitted.position(&tp), Some(18));
+    for c in [committed, uncommitted] {
+        c.close(Instant::now() + Duration::from_secs(5)).await;
+    }
 }
