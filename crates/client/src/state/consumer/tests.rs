@@ -597,3 +597,33 @@ fn assign_replaces_and_remove_drops_buffers() {
     assert_eq!(s.buffered_bytes(), 0);
     assert!(s.drain(10).records.is_empty());
 }
+
+#[test]
+fn leader_hints_name_the_new_leader() {
+    use kafka_protocol::messages::fetch_response::{LeaderIdAndEpoch, NodeEndpoint};
+    let now = Instant::now();
+    let m = metadata(1);
+    let mut s = assigned(1);
+    let (token, _) = s.poll_fetches(now, &m).pop().unwrap();
+    let moved = partition(0, None, 0)
+        .with_error_code(6)
+        .with_current_leader(
+            LeaderIdAndEpoch::default()
+                .with_leader_id(BrokerId(1))
+                .with_leader_epoch(6),
+        );
+    let r = response(0, vec![moved]).with_node_endpoints(vec![NodeEndpoint::default()
+        .with_node_id(BrokerId(1))
+        .with_host(StrBytes::from_static_str("h1"))
+        .with_port(9093)]);
+    let hints = token.leader_hints(&r);
+    assert_eq!(hints.len(), 1);
+    let (topic, partition, leader, epoch, endpoint) = &hints[0];
+    assert_eq!(
+        (topic.as_str(), *partition, *leader, *epoch),
+        (TOPIC, 0, 1, 6)
+    );
+    assert_eq!(endpoint.as_ref().map(|e| e.port), Some(9093));
+    s.handle_fetch(now, token, r);
+    assert!(s.take_wants_metadata());
+}
