@@ -379,7 +379,7 @@ mod consumers {
     use kafkit_client::io::group::GroupSubscription;
     use kafkit_client::producer::{Producer, ProducerRecord};
     use kafkit_client::state::group::commit::CommitError;
-    use kafkit_client::state::group::TopicPartition;
+    use kafkit_client::state::group::{OffsetAndMetadata, TopicPartition};
     use kafkit_tests::{kafka, unique_name};
 
     use super::{topic, PARTITIONS};
@@ -691,7 +691,11 @@ mod consumers {
         let until = Instant::now() + Duration::from_secs(30);
         while a.assignment().len() != 3 || b.assignment().len() != 3 {
             assert!(Instant::now() < until, "no rebalance");
-            let key = match a.commit_sync().await {
+            let offsets = BTreeMap::from([(
+                TopicPartition::new(topic.clone(), 0),
+                OffsetAndMetadata::new(1).with_metadata("during the rebalance"),
+            )]);
+            let key = match a.commit_offsets_sync(&offsets).await {
                 Ok(()) => "ok".to_string(),
                 Err(ConsumeError::Commit(
                     e @ (CommitError::RebalanceInProgress
@@ -703,8 +707,21 @@ mod consumers {
             *outcomes.entry(key).or_default() += 1;
             a.poll(Duration::from_millis(20)).await.unwrap();
         }
-        // Once stable again, a commit goes through.
-        a.commit_sync().await.unwrap();
+        // Once stable again, a commit goes through, metadata included.
+        let offsets = BTreeMap::from([(
+            TopicPartition::new(topic.clone(), 0),
+            OffsetAndMetadata::new(2).with_metadata("after"),
+        )]);
+        a.commit_offsets_sync(&offsets).await.unwrap();
+        let committed = b
+            .committed(&[TopicPartition::new(topic.clone(), 0)])
+            .await
+            .unwrap();
+        let c = committed[&TopicPartition::new(topic.clone(), 0)]
+            .clone()
+            .unwrap();
+        assert_eq!((c.offset, c.metadata.as_deref()), (2, Some("after")));
+        eprintln!("commit outcomes during the rebalance: {outcomes:?}");
         assert!(outcomes.contains_key("ok"), "{outcomes:?}");
         stop.store(true, Ordering::Relaxed);
         b_task.await.unwrap();
