@@ -31,6 +31,7 @@
 
 mod driver;
 mod error;
+mod group;
 mod record;
 mod stream;
 
@@ -51,6 +52,7 @@ use crate::state::group::{OffsetAndMetadata, TopicPartition};
 #[allow(unused_imports)] // used by the group member (consumer/group.rs)
 pub(crate) use driver::{BoxFuture, GroupDriver};
 pub use error::ConsumeError;
+pub use group::{CommitHandle, ListenerFuture, RebalanceListener};
 pub use record::{ConsumerRecord, Header, TimestampType};
 pub use stream::RecordStream;
 

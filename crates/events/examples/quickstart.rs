@@ -1,21 +1,17 @@
 //! The quickstart: publish typed service-health events to Kafka and read them back.
 //!
 //! Run it with `bash scripts/quickstart.sh`, which starts a local broker when
-//! `KAFKA_BOOTSTRAP_SERVERS` names none. Until the producer and consumer of `kafkit-client` land,
-//! this example speaks Produce and Fetch itself over a `Connection`, with record batches from
-//! `kafkit-wire`: the same pieces those will use.
+//! `KAFKA_BOOTSTRAP_SERVERS` names none. It publishes with `kafkit_client::producer::Producer`
+//! (lz4, idempotent, acks=all) and reads back with `kafkit_client::consumer::Consumer`
+//! (manual assignment, a seek to the first published offset).
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::BytesMut;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, ProduceRequest, TopicName};
-use kafka_protocol::protocol::StrBytes;
 use kafkit_client::admin::{Admin, NewTopic};
-use kafkit_client::Error;
-use kafkit_wire::compression::Compression;
-use kafkit_wire::record::{BatchBuilder, BatchOptions, BatchReader, HeaderRef, RecordRef};
+use kafkit_client::config::{Compression, ConsumerConfig, ProducerConfig};
+use kafkit_client::consumer::Consumer;
+use kafkit_client::producer::{Producer, ProducerRecord};
+use kafkit_client::state::group::TopicPartition;
 use serde::{Deserialize, Serialize};
 
 const TOPIC: &str = "kafkit.quickstart.service-health";
@@ -70,13 +66,14 @@ async fn main() -> Result<(), BoxError> {
     })
     .collect();
 
-    let base_offset = publish(&admin, &events).await?;
+    admin.cluster().close();
+    let base_offset = publish(&bootstrap, &events).await?;
     println!(
         "published {} events to {TOPIC} at offsets {base_offset}..",
         events.len()
     );
 
-    let read = read_back(&admin, base_offset, events.len()).await?;
+    let read = read_back(&bootstrap, base_offset, events.len()).await?;
     for (offset, event) in &read {
         println!(
             "  offset {offset}: {} is {:?} ({} ms)",
@@ -91,126 +88,63 @@ async fn main() -> Result<(), BoxError> {
     Ok(())
 }
 
-/// Writes the events as one lz4-compressed batch to partition 0 (acks=all); returns the offset
-/// of the first.
-async fn publish(admin: &Admin, events: &[ServiceHealth]) -> Result<i64, BoxError> {
-    let values: Vec<Vec<u8>> = events
-        .iter()
-        .map(serde_json::to_vec)
-        .collect::<Result<_, _>>()?;
-    let headers = [HeaderRef::new(b"event-type", Some(b"service.health.v1"))];
-    let mut buf = BytesMut::new();
-    let mut batch = BatchBuilder::new(&mut buf, 0);
-    for (event, value) in events.iter().zip(&values) {
-        batch.append(
-            &RecordRef::new(
-                event.observed_at_ms,
-                Some(event.service.as_bytes()),
-                Some(value),
-            )
-            .with_headers(&headers),
-        )?;
+/// Publishes the events to partition 0 (lz4, acks=all, idempotent) with an event-type header;
+/// returns the offset of the first.
+async fn publish(bootstrap: &str, events: &[ServiceHealth]) -> Result<i64, BoxError> {
+    let config = ProducerConfig::builder()
+        .bootstrap_servers([bootstrap])
+        .compression(Compression::Lz4)
+        .build()?;
+    let producer = Producer::new(config).await?;
+    let mut deliveries = Vec::with_capacity(events.len());
+    for event in events {
+        let record = ProducerRecord::new(TOPIC)
+            .partition(0)
+            .key(event.service.clone())
+            .value(serde_json::to_vec(event)?)
+            .timestamp(event.observed_at_ms)
+            .header("event-type", Some("service.health.v1"));
+        deliveries.push(producer.send(record).await?);
     }
-    let options = BatchOptions {
-        compression: Compression::Lz4,
-        ..BatchOptions::default()
-    };
-    batch.finish(&options, &mut Vec::new())?;
-
-    let leader = leader_of_partition_0(admin)?;
-    let conn = admin.cluster().connection(leader).await?;
-    let request = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(TIMEOUT.as_millis() as i32)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(buf.freeze()))])]);
-    let response = conn
-        .send(&request, conn.version(ApiKey::Produce)?, TIMEOUT)
-        .await?;
-    let partition = response
-        .responses
-        .first()
-        .and_then(|t| t.partition_responses.first())
-        .ok_or("empty produce response")?;
-    Error::check(
-        ApiKey::Produce,
-        partition.error_code,
-        partition.error_message.as_deref(),
-    )?;
-    Ok(partition.base_offset)
+    let mut first = None;
+    for delivery in deliveries {
+        let written = delivery.await?;
+        first.get_or_insert(written.offset);
+    }
+    producer.close(TIMEOUT).await?;
+    first.ok_or_else(|| "nothing published".into())
 }
 
-/// Fetches partition 0 from `offset` until `count` events are in, or the timeout passes.
+/// Consumes partition 0 from `offset` until `count` events are in, or the timeout passes.
 async fn read_back(
-    admin: &Admin,
-    mut offset: i64,
+    bootstrap: &str,
+    offset: i64,
     count: usize,
 ) -> Result<Vec<(i64, ServiceHealth)>, BoxError> {
-    let leader = leader_of_partition_0(admin)?;
-    let conn = admin.cluster().connection(leader).await?;
-    let version = conn.version(ApiKey::Fetch)?;
-    let topic_id = admin
-        .cluster()
-        .metadata()
-        .topic(TOPIC)
-        .map(|t| t.topic_id)
-        .ok_or("topic vanished")?;
+    let config = ConsumerConfig::from_properties([("bootstrap.servers", bootstrap)])?;
+    let consumer = Consumer::new(config).await?;
+    let partition = TopicPartition::new(TOPIC, 0);
+    consumer.assign([partition.clone()])?;
+    consumer.seek(&partition, offset)?;
     let deadline = Instant::now() + TIMEOUT;
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(count);
     while out.len() < count {
         if Instant::now() > deadline {
             return Err(format!("only {} of {count} events came back", out.len()).into());
         }
-        let mut topic = FetchTopic::default().with_partitions(vec![FetchPartition::default()
-            .with_partition(0)
-            .with_fetch_offset(offset)
-            .with_current_leader_epoch(-1)
-            .with_last_fetched_epoch(-1)
-            .with_log_start_offset(-1)
-            .with_partition_max_bytes(1 << 20)]);
-        if version >= 13 {
-            topic.topic_id = uuid::Uuid::from_bytes(topic_id);
-        } else {
-            topic.topic = TopicName(StrBytes::from_static_str(TOPIC));
-        }
-        let request = FetchRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_max_wait_ms(500)
-            .with_min_bytes(1)
-            .with_max_bytes(1 << 20)
-            .with_session_epoch(-1)
-            .with_topics(vec![topic]);
-        let response = conn.send(&request, version, TIMEOUT).await?;
-        Error::check(ApiKey::Fetch, response.error_code, None)?;
-        for partition in response.responses.iter().flat_map(|t| &t.partitions) {
-            Error::check(ApiKey::Fetch, partition.error_code, None)?;
-            let Some(records) = partition.records.clone() else {
-                continue;
-            };
-            for batch in BatchReader::new(records) {
-                for record in batch?.records() {
-                    if record.offset < offset {
-                        continue; // a batch starts before the offset asked for
-                    }
-                    let value = record.value.as_deref().ok_or("tombstone in the topic")?;
-                    out.push((record.offset, serde_json::from_slice(value)?));
-                    offset = record.offset + 1;
-                }
+        for record in consumer.poll(Duration::from_millis(200)).await? {
+            if record.header("event-type").map(|v| v.as_ref()) != Some(&b"service.health.v1"[..]) {
+                return Err(
+                    format!("offset {}: not a service.health.v1 event", record.offset).into(),
+                );
             }
+            let value = record.value.as_deref().ok_or("tombstone in the topic")?;
+            out.push((record.offset, serde_json::from_slice(value)?));
         }
     }
+    consumer
+        .close(Instant::now() + Duration::from_secs(5))
+        .await;
     out.truncate(count);
     Ok(out)
-}
-
-fn leader_of_partition_0(admin: &Admin) -> Result<i32, BoxError> {
-    admin
-        .cluster()
-        .metadata()
-        .leader(TOPIC, 0)
-        .map(|b| b.node_id)
-        .ok_or_else(|| "no leader for partition 0".into())
 }

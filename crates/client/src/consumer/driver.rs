@@ -26,4 +26,8 @@ pub(crate) trait GroupDriver: Send + Sync + 'static {
 
     /// At `Consumer::close`: final commit if enabled, leave the group, within `deadline`.
     fn close<'a>(&'a self, consumer: &'a Consumer, deadline: Instant) -> BoxFuture<'a, ()>;
+
+    /// The driver as `Any`, so the group code can reach its own type (commits, subscription
+    /// changes).
+    fn as_any(&self) -> &dyn std::any::Any;
 }

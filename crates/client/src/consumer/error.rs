@@ -83,6 +83,10 @@ pub enum ConsumeError {
     /// The consumer is closed.
     #[error("the consumer is closed")]
     Closed,
+    /// Committing or fetching committed offsets failed (typed: rebalance in progress, stale
+    /// generation, unknown or fenced member, coordinator unavailable after retries, …).
+    #[error(transparent)]
+    Commit(#[from] crate::state::group::commit::CommitError),
 }
 
 impl ConsumeError {
@@ -90,6 +94,7 @@ impl ConsumeError {
     pub fn is_retriable(&self) -> bool {
         match self {
             ConsumeError::Client(e) => e.is_retriable(),
+            ConsumeError::Commit(e) => e.is_retriable(),
             _ => false,
         }
     }

@@ -127,7 +127,17 @@ pub(crate) async fn run(shared: Arc<FetchShared>) {
                 .await;
                 let now = Instant::now();
                 match result {
-                    Ok(response) => shared.lock().handle_fetch(now, token, response),
+                    Ok(response) => {
+                        // KIP-951 hints first (metadata before state, as everywhere).
+                        for (topic, partition, leader, epoch, endpoint) in
+                            token.leader_hints(&response)
+                        {
+                            shared.cluster.update_metadata(|m| {
+                                m.update_leader(&topic, partition, leader, epoch, endpoint)
+                            });
+                        }
+                        shared.lock().handle_fetch(now, token, response)
+                    }
                     Err(err) => {
                         tracing::debug!(node = token.node(), error = %err, "fetch failed");
                         shared.lock().handle_fetch_failure(now, token);

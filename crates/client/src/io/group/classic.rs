@@ -11,10 +11,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::{
-    ApiKey, FindCoordinatorRequest, HeartbeatResponse, JoinGroupResponse, SyncGroupResponse,
-};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{ApiKey, HeartbeatResponse, JoinGroupResponse, SyncGroupResponse};
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::debug;
@@ -22,7 +20,12 @@ use tracing::debug;
 use super::{GroupEvent, GroupGeneration, GroupSettings, GroupSubscription};
 use crate::error::Error;
 use crate::io::cluster::Cluster;
+use crate::io::coordinator::Coordinators;
+use crate::state::group::commit::{
+    CommitError, CommittedOffsets, MemberIdentity, OffsetFetchQuery,
+};
 use crate::state::group::member::{ClassicMemberState, MemberConfig, MemberRequest, RequestKind};
+use crate::state::group::OffsetAndMetadata;
 use crate::state::group::TopicPartition;
 use crate::Result;
 
@@ -52,6 +55,7 @@ impl Shared {
 pub struct ClassicMember {
     shared: Arc<Shared>,
     cluster: Cluster,
+    coordinators: Coordinators,
     settings: GroupSettings,
     task: Option<JoinHandle<()>>,
 }
@@ -88,10 +92,16 @@ impl ClassicMember {
             events: Notify::new(),
             subscription: Mutex::new(subscription),
         });
-        let task = tokio::spawn(run(shared.clone(), cluster.clone(), settings.clone()));
+        let coordinators = Coordinators::with_retry_backoff(
+            cluster.clone(),
+            settings.retry_backoff,
+            settings.retry_backoff.max(Duration::from_secs(1)),
+        );
+        let task = tokio::spawn(run(shared.clone(), coordinators.clone(), settings.clone()));
         Ok(ClassicMember {
             shared,
             cluster,
+            coordinators,
             settings,
             task: Some(task),
         })
@@ -99,7 +109,7 @@ impl ClassicMember {
 
     /// The next event; cancel-safe. An error ends the member (a fatal broker error, or
     /// [`Error::ShutDown`] once closed).
-    pub async fn next_event(&mut self) -> Result<GroupEvent> {
+    pub async fn next_event(&self) -> Result<GroupEvent> {
         loop {
             let notified = self.shared.events.notified();
             tokio::pin!(notified);
@@ -152,6 +162,47 @@ impl ClassicMember {
         } else {
             None
         }
+    }
+
+    /// Commits `offsets` with the member's generation (see [`super::GroupMember::commit`]).
+    /// While a JoinGroup/SyncGroup is under way this fails at once with
+    /// [`CommitError::RebalanceInProgress`], as Java's `commitSync` does.
+    pub async fn commit(
+        &self,
+        offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
+    ) -> Result<(), CommitError> {
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let identity = {
+            let state = self.shared.state();
+            match state.commit_generation() {
+                Some(g) => MemberIdentity::member(
+                    g.generation_id,
+                    g.member_id,
+                    self.settings.group_instance_id.clone(),
+                ),
+                None if state.is_rebalancing() => return Err(CommitError::RebalanceInProgress),
+                None => return Err(CommitError::UnknownMemberId),
+            }
+        };
+        let deadline = Instant::now() + self.settings.request_timeout;
+        self.coordinators
+            .commit_offsets(&self.settings.group_id, &identity, offsets, deadline)
+            .await
+    }
+
+    /// The group's committed offsets of `partitions` (OffsetFetch with `require_stable`,
+    /// retrying `UNSTABLE_OFFSET_COMMIT` and coordinator errors until `request.timeout.ms`).
+    pub async fn committed(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> Result<CommittedOffsets, CommitError> {
+        let query = OffsetFetchQuery::partitions(self.settings.group_id.clone(), partitions);
+        let deadline = Instant::now() + self.settings.request_timeout;
+        self.coordinators
+            .fetch_offsets(&query, true, deadline)
+            .await
     }
 
     /// The coordinator's node id, when known.
@@ -234,7 +285,8 @@ enum Outcome {
     Metadata(Result<(Vec<String>, BTreeMap<String, i32>)>),
 }
 
-async fn run(shared: Arc<Shared>, cluster: Cluster, settings: GroupSettings) {
+async fn run(shared: Arc<Shared>, coordinators: Coordinators, settings: GroupSettings) {
+    let cluster = coordinators.cluster().clone();
     let mut requests: JoinSet<Outcome> = JoinSet::new();
     let mut next_metadata = Instant::now() + METADATA_REFRESH;
     let mut metadata_in_flight = false;
@@ -245,7 +297,7 @@ async fn run(shared: Arc<Shared>, cluster: Cluster, settings: GroupSettings) {
             while let Some(request) = state.poll_request(now) {
                 let coordinator = state.coordinator();
                 requests.spawn(send(
-                    cluster.clone(),
+                    coordinators.clone(),
                     settings.clone(),
                     coordinator,
                     request,
@@ -311,15 +363,16 @@ async fn run(shared: Arc<Shared>, cluster: Cluster, settings: GroupSettings) {
 
 /// Sends one request the state asked for.
 async fn send(
-    cluster: Cluster,
+    coordinators: Coordinators,
     settings: GroupSettings,
     coordinator: Option<i32>,
     request: MemberRequest,
 ) -> Outcome {
+    let cluster = coordinators.cluster().clone();
     let timeout = settings.request_timeout;
     match request {
         MemberRequest::FindCoordinator => {
-            Outcome::Coordinator(find_coordinator(&cluster, &settings).await)
+            Outcome::Coordinator(find_coordinator(&coordinators, &settings).await)
         }
         MemberRequest::PartitionCounts(topics) => {
             Outcome::Counts(partition_counts(&cluster, &topics).await)
@@ -368,46 +421,23 @@ async fn send(
 fn node(coordinator: Option<i32>) -> Result<i32> {
     coordinator.ok_or(Error::Broker {
         api: ApiKey::FindCoordinator,
-        code: kafka_protocol::error::ResponseError::CoordinatorNotAvailable,
+        code: ResponseError::CoordinatorNotAvailable,
         message: None,
     })
 }
 
-/// FindCoordinator for the group (batched form from v4).
-async fn find_coordinator(cluster: &Cluster, settings: &GroupSettings) -> Result<i32> {
-    let conn = cluster.any_connection().await?;
-    let version = conn.version(ApiKey::FindCoordinator)?;
-    let key = StrBytes::from_string(settings.group_id.clone());
-    let mut request = FindCoordinatorRequest::default().with_key_type(0);
-    if version >= 4 {
-        request = request.with_coordinator_keys(vec![key]);
-    } else {
-        request = request.with_key(key);
-    }
-    let response = conn
-        .send(&request, version, settings.request_timeout)
-        .await?;
-    let (code, message, node_id) = if version >= 4 {
-        match response.coordinators.first() {
-            Some(c) => (c.error_code, c.error_message.clone(), c.node_id.0),
-            None => (
-                kafka_protocol::error::ResponseError::CoordinatorNotAvailable.code(),
-                None,
-                -1,
-            ),
-        }
-    } else {
-        (
-            response.error_code,
-            response.error_message.clone(),
-            response.node_id.0,
-        )
-    };
-    Error::check(ApiKey::FindCoordinator, code, message.as_deref())?;
-    if cluster.metadata().broker(node_id).is_none() {
-        cluster.refresh_metadata(Some(&[])).await?;
-    }
-    Ok(node_id)
+/// FindCoordinator for the group, through the shared cache (forgotten first: the state asks
+/// only when it lost the coordinator).
+async fn find_coordinator(coordinators: &Coordinators, settings: &GroupSettings) -> Result<i32> {
+    let group = settings.group_id.as_str();
+    coordinators.invalidate(group);
+    let deadline = Instant::now() + settings.request_timeout;
+    let found = coordinators.find(&[group], deadline).await?;
+    found.get(group).copied().ok_or(Error::Broker {
+        api: ApiKey::FindCoordinator,
+        code: ResponseError::CoordinatorNotAvailable,
+        message: None,
+    })
 }
 
 /// Fresh partition counts of `topics` (topics without metadata are left out).

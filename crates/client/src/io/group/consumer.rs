@@ -152,7 +152,7 @@ impl ConsumerMember {
 
     /// The next event; cancel-safe. An error ends the member (a fatal broker error, or
     /// [`Error::ShutDown`] once closed).
-    pub async fn next_event(&mut self) -> Result<GroupEvent> {
+    pub async fn next_event(&self) -> Result<GroupEvent> {
         loop {
             let notified = self.shared.events.notified();
             tokio::pin!(notified);

@@ -17,12 +17,18 @@
 //! The classic protocol (JoinGroup/SyncGroup/Heartbeat) is [`classic`]; its decisions are made
 //! by the pure [`crate::state::group::member`] state machine.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::config::{AssignorName, ConsumerConfig};
 use crate::io::cluster::Cluster;
+use crate::state::group::commit::{CommitError, CommittedOffsets};
 pub use crate::state::group::event::{GroupEvent, GroupGeneration};
-use crate::state::group::{Assignor, RangeAssignor, TopicPartition};
+use crate::state::group::{
+    Assignor, CooperativeStickyAssignor, OffsetAndMetadata, RangeAssignor, RoundRobinAssignor,
+    TopicPartition,
+};
 use crate::Result;
 
 pub mod classic;
@@ -31,17 +37,8 @@ mod pattern;
 
 pub use pattern::TopicPattern;
 
-/// Which group protocol a member speaks (`group.protocol`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum GroupProtocol {
-    /// The classic protocol: JoinGroup, SyncGroup, Heartbeat; the leader assigns (default, as
-    /// in the Java client).
-    #[default]
-    Classic,
-    /// KIP-848: ConsumerGroupHeartbeat; the broker assigns.
-    Consumer,
-}
+/// Which group protocol a member speaks (`group.protocol`): the consumer config's type.
+pub use crate::config::GroupProtocol;
 
 /// The group settings of a consumer, as the Java client names them.
 #[derive(Clone)]
@@ -122,6 +119,55 @@ impl GroupSettings {
     }
 }
 
+impl GroupSettings {
+    /// The group settings of a consumer's config; `None` when it has no `group.id`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kafkit_client::config::{AssignorName, ConsumerConfig};
+    /// use kafkit_client::io::group::GroupSettings;
+    ///
+    /// let config = ConsumerConfig::builder()
+    ///     .bootstrap_servers(["127.0.0.1:9092"])
+    ///     .group_id("billing")
+    ///     .session_timeout(Duration::from_secs(10))
+    ///     .partition_assignment_strategy(vec![AssignorName::CooperativeSticky])
+    ///     .build()
+    ///     .unwrap();
+    /// let s = GroupSettings::from_consumer_config(&config).unwrap();
+    /// assert_eq!(s.group_id, "billing");
+    /// assert_eq!(s.session_timeout, Duration::from_secs(10));
+    /// assert_eq!(s.assignors[0].name(), "cooperative-sticky");
+    /// ```
+    pub fn from_consumer_config(config: &ConsumerConfig) -> Option<GroupSettings> {
+        let group_id = config.group_id()?;
+        let assignors: Vec<Arc<dyn Assignor>> = config
+            .partition_assignment_strategy()
+            .iter()
+            .map(|name| -> Arc<dyn Assignor> {
+                match name {
+                    AssignorName::Range => Arc::new(RangeAssignor),
+                    AssignorName::RoundRobin => Arc::new(RoundRobinAssignor),
+                    AssignorName::CooperativeSticky => Arc::new(CooperativeStickyAssignor),
+                }
+            })
+            .collect();
+        Some(GroupSettings {
+            group_id: group_id.to_owned(),
+            group_instance_id: config.group_instance_id().map(str::to_owned),
+            protocol: config.group_protocol(),
+            session_timeout: config.session_timeout(),
+            rebalance_timeout: config.max_poll_interval(),
+            heartbeat_interval: config.heartbeat_interval(),
+            assignors,
+            remote_assignor: config.group_remote_assignor().map(str::to_owned),
+            rack_id: config.client_rack().map(str::to_owned),
+            retry_backoff: config.client().retry_backoff(),
+            request_timeout: config.client().request_timeout(),
+        })
+    }
+}
+
 /// What a member subscribes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupSubscription {
@@ -162,7 +208,7 @@ impl GroupMember {
 
     /// The next event; cancel-safe. An error is fatal for the member (fenced instance id,
     /// group authorization failed, group full, member closed).
-    pub async fn next_event(&mut self) -> Result<GroupEvent> {
+    pub async fn next_event(&self) -> Result<GroupEvent> {
         match self {
             GroupMember::Classic(m) => m.next_event().await,
             GroupMember::Consumer(m) => m.next_event().await,
@@ -200,6 +246,31 @@ impl GroupMember {
         match self {
             GroupMember::Classic(m) => m.generation(),
             GroupMember::Consumer(m) => m.generation(),
+        }
+    }
+
+    /// Commits `offsets` with the member's identity, retrying retriable errors (coordinator
+    /// moved or loading) until `request.timeout.ms`; membership errors (rebalance in
+    /// progress, illegal generation, unknown member, fenced, stale epoch) return typed.
+    pub async fn commit(
+        &self,
+        offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
+    ) -> Result<(), CommitError> {
+        match self {
+            GroupMember::Classic(m) => m.commit(offsets).await,
+            GroupMember::Consumer(m) => m.commit(offsets).await,
+        }
+    }
+
+    /// The group's committed offsets of `partitions` (`None`: nothing committed), waiting
+    /// out pending transactional commits (OffsetFetch with `require_stable`).
+    pub async fn committed(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> Result<CommittedOffsets, CommitError> {
+        match self {
+            GroupMember::Classic(m) => m.committed(partitions).await,
+            GroupMember::Consumer(m) => m.committed(partitions).await,
         }
     }
 

@@ -36,7 +36,7 @@ use crate::config::{AutoOffsetReset, ConsumerConfig, IsolationLevel};
 use crate::consumer::{ConsumeError, ConsumerRecord};
 use crate::error::Error;
 use crate::state::group::{OffsetAndMetadata, TopicPartition};
-use crate::state::metadata::ClusterMetadata;
+use crate::state::metadata::{BrokerInfo, ClusterMetadata};
 
 /// The settings the fetch decisions use.
 #[derive(Debug, Clone)]
@@ -96,6 +96,55 @@ impl FetchToken {
     /// The node the request goes to.
     pub fn node(&self) -> i32 {
         self.node
+    }
+
+    /// The KIP-951 leader hints of `response` (partitions refused with
+    /// `NOT_LEADER_OR_FOLLOWER` or `FENCED_LEADER_EPOCH` that name their new leader), to apply
+    /// to the metadata before [`FetchState::handle_fetch`]: `(topic, partition, leader,
+    /// leader_epoch, the leader's endpoint if the response carries it)`.
+    pub fn leader_hints(
+        &self,
+        response: &FetchResponse,
+    ) -> Vec<(String, i32, i32, i32, Option<BrokerInfo>)> {
+        let mut out = Vec::new();
+        for topic in &response.responses {
+            let name = if topic.topic.0.is_empty() {
+                match self.ids.get(topic.topic_id.as_bytes()) {
+                    Some(n) => n.clone(),
+                    None => continue,
+                }
+            } else {
+                topic.topic.0.as_str().to_owned()
+            };
+            for p in &topic.partitions {
+                let refused = matches!(
+                    error_of(p.error_code),
+                    Some(ResponseError::NotLeaderOrFollower | ResponseError::FencedLeaderEpoch)
+                );
+                let leader = p.current_leader.leader_id.0;
+                if !refused || leader < 0 {
+                    continue;
+                }
+                let endpoint = response
+                    .node_endpoints
+                    .iter()
+                    .find(|e| e.node_id.0 == leader)
+                    .map(|e| BrokerInfo {
+                        node_id: leader,
+                        host: e.host.as_str().to_owned(),
+                        port: e.port,
+                        rack: e.rack.as_ref().map(|r| r.as_str().to_owned()),
+                    });
+                out.push((
+                    name.clone(),
+                    p.partition_index,
+                    leader,
+                    p.current_leader.leader_epoch,
+                    endpoint,
+                ));
+            }
+        }
+        out
     }
 }
 

@@ -1,6 +1,6 @@
 //! The consumer's decisions, without I/O: positions per partition ([`position`]), KIP-227
 //! fetch sessions per node ([`session`]), fetched records waiting for the application with
-//! `read_committed` filtering ([`completed`]), and [`FetchState`], which ties them together
+//! `read_committed` filtering (`completed`), and [`FetchState`], which ties them together
 //! (what to fetch from whom, what a response does, handing records out).
 
 pub(crate) mod completed;

@@ -1,1 +1,629 @@
+//! Scripted scenarios for the consumer's fetch state: no sockets, hand-made responses,
+//! a virtual clock.
 
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{
+    BrokerId, FetchRequest, FetchResponse, ListOffsetsResponse, MetadataResponse, ProducerId,
+    TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafkit_wire::record::control::{end_txn_marker_key, end_txn_marker_value};
+use kafkit_wire::record::{BatchBuilder, BatchOptions, ControlRecordType, RecordRef};
+
+use super::*;
+use crate::config::{AutoOffsetReset, IsolationLevel};
+use crate::consumer::ConsumeError;
+use crate::state::group::{OffsetAndMetadata, TopicPartition};
+use crate::state::metadata::ClusterMetadata;
+
+const TOPIC: &str = "t";
+const ID: [u8; 16] = [7; 16];
+
+fn settings() -> FetchSettings {
+    FetchSettings {
+        isolation_level: IsolationLevel::ReadUncommitted,
+        auto_offset_reset: AutoOffsetReset::Earliest,
+        min_bytes: 1,
+        max_wait_ms: 500,
+        max_bytes: 1 << 20,
+        partition_max_bytes: 1 << 16,
+        prefetch_max_bytes: 1 << 20,
+        retry_backoff: Duration::from_millis(100),
+        request_timeout: Duration::from_secs(30),
+    }
+}
+
+/// Partition p is led by node p % 2 (two brokers), leader epoch 5.
+fn metadata(partitions: i32) -> ClusterMetadata {
+    let response = MetadataResponse::default()
+        .with_brokers(
+            (0..2)
+                .map(|n| {
+                    MetadataResponseBroker::default()
+                        .with_node_id(BrokerId(n))
+                        .with_host(StrBytes::from_static_str("h"))
+                        .with_port(9092)
+                })
+                .collect(),
+        )
+        .with_topics(vec![MetadataResponseTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_static_str(TOPIC))))
+            .with_topic_id(uuid::Uuid::from_bytes(ID))
+            .with_partitions(
+                (0..partitions)
+                    .map(|p| {
+                        MetadataResponsePartition::default()
+                            .with_partition_index(p)
+                            .with_leader_id(BrokerId(p % 2))
+                            .with_leader_epoch(5)
+                    })
+                    .collect(),
+            )]);
+    let mut m = ClusterMetadata::default();
+    m.update(&response, Instant::now());
+    m
+}
+
+fn tp(p: i32) -> TopicPartition {
+    TopicPartition::new(TOPIC, p)
+}
+
+/// A batch of `n` records from `base`, values "v<offset>".
+fn batch(buf: &mut BytesMut, base: i64, n: i64, options: &BatchOptions) {
+    let values: Vec<String> = (base..base + n).map(|o| format!("v{o}")).collect();
+    let mut b = BatchBuilder::new(buf, base);
+    for v in &values {
+        b.append(&RecordRef::new(1_000, None, Some(v.as_bytes())))
+            .unwrap();
+    }
+    b.finish(options, &mut Vec::new()).unwrap();
+}
+
+fn marker(buf: &mut BytesMut, offset: i64, producer_id: i64, kind: ControlRecordType) {
+    let key = end_txn_marker_key(kind);
+    let value = end_txn_marker_value(0);
+    let mut b = BatchBuilder::new(buf, offset);
+    b.append(&RecordRef::new(1_000, Some(&key), Some(&value)))
+        .unwrap();
+    let options = BatchOptions {
+        producer_id,
+        producer_epoch: 0,
+        transactional: true,
+        control: true,
+        ..BatchOptions::default()
+    };
+    b.finish(&options, &mut Vec::new()).unwrap();
+}
+
+fn records(base: i64, n: i64) -> Bytes {
+    let mut buf = BytesMut::new();
+    batch(&mut buf, base, n, &BatchOptions::default());
+    buf.freeze()
+}
+
+fn partition(p: i32, records: Option<Bytes>, hw: i64) -> PartitionData {
+    PartitionData::default()
+        .with_partition_index(p)
+        .with_high_watermark(hw)
+        .with_last_stable_offset(hw)
+        .with_records(records)
+}
+
+fn response(session_id: i32, partitions: Vec<PartitionData>) -> FetchResponse {
+    FetchResponse::default()
+        .with_session_id(session_id)
+        .with_responses(vec![FetchableTopicResponse::default()
+            .with_topic_id(uuid::Uuid::from_bytes(ID))
+            .with_partitions(partitions)])
+}
+
+fn sent_partitions(request: &FetchRequest) -> Vec<(i32, i64)> {
+    request
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| (p.partition, p.fetch_offset)))
+        .collect()
+}
+
+fn forgotten(request: &FetchRequest) -> Vec<i32> {
+    request
+        .forgotten_topics_data
+        .iter()
+        .flat_map(|t| t.partitions.clone())
+        .collect()
+}
+
+fn values(drained: &Drained) -> Vec<String> {
+    drained
+        .records
+        .iter()
+        .map(|r| String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap())
+        .collect()
+}
+
+/// A state with partitions 0..n assigned at offset 0.
+fn assigned(n: i32) -> FetchState {
+    let mut s = FetchState::new(settings());
+    s.add_assigned(
+        (0..n)
+            .map(|p| (tp(p), Some(OffsetAndMetadata::new(0))))
+            .collect(),
+    );
+    s
+}
+
+#[test]
+fn one_fetch_per_leader_with_epochs_then_records_move_positions() {
+    let now = Instant::now();
+    let m = metadata(4);
+    let mut s = assigned(4);
+    let fetches = s.poll_fetches(now, &m);
+    assert_eq!(fetches.len(), 2, "one request per leader");
+    for (token, request) in &fetches {
+        let parts = sent_partitions(request);
+        assert!(parts.iter().all(|(p, _)| p % 2 == token.node()));
+        assert_eq!(request.session_id, 0);
+        assert_eq!(request.session_epoch, 0);
+        assert!(request.topics[0]
+            .partitions
+            .iter()
+            .all(|p| p.current_leader_epoch == 5));
+        assert_eq!(request.topics[0].topic_id, uuid::Uuid::from_bytes(ID));
+    }
+    // Nothing more while both are in flight.
+    assert!(s.poll_fetches(now, &m).is_empty());
+
+    let mut fetches = fetches.into_iter();
+    let (token, _) = fetches.next().unwrap();
+    assert_eq!(token.node(), 0);
+    s.handle_fetch(
+        now,
+        token,
+        response(
+            11,
+            vec![partition(0, Some(records(0, 3)), 3), partition(2, None, 0)],
+        ),
+    );
+    let drained = s.drain(100);
+    assert_eq!(values(&drained), ["v0", "v1", "v2"]);
+    assert!(drained.error.is_none());
+    assert_eq!(s.position(&tp(0)).map(|p| p.offset), Some(3));
+    assert_eq!(s.lag(&tp(0)), Some(0));
+    assert_eq!(s.lag(&tp(2)), Some(0));
+    assert_eq!(s.lag(&tp(1)), None, "no response for partition 1 yet");
+    assert_eq!(s.consumed_positions()[&tp(0)].offset, 3);
+    assert_eq!(s.buffered_bytes(), 0);
+}
+
+#[test]
+fn incremental_session_sends_changes_and_forgets_then_restarts_on_session_errors() {
+    let now = Instant::now();
+    let m = metadata(2);
+    let mut s = FetchState::new(settings());
+    // Both partitions on node 0 here: lead them both by node 0.
+    let mut m0 = m.clone();
+    assert!(m0.update_leader(TOPIC, 1, 0, 6, None));
+    s.add_assigned(vec![
+        (tp(0), Some(OffsetAndMetadata::new(0))),
+        (tp(1), Some(OffsetAndMetadata::new(10))),
+    ]);
+
+    let (token, request) = s.poll_fetches(now, &m0).pop().unwrap();
+    assert_eq!(sent_partitions(&request), [(0, 0), (1, 10)]);
+    s.handle_fetch(
+        now,
+        token,
+        response(77, vec![partition(0, Some(records(0, 2)), 2)]),
+    );
+    assert_eq!(s.drain(10).records.len(), 2);
+
+    // Incremental: only partition 0 changed (offset 2); partition 1 is unchanged.
+    let (token, request) = s.poll_fetches(now, &m0).pop().unwrap();
+    assert_eq!((request.session_id, request.session_epoch), (77, 1));
+    assert_eq!(sent_partitions(&request), [(0, 2)]);
+    assert!(forgotten(&request).is_empty());
+    s.handle_fetch(now, token, response(77, vec![]));
+
+    // Pausing partition 1 forgets it from the session.
+    s.pause(&tp(1)).unwrap();
+    let (token, request) = s.poll_fetches(now, &m0).pop().unwrap();
+    assert_eq!(request.session_epoch, 2);
+    assert!(sent_partitions(&request).is_empty());
+    assert_eq!(forgotten(&request), [1]);
+    s.handle_fetch(now, token, response(77, vec![]));
+
+    // The broker lost the session: the next request is full again.
+    s.resume(&tp(1)).unwrap();
+    let (token, request) = s.poll_fetches(now, &m0).pop().unwrap();
+    assert_eq!(request.session_epoch, 3);
+    s.handle_fetch(now, token, response(77, vec![]).with_error_code(70));
+    let (token, request) = s.poll_fetches(now, &m0).pop().unwrap();
+    assert_eq!((request.session_id, request.session_epoch), (0, 0));
+    assert_eq!(sent_partitions(&request), [(0, 2), (1, 10)]);
+    // A lost response: full again, and the node backs off.
+    s.handle_fetch_failure(now, token);
+    assert!(s.poll_fetches(now, &m0).is_empty());
+    let later = now + Duration::from_millis(150);
+    let (_, request) = s.poll_fetches(later, &m0).pop().unwrap();
+    assert_eq!((request.session_id, request.session_epoch), (0, 0));
+}
+
+#[test]
+fn sessions_start_full_and_sessionless_brokers_stay_full() {
+    let mut session = FetchSession::default();
+    let wanted = std::collections::BTreeMap::new();
+    let full = session.build(wanted.clone());
+    assert!(full.full);
+    assert!(session.handle_response(full, 0, 5));
+    assert_eq!((session.id(), session.epoch()), (5, 1));
+    // A broker that makes no session: every request stays full.
+    let mut sessionless = FetchSession::default();
+    let full = sessionless.build(wanted);
+    assert!(sessionless.handle_response(full, 0, 0));
+    assert_eq!((sessionless.id(), sessionless.epoch()), (0, 0));
+}
+
+#[test]
+fn stale_responses_are_dropped_after_a_seek() {
+    let now = Instant::now();
+    let m = metadata(1);
+    let mut s = assigned(1);
+    let (token, _) = s.poll_fetches(now, &m).pop().unwrap();
+    s.seek(&tp(0), FetchPosition::new(100)).unwrap();
+    s.handle_fetch(
+        now,
+        token,
+        response(0, vec![partition(0, Some(records(0, 3)), 3)]),
+    );
+    assert!(s.drain(10).records.is_empty());
+    assert_eq!(s.position(&tp(0)).map(|p| p.offset), Some(100));
+    // Buffered records are dropped by a seek too.
+    let (token, _) = s.poll_fetches(now, &m).pop().unwrap();
+    s.handle_fetch(
+        now,
+        token,
+        response(0, vec![partition(0, Some(records(100, 3)), 103)]),
+    );
+    assert!(s.buffered_bytes() > 0);
+    s.seek(&tp(0), FetchPosition::new(101)).unwrap();
+    assert_eq!(s.buffered_bytes(), 0);
+    // A compressed batch fetched again from inside: records before the position are skipped.
+    let (token, _) = s.poll_fetches(now, &m).pop().unwrap();
+    s.handle_fetch(
+        now,
+        token,
+        response(0, vec![partition(0, Some(records(100, 3)), 103)]),
+    );
+    assert_eq!(values(&s.drain(10)), ["v101", "v102"]);
+}
+
+#[test]
+fn buffered_partitions_are_not_refetched_and_prefetch_is_bounded() {
+    let now = Instant::now();
+    let m = metadata(1);
+    let mut s = FetchState::new(FetchSettings {
+        prefetch_max_bytes: 10,
+        ..settings()
+    });
+    s.add_assigned(vec![(tp(0), Some(OffsetAndMetadata::new(0)))]);
+    let (token, _) = s.poll_fetches(now, &m).pop().unwrap();
+    s.handle_fetch(
+        now,
+        token,
+        response(0, vec![partition(0, Some(records(0, 5)), 5)]),
+    );
+    assert!(
+        s.poll_fetches(now, &m).is_empty(),
+        "buffer full / partition buffered"
+    );
+    assert_eq!(s.drain(2).records.len(), 2);
+    assert!(s.poll_fetches(now, &m).is_empty(), "still buffered");
+    assert_eq!(s.drain(10).records.len(), 3);
+    let (_, request) = s.poll_fetches(now, &m).pop().unwrap();
+    assert_eq!(sent_partitions(&request), [(0, 5)]);
+}
+
+#[test]
+fn out_of_range_resets_by_policy_or_halts_with_none() {
+    let now = Instant::now();
+    let m = metadata(1);
+    let mut s = assigned(1);
+    let (token, _) = s.poll_fetches(now, &m).pop().unwrap();
+    s.handle_fetch(
+        now,
+        token,
+        response(0, vec![partition(0, None, 0).with_error_code(1)]),
+    );
+    assert!(s.is_resetting(&tp(0)));
+    let (token, request) = s.poll_list_offsets(now, &m).pop().unwrap();
+    assert_eq!(request.topics[0].partitions[0].timestamp, -2);
+    assert_eq!(request.topics[0].partitions[0].current_leader_epoch, 5);
+    assert!(
+        s.poll_list_offsets(now, &m).is_empty(),
+        "one lookup in flight"
+    );
+    let answer =
+        ListOffsetsResponse::default().with_topics(vec![ListOffsetsTopicResponse::default()
+            .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
+            .with_partitions(vec![ListOffsetsPartitionResponse::default()
+                .with_partition_index(0)
+                .with_offset(40)
+                .with_leader_epoch(5)])]);
+    s.handle_list_offsets(now, token, Ok(answer));
+    assert_eq!(
+        s.position(&tp(0)),
+        Some(FetchPosition {
+            offset: 40,
+            leader_epoch: Some(5)
+        })
+    );
+
+    let mut none = FetchState::new(FetchSettings {
+        auto_offset_reset: AutoOffsetReset::None,
+        ..settings()
+    });
+    none.add_assigned(vec![(tp(0), Some(OffsetAndMetadata::new(7)))]);
+    let (token, _) = none.poll_fetches(now, &m).pop().unwrap();
+    none.handle_fetch(
+        now,
+        token,
+        response(0, vec![partition(0, None, 0).with_error_code(1)]),
+    );
+    let drained = none.drain(10);
+    assert!(matches!(
+        drained.error,
+        Some(ConsumeError::OffsetOutOfRange { offset: 7, .. })
+    ));
+    assert!(none.is_halted(&tp(0)));
+    assert!(none.poll_fetches(now, &m).is_empty());
+    none.seek(&tp(0), FetchPosition::new(0)).unwrap();
+    assert_eq!(none.poll_fetches(now, &m).len(), 1);
+
+    // No committed offset and policy none: NoOffset at once.
+    let mut fresh = FetchState::new(FetchSettings {
+        auto_offset_reset: AutoOffsetReset::None,
+        ..settings()
+    });
+    fresh.assign([tp(0)]);
+    assert!(matches!(
+        fresh.drain(1).error,
+        Some(ConsumeError::NoOffset { partition: 0, .. })
+    ));
+}
+
+#[test]
+fn leader_errors_ask_for_metadata_and_fatal_ones_halt() {
+    let now = Instant::now();
+    let m = metadata(2);
+    let mut s = assigned(2);
+    assert!(s.take_wants_metadata());
+    let mut fetches = s.poll_fetches(now, &m);
+    let (t1, _) = fetches.pop().unwrap();
+    let (t0, _) = fetches.pop().unwrap();
+    // FENCED_LEADER_EPOCH (74): refresh metadata, keep the position.
+    s.handle_fetch(
+        now,
+        t0,
+        response(0, vec![partition(0, None, 0).with_error_code(74)]),
+    );
+    assert!(s.take_wants_metadata());
+    assert_eq!(s.position(&tp(0)).map(|p| p.offset), Some(0));
+    assert!(s.drain(1).error.is_none());
+    // TOPIC_AUTHORIZATION_FAILED (29): a typed error, the partition stops.
+    s.handle_fetch(
+        now,
+        t1,
+        response(0, vec![partition(1, None, 0).with_error_code(29)]),
+    );
+    assert!(matches!(
+        s.drain(1).error,
+        Some(ConsumeError::Broker { partition: 1, .. })
+    ));
+    assert!(s.is_halted(&tp(1)));
+}
+
+#[test]
+fn diverging_epoch_moves_the_position_back() {
+    let now = Instant::now();
+    let m = metadata(1);
+    let mut s = FetchState::new(settings());
+    s.add_assigned(vec![(
+        tp(0),
+        Some(OffsetAndMetadata::new(50).with_leader_epoch(4)),
+    )]);
+    let (token, request) = s.poll_fetches(now, &m).pop().unwrap();
+    assert_eq!(request.topics[0].partitions[0].last_fetched_epoch, 4);
+    let diverged = partition(0, None, 45)
+        .with_diverging_epoch(EpochEndOffset::default().with_epoch(4).with_end_offset(45));
+    s.handle_fetch(now, token, response(0, vec![diverged]));
+    assert_eq!(
+        s.position(&tp(0)),
+        Some(FetchPosition {
+            offset: 45,
+            leader_epoch: Some(4)
+        })
+    );
+}
+
+#[test]
+fn read_committed_skips_aborted_batches_and_control_records_never_surface() {
+    let now = Instant::now();
+    let m = metadata(1);
+    let txn = |pid| BatchOptions {
+        producer_id: pid,
+        producer_epoch: 0,
+        transactional: true,
+        ..BatchOptions::default()
+    };
+    // 0-1: pid 1 committed; 2-3: pid 2 aborted, interleaved with 4: pid 1 more (committed);
+    // 5: pid 2 ABORT; 6: pid 1 COMMIT; 7-8 non-transactional.
+    let mut buf = BytesMut::new();
+    batch(&mut buf, 0, 2, &txn(1));
+    batch(&mut buf, 2, 2, &txn(2));
+    batch(&mut buf, 4, 1, &txn(1));
+    marker(&mut buf, 5, 2, ControlRecordType::Abort);
+    marker(&mut buf, 6, 1, ControlRecordType::Commit);
+    batch(&mut buf, 7, 2, &BatchOptions::default());
+    let log = buf.freeze();
+    let aborted = vec![AbortedTransaction::default()
+        .with_producer_id(ProducerId(2))
+        .with_first_offset(2)];
+
+    for (level, expect) in [
+        (
+            IsolationLevel::ReadCommitted,
+            vec!["v0", "v1", "v4", "v7", "v8"],
+        ),
+        (
+            IsolationLevel::ReadUncommitted,
+            vec!["v0", "v1", "v2", "v3", "v4", "v7", "v8"],
+        ),
+    ] {
+        let mut s = FetchState::new(FetchSettings {
+            isolation_level: level,
+            ..settings()
+        });
+        s.add_assigned(vec![(tp(0), Some(OffsetAndMetadata::new(0)))]);
+        let (token, request) = s.poll_fetches(now, &m).pop().unwrap();
+        assert_eq!(request.isolation_level, level.as_i8());
+        let mut p = partition(0, Some(log.clone()), 9);
+        if level == IsolationLevel::ReadCommitted {
+            p = p.with_aborted_transactions(Some(aborted.clone()));
+        }
+        s.handle_fetch(now, token, response(0, vec![p]));
+        assert_eq!(values(&s.drain(100)), expect, "{level:?}");
+        assert_eq!(s.position(&tp(0)).map(|p| p.offset), Some(9));
+    }
+
+    // A fetch of nothing but an aborted batch and its marker still moves the position.
+    let mut buf = BytesMut::new();
+    batch(&mut buf, 0, 3, &txn(9));
+    marker(&mut buf, 3, 9, ControlRecordType::Abort);
+    let mut s = FetchState::new(FetchSettings {
+        isolation_level: IsolationLevel::ReadCommitted,
+        ..settings()
+    });
+    s.add_assigned(vec![(tp(0), Some(OffsetAndMetadata::new(0)))]);
+    let (token, _) = s.poll_fetches(now, &m).pop().unwrap();
+    let p = partition(0, Some(buf.freeze()), 4).with_aborted_transactions(Some(vec![
+        AbortedTransaction::default()
+            .with_producer_id(ProducerId(9))
+            .with_first_offset(0),
+    ]));
+    s.handle_fetch(now, token, response(0, vec![p]));
+    assert!(s.drain(100).records.is_empty());
+    assert_eq!(s.position(&tp(0)).map(|p| p.offset), Some(4));
+}
+
+#[test]
+fn a_corrupt_batch_halts_the_partition_at_its_offset_after_the_good_records() {
+    let now = Instant::now();
+    let m = metadata(1);
+    let mut s = assigned(1);
+    let mut buf = BytesMut::new();
+    batch(&mut buf, 0, 2, &BatchOptions::default());
+    batch(&mut buf, 2, 2, &BatchOptions::default());
+    let last = buf.len() - 1;
+    buf[last] ^= 0xff;
+    let (token, _) = s.poll_fetches(now, &m).pop().unwrap();
+    s.handle_fetch(
+        now,
+        token,
+        response(0, vec![partition(0, Some(buf.freeze()), 4)]),
+    );
+    let drained = s.drain(100);
+    assert_eq!(values(&drained), ["v0", "v1"]);
+    match drained.error {
+        Some(ConsumeError::Corrupt {
+            offset,
+            partition,
+            ref topic,
+            ..
+        }) => {
+            assert_eq!((offset, partition, &**topic), (2, 0, TOPIC));
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert!(s.is_halted(&tp(0)));
+    assert_eq!(s.position(&tp(0)).map(|p| p.offset), Some(2));
+    assert!(s.poll_fetches(now, &m).is_empty());
+    s.seek(&tp(0), FetchPosition::new(4)).unwrap();
+    assert!(!s.is_halted(&tp(0)));
+    assert_eq!(
+        sent_partitions(&s.poll_fetches(now, &m).pop().unwrap().1),
+        [(0, 4)]
+    );
+}
+
+#[test]
+fn assign_replaces_and_remove_drops_buffers() {
+    let now = Instant::now();
+    let m = metadata(3);
+    let mut s = assigned(2);
+    let fetches = s.poll_fetches(now, &m);
+    for (token, _) in fetches {
+        let p = token.node();
+        s.handle_fetch(
+            now,
+            token,
+            response(0, vec![partition(p, Some(records(0, 2)), 2)]),
+        );
+    }
+    assert!(s.buffered_bytes() > 0);
+    s.assign([tp(1), tp(2)]);
+    assert_eq!(s.assignment(), [tp(1), tp(2)]);
+    assert!(
+        s.is_resetting(&tp(2)),
+        "new partitions start by auto.offset.reset"
+    );
+    assert_eq!(
+        s.position(&tp(1)).map(|p| p.offset),
+        Some(0),
+        "kept ones keep their position"
+    );
+    assert!(values(&s.drain(10)).iter().all(|v| v.starts_with('v')));
+    s.remove_assigned(&[tp(1)]);
+    assert_eq!(s.buffered_bytes(), 0);
+    assert!(s.drain(10).records.is_empty());
+}
+
+#[test]
+fn leader_hints_name_the_new_leader() {
+    use kafka_protocol::messages::fetch_response::{LeaderIdAndEpoch, NodeEndpoint};
+    let now = Instant::now();
+    let m = metadata(1);
+    let mut s = assigned(1);
+    let (token, _) = s.poll_fetches(now, &m).pop().unwrap();
+    let moved = partition(0, None, 0)
+        .with_error_code(6)
+        .with_current_leader(
+            LeaderIdAndEpoch::default()
+                .with_leader_id(BrokerId(1))
+                .with_leader_epoch(6),
+        );
+    let r = response(0, vec![moved]).with_node_endpoints(vec![NodeEndpoint::default()
+        .with_node_id(BrokerId(1))
+        .with_host(StrBytes::from_static_str("h1"))
+        .with_port(9093)]);
+    let hints = token.leader_hints(&r);
+    assert_eq!(hints.len(), 1);
+    let (topic, partition, leader, epoch, endpoint) = &hints[0];
+    assert_eq!(
+        (topic.as_str(), *partition, *leader, *epoch),
+        (TOPIC, 0, 1, 6)
+    );
+    assert_eq!(endpoint.as_ref().map(|e| e.port), Some(9093));
+    s.handle_fetch(now, token, r);
+    assert!(s.take_wants_metadata());
+}

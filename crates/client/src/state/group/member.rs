@@ -268,6 +268,25 @@ impl ClassicMemberState {
         })
     }
 
+    /// The generation an offset commit may carry now: while stable, and between a rebalance
+    /// being announced and the JoinGroup (when an eager member commits in its revocation
+    /// callback, as Java's does). `None` while a JoinGroup/SyncGroup is under way (see
+    /// [`Self::is_rebalancing`]) or when the member has no generation.
+    pub fn commit_generation(&self) -> Option<GroupGeneration> {
+        match self.phase {
+            Phase::Stable | Phase::Unjoined { .. } => self.generation(),
+            _ => None,
+        }
+    }
+
+    /// Whether a JoinGroup/SyncGroup round is under way.
+    pub fn is_rebalancing(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Joining | Phase::Assigning { .. } | Phase::Syncing
+        ) || matches!(self.phase, Phase::Unjoined { .. }) && self.generation_id < 0
+    }
+
     /// Whether the member is in the group with an assignment (commits can carry its
     /// generation).
     pub fn is_stable(&self) -> bool {
