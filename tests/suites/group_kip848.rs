@@ -86,7 +86,7 @@ impl Driven {
         Driven::drive(member)
     }
 
-    fn drive(mut member: GroupMember) -> Driven {
+    fn drive(member: GroupMember) -> Driven {
         let owned = Arc::new(Mutex::new(BTreeSet::new()));
         let log = Arc::new(Mutex::new(Vec::new()));
         let error = Arc::new(Mutex::new(None));
@@ -308,7 +308,7 @@ async fn a_dropped_members_partitions_move_after_the_session_timeout() {
 async fn commit_and_committed_round_trip_with_the_member_epoch() {
     let topic = topic(2).await;
     let group = unique_name("kip848-g");
-    let mut member = GroupMember::join(
+    let member = GroupMember::join(
         cluster().await,
         settings(&group),
         GroupSubscription::Topics(vec![topic.clone()]),
