@@ -528,3 +528,72 @@ async fn a_member_that_does_not_revoke_in_time_is_fenced_and_rejoins() {
     a.close().await;
     b.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_assignor_is_the_one_asked_for() {
+    // Two topics of 3 partitions, 2 members: `range` gives both topics' partitions 0-1 to one
+    // member and partition 2 of each to the other (4 + 2); `uniform` would balance 3 + 3.
+    let first = topic(3).await;
+    let second = topic(3).await;
+    let group = unique_name("kip848-g");
+    let subscription = GroupSubscription::Topics(vec![first.clone(), second.clone()]);
+    let range = || {
+        let mut s = settings(&group);
+        s.remote_assignor = Some("range".into());
+        s
+    };
+    let a = Driven::start(range(), subscription.clone()).await;
+    let b = Driven::start(range(), subscription.clone()).await;
+    let mut expected = all(&first, 3);
+    expected.extend(all(&second, 3));
+    let deadline = Instant::now() + REBALANCE;
+    loop {
+        let (x, y) = (a.owned(), b.owned());
+        let mut sizes = [x.len(), y.len()];
+        sizes.sort_unstable();
+        let union: BTreeSet<TopicPartition> = x.union(&y).cloned().collect();
+        if x.is_disjoint(&y) && union == expected && sizes == [2, 4] {
+            // Each member has the same partition indexes in both topics.
+            for owned in [&x, &y] {
+                let of = |t: &str| -> BTreeSet<i32> {
+                    owned
+                        .iter()
+                        .filter(|tp| tp.topic == t)
+                        .map(|tp| tp.partition)
+                        .collect()
+                };
+                assert_eq!(of(&first), of(&second), "{owned:?}");
+            }
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no range assignment: {x:?} / {y:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    a.close().await;
+    b.close().await;
+
+    // An assignor the broker does not have is refused for good.
+    let mut unknown = settings(&unique_name("kip848-g"));
+    unknown.remote_assignor = Some("no-such-assignor".into());
+    let c = Driven::start(unknown, GroupSubscription::Topics(vec![first.clone()])).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c.error().is_none() {
+        assert!(Instant::now() < deadline, "unknown assignor not refused");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        matches!(
+            c.error(),
+            Some(Error::Broker {
+                code: ResponseError::UnsupportedAssignor,
+                ..
+            })
+        ),
+        "{:?}",
+        c.error()
+    );
+    c.drop_member().await;
+}
