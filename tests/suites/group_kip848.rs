@@ -597,3 +597,24 @@ async fn the_server_assignor_is_the_one_asked_for() {
     );
     c.drop_member().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_classic_and_a_kip848_member_share_one_group() {
+    // Kafka 4.x upgrades a classic group when a consumer-protocol member joins
+    // (group.consumer.migration.policy=bidirectional by default): the broker then assigns
+    // both, the classic member through JoinGroup/SyncGroup.
+    let topic = topic(6).await;
+    let group = unique_name("kip848-g");
+    let subscription = GroupSubscription::Topics(vec![topic.clone()]);
+    let mut classic = GroupSettings::new(&group);
+    classic.request_timeout = Duration::from_secs(10);
+    classic.session_timeout = Duration::from_secs(10);
+    classic.heartbeat_interval = Duration::from_millis(500);
+    let a = Driven::start(classic, subscription.clone()).await;
+    wait_balanced(&[&a], &all(&topic, 6), REBALANCE).await;
+    let b = Driven::start(settings(&group), subscription.clone()).await;
+    wait_balanced(&[&a, &b], &all(&topic, 6), REBALANCE).await;
+    b.close().await;
+    wait_balanced(&[&a], &all(&topic, 6), REBALANCE).await;
+    a.close().await;
+}
