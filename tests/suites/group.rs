@@ -511,8 +511,22 @@ mod consumers {
                 false,
             )));
             consumers.push(c);
-            // Members join while the others consume: rebalances overlap consumption.
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            // The next member joins once this one has consumed: its partitions move with
+            // records already handed out (only the commit on revoke keeps them from being
+            // read twice).
+            if consumers.len() == 1 {
+                wait_for(&seen, sent.len(), Duration::from_secs(30)).await;
+            }
+            let c = consumers.last().unwrap();
+            let until = Instant::now() + Duration::from_secs(30);
+            while c.assignment().is_empty() {
+                assert!(
+                    Instant::now() < until,
+                    "member {} got nothing",
+                    consumers.len()
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
         sent.extend(produce(&topic, "b", 50).await);
         wait_for(&seen, sent.len(), Duration::from_secs(90)).await;
