@@ -368,38 +368,18 @@ async fn a_kafkit_member_and_a_kcat_member_share_the_partitions() {
 
 // ---- the Consumer in a group: subscribe, listener, commits ----
 
-mod consumers {
-    use std::collections::{BTreeMap, BTreeSet};
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{Arc, Mutex};
-    use std::time::{Duration, Instant};
+mod consumers_support {
+    use std::collections::BTreeSet;
+    use std::time::Duration;
 
-    use kafkit_client::config::{ConsumerConfig, ProducerConfig};
-    use kafkit_client::consumer::{ConsumeError, Consumer, ListenerFuture, RebalanceListener};
-    use kafkit_client::io::group::GroupSubscription;
+    use kafkit_client::config::ProducerConfig;
     use kafkit_client::producer::{Producer, ProducerRecord};
-    use kafkit_client::state::group::commit::CommitError;
-    use kafkit_client::state::group::{OffsetAndMetadata, TopicPartition};
-    use kafkit_tests::{kafka, unique_name};
+    use kafkit_tests::kafka;
 
-    use super::{topic, PARTITIONS};
-
-    async fn consumer(group: &str, extra: &[(&str, &str)]) -> Consumer {
-        let mut props = vec![
-            ("bootstrap.servers", kafka().bootstrap.as_str()),
-            ("group.id", group),
-            ("auto.offset.reset", "earliest"),
-            ("session.timeout.ms", "6000"),
-            ("heartbeat.interval.ms", "500"),
-        ];
-        props.extend_from_slice(extra);
-        Consumer::new(ConsumerConfig::from_properties(props).unwrap())
-            .await
-            .unwrap()
-    }
+    use super::PARTITIONS;
 
     /// Writes `count` records per partition, values `"{tag}-{partition}-{i}"`.
-    async fn produce(topic: &str, tag: &str, count: usize) -> BTreeSet<String> {
+    pub(super) async fn produce(topic: &str, tag: &str, count: usize) -> BTreeSet<String> {
         let producer = Producer::new(
             ProducerConfig::builder()
                 .bootstrap_servers([kafka().bootstrap.clone()])
@@ -424,6 +404,38 @@ mod consumers {
         producer.close(Duration::from_secs(10)).await.unwrap();
         sent
     }
+}
+
+mod consumers {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use kafkit_client::config::ConsumerConfig;
+    use kafkit_client::consumer::{ConsumeError, Consumer, ListenerFuture, RebalanceListener};
+    use kafkit_client::io::group::GroupSubscription;
+    use kafkit_client::state::group::commit::CommitError;
+    use kafkit_client::state::group::{OffsetAndMetadata, TopicPartition};
+    use kafkit_tests::{kafka, unique_name};
+
+    use super::{topic, PARTITIONS};
+
+    async fn consumer(group: &str, extra: &[(&str, &str)]) -> Consumer {
+        let mut props = vec![
+            ("bootstrap.servers", kafka().bootstrap.as_str()),
+            ("group.id", group),
+            ("auto.offset.reset", "earliest"),
+            ("session.timeout.ms", "6000"),
+            ("heartbeat.interval.ms", "500"),
+        ];
+        props.extend_from_slice(extra);
+        Consumer::new(ConsumerConfig::from_properties(props).unwrap())
+            .await
+            .unwrap()
+    }
+
+    use super::consumers_support::produce;
 
     /// Commits what was handed out before partitions go (the Java idiom).
     struct CommitOnRevoke {
@@ -741,5 +753,136 @@ mod consumers {
         b_task.await.unwrap();
         a.close(Instant::now() + Duration::from_secs(5)).await;
         b.close(Instant::now() + Duration::from_secs(5)).await;
+    }
+}
+
+mod auto_commit_and_patterns {
+    use std::collections::BTreeSet;
+    use std::time::{Duration, Instant};
+
+    use kafkit_client::admin::{Admin, NewTopic};
+    use kafkit_client::config::ConsumerConfig;
+    use kafkit_client::consumer::Consumer;
+    use kafkit_client::state::group::TopicPartition;
+    use kafkit_tests::{kafka, unique_name};
+
+    use super::consumers_support::produce;
+    use super::{topic, PARTITIONS};
+
+    async fn consumer(group: &str, extra: &[(&str, &str)]) -> Consumer {
+        let mut props = vec![
+            ("bootstrap.servers", kafka().bootstrap.as_str()),
+            ("group.id", group),
+            ("auto.offset.reset", "earliest"),
+            ("session.timeout.ms", "6000"),
+            ("heartbeat.interval.ms", "500"),
+        ];
+        props.extend_from_slice(extra);
+        Consumer::new(ConsumerConfig::from_properties(props).unwrap())
+            .await
+            .unwrap()
+    }
+
+    async fn read(consumer: &Consumer, n: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        let until = Instant::now() + Duration::from_secs(60);
+        while out.len() < n {
+            assert!(Instant::now() < until, "got {} of {n}", out.len());
+            for r in consumer.poll(Duration::from_millis(200)).await.unwrap() {
+                out.push(String::from_utf8_lossy(r.value.as_ref().unwrap()).into_owned());
+            }
+        }
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn auto_commit_on_close_lets_the_next_consumer_resume() {
+        let topic = topic("group-auto").await;
+        let group = unique_name("g-auto");
+        let first_batch = produce(&topic, "a", 10).await;
+        let auto = [
+            ("enable.auto.commit", "true"),
+            ("auto.commit.interval.ms", "200"),
+        ];
+        let first = consumer(&group, &auto).await;
+        first.subscribe([topic.clone()]).await.unwrap();
+        let got = read(&first, first_batch.len()).await;
+        assert_eq!(got.iter().cloned().collect::<BTreeSet<_>>(), first_batch);
+        // close commits the positions (auto-commit) and leaves.
+        first.close(Instant::now() + Duration::from_secs(5)).await;
+
+        let second_batch = produce(&topic, "b", 10).await;
+        let second = consumer(&group, &auto).await;
+        second.subscribe([topic.clone()]).await.unwrap();
+        let got = read(&second, second_batch.len()).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let extra = second.poll(Duration::from_millis(200)).await.unwrap();
+        assert!(extra.is_empty(), "read again: {} records", extra.len());
+        assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), second_batch);
+        // The interval commit ran too: committed = end of each partition.
+        let parts: Vec<TopicPartition> = (0..PARTITIONS)
+            .map(|p| TopicPartition::new(topic.clone(), p))
+            .collect();
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            second.poll(Duration::from_millis(100)).await.unwrap();
+            let committed = second.committed(&parts).await.unwrap();
+            if committed
+                .values()
+                .all(|c| c.as_ref().map(|c| c.offset) == Some(20))
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < until,
+                "auto-commit did not run: {committed:?}"
+            );
+        }
+        second.close(Instant::now() + Duration::from_secs(5)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_pattern_subscription_gets_every_matching_topic() {
+        let prefix = unique_name("group-pat");
+        let admin = Admin::connect(&kafka().bootstrap).await.unwrap();
+        let (t1, t2, other) = (
+            format!("{prefix}-x"),
+            format!("{prefix}-y"),
+            format!("{prefix}z"),
+        );
+        admin
+            .create_topics(&[
+                NewTopic::new(&t1, 2, 1),
+                NewTopic::new(&t2, 2, 1),
+                NewTopic::new(&other, 2, 1),
+            ])
+            .await
+            .unwrap();
+        let c = consumer(&unique_name("g-pat"), &[]).await;
+        c.subscribe_pattern(&format!("{}-.*", regex_escape(&prefix)))
+            .await
+            .unwrap();
+        let until = Instant::now() + Duration::from_secs(30);
+        while c.assignment().len() < 4 {
+            assert!(Instant::now() < until, "{:?}", c.assignment());
+            c.poll(Duration::from_millis(100)).await.unwrap();
+        }
+        let topics: BTreeSet<String> = c.assignment().into_iter().map(|tp| tp.topic).collect();
+        assert_eq!(topics, BTreeSet::from([t1, t2]), "{other} must not match");
+        c.unsubscribe().await;
+        assert!(c.assignment().is_empty());
+        c.close(Instant::now() + Duration::from_secs(5)).await;
+    }
+
+    fn regex_escape(s: &str) -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_string()
+                } else {
+                    format!("\\{c}")
+                }
+            })
+            .collect()
     }
 }
