@@ -290,29 +290,49 @@ async fn cooperative_sticky_moves_only_what_the_newcomer_gets() {
     close_all(members).await;
 }
 
-/// Parses kcat's "% Group … rebalanced (…): assigned: t [0], t [3]" lines.
-fn kcat_assigned(line: &str, topic: &str) -> Option<Vec<TopicPartition>> {
-    let rest = line.split("assigned:").nth(1)?;
-    Some(
-        rest.split(',')
-            .filter_map(|item| {
-                let item = item.trim();
-                let (t, p) = item.split_once(" [")?;
-                let p: i32 = p.trim_end_matches(']').parse().ok()?;
-                (t == topic).then(|| TopicPartition::new(t, p))
-            })
-            .collect(),
-    )
+/// The partitions of `topic` listed after the last `": "` of a kcat rebalance line
+/// (`t [0], t [3]`).
+fn kcat_partitions(line: &str, topic: &str) -> Vec<TopicPartition> {
+    let list = line.rsplit("): ").next().unwrap_or("");
+    let list = list.split("assigned: ").last().unwrap_or(list);
+    list.split(',')
+        .filter_map(|item| {
+            let (t, p) = item.trim().split_once(" [")?;
+            let p: i32 = p.trim_end_matches(']').parse().ok()?;
+            (t == topic).then(|| TopicPartition::new(t, p))
+        })
+        .collect()
+}
+
+/// Applies one kcat stderr line to what kcat owns: eager "assigned:" / "revoked:", and
+/// cooperative "incremental assignment" / "incremental revoke".
+fn kcat_apply(line: &str, topic: &str, owned: &mut BTreeSet<TopicPartition>) {
+    if !line.contains("rebalanced") {
+        return;
+    }
+    let listed = kcat_partitions(line, topic);
+    if line.contains("incremental assignment") {
+        owned.extend(listed);
+    } else if line.contains("incremental revoke") {
+        for tp in listed {
+            owned.remove(&tp);
+        }
+    } else if line.contains("assigned:") {
+        *owned = listed.into_iter().collect();
+    } else if line.contains("revoked:") {
+        owned.clear();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kafkit_member_and_a_kcat_member_share_the_partitions() {
-    for strategy in ["range", "roundrobin"] {
+    for strategy in ["range", "roundrobin", "cooperative-sticky"] {
         let topic = topic("group-kcat").await;
         let group = unique_name("g-kcat");
         let assignor: Arc<dyn Assignor> = match strategy {
             "range" => Arc::new(RangeAssignor),
-            _ => Arc::new(RoundRobinAssignor),
+            "roundrobin" => Arc::new(RoundRobinAssignor),
+            _ => Arc::new(CooperativeStickyAssignor),
         };
         let mut kcat = tokio::process::Command::new("kcat")
             .args(["-b", &kafka().bootstrap, "-G", &group, &topic])
@@ -329,26 +349,20 @@ async fn a_kafkit_member_and_a_kcat_member_share_the_partitions() {
             .spawn()
             .expect("kcat (scripts/install-tools.sh)");
         let stderr = kcat.stderr.take().unwrap();
-        let kcat_assignment = Arc::new(std::sync::Mutex::new(Vec::<TopicPartition>::new()));
+        let kcat_assignment = Arc::new(std::sync::Mutex::new(BTreeSet::<TopicPartition>::new()));
         let seen = kcat_assignment.clone();
         let t = topic.clone();
         let reader = tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                if line.contains("rebalanced") {
-                    if let Some(a) = kcat_assigned(&line, &t) {
-                        *seen.lock().unwrap() = a;
-                    } else if line.contains("revoked") {
-                        seen.lock().unwrap().clear();
-                    }
-                }
+                kcat_apply(&line, &t, &mut seen.lock().unwrap());
             }
         });
         let mut members = vec![join(settings(&group, assignor), &topic).await];
         let mut logs = vec![Log::default()];
         let kcat_view = kcat_assignment.clone();
         drive(&mut members, &mut logs, Duration::from_secs(60), |m| {
-            let k = kcat_view.lock().unwrap().clone();
+            let k: Vec<TopicPartition> = kcat_view.lock().unwrap().iter().cloned().collect();
             stable_generation(&m[0]).is_some()
                 && !k.is_empty()
                 && !m[0].assignment().is_empty()
@@ -356,6 +370,7 @@ async fn a_kafkit_member_and_a_kcat_member_share_the_partitions() {
         })
         .await;
         let k = kcat_assignment.lock().unwrap().clone();
+        assert!(k.is_disjoint(&members[0].assignment().into_iter().collect()));
         assert_eq!(k.len() + members[0].assignment().len(), PARTITIONS as usize);
         let by_owner: BTreeMap<&str, usize> =
             BTreeMap::from([("kafkit", members[0].assignment().len()), ("kcat", k.len())]);
