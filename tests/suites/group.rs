@@ -901,3 +901,145 @@ mod auto_commit_and_patterns {
             .collect()
     }
 }
+
+mod faults {
+    use std::collections::BTreeSet;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use kafka_protocol::messages::ApiKey;
+    use kafkit_client::config::ConsumerConfig;
+    use kafkit_client::consumer::{ConsumeError, Consumer};
+    use kafkit_client::state::group::TopicPartition;
+    use kafkit_tests::proxy::{LostResponse, ProxyCluster};
+    use kafkit_tests::{kafka, unique_name};
+
+    use super::consumers_support::produce;
+    use super::{topic, PARTITIONS};
+
+    /// Polls and commits after every batch, through connection cuts: errors must be typed and
+    /// retriable (or a commit refused by a rebalance), never anything else.
+    async fn consume(c: Arc<Consumer>, seen: Arc<Mutex<Vec<String>>>, stop: Arc<AtomicBool>) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+            match c.poll(Duration::from_millis(200)).await {
+                Ok(records) => {
+                    seen.lock().unwrap().extend(
+                        records.iter().map(|r| {
+                            String::from_utf8_lossy(r.value.as_ref().unwrap()).into_owned()
+                        }),
+                    );
+                    if !records.is_empty() {
+                        match c.commit_sync().await {
+                            Ok(()) => {}
+                            Err(ConsumeError::Commit(e))
+                                if e.is_retriable() || e.is_membership_error() => {}
+                            Err(e) => panic!("commit failed untyped: {e:?}"),
+                        }
+                    }
+                }
+                Err(e) if e.is_retriable() => {}
+                Err(ConsumeError::Commit(_)) => {}
+                Err(e) => panic!("poll failed: {e:?}"),
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn commits_and_membership_survive_lost_coordinator_connections() {
+        let proxy = ProxyCluster::start(&kafka().bootstrap).await;
+        let control = proxy.control();
+        let topic = topic("group-cut").await;
+        let group = unique_name("g-cut");
+        let mut sent = produce(&topic, "a", 20).await;
+        let bootstrap = proxy.bootstrap();
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut consumers = Vec::new();
+        let mut tasks = Vec::new();
+        for _ in 0..2 {
+            let config = ConsumerConfig::from_properties([
+                ("bootstrap.servers", bootstrap.as_str()),
+                ("group.id", group.as_str()),
+                ("auto.offset.reset", "earliest"),
+                ("session.timeout.ms", "10000"),
+                ("heartbeat.interval.ms", "300"),
+                ("request.timeout.ms", "5000"),
+            ])
+            .unwrap();
+            let c = Arc::new(Consumer::new(config).await.unwrap());
+            c.subscribe([topic.clone()]).await.unwrap();
+            tasks.push(tokio::spawn(consume(c.clone(), seen.clone(), stop.clone())));
+            consumers.push(c);
+        }
+        // Faults while the group forms and consumes: every connection cut, then lost
+        // responses to commits, heartbeats and a JoinGroup.
+        for round in 0..3u32 {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            control.cut_all();
+            control.drop_response_of(ApiKey::OffsetCommit, 1, LostResponse::Cut);
+            control.drop_response_of(ApiKey::Heartbeat, 2, LostResponse::Cut);
+            if round == 0 {
+                control.drop_response_of(ApiKey::JoinGroup, 1, LostResponse::Cut);
+            }
+            sent.extend(produce(&topic, &format!("b{round}"), 5).await);
+        }
+        let until = Instant::now() + Duration::from_secs(60);
+        loop {
+            let unique: BTreeSet<String> = seen.lock().unwrap().iter().cloned().collect();
+            if unique.is_superset(&sent) {
+                break;
+            }
+            assert!(
+                Instant::now() < until,
+                "lost: {:?}",
+                sent.difference(&unique).take(5).collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let stats = control.stats();
+        eprintln!(
+            "proxy: {} responses dropped, {} connections, {} JoinGroup",
+            stats.responses_dropped,
+            stats.connections_accepted,
+            stats.requests_of(ApiKey::JoinGroup)
+        );
+        assert!(stats.responses_dropped >= 3, "the faults fired: {stats:?}");
+        control.clear_faults();
+        stop.store(true, Ordering::Relaxed);
+        for t in tasks {
+            t.await.unwrap();
+        }
+        // After the faults: the group is whole and a final commit lands at the log ends.
+        let owned: BTreeSet<TopicPartition> =
+            consumers.iter().flat_map(|c| c.assignment()).collect();
+        assert_eq!(owned.len(), PARTITIONS as usize, "{owned:?}");
+        let per_partition = (sent.len() / PARTITIONS as usize) as i64;
+        let until = Instant::now() + Duration::from_secs(30);
+        for c in &consumers {
+            loop {
+                c.poll(Duration::from_millis(50)).await.ok();
+                if c.commit_sync().await.is_ok() {
+                    break;
+                }
+                assert!(Instant::now() < until, "final commit never succeeded");
+            }
+        }
+        let all: Vec<TopicPartition> = (0..PARTITIONS)
+            .map(|p| TopicPartition::new(topic.clone(), p))
+            .collect();
+        let committed = consumers[0].committed(&all).await.unwrap();
+        for tp in &all {
+            assert_eq!(
+                committed[tp].as_ref().map(|c| c.offset),
+                Some(per_partition),
+                "{tp:?}"
+            );
+        }
+        for c in consumers {
+            c.close(Instant::now() + Duration::from_secs(5)).await;
+        }
+        proxy.shutdown();
+    }
+}
