@@ -290,6 +290,53 @@ async fn cooperative_sticky_moves_only_what_the_newcomer_gets() {
     close_all(members).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_stops_polling_leaves_and_rejoins_at_its_next_poll() {
+    let topic = topic("group-poll").await;
+    let group = unique_name("g-poll");
+    let short = || {
+        let mut s = settings(&group, Arc::new(RangeAssignor));
+        s.rebalance_timeout = Duration::from_millis(3_000);
+        s
+    };
+    let mut members = vec![join(short(), &topic).await, join(short(), &topic).await];
+    let mut logs = vec![Log::default(); 2];
+    drive(&mut members, &mut logs, Duration::from_secs(60), |m| {
+        settled(m, &topic)
+    })
+    .await;
+    // Only the second member is driven (polled) now: the first one's max.poll.interval.ms
+    // (3 s) passes, it loses its partitions and leaves; the second gets everything.
+    let (a, b) = members.split_at_mut(1);
+    let (log_a, log_b) = logs.split_at_mut(1);
+    let stopped_at = Instant::now();
+    drive(b, log_b, Duration::from_secs(20), |m| {
+        m[0].assignment().len() == PARTITIONS as usize && stable_generation(&m[0]).is_some()
+    })
+    .await;
+    assert!(
+        stopped_at.elapsed() < Duration::from_secs(3 + 6),
+        "{:?}",
+        stopped_at.elapsed()
+    );
+    assert!(a[0].assignment().is_empty());
+    let event = tokio::time::timeout(Duration::from_secs(1), a[0].next_event())
+        .await
+        .expect("an event")
+        .unwrap();
+    assert!(
+        matches!(event, GroupEvent::Lost(ref p) if p.len() == 3),
+        "{event:?}"
+    );
+    log_a[0].events.push(event);
+    // Polling again brings it back.
+    drive(&mut members, &mut logs, Duration::from_secs(30), |m| {
+        settled(m, &topic)
+    })
+    .await;
+    close_all(members).await;
+}
+
 /// The partitions of `topic` listed after the last `": "` of a kcat rebalance line
 /// (`t [0], t [3]`).
 fn kcat_partitions(line: &str, topic: &str) -> Vec<TopicPartition> {
