@@ -290,29 +290,96 @@ async fn cooperative_sticky_moves_only_what_the_newcomer_gets() {
     close_all(members).await;
 }
 
-/// Parses kcat's "% Group … rebalanced (…): assigned: t [0], t [3]" lines.
-fn kcat_assigned(line: &str, topic: &str) -> Option<Vec<TopicPartition>> {
-    let rest = line.split("assigned:").nth(1)?;
-    Some(
-        rest.split(',')
-            .filter_map(|item| {
-                let item = item.trim();
-                let (t, p) = item.split_once(" [")?;
-                let p: i32 = p.trim_end_matches(']').parse().ok()?;
-                (t == topic).then(|| TopicPartition::new(t, p))
-            })
-            .collect(),
-    )
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_stops_polling_leaves_and_rejoins_at_its_next_poll() {
+    let topic = topic("group-poll").await;
+    let group = unique_name("g-poll");
+    let short = || {
+        let mut s = settings(&group, Arc::new(RangeAssignor));
+        s.rebalance_timeout = Duration::from_millis(3_000);
+        s
+    };
+    let mut members = vec![join(short(), &topic).await, join(short(), &topic).await];
+    let mut logs = vec![Log::default(); 2];
+    drive(&mut members, &mut logs, Duration::from_secs(60), |m| {
+        settled(m, &topic)
+    })
+    .await;
+    // Only the second member is driven (polled) now: the first one's max.poll.interval.ms
+    // (3 s) passes, it loses its partitions and leaves; the second gets everything.
+    let (a, b) = members.split_at_mut(1);
+    let (log_a, log_b) = logs.split_at_mut(1);
+    let stopped_at = Instant::now();
+    drive(b, log_b, Duration::from_secs(20), |m| {
+        m[0].assignment().len() == PARTITIONS as usize && stable_generation(&m[0]).is_some()
+    })
+    .await;
+    assert!(
+        stopped_at.elapsed() < Duration::from_secs(3 + 6),
+        "{:?}",
+        stopped_at.elapsed()
+    );
+    assert!(a[0].assignment().is_empty());
+    let event = tokio::time::timeout(Duration::from_secs(1), a[0].next_event())
+        .await
+        .expect("an event")
+        .unwrap();
+    assert!(
+        matches!(event, GroupEvent::Lost(ref p) if p.len() == 3),
+        "{event:?}"
+    );
+    log_a[0].events.push(event);
+    // Polling again brings it back.
+    drive(&mut members, &mut logs, Duration::from_secs(30), |m| {
+        settled(m, &topic)
+    })
+    .await;
+    close_all(members).await;
+}
+
+/// The partitions of `topic` listed after the last `": "` of a kcat rebalance line
+/// (`t [0], t [3]`).
+fn kcat_partitions(line: &str, topic: &str) -> Vec<TopicPartition> {
+    let list = line.rsplit("): ").next().unwrap_or("");
+    let list = list.split("assigned: ").last().unwrap_or(list);
+    list.split(',')
+        .filter_map(|item| {
+            let (t, p) = item.trim().split_once(" [")?;
+            let p: i32 = p.trim_end_matches(']').parse().ok()?;
+            (t == topic).then(|| TopicPartition::new(t, p))
+        })
+        .collect()
+}
+
+/// Applies one kcat stderr line to what kcat owns: eager "assigned:" / "revoked:", and
+/// cooperative "incremental assignment" / "incremental revoke".
+fn kcat_apply(line: &str, topic: &str, owned: &mut BTreeSet<TopicPartition>) {
+    if !line.contains("rebalanced") {
+        return;
+    }
+    let listed = kcat_partitions(line, topic);
+    if line.contains("incremental assignment") {
+        owned.extend(listed);
+    } else if line.contains("incremental revoke") {
+        for tp in listed {
+            owned.remove(&tp);
+        }
+    } else if line.contains("assigned:") {
+        *owned = listed.into_iter().collect();
+    } else if line.contains("revoked:") {
+        owned.clear();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kafkit_member_and_a_kcat_member_share_the_partitions() {
-    for strategy in ["range", "roundrobin"] {
+    for strategy in ["range", "roundrobin", "cooperative-sticky"] {
         let topic = topic("group-kcat").await;
         let group = unique_name("g-kcat");
         let assignor: Arc<dyn Assignor> = match strategy {
             "range" => Arc::new(RangeAssignor),
-            _ => Arc::new(RoundRobinAssignor),
+            "roundrobin" => Arc::new(RoundRobinAssignor),
+            _ => Arc::new(CooperativeStickyAssignor),
         };
         let mut kcat = tokio::process::Command::new("kcat")
             .args(["-b", &kafka().bootstrap, "-G", &group, &topic])
@@ -329,26 +396,20 @@ async fn a_kafkit_member_and_a_kcat_member_share_the_partitions() {
             .spawn()
             .expect("kcat (scripts/install-tools.sh)");
         let stderr = kcat.stderr.take().unwrap();
-        let kcat_assignment = Arc::new(std::sync::Mutex::new(Vec::<TopicPartition>::new()));
+        let kcat_assignment = Arc::new(std::sync::Mutex::new(BTreeSet::<TopicPartition>::new()));
         let seen = kcat_assignment.clone();
         let t = topic.clone();
         let reader = tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                if line.contains("rebalanced") {
-                    if let Some(a) = kcat_assigned(&line, &t) {
-                        *seen.lock().unwrap() = a;
-                    } else if line.contains("revoked") {
-                        seen.lock().unwrap().clear();
-                    }
-                }
+                kcat_apply(&line, &t, &mut seen.lock().unwrap());
             }
         });
         let mut members = vec![join(settings(&group, assignor), &topic).await];
         let mut logs = vec![Log::default()];
         let kcat_view = kcat_assignment.clone();
         drive(&mut members, &mut logs, Duration::from_secs(60), |m| {
-            let k = kcat_view.lock().unwrap().clone();
+            let k: Vec<TopicPartition> = kcat_view.lock().unwrap().iter().cloned().collect();
             stable_generation(&m[0]).is_some()
                 && !k.is_empty()
                 && !m[0].assignment().is_empty()
@@ -356,6 +417,7 @@ async fn a_kafkit_member_and_a_kcat_member_share_the_partitions() {
         })
         .await;
         let k = kcat_assignment.lock().unwrap().clone();
+        assert!(k.is_disjoint(&members[0].assignment().into_iter().collect()));
         assert_eq!(k.len() + members[0].assignment().len(), PARTITIONS as usize);
         let by_owner: BTreeMap<&str, usize> =
             BTreeMap::from([("kafkit", members[0].assignment().len()), ("kcat", k.len())]);
@@ -368,38 +430,18 @@ async fn a_kafkit_member_and_a_kcat_member_share_the_partitions() {
 
 // ---- the Consumer in a group: subscribe, listener, commits ----
 
-mod consumers {
-    use std::collections::{BTreeMap, BTreeSet};
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{Arc, Mutex};
-    use std::time::{Duration, Instant};
+mod consumers_support {
+    use std::collections::BTreeSet;
+    use std::time::Duration;
 
-    use kafkit_client::config::{ConsumerConfig, ProducerConfig};
-    use kafkit_client::consumer::{ConsumeError, Consumer, ListenerFuture, RebalanceListener};
-    use kafkit_client::io::group::GroupSubscription;
+    use kafkit_client::config::ProducerConfig;
     use kafkit_client::producer::{Producer, ProducerRecord};
-    use kafkit_client::state::group::commit::CommitError;
-    use kafkit_client::state::group::{OffsetAndMetadata, TopicPartition};
-    use kafkit_tests::{kafka, unique_name};
+    use kafkit_tests::kafka;
 
-    use super::{topic, PARTITIONS};
-
-    async fn consumer(group: &str, extra: &[(&str, &str)]) -> Consumer {
-        let mut props = vec![
-            ("bootstrap.servers", kafka().bootstrap.as_str()),
-            ("group.id", group),
-            ("auto.offset.reset", "earliest"),
-            ("session.timeout.ms", "6000"),
-            ("heartbeat.interval.ms", "500"),
-        ];
-        props.extend_from_slice(extra);
-        Consumer::new(ConsumerConfig::from_properties(props).unwrap())
-            .await
-            .unwrap()
-    }
+    use super::PARTITIONS;
 
     /// Writes `count` records per partition, values `"{tag}-{partition}-{i}"`.
-    async fn produce(topic: &str, tag: &str, count: usize) -> BTreeSet<String> {
+    pub(super) async fn produce(topic: &str, tag: &str, count: usize) -> BTreeSet<String> {
         let producer = Producer::new(
             ProducerConfig::builder()
                 .bootstrap_servers([kafka().bootstrap.clone()])
@@ -424,6 +466,38 @@ mod consumers {
         producer.close(Duration::from_secs(10)).await.unwrap();
         sent
     }
+}
+
+mod consumers {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use kafkit_client::config::ConsumerConfig;
+    use kafkit_client::consumer::{ConsumeError, Consumer, ListenerFuture, RebalanceListener};
+    use kafkit_client::io::group::GroupSubscription;
+    use kafkit_client::state::group::commit::CommitError;
+    use kafkit_client::state::group::{OffsetAndMetadata, TopicPartition};
+    use kafkit_tests::{kafka, unique_name};
+
+    use super::{topic, PARTITIONS};
+
+    async fn consumer(group: &str, extra: &[(&str, &str)]) -> Consumer {
+        let mut props = vec![
+            ("bootstrap.servers", kafka().bootstrap.as_str()),
+            ("group.id", group),
+            ("auto.offset.reset", "earliest"),
+            ("session.timeout.ms", "6000"),
+            ("heartbeat.interval.ms", "500"),
+        ];
+        props.extend_from_slice(extra);
+        Consumer::new(ConsumerConfig::from_properties(props).unwrap())
+            .await
+            .unwrap()
+    }
+
+    use super::consumers_support::produce;
 
     /// Commits what was handed out before partitions go (the Java idiom).
     struct CommitOnRevoke {
@@ -511,8 +585,22 @@ mod consumers {
                 false,
             )));
             consumers.push(c);
-            // Members join while the others consume: rebalances overlap consumption.
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            // The next member joins once this one has consumed: its partitions move with
+            // records already handed out (only the commit on revoke keeps them from being
+            // read twice).
+            if consumers.len() == 1 {
+                wait_for(&seen, sent.len(), Duration::from_secs(30)).await;
+            }
+            let c = consumers.last().unwrap();
+            let until = Instant::now() + Duration::from_secs(30);
+            while c.assignment().is_empty() {
+                assert!(
+                    Instant::now() < until,
+                    "member {} got nothing",
+                    consumers.len()
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
         sent.extend(produce(&topic, "b", 50).await);
         wait_for(&seen, sent.len(), Duration::from_secs(90)).await;
@@ -727,5 +815,278 @@ mod consumers {
         b_task.await.unwrap();
         a.close(Instant::now() + Duration::from_secs(5)).await;
         b.close(Instant::now() + Duration::from_secs(5)).await;
+    }
+}
+
+mod auto_commit_and_patterns {
+    use std::collections::BTreeSet;
+    use std::time::{Duration, Instant};
+
+    use kafkit_client::admin::{Admin, NewTopic};
+    use kafkit_client::config::ConsumerConfig;
+    use kafkit_client::consumer::Consumer;
+    use kafkit_client::state::group::TopicPartition;
+    use kafkit_tests::{kafka, unique_name};
+
+    use super::consumers_support::produce;
+    use super::{topic, PARTITIONS};
+
+    async fn consumer(group: &str, extra: &[(&str, &str)]) -> Consumer {
+        let mut props = vec![
+            ("bootstrap.servers", kafka().bootstrap.as_str()),
+            ("group.id", group),
+            ("auto.offset.reset", "earliest"),
+            ("session.timeout.ms", "6000"),
+            ("heartbeat.interval.ms", "500"),
+        ];
+        props.extend_from_slice(extra);
+        Consumer::new(ConsumerConfig::from_properties(props).unwrap())
+            .await
+            .unwrap()
+    }
+
+    async fn read(consumer: &Consumer, n: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        let until = Instant::now() + Duration::from_secs(60);
+        while out.len() < n {
+            assert!(Instant::now() < until, "got {} of {n}", out.len());
+            for r in consumer.poll(Duration::from_millis(200)).await.unwrap() {
+                out.push(String::from_utf8_lossy(r.value.as_ref().unwrap()).into_owned());
+            }
+        }
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn auto_commit_on_close_lets_the_next_consumer_resume() {
+        let topic = topic("group-auto").await;
+        let group = unique_name("g-auto");
+        let first_batch = produce(&topic, "a", 10).await;
+        let auto = [
+            ("enable.auto.commit", "true"),
+            ("auto.commit.interval.ms", "200"),
+        ];
+        let first = consumer(&group, &auto).await;
+        first.subscribe([topic.clone()]).await.unwrap();
+        let got = read(&first, first_batch.len()).await;
+        assert_eq!(got.iter().cloned().collect::<BTreeSet<_>>(), first_batch);
+        // close commits the positions (auto-commit) and leaves.
+        first.close(Instant::now() + Duration::from_secs(5)).await;
+
+        let second_batch = produce(&topic, "b", 10).await;
+        let second = consumer(&group, &auto).await;
+        second.subscribe([topic.clone()]).await.unwrap();
+        let got = read(&second, second_batch.len()).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let extra = second.poll(Duration::from_millis(200)).await.unwrap();
+        assert!(extra.is_empty(), "read again: {} records", extra.len());
+        assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), second_batch);
+        // The interval commit ran too: committed = end of each partition.
+        let parts: Vec<TopicPartition> = (0..PARTITIONS)
+            .map(|p| TopicPartition::new(topic.clone(), p))
+            .collect();
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            second.poll(Duration::from_millis(100)).await.unwrap();
+            let committed = second.committed(&parts).await.unwrap();
+            if committed
+                .values()
+                .all(|c| c.as_ref().map(|c| c.offset) == Some(20))
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < until,
+                "auto-commit did not run: {committed:?}"
+            );
+        }
+        second.close(Instant::now() + Duration::from_secs(5)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_pattern_subscription_gets_every_matching_topic() {
+        let prefix = unique_name("group-pat");
+        let admin = Admin::connect(&kafka().bootstrap).await.unwrap();
+        let (t1, t2, other) = (
+            format!("{prefix}-x"),
+            format!("{prefix}-y"),
+            format!("{prefix}z"),
+        );
+        admin
+            .create_topics(&[
+                NewTopic::new(&t1, 2, 1),
+                NewTopic::new(&t2, 2, 1),
+                NewTopic::new(&other, 2, 1),
+            ])
+            .await
+            .unwrap();
+        let c = consumer(&unique_name("g-pat"), &[]).await;
+        c.subscribe_pattern(&format!("{}-.*", regex_escape(&prefix)))
+            .await
+            .unwrap();
+        let until = Instant::now() + Duration::from_secs(30);
+        while c.assignment().len() < 4 {
+            assert!(Instant::now() < until, "{:?}", c.assignment());
+            c.poll(Duration::from_millis(100)).await.unwrap();
+        }
+        let topics: BTreeSet<String> = c.assignment().into_iter().map(|tp| tp.topic).collect();
+        assert_eq!(topics, BTreeSet::from([t1, t2]), "{other} must not match");
+        c.unsubscribe().await;
+        assert!(c.assignment().is_empty());
+        c.close(Instant::now() + Duration::from_secs(5)).await;
+    }
+
+    fn regex_escape(s: &str) -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_string()
+                } else {
+                    format!("\\{c}")
+                }
+            })
+            .collect()
+    }
+}
+
+mod faults {
+    use std::collections::BTreeSet;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use kafka_protocol::messages::ApiKey;
+    use kafkit_client::config::ConsumerConfig;
+    use kafkit_client::consumer::{ConsumeError, Consumer};
+    use kafkit_client::state::group::TopicPartition;
+    use kafkit_tests::proxy::{LostResponse, ProxyCluster};
+    use kafkit_tests::{kafka, unique_name};
+
+    use super::consumers_support::produce;
+    use super::{topic, PARTITIONS};
+
+    /// Polls and commits after every batch, through connection cuts: errors must be typed and
+    /// retriable (or a commit refused by a rebalance), never anything else.
+    async fn consume(c: Arc<Consumer>, seen: Arc<Mutex<Vec<String>>>, stop: Arc<AtomicBool>) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+            match c.poll(Duration::from_millis(200)).await {
+                Ok(records) => {
+                    seen.lock().unwrap().extend(
+                        records.iter().map(|r| {
+                            String::from_utf8_lossy(r.value.as_ref().unwrap()).into_owned()
+                        }),
+                    );
+                    if !records.is_empty() {
+                        match c.commit_sync().await {
+                            Ok(()) => {}
+                            Err(ConsumeError::Commit(e))
+                                if e.is_retriable() || e.is_membership_error() => {}
+                            Err(e) => panic!("commit failed untyped: {e:?}"),
+                        }
+                    }
+                }
+                Err(e) if e.is_retriable() => {}
+                Err(ConsumeError::Commit(_)) => {}
+                Err(e) => panic!("poll failed: {e:?}"),
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn commits_and_membership_survive_lost_coordinator_connections() {
+        let proxy = ProxyCluster::start(&kafka().bootstrap).await;
+        let control = proxy.control();
+        let topic = topic("group-cut").await;
+        let group = unique_name("g-cut");
+        let mut sent = produce(&topic, "a", 20).await;
+        let bootstrap = proxy.bootstrap();
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut consumers = Vec::new();
+        let mut tasks = Vec::new();
+        for _ in 0..2 {
+            let config = ConsumerConfig::from_properties([
+                ("bootstrap.servers", bootstrap.as_str()),
+                ("group.id", group.as_str()),
+                ("auto.offset.reset", "earliest"),
+                ("session.timeout.ms", "10000"),
+                ("heartbeat.interval.ms", "300"),
+                ("request.timeout.ms", "5000"),
+            ])
+            .unwrap();
+            let c = Arc::new(Consumer::new(config).await.unwrap());
+            c.subscribe([topic.clone()]).await.unwrap();
+            tasks.push(tokio::spawn(consume(c.clone(), seen.clone(), stop.clone())));
+            consumers.push(c);
+        }
+        // Faults while the group forms and consumes: every connection cut, then lost
+        // responses to commits, heartbeats and a JoinGroup.
+        for round in 0..3u32 {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            control.cut_all();
+            control.drop_response_of(ApiKey::OffsetCommit, 1, LostResponse::Cut);
+            control.drop_response_of(ApiKey::Heartbeat, 2, LostResponse::Cut);
+            if round == 0 {
+                control.drop_response_of(ApiKey::JoinGroup, 1, LostResponse::Cut);
+            }
+            sent.extend(produce(&topic, &format!("b{round}"), 5).await);
+        }
+        let until = Instant::now() + Duration::from_secs(60);
+        loop {
+            let unique: BTreeSet<String> = seen.lock().unwrap().iter().cloned().collect();
+            if unique.is_superset(&sent) {
+                break;
+            }
+            assert!(
+                Instant::now() < until,
+                "lost: {:?}",
+                sent.difference(&unique).take(5).collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let stats = control.stats();
+        eprintln!(
+            "proxy: {} responses dropped, {} connections, {} JoinGroup",
+            stats.responses_dropped,
+            stats.connections_accepted,
+            stats.requests_of(ApiKey::JoinGroup)
+        );
+        assert!(stats.responses_dropped >= 3, "the faults fired: {stats:?}");
+        control.clear_faults();
+        stop.store(true, Ordering::Relaxed);
+        for t in tasks {
+            t.await.unwrap();
+        }
+        // After the faults: the group is whole and a final commit lands at the log ends.
+        let owned: BTreeSet<TopicPartition> =
+            consumers.iter().flat_map(|c| c.assignment()).collect();
+        assert_eq!(owned.len(), PARTITIONS as usize, "{owned:?}");
+        let per_partition = (sent.len() / PARTITIONS as usize) as i64;
+        let until = Instant::now() + Duration::from_secs(30);
+        for c in &consumers {
+            loop {
+                c.poll(Duration::from_millis(50)).await.ok();
+                if c.commit_sync().await.is_ok() {
+                    break;
+                }
+                assert!(Instant::now() < until, "final commit never succeeded");
+            }
+        }
+        let all: Vec<TopicPartition> = (0..PARTITIONS)
+            .map(|p| TopicPartition::new(topic.clone(), p))
+            .collect();
+        let committed = consumers[0].committed(&all).await.unwrap();
+        for tp in &all {
+            assert_eq!(
+                committed[tp].as_ref().map(|c| c.offset),
+                Some(per_partition),
+                "{tp:?}"
+            );
+        }
+        for c in consumers {
+            c.close(Instant::now() + Duration::from_secs(5)).await;
+        }
+        proxy.shutdown();
     }
 }

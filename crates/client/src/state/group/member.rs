@@ -32,23 +32,18 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
-use kafka_protocol::messages::leave_group_request::MemberIdentity;
-use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    ApiKey, GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse,
-    LeaveGroupRequest, SyncGroupRequest, SyncGroupResponse,
+    GroupId, HeartbeatRequest, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
+    SyncGroupRequest,
 };
-use kafka_protocol::protocol::StrBytes;
 use tracing::{debug, info, warn};
 
 use crate::error::Error;
 
-use super::assignor::{encode_group_assignment, Assignor, Member, RebalanceProtocol};
-use super::cooperative_sticky::CooperativeStickyAssignor;
+use super::assignor::{Assignor, RebalanceProtocol};
 use super::event::{GroupEvent, GroupGeneration};
-use super::protocol::{group_by_topic, Assignment, Subscription, TopicPartition, HIGHEST_VERSION};
+use super::protocol::TopicPartition;
+use requests::str_bytes;
 
 /// The consumer protocol type in JoinGroup/SyncGroup.
 pub const PROTOCOL_TYPE: &str = "consumer";
@@ -196,10 +191,6 @@ pub fn common_protocol(assignors: &[Arc<dyn Assignor>]) -> RebalanceProtocol {
     }
 }
 
-fn str_bytes(s: &str) -> StrBytes {
-    StrBytes::from_string(s.to_owned())
-}
-
 impl ClassicMemberState {
     /// A member that is not in the group yet, subscribed to `topics`.
     pub fn new(config: MemberConfig, topics: Vec<String>, now: Instant) -> Self {
@@ -314,7 +305,8 @@ impl ClassicMemberState {
         if self.coordinator.is_none() && !self.finding_coordinator {
             due.push(self.find_at);
         }
-        if self.pending_leave.is_some() || self.phase == (Phase::Leaving { sent: false }) {
+        let leave_due = self.pending_leave.is_some() && self.coordinator.is_some();
+        if leave_due || self.phase == (Phase::Leaving { sent: false }) {
             due.push(self.find_at.min(self.last_poll));
         }
         match &self.phase {
@@ -439,89 +431,9 @@ impl ClassicMemberState {
     }
 }
 
-/// What an error code in a group response means for the member.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Reaction {
-    /// The coordinator moved or is unavailable: find it again, then retry.
-    Rediscover,
-    /// Try again after the retry backoff.
-    Retry,
-    /// A rebalance started: rejoin (keeping the generation).
-    Rejoin,
-    /// The generation is stale: partitions lost, rejoin with the same member id.
-    ResetGeneration,
-    /// The member id is unknown: partitions lost, rejoin as a new member.
-    ResetMember,
-    /// The member cannot go on.
-    Fatal,
-}
-
-fn reaction(code: ResponseError) -> Reaction {
-    use ResponseError as E;
-    match code {
-        E::CoordinatorNotAvailable | E::NotCoordinator => Reaction::Rediscover,
-        E::CoordinatorLoadInProgress | E::UnknownServerError => Reaction::Retry,
-        E::RebalanceInProgress => Reaction::Rejoin,
-        E::IllegalGeneration => Reaction::ResetGeneration,
-        E::UnknownMemberId => Reaction::ResetMember,
-        _ => Reaction::Fatal,
-    }
-}
-
 impl ClassicMemberState {
-    fn join_request(&self) -> JoinGroupRequest {
-        let owned: Vec<TopicPartition> = match self.protocol {
-            RebalanceProtocol::Cooperative => self.owned.iter().cloned().collect(),
-            _ => Vec::new(),
-        };
-        let protocols = self
-            .config
-            .assignors
-            .iter()
-            .filter_map(|assignor| {
-                let mut subscription = Subscription::new(self.topics.iter().cloned());
-                subscription.owned_partitions = group_by_topic(&owned);
-                subscription.generation_id = (self.generation_id >= 0).then_some(self.generation_id);
-                subscription.rack_id = self.config.rack_id.clone();
-                if assignor.name() == CooperativeStickyAssignor.name() {
-                    subscription.user_data =
-                        Some(CooperativeStickyAssignor::user_data(self.generation_id));
-                }
-                match subscription.encode(HIGHEST_VERSION) {
-                    Ok(metadata) => Some(
-                        JoinGroupRequestProtocol::default()
-                            .with_name(str_bytes(assignor.name()))
-                            .with_metadata(metadata),
-                    ),
-                    Err(err) => {
-                        warn!(assignor = assignor.name(), error = %err, "cannot encode the subscription");
-                        None
-                    }
-                }
-            })
-            .collect();
-        JoinGroupRequest::default()
-            .with_group_id(GroupId(str_bytes(&self.config.group_id)))
-            .with_session_timeout_ms(millis(self.config.session_timeout))
-            .with_rebalance_timeout_ms(millis(self.config.rebalance_timeout))
-            .with_member_id(str_bytes(&self.member_id))
-            .with_group_instance_id(self.config.group_instance_id.as_deref().map(str_bytes))
-            .with_protocol_type(str_bytes(PROTOCOL_TYPE))
-            .with_protocols(protocols)
-    }
-
-    fn leave_request(&self, reason: &str) -> LeaveGroupRequest {
-        LeaveGroupRequest::default()
-            .with_group_id(GroupId(str_bytes(&self.config.group_id)))
-            .with_member_id(str_bytes(&self.member_id))
-            .with_members(vec![MemberIdentity::default()
-                .with_member_id(str_bytes(&self.member_id))
-                .with_group_instance_id(self.config.group_instance_id.as_deref().map(str_bytes))
-                .with_reason(Some(str_bytes(reason)))])
-    }
-
     /// Emits a revocation and waits for the consumer's [`Self::revocation_done`].
-    fn revoke(&mut self, partitions: BTreeSet<TopicPartition>, rejoin_after: bool) {
+    pub(super) fn revoke(&mut self, partitions: BTreeSet<TopicPartition>, rejoin_after: bool) {
         if partitions.is_empty() {
             return;
         }
@@ -534,21 +446,21 @@ impl ClassicMemberState {
         self.rejoin_after_revoke |= rejoin_after;
     }
 
-    fn drop_owned(&mut self) {
+    pub(super) fn drop_owned(&mut self) {
         self.owned.clear();
         self.revoking.clear();
         self.rejoin_after_revoke = false;
     }
 
     /// Partitions lost: told to the consumer, forgotten here.
-    fn lose_all(&mut self) {
+    pub(super) fn lose_all(&mut self) {
         if !self.owned.is_empty() || !self.revoking.is_empty() {
             self.events.push_back(GroupEvent::Lost(self.assignment()));
         }
         self.drop_owned();
     }
 
-    fn reset_generation(&mut self, member_too: bool) {
+    pub(super) fn reset_generation(&mut self, member_too: bool) {
         self.generation_id = -1;
         self.protocol_name = None;
         self.leader = false;
@@ -557,7 +469,7 @@ impl ClassicMemberState {
         }
     }
 
-    fn coordinator_lost(&mut self, now: Instant) {
+    pub(super) fn coordinator_lost(&mut self, now: Instant) {
         if self.coordinator.take().is_some() {
             info!(group = %self.config.group_id, "group coordinator lost: rediscovering");
         }
@@ -565,302 +477,20 @@ impl ClassicMemberState {
         self.heartbeat_in_flight = false;
     }
 
-    fn rejoin(&mut self, at: Instant) {
+    pub(super) fn rejoin(&mut self, at: Instant) {
         self.phase = Phase::Unjoined { at };
     }
 
-    fn fail(&mut self, error: Error) {
+    pub(super) fn fail(&mut self, error: Error) {
         warn!(group = %self.config.group_id, error = %error, "group member failed");
         self.lose_all();
         self.fatal = Some(error);
         self.phase = Phase::Done;
         self.pending_leave = None;
     }
-
-    /// Applies an error code of a JoinGroup/SyncGroup response.
-    fn rebalance_error(&mut self, now: Instant, api: ApiKey, code: ResponseError) {
-        match reaction(code) {
-            Reaction::Rediscover => {
-                self.coordinator_lost(now);
-                self.rejoin(now);
-            }
-            Reaction::Retry => self.rejoin(now + self.config.retry_backoff),
-            Reaction::Rejoin => self.rejoin(now),
-            Reaction::ResetGeneration => {
-                self.lose_all();
-                self.reset_generation(false);
-                self.rejoin(now);
-            }
-            Reaction::ResetMember => {
-                self.lose_all();
-                self.reset_generation(true);
-                self.rejoin(now);
-            }
-            Reaction::Fatal => self.fail(Error::Broker {
-                api,
-                code,
-                message: None,
-            }),
-        }
-    }
-
-    /// The coordinator lookup's outcome: its node id, or an error (retried after the backoff).
-    pub fn handle_coordinator(&mut self, now: Instant, node_id: Result<i32, Error>) {
-        self.finding_coordinator = false;
-        match node_id {
-            Ok(id) => {
-                debug!(group = %self.config.group_id, coordinator = id, "group coordinator found");
-                self.coordinator = Some(id);
-                self.last_heartbeat_ok = now;
-            }
-            Err(err) if err.is_retriable() || is_coordinator_error(&err) => {
-                debug!(group = %self.config.group_id, error = %err, "FindCoordinator failed; retrying");
-                self.find_at = now + self.config.retry_backoff;
-            }
-            Err(err) => self.fail(err),
-        }
-    }
-
-    /// The JoinGroup response.
-    pub fn handle_join(&mut self, now: Instant, response: &JoinGroupResponse) {
-        if self.phase != Phase::Joining {
-            return;
-        }
-        if let Some(code) = ResponseError::try_from_code(response.error_code) {
-            if code == ResponseError::MemberIdRequired {
-                // KIP-394: the coordinator gave us an id; join again with it at once.
-                self.member_id = response.member_id.to_string();
-                self.rejoin(now);
-                return;
-            }
-            debug!(group = %self.config.group_id, error = ?code, "JoinGroup failed");
-            self.rebalance_error(now, ApiKey::JoinGroup, code);
-            return;
-        }
-        self.member_id = response.member_id.to_string();
-        self.generation_id = response.generation_id;
-        self.protocol_name = response.protocol_name.as_ref().map(|p| p.to_string());
-        self.leader = response.leader == response.member_id;
-        self.last_heartbeat_ok = now;
-        info!(group = %self.config.group_id, generation = self.generation_id, member = %self.member_id, leader = self.leader, protocol = ?self.protocol_name, "joined the group");
-        if self.leader && !response.skip_assignment {
-            let mut topics: BTreeSet<String> = BTreeSet::new();
-            for m in &response.members {
-                match Subscription::decode(&m.metadata) {
-                    Ok((_, s)) => topics.extend(s.topics),
-                    Err(err) => {
-                        warn!(member = %m.member_id, error = %err, "undecodable subscription")
-                    }
-                }
-            }
-            self.phase = Phase::Assigning {
-                join: Box::new(response.clone()),
-            };
-            self.outbox = Some(MemberRequest::PartitionCounts(topics.into_iter().collect()));
-        } else {
-            self.phase = Phase::Syncing;
-            self.outbox = Some(MemberRequest::SyncGroup(self.sync_request(Vec::new())));
-        }
-    }
-
-    /// The partition counts the leader asked for (topics missing from the map have no
-    /// metadata and get no assignment, as in Java).
-    pub fn handle_partition_counts(&mut self, now: Instant, counts: BTreeMap<String, i32>) {
-        let Phase::Assigning { join } = &self.phase else {
-            return;
-        };
-        let join = join.clone();
-        let Some(name) = join.protocol_name.as_ref().map(|p| p.to_string()) else {
-            self.fail(Error::Broker {
-                api: ApiKey::JoinGroup,
-                code: ResponseError::InconsistentGroupProtocol,
-                message: Some("the coordinator chose no protocol".into()),
-            });
-            return;
-        };
-        let Some(assignor) = self
-            .config
-            .assignors
-            .iter()
-            .find(|a| a.name() == name)
-            .cloned()
-        else {
-            self.fail(Error::Broker {
-                api: ApiKey::JoinGroup,
-                code: ResponseError::InconsistentGroupProtocol,
-                message: Some(format!(
-                    "the coordinator chose {name:?}, which we do not have"
-                )),
-            });
-            return;
-        };
-        let members: Vec<Member> = join
-            .members
-            .iter()
-            .map(|m| {
-                let instance = m.group_instance_id.as_ref().map(|s| s.to_string());
-                Member::from_join_metadata(m.member_id.to_string(), instance.clone(), &m.metadata)
-                    .unwrap_or_else(|_| Member {
-                        member_id: m.member_id.to_string(),
-                        group_instance_id: instance,
-                        subscription: Subscription::default(),
-                    })
-            })
-            .collect();
-        let encoded = assignor
-            .assign(&members, &counts)
-            .map_err(|e| e.to_string())
-            .and_then(|a| encode_group_assignment(&a).map_err(|e| e.to_string()));
-        match encoded {
-            Ok(encoded) => {
-                debug!(group = %self.config.group_id, assignor = %name, members = members.len(), "assigned partitions as leader");
-                self.assigned_counts = counts;
-                let assignments = encoded
-                    .into_iter()
-                    .map(|(member, bytes)| {
-                        SyncGroupRequestAssignment::default()
-                            .with_member_id(StrBytes::from_string(member))
-                            .with_assignment(bytes)
-                    })
-                    .collect();
-                self.phase = Phase::Syncing;
-                self.outbox = Some(MemberRequest::SyncGroup(self.sync_request(assignments)));
-            }
-            Err(reason) => {
-                warn!(group = %self.config.group_id, %reason, "assignment failed; rejoining");
-                self.rejoin(now + self.config.retry_backoff);
-            }
-        }
-    }
-
-    fn sync_request(&self, assignments: Vec<SyncGroupRequestAssignment>) -> SyncGroupRequest {
-        SyncGroupRequest::default()
-            .with_group_id(GroupId(str_bytes(&self.config.group_id)))
-            .with_generation_id(self.generation_id)
-            .with_member_id(str_bytes(&self.member_id))
-            .with_group_instance_id(self.config.group_instance_id.as_deref().map(str_bytes))
-            .with_protocol_type(Some(str_bytes(PROTOCOL_TYPE)))
-            .with_protocol_name(self.protocol_name.as_deref().map(str_bytes))
-            .with_assignments(assignments)
-    }
-
-    /// The SyncGroup response: the member's assignment.
-    pub fn handle_sync(&mut self, now: Instant, response: &SyncGroupResponse) {
-        if self.phase != Phase::Syncing {
-            return;
-        }
-        if let Some(code) = ResponseError::try_from_code(response.error_code) {
-            debug!(group = %self.config.group_id, error = ?code, "SyncGroup failed");
-            self.rebalance_error(now, ApiKey::SyncGroup, code);
-            return;
-        }
-        let assigned: BTreeSet<TopicPartition> = if response.assignment.is_empty() {
-            BTreeSet::new()
-        } else {
-            match Assignment::decode(&response.assignment) {
-                Ok((_, a)) => a.partitions().into_iter().collect(),
-                Err(err) => {
-                    warn!(group = %self.config.group_id, error = %err, "undecodable assignment; rejoining");
-                    self.rejoin(now + self.config.retry_backoff);
-                    return;
-                }
-            }
-        };
-        let revoked: BTreeSet<TopicPartition> = self.owned.difference(&assigned).cloned().collect();
-        let added: Vec<TopicPartition> = assigned.difference(&self.owned).cloned().collect();
-        info!(group = %self.config.group_id, generation = self.generation_id, assigned = assigned.len(), added = added.len(), revoked = revoked.len(), "assignment received");
-        self.phase = Phase::Stable;
-        self.heartbeat_in_flight = false;
-        self.last_heartbeat_ok = now;
-        self.next_heartbeat = now + self.config.heartbeat_interval;
-        // Cooperative: the revoked partitions go first, then a rejoin hands them on.
-        self.revoke(revoked, true);
-        if !added.is_empty() {
-            self.owned.extend(added.iter().cloned());
-            self.events.push_back(GroupEvent::Assigned(added));
-        }
-    }
-}
-
-fn millis(d: Duration) -> i32 {
-    i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
-}
-
-fn is_coordinator_error(err: &Error) -> bool {
-    matches!(
-        err,
-        Error::Broker {
-            code: ResponseError::CoordinatorNotAvailable
-                | ResponseError::NotCoordinator
-                | ResponseError::CoordinatorLoadInProgress,
-            ..
-        }
-    )
 }
 
 impl ClassicMemberState {
-    /// The Heartbeat response.
-    pub fn handle_heartbeat(&mut self, now: Instant, response: &HeartbeatResponse) {
-        self.heartbeat_in_flight = false;
-        if !self.heartbeating() {
-            return;
-        }
-        self.next_heartbeat = now + self.config.heartbeat_interval;
-        match ResponseError::try_from_code(response.error_code) {
-            None => self.last_heartbeat_ok = now,
-            Some(code) => {
-                debug!(group = %self.config.group_id, error = ?code, "Heartbeat failed");
-                match reaction(code) {
-                    Reaction::Rediscover => self.coordinator_lost(now),
-                    Reaction::Retry => self.next_heartbeat = now + self.config.retry_backoff,
-                    _ => self.rebalance_error(now, ApiKey::Heartbeat, code),
-                }
-            }
-        }
-    }
-
-    /// The LeaveGroup outcome (the member is done when it was closing).
-    pub fn handle_leave(&mut self, _now: Instant) {
-        if let Phase::Leaving { sent: true } = self.phase {
-            self.phase = Phase::Done;
-        }
-    }
-
-    /// A request that got no response (connection lost, timed out) or could not be sent.
-    pub fn handle_request_failed(&mut self, now: Instant, kind: RequestKind, error: &Error) {
-        debug!(group = %self.config.group_id, request = ?kind, %error, "group request failed");
-        match kind {
-            RequestKind::FindCoordinator => self.handle_coordinator(now, Err(error.clone())),
-            RequestKind::LeaveGroup => {
-                if let Phase::Leaving { sent: true } = self.phase {
-                    self.phase = Phase::Done;
-                }
-            }
-            RequestKind::Heartbeat => {
-                self.heartbeat_in_flight = false;
-                if self.heartbeating() {
-                    self.coordinator_lost(now);
-                }
-            }
-            RequestKind::PartitionCounts => {
-                if matches!(self.phase, Phase::Assigning { .. }) {
-                    self.rejoin(now + self.config.retry_backoff);
-                }
-            }
-            RequestKind::JoinGroup | RequestKind::SyncGroup => {
-                if matches!(self.phase, Phase::Joining | Phase::Syncing) {
-                    self.outbox = None;
-                    if error.is_retriable() {
-                        self.coordinator_lost(now);
-                        self.rejoin(now);
-                    } else {
-                        self.fail(error.clone());
-                    }
-                }
-            }
-        }
-    }
-
     /// The consumer gave `partitions` up after a [`GroupEvent::Revoked`].
     pub fn revocation_done(&mut self, now: Instant, partitions: &[TopicPartition]) {
         for tp in partitions {
@@ -943,5 +573,7 @@ impl ClassicMemberState {
     }
 }
 
+mod requests;
+mod responses;
 #[cfg(test)]
 mod tests;

@@ -12,8 +12,12 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use kafka_protocol::messages::ApiKey;
+
 use super::*;
-use crate::state::group::{CooperativeStickyAssignor, RangeAssignor, RoundRobinAssignor};
+use crate::state::group::{
+    Assignment, CooperativeStickyAssignor, RangeAssignor, RoundRobinAssignor, Subscription,
+};
 
 fn tp(t: &str, p: i32) -> TopicPartition {
     TopicPartition::new(t, p)
@@ -614,4 +618,29 @@ fn protocol_is_cooperative_only_when_every_assignor_supports_it() {
     let mixed: Vec<Arc<dyn Assignor>> =
         vec![Arc::new(CooperativeStickyAssignor), Arc::new(RangeAssignor)];
     assert_eq!(common_protocol(&mixed), RebalanceProtocol::Eager);
+}
+
+#[test]
+fn poll_expiry_without_a_coordinator_sends_no_leave_and_does_not_spin() {
+    let mut h = Harness::new(eager(), &["t"]);
+    h.find();
+    h.join_follower(1, &[tp("t", 0)]);
+    let _ = h.events();
+    // The coordinator is lost, then the poll interval passes.
+    h.advance(Duration::from_secs(3));
+    let _ = h.poll();
+    h.m.handle_heartbeat(h.now, &hb(Some(ResponseError::NotCoordinator)));
+    h.now += Duration::from_secs(61);
+    assert_eq!(h.poll(), Some(MemberRequest::FindCoordinator));
+    assert_eq!(h.poll(), None);
+    assert!(
+        h.m.poll_timeout().is_none_or(|t| t > h.now),
+        "nothing is due until the coordinator is found"
+    );
+    // As Java: no LeaveGroup without a known coordinator; the session expires us instead.
+    h.m.handle_coordinator(h.now, Ok(1));
+    assert_eq!(h.poll(), None);
+    assert_eq!(h.events(), [GroupEvent::Lost(vec![tp("t", 0)])]);
+    h.advance(Duration::from_millis(1));
+    assert!(matches!(h.poll(), Some(MemberRequest::JoinGroup(_))));
 }
