@@ -29,7 +29,11 @@ use tokio::task::JoinHandle;
 const REBALANCE: Duration = Duration::from_secs(60);
 
 async fn cluster() -> Cluster {
-    let mut config = ClusterConfig::new(&kafka().bootstrap);
+    cluster_on(&kafka().bootstrap).await
+}
+
+async fn cluster_on(bootstrap: &str) -> Cluster {
+    let mut config = ClusterConfig::new(bootstrap);
     config.request_timeout = Duration::from_secs(10);
     tokio::time::timeout(Duration::from_secs(15), Cluster::connect(config))
         .await
@@ -80,7 +84,15 @@ struct Driven {
 
 impl Driven {
     async fn start(settings: GroupSettings, subscription: GroupSubscription) -> Driven {
-        let member = GroupMember::join(cluster().await, settings, subscription)
+        Driven::start_on(&kafka().bootstrap, settings, subscription).await
+    }
+
+    async fn start_on(
+        bootstrap: &str,
+        settings: GroupSettings,
+        subscription: GroupSubscription,
+    ) -> Driven {
+        let member = GroupMember::join(cluster_on(bootstrap).await, settings, subscription)
             .await
             .expect("join");
         Driven::drive(member)
@@ -617,4 +629,50 @@ async fn a_classic_and_a_kip848_member_share_one_group() {
     b.close().await;
     wait_balanced(&[&a], &all(&topic, 6), REBALANCE).await;
     a.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_survives_cut_connections_and_lost_heartbeat_responses() {
+    use kafka_protocol::messages::ApiKey;
+    use kafkit_tests::proxy::{LostResponse, ProxyCluster};
+
+    let proxy = ProxyCluster::start(&kafka().bootstrap).await;
+    let control = proxy.control();
+    let bootstrap = proxy.bootstrap();
+    let topic = topic(6).await;
+    let group = unique_name("kip848-g");
+    let subscription = GroupSubscription::Topics(vec![topic.clone()]);
+    let mut s = settings(&group);
+    s.request_timeout = Duration::from_secs(5);
+    let a = Driven::start_on(&bootstrap, s.clone(), subscription.clone()).await;
+    wait_balanced(&[&a], &all(&topic, 6), REBALANCE).await;
+    let b = Driven::start_on(&bootstrap, s.clone(), subscription.clone()).await;
+    // Faults while the group rebalances: every connection cut, heartbeat responses lost
+    // (the broker applied the heartbeat, the member never heard: it resends a full one).
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(2_000)).await;
+        control.cut_all();
+        control.drop_response_of(ApiKey::ConsumerGroupHeartbeat, 1, LostResponse::Cut);
+    }
+    wait_balanced(&[&a, &b], &all(&topic, 6), REBALANCE).await;
+    assert!(
+        control.stats().responses_dropped >= 1,
+        "{:?}",
+        control.stats()
+    );
+    // Lost responses to the lone member's heartbeats keep it in the group.
+    // A stable group: a lost heartbeat response changes nothing (the full heartbeat that
+    // follows carries the same epoch and partitions).
+    control.clear_faults();
+    let dropped = control.stats().responses_dropped;
+    let before = (a.owned(), b.owned());
+    let events_before = (a.events().len(), b.events().len());
+    control.drop_response_of(ApiKey::ConsumerGroupHeartbeat, 1, LostResponse::Cut);
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert_eq!(control.stats().responses_dropped, dropped + 1);
+    assert!(a.error().is_none() && b.error().is_none());
+    assert_eq!((a.owned(), b.owned()), before);
+    assert_eq!((a.events().len(), b.events().len()), events_before);
+    a.close().await;
+    b.close().await;
 }
