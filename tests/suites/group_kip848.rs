@@ -676,3 +676,21 @@ async fn membership_survives_cut_connections_and_lost_heartbeat_responses() {
     a.close().await;
     b.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_created_after_subscribing_is_assigned_by_id_and_resolved() {
+    // The member knows no id for the topic when it joins; the assignment names it by id only,
+    // and the member looks the name up in fresh metadata.
+    let name = unique_name("kip848-late");
+    let group = unique_name("kip848-g");
+    let a = Driven::start(
+        settings(&group),
+        GroupSubscription::Topics(vec![name.clone()]),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(a.owned().is_empty());
+    create(&name, 3).await;
+    wait_balanced(&[&a], &all(&name, 3), REBALANCE).await;
+    a.close().await;
+}

@@ -409,8 +409,18 @@ async fn run(
             if !metadata_in_flight && state.poll_metadata(now) {
                 metadata_in_flight = true;
                 let cluster = cluster.clone();
-                requests
-                    .spawn(async move { Outcome::Metadata(cluster.refresh_metadata(None).await) });
+                // Assignments only name subscribed topics: ask for those (every topic for a
+                // regex, which the broker resolves).
+                let topics = match state.subscription() {
+                    SubscribedTopics::Topics(topics) => Some(topics.iter().cloned().collect()),
+                    SubscribedTopics::Pattern(_) => None,
+                };
+                requests.spawn(async move {
+                    let names: Option<Vec<&str>> = topics
+                        .as_ref()
+                        .map(|t: &Vec<String>| t.iter().map(String::as_str).collect());
+                    Outcome::Metadata(cluster.refresh_metadata(names.as_deref()).await)
+                });
             }
             due
         };

@@ -318,6 +318,11 @@ impl ConsumerMemberState {
         self.member_epoch
     }
 
+    /// What the member subscribes to now.
+    pub fn subscription(&self) -> &SubscribedTopics {
+        &self.subscription
+    }
+
     /// Where the member is.
     pub fn state(&self) -> MemberState {
         self.state
