@@ -933,7 +933,29 @@ impl FetchState {
                 }
             }
         }
+        if out.error.is_none() {
+            self.pop_if_used_up();
+        }
         out
+    }
+
+    /// Pops the front fetch if it has nothing left (see `CompletedFetch::finish_if_used_up`).
+    fn pop_if_used_up(&mut self) {
+        let Some(front) = self.completed.front_mut() else {
+            return;
+        };
+        let Some(s) = self.partitions.get_mut(&front.tp) else {
+            return;
+        };
+        if s.generation != front.generation
+            || s.position.map(|p| p.offset) != Some(front.position.offset)
+        {
+            return;
+        }
+        if front.finish_if_used_up() {
+            s.position = Some(front.position);
+            self.pop_completed();
+        }
     }
 
     /// Puts an error back to be reported by the next `drain` (records taken with it were
