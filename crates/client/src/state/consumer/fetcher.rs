@@ -823,12 +823,23 @@ impl FetchState {
                 if p.diverging_epoch.epoch >= 0 && p.diverging_epoch.end_offset >= 0 {
                     // KIP-320: our last fetched epoch ended earlier on the leader (truncation).
                     let end = p.diverging_epoch.end_offset;
-                    tracing::warn!(topic = %tp.topic, partition = tp.partition, from = fetch_offset, to = end, "log truncation detected; moving the position back");
+                    tracing::warn!(topic = %tp.topic, partition = tp.partition, from = fetch_offset, to = end, "log truncation detected");
                     if end < fetch_offset {
-                        s.seek(FetchPosition {
-                            offset: end,
-                            leader_epoch: Some(p.diverging_epoch.epoch),
-                        });
+                        if self.settings.auto_offset_reset == AutoOffsetReset::None {
+                            // As Java's LogTruncationException: the application decides.
+                            s.halted = true;
+                            self.errors.push_back(ConsumeError::LogTruncation {
+                                topic: s.topic.clone(),
+                                partition: tp.partition,
+                                offset: fetch_offset,
+                                divergent_offset: end,
+                            });
+                        } else {
+                            s.seek(FetchPosition {
+                                offset: end,
+                                leader_epoch: Some(p.diverging_epoch.epoch),
+                            });
+                        }
                     }
                     continue;
                 }

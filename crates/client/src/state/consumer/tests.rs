@@ -448,7 +448,7 @@ fn diverging_epoch_moves_the_position_back() {
     assert_eq!(request.topics[0].partitions[0].last_fetched_epoch, 4);
     let diverged = partition(0, None, 45)
         .with_diverging_epoch(EpochEndOffset::default().with_epoch(4).with_end_offset(45));
-    s.handle_fetch(now, token, response(0, vec![diverged]));
+    s.handle_fetch(now, token, response(0, vec![diverged.clone()]));
     assert_eq!(
         s.position(&tp(0)),
         Some(FetchPosition {
@@ -456,6 +456,27 @@ fn diverging_epoch_moves_the_position_back() {
             leader_epoch: Some(4)
         })
     );
+
+    // With auto.offset.reset=none the application decides.
+    let mut none = FetchState::new(FetchSettings {
+        auto_offset_reset: AutoOffsetReset::None,
+        ..settings()
+    });
+    none.add_assigned(vec![(
+        tp(0),
+        Some(OffsetAndMetadata::new(50).with_leader_epoch(4)),
+    )]);
+    let (token, _) = none.poll_fetches(now, &m).pop().unwrap();
+    none.handle_fetch(now, token, response(0, vec![diverged]));
+    assert!(matches!(
+        none.drain(1).error,
+        Some(ConsumeError::LogTruncation {
+            offset: 50,
+            divergent_offset: 45,
+            ..
+        })
+    ));
+    assert!(none.is_halted(&tp(0)));
 }
 
 #[test]
