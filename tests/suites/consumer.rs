@@ -580,3 +580,27 @@ async fn cut_and_lost_fetches_lose_and_duplicate_nothing() {
     }
     c.close(Instant::now() + Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_cluster_outlives_the_consumer() {
+    let t = topic("consumer-shared", 1).await;
+    produce(Compression::None, &t, &[(0, "one".into(), None)]).await;
+    let admin = Admin::connect(&kafka().bootstrap).await.unwrap();
+    let config = ConsumerConfig::from_properties([
+        ("bootstrap.servers", kafka().bootstrap.as_str()),
+        ("auto.offset.reset", "earliest"),
+    ])
+    .unwrap();
+    let c = Consumer::with_cluster(config, admin.cluster().clone());
+    c.assign([TopicPartition::new(t.clone(), 0)]).unwrap();
+    assert_eq!(value(&take(&c, 1).await[0]), "one");
+    c.close(Instant::now() + Duration::from_secs(5)).await;
+    drop(c);
+    // The admin client's connections are still usable.
+    admin
+        .cluster()
+        .refresh_metadata(Some(&[t.as_str()]))
+        .await
+        .unwrap();
+    admin.cluster().close();
+}

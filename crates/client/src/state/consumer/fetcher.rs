@@ -716,14 +716,8 @@ impl FetchState {
 
     fn release(&mut self, token: &FetchToken) {
         self.in_flight.remove(&token.node);
-        for (tp, generation, _) in &token.sent {
-            if let Some(s) = self
-                .partitions
-                .get_mut(tp)
-                .filter(|s| s.generation == *generation)
-            {
-                s.fetch_in_flight = false;
-            } else if let Some(s) = self.partitions.get_mut(tp) {
+        for (tp, _, _) in &token.sent {
+            if let Some(s) = self.partitions.get_mut(tp) {
                 s.fetch_in_flight = false;
             }
         }
