@@ -428,3 +428,19 @@ impl Drop for Consumer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+
+    #[test]
+    fn handles_and_errors_cross_threads() {
+        send_sync::<Consumer>();
+        send::<RecordStream<'static>>();
+        send_sync::<ConsumeError>();
+        send_sync::<ConsumerRecord>();
+    }
+}

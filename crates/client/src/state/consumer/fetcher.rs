@@ -762,6 +762,13 @@ impl FetchState {
             }
             return;
         }
+        if let Ok(ms) = u64::try_from(response.throttle_time_ms) {
+            if ms > 0 {
+                // KIP-219: the broker throttles us; do not fetch from it before the time is up.
+                self.node_not_before
+                    .insert(node, now + Duration::from_millis(ms));
+            }
+        }
         let read_committed = self.settings.isolation_level == IsolationLevel::ReadCommitted;
         for topic in response.responses {
             let id = *topic.topic_id.as_bytes();

@@ -650,3 +650,20 @@ fn leader_hints_name_the_new_leader() {
     s.handle_fetch(now, token, r);
     assert!(s.take_wants_metadata());
 }
+
+#[test]
+fn a_throttled_node_is_not_fetched_before_the_throttle_ends() {
+    let now = Instant::now();
+    let m = metadata(1);
+    let mut s = assigned(1);
+    let (token, _) = s.poll_fetches(now, &m).pop().unwrap();
+    s.handle_fetch(now, token, response(0, vec![]).with_throttle_time_ms(300));
+    assert!(s
+        .poll_fetches(now + Duration::from_millis(299), &m)
+        .is_empty());
+    assert_eq!(s.next_timer(now), Some(now + Duration::from_millis(300)));
+    assert_eq!(
+        s.poll_fetches(now + Duration::from_millis(300), &m).len(),
+        1
+    );
+}
