@@ -22,6 +22,8 @@ use kafkit_wire::record::control::{end_txn_marker_key, end_txn_marker_value};
 use kafkit_wire::record::{BatchBuilder, BatchOptions, ControlRecordType, RecordRef};
 
 use super::*;
+
+mod props;
 use crate::config::{AutoOffsetReset, IsolationLevel};
 use crate::consumer::ConsumeError;
 use crate::state::group::{OffsetAndMetadata, TopicPartition};
