@@ -32,6 +32,7 @@ use super::session::{FetchSession, SessionPartition, SessionRequest};
 
 mod drain;
 mod resets;
+mod validate;
 
 use crate::config::{AutoOffsetReset, ConsumerConfig, IsolationLevel};
 use crate::consumer::ConsumeError;
@@ -39,6 +40,7 @@ use crate::state::group::{OffsetAndMetadata, TopicPartition};
 use crate::state::metadata::{BrokerInfo, ClusterMetadata};
 pub use drain::Drained;
 pub use resets::ListOffsetsToken;
+pub use validate::ValidationToken;
 
 /// The settings the fetch decisions use.
 #[derive(Debug, Clone)]
@@ -456,7 +458,10 @@ impl FetchState {
         let mut by_node: BTreeMap<i32, BTreeMap<TopicPartition, SessionPartition>> =
             BTreeMap::new();
         let mut ids: HashMap<[u8; 16], String> = HashMap::new();
-        for (tp, s) in &self.partitions {
+        for (tp, s) in &mut self.partitions {
+            if s.needs_validation(leader_epoch(metadata, tp)) {
+                continue; // OffsetForLeaderEpoch first (see `poll_validations`)
+            }
             if !s.is_fetchable() || buffered.contains(tp) {
                 continue;
             }
@@ -720,7 +725,8 @@ impl FetchState {
         let resets = self
             .partitions
             .values()
-            .filter_map(|s| s.reset_not_before)
+            .flat_map(|s| [s.reset_not_before, s.validate_not_before])
+            .flatten()
             .filter(|t| *t > now);
         nodes.chain(resets).min()
     }
@@ -730,7 +736,7 @@ fn uuid_of(id: [u8; 16]) -> uuid::Uuid {
     uuid::Uuid::from_bytes(id)
 }
 
-fn leader_epoch(metadata: &ClusterMetadata, tp: &TopicPartition) -> i32 {
+pub(super) fn leader_epoch(metadata: &ClusterMetadata, tp: &TopicPartition) -> i32 {
     metadata
         .topic(&tp.topic)
         .and_then(|t| t.partitions.get(usize::try_from(tp.partition).ok()?))
@@ -745,7 +751,7 @@ fn is_session_error(e: ResponseError) -> bool {
 }
 
 /// Errors that mean "ask the metadata who leads now" even if not flagged retriable.
-fn is_leader_error(e: ResponseError) -> bool {
+pub(super) fn is_leader_error(e: ResponseError) -> bool {
     matches!(
         e,
         ResponseError::NotLeaderOrFollower

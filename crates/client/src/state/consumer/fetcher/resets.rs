@@ -18,7 +18,8 @@ use crate::state::metadata::ClusterMetadata;
 #[derive(Debug)]
 pub struct ListOffsetsToken {
     node: i32,
-    sent: Vec<(TopicPartition, u64, OffsetSpec)>,
+    /// (partition, generation, what was asked, the leader epoch it was asked under)
+    sent: Vec<(TopicPartition, u64, OffsetSpec, i32)>,
 }
 
 impl ListOffsetsToken {
@@ -83,11 +84,7 @@ impl FetchState {
                             })
                             .collect(),
                     );
-                let sent = parts
-                    .into_iter()
-                    .map(|(tp, g, spec, _)| (tp, g, spec))
-                    .collect();
-                (ListOffsetsToken { node, sent }, request)
+                (ListOffsetsToken { node, sent: parts }, request)
             })
             .collect()
     }
@@ -103,7 +100,7 @@ impl FetchState {
         let response = match response {
             Ok(r) => r,
             Err(_) => {
-                for (tp, generation, _) in &token.sent {
+                for (tp, generation, _, _) in &token.sent {
                     if let Some(s) = self
                         .partitions
                         .get_mut(tp)
@@ -117,7 +114,7 @@ impl FetchState {
                 return;
             }
         };
-        for (tp, generation, spec) in token.sent {
+        for (tp, generation, spec, epoch) in token.sent {
             let answer = response
                 .topics
                 .iter()
@@ -137,10 +134,14 @@ impl FetchState {
                 continue;
             };
             match error_of(answer.error_code) {
-                None if answer.offset >= 0 => s.seek(FetchPosition {
-                    offset: answer.offset,
-                    leader_epoch: (answer.leader_epoch >= 0).then_some(answer.leader_epoch),
-                }),
+                None if answer.offset >= 0 => {
+                    s.seek(FetchPosition {
+                        offset: answer.offset,
+                        leader_epoch: (answer.leader_epoch >= 0).then_some(answer.leader_epoch),
+                    });
+                    // Fresh from the leader: nothing to validate under the epoch it was asked.
+                    s.validated_leader_epoch = (epoch >= 0).then_some(epoch);
+                }
                 // No record at or after the timestamp: the end of the log, as `seek_to_end`.
                 None if matches!(spec, OffsetSpec::Timestamp(_)) => {
                     s.reset = Some(OffsetSpec::Latest);
