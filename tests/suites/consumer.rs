@@ -604,3 +604,29 @@ async fn a_shared_cluster_outlives_the_consumer() {
         .unwrap();
     admin.cluster().close();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recv_is_cancel_safe() {
+    let t = topic("consumer-cancel", 1).await;
+    let records: Vec<_> = (0..300).map(|i| (0, format!("v{i}"), None)).collect();
+    produce(Compression::Zstd, &t, &records).await;
+    let c = consumer(&[("auto.offset.reset", "earliest")]).await;
+    c.assign([TopicPartition::new(t.clone(), 0)]).unwrap();
+    let deadline = Instant::now() + WAIT;
+    let mut offsets = Vec::new();
+    let mut cancelled = 0;
+    while offsets.len() < 300 {
+        assert!(Instant::now() < deadline, "only {} records", offsets.len());
+        // Most of these time out while waiting: the dropped future must lose nothing.
+        match tokio::time::timeout(Duration::from_micros(200), c.recv()).await {
+            Ok(record) => offsets.push(record.unwrap().offset),
+            Err(_) => cancelled += 1,
+        }
+    }
+    assert!(
+        cancelled > 0,
+        "no recv was cancelled: the test proves nothing"
+    );
+    assert_eq!(offsets, (0..300).collect::<Vec<i64>>());
+    c.close(Instant::now() + Duration::from_secs(5)).await;
+}
