@@ -181,7 +181,8 @@ impl Consumer {
     /// Consumes each partition from the first record whose timestamp is at or after the
     /// given one (ms since the epoch), found with ListOffsets; a partition with no such record
     /// goes to its end. Returns once every position is known, or fails after
-    /// `request.timeout.ms`.
+    /// `request.timeout.ms`. A lookup the broker refuses for good (e.g. an authorization error)
+    /// halts that partition and is reported by the next `recv`/`poll`.
     pub async fn seek_to_timestamp(
         &self,
         partitions: &[(TopicPartition, i64)],
