@@ -1,7 +1,8 @@
 //! The consumer's fetcher task: drives [`FetchState`] against the cluster.
 //!
 //! One task per consumer loops: refresh metadata when the state asks (bounded by
-//! `retry.backoff.ms` between attempts), send the ListOffsets lookups it plans, send the Fetch
+//! `retry.backoff.ms` between attempts), send the ListOffsets lookups and OffsetForLeaderEpoch
+//! validations it plans, send the Fetch
 //! requests it plans (one in flight per node; each response is awaited by a small task of
 //! its own, which hands it back to the state and wakes the application), then sleep until
 //! woken (assignment, seek, resume, records taken, a response) or until the next backoff ends.
@@ -89,13 +90,31 @@ pub(crate) async fn run(shared: Arc<FetchShared>) {
             }
         }
         let now = Instant::now();
-        let (lookups, fetches, timer) = {
+        let (lookups, validations, fetches, timer) = {
             let metadata = shared.cluster.metadata();
             let mut state = shared.lock();
             let lookups = state.poll_list_offsets(now, &metadata);
+            // Fetch planning marks the positions to validate; validations go out next round
+            // at the latest (the loop runs again when anything changes).
             let fetches = state.poll_fetches(now, &metadata);
-            (lookups, fetches, state.next_timer(now))
+            let validations = state.poll_validations(now, &metadata);
+            (lookups, validations, fetches, state.next_timer(now))
         };
+        for (token, request) in validations {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let result = async {
+                    let conn = shared.cluster.connection(token.node()).await?;
+                    let version = conn.version(ApiKey::OffsetForLeaderEpoch)?;
+                    conn.send(&request, version, shared.request_timeout).await
+                }
+                .await;
+                shared
+                    .lock()
+                    .handle_validations(Instant::now(), token, result);
+                shared.changed();
+            });
+        }
         for (token, request) in lookups {
             let shared = shared.clone();
             tokio::spawn(async move {

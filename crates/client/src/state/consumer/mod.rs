@@ -8,7 +8,9 @@ pub mod fetcher;
 pub mod position;
 pub mod session;
 
-pub use fetcher::{Drained, FetchSettings, FetchState, FetchToken, ListOffsetsToken};
+pub use fetcher::{
+    Drained, FetchSettings, FetchState, FetchToken, ListOffsetsToken, ValidationToken,
+};
 pub use position::{FetchPosition, OffsetSpec};
 pub use session::{FetchSession, SessionPartition, SessionRequest};
 

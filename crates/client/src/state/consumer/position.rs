@@ -61,6 +61,15 @@ pub(crate) struct PartitionState {
     pub(crate) reset_in_flight: bool,
     /// No reset attempt before this (after a failed one).
     pub(crate) reset_not_before: Option<Instant>,
+    /// The position must be checked with OffsetForLeaderEpoch before fetching (KIP-320).
+    pub(crate) validate: bool,
+    /// That check is in flight.
+    pub(crate) validate_in_flight: bool,
+    /// No validation attempt before this (after a failed one).
+    pub(crate) validate_not_before: Option<Instant>,
+    /// The leader epoch (from metadata) the position is known to be good under; `None` after
+    /// a seek, until fetching starts or a validation succeeds.
+    pub(crate) validated_leader_epoch: Option<i32>,
     /// Paused by the application.
     pub(crate) paused: bool,
     /// Stopped after an error was reported; a seek clears it.
@@ -86,6 +95,10 @@ impl PartitionState {
             reset: None,
             reset_in_flight: false,
             reset_not_before: None,
+            validate: false,
+            validate_in_flight: false,
+            validate_not_before: None,
+            validated_leader_epoch: None,
             paused: false,
             halted: false,
             fetch_in_flight: false,
@@ -103,8 +116,38 @@ impl PartitionState {
         self.reset = None;
         self.reset_in_flight = false;
         self.reset_not_before = None;
+        self.clear_validation();
         self.halted = false;
         self.generation = self.generation.wrapping_add(1);
+    }
+
+    pub(crate) fn clear_validation(&mut self) {
+        self.validate = false;
+        self.validate_in_flight = false;
+        self.validate_not_before = None;
+        self.validated_leader_epoch = None;
+    }
+
+    /// Whether the position must be validated under the leader epoch `current` (from metadata)
+    /// before fetching: it carries an epoch and was not checked under `current` yet. A position
+    /// without an epoch takes `current` as its baseline instead (nothing to check against).
+    pub(crate) fn needs_validation(&mut self, current: i32) -> bool {
+        if self.validate {
+            return true;
+        }
+        if current < 0 || self.validated_leader_epoch == Some(current) {
+            return false;
+        }
+        match self.position.and_then(|p| p.leader_epoch) {
+            Some(_) => {
+                self.validate = true;
+                true
+            }
+            None => {
+                self.validated_leader_epoch = Some(current);
+                false
+            }
+        }
     }
 
     /// Asks for an offset lookup before fetching again.
@@ -112,6 +155,7 @@ impl PartitionState {
         self.reset = Some(spec);
         self.reset_in_flight = false;
         self.reset_not_before = None;
+        self.clear_validation();
         self.halted = false;
         self.generation = self.generation.wrapping_add(1);
     }
@@ -120,6 +164,7 @@ impl PartitionState {
     pub(crate) fn is_fetchable(&self) -> bool {
         self.position.is_some()
             && self.reset.is_none()
+            && !self.validate
             && !self.paused
             && !self.halted
             && !self.fetch_in_flight

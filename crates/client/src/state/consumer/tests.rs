@@ -22,6 +22,8 @@ use kafkit_wire::record::control::{end_txn_marker_key, end_txn_marker_value};
 use kafkit_wire::record::{BatchBuilder, BatchOptions, ControlRecordType, RecordRef};
 
 use super::*;
+
+mod props;
 use crate::config::{AutoOffsetReset, IsolationLevel};
 use crate::consumer::ConsumeError;
 use crate::state::group::{OffsetAndMetadata, TopicPartition};
@@ -329,7 +331,9 @@ fn buffered_partitions_are_not_refetched_and_prefetch_is_bounded() {
     );
     assert_eq!(s.drain(2).records.len(), 2);
     assert!(s.poll_fetches(now, &m).is_empty(), "still buffered");
-    assert_eq!(s.drain(10).records.len(), 3);
+    // Taking exactly the last records frees the buffer at once (no extra drain needed).
+    assert_eq!(s.drain(3).records.len(), 3);
+    assert_eq!(s.buffered_bytes(), 0);
     let (_, request) = s.poll_fetches(now, &m).pop().unwrap();
     assert_eq!(sent_partitions(&request), [(0, 5)]);
 }
@@ -433,20 +437,154 @@ fn leader_errors_ask_for_metadata_and_fatal_ones_halt() {
     assert!(s.is_halted(&tp(1)));
 }
 
-#[test]
-fn diverging_epoch_moves_the_position_back() {
-    let now = Instant::now();
-    let m = metadata(1);
-    let mut s = FetchState::new(settings());
+fn epoch_end(
+    p: i32,
+    epoch: i32,
+    end_offset: i64,
+) -> kafka_protocol::messages::OffsetForLeaderEpochResponse {
+    use kafka_protocol::messages::offset_for_leader_epoch_response::{
+        EpochEndOffset as End, OffsetForLeaderTopicResult,
+    };
+    kafka_protocol::messages::OffsetForLeaderEpochResponse::default().with_topics(vec![
+        OffsetForLeaderTopicResult::default()
+            .with_topic(TopicName(StrBytes::from_static_str(TOPIC)))
+            .with_partitions(vec![End::default()
+                .with_partition(p)
+                .with_leader_epoch(epoch)
+                .with_end_offset(end_offset)]),
+    ])
+}
+
+/// A state whose partition 0 starts at committed offset 50 with leader epoch 4, validated.
+fn validated_at_50(reset: AutoOffsetReset, m: &ClusterMetadata, now: Instant) -> FetchState {
+    let mut s = FetchState::new(FetchSettings {
+        auto_offset_reset: reset,
+        ..settings()
+    });
     s.add_assigned(vec![(
         tp(0),
         Some(OffsetAndMetadata::new(50).with_leader_epoch(4)),
     )]);
+    assert!(s.poll_fetches(now, m).is_empty(), "validation comes first");
+    let (token, request) = s.poll_validations(now, m).pop().unwrap();
+    let p = &request.topics[0].partitions[0];
+    assert_eq!((p.current_leader_epoch, p.leader_epoch), (5, 4));
+    s.handle_validations(now, token, Ok(epoch_end(0, 4, 60)));
+    s
+}
+
+#[test]
+fn positions_are_validated_after_a_leader_change() {
+    let now = Instant::now();
+    let mut m = metadata(1);
+    // Validation passes: fetching starts at the committed offset.
+    let mut s = validated_at_50(AutoOffsetReset::Earliest, &m, now);
+    let (token, request) = s.poll_fetches(now, &m).pop().unwrap();
+    assert_eq!(sent_partitions(&request), [(0, 50)]);
+    let mut buf = BytesMut::new();
+    batch(
+        &mut buf,
+        50,
+        2,
+        &BatchOptions {
+            partition_leader_epoch: 5,
+            ..BatchOptions::default()
+        },
+    );
+    s.handle_fetch(
+        now,
+        token,
+        response(0, vec![partition(0, Some(buf.freeze()), 52)]),
+    );
+    assert_eq!(s.drain(10).records.len(), 2);
+    assert!(
+        s.poll_validations(now, &m).is_empty(),
+        "same leader epoch: nothing to check"
+    );
+    // A new leader (epoch 6): validate before the next fetch; it finds a truncation at 51.
+    assert!(m.update_leader(TOPIC, 0, 1, 6, None));
+    assert!(s.poll_fetches(now, &m).is_empty());
+    let (token, request) = s.poll_validations(now, &m).pop().unwrap();
+    assert_eq!(token.node(), 1);
+    let p = &request.topics[0].partitions[0];
+    assert_eq!((p.current_leader_epoch, p.leader_epoch), (6, 5));
+    s.handle_validations(now, token, Ok(epoch_end(0, 5, 51)));
+    assert_eq!(
+        s.position(&tp(0)),
+        Some(FetchPosition {
+            offset: 51,
+            leader_epoch: Some(5)
+        })
+    );
+    assert_eq!(
+        sent_partitions(&s.poll_fetches(now, &m).pop().unwrap().1),
+        [(0, 51)]
+    );
+
+    // With auto.offset.reset=none a truncation is the application's call.
+    let m = metadata(1);
+    let mut none = FetchState::new(FetchSettings {
+        auto_offset_reset: AutoOffsetReset::None,
+        ..settings()
+    });
+    none.add_assigned(vec![(
+        tp(0),
+        Some(OffsetAndMetadata::new(50).with_leader_epoch(4)),
+    )]);
+    none.poll_fetches(now, &m);
+    let (token, _) = none.poll_validations(now, &m).pop().unwrap();
+    none.handle_validations(now, token, Ok(epoch_end(0, 4, 40)));
+    assert!(matches!(
+        none.drain(1).error,
+        Some(ConsumeError::LogTruncation {
+            offset: 50,
+            divergent_offset: 40,
+            ..
+        })
+    ));
+    // An epoch the leader does not know: reset by policy.
+    let mut unknown = FetchState::new(settings());
+    unknown.add_assigned(vec![(
+        tp(0),
+        Some(OffsetAndMetadata::new(50).with_leader_epoch(4)),
+    )]);
+    unknown.poll_fetches(now, &m);
+    let (token, _) = unknown.poll_validations(now, &m).pop().unwrap();
+    unknown.handle_validations(now, token, Ok(epoch_end(0, -1, -1)));
+    assert!(unknown.is_resetting(&tp(0)));
+    // A failed request is retried after the backoff.
+    let mut failed = FetchState::new(settings());
+    failed.add_assigned(vec![(
+        tp(0),
+        Some(OffsetAndMetadata::new(50).with_leader_epoch(4)),
+    )]);
+    failed.poll_fetches(now, &m);
+    let (token, _) = failed.poll_validations(now, &m).pop().unwrap();
+    failed.handle_validations(now, token, Err(crate::error::Error::NoBrokers));
+    assert!(failed.poll_validations(now, &m).is_empty());
+    assert_eq!(
+        failed
+            .poll_validations(now + Duration::from_millis(100), &m)
+            .len(),
+        1
+    );
+    // A position from a plain seek has no epoch: nothing to validate.
+    let mut plain = FetchState::new(settings());
+    plain.add_assigned(vec![(tp(0), Some(OffsetAndMetadata::new(50)))]);
+    assert_eq!(plain.poll_fetches(now, &m).len(), 1);
+    assert!(plain.poll_validations(now, &m).is_empty());
+}
+
+#[test]
+fn diverging_epoch_moves_the_position_back() {
+    let now = Instant::now();
+    let m = metadata(1);
+    let mut s = validated_at_50(AutoOffsetReset::Earliest, &m, now);
     let (token, request) = s.poll_fetches(now, &m).pop().unwrap();
     assert_eq!(request.topics[0].partitions[0].last_fetched_epoch, 4);
     let diverged = partition(0, None, 45)
         .with_diverging_epoch(EpochEndOffset::default().with_epoch(4).with_end_offset(45));
-    s.handle_fetch(now, token, response(0, vec![diverged]));
+    s.handle_fetch(now, token, response(0, vec![diverged.clone()]));
     assert_eq!(
         s.position(&tp(0)),
         Some(FetchPosition {
@@ -454,6 +592,20 @@ fn diverging_epoch_moves_the_position_back() {
             leader_epoch: Some(4)
         })
     );
+
+    // With auto.offset.reset=none the application decides.
+    let mut none = validated_at_50(AutoOffsetReset::None, &m, now);
+    let (token, _) = none.poll_fetches(now, &m).pop().unwrap();
+    none.handle_fetch(now, token, response(0, vec![diverged]));
+    assert!(matches!(
+        none.drain(1).error,
+        Some(ConsumeError::LogTruncation {
+            offset: 50,
+            divergent_offset: 45,
+            ..
+        })
+    ));
+    assert!(none.is_halted(&tp(0)));
 }
 
 #[test]
@@ -626,4 +778,21 @@ fn leader_hints_name_the_new_leader() {
     assert_eq!(endpoint.as_ref().map(|e| e.port), Some(9093));
     s.handle_fetch(now, token, r);
     assert!(s.take_wants_metadata());
+}
+
+#[test]
+fn a_throttled_node_is_not_fetched_before_the_throttle_ends() {
+    let now = Instant::now();
+    let m = metadata(1);
+    let mut s = assigned(1);
+    let (token, _) = s.poll_fetches(now, &m).pop().unwrap();
+    s.handle_fetch(now, token, response(0, vec![]).with_throttle_time_ms(300));
+    assert!(s
+        .poll_fetches(now + Duration::from_millis(299), &m)
+        .is_empty());
+    assert_eq!(s.next_timer(now), Some(now + Duration::from_millis(300)));
+    assert_eq!(
+        s.poll_fetches(now + Duration::from_millis(300), &m).len(),
+        1
+    );
 }
