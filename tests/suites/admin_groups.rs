@@ -478,3 +478,138 @@ async fn coordinator_lookup_is_cached_and_batched() {
         .unwrap();
     assert_eq!(fetched.get(&tp("no-such-topic-here", 0)), Some(&None));
 }
+
+/// One ConsumerGroupHeartbeat of a KIP-848 member driven by hand; returns (epoch, assigned).
+async fn heartbeat(
+    conn: &Connection,
+    group: &str,
+    member_id: &str,
+    epoch: i32,
+    topic: &str,
+    owned: Option<Vec<kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions>>,
+) -> kafka_protocol::messages::ConsumerGroupHeartbeatResponse {
+    use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, TopicName};
+    let version = conn.version(ApiKey::ConsumerGroupHeartbeat).unwrap();
+    let mut request = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
+        .with_member_id(StrBytes::from_string(member_id.to_owned()))
+        .with_member_epoch(epoch);
+    if epoch == 0 {
+        request = request
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(Some(vec![TopicName(StrBytes::from_string(
+                topic.to_owned(),
+            ))]))
+            .with_topic_partitions(Some(Vec::new()));
+    } else {
+        request = request.with_topic_partitions(owned);
+    }
+    let response = conn.send(&request, version, TIMEOUT).await.unwrap();
+    assert_eq!(
+        response.error_code, 0,
+        "ConsumerGroupHeartbeat: {:?}",
+        response.error_message
+    );
+    response
+}
+
+#[tokio::test]
+async fn a_kip848_group_is_described_with_consumer_group_describe() {
+    use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
+    let admin = Admin::connect(&kafka().bootstrap).await.unwrap();
+    let (topic, _) = filled_topic(&admin).await;
+    let group = unique_name("kip848-group");
+    let deadline = Instant::now() + TIMEOUT;
+    let (_, conn) = admin
+        .coordinators()
+        .connection(&group, deadline)
+        .await
+        .unwrap();
+    // A client-chosen member id (ConsumerGroupHeartbeat v1); unique per run.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+        ^ (u128::from(std::process::id()) << 64);
+    let member_id = uuid::Uuid::from_u128(seed).to_string();
+    let mut response = heartbeat(&conn, &group, &member_id, 0, &topic, None).await;
+    let member_id = response
+        .member_id
+        .as_ref()
+        .map_or(member_id, |m| m.as_str().to_owned());
+    // Acknowledge the assignment until the group has settled on all 3 partitions.
+    let settle = Instant::now() + Duration::from_secs(15);
+    let described = loop {
+        let owned: Vec<TopicPartitions> = response
+            .assignment
+            .as_ref()
+            .map(|a| {
+                a.topic_partitions
+                    .iter()
+                    .map(|t| {
+                        TopicPartitions::default()
+                            .with_topic_id(t.topic_id)
+                            .with_partitions(t.partitions.clone())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let epoch = response.member_epoch;
+        let d = admin.describe_groups(&[&group]).await.unwrap().remove(0);
+        if d.members.first().is_some_and(|m| m.assignment.len() == 3) {
+            break d;
+        }
+        assert!(Instant::now() < settle, "group never settled: {d:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let owned = if response.assignment.is_some() {
+            Some(owned)
+        } else {
+            None
+        };
+        response = heartbeat(&conn, &group, &member_id, epoch, &topic, owned).await;
+    };
+    assert_eq!(described.group_type, "consumer");
+    assert_eq!(described.protocol_type, "consumer");
+    assert_eq!(described.members.len(), 1);
+    assert_eq!(described.members[0].member_id, member_id);
+    assert_eq!(
+        described.members[0].assignment,
+        [tp(&topic, 0), tp(&topic, 1), tp(&topic, 2)]
+    );
+    assert_eq!(
+        described.members[0].subscription.as_ref().unwrap().topics,
+        [topic.as_str()]
+    );
+    let listed = admin
+        .list_groups(&ListGroupsFilter {
+            states: vec![],
+            types: vec!["consumer".into()],
+        })
+        .await
+        .unwrap();
+    assert!(listed.iter().any(|g| g.group_id == group), "{listed:?}");
+
+    // An active KIP-848 group refuses admin offset changes too.
+    let err = admin
+        .alter_group_offsets(&group, &offsets(&[(&tp(&topic, 0), 1)]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CommitError::GroupNotEmpty { .. }), "{err:?}");
+    let err = admin
+        .reset_group_offsets(&group, &[&topic], OffsetSpec::Earliest)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CommitError::GroupNotEmpty { .. }), "{err:?}");
+
+    // Leave (epoch -1): the group is empty and accepts a reset.
+    heartbeat(&conn, &group, &member_id, -1, &topic, None).await;
+    admin
+        .reset_group_offsets(&group, &[&topic], OffsetSpec::Latest)
+        .await
+        .unwrap();
+    assert_eq!(
+        committed(&admin, &group).await,
+        BTreeMap::from([(tp(&topic, 0), 10), (tp(&topic, 1), 5), (tp(&topic, 2), 0)])
+    );
+    admin.delete_groups(&[&group]).await.unwrap();
+}
