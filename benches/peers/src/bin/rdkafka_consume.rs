@@ -26,7 +26,8 @@ fn fail(what: &str, err: impl std::fmt::Display) -> ! {
 
 fn main() {
     let args = consume::parse_args("rdkafka-consume");
-    let consumer: BaseConsumer = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", &args.bootstrap)
         .set(
             "group.id",
@@ -40,7 +41,16 @@ fn main() {
         .set("fetch.wait.max.ms", "500")
         .set("fetch.max.bytes", "52428800")
         .set("max.partition.fetch.bytes", "1048576")
-        .set("check.crcs", "true")
+        .set("check.crcs", "true");
+    // For experiments only: KAFKIT_BENCH_RDKAFKA_CONFIG="key=value,key=value" overrides.
+    if let Ok(extra) = std::env::var("KAFKIT_BENCH_RDKAFKA_CONFIG") {
+        for kv in extra.split(',').filter(|s| !s.is_empty()) {
+            if let Some((k, v)) = kv.split_once('=') {
+                config.set(k.trim(), v.trim());
+            }
+        }
+    }
+    let consumer: BaseConsumer = config
         .create()
         .unwrap_or_else(|e| fail("cannot create consumer", e));
 
