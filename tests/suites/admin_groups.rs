@@ -152,6 +152,18 @@ async fn offsets_lag_resets_list_describe_delete() {
     assert_eq!((r0.offset, r0.metadata.as_deref()), (3, Some("replay-1")));
     assert_eq!(read[&p1].as_ref().map(|o| o.offset), Some(5));
 
+    // A topic that does not exist: a typed error at once, not retries until the timeout.
+    let started = Instant::now();
+    let err = admin
+        .alter_group_offsets(&group, &offsets(&[(&tp("no-such-topic-kafkit", 0), 1)]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CommitError::UnknownTopicOrPartition { .. }),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+
     // Lag = log end − committed; partitions without a commit have none.
     let lag = admin.group_lag(&group).await.unwrap();
     assert_eq!(lag[&p0], PartitionLag::new(Some(3), 10));
@@ -612,4 +624,54 @@ async fn a_kip848_group_is_described_with_consumer_group_describe() {
         BTreeMap::from([(tp(&topic, 0), 10), (tp(&topic, 1), 5), (tp(&topic, 2), 0)])
     );
     admin.delete_groups(&[&group]).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_lost_commit_response_is_retried_on_a_rediscovered_coordinator() {
+    use kafkit_client::io::cluster::{Cluster, ClusterConfig};
+    use kafkit_tests::proxy::{LostResponse, ProxyCluster};
+
+    let proxy = ProxyCluster::start(&kafka().bootstrap).await;
+    let mut config = ClusterConfig::new(&proxy.bootstrap());
+    config.request_timeout = Duration::from_secs(10);
+    let cluster = Cluster::connect(config).await.unwrap();
+    let admin = Admin::from_cluster(cluster);
+    let control = proxy.control();
+    let group = unique_name("lost-commit");
+    let topic = unique_name("lost-commit-topic");
+    let (p0, p1) = (tp(&topic, 0), tp(&topic, 1));
+    admin
+        .create_topics(&[NewTopic::new(&topic, 2, 1)])
+        .await
+        .unwrap();
+
+    admin
+        .alter_group_offsets(&group, &offsets(&[(&p0, 1)]))
+        .await
+        .unwrap();
+    let finds_before = control.stats().requests_of(ApiKey::FindCoordinator);
+
+    // The broker writes the commit, the response is lost with the connection: the helper
+    // forgets the coordinator, looks it up again and commits again (idempotent).
+    control.drop_response_of(ApiKey::OffsetCommit, 1, LostResponse::Cut);
+    admin
+        .alter_group_offsets(&group, &offsets(&[(&p0, 2), (&p1, 3)]))
+        .await
+        .unwrap();
+    assert!(control.stats().requests_of(ApiKey::OffsetCommit) >= 3);
+    assert!(
+        control.stats().requests_of(ApiKey::FindCoordinator) > finds_before,
+        "the coordinator was looked up again"
+    );
+
+    // The same for a lost OffsetFetch response.
+    control.drop_response_of(ApiKey::OffsetFetch, 1, LostResponse::Cut);
+    assert_eq!(
+        committed(&admin, &group).await,
+        BTreeMap::from([(p0.clone(), 2), (p1.clone(), 3)])
+    );
+    assert!(control.stats().requests_of(ApiKey::OffsetFetch) >= 2);
+    assert_eq!(control.stats().responses_dropped, 2);
+    admin.delete_groups(&[&group]).await.unwrap();
+    proxy.shutdown();
 }

@@ -489,12 +489,34 @@ impl Admin {
 
     /// Commits `offsets` for `group` without a membership (generation -1), as Kafka's
     /// `kafka-consumer-groups --reset-offsets --execute` does. The group must be empty: the
-    /// broker refuses a group with active members ([`CommitError::GroupNotEmpty`]).
+    /// broker refuses a group with active members ([`CommitError::GroupNotEmpty`]). A topic
+    /// that does not exist fails at once with [`CommitError::UnknownTopicOrPartition`].
     pub async fn alter_group_offsets(
         &self,
         group: &str,
         offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
     ) -> Result<(), CommitError> {
+        // Kafka 4 refuses commits for topics that do not exist with the retriable
+        // UNKNOWN_TOPIC_OR_PARTITION; fail fast here instead of retrying until the timeout.
+        let topics: BTreeSet<&str> = offsets.keys().map(|tp| tp.topic.as_str()).collect();
+        for topic in topics {
+            let exists = self.describe_topics(&[topic]).await;
+            match exists {
+                Ok(_) => {}
+                Err(Error::Broker {
+                    code: ResponseError::UnknownTopicOrPartition,
+                    ..
+                }) => {
+                    let partition = offsets
+                        .keys()
+                        .find(|tp| tp.topic == topic)
+                        .cloned()
+                        .unwrap_or_else(|| TopicPartition::new(topic, -1));
+                    return Err(CommitError::UnknownTopicOrPartition { partition });
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
         let result = self
             .coordinators
             .commit_offsets(group, &MemberIdentity::admin(), offsets, self.deadline())
