@@ -46,7 +46,6 @@ use crate::io::coordinator::{request_timeout, Coordinators};
 use crate::state::group::commit::{
     CommitError, CommittedOffsets, MemberIdentity, OffsetFetchQuery,
 };
-use crate::state::group::coordinator::{coordinator_action, CoordinatorAction};
 use crate::state::group::{Assignment, OffsetAndMetadata, Subscription, TopicPartition};
 
 /// Which groups [`Admin::list_groups`] returns. Empty lists match everything.
@@ -275,40 +274,13 @@ impl Admin {
         Instant::now() + self.timeout()
     }
 
-    /// Runs `call` on the coordinator of `group`, looking it up again when it moved and
-    /// retrying retriable errors until `deadline`.
-    async fn on_coordinator<T, F, Fut>(
-        &self,
-        group: &str,
-        deadline: Instant,
-        mut call: F,
-    ) -> Result<T>
+    /// Runs `call` on the coordinator of `group` (see [`Coordinators::call`]).
+    async fn on_coordinator<T, F, Fut>(&self, group: &str, deadline: Instant, call: F) -> Result<T>
     where
         F: FnMut(i32, Connection) -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        let mut attempts = 0;
-        loop {
-            let result = match self.coordinators.connection(group, deadline).await {
-                Ok((node, conn)) => call(node, conn).await,
-                Err(err) => Err(err),
-            };
-            match result {
-                Ok(value) => return Ok(value),
-                Err(err) => {
-                    let action = coordinator_action(&err);
-                    if action == CoordinatorAction::Rediscover {
-                        self.coordinators.invalidate(group);
-                    }
-                    if action == CoordinatorAction::Fail
-                        || !self.coordinators.backoff(attempts, deadline).await
-                    {
-                        return Err(err);
-                    }
-                    attempts = attempts.saturating_add(1);
-                }
-            }
-        }
+        self.coordinators.call(group, deadline, call).await
     }
 
     /// Every group of the cluster (ListGroups to every broker), filtered by state and type

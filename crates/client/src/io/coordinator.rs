@@ -36,6 +36,7 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -52,7 +53,8 @@ use crate::state::group::commit::{
     CommittedOffsets, MemberIdentity, OffsetFetchQuery,
 };
 use crate::state::group::coordinator::{
-    find_coordinator_request, lookup_results, CoordinatorCache, Lookup,
+    coordinator_action, find_coordinator_request, lookup_results, CoordinatorAction,
+    CoordinatorCache, Lookup,
 };
 use crate::state::group::{OffsetAndMetadata, TopicPartition};
 use crate::state::metadata::BrokerInfo;
@@ -265,6 +267,61 @@ impl Coordinators {
                 // The broker is unknown, gone or unreachable: look the coordinator up again.
                 self.invalidate(group);
                 Err(err)
+            }
+        }
+    }
+
+    /// Runs `call` with a connection to the coordinator of `group` (and its node id), looking
+    /// the coordinator up again when `call` fails with NOT_COORDINATOR,
+    /// COORDINATOR_NOT_AVAILABLE, a timeout or a connection error, and retrying
+    /// COORDINATOR_LOAD_IN_PROGRESS and other retriable errors after a backoff, until
+    /// `deadline` (see [`coordinator_action`]). `call` should turn the response's error code
+    /// into an [`Error::Broker`] so that it is classified.
+    ///
+    /// ```no_run
+    /// # async fn example(coordinators: kafkit_client::io::coordinator::Coordinators) -> kafkit_client::Result<()> {
+    /// use std::time::{Duration, Instant};
+    /// use kafka_protocol::messages::{ApiKey, GroupId, LeaveGroupRequest};
+    /// use kafka_protocol::protocol::StrBytes;
+    /// use kafkit_client::Error;
+    ///
+    /// let deadline = Instant::now() + Duration::from_secs(10);
+    /// coordinators
+    ///     .call("billing", deadline, |_node, conn| async move {
+    ///         let version = conn.version(ApiKey::LeaveGroup)?;
+    ///         let request = LeaveGroupRequest::default()
+    ///             .with_group_id(GroupId(StrBytes::from_static_str("billing")));
+    ///         let response = conn.send(&request, version, Duration::from_secs(5)).await?;
+    ///         Error::check(ApiKey::LeaveGroup, response.error_code, None)
+    ///     })
+    ///     .await
+    /// # }
+    /// ```
+    pub async fn call<T, F, Fut>(&self, group: &str, deadline: Instant, mut call: F) -> Result<T>
+    where
+        F: FnMut(i32, Connection) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let mut attempts = 0;
+        loop {
+            let result = match self.connection(group, deadline).await {
+                Ok((node, conn)) => call(node, conn).await,
+                Err(err) => Err(err),
+            };
+            match result {
+                Ok(value) => return Ok(value),
+                Err(err) => {
+                    let action = coordinator_action(&err);
+                    if action == CoordinatorAction::Rediscover {
+                        self.invalidate(group);
+                    }
+                    debug!(group, error = %err, ?action, attempts, "coordinator call failed");
+                    if action == CoordinatorAction::Fail || !self.backoff(attempts, deadline).await
+                    {
+                        return Err(err);
+                    }
+                    attempts = attempts.saturating_add(1);
+                }
             }
         }
     }
