@@ -672,6 +672,25 @@ async fn a_lost_commit_response_is_retried_on_a_rediscovered_coordinator() {
     );
     assert!(control.stats().requests_of(ApiKey::OffsetFetch) >= 2);
     assert_eq!(control.stats().responses_dropped, 2);
+
+    // Several groups' offsets in one OffsetFetch (v8+ batching).
+    let other = unique_name("lost-commit-other");
+    admin
+        .alter_group_offsets(&other, &offsets(&[(&p1, 7)]))
+        .await
+        .unwrap();
+    let fetches = control.stats().requests_of(ApiKey::OffsetFetch);
+    let all = admin.list_groups_offsets(&[&group, &other]).await;
+    assert_eq!(
+        control.stats().requests_of(ApiKey::OffsetFetch),
+        fetches + 1
+    );
+    let mine = all[&group].as_ref().unwrap();
+    assert_eq!(mine[&p0].as_ref().map(|o| o.offset), Some(2));
+    let theirs = all[&other].as_ref().unwrap();
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(theirs[&p1].as_ref().map(|o| o.offset), Some(7));
+    admin.delete_groups(&[&other]).await.unwrap();
     admin.delete_groups(&[&group]).await.unwrap();
     proxy.shutdown();
 }

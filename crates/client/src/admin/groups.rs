@@ -425,6 +425,24 @@ impl Admin {
         Ok(offsets)
     }
 
+    /// Every committed offset of each of `groups`, by group id: one OffsetFetch per
+    /// coordinator where the broker batches groups (v8+).
+    pub async fn list_groups_offsets(
+        &self,
+        groups: &[&str],
+    ) -> BTreeMap<String, Result<CommittedOffsets, CommitError>> {
+        let queries: Vec<OffsetFetchQuery> =
+            groups.iter().map(|g| OffsetFetchQuery::all(*g)).collect();
+        let mut results = self
+            .coordinators
+            .fetch_offsets_many(&queries, false, self.deadline())
+            .await;
+        for offsets in results.values_mut().flatten() {
+            offsets.retain(|_, o| o.is_some());
+        }
+        results
+    }
+
     /// Committed offset, log end and lag of every partition `group` has committed offsets
     /// for, and of every other partition of those topics (with no committed offset).
     pub async fn group_lag(

@@ -405,6 +405,83 @@ impl Coordinators {
         }
     }
 
+    /// The committed offsets of several groups: one FindCoordinator round for all of them,
+    /// then one OffsetFetch per coordinator from v8 (`groups` batching; one per group below).
+    /// A group whose answer is a retriable error is then fetched on its own with
+    /// [`Coordinators::fetch_offsets`] (retries until `deadline`); other errors are that
+    /// group's result.
+    pub async fn fetch_offsets_many(
+        &self,
+        queries: &[OffsetFetchQuery],
+        require_stable: bool,
+        deadline: Instant,
+    ) -> BTreeMap<String, Result<CommittedOffsets, CommitError>> {
+        let mut results = BTreeMap::new();
+        let groups: Vec<&str> = queries.iter().map(|q| q.group_id.as_str()).collect();
+        let nodes = self.find(&groups, deadline).await.unwrap_or_default();
+        let mut by_node: BTreeMap<i32, Vec<OffsetFetchQuery>> = BTreeMap::new();
+        let mut alone: Vec<&OffsetFetchQuery> = Vec::new();
+        for q in queries {
+            match nodes.get(&q.group_id) {
+                Some(&node) => by_node.entry(node).or_default().push(q.clone()),
+                None => alone.push(q),
+            }
+        }
+        let mut retry: Vec<OffsetFetchQuery> = Vec::new();
+        for (node, batch) in by_node {
+            match self
+                .fetch_batch(node, &batch, require_stable, deadline)
+                .await
+            {
+                Ok(answers) => {
+                    for q in batch {
+                        match answers.get(&q.group_id) {
+                            Some(Ok(offsets)) => {
+                                results.insert(q.group_id.clone(), Ok(offsets.clone()));
+                            }
+                            Some(Err(err)) if !err.is_retriable() => {
+                                results.insert(q.group_id.clone(), Err(err.clone()));
+                            }
+                            _ => retry.push(q),
+                        }
+                    }
+                }
+                Err(_) => retry.extend(batch),
+            }
+        }
+        for q in alone.into_iter().cloned().chain(retry) {
+            let result = self.fetch_offsets(&q, require_stable, deadline).await;
+            results.insert(q.group_id, result);
+        }
+        results
+    }
+
+    /// One OffsetFetch (v8+: all of `batch`; below: the groups one by one) to `node`.
+    async fn fetch_batch(
+        &self,
+        node: i32,
+        batch: &[OffsetFetchQuery],
+        require_stable: bool,
+        deadline: Instant,
+    ) -> Result<BTreeMap<String, Result<CommittedOffsets, CommitError>>, CommitError> {
+        let conn = self.inner.cluster.connection(node).await?;
+        let version = conn.version(ApiKey::OffsetFetch)?;
+        let chunks: Vec<&[OffsetFetchQuery]> = if version >= 8 {
+            vec![batch]
+        } else {
+            batch.chunks(1).collect()
+        };
+        let mut out = BTreeMap::new();
+        for chunk in chunks {
+            let request = offset_fetch_request(chunk, require_stable, version)?;
+            let timeout = request_timeout(&self.inner.cluster, deadline)
+                .ok_or(CommitError::Broker(ResponseError::RequestTimedOut))?;
+            let response = conn.send(&request, version, timeout).await?;
+            out.extend(fetch_results(&response, chunk, version));
+        }
+        Ok(out)
+    }
+
     async fn fetch_once(
         &self,
         query: &OffsetFetchQuery,
