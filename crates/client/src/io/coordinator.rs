@@ -36,6 +36,7 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -52,7 +53,8 @@ use crate::state::group::commit::{
     CommittedOffsets, MemberIdentity, OffsetFetchQuery,
 };
 use crate::state::group::coordinator::{
-    find_coordinator_request, lookup_results, CoordinatorCache, Lookup,
+    coordinator_action, find_coordinator_request, lookup_results, CoordinatorAction,
+    CoordinatorCache, Lookup,
 };
 use crate::state::group::{OffsetAndMetadata, TopicPartition};
 use crate::state::metadata::BrokerInfo;
@@ -269,6 +271,61 @@ impl Coordinators {
         }
     }
 
+    /// Runs `call` with a connection to the coordinator of `group` (and its node id), looking
+    /// the coordinator up again when `call` fails with NOT_COORDINATOR,
+    /// COORDINATOR_NOT_AVAILABLE, a timeout or a connection error, and retrying
+    /// COORDINATOR_LOAD_IN_PROGRESS and other retriable errors after a backoff, until
+    /// `deadline` (see [`coordinator_action`]). `call` should turn the response's error code
+    /// into an [`Error::Broker`] so that it is classified.
+    ///
+    /// ```no_run
+    /// # async fn example(coordinators: kafkit_client::io::coordinator::Coordinators) -> kafkit_client::Result<()> {
+    /// use std::time::{Duration, Instant};
+    /// use kafka_protocol::messages::{ApiKey, GroupId, LeaveGroupRequest};
+    /// use kafka_protocol::protocol::StrBytes;
+    /// use kafkit_client::Error;
+    ///
+    /// let deadline = Instant::now() + Duration::from_secs(10);
+    /// coordinators
+    ///     .call("billing", deadline, |_node, conn| async move {
+    ///         let version = conn.version(ApiKey::LeaveGroup)?;
+    ///         let request = LeaveGroupRequest::default()
+    ///             .with_group_id(GroupId(StrBytes::from_static_str("billing")));
+    ///         let response = conn.send(&request, version, Duration::from_secs(5)).await?;
+    ///         Error::check(ApiKey::LeaveGroup, response.error_code, None)
+    ///     })
+    ///     .await
+    /// # }
+    /// ```
+    pub async fn call<T, F, Fut>(&self, group: &str, deadline: Instant, mut call: F) -> Result<T>
+    where
+        F: FnMut(i32, Connection) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let mut attempts = 0;
+        loop {
+            let result = match self.connection(group, deadline).await {
+                Ok((node, conn)) => call(node, conn).await,
+                Err(err) => Err(err),
+            };
+            match result {
+                Ok(value) => return Ok(value),
+                Err(err) => {
+                    let action = coordinator_action(&err);
+                    if action == CoordinatorAction::Rediscover {
+                        self.invalidate(group);
+                    }
+                    debug!(group, error = %err, ?action, attempts, "coordinator call failed");
+                    if action == CoordinatorAction::Fail || !self.backoff(attempts, deadline).await
+                    {
+                        return Err(err);
+                    }
+                    attempts = attempts.saturating_add(1);
+                }
+            }
+        }
+    }
+
     /// Commits `offsets` for `group` as `identity` ([`MemberIdentity::admin`] for no
     /// membership), retrying retriable errors (with a new coordinator lookup when it moved)
     /// until `deadline`. Membership errors (`REBALANCE_IN_PROGRESS`, `ILLEGAL_GENERATION`,
@@ -346,6 +403,83 @@ impl Coordinators {
                 }
             }
         }
+    }
+
+    /// The committed offsets of several groups: one FindCoordinator round for all of them,
+    /// then one OffsetFetch per coordinator from v8 (`groups` batching; one per group below).
+    /// A group whose answer is a retriable error is then fetched on its own with
+    /// [`Coordinators::fetch_offsets`] (retries until `deadline`); other errors are that
+    /// group's result.
+    pub async fn fetch_offsets_many(
+        &self,
+        queries: &[OffsetFetchQuery],
+        require_stable: bool,
+        deadline: Instant,
+    ) -> BTreeMap<String, Result<CommittedOffsets, CommitError>> {
+        let mut results = BTreeMap::new();
+        let groups: Vec<&str> = queries.iter().map(|q| q.group_id.as_str()).collect();
+        let nodes = self.find(&groups, deadline).await.unwrap_or_default();
+        let mut by_node: BTreeMap<i32, Vec<OffsetFetchQuery>> = BTreeMap::new();
+        let mut alone: Vec<&OffsetFetchQuery> = Vec::new();
+        for q in queries {
+            match nodes.get(&q.group_id) {
+                Some(&node) => by_node.entry(node).or_default().push(q.clone()),
+                None => alone.push(q),
+            }
+        }
+        let mut retry: Vec<OffsetFetchQuery> = Vec::new();
+        for (node, batch) in by_node {
+            match self
+                .fetch_batch(node, &batch, require_stable, deadline)
+                .await
+            {
+                Ok(answers) => {
+                    for q in batch {
+                        match answers.get(&q.group_id) {
+                            Some(Ok(offsets)) => {
+                                results.insert(q.group_id.clone(), Ok(offsets.clone()));
+                            }
+                            Some(Err(err)) if !err.is_retriable() => {
+                                results.insert(q.group_id.clone(), Err(err.clone()));
+                            }
+                            _ => retry.push(q),
+                        }
+                    }
+                }
+                Err(_) => retry.extend(batch),
+            }
+        }
+        for q in alone.into_iter().cloned().chain(retry) {
+            let result = self.fetch_offsets(&q, require_stable, deadline).await;
+            results.insert(q.group_id, result);
+        }
+        results
+    }
+
+    /// One OffsetFetch (v8+: all of `batch`; below: the groups one by one) to `node`.
+    async fn fetch_batch(
+        &self,
+        node: i32,
+        batch: &[OffsetFetchQuery],
+        require_stable: bool,
+        deadline: Instant,
+    ) -> Result<BTreeMap<String, Result<CommittedOffsets, CommitError>>, CommitError> {
+        let conn = self.inner.cluster.connection(node).await?;
+        let version = conn.version(ApiKey::OffsetFetch)?;
+        let chunks: Vec<&[OffsetFetchQuery]> = if version >= 8 {
+            vec![batch]
+        } else {
+            batch.chunks(1).collect()
+        };
+        let mut out = BTreeMap::new();
+        for chunk in chunks {
+            let request = offset_fetch_request(chunk, require_stable, version)?;
+            let timeout = request_timeout(&self.inner.cluster, deadline)
+                .ok_or(CommitError::Broker(ResponseError::RequestTimedOut))?;
+            let response = conn.send(&request, version, timeout).await?;
+            out.extend(fetch_results(&response, chunk, version));
+        }
+        Ok(out)
     }
 
     async fn fetch_once(
