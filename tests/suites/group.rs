@@ -759,6 +759,32 @@ mod consumers {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn async_commits_land_in_the_order_they_were_made() {
+        let topic = topic("group-async").await;
+        let group = unique_name("g-async");
+        let c = consumer(&group, &[]).await;
+        c.subscribe([topic.clone()]).await.unwrap();
+        let until = Instant::now() + Duration::from_secs(30);
+        while c.assignment().len() != PARTITIONS as usize {
+            assert!(Instant::now() < until);
+            c.poll(Duration::from_millis(100)).await.unwrap();
+        }
+        let tp = TopicPartition::new(topic.clone(), 0);
+        let handles: Vec<_> = (1..=30)
+            .map(|offset| {
+                let offsets = BTreeMap::from([(tp.clone(), OffsetAndMetadata::new(offset))]);
+                c.commit_async(Some(offsets)).unwrap()
+            })
+            .collect();
+        for h in handles {
+            h.await.unwrap();
+        }
+        let committed = c.committed(std::slice::from_ref(&tp)).await.unwrap();
+        assert_eq!(committed[&tp].as_ref().map(|o| o.offset), Some(30));
+        c.close(Instant::now() + Duration::from_secs(5)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn commits_during_a_rebalance_succeed_or_fail_typed() {
         let topic = topic("group-crb").await;
         let group = unique_name("g-crb");
