@@ -517,3 +517,90 @@ async fn read_committed_skips_aborted_java_transactions() {
         c.close(Instant::now() + Duration::from_secs(5)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_and_lost_fetches_lose_and_duplicate_nothing() {
+    use kafka_protocol::messages::ApiKey;
+    use kafkit_tests::proxy::LostResponse;
+    let t = topic("consumer-cuts", 2).await;
+    let records: Vec<_> = (0..3000)
+        .map(|i| (i % 2, format!("{i:0>200}"), None))
+        .collect();
+    produce(Compression::Lz4, &t, &records).await;
+    let proxy = ProxyCluster::start(&kafka().bootstrap).await;
+    let c = consumer_at(
+        &proxy.bootstrap(),
+        &[
+            ("auto.offset.reset", "earliest"),
+            // Small fetches: many round trips to break.
+            ("max.partition.fetch.bytes", "4096"),
+            ("fetch.max.bytes", "8192"),
+            ("request.timeout.ms", "2000"),
+            ("max.poll.records", "50"),
+        ],
+    )
+    .await;
+    c.assign((0..2).map(|p| TopicPartition::new(t.clone(), p)))
+        .unwrap();
+    let control = proxy.control();
+    let deadline = Instant::now() + WAIT;
+    let mut got: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    let mut total = 0;
+    let mut faults = 0;
+    while total < records.len() {
+        assert!(
+            Instant::now() < deadline,
+            "only {total} of {} records came",
+            records.len()
+        );
+        let batch = c.poll(Duration::from_millis(200)).await.unwrap();
+        for r in &batch {
+            got.entry(r.partition).or_default().push(r.offset);
+        }
+        total += batch.len();
+        // A fault about every 400 records: a cut, a lost response (cut), a blackholed one.
+        if total / 400 > faults {
+            faults += 1;
+            match faults % 3 {
+                0 => control.cut_all(),
+                1 => control.drop_response_of(ApiKey::Fetch, 1, LostResponse::Cut),
+                _ => control.drop_response_of(ApiKey::Fetch, 1, LostResponse::Blackhole),
+            }
+        }
+    }
+    assert_quiet(&c, Duration::from_millis(500)).await;
+    assert!(faults >= 6, "only {faults} faults injected");
+    assert!(
+        control.stats().responses_dropped >= 2,
+        "{:?}",
+        control.stats()
+    );
+    for (p, offsets) in &got {
+        assert_eq!(offsets, &(0..1500).collect::<Vec<i64>>(), "partition {p}");
+    }
+    c.close(Instant::now() + Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_cluster_outlives_the_consumer() {
+    let t = topic("consumer-shared", 1).await;
+    produce(Compression::None, &t, &[(0, "one".into(), None)]).await;
+    let admin = Admin::connect(&kafka().bootstrap).await.unwrap();
+    let config = ConsumerConfig::from_properties([
+        ("bootstrap.servers", kafka().bootstrap.as_str()),
+        ("auto.offset.reset", "earliest"),
+    ])
+    .unwrap();
+    let c = Consumer::with_cluster(config, admin.cluster().clone());
+    c.assign([TopicPartition::new(t.clone(), 0)]).unwrap();
+    assert_eq!(value(&take(&c, 1).await[0]), "one");
+    c.close(Instant::now() + Duration::from_secs(5)).await;
+    drop(c);
+    // The admin client's connections are still usable.
+    admin
+        .cluster()
+        .refresh_metadata(Some(&[t.as_str()]))
+        .await
+        .unwrap();
+    admin.cluster().close();
+}

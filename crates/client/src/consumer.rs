@@ -64,6 +64,8 @@ pub struct Consumer {
     config: ConsumerConfig,
     group: Mutex<Option<Arc<dyn GroupDriver>>>,
     task: Mutex<Option<JoinHandle<()>>>,
+    /// Whether the cluster was opened by `new` (closed with the consumer) or handed in.
+    owns_cluster: bool,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -83,10 +85,13 @@ impl Consumer {
     /// task. Nothing is fetched until partitions are assigned.
     pub async fn new(config: ConsumerConfig) -> Result<Consumer, Error> {
         let cluster = Cluster::connect(ClusterConfig::from_client_config(config.client())).await?;
-        Ok(Self::with_cluster(config, cluster))
+        let mut consumer = Self::with_cluster(config, cluster);
+        consumer.owns_cluster = true;
+        Ok(consumer)
     }
 
-    /// A consumer over an existing cluster connection set (shared with other clients).
+    /// A consumer over an existing cluster connection set (shared with other clients): closing
+    /// or dropping the consumer leaves the cluster open. Must be called within a tokio runtime.
     pub fn with_cluster(config: ConsumerConfig, cluster: Cluster) -> Consumer {
         let shared = Arc::new(FetchShared {
             cluster,
@@ -104,6 +109,7 @@ impl Consumer {
             config,
             group: Mutex::new(None),
             task: Mutex::new(Some(task)),
+            owns_cluster: false,
         }
     }
 
@@ -342,8 +348,8 @@ impl Consumer {
     }
 
     /// Closes the consumer: the group member (if any) leaves within `deadline`, the fetcher
-    /// stops, connections close gracefully by `deadline`. Later calls fail with
-    /// [`ConsumeError::Closed`].
+    /// stops, and (for a consumer made by [`new`](Self::new)) connections close gracefully by
+    /// `deadline`. Later calls fail with [`ConsumeError::Closed`].
     pub async fn close(&self, deadline: Instant) {
         if let Some(driver) = self.driver() {
             driver.close(self, deadline).await;
@@ -357,7 +363,9 @@ impl Consumer {
                 task.abort();
             }
         }
-        self.shared.cluster.shutdown(deadline).await;
+        if self.owns_cluster {
+            self.shared.cluster.shutdown(deadline).await;
+        }
     }
 
     // ---- hooks for the group member (consumer/group.rs); see docs/consumer-plan.md ----
@@ -417,6 +425,24 @@ impl Drop for Consumer {
         if let Some(task) = lock(&self.task).take() {
             task.abort();
         }
-        self.shared.cluster.close();
+        if self.owns_cluster {
+            self.shared.cluster.close();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+
+    #[test]
+    fn handles_and_errors_cross_threads() {
+        send_sync::<Consumer>();
+        send::<RecordStream<'static>>();
+        send_sync::<ConsumeError>();
+        send_sync::<ConsumerRecord>();
     }
 }

@@ -8,6 +8,8 @@
 //!   ([`state::metadata`]), which partition a record goes to ([`state::partitioner`]) and how
 //!   long to wait before a retry ([`state::backoff`]);
 //! - [`io`]: the thin tasks that own sockets ([`io::connection`], [`io::cluster`]);
+//! - [`producer`]: the idempotent producer;
+//! - [`consumer`]: the consumer (manual assignment, seeks, pause/resume, `read_committed`);
 //! - [`admin`]: topics, cluster description, offsets.
 #![deny(missing_docs)]
 #![cfg_attr(

@@ -41,6 +41,23 @@ pub enum ConsumeError {
         /// The position that was out of range.
         offset: i64,
     },
+    /// The log was truncated below the position (KIP-320: the leader's log diverged from the
+    /// epoch of the last record consumed) and `auto.offset.reset=none`. With another policy the
+    /// consumer moves back to `divergent_offset` by itself. The partition stops until the
+    /// application seeks.
+    #[error(
+        "{topic}-{partition}: log truncated below offset {offset} (diverges at {divergent_offset})"
+    )]
+    LogTruncation {
+        /// The topic.
+        topic: Arc<str>,
+        /// The partition.
+        partition: i32,
+        /// The position when the truncation was found.
+        offset: i64,
+        /// The first offset that may differ from what was consumed.
+        divergent_offset: i64,
+    },
     /// The partition has no position (no committed offset, nothing sought) and
     /// `auto.offset.reset=none`. Seek to start consuming it.
     #[error("{topic}-{partition}: no offset to start from and auto.offset.reset=none")]
@@ -106,6 +123,9 @@ impl ConsumeError {
                 topic, partition, ..
             }
             | ConsumeError::OffsetOutOfRange {
+                topic, partition, ..
+            }
+            | ConsumeError::LogTruncation {
                 topic, partition, ..
             }
             | ConsumeError::NoOffset { topic, partition }

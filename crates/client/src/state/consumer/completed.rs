@@ -160,6 +160,21 @@ impl CompletedFetch {
         }
     }
 
+    /// Whether nothing is left to hand out (checked without decoding further): the open batch
+    /// is used up (the position then moves past it) and no whole batch remains. Lets a drain
+    /// that stopped at its limit free the buffer, so the partition is fetched again at once.
+    pub(crate) fn finish_if_used_up(&mut self) -> bool {
+        if let Some(open) = &self.open {
+            if open.records.len() > 0 {
+                return false;
+            }
+            let (next, epoch) = (open.next_offset, open.leader_epoch);
+            self.open = None;
+            self.skip_to(next, epoch);
+        }
+        self.reader.position() >= self.size
+    }
+
     /// Moves the position past a batch that is used up or skipped.
     fn skip_to(&mut self, next_offset: i64, leader_epoch: Option<i32>) {
         if next_offset > self.position.offset {

@@ -23,20 +23,22 @@ use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::{
-    BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse, TopicName,
-};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use super::completed::CompletedFetch;
 use super::position::{FetchPosition, OffsetSpec, PartitionState};
 use super::session::{FetchSession, SessionPartition, SessionRequest};
+
+mod drain;
+mod resets;
+
 use crate::config::{AutoOffsetReset, ConsumerConfig, IsolationLevel};
-use crate::consumer::{ConsumeError, ConsumerRecord};
-use crate::error::Error;
+use crate::consumer::ConsumeError;
 use crate::state::group::{OffsetAndMetadata, TopicPartition};
 use crate::state::metadata::{BrokerInfo, ClusterMetadata};
+pub use drain::Drained;
+pub use resets::ListOffsetsToken;
 
 /// The settings the fetch decisions use.
 #[derive(Debug, Clone)]
@@ -146,29 +148,6 @@ impl FetchToken {
         }
         out
     }
-}
-
-/// Ties a ListOffsets response to its request.
-#[derive(Debug)]
-pub struct ListOffsetsToken {
-    node: i32,
-    sent: Vec<(TopicPartition, u64, OffsetSpec)>,
-}
-
-impl ListOffsetsToken {
-    /// The node the request goes to.
-    pub fn node(&self) -> i32 {
-        self.node
-    }
-}
-
-/// Records (and at most one error) taken by [`FetchState::drain`].
-#[derive(Debug, Default)]
-pub struct Drained {
-    /// The records, in fetch order per partition.
-    pub records: Vec<ConsumerRecord>,
-    /// An error to report after (or instead of) the records.
-    pub error: Option<ConsumeError>,
 }
 
 /// The consumer's fetch state. See the module documentation for the call order.
@@ -461,139 +440,6 @@ impl FetchState {
             .any(|tp| metadata.leader(&tp.topic, tp.partition).is_none())
     }
 
-    // ---- offset lookups ----
-
-    /// ListOffsets requests for the partitions awaiting a reset, one per leader.
-    pub fn poll_list_offsets(
-        &mut self,
-        now: Instant,
-        metadata: &ClusterMetadata,
-    ) -> Vec<(ListOffsetsToken, ListOffsetsRequest)> {
-        let mut by_node: BTreeMap<i32, Vec<(TopicPartition, u64, OffsetSpec, i32)>> =
-            BTreeMap::new();
-        for (tp, s) in &mut self.partitions {
-            let Some(spec) = s.reset else { continue };
-            if s.reset_in_flight || s.halted || s.reset_not_before.is_some_and(|t| now < t) {
-                continue;
-            }
-            let Some(leader) = metadata.leader(&tp.topic, tp.partition).map(|b| b.node_id) else {
-                self.wants_metadata = true;
-                continue;
-            };
-            let epoch = leader_epoch(metadata, tp);
-            s.reset_in_flight = true;
-            by_node
-                .entry(leader)
-                .or_default()
-                .push((tp.clone(), s.generation, spec, epoch));
-        }
-        let timeout_ms =
-            i32::try_from(self.settings.request_timeout.as_millis()).unwrap_or(i32::MAX);
-        by_node
-            .into_iter()
-            .map(|(node, parts)| {
-                let mut topics: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
-                for (tp, _, spec, epoch) in &parts {
-                    topics.entry(tp.topic.as_str()).or_default().push(
-                        ListOffsetsPartition::default()
-                            .with_partition_index(tp.partition)
-                            .with_current_leader_epoch(*epoch)
-                            .with_timestamp(spec.timestamp()),
-                    );
-                }
-                let request = ListOffsetsRequest::default()
-                    .with_replica_id(BrokerId(-1))
-                    .with_isolation_level(self.settings.isolation_level.as_i8())
-                    .with_timeout_ms(timeout_ms)
-                    .with_topics(
-                        topics
-                            .into_iter()
-                            .map(|(name, partitions)| {
-                                ListOffsetsTopic::default()
-                                    .with_name(topic_name(name))
-                                    .with_partitions(partitions)
-                            })
-                            .collect(),
-                    );
-                let sent = parts
-                    .into_iter()
-                    .map(|(tp, g, spec, _)| (tp, g, spec))
-                    .collect();
-                (ListOffsetsToken { node, sent }, request)
-            })
-            .collect()
-    }
-
-    /// Takes in a ListOffsets outcome.
-    pub fn handle_list_offsets(
-        &mut self,
-        now: Instant,
-        token: ListOffsetsToken,
-        response: Result<ListOffsetsResponse, Error>,
-    ) {
-        let retry_at = now + self.settings.retry_backoff;
-        let response = match response {
-            Ok(r) => r,
-            Err(_) => {
-                for (tp, generation, _) in &token.sent {
-                    if let Some(s) = self
-                        .partitions
-                        .get_mut(tp)
-                        .filter(|s| s.generation == *generation)
-                    {
-                        s.reset_in_flight = false;
-                        s.reset_not_before = Some(retry_at);
-                    }
-                }
-                self.wants_metadata = true;
-                return;
-            }
-        };
-        for (tp, generation, spec) in token.sent {
-            let answer = response
-                .topics
-                .iter()
-                .filter(|t| t.name.0.as_str() == tp.topic)
-                .flat_map(|t| &t.partitions)
-                .find(|p| p.partition_index == tp.partition);
-            let Some(s) = self
-                .partitions
-                .get_mut(&tp)
-                .filter(|s| s.generation == generation)
-            else {
-                continue;
-            };
-            s.reset_in_flight = false;
-            let Some(answer) = answer else {
-                s.reset_not_before = Some(retry_at);
-                continue;
-            };
-            match error_of(answer.error_code) {
-                None if answer.offset >= 0 => s.seek(FetchPosition {
-                    offset: answer.offset,
-                    leader_epoch: (answer.leader_epoch >= 0).then_some(answer.leader_epoch),
-                }),
-                // No record at or after the timestamp: the end of the log, as `seek_to_end`.
-                None if matches!(spec, OffsetSpec::Timestamp(_)) => {
-                    s.reset = Some(OffsetSpec::Latest);
-                }
-                None => s.reset_not_before = Some(retry_at),
-                Some(code) if code.is_retriable() => {
-                    s.reset_not_before = Some(retry_at);
-                    self.wants_metadata = true;
-                }
-                Some(code) => {
-                    s.halted = true;
-                    self.errors.push_back(ConsumeError::Broker {
-                        topic: s.topic.clone(),
-                        partition: tp.partition,
-                        code,
-                    });
-                }
-            }
-        }
-    }
-
     // ---- fetching ----
 
     /// Fetch requests to send now: at most one per node, none to a node with one in flight
@@ -716,14 +562,8 @@ impl FetchState {
 
     fn release(&mut self, token: &FetchToken) {
         self.in_flight.remove(&token.node);
-        for (tp, generation, _) in &token.sent {
-            if let Some(s) = self
-                .partitions
-                .get_mut(tp)
-                .filter(|s| s.generation == *generation)
-            {
-                s.fetch_in_flight = false;
-            } else if let Some(s) = self.partitions.get_mut(tp) {
+        for (tp, _, _) in &token.sent {
+            if let Some(s) = self.partitions.get_mut(tp) {
                 s.fetch_in_flight = false;
             }
         }
@@ -767,6 +607,13 @@ impl FetchState {
                 self.wants_metadata = true;
             }
             return;
+        }
+        if let Ok(ms) = u64::try_from(response.throttle_time_ms) {
+            if ms > 0 {
+                // KIP-219: the broker throttles us; do not fetch from it before the time is up.
+                self.node_not_before
+                    .insert(node, now + Duration::from_millis(ms));
+            }
         }
         let read_committed = self.settings.isolation_level == IsolationLevel::ReadCommitted;
         for topic in response.responses {
@@ -823,12 +670,23 @@ impl FetchState {
                 if p.diverging_epoch.epoch >= 0 && p.diverging_epoch.end_offset >= 0 {
                     // KIP-320: our last fetched epoch ended earlier on the leader (truncation).
                     let end = p.diverging_epoch.end_offset;
-                    tracing::warn!(topic = %tp.topic, partition = tp.partition, from = fetch_offset, to = end, "log truncation detected; moving the position back");
+                    tracing::warn!(topic = %tp.topic, partition = tp.partition, from = fetch_offset, to = end, "log truncation detected");
                     if end < fetch_offset {
-                        s.seek(FetchPosition {
-                            offset: end,
-                            leader_epoch: Some(p.diverging_epoch.epoch),
-                        });
+                        if self.settings.auto_offset_reset == AutoOffsetReset::None {
+                            // As Java's LogTruncationException: the application decides.
+                            s.halted = true;
+                            self.errors.push_back(ConsumeError::LogTruncation {
+                                topic: s.topic.clone(),
+                                partition: tp.partition,
+                                offset: fetch_offset,
+                                divergent_offset: end,
+                            });
+                        } else {
+                            s.seek(FetchPosition {
+                                offset: end,
+                                leader_epoch: Some(p.diverging_epoch.epoch),
+                            });
+                        }
                     }
                     continue;
                 }
@@ -865,87 +723,6 @@ impl FetchState {
             .filter_map(|s| s.reset_not_before)
             .filter(|t| *t > now);
         nodes.chain(resets).min()
-    }
-
-    // ---- handing records out ----
-
-    /// Whether `drain` has something to give (records of an unpaused partition, or an error).
-    pub fn has_ready(&self) -> bool {
-        !self.errors.is_empty() || !self.completed.is_empty()
-    }
-
-    /// Takes up to `max` records, in order per partition. A pending error comes first, alone;
-    /// a corrupt batch met while taking records ends the call (records before it are returned
-    /// with the error) and halts its partition at the bad offset.
-    pub fn drain(&mut self, max: usize) -> Drained {
-        if let Some(error) = self.errors.pop_front() {
-            return Drained {
-                records: Vec::new(),
-                error: Some(error),
-            };
-        }
-        let mut out = Drained::default();
-        while out.records.len() < max {
-            let Some(front) = self.completed.front_mut() else {
-                break;
-            };
-            let current = self.partitions.get(&front.tp).filter(|s| {
-                s.generation == front.generation
-                    && !s.paused
-                    && !s.halted
-                    && s.position.map(|p| p.offset) == Some(front.position.offset)
-            });
-            if current.is_none() {
-                self.pop_completed();
-                continue;
-            }
-            let result = front.next_record();
-            let position = front.position;
-            let tp = front.tp.clone();
-            match result {
-                Ok(Some(record)) => {
-                    if let Some(s) = self.partitions.get_mut(&tp) {
-                        s.position = Some(position);
-                    }
-                    out.records.push(record);
-                }
-                Ok(None) => {
-                    if let Some(s) = self.partitions.get_mut(&tp) {
-                        s.position = Some(position);
-                    }
-                    self.pop_completed();
-                }
-                Err(source) => {
-                    self.pop_completed();
-                    let Some(s) = self.partitions.get_mut(&tp) else {
-                        continue;
-                    };
-                    s.position = Some(position);
-                    s.halted = true;
-                    let offset = source.base_offset().max(position.offset);
-                    out.error = Some(ConsumeError::Corrupt {
-                        topic: s.topic.clone(),
-                        partition: tp.partition,
-                        offset,
-                        source: Arc::new(source),
-                    });
-                    break;
-                }
-            }
-        }
-        out
-    }
-
-    /// Puts an error back to be reported by the next `drain` (records taken with it were
-    /// handed out first).
-    pub fn defer_error(&mut self, error: ConsumeError) {
-        self.errors.push_front(error);
-    }
-
-    fn pop_completed(&mut self) {
-        if let Some(c) = self.completed.pop_front() {
-            self.buffered_bytes = self.buffered_bytes.saturating_sub(c.size);
-        }
     }
 }
 

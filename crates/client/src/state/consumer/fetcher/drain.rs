@@ -1,0 +1,120 @@
+//! Handing buffered records out: [`FetchState::drain`].
+
+use std::sync::Arc;
+
+use super::FetchState;
+use crate::consumer::{ConsumeError, ConsumerRecord};
+
+/// Records (and at most one error) taken by [`FetchState::drain`].
+#[derive(Debug, Default)]
+pub struct Drained {
+    /// The records, in fetch order per partition.
+    pub records: Vec<ConsumerRecord>,
+    /// An error to report after (or instead of) the records.
+    pub error: Option<ConsumeError>,
+}
+
+impl FetchState {
+    // ---- handing records out ----
+
+    /// Whether `drain` has something to give (records of an unpaused partition, or an error).
+    pub fn has_ready(&self) -> bool {
+        !self.errors.is_empty() || !self.completed.is_empty()
+    }
+
+    /// Takes up to `max` records, in order per partition. A pending error comes first, alone;
+    /// a corrupt batch met while taking records ends the call (records before it are returned
+    /// with the error) and halts its partition at the bad offset.
+    pub fn drain(&mut self, max: usize) -> Drained {
+        if let Some(error) = self.errors.pop_front() {
+            return Drained {
+                records: Vec::new(),
+                error: Some(error),
+            };
+        }
+        let mut out = Drained::default();
+        while out.records.len() < max {
+            let Some(front) = self.completed.front_mut() else {
+                break;
+            };
+            let current = self.partitions.get(&front.tp).filter(|s| {
+                s.generation == front.generation
+                    && !s.paused
+                    && !s.halted
+                    && s.position.map(|p| p.offset) == Some(front.position.offset)
+            });
+            if current.is_none() {
+                self.pop_completed();
+                continue;
+            }
+            let result = front.next_record();
+            let position = front.position;
+            let tp = front.tp.clone();
+            match result {
+                Ok(Some(record)) => {
+                    if let Some(s) = self.partitions.get_mut(&tp) {
+                        s.position = Some(position);
+                    }
+                    out.records.push(record);
+                }
+                Ok(None) => {
+                    if let Some(s) = self.partitions.get_mut(&tp) {
+                        s.position = Some(position);
+                    }
+                    self.pop_completed();
+                }
+                Err(source) => {
+                    self.pop_completed();
+                    let Some(s) = self.partitions.get_mut(&tp) else {
+                        continue;
+                    };
+                    s.position = Some(position);
+                    s.halted = true;
+                    let offset = source.base_offset().max(position.offset);
+                    out.error = Some(ConsumeError::Corrupt {
+                        topic: s.topic.clone(),
+                        partition: tp.partition,
+                        offset,
+                        source: Arc::new(source),
+                    });
+                    break;
+                }
+            }
+        }
+        if out.error.is_none() {
+            self.pop_if_used_up();
+        }
+        out
+    }
+
+    /// Pops the front fetch if it has nothing left (see `CompletedFetch::finish_if_used_up`).
+    fn pop_if_used_up(&mut self) {
+        let Some(front) = self.completed.front_mut() else {
+            return;
+        };
+        let Some(s) = self.partitions.get_mut(&front.tp) else {
+            return;
+        };
+        if s.generation != front.generation
+            || s.position.map(|p| p.offset) != Some(front.position.offset)
+        {
+            return;
+        }
+        if front.finish_if_used_up() {
+            s.position = Some(front.position);
+            self.pop_completed();
+        }
+    }
+
+    /// Puts an error back to be reported by the next `drain` (records taken with it were
+    /// handed out first).
+    pub fn defer_error(&mut self, error: ConsumeError) {
+        self.errors.push_front(error);
+    }
+
+    fn pop_completed(&mut self) {
+        if let Some(c) = self.completed.pop_front() {
+            self.buffered_bytes = self.buffered_bytes.saturating_sub(c.size);
+        }
+    }
+}
