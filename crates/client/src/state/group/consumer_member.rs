@@ -90,6 +90,8 @@
 //! ```
 
 mod heartbeat;
+#[cfg(test)]
+mod props;
 mod reconcile;
 #[cfg(test)]
 mod tests;
@@ -241,6 +243,12 @@ pub struct ConsumerMemberState {
     sent: SentFields,
     reconciler: Reconciler,
     events: VecDeque<GroupEvent>,
+    /// Events handed out by [`poll_event`](Self::poll_event) so far.
+    events_read: u64,
+    /// The number of the `Revoked` event of the revocation in progress (`events_read` must
+    /// reach it before a [`revocation_done`](Self::revocation_done) can be about it).
+    revoked_event: u64,
+    events_pushed: u64,
     heartbeat_interval: Duration,
     next_heartbeat: Instant,
     heartbeat_now: bool,
@@ -275,6 +283,9 @@ impl ConsumerMemberState {
             sent: SentFields::default(),
             reconciler: Reconciler::default(),
             events: VecDeque::new(),
+            events_read: 0,
+            revoked_event: 0,
+            events_pushed: 0,
             heartbeat_interval: Duration::ZERO,
             next_heartbeat: now,
             heartbeat_now: true,
@@ -334,7 +345,9 @@ impl ConsumerMemberState {
 
     /// The next change for the application.
     pub fn poll_event(&mut self) -> Option<GroupEvent> {
-        self.events.pop_front()
+        let event = self.events.pop_front()?;
+        self.events_read += 1;
+        Some(event)
     }
 
     fn is_active(&self) -> bool {
@@ -473,7 +486,7 @@ impl ConsumerMemberState {
     fn lose_all(&mut self) {
         let lost = self.reconciler.clear();
         if !lost.is_empty() {
-            self.events.push_back(GroupEvent::Lost(lost));
+            self.push_event(GroupEvent::Lost(lost));
         }
         self.member_epoch = 0;
         self.in_flight = None;
@@ -578,13 +591,19 @@ impl ConsumerMemberState {
         }
     }
 
+    fn push_event(&mut self, event: GroupEvent) {
+        self.events.push_back(event);
+        self.events_pushed += 1;
+    }
+
     fn reconcile(&mut self, now: Instant, names: &dyn TopicNames) {
         let step = self.reconciler.reconcile(names);
         if !step.revoked.is_empty() {
-            self.events.push_back(GroupEvent::Revoked(step.revoked));
+            self.push_event(GroupEvent::Revoked(step.revoked));
+            self.revoked_event = self.events_pushed;
         }
         if !step.assigned.is_empty() {
-            self.events.push_back(GroupEvent::Assigned(step.assigned));
+            self.push_event(GroupEvent::Assigned(step.assigned));
         }
         if step.acknowledge {
             self.sent.resend_owned();
@@ -656,6 +675,12 @@ impl ConsumerMemberState {
         partitions: &[TopicPartition],
         names: &dyn TopicNames,
     ) {
+        // A confirmation can only be about a `Revoked` the application has read: one that
+        // comes before (about an earlier revocation of the same partitions, the member fenced
+        // and revoking again since) must not release partitions it has not given up.
+        if self.events_read < self.revoked_event {
+            return;
+        }
         if self.reconciler.revocation_done(partitions) {
             // What the member gave up is acknowledged even if the rest has to wait.
             self.sent.resend_owned();

@@ -559,3 +559,48 @@ fn member_ids_are_uuid_v4() {
     assert_eq!(a.len(), 36);
     let _: BTreeSet<String> = [a, b].into();
 }
+
+#[test]
+fn a_late_confirmation_of_an_older_revocation_does_not_release_a_newer_one() {
+    let now = Instant::now();
+    let mut m = joined(now, &[(orders(), &[0])]);
+    let t = now + ms(5_000);
+    let hb = m.poll_heartbeat(t, V1).unwrap();
+    m.handle_heartbeat_response(t, hb.id, &assigned(2, &[(orders(), &[1])]), &names());
+    // The application reads the revocation of orders-0 and runs its callback (slowly)…
+    assert_eq!(
+        m.poll_event(),
+        Some(GroupEvent::Revoked(vec![tp("orders", 0)]))
+    );
+    // …meanwhile the member is fenced (nothing more to lose), rejoins, gets orders-0 again
+    // and is asked to give it up again: two events the application has not read.
+    let t = t + ms(5_000);
+    let hb = m.poll_heartbeat(t, V1).unwrap();
+    m.handle_heartbeat_response(t, hb.id, &error(ResponseError::FencedMemberEpoch), &names());
+    let join = m.poll_heartbeat(t, V1).unwrap();
+    m.handle_heartbeat_response(t, join.id, &assigned(4, &[(orders(), &[0])]), &names());
+    let ack = m.poll_heartbeat(t, V1).unwrap();
+    m.handle_heartbeat_response(t, ack.id, &assigned(5, &[]), &names());
+    // The callback of the first revocation ends: it must not release the second one, which
+    // the application has not seen (it will fetch orders-0 after reading `Assigned`).
+    m.revocation_done(t, &[tp("orders", 0)], &names());
+    assert_eq!(m.assignment(), [tp("orders", 0)]);
+    let next = m.poll_heartbeat(t + ms(5_000), V1).unwrap();
+    assert!(
+        acked(&next).is_none(),
+        "released too early: {:?}",
+        acked(&next)
+    );
+    m.handle_heartbeat_response(t + ms(5_000), next.id, &ok(5), &names());
+    assert_eq!(
+        events(&mut m),
+        [
+            GroupEvent::Assigned(vec![tp("orders", 0)]),
+            GroupEvent::Revoked(vec![tp("orders", 0)])
+        ]
+    );
+    m.revocation_done(t + ms(5_000), &[tp("orders", 0)], &names());
+    assert!(m.assignment().is_empty());
+    let release = m.poll_heartbeat(t + ms(5_000), V1).unwrap();
+    assert_eq!(acked(&release), Some(vec![]));
+}
