@@ -152,6 +152,18 @@ async fn offsets_lag_resets_list_describe_delete() {
     assert_eq!((r0.offset, r0.metadata.as_deref()), (3, Some("replay-1")));
     assert_eq!(read[&p1].as_ref().map(|o| o.offset), Some(5));
 
+    // A topic that does not exist: a typed error at once, not retries until the timeout.
+    let started = Instant::now();
+    let err = admin
+        .alter_group_offsets(&group, &offsets(&[(&tp("no-such-topic-kafkit", 0), 1)]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CommitError::UnknownTopicOrPartition { .. }),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+
     // Lag = log end − committed; partitions without a commit have none.
     let lag = admin.group_lag(&group).await.unwrap();
     assert_eq!(lag[&p0], PartitionLag::new(Some(3), 10));
@@ -477,4 +489,189 @@ async fn coordinator_lookup_is_cached_and_batched() {
         .await
         .unwrap();
     assert_eq!(fetched.get(&tp("no-such-topic-here", 0)), Some(&None));
+}
+
+/// One ConsumerGroupHeartbeat of a KIP-848 member driven by hand; returns (epoch, assigned).
+async fn heartbeat(
+    conn: &Connection,
+    group: &str,
+    member_id: &str,
+    epoch: i32,
+    topic: &str,
+    owned: Option<Vec<kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions>>,
+) -> kafka_protocol::messages::ConsumerGroupHeartbeatResponse {
+    use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, TopicName};
+    let version = conn.version(ApiKey::ConsumerGroupHeartbeat).unwrap();
+    let mut request = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
+        .with_member_id(StrBytes::from_string(member_id.to_owned()))
+        .with_member_epoch(epoch);
+    if epoch == 0 {
+        request = request
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(Some(vec![TopicName(StrBytes::from_string(
+                topic.to_owned(),
+            ))]))
+            .with_topic_partitions(Some(Vec::new()));
+    } else {
+        request = request.with_topic_partitions(owned);
+    }
+    let response = conn.send(&request, version, TIMEOUT).await.unwrap();
+    assert_eq!(
+        response.error_code, 0,
+        "ConsumerGroupHeartbeat: {:?}",
+        response.error_message
+    );
+    response
+}
+
+#[tokio::test]
+async fn a_kip848_group_is_described_with_consumer_group_describe() {
+    use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
+    let admin = Admin::connect(&kafka().bootstrap).await.unwrap();
+    let (topic, _) = filled_topic(&admin).await;
+    let group = unique_name("kip848-group");
+    let deadline = Instant::now() + TIMEOUT;
+    let (_, conn) = admin
+        .coordinators()
+        .connection(&group, deadline)
+        .await
+        .unwrap();
+    // A client-chosen member id (ConsumerGroupHeartbeat v1); unique per run.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+        ^ (u128::from(std::process::id()) << 64);
+    let member_id = uuid::Uuid::from_u128(seed).to_string();
+    let mut response = heartbeat(&conn, &group, &member_id, 0, &topic, None).await;
+    let member_id = response
+        .member_id
+        .as_ref()
+        .map_or(member_id, |m| m.as_str().to_owned());
+    // Acknowledge the assignment until the group has settled on all 3 partitions.
+    let settle = Instant::now() + Duration::from_secs(15);
+    let described = loop {
+        let owned: Vec<TopicPartitions> = response
+            .assignment
+            .as_ref()
+            .map(|a| {
+                a.topic_partitions
+                    .iter()
+                    .map(|t| {
+                        TopicPartitions::default()
+                            .with_topic_id(t.topic_id)
+                            .with_partitions(t.partitions.clone())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let epoch = response.member_epoch;
+        let d = admin.describe_groups(&[&group]).await.unwrap().remove(0);
+        if d.members.first().is_some_and(|m| m.assignment.len() == 3) {
+            break d;
+        }
+        assert!(Instant::now() < settle, "group never settled: {d:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let owned = if response.assignment.is_some() {
+            Some(owned)
+        } else {
+            None
+        };
+        response = heartbeat(&conn, &group, &member_id, epoch, &topic, owned).await;
+    };
+    assert_eq!(described.group_type, "consumer");
+    assert_eq!(described.protocol_type, "consumer");
+    assert_eq!(described.members.len(), 1);
+    assert_eq!(described.members[0].member_id, member_id);
+    assert_eq!(
+        described.members[0].assignment,
+        [tp(&topic, 0), tp(&topic, 1), tp(&topic, 2)]
+    );
+    assert_eq!(
+        described.members[0].subscription.as_ref().unwrap().topics,
+        [topic.as_str()]
+    );
+    let listed = admin
+        .list_groups(&ListGroupsFilter {
+            states: vec![],
+            types: vec!["consumer".into()],
+        })
+        .await
+        .unwrap();
+    assert!(listed.iter().any(|g| g.group_id == group), "{listed:?}");
+
+    // An active KIP-848 group refuses admin offset changes too.
+    let err = admin
+        .alter_group_offsets(&group, &offsets(&[(&tp(&topic, 0), 1)]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CommitError::GroupNotEmpty { .. }), "{err:?}");
+    let err = admin
+        .reset_group_offsets(&group, &[&topic], OffsetSpec::Earliest)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CommitError::GroupNotEmpty { .. }), "{err:?}");
+
+    // Leave (epoch -1): the group is empty and accepts a reset.
+    heartbeat(&conn, &group, &member_id, -1, &topic, None).await;
+    admin
+        .reset_group_offsets(&group, &[&topic], OffsetSpec::Latest)
+        .await
+        .unwrap();
+    assert_eq!(
+        committed(&admin, &group).await,
+        BTreeMap::from([(tp(&topic, 0), 10), (tp(&topic, 1), 5), (tp(&topic, 2), 0)])
+    );
+    admin.delete_groups(&[&group]).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_lost_commit_response_is_retried_on_a_rediscovered_coordinator() {
+    use kafkit_client::io::cluster::{Cluster, ClusterConfig};
+    use kafkit_tests::proxy::{LostResponse, ProxyCluster};
+
+    let proxy = ProxyCluster::start(&kafka().bootstrap).await;
+    let mut config = ClusterConfig::new(&proxy.bootstrap());
+    config.request_timeout = Duration::from_secs(10);
+    let cluster = Cluster::connect(config).await.unwrap();
+    let admin = Admin::from_cluster(cluster);
+    let control = proxy.control();
+    let group = unique_name("lost-commit");
+    let topic = unique_name("lost-commit-topic");
+    let (p0, p1) = (tp(&topic, 0), tp(&topic, 1));
+    admin
+        .create_topics(&[NewTopic::new(&topic, 2, 1)])
+        .await
+        .unwrap();
+
+    admin
+        .alter_group_offsets(&group, &offsets(&[(&p0, 1)]))
+        .await
+        .unwrap();
+    let finds_before = control.stats().requests_of(ApiKey::FindCoordinator);
+
+    // The broker writes the commit, the response is lost with the connection: the helper
+    // forgets the coordinator, looks it up again and commits again (idempotent).
+    control.drop_response_of(ApiKey::OffsetCommit, 1, LostResponse::Cut);
+    admin
+        .alter_group_offsets(&group, &offsets(&[(&p0, 2), (&p1, 3)]))
+        .await
+        .unwrap();
+    assert!(control.stats().requests_of(ApiKey::OffsetCommit) >= 3);
+    assert!(
+        control.stats().requests_of(ApiKey::FindCoordinator) > finds_before,
+        "the coordinator was looked up again"
+    );
+
+    // The same for a lost OffsetFetch response.
+    control.drop_response_of(ApiKey::OffsetFetch, 1, LostResponse::Cut);
+    assert_eq!(
+        committed(&admin, &group).await,
+        BTreeMap::from([(p0.clone(), 2), (p1.clone(), 3)])
+    );
+    assert!(control.stats().requests_of(ApiKey::OffsetFetch) >= 2);
+    assert_eq!(control.stats().responses_dropped, 2);
+    admin.delete_groups(&[&group]).await.unwrap();
+    proxy.shutdown();
 }

@@ -28,13 +28,14 @@ use std::future::Future;
 use std::time::Instant;
 
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::consumer_group_describe_response::DescribedGroup as ConsumerDescribedGroup;
 use kafka_protocol::messages::describe_groups_response::DescribedGroup;
 use kafka_protocol::messages::offset_delete_request::{
     OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
 };
 use kafka_protocol::messages::{
-    ApiKey, DeleteGroupsRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest,
-    OffsetDeleteRequest, TopicName,
+    ApiKey, ConsumerGroupDescribeRequest, DeleteGroupsRequest, DescribeGroupsRequest, GroupId,
+    ListGroupsRequest, OffsetDeleteRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -107,6 +108,9 @@ pub struct GroupDescription {
     pub members: Vec<MemberDescription>,
     /// The coordinator's node id.
     pub coordinator: i32,
+    /// The group type: `classic` (DescribeGroups) or `consumer` (a KIP-848 group, described
+    /// with ConsumerGroupDescribe).
+    pub group_type: String,
 }
 
 /// Committed offset, log end and lag of one partition ([`Admin::group_lag`]).
@@ -184,6 +188,62 @@ pub(crate) fn describe_result(
         protocol: group.protocol_data.as_str().to_owned(),
         members,
         coordinator,
+        group_type: "classic".to_owned(),
+    })
+}
+
+/// Reads one ConsumerGroupDescribe answer (a KIP-848 group) into the same shape: the
+/// assignor's name as the protocol, subscribed topic names as the subscription, the current
+/// assignment (not the target) as the assignment.
+pub(crate) fn describe_consumer_result(
+    group: &ConsumerDescribedGroup,
+    coordinator: i32,
+) -> Result<GroupDescription> {
+    Error::check(
+        ApiKey::ConsumerGroupDescribe,
+        group.error_code,
+        Some(&format!(
+            "group {}: {}",
+            group.group_id.0.as_str(),
+            group.error_message.as_deref().unwrap_or("")
+        )),
+    )?;
+    let members = group
+        .members
+        .iter()
+        .map(|m| {
+            let mut assignment: Vec<TopicPartition> = m
+                .assignment
+                .topic_partitions
+                .iter()
+                .flat_map(|t| {
+                    t.partitions
+                        .iter()
+                        .map(move |&p| TopicPartition::new(t.topic_name.0.as_str(), p))
+                })
+                .collect();
+            assignment.sort();
+            MemberDescription {
+                member_id: m.member_id.as_str().to_owned(),
+                group_instance_id: m.instance_id.as_ref().map(|s| s.as_str().to_owned()),
+                client_id: m.client_id.as_str().to_owned(),
+                client_host: m.client_host.as_str().to_owned(),
+                subscription: Some(Subscription {
+                    rack_id: m.rack_id.as_ref().map(|r| r.as_str().to_owned()),
+                    ..Subscription::new(m.subscribed_topic_names.iter().map(|t| t.0.as_str()))
+                }),
+                assignment,
+            }
+        })
+        .collect();
+    Ok(GroupDescription {
+        group_id: group.group_id.0.as_str().to_owned(),
+        state: group.group_state.as_str().to_owned(),
+        protocol_type: "consumer".to_owned(),
+        protocol: group.assignor_name.as_str().to_owned(),
+        members,
+        coordinator,
+        group_type: "consumer".to_owned(),
     })
 }
 
@@ -295,8 +355,9 @@ impl Admin {
         Ok(out.into_values().collect())
     }
 
-    /// Describes `groups` (DescribeGroups on each one's coordinator): state, protocol,
-    /// members with their subscriptions and assignments. A group that does not exist fails
+    /// Describes `groups` (DescribeGroups on each one's coordinator; ConsumerGroupDescribe for
+    /// KIP-848 `consumer` groups): state, protocol (the assignor), members with their
+    /// subscriptions and assignments. A group that does not exist fails
     /// with `GROUP_ID_NOT_FOUND` from DescribeGroups v6 (Kafka 4.0+, KIP-1043); older
     /// brokers describe it with state `Dead` and no members.
     pub async fn describe_groups(&self, groups: &[&str]) -> Result<Vec<GroupDescription>> {
@@ -324,12 +385,61 @@ impl Admin {
                             code: ResponseError::UnknownServerError,
                             message: Some(format!("no answer for group {group}")),
                         })?;
-                    describe_result(answer, node)
+                    match describe_result(answer, node) {
+                        // Kafka 4 answers DescribeGroups for a KIP-848 group with
+                        // GROUP_ID_NOT_FOUND: ask ConsumerGroupDescribe where it is spoken.
+                        Err(Error::Broker {
+                            code: ResponseError::GroupIdNotFound,
+                            ..
+                        }) if conn.version(ApiKey::ConsumerGroupDescribe).is_ok() => {
+                            let not_found = describe_result(answer, node);
+                            match self
+                                .consumer_group_describe(&conn, node, group, deadline)
+                                .await
+                            {
+                                Err(Error::Broker {
+                                    code: ResponseError::GroupIdNotFound,
+                                    ..
+                                }) => not_found,
+                                other => other,
+                            }
+                        }
+                        other => other,
+                    }
                 })
                 .await?;
             out.push(description);
         }
         Ok(out)
+    }
+
+    /// ConsumerGroupDescribe of one KIP-848 group on its coordinator `conn`.
+    async fn consumer_group_describe(
+        &self,
+        conn: &Connection,
+        node: i32,
+        group: &str,
+        deadline: Instant,
+    ) -> Result<GroupDescription> {
+        let version = conn.version(ApiKey::ConsumerGroupDescribe)?;
+        let request =
+            ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(str_bytes(group))]);
+        let timeout = request_timeout(&self.cluster, deadline).ok_or(Error::Broker {
+            api: ApiKey::ConsumerGroupDescribe,
+            code: ResponseError::RequestTimedOut,
+            message: None,
+        })?;
+        let response = conn.send(&request, version, timeout).await?;
+        let answer = response
+            .groups
+            .iter()
+            .find(|g| g.group_id.0.as_str() == group)
+            .ok_or(Error::Broker {
+                api: ApiKey::ConsumerGroupDescribe,
+                code: ResponseError::UnknownServerError,
+                message: Some(format!("no answer for group {group}")),
+            })?;
+        describe_consumer_result(answer, node)
     }
 
     /// Every committed offset of `group` (`None` never appears here: only partitions with a
@@ -379,12 +489,34 @@ impl Admin {
 
     /// Commits `offsets` for `group` without a membership (generation -1), as Kafka's
     /// `kafka-consumer-groups --reset-offsets --execute` does. The group must be empty: the
-    /// broker refuses a group with active members ([`CommitError::GroupNotEmpty`]).
+    /// broker refuses a group with active members ([`CommitError::GroupNotEmpty`]). A topic
+    /// that does not exist fails at once with [`CommitError::UnknownTopicOrPartition`].
     pub async fn alter_group_offsets(
         &self,
         group: &str,
         offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
     ) -> Result<(), CommitError> {
+        // Kafka 4 refuses commits for topics that do not exist with the retriable
+        // UNKNOWN_TOPIC_OR_PARTITION; fail fast here instead of retrying until the timeout.
+        let topics: BTreeSet<&str> = offsets.keys().map(|tp| tp.topic.as_str()).collect();
+        for topic in topics {
+            let exists = self.describe_topics(&[topic]).await;
+            match exists {
+                Ok(_) => {}
+                Err(Error::Broker {
+                    code: ResponseError::UnknownTopicOrPartition,
+                    ..
+                }) => {
+                    let partition = offsets
+                        .keys()
+                        .find(|tp| tp.topic == topic)
+                        .cloned()
+                        .unwrap_or_else(|| TopicPartition::new(topic, -1));
+                    return Err(CommitError::UnknownTopicOrPartition { partition });
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
         let result = self
             .coordinators
             .commit_offsets(group, &MemberIdentity::admin(), offsets, self.deadline())
@@ -605,6 +737,45 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn consumer_group_describe_reads_members() {
+        use kafka_protocol::messages::consumer_group_describe_response::{
+            Assignment as CgAssignment, Member, TopicPartitions,
+        };
+        let group = ConsumerDescribedGroup::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_group_state(StrBytes::from_static_str("Stable"))
+            .with_assignor_name(StrBytes::from_static_str("uniform"))
+            .with_members(vec![Member::default()
+                .with_member_id(StrBytes::from_static_str("m"))
+                .with_rack_id(Some(StrBytes::from_static_str("r1")))
+                .with_subscribed_topic_names(vec![TopicName(StrBytes::from_static_str("t"))])
+                .with_assignment(CgAssignment::default().with_topic_partitions(
+                    vec![
+                    TopicPartitions::default()
+                        .with_topic_name(TopicName(StrBytes::from_static_str("t")))
+                        .with_partitions(vec![2, 0]),
+                ],
+                ))]);
+        let d = describe_consumer_result(&group, 4).unwrap();
+        assert_eq!(
+            (d.group_type.as_str(), d.protocol.as_str()),
+            ("consumer", "uniform")
+        );
+        assert_eq!(
+            d.members[0].assignment,
+            [TopicPartition::new("t", 0), TopicPartition::new("t", 2)]
+        );
+        let sub = d.members[0].subscription.as_ref().unwrap();
+        assert_eq!(
+            (sub.topics.as_slice(), sub.rack_id.as_deref()),
+            (&["t".to_owned()][..], Some("r1"))
+        );
+        let mut missing = group;
+        missing.error_code = 69; // GROUP_ID_NOT_FOUND
+        assert!(describe_consumer_result(&missing, 4).is_err());
     }
 
     #[test]
