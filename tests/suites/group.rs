@@ -337,6 +337,60 @@ async fn a_member_that_stops_polling_leaves_and_rejoins_at_its_next_poll() {
     close_all(members).await;
 }
 
+/// Raises `topic`'s partition count to `count` (CreatePartitions through any broker).
+async fn add_partitions(topic: &str, count: i32) {
+    use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+    use kafka_protocol::messages::{ApiKey, CreatePartitionsRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let cluster = Cluster::connect(ClusterConfig::new(&kafka().bootstrap))
+        .await
+        .unwrap();
+    let conn = cluster.any_connection().await.unwrap();
+    let request = CreatePartitionsRequest::default()
+        .with_topics(vec![CreatePartitionsTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+            .with_count(count)
+            .with_assignments(None)])
+        .with_timeout_ms(10_000);
+    let version = conn.version(ApiKey::CreatePartitions).unwrap();
+    let response = conn
+        .send(&request, version, Duration::from_secs(15))
+        .await
+        .unwrap();
+    assert_eq!(response.results[0].error_code, 0, "{response:?}");
+    cluster.close();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_rejoins_when_partitions_are_added() {
+    let topic = topic("group-grow").await;
+    let group = unique_name("g-grow");
+    let s = || {
+        let mut s = settings(&group, Arc::new(RangeAssignor));
+        s.metadata_max_age = Duration::from_millis(500);
+        s
+    };
+    let mut members = vec![join(s(), &topic).await, join(s(), &topic).await];
+    let mut logs = vec![Log::default(); 2];
+    drive(&mut members, &mut logs, Duration::from_secs(60), |m| {
+        settled(m, &topic)
+    })
+    .await;
+    add_partitions(&topic, PARTITIONS + 2).await;
+    drive(&mut members, &mut logs, Duration::from_secs(30), |m| {
+        let all: BTreeSet<TopicPartition> = m.iter().flat_map(|m| m.assignment()).collect();
+        all.len() == (PARTITIONS + 2) as usize
+            && m.iter().all(|m| m.assignment().len() == 4)
+            && m.iter()
+                .map(stable_generation)
+                .collect::<BTreeSet<_>>()
+                .len()
+                == 1
+    })
+    .await;
+    close_all(members).await;
+}
+
 /// The partitions of `topic` listed after the last `": "` of a kcat rebalance line
 /// (`t [0], t [3]`).
 fn kcat_partitions(line: &str, topic: &str) -> Vec<TopicPartition> {
@@ -959,6 +1013,39 @@ mod auto_commit_and_patterns {
         assert_eq!(topics, BTreeSet::from([t1, t2]), "{other} must not match");
         c.unsubscribe().await;
         assert!(c.assignment().is_empty());
+        c.close(Instant::now() + Duration::from_secs(5)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_topic_created_later_joins_a_pattern_subscription() {
+        let prefix = unique_name("group-patlate");
+        let admin = Admin::connect(&kafka().bootstrap).await.unwrap();
+        let first = format!("{prefix}-1");
+        admin
+            .create_topics(&[NewTopic::new(&first, 1, 1)])
+            .await
+            .unwrap();
+        let c = consumer(&unique_name("g-patlate"), &[("metadata.max.age.ms", "500")]).await;
+        c.subscribe_pattern(&format!("{}-.*", regex_escape(&prefix)))
+            .await
+            .unwrap();
+        let until = Instant::now() + Duration::from_secs(30);
+        while c.assignment().len() < 1 {
+            assert!(Instant::now() < until);
+            c.poll(Duration::from_millis(100)).await.unwrap();
+        }
+        let second = format!("{prefix}-2");
+        admin
+            .create_topics(&[NewTopic::new(&second, 2, 1)])
+            .await
+            .unwrap();
+        let until = Instant::now() + Duration::from_secs(30);
+        while c.assignment().len() < 3 {
+            assert!(Instant::now() < until, "{:?}", c.assignment());
+            c.poll(Duration::from_millis(100)).await.unwrap();
+        }
+        let topics: BTreeSet<String> = c.assignment().into_iter().map(|tp| tp.topic).collect();
+        assert_eq!(topics, BTreeSet::from([first, second]));
         c.close(Instant::now() + Duration::from_secs(5)).await;
     }
 
