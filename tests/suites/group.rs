@@ -1030,7 +1030,7 @@ mod auto_commit_and_patterns {
             .await
             .unwrap();
         let until = Instant::now() + Duration::from_secs(30);
-        while c.assignment().len() < 1 {
+        while c.assignment().is_empty() {
             assert!(Instant::now() < until);
             c.poll(Duration::from_millis(100)).await.unwrap();
         }
