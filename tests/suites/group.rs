@@ -614,6 +614,13 @@ mod consumers {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn three_consumers_consume_everything_exactly_once() {
+        // Eager (everything revoked, committed on revoke) and cooperative (only what moves).
+        for strategy in ["range", "cooperative-sticky"] {
+            three_consumers_exactly_once(strategy).await;
+        }
+    }
+
+    async fn three_consumers_exactly_once(strategy: &str) {
         let topic = topic("group-c3").await;
         let group = unique_name("g-c3");
         let mut sent = produce(&topic, "a", 50).await;
@@ -622,7 +629,8 @@ mod consumers {
         let mut tasks = Vec::new();
         let mut consumers = Vec::new();
         for _ in 0..3 {
-            let c = Arc::new(consumer(&group, &[]).await);
+            let c =
+                Arc::new(consumer(&group, &[("partition.assignment.strategy", strategy)]).await);
             let listener = Arc::new(CommitOnRevoke {
                 revoked: Mutex::new(Vec::new()),
             });
@@ -666,8 +674,8 @@ mod consumers {
         }
         let seen = seen.lock().unwrap().clone();
         let unique: BTreeSet<String> = seen.iter().cloned().collect();
-        assert_eq!(unique.len(), seen.len(), "duplicates");
-        assert_eq!(unique, sent, "lost records");
+        assert_eq!(unique.len(), seen.len(), "{strategy}: duplicates");
+        assert_eq!(unique, sent, "{strategy}: lost records");
         let assigned: Vec<usize> = consumers.iter().map(|c| c.assignment().len()).collect();
         assert_eq!(assigned, [2, 2, 2], "one group, an even split");
         for c in consumers {
