@@ -337,6 +337,60 @@ async fn a_member_that_stops_polling_leaves_and_rejoins_at_its_next_poll() {
     close_all(members).await;
 }
 
+/// Raises `topic`'s partition count to `count` (CreatePartitions through any broker).
+async fn add_partitions(topic: &str, count: i32) {
+    use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+    use kafka_protocol::messages::{ApiKey, CreatePartitionsRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let cluster = Cluster::connect(ClusterConfig::new(&kafka().bootstrap))
+        .await
+        .unwrap();
+    let conn = cluster.any_connection().await.unwrap();
+    let request = CreatePartitionsRequest::default()
+        .with_topics(vec![CreatePartitionsTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+            .with_count(count)
+            .with_assignments(None)])
+        .with_timeout_ms(10_000);
+    let version = conn.version(ApiKey::CreatePartitions).unwrap();
+    let response = conn
+        .send(&request, version, Duration::from_secs(15))
+        .await
+        .unwrap();
+    assert_eq!(response.results[0].error_code, 0, "{response:?}");
+    cluster.close();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_rejoins_when_partitions_are_added() {
+    let topic = topic("group-grow").await;
+    let group = unique_name("g-grow");
+    let s = || {
+        let mut s = settings(&group, Arc::new(RangeAssignor));
+        s.metadata_max_age = Duration::from_millis(500);
+        s
+    };
+    let mut members = vec![join(s(), &topic).await, join(s(), &topic).await];
+    let mut logs = vec![Log::default(); 2];
+    drive(&mut members, &mut logs, Duration::from_secs(60), |m| {
+        settled(m, &topic)
+    })
+    .await;
+    add_partitions(&topic, PARTITIONS + 2).await;
+    drive(&mut members, &mut logs, Duration::from_secs(30), |m| {
+        let all: BTreeSet<TopicPartition> = m.iter().flat_map(|m| m.assignment()).collect();
+        all.len() == (PARTITIONS + 2) as usize
+            && m.iter().all(|m| m.assignment().len() == 4)
+            && m.iter()
+                .map(stable_generation)
+                .collect::<BTreeSet<_>>()
+                .len()
+                == 1
+    })
+    .await;
+    close_all(members).await;
+}
+
 /// The partitions of `topic` listed after the last `": "` of a kcat rebalance line
 /// (`t [0], t [3]`).
 fn kcat_partitions(line: &str, topic: &str) -> Vec<TopicPartition> {
@@ -560,6 +614,13 @@ mod consumers {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn three_consumers_consume_everything_exactly_once() {
+        // Eager (everything revoked, committed on revoke) and cooperative (only what moves).
+        for strategy in ["range", "cooperative-sticky"] {
+            three_consumers_exactly_once(strategy).await;
+        }
+    }
+
+    async fn three_consumers_exactly_once(strategy: &str) {
         let topic = topic("group-c3").await;
         let group = unique_name("g-c3");
         let mut sent = produce(&topic, "a", 50).await;
@@ -568,7 +629,8 @@ mod consumers {
         let mut tasks = Vec::new();
         let mut consumers = Vec::new();
         for _ in 0..3 {
-            let c = Arc::new(consumer(&group, &[]).await);
+            let c =
+                Arc::new(consumer(&group, &[("partition.assignment.strategy", strategy)]).await);
             let listener = Arc::new(CommitOnRevoke {
                 revoked: Mutex::new(Vec::new()),
             });
@@ -612,8 +674,8 @@ mod consumers {
         }
         let seen = seen.lock().unwrap().clone();
         let unique: BTreeSet<String> = seen.iter().cloned().collect();
-        assert_eq!(unique.len(), seen.len(), "duplicates");
-        assert_eq!(unique, sent, "lost records");
+        assert_eq!(unique.len(), seen.len(), "{strategy}: duplicates");
+        assert_eq!(unique, sent, "{strategy}: lost records");
         let assigned: Vec<usize> = consumers.iter().map(|c| c.assignment().len()).collect();
         assert_eq!(assigned, [2, 2, 2], "one group, an even split");
         for c in consumers {
@@ -756,6 +818,32 @@ mod consumers {
         assert_eq!(before.len() + after.len(), sent.len(), "duplicates");
         assert_eq!(b.union(&a).count(), sent.len(), "lost records");
         second.close(Instant::now() + Duration::from_secs(5)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn async_commits_land_in_the_order_they_were_made() {
+        let topic = topic("group-async").await;
+        let group = unique_name("g-async");
+        let c = consumer(&group, &[]).await;
+        c.subscribe([topic.clone()]).await.unwrap();
+        let until = Instant::now() + Duration::from_secs(30);
+        while c.assignment().len() != PARTITIONS as usize {
+            assert!(Instant::now() < until);
+            c.poll(Duration::from_millis(100)).await.unwrap();
+        }
+        let tp = TopicPartition::new(topic.clone(), 0);
+        let handles: Vec<_> = (1..=30)
+            .map(|offset| {
+                let offsets = BTreeMap::from([(tp.clone(), OffsetAndMetadata::new(offset))]);
+                c.commit_async(Some(offsets)).unwrap()
+            })
+            .collect();
+        for h in handles {
+            h.await.unwrap();
+        }
+        let committed = c.committed(std::slice::from_ref(&tp)).await.unwrap();
+        assert_eq!(committed[&tp].as_ref().map(|o| o.offset), Some(30));
+        c.close(Instant::now() + Duration::from_secs(5)).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -933,6 +1021,39 @@ mod auto_commit_and_patterns {
         assert_eq!(topics, BTreeSet::from([t1, t2]), "{other} must not match");
         c.unsubscribe().await;
         assert!(c.assignment().is_empty());
+        c.close(Instant::now() + Duration::from_secs(5)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_topic_created_later_joins_a_pattern_subscription() {
+        let prefix = unique_name("group-patlate");
+        let admin = Admin::connect(&kafka().bootstrap).await.unwrap();
+        let first = format!("{prefix}-1");
+        admin
+            .create_topics(&[NewTopic::new(&first, 1, 1)])
+            .await
+            .unwrap();
+        let c = consumer(&unique_name("g-patlate"), &[("metadata.max.age.ms", "500")]).await;
+        c.subscribe_pattern(&format!("{}-.*", regex_escape(&prefix)))
+            .await
+            .unwrap();
+        let until = Instant::now() + Duration::from_secs(30);
+        while c.assignment().is_empty() {
+            assert!(Instant::now() < until);
+            c.poll(Duration::from_millis(100)).await.unwrap();
+        }
+        let second = format!("{prefix}-2");
+        admin
+            .create_topics(&[NewTopic::new(&second, 2, 1)])
+            .await
+            .unwrap();
+        let until = Instant::now() + Duration::from_secs(30);
+        while c.assignment().len() < 3 {
+            assert!(Instant::now() < until, "{:?}", c.assignment());
+            c.poll(Duration::from_millis(100)).await.unwrap();
+        }
+        let topics: BTreeSet<String> = c.assignment().into_iter().map(|tp| tp.topic).collect();
+        assert_eq!(topics, BTreeSet::from([first, second]));
         c.close(Instant::now() + Duration::from_secs(5)).await;
     }
 

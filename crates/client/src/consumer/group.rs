@@ -43,10 +43,10 @@ use std::any::Any;
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
@@ -159,11 +159,54 @@ struct Group {
     auto_commit: Option<Duration>,
     next_auto_commit: Mutex<Instant>,
     closing: Notify,
+    /// Commits go out one after the other, in the order they were asked for (as Java's
+    /// `commitAsync` promises): a later commit never lands before an earlier one.
+    commits: mpsc::UnboundedSender<CommitJob>,
+    commit_worker: JoinHandle<()>,
+}
+
+type CommitJob = (
+    BTreeMap<TopicPartition, OffsetAndMetadata>,
+    oneshot::Sender<Result<(), CommitError>>,
+);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.commit_worker.abort();
+    }
+}
+
+/// Sends the queued commits in order, with the member of the moment.
+async fn commit_worker(member: Weak<GroupMember>, mut jobs: mpsc::UnboundedReceiver<CommitJob>) {
+    while let Some((offsets, reply)) = jobs.recv().await {
+        let result = match member.upgrade() {
+            Some(m) => m.commit(&offsets).await,
+            None => Err(CommitError::Client(Error::ShutDown { broker: None })),
+        };
+        let _ = reply.send(result);
+    }
 }
 
 impl Group {
     fn member(&self) -> Option<Arc<GroupMember>> {
         lock(&self.member).clone()
+    }
+
+    /// Queues a commit now; the future resolves with its outcome.
+    fn commit(
+        &self,
+        offsets: BTreeMap<TopicPartition, OffsetAndMetadata>,
+    ) -> impl Future<Output = Result<(), CommitError>> + Send + 'static {
+        let (reply, outcome) = oneshot::channel();
+        let queued = self.commits.send((offsets, reply)).is_ok();
+        async move {
+            if !queued {
+                return Err(CommitError::Client(Error::ShutDown { broker: None }));
+            }
+            outcome
+                .await
+                .unwrap_or(Err(CommitError::Client(Error::ShutDown { broker: None })))
+        }
     }
 
     fn next_pending(&self) -> Option<Result<GroupEvent, Error>> {
@@ -216,7 +259,7 @@ impl Group {
                         .into_iter()
                         .filter(|(tp, _)| partitions.contains(tp))
                         .collect();
-                    if let Err(err) = member.commit(&positions).await {
+                    if let Err(err) = self.commit(positions).await {
                         warn!(error = %err, "auto-commit before revocation failed");
                     }
                 }
@@ -236,7 +279,7 @@ impl Group {
         Ok(())
     }
 
-    async fn auto_commit_if_due(&self, consumer: &Consumer, member: &GroupMember) {
+    async fn auto_commit_if_due(&self, consumer: &Consumer) {
         let Some(interval) = self.auto_commit else {
             return;
         };
@@ -249,7 +292,7 @@ impl Group {
             *next = now + interval;
         }
         let positions = consumer.consumed_positions();
-        if let Err(err) = member.commit(&positions).await {
+        if let Err(err) = self.commit(positions).await {
             debug!(error = %err, "auto-commit failed");
         }
     }
@@ -273,7 +316,7 @@ impl GroupDriver for Group {
                     }
                 }
             }
-            self.auto_commit_if_due(consumer, &member).await;
+            self.auto_commit_if_due(consumer).await;
             Ok(())
         })
     }
@@ -313,7 +356,8 @@ impl GroupDriver for Group {
             let assigned = member.assignment();
             if self.auto_commit.is_some() {
                 let positions = consumer.consumed_positions();
-                if let Err(err) = member.commit(&positions).await {
+                // Queued behind any commit still under way.
+                if let Err(err) = self.commit(positions).await {
                     warn!(error = %err, "auto-commit at close failed");
                 }
             }
@@ -417,14 +461,19 @@ impl Consumer {
             .config()
             .enable_auto_commit()
             .then(|| self.config().auto_commit_interval());
+        let member = Arc::new(member);
+        let (commits, jobs) = mpsc::unbounded_channel();
+        let commit_worker = tokio::spawn(commit_worker(Arc::downgrade(&member), jobs));
         let group = Group {
-            member: Mutex::new(Some(Arc::new(member))),
+            member: Mutex::new(Some(member)),
             listener,
             pending: Mutex::new(VecDeque::new()),
             driving: tokio::sync::Mutex::new(()),
             auto_commit,
             next_auto_commit: Mutex::new(Instant::now() + auto_commit.unwrap_or_default()),
             closing: Notify::new(),
+            commits,
+            commit_worker,
         };
         self.set_group_driver(Some(Arc::new(group)));
         Ok(())
@@ -485,12 +534,17 @@ impl Consumer {
         offsets: BTreeMap<TopicPartition, OffsetAndMetadata>,
     ) -> Result<impl Future<Output = Result<(), CommitError>> + Send + 'static, ConsumeError> {
         let group_id = self.config().group_id().ok_or_else(no_group_id)?.to_owned();
-        let member = self.group_member();
+        // Subscribed: queued in call order. Not subscribed: a group-less commit.
+        let queued = self.group().and_then(|driver| {
+            let group = driver.as_any().downcast_ref::<Group>()?;
+            group.member()?;
+            Some(group.commit(offsets.clone()))
+        });
         let cluster = self.cluster().clone();
         let deadline = Instant::now() + self.config().client().request_timeout();
         Ok(async move {
-            match member {
-                Some(m) => m.commit(&offsets).await,
+            match queued {
+                Some(commit) => commit.await,
                 None => {
                     Coordinators::new(cluster)
                         .commit_offsets(&group_id, &MemberIdentity::admin(), &offsets, deadline)

@@ -29,10 +29,6 @@ use crate::state::group::OffsetAndMetadata;
 use crate::state::group::TopicPartition;
 use crate::Result;
 
-/// How often the member refreshes the metadata of its topics (the leader checks partition
-/// counts; a pattern subscription is matched again). Java uses `metadata.max.age.ms`.
-const METADATA_REFRESH: Duration = Duration::from_secs(30);
-
 /// What the consumer and the member task share.
 #[derive(Debug)]
 struct Shared {
@@ -287,8 +283,10 @@ enum Outcome {
 
 async fn run(shared: Arc<Shared>, coordinators: Coordinators, settings: GroupSettings) {
     let cluster = coordinators.cluster().clone();
+    // metadata.max.age.ms: the leader's partition-count check and the pattern re-match.
+    let refresh_every = settings.metadata_max_age.max(Duration::from_millis(100));
     let mut requests: JoinSet<Outcome> = JoinSet::new();
-    let mut next_metadata = Instant::now() + METADATA_REFRESH;
+    let mut next_metadata = Instant::now() + refresh_every;
     let mut metadata_in_flight = false;
     loop {
         let now = Instant::now();
@@ -325,7 +323,7 @@ async fn run(shared: Arc<Shared>, coordinators: Coordinators, settings: GroupSet
         }
         // Bounded: at least once per metadata refresh period.
         let until = due
-            .unwrap_or(now + METADATA_REFRESH)
+            .unwrap_or(now + refresh_every)
             .max(now + Duration::from_millis(1));
         tokio::select! {
             Some(done) = requests.join_next(), if !requests.is_empty() => {
@@ -346,7 +344,7 @@ async fn run(shared: Arc<Shared>, coordinators: Coordinators, settings: GroupSet
                     Outcome::Leave(Err(e)) => state.handle_request_failed(now, RequestKind::LeaveGroup, &e),
                     Outcome::Metadata(r) => {
                         metadata_in_flight = false;
-                        next_metadata = now + METADATA_REFRESH;
+                        next_metadata = now + refresh_every;
                         if let Ok((topics, counts)) = r {
                             state.update_topics(now, topics);
                             state.handle_metadata(now, &counts);

@@ -66,6 +66,10 @@ pub struct GroupSettings {
     pub retry_backoff: Duration,
     /// `request.timeout.ms` (default 30 s).
     pub request_timeout: Duration,
+    /// `metadata.max.age.ms` (default 5 min): how often the classic member refreshes the
+    /// metadata of its topics (a pattern is matched again; the leader checks partition
+    /// counts and rejoins when they changed).
+    pub metadata_max_age: Duration,
 }
 
 impl std::fmt::Debug for GroupSettings {
@@ -85,6 +89,7 @@ impl std::fmt::Debug for GroupSettings {
             .field("rack_id", &self.rack_id)
             .field("retry_backoff", &self.retry_backoff)
             .field("request_timeout", &self.request_timeout)
+            .field("metadata_max_age", &self.metadata_max_age)
             .finish()
     }
 }
@@ -115,6 +120,7 @@ impl GroupSettings {
             rack_id: None,
             retry_backoff: Duration::from_millis(100),
             request_timeout: Duration::from_millis(30_000),
+            metadata_max_age: Duration::from_millis(300_000),
         }
     }
 }
@@ -164,6 +170,7 @@ impl GroupSettings {
             rack_id: config.client_rack().map(str::to_owned),
             retry_backoff: config.client().retry_backoff(),
             request_timeout: config.client().request_timeout(),
+            metadata_max_age: config.client().metadata_max_age(),
         })
     }
 }
