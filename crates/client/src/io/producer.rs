@@ -25,7 +25,7 @@ use tracing::{debug, info, warn};
 
 use super::cluster::Cluster;
 use crate::error::Error;
-use crate::producer::{Delivery, ProduceError};
+use crate::producer::{Delivery, ProduceError, WallClock, RESYNC_EVERY};
 use crate::state::metadata::BrokerInfo;
 use crate::state::producer::{
     Outcome, PartitionResponse, ProduceRequestPlan, RequestResult, SenderState, TopicPartition,
@@ -46,6 +46,8 @@ pub(crate) struct Shared {
     /// The sender task has stopped.
     pub(crate) stopped: AtomicBool,
     pub(crate) counters: Counters,
+    /// Record timestamps (re-anchored by the sender task).
+    pub(crate) clock: WallClock,
 }
 
 /// Counters mirrored from the state after each step, read without locking.
@@ -70,6 +72,7 @@ impl Shared {
             shutdown: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             counters: Counters::default(),
+            clock: WallClock::new(),
         }
     }
 
@@ -152,8 +155,13 @@ pub(crate) async fn run(shared: Arc<Shared>, cluster: Cluster, settings: SenderS
     let mut init_not_before = Instant::now();
     let mut refresh_running = false;
     let mut last_refresh: Option<Instant> = None;
+    let mut last_resync = Instant::now();
     loop {
         let now = Instant::now();
+        if now >= last_resync + RESYNC_EVERY {
+            shared.clock.resync();
+            last_resync = now;
+        }
         if shared.shutdown.load(Ordering::Acquire) {
             let outcomes = {
                 let mut state = shared.lock();

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::error::ProduceError;
+use super::topic::Topic;
 
 /// One record to produce.
 ///
@@ -25,8 +26,8 @@ use super::error::ProduceError;
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProducerRecord {
-    /// The topic.
-    pub topic: String,
+    /// The topic (a [`Topic`]: cheap to clone; build it once and clone it per record).
+    pub topic: Topic,
     /// An explicit partition; `None` lets the partitioner choose (key hash or sticky).
     pub partition: Option<i32>,
     /// The key (`None`: a null key).
@@ -40,8 +41,10 @@ pub struct ProducerRecord {
 }
 
 impl ProducerRecord {
-    /// A record for `topic` with no key, no value, no headers.
-    pub fn new(topic: impl Into<String>) -> Self {
+    /// A record for `topic` (`&str`, `String`, `Arc<str>` or a [`Topic`]) with no key, no
+    /// value, no headers. From a `&str` or `String` this allocates the name; clone one
+    /// [`Topic`] per record instead when sending many records.
+    pub fn new(topic: impl Into<Topic>) -> Self {
         ProducerRecord {
             topic: topic.into(),
             ..ProducerRecord::default()

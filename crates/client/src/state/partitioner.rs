@@ -329,6 +329,14 @@ impl<R: RandomSource> Partitioner for DefaultPartitioner<R> {
             });
         }
         let batch_size = self.batch_size;
+        let no_partitions = || PartitionError::NoPartitions {
+            topic: record.topic.to_owned(),
+        };
+        if let Some(sticky) = self.sticky.get_mut(record.topic) {
+            return sticky
+                .partition(partitions, &mut self.rng)
+                .ok_or_else(no_partitions);
+        }
         let sticky = self
             .sticky
             .entry(record.topic.to_owned())

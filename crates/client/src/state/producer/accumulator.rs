@@ -55,6 +55,7 @@ pub struct Accumulator<D> {
     queues: BTreeMap<TopicPartition, VecDeque<ProducerBatch<D>>>,
     next_batch_id: u64,
     drain_start: usize,
+    last_created: Option<Instant>,
 }
 
 fn earliest(a: Option<Instant>, b: Instant) -> Option<Instant> {
@@ -69,6 +70,7 @@ impl<D> Accumulator<D> {
             queues: BTreeMap::new(),
             next_batch_id: 0,
             drain_start: 0,
+            last_created: None,
         }
     }
 
@@ -93,7 +95,13 @@ impl<D> Accumulator<D> {
             });
         }
         let batch_size = self.config.batch_size;
-        let queue = self.queues.entry(tp.clone()).or_default();
+        // The partition's queue usually exists: look it up without cloning the key.
+        if !self.queues.contains_key(tp) {
+            self.queues.insert(tp.clone(), VecDeque::new());
+        }
+        let Some(queue) = self.queues.get_mut(tp) else {
+            return Err(ProduceError::Closed); // just inserted: not reached
+        };
         let record = match queue.back_mut() {
             // Only a batch never sent is open: a retried batch keeps its records.
             Some(open) if open.attempts == 0 && open.sequence.is_none() && !open.full => {
@@ -112,7 +120,12 @@ impl<D> Accumulator<D> {
         };
         let id = self.next_batch_id;
         self.next_batch_id = self.next_batch_id.wrapping_add(1);
-        let mut batch = ProducerBatch::new(tp.clone(), id, now);
+        // Creation times never go backwards in id order (two `send`s may read the clock in
+        // one order and append in the other), so a queue is in creation order and `expire`
+        // looks at its front only.
+        let created = self.last_created.map_or(now, |last| last.max(now));
+        self.last_created = Some(created);
+        let mut batch = ProducerBatch::new(tp.clone(), id, created);
         // An empty batch takes any record: a record above batch.size gets a batch of its own.
         let _ = batch.try_append(record, batch_size);
         let full = batch.full || !queue.is_empty();
@@ -229,7 +242,9 @@ impl<D> Accumulator<D> {
         let timeout = self.config.delivery_timeout;
         let mut out = Vec::new();
         for queue in self.queues.values_mut() {
-            if queue.iter().any(|b| b.created + timeout <= now) {
+            // Batches of a partition are queued in creation order (a retry goes back in its
+            // place, creation times are monotonic in id order): only the front can be the first to expire.
+            if queue.front().is_some_and(|b| b.created + timeout <= now) {
                 let (expired, kept): (VecDeque<_>, VecDeque<_>) =
                     queue.drain(..).partition(|b| b.created + timeout <= now);
                 *queue = kept;

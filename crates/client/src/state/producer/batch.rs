@@ -4,6 +4,8 @@
 //! into a v2 batch when the batch is drained, once its sequence number is known; the encoded
 //! bytes are kept for retries and re-encoded only if the sequence changes (after an epoch bump).
 
+use std::cmp::Ordering;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,8 +21,9 @@ use crate::producer::{ProduceError, RecordMetadata};
 /// The v2 batch header (offset, length, …, record count): what a batch costs before records.
 pub const BATCH_OVERHEAD: usize = 61;
 
-/// A topic-partition.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A topic-partition. Ordered by topic name, then partition; comparing two that share the
+/// topic's `Arc` skips the name comparison.
+#[derive(Debug, Clone)]
 pub struct TopicPartition {
     /// The topic.
     pub topic: Arc<str>,
@@ -35,6 +38,39 @@ impl TopicPartition {
             topic: topic.into(),
             partition,
         }
+    }
+}
+
+impl PartialEq for TopicPartition {
+    fn eq(&self, other: &Self) -> bool {
+        self.partition == other.partition
+            && (Arc::ptr_eq(&self.topic, &other.topic) || self.topic == other.topic)
+    }
+}
+
+impl Eq for TopicPartition {}
+
+impl Hash for TopicPartition {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.topic.hash(state);
+        self.partition.hash(state);
+    }
+}
+
+impl PartialOrd for TopicPartition {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for TopicPartition {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let topic = if Arc::ptr_eq(&self.topic, &other.topic) {
+            Ordering::Equal
+        } else {
+            self.topic.cmp(&other.topic)
+        };
+        topic.then(self.partition.cmp(&other.partition))
     }
 }
 
@@ -69,23 +105,13 @@ impl<D> BufferedRecord<D> {
     }
 
     fn headers_len(&self) -> usize {
-        self.headers
-            .iter()
-            .map(|(k, v)| {
-                let value = v.as_ref().map_or(1, |v| len_prefixed(v.len()));
-                len_prefixed(k.len()).saturating_add(value)
-            })
-            .sum()
+        headers_len(&self.headers)
     }
 
     /// An upper bound on this record's size in any batch, batch header included: what is
     /// checked against `max.request.size` and reserved from `buffer.memory`.
     pub fn max_size(&self) -> usize {
-        let bare = RecordRef::new(self.timestamp, self.key.as_deref(), self.value.as_deref());
-        max_record_size(&bare)
-            .saturating_add(self.headers_len())
-            .saturating_add(MAX_VARINT_LEN)
-            .saturating_add(BATCH_OVERHEAD)
+        max_buffered_size(self.key.as_deref(), self.value.as_deref(), &self.headers)
     }
 
     fn size_at(&self, offset_delta: i32, timestamp_delta: i64) -> usize {
@@ -95,6 +121,29 @@ impl<D> BufferedRecord<D> {
             .saturating_add(self.headers_len())
             .saturating_add(2)
     }
+}
+
+fn headers_len(headers: &[(String, Option<Bytes>)]) -> usize {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            let value = v.as_ref().map_or(1, |v| len_prefixed(v.len()));
+            len_prefixed(k.len()).saturating_add(value)
+        })
+        .sum()
+}
+
+/// [`BufferedRecord::max_size`] of a record with this key, value and headers, before it is
+/// one.
+pub fn max_buffered_size(
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: &[(String, Option<Bytes>)],
+) -> usize {
+    max_record_size(&RecordRef::new(0, key, value))
+        .saturating_add(headers_len(headers))
+        .saturating_add(MAX_VARINT_LEN)
+        .saturating_add(BATCH_OVERHEAD)
 }
 
 fn len_prefixed(len: usize) -> usize {
@@ -194,6 +243,9 @@ impl<D> ProducerBatch<D> {
         }
         if self.records.is_empty() {
             self.base_timestamp = record.timestamp;
+            // Room for as many records like the first as the batch can take: no regrowth.
+            let fits = batch_size.saturating_sub(self.size) / added.max(1);
+            self.records.reserve_exact(fits.clamp(1, 4096));
         }
         self.size = self.size.saturating_add(added);
         if self.size >= batch_size {
