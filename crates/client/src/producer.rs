@@ -6,6 +6,7 @@
 //! partition. See `DESIGN.md` ("How a record flows") for the path of a record.
 
 mod clock;
+mod delivery;
 mod error;
 mod metrics;
 mod record;
@@ -15,14 +16,14 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
 use tracing::info;
 
 pub(crate) use clock::{WallClock, RESYNC_EVERY};
+pub use delivery::DeliveryFuture;
+pub(crate) use delivery::{deliver_all, Delivery};
 pub use error::ProduceError;
 pub use metrics::ProducerMetrics;
-pub(crate) use record::Delivery;
-pub use record::{DeliveryFuture, ProducerRecord, RecordMetadata};
+pub use record::{ProducerRecord, RecordMetadata};
 pub use topic::Topic;
 
 use crate::config::ProducerConfig;
@@ -347,20 +348,30 @@ impl Producer {
         // The key and value move into the batch (no copy); `on_append` is shown the topic,
         // the explicit partition and the key (a `Bytes` clone, keyed records only).
         let key_seen = key.clone();
-        let (tx, rx) = oneshot::channel();
         let buffered = BufferedRecord {
             timestamp: timestamp.unwrap_or_else(|| shared.clock.millis_at(now)),
             key,
             value,
             headers,
-            delivery: tx,
+            delivery: (),
             reserved,
         };
         let tp = TopicPartition::new(
             topic_name.as_arc().clone(),
             i32::try_from(partition).unwrap_or(0),
         );
-        let appended = shared.lock().append(now, &tp, buffered).map_err(release)?;
+        let mut future = None;
+        let appended = shared
+            .lock()
+            .append_with(now, &tp, buffered, |previous, index| {
+                let (delivery, f) = Delivery::for_slot(previous, index);
+                future = Some(f);
+                Some(delivery)
+            })
+            .map_err(release)?;
+        let Some(future) = future else {
+            return Err(release(ProduceError::Closed)); // appended without a handle: not reached
+        };
         let mut info = RecordInfo::new(&topic_name);
         if let Some(key) = key_seen.as_deref() {
             info = info.with_key(key);
@@ -373,7 +384,7 @@ impl Producer {
         if appended.new_batch || appended.batch_full {
             shared.wake.notify_one();
         }
-        Ok(DeliveryFuture::new(rx))
+        Ok(future)
     }
 
     /// The partitions of `topic` with a known leader; feeds their queue lengths (batches) to

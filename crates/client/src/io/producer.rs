@@ -25,7 +25,7 @@ use tracing::{debug, info, warn};
 
 use super::cluster::Cluster;
 use crate::error::Error;
-use crate::producer::{Delivery, ProduceError, WallClock, RESYNC_EVERY};
+use crate::producer::{deliver_all, Delivery, ProduceError, WallClock, RESYNC_EVERY};
 use crate::state::metadata::BrokerInfo;
 use crate::state::producer::{
     Outcome, PartitionResponse, ProduceRequestPlan, RequestResult, SenderState, TopicPartition,
@@ -87,12 +87,7 @@ impl Shared {
         if outcomes.is_empty() {
             return;
         }
-        let mut released = 0usize;
-        for outcome in outcomes {
-            released = released.saturating_add(outcome.reserved);
-            // The caller may have dropped its DeliveryFuture: nothing to tell then.
-            let _ = outcome.delivery.send(outcome.result);
-        }
+        let released = deliver_all(outcomes);
         self.buffer.add_permits(released);
         self.progress.notify_waiters();
     }

@@ -1,15 +1,10 @@
-//! What goes in ([`ProducerRecord`]) and what comes out ([`RecordMetadata`],
-//! [`DeliveryFuture`]).
+//! What goes in ([`ProducerRecord`]) and what comes out ([`RecordMetadata`]; the
+//! [`DeliveryFuture`](super::DeliveryFuture) is in `delivery.rs`).
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use tokio::sync::oneshot;
 
-use super::error::ProduceError;
 use super::topic::Topic;
 
 /// One record to produce.
@@ -96,32 +91,4 @@ pub struct RecordMetadata {
     /// The record's timestamp: its create time, or the broker's log append time when the
     /// topic uses `LogAppendTime`.
     pub timestamp: i64,
-}
-
-/// What a record's delivery handle receives.
-pub(crate) type Delivery = oneshot::Sender<Result<RecordMetadata, ProduceError>>;
-
-/// Resolves to a record's outcome once its batch is acknowledged or has failed.
-///
-/// If the producer is dropped or closed before the outcome is known, it resolves to
-/// [`ProduceError::Closed`].
-#[derive(Debug)]
-pub struct DeliveryFuture {
-    rx: oneshot::Receiver<Result<RecordMetadata, ProduceError>>,
-}
-
-impl DeliveryFuture {
-    pub(crate) fn new(rx: oneshot::Receiver<Result<RecordMetadata, ProduceError>>) -> Self {
-        DeliveryFuture { rx }
-    }
-}
-
-impl Future for DeliveryFuture {
-    type Output = Result<RecordMetadata, ProduceError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.rx)
-            .poll(cx)
-            .map(|r| r.unwrap_or(Err(ProduceError::Closed)))
-    }
 }

@@ -87,6 +87,30 @@ impl<D> Accumulator<D> {
         tp: &TopicPartition,
         record: BufferedRecord<D>,
     ) -> Result<Appended, ProduceError> {
+        let mut delivery = Some(record.delivery);
+        let record = BufferedRecord {
+            timestamp: record.timestamp,
+            key: record.key,
+            value: record.value,
+            headers: record.headers,
+            delivery: (),
+            reserved: record.reserved,
+        };
+        self.append_with(now, tp, record, |_, _| delivery.take())
+    }
+
+    /// Like [`append`](Accumulator::append), with the record's delivery handle made once its
+    /// place is known: `delivery(previous, index)` gets the handle of the record before it in
+    /// the same batch (`None`: it opens a new batch) and its index in the batch. Lets the I/O
+    /// layer share one completion per batch. `None` from `delivery` is not expected; the
+    /// record is then refused with [`ProduceError::Closed`].
+    pub fn append_with(
+        &mut self,
+        now: Instant,
+        tp: &TopicPartition,
+        record: BufferedRecord<()>,
+        delivery: impl FnOnce(Option<&D>, usize) -> Option<D>,
+    ) -> Result<Appended, ProduceError> {
         let size = record.max_size();
         if size > self.config.max_request_size {
             return Err(ProduceError::RecordTooLarge {
@@ -102,22 +126,23 @@ impl<D> Accumulator<D> {
         let Some(queue) = self.queues.get_mut(tp) else {
             return Err(ProduceError::Closed); // just inserted: not reached
         };
-        let record = match queue.back_mut() {
-            // Only a batch never sent is open: a retried batch keeps its records.
-            Some(open) if open.attempts == 0 && open.sequence.is_none() && !open.full => {
-                match open.try_append(record, batch_size) {
-                    Ok(()) => {
-                        return Ok(Appended {
-                            new_batch: false,
-                            batch_id: open.id,
-                            batch_full: open.full,
-                        })
-                    }
-                    Err(record) => record,
-                }
+        // Only a batch never sent is open: a retried batch keeps its records.
+        if let Some(open) = queue
+            .back_mut()
+            .filter(|b| b.attempts == 0 && b.sequence.is_none() && !b.full)
+        {
+            if let Some(added) = open.room_for(&record, batch_size) {
+                let index = open.record_count();
+                let d = delivery(open.last_delivery(), index).ok_or(ProduceError::Closed)?;
+                open.push(record.with_delivery(d), added, batch_size);
+                return Ok(Appended {
+                    new_batch: false,
+                    batch_id: open.id,
+                    batch_full: open.full,
+                });
             }
-            _ => record,
-        };
+        }
+        let d = delivery(None, 0).ok_or(ProduceError::Closed)?;
         let id = self.next_batch_id;
         self.next_batch_id = self.next_batch_id.wrapping_add(1);
         // Creation times never go backwards in id order (two `send`s may read the clock in
@@ -127,7 +152,8 @@ impl<D> Accumulator<D> {
         self.last_created = Some(created);
         let mut batch = ProducerBatch::new(tp.clone(), id, created);
         // An empty batch takes any record: a record above batch.size gets a batch of its own.
-        let _ = batch.try_append(record, batch_size);
+        let added = batch.room_for(&record, batch_size).unwrap_or(0);
+        batch.push(record.with_delivery(d), added, batch_size);
         let full = batch.full || !queue.is_empty();
         queue.push_back(batch);
         Ok(Appended {

@@ -108,6 +108,18 @@ impl<D> BufferedRecord<D> {
         headers_len(&self.headers)
     }
 
+    /// The same record with another delivery handle.
+    pub fn with_delivery<E>(self, delivery: E) -> BufferedRecord<E> {
+        BufferedRecord {
+            timestamp: self.timestamp,
+            key: self.key,
+            value: self.value,
+            headers: self.headers,
+            delivery,
+            reserved: self.reserved,
+        }
+    }
+
     /// An upper bound on this record's size in any batch, batch header included: what is
     /// checked against `max.request.size` and reserved from `buffer.memory`.
     pub fn max_size(&self) -> usize {
@@ -230,6 +242,22 @@ impl<D> ProducerBatch<D> {
         record: BufferedRecord<D>,
         batch_size: usize,
     ) -> Result<(), BufferedRecord<D>> {
+        match self.room_for(&record, batch_size) {
+            Some(added) => {
+                self.push(record, added, batch_size);
+                Ok(())
+            }
+            None => Err(record),
+        }
+    }
+
+    /// What `record` adds to the batch's size, if it fits (`None`: it does not, and the batch
+    /// is now full). An empty batch takes any record.
+    pub(crate) fn room_for<T>(
+        &mut self,
+        record: &BufferedRecord<T>,
+        batch_size: usize,
+    ) -> Option<usize> {
         let offset_delta = i32::try_from(self.records.len()).unwrap_or(i32::MAX);
         let ts_delta = if self.records.is_empty() {
             0
@@ -239,8 +267,13 @@ impl<D> ProducerBatch<D> {
         let added = record.size_at(offset_delta, ts_delta);
         if !self.records.is_empty() && self.size.saturating_add(added) > batch_size {
             self.full = true;
-            return Err(record);
+            return None;
         }
+        Some(added)
+    }
+
+    /// Appends `record`, which adds `added` bytes (from [`ProducerBatch::room_for`]).
+    pub(crate) fn push(&mut self, record: BufferedRecord<D>, added: usize, batch_size: usize) {
         if self.records.is_empty() {
             self.base_timestamp = record.timestamp;
             // Room for as many records like the first as the batch can take: no regrowth.
@@ -252,7 +285,11 @@ impl<D> ProducerBatch<D> {
             self.full = true;
         }
         self.records.push(record);
-        Ok(())
+    }
+
+    /// The delivery handle of the last record appended, if any.
+    pub(crate) fn last_delivery(&self) -> Option<&D> {
+        self.records.last().map(|r| &r.delivery)
     }
 
     /// The encoded v2 batch under its current sequence (cached until the sequence changes).

@@ -175,6 +175,25 @@ impl<D> SenderState<D> {
         Ok(appended)
     }
 
+    /// Queues a record for `tp` whose delivery handle is made once its place is known (see
+    /// [`Accumulator::append_with`]).
+    pub fn append_with(
+        &mut self,
+        now: Instant,
+        tp: &TopicPartition,
+        record: BufferedRecord<()>,
+        delivery: impl FnOnce(Option<&D>, usize) -> Option<D>,
+    ) -> Result<Appended, ProduceError> {
+        if self.closing {
+            return Err(ProduceError::Closed);
+        }
+        let appended = self.accumulator.append_with(now, tp, record, delivery)?;
+        if appended.new_batch {
+            self.outstanding.insert(appended.batch_id);
+        }
+        Ok(appended)
+    }
+
     /// The InitProducerId to run now, as (current producer id, current epoch) — (-1, -1) the
     /// first time, the current pair for an epoch bump (KIP-360). Only once nothing is in flight.
     pub fn poll_init_producer_id(&self) -> Option<(i64, i16)> {
