@@ -9,6 +9,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -22,6 +23,9 @@ type Outcomes = Result<RecordMetadata, ProduceError>;
 #[derive(Debug, Default)]
 pub(crate) struct BatchDelivery {
     inner: Mutex<Inner>,
+    /// Bumped (under the lock) whenever an outcome is written: a future that registered its
+    /// waker at version `v` and still sees `v` has nothing new to look at.
+    version: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -84,6 +88,7 @@ impl Delivery {
         let future = DeliveryFuture {
             batch: batch.clone(),
             index,
+            registered: None,
         };
         (
             Delivery {
@@ -102,6 +107,7 @@ impl Drop for Delivery {
             let wakers = {
                 let mut inner = self.batch.lock();
                 inner.set(self.index, Err(ProduceError::Closed));
+                self.batch.version.fetch_add(1, Ordering::Release);
                 std::mem::take(&mut inner.waiting)
             };
             wakers.into_iter().for_each(|(_, w)| w.wake());
@@ -127,6 +133,7 @@ pub(crate) fn deliver_all(outcomes: Vec<Outcome<Delivery>>) -> usize {
         while let Some(next) = outcomes.next_if(|o| Arc::ptr_eq(&o.delivery.batch, &batch)) {
             write(next, &mut inner);
         }
+        batch.version.fetch_add(1, Ordering::Release);
         wakers.append(&mut inner.waiting);
     }
     wakers.into_iter().for_each(|(_, w)| w.wake());
@@ -142,14 +149,23 @@ pub(crate) fn deliver_all(outcomes: Vec<Outcome<Delivery>>) -> usize {
 pub struct DeliveryFuture {
     batch: Arc<BatchDelivery>,
     index: u32,
+    /// The waker last registered and the batch's version then (polls that would change
+    /// nothing skip the lock).
+    registered: Option<(u64, Waker)>,
 }
 
 impl Future for DeliveryFuture {
     type Output = Result<RecordMetadata, ProduceError>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let index = self.index;
-        let mut inner = self.batch.lock();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if let Some((seen, waker)) = &this.registered {
+            if this.batch.version.load(Ordering::Acquire) == *seen && waker.will_wake(cx.waker()) {
+                return Poll::Pending;
+            }
+        }
+        let index = this.index;
+        let mut inner = this.batch.lock();
         if let Some(slot) = inner.slots.get_mut(index as usize) {
             match std::mem::replace(slot, Slot::Taken) {
                 Slot::Ready(result) => return Poll::Ready(result),
@@ -162,6 +178,10 @@ impl Future for DeliveryFuture {
             Some((_, waker)) => waker.clone_from(cx.waker()),
             None => inner.waiting.push((index, cx.waker().clone())),
         }
+        // Read under the lock: every later write bumps it after this.
+        let version = this.batch.version.load(Ordering::Acquire);
+        drop(inner);
+        this.registered = Some((version, cx.waker().clone()));
         Poll::Pending
     }
 }

@@ -8,6 +8,7 @@ pub mod backoff;
 pub mod group;
 pub mod metadata;
 pub mod murmur2;
+mod name_hash;
 pub mod partitioner;
 pub mod producer;
 pub mod reconnect;

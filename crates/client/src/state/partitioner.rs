@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use super::murmur2::partition_for_key;
+use super::name_hash::NameHash;
 use super::rng::RandomSource;
 use super::sticky::StickyPartitioner;
 use crate::config::ProducerConfig;
@@ -214,7 +215,7 @@ pub struct DefaultPartitioner<R> {
     batch_size: usize,
     ignore_keys: bool,
     adaptive: bool,
-    sticky: HashMap<String, StickyPartitioner>,
+    sticky: HashMap<String, StickyPartitioner, NameHash>,
     rng: R,
 }
 
@@ -227,7 +228,7 @@ impl<R: RandomSource> DefaultPartitioner<R> {
             batch_size,
             ignore_keys,
             adaptive: true,
-            sticky: HashMap::new(),
+            sticky: HashMap::default(),
             rng,
         }
     }
