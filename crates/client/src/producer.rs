@@ -85,6 +85,8 @@ struct Handle {
     cluster: Cluster,
     config: ProducerConfig,
     partitioner: Mutex<DefaultPartitioner<XorShift64Star>>,
+    /// The last topic's partition count and the metadata generation it was read at.
+    last_topic: Mutex<Option<(Topic, u64, u32)>>,
 }
 
 impl Drop for Handle {
@@ -174,6 +176,7 @@ impl Producer {
                 cluster,
                 config,
                 partitioner: Mutex::new(partitioner),
+                last_topic: Mutex::new(None),
             }),
         })
     }
@@ -186,7 +189,7 @@ impl Producer {
         let started = Instant::now();
         let mut now = started;
         let max_block = self.handle.config.max_block();
-        let partitions = match self.known_partitions(&record.topic) {
+        let partitions = match self.record_partitions(&record.topic) {
             Some(n) => n,
             None => {
                 let n = self.partitions(&record.topic, started + max_block).await?;
@@ -218,7 +221,7 @@ impl Producer {
     /// ([`ProduceError::BufferExhausted`]).
     pub fn try_send(&self, record: ProducerRecord) -> Result<DeliveryFuture, ProduceError> {
         let partitions =
-            self.known_partitions(&record.topic)
+            self.record_partitions(&record.topic)
                 .ok_or_else(|| ProduceError::UnknownTopic {
                     topic: record.topic.to_string(),
                     waited: Duration::ZERO,
@@ -256,6 +259,26 @@ impl Producer {
             .metadata()
             .partition_count(topic)
             .and_then(|n| u32::try_from(n).ok())
+    }
+
+    /// [`known_partitions`](Self::known_partitions) of a record's topic, remembered for the
+    /// next record of the same topic while the metadata does not change.
+    fn record_partitions(&self, topic: &Topic) -> Option<u32> {
+        let cluster = &self.handle.cluster;
+        let generation = cluster.metadata_generation();
+        let mut last = self
+            .handle
+            .last_topic
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((t, g, n)) = &*last {
+            if *g == generation && Arc::ptr_eq(t.as_arc(), topic.as_arc()) {
+                return Some(*n);
+            }
+        }
+        let n = self.known_partitions(topic)?;
+        *last = Some((topic.clone(), generation, n));
+        Some(n)
     }
 
     /// The topic's partition count, refreshing metadata until `deadline`.

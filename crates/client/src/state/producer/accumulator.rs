@@ -111,7 +111,12 @@ impl<D> Accumulator<D> {
         record: BufferedRecord<()>,
         delivery: impl FnOnce(Option<&D>, usize) -> Option<D>,
     ) -> Result<Appended, ProduceError> {
-        let size = record.max_size();
+        // The producer reserves exactly `max_size()`: no need to size the record again.
+        let size = if record.reserved > 0 {
+            record.reserved
+        } else {
+            record.max_size()
+        };
         if size > self.config.max_request_size {
             return Err(ProduceError::RecordTooLarge {
                 size,

@@ -87,7 +87,9 @@ pub struct BufferedRecord<D> {
     pub headers: Vec<(String, Option<Bytes>)>,
     /// Where the outcome goes.
     pub delivery: D,
-    /// `buffer.memory` bytes reserved for this record, released with its outcome.
+    /// `buffer.memory` bytes reserved for this record, released with its outcome. When not
+    /// 0 it is the record's [`max_size`](BufferedRecord::max_size) (what the producer
+    /// reserves), and the accumulator takes it as such.
     pub reserved: usize,
 }
 
