@@ -20,7 +20,7 @@ use tracing::info;
 
 pub(crate) use clock::{WallClock, RESYNC_EVERY};
 pub use delivery::DeliveryFuture;
-pub(crate) use delivery::{deliver_all, Delivery};
+pub(crate) use delivery::{deliver_all, deliver_drain, Delivery};
 pub use error::ProduceError;
 pub use metrics::ProducerMetrics;
 pub use record::{ProducerRecord, RecordMetadata};

@@ -25,7 +25,9 @@ use tracing::{debug, info, warn};
 
 use super::cluster::Cluster;
 use crate::error::Error;
-use crate::producer::{deliver_all, Delivery, ProduceError, WallClock, RESYNC_EVERY};
+use crate::producer::{
+    deliver_all, deliver_drain, Delivery, ProduceError, WallClock, RESYNC_EVERY,
+};
 use crate::state::metadata::BrokerInfo;
 use crate::state::producer::{
     Outcome, PartitionResponse, ProduceRequestPlan, RequestResult, SenderState, TopicPartition,
@@ -92,6 +94,16 @@ impl Shared {
         self.progress.notify_waiters();
     }
 
+    /// [`Shared::deliver`] from a reusable buffer (left empty).
+    pub(crate) fn deliver_from(&self, outcomes: &mut Vec<Outcome<Delivery>>) {
+        if outcomes.is_empty() {
+            return;
+        }
+        let released = deliver_drain(outcomes);
+        self.buffer.add_permits(released);
+        self.progress.notify_waiters();
+    }
+
     fn mirror(&self, state: &SenderState<Delivery>) {
         let s = state.stats();
         let c = &self.counters;
@@ -151,6 +163,7 @@ pub(crate) async fn run(shared: Arc<Shared>, cluster: Cluster, settings: SenderS
     let mut refresh_running = false;
     let mut last_refresh: Option<Instant> = None;
     let mut last_resync = Instant::now();
+    let mut outcomes: Vec<Outcome<Delivery>> = Vec::new();
     loop {
         let now = Instant::now();
         if now >= last_resync + RESYNC_EVERY {
@@ -166,7 +179,7 @@ pub(crate) async fn run(shared: Arc<Shared>, cluster: Cluster, settings: SenderS
             shared.deliver(outcomes);
             break;
         }
-        let (transmit, init, stale, outcomes, idle, closing) = {
+        let (transmit, init, stale, idle, closing) = {
             let mut state = shared.lock();
             state.expire(now);
             let init = if init_running || now < init_not_before {
@@ -184,16 +197,10 @@ pub(crate) async fn run(shared: Arc<Shared>, cluster: Cluster, settings: SenderS
             let stale = state.take_metadata_stale();
             shared.mirror(&state);
             let closing = state.is_closing();
-            (
-                transmit,
-                init,
-                stale,
-                state.take_outcomes(),
-                state.is_idle(),
-                closing,
-            )
+            state.take_outcomes_into(&mut outcomes);
+            (transmit, init, stale, state.is_idle(), closing)
         };
-        shared.deliver(outcomes);
+        shared.deliver_from(&mut outcomes);
         if closing && idle {
             break;
         }

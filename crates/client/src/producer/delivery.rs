@@ -118,9 +118,15 @@ impl Drop for Delivery {
 /// Hands each outcome to its record's future, one lock and one round of wake-ups per batch;
 /// returns the `buffer.memory` bytes to release.
 pub(crate) fn deliver_all(outcomes: Vec<Outcome<Delivery>>) -> usize {
+    let mut outcomes = outcomes;
+    deliver_drain(&mut outcomes)
+}
+
+/// [`deliver_all`] from a reusable buffer (left empty, its capacity kept).
+pub(crate) fn deliver_drain(outcomes: &mut Vec<Outcome<Delivery>>) -> usize {
     let mut released = 0usize;
     let mut wakers: Vec<(u32, Waker)> = Vec::new();
-    let mut outcomes = outcomes.into_iter().peekable();
+    let mut outcomes = outcomes.drain(..).peekable();
     while let Some(first) = outcomes.next() {
         let batch = first.delivery.batch.clone();
         let mut inner = batch.lock();

@@ -338,46 +338,44 @@ impl<D> ProducerBatch<D> {
 
     /// Every record's success: offsets from `base_offset` (-1 stays -1), timestamps from
     /// `log_append_time` when the broker set one (not -1).
-    pub fn succeed(self, base_offset: i64, log_append_time: i64) -> Vec<Outcome<D>> {
+    pub fn succeed(
+        self,
+        base_offset: i64,
+        log_append_time: i64,
+    ) -> impl Iterator<Item = Outcome<D>> {
         let tp = self.tp;
-        self.records
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let offset = if base_offset < 0 {
-                    -1
-                } else {
-                    base_offset.saturating_add(i64::try_from(i).unwrap_or(i64::MAX))
-                };
-                let timestamp = if log_append_time >= 0 {
-                    log_append_time
-                } else {
-                    r.timestamp
-                };
-                Outcome {
-                    delivery: r.delivery,
-                    reserved: r.reserved,
-                    result: Ok(RecordMetadata {
-                        topic: tp.topic.clone(),
-                        partition: tp.partition,
-                        offset,
-                        timestamp,
-                    }),
-                }
-            })
-            .collect()
+        self.records.into_iter().enumerate().map(move |(i, r)| {
+            let offset = if base_offset < 0 {
+                -1
+            } else {
+                base_offset.saturating_add(i64::try_from(i).unwrap_or(i64::MAX))
+            };
+            let timestamp = if log_append_time >= 0 {
+                log_append_time
+            } else {
+                r.timestamp
+            };
+            Outcome {
+                delivery: r.delivery,
+                reserved: r.reserved,
+                result: Ok(RecordMetadata {
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                    offset,
+                    timestamp,
+                }),
+            }
+        })
     }
 
     /// Every record's failure with `error`.
-    pub fn fail(self, error: &ProduceError) -> Vec<Outcome<D>> {
-        self.records
-            .into_iter()
-            .map(|r| Outcome {
-                delivery: r.delivery,
-                reserved: r.reserved,
-                result: Err(error.clone()),
-            })
-            .collect()
+    pub fn fail(self, error: &ProduceError) -> impl Iterator<Item = Outcome<D>> {
+        let error = error.clone();
+        self.records.into_iter().map(move |r| Outcome {
+            delivery: r.delivery,
+            reserved: r.reserved,
+            result: Err(error.clone()),
+        })
     }
 }
 

@@ -371,6 +371,16 @@ impl<D> SenderState<D> {
         std::mem::take(&mut self.outcomes)
     }
 
+    /// Like [`take_outcomes`](SenderState::take_outcomes), into `out` (appended), keeping
+    /// both buffers' capacity when `out` comes in empty: the I/O loop reuses its buffers.
+    pub fn take_outcomes_into(&mut self, out: &mut Vec<Outcome<D>>) {
+        if out.is_empty() {
+            std::mem::swap(&mut self.outcomes, out);
+        } else {
+            out.append(&mut self.outcomes);
+        }
+    }
+
     /// Whether a request failed in a way that calls for fresh metadata (and clears it).
     pub fn take_metadata_stale(&mut self) -> bool {
         std::mem::take(&mut self.metadata_stale)
