@@ -85,7 +85,8 @@ pub enum PartitionError {
 /// Implement it for custom routing. The producer routes each record through
 /// [`choose_partition`], which keeps a record's explicit partition and otherwise calls
 /// [`partition`](Self::partition); after appending the record it calls
-/// [`on_append`](Self::on_append) with the same record. The trait is object safe
+/// [`on_append`](Self::on_append) with the same record's topic, explicit partition and key
+/// (its value has moved into its batch by then: `value` is `None`). The trait is object safe
 /// (`Box<dyn Partitioner + Send>` works).
 ///
 /// ```
@@ -123,7 +124,8 @@ pub trait Partitioner {
     ) -> Result<u32, PartitionError>;
 
     /// Told after `record` was appended to `partition`, taking `appended_bytes` of the batch.
-    /// `batch_ready` says whether that partition's batch is now ready to send.
+    /// `batch_ready` says whether that partition's batch is now ready to send. From the
+    /// producer, `record` carries the topic, explicit partition and key, not the value.
     ///
     /// The default does nothing; [`DefaultPartitioner`] uses it to move the sticky partition.
     fn on_append(
