@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use kafkit_client::config::ProducerConfig;
 use kafkit_client::producer::{
-    DeliveryFuture, ProduceError, Producer, ProducerRecord, RecordMetadata,
+    DeliveryFuture, ProduceError, Producer, ProducerRecord, RecordMetadata, Topic,
 };
 
 /// How the delivery futures are awaited (`KAFKIT_BENCH_COLLECT=task|inline`, default inline).
@@ -65,6 +65,8 @@ async fn produce(
     collect: Collect,
 ) -> Counts {
     let mut counts = Counts::default();
+    // One shared topic name, cloned per record (rdkafka's records borrow a `&str`).
+    let topic = Topic::from(topic);
     let mut send_failed = 0u64;
     let mut on_send_error = |err: ProduceError| {
         if send_failed < 5 {
@@ -86,7 +88,7 @@ async fn produce(
                 let payload = payloads[(i % payloads.len() as u64) as usize].clone();
                 let len = payload.len() as u64;
                 match producer
-                    .send(ProducerRecord::new(topic).value(payload))
+                    .send(ProducerRecord::new(topic.clone()).value(payload))
                     .await
                 {
                     Ok(delivery) => {
@@ -106,7 +108,7 @@ async fn produce(
                 let payload = payloads[(i % payloads.len() as u64) as usize].clone();
                 let len = payload.len() as u64;
                 match producer
-                    .send(ProducerRecord::new(topic).value(payload))
+                    .send(ProducerRecord::new(topic.clone()).value(payload))
                     .await
                 {
                     Ok(delivery) => pending.push_back((delivery, len)),

@@ -5,21 +5,26 @@
 //! per connection), as the Java client is: retries never duplicate or reorder records of a
 //! partition. See `DESIGN.md` ("How a record flows") for the path of a record.
 
+mod clock;
+mod delivery;
 mod error;
 mod metrics;
 mod record;
+mod topic;
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
 use tracing::info;
 
+pub(crate) use clock::{WallClock, RESYNC_EVERY};
+pub use delivery::DeliveryFuture;
+pub(crate) use delivery::{deliver_all, deliver_drain, Delivery};
 pub use error::ProduceError;
 pub use metrics::ProducerMetrics;
-pub(crate) use record::Delivery;
-pub use record::{DeliveryFuture, ProducerRecord, RecordMetadata};
+pub use record::{ProducerRecord, RecordMetadata};
+pub use topic::Topic;
 
 use crate::config::ProducerConfig;
 use crate::error::Error;
@@ -29,9 +34,18 @@ use crate::state::partitioner::{
     choose_partition, DefaultPartitioner, PartitionError, Partitioner, RecordInfo, TopicPartitions,
 };
 use crate::state::producer::{
-    AccumulatorConfig, BufferedRecord, SenderConfig, SenderState, TopicPartition,
+    max_buffered_size, AccumulatorConfig, BufferedRecord, SenderConfig, SenderState, TopicPartition,
 };
 use crate::state::rng::XorShift64Star;
+
+/// The record's upper-bound size in a batch (what `buffer.memory` reserves).
+fn record_max_size(record: &ProducerRecord) -> usize {
+    max_buffered_size(
+        record.key.as_deref(),
+        record.value.as_deref(),
+        &record.headers,
+    )
+}
 
 /// An async Kafka producer. Cheap to clone (all clones share one sender task); `Send + Sync`.
 ///
@@ -71,6 +85,8 @@ struct Handle {
     cluster: Cluster,
     config: ProducerConfig,
     partitioner: Mutex<DefaultPartitioner<XorShift64Star>>,
+    /// The last topic's partition count and the metadata generation it was read at.
+    last_topic: Mutex<Option<(Topic, u64, u32)>>,
 }
 
 impl Drop for Handle {
@@ -109,12 +125,6 @@ fn sender_config(config: &ProducerConfig) -> SenderConfig {
         )
         .unwrap_or_default(),
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl Producer {
@@ -166,6 +176,7 @@ impl Producer {
                 cluster,
                 config,
                 partitioner: Mutex::new(partitioner),
+                last_topic: Mutex::new(None),
             }),
         })
     }
@@ -174,22 +185,35 @@ impl Producer {
     /// `buffer.memory`. The returned future resolves once the record is acknowledged or has
     /// failed.
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture, ProduceError> {
-        let deadline = Instant::now() + self.handle.config.max_block();
-        let partitions = self.partitions(&record.topic, deadline).await?;
-        let (topic, partition, buffered) = Self::buffered(record);
-        let size = self.check_size(buffered.max_size())?;
+        // One clock read per record on the fast path (metadata known, memory free).
+        let started = Instant::now();
+        let mut now = started;
+        let max_block = self.handle.config.max_block();
+        let partitions = match self.record_partitions(&record.topic) {
+            Some(n) => n,
+            None => {
+                let n = self.partitions(&record.topic, started + max_block).await?;
+                now = Instant::now();
+                n
+            }
+        };
+        let size = self.check_size(record_max_size(&record))?;
         let permits = u32::try_from(size).unwrap_or(u32::MAX);
-        let acquire = self.handle.shared.buffer.acquire_many(permits);
-        match tokio::time::timeout_at(deadline.into(), acquire).await {
-            Ok(Ok(permit)) => permit.forget(),
-            Ok(Err(_)) => return Err(ProduceError::Closed),
-            Err(_) => {
-                return Err(ProduceError::BufferExhausted {
-                    waited: self.handle.config.max_block(),
-                })
+        let buffer = &self.handle.shared.buffer;
+        match buffer.try_acquire_many(permits) {
+            Ok(permit) => permit.forget(),
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(ProduceError::Closed),
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                let acquire = buffer.acquire_many(permits);
+                match tokio::time::timeout_at((started + max_block).into(), acquire).await {
+                    Ok(Ok(permit)) => permit.forget(),
+                    Ok(Err(_)) => return Err(ProduceError::Closed),
+                    Err(_) => return Err(ProduceError::BufferExhausted { waited: max_block }),
+                }
+                now = Instant::now();
             }
         }
-        self.enqueue(topic, partition, buffered, partitions, size)
+        self.enqueue(now, record, partitions, size)
     }
 
     /// Like [`send`](Producer::send), but fails at once (no wait) when the topic's metadata is
@@ -197,13 +221,12 @@ impl Producer {
     /// ([`ProduceError::BufferExhausted`]).
     pub fn try_send(&self, record: ProducerRecord) -> Result<DeliveryFuture, ProduceError> {
         let partitions =
-            self.known_partitions(&record.topic)
+            self.record_partitions(&record.topic)
                 .ok_or_else(|| ProduceError::UnknownTopic {
-                    topic: record.topic.clone(),
+                    topic: record.topic.to_string(),
                     waited: Duration::ZERO,
                 })?;
-        let (topic, partition, buffered) = Self::buffered(record);
-        let size = self.check_size(buffered.max_size())?;
+        let size = self.check_size(record_max_size(&record))?;
         let permits = u32::try_from(size).unwrap_or(u32::MAX);
         match self.handle.shared.buffer.try_acquire_many(permits) {
             Ok(permit) => permit.forget(),
@@ -214,19 +237,7 @@ impl Producer {
                 })
             }
         }
-        self.enqueue(topic, partition, buffered, partitions, size)
-    }
-
-    /// The record's fields moved into a batch record (no delivery handle yet).
-    fn buffered(record: ProducerRecord) -> (String, Option<i32>, BufferedRecord<()>) {
-        let mut b = BufferedRecord::new(
-            record.timestamp.unwrap_or_else(now_ms),
-            record.key,
-            record.value,
-            (),
-        );
-        b.headers = record.headers;
-        (record.topic, record.partition, b)
+        self.enqueue(Instant::now(), record, partitions, size)
     }
 
     fn check_size(&self, size: usize) -> Result<usize, ProduceError> {
@@ -248,6 +259,26 @@ impl Producer {
             .metadata()
             .partition_count(topic)
             .and_then(|n| u32::try_from(n).ok())
+    }
+
+    /// [`known_partitions`](Self::known_partitions) of a record's topic, remembered for the
+    /// next record of the same topic while the metadata does not change.
+    fn record_partitions(&self, topic: &Topic) -> Option<u32> {
+        let cluster = &self.handle.cluster;
+        let generation = cluster.metadata_generation();
+        let mut last = self
+            .handle
+            .last_topic
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((t, g, n)) = &*last {
+            if *g == generation && Arc::ptr_eq(t.as_arc(), topic.as_arc()) {
+                return Some(*n);
+            }
+        }
+        let n = self.known_partitions(topic)?;
+        *last = Some((topic.clone(), generation, n));
+        Some(n)
     }
 
     /// The topic's partition count, refreshing metadata until `deadline`.
@@ -280,9 +311,8 @@ impl Producer {
 
     fn enqueue(
         &self,
-        topic_name: String,
-        explicit: Option<i32>,
-        sizing: BufferedRecord<()>,
+        now: Instant,
+        record: ProducerRecord,
         partitions: u32,
         reserved: usize,
     ) -> Result<DeliveryFuture, ProduceError> {
@@ -291,64 +321,93 @@ impl Producer {
             shared.buffer.add_permits(reserved);
             e
         };
-        let mut info = RecordInfo::new(&topic_name);
-        if let Some(key) = sizing.key.as_deref() {
-            info = info.with_key(key);
-        }
-        if let Some(value) = sizing.value.as_deref() {
-            info = info.with_value(value);
-        }
-        if let Some(p) = explicit {
-            info = info.with_partition(u32::try_from(p).unwrap_or(u32::MAX));
-        }
+        let ProducerRecord {
+            topic: topic_name,
+            partition: explicit,
+            key,
+            value,
+            headers,
+            timestamp,
+        } = record;
         let mut partitioner = self
             .handle
             .partitioner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        // A new sticky partition is about to be drawn: among partitions with a leader, weighted
-        // by their queue lengths (adaptive partitioning), as the Java client does.
-        let sticky = explicit.is_none()
-            && (sizing.key.is_none() || partitioner.ignore_keys())
-            && partitioner.sticky_partition(&topic_name).is_none();
-        let available = if sticky {
-            self.load_stats(&topic_name, partitions, &mut partitioner)
-        } else {
-            Vec::new()
-        };
-        let topic = if available.is_empty() {
-            TopicPartitions::all_available(partitions)
-        } else {
-            TopicPartitions::new(partitions, &available)
-        };
-        let partition =
+        let partition = {
+            let mut info = RecordInfo::new(&topic_name);
+            if let Some(key) = key.as_deref() {
+                info = info.with_key(key);
+            }
+            if let Some(value) = value.as_deref() {
+                info = info.with_value(value);
+            }
+            if let Some(p) = explicit {
+                info = info.with_partition(u32::try_from(p).unwrap_or(u32::MAX));
+            }
+            // A new sticky partition is about to be drawn: among partitions with a leader,
+            // weighted by their queue lengths (adaptive partitioning), as the Java client does.
+            let sticky = explicit.is_none()
+                && (key.is_none() || partitioner.ignore_keys())
+                && partitioner.sticky_partition(&topic_name).is_none();
+            let available = if sticky {
+                self.load_stats(&topic_name, partitions, &mut partitioner)
+            } else {
+                Vec::new()
+            };
+            let topic = if available.is_empty() {
+                TopicPartitions::all_available(partitions)
+            } else {
+                TopicPartitions::new(partitions, &available)
+            };
             choose_partition(&mut *partitioner, &info, &topic).map_err(|_: PartitionError| {
                 release(ProduceError::InvalidPartition {
-                    topic: topic_name.clone(),
+                    topic: topic_name.to_string(),
                     partition: explicit.unwrap_or(-1),
                     partition_count: partitions,
                 })
-            })?;
-        let (tx, rx) = oneshot::channel();
+            })?
+        };
+        // The key and value move into the batch (no copy); `on_append` is shown the topic,
+        // the explicit partition and the key (a `Bytes` clone, keyed records only).
+        let key_seen = key.clone();
         let buffered = BufferedRecord {
-            timestamp: sizing.timestamp,
-            key: sizing.key.clone(),
-            value: sizing.value.clone(),
-            headers: sizing.headers,
-            delivery: tx,
+            timestamp: timestamp.unwrap_or_else(|| shared.clock.millis_at(now)),
+            key,
+            value,
+            headers,
+            delivery: (),
             reserved,
         };
-        let tp = TopicPartition::new(topic_name.as_str(), i32::try_from(partition).unwrap_or(0));
+        let tp = TopicPartition::new(
+            topic_name.as_arc().clone(),
+            i32::try_from(partition).unwrap_or(0),
+        );
+        let mut future = None;
         let appended = shared
             .lock()
-            .append(Instant::now(), &tp, buffered)
+            .append_with(now, &tp, buffered, |previous, index| {
+                let (delivery, f) = Delivery::for_slot(previous, index);
+                future = Some(f);
+                Some(delivery)
+            })
             .map_err(release)?;
+        let Some(future) = future else {
+            return Err(release(ProduceError::Closed)); // appended without a handle: not reached
+        };
+        let mut info = RecordInfo::new(&topic_name);
+        if let Some(key) = key_seen.as_deref() {
+            info = info.with_key(key);
+        }
+        if let Some(p) = explicit {
+            info = info.with_partition(u32::try_from(p).unwrap_or(u32::MAX));
+        }
         partitioner.on_append(&info, partition, reserved, appended.batch_full);
         drop(partitioner);
         if appended.new_batch || appended.batch_full {
             shared.wake.notify_one();
         }
-        Ok(DeliveryFuture::new(rx))
+        Ok(future)
     }
 
     /// The partitions of `topic` with a known leader; feeds their queue lengths (batches) to

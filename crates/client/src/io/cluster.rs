@@ -16,6 +16,7 @@
 //! - [`Cluster::shutdown`] lets outstanding requests finish before closing.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -167,6 +168,8 @@ struct Inner {
     /// callers share one connection, while a slow node does not hold up the others.
     connecting: Mutex<HashMap<i32, Arc<AsyncMutex<()>>>>,
     metadata: RwLock<ClusterMetadata>,
+    /// Bumped after every change to `metadata` (see [`Cluster::metadata_generation`]).
+    metadata_generation: AtomicU64,
     /// Reconnect backoff per broker address, with its random source for the jitter.
     reconnects: Mutex<(Reconnects<String>, XorShift64Star)>,
     idle: IdlePolicy,
@@ -193,6 +196,7 @@ impl Cluster {
                 connections: Mutex::new(HashMap::new()),
                 connecting: Mutex::new(HashMap::new()),
                 metadata: RwLock::new(ClusterMetadata::default()),
+                metadata_generation: AtomicU64::new(0),
                 reconnects: Mutex::new((reconnects, XorShift64Star::from_entropy())),
                 idle,
                 closed: watch::Sender::new(false),
@@ -230,7 +234,19 @@ impl Cluster {
             .metadata
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        change(&mut guard)
+        let out = change(&mut guard);
+        // After the change: a reader that saw the old generation reads again.
+        self.inner
+            .metadata_generation
+            .fetch_add(1, Ordering::Release);
+        out
+    }
+
+    /// A number that changes after every metadata change: something derived from
+    /// [`Cluster::metadata`] while this read `g` (read before) is current while it still
+    /// reads `g`.
+    pub fn metadata_generation(&self) -> u64 {
+        self.inner.metadata_generation.load(Ordering::Acquire)
     }
 
     fn connect_lock(&self, node_id: i32) -> Arc<AsyncMutex<()>> {

@@ -25,7 +25,9 @@ use tracing::{debug, info, warn};
 
 use super::cluster::Cluster;
 use crate::error::Error;
-use crate::producer::{Delivery, ProduceError};
+use crate::producer::{
+    deliver_all, deliver_drain, Delivery, ProduceError, WallClock, RESYNC_EVERY,
+};
 use crate::state::metadata::BrokerInfo;
 use crate::state::producer::{
     Outcome, PartitionResponse, ProduceRequestPlan, RequestResult, SenderState, TopicPartition,
@@ -46,6 +48,8 @@ pub(crate) struct Shared {
     /// The sender task has stopped.
     pub(crate) stopped: AtomicBool,
     pub(crate) counters: Counters,
+    /// Record timestamps (re-anchored by the sender task).
+    pub(crate) clock: WallClock,
 }
 
 /// Counters mirrored from the state after each step, read without locking.
@@ -70,6 +74,7 @@ impl Shared {
             shutdown: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             counters: Counters::default(),
+            clock: WallClock::new(),
         }
     }
 
@@ -84,12 +89,17 @@ impl Shared {
         if outcomes.is_empty() {
             return;
         }
-        let mut released = 0usize;
-        for outcome in outcomes {
-            released = released.saturating_add(outcome.reserved);
-            // The caller may have dropped its DeliveryFuture: nothing to tell then.
-            let _ = outcome.delivery.send(outcome.result);
+        let released = deliver_all(outcomes);
+        self.buffer.add_permits(released);
+        self.progress.notify_waiters();
+    }
+
+    /// [`Shared::deliver`] from a reusable buffer (left empty).
+    pub(crate) fn deliver_from(&self, outcomes: &mut Vec<Outcome<Delivery>>) {
+        if outcomes.is_empty() {
+            return;
         }
+        let released = deliver_drain(outcomes);
         self.buffer.add_permits(released);
         self.progress.notify_waiters();
     }
@@ -152,8 +162,14 @@ pub(crate) async fn run(shared: Arc<Shared>, cluster: Cluster, settings: SenderS
     let mut init_not_before = Instant::now();
     let mut refresh_running = false;
     let mut last_refresh: Option<Instant> = None;
+    let mut last_resync = Instant::now();
+    let mut outcomes: Vec<Outcome<Delivery>> = Vec::new();
     loop {
         let now = Instant::now();
+        if now >= last_resync + RESYNC_EVERY {
+            shared.clock.resync();
+            last_resync = now;
+        }
         if shared.shutdown.load(Ordering::Acquire) {
             let outcomes = {
                 let mut state = shared.lock();
@@ -163,7 +179,7 @@ pub(crate) async fn run(shared: Arc<Shared>, cluster: Cluster, settings: SenderS
             shared.deliver(outcomes);
             break;
         }
-        let (transmit, init, stale, outcomes, idle, closing) = {
+        let (transmit, init, stale, idle, closing) = {
             let mut state = shared.lock();
             state.expire(now);
             let init = if init_running || now < init_not_before {
@@ -181,16 +197,10 @@ pub(crate) async fn run(shared: Arc<Shared>, cluster: Cluster, settings: SenderS
             let stale = state.take_metadata_stale();
             shared.mirror(&state);
             let closing = state.is_closing();
-            (
-                transmit,
-                init,
-                stale,
-                state.take_outcomes(),
-                state.is_idle(),
-                closing,
-            )
+            state.take_outcomes_into(&mut outcomes);
+            (transmit, init, stale, state.is_idle(), closing)
         };
-        shared.deliver(outcomes);
+        shared.deliver_from(&mut outcomes);
         if closing && idle {
             break;
         }

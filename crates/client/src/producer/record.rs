@@ -1,15 +1,11 @@
-//! What goes in ([`ProducerRecord`]) and what comes out ([`RecordMetadata`],
-//! [`DeliveryFuture`]).
+//! What goes in ([`ProducerRecord`]) and what comes out ([`RecordMetadata`]; the
+//! [`DeliveryFuture`](super::DeliveryFuture) is in `delivery.rs`).
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use tokio::sync::oneshot;
 
-use super::error::ProduceError;
+use super::topic::Topic;
 
 /// One record to produce.
 ///
@@ -25,8 +21,8 @@ use super::error::ProduceError;
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProducerRecord {
-    /// The topic.
-    pub topic: String,
+    /// The topic (a [`Topic`]: cheap to clone; build it once and clone it per record).
+    pub topic: Topic,
     /// An explicit partition; `None` lets the partitioner choose (key hash or sticky).
     pub partition: Option<i32>,
     /// The key (`None`: a null key).
@@ -40,8 +36,10 @@ pub struct ProducerRecord {
 }
 
 impl ProducerRecord {
-    /// A record for `topic` with no key, no value, no headers.
-    pub fn new(topic: impl Into<String>) -> Self {
+    /// A record for `topic` (`&str`, `String`, `Arc<str>` or a [`Topic`]) with no key, no
+    /// value, no headers. From a `&str` or `String` this allocates the name; clone one
+    /// [`Topic`] per record instead when sending many records.
+    pub fn new(topic: impl Into<Topic>) -> Self {
         ProducerRecord {
             topic: topic.into(),
             ..ProducerRecord::default()
@@ -93,32 +91,4 @@ pub struct RecordMetadata {
     /// The record's timestamp: its create time, or the broker's log append time when the
     /// topic uses `LogAppendTime`.
     pub timestamp: i64,
-}
-
-/// What a record's delivery handle receives.
-pub(crate) type Delivery = oneshot::Sender<Result<RecordMetadata, ProduceError>>;
-
-/// Resolves to a record's outcome once its batch is acknowledged or has failed.
-///
-/// If the producer is dropped or closed before the outcome is known, it resolves to
-/// [`ProduceError::Closed`].
-#[derive(Debug)]
-pub struct DeliveryFuture {
-    rx: oneshot::Receiver<Result<RecordMetadata, ProduceError>>,
-}
-
-impl DeliveryFuture {
-    pub(crate) fn new(rx: oneshot::Receiver<Result<RecordMetadata, ProduceError>>) -> Self {
-        DeliveryFuture { rx }
-    }
-}
-
-impl Future for DeliveryFuture {
-    type Output = Result<RecordMetadata, ProduceError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.rx)
-            .poll(cx)
-            .map(|r| r.unwrap_or(Err(ProduceError::Closed)))
-    }
 }

@@ -9,6 +9,7 @@ pub mod consumer;
 pub mod group;
 pub mod metadata;
 pub mod murmur2;
+mod name_hash;
 pub mod partitioner;
 pub mod producer;
 pub mod reconnect;

@@ -1,9 +1,11 @@
 //! Choosing the partition of a record: the [`Partitioner`] trait and the Java client's default
 //! rule, [`DefaultPartitioner`]: explicit partition > key hash > sticky.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 
 use super::murmur2::partition_for_key;
+use super::name_hash::NameHash;
 use super::rng::RandomSource;
 use super::sticky::StickyPartitioner;
 use crate::config::ProducerConfig;
@@ -83,7 +85,8 @@ pub enum PartitionError {
 /// Implement it for custom routing. The producer routes each record through
 /// [`choose_partition`], which keeps a record's explicit partition and otherwise calls
 /// [`partition`](Self::partition); after appending the record it calls
-/// [`on_append`](Self::on_append) with the same record. The trait is object safe
+/// [`on_append`](Self::on_append) with the same record's topic, explicit partition and key
+/// (its value has moved into its batch by then: `value` is `None`). The trait is object safe
 /// (`Box<dyn Partitioner + Send>` works).
 ///
 /// ```
@@ -121,7 +124,8 @@ pub trait Partitioner {
     ) -> Result<u32, PartitionError>;
 
     /// Told after `record` was appended to `partition`, taking `appended_bytes` of the batch.
-    /// `batch_ready` says whether that partition's batch is now ready to send.
+    /// `batch_ready` says whether that partition's batch is now ready to send. From the
+    /// producer, `record` carries the topic, explicit partition and key, not the value.
     ///
     /// The default does nothing; [`DefaultPartitioner`] uses it to move the sticky partition.
     fn on_append(
@@ -186,6 +190,57 @@ pub fn choose_partition<P: Partitioner + ?Sized>(
     }
 }
 
+/// The sticky state per topic: a list with a name index, and the last topic looked up
+/// checked first (a producer usually sends to one or a few topics: one name compare, no hash).
+#[derive(Debug, Clone, Default)]
+struct StickyMap {
+    entries: Vec<(String, StickyPartitioner)>,
+    index: HashMap<String, usize, NameHash>,
+    last: Cell<usize>,
+}
+
+impl StickyMap {
+    fn find(&self, topic: &str) -> Option<usize> {
+        let last = self.last.get();
+        if self.entries.get(last).is_some_and(|(t, _)| t == topic) {
+            return Some(last);
+        }
+        let at = *self.index.get(topic)?;
+        self.last.set(at);
+        Some(at)
+    }
+
+    fn get(&self, topic: &str) -> Option<&StickyPartitioner> {
+        let at = self.find(topic)?;
+        self.entries.get(at).map(|(_, s)| s)
+    }
+
+    fn get_mut(&mut self, topic: &str) -> Option<&mut StickyPartitioner> {
+        let at = self.find(topic)?;
+        self.entries.get_mut(at).map(|(_, s)| s)
+    }
+
+    fn get_or_insert(
+        &mut self,
+        topic: &str,
+        make: impl FnOnce() -> StickyPartitioner,
+    ) -> &mut StickyPartitioner {
+        let at = match self.find(topic) {
+            Some(at) => at,
+            None => {
+                let at = self.entries.len();
+                self.entries.push((topic.to_owned(), make()));
+                self.index.insert(topic.to_owned(), at);
+                self.last.set(at);
+                at
+            }
+        };
+        // `at` indexes `entries` (found or just pushed).
+        let len = self.entries.len();
+        &mut self.entries[at.min(len - 1)].1
+    }
+}
+
 /// The Java client's built-in partitioning: a record's explicit partition if it has one,
 /// else the murmur2 hash of its key (unless `partitioner.ignore.keys`), else the uniform sticky
 /// partition of its topic ([KIP-794](StickyPartitioner)).
@@ -214,7 +269,7 @@ pub struct DefaultPartitioner<R> {
     batch_size: usize,
     ignore_keys: bool,
     adaptive: bool,
-    sticky: HashMap<String, StickyPartitioner>,
+    sticky: StickyMap,
     rng: R,
 }
 
@@ -227,7 +282,7 @@ impl<R: RandomSource> DefaultPartitioner<R> {
             batch_size,
             ignore_keys,
             adaptive: true,
-            sticky: HashMap::new(),
+            sticky: StickyMap::default(),
             rng,
         }
     }
@@ -261,8 +316,9 @@ impl<R: RandomSource> DefaultPartitioner<R> {
         self.adaptive = adaptive;
         if !adaptive {
             self.sticky
-                .values_mut()
-                .for_each(StickyPartitioner::clear_load_stats);
+                .entries
+                .iter_mut()
+                .for_each(|(_, s)| s.clear_load_stats());
         }
         self
     }
@@ -295,8 +351,7 @@ impl<R: RandomSource> DefaultPartitioner<R> {
     fn sticky_for(&mut self, topic: &str) -> &mut StickyPartitioner {
         let batch_size = self.batch_size;
         self.sticky
-            .entry(topic.to_owned())
-            .or_insert_with(|| StickyPartitioner::new(batch_size))
+            .get_or_insert(topic, || StickyPartitioner::new(batch_size))
     }
 }
 
@@ -329,10 +384,17 @@ impl<R: RandomSource> Partitioner for DefaultPartitioner<R> {
             });
         }
         let batch_size = self.batch_size;
+        let no_partitions = || PartitionError::NoPartitions {
+            topic: record.topic.to_owned(),
+        };
+        if let Some(sticky) = self.sticky.get_mut(record.topic) {
+            return sticky
+                .partition(partitions, &mut self.rng)
+                .ok_or_else(no_partitions);
+        }
         let sticky = self
             .sticky
-            .entry(record.topic.to_owned())
-            .or_insert_with(|| StickyPartitioner::new(batch_size));
+            .get_or_insert(record.topic, || StickyPartitioner::new(batch_size));
         sticky
             .partition(partitions, &mut self.rng)
             .ok_or_else(|| PartitionError::NoPartitions {
@@ -520,6 +582,23 @@ mod tests {
         };
         assert!(run(true) < 20, "{}", run(true));
         assert!((800..1_200).contains(&run(false)), "{}", run(false));
+    }
+
+    #[test]
+    fn sticky_state_is_per_topic_whatever_the_lookup_order() {
+        let mut map = StickyMap::default();
+        for (i, topic) in ["a", "b", "c"].iter().enumerate() {
+            let s = map.get_or_insert(topic, || StickyPartitioner::new(100 + i));
+            assert_eq!(s.sticky_batch_size(), 100 + i);
+        }
+        for topic in ["c", "a", "a", "b", "c", "b"] {
+            let want = 100 + usize::from(topic.as_bytes()[0] - b'a');
+            assert_eq!(map.get(topic).map(|s| s.sticky_batch_size()), Some(want));
+            let again = map.get_or_insert(topic, || StickyPartitioner::new(1));
+            assert_eq!(again.sticky_batch_size(), want);
+        }
+        assert!(map.get("d").is_none() && map.get_mut("d").is_none());
+        assert_eq!(map.entries.len(), 3);
     }
 
     #[test]

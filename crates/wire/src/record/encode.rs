@@ -132,6 +132,7 @@ impl Default for BatchOptions {
     }
 }
 
+#[inline]
 fn bytes_len(field: Option<&[u8]>) -> usize {
     match field {
         None => 1,
@@ -140,6 +141,7 @@ fn bytes_len(field: Option<&[u8]>) -> usize {
 }
 
 /// Bytes of a record's body (everything after its length varint).
+#[inline]
 fn body_len(offset_delta: i32, timestamp_delta: i64, record: &RecordRef<'_>) -> usize {
     let mut n = varlong_len(timestamp_delta)
         .saturating_add(varint_len(offset_delta))
@@ -166,6 +168,7 @@ fn body_len(offset_delta: i32, timestamp_delta: i64, record: &RecordRef<'_>) -> 
 /// // length, attributes, ts delta, offset delta, key -1, value len 1 + 'v', header count.
 /// assert_eq!(record_size(0, 0, &RecordRef::new(0, None, Some(b"v"))), 8);
 /// ```
+#[inline]
 pub fn record_size(offset_delta: i32, timestamp_delta: i64, record: &RecordRef<'_>) -> usize {
     let body = body_len(offset_delta, timestamp_delta, record);
     varint_len(i32::try_from(body).unwrap_or(i32::MAX)).saturating_add(body)
@@ -173,6 +176,7 @@ pub fn record_size(offset_delta: i32, timestamp_delta: i64, record: &RecordRef<'
 
 /// An upper bound on a record's encoded size whatever its deltas: what a producer can reserve
 /// before it knows which batch the record lands in.
+#[inline]
 pub fn max_record_size(record: &RecordRef<'_>) -> usize {
     let body = body_len(0, 0, record).saturating_add(MAX_VARINT_LEN - 1 + MAX_VARLONG_LEN - 1);
     body.saturating_add(MAX_VARINT_LEN)
@@ -363,6 +367,7 @@ fn check_len(field: Option<&[u8]>, what: &'static str) -> Result<(), EncodeError
     }
 }
 
+#[inline]
 fn put_bytes(field: Option<&[u8]>, buf: &mut BytesMut) {
     match field {
         None => encode_varint(-1, buf),

@@ -76,6 +76,7 @@ pub fn decode_varlong(buf: &[u8]) -> Result<(i64, usize), VarintError> {
     Ok((((raw >> 1) as i64) ^ ((raw & 1) as i64).wrapping_neg(), len))
 }
 
+#[inline]
 fn put_unsigned(mut raw: u64, out: &mut impl BufMut) {
     while raw >= 0x80 {
         out.put_u8((raw as u8) | 0x80);
@@ -84,35 +85,42 @@ fn put_unsigned(mut raw: u64, out: &mut impl BufMut) {
     out.put_u8(raw as u8);
 }
 
+#[inline]
 fn unsigned_len(raw: u64) -> usize {
     let bits = ((raw | 1).ilog2() as usize).saturating_add(1);
     bits.div_ceil(7)
 }
 
+#[inline]
 fn zigzag32(v: i32) -> u64 {
     u64::from(((v << 1) ^ (v >> 31)) as u32)
 }
 
+#[inline]
 fn zigzag64(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
 /// Appends `value` as a zig-zag varint.
+#[inline]
 pub fn encode_varint(value: i32, out: &mut impl BufMut) {
     put_unsigned(zigzag32(value), out);
 }
 
 /// Appends `value` as a zig-zag varlong.
+#[inline]
 pub fn encode_varlong(value: i64, out: &mut impl BufMut) {
     put_unsigned(zigzag64(value), out);
 }
 
 /// How many bytes [`encode_varint`] writes for `value` (1-5).
+#[inline]
 pub fn varint_len(value: i32) -> usize {
     unsigned_len(zigzag32(value))
 }
 
 /// How many bytes [`encode_varlong`] writes for `value` (1-10).
+#[inline]
 pub fn varlong_len(value: i64) -> usize {
     unsigned_len(zigzag64(value))
 }

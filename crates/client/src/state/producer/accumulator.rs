@@ -55,6 +55,7 @@ pub struct Accumulator<D> {
     queues: BTreeMap<TopicPartition, VecDeque<ProducerBatch<D>>>,
     next_batch_id: u64,
     drain_start: usize,
+    last_created: Option<Instant>,
 }
 
 fn earliest(a: Option<Instant>, b: Instant) -> Option<Instant> {
@@ -69,6 +70,7 @@ impl<D> Accumulator<D> {
             queues: BTreeMap::new(),
             next_batch_id: 0,
             drain_start: 0,
+            last_created: None,
         }
     }
 
@@ -85,7 +87,36 @@ impl<D> Accumulator<D> {
         tp: &TopicPartition,
         record: BufferedRecord<D>,
     ) -> Result<Appended, ProduceError> {
-        let size = record.max_size();
+        let mut delivery = Some(record.delivery);
+        let record = BufferedRecord {
+            timestamp: record.timestamp,
+            key: record.key,
+            value: record.value,
+            headers: record.headers,
+            delivery: (),
+            reserved: record.reserved,
+        };
+        self.append_with(now, tp, record, |_, _| delivery.take())
+    }
+
+    /// Like [`append`](Accumulator::append), with the record's delivery handle made once its
+    /// place is known: `delivery(previous, index)` gets the handle of the record before it in
+    /// the same batch (`None`: it opens a new batch) and its index in the batch. Lets the I/O
+    /// layer share one completion per batch. `None` from `delivery` is not expected; the
+    /// record is then refused with [`ProduceError::Closed`].
+    pub fn append_with(
+        &mut self,
+        now: Instant,
+        tp: &TopicPartition,
+        record: BufferedRecord<()>,
+        delivery: impl FnOnce(Option<&D>, usize) -> Option<D>,
+    ) -> Result<Appended, ProduceError> {
+        // The producer reserves exactly `max_size()`: no need to size the record again.
+        let size = if record.reserved > 0 {
+            record.reserved
+        } else {
+            record.max_size()
+        };
         if size > self.config.max_request_size {
             return Err(ProduceError::RecordTooLarge {
                 size,
@@ -93,28 +124,41 @@ impl<D> Accumulator<D> {
             });
         }
         let batch_size = self.config.batch_size;
-        let queue = self.queues.entry(tp.clone()).or_default();
-        let record = match queue.back_mut() {
-            // Only a batch never sent is open: a retried batch keeps its records.
-            Some(open) if open.attempts == 0 && open.sequence.is_none() && !open.full => {
-                match open.try_append(record, batch_size) {
-                    Ok(()) => {
-                        return Ok(Appended {
-                            new_batch: false,
-                            batch_id: open.id,
-                            batch_full: open.full,
-                        })
-                    }
-                    Err(record) => record,
-                }
-            }
-            _ => record,
+        // The partition's queue usually exists: look it up without cloning the key.
+        if !self.queues.contains_key(tp) {
+            self.queues.insert(tp.clone(), VecDeque::new());
+        }
+        let Some(queue) = self.queues.get_mut(tp) else {
+            return Err(ProduceError::Closed); // just inserted: not reached
         };
+        // Only a batch never sent is open: a retried batch keeps its records.
+        if let Some(open) = queue
+            .back_mut()
+            .filter(|b| b.attempts == 0 && b.sequence.is_none() && !b.full)
+        {
+            if let Some(added) = open.room_for(&record, batch_size) {
+                let index = open.record_count();
+                let d = delivery(open.last_delivery(), index).ok_or(ProduceError::Closed)?;
+                open.push(record.with_delivery(d), added, batch_size);
+                return Ok(Appended {
+                    new_batch: false,
+                    batch_id: open.id,
+                    batch_full: open.full,
+                });
+            }
+        }
+        let d = delivery(None, 0).ok_or(ProduceError::Closed)?;
         let id = self.next_batch_id;
         self.next_batch_id = self.next_batch_id.wrapping_add(1);
-        let mut batch = ProducerBatch::new(tp.clone(), id, now);
+        // Creation times never go backwards in id order (two `send`s may read the clock in
+        // one order and append in the other), so a queue is in creation order and `expire`
+        // looks at its front only.
+        let created = self.last_created.map_or(now, |last| last.max(now));
+        self.last_created = Some(created);
+        let mut batch = ProducerBatch::new(tp.clone(), id, created);
         // An empty batch takes any record: a record above batch.size gets a batch of its own.
-        let _ = batch.try_append(record, batch_size);
+        let added = batch.room_for(&record, batch_size).unwrap_or(0);
+        batch.push(record.with_delivery(d), added, batch_size);
         let full = batch.full || !queue.is_empty();
         queue.push_back(batch);
         Ok(Appended {
@@ -229,7 +273,9 @@ impl<D> Accumulator<D> {
         let timeout = self.config.delivery_timeout;
         let mut out = Vec::new();
         for queue in self.queues.values_mut() {
-            if queue.iter().any(|b| b.created + timeout <= now) {
+            // Batches of a partition are queued in creation order (a retry goes back in its
+            // place, creation times are monotonic in id order): only the front can be the first to expire.
+            if queue.front().is_some_and(|b| b.created + timeout <= now) {
                 let (expired, kept): (VecDeque<_>, VecDeque<_>) =
                     queue.drain(..).partition(|b| b.created + timeout <= now);
                 *queue = kept;

@@ -4,6 +4,8 @@
 //! into a v2 batch when the batch is drained, once its sequence number is known; the encoded
 //! bytes are kept for retries and re-encoded only if the sequence changes (after an epoch bump).
 
+use std::cmp::Ordering;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,8 +21,9 @@ use crate::producer::{ProduceError, RecordMetadata};
 /// The v2 batch header (offset, length, …, record count): what a batch costs before records.
 pub const BATCH_OVERHEAD: usize = 61;
 
-/// A topic-partition.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A topic-partition. Ordered by topic name, then partition; comparing two that share the
+/// topic's `Arc` skips the name comparison.
+#[derive(Debug, Clone)]
 pub struct TopicPartition {
     /// The topic.
     pub topic: Arc<str>,
@@ -38,6 +41,39 @@ impl TopicPartition {
     }
 }
 
+impl PartialEq for TopicPartition {
+    fn eq(&self, other: &Self) -> bool {
+        self.partition == other.partition
+            && (Arc::ptr_eq(&self.topic, &other.topic) || self.topic == other.topic)
+    }
+}
+
+impl Eq for TopicPartition {}
+
+impl Hash for TopicPartition {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.topic.hash(state);
+        self.partition.hash(state);
+    }
+}
+
+impl PartialOrd for TopicPartition {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for TopicPartition {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let topic = if Arc::ptr_eq(&self.topic, &other.topic) {
+            Ordering::Equal
+        } else {
+            self.topic.cmp(&other.topic)
+        };
+        topic.then(self.partition.cmp(&other.partition))
+    }
+}
+
 /// One record waiting in a batch, with the handle that will receive its outcome.
 #[derive(Debug)]
 pub struct BufferedRecord<D> {
@@ -51,7 +87,9 @@ pub struct BufferedRecord<D> {
     pub headers: Vec<(String, Option<Bytes>)>,
     /// Where the outcome goes.
     pub delivery: D,
-    /// `buffer.memory` bytes reserved for this record, released with its outcome.
+    /// `buffer.memory` bytes reserved for this record, released with its outcome. When not
+    /// 0 it is the record's [`max_size`](BufferedRecord::max_size) (what the producer
+    /// reserves), and the accumulator takes it as such.
     pub reserved: usize,
 }
 
@@ -69,23 +107,25 @@ impl<D> BufferedRecord<D> {
     }
 
     fn headers_len(&self) -> usize {
-        self.headers
-            .iter()
-            .map(|(k, v)| {
-                let value = v.as_ref().map_or(1, |v| len_prefixed(v.len()));
-                len_prefixed(k.len()).saturating_add(value)
-            })
-            .sum()
+        headers_len(&self.headers)
+    }
+
+    /// The same record with another delivery handle.
+    pub fn with_delivery<E>(self, delivery: E) -> BufferedRecord<E> {
+        BufferedRecord {
+            timestamp: self.timestamp,
+            key: self.key,
+            value: self.value,
+            headers: self.headers,
+            delivery,
+            reserved: self.reserved,
+        }
     }
 
     /// An upper bound on this record's size in any batch, batch header included: what is
     /// checked against `max.request.size` and reserved from `buffer.memory`.
     pub fn max_size(&self) -> usize {
-        let bare = RecordRef::new(self.timestamp, self.key.as_deref(), self.value.as_deref());
-        max_record_size(&bare)
-            .saturating_add(self.headers_len())
-            .saturating_add(MAX_VARINT_LEN)
-            .saturating_add(BATCH_OVERHEAD)
+        max_buffered_size(self.key.as_deref(), self.value.as_deref(), &self.headers)
     }
 
     fn size_at(&self, offset_delta: i32, timestamp_delta: i64) -> usize {
@@ -95,6 +135,29 @@ impl<D> BufferedRecord<D> {
             .saturating_add(self.headers_len())
             .saturating_add(2)
     }
+}
+
+fn headers_len(headers: &[(String, Option<Bytes>)]) -> usize {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            let value = v.as_ref().map_or(1, |v| len_prefixed(v.len()));
+            len_prefixed(k.len()).saturating_add(value)
+        })
+        .sum()
+}
+
+/// [`BufferedRecord::max_size`] of a record with this key, value and headers, before it is
+/// one.
+pub fn max_buffered_size(
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: &[(String, Option<Bytes>)],
+) -> usize {
+    max_record_size(&RecordRef::new(0, key, value))
+        .saturating_add(headers_len(headers))
+        .saturating_add(MAX_VARINT_LEN)
+        .saturating_add(BATCH_OVERHEAD)
 }
 
 fn len_prefixed(len: usize) -> usize {
@@ -181,6 +244,22 @@ impl<D> ProducerBatch<D> {
         record: BufferedRecord<D>,
         batch_size: usize,
     ) -> Result<(), BufferedRecord<D>> {
+        match self.room_for(&record, batch_size) {
+            Some(added) => {
+                self.push(record, added, batch_size);
+                Ok(())
+            }
+            None => Err(record),
+        }
+    }
+
+    /// What `record` adds to the batch's size, if it fits (`None`: it does not, and the batch
+    /// is now full). An empty batch takes any record.
+    pub(crate) fn room_for<T>(
+        &mut self,
+        record: &BufferedRecord<T>,
+        batch_size: usize,
+    ) -> Option<usize> {
         let offset_delta = i32::try_from(self.records.len()).unwrap_or(i32::MAX);
         let ts_delta = if self.records.is_empty() {
             0
@@ -190,17 +269,29 @@ impl<D> ProducerBatch<D> {
         let added = record.size_at(offset_delta, ts_delta);
         if !self.records.is_empty() && self.size.saturating_add(added) > batch_size {
             self.full = true;
-            return Err(record);
+            return None;
         }
+        Some(added)
+    }
+
+    /// Appends `record`, which adds `added` bytes (from [`ProducerBatch::room_for`]).
+    pub(crate) fn push(&mut self, record: BufferedRecord<D>, added: usize, batch_size: usize) {
         if self.records.is_empty() {
             self.base_timestamp = record.timestamp;
+            // Room for as many records like the first as the batch can take: no regrowth.
+            let fits = batch_size.saturating_sub(self.size) / added.max(1);
+            self.records.reserve_exact(fits.clamp(1, 4096));
         }
         self.size = self.size.saturating_add(added);
         if self.size >= batch_size {
             self.full = true;
         }
         self.records.push(record);
-        Ok(())
+    }
+
+    /// The delivery handle of the last record appended, if any.
+    pub(crate) fn last_delivery(&self) -> Option<&D> {
+        self.records.last().map(|r| &r.delivery)
     }
 
     /// The encoded v2 batch under its current sequence (cached until the sequence changes).
@@ -247,46 +338,44 @@ impl<D> ProducerBatch<D> {
 
     /// Every record's success: offsets from `base_offset` (-1 stays -1), timestamps from
     /// `log_append_time` when the broker set one (not -1).
-    pub fn succeed(self, base_offset: i64, log_append_time: i64) -> Vec<Outcome<D>> {
+    pub fn succeed(
+        self,
+        base_offset: i64,
+        log_append_time: i64,
+    ) -> impl Iterator<Item = Outcome<D>> {
         let tp = self.tp;
-        self.records
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let offset = if base_offset < 0 {
-                    -1
-                } else {
-                    base_offset.saturating_add(i64::try_from(i).unwrap_or(i64::MAX))
-                };
-                let timestamp = if log_append_time >= 0 {
-                    log_append_time
-                } else {
-                    r.timestamp
-                };
-                Outcome {
-                    delivery: r.delivery,
-                    reserved: r.reserved,
-                    result: Ok(RecordMetadata {
-                        topic: tp.topic.clone(),
-                        partition: tp.partition,
-                        offset,
-                        timestamp,
-                    }),
-                }
-            })
-            .collect()
+        self.records.into_iter().enumerate().map(move |(i, r)| {
+            let offset = if base_offset < 0 {
+                -1
+            } else {
+                base_offset.saturating_add(i64::try_from(i).unwrap_or(i64::MAX))
+            };
+            let timestamp = if log_append_time >= 0 {
+                log_append_time
+            } else {
+                r.timestamp
+            };
+            Outcome {
+                delivery: r.delivery,
+                reserved: r.reserved,
+                result: Ok(RecordMetadata {
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                    offset,
+                    timestamp,
+                }),
+            }
+        })
     }
 
     /// Every record's failure with `error`.
-    pub fn fail(self, error: &ProduceError) -> Vec<Outcome<D>> {
-        self.records
-            .into_iter()
-            .map(|r| Outcome {
-                delivery: r.delivery,
-                reserved: r.reserved,
-                result: Err(error.clone()),
-            })
-            .collect()
+    pub fn fail(self, error: &ProduceError) -> impl Iterator<Item = Outcome<D>> {
+        let error = error.clone();
+        self.records.into_iter().map(move |r| Outcome {
+            delivery: r.delivery,
+            reserved: r.reserved,
+            result: Err(error.clone()),
+        })
     }
 }
 

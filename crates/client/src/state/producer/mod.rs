@@ -15,7 +15,9 @@ pub mod sender;
 mod tests;
 
 pub use accumulator::{Accumulator, AccumulatorConfig, Appended, ReadyCheck};
-pub use batch::{BufferedRecord, Outcome, ProducerBatch, Sequence, TopicPartition};
+pub use batch::{
+    max_buffered_size, BufferedRecord, Outcome, ProducerBatch, Sequence, TopicPartition,
+};
 pub use idempotence::{increment_sequence, Idempotence};
 pub use sender::{
     PartitionResponse, ProduceRequestPlan, RequestResult, SenderConfig, SenderState, SenderStats,

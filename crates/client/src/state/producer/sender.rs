@@ -175,6 +175,25 @@ impl<D> SenderState<D> {
         Ok(appended)
     }
 
+    /// Queues a record for `tp` whose delivery handle is made once its place is known (see
+    /// [`Accumulator::append_with`]).
+    pub fn append_with(
+        &mut self,
+        now: Instant,
+        tp: &TopicPartition,
+        record: BufferedRecord<()>,
+        delivery: impl FnOnce(Option<&D>, usize) -> Option<D>,
+    ) -> Result<Appended, ProduceError> {
+        if self.closing {
+            return Err(ProduceError::Closed);
+        }
+        let appended = self.accumulator.append_with(now, tp, record, delivery)?;
+        if appended.new_batch {
+            self.outstanding.insert(appended.batch_id);
+        }
+        Ok(appended)
+    }
+
     /// The InitProducerId to run now, as (current producer id, current epoch) — (-1, -1) the
     /// first time, the current pair for an epoch bump (KIP-360). Only once nothing is in flight.
     pub fn poll_init_producer_id(&self) -> Option<(i64, i16)> {
@@ -350,6 +369,16 @@ impl<D> SenderState<D> {
     /// Every record outcome decided since the last call.
     pub fn take_outcomes(&mut self) -> Vec<Outcome<D>> {
         std::mem::take(&mut self.outcomes)
+    }
+
+    /// Like [`take_outcomes`](SenderState::take_outcomes), into `out` (appended), keeping
+    /// both buffers' capacity when `out` comes in empty: the I/O loop reuses its buffers.
+    pub fn take_outcomes_into(&mut self, out: &mut Vec<Outcome<D>>) {
+        if out.is_empty() {
+            std::mem::swap(&mut self.outcomes, out);
+        } else {
+            out.append(&mut self.outcomes);
+        }
     }
 
     /// Whether a request failed in a way that calls for fresh metadata (and clears it).
