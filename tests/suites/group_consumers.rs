@@ -4,8 +4,10 @@
 //! partitions move on with nothing lost, a restarted group resumes right after its last
 //! commit, commits during a rebalance succeed or fail typed.
 //!
-//! Adapted from the classic-only versions in `group.rs` (module `consumers`); each test body
-//! takes the protocol, and [`both!`] makes one `#[tokio::test]` per protocol.
+//! Each test body takes the protocol, and [`both!`] makes one `#[tokio::test]` per protocol.
+//! `classic_only` holds what only the classic protocol has: a client-chosen assignor (eager
+//! range and cooperative-sticky, with partitions that move after their records were read)
+//! and ordered async commits.
 
 use kafkit_client::admin::{Admin, NewTopic};
 
@@ -444,4 +446,106 @@ async fn commits_during_a_rebalance_succeed_or_fail_typed(protocol: Protocol) {
     b_task.await.unwrap();
     a.close(Instant::now() + Duration::from_secs(5)).await;
     b.close(Instant::now() + Duration::from_secs(5)).await;
+}
+
+/// Classic-only: the assignor is the client's choice (KIP-848 assigns on the broker).
+mod classic_only {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn partitions_that_move_after_consumption_are_not_read_twice() {
+        // Eager (everything revoked, committed on revoke) and cooperative (only what moves).
+        for strategy in ["range", "cooperative-sticky"] {
+            moved_partitions_exactly_once(strategy).await;
+        }
+    }
+
+    /// The first member reads everything before the others join, so every partition that
+    /// moves carries records already handed out: only the commit on revoke keeps the new
+    /// owner from reading them again.
+    async fn moved_partitions_exactly_once(strategy: &str) {
+        let topic = topic("group-c3").await;
+        let group = unique_name("g-c3");
+        let mut sent = produce(&topic, "a", 50).await;
+        let seen: Seen = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        let mut consumers = Vec::new();
+        for _ in 0..3 {
+            let extra = [("partition.assignment.strategy", strategy)];
+            let c = Arc::new(consumer(Protocol::Classic, &group, &extra).await);
+            let listener = Arc::new(CommitOnRevoke {
+                revoked: Mutex::new(Vec::new()),
+            });
+            c.subscribe_with(
+                GroupSubscription::Topics(vec![topic.clone()]),
+                Some(listener),
+            )
+            .await
+            .unwrap();
+            tasks.push(tokio::spawn(consume(
+                c.clone(),
+                seen.clone(),
+                stop.clone(),
+                false,
+            )));
+            consumers.push(c);
+            if consumers.len() == 1 {
+                wait_for(&seen, sent.len(), Duration::from_secs(30)).await;
+            }
+            let c = consumers.last().unwrap();
+            let until = Instant::now() + Duration::from_secs(30);
+            while c.assignment().is_empty() {
+                assert!(
+                    Instant::now() < until,
+                    "member {} got nothing",
+                    consumers.len()
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        sent.extend(produce(&topic, "b", 50).await);
+        wait_for(&seen, sent.len(), Duration::from_secs(90)).await;
+        // Anything duplicated would show up now.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        stop.store(true, Ordering::Relaxed);
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let seen = seen.lock().unwrap().clone();
+        let unique: BTreeSet<String> = seen.iter().cloned().collect();
+        assert_eq!(unique.len(), seen.len(), "{strategy}: duplicates");
+        assert_eq!(unique, sent, "{strategy}: lost records");
+        let assigned: Vec<usize> = consumers.iter().map(|c| c.assignment().len()).collect();
+        assert_eq!(assigned, [2, 2, 2], "one group, an even split");
+        for c in consumers {
+            c.close(Instant::now() + Duration::from_secs(5)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn async_commits_land_in_the_order_they_were_made() {
+        let topic = topic("group-async").await;
+        let group = unique_name("g-async");
+        let c = consumer(Protocol::Classic, &group, &[]).await;
+        c.subscribe([topic.clone()]).await.unwrap();
+        let until = Instant::now() + Duration::from_secs(30);
+        while c.assignment().len() != PARTITIONS as usize {
+            assert!(Instant::now() < until);
+            c.poll(Duration::from_millis(100)).await.unwrap();
+        }
+        let tp = TopicPartition::new(topic.clone(), 0);
+        let handles: Vec<_> = (1..=30)
+            .map(|offset| {
+                let offsets = BTreeMap::from([(tp.clone(), OffsetAndMetadata::new(offset))]);
+                c.commit_async(Some(offsets)).unwrap()
+            })
+            .collect();
+        for h in handles {
+            h.await.unwrap();
+        }
+        let committed = c.committed(std::slice::from_ref(&tp)).await.unwrap();
+        assert_eq!(committed[&tp].as_ref().map(|o| o.offset), Some(30));
+        c.close(Instant::now() + Duration::from_secs(5)).await;
+    }
 }
