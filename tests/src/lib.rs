@@ -15,6 +15,7 @@
 //! Producer suites check what they wrote with [`verify`]: an independent read-back with raw
 //! Fetch requests, and an exactly-once, in-order check against the records sent.
 
+pub mod fill;
 pub mod proxy;
 pub mod verify;
 

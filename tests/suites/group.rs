@@ -9,7 +9,6 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kafkit_client::admin::{Admin, NewTopic};
 use kafkit_client::io::cluster::{Cluster, ClusterConfig};
 use kafkit_client::io::group::{GroupEvent, GroupMember, GroupSettings, GroupSubscription};
 use kafkit_client::state::group::{
@@ -21,13 +20,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 const PARTITIONS: i32 = 6;
 
 async fn topic(prefix: &str) -> String {
-    let name = unique_name(prefix);
-    let admin = Admin::connect(&kafka().bootstrap).await.unwrap();
-    admin
-        .create_topics(&[NewTopic::new(&name, PARTITIONS, 1)])
-        .await
-        .unwrap();
-    name
+    kafkit_tests::fill::topic(&kafka().bootstrap, prefix, PARTITIONS).await
 }
 
 fn settings(group: &str, assignor: Arc<dyn Assignor>) -> GroupSettings {
@@ -486,39 +479,14 @@ async fn a_kafkit_member_and_a_kcat_member_share_the_partitions() {
 
 mod consumers_support {
     use std::collections::BTreeSet;
-    use std::time::Duration;
 
-    use kafkit_client::config::ProducerConfig;
-    use kafkit_client::producer::{Producer, ProducerRecord};
     use kafkit_tests::kafka;
 
     use super::PARTITIONS;
 
     /// Writes `count` records per partition, values `"{tag}-{partition}-{i}"`.
     pub(super) async fn produce(topic: &str, tag: &str, count: usize) -> BTreeSet<String> {
-        let producer = Producer::new(
-            ProducerConfig::builder()
-                .bootstrap_servers([kafka().bootstrap.clone()])
-                .build()
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-        let mut sent = BTreeSet::new();
-        let mut deliveries = Vec::new();
-        for p in 0..PARTITIONS {
-            for i in 0..count {
-                let value = format!("{tag}-{p}-{i}");
-                let record = ProducerRecord::new(topic).partition(p).value(value.clone());
-                deliveries.push(producer.send(record).await.unwrap());
-                sent.insert(value);
-            }
-        }
-        for d in deliveries {
-            d.await.unwrap();
-        }
-        producer.close(Duration::from_secs(10)).await.unwrap();
-        sent
+        kafkit_tests::fill::produce_tagged(&kafka().bootstrap, topic, PARTITIONS, tag, count).await
     }
 }
 

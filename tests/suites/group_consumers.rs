@@ -9,18 +9,10 @@
 //! range and cooperative-sticky, with partitions that move after their records were read)
 //! and ordered async commits.
 
-use kafkit_client::admin::{Admin, NewTopic};
-
 const PARTITIONS: i32 = 6;
 
 async fn topic(prefix: &str) -> String {
-    let name = unique_name(prefix);
-    let admin = Admin::connect(&kafka().bootstrap).await.unwrap();
-    admin
-        .create_topics(&[NewTopic::new(&name, PARTITIONS, 1)])
-        .await
-        .unwrap();
-    name
+    kafkit_tests::fill::topic(&kafka().bootstrap, prefix, PARTITIONS).await
 }
 
 /// The group protocol a test runs with.
@@ -83,10 +75,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kafkit_client::config::{ConsumerConfig, ProducerConfig};
+use kafkit_client::config::ConsumerConfig;
 use kafkit_client::consumer::{ConsumeError, Consumer, ListenerFuture, RebalanceListener};
 use kafkit_client::io::group::GroupSubscription;
-use kafkit_client::producer::{Producer, ProducerRecord};
 use kafkit_client::state::group::commit::CommitError;
 use kafkit_client::state::group::{OffsetAndMetadata, TopicPartition};
 use kafkit_tests::{kafka, unique_name};
@@ -114,29 +105,7 @@ async fn consumer(protocol: Protocol, group: &str, extra: &[(&str, &str)]) -> Co
 
 /// Writes `count` records per partition, values `"{tag}-{partition}-{i}"`.
 async fn produce(topic: &str, tag: &str, count: usize) -> BTreeSet<String> {
-    let producer = Producer::new(
-        ProducerConfig::builder()
-            .bootstrap_servers([kafka().bootstrap.clone()])
-            .build()
-            .unwrap(),
-    )
-    .await
-    .unwrap();
-    let mut sent = BTreeSet::new();
-    let mut deliveries = Vec::new();
-    for p in 0..PARTITIONS {
-        for i in 0..count {
-            let value = format!("{tag}-{p}-{i}");
-            let record = ProducerRecord::new(topic).partition(p).value(value.clone());
-            deliveries.push(producer.send(record).await.unwrap());
-            sent.insert(value);
-        }
-    }
-    for d in deliveries {
-        d.await.unwrap();
-    }
-    producer.close(Duration::from_secs(10)).await.unwrap();
-    sent
+    kafkit_tests::fill::produce_tagged(&kafka().bootstrap, topic, PARTITIONS, tag, count).await
 }
 
 /// Commits what was handed out before partitions go (the Java idiom).

@@ -12,40 +12,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kafkit_client::admin::{Admin, NewTopic};
-use kafkit_client::config::{Acks, ConsumerConfig, ProducerConfig};
+use kafkit_client::config::ConsumerConfig;
 use kafkit_client::consumer::{ConsumeError, Consumer};
 use kafkit_client::io::coordinator::Coordinators;
-use kafkit_client::producer::{Producer, ProducerRecord};
 use kafkit_client::state::group::TopicPartition;
 use kafkit_tests::{repo_root, start_broker, unique_name};
 
 const PARTITIONS: i32 = 6;
 
 async fn produce(bootstrap: &str, topic: &str, tag: &str, count: usize) -> BTreeSet<String> {
-    let producer = Producer::new(
-        ProducerConfig::builder()
-            .bootstrap_servers(bootstrap.split(','))
-            .acks(Acks::All)
-            .build()
-            .unwrap(),
-    )
-    .await
-    .unwrap();
-    let mut sent = BTreeSet::new();
-    let mut deliveries = Vec::new();
-    for p in 0..PARTITIONS {
-        for i in 0..count {
-            let value = format!("{tag}-{p}-{i}");
-            let record = ProducerRecord::new(topic).partition(p).value(value.clone());
-            deliveries.push(producer.send(record).await.unwrap());
-            sent.insert(value);
-        }
-    }
-    for d in deliveries {
-        d.await.unwrap();
-    }
-    producer.close(Duration::from_secs(10)).await.unwrap();
-    sent
+    kafkit_tests::fill::produce_tagged(bootstrap, topic, PARTITIONS, tag, count).await
 }
 
 async fn consume(c: Arc<Consumer>, seen: Arc<Mutex<Vec<String>>>, stop: Arc<AtomicBool>) {
