@@ -297,6 +297,20 @@ async fn offsets_lag_resets_list_describe_delete() {
 }
 
 /// A classic consumer group member driven by hand (JoinGroup, SyncGroup as leader, LeaveGroup).
+/// A connection to `group`'s coordinator once it answers: on a fresh broker the offsets topic
+/// is created by the first lookup and its coordinator loads for a while (NOT_COORDINATOR,
+/// COORDINATOR_LOAD_IN_PROGRESS). `list_group_offsets` retries those, as a real member does;
+/// the hand-driven requests below do not.
+async fn loaded_coordinator(admin: &Admin, group: &str) -> Connection {
+    admin.list_group_offsets(group).await.unwrap();
+    let (_, conn) = admin
+        .coordinators()
+        .connection(group, Instant::now() + TIMEOUT)
+        .await
+        .unwrap();
+    conn
+}
+
 struct HandMember {
     conn: Connection,
     group: String,
@@ -311,12 +325,7 @@ impl HandMember {
         topic: &str,
         assign: &[TopicPartition],
     ) -> HandMember {
-        let deadline = Instant::now() + TIMEOUT;
-        let (_, conn) = admin
-            .coordinators()
-            .connection(group, deadline)
-            .await
-            .unwrap();
+        let conn = loaded_coordinator(admin, group).await;
         let version = conn.version(ApiKey::JoinGroup).unwrap();
         assert!(version >= 4, "JoinGroup v{version}");
         let metadata = Subscription::new([topic]).encode(3).unwrap();
@@ -531,12 +540,7 @@ async fn a_kip848_group_is_described_with_consumer_group_describe() {
     let admin = Admin::connect(&kafka().bootstrap).await.unwrap();
     let (topic, _) = filled_topic(&admin).await;
     let group = unique_name("kip848-group");
-    let deadline = Instant::now() + TIMEOUT;
-    let (_, conn) = admin
-        .coordinators()
-        .connection(&group, deadline)
-        .await
-        .unwrap();
+    let conn = loaded_coordinator(&admin, &group).await;
     // A client-chosen member id (ConsumerGroupHeartbeat v1); unique per run.
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
