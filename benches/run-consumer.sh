@@ -20,7 +20,7 @@
 #   --kafkit-bin PATH  use this kafkit-consume binary instead of building one
 #
 # What it does: builds kafkit-bench-tool, kafkit-produce (the filler), kafkit-consume (main
-# workspace; needs kafkit_client::consumer) and rdkafka-consume (benches/peers, its own
+# workspace; needs kafkit::consumer) and rdkafka-consume (benches/peers, its own
 # workspace); writes the producer benchmark's payload file (seeded JSON-like events of S
 # bytes); starts a dedicated broker (scripts/kafka.sh, heap ${KAFKIT_KAFKA_HEAP:--Xms1g -Xmx1g});
 # per codec fills ONE topic with N records written by kafkit-produce with that codec and checks
@@ -118,7 +118,7 @@ elif has_client kafkit; then
   KAFKIT_BIN="$ROOT/target/release/kafkit-consume"
   if ! cargo build --release --quiet -p kafkit-benches --bin kafkit-consume \
     2>"$WORK/kafkit-build.log"; then
-    KAFKIT_NOTE="kafkit-consume did not build (is kafkit_client::consumer::Consumer merged?); see $WORK/kafkit-build.log"
+    KAFKIT_NOTE="kafkit-consume did not build (is kafkit::consumer::Consumer merged?); see $WORK/kafkit-build.log"
     say "$KAFKIT_NOTE — running without kafkit"
     drop_client kafkit
   fi

@@ -110,7 +110,7 @@ elif has_client kafkit; then
   KAFKIT_BIN="$ROOT/target/release/kafkit-produce"
   if ! cargo build --release --quiet -p kafkit-benches --features producer --bin kafkit-produce \
     2>"$WORK/kafkit-build.log"; then
-    KAFKIT_NOTE="kafkit-produce did not build (is kafkit_client::producer::Producer merged?); see $WORK/kafkit-build.log"
+    KAFKIT_NOTE="kafkit-produce did not build (is kafkit::producer::Producer merged?); see $WORK/kafkit-build.log"
     say "$KAFKIT_NOTE — running without kafkit"
     drop_client kafkit
   fi

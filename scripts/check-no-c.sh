@@ -21,14 +21,14 @@ graph() {
   # Into a variable first: a failing `cargo tree` (say, a stale lock file with --locked) must
   # fail the check, not feed an empty list to grep.
   tree=$(cargo tree --locked -e normal,build --target all \
-          -p kafkit-wire -p kafkit-client -p kafkit-events --prefix none --format '{p}')
+          -p kafkit-wire -p kafkit -p kafkit-events --prefix none --format '{p}')
   [ -n "$tree" ] || { echo "cargo tree printed nothing" >&2; exit 1; }
   bad=$(echo "$tree" | awk '{print $1}' | sort -u | grep -xE "$forbidden" || true)
   if [ -n "$bad" ]; then
     echo "library crates depend on crates that build C: $bad" >&2
     exit 1
   fi
-  echo "graph: no C-building crate in kafkit-wire, kafkit-client, kafkit-events"
+  echo "graph: no C-building crate in kafkit-wire, kafkit, kafkit-events"
 }
 
 build() {
@@ -54,9 +54,9 @@ build() {
     export CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C linker-flavor=ld.lld -C target-feature=+crt-static"
     cargo build --locked --quiet --release --target x86_64-unknown-linux-musl \
       -p kafkit-events --example quickstart
-    # TLS (graviola) and SASL in a static binary: kafkit-client's `metadata` example.
+    # TLS (graviola) and SASL in a static binary: kafkit's `metadata` example.
     cargo build --locked --quiet --release --target x86_64-unknown-linux-musl \
-      -p kafkit-client --example metadata
+      -p kafkit --example metadata
   )
   rm -rf "$shadow"
   local name bin kind

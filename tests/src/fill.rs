@@ -4,9 +4,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use kafkit_client::admin::{Admin, NewTopic};
-use kafkit_client::config::ProducerConfig;
-use kafkit_client::producer::{Producer, ProducerRecord};
+use kafkit::admin::{Admin, NewTopic};
+use kafkit::config::ProducerConfig;
+use kafkit::producer::{Producer, ProducerRecord};
 
 use crate::unique_name;
 

@@ -33,7 +33,7 @@
 //! ```no_run
 //! # async fn example() {
 //! use kafka_protocol::messages::ApiKey;
-//! use kafkit_client::admin::{Admin, NewTopic};
+//! use kafkit::admin::{Admin, NewTopic};
 //! use kafkit_tests::proxy::{LostResponse, ProxyCluster};
 //!
 //! let proxy = ProxyCluster::start(&kafkit_tests::kafka().bootstrap).await;
@@ -61,7 +61,7 @@ use kafka_protocol::messages::{
     MetadataResponse, ProduceResponse,
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
-use kafkit_client::io::connection::{Connection, ConnectionConfig};
+use kafkit::io::connection::{Connection, ConnectionConfig};
 use kafkit_wire::frame::{FrameDecoder, Next};
 use kafkit_wire::guard::{decode_response, GuardedResponse};
 use kafkit_wire::header::decode_response_header;
@@ -518,8 +518,8 @@ impl Deref for ProxyCluster {
 
 /// The brokers of the cluster at `bootstrap` as (node id, host, port), asked of the first
 /// bootstrap server that answers.
-async fn learn_brokers(bootstrap: &str) -> Result<Vec<(i32, String, i32)>, kafkit_client::Error> {
-    let mut last = kafkit_client::Error::NoBrokers;
+async fn learn_brokers(bootstrap: &str) -> Result<Vec<(i32, String, i32)>, kafkit::Error> {
+    let mut last = kafkit::Error::NoBrokers;
     for server in bootstrap
         .split(',')
         .map(str::trim)

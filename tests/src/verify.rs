@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use kafkit_client::admin::Admin;
-use kafkit_client::Error;
+use kafkit::admin::Admin;
+use kafkit::Error;
 use kafkit_wire::record::BatchReader;
 
 /// A Fetch request for one partition from `offset`, naming the topic by id at Fetch v13+ and

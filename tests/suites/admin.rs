@@ -1,8 +1,8 @@
 //! Admin calls against a real broker.
 
 use kafka_protocol::error::ResponseError;
-use kafkit_client::admin::{Admin, NewTopic, OffsetSpec};
-use kafkit_client::Error;
+use kafkit::admin::{Admin, NewTopic, OffsetSpec};
+use kafkit::Error;
 use kafkit_tests::{kafka, unique_name};
 
 #[tokio::test]

@@ -15,13 +15,13 @@ use kafka_protocol::messages::{
     ApiKey, GroupId, JoinGroupRequest, LeaveGroupRequest, SyncGroupRequest,
 };
 use kafka_protocol::protocol::StrBytes;
-use kafkit_client::admin::{Admin, ListGroupsFilter, NewTopic, OffsetSpec, PartitionLag};
-use kafkit_client::config::ProducerConfig;
-use kafkit_client::io::connection::Connection;
-use kafkit_client::producer::{Producer, ProducerRecord};
-use kafkit_client::state::group::commit::{CommitError, MemberIdentity};
-use kafkit_client::state::group::{Assignment, OffsetAndMetadata, Subscription, TopicPartition};
-use kafkit_client::Error;
+use kafkit::admin::{Admin, ListGroupsFilter, NewTopic, OffsetSpec, PartitionLag};
+use kafkit::config::ProducerConfig;
+use kafkit::io::connection::Connection;
+use kafkit::producer::{Producer, ProducerRecord};
+use kafkit::state::group::commit::{CommitError, MemberIdentity};
+use kafkit::state::group::{Assignment, OffsetAndMetadata, Subscription, TopicPartition};
+use kafkit::Error;
 use kafkit_tests::{kafka, repo_root, unique_name};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -488,7 +488,7 @@ async fn coordinator_lookup_is_cached_and_batched() {
     admin.coordinators().invalidate(&groups[0]);
     assert_eq!(admin.coordinators().cached(&groups[0]), None);
     // Nothing committed yet reads as no offsets (None per asked partition).
-    let q = kafkit_client::state::group::commit::OffsetFetchQuery::partitions(
+    let q = kafkit::state::group::commit::OffsetFetchQuery::partitions(
         &groups[1],
         &[tp("no-such-topic-here", 0)],
     );
@@ -632,7 +632,7 @@ async fn a_kip848_group_is_described_with_consumer_group_describe() {
 
 #[tokio::test]
 async fn a_lost_commit_response_is_retried_on_a_rediscovered_coordinator() {
-    use kafkit_client::io::cluster::{Cluster, ClusterConfig};
+    use kafkit::io::cluster::{Cluster, ClusterConfig};
     use kafkit_tests::proxy::{LostResponse, ProxyCluster};
 
     let proxy = ProxyCluster::start(&kafka().bootstrap).await;

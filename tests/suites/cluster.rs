@@ -4,9 +4,9 @@
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::{ApiKey, MetadataRequest};
-use kafkit_client::io::cluster::{Cluster, ClusterConfig};
-use kafkit_client::io::connection::{Connection, ConnectionConfig};
-use kafkit_client::Error;
+use kafkit::io::cluster::{Cluster, ClusterConfig};
+use kafkit::io::connection::{Connection, ConnectionConfig};
+use kafkit::Error;
 use kafkit_tests::kafka;
 use kafkit_tests::proxy::{ProxyCluster, ProxyControl, ProxyStats};
 
@@ -290,9 +290,9 @@ async fn close_ends_the_socket_tasks_while_clones_live() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_producer_waits_out_a_refusing_broker_without_a_storm() {
-    use kafkit_client::admin::{Admin, NewTopic};
-    use kafkit_client::config::ProducerConfig;
-    use kafkit_client::producer::{Producer, ProducerRecord};
+    use kafkit::admin::{Admin, NewTopic};
+    use kafkit::config::ProducerConfig;
+    use kafkit::producer::{Producer, ProducerRecord};
 
     let proxy = ProxyCluster::start(&kafka().bootstrap).await;
     let admin = Admin::connect(&kafka().bootstrap).await.unwrap();

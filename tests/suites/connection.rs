@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use kafka_protocol::messages::{ApiKey, MetadataRequest};
-use kafkit_client::io::connection::{Connection, ConnectionConfig};
-use kafkit_client::Error;
+use kafkit::io::connection::{Connection, ConnectionConfig};
+use kafkit::Error;
 use kafkit_tests::kafka;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;

@@ -6,11 +6,11 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
-use kafkit_client::admin::{Admin, NewTopic};
-use kafkit_client::config::{Compression, ConsumerConfig, ProducerConfig};
-use kafkit_client::consumer::{ConsumeError, Consumer, ConsumerRecord, TimestampType};
-use kafkit_client::producer::{Producer, ProducerRecord};
-use kafkit_client::state::group::TopicPartition;
+use kafkit::admin::{Admin, NewTopic};
+use kafkit::config::{Compression, ConsumerConfig, ProducerConfig};
+use kafkit::consumer::{ConsumeError, Consumer, ConsumerRecord, TimestampType};
+use kafkit::producer::{Producer, ProducerRecord};
+use kafkit::state::group::TopicPartition;
 use kafkit_tests::proxy::ProxyCluster;
 use kafkit_tests::{kafka, unique_name};
 

@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use kafkit_client::admin::{Admin, NewTopic};
-use kafkit_client::config::{Acks, ConsumerConfig, ProducerConfig};
-use kafkit_client::consumer::Consumer;
-use kafkit_client::producer::{Producer, ProducerRecord};
-use kafkit_client::state::group::TopicPartition;
+use kafkit::admin::{Admin, NewTopic};
+use kafkit::config::{Acks, ConsumerConfig, ProducerConfig};
+use kafkit::consumer::Consumer;
+use kafkit::producer::{Producer, ProducerRecord};
+use kafkit::state::group::TopicPartition;
 use kafkit_tests::{repo_root, start_broker, unique_name};
 
 const PARTITIONS: i32 = 3;
@@ -75,7 +75,7 @@ async fn leader_killed_mid_read_loses_and_duplicates_nothing() {
 
     let config = ConsumerConfig::builder()
         .bootstrap_servers(kafka.bootstrap.split(','))
-        .auto_offset_reset(kafkit_client::config::AutoOffsetReset::Earliest)
+        .auto_offset_reset(kafkit::config::AutoOffsetReset::Earliest)
         .max_partition_fetch_bytes(8_192)
         .max_poll_records(100)
         .request_timeout(Duration::from_secs(5))

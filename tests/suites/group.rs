@@ -9,9 +9,9 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kafkit_client::io::cluster::{Cluster, ClusterConfig};
-use kafkit_client::io::group::{GroupEvent, GroupMember, GroupSettings, GroupSubscription};
-use kafkit_client::state::group::{
+use kafkit::io::cluster::{Cluster, ClusterConfig};
+use kafkit::io::group::{GroupEvent, GroupMember, GroupSettings, GroupSubscription};
+use kafkit::state::group::{
     Assignor, CooperativeStickyAssignor, RangeAssignor, RoundRobinAssignor, TopicPartition,
 };
 use kafkit_tests::{kafka, unique_name};
@@ -494,10 +494,10 @@ mod auto_commit_and_patterns {
     use std::collections::BTreeSet;
     use std::time::{Duration, Instant};
 
-    use kafkit_client::admin::{Admin, NewTopic};
-    use kafkit_client::config::ConsumerConfig;
-    use kafkit_client::consumer::Consumer;
-    use kafkit_client::state::group::TopicPartition;
+    use kafkit::admin::{Admin, NewTopic};
+    use kafkit::config::ConsumerConfig;
+    use kafkit::consumer::Consumer;
+    use kafkit::state::group::TopicPartition;
     use kafkit_tests::{kafka, unique_name};
 
     use super::consumers_support::produce;
@@ -661,9 +661,9 @@ mod faults {
     use std::time::{Duration, Instant};
 
     use kafka_protocol::messages::ApiKey;
-    use kafkit_client::config::ConsumerConfig;
-    use kafkit_client::consumer::{ConsumeError, Consumer};
-    use kafkit_client::state::group::TopicPartition;
+    use kafkit::config::ConsumerConfig;
+    use kafkit::consumer::{ConsumeError, Consumer};
+    use kafkit::state::group::TopicPartition;
     use kafkit_tests::proxy::{LostResponse, ProxyCluster};
     use kafkit_tests::{kafka, unique_name};
 

@@ -75,11 +75,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kafkit_client::config::ConsumerConfig;
-use kafkit_client::consumer::{ConsumeError, Consumer, ListenerFuture, RebalanceListener};
-use kafkit_client::io::group::GroupSubscription;
-use kafkit_client::state::group::commit::CommitError;
-use kafkit_client::state::group::{OffsetAndMetadata, TopicPartition};
+use kafkit::config::ConsumerConfig;
+use kafkit::consumer::{ConsumeError, Consumer, ListenerFuture, RebalanceListener};
+use kafkit::io::group::GroupSubscription;
+use kafkit::state::group::commit::CommitError;
+use kafkit::state::group::{OffsetAndMetadata, TopicPartition};
 use kafkit_tests::{kafka, unique_name};
 
 async fn consumer(protocol: Protocol, group: &str, extra: &[(&str, &str)]) -> Consumer {

@@ -11,11 +11,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kafkit_client::admin::{Admin, NewTopic};
-use kafkit_client::config::ConsumerConfig;
-use kafkit_client::consumer::{ConsumeError, Consumer};
-use kafkit_client::io::coordinator::Coordinators;
-use kafkit_client::state::group::TopicPartition;
+use kafkit::admin::{Admin, NewTopic};
+use kafkit::config::ConsumerConfig;
+use kafkit::consumer::{ConsumeError, Consumer};
+use kafkit::io::coordinator::Coordinators;
+use kafkit::state::group::TopicPartition;
 use kafkit_tests::{repo_root, start_broker, unique_name};
 
 const PARTITIONS: i32 = 6;

@@ -13,14 +13,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError;
-use kafkit_client::admin::{Admin, NewTopic};
-use kafkit_client::io::cluster::{Cluster, ClusterConfig};
-use kafkit_client::io::group::{
+use kafkit::admin::{Admin, NewTopic};
+use kafkit::io::cluster::{Cluster, ClusterConfig};
+use kafkit::io::group::{
     GroupEvent, GroupMember, GroupProtocol, GroupSettings, GroupSubscription,
 };
-use kafkit_client::state::group::commit::{CommitError, MemberIdentity};
-use kafkit_client::state::group::{OffsetAndMetadata, TopicPartition};
-use kafkit_client::Error;
+use kafkit::state::group::commit::{CommitError, MemberIdentity};
+use kafkit::state::group::{OffsetAndMetadata, TopicPartition};
+use kafkit::Error;
 use kafkit_tests::{kafka, unique_name};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -377,7 +377,7 @@ async fn commit_and_committed_round_trip_with_the_member_epoch() {
     );
 
     // The broker checks the epoch: one from the future is stale.
-    let coordinators = kafkit_client::io::coordinator::Coordinators::new(cluster().await);
+    let coordinators = kafkit::io::coordinator::Coordinators::new(cluster().await);
     let wrong = MemberIdentity::member(
         generation.generation_id + 1_000,
         generation.member_id.clone(),

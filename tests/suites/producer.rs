@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
-use kafkit_client::admin::{Admin, NewTopic};
-use kafkit_client::config::{Acks, Compression, ProducerConfig, ProducerConfigBuilder};
-use kafkit_client::producer::{DeliveryFuture, ProduceError, Producer, ProducerRecord};
-use kafkit_client::state::murmur2::partition_for_key;
-use kafkit_client::Error;
+use kafkit::admin::{Admin, NewTopic};
+use kafkit::config::{Acks, Compression, ProducerConfig, ProducerConfigBuilder};
+use kafkit::producer::{DeliveryFuture, ProduceError, Producer, ProducerRecord};
+use kafkit::state::murmur2::partition_for_key;
+use kafkit::Error;
 use kafkit_tests::verify::fetch_one;
 use kafkit_tests::{kafka, unique_name};
 use kafkit_wire::record::BatchReader;

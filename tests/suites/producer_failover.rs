@@ -8,9 +8,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use kafkit_client::admin::{Admin, NewTopic};
-use kafkit_client::config::{Acks, ProducerConfig};
-use kafkit_client::producer::{Producer, ProducerRecord};
+use kafkit::admin::{Admin, NewTopic};
+use kafkit::config::{Acks, ProducerConfig};
+use kafkit::producer::{Producer, ProducerRecord};
 use kafkit_tests::{repo_root, start_broker, unique_name, verify};
 
 const PARTITIONS: i32 = 6;

@@ -18,10 +18,10 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use kafkit_client::admin::{Admin, NewTopic, OffsetSpec};
-use kafkit_client::io::cluster::{Cluster, ClusterConfig};
-use kafkit_client::io::connection::Connection;
-use kafkit_client::Error;
+use kafkit::admin::{Admin, NewTopic, OffsetSpec};
+use kafkit::io::cluster::{Cluster, ClusterConfig};
+use kafkit::io::connection::Connection;
+use kafkit::Error;
 use kafkit_tests::proxy::{LostResponse, Proxy, ProxyCluster, ProxyControl};
 use kafkit_tests::{kafka, unique_name};
 

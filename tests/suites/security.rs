@@ -15,15 +15,15 @@ use kafka_protocol::messages::{
     ApiKey, BrokerId, FetchRequest, MetadataRequest, ProduceRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use kafkit_client::admin::{Admin, NewTopic};
-use kafkit_client::config::{
+use kafkit::admin::{Admin, NewTopic};
+use kafkit::config::{
     SaslConfig, SaslMechanism, SecurityConfig, SecurityProtocol, TlsConfig, TokenFuture,
     TokenProvider,
 };
-use kafkit_client::io::cluster::{Cluster, ClusterConfig};
-use kafkit_client::io::connection::{Connection, ConnectionConfig};
-use kafkit_client::state::sasl::oauthbearer::OAuthBearerToken;
-use kafkit_client::Error;
+use kafkit::io::cluster::{Cluster, ClusterConfig};
+use kafkit::io::connection::{Connection, ConnectionConfig};
+use kafkit::state::sasl::oauthbearer::OAuthBearerToken;
+use kafkit::Error;
 use kafkit_tests::{kafka_secure, unique_name, SecureKafka, SASL_PASSWORD, SASL_USER};
 use kafkit_wire::record::{BatchBuilder, BatchOptions, BatchReader, RecordRef};
 
@@ -225,7 +225,7 @@ async fn ssl_by_property_names() {
         ("ssl.ca.location", k.ca_pem.display().to_string()),
         ("ssl.endpoint.identification.algorithm", "https".to_owned()),
     ];
-    let config = kafkit_client::config::ProducerConfig::from_properties(
+    let config = kafkit::config::ProducerConfig::from_properties(
         props.iter().map(|(k, v)| (*k, v.as_str())),
     )
     .expect("valid properties");
@@ -236,7 +236,7 @@ async fn ssl_by_property_names() {
         .await
         .expect("SASL_SSL from properties");
     props.push(("sasl.mechanism", "GSSAPI".to_owned()));
-    assert!(kafkit_client::config::ProducerConfig::from_properties(
+    assert!(kafkit::config::ProducerConfig::from_properties(
         props.iter().map(|(k, v)| (*k, v.as_str()))
     )
     .is_err());

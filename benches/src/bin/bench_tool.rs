@@ -14,7 +14,7 @@ mod common;
 use std::collections::HashMap;
 use std::io::Write;
 
-use kafkit_client::admin::{Admin, NewTopic, OffsetSpec};
+use kafkit::admin::{Admin, NewTopic, OffsetSpec};
 
 fn usage() -> ! {
     eprintln!(

@@ -11,10 +11,10 @@ mod consume;
 
 use std::time::{Duration, Instant};
 
-use kafkit_client::admin::Admin;
-use kafkit_client::config::{AutoOffsetReset, ConsumerConfig};
-use kafkit_client::consumer::Consumer;
-use kafkit_client::state::group::TopicPartition;
+use kafkit::admin::Admin;
+use kafkit::config::{AutoOffsetReset, ConsumerConfig};
+use kafkit::consumer::Consumer;
+use kafkit::state::group::TopicPartition;
 
 fn fail(what: &str, err: impl std::fmt::Display) -> ! {
     eprintln!("kafkit-consume: {what}: {err}");

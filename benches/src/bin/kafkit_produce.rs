@@ -16,8 +16,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafkit_client::config::ProducerConfig;
-use kafkit_client::producer::{
+use kafkit::config::ProducerConfig;
+use kafkit::producer::{
     DeliveryFuture, ProduceError, Producer, ProducerRecord, RecordMetadata, Topic,
 };
 

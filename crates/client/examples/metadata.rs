@@ -2,13 +2,13 @@
 //! brokers: a quick check of TLS and SASL settings against a real cluster.
 //!
 //! ```text
-//! cargo run -p kafkit-client --example metadata -- bootstrap.servers=127.0.0.1:9093 \
+//! cargo run -p kafkit --example metadata -- bootstrap.servers=127.0.0.1:9093 \
 //!     security.protocol=SASL_SSL sasl.mechanism=SCRAM-SHA-512 sasl.username=alice \
 //!     sasl.password=alice-secret ssl.ca.location=/path/to/ca.pem
 //! ```
 
-use kafkit_client::config::ProducerConfig;
-use kafkit_client::io::cluster::{Cluster, ClusterConfig};
+use kafkit::config::ProducerConfig;
+use kafkit::io::cluster::{Cluster, ClusterConfig};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -2,8 +2,8 @@
 //! consumer groups ([`groups`]: list, describe, offsets, lag, reset, delete).
 //!
 //! ```no_run
-//! # async fn example() -> Result<(), kafkit_client::Error> {
-//! use kafkit_client::admin::{Admin, NewTopic, OffsetSpec};
+//! # async fn example() -> Result<(), kafkit::Error> {
+//! use kafkit::admin::{Admin, NewTopic, OffsetSpec};
 //!
 //! let admin = Admin::connect("127.0.0.1:9092").await?;
 //! admin.create_topics(&[NewTopic::new("events", 6, 1).config("retention.ms", "86400000")]).await?;

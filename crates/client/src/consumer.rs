@@ -3,9 +3,9 @@
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
-//! use kafkit_client::config::ConsumerConfig;
-//! use kafkit_client::consumer::Consumer;
-//! use kafkit_client::state::group::TopicPartition;
+//! use kafkit::config::ConsumerConfig;
+//! use kafkit::consumer::Consumer;
+//! use kafkit::state::group::TopicPartition;
 //!
 //! let config = ConsumerConfig::from_properties([
 //!     ("bootstrap.servers", "localhost:9092"),

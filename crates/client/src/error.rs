@@ -180,7 +180,7 @@ impl Error {
     /// after refreshing metadata) can succeed.
     ///
     /// ```
-    /// use kafkit_client::Error;
+    /// use kafkit::Error;
     /// use kafka_protocol::error::ResponseError;
     /// use kafka_protocol::messages::ApiKey;
     ///
@@ -233,7 +233,7 @@ impl Error {
     /// The error for a non-zero error code in a response, or `Ok(())` for zero.
     ///
     /// ```
-    /// use kafkit_client::Error;
+    /// use kafkit::Error;
     /// use kafka_protocol::messages::ApiKey;
     ///
     /// assert!(Error::check(ApiKey::Metadata, 0, None).is_ok());

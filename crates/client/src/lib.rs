@@ -1,4 +1,4 @@
-//! # kafkit-client
+//! # kafkit
 //!
 //! The async half of kafkit: connections, metadata, producer, consumer groups and admin calls
 //! over tokio, on top of the sans-IO [`kafkit_wire`].

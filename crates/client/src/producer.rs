@@ -57,8 +57,8 @@ fn record_max_size(record: &ProducerRecord) -> usize {
 /// ```no_run
 /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::time::Duration;
-/// use kafkit_client::config::ProducerConfig;
-/// use kafkit_client::producer::{Producer, ProducerRecord};
+/// use kafkit::config::ProducerConfig;
+/// use kafkit::producer::{Producer, ProducerRecord};
 ///
 /// let config = ProducerConfig::builder()
 ///     .bootstrap_servers(["127.0.0.1:9092"])

@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use kafkit_client::state::group::protocol::group_by_topic;
-use kafkit_client::state::group::{
+use kafkit::state::group::protocol::group_by_topic;
+use kafkit::state::group::{
     Assignor, CooperativeStickyAssignor, GroupAssignment, Member, RangeAssignor,
     RoundRobinAssignor, Subscription, TopicPartition,
 };
@@ -211,7 +211,7 @@ proptest! {
 
 #[test]
 fn errors_are_typed() {
-    use kafkit_client::state::group::AssignError;
+    use kafkit::state::group::AssignError;
     let m = Member::new("x", Subscription::new(["a"]));
     let dup = [m.clone(), m];
     assert_eq!(

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use kafkit_client::state::group::protocol::group_by_topic;
-use kafkit_client::state::group::{Assignor, CooperativeStickyAssignor, Member, Subscription};
+use kafkit::state::group::protocol::group_by_topic;
+use kafkit::state::group::{Assignor, CooperativeStickyAssignor, Member, Subscription};
 
 #[test]
 fn mixed_subscriptions_of_a_large_group() {

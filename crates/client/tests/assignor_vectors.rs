@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use kafkit_client::state::group::{
+use kafkit::state::group::{
     Assignor, CooperativeStickyAssignor, GroupAssignment, Member, RangeAssignor,
     RoundRobinAssignor, Subscription, TopicPartition,
 };
@@ -46,7 +46,7 @@ fn vectors() -> Vec<Vector> {
                     );
                     let owned = tps(&m["owned"]);
                     s.owned_partitions =
-                        kafkit_client::state::group::protocol::group_by_topic(&owned);
+                        kafkit::state::group::protocol::group_by_topic(&owned);
                     let generation = m["generation"].as_i64().unwrap() as i32;
                     s.generation_id = (generation != -1).then_some(generation);
                     let mut member = Member::new(m["id"].as_str().unwrap(), s);

@@ -2,7 +2,7 @@
 //! (vectors from `tests/data/assignors/GenProtocolVectors.java`).
 
 use bytes::Bytes;
-use kafkit_client::state::group::{Assignment, Subscription, TopicPartition, TopicPartitions};
+use kafkit::state::group::{Assignment, Subscription, TopicPartition, TopicPartitions};
 use serde_json::Value;
 
 fn unhex(s: &str) -> Vec<u8> {

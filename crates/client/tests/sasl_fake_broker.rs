@@ -14,9 +14,9 @@ use kafka_protocol::messages::{
     SaslAuthenticateResponse, SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use kafkit_client::config::{SaslConfig, SaslMechanism, SecurityConfig, SecurityProtocol};
-use kafkit_client::io::connection::{Connection, ConnectionConfig};
-use kafkit_client::Error;
+use kafkit::config::{SaslConfig, SaslMechanism, SecurityConfig, SecurityProtocol};
+use kafkit::io::connection::{Connection, ConnectionConfig};
+use kafkit::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

@@ -1,17 +1,17 @@
 //! The quickstart: publish typed service-health events to Kafka and read them back.
 //!
 //! Run it with `bash scripts/quickstart.sh`, which starts a local broker when
-//! `KAFKA_BOOTSTRAP_SERVERS` names none. It publishes with `kafkit_client::producer::Producer`
-//! (lz4, idempotent, acks=all) and reads back with `kafkit_client::consumer::Consumer`
+//! `KAFKA_BOOTSTRAP_SERVERS` names none. It publishes with `kafkit::producer::Producer`
+//! (lz4, idempotent, acks=all) and reads back with `kafkit::consumer::Consumer`
 //! (manual assignment, a seek to the first published offset).
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use kafkit_client::admin::{Admin, NewTopic};
-use kafkit_client::config::{Compression, ConsumerConfig, ProducerConfig};
-use kafkit_client::consumer::Consumer;
-use kafkit_client::producer::{Producer, ProducerRecord};
-use kafkit_client::state::group::TopicPartition;
+use kafkit::admin::{Admin, NewTopic};
+use kafkit::config::{Compression, ConsumerConfig, ProducerConfig};
+use kafkit::consumer::Consumer;
+use kafkit::producer::{Producer, ProducerRecord};
+use kafkit::state::group::TopicPartition;
 use serde::{Deserialize, Serialize};
 
 const TOPIC: &str = "kafkit.quickstart.service-health";

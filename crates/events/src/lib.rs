@@ -1,9 +1,9 @@
 //! # kafkit-events
 //!
-//! Typed domain events on top of [`kafkit_client`]: envelopes, a Confluent-compatible schema
+//! Typed domain events on top of [`kafkit`]: envelopes, a Confluent-compatible schema
 //! registry client, Avro and JSON payloads, handlers, retries, dead-letter topics and metrics.
 //!
 //! This crate is being built; today it re-exports the client it stands on.
 #![deny(missing_docs)]
 
-pub use kafkit_client as client;
+pub use kafkit as client;

@@ -8,7 +8,7 @@
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-//! use kafkit_client::admin::{Admin, OffsetSpec};
+//! use kafkit::admin::{Admin, OffsetSpec};
 //!
 //! let admin = Admin::connect("127.0.0.1:9092").await?;
 //! for group in admin.list_groups(&Default::default()).await? {
@@ -127,7 +127,7 @@ impl PartitionLag {
     /// The lag of a partition with `committed` offset and `log_end`.
     ///
     /// ```
-    /// use kafkit_client::admin::PartitionLag;
+    /// use kafkit::admin::PartitionLag;
     ///
     /// assert_eq!(PartitionLag::new(Some(7), 10).lag, Some(3));
     /// assert_eq!(PartitionLag::new(None, 10).lag, None);

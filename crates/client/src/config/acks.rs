@@ -50,7 +50,7 @@ impl FromStr for Acks {
     /// Reads `all`, `-1`, `0` or `1`, trimmed and case-sensitive like the Java client.
     ///
     /// ```
-    /// use kafkit_client::config::Acks;
+    /// use kafkit::config::Acks;
     ///
     /// assert_eq!(" all ".parse::<Acks>().unwrap(), Acks::All);
     /// assert_eq!("-1".parse::<Acks>().unwrap(), Acks::All);

@@ -27,7 +27,7 @@ pub(crate) const RECEIVE_BUFFER_BYTES: &str = "receive.buffer.bytes";
 /// One entry of `bootstrap.servers`: a broker's host name or IP and port.
 ///
 /// ```
-/// use kafkit_client::config::BrokerAddress;
+/// use kafkit::config::BrokerAddress;
 ///
 /// let a: BrokerAddress = "[::1]:9092".parse().unwrap();
 /// assert_eq!((a.host(), a.port()), ("::1", 9092));

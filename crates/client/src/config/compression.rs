@@ -70,7 +70,7 @@ impl FromStr for Compression {
     /// Reads the Java property value, trimmed and lower case only, like the Java client.
     ///
     /// ```
-    /// use kafkit_client::config::Compression;
+    /// use kafkit::config::Compression;
     ///
     /// assert_eq!("zstd".parse::<Compression>().unwrap().codec_id(), 4);
     /// assert!("GZIP".parse::<Compression>().is_err());

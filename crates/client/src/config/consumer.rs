@@ -59,7 +59,7 @@ const CONSUMER_DEFAULTS: ClientDefaults = ClientDefaults {
 ///
 /// ```
 /// use std::time::Duration;
-/// use kafkit_client::config::{AutoOffsetReset, ConsumerConfig, IsolationLevel};
+/// use kafkit::config::{AutoOffsetReset, ConsumerConfig, IsolationLevel};
 ///
 /// let config = ConsumerConfig::from_properties([
 ///     ("bootstrap.servers", "localhost:9092"),
@@ -76,7 +76,7 @@ const CONSUMER_DEFAULTS: ClientDefaults = ClientDefaults {
 /// let err = ConsumerConfig::from_properties([("bootstrap.servers", "b:9092"), ("fetch.min.byte", "1")])
 ///     .unwrap_err();
 /// assert_eq!(err.key(), "fetch.min.byte");
-/// # Ok::<(), kafkit_client::config::ConfigError>(())
+/// # Ok::<(), kafkit::config::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerConfig {
@@ -142,13 +142,13 @@ impl ConsumerConfig {
     /// back with [`from_properties`](Self::from_properties) gives an equal configuration.
     ///
     /// ```
-    /// use kafkit_client::config::ConsumerConfig;
+    /// use kafkit::config::ConsumerConfig;
     ///
     /// let config = ConsumerConfig::from_properties([("bootstrap.servers", "b:9092")])?;
     /// let props = config.to_properties();
     /// assert!(props.contains(&("max.poll.records", "500".to_owned())));
     /// assert_eq!(ConsumerConfig::from_properties(props)?, config);
-    /// # Ok::<(), kafkit_client::config::ConfigError>(())
+    /// # Ok::<(), kafkit::config::ConfigError>(())
     /// ```
     pub fn to_properties(&self) -> Vec<(&'static str, String)> {
         let ms = |d: Duration| millis(d).to_string();
@@ -358,7 +358,7 @@ impl ConsumerConfigBuilder {
     /// Sets one setting by its Java property name and string value.
     ///
     /// ```
-    /// use kafkit_client::config::{AssignorName, ConsumerConfigBuilder};
+    /// use kafkit::config::{AssignorName, ConsumerConfigBuilder};
     ///
     /// let config = ConsumerConfigBuilder::new()
     ///     .set("bootstrap.servers", "localhost:9092")?
@@ -368,7 +368,7 @@ impl ConsumerConfigBuilder {
     /// assert_eq!(config.partition_assignment_strategy(),
     ///            [AssignorName::RoundRobin, AssignorName::CooperativeSticky]);
     /// assert!(ConsumerConfigBuilder::new().set("key.deserializer", "x").is_err());
-    /// # Ok::<(), kafkit_client::config::ConfigError>(())
+    /// # Ok::<(), kafkit::config::ConfigError>(())
     /// ```
     pub fn set(mut self, key: &str, value: &str) -> Result<Self, ConfigError> {
         if self.common.set(key, value)? {

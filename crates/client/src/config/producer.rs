@@ -53,7 +53,7 @@ const PRODUCER_DEFAULTS: ClientDefaults = ClientDefaults {
 ///
 /// ```
 /// use std::time::Duration;
-/// use kafkit_client::config::{Acks, Compression, ProducerConfig};
+/// use kafkit::config::{Acks, Compression, ProducerConfig};
 ///
 /// let config = ProducerConfig::builder()
 ///     .bootstrap_servers(["broker-1:9092", "broker-2:9092"])
@@ -65,7 +65,7 @@ const PRODUCER_DEFAULTS: ClientDefaults = ClientDefaults {
 /// assert!(config.enable_idempotence()); // the default
 /// assert_eq!(config.batch_size(), 16_384);
 /// assert_eq!(config.client().bootstrap_servers().len(), 2);
-/// # Ok::<(), kafkit_client::config::ConfigError>(())
+/// # Ok::<(), kafkit::config::ConfigError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducerConfig {
@@ -112,7 +112,7 @@ impl ProducerConfig {
     /// [`ConfigError::InvalidValue`]; both name the key and the value.
     ///
     /// ```
-    /// use kafkit_client::config::{Acks, ConfigError, ProducerConfig};
+    /// use kafkit::config::{Acks, ConfigError, ProducerConfig};
     ///
     /// let config = ProducerConfig::from_properties([
     ///     ("bootstrap.servers", "localhost:9092"),
@@ -147,13 +147,13 @@ impl ProducerConfig {
     /// gives an equal configuration. Handy for logging what a producer runs with.
     ///
     /// ```
-    /// use kafkit_client::config::ProducerConfig;
+    /// use kafkit::config::ProducerConfig;
     ///
     /// let config = ProducerConfig::from_properties([("bootstrap.servers", "b:9092")])?;
     /// let props = config.to_properties();
     /// assert!(props.contains(&("linger.ms", "5".to_owned())));
     /// assert_eq!(ProducerConfig::from_properties(props)?, config);
-    /// # Ok::<(), kafkit_client::config::ConfigError>(())
+    /// # Ok::<(), kafkit::config::ConfigError>(())
     /// ```
     pub fn to_properties(&self) -> Vec<(&'static str, String)> {
         let ms = |d: Duration| millis(d).to_string();
@@ -324,7 +324,7 @@ impl ProducerConfigBuilder {
     /// Sets one setting by its Java property name and string value.
     ///
     /// ```
-    /// use kafkit_client::config::{Compression, ProducerConfigBuilder};
+    /// use kafkit::config::{Compression, ProducerConfigBuilder};
     ///
     /// let config = ProducerConfigBuilder::new()
     ///     .set("bootstrap.servers", "localhost:9092")?
@@ -332,7 +332,7 @@ impl ProducerConfigBuilder {
     ///     .build()?;
     /// assert_eq!(config.compression(), Compression::Lz4);
     /// assert!(ProducerConfigBuilder::new().set("key.serializer", "x").is_err());
-    /// # Ok::<(), kafkit_client::config::ConfigError>(())
+    /// # Ok::<(), kafkit::config::ConfigError>(())
     /// ```
     pub fn set(mut self, key: &str, value: &str) -> Result<Self, ConfigError> {
         if self.common.set(key, value)? {

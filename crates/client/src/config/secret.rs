@@ -8,7 +8,7 @@ use std::fmt;
 /// secret cannot reach a log line by accident.
 ///
 /// ```
-/// use kafkit_client::config::Secret;
+/// use kafkit::config::Secret;
 ///
 /// let s = Secret::new("alice-secret");
 /// assert_eq!(format!("{s:?} {s}"), "*** ***");

@@ -169,8 +169,8 @@ pub type TokenFuture<'a> =
 /// token that is valid for a while (cache and refresh it as your identity provider requires).
 ///
 /// ```
-/// use kafkit_client::config::{TokenFuture, TokenProvider};
-/// use kafkit_client::state::sasl::oauthbearer::OAuthBearerToken;
+/// use kafkit::config::{TokenFuture, TokenProvider};
+/// use kafkit::state::sasl::oauthbearer::OAuthBearerToken;
 ///
 /// #[derive(Debug)]
 /// struct Static(String);
@@ -396,7 +396,7 @@ impl Eq for TlsConfig {}
 /// How connections are secured: the protocol, and the SASL and TLS settings it uses.
 ///
 /// ```
-/// use kafkit_client::config::{SaslConfig, SaslMechanism, SecurityConfig, SecurityProtocol, TlsConfig};
+/// use kafkit::config::{SaslConfig, SaslMechanism, SecurityConfig, SecurityProtocol, TlsConfig};
 ///
 /// let security = SecurityConfig::new(SecurityProtocol::SaslSsl)
 ///     .sasl(SaslConfig::with_password(SaslMechanism::ScramSha512, "alice", "alice-secret"))
@@ -480,7 +480,7 @@ impl SecurityConfig {
                 return Err(ConfigError::conflict(
                     SECURITY_PROTOCOL,
                     self.protocol.name(),
-                    "kafkit-client was built without TLS (enable the `tls` feature)",
+                    "kafkit was built without TLS (enable the `tls` feature)",
                 ));
             }
             if self.tls.certificate.is_some() != self.tls.key.is_some() {

@@ -16,8 +16,8 @@
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::{Duration, Instant};
-//! use kafkit_client::config::ConsumerConfig;
-//! use kafkit_client::consumer::Consumer;
+//! use kafkit::config::ConsumerConfig;
+//! use kafkit::consumer::Consumer;
 //!
 //! let config = ConsumerConfig::from_properties([
 //!     ("bootstrap.servers", "localhost:9092"),
@@ -71,8 +71,8 @@ pub type ListenerFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 /// for them before it goes on with the rebalance.
 ///
 /// ```no_run
-/// use kafkit_client::consumer::{Consumer, ListenerFuture, RebalanceListener};
-/// use kafkit_client::state::group::TopicPartition;
+/// use kafkit::consumer::{Consumer, ListenerFuture, RebalanceListener};
+/// use kafkit::state::group::TopicPartition;
 ///
 /// struct CommitOnRevoke;
 ///

@@ -63,7 +63,7 @@ impl ClusterConfig {
     /// it) and defaults for the rest.
     ///
     /// ```
-    /// use kafkit_client::io::cluster::ClusterConfig;
+    /// use kafkit::io::cluster::ClusterConfig;
     ///
     /// let config = ClusterConfig::new("127.0.0.1:9092, 127.0.0.1:9093");
     /// assert_eq!(config.bootstrap, ["127.0.0.1:9092", "127.0.0.1:9093"]);
@@ -91,8 +91,8 @@ impl ClusterConfig {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use kafkit_client::config::ProducerConfig;
-    /// use kafkit_client::io::cluster::ClusterConfig;
+    /// use kafkit::config::ProducerConfig;
+    /// use kafkit::io::cluster::ClusterConfig;
     ///
     /// let producer = ProducerConfig::builder()
     ///     .set("bootstrap.servers", "127.0.0.1:9092")?
@@ -103,7 +103,7 @@ impl ClusterConfig {
     /// assert_eq!(config.bootstrap, ["127.0.0.1:9092"]);
     /// assert_eq!(config.reconnect_backoff, Duration::from_millis(20));
     /// assert_eq!(config.connections_max_idle, Some(Duration::from_millis(300)));
-    /// # Ok::<(), kafkit_client::config::ConfigError>(())
+    /// # Ok::<(), kafkit::config::ConfigError>(())
     /// ```
     pub fn from_client_config(client: &ClientConfig) -> ClusterConfig {
         let servers: Vec<String> = client
@@ -145,8 +145,8 @@ impl ClusterConfig {}
 /// Connections to the brokers of one cluster, and what is known of it.
 ///
 /// ```no_run
-/// # async fn example() -> Result<(), kafkit_client::Error> {
-/// use kafkit_client::io::cluster::{Cluster, ClusterConfig};
+/// # async fn example() -> Result<(), kafkit::Error> {
+/// use kafkit::io::cluster::{Cluster, ClusterConfig};
 ///
 /// let cluster = Cluster::connect(ClusterConfig::new("127.0.0.1:9092")).await?;
 /// cluster.refresh_metadata(Some(&["events"])).await?;
@@ -446,9 +446,9 @@ impl Cluster {
     /// connection closes; returns once their socket tasks and the idle sweep have ended.
     ///
     /// ```no_run
-    /// # async fn example() -> Result<(), kafkit_client::Error> {
+    /// # async fn example() -> Result<(), kafkit::Error> {
     /// use std::time::{Duration, Instant};
-    /// use kafkit_client::io::cluster::{Cluster, ClusterConfig};
+    /// use kafkit::io::cluster::{Cluster, ClusterConfig};
     ///
     /// let cluster = Cluster::connect(ClusterConfig::new("127.0.0.1:9092")).await?;
     /// // ... requests in flight from other tasks ...

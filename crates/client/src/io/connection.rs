@@ -241,8 +241,8 @@ impl Shared {
 /// A pipelined connection to one broker, shareable between tasks (it is cheap to clone).
 ///
 /// ```no_run
-/// # async fn example() -> Result<(), kafkit_client::Error> {
-/// use kafkit_client::io::connection::{Connection, ConnectionConfig};
+/// # async fn example() -> Result<(), kafkit::Error> {
+/// use kafkit::io::connection::{Connection, ConnectionConfig};
 /// use kafka_protocol::messages::MetadataRequest;
 ///
 /// let conn = Connection::connect("127.0.0.1:9092", &ConnectionConfig::default()).await?;
@@ -338,7 +338,7 @@ impl Connection {
                 drop((stream, rx, decoder));
                 return Err(Error::Tls {
                     broker,
-                    message: "kafkit-client was built without TLS support".to_owned(),
+                    message: "kafkit was built without TLS support".to_owned(),
                 });
             }
         } else {
@@ -475,9 +475,9 @@ impl Connection {
     /// its socket tasks to end, aborting them if they do not.
     ///
     /// ```no_run
-    /// # async fn example() -> Result<(), kafkit_client::Error> {
+    /// # async fn example() -> Result<(), kafkit::Error> {
     /// use std::time::{Duration, Instant};
-    /// use kafkit_client::io::connection::{Connection, ConnectionConfig};
+    /// use kafkit::io::connection::{Connection, ConnectionConfig};
     ///
     /// let conn = Connection::connect("127.0.0.1:9092", &ConnectionConfig::default()).await?;
     /// // ... requests started from other tasks ...

@@ -17,10 +17,10 @@
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::collections::BTreeMap;
 //! use std::time::{Duration, Instant};
-//! use kafkit_client::io::cluster::{Cluster, ClusterConfig};
-//! use kafkit_client::io::coordinator::Coordinators;
-//! use kafkit_client::state::group::commit::{MemberIdentity, OffsetFetchQuery};
-//! use kafkit_client::state::group::{OffsetAndMetadata, TopicPartition};
+//! use kafkit::io::cluster::{Cluster, ClusterConfig};
+//! use kafkit::io::coordinator::Coordinators;
+//! use kafkit::state::group::commit::{MemberIdentity, OffsetFetchQuery};
+//! use kafkit::state::group::{OffsetAndMetadata, TopicPartition};
 //!
 //! let cluster = Cluster::connect(ClusterConfig::new("127.0.0.1:9092")).await?;
 //! let coordinators = Coordinators::new(cluster);
@@ -279,11 +279,11 @@ impl Coordinators {
     /// into an [`Error::Broker`] so that it is classified.
     ///
     /// ```no_run
-    /// # async fn example(coordinators: kafkit_client::io::coordinator::Coordinators) -> kafkit_client::Result<()> {
+    /// # async fn example(coordinators: kafkit::io::coordinator::Coordinators) -> kafkit::Result<()> {
     /// use std::time::{Duration, Instant};
     /// use kafka_protocol::messages::{ApiKey, GroupId, LeaveGroupRequest};
     /// use kafka_protocol::protocol::StrBytes;
-    /// use kafkit_client::Error;
+    /// use kafkit::Error;
     ///
     /// let deadline = Instant::now() + Duration::from_secs(10);
     /// coordinators

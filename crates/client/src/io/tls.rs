@@ -93,7 +93,7 @@ fn builtin_provider() -> std::result::Result<Arc<CryptoProvider>, String> {
 )))]
 fn builtin_provider() -> std::result::Result<Arc<CryptoProvider>, String> {
     Err(
-        "no TLS crypto provider: enable a kafkit-client TLS feature, install a rustls \
+        "no TLS crypto provider: enable a kafkit TLS feature, install a rustls \
          process default, or pass one in TlsConfig"
             .to_owned(),
     )

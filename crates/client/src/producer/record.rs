@@ -10,7 +10,7 @@ use super::topic::Topic;
 /// One record to produce.
 ///
 /// ```
-/// use kafkit_client::producer::ProducerRecord;
+/// use kafkit::producer::ProducerRecord;
 ///
 /// let record = ProducerRecord::new("orders")
 ///     .key("customer-7")

@@ -13,7 +13,7 @@ use std::sync::Arc;
 /// `&str`.
 ///
 /// ```
-/// use kafkit_client::producer::{ProducerRecord, Topic};
+/// use kafkit::producer::{ProducerRecord, Topic};
 ///
 /// let orders = Topic::from("orders");
 /// for i in 0..3 {

@@ -20,8 +20,8 @@ use super::rng::RandomSource;
 ///
 /// ```
 /// use std::time::Duration;
-/// use kafkit_client::state::backoff::ExponentialBackoff;
-/// use kafkit_client::state::rng::XorShift64Star;
+/// use kafkit::state::backoff::ExponentialBackoff;
+/// use kafkit::state::rng::XorShift64Star;
 ///
 /// // retry.backoff.ms = 100, retry.backoff.max.ms = 1000 (the Java client's defaults)
 /// let backoff = ExponentialBackoff::new(Duration::from_millis(100), Duration::from_millis(1_000));

@@ -75,7 +75,7 @@ pub struct TopicInfo {
 /// };
 /// use kafka_protocol::messages::{BrokerId, MetadataResponse, TopicName};
 /// use kafka_protocol::protocol::StrBytes;
-/// use kafkit_client::state::metadata::ClusterMetadata;
+/// use kafkit::state::metadata::ClusterMetadata;
 ///
 /// let response = MetadataResponse::default()
 ///     .with_brokers(vec![MetadataResponseBroker::default()

@@ -13,7 +13,7 @@ const R: u32 = 24;
 /// The result is the signed Java `int`; use [`to_positive`] before taking a modulus.
 ///
 /// ```
-/// use kafkit_client::state::murmur2::murmur2;
+/// use kafkit::state::murmur2::murmur2;
 ///
 /// // The value Kafka's own test suite expects for the key "21".
 /// assert_eq!(murmur2(b"21"), -973_932_308);
@@ -56,7 +56,7 @@ pub fn murmur2(data: &[u8]) -> i32 {
 /// Unlike `abs`, it maps `i32::MIN` to 0 rather than overflowing.
 ///
 /// ```
-/// use kafkit_client::state::murmur2::to_positive;
+/// use kafkit::state::murmur2::to_positive;
 ///
 /// assert_eq!(to_positive(-1), i32::MAX);
 /// assert_eq!(to_positive(i32::MIN), 0);
@@ -72,7 +72,7 @@ pub fn to_positive(h: i32) -> i32 {
 /// Returns `None` when `partition_count` is 0 (a topic with no partitions has no answer).
 ///
 /// ```
-/// use kafkit_client::state::murmur2::partition_for_key;
+/// use kafkit::state::murmur2::partition_for_key;
 ///
 /// assert_eq!(partition_for_key(b"21", 7), Some(3));
 /// assert_eq!(partition_for_key(b"21", 0), None);

@@ -90,7 +90,7 @@ pub enum PartitionError {
 /// (`Box<dyn Partitioner + Send>` works).
 ///
 /// ```
-/// use kafkit_client::state::partitioner::{
+/// use kafkit::state::partitioner::{
 ///     PartitionError, Partitioner, RecordInfo, TopicPartitions,
 /// };
 ///
@@ -147,7 +147,7 @@ pub trait Partitioner {
 /// custom partitioner it keeps explicit partitions working, as the Java client does.
 ///
 /// ```
-/// use kafkit_client::state::partitioner::{
+/// use kafkit::state::partitioner::{
 ///     choose_partition, PartitionError, Partitioner, RecordInfo, TopicPartitions,
 /// };
 ///
@@ -246,10 +246,10 @@ impl StickyMap {
 /// partition of its topic ([KIP-794](StickyPartitioner)).
 ///
 /// ```
-/// use kafkit_client::state::partitioner::{
+/// use kafkit::state::partitioner::{
 ///     DefaultPartitioner, Partitioner, RecordInfo, TopicPartitions,
 /// };
-/// use kafkit_client::state::rng::XorShift64Star;
+/// use kafkit::state::rng::XorShift64Star;
 ///
 /// let mut p = DefaultPartitioner::new(16_384, false, XorShift64Star::new(7));
 /// let topic = TopicPartitions::all_available(7);
@@ -291,9 +291,9 @@ impl<R: RandomSource> DefaultPartitioner<R> {
     /// `partitioner.adaptive.partitioning.enable`.
     ///
     /// ```
-    /// use kafkit_client::config::ProducerConfig;
-    /// use kafkit_client::state::partitioner::DefaultPartitioner;
-    /// use kafkit_client::state::rng::XorShift64Star;
+    /// use kafkit::config::ProducerConfig;
+    /// use kafkit::state::partitioner::DefaultPartitioner;
+    /// use kafkit::state::rng::XorShift64Star;
     ///
     /// let config = ProducerConfig::from_properties([
     ///     ("bootstrap.servers", "localhost:9092"),
@@ -301,7 +301,7 @@ impl<R: RandomSource> DefaultPartitioner<R> {
     /// ])?;
     /// let partitioner = DefaultPartitioner::from_config(&config, XorShift64Star::from_entropy());
     /// assert!(partitioner.ignore_keys());
-    /// # Ok::<(), kafkit_client::config::ConfigError>(())
+    /// # Ok::<(), kafkit::config::ConfigError>(())
     /// ```
     pub fn from_config(config: &ProducerConfig, rng: R) -> Self {
         let mut partitioner = Self::new(config.batch_size(), config.partitioner_ignore_keys(), rng);

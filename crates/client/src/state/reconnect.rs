@@ -71,8 +71,8 @@ pub struct BackingOff {
 ///
 /// ```
 /// use std::time::{Duration, Instant};
-/// use kafkit_client::state::reconnect::{Reconnects, ReconnectPolicy};
-/// use kafkit_client::state::rng::XorShift64Star;
+/// use kafkit::state::reconnect::{Reconnects, ReconnectPolicy};
+/// use kafkit::state::rng::XorShift64Star;
 ///
 /// let mut nodes = Reconnects::new(ReconnectPolicy::default());
 /// let mut rng = XorShift64Star::new(7);
@@ -187,7 +187,7 @@ impl<K: Hash + Eq> Reconnects<K> {
 ///
 /// ```
 /// use std::time::{Duration, Instant};
-/// use kafkit_client::state::reconnect::IdlePolicy;
+/// use kafkit::state::reconnect::IdlePolicy;
 ///
 /// let policy = IdlePolicy::new(Some(Duration::from_millis(300)));
 /// let t0 = Instant::now();

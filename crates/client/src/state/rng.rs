@@ -41,7 +41,7 @@ impl<R: RandomSource + ?Sized> RandomSource for &mut R {
 /// jitter (it is **not** cryptographically secure).
 ///
 /// ```
-/// use kafkit_client::state::rng::{RandomSource, XorShift64Star};
+/// use kafkit::state::rng::{RandomSource, XorShift64Star};
 ///
 /// let mut a = XorShift64Star::new(42);
 /// let mut b = XorShift64Star::new(42);

@@ -69,8 +69,8 @@ struct Sticky {
 /// `batch.size` bytes went to the partition, lets the next call pick a new one.
 ///
 /// ```
-/// use kafkit_client::state::rng::XorShift64Star;
-/// use kafkit_client::state::sticky::{StickyPartitioner, TopicPartitions};
+/// use kafkit::state::rng::XorShift64Star;
+/// use kafkit::state::sticky::{StickyPartitioner, TopicPartitions};
 ///
 /// let mut rng = XorShift64Star::new(1);
 /// let mut sticky = StickyPartitioner::new(16_384);

@@ -99,7 +99,7 @@ impl GroupSettings {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use kafkit_client::io::group::GroupSettings;
+    /// use kafkit::io::group::GroupSettings;
     ///
     /// let s = GroupSettings::new("billing");
     /// assert_eq!(s.session_timeout, Duration::from_secs(45));
@@ -130,8 +130,8 @@ impl GroupSettings {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use kafkit_client::config::{AssignorName, ConsumerConfig};
-    /// use kafkit_client::io::group::GroupSettings;
+    /// use kafkit::config::{AssignorName, ConsumerConfig};
+    /// use kafkit::io::group::GroupSettings;
     ///
     /// let config = ConsumerConfig::builder()
     ///     .bootstrap_servers(["127.0.0.1:9092"])

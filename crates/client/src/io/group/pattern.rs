@@ -6,7 +6,7 @@ use crate::config::ConfigError;
 /// A compiled topic pattern.
 ///
 /// ```
-/// use kafkit_client::io::group::TopicPattern;
+/// use kafkit::io::group::TopicPattern;
 ///
 /// let p = TopicPattern::new("orders-.*").unwrap();
 /// assert!(p.matches("orders-eu"));

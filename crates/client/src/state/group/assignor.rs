@@ -47,7 +47,7 @@ impl Member {
     /// another client, so it may be anything).
     ///
     /// ```
-    /// use kafkit_client::state::group::{Member, Subscription};
+    /// use kafkit::state::group::{Member, Subscription};
     ///
     /// let metadata = Subscription::new(["t"]).encode(3).unwrap();
     /// let m = Member::from_join_metadata("m-1", None, &metadata).unwrap();
@@ -116,7 +116,7 @@ pub trait Assignor: Send + Sync {
 /// does), without user data.
 ///
 /// ```
-/// use kafkit_client::state::group::{encode_group_assignment, Assignment, GroupAssignment, TopicPartition};
+/// use kafkit::state::group::{encode_group_assignment, Assignment, GroupAssignment, TopicPartition};
 ///
 /// let mut a = GroupAssignment::new();
 /// a.insert("m-1".into(), vec![TopicPartition::new("t", 0)]);

@@ -9,8 +9,8 @@
 //!
 //! ```
 //! use std::collections::BTreeMap;
-//! use kafkit_client::state::group::commit::{offset_commit_request, MemberIdentity};
-//! use kafkit_client::state::group::{OffsetAndMetadata, TopicPartition};
+//! use kafkit::state::group::commit::{offset_commit_request, MemberIdentity};
+//! use kafkit::state::group::{OffsetAndMetadata, TopicPartition};
 //!
 //! let offsets = BTreeMap::from([
 //!     (TopicPartition::new("orders", 0), OffsetAndMetadata::new(42).with_metadata("m")),
@@ -20,7 +20,7 @@
 //! assert_eq!(request.generation_id_or_member_epoch, -1);
 //! assert_eq!(request.topics.len(), 1);
 //! assert_eq!(request.topics[0].partitions.len(), 2);
-//! # Ok::<(), kafkit_client::state::group::commit::CommitError>(())
+//! # Ok::<(), kafkit::state::group::commit::CommitError>(())
 //! ```
 
 use std::collections::BTreeMap;
@@ -216,7 +216,7 @@ impl CommitError {
     /// [`CommitError::needs_coordinator_lookup`]) can succeed.
     ///
     /// ```
-    /// use kafkit_client::state::group::commit::CommitError;
+    /// use kafkit::state::group::commit::CommitError;
     ///
     /// assert!(CommitError::NotCoordinator.is_retriable());
     /// assert!(CommitError::CoordinatorLoadInProgress.is_retriable());
@@ -343,8 +343,8 @@ pub fn commit_results(
 /// };
 /// use kafka_protocol::messages::{OffsetCommitResponse, TopicName};
 /// use kafka_protocol::protocol::StrBytes;
-/// use kafkit_client::state::group::commit::{commit_outcome, CommitError};
-/// use kafkit_client::state::group::{OffsetAndMetadata, TopicPartition};
+/// use kafkit::state::group::commit::{commit_outcome, CommitError};
+/// use kafkit::state::group::{OffsetAndMetadata, TopicPartition};
 ///
 /// let requested = BTreeMap::from([(TopicPartition::new("t", 0), OffsetAndMetadata::new(1))]);
 /// let response = OffsetCommitResponse::default().with_topics(vec![
@@ -452,8 +452,8 @@ fn by_topic(partitions: &[TopicPartition]) -> BTreeMap<&str, Vec<i32>> {
 /// consumer always asks for it; its admin client only when told to).
 ///
 /// ```
-/// use kafkit_client::state::group::commit::{offset_fetch_request, OffsetFetchQuery};
-/// use kafkit_client::state::group::TopicPartition;
+/// use kafkit::state::group::commit::{offset_fetch_request, OffsetFetchQuery};
+/// use kafkit::state::group::TopicPartition;
 ///
 /// let queries = [
 ///     OffsetFetchQuery::all("billing"),
@@ -464,7 +464,7 @@ fn by_topic(partitions: &[TopicPartition]) -> BTreeMap<&str, Vec<i32>> {
 /// assert!(request.groups[0].topics.is_none()); // all partitions
 /// // Below v8 one group per request:
 /// assert!(offset_fetch_request(&queries, true, 7).is_err());
-/// # Ok::<(), kafkit_client::state::group::commit::CommitError>(())
+/// # Ok::<(), kafkit::state::group::commit::CommitError>(())
 /// ```
 pub fn offset_fetch_request(
     queries: &[OffsetFetchQuery],

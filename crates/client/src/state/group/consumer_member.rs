@@ -49,11 +49,11 @@
 //! use std::time::{Duration, Instant};
 //! use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
 //! use kafka_protocol::messages::ConsumerGroupHeartbeatResponse;
-//! use kafkit_client::state::group::consumer_member::{
+//! use kafkit::state::group::consumer_member::{
 //!     ConsumerMemberConfig, ConsumerMemberState, SubscribedTopics,
 //! };
-//! use kafkit_client::state::group::event::GroupEvent;
-//! use kafkit_client::state::group::TopicPartition;
+//! use kafkit::state::group::event::GroupEvent;
+//! use kafkit::state::group::TopicPartition;
 //! use uuid::Uuid;
 //!
 //! let now = Instant::now();

@@ -48,7 +48,7 @@ pub(crate) const DEFAULT_GENERATION: i32 = -1;
 ///
 /// ```
 /// use std::collections::BTreeMap;
-/// use kafkit_client::state::group::{
+/// use kafkit::state::group::{
 ///     Assignor, CooperativeStickyAssignor, Member, Subscription, TopicPartitions,
 /// };
 ///

@@ -6,7 +6,7 @@
 //! the same [`Lookup`] per key. [`crate::io::coordinator`] drives it.
 //!
 //! ```
-//! use kafkit_client::state::group::coordinator::{find_coordinator_request, CoordinatorCache};
+//! use kafkit::state::group::coordinator::{find_coordinator_request, CoordinatorCache};
 //!
 //! let request = find_coordinator_request(&["billing", "audit"], 4)?;
 //! assert_eq!(request.coordinator_keys.len(), 2);
@@ -19,7 +19,7 @@
 //! assert_eq!(cache.get("billing"), Some(2));
 //! cache.invalidate("billing");
 //! assert_eq!(cache.get("billing"), None);
-//! # Ok::<(), kafkit_client::state::group::coordinator::LookupError>(())
+//! # Ok::<(), kafkit::state::group::coordinator::LookupError>(())
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
@@ -130,7 +130,7 @@ fn classify(
 /// use kafka_protocol::messages::find_coordinator_response::Coordinator;
 /// use kafka_protocol::messages::{BrokerId, FindCoordinatorResponse};
 /// use kafka_protocol::protocol::StrBytes;
-/// use kafkit_client::state::group::coordinator::{lookup_results, Lookup};
+/// use kafkit::state::group::coordinator::{lookup_results, Lookup};
 ///
 /// let response = FindCoordinatorResponse::default().with_coordinators(vec![Coordinator::default()
 ///     .with_key(StrBytes::from_static_str("billing"))
@@ -205,8 +205,8 @@ pub enum CoordinatorAction {
 /// ```
 /// use kafka_protocol::error::ResponseError;
 /// use kafka_protocol::messages::ApiKey;
-/// use kafkit_client::state::group::coordinator::{coordinator_action, CoordinatorAction};
-/// use kafkit_client::Error;
+/// use kafkit::state::group::coordinator::{coordinator_action, CoordinatorAction};
+/// use kafkit::Error;
 ///
 /// let moved = Error::Broker { api: ApiKey::DescribeGroups, code: ResponseError::NotCoordinator, message: None };
 /// assert_eq!(coordinator_action(&moved), CoordinatorAction::Rediscover);

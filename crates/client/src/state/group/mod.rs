@@ -9,7 +9,7 @@
 //!
 //! ```
 //! use std::collections::BTreeMap;
-//! use kafkit_client::state::group::{Assignor, Member, RangeAssignor, Subscription};
+//! use kafkit::state::group::{Assignor, Member, RangeAssignor, Subscription};
 //!
 //! let members = vec![
 //!     Member::new("m-1", Subscription::new(["orders"])),

@@ -4,7 +4,7 @@
 /// last record read (KIP-320, used to detect log truncation on resume) and free-form metadata.
 ///
 /// ```
-/// use kafkit_client::state::group::OffsetAndMetadata;
+/// use kafkit::state::group::OffsetAndMetadata;
 ///
 /// let committed = OffsetAndMetadata::new(42).with_leader_epoch(3).with_metadata("batch-7");
 /// assert_eq!(committed.offset, 42);

@@ -142,7 +142,7 @@ impl Subscription {
     /// are written sorted and owned partitions sorted by topic then partition.
     ///
     /// ```
-    /// use kafkit_client::state::group::Subscription;
+    /// use kafkit::state::group::Subscription;
     ///
     /// let bytes = Subscription::new(["t"]).encode(0).unwrap();
     /// assert_eq!(&bytes[..], &[0, 0, 0, 0, 0, 1, 0, 1, b't', 0xff, 0xff, 0xff, 0xff]);
@@ -254,7 +254,7 @@ impl Assignment {
     /// one layout).
     ///
     /// ```
-    /// use kafkit_client::state::group::{Assignment, TopicPartition};
+    /// use kafkit::state::group::{Assignment, TopicPartition};
     ///
     /// let a = Assignment::from_partitions(&[TopicPartition::new("t", 0), TopicPartition::new("t", 2)]);
     /// let bytes = a.encode(3).unwrap();

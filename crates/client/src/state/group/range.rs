@@ -21,7 +21,7 @@ use super::protocol::TopicPartition;
 ///
 /// ```
 /// use std::collections::BTreeMap;
-/// use kafkit_client::state::group::{Assignor, Member, RangeAssignor, Subscription, TopicPartition};
+/// use kafkit::state::group::{Assignor, Member, RangeAssignor, Subscription, TopicPartition};
 ///
 /// let members = [
 ///     Member::new("b", Subscription::new(["t"])),

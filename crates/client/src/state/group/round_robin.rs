@@ -17,7 +17,7 @@ use super::protocol::TopicPartition;
 ///
 /// ```
 /// use std::collections::BTreeMap;
-/// use kafkit_client::state::group::{Assignor, Member, RoundRobinAssignor, Subscription, TopicPartition};
+/// use kafkit::state::group::{Assignor, Member, RoundRobinAssignor, Subscription, TopicPartition};
 ///
 /// let members = [
 ///     Member::new("a", Subscription::new(["t"])),

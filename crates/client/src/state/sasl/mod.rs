@@ -72,7 +72,7 @@ pub enum SaslError {
 ///
 /// ```
 /// use std::time::Duration;
-/// use kafkit_client::state::sasl::reauthentication_delay;
+/// use kafkit::state::sasl::reauthentication_delay;
 ///
 /// let lifetime = Duration::from_secs(100);
 /// assert_eq!(reauthentication_delay(lifetime, 0.0), Duration::from_secs(85));
