@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 use kafka_protocol::error::ResponseError;
 use kafkit::admin::{Admin, NewTopic};
 use kafkit::io::cluster::{Cluster, ClusterConfig};
-use kafkit::io::group::{
-    GroupEvent, GroupMember, GroupProtocol, GroupSettings, GroupSubscription,
-};
+use kafkit::io::group::{GroupEvent, GroupMember, GroupProtocol, GroupSettings, GroupSubscription};
 use kafkit::state::group::commit::{CommitError, MemberIdentity};
 use kafkit::state::group::{OffsetAndMetadata, TopicPartition};
 use kafkit::Error;

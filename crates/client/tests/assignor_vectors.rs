@@ -45,8 +45,7 @@ fn vectors() -> Vec<Vector> {
                             .map(|t| t.as_str().unwrap()),
                     );
                     let owned = tps(&m["owned"]);
-                    s.owned_partitions =
-                        kafkit::state::group::protocol::group_by_topic(&owned);
+                    s.owned_partitions = kafkit::state::group::protocol::group_by_topic(&owned);
                     let generation = m["generation"].as_i64().unwrap() as i32;
                     s.generation_id = (generation != -1).then_some(generation);
                     let mut member = Member::new(m["id"].as_str().unwrap(), s);

@@ -2,9 +2,7 @@
 //! (see `tests/data/README.md` for how `murmur2_vectors.txt` was made).
 
 use kafkit::state::murmur2::{murmur2, partition_for_key, to_positive};
-use kafkit::state::partitioner::{
-    DefaultPartitioner, Partitioner, RecordInfo, TopicPartitions,
-};
+use kafkit::state::partitioner::{DefaultPartitioner, Partitioner, RecordInfo, TopicPartitions};
 use kafkit::state::rng::XorShift64Star;
 
 const VECTORS: &str = include_str!("data/murmur2_vectors.txt");
