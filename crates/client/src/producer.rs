@@ -505,6 +505,8 @@ impl Producer {
             records_sent: c.records_sent.load(Ordering::Relaxed),
             bytes_sent: c.bytes_sent.load(Ordering::Relaxed),
             records_failed: c.records_failed.load(Ordering::Relaxed),
+            records_expired_unsent: c.records_expired_unsent.load(Ordering::Relaxed),
+            records_expired_unknown: c.records_expired_unknown.load(Ordering::Relaxed),
             batches_sent: c.batches_sent.load(Ordering::Relaxed),
             retries: c.retries.load(Ordering::Relaxed),
             epoch_bumps: c.epoch_bumps.load(Ordering::Relaxed),
