@@ -225,8 +225,14 @@ async fn delivery_timeouts_tell_never_sent_from_unknown() {
     }
     assert_eq!(metrics.records_expired_unsent, never_sent.len() as u64);
     assert_eq!(metrics.records_expired_unknown, unknown.len() as u64);
-    assert!(!never_sent.is_empty(), "no record expired unsent: {metrics:?}");
-    assert!(!unknown.is_empty(), "no record expired in flight: {metrics:?}");
+    assert!(
+        !never_sent.is_empty(),
+        "no record expired unsent: {metrics:?}"
+    );
+    assert!(
+        !unknown.is_empty(),
+        "no record expired in flight: {metrics:?}"
+    );
     // The broker is back: later records go through (epoch bumped after the expiries).
     send_ids(&producer, &topic, &mut next_id, 100, &mut deliveries).await;
     tokio::time::timeout(Duration::from_secs(60), producer.flush())
@@ -234,7 +240,9 @@ async fn delivery_timeouts_tell_never_sent_from_unknown() {
         .expect("flush after the thaw")
         .unwrap();
     for (id, d) in deliveries.drain(..) {
-        let md = d.await.unwrap_or_else(|e| panic!("record {id} after the thaw: {e}"));
+        let md = d
+            .await
+            .unwrap_or_else(|e| panic!("record {id} after the thaw: {e}"));
         ok.push(verify::Sent {
             id,
             partition: md.partition,

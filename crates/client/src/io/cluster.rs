@@ -238,7 +238,8 @@ impl Cluster {
         let deadline = started + self.inner.config.bootstrap_timeout;
         let mut last: Option<Error> = None;
         loop {
-            let attempt = tokio::time::timeout_at(deadline.into(), self.refresh_metadata(Some(&[])));
+            let attempt =
+                tokio::time::timeout_at(deadline.into(), self.refresh_metadata(Some(&[])));
             let err = match attempt.await {
                 Ok(Ok(())) => return Ok(()),
                 Ok(Err(err)) => err,
@@ -259,10 +260,11 @@ impl Cluster {
             if !matches!(err, Error::Backoff { .. }) || last.is_none() {
                 last = Some(err);
             }
+            // No attempt is allowed before the deadline: fail when it passes, not earlier.
+            tokio::time::sleep_until(wake.min(deadline).into()).await;
             if wake >= deadline {
                 break;
             }
-            tokio::time::sleep_until(wake.into()).await;
         }
         Err(last.unwrap_or_else(|| Error::ConnectTimeout {
             broker: self.inner.config.bootstrap.join(","),

@@ -290,10 +290,12 @@ impl Sim {
         let result = match (result, fault) {
             (None, fault) => self.process(&plan, fault),
             // Already written: only its response can be lost.
-            (Some(_), Fault::LostResponse | Fault::NotSent | Fault::Unreachable) => Err(Error::ConnectionClosed {
-                broker: "b".into(),
-                api: ApiKey::Produce,
-            }),
+            (Some(_), Fault::LostResponse | Fault::NotSent | Fault::Unreachable) => {
+                Err(Error::ConnectionClosed {
+                    broker: "b".into(),
+                    api: ApiKey::Produce,
+                })
+            }
             (Some(result), _) => result,
         };
         self.state.handle_result(self.now, plan.id, result);
