@@ -44,12 +44,16 @@ impl Drop for Thaw<'_> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn broker_pause_loses_nothing_and_duplicates_nothing() {
+/// A broker of the test's own (it is frozen), a 3-partition topic on it, and a producer with
+/// a 2 s request timeout, connection setup timeout `setup` and `delivery` timeout.
+async fn own_broker(
+    prefix: &str,
+    setup: Duration,
+    delivery: Duration,
+) -> (kafkit_tests::Kafka, String, Producer) {
     let kafka = start_broker(1);
-    let dir = kafka.state_dir.clone().unwrap();
     let admin = Admin::connect(&kafka.bootstrap).await.unwrap();
-    let topic = unique_name("producer-pause");
+    let topic = unique_name(prefix);
     admin
         .create_topics(&[NewTopic::new(&topic, 3, 1)])
         .await
@@ -59,12 +63,24 @@ async fn broker_pause_loses_nothing_and_duplicates_nothing() {
         .linger(Duration::from_millis(2))
         .batch_size(2_000)
         .request_timeout(Duration::from_secs(2))
-        .socket_connection_setup_timeout(Duration::from_secs(2))
-        .socket_connection_setup_timeout_max(Duration::from_secs(2))
-        .delivery_timeout(Duration::from_secs(120))
+        .socket_connection_setup_timeout(setup)
+        .socket_connection_setup_timeout_max(setup)
+        .delivery_timeout(delivery)
         .build()
         .unwrap();
     let producer = Producer::new(config).await.unwrap();
+    (kafka, topic, producer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_pause_loses_nothing_and_duplicates_nothing() {
+    let (kafka, topic, producer) = own_broker(
+        "producer-pause",
+        Duration::from_secs(2),
+        Duration::from_secs(120),
+    )
+    .await;
+    let dir = kafka.state_dir.clone().unwrap();
     let started = Instant::now();
     let mut frozen = Thaw(&dir, false);
     let mut deliveries = Vec::new();
@@ -156,25 +172,13 @@ async fn send_ids(
 /// apart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delivery_timeouts_tell_never_sent_from_unknown() {
-    let kafka = start_broker(1);
+    let (kafka, topic, producer) = own_broker(
+        "producer-expiry",
+        Duration::from_secs(1),
+        Duration::from_secs(5),
+    )
+    .await;
     let dir = kafka.state_dir.clone().unwrap();
-    let admin = Admin::connect(&kafka.bootstrap).await.unwrap();
-    let topic = unique_name("producer-expiry");
-    admin
-        .create_topics(&[NewTopic::new(&topic, 3, 1)])
-        .await
-        .unwrap();
-    let config = ProducerConfig::builder()
-        .bootstrap_servers([kafka.bootstrap.clone()])
-        .linger(Duration::from_millis(2))
-        .batch_size(2_000)
-        .request_timeout(Duration::from_secs(2))
-        .socket_connection_setup_timeout(Duration::from_secs(1))
-        .socket_connection_setup_timeout_max(Duration::from_secs(1))
-        .delivery_timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    let producer = Producer::new(config).await.unwrap();
     // Warm up: connections, producer id, metadata.
     let mut outcomes: Vec<(u64, Result<i32, ProduceError>)> = Vec::new();
     let mut deliveries = Vec::new();

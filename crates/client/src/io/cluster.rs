@@ -245,7 +245,8 @@ impl Cluster {
                 Ok(Err(err)) => err,
                 Err(_) => break,
             };
-            if !bootstrap_retriable(&err) {
+            // Retriable: the broker may not be up yet.
+            if !err.is_retriable() {
                 return Err(err);
             }
             if matches!(err, Error::Connect { .. }) {
@@ -550,20 +551,6 @@ impl Cluster {
     pub fn close_idle(&self, now: Instant) -> usize {
         close_idle(&self.inner, now)
     }
-}
-
-/// Whether the bootstrap may succeed later: the broker may not be up yet.
-fn bootstrap_retriable(err: &Error) -> bool {
-    matches!(
-        err,
-        Error::Connect { .. }
-            | Error::ConnectTimeout { .. }
-            | Error::Io { .. }
-            | Error::ConnectionClosed { .. }
-            | Error::RequestTimedOut { .. }
-            | Error::Backoff { .. }
-            | Error::IdleClosed { .. }
-    ) || matches!(err, Error::Broker { code, .. } if code.is_retriable())
 }
 
 /// Fails with the lookup error when no bootstrap address resolves (a wrong host name does not

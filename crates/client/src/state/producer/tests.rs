@@ -82,6 +82,25 @@ fn refused(tp: TopicPartition, code: ResponseError) -> (TopicPartition, Partitio
     )
 }
 
+/// A Produce request whose response did not come in time (outcome unknown).
+fn timed_out() -> Error {
+    Error::RequestTimedOut {
+        broker: "b".into(),
+        api: ApiKey::Produce,
+        after: Duration::from_secs(30),
+    }
+}
+
+/// An idempotent state whose one record was sent at `t0 + LINGER` and whose response was
+/// lost (the batch waits for its retry).
+fn sent_and_lost(t0: Instant) -> SenderState<u64> {
+    let mut s = idempotent_state();
+    s.append(t0, &tp(0), record(1, 10)).ok();
+    let tx = s.poll_requests(t0 + LINGER, &leader);
+    s.handle_result(t0 + LINGER, tx.requests[0].id, Err(timed_out()));
+    s
+}
+
 fn idempotent_state() -> SenderState<u64> {
     let mut s = SenderState::new(config(true, 1_000, 100_000));
     assert_eq!(s.poll_init_producer_id(), Some((-1, -1)));
@@ -544,11 +563,7 @@ fn a_batch_whose_requests_never_left_expires_as_not_written() {
 fn a_batch_that_was_sent_expires_with_an_unknown_outcome() {
     let lost = [
         // The response was lost: the broker may have written it.
-        Err(Error::RequestTimedOut {
-            broker: "b".into(),
-            api: ApiKey::Produce,
-            after: Duration::from_secs(30),
-        }),
+        Err(timed_out()),
         Err(Error::ConnectionClosed {
             broker: "b".into(),
             api: ApiKey::Produce,
@@ -575,15 +590,7 @@ fn a_batch_that_was_sent_expires_with_an_unknown_outcome() {
 #[test]
 fn once_sent_a_batch_stays_sent_across_later_unsent_attempts() {
     let t0 = Instant::now();
-    let mut s = idempotent_state();
-    s.append(t0, &tp(0), record(1, 10)).ok();
-    let tx = s.poll_requests(t0 + LINGER, &leader);
-    let lost = Error::RequestTimedOut {
-        broker: "b".into(),
-        api: ApiKey::Produce,
-        after: Duration::from_secs(30),
-    };
-    s.handle_result(t0 + LINGER, tx.requests[0].id, Err(lost));
+    let mut s = sent_and_lost(t0);
     // The retry cannot reach the leader: it was never written, but the first attempt may
     // have been.
     let retry_at = t0 + Duration::from_secs(2);
@@ -664,15 +671,7 @@ fn retries_run_out_with_the_last_error() {
 #[test]
 fn an_expired_retry_bumps_the_epoch() {
     let t0 = Instant::now();
-    let mut s = idempotent_state();
-    s.append(t0, &tp(0), record(1, 10)).ok();
-    let tx = s.poll_requests(t0 + LINGER, &leader);
-    let lost = Error::RequestTimedOut {
-        broker: "b".into(),
-        api: ApiKey::Produce,
-        after: Duration::from_secs(30),
-    };
-    s.handle_result(t0 + LINGER, tx.requests[0].id, Err(lost));
+    let mut s = sent_and_lost(t0);
     s.expire(t0 + DELIVERY);
     assert!(matches!(
         s.take_outcomes()[0].result,
