@@ -665,5 +665,24 @@ mod tests {
             Some(Duration::from_secs(9 * 60))
         );
         assert_eq!(config.connection.client_id.as_deref(), Some("kafkit"));
+        // The admin client's: never ask for auto-creation; wait default.api.timeout.ms.
+        assert!(!config.allow_auto_topic_creation);
+        assert_eq!(config.bootstrap_timeout, Duration::from_secs(60));
+    }
+
+    #[tokio::test]
+    async fn a_dead_bootstrap_port_is_retried_until_the_deadline() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("address").to_string();
+        drop(listener);
+        let mut config = ClusterConfig::new(&addr);
+        config.bootstrap_timeout = Duration::from_millis(600);
+        let started = Instant::now();
+        let err = Cluster::connect(config).await.err().map(|e| e.to_string());
+        let took = started.elapsed();
+        let err = err.expect("nothing listens there");
+        assert!(err.contains(&addr), "{err}");
+        assert!(took >= Duration::from_millis(600), "gave up after {took:?}");
+        assert!(took < Duration::from_secs(5), "took {took:?}");
     }
 }
