@@ -113,6 +113,14 @@ async fn no_broker_reachable_fails_after_the_timeout() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     drop(listener);
-    let err = Admin::connect(&addr).await.unwrap_err();
+    // `Admin::connect` waits 60 s (default.api.timeout.ms) for a broker to come up; the
+    // same bootstrap with a short wait.
+    let mut config = kafkit::io::cluster::ClusterConfig::new(&addr);
+    config.bootstrap_timeout = std::time::Duration::from_secs(1);
+    let err = kafkit::io::cluster::Cluster::connect(config)
+        .await
+        .map(Admin::from_cluster)
+        .unwrap_err();
     assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+    assert!(err.to_string().contains(&addr), "{err}");
 }

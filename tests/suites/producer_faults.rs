@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::ApiKey;
 use kafkit::admin::{Admin, NewTopic};
 use kafkit::config::{Acks, ProducerConfig};
-use kafkit::producer::{Producer, ProducerRecord};
+use kafkit::producer::{DeliveryFuture, ProduceError, Producer, ProducerRecord};
 use kafkit_tests::proxy::{LostResponse, ProxyCluster};
 use kafkit_tests::{kafka, repo_root, start_broker, unique_name, verify};
 
@@ -44,12 +44,16 @@ impl Drop for Thaw<'_> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn broker_pause_loses_nothing_and_duplicates_nothing() {
+/// A broker of the test's own (it is frozen), a 3-partition topic on it, and a producer with
+/// a 2 s request timeout, connection setup timeout `setup` and `delivery` timeout.
+async fn own_broker(
+    prefix: &str,
+    setup: Duration,
+    delivery: Duration,
+) -> (kafkit_tests::Kafka, String, Producer) {
     let kafka = start_broker(1);
-    let dir = kafka.state_dir.clone().unwrap();
     let admin = Admin::connect(&kafka.bootstrap).await.unwrap();
-    let topic = unique_name("producer-pause");
+    let topic = unique_name(prefix);
     admin
         .create_topics(&[NewTopic::new(&topic, 3, 1)])
         .await
@@ -59,12 +63,24 @@ async fn broker_pause_loses_nothing_and_duplicates_nothing() {
         .linger(Duration::from_millis(2))
         .batch_size(2_000)
         .request_timeout(Duration::from_secs(2))
-        .socket_connection_setup_timeout(Duration::from_secs(2))
-        .socket_connection_setup_timeout_max(Duration::from_secs(2))
-        .delivery_timeout(Duration::from_secs(120))
+        .socket_connection_setup_timeout(setup)
+        .socket_connection_setup_timeout_max(setup)
+        .delivery_timeout(delivery)
         .build()
         .unwrap();
     let producer = Producer::new(config).await.unwrap();
+    (kafka, topic, producer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_pause_loses_nothing_and_duplicates_nothing() {
+    let (kafka, topic, producer) = own_broker(
+        "producer-pause",
+        Duration::from_secs(2),
+        Duration::from_secs(120),
+    )
+    .await;
+    let dir = kafka.state_dir.clone().unwrap();
     let started = Instant::now();
     let mut frozen = Thaw(&dir, false);
     let mut deliveries = Vec::new();
@@ -128,6 +144,132 @@ async fn broker_pause_loses_nothing_and_duplicates_nothing() {
     );
     kafka.stop();
     verdict.assert_exact();
+}
+
+/// Sends `n` records with the next ids (values carry the id), keeping their delivery futures.
+async fn send_ids(
+    producer: &Producer,
+    topic: &str,
+    next_id: &mut u64,
+    n: u64,
+    deliveries: &mut Vec<(u64, DeliveryFuture)>,
+) {
+    for _ in 0..n {
+        let id = *next_id;
+        *next_id += 1;
+        let record = ProducerRecord::new(topic)
+            .key(format!("k{}", id % 30))
+            .value(verify::value_of(id));
+        deliveries.push((id, producer.send(record).await.unwrap()));
+    }
+}
+
+/// A delivery timeout says what it knows (issue #10, item 5): the broker is frozen while
+/// records stream in, long enough for every record sent meanwhile to expire. Records that
+/// were in requests when (or after) the freeze began may be in the log once it thaws
+/// (`sent: true`, outcome unknown); records that never left the queue must not be
+/// (`sent: false`); every record gets exactly one outcome, and the metrics count the two kinds
+/// apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_timeouts_tell_never_sent_from_unknown() {
+    let (kafka, topic, producer) = own_broker(
+        "producer-expiry",
+        Duration::from_secs(1),
+        Duration::from_secs(5),
+    )
+    .await;
+    let dir = kafka.state_dir.clone().unwrap();
+    // Warm up: connections, producer id, metadata.
+    let mut outcomes: Vec<(u64, Result<i32, ProduceError>)> = Vec::new();
+    let mut deliveries = Vec::new();
+    let mut next_id = 0u64;
+    send_ids(&producer, &topic, &mut next_id, 100, &mut deliveries).await;
+    producer.flush().await.unwrap();
+    let mut frozen = Thaw(&dir, false);
+    assert!(signal(&dir, "freeze"), "kafka.sh freeze");
+    frozen.1 = true;
+    // Records that go into requests on the open connection (written, never answered), then,
+    // once the request timeout closed it, records no request can carry.
+    for _ in 0..40 {
+        send_ids(&producer, &topic, &mut next_id, 50, &mut deliveries).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Every record of the freeze expires within delivery.timeout.ms (+ a request timeout).
+    let all_done = async {
+        for (id, d) in deliveries.drain(..) {
+            outcomes.push((id, d.await.map(|md| md.partition)));
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), all_done)
+        .await
+        .expect("every record has an outcome while the broker is frozen");
+    let metrics = producer.metrics();
+    assert!(signal(&dir, "thaw"), "kafka.sh thaw");
+    frozen.1 = false;
+    drop(frozen);
+    assert_eq!(outcomes.len() as u64, next_id, "one outcome per record");
+    let (mut ok, mut never_sent, mut unknown) = (Vec::new(), Vec::new(), Vec::new());
+    for (id, outcome) in &outcomes {
+        match outcome {
+            Ok(partition) => ok.push(verify::Sent {
+                id: *id,
+                partition: *partition,
+                offset: None,
+            }),
+            Err(e @ ProduceError::DeliveryTimeout { sent: false, .. }) => {
+                assert!(!e.is_outcome_unknown());
+                never_sent.push(*id);
+            }
+            Err(e @ ProduceError::DeliveryTimeout { sent: true, .. }) => {
+                assert!(e.is_outcome_unknown());
+                unknown.push(*id);
+            }
+            Err(e) => panic!("record {id}: unexpected outcome {e}"),
+        }
+    }
+    assert_eq!(metrics.records_expired_unsent, never_sent.len() as u64);
+    assert_eq!(metrics.records_expired_unknown, unknown.len() as u64);
+    assert!(
+        !never_sent.is_empty(),
+        "no record expired unsent: {metrics:?}"
+    );
+    assert!(
+        !unknown.is_empty(),
+        "no record expired in flight: {metrics:?}"
+    );
+    // The broker is back: later records go through (epoch bumped after the expiries).
+    send_ids(&producer, &topic, &mut next_id, 100, &mut deliveries).await;
+    tokio::time::timeout(Duration::from_secs(60), producer.flush())
+        .await
+        .expect("flush after the thaw")
+        .unwrap();
+    for (id, d) in deliveries.drain(..) {
+        let md = d
+            .await
+            .unwrap_or_else(|e| panic!("record {id} after the thaw: {e}"));
+        ok.push(verify::Sent {
+            id,
+            partition: md.partition,
+            offset: None,
+        });
+    }
+    producer.close(Duration::from_secs(10)).await.unwrap();
+    let log = verify::read_back(&kafka.bootstrap, &topic, 3, &ok, Duration::from_secs(30)).await;
+    let in_log: std::collections::HashSet<u64> =
+        log.values().flatten().map(|(_, id)| *id).collect();
+    let written_unknown = unknown.iter().filter(|id| in_log.contains(id)).count();
+    eprintln!(
+        "expiry: {} ok, {} never sent, {} unknown ({written_unknown} of them in the log); \
+         {metrics:?}",
+        ok.len(),
+        never_sent.len(),
+        unknown.len()
+    );
+    kafka.stop();
+    let wrongly = never_sent.iter().filter(|id| in_log.contains(id)).count();
+    assert_eq!(wrongly, 0, "records reported never sent are in the log");
+    let missing = ok.iter().filter(|s| !in_log.contains(&s.id)).count();
+    assert_eq!(missing, 0, "acknowledged records missing from the log");
 }
 
 // ---------------------------------------------------------------------------------------------

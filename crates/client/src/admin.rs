@@ -109,6 +109,11 @@ pub struct Admin {
 
 impl Admin {
     /// Connects to a cluster through `bootstrap_servers` (comma-separated `host:port`).
+    ///
+    /// A bootstrap broker that is not reachable yet is retried with the reconnect backoff for
+    /// up to 60 s (Java's `default.api.timeout.ms`); an unresolvable host name fails at once.
+    /// The admin client never asks the broker to create a topic (its metadata requests set
+    /// `allow_auto_topic_creation=false`); [`Admin::from_cluster`] takes other settings.
     pub async fn connect(bootstrap_servers: &str) -> Result<Admin> {
         let cluster = Cluster::connect(ClusterConfig::new(bootstrap_servers)).await?;
         Ok(Admin::from_cluster(cluster))

@@ -83,8 +83,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Consumer {
     /// Connects to the cluster (the first reachable bootstrap broker) and starts the fetcher
     /// task. Nothing is fetched until partitions are assigned.
+    ///
+    /// A bootstrap broker that is not reachable yet is retried with the reconnect backoff
+    /// until `default.api.timeout.ms`; an unresolvable host name fails at once. Metadata
+    /// requests ask the broker to create missing topics as `allow.auto.create.topics` says.
     pub async fn new(config: ConsumerConfig) -> Result<Consumer, Error> {
-        let cluster = Cluster::connect(ClusterConfig::from_client_config(config.client())).await?;
+        let mut cluster_config = ClusterConfig::from_client_config(config.client());
+        cluster_config.allow_auto_topic_creation = config.allow_auto_create_topics();
+        cluster_config.bootstrap_timeout = config.default_api_timeout();
+        let cluster = Cluster::connect(cluster_config).await?;
         let mut consumer = Self::with_cluster(config, cluster);
         consumer.owns_cluster = true;
         Ok(consumer)

@@ -102,6 +102,10 @@ fn cluster_config(config: &ProducerConfig) -> ClusterConfig {
     if config.client().client_id().is_none() {
         cluster.connection.client_id = Some("kafkit-producer".to_owned());
     }
+    // As Java's producer: the broker creates a missing topic when its
+    // `auto.create.topics.enable` says so.
+    cluster.allow_auto_topic_creation = true;
+    cluster.bootstrap_timeout = config.max_block();
     cluster
 }
 
@@ -130,20 +134,33 @@ fn sender_config(config: &ProducerConfig) -> SenderConfig {
 impl Producer {
     /// Connects to the cluster and, when idempotent, gets a producer id (InitProducerId);
     /// all within `max.block.ms`.
+    ///
+    /// A bootstrap broker that is not reachable yet (a service starting before its cluster)
+    /// is retried with the reconnect backoff until `max.block.ms` passes; then this fails
+    /// with the last attempt's error, naming the address. A bootstrap host name that does
+    /// not resolve fails at once.
     pub async fn new(config: ProducerConfig) -> Result<Producer, Error> {
-        let max_block = config.max_block();
-        let connect = Self::connect(config);
-        match tokio::time::timeout(max_block, connect).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::ConnectTimeout {
-                broker: "bootstrap.servers".to_owned(),
-                after: max_block,
-            }),
+        let started = Instant::now();
+        let deadline = started + config.max_block();
+        let cluster = Cluster::connect(cluster_config(&config)).await?;
+        match tokio::time::timeout_at(deadline.into(), Self::start(config, &cluster)).await {
+            Ok(Ok(producer)) => Ok(producer),
+            Ok(Err(err)) => {
+                cluster.close();
+                Err(err)
+            }
+            Err(_) => {
+                cluster.close();
+                Err(Error::ConnectTimeout {
+                    broker: cluster.config().bootstrap.join(","),
+                    after: started.elapsed(),
+                })
+            }
         }
     }
 
-    async fn connect(config: ProducerConfig) -> Result<Producer, Error> {
-        let cluster = Cluster::connect(cluster_config(&config)).await?;
+    async fn start(config: ProducerConfig, cluster: &Cluster) -> Result<Producer, Error> {
+        let cluster = cluster.clone();
         let mut state = SenderState::new(sender_config(&config));
         if config.enable_idempotence() {
             let timeout = config.client().request_timeout();
@@ -505,6 +522,8 @@ impl Producer {
             records_sent: c.records_sent.load(Ordering::Relaxed),
             bytes_sent: c.bytes_sent.load(Ordering::Relaxed),
             records_failed: c.records_failed.load(Ordering::Relaxed),
+            records_expired_unsent: c.records_expired_unsent.load(Ordering::Relaxed),
+            records_expired_unknown: c.records_expired_unknown.load(Ordering::Relaxed),
             batches_sent: c.batches_sent.load(Ordering::Relaxed),
             retries: c.retries.load(Ordering::Relaxed),
             epoch_bumps: c.epoch_bumps.load(Ordering::Relaxed),

@@ -32,6 +32,8 @@ const FETCH_MAX_BYTES: &str = "fetch.max.bytes";
 const MAX_PARTITION_FETCH_BYTES: &str = "max.partition.fetch.bytes";
 const CHECK_CRCS: &str = "check.crcs";
 const PREFETCH_MAX_BYTES: &str = "kafkit.prefetch.max.bytes";
+const ALLOW_AUTO_CREATE_TOPICS: &str = "allow.auto.create.topics";
+const DEFAULT_API_TIMEOUT_MS: &str = "default.api.timeout.ms";
 
 const DEFAULT_AUTO_COMMIT_INTERVAL: Duration = Duration::from_secs(5);
 const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(45);
@@ -42,6 +44,7 @@ const DEFAULT_FETCH_MAX_WAIT: Duration = Duration::from_millis(500);
 const DEFAULT_FETCH_MAX_BYTES: usize = 52_428_800;
 const DEFAULT_MAX_PARTITION_FETCH_BYTES: usize = 1_048_576;
 const DEFAULT_PREFETCH_MAX_BYTES: usize = 64 * 1024 * 1024;
+const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_ASSIGNORS: [AssignorName; 2] = [AssignorName::Range, AssignorName::CooperativeSticky];
 
 const CONSUMER_DEFAULTS: ClientDefaults = ClientDefaults {
@@ -101,6 +104,8 @@ pub struct ConsumerConfig {
     max_partition_fetch_bytes: usize,
     check_crcs: bool,
     prefetch_max_bytes: usize,
+    allow_auto_create_topics: bool,
+    default_api_timeout: Duration,
 }
 
 impl ConsumerConfig {
@@ -122,7 +127,8 @@ impl ConsumerConfig {
     /// `session.timeout.ms`, `heartbeat.interval.ms`, `max.poll.interval.ms`,
     /// `max.poll.records`, `partition.assignment.strategy`, `isolation.level`,
     /// `fetch.min.bytes`, `fetch.max.wait.ms`, `fetch.max.bytes`,
-    /// `max.partition.fetch.bytes`, `check.crcs`, and kafkit's `kafkit.prefetch.max.bytes`.
+    /// `max.partition.fetch.bytes`, `check.crcs`, `allow.auto.create.topics`,
+    /// `default.api.timeout.ms`, and kafkit's `kafkit.prefetch.max.bytes`.
     /// Any other key (including Java-only ones such as `key.deserializer`) is
     /// [`ConfigError::UnknownKey`]; a bad value is [`ConfigError::InvalidValue`].
     pub fn from_properties<I, K, V>(properties: I) -> Result<Self, ConfigError>
@@ -195,6 +201,11 @@ impl ConsumerConfig {
         ));
         out.push((CHECK_CRCS, self.check_crcs.to_string()));
         out.push((PREFETCH_MAX_BYTES, self.prefetch_max_bytes.to_string()));
+        out.push((
+            ALLOW_AUTO_CREATE_TOPICS,
+            self.allow_auto_create_topics.to_string(),
+        ));
+        out.push((DEFAULT_API_TIMEOUT_MS, ms(self.default_api_timeout)));
         out
     }
 
@@ -306,6 +317,19 @@ impl ConsumerConfig {
     pub fn prefetch_max_bytes(&self) -> usize {
         self.prefetch_max_bytes
     }
+
+    /// `allow.auto.create.topics`: whether the consumer's metadata requests ask the broker to
+    /// create a missing subscribed or assigned topic (the broker does only when its
+    /// `auto.create.topics.enable` is true). Default `true`, as in Java.
+    pub fn allow_auto_create_topics(&self) -> bool {
+        self.allow_auto_create_topics
+    }
+
+    /// `default.api.timeout.ms`: here, how long `Consumer::new` keeps trying to reach a
+    /// bootstrap broker that is not up yet. Default 60 s.
+    pub fn default_api_timeout(&self) -> Duration {
+        self.default_api_timeout
+    }
 }
 
 /// Builds a [`ConsumerConfig`]; every setter names the Java property it mirrors and its
@@ -333,6 +357,8 @@ pub struct ConsumerConfigBuilder {
     max_partition_fetch_bytes: Option<usize>,
     check_crcs: Option<bool>,
     prefetch_max_bytes: Option<usize>,
+    allow_auto_create_topics: Option<bool>,
+    default_api_timeout: Option<Duration>,
 }
 
 fn non_empty(value: &str) -> Option<String> {
@@ -439,6 +465,13 @@ impl ConsumerConfigBuilder {
             CHECK_CRCS => self.check_crcs = Some(parse_bool(CHECK_CRCS, value)?),
             PREFETCH_MAX_BYTES => {
                 self.prefetch_max_bytes = Some(parse_size(PREFETCH_MAX_BYTES, value, 1)?)
+            }
+            ALLOW_AUTO_CREATE_TOPICS => {
+                self.allow_auto_create_topics = Some(parse_bool(ALLOW_AUTO_CREATE_TOPICS, value)?)
+            }
+            DEFAULT_API_TIMEOUT_MS => {
+                self.default_api_timeout =
+                    Some(parse_ms(DEFAULT_API_TIMEOUT_MS, value, 0, INT_MAX)?)
             }
             _ => {
                 return Err(ConfigError::UnknownKey {
@@ -603,6 +636,19 @@ impl ConsumerConfigBuilder {
     /// `kafkit.prefetch.max.bytes`: bound on buffered fetched bytes. Default: 64 MiB.
     pub fn prefetch_max_bytes(mut self, bytes: usize) -> Self {
         self.prefetch_max_bytes = Some(bytes);
+        self
+    }
+
+    /// `allow.auto.create.topics`: ask the broker to create missing topics. Default: `true`.
+    pub fn allow_auto_create_topics(mut self, allow: bool) -> Self {
+        self.allow_auto_create_topics = Some(allow);
+        self
+    }
+
+    /// `default.api.timeout.ms`: how long `Consumer::new` retries an unreachable bootstrap
+    /// broker. Default: 60 s.
+    pub fn default_api_timeout(mut self, timeout: Duration) -> Self {
+        self.default_api_timeout = Some(timeout);
         self
     }
 
@@ -771,6 +817,13 @@ impl ConsumerConfigBuilder {
                 self.prefetch_max_bytes
                     .unwrap_or(DEFAULT_PREFETCH_MAX_BYTES),
                 1,
+                int,
+            )?,
+            allow_auto_create_topics: self.allow_auto_create_topics.unwrap_or(true),
+            default_api_timeout: check_ms(
+                DEFAULT_API_TIMEOUT_MS,
+                self.default_api_timeout.unwrap_or(DEFAULT_API_TIMEOUT),
+                0,
                 int,
             )?,
         })

@@ -237,7 +237,9 @@ impl ProducerConfig {
     }
 
     /// `delivery.timeout.ms`, after the Java client's rule: at least `linger.ms` +
-    /// `request.timeout.ms` (a default below that is raised to it).
+    /// `request.timeout.ms` (a default below that is raised to it). A record that reaches it
+    /// fails with `ProduceError::DeliveryTimeout`, whose `sent` says whether it may have
+    /// been written.
     pub fn delivery_timeout(&self) -> Duration {
         self.delivery_timeout
     }
@@ -247,7 +249,8 @@ impl ProducerConfig {
         self.buffer_memory
     }
 
-    /// `max.block.ms`: how long `send` may block on metadata or buffer space.
+    /// `max.block.ms`: how long `send` may block on metadata or buffer space, and how long
+    /// `Producer::new` waits for a bootstrap broker that is not reachable yet.
     pub fn max_block(&self) -> Duration {
         self.max_block
     }
@@ -479,7 +482,9 @@ impl ProducerConfigBuilder {
     }
 
     /// `delivery.timeout.ms`: the bound on reporting a record's success or failure after
-    /// `send` returned, retries included. Default: 120 s.
+    /// `send` returned, retries included. Default: 120 s. A record that expires after a
+    /// request carried it may nevertheless be in the log (`ProduceError::DeliveryTimeout`
+    /// with `sent: true`).
     pub fn delivery_timeout(mut self, timeout: Duration) -> Self {
         self.delivery_timeout = Some(timeout);
         self
@@ -491,7 +496,8 @@ impl ProducerConfigBuilder {
         self
     }
 
-    /// `max.block.ms`: how long `send` may wait for metadata or buffer space. Default: 60 s.
+    /// `max.block.ms`: how long `send` may wait for metadata or buffer space, and
+    /// `Producer::new` for a bootstrap broker that is not up yet. Default: 60 s.
     pub fn max_block(mut self, timeout: Duration) -> Self {
         self.max_block = Some(timeout);
         self

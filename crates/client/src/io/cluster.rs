@@ -56,6 +56,17 @@ pub struct ClusterConfig {
     /// `connections.max.idle.ms`: connections with nothing outstanding unused this long are
     /// closed; `None` keeps them open. Default 9 minutes.
     pub connections_max_idle: Option<Duration>,
+    /// Whether metadata requests for named topics ask the broker to create missing ones
+    /// (it does when its `auto.create.topics.enable` is true, Kafka's default). The producer
+    /// asks (as Java's does), the consumer by `allow.auto.create.topics`, the admin client
+    /// never. Default `false`.
+    pub allow_auto_topic_creation: bool,
+    /// How long [`Cluster::connect`] keeps trying to reach a bootstrap broker (with the
+    /// reconnect backoff between attempts) before it fails with the last attempt's error:
+    /// a service may start before its brokers. The producer uses `max.block.ms`, the
+    /// consumer and the admin client `default.api.timeout.ms`. A bootstrap list none of whose
+    /// host names resolves fails at once. Default 60 s (Java's `default.api.timeout.ms`).
+    pub bootstrap_timeout: Duration,
 }
 
 impl ClusterConfig {
@@ -82,6 +93,8 @@ impl ClusterConfig {
             reconnect_backoff_max: Duration::from_secs(1),
             connect_timeout_max: Duration::from_secs(30),
             connections_max_idle: Some(Duration::from_secs(9 * 60)),
+            allow_auto_topic_creation: false,
+            bootstrap_timeout: Duration::from_secs(60),
         }
     }
 
@@ -185,7 +198,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Cluster {
     /// Connects to the first reachable bootstrap broker and fetches the cluster's brokers.
     ///
-    /// Fails with the last broker's error when none can be reached.
+    /// A broker that is not up yet (connection refused, setup timed out, closed during the
+    /// handshake) is tried again after the reconnect backoff until
+    /// [`ClusterConfig::bootstrap_timeout`]; then this fails with the last attempt's error,
+    /// which names the address. Fails at once when no bootstrap host name resolves
+    /// ([`Error::Connect`] naming them), and on errors no retry mends (authentication,
+    /// settings).
     pub async fn connect(config: ClusterConfig) -> Result<Cluster> {
         let reconnects = Reconnects::new(config.reconnect_policy());
         let idle = config.idle_policy();
@@ -207,11 +225,52 @@ impl Cluster {
             let task = tokio::spawn(sweep(Arc::downgrade(&cluster.inner), period));
             *lock(&cluster.inner.sweep) = Some(task);
         }
-        if let Err(err) = cluster.refresh_metadata(Some(&[])).await {
+        if let Err(err) = cluster.bootstrap().await {
             cluster.close();
             return Err(err);
         }
         Ok(cluster)
+    }
+
+    /// The first metadata request, retried until the bootstrap deadline.
+    async fn bootstrap(&self) -> Result<()> {
+        let started = Instant::now();
+        let deadline = started + self.inner.config.bootstrap_timeout;
+        let mut last: Option<Error> = None;
+        loop {
+            let attempt =
+                tokio::time::timeout_at(deadline.into(), self.refresh_metadata(Some(&[])));
+            let err = match attempt.await {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(err)) => err,
+                Err(_) => break,
+            };
+            // Retriable: the broker may not be up yet.
+            if !err.is_retriable() {
+                return Err(err);
+            }
+            if matches!(err, Error::Connect { .. }) {
+                unresolvable(&self.inner.config.bootstrap).await?;
+            }
+            let wake = match &err {
+                Error::Backoff { until, .. } => *until,
+                _ => Instant::now() + self.inner.config.reconnect_backoff,
+            };
+            debug!(error = %err, "bootstrap broker not reachable yet; retrying");
+            // A real failure says more than "backing off".
+            if !matches!(err, Error::Backoff { .. }) || last.is_none() {
+                last = Some(err);
+            }
+            // No attempt is allowed before the deadline: fail when it passes, not earlier.
+            tokio::time::sleep_until(wake.min(deadline).into()).await;
+            if wake >= deadline {
+                break;
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::ConnectTimeout {
+            broker: self.inner.config.bootstrap.join(","),
+            after: started.elapsed(),
+        }))
     }
 
     /// The settings this cluster was made with.
@@ -396,7 +455,9 @@ impl Cluster {
     }
 
     /// Fetches metadata for `topics` (`None`: every topic; `Some(&[])`: brokers only) from any
-    /// broker, and merges it into [`Cluster::metadata`]. Topics are never auto-created.
+    /// broker, and merges it into [`Cluster::metadata`]. Missing named topics are created by
+    /// the broker only when [`ClusterConfig::allow_auto_topic_creation`] is set and the
+    /// broker allows it.
     pub async fn refresh_metadata(&self, topics: Option<&[&str]>) -> Result<()> {
         let request = MetadataRequest::default()
             .with_topics(topics.map(|names| {
@@ -408,7 +469,7 @@ impl Cluster {
                     })
                     .collect()
             }))
-            .with_allow_auto_topic_creation(false);
+            .with_allow_auto_topic_creation(self.inner.config.allow_auto_topic_creation);
         let conn = self.any_connection().await?;
         let version = conn.version(ApiKey::Metadata)?;
         let response = conn
@@ -489,6 +550,28 @@ impl Cluster {
     /// The idle sweep calls this periodically.
     pub fn close_idle(&self, now: Instant) -> usize {
         close_idle(&self.inner, now)
+    }
+}
+
+/// Fails with the lookup error when no bootstrap address resolves (a wrong host name does not
+/// mend by waiting); `Ok` when one does, or when one is an IP address.
+async fn unresolvable(bootstrap: &[String]) -> Result<()> {
+    let mut failure = None;
+    for address in bootstrap {
+        match tokio::net::lookup_host(address.as_str()).await {
+            Ok(_) => return Ok(()),
+            Err(err) => failure = Some((address.clone(), err)),
+        }
+    }
+    match failure {
+        Some((broker, err)) => Err(Error::Connect {
+            broker: bootstrap.join(","),
+            source: Arc::new(std::io::Error::new(
+                err.kind(),
+                format!("cannot resolve the bootstrap server {broker}: {err}"),
+            )),
+        }),
+        None => Ok(()),
     }
 }
 
@@ -582,5 +665,24 @@ mod tests {
             Some(Duration::from_secs(9 * 60))
         );
         assert_eq!(config.connection.client_id.as_deref(), Some("kafkit"));
+        // The admin client's: never ask for auto-creation; wait default.api.timeout.ms.
+        assert!(!config.allow_auto_topic_creation);
+        assert_eq!(config.bootstrap_timeout, Duration::from_secs(60));
+    }
+
+    #[tokio::test]
+    async fn a_dead_bootstrap_port_is_retried_until_the_deadline() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("address").to_string();
+        drop(listener);
+        let mut config = ClusterConfig::new(&addr);
+        config.bootstrap_timeout = Duration::from_millis(600);
+        let started = Instant::now();
+        let err = Cluster::connect(config).await.err().map(|e| e.to_string());
+        let took = started.elapsed();
+        let err = err.expect("nothing listens there");
+        assert!(err.contains(&addr), "{err}");
+        assert!(took >= Duration::from_millis(600), "gave up after {took:?}");
+        assert!(took < Duration::from_secs(5), "took {took:?}");
     }
 }

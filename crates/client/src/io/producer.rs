@@ -58,6 +58,8 @@ pub(crate) struct Counters {
     pub(crate) records_sent: AtomicU64,
     pub(crate) bytes_sent: AtomicU64,
     pub(crate) records_failed: AtomicU64,
+    pub(crate) records_expired_unsent: AtomicU64,
+    pub(crate) records_expired_unknown: AtomicU64,
     pub(crate) batches_sent: AtomicU64,
     pub(crate) retries: AtomicU64,
     pub(crate) epoch_bumps: AtomicU64,
@@ -110,6 +112,10 @@ impl Shared {
         c.records_sent.store(s.records_sent, Ordering::Relaxed);
         c.bytes_sent.store(s.bytes_sent, Ordering::Relaxed);
         c.records_failed.store(s.records_failed, Ordering::Relaxed);
+        c.records_expired_unsent
+            .store(s.records_expired_unsent, Ordering::Relaxed);
+        c.records_expired_unknown
+            .store(s.records_expired_unknown, Ordering::Relaxed);
         c.batches_sent.store(s.batches_sent, Ordering::Relaxed);
         c.retries.store(s.retries, Ordering::Relaxed);
         c.epoch_bumps.store(s.epoch_bumps, Ordering::Relaxed);

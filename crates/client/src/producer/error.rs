@@ -7,10 +7,12 @@ use kafka_protocol::error::ResponseError;
 
 use crate::error::Error;
 
-/// Why a record was not produced (or, for [`ProduceError::Closed`], may not have been).
+/// Why a record was not produced, or why its outcome is not known.
 ///
 /// Every record accepted by `Producer::send` ends with exactly one outcome: its
-/// [`RecordMetadata`](super::RecordMetadata) or one of these.
+/// [`RecordMetadata`](super::RecordMetadata) or one of these. Most of these say the record
+/// was not written; [`ProduceError::is_outcome_unknown`] says when it may have been (a delivery
+/// timeout after the batch was sent, a lost response, a close that cut requests short).
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProduceError {
@@ -24,7 +26,40 @@ pub enum ProduceError {
         max: usize,
     },
     /// `delivery.timeout.ms` passed before the record's batch was acknowledged.
-    #[error("{topic}-{partition}: not delivered within delivery.timeout.ms ({after:?})")]
+    ///
+    /// Whether the record may nevertheless be in the log depends on `sent`:
+    ///
+    /// - `sent: false` — the batch never reached a broker (it waited in the queue: no leader,
+    ///   a leader that could not be connected to, retries that never got a request onto a
+    ///   connection). The record was **not written**.
+    /// - `sent: true` — a request carrying the batch reached (or may have reached) a broker:
+    ///   a response was lost, a request timed out, the broker answered with a retriable error
+    ///   and the retry expired in the queue. The outcome is **unknown**: the record may be in
+    ///   the log ([`ProduceError::is_outcome_unknown`] says `true`). The Java client has the
+    ///   same window; read the topic back, or rely on idempotent consumers, when that matters.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kafkit::producer::ProduceError;
+    ///
+    /// let never_sent = ProduceError::DeliveryTimeout {
+    ///     topic: "orders".into(),
+    ///     partition: 0,
+    ///     after: Duration::from_secs(120),
+    ///     sent: false,
+    /// };
+    /// assert!(!never_sent.is_outcome_unknown());
+    /// assert!(never_sent.to_string().contains("never sent"));
+    /// let in_flight = ProduceError::DeliveryTimeout {
+    ///     topic: "orders".into(),
+    ///     partition: 0,
+    ///     after: Duration::from_secs(120),
+    ///     sent: true,
+    /// };
+    /// assert!(in_flight.is_outcome_unknown());
+    /// assert!(in_flight.to_string().contains("may have been written"));
+    /// ```
+    #[error("{topic}-{partition}: {}", delivery_timeout_text(*sent, *after))]
     DeliveryTimeout {
         /// The topic.
         topic: Arc<str>,
@@ -32,6 +67,9 @@ pub enum ProduceError {
         partition: i32,
         /// The delivery timeout.
         after: Duration,
+        /// Whether a request carrying the record reached (or may have reached) a broker:
+        /// `false` means the record was not written, `true` that it may have been.
+        sent: bool,
     },
     /// No `buffer.memory` became free within `max.block.ms` (or at once, for `try_send`).
     #[error("no producer buffer memory free within {waited:?}")]
@@ -40,7 +78,8 @@ pub enum ProduceError {
         waited: Duration,
     },
     /// The producer was closed (or dropped) before the record's outcome was known. A record
-    /// whose request was already written may nevertheless be in the log.
+    /// whose request was already written may nevertheless be in the log (so
+    /// [`ProduceError::is_outcome_unknown`] says `true`).
     #[error("the producer is closed")]
     Closed,
     /// The topic's metadata (it does not exist, or has no partitions) was not found within
@@ -80,4 +119,36 @@ pub enum ProduceError {
     /// A client error (connection, protocol) with retries exhausted or not retriable.
     #[error(transparent)]
     Client(#[from] Error),
+}
+
+fn delivery_timeout_text(sent: bool, after: Duration) -> String {
+    if sent {
+        format!(
+            "not acknowledged within delivery.timeout.ms ({after:?}); it was sent, so it may \
+             have been written (outcome unknown)"
+        )
+    } else {
+        format!("never sent within delivery.timeout.ms ({after:?}); not written")
+    }
+}
+
+impl ProduceError {
+    /// Whether the record may have been written although this error is its outcome: a
+    /// [`DeliveryTimeout`](ProduceError::DeliveryTimeout) after the batch was sent, a
+    /// [`Closed`](ProduceError::Closed) producer (its requests may have been written), or a
+    /// client error whose request's response was lost ([`Error::is_outcome_unknown`]).
+    ///
+    /// `false`: the failure itself says the record was not written. For
+    /// [`Broker`](ProduceError::Broker) and [`Client`](ProduceError::Client) errors that holds
+    /// for the attempt that failed; an earlier attempt of the same batch whose response was
+    /// lost may still have written it when the producer is not idempotent (an idempotent one
+    /// resends it with the same sequence, which the broker answers as a duplicate: success).
+    pub fn is_outcome_unknown(&self) -> bool {
+        match self {
+            ProduceError::DeliveryTimeout { sent, .. } => *sent,
+            ProduceError::Closed => true,
+            ProduceError::Client(error) => error.is_outcome_unknown(),
+            _ => false,
+        }
+    }
 }

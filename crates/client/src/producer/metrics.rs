@@ -8,8 +8,14 @@ pub struct ProducerMetrics {
     pub records_sent: u64,
     /// Encoded batch bytes acknowledged.
     pub bytes_sent: u64,
-    /// Records that ended with an error.
+    /// Records that ended with an error (the two expiry counters below included).
     pub records_failed: u64,
+    /// Records that failed with `DeliveryTimeout { sent: false }`: expired before any
+    /// request carried them, so not written.
+    pub records_expired_unsent: u64,
+    /// Records that failed with `DeliveryTimeout { sent: true }`: expired after a request
+    /// carried them, so they may have been written (outcome unknown).
+    pub records_expired_unknown: u64,
     /// Batches sent (each attempt counts).
     pub batches_sent: u64,
     /// Batches put back for a retry.

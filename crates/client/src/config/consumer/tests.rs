@@ -46,6 +46,8 @@ fn defaults_are_the_java_4x_defaults_except_auto_commit() {
     assert_eq!(c.max_partition_fetch_bytes(), 1_048_576);
     assert!(c.check_crcs());
     assert_eq!(c.prefetch_max_bytes(), 64 << 20);
+    assert!(c.allow_auto_create_topics());
+    assert_eq!(c.default_api_timeout(), Duration::from_secs(60));
     assert_eq!(c.client().request_timeout(), Duration::from_secs(30));
     assert_eq!(c.client().receive_buffer_bytes(), Some(65_536));
 }
@@ -71,7 +73,11 @@ fn every_key_parses_and_round_trips() {
         ("max.partition.fetch.bytes", "2000"),
         ("check.crcs", "false"),
         ("kafkit.prefetch.max.bytes", "4096"),
+        ("allow.auto.create.topics", "false"),
+        ("default.api.timeout.ms", "5000"),
     ]);
+    assert!(!c.allow_auto_create_topics());
+    assert_eq!(c.default_api_timeout(), Duration::from_secs(5));
     assert_eq!(c.group_instance_id(), Some("i-1"));
     assert_eq!(c.auto_offset_reset(), AutoOffsetReset::Earliest);
     assert!(c.enable_auto_commit());

@@ -191,6 +191,11 @@ pub struct ProducerBatch<D> {
     pub(crate) sequence: Option<Sequence>,
     pub(crate) retry_at: Option<Instant>,
     pub(crate) full: bool,
+    /// Whether a request carrying the batch reached, or may have reached, a broker: set when
+    /// a request's result is a response or a failure with an unknown outcome (the response
+    /// was lost, the request timed out); a request that failed before it was written (no
+    /// connection, backing off) leaves it as it was. Never cleared.
+    pub(crate) sent: bool,
     encoded: Option<(Option<Sequence>, Bytes)>,
 }
 
@@ -208,6 +213,7 @@ impl<D> ProducerBatch<D> {
             sequence: None,
             retry_at: None,
             full: false,
+            sent: false,
             encoded: None,
         }
     }
@@ -230,6 +236,12 @@ impl<D> ProducerBatch<D> {
     /// How many times the batch was sent.
     pub fn attempts(&self) -> u32 {
         self.attempts
+    }
+
+    /// Whether a request carrying it reached, or may have reached, a broker (see
+    /// [`ProduceError::DeliveryTimeout`]): once `true`, it may be in the log.
+    pub fn was_sent(&self) -> bool {
+        self.sent
     }
 
     /// Its sequence, once drained under an idempotent producer.

@@ -108,6 +108,11 @@ pub struct SenderStats {
     pub retries: u64,
     /// Epoch bumps asked for.
     pub epoch_bumps: u64,
+    /// Records that expired (`delivery.timeout.ms`) before any request carried them: not
+    /// written.
+    pub records_expired_unsent: u64,
+    /// Records that expired after a request carried them: outcome unknown.
+    pub records_expired_unknown: u64,
 }
 
 #[derive(Debug)]
@@ -237,14 +242,25 @@ impl<D> SenderState<D> {
         self.idempotence.set_next_sequence(tp, next_sequence);
     }
 
-    /// Fails batches whose `delivery.timeout.ms` passed while queued.
+    /// Fails batches whose `delivery.timeout.ms` passed while queued, with
+    /// [`ProduceError::DeliveryTimeout`] saying whether a request ever carried them (`sent`:
+    /// outcome unknown) or not (not written). Batches in flight wait for their result.
     pub fn expire(&mut self, now: Instant) {
         let after = self.config.accumulator.delivery_timeout;
         for batch in self.accumulator.expire(now) {
+            let sent = batch.sent;
+            let records = batch.record_count() as u64;
+            let counter = if sent {
+                &mut self.stats.records_expired_unknown
+            } else {
+                &mut self.stats.records_expired_unsent
+            };
+            *counter = counter.saturating_add(records);
             let error = ProduceError::DeliveryTimeout {
                 topic: batch.tp.topic.clone(),
                 partition: batch.tp.partition,
                 after,
+                sent,
             };
             self.fail(batch, &error);
         }

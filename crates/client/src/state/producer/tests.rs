@@ -82,6 +82,25 @@ fn refused(tp: TopicPartition, code: ResponseError) -> (TopicPartition, Partitio
     )
 }
 
+/// A Produce request whose response did not come in time (outcome unknown).
+fn timed_out() -> Error {
+    Error::RequestTimedOut {
+        broker: "b".into(),
+        api: ApiKey::Produce,
+        after: Duration::from_secs(30),
+    }
+}
+
+/// An idempotent state whose one record was sent at `t0 + LINGER` and whose response was
+/// lost (the batch waits for its retry).
+fn sent_and_lost(t0: Instant) -> SenderState<u64> {
+    let mut s = idempotent_state();
+    s.append(t0, &tp(0), record(1, 10)).ok();
+    let tx = s.poll_requests(t0 + LINGER, &leader);
+    s.handle_result(t0 + LINGER, tx.requests[0].id, Err(timed_out()));
+    s
+}
+
 fn idempotent_state() -> SenderState<u64> {
     let mut s = SenderState::new(config(true, 1_000, 100_000));
     assert_eq!(s.poll_init_producer_id(), Some((-1, -1)));
@@ -478,9 +497,115 @@ fn queued_batches_expire_with_delivery_timeout() {
     let outcomes = s.take_outcomes();
     assert!(matches!(
         outcomes[0].result,
-        Err(ProduceError::DeliveryTimeout { .. })
+        Err(ProduceError::DeliveryTimeout { sent: false, .. })
     ));
     assert!(s.is_idle());
+    assert_eq!(s.stats().records_expired_unsent, 1);
+    assert_eq!(s.stats().records_expired_unknown, 0);
+}
+
+/// The expiry outcome of one batch whose only request ended with `result`.
+fn expired_after(result: RequestResult) -> (ProduceError, SenderStats) {
+    let t0 = Instant::now();
+    let mut s = idempotent_state();
+    s.append(t0, &tp(0), record(1, 10)).ok();
+    s.append(t0, &tp(0), record(2, 10)).ok();
+    let tx = s.poll_requests(t0 + LINGER, &leader);
+    assert_eq!(tx.requests.len(), 1);
+    s.handle_result(t0 + LINGER, tx.requests[0].id, result);
+    assert!(s.take_outcomes().is_empty(), "retried, not failed");
+    // The leader is gone: the retry waits in the queue until it expires.
+    s.poll_requests(t0 + DELIVERY - LINGER, &|_| None);
+    s.expire(t0 + DELIVERY);
+    let outcomes = s.take_outcomes();
+    assert_eq!(outcomes.len(), 2);
+    let errors: Vec<ProduceError> = outcomes
+        .into_iter()
+        .filter_map(|o| o.result.err())
+        .collect();
+    assert_eq!(errors.len(), 2);
+    assert!(s.check_invariants().is_ok());
+    (errors[0].clone(), s.stats())
+}
+
+#[test]
+fn a_batch_whose_requests_never_left_expires_as_not_written() {
+    // Failures before the request was written: nothing reached a broker.
+    let not_written = [
+        Error::Connect {
+            broker: "b".into(),
+            source: std::sync::Arc::new(std::io::Error::from(
+                std::io::ErrorKind::ConnectionRefused,
+            )),
+        },
+        Error::ConnectTimeout {
+            broker: "b".into(),
+            after: Duration::from_secs(10),
+        },
+        Error::UnknownBroker { node_id: 1 },
+    ];
+    for error in not_written {
+        let (outcome, stats) = expired_after(Err(error.clone()));
+        assert!(
+            matches!(outcome, ProduceError::DeliveryTimeout { sent: false, .. }),
+            "{error}: {outcome}"
+        );
+        assert!(!outcome.is_outcome_unknown());
+        assert!(outcome.to_string().contains("never sent"), "{outcome}");
+        assert_eq!(
+            (stats.records_expired_unsent, stats.records_expired_unknown),
+            (2, 0)
+        );
+    }
+}
+
+#[test]
+fn a_batch_that_was_sent_expires_with_an_unknown_outcome() {
+    let lost = [
+        // The response was lost: the broker may have written it.
+        Err(timed_out()),
+        Err(Error::ConnectionClosed {
+            broker: "b".into(),
+            api: ApiKey::Produce,
+        }),
+        // The broker answered (a retriable refusal): the request reached it.
+        Ok(vec![refused(tp(0), ResponseError::NotLeaderOrFollower)]),
+        Ok(vec![refused(tp(0), ResponseError::RequestTimedOut)]),
+    ];
+    for result in lost {
+        let (outcome, stats) = expired_after(result.clone());
+        assert!(
+            matches!(outcome, ProduceError::DeliveryTimeout { sent: true, .. }),
+            "{result:?}: {outcome}"
+        );
+        assert!(outcome.is_outcome_unknown());
+        assert!(outcome.to_string().contains("may have been written"));
+        assert_eq!(
+            (stats.records_expired_unsent, stats.records_expired_unknown),
+            (0, 2)
+        );
+    }
+}
+
+#[test]
+fn once_sent_a_batch_stays_sent_across_later_unsent_attempts() {
+    let t0 = Instant::now();
+    let mut s = sent_and_lost(t0);
+    // The retry cannot reach the leader: it was never written, but the first attempt may
+    // have been.
+    let retry_at = t0 + Duration::from_secs(2);
+    let tx = s.poll_requests(retry_at, &leader);
+    assert_eq!(tx.requests.len(), 1);
+    let refused_connect = Error::ConnectTimeout {
+        broker: "b".into(),
+        after: Duration::from_secs(10),
+    };
+    s.handle_result(retry_at, tx.requests[0].id, Err(refused_connect));
+    s.expire(t0 + DELIVERY);
+    assert!(matches!(
+        s.take_outcomes()[0].result,
+        Err(ProduceError::DeliveryTimeout { sent: true, .. })
+    ));
 }
 
 #[test]
@@ -546,19 +671,11 @@ fn retries_run_out_with_the_last_error() {
 #[test]
 fn an_expired_retry_bumps_the_epoch() {
     let t0 = Instant::now();
-    let mut s = idempotent_state();
-    s.append(t0, &tp(0), record(1, 10)).ok();
-    let tx = s.poll_requests(t0 + LINGER, &leader);
-    let lost = Error::RequestTimedOut {
-        broker: "b".into(),
-        api: ApiKey::Produce,
-        after: Duration::from_secs(30),
-    };
-    s.handle_result(t0 + LINGER, tx.requests[0].id, Err(lost));
+    let mut s = sent_and_lost(t0);
     s.expire(t0 + DELIVERY);
     assert!(matches!(
         s.take_outcomes()[0].result,
-        Err(ProduceError::DeliveryTimeout { .. })
+        Err(ProduceError::DeliveryTimeout { sent: true, .. })
     ));
     assert_eq!(s.poll_init_producer_id(), Some((42, 0)));
     s.handle_producer_id(42, 1);

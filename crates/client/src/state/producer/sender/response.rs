@@ -29,7 +29,10 @@ impl<D> SenderState<D> {
                 let retriable = error.is_retriable()
                     || error.is_outcome_unknown()
                     || matches!(error, Error::UnknownBroker { .. });
-                for (batch, _) in request.batches {
+                // A request that failed before it was written leaves the batch unsent.
+                let maybe_written = error.is_outcome_unknown();
+                for (mut batch, _) in request.batches {
+                    batch.sent |= maybe_written;
                     let error = ProduceError::Client(error.clone());
                     if retriable {
                         self.retry(now, batch, error);
@@ -39,7 +42,9 @@ impl<D> SenderState<D> {
                 }
             }
             Ok(mut answers) => {
-                for (batch, bytes) in request.batches {
+                for (mut batch, bytes) in request.batches {
+                    // The broker had the request: whatever it answered, the batch was sent.
+                    batch.sent = true;
                     let answer = answers
                         .iter()
                         .position(|(tp, _)| *tp == batch.tp)

@@ -12,6 +12,7 @@ use proptest::prelude::*;
 use super::super::*;
 use super::{config, tp};
 use crate::error::Error;
+use crate::producer::ProduceError;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -36,8 +37,10 @@ enum Fault {
     None,
     /// Written, response lost.
     LostResponse,
-    /// Not written, connection failed before.
+    /// Not written, connection failed before (reported as an I/O error: outcome unknown).
     NotSent,
+    /// Not written, the leader could not be connected to (the client knows it was not sent).
+    Unreachable,
     /// Not written, leader moved.
     NotLeader,
     /// Not written, refused for good.
@@ -52,6 +55,7 @@ fn op() -> impl Strategy<Value = Op> {
             6 => Just(Fault::None),
             1 => Just(Fault::LostResponse),
             1 => Just(Fault::NotSent),
+            1 => Just(Fault::Unreachable),
             1 => Just(Fault::NotLeader),
             1 => Just(Fault::Fatal),
         ]).prop_map(|(pick, fault)| Op::Respond { pick, fault }),
@@ -144,7 +148,7 @@ struct Sim {
     /// Leader node of each partition (1 or 2).
     leaders: HashMap<i32, i32>,
     logs: HashMap<i32, Log>,
-    outcomes: BTreeMap<u64, Vec<Result<i64, String>>>,
+    outcomes: BTreeMap<u64, Vec<Result<i64, ProduceError>>>,
     appended: Vec<(u64, i32)>,
     next_id: u64,
     fatal: bool,
@@ -153,8 +157,9 @@ struct Sim {
 }
 
 impl Sim {
-    fn new() -> Sim {
+    fn new(delivery_timeout: Duration) -> Sim {
         let mut cfg = config(true, 600, 100_000);
+        cfg.accumulator.delivery_timeout = delivery_timeout;
         cfg.retry_backoff = crate::state::backoff::ExponentialBackoff::new(
             Duration::from_millis(10),
             Duration::from_millis(50),
@@ -197,7 +202,7 @@ impl Sim {
 
     fn collect(&mut self) {
         for o in self.state.take_outcomes() {
-            let r = o.result.map(|m| m.offset).map_err(|e| e.to_string());
+            let r = o.result.map(|m| m.offset);
             self.outcomes.entry(o.delivery).or_default().push(r);
         }
     }
@@ -221,6 +226,10 @@ impl Sim {
     /// The broker of `plan.node` processes it (with `fault`).
     fn process(&mut self, plan: &ProduceRequestPlan, fault: Fault) -> RequestResult {
         match fault {
+            Fault::Unreachable => Err(Error::ConnectTimeout {
+                broker: "b".into(),
+                after: Duration::from_secs(10),
+            }),
             Fault::NotSent => Err(Error::Io {
                 broker: "b".into(),
                 source: std::sync::Arc::new(std::io::Error::other("cut")),
@@ -281,10 +290,12 @@ impl Sim {
         let result = match (result, fault) {
             (None, fault) => self.process(&plan, fault),
             // Already written: only its response can be lost.
-            (Some(_), Fault::LostResponse | Fault::NotSent) => Err(Error::ConnectionClosed {
-                broker: "b".into(),
-                api: ApiKey::Produce,
-            }),
+            (Some(_), Fault::LostResponse | Fault::NotSent | Fault::Unreachable) => {
+                Err(Error::ConnectionClosed {
+                    broker: "b".into(),
+                    api: ApiKey::Produce,
+                })
+            }
             (Some(result), _) => result,
         };
         self.state.handle_result(self.now, plan.id, result);
@@ -328,8 +339,11 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
-    fn every_record_has_one_outcome_and_logs_keep_append_order(ops in prop::collection::vec(op(), 1..120)) {
-        let mut sim = Sim::new();
+    fn every_record_has_one_outcome_and_logs_keep_append_order(
+        ops in prop::collection::vec(op(), 1..120),
+        delivery_secs in prop_oneof![Just(120u64), Just(4u64)],
+    ) {
+        let mut sim = Sim::new(Duration::from_secs(delivery_secs));
         for op in &ops {
             sim.run(op);
             let checked = sim.state.check_invariants().and_then(|()| sim.check_flushes());
@@ -368,18 +382,34 @@ proptest! {
                 prop_assert_eq!(firsts.len(), log.records.len(), "duplicates without a bump");
             }
         }
-        // A success names the record's real offset; without fatal errors or bumps, every
-        // record succeeded.
+        // A success names the record's real offset; a record that expired never sent is in
+        // no log; without fatal errors, bumps or expiries, every record succeeded.
         for (id, partition) in &sim.appended {
             let outcome = &sim.outcomes[id][0];
-            if let Ok(offset) = outcome {
-                if *offset >= 0 {
-                    let log = &sim.logs[partition];
-                    prop_assert_eq!(log.records.get(*offset as usize), Some(id));
+            match outcome {
+                Ok(offset) => {
+                    if *offset >= 0 {
+                        let log = &sim.logs[partition];
+                        prop_assert_eq!(log.records.get(*offset as usize), Some(id));
+                    }
                 }
-            } else {
-                prop_assert!(sim.fatal || bumped, "record {} failed: {:?}", id, outcome);
+                Err(ProduceError::DeliveryTimeout { sent: false, .. }) => {
+                    let written = sim.logs.get(partition).is_some_and(|l| l.records.contains(id));
+                    prop_assert!(!written, "record {} expired as never sent but is in the log", id);
+                }
+                Err(ProduceError::DeliveryTimeout { sent: true, .. }) => {}
+                Err(error) => {
+                    prop_assert!(sim.fatal || bumped, "record {} failed: {:?}", id, error);
+                }
             }
         }
+        let stats = sim.state.stats();
+        let expired = |sent: bool| {
+            sim.outcomes.values().filter(|o| {
+                matches!(&o[0], Err(ProduceError::DeliveryTimeout { sent: s, .. }) if *s == sent)
+            }).count() as u64
+        };
+        prop_assert_eq!(stats.records_expired_unsent, expired(false));
+        prop_assert_eq!(stats.records_expired_unknown, expired(true));
     }
 }
