@@ -48,7 +48,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use super::driver::{BoxFuture, GroupDriver};
 use super::{ConsumeError, Consumer};
@@ -372,7 +372,13 @@ impl GroupDriver for Group {
             loop {
                 match Arc::try_unwrap(member) {
                     Ok(m) => {
-                        m.close(deadline).await;
+                        match m.close(deadline).await {
+                            Err(err) if err.is_client_bug() => {
+                                error!(error = %err, "leaving the group failed: client bug")
+                            }
+                            Err(err) => warn!(error = %err, "leaving the group failed"),
+                            Ok(()) => {}
+                        }
                         return;
                     }
                     Err(shared) if Instant::now() < deadline => {

@@ -691,7 +691,12 @@ impl Link {
             correlation_id,
             self.client_id.as_deref(),
             request,
-        )?;
+        )
+        .map_err(|err| {
+            // A request kafkit built that this version cannot carry: a client bug, said loudly.
+            tracing::error!(broker = %self.shared.broker, error = %err, "client bug: a request cannot be encoded");
+            Error::Encode(err)
+        })?;
         Ok((correlation_id, buf.freeze()))
     }
 

@@ -467,7 +467,7 @@ fn poll_interval_expiry_sends_leave_group() {
     let Some(MemberRequest::LeaveGroup(leave)) = h.poll() else {
         panic!("expected LeaveGroup")
     };
-    assert_eq!(leave.members[0].member_id.as_str(), "me");
+    assert_eq!(leave.member_id, "me");
 }
 
 #[test]
@@ -494,7 +494,7 @@ fn close_sends_leave_group_for_dynamic_members_only() {
     let Some(MemberRequest::LeaveGroup(leave)) = h.poll() else {
         panic!("expected LeaveGroup")
     };
-    assert_eq!(leave.members[0].member_id.as_str(), "me");
+    assert_eq!(leave.member_id, "me");
     assert!(!h.m.is_done());
     h.m.handle_leave(h.now);
     assert!(h.m.is_done());
