@@ -578,3 +578,5 @@ mod requests;
 mod responses;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+pub(crate) use tests::encoding_samples;
