@@ -28,10 +28,10 @@ pub(crate) struct Encoder {
 impl Encoder {
     /// The versions of `api` kafkit may use (its row of [`SUPPORTED`]).
     pub(crate) fn versions(api: ApiKey) -> RangeInclusive<i16> {
-        SUPPORTED
-            .iter()
-            .find(|s| s.key == api)
-            .map_or(1..=0, |s| s.versions.min..=s.versions.max)
+        match SUPPORTED.iter().find(|s| s.key == api) {
+            Some(s) => s.versions.min..=s.versions.max,
+            None => panic!("{api:?} is not in kafkit_wire's SUPPORTED"),
+        }
     }
 
     /// Encodes `request` (called `variant`) at `version` as [`crate::io::connection`] does.
