@@ -177,3 +177,64 @@ async fn a_closing_static_member_keeps_its_partitions_for_its_instance_id() {
         .close(Instant::now() + Duration::from_secs(10))
         .await;
 }
+
+/// The Kafka 3.9 broker for the KIP-848 test: `KAFKIT_KAFKA39_BOOTSTRAP` when set (one
+/// already running), else one of this process's own.
+fn kafka_39() -> kafkit_tests::Kafka {
+    match std::env::var("KAFKIT_KAFKA39_BOOTSTRAP") {
+        Ok(bootstrap) if !bootstrap.trim().is_empty() => kafkit_tests::Kafka {
+            bootstrap: bootstrap.trim().to_owned(),
+            state_dir: None,
+        },
+        _ => kafkit_tests::start_broker_version("3.9.1", 1),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consumer_protocol_on_a_broker_without_it_fails_once_saying_what_to_do() {
+    let broker = kafka_39();
+    let topic = kafkit_tests::fill::topic(&broker.bootstrap, "kip848-39", 2).await;
+    let group = unique_name("kip848-39-group");
+    let c = consumer(&broker.bootstrap, &group, &[("group.protocol", "consumer")]).await;
+    let started = Instant::now();
+    let first = match c.subscribe([topic.as_str()]).await {
+        Err(e) => e,
+        Ok(()) => loop {
+            match c.poll(Duration::from_millis(200)).await {
+                Err(ConsumeError::Timeout { .. }) | Ok(_) => {}
+                Err(e) => break e,
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no error within 30 s from a broker without KIP-848"
+            );
+        },
+    };
+    assert!(
+        matches!(first, ConsumeError::GroupProtocolUnsupported { .. }),
+        "{first:?}"
+    );
+    let message = first.to_string();
+    eprintln!("typed error: {message}");
+    for needle in [
+        "group.coordinator.rebalance.protocols",
+        "group.protocol=classic",
+    ] {
+        assert!(message.contains(needle), "{needle} not in: {message}");
+    }
+    // Reported: later polls do not loop on the broker again.
+    for _ in 0..3 {
+        let at = Instant::now();
+        match c.poll(Duration::from_secs(5)).await {
+            Err(ConsumeError::GroupProtocolUnsupported { .. }) | Err(ConsumeError::Closed) => {}
+            other => panic!("after the typed error: {other:?}"),
+        }
+        assert!(
+            at.elapsed() < Duration::from_secs(2),
+            "a later poll waited {:?}",
+            at.elapsed()
+        );
+    }
+    c.close(Instant::now() + Duration::from_secs(5)).await;
+    broker.stop();
+}

@@ -312,7 +312,7 @@ impl GroupDriver for Group {
                     Err(err) => {
                         // Fatal for the member: keep reporting it.
                         lock(&self.pending).push_front(Err(err.clone()));
-                        return Err(ConsumeError::Client(err));
+                        return Err(ConsumeError::from_group_member(err));
                     }
                 }
             }
@@ -462,7 +462,7 @@ impl Consumer {
         self.remove_assigned(&manual);
         let member = GroupMember::join(self.cluster().clone(), settings, subscription)
             .await
-            .map_err(ConsumeError::Client)?;
+            .map_err(ConsumeError::from_group_member)?;
         let auto_commit = self
             .config()
             .enable_auto_commit()
