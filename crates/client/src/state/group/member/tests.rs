@@ -775,3 +775,48 @@ pub(crate) fn encoding_samples(enc: &mut crate::request_versions::Encoder) {
         }
     }
 }
+
+fn client_bug(api: ApiKey) -> Error {
+    Error::Encode(kafkit_wire::header::EncodeError::Invalid {
+        api,
+        version: 5,
+        reason: "A field is set that is not available on the selected protocol version".into(),
+    })
+}
+
+#[test]
+fn a_request_that_cannot_be_encoded_ends_the_member_and_a_failed_leave_is_reported() {
+    // A heartbeat kafkit cannot encode: retrying would send the same bytes, so the member
+    // stops with the error (the consumer returns it from recv/poll).
+    let mut h = Harness::new(eager(), &["t"]);
+    h.find();
+    h.join_follower(1, &[tp("t", 0)]);
+    h.advance(Duration::from_secs(3));
+    assert!(matches!(h.poll(), Some(MemberRequest::Heartbeat(_))));
+    h.m.handle_request_failed(
+        h.now,
+        RequestKind::Heartbeat,
+        &client_bug(ApiKey::Heartbeat),
+    );
+    assert!(h.m.is_done());
+    let fatal = h.m.fatal().expect("fatal");
+    assert!(fatal.is_client_bug() && !fatal.is_retriable());
+    assert!(fatal
+        .to_string()
+        .starts_with("client bug: cannot encode Heartbeat v5"));
+
+    // The LeaveGroup of a close fails: the member is done, not fatal, and the close reports it.
+    let mut h = Harness::new(eager(), &["t"]);
+    h.find();
+    h.join_follower(1, &[tp("t", 0)]);
+    h.m.close(h.now);
+    assert!(matches!(h.poll(), Some(MemberRequest::LeaveGroup(_))));
+    h.m.handle_request_failed(
+        h.now,
+        RequestKind::LeaveGroup,
+        &client_bug(ApiKey::LeaveGroup),
+    );
+    assert!(h.m.is_done());
+    assert!(h.m.fatal().is_none());
+    assert!(h.m.leave_error().is_some_and(Error::is_client_bug));
+}
