@@ -42,7 +42,8 @@
 #
 # Environment:
 #   KAFKIT_CACHE              cache root (default $HOME/.cache/kafkit)
-#   KAFKIT_KAFKA_VERSION      Kafka version (default 4.2.0; log4j is pinned to match in pom.xml)
+#   KAFKIT_KAFKA_VERSION      Kafka version (default 4.2.0; log4j is pinned to match in pom.xml;
+#                             3.9.1 is used by the group_leave suite)
 #   KAFKIT_KAFKA_HEAP         broker heap flags (default "-Xms256m -Xmx512m")
 #   KAFKIT_KAFKA_LOG_LEVEL    broker/tool root log level (default WARN)
 #   KAFKIT_START_TIMEOUT      seconds to wait for readiness (default 120)
@@ -101,9 +102,22 @@ usage() {
 # ---------------------------------------------------------------------------------------------
 # fetch
 
+# slf4j_bindings DIR: the SLF4J binding jars in DIR, one per line.
+slf4j_bindings() {
+  find "$1" -maxdepth 1 \( -name 'log4j-slf4j-impl-*.jar' -o -name 'log4j-slf4j2-impl-*.jar' \
+    -o -name 'slf4j-reload4j-*.jar' -o -name 'slf4j-log4j12-*.jar' -o -name 'slf4j-simple-*.jar' \
+    -o -name 'logback-classic-*.jar' \) -printf '%f\n' 2>/dev/null
+}
+
 fetch() {
   if [[ -f "$KAFKA_HOME/.complete" ]]; then
-    return 0
+    # A cache fetched before the pom pinned one binding (Kafka 3.x brought slf4j-reload4j too):
+    # fetch again.
+    if [[ "$(slf4j_bindings "$LIBS" | wc -l)" -eq 1 ]]; then
+      return 0
+    fi
+    log "cached Kafka $KAFKA_VERSION jars hold $(slf4j_bindings "$LIBS" | wc -l) SLF4J bindings; fetching again"
+    rm -f "$KAFKA_HOME/.complete"
   fi
   command -v mvn >/dev/null || die "mvn not found (needed once to fetch the Kafka jars)"
   mkdir -p "$KAFKA_HOME"
@@ -122,6 +136,9 @@ fetch() {
   fi
   [[ -f "$tmp/libs/kafka_2.13-$KAFKA_VERSION.jar" && -f "$tmp/libs/kafka-tools-$KAFKA_VERSION.jar" ]] \
     || { rm -rf "$tmp"; die "fetched libs lack kafka_2.13/kafka-tools $KAFKA_VERSION"; }
+  [[ "$(slf4j_bindings "$tmp/libs" | wc -l)" -eq 1 ]] \
+    || { log "SLF4J bindings: $(slf4j_bindings "$tmp/libs" | tr '\n' ' ')"; rm -rf "$tmp"; \
+         die "fetched libs must hold exactly one SLF4J binding (see scripts/kafka/pom.xml)"; }
   # Publish atomically (another fetch may have raced us: then keep theirs).
   if [[ -f "$KAFKA_HOME/.complete" ]]; then
     rm -rf "$tmp"

@@ -65,8 +65,25 @@ pub fn kafka() -> &'static Kafka {
 /// # Panics
 /// When the broker does not start; the script prints its log tail to stderr.
 pub fn start_broker(brokers: u32) -> Kafka {
+    start_broker_with(brokers, None)
+}
+
+/// [`start_broker`] with Kafka `version` (e.g. `"3.9.1"`: `KAFKIT_KAFKA_VERSION`), whose jars
+/// `scripts/kafka.sh fetch` brings (`scripts/test.sh` fetches the versions the suites use).
+///
+/// # Panics
+/// When the broker does not start.
+pub fn start_broker_version(version: &str, brokers: u32) -> Kafka {
+    start_broker_with(brokers, Some(version))
+}
+
+fn start_broker_with(brokers: u32, version: Option<&str>) -> Kafka {
     let script = repo_root().join("scripts/kafka.sh");
-    let output = Command::new("bash")
+    let mut command = Command::new("bash");
+    if let Some(version) = version {
+        command.env("KAFKIT_KAFKA_VERSION", version);
+    }
+    let output = command
         .arg(&script)
         .arg("start")
         .arg("--brokers")

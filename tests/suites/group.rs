@@ -137,7 +137,9 @@ fn exact_cover(assignments: Vec<Vec<TopicPartition>>, topic: &str) -> bool {
 
 async fn close_all(members: Vec<GroupMember>) {
     for m in members {
-        m.close(Instant::now() + Duration::from_secs(5)).await;
+        m.close(Instant::now() + Duration::from_secs(5))
+            .await
+            .expect("the member leaves");
     }
 }
 
@@ -221,7 +223,9 @@ async fn a_static_member_rejoins_without_a_rebalance() {
     let b = members.pop().unwrap();
     logs.pop();
     // Static members do not send LeaveGroup on close.
-    b.close(Instant::now() + Duration::from_secs(5)).await;
+    b.close(Instant::now() + Duration::from_secs(5))
+        .await
+        .expect("a static member stops");
     let events_before = logs[0].events.len();
     members.push(join(stat("b"), &topic).await);
     logs.push(Log::default());

@@ -114,7 +114,10 @@ impl Driven {
                     tokio::select! {
                         close = &mut stopped => {
                             if close.unwrap_or(false) {
-                                member.close(Instant::now() + Duration::from_secs(10)).await;
+                                member
+                                    .close(Instant::now() + Duration::from_secs(10))
+                                    .await
+                                    .expect("the member leaves");
                             }
                             // else: dropped, as a crashed process would be.
                             return;
@@ -391,7 +394,10 @@ async fn commit_and_committed_round_trip_with_the_member_epoch() {
         .await
         .unwrap_err();
     assert!(matches!(err, CommitError::StaleMemberEpoch), "{err:?}");
-    member.close(Instant::now() + Duration::from_secs(10)).await;
+    member
+        .close(Instant::now() + Duration::from_secs(10))
+        .await
+        .expect("the member leaves");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

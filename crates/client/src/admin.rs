@@ -16,12 +16,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::{
-    ApiKey, BrokerId, CreateTopicsRequest, DeleteTopicsRequest, ListOffsetsRequest, TopicName,
-};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::ApiKey;
 
 use crate::error::{Error, Result};
 use crate::io::cluster::{Cluster, ClusterConfig};
@@ -29,6 +24,7 @@ use crate::io::coordinator::Coordinators;
 use crate::state::metadata::{BrokerInfo, TopicInfo};
 
 pub mod groups;
+pub(crate) mod requests;
 
 pub use groups::{
     GroupDescription, GroupListing, ListGroupsFilter, MemberDescription, PartitionLag,
@@ -152,29 +148,7 @@ impl Admin {
 
     async fn create(&self, topics: &[NewTopic], exist_ok: bool) -> Result<()> {
         let timeout = self.timeout();
-        let request = CreateTopicsRequest::default()
-            .with_timeout_ms(duration_ms(timeout))
-            .with_topics(
-                topics
-                    .iter()
-                    .map(|t| {
-                        CreatableTopic::default()
-                            .with_name(topic_name(&t.name))
-                            .with_num_partitions(t.partitions)
-                            .with_replication_factor(t.replication_factor)
-                            .with_configs(
-                                t.configs
-                                    .iter()
-                                    .map(|(k, v)| {
-                                        CreatableTopicConfig::default()
-                                            .with_name(StrBytes::from_string(k.clone()))
-                                            .with_value(Some(StrBytes::from_string(v.clone())))
-                                    })
-                                    .collect(),
-                            )
-                    })
-                    .collect(),
-            );
+        let request = requests::create_topics(topics, duration_ms(timeout));
         let conn = self.cluster.any_connection().await?;
         let version = conn.version(ApiKey::CreateTopics)?;
         let response = conn.send(&request, version, timeout).await?;
@@ -235,18 +209,7 @@ impl Admin {
         let timeout = self.timeout();
         let conn = self.cluster.any_connection().await?;
         let version = conn.version(ApiKey::DeleteTopics)?;
-        let mut request = DeleteTopicsRequest::default().with_timeout_ms(duration_ms(timeout));
-        if version >= 6 {
-            request.topics = topics
-                .iter()
-                .map(|t| {
-                    kafka_protocol::messages::delete_topics_request::DeleteTopicState::default()
-                        .with_name(Some(topic_name(t)))
-                })
-                .collect();
-        } else {
-            request.topic_names = topics.iter().map(|t| topic_name(t)).collect();
-        }
+        let request = requests::delete_topics(topics, duration_ms(timeout), version);
         let response = conn.send(&request, version, timeout).await?;
         for result in &response.responses {
             let name = result.name.as_ref().map(|n| n.0.as_str()).unwrap_or("");
@@ -336,22 +299,7 @@ impl Admin {
         for (leader, parts) in by_leader {
             let conn = self.cluster.connection(leader).await?;
             let version = conn.version(ApiKey::ListOffsets)?;
-            let request = ListOffsetsRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_timeout_ms(duration_ms(timeout))
-                .with_topics(vec![ListOffsetsTopic::default()
-                    .with_name(topic_name(topic))
-                    .with_partitions(
-                        parts
-                            .iter()
-                            .map(|&p| {
-                                ListOffsetsPartition::default()
-                                    .with_partition_index(p)
-                                    .with_current_leader_epoch(-1)
-                                    .with_timestamp(spec.timestamp())
-                            })
-                            .collect(),
-                    )]);
+            let request = requests::list_offsets(topic, &parts, spec, duration_ms(timeout));
             let response = conn.send(&request, version, timeout).await?;
             for t in &response.topics {
                 for p in &t.partitions {
@@ -372,10 +320,6 @@ impl Admin {
         out.sort_by_key(|o| o.partition);
         Ok(out)
     }
-}
-
-fn topic_name(name: &str) -> TopicName {
-    TopicName(StrBytes::from_string(name.to_owned()))
 }
 
 fn duration_ms(d: Duration) -> i32 {

@@ -64,8 +64,10 @@ pub enum Error {
         /// The timeout that expired.
         after: Duration,
     },
-    /// The request could not be encoded.
-    #[error("cannot encode a request: {0}")]
+    /// The request could not be encoded: a client bug (kafkit built a request the negotiated
+    /// version cannot carry), not a broker or network problem. Not retriable; nothing was sent.
+    /// Please report it with the message.
+    #[error("client bug: {0}")]
     Encode(#[from] EncodeError),
     /// The broker's response could not be decoded.
     #[error("bad response from {broker}: {source}")]
@@ -223,6 +225,14 @@ impl Error {
                 | Error::Decode { .. }
                 | Error::UnexpectedResponse { .. }
         )
+    }
+}
+
+impl Error {
+    /// Whether this is a client bug (a request kafkit built that cannot be encoded at the
+    /// negotiated version) rather than something the broker or the network did.
+    pub fn is_client_bug(&self) -> bool {
+        matches!(self, Error::Encode(_))
     }
 }
 

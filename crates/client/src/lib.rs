@@ -23,6 +23,8 @@ pub mod consumer;
 pub mod error;
 pub mod io;
 pub mod producer;
+#[cfg(test)]
+mod request_versions;
 pub mod state;
 
 pub use error::{Error, Result};

@@ -30,14 +30,7 @@ use std::time::Instant;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::consumer_group_describe_response::DescribedGroup as ConsumerDescribedGroup;
 use kafka_protocol::messages::describe_groups_response::DescribedGroup;
-use kafka_protocol::messages::offset_delete_request::{
-    OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
-};
-use kafka_protocol::messages::{
-    ApiKey, ConsumerGroupDescribeRequest, DeleteGroupsRequest, DescribeGroupsRequest, GroupId,
-    ListGroupsRequest, OffsetDeleteRequest, TopicName,
-};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::ApiKey;
 
 use super::{Admin, OffsetSpec};
 use crate::error::{Error, Result};
@@ -246,10 +239,6 @@ pub(crate) fn describe_consumer_result(
     })
 }
 
-fn str_bytes(s: &str) -> StrBytes {
-    StrBytes::from_string(s.to_owned())
-}
-
 fn matches_filter(listing: &GroupListing, filter: &ListGroupsFilter) -> bool {
     let state_ok = filter.states.is_empty()
         || listing
@@ -298,13 +287,7 @@ impl Admin {
         for node in nodes {
             let conn = self.cluster.connection(node).await?;
             let version = conn.version(ApiKey::ListGroups)?;
-            let mut request = ListGroupsRequest::default();
-            if version >= 4 {
-                request.states_filter = filter.states.iter().map(|s| str_bytes(s)).collect();
-            }
-            if version >= 5 {
-                request.types_filter = filter.types.iter().map(|s| str_bytes(s)).collect();
-            }
+            let request = super::requests::list_groups(filter, version);
             let timeout = request_timeout(&self.cluster, deadline).ok_or(Error::Broker {
                 api: ApiKey::ListGroups,
                 code: ResponseError::RequestTimedOut,
@@ -339,8 +322,7 @@ impl Admin {
             let description = self
                 .on_coordinator(group, deadline, |node, conn| async move {
                     let version = conn.version(ApiKey::DescribeGroups)?;
-                    let request = DescribeGroupsRequest::default()
-                        .with_groups(vec![GroupId(str_bytes(group))]);
+                    let request = super::requests::describe_groups(group);
                     let timeout =
                         request_timeout(&self.cluster, deadline).ok_or(Error::Broker {
                             api: ApiKey::DescribeGroups,
@@ -394,8 +376,7 @@ impl Admin {
         deadline: Instant,
     ) -> Result<GroupDescription> {
         let version = conn.version(ApiKey::ConsumerGroupDescribe)?;
-        let request =
-            ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(str_bytes(group))]);
+        let request = super::requests::consumer_group_describe(group);
         let timeout = request_timeout(&self.cluster, deadline).ok_or(Error::Broker {
             api: ApiKey::ConsumerGroupDescribe,
             code: ResponseError::RequestTimedOut,
@@ -592,8 +573,7 @@ impl Admin {
         for group in groups {
             self.on_coordinator(group, deadline, |_, conn| async move {
                 let version = conn.version(ApiKey::DeleteGroups)?;
-                let request = DeleteGroupsRequest::default()
-                    .with_groups_names(vec![GroupId(str_bytes(group))]);
+                let request = super::requests::delete_groups(group);
                 let timeout = request_timeout(&self.cluster, deadline).ok_or(Error::Broker {
                     api: ApiKey::DeleteGroups,
                     code: ResponseError::RequestTimedOut,
@@ -624,31 +604,7 @@ impl Admin {
         partitions: &[TopicPartition],
     ) -> Result<()> {
         let deadline = self.deadline();
-        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-        for tp in partitions {
-            by_topic
-                .entry(tp.topic.as_str())
-                .or_default()
-                .push(tp.partition);
-        }
-        let topics: Vec<OffsetDeleteRequestTopic> = by_topic
-            .iter()
-            .map(|(topic, parts)| {
-                OffsetDeleteRequestTopic::default()
-                    .with_name(TopicName(str_bytes(topic)))
-                    .with_partitions(
-                        parts
-                            .iter()
-                            .map(|&p| {
-                                OffsetDeleteRequestPartition::default().with_partition_index(p)
-                            })
-                            .collect(),
-                    )
-            })
-            .collect();
-        let request = OffsetDeleteRequest::default()
-            .with_group_id(GroupId(str_bytes(group)))
-            .with_topics(topics);
+        let request = super::requests::offset_delete(group, partitions);
         let request = &request;
         self.on_coordinator(group, deadline, |_, conn| async move {
             let version = conn.version(ApiKey::OffsetDelete)?;
@@ -686,6 +642,8 @@ impl Admin {
 mod tests {
     use super::*;
     use kafka_protocol::messages::describe_groups_response::DescribedGroupMember;
+    use kafka_protocol::messages::{GroupId, TopicName};
+    use kafka_protocol::protocol::StrBytes;
 
     #[test]
     fn describe_decodes_consumer_members() {

@@ -100,6 +100,23 @@ pub enum ConsumeError {
     /// The consumer is closed.
     #[error("the consumer is closed")]
     Closed,
+    /// `group.protocol=consumer` (KIP-848) on a cluster that does not offer it: the brokers
+    /// lack ConsumerGroupHeartbeat or refuse it (`UNSUPPORTED_VERSION`), as Kafka 3.x does by
+    /// default. Reported once by `recv`/`poll`; later calls return it again at once (the
+    /// member has stopped, nothing is retried). Not retriable: enable the protocol on the
+    /// brokers or use `group.protocol=classic`.
+    #[error(
+        "the cluster does not support the consumer group protocol (group.protocol=consumer, \
+         KIP-848): enable it on the brokers (Kafka 3.7-3.9: \
+         group.coordinator.rebalance.protocols=classic,consumer; Kafka 4.0+: the group.version \
+         feature at 1 or more, its default) or set group.protocol=classic on the consumer \
+         ({source})"
+    )]
+    GroupProtocolUnsupported {
+        /// What the broker said.
+        #[source]
+        source: Error,
+    },
     /// Committing or fetching committed offsets failed (typed: rebalance in progress, stale
     /// generation, unknown or fenced member, coordinator unavailable after retries, …).
     #[error(transparent)]
@@ -107,6 +124,16 @@ pub enum ConsumeError {
 }
 
 impl ConsumeError {
+    /// The consumer's error for a group member's fatal `err`: [`Self::GroupProtocolUnsupported`]
+    /// when the brokers do not offer KIP-848 ConsumerGroupHeartbeat, else [`Self::Client`].
+    pub(crate) fn from_group_member(err: Error) -> ConsumeError {
+        if is_group_protocol_unsupported(&err) {
+            ConsumeError::GroupProtocolUnsupported { source: err }
+        } else {
+            ConsumeError::Client(err)
+        }
+    }
+
     /// Whether calling again may succeed without the application doing anything.
     pub fn is_retriable(&self) -> bool {
         match self {
@@ -135,5 +162,65 @@ impl ConsumeError {
             ConsumeError::NotAssigned { topic, partition } => Some((topic, *partition)),
             _ => None,
         }
+    }
+}
+
+/// Whether `err` says the brokers lack the KIP-848 protocol: ConsumerGroupHeartbeat missing
+/// from ApiVersions, or answered with `UNSUPPORTED_VERSION` (a 3.x group coordinator without
+/// `consumer` in `group.coordinator.rebalance.protocols`).
+pub(crate) fn is_group_protocol_unsupported(err: &Error) -> bool {
+    use kafka_protocol::messages::ApiKey;
+    use kafkit_wire::api::NegotiationError;
+    match err {
+        Error::Negotiation {
+            source:
+                NegotiationError::NotOffered { api } | NegotiationError::NoCommonVersion { api, .. },
+            ..
+        } => *api == ApiKey::ConsumerGroupHeartbeat,
+        Error::Broker {
+            api: ApiKey::ConsumerGroupHeartbeat,
+            code: ResponseError::UnsupportedVersion,
+            ..
+        } => true,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::ApiKey;
+    use kafkit_wire::api::NegotiationError;
+
+    #[test]
+    fn a_cluster_without_kip848_is_a_typed_error_naming_the_settings() {
+        let refused = Error::Broker {
+            api: ApiKey::ConsumerGroupHeartbeat,
+            code: ResponseError::UnsupportedVersion,
+            message: None,
+        };
+        let not_offered = Error::Negotiation {
+            broker: "b:9092".into(),
+            source: NegotiationError::NotOffered {
+                api: ApiKey::ConsumerGroupHeartbeat,
+            },
+        };
+        for err in [refused, not_offered] {
+            let e = ConsumeError::from_group_member(err);
+            assert!(matches!(e, ConsumeError::GroupProtocolUnsupported { .. }));
+            assert!(!e.is_retriable());
+            let text = e.to_string();
+            assert!(text.contains("group.coordinator.rebalance.protocols=classic,consumer"));
+            assert!(text.contains("group.protocol=classic"));
+        }
+        let other = Error::Broker {
+            api: ApiKey::JoinGroup,
+            code: ResponseError::UnsupportedVersion,
+            message: None,
+        };
+        assert!(matches!(
+            ConsumeError::from_group_member(other),
+            ConsumeError::Client(_)
+        ));
     }
 }

@@ -48,7 +48,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use super::driver::{BoxFuture, GroupDriver};
 use super::{ConsumeError, Consumer};
@@ -312,7 +312,7 @@ impl GroupDriver for Group {
                     Err(err) => {
                         // Fatal for the member: keep reporting it.
                         lock(&self.pending).push_front(Err(err.clone()));
-                        return Err(ConsumeError::Client(err));
+                        return Err(ConsumeError::from_group_member(err));
                     }
                 }
             }
@@ -372,7 +372,13 @@ impl GroupDriver for Group {
             loop {
                 match Arc::try_unwrap(member) {
                     Ok(m) => {
-                        m.close(deadline).await;
+                        match m.close(deadline).await {
+                            Err(err) if err.is_client_bug() => {
+                                error!(error = %err, "leaving the group failed: client bug")
+                            }
+                            Err(err) => warn!(error = %err, "leaving the group failed"),
+                            Ok(()) => {}
+                        }
                         return;
                     }
                     Err(shared) if Instant::now() < deadline => {
@@ -456,7 +462,7 @@ impl Consumer {
         self.remove_assigned(&manual);
         let member = GroupMember::join(self.cluster().clone(), settings, subscription)
             .await
-            .map_err(ConsumeError::Client)?;
+            .map_err(ConsumeError::from_group_member)?;
         let auto_commit = self
             .config()
             .enable_auto_commit()

@@ -49,6 +49,14 @@ use crate::config::SecurityConfig;
 use crate::error::{Error, Result};
 use crate::state::reconnect::IdlePolicy;
 
+/// The ApiVersions request of the connection handshake (KIP-511 client name and version, sent
+/// from v3).
+pub(crate) fn api_versions_request() -> ApiVersionsRequest {
+    ApiVersionsRequest::default()
+        .with_client_software_name(StrBytes::from_static_str("kafkit"))
+        .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")))
+}
+
 /// The ApiVersions version we ask for first; a broker that does not know it answers in v0 with
 /// the versions it does know (KIP-511).
 const API_VERSIONS_FIRST: i16 = 3;
@@ -640,9 +648,7 @@ impl Link {
 
     /// ApiVersions: the version of every API this broker and kafkit both speak.
     async fn handshake(&self) -> Result<Versions> {
-        let request = ApiVersionsRequest::default()
-            .with_client_software_name(StrBytes::from_static_str("kafkit"))
-            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+        let request = api_versions_request();
         let mut version = API_VERSIONS_FIRST;
         loop {
             let (correlation_id, frame) = self.round_trip(&request, version, None).await?;
@@ -691,7 +697,12 @@ impl Link {
             correlation_id,
             self.client_id.as_deref(),
             request,
-        )?;
+        )
+        .map_err(|err| {
+            // A request kafkit built that this version cannot carry: a client bug, said loudly.
+            tracing::error!(broker = %self.shared.broker, error = %err, "client bug: a request cannot be encoded");
+            Error::Encode(err)
+        })?;
         Ok((correlation_id, buf.freeze()))
     }
 

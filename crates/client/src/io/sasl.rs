@@ -117,8 +117,7 @@ async fn run_exchange(
             "the broker does not speak SaslHandshake v1 (Kafka 1.0 or newer needed)",
         ));
     }
-    let handshake =
-        SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism.name()));
+    let handshake = handshake_request(mechanism.name());
     let response = link.request(&handshake, handshake_version, timeout).await?;
     if response.error_code == UNSUPPORTED_SASL_MECHANISM {
         let enabled: Vec<&str> = response.mechanisms.iter().map(|m| m.as_str()).collect();
@@ -138,7 +137,7 @@ async fn run_exchange(
     let sasl = |e: SaslError| auth_error(link, mechanism, e.to_string());
     let mut message = exchange.initial().map_err(sasl)?;
     for _ in 0..MAX_ROUNDS {
-        let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(message));
+        let request = authenticate_request(message);
         let response = link
             .request(&request, authenticate_version, timeout)
             .await?;
@@ -214,4 +213,14 @@ pub(crate) async fn reauthenticate(
             }
         }
     }
+}
+
+/// SaslHandshake naming `mechanism` (e.g. `SCRAM-SHA-512`).
+pub(crate) fn handshake_request(mechanism: &'static str) -> SaslHandshakeRequest {
+    SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism))
+}
+
+/// SaslAuthenticate carrying one message of the mechanism's exchange.
+pub(crate) fn authenticate_request(message: Vec<u8>) -> SaslAuthenticateRequest {
+    SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(message))
 }

@@ -233,7 +233,9 @@ impl ClassicMember {
     }
 
     /// Leaves the group (dynamic members send LeaveGroup) and stops the task, by `deadline`.
-    pub async fn close(mut self, deadline: Instant) {
+    /// An error says why the LeaveGroup failed (the coordinator then drops the member only
+    /// after `session.timeout.ms`); [`Error::is_client_bug`] when kafkit could not encode it.
+    pub async fn close(mut self, deadline: Instant) -> Result<()> {
         self.shared.state().close(Instant::now());
         self.shared.wake.notify_one();
         if let Some(mut task) = self.task.take() {
@@ -244,6 +246,10 @@ impl ClassicMember {
             }
         }
         self.shared.events.notify_waiters();
+        match self.shared.state().leave_error() {
+            Some(err) => Err(err.clone()),
+            None => Ok(()),
+        }
     }
 }
 
@@ -404,11 +410,11 @@ async fn send(
             }
             .await,
         ),
-        MemberRequest::LeaveGroup(req) => Outcome::Leave(
+        MemberRequest::LeaveGroup(leave) => Outcome::Leave(
             async {
                 let conn = cluster.connection(node(coordinator)?).await?;
                 let version = conn.version(ApiKey::LeaveGroup)?;
-                let response = conn.send(&req, version, timeout).await?;
+                let response = conn.send(&leave.request(version), version, timeout).await?;
                 Error::check(ApiKey::LeaveGroup, response.error_code, None)
             }
             .await,

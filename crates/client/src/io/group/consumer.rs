@@ -22,7 +22,7 @@ use kafka_protocol::messages::{
 };
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
-use tracing::debug;
+use tracing::{debug, error};
 
 use super::{GroupEvent, GroupGeneration, GroupSettings, GroupSubscription};
 use crate::error::Error;
@@ -267,25 +267,33 @@ impl ConsumerMember {
 
     /// Leaves the group (epoch -1; a static member -2, so it may come back to its partitions
     /// within the session timeout) and stops the task, by `deadline`.
-    pub async fn close(mut self, deadline: Instant) {
+    pub async fn close(mut self, deadline: Instant) -> Result<()> {
         let leave = self.shared.state().leave();
         self.shared.wake.notify_one();
         let leave_done = async {
-            if let Some(request) = leave {
-                if let Err(err) =
+            match leave {
+                Some(request) => {
                     send_leave(&self.coordinators, &self.settings, request, deadline).await
-                {
-                    debug!(group = %self.settings.group_id, error = %err, "leave heartbeat failed");
                 }
+                None => Ok(()),
             }
         };
         let deadline_at = tokio::time::Instant::from_std(deadline);
-        if tokio::time::timeout_at(deadline_at, leave_done)
-            .await
-            .is_err()
-        {
-            debug!(group = %self.settings.group_id, "leave heartbeat not answered by the deadline");
-        }
+        let left = match tokio::time::timeout_at(deadline_at, leave_done).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => {
+                if err.is_client_bug() {
+                    error!(group = %self.settings.group_id, error = %err, "leave heartbeat failed: client bug");
+                } else {
+                    debug!(group = %self.settings.group_id, error = %err, "leave heartbeat failed");
+                }
+                Err(err)
+            }
+            Err(_) => {
+                debug!(group = %self.settings.group_id, "leave heartbeat not answered by the deadline");
+                Ok(())
+            }
+        };
         if let Some(mut task) = self.task.take() {
             if tokio::time::timeout_at(deadline_at, &mut task)
                 .await
@@ -295,6 +303,7 @@ impl ConsumerMember {
             }
         }
         self.shared.events.notify_waiters();
+        left
     }
 }
 

@@ -290,8 +290,11 @@ impl GroupMember {
     }
 
     /// Leaves the group (LeaveGroup for dynamic members; static members just stop
-    /// heartbeating, as Java's do), waiting at most until `deadline`.
-    pub async fn close(self, deadline: Instant) {
+    /// heartbeating, as Java's do), waiting at most until `deadline`. An error says why the
+    /// leave failed: the coordinator then drops the member after its session timeout
+    /// ([`Error::is_client_bug`](crate::Error::is_client_bug) when kafkit could not encode
+    /// the request).
+    pub async fn close(self, deadline: Instant) -> Result<()> {
         match self {
             GroupMember::Classic(m) => m.close(deadline).await,
             GroupMember::Consumer(m) => m.close(deadline).await,

@@ -16,3 +16,5 @@ pub use session::{FetchSession, SessionPartition, SessionRequest};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+pub(crate) use tests::encoding_samples;

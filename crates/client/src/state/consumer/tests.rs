@@ -796,3 +796,108 @@ fn a_throttled_node_is_not_fetched_before_the_throttle_ends() {
         1
     );
 }
+
+/// The consumer's requests as `FetchState` plans them, for `crate::request_versions`: a full
+/// Fetch (two leaders), an incremental one with a forgotten partition, ListOffsets resets
+/// (earliest, latest, by timestamp, read_committed), OffsetForLeaderEpoch validations.
+pub(crate) fn encoding_samples(enc: &mut crate::request_versions::Encoder) {
+    use crate::request_versions::Encoder;
+    use kafka_protocol::messages::ApiKey;
+    let now = Instant::now();
+    let m = metadata(4);
+    let mut fetches = Vec::new();
+    let mut s = assigned(4);
+    fetches.extend(
+        s.poll_fetches(now, &m)
+            .into_iter()
+            .map(|(_, r)| ("full Fetch", 4, r)),
+    );
+    // Incremental with a forgotten partition: both partitions on node 0.
+    let mut m0 = metadata(2);
+    m0.update_leader(TOPIC, 1, 0, 6, None);
+    let mut s = assigned(2);
+    if let Some((token, _)) = s.poll_fetches(now, &m0).pop() {
+        s.handle_fetch(
+            now,
+            token,
+            response(77, vec![partition(0, Some(records(0, 2)), 2)]),
+        );
+        let _ = s.drain(10);
+        let _ = s.pause(&tp(1));
+        // Fetch sessions (KIP-227) exist from v7: below, every response has session id 0
+        // and every request is full.
+        fetches.extend(
+            s.poll_fetches(now, &m0)
+                .into_iter()
+                .map(|(_, r)| ("incremental Fetch", 7, r)),
+        );
+    }
+    assert!(fetches.iter().any(|(n, _, _)| *n == "incremental Fetch"));
+    for v in Encoder::versions(ApiKey::Fetch) {
+        for (name, from, r) in &fetches {
+            if v >= *from {
+                enc.check(name, v, r);
+            }
+        }
+    }
+
+    let mut lookups = Vec::new();
+    for (reset, isolation) in [
+        (AutoOffsetReset::Earliest, IsolationLevel::ReadUncommitted),
+        (AutoOffsetReset::Latest, IsolationLevel::ReadCommitted),
+    ] {
+        let mut s = FetchState::new(FetchSettings {
+            auto_offset_reset: reset,
+            isolation_level: isolation,
+            ..settings()
+        });
+        s.assign([tp(0), tp(1), tp(2)]);
+        // isolation_level exists from ListOffsets v2 (KIP-98): read_committed needs it.
+        let from = if isolation == IsolationLevel::ReadCommitted {
+            2
+        } else {
+            1
+        };
+        lookups.extend(
+            s.poll_list_offsets(now, &m)
+                .into_iter()
+                .map(|(_, r)| (from, r)),
+        );
+    }
+    let mut s = assigned(2);
+    let _ = s.request_reset(
+        &tp(0),
+        super::position::OffsetSpec::Timestamp(1_700_000_000_000),
+    );
+    lookups.extend(
+        s.poll_list_offsets(now, &m)
+            .into_iter()
+            .map(|(_, r)| (1, r)),
+    );
+    assert!(!lookups.is_empty());
+    for v in Encoder::versions(ApiKey::ListOffsets) {
+        for (from, r) in &lookups {
+            if v >= *from {
+                enc.check("consumer ListOffsets", v, r);
+            }
+        }
+    }
+
+    let mut s = FetchState::new(settings());
+    s.add_assigned(vec![
+        (tp(0), Some(OffsetAndMetadata::new(5).with_leader_epoch(3))),
+        (tp(2), Some(OffsetAndMetadata::new(9).with_leader_epoch(4))),
+    ]);
+    let _ = s.poll_fetches(now, &m); // marks the positions to validate first
+    let validations: Vec<_> = s
+        .poll_validations(now, &m)
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
+    assert!(!validations.is_empty());
+    for v in Encoder::versions(ApiKey::OffsetForLeaderEpoch) {
+        for r in &validations {
+            enc.check("OffsetForLeaderEpoch", v, r);
+        }
+    }
+}

@@ -637,6 +637,79 @@ pub fn fetch_results(
     results
 }
 
+/// Every OffsetCommit and OffsetFetch kafkit builds, for [`crate::request_versions`]: admin,
+/// classic, KIP-848 and static identities, with metadata and leader epochs; one group, several
+/// groups (v8+; below, the builder refuses and the caller sends one request per group), all
+/// partitions or some, with and without `require_stable`.
+#[cfg(test)]
+pub(crate) fn encoding_samples(enc: &mut crate::request_versions::Encoder) {
+    use crate::request_versions::Encoder;
+    use kafka_protocol::messages::ApiKey;
+    let offsets = BTreeMap::from([
+        (TopicPartition::new("t", 0), OffsetAndMetadata::new(42)),
+        (
+            TopicPartition::new("t", 1),
+            OffsetAndMetadata::new(7)
+                .with_leader_epoch(3)
+                .with_metadata("note"),
+        ),
+        (TopicPartition::new("u", 0), OffsetAndMetadata::new(0)),
+    ]);
+    let identities = [
+        ("admin", MemberIdentity::admin()),
+        ("classic", MemberIdentity::member(5, "m-1", None)),
+        ("KIP-848", MemberIdentity::member(12, "uuid-member", None)),
+        (
+            "static",
+            MemberIdentity::member(5, "m-1", Some("instance-1".into())),
+        ),
+    ];
+    for v in Encoder::versions(ApiKey::OffsetCommit) {
+        for (name, identity) in &identities {
+            match offset_commit_request("g", identity, &offsets, v) {
+                Ok(r) => enc.check(&format!("OffsetCommit {name}"), v, &r),
+                Err(e) => panic!("OffsetCommit {name} v{v} refused: {e}"),
+            }
+        }
+    }
+    let some = [TopicPartition::new("t", 0), TopicPartition::new("u", 3)];
+    let member = MemberIdentity::member(12, "uuid-member", None);
+    let single = [
+        ("all partitions", vec![OffsetFetchQuery::all("g")]),
+        (
+            "some partitions",
+            vec![OffsetFetchQuery::partitions("g", &some)],
+        ),
+        (
+            "member",
+            vec![OffsetFetchQuery::partitions("g", &some).with_member(member.clone())],
+        ),
+    ];
+    let several = vec![
+        OffsetFetchQuery::all("g"),
+        OffsetFetchQuery::partitions("h", &some),
+    ];
+    for v in Encoder::versions(ApiKey::OffsetFetch) {
+        for stable in [false, true] {
+            for (name, queries) in &single {
+                match offset_fetch_request(queries, stable, v) {
+                    Ok(r) => enc.check(&format!("OffsetFetch {name} stable={stable}"), v, &r),
+                    // v1 has no "all partitions" (null topics): refused, typed.
+                    Err(_) if v < 2 && *name == "all partitions" => {
+                        enc.refused(ApiKey::OffsetFetch)
+                    }
+                    Err(e) => panic!("OffsetFetch {name} v{v} refused: {e}"),
+                }
+            }
+            match offset_fetch_request(&several, stable, v) {
+                Ok(r) => enc.check(&format!("OffsetFetch groups stable={stable}"), v, &r),
+                Err(_) if v < 8 => enc.refused(ApiKey::OffsetFetch),
+                Err(e) => panic!("OffsetFetch groups v{v} refused: {e}"),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

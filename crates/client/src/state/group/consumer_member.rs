@@ -95,6 +95,8 @@ mod props;
 mod reconcile;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+pub(crate) use tests::encoding_samples;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};

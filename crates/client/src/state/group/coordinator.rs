@@ -259,6 +259,24 @@ impl CoordinatorCache {
     }
 }
 
+/// FindCoordinator as kafkit builds it, for [`crate::request_versions`]: one group at every
+/// version, several (v4+; below, the builder refuses and the caller asks one by one).
+#[cfg(test)]
+pub(crate) fn encoding_samples(enc: &mut crate::request_versions::Encoder) {
+    use kafka_protocol::messages::ApiKey;
+    for v in crate::request_versions::Encoder::versions(ApiKey::FindCoordinator) {
+        match find_coordinator_request(&["g"], v) {
+            Ok(r) => enc.check("FindCoordinator one group", v, &r),
+            Err(e) => panic!("FindCoordinator one group v{v} refused: {e}"),
+        }
+        match find_coordinator_request(&["g", "h"], v) {
+            Ok(r) => enc.check("FindCoordinator two groups", v, &r),
+            Err(LookupError::OneKeyOnly { .. }) if v < 4 => enc.refused(ApiKey::FindCoordinator),
+            Err(e) => panic!("FindCoordinator two groups v{v} refused: {e}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,8 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::{
-    GroupId, HeartbeatRequest, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
-    SyncGroupRequest,
+    HeartbeatRequest, JoinGroupRequest, JoinGroupResponse, SyncGroupRequest,
 };
 use tracing::{debug, info, warn};
 
@@ -43,7 +42,7 @@ use crate::error::Error;
 use super::assignor::{Assignor, RebalanceProtocol};
 use super::event::{GroupEvent, GroupGeneration};
 use super::protocol::TopicPartition;
-use requests::str_bytes;
+pub use requests::LeaveGroup;
 
 /// The consumer protocol type in JoinGroup/SyncGroup.
 pub const PROTOCOL_TYPE: &str = "consumer";
@@ -98,8 +97,9 @@ pub enum MemberRequest {
     SyncGroup(SyncGroupRequest),
     /// Send this Heartbeat to the coordinator.
     Heartbeat(HeartbeatRequest),
-    /// Send this LeaveGroup to the coordinator.
-    LeaveGroup(LeaveGroupRequest),
+    /// Leave the group: send [`LeaveGroup::request`] (at the negotiated version) to the
+    /// coordinator.
+    LeaveGroup(LeaveGroup),
 }
 
 /// Which request failed, for [`ClassicMemberState::handle_request_failed`].
@@ -170,11 +170,13 @@ pub struct ClassicMemberState {
     last_heartbeat_ok: Instant,
     last_poll: Instant,
     /// A LeaveGroup to send and forget (poll expiry).
-    pending_leave: Option<LeaveGroupRequest>,
+    pending_leave: Option<LeaveGroup>,
     /// The next rebalance request to send (SyncGroup, the leader's partition counts).
     outbox: Option<MemberRequest>,
     events: VecDeque<GroupEvent>,
     fatal: Option<Error>,
+    /// Why the LeaveGroup sent at close failed, for [`Self::leave_error`].
+    leave_error: Option<Error>,
 }
 
 /// The strongest rebalance protocol all assignors support (cooperative over eager).
@@ -222,6 +224,7 @@ impl ClassicMemberState {
             outbox: None,
             events: VecDeque::new(),
             fatal: None,
+            leave_error: None,
         }
     }
 
@@ -390,15 +393,7 @@ impl ClassicMemberState {
             }
             _ if self.heartbeating() && !self.heartbeat_in_flight && now >= self.next_heartbeat => {
                 self.heartbeat_in_flight = true;
-                Some(MemberRequest::Heartbeat(
-                    HeartbeatRequest::default()
-                        .with_group_id(GroupId(str_bytes(&self.config.group_id)))
-                        .with_generation_id(self.generation_id)
-                        .with_member_id(str_bytes(&self.member_id))
-                        .with_group_instance_id(
-                            self.config.group_instance_id.as_deref().map(str_bytes),
-                        ),
-                ))
+                Some(MemberRequest::Heartbeat(self.heartbeat_request()))
             }
             _ => None,
         }
@@ -554,6 +549,12 @@ impl ClassicMemberState {
         }
     }
 
+    /// Why the LeaveGroup sent by [`Self::close`] failed (the member is done anyway; the
+    /// coordinator drops it after `session.timeout.ms`).
+    pub fn leave_error(&self) -> Option<&Error> {
+        self.leave_error.as_ref()
+    }
+
     /// Closes the member: a dynamic member sends LeaveGroup (see [`Self::poll_request`]); a
     /// static one just stops, as Java's does. What it owns is revoked (the consumer committed
     /// before, if it wanted to).
@@ -577,3 +578,5 @@ mod requests;
 mod responses;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+pub(crate) use tests::encoding_samples;

@@ -604,3 +604,72 @@ fn a_late_confirmation_of_an_older_revocation_does_not_release_a_newer_one() {
     let release = m.poll_heartbeat(t + ms(5_000), V1).unwrap();
     assert_eq!(acked(&release), Some(vec![]));
 }
+
+/// Every ConsumerGroupHeartbeat the KIP-848 member builds, for [`crate::request_versions`]:
+/// dynamic and static, topic names and a regex (v1+; refused by the member below), the full
+/// joining heartbeat, the one acknowledging an assignment, the leave at close and at poll
+/// expiry.
+pub(crate) fn encoding_samples(enc: &mut crate::request_versions::Encoder) {
+    use crate::request_versions::Encoder;
+    use kafka_protocol::messages::ApiKey;
+    for v in Encoder::versions(ApiKey::ConsumerGroupHeartbeat) {
+        for is_static in [false, true] {
+            for subscription in [
+                topics(&["orders", "payments"]),
+                SubscribedTopics::Pattern("ord.*".into()),
+            ] {
+                let name = format!("static={is_static} {subscription:?}");
+                let now = Instant::now();
+                let mut config = ConsumerMemberConfig::new("g")
+                    .with_remote_assignor("uniform")
+                    .with_rack_id("rack-a");
+                if is_static {
+                    config = config.with_group_instance_id("instance-1");
+                }
+                let mut m =
+                    ConsumerMemberState::new(config, subscription.clone(), "m-1".into(), now);
+                let Some(join) = m.poll_heartbeat(now, v) else {
+                    assert!(
+                        v < 1 && matches!(subscription, SubscribedTopics::Pattern(_)),
+                        "{name} v{v}: no heartbeat"
+                    );
+                    enc.refused(ApiKey::ConsumerGroupHeartbeat);
+                    continue;
+                };
+                enc.check(&format!("{name} join"), v, &join.request);
+                m.handle_heartbeat_response(
+                    now,
+                    join.id,
+                    &assigned(1, &[(orders(), &[0, 1])]),
+                    &names(),
+                );
+                while let Some(event) = m.poll_event() {
+                    if let GroupEvent::Revoked(p) = event {
+                        m.revocation_done(now, &p, &names());
+                    }
+                }
+                if let Some(ack) = m.poll_heartbeat(now, v) {
+                    enc.check(&format!("{name} acknowledgement"), v, &ack.request);
+                    m.handle_heartbeat_response(now, ack.id, &ok(1), &names());
+                }
+                let later = now + ms(400_000);
+                if let Some(leave) = m.poll_heartbeat(later, v) {
+                    enc.check(&format!("{name} poll-expiry leave"), v, &leave.request);
+                }
+                m.poll_tick(later);
+                let mut m2 = ConsumerMemberState::new(
+                    ConsumerMemberConfig::new("g"),
+                    subscription.clone(),
+                    "m-2".into(),
+                    now,
+                );
+                if let Some(first) = m2.poll_heartbeat(now, v) {
+                    m2.handle_heartbeat_response(now, first.id, &ok(3), &names());
+                }
+                if let Some(leave) = m2.leave() {
+                    enc.check(&format!("{name} leave at close"), v, &leave);
+                }
+            }
+        }
+    }
+}

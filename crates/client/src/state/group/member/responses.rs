@@ -7,7 +7,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{ApiKey, HeartbeatResponse, JoinGroupResponse, SyncGroupResponse};
 use kafka_protocol::protocol::StrBytes;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::{ClassicMemberState, MemberRequest, Phase, RequestKind};
 use crate::error::Error;
@@ -266,11 +266,27 @@ impl ClassicMemberState {
 
     /// A request that got no response (connection lost, timed out) or could not be sent.
     pub fn handle_request_failed(&mut self, now: Instant, kind: RequestKind, error: &Error) {
+        let closing =
+            kind == RequestKind::LeaveGroup && matches!(self.phase, Phase::Leaving { sent: true });
+        if error.is_client_bug() {
+            // kafkit built a request the coordinator's version cannot carry: retrying sends the
+            // same bytes, so the member ends with the error (the close reports it instead).
+            error!(group = %self.config.group_id, request = ?kind, %error, "group request failed: client bug");
+            if closing {
+                self.leave_error = Some(error.clone());
+                self.phase = Phase::Done;
+            } else {
+                self.fail(error.clone());
+            }
+            return;
+        }
         debug!(group = %self.config.group_id, request = ?kind, %error, "group request failed");
         match kind {
             RequestKind::FindCoordinator => self.handle_coordinator(now, Err(error.clone())),
             RequestKind::LeaveGroup => {
-                if let Phase::Leaving { sent: true } = self.phase {
+                if closing {
+                    warn!(group = %self.config.group_id, %error, "LeaveGroup at close failed: the coordinator drops the member after session.timeout.ms");
+                    self.leave_error = Some(error.clone());
                     self.phase = Phase::Done;
                 }
             }

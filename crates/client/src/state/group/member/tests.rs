@@ -467,7 +467,7 @@ fn poll_interval_expiry_sends_leave_group() {
     let Some(MemberRequest::LeaveGroup(leave)) = h.poll() else {
         panic!("expected LeaveGroup")
     };
-    assert_eq!(leave.members[0].member_id.as_str(), "me");
+    assert_eq!(leave.member_id, "me");
 }
 
 #[test]
@@ -494,7 +494,7 @@ fn close_sends_leave_group_for_dynamic_members_only() {
     let Some(MemberRequest::LeaveGroup(leave)) = h.poll() else {
         panic!("expected LeaveGroup")
     };
-    assert_eq!(leave.members[0].member_id.as_str(), "me");
+    assert_eq!(leave.member_id, "me");
     assert!(!h.m.is_done());
     h.m.handle_leave(h.now);
     assert!(h.m.is_done());
@@ -643,4 +643,180 @@ fn poll_expiry_without_a_coordinator_sends_no_leave_and_does_not_spin() {
     assert_eq!(h.events(), [GroupEvent::Lost(vec![tp("t", 0)])]);
     h.advance(Duration::from_millis(1));
     assert!(matches!(h.poll(), Some(MemberRequest::JoinGroup(_))));
+}
+
+/// Every request the classic member builds, in every variant, for
+/// [`crate::request_versions`]: dynamic and static members, eager and cooperative (owned
+/// partitions and user data in the subscription), first join and rejoin, leader and follower
+/// SyncGroup, heartbeats, the LeaveGroup of a close and of a `max.poll.interval.ms` expiry.
+/// Static members are encoded from the versions that carry `group.instance.id` (JoinGroup v5,
+/// SyncGroup/Heartbeat/LeaveGroup v3, KIP-345): Kafka 3.9 and 4.x negotiate higher ones.
+pub(crate) fn encoding_samples(enc: &mut crate::request_versions::Encoder) {
+    use crate::request_versions::Encoder;
+    let statics = |mut c: MemberConfig| {
+        c.group_instance_id = Some("instance-1".into());
+        c.rack_id = Some("rack-a".into());
+        c
+    };
+    let configs = [
+        ("eager", eager(), false),
+        ("cooperative", cooperative(), false),
+        ("static eager", statics(eager()), true),
+        ("static cooperative", statics(cooperative()), true),
+    ];
+    for (name, config, is_static) in configs {
+        let mut requests: Vec<(String, MemberRequest)> = Vec::new();
+        // First join (no member id), MEMBER_ID_REQUIRED rejoin, leader's SyncGroup.
+        let mut h = Harness::new(config.clone(), &["t", "u"]);
+        h.find();
+        requests.push((
+            "first JoinGroup".into(),
+            MemberRequest::JoinGroup(h.expect_join()),
+        ));
+        h.m.handle_join(h.now, &join_err(ResponseError::MemberIdRequired, "me"));
+        requests.push((
+            "JoinGroup with member id".into(),
+            MemberRequest::JoinGroup(h.expect_join()),
+        ));
+        let protocol = if name.contains("cooperative") {
+            "cooperative-sticky"
+        } else {
+            "range"
+        };
+        let response = join_ok("me", "me", 1, protocol)
+            .with_members(vec![member("me", &["t", "u"]), member("other", &["t"])]);
+        h.m.handle_join(h.now, &response);
+        if let Some(MemberRequest::PartitionCounts(_)) = h.poll() {
+            h.m.handle_partition_counts(h.now, BTreeMap::from([("t".into(), 4), ("u".into(), 2)]));
+        }
+        requests.push((
+            "leader SyncGroup".into(),
+            MemberRequest::SyncGroup(h.expect_sync()),
+        ));
+        h.m.handle_sync(h.now, &sync_ok(&[tp("t", 0), tp("u", 0)]));
+        let _ = h.events();
+        h.advance(Duration::from_secs(3));
+        if let Some(beat @ MemberRequest::Heartbeat(_)) = h.poll() {
+            requests.push(("Heartbeat".into(), beat));
+        }
+        // A rebalance: the rejoin carries the owned partitions (cooperative) and generation.
+        h.m.handle_heartbeat(h.now, &hb(Some(ResponseError::RebalanceInProgress)));
+        // Eager revokes everything first (at the next poll); cooperative keeps its partitions.
+        let rejoin = (0..3).find_map(|_| match h.poll() {
+            Some(join @ MemberRequest::JoinGroup(_)) => Some(join),
+            _ => {
+                for event in h.events() {
+                    if let GroupEvent::Revoked(partitions) = event {
+                        h.m.revocation_done(h.now, &partitions);
+                    }
+                }
+                None
+            }
+        });
+        let Some(rejoin) = rejoin else {
+            panic!("{name}: no rejoin after REBALANCE_IN_PROGRESS")
+        };
+        requests.push(("rejoin JoinGroup".into(), rejoin));
+        h.m.handle_join(h.now, &join_ok("me", "leader", 2, protocol));
+        requests.push((
+            "follower SyncGroup".into(),
+            MemberRequest::SyncGroup(h.expect_sync()),
+        ));
+        h.m.handle_sync(h.now, &sync_ok(&[tp("t", 1)]));
+        // The leave of a close (sent by dynamic members only; built for both here).
+        requests.push((
+            "LeaveGroup at close".into(),
+            MemberRequest::LeaveGroup(h.m.leave_request("the consumer is closing")),
+        ));
+        h.now += Duration::from_secs(61);
+        match h.poll() {
+            Some(leave @ MemberRequest::LeaveGroup(_)) => {
+                requests.push(("LeaveGroup at poll expiry".into(), leave))
+            }
+            other => assert!(
+                is_static,
+                "{name}: expected the poll-expiry leave, got {other:?}"
+            ),
+        }
+        for (what, request) in requests {
+            let variant = format!("{name} {what}");
+            let from = |api, static_from| {
+                let versions = Encoder::versions(api);
+                let min = if is_static {
+                    static_from
+                } else {
+                    *versions.start()
+                };
+                min.max(*versions.start())..=*versions.end()
+            };
+            match &request {
+                MemberRequest::JoinGroup(r) => {
+                    for v in from(ApiKey::JoinGroup, 5) {
+                        enc.check(&variant, v, r);
+                    }
+                }
+                MemberRequest::SyncGroup(r) => {
+                    for v in from(ApiKey::SyncGroup, 3) {
+                        enc.check(&variant, v, r);
+                    }
+                }
+                MemberRequest::Heartbeat(r) => {
+                    for v in from(ApiKey::Heartbeat, 3) {
+                        enc.check(&variant, v, r);
+                    }
+                }
+                MemberRequest::LeaveGroup(leave) => {
+                    for v in from(ApiKey::LeaveGroup, 3) {
+                        enc.check(&variant, v, &leave.request(v));
+                    }
+                }
+                MemberRequest::FindCoordinator | MemberRequest::PartitionCounts(_) => {}
+            }
+        }
+    }
+}
+
+fn client_bug(api: ApiKey) -> Error {
+    Error::Encode(kafkit_wire::header::EncodeError::Invalid {
+        api,
+        version: 5,
+        reason: "A field is set that is not available on the selected protocol version".into(),
+    })
+}
+
+#[test]
+fn a_request_that_cannot_be_encoded_ends_the_member_and_a_failed_leave_is_reported() {
+    // A heartbeat kafkit cannot encode: retrying would send the same bytes, so the member
+    // stops with the error (the consumer returns it from recv/poll).
+    let mut h = Harness::new(eager(), &["t"]);
+    h.find();
+    h.join_follower(1, &[tp("t", 0)]);
+    h.advance(Duration::from_secs(3));
+    assert!(matches!(h.poll(), Some(MemberRequest::Heartbeat(_))));
+    h.m.handle_request_failed(
+        h.now,
+        RequestKind::Heartbeat,
+        &client_bug(ApiKey::Heartbeat),
+    );
+    assert!(h.m.is_done());
+    let fatal = h.m.fatal().expect("fatal");
+    assert!(fatal.is_client_bug() && !fatal.is_retriable());
+    assert!(fatal
+        .to_string()
+        .starts_with("client bug: cannot encode Heartbeat v5"));
+
+    // The LeaveGroup of a close fails: the member is done, not fatal, and the close reports it.
+    let mut h = Harness::new(eager(), &["t"]);
+    h.find();
+    h.join_follower(1, &[tp("t", 0)]);
+    h.m.close(h.now);
+    assert!(matches!(h.poll(), Some(MemberRequest::LeaveGroup(_))));
+    h.m.handle_request_failed(
+        h.now,
+        RequestKind::LeaveGroup,
+        &client_bug(ApiKey::LeaveGroup),
+    );
+    assert!(h.m.is_done());
+    assert!(h.m.fatal().is_none());
+    assert!(h.m.leave_error().is_some_and(Error::is_client_bug));
 }
