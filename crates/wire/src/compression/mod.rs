@@ -32,6 +32,12 @@ pub mod zstd;
 use std::fmt;
 use std::io::Read;
 
+/// The most frames (zstd or lz4, skippable ones included) one compressed payload may hold.
+///
+/// Every Kafka producer writes one frame per batch; the bound keeps a payload of many tiny
+/// frames (a million empty zstd frames fit in 9 MB) from costing CPU in proportion.
+pub const MAX_FRAMES: usize = 1024;
+
 /// A Kafka compression codec, as stored in bits 0-2 of the batch (or legacy message) attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Compression {
@@ -124,6 +130,15 @@ pub enum CompressionError {
         codec: Compression,
         /// What the decoder reported.
         message: String,
+    },
+    /// The payload holds more frames (zstd, lz4) than [`MAX_FRAMES`]: real producers write
+    /// one frame per batch, and walking a million empty frames costs CPU for nothing.
+    #[error("{codec} payload holds more than {limit} frames")]
+    TooManyFrames {
+        /// The codec being decoded.
+        codec: Compression,
+        /// The limit, in frames.
+        limit: usize,
     },
     /// The encoder failed.
     #[error("{codec} compression failed: {message}")]
