@@ -115,7 +115,8 @@ fn frame_len(input: &[u8]) -> Result<usize, CompressionError> {
     let content_checksum = flags & 0x04 != 0;
     let content_size = if flags & 0x08 != 0 { 8 } else { 0 };
     let dict_id = if flags & 0x01 != 0 { 4 } else { 0 };
-    c.take(content_size + dict_id, "truncated frame descriptor")?;
+    c.take(content_size, "truncated frame descriptor")?;
+    c.take(dict_id, "truncated frame descriptor")?;
     c.u8("truncated frame descriptor")?; // header checksum, verified by the decoder
     loop {
         let block = c.u32_le("frame cut before its end mark")?;
