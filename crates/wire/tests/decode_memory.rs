@@ -355,3 +355,94 @@ fn issue_figures_at_default_limits() {
         assert!(m.streamed_peak <= bound(input.len(), &limits));
     }
 }
+
+// ---- responses: the guard's estimate of decoded memory ----
+
+mod responses {
+    use super::*;
+    use bytes::BytesMut;
+    use kafka_protocol::messages::metadata_response::{
+        MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+    };
+    use kafka_protocol::messages::{ApiKey, BrokerId, MetadataResponse, TopicName};
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+    use kafkit_wire::guard::{self, decode_response, GuardError, Kind};
+
+    fn metadata(topics: usize, partitions: usize, replicas: usize, name: &str) -> Bytes {
+        let brokers = (0..3)
+            .map(|i| {
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(i))
+                    .with_host(StrBytes::from_string(format!("broker-{i}.example")))
+                    .with_port(9092)
+            })
+            .collect();
+        let topics = (0..topics)
+            .map(|t| {
+                let partitions = (0..partitions)
+                    .map(|p| {
+                        let nodes: Vec<BrokerId> =
+                            (0..replicas).map(|r| BrokerId(r as i32)).collect();
+                        MetadataResponsePartition::default()
+                            .with_partition_index(p as i32)
+                            .with_replica_nodes(nodes.clone())
+                            .with_isr_nodes(nodes)
+                    })
+                    .collect();
+                MetadataResponseTopic::default()
+                    .with_name(Some(TopicName(StrBytes::from_string(format!("{name}{t}")))))
+                    .with_partitions(partitions)
+            })
+            .collect();
+        let response = MetadataResponse::default()
+            .with_brokers(brokers)
+            .with_topics(topics);
+        let mut out = BytesMut::new();
+        response.encode(&mut out, 12).unwrap();
+        out.freeze()
+    }
+
+    /// The estimate is an upper bound of what decoding really allocates, and not a loose one.
+    #[test]
+    fn estimate_bounds_a_big_metadata_response() {
+        for (topics, partitions, replicas, name) in [
+            (2_000, 50, 3, "orders-"),
+            (100_000, 1, 0, ""),
+            (50, 2_000, 1, "t"),
+        ] {
+            let body = metadata(topics, partitions, replicas, name);
+            let estimate =
+                guard::check_within(ApiKey::Metadata, 12, Kind::Response, &body, usize::MAX)
+                    .unwrap();
+            let (decoded, peak) =
+                peak_of(|| decode_response::<MetadataResponse>(12, body.clone()).unwrap());
+            assert_eq!(decoded.topics.len(), topics);
+            println!(
+                "metadata {topics}x{partitions}x{replicas}: {} bytes, decoded peak {peak}, estimate {estimate}",
+                body.len()
+            );
+            assert!(peak <= estimate, "peak {peak} > estimate {estimate}");
+            assert!(estimate <= 3 * peak, "estimate {estimate} ≫ peak {peak}");
+        }
+    }
+
+    /// A response of minimal elements decodes to many times its size; over the budget it is
+    /// refused before kafka-protocol allocates anything.
+    #[test]
+    fn dense_response_over_the_budget_is_refused() {
+        let body = metadata(100_000, 1, 0, "");
+        let estimate =
+            guard::check_within(ApiKey::Metadata, 12, Kind::Response, &body, usize::MAX).unwrap();
+        assert!(estimate > 5 * body.len(), "{estimate} for {}", body.len());
+        let (refused, peak) = peak_of(|| {
+            guard::check_within(ApiKey::Metadata, 12, Kind::Response, &body, body.len() * 2)
+        });
+        assert!(
+            matches!(refused, Err(GuardError::DecodedTooLarge { limit, .. }) if limit == body.len() * 2),
+            "{refused:?}"
+        );
+        assert!(peak < 4096, "the walk allocated {peak} bytes");
+        // The default budget is far above a real cluster's metadata.
+        assert!(guard::MAX_DECODED_RESPONSE_SIZE > 10 * estimate);
+    }
+}
