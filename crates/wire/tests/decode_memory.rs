@@ -175,7 +175,14 @@ fn nested_wrapper(codec: Compression, inner: usize, n: usize) -> Bytes {
     let set = one.repeat(inner);
     let mut packed = Vec::new();
     compress(codec, &set, &mut packed).unwrap();
-    Bytes::from(legacy_message(0, 1, codec.id() as i8, 7, None, Some(&packed)))
+    Bytes::from(legacy_message(
+        0,
+        1,
+        codec.id() as i8,
+        7,
+        None,
+        Some(&packed),
+    ))
 }
 
 fn codec() -> impl Strategy<Value = Compression> {
@@ -262,8 +269,16 @@ fn one_record_with_a_million_headers_is_refused_typed() {
             other => panic!("{path}: expected DecodedTooLarge, got {other:?}"),
         }
     }
-    assert!(m.whole_peak <= bound(input.len(), &limits), "{}", m.whole_peak);
-    assert!(m.streamed_peak <= bound(input.len(), &limits), "{}", m.streamed_peak);
+    assert!(
+        m.whole_peak <= bound(input.len(), &limits),
+        "{}",
+        m.whole_peak
+    );
+    assert!(
+        m.streamed_peak <= bound(input.len(), &limits),
+        "{}",
+        m.streamed_peak
+    );
 }
 
 #[test]
@@ -274,13 +289,27 @@ fn minimal_records_stream_in_little_memory_and_refuse_whole() {
     let m = measure(&input, limits);
     assert_eq!(m.streamed.unwrap(), n);
     assert!(
-        matches!(m.whole, Err(RecordError::DecodedTooLarge { base_offset: 500, .. })),
+        matches!(
+            m.whole,
+            Err(RecordError::DecodedTooLarge {
+                base_offset: 500,
+                ..
+            })
+        ),
         "{:?}",
         m.whole
     );
     // The decompressed section and a record at a time.
-    assert!(m.streamed_peak <= 2 * MIB + CODEC_STATE, "{}", m.streamed_peak);
-    assert!(m.whole_peak <= bound(input.len(), &limits), "{}", m.whole_peak);
+    assert!(
+        m.streamed_peak <= 2 * MIB + CODEC_STATE,
+        "{}",
+        m.streamed_peak
+    );
+    assert!(
+        m.whole_peak <= bound(input.len(), &limits),
+        "{}",
+        m.whole_peak
+    );
 }
 
 #[test]
@@ -295,7 +324,11 @@ fn big_legacy_wrapper_streams_without_materialising_its_messages() {
         "{:?}",
         m.whole
     );
-    assert!(m.streamed_peak <= 2 * MIB + CODEC_STATE, "{}", m.streamed_peak);
+    assert!(
+        m.streamed_peak <= 2 * MIB + CODEC_STATE,
+        "{}",
+        m.streamed_peak
+    );
     // The header was synthesized from the first pass: offsets and count are right.
     let mut reader = BatchReader::with_limits(input, limits);
     let mut batch = reader.next_streaming().unwrap().unwrap();

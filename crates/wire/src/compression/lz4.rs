@@ -95,7 +95,10 @@ impl<'a> Cursor<'a> {
     }
 
     fn u8(&mut self, what: &str) -> Result<u8, CompressionError> {
-        self.take(1, what)?.first().copied().ok_or_else(|| corrupt(what))
+        self.take(1, what)?
+            .first()
+            .copied()
+            .ok_or_else(|| corrupt(what))
     }
 }
 
@@ -182,6 +185,9 @@ mod tests {
         assert_eq!(out, b"abcd");
         let many = frame(b"").repeat(MAX_FRAMES + 1);
         let err = decompress(&many, 100, &mut Vec::new()).unwrap_err();
-        assert!(matches!(err, CompressionError::TooManyFrames { .. }), "{err}");
+        assert!(
+            matches!(err, CompressionError::TooManyFrames { .. }),
+            "{err}"
+        );
     }
 }

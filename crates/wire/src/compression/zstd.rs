@@ -145,12 +145,21 @@ mod tests {
         let many = empty.repeat(MAX_FRAMES + 1);
         let err = decompress(&many, 1 << 20, &mut Vec::new()).unwrap_err();
         assert!(
-            matches!(err, CompressionError::TooManyFrames { limit: MAX_FRAMES, .. }),
+            matches!(
+                err,
+                CompressionError::TooManyFrames {
+                    limit: MAX_FRAMES,
+                    ..
+                }
+            ),
             "{err}"
         );
         // Skippable frames count too.
         let skips = skippable(0, b"").repeat(MAX_FRAMES + 1);
         let err = decompress(&skips, 1 << 20, &mut Vec::new()).unwrap_err();
-        assert!(matches!(err, CompressionError::TooManyFrames { .. }), "{err}");
+        assert!(
+            matches!(err, CompressionError::TooManyFrames { .. }),
+            "{err}"
+        );
     }
 }

@@ -104,7 +104,11 @@ struct V2Records {
 }
 
 impl StreamingBatch {
-    pub(crate) fn legacy(header: BatchHeader, records: LegacyRecords, limits: &DecodeLimits) -> Self {
+    pub(crate) fn legacy(
+        header: BatchHeader,
+        records: LegacyRecords,
+        limits: &DecodeLimits,
+    ) -> Self {
         StreamingBatch {
             header,
             source: Source::Legacy(records),
@@ -202,11 +206,14 @@ impl StreamingBatch {
             let mut records = Vec::with_capacity(count);
             loop {
                 // Each record's slot is paid for above; its headers must fit what is left.
-                let left = limit.saturating_sub(used).saturating_add(size_of::<Record>());
+                let left = limit
+                    .saturating_sub(used)
+                    .saturating_add(size_of::<Record>());
                 let Some(record) = self.next_within(left).map_err(|e| match e {
-                    RecordError::DecodedTooLarge { size, .. } => {
-                        too_large(used.saturating_add(size).saturating_sub(size_of::<Record>()))
-                    }
+                    RecordError::DecodedTooLarge { size, .. } => too_large(
+                        used.saturating_add(size)
+                            .saturating_sub(size_of::<Record>()),
+                    ),
                     other => other,
                 })?
                 else {

@@ -19,9 +19,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use kafkit_wire::record::batch::TimestampType;
-use kafkit_wire::record::{BatchReader, ControlRecordType, RecordError, StreamingBatch};
 #[cfg(doc)]
 use kafkit_wire::record::DecodeLimits;
+use kafkit_wire::record::{BatchReader, ControlRecordType, RecordError, StreamingBatch};
 
 use super::position::FetchPosition;
 use crate::consumer::ConsumerRecord;
@@ -54,6 +54,8 @@ pub(crate) struct CompletedFetch {
     /// end).
     aborted: Vec<(i64, i64)>,
     aborting: HashSet<i64>,
+    /// An error was returned: nothing more is handed out.
+    failed: bool,
 }
 
 impl CompletedFetch {
@@ -82,12 +84,22 @@ impl CompletedFetch {
             read_committed,
             aborted,
             aborting: HashSet::new(),
+            failed: false,
         }
     }
 
     /// The next record at or after the position, advancing the position; `Ok(None)` when the
     /// fetch is used up. After an error the fetch yields nothing more.
     pub(crate) fn next_record(&mut self) -> Result<Option<ConsumerRecord>, RecordError> {
+        if self.failed {
+            return Ok(None);
+        }
+        let result = self.next_record_inner();
+        self.failed = result.is_err();
+        result
+    }
+
+    fn next_record_inner(&mut self) -> Result<Option<ConsumerRecord>, RecordError> {
         loop {
             if let Some(open) = &mut self.open {
                 while let Some(record) = open.records.next_record()? {
@@ -189,5 +201,70 @@ impl CompletedFetch {
                 leader_epoch: leader_epoch.or(self.position.leader_epoch),
             };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+    use kafkit_wire::record::{
+        BatchBuilder, BatchOptions, DecodeLimits, Header, HeaderRef, RecordRef,
+    };
+
+    use super::*;
+
+    fn fetch(records: Bytes) -> CompletedFetch {
+        CompletedFetch::new(
+            TopicPartition::new("t", 0),
+            Arc::from("t"),
+            0,
+            FetchPosition::new(0),
+            records,
+            false,
+            [],
+        )
+    }
+
+    fn batch(records: &[RecordRef<'_>]) -> Bytes {
+        let mut buf = BytesMut::new();
+        let mut b = BatchBuilder::new(&mut buf, 0);
+        for r in records {
+            b.append(r).unwrap();
+        }
+        b.finish(&BatchOptions::default(), &mut Vec::new()).unwrap();
+        buf.freeze()
+    }
+
+    #[test]
+    fn a_record_with_too_many_headers_is_refused_typed_after_the_ones_before() {
+        // 1.1 million empty headers: 2.2 MB on the wire, 70 MB as `Header`s.
+        let count = 1_100_000usize;
+        assert!(count * std::mem::size_of::<Header>() > DecodeLimits::DEFAULT_MAX_DECODED_SIZE);
+        let headers = vec![HeaderRef::new(b"", None); count];
+        let mut f = fetch(batch(&[
+            RecordRef::new(1, None, Some(b"fine")),
+            RecordRef::new(1, None, None).with_headers(&headers),
+        ]));
+        let first = f.next_record().unwrap().unwrap();
+        assert_eq!(first.value.as_deref(), Some(&b"fine"[..]));
+        assert!(matches!(
+            f.next_record(),
+            Err(RecordError::DecodedTooLarge { base_offset: 0, .. })
+        ));
+        assert_eq!(f.position.offset, 1);
+        assert!(f.next_record().unwrap().is_none());
+    }
+
+    #[test]
+    fn used_up_only_after_the_last_record() {
+        let mut f = fetch(batch(&[
+            RecordRef::new(1, None, Some(b"a")),
+            RecordRef::new(1, None, Some(b"b")),
+        ]));
+        assert!(f.next_record().unwrap().is_some());
+        assert!(!f.finish_if_used_up());
+        assert!(f.next_record().unwrap().is_some());
+        assert!(f.finish_if_used_up());
+        assert_eq!(f.position.offset, 2);
     }
 }
