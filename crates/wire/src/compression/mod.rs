@@ -258,28 +258,60 @@ pub fn decompress(
     result
 }
 
+/// The first step of [`read_bounded`]'s output window.
+const FIRST_WINDOW: usize = 32 << 10;
+
 /// Reads `reader` to its end into `out`, failing once more than `limit` bytes came out.
 ///
-/// Never reads more than `limit + 1` bytes, so memory stays bounded whatever the stream claims
-/// (`out` grows geometrically, so its capacity stays under about twice the limit).
+/// Never reads more than `limit + 1` bytes, and grows `out` by exact reservations (doubling
+/// what was decoded, never past `limit + 1`), so its capacity stays at most `limit + 1` bytes
+/// above where it started (plus what the caller reserved), whatever the stream claims. The
+/// freshly reserved window is zeroed before the decoder writes into it.
 pub(crate) fn read_bounded<R: Read>(
     codec: Compression,
-    reader: R,
+    mut reader: R,
     limit: usize,
     out: &mut Vec<u8>,
 ) -> Result<usize, CompressionError> {
     let start = out.len();
-    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-    let mut bounded = reader.take(cap);
-    bounded
-        .read_to_end(out)
-        .map_err(|e| CompressionError::corrupt(codec, e))?;
-    let produced = out.len().saturating_sub(start);
-    if produced > limit {
+    let max = limit.saturating_add(1);
+    let mut filled = 0usize;
+    loop {
+        let window = out.len().saturating_sub(start);
+        if filled == window {
+            if window >= max {
+                break;
+            }
+            let room = out.capacity().saturating_sub(out.len());
+            let grow = if room > 0 {
+                room.min(max.saturating_sub(window))
+            } else {
+                let grow = window.max(FIRST_WINDOW).min(max.saturating_sub(window));
+                out.reserve_exact(grow);
+                grow
+            };
+            out.resize(out.len().saturating_add(grow), 0);
+        }
+        let at = start.saturating_add(filled);
+        let Some(buf) = out.get_mut(at..) else {
+            break;
+        };
+        match reader.read(buf) {
+            Ok(0) => break,
+            Ok(n) => filled = filled.saturating_add(n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                out.truncate(start);
+                return Err(CompressionError::corrupt(codec, e));
+            }
+        }
+    }
+    out.truncate(start.saturating_add(filled));
+    if filled > limit {
         out.truncate(start);
         return Err(CompressionError::LimitExceeded { codec, limit });
     }
-    Ok(produced)
+    Ok(filled)
 }
 
 #[cfg(test)]
