@@ -6,7 +6,7 @@
 //!
 //! Before a frame is decoded its structure is walked: the payload must be one or more whole
 //! frames (magic, header, blocks, end mark) and nothing else, at most
-//! [`MAX_FRAMES`] of them. `lz4_flex` alone reads input too short for a frame header, or a
+//! [`MAX_FRAMES`](super::MAX_FRAMES) of them. `lz4_flex` alone reads input too short for a frame header, or a
 //! frame cut before its end mark, as a clean end of stream.
 //!
 //! Not supported: the broken header checksum that pre-0.10 Java clients wrote for magic 0
@@ -16,7 +16,7 @@ use std::io::Write;
 
 use lz4_flex::frame::{BlockMode, BlockSize, FrameDecoder, FrameEncoder, FrameInfo};
 
-use super::{read_bounded, Compression, CompressionError, MAX_FRAMES};
+use super::{Compression, CompressionError, Frames};
 
 /// The LZ4 frame magic number (little-endian on the wire).
 const FRAME_MAGIC: u32 = 0x184D_2204;
@@ -43,29 +43,12 @@ pub fn decompress(input: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), C
         return Err(corrupt("empty payload (no frame)"));
     }
     let mut rest = input;
-    let mut produced = 0usize;
-    let mut frames = 0usize;
+    let mut frames = Frames::new(Compression::Lz4, limit);
     while !rest.is_empty() {
-        frames = frames.saturating_add(1);
-        if frames > MAX_FRAMES {
-            return Err(CompressionError::TooManyFrames {
-                codec: Compression::Lz4,
-                limit: MAX_FRAMES,
-            });
-        }
+        frames.start_frame()?;
         let len = frame_len(rest)?;
         let (frame, tail) = rest.split_at(len);
-        let room = limit.saturating_sub(produced);
-        let n = read_bounded(Compression::Lz4, FrameDecoder::new(frame), room, out).map_err(
-            |e| match e {
-                CompressionError::LimitExceeded { .. } => CompressionError::LimitExceeded {
-                    codec: Compression::Lz4,
-                    limit,
-                },
-                other => other,
-            },
-        )?;
-        produced = produced.saturating_add(n);
+        frames.read(FrameDecoder::new(frame), out)?;
         rest = tail;
     }
     Ok(())
@@ -139,6 +122,7 @@ fn frame_len(input: &[u8]) -> Result<usize, CompressionError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compression::MAX_FRAMES;
 
     fn frame(data: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();

@@ -258,6 +258,56 @@ pub fn decompress(
     result
 }
 
+/// Decoding a payload of several frames (zstd, lz4): counts them against [`MAX_FRAMES`] and
+/// shares the output limit between them.
+pub(crate) struct Frames {
+    codec: Compression,
+    limit: usize,
+    produced: usize,
+    count: usize,
+}
+
+impl Frames {
+    pub(crate) fn new(codec: Compression, limit: usize) -> Self {
+        Frames {
+            codec,
+            limit,
+            produced: 0,
+            count: 0,
+        }
+    }
+
+    /// Counts one more frame (skippable ones too).
+    pub(crate) fn start_frame(&mut self) -> Result<(), CompressionError> {
+        self.count = self.count.saturating_add(1);
+        if self.count > MAX_FRAMES {
+            return Err(CompressionError::TooManyFrames {
+                codec: self.codec,
+                limit: MAX_FRAMES,
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads one frame's output into `out`, within what the limit leaves.
+    pub(crate) fn read<R: Read>(
+        &mut self,
+        reader: R,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CompressionError> {
+        let room = self.limit.saturating_sub(self.produced);
+        let n = read_bounded(self.codec, reader, room, out).map_err(|e| match e {
+            CompressionError::LimitExceeded { codec, .. } => CompressionError::LimitExceeded {
+                codec,
+                limit: self.limit,
+            },
+            other => other,
+        })?;
+        self.produced = self.produced.saturating_add(n);
+        Ok(())
+    }
+}
+
 /// The first step of [`read_bounded`]'s output window.
 const FIRST_WINDOW: usize = 32 << 10;
 

@@ -4,13 +4,13 @@
 //! size), bounded by the caller's limit; the frame's window is capped too, so a frame declaring a
 //! huge window is rejected before its buffer is reserved. Skippable frames (magic
 //! `0x184D2A50..=0x184D2A5F`, which the format allows anywhere) are skipped; a payload may hold
-//! at most [`MAX_FRAMES`] frames. Encoding uses ruzstd's only implemented level, "fastest"
+//! at most [`MAX_FRAMES`](super::MAX_FRAMES) frames. Encoding uses ruzstd's only implemented level, "fastest"
 //! (about zstd level 1).
 
 use ruzstd::decoding::StreamingDecoder;
 use ruzstd::encoding::{CompressionLevel, FrameCompressor};
 
-use super::{read_bounded, Compression, CompressionError, MAX_FRAMES};
+use super::{Compression, CompressionError, Frames};
 
 /// The magic of a skippable frame, low four bits free.
 const SKIPPABLE_MAGIC: u32 = 0x184D_2A50;
@@ -63,16 +63,9 @@ fn skip_skippable(source: &[u8]) -> Result<Option<&[u8]>, CompressionError> {
 /// appending at most `limit` bytes to `out`.
 pub fn decompress(input: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), CompressionError> {
     let mut source = input;
-    let mut produced = 0usize;
-    let mut frames = 0usize;
+    let mut frames = Frames::new(Compression::Zstd, limit);
     while !source.is_empty() {
-        frames = frames.saturating_add(1);
-        if frames > MAX_FRAMES {
-            return Err(CompressionError::TooManyFrames {
-                codec: Compression::Zstd,
-                limit: MAX_FRAMES,
-            });
-        }
+        frames.start_frame()?;
         if let Some(rest) = skip_skippable(source)? {
             source = rest;
             continue;
@@ -80,15 +73,7 @@ pub fn decompress(input: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), C
         let before = source.len();
         let decoder = StreamingDecoder::new_with_max_window_size(&mut source, max_window(limit))
             .map_err(|e| CompressionError::corrupt(Compression::Zstd, e))?;
-        let room = limit.saturating_sub(produced);
-        let n = read_bounded(Compression::Zstd, decoder, room, out).map_err(|e| match e {
-            CompressionError::LimitExceeded { .. } => CompressionError::LimitExceeded {
-                codec: Compression::Zstd,
-                limit,
-            },
-            other => other,
-        })?;
-        produced = produced.saturating_add(n);
+        frames.read(decoder, out)?;
         if source.len() >= before {
             return Err(corrupt("frame made no progress"));
         }
@@ -99,6 +84,7 @@ pub fn decompress(input: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), C
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compression::MAX_FRAMES;
 
     fn frame(data: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
