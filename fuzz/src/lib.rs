@@ -22,7 +22,9 @@ pub fn fix_crc(data: &mut [u8]) {
         return;
     }
     let length = i32::from_be_bytes([data[8], data[9], data[10], data[11]]);
-    let Ok(length) = usize::try_from(length) else { return };
+    let Ok(length) = usize::try_from(length) else {
+        return;
+    };
     let end = (12 + length).min(data.len());
     if end <= 21 {
         return;
@@ -45,7 +47,11 @@ pub fn check_streaming(records: bytes::Bytes) {
             // The batch's records are bad: the whole decode fails where streaming opens it.
             (Err(e), Ok(Some(s))) => (Err(e), s),
             (Ok(None), Ok(None)) | (Err(_), Err(_)) => return,
-            (e, s) => panic!("whole {:?} vs streamed {:?}", e.map(|b| b.map(|b| b.header)), s.map(|b| b.map(|b| b.header))),
+            (e, s) => panic!(
+                "whole {:?} vs streamed {:?}",
+                e.map(|b| b.map(|b| b.header)),
+                s.map(|b| b.map(|b| b.header))
+            ),
         };
         let declared = usize::try_from(streamed.header.record_count).unwrap_or(0);
         // Compared one by one, never collected: the harness must not materialise a batch
@@ -72,7 +78,10 @@ pub fn check_streaming(records: bytes::Bytes) {
             }
         }
         assert!(taken <= declared || streamed.header.magic != 2);
-        assert!(streamed.next_record().unwrap().is_none(), "fused after the end or an error");
+        assert!(
+            streamed.next_record().unwrap().is_none(),
+            "fused after the end or an error"
+        );
         if let Some(records) = whole {
             assert!(!failed);
             assert_eq!(records.len(), taken);
@@ -109,13 +118,20 @@ fn round_trip(batch: &RecordBatch) {
     }
     let headers: Vec<Vec<HeaderRef<'_>>> = records
         .iter()
-        .map(|r| r.headers.iter().map(|h| HeaderRef::new(&h.key, h.value.as_deref())).collect())
+        .map(|r| {
+            r.headers
+                .iter()
+                .map(|h| HeaderRef::new(&h.key, h.value.as_deref()))
+                .collect()
+        })
         .collect();
     let mut buf = BytesMut::new();
     let mut builder = BatchBuilder::new(&mut buf, batch.header.base_offset);
     for (r, h) in records.iter().zip(&headers) {
         if builder
-            .append(&RecordRef::new(r.timestamp, r.key.as_deref(), r.value.as_deref()).with_headers(h))
+            .append(
+                &RecordRef::new(r.timestamp, r.key.as_deref(), r.value.as_deref()).with_headers(h),
+            )
             .is_err()
         {
             return; // e.g. a timestamp delta the encoder refuses
@@ -129,7 +145,10 @@ fn round_trip(batch: &RecordBatch) {
         return;
     }
     let mut again = BatchReader::new(buf.freeze());
-    let decoded = again.next_batch().expect("our own batch decodes").expect("one batch");
+    let decoded = again
+        .next_batch()
+        .expect("our own batch decodes")
+        .expect("one batch");
     let before: Vec<(i64, i64, Option<&[u8]>, Option<&[u8]>)> = records.iter().map(key).collect();
     let after: Vec<(i64, i64, Option<&[u8]>, Option<&[u8]>)> =
         decoded.records().iter().map(key).collect();
