@@ -1,7 +1,7 @@
 //! Handing buffered records out: [`FetchState::drain`].
 //!
 //! Memory: a drain stops early once the records it took cost `kafkit.prefetch.max.bytes` (at
-//! least [`MIN_DRAIN_MEMORY`]) in memory ([`record_memory`]: the struct and its header slots;
+//! least `MIN_DRAIN_MEMORY`) in memory (`record_memory`: the struct and its header slots;
 //! payloads are slices of the fetched or decompressed buffers). With the fetch buffer (at most `kafkit.prefetch.max.bytes`
 //! plus one response per broker in flight) and the one open batch of `completed.rs`, that
 //! bounds what the consumer holds for records, however small their encoding.
@@ -36,7 +36,7 @@ impl FetchState {
     }
 
     /// Takes up to `max` records, in order per partition, and stops early once they cost
-    /// `kafkit.prefetch.max.bytes` (at least [`MIN_DRAIN_MEMORY`]) in memory (at least one
+    /// `kafkit.prefetch.max.bytes` (at least `MIN_DRAIN_MEMORY`) in memory (at least one
     /// record is taken). A pending error
     /// comes first, alone; a corrupt batch met while taking records ends the call (records
     /// before it are returned with the error) and halts its partition at the bad offset.
