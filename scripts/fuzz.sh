@@ -3,7 +3,10 @@
 # seeds (fuzz/seeds/<target>, made from the interop vectors) and a scratch corpus.
 # Installs a nightly toolchain and cargo-fuzz when missing. libFuzzer's -malloc_limit_mb turns any
 # single allocation above 256 MiB into a crash, so "a decoder reserved memory from a hostile count"
-# fails the run just like a panic does.
+# fails the run just like a panic does; -rss_limit_mb=512 does the same for a process that grows
+# past 512 MiB, which a record decoder materialising ~30x its 16 MiB fuzzing limits would
+# (fuzz/src/lib.rs `limits`; bounded decoding peaks near 48 MiB). ASan's quarantine of freed
+# memory is kept small so it does not count towards that.
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET…]
 set -euo pipefail
@@ -22,13 +25,14 @@ fi
 # Debug assertions on: an arithmetic overflow on hostile input is a crash too.
 cargo +nightly fuzz build -a
 
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=16"
 status=0
 for t in "${targets[@]}"; do
   corpus="$root/target/fuzz-corpus/$t"
   mkdir -p "$corpus" "seeds/$t"
   log=$(mktemp)
   if cargo +nightly fuzz run -a "$t" "$corpus" "seeds/$t" -- \
-       -max_total_time="$secs" -rss_limit_mb=2048 -malloc_limit_mb=256 -timeout=10 \
+       -max_total_time="$secs" -rss_limit_mb=512 -malloc_limit_mb=256 -timeout=10 \
        -print_final_stats=1 >"$log" 2>&1; then
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     echo "fuzz $t: ${secs}s, ${execs:-?} executions, no crash"

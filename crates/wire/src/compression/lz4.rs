@@ -4,6 +4,11 @@
 //! blocks and no content size; its reader rejects dependent blocks, so this encoder uses
 //! independent blocks too. No content checksum is written (the batch CRC covers the bytes).
 //!
+//! Before a frame is decoded its structure is walked: the payload must be one or more whole
+//! frames (magic, header, blocks, end mark) and nothing else, at most
+//! [`MAX_FRAMES`](super::MAX_FRAMES) of them. `lz4_flex` alone reads input too short for a frame header, or a
+//! frame cut before its end mark, as a clean end of stream.
+//!
 //! Not supported: the broken header checksum that pre-0.10 Java clients wrote for magic 0
 //! messages (KAFKA-3160); such frames are reported as corrupt.
 
@@ -11,7 +16,10 @@ use std::io::Write;
 
 use lz4_flex::frame::{BlockMode, BlockSize, FrameDecoder, FrameEncoder, FrameInfo};
 
-use super::{read_bounded, Compression, CompressionError};
+use super::{Compression, CompressionError, Frames};
+
+/// The LZ4 frame magic number (little-endian on the wire).
+const FRAME_MAGIC: u32 = 0x184D_2204;
 
 /// Compresses `input` as one LZ4 frame (independent 64 KiB blocks), appending to `out`.
 pub fn compress(input: &[u8], out: &mut Vec<u8>) -> Result<(), CompressionError> {
@@ -28,7 +36,142 @@ pub fn compress(input: &[u8], out: &mut Vec<u8>) -> Result<(), CompressionError>
     Ok(())
 }
 
-/// Decompresses LZ4 frame `input`, appending at most `limit` bytes to `out`.
+/// Decompresses LZ4 `input` (one or more whole frames), appending at most `limit` bytes to
+/// `out`.
 pub fn decompress(input: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), CompressionError> {
-    read_bounded(Compression::Lz4, FrameDecoder::new(input), limit, out).map(drop)
+    if input.is_empty() {
+        return Err(corrupt("empty payload (no frame)"));
+    }
+    let mut rest = input;
+    let mut frames = Frames::new(Compression::Lz4, limit);
+    while !rest.is_empty() {
+        frames.start_frame()?;
+        let len = frame_len(rest)?;
+        let (frame, tail) = rest.split_at(len);
+        frames.read(FrameDecoder::new(frame), out)?;
+        rest = tail;
+    }
+    Ok(())
+}
+
+fn corrupt(message: &str) -> CompressionError {
+    CompressionError::corrupt(Compression::Lz4, message)
+}
+
+/// A cursor over the payload for the structure walk.
+struct Cursor<'a>(&'a [u8]);
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], CompressionError> {
+        if n > self.0.len() {
+            return Err(corrupt(what));
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Ok(head)
+    }
+
+    fn u32_le(&mut self, what: &str) -> Result<u32, CompressionError> {
+        let bytes = self.take(4, what)?;
+        let array: [u8; 4] = bytes.try_into().map_err(|_| corrupt(what))?;
+        Ok(u32::from_le_bytes(array))
+    }
+
+    fn u8(&mut self, what: &str) -> Result<u8, CompressionError> {
+        self.take(1, what)?
+            .first()
+            .copied()
+            .ok_or_else(|| corrupt(what))
+    }
+}
+
+/// The length of the whole LZ4 frame at the start of `input` (magic, descriptor, blocks, end
+/// mark, optional content checksum); block contents and checksums are left to the decoder.
+fn frame_len(input: &[u8]) -> Result<usize, CompressionError> {
+    let mut c = Cursor(input);
+    if c.u32_le("truncated frame magic")? != FRAME_MAGIC {
+        return Err(corrupt("not an LZ4 frame (bad magic)"));
+    }
+    let flags = c.u8("truncated frame descriptor")?;
+    let _block_descriptor = c.u8("truncated frame descriptor")?;
+    if flags >> 6 != 0b01 {
+        return Err(corrupt("unsupported LZ4 frame version"));
+    }
+    let block_checksum = flags & 0x10 != 0;
+    let content_checksum = flags & 0x04 != 0;
+    let content_size = if flags & 0x08 != 0 { 8 } else { 0 };
+    let dict_id = if flags & 0x01 != 0 { 4 } else { 0 };
+    c.take(content_size, "truncated frame descriptor")?;
+    c.take(dict_id, "truncated frame descriptor")?;
+    c.u8("truncated frame descriptor")?; // header checksum, verified by the decoder
+    loop {
+        let block = c.u32_le("frame cut before its end mark")?;
+        if block == 0 {
+            break;
+        }
+        let size = usize::try_from(block & 0x7FFF_FFFF).map_err(|_| corrupt("block size"))?;
+        let checksum = if block_checksum { 4 } else { 0 };
+        c.take(size.saturating_add(checksum), "truncated block")?;
+    }
+    if content_checksum {
+        c.take(4, "truncated content checksum")?;
+    }
+    Ok(input.len().saturating_sub(c.0.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compression::MAX_FRAMES;
+
+    fn frame(data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        compress(data, &mut out).unwrap();
+        out
+    }
+
+    fn is_corrupt(input: &[u8]) -> bool {
+        matches!(
+            decompress(input, 1 << 20, &mut Vec::new()),
+            Err(CompressionError::Corrupt { .. })
+        )
+    }
+
+    #[test]
+    fn garbage_and_short_input_are_corrupt() {
+        assert!(is_corrupt(b"\x01\x02\x03\x04"));
+        assert!(is_corrupt(b"abcd"));
+        assert!(is_corrupt(b""));
+        assert!(is_corrupt(&FRAME_MAGIC.to_le_bytes()));
+        assert!(is_corrupt(&[0xff; 40]));
+    }
+
+    #[test]
+    fn cut_frames_and_trailing_bytes_are_corrupt() {
+        let whole = frame(&b"kafka ".repeat(1000));
+        let mut out = Vec::new();
+        decompress(&whole, 1 << 20, &mut out).unwrap();
+        assert_eq!(out.len(), 6000);
+        for cut in [1, 4, 5, whole.len() / 2] {
+            assert!(is_corrupt(&whole[..whole.len() - cut]), "cut {cut}");
+        }
+        let mut trailing = whole.clone();
+        trailing.extend_from_slice(b"xyz");
+        assert!(is_corrupt(&trailing));
+    }
+
+    #[test]
+    fn concatenated_frames_decode_and_are_bounded() {
+        let mut two = frame(b"ab");
+        two.extend(frame(b"cd"));
+        let mut out = Vec::new();
+        decompress(&two, 100, &mut out).unwrap();
+        assert_eq!(out, b"abcd");
+        let many = frame(b"").repeat(MAX_FRAMES + 1);
+        let err = decompress(&many, 100, &mut Vec::new()).unwrap_err();
+        assert!(
+            matches!(err, CompressionError::TooManyFrames { .. }),
+            "{err}"
+        );
+    }
 }

@@ -32,6 +32,12 @@ pub mod zstd;
 use std::fmt;
 use std::io::Read;
 
+/// The most frames (zstd or lz4, skippable ones included) one compressed payload may hold.
+///
+/// Every Kafka producer writes one frame per batch; the bound keeps a payload of many tiny
+/// frames (a million empty zstd frames fit in 9 MB) from costing CPU in proportion.
+pub const MAX_FRAMES: usize = 1024;
+
 /// A Kafka compression codec, as stored in bits 0-2 of the batch (or legacy message) attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Compression {
@@ -124,6 +130,15 @@ pub enum CompressionError {
         codec: Compression,
         /// What the decoder reported.
         message: String,
+    },
+    /// The payload holds more frames (zstd, lz4) than [`MAX_FRAMES`]: real producers write
+    /// one frame per batch, and walking a million empty frames costs CPU for nothing.
+    #[error("{codec} payload holds more than {limit} frames")]
+    TooManyFrames {
+        /// The codec being decoded.
+        codec: Compression,
+        /// The limit, in frames.
+        limit: usize,
     },
     /// The encoder failed.
     #[error("{codec} compression failed: {message}")]
@@ -243,28 +258,110 @@ pub fn decompress(
     result
 }
 
+/// Decoding a payload of several frames (zstd, lz4): counts them against [`MAX_FRAMES`] and
+/// shares the output limit between them.
+pub(crate) struct Frames {
+    codec: Compression,
+    limit: usize,
+    produced: usize,
+    count: usize,
+}
+
+impl Frames {
+    pub(crate) fn new(codec: Compression, limit: usize) -> Self {
+        Frames {
+            codec,
+            limit,
+            produced: 0,
+            count: 0,
+        }
+    }
+
+    /// Counts one more frame (skippable ones too).
+    pub(crate) fn start_frame(&mut self) -> Result<(), CompressionError> {
+        self.count = self.count.saturating_add(1);
+        if self.count > MAX_FRAMES {
+            return Err(CompressionError::TooManyFrames {
+                codec: self.codec,
+                limit: MAX_FRAMES,
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads one frame's output into `out`, within what the limit leaves.
+    pub(crate) fn read<R: Read>(
+        &mut self,
+        reader: R,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CompressionError> {
+        let room = self.limit.saturating_sub(self.produced);
+        let n = read_bounded(self.codec, reader, room, out).map_err(|e| match e {
+            CompressionError::LimitExceeded { codec, .. } => CompressionError::LimitExceeded {
+                codec,
+                limit: self.limit,
+            },
+            other => other,
+        })?;
+        self.produced = self.produced.saturating_add(n);
+        Ok(())
+    }
+}
+
+/// The first step of [`read_bounded`]'s output window.
+const FIRST_WINDOW: usize = 32 << 10;
+
 /// Reads `reader` to its end into `out`, failing once more than `limit` bytes came out.
 ///
-/// Never reads more than `limit + 1` bytes, so memory stays bounded whatever the stream claims
-/// (`out` grows geometrically, so its capacity stays under about twice the limit).
+/// Never reads more than `limit + 1` bytes, and grows `out` by exact reservations (doubling
+/// what was decoded, never past `limit + 1`), so its capacity stays at most `limit + 1` bytes
+/// above where it started (plus what the caller reserved), whatever the stream claims. The
+/// freshly reserved window is zeroed before the decoder writes into it.
 pub(crate) fn read_bounded<R: Read>(
     codec: Compression,
-    reader: R,
+    mut reader: R,
     limit: usize,
     out: &mut Vec<u8>,
 ) -> Result<usize, CompressionError> {
     let start = out.len();
-    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-    let mut bounded = reader.take(cap);
-    bounded
-        .read_to_end(out)
-        .map_err(|e| CompressionError::corrupt(codec, e))?;
-    let produced = out.len().saturating_sub(start);
-    if produced > limit {
+    let max = limit.saturating_add(1);
+    let mut filled = 0usize;
+    loop {
+        let window = out.len().saturating_sub(start);
+        if filled == window {
+            if window >= max {
+                break;
+            }
+            let room = out.capacity().saturating_sub(out.len());
+            let grow = if room > 0 {
+                room.min(max.saturating_sub(window))
+            } else {
+                let grow = window.max(FIRST_WINDOW).min(max.saturating_sub(window));
+                out.reserve_exact(grow);
+                grow
+            };
+            out.resize(out.len().saturating_add(grow), 0);
+        }
+        let at = start.saturating_add(filled);
+        let Some(buf) = out.get_mut(at..) else {
+            break;
+        };
+        match reader.read(buf) {
+            Ok(0) => break,
+            Ok(n) => filled = filled.saturating_add(n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                out.truncate(start);
+                return Err(CompressionError::corrupt(codec, e));
+            }
+        }
+    }
+    out.truncate(start.saturating_add(filled));
+    if filled > limit {
         out.truncate(start);
         return Err(CompressionError::LimitExceeded { codec, limit });
     }
-    Ok(produced)
+    Ok(filled)
 }
 
 #[cfg(test)]

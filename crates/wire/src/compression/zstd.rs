@@ -2,13 +2,19 @@
 //!
 //! Decoding is streamed frame by frame (Java's `zstd-jni` streams usually omit the content
 //! size), bounded by the caller's limit; the frame's window is capped too, so a frame declaring a
-//! huge window is rejected before its buffer is reserved. Encoding uses ruzstd's only
-//! implemented level, "fastest" (about zstd level 1).
+//! huge window is rejected before its buffer is reserved. Skippable frames (magic
+//! `0x184D2A50..=0x184D2A5F`, which the format allows anywhere) are skipped; a payload may hold
+//! at most [`MAX_FRAMES`](super::MAX_FRAMES) frames. Encoding uses ruzstd's only implemented level, "fastest"
+//! (about zstd level 1).
 
 use ruzstd::decoding::StreamingDecoder;
 use ruzstd::encoding::{CompressionLevel, FrameCompressor};
 
-use super::{read_bounded, Compression, CompressionError};
+use super::{Compression, CompressionError, Frames};
+
+/// The magic of a skippable frame, low four bits free.
+const SKIPPABLE_MAGIC: u32 = 0x184D_2A50;
+const SKIPPABLE_MASK: u32 = 0xFFFF_FFF0;
 
 /// The largest window a frame may declare: 8 MiB (zstd level 19 uses 8 MiB), or the output
 /// limit when that is larger, never more than ruzstd's own default cap.
@@ -26,30 +32,120 @@ pub fn compress(input: &[u8], out: &mut Vec<u8>) -> Result<(), CompressionError>
     Ok(())
 }
 
-/// Decompresses zstd `input` (one or more concatenated frames), appending at most `limit` bytes
-/// to `out`.
+fn corrupt(message: &str) -> CompressionError {
+    CompressionError::corrupt(Compression::Zstd, message)
+}
+
+/// If `source` starts with a skippable frame, the bytes after it (`Ok(None)` otherwise).
+fn skip_skippable(source: &[u8]) -> Result<Option<&[u8]>, CompressionError> {
+    let Some(magic) = source.first_chunk::<4>() else {
+        return Ok(None);
+    };
+    if u32::from_le_bytes(*magic) & SKIPPABLE_MASK != SKIPPABLE_MAGIC {
+        return Ok(None);
+    }
+    let size = source
+        .get(4..8)
+        .and_then(|s| s.try_into().ok())
+        .map(u32::from_le_bytes)
+        .ok_or_else(|| corrupt("truncated skippable frame header"))?;
+    let end = usize::try_from(size)
+        .ok()
+        .and_then(|size| size.checked_add(8))
+        .ok_or_else(|| corrupt("truncated skippable frame"))?;
+    source
+        .get(end..)
+        .map(Some)
+        .ok_or_else(|| corrupt("truncated skippable frame"))
+}
+
+/// Decompresses zstd `input` (one or more concatenated frames, skippable ones skipped),
+/// appending at most `limit` bytes to `out`.
 pub fn decompress(input: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), CompressionError> {
     let mut source = input;
-    let mut produced = 0usize;
+    let mut frames = Frames::new(Compression::Zstd, limit);
     while !source.is_empty() {
+        frames.start_frame()?;
+        if let Some(rest) = skip_skippable(source)? {
+            source = rest;
+            continue;
+        }
         let before = source.len();
         let decoder = StreamingDecoder::new_with_max_window_size(&mut source, max_window(limit))
             .map_err(|e| CompressionError::corrupt(Compression::Zstd, e))?;
-        let room = limit.saturating_sub(produced);
-        let n = read_bounded(Compression::Zstd, decoder, room, out).map_err(|e| match e {
-            CompressionError::LimitExceeded { .. } => CompressionError::LimitExceeded {
-                codec: Compression::Zstd,
-                limit,
-            },
-            other => other,
-        })?;
-        produced = produced.saturating_add(n);
+        frames.read(decoder, out)?;
         if source.len() >= before {
-            return Err(CompressionError::corrupt(
-                Compression::Zstd,
-                "frame made no progress",
-            ));
+            return Err(corrupt("frame made no progress"));
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compression::MAX_FRAMES;
+
+    fn frame(data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        compress(data, &mut out).unwrap();
+        out
+    }
+
+    fn skippable(nibble: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = (SKIPPABLE_MAGIC | u32::from(nibble)).to_le_bytes().to_vec();
+        out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+
+    #[test]
+    fn skippable_frames_are_skipped_anywhere() {
+        let mut input = skippable(0, b"before");
+        input.extend(frame(b"hello "));
+        input.extend(skippable(0xf, b""));
+        input.extend(frame(b"world"));
+        input.extend(skippable(7, &[0xAB; 300]));
+        let mut out = Vec::new();
+        decompress(&input, 1 << 20, &mut out).unwrap();
+        assert_eq!(out, b"hello world");
+    }
+
+    #[test]
+    fn truncated_skippable_frame_is_corrupt() {
+        let mut input = frame(b"x");
+        let mut skip = skippable(1, b"12345678");
+        skip.truncate(12);
+        input.extend(skip);
+        let err = decompress(&input, 1 << 20, &mut Vec::new()).unwrap_err();
+        assert!(matches!(err, CompressionError::Corrupt { .. }), "{err}");
+        let err = decompress(&[0x50, 0x2a, 0x4d, 0x18, 1], 10, &mut Vec::new()).unwrap_err();
+        assert!(matches!(err, CompressionError::Corrupt { .. }), "{err}");
+    }
+
+    #[test]
+    fn frame_count_is_bounded() {
+        let empty = frame(b"");
+        let ok = empty.repeat(MAX_FRAMES);
+        decompress(&ok, 1 << 20, &mut Vec::new()).unwrap();
+        let many = empty.repeat(MAX_FRAMES + 1);
+        let err = decompress(&many, 1 << 20, &mut Vec::new()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CompressionError::TooManyFrames {
+                    limit: MAX_FRAMES,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // Skippable frames count too.
+        let skips = skippable(0, b"").repeat(MAX_FRAMES + 1);
+        let err = decompress(&skips, 1 << 20, &mut Vec::new()).unwrap_err();
+        assert!(
+            matches!(err, CompressionError::TooManyFrames { .. }),
+            "{err}"
+        );
+    }
 }

@@ -38,6 +38,22 @@ pub enum GuardError {
         /// What was wrong.
         problem: Problem,
     },
+    /// The decoded message would take more memory than the guard's budget (see
+    /// [`MAX_DECODED_RESPONSE_SIZE`](super::MAX_DECODED_RESPONSE_SIZE)), though its bytes are
+    /// sound: a frame packed with minimal elements.
+    #[error("{message} v{version}: decoding would take about {estimate} bytes of memory (at {field}), over the limit of {limit}")]
+    DecodedTooLarge {
+        /// The message, as Kafka names it.
+        message: &'static str,
+        /// The version walked.
+        version: i16,
+        /// The field being walked when the estimate passed the limit.
+        field: &'static str,
+        /// The estimate so far, in bytes.
+        estimate: usize,
+        /// The budget, in bytes.
+        limit: usize,
+    },
     /// The message ended before the body did.
     #[error("{message} v{version}: {trailing} trailing bytes after the message")]
     TrailingBytes {
@@ -51,6 +67,9 @@ pub enum GuardError {
 }
 
 /// The structural fault the guard found.
+///
+/// (`DecodedTooLarge` is reported as [`GuardError::DecodedTooLarge`], never inside
+/// [`GuardError::Malformed`].)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Problem {
@@ -97,4 +116,12 @@ pub enum Problem {
     /// A known tag that is not a tagged field at this version (the decoder refuses it too).
     #[error("tag {0} is not valid at this version")]
     TagNotInVersion(u32),
+    /// The decoded message's estimated memory passed the budget.
+    #[error("decoding would take about {estimate} bytes of memory, over the limit of {limit}")]
+    DecodedTooLarge {
+        /// The estimate so far, in bytes.
+        estimate: usize,
+        /// The budget, in bytes.
+        limit: usize,
+    },
 }

@@ -12,7 +12,10 @@
 //! - nulls only where the field is nullable at that version; compact (varint `N + 1`) forms in
 //!   flexible versions; known tagged fields walked by their schema and filling exactly their
 //!   declared size, unknown ones skipped by size;
-//! - nothing may trail the message.
+//! - nothing may trail the message;
+//! - the decoded message's memory, estimated from the schema (kafka-protocol's structs, see
+//!   `walk.rs`), stays under [`MAX_DECODED_RESPONSE_SIZE`]: sound bytes packed with minimal
+//!   elements decode into up to ~10× their size, so a 100 MiB frame could take ~1 GB.
 //!
 //! Only then does [`decode_response`] hand the bytes to kafka-protocol, whose reservations are
 //! now bounded by elements really present.
@@ -44,6 +47,16 @@ pub use error::{GuardError, Problem};
 
 use kafka_protocol::messages::ApiKey;
 
+/// The most memory a decoded message may be estimated to take: 256 MiB.
+///
+/// Real responses stay far below it: a Fetch's records are `Bytes` slices of the frame (not
+/// counted again), and a MetadataResponse of 100,000 partitions with three replicas each
+/// (4.3 MB on the wire) is estimated at 17 MB (14 MB really allocated), so only a single
+/// response describing about 1.5 million partitions would reach it. A frame near the 100 MiB
+/// cap packed with minimal elements (empty partitions, empty strings) would decode into ~1 GB:
+/// it is refused with [`GuardError::DecodedTooLarge`] before anything is allocated.
+pub const MAX_DECODED_RESPONSE_SIZE: usize = 256 << 20;
+
 /// Which side of an API a message is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
@@ -67,8 +80,37 @@ pub enum Kind {
 /// assert!(guard::check(ApiKey::Heartbeat, 0, Kind::Response, &[0]).is_err());
 /// ```
 pub fn check(api: ApiKey, version: i16, kind: Kind, body: &[u8]) -> Result<(), GuardError> {
+    check_within(api, version, kind, body, MAX_DECODED_RESPONSE_SIZE).map(drop)
+}
+
+/// [`check`] with a decoded-memory budget of `max_decoded` bytes; returns the estimate of what
+/// the decoded message will take in memory.
+///
+/// ```
+/// use kafkit_wire::guard::{self, GuardError, Kind};
+/// use kafka_protocol::messages::ApiKey;
+///
+/// // MetadataResponse v1: no brokers, controller 0, then 1,000 topics of 9 bytes each.
+/// let mut body = vec![0, 0, 0, 0, 0, 0, 0, 0];
+/// body.extend_from_slice(&1_000i32.to_be_bytes());
+/// for _ in 0..1_000 {
+///     body.extend_from_slice(&[0; 9]); // error code, name "", not internal, no partitions
+/// }
+/// let estimate = guard::check_within(ApiKey::Metadata, 1, Kind::Response, &body, 1 << 20)?;
+/// assert!(estimate > 10 * body.len());
+/// let refused = guard::check_within(ApiKey::Metadata, 1, Kind::Response, &body, 50_000);
+/// assert!(matches!(refused, Err(GuardError::DecodedTooLarge { .. })));
+/// # Ok::<(), GuardError>(())
+/// ```
+pub fn check_within(
+    api: ApiKey,
+    version: i16,
+    kind: Kind,
+    body: &[u8],
+    max_decoded: usize,
+) -> Result<usize, GuardError> {
     let message = schema_for(api, kind).ok_or(GuardError::NoSchema { api, kind })?;
-    walk::walk(message, version, body)
+    walk::walk(message, version, body, max_decoded)
 }
 
 /// Whether the guard carries a schema for `api` in direction `kind`.

@@ -1,13 +1,44 @@
 //! The walk: reads a message body the way kafka-protocol's decoder will, allocating nothing, and
 //! checks every length and count against the bytes that are really there.
+//!
+//! It also estimates what the decoded message will take in memory ([`walk`] returns it) and
+//! refuses a message whose estimate is over a budget: a structurally sound body can still
+//! decode into ten times its size (an 18-byte partition on the wire is a ~110-byte struct with
+//! three vectors). The estimate, per kafka-protocol's generated structs: every struct's
+//! fields at their in-memory size whatever the version (absent fields are still there), plus
+//! its map of unknown tagged fields; every array its elements' structs plus an allocation;
+//! every string and bytes value its length plus an allocation (kafka-protocol slices most of
+//! them from the input, so this errs high); `records` nothing beyond their slice (zero-copy
+//! `Bytes`, the same bytes as the frame); every unknown tagged field a map entry.
+
+use std::mem::size_of;
+
+use bytes::Bytes;
 
 use super::error::{GuardError, Problem};
 use super::schema::{Field, Message, Type};
 
+/// What one heap allocation costs beyond its bytes (allocator header and rounding), as counted.
+const ALLOCATION: usize = 16;
+/// A string or bytes field in a decoded struct (`StrBytes`/`Bytes`, `Option` of either).
+const SLICE: usize = size_of::<Bytes>();
+/// A vector in a decoded struct.
+const VEC: usize = size_of::<Vec<u8>>();
+/// Every decoded struct's `unknown_tagged_fields: BTreeMap<i32, Bytes>` (empty: no allocation).
+const TAG_MAP: usize = size_of::<std::collections::BTreeMap<i32, Bytes>>();
+/// One entry of that map, its node share included.
+const TAG_ENTRY: usize = 64;
+
 /// Walks `body` as `message` at `version`; `Ok` means every length and count fits the bytes
-/// present and nothing is left over.
-pub(crate) fn walk(message: &Message, version: i16, body: &[u8]) -> Result<(), GuardError> {
-    walk_with(message, version, body, false)
+/// present, nothing is left over, and the decoded message is estimated to take at most
+/// `max_decoded` bytes of memory (the estimate is returned).
+pub(crate) fn walk(
+    message: &Message,
+    version: i16,
+    body: &[u8],
+    max_decoded: usize,
+) -> Result<usize, GuardError> {
+    walk_with(message, version, body, false, max_decoded)
 }
 
 /// [`walk`], refusing every tag the schema does not know: tests use it to prove that the tags
@@ -18,7 +49,7 @@ pub(crate) fn walk_known_tags_only(
     version: i16,
     body: &[u8],
 ) -> Result<(), GuardError> {
-    walk_with(message, version, body, true)
+    walk_with(message, version, body, true, usize::MAX).map(drop)
 }
 
 fn walk_with(
@@ -26,7 +57,8 @@ fn walk_with(
     version: i16,
     body: &[u8],
     known_tags_only: bool,
-) -> Result<(), GuardError> {
+    max_decoded: usize,
+) -> Result<usize, GuardError> {
     if !message.valid.contains(version) {
         return Err(GuardError::UnsupportedVersion {
             message: message.name,
@@ -40,16 +72,28 @@ fn walk_with(
         flexible: message.flexible.contains(version),
         known_tags_only,
         field: "",
+        decoded: 0,
+        max_decoded,
     };
-    let malformed = |walker: &Walker<'_>, problem| GuardError::Malformed {
-        message: message.name,
-        version,
-        field: walker.field,
-        offset: walker.pos,
-        problem,
+    let malformed = |walker: &Walker<'_>, problem| match problem {
+        Problem::DecodedTooLarge { estimate, limit } => GuardError::DecodedTooLarge {
+            message: message.name,
+            version,
+            field: walker.field,
+            estimate,
+            limit,
+        },
+        problem => GuardError::Malformed {
+            message: message.name,
+            version,
+            field: walker.field,
+            offset: walker.pos,
+            problem,
+        },
     };
     walker
-        .walk_struct(message.fields)
+        .charge(struct_size(message.fields))
+        .and_then(|()| walker.walk_struct(message.fields))
         .map_err(|problem| malformed(&walker, problem))?;
     if walker.pos != body.len() {
         return Err(GuardError::TrailingBytes {
@@ -58,7 +102,7 @@ fn walk_with(
             trailing: body.len() - walker.pos,
         });
     }
-    Ok(())
+    Ok(walker.decoded)
 }
 
 /// A cursor over the untrusted bytes; `buf` ends where the current scope (message or tagged
@@ -72,9 +116,25 @@ struct Walker<'a> {
     known_tags_only: bool,
     /// The field being walked, for error messages.
     field: &'static str,
+    /// The decoded message's estimated memory so far.
+    decoded: usize,
+    /// The most it may reach.
+    max_decoded: usize,
 }
 
 impl Walker<'_> {
+    /// Adds `bytes` to the decoded estimate, refusing the message once it passes the budget.
+    fn charge(&mut self, bytes: usize) -> Result<(), Problem> {
+        self.decoded = self.decoded.saturating_add(bytes);
+        if self.decoded > self.max_decoded {
+            return Err(Problem::DecodedTooLarge {
+                estimate: self.decoded,
+                limit: self.max_decoded,
+            });
+        }
+        Ok(())
+    }
+
     fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
@@ -157,9 +217,16 @@ impl Walker<'_> {
             Type::String => {
                 if let Some(len) = self.length(false, nullable)? {
                     self.skip(len)?;
+                    self.charge(len.saturating_add(ALLOCATION))?;
                 }
             }
-            Type::Bytes | Type::Records => {
+            Type::Bytes => {
+                if let Some(len) = self.length(true, nullable)? {
+                    self.skip(len)?;
+                    self.charge(len.saturating_add(ALLOCATION))?;
+                }
+            }
+            Type::Records => {
                 if let Some(len) = self.length(true, nullable)? {
                     self.skip(len)?;
                 }
@@ -187,6 +254,10 @@ impl Walker<'_> {
                         min_element_size: min,
                         remaining: self.remaining(),
                     });
+                }
+                if count > 0 {
+                    let slots = count.saturating_mul(inline_size(element));
+                    self.charge(slots.saturating_add(ALLOCATION))?;
                 }
                 for _ in 0..count {
                     self.walk_value(element, false)?;
@@ -229,9 +300,12 @@ impl Walker<'_> {
                         flexible: self.flexible,
                         known_tags_only: self.known_tags_only,
                         field: field.name,
+                        decoded: self.decoded,
+                        max_decoded: self.max_decoded,
                     };
                     let walked = inner.walk_value(&field.ty, field.nullable.contains(self.version));
                     self.field = inner.field;
+                    self.decoded = inner.decoded;
                     if let Err(problem) = walked {
                         self.pos = inner.pos;
                         return Err(problem);
@@ -250,7 +324,7 @@ impl Walker<'_> {
                     return Err(Problem::TagNotInVersion(tag));
                 }
                 None if self.known_tags_only => return Err(Problem::TagNotInVersion(tag)),
-                None => {}
+                None => self.charge(TAG_ENTRY.saturating_add(size))?,
             }
             self.pos = end;
         }
@@ -291,4 +365,24 @@ fn fixed_size(ty: &Type) -> usize {
         Type::Uuid => 16,
         Type::String | Type::Bytes | Type::Records | Type::Struct(_) | Type::Array(_) => 0,
     }
+}
+
+/// What a value of `ty` takes inside its decoded parent (a struct's field or an array slot).
+fn inline_size(ty: &Type) -> usize {
+    match ty {
+        Type::String | Type::Bytes | Type::Records => SLICE,
+        Type::Array(_) => VEC,
+        Type::Struct(fields) => struct_size(fields),
+        fixed => fixed_size(fixed),
+    }
+}
+
+/// A decoded struct's size: every field of every version, its tagged-field map, rounded up to
+/// the 8-byte alignment the generated structs have.
+fn struct_size(fields: &[Field]) -> usize {
+    let sum = fields
+        .iter()
+        .map(|f| inline_size(&f.ty))
+        .fold(TAG_MAP, usize::saturating_add);
+    sum.saturating_add(7) / 8 * 8
 }

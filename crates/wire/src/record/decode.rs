@@ -1,6 +1,7 @@
 //! Decoding the `records` field of a Fetch partition: [`BatchReader`] iterates its batches
-//! (v2 and legacy), [`decode_batch`] decodes exactly one, [`DecodeLimits`] bounds the memory
-//! either may use.
+//! (v2 and legacy), lazily ([`BatchReader::next_streaming`]: records decoded one at a time) or
+//! whole ([`BatchReader::next_batch`]); [`decode_batch`] decodes exactly one; [`DecodeLimits`]
+//! bounds the memory any of them may use.
 //!
 //! Brokers fill a fetch response up to a byte limit and commonly cut its **last** batch short;
 //! such a partial batch ends iteration cleanly ([`BatchReader::next_batch`] returns `Ok(None)`
@@ -9,20 +10,17 @@
 //! Anything else malformed is a [`RecordError`], after which the reader yields nothing more.
 //!
 //! The CRC of a batch is verified before any field past it is parsed, counts are bounded by the
-//! bytes that remain before anything is reserved, and decompression stops at
-//! [`DecodeLimits::max_decompressed_size`].
+//! bytes that remain before anything is reserved, decompression stops at
+//! [`DecodeLimits::max_decompressed_size`], and what is materialised is charged by its
+//! in-memory cost against [`DecodeLimits::max_decoded_size`] (a 2-byte header on the wire is a
+//! 64-byte [`Header`](super::Header) in memory).
 
 use bytes::Bytes;
 
-use super::batch::{
-    BatchAttributes, BatchHeader, BatchRecords, Header, Record, RecordBatch, TimestampType,
-    BATCH_HEADER_LEN, CRC_START, LOG_OVERHEAD, MAGIC_OFFSET, MAGIC_V2,
-};
-use super::control;
+use super::batch::{RecordBatch, BATCH_HEADER_LEN, LOG_OVERHEAD, MAGIC_OFFSET, MAGIC_V2};
 use super::error::RecordError;
 use super::legacy;
-use super::reader::Reader;
-use crate::compression::{self, Compression};
+use super::streaming::{self, StreamingBatch};
 
 /// The smallest encoded v2 record: a length and six one-byte fields.
 pub const MIN_RECORD_LEN: usize = 7;
@@ -30,23 +28,46 @@ pub const MIN_RECORD_LEN: usize = 7;
 pub const MIN_HEADER_LEN: usize = 2;
 
 /// Bounds on what decoding may allocate.
+///
+/// ```
+/// use kafkit_wire::record::DecodeLimits;
+/// let limits = DecodeLimits::with_max_decompressed_size(1 << 20).with_max_decoded_size(4 << 20);
+/// assert_eq!(limits.max_decoded_size, 4 << 20);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DecodeLimits {
     /// Largest decompressed records section accepted per batch (or legacy wrapper), in bytes.
     /// Default: 64 MiB.
     pub max_decompressed_size: usize,
+    /// Largest in-memory cost of what is materialised at once, in bytes: one record (its
+    /// struct and header slots, [`Record::memory_size`](super::Record::memory_size)) when
+    /// streaming, a whole batch's records with [`BatchReader::next_batch`] and
+    /// [`decode_batch`]. Keys and values are slices of the input or of the one decompressed
+    /// buffer and are not counted again. Over it: [`RecordError::DecodedTooLarge`].
+    /// Default: 64 MiB.
+    pub max_decoded_size: usize,
 }
 
 impl DecodeLimits {
-    /// The default limit: 64 MiB per batch.
+    /// The default decompression limit: 64 MiB per batch.
     pub const DEFAULT_MAX_DECOMPRESSED_SIZE: usize = 64 << 20;
+    /// The default decoded-memory budget: 64 MiB (about 580,000 minimal records in one
+    /// materialised batch; Kafka's producers write batches of `batch.size`, 16 KiB by default).
+    pub const DEFAULT_MAX_DECODED_SIZE: usize = 64 << 20;
 
-    /// Limits with the given per-batch decompressed size.
+    /// Limits with the given per-batch decompressed size (and the default decoded budget).
     pub fn with_max_decompressed_size(max_decompressed_size: usize) -> Self {
         DecodeLimits {
             max_decompressed_size,
+            max_decoded_size: Self::DEFAULT_MAX_DECODED_SIZE,
         }
+    }
+
+    /// The same limits with the given decoded-memory budget.
+    pub fn with_max_decoded_size(mut self, max_decoded_size: usize) -> Self {
+        self.max_decoded_size = max_decoded_size;
+        self
     }
 }
 
@@ -112,9 +133,29 @@ impl BatchReader {
         }
     }
 
-    /// The next batch, `Ok(None)` at the end (clean or truncated), or the error that stops
-    /// iteration. After an error every call returns `Ok(None)`.
+    /// The next batch, decoded whole (its records' memory bounded by
+    /// [`DecodeLimits::max_decoded_size`]), `Ok(None)` at the end (clean or truncated), or the
+    /// error that stops iteration. After an error every call returns `Ok(None)`.
     pub fn next_batch(&mut self) -> Result<Option<RecordBatch>, RecordError> {
+        let Some(batch) = self.next_streaming()? else {
+            return Ok(None);
+        };
+        match batch.collect(&self.limits) {
+            Ok(batch) => Ok(Some(batch)),
+            Err(e) => {
+                self.state = State::Failed;
+                Err(e)
+            }
+        }
+    }
+
+    /// The next batch with its records still to decode, one at a time ([`StreamingBatch`]):
+    /// only the decompressed records section (at most
+    /// [`DecodeLimits::max_decompressed_size`]) and the record being handed out are in
+    /// memory. `Ok(None)` at the end (clean or truncated); an error in the batch's framing,
+    /// CRC or compression stops iteration. An error met while iterating a batch's records ends
+    /// that batch only: the next call goes on with the following batch.
+    pub fn next_streaming(&mut self) -> Result<Option<StreamingBatch>, RecordError> {
         if self.state != State::Reading {
             return Ok(None);
         }
@@ -136,7 +177,7 @@ impl BatchReader {
         let end = self.pos.saturating_add(size);
         let bytes = self.buf.slice(self.pos..end);
         self.pos = end;
-        match decode_complete(bytes, &self.limits) {
+        match open_complete(bytes, &self.limits) {
             Ok(batch) => Ok(Some(batch)),
             Err(e) => {
                 self.state = State::Failed;
@@ -258,7 +299,7 @@ fn batch_extent(rest: &[u8]) -> Extent {
 pub fn decode_batch(bytes: Bytes, limits: &DecodeLimits) -> Result<RecordBatch, RecordError> {
     let base_offset = read_i64(&bytes, 0).unwrap_or(-1);
     match batch_extent(&bytes) {
-        Extent::Whole(size) if size == bytes.len() => decode_complete(bytes, limits),
+        Extent::Whole(size) if size == bytes.len() => open_complete(bytes, limits)?.collect(limits),
         Extent::Whole(size) => Err(RecordError::TrailingBytes {
             base_offset,
             count: bytes.len().saturating_sub(size),
@@ -274,69 +315,12 @@ pub fn decode_batch(bytes: Bytes, limits: &DecodeLimits) -> Result<RecordBatch, 
     }
 }
 
-/// Decodes a batch whose extent has been checked: `bytes` is exactly one batch.
-fn decode_complete(bytes: Bytes, limits: &DecodeLimits) -> Result<RecordBatch, RecordError> {
+/// Opens a batch whose extent has been checked: `bytes` is exactly one batch.
+fn open_complete(bytes: Bytes, limits: &DecodeLimits) -> Result<StreamingBatch, RecordError> {
     match bytes.get(MAGIC_OFFSET).map(|&m| m as i8) {
-        Some(MAGIC_V2) => decode_v2(bytes, limits),
-        _ => legacy::decode_message(bytes, limits),
+        Some(MAGIC_V2) => streaming::open_v2(bytes, limits),
+        _ => legacy::open_message(bytes, limits),
     }
-}
-
-fn decode_v2(bytes: Bytes, limits: &DecodeLimits) -> Result<RecordBatch, RecordError> {
-    let mut r = Reader::new(bytes.clone(), read_i64(&bytes, 0).unwrap_or(-1));
-    let base_offset = r.i64()?;
-    let batch_length = r.i32()?;
-    let partition_leader_epoch = r.i32()?;
-    let magic = r.i8()?;
-    let crc = r.u32()?;
-    let covered = bytes.get(CRC_START..).unwrap_or_default();
-    let actual = crc32c::crc32c(covered);
-    if actual != crc {
-        return Err(RecordError::BadCrc {
-            base_offset,
-            expected: crc,
-            actual,
-        });
-    }
-    let bits = r.i16()?;
-    let attributes = BatchAttributes::from_bits(bits)
-        .map_err(|id| RecordError::UnknownCodec { base_offset, id })?;
-    let header = BatchHeader {
-        base_offset,
-        batch_length,
-        partition_leader_epoch,
-        magic,
-        crc,
-        attributes,
-        last_offset_delta: r.i32()?,
-        base_timestamp: r.i64()?,
-        max_timestamp: r.i64()?,
-        producer_id: r.i64()?,
-        producer_epoch: r.i16()?,
-        base_sequence: r.i32()?,
-        record_count: r.i32()?,
-    };
-    let body = r.bytes(r.remaining())?;
-    let body = match attributes.compression {
-        Compression::None => body,
-        codec => {
-            let mut out = Vec::with_capacity(initial_capacity(body.len(), limits));
-            compression::decompress(codec, &body, limits.max_decompressed_size, &mut out)
-                .map_err(|e| RecordError::from_compression(base_offset, e))?;
-            Bytes::from(out)
-        }
-    };
-    let records = decode_records(&header, body)?;
-    let records = if attributes.control {
-        let controls = records
-            .into_iter()
-            .map(|rec| control::from_record(rec, base_offset))
-            .collect::<Result<Vec<_>, _>>()?;
-        BatchRecords::Control(controls)
-    } else {
-        BatchRecords::Data(records)
-    };
-    Ok(RecordBatch { header, records })
 }
 
 /// A first guess at a decompressed size (4x, Kafka payloads' typical ratio), never above the
@@ -345,105 +329,4 @@ pub(crate) fn initial_capacity(compressed: usize, limits: &DecodeLimits) -> usiz
     compressed
         .saturating_mul(4)
         .min(limits.max_decompressed_size)
-}
-
-/// Decodes the `record_count` records of `body`, which must hold exactly them.
-fn decode_records(header: &BatchHeader, body: Bytes) -> Result<Vec<Record>, RecordError> {
-    let base_offset = header.base_offset;
-    let mut r = Reader::new(body, base_offset);
-    let declared = header.record_count;
-    let count =
-        usize::try_from(declared).map_err(|_| r.invalid("record count", i64::from(declared)))?;
-    if count > r.remaining() / MIN_RECORD_LEN {
-        return Err(RecordError::CountMismatch {
-            base_offset,
-            declared,
-            decoded: r.remaining() / MIN_RECORD_LEN,
-        });
-    }
-    let mut records = Vec::with_capacity(count);
-    for decoded in 0..count {
-        if r.remaining() == 0 {
-            return Err(RecordError::CountMismatch {
-                base_offset,
-                declared,
-                decoded,
-            });
-        }
-        records.push(decode_record(&mut r, header)?);
-    }
-    if r.remaining() != 0 {
-        return Err(RecordError::TrailingBytes {
-            base_offset,
-            count: r.remaining(),
-        });
-    }
-    Ok(records)
-}
-
-fn decode_record(r: &mut Reader, header: &BatchHeader) -> Result<Record, RecordError> {
-    let declared = r.varint("record length")?;
-    let len = r
-        .length(i64::from(declared), false, "record length")?
-        .unwrap_or_default();
-    let body = Reader::new(r.bytes(len)?, r.base_offset);
-    decode_record_body(body, declared, header).map_err(|e| match e {
-        // Fields that run past the record's declared length: the length is wrong.
-        RecordError::Truncated {
-            base_offset,
-            needed,
-            available,
-        } => RecordError::RecordLengthMismatch {
-            base_offset,
-            declared,
-            actual: len.saturating_add(needed.saturating_sub(available)),
-        },
-        other => other,
-    })
-}
-
-fn decode_record_body(
-    mut body: Reader,
-    declared: i32,
-    header: &BatchHeader,
-) -> Result<Record, RecordError> {
-    let attributes = body.i8()?;
-    let timestamp_delta = body.varlong("timestamp delta")?;
-    let offset_delta = body.varint("offset delta")?;
-    let key = body.varint_bytes(true, "key length")?;
-    let value = body.varint_bytes(true, "value length")?;
-    let header_count = body.varint("header count")?;
-    let header_count = body
-        .length(i64::from(header_count), false, "header count")?
-        .unwrap_or_default();
-    if header_count > body.remaining() / MIN_HEADER_LEN {
-        return Err(body.invalid("header count", header_count as i64));
-    }
-    let mut headers = Vec::with_capacity(header_count);
-    for _ in 0..header_count {
-        let key = body
-            .varint_bytes(false, "header key length")?
-            .unwrap_or_default();
-        let value = body.varint_bytes(true, "header value length")?;
-        headers.push(Header { key, value });
-    }
-    if body.remaining() != 0 {
-        return Err(RecordError::RecordLengthMismatch {
-            base_offset: body.base_offset,
-            declared,
-            actual: body.position(),
-        });
-    }
-    Ok(Record {
-        offset: header.base_offset.wrapping_add(i64::from(offset_delta)),
-        timestamp: match header.attributes.timestamp_type {
-            // The broker stamped the whole batch: its max timestamp is every record's.
-            TimestampType::LogAppendTime => header.max_timestamp,
-            TimestampType::CreateTime => header.base_timestamp.wrapping_add(timestamp_delta),
-        },
-        attributes,
-        key,
-        value,
-        headers,
-    })
 }

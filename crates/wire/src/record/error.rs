@@ -107,6 +107,17 @@ pub enum RecordError {
         /// The limit in force.
         limit: usize,
     },
+    /// The decoded records (or one record's headers) would take more memory than
+    /// [`DecodeLimits::max_decoded_size`](super::DecodeLimits) allows.
+    #[error("batch at offset {base_offset}: decoded records would take {size} bytes of memory, over the limit of {limit}")]
+    DecodedTooLarge {
+        /// Base offset of the batch.
+        base_offset: i64,
+        /// The in-memory size the records (or record) would take, as far as counted.
+        size: usize,
+        /// The budget in force.
+        limit: usize,
+    },
     /// The compressed records are corrupt.
     #[error("batch at offset {base_offset}: {source}")]
     Decompression {
@@ -145,6 +156,7 @@ impl RecordError {
             | RecordError::RecordLengthMismatch { base_offset, .. }
             | RecordError::TrailingBytes { base_offset, .. }
             | RecordError::DecompressionLimit { base_offset, .. }
+            | RecordError::DecodedTooLarge { base_offset, .. }
             | RecordError::Decompression { base_offset, .. }
             | RecordError::InvalidControlRecord { base_offset, .. }
             | RecordError::NestedCompression { base_offset } => *base_offset,

@@ -9,18 +9,21 @@
 //! they are absolute. The wrapper's magic decides, whatever the inner messages' own magic. A v1 wrapper with LogAppendTime gives its timestamp to every inner
 //! message.
 //!
-//! Each top-level message surfaces as one [`RecordBatch`] whose header is synthesized
-//! (producer fields -1, base offset = first record, timestamps from the records).
+//! Each top-level message surfaces as one batch ([`StreamingBatch`], or
+//! [`RecordBatch`](super::RecordBatch) when decoded whole) whose header is synthesized
+//! (producer fields -1, base offset = first record, timestamps from the records). A wrapper's
+//! inner messages are never all materialised at once: they are walked once to build that
+//! header, then decoded one at a time from the decompressed buffer.
 
 use bytes::Bytes;
 
 use super::batch::{
-    BatchAttributes, BatchHeader, BatchRecords, Record, RecordBatch, TimestampType, LOG_OVERHEAD,
-    NO_TIMESTAMP,
+    BatchAttributes, BatchHeader, Record, TimestampType, LOG_OVERHEAD, NO_TIMESTAMP,
 };
 use super::decode::DecodeLimits;
 use super::error::RecordError;
 use super::reader::Reader;
+use super::streaming::StreamingBatch;
 use crate::compression::{self, Compression};
 
 /// Smallest magic 0 message, log overhead included (crc, magic, attributes, two null lengths).
@@ -116,11 +119,69 @@ fn to_record(m: Message) -> Record {
     }
 }
 
-/// Decodes one top-level legacy message (exactly `bytes`), expanding a compressed wrapper.
-pub(crate) fn decode_message(
+/// The records of one top-level legacy message, decoded as they are asked for: the message
+/// itself, or a compressed wrapper's inner messages read one at a time from the one
+/// decompressed buffer (checked whole first, see [`open_message`]).
+#[derive(Debug)]
+pub(crate) struct LegacyRecords {
+    single: Option<Record>,
+    inner: Option<Reader>,
+    left: usize,
+    /// Added to inner offsets (v1 wrappers' offsets are relative).
+    shift: i64,
+    /// A LogAppendTime wrapper's timestamp, every inner message's.
+    log_append_time: Option<i64>,
+}
+
+impl LegacyRecords {
+    pub(crate) fn remaining(&self) -> usize {
+        self.left
+    }
+
+    pub(crate) fn next(&mut self, budget: usize) -> Result<Option<Record>, RecordError> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        let size = std::mem::size_of::<Record>();
+        if size > budget {
+            let base_offset = self.inner.as_ref().map_or(-1, |r| r.base_offset);
+            return Err(RecordError::DecodedTooLarge {
+                base_offset,
+                size,
+                limit: budget,
+            });
+        }
+        self.left = self.left.saturating_sub(1);
+        if let Some(record) = self.single.take() {
+            return Ok(Some(record));
+        }
+        let Some(r) = self.inner.as_mut() else {
+            return Ok(None);
+        };
+        let mut m = read_message(r)?;
+        m.offset = m.offset.wrapping_add(self.shift);
+        if let Some(ts) = self.log_append_time {
+            m.timestamp = ts;
+        }
+        Ok(Some(to_record(m)))
+    }
+}
+
+/// What the first pass over a wrapper's inner messages learns (nothing is kept of them).
+struct InnerSummary {
+    count: usize,
+    first: Option<(i64, i64)>,
+    last_offset: i64,
+    max_timestamp: i64,
+}
+
+/// Opens one top-level legacy message (exactly `bytes`). A compressed wrapper is decompressed
+/// once and its inner messages walked once (CRCs, nesting, count, offsets, timestamps) to
+/// synthesize the header; they are decoded again one at a time as the records are taken.
+pub(crate) fn open_message(
     bytes: Bytes,
     limits: &DecodeLimits,
-) -> Result<RecordBatch, RecordError> {
+) -> Result<StreamingBatch, RecordError> {
     let batch_length = i32::try_from(bytes.len().saturating_sub(LOG_OVERHEAD)).unwrap_or(i32::MAX);
     let mut r = Reader::new(bytes, -1);
     let wrapper = read_message(&mut r)?;
@@ -133,14 +194,25 @@ pub(crate) fn decode_message(
     let compression = codec(&wrapper)?;
     let ts_type = timestamp_type(&wrapper);
     let (magic, crc, wrapper_offset) = (wrapper.magic, wrapper.crc, wrapper.offset);
-    let records = if compression == Compression::None {
-        vec![to_record(wrapper)]
+    let (records, summary) = if compression == Compression::None {
+        let summary = InnerSummary {
+            count: 1,
+            first: Some((wrapper.offset, wrapper.timestamp)),
+            last_offset: wrapper.offset,
+            max_timestamp: wrapper.timestamp,
+        };
+        let records = LegacyRecords {
+            single: Some(to_record(wrapper)),
+            inner: None,
+            left: 1,
+            shift: 0,
+            log_append_time: None,
+        };
+        (records, summary)
     } else {
-        expand_wrapper(wrapper, compression, ts_type, limits)?
+        open_wrapper(wrapper, compression, ts_type, limits)?
     };
-    let first = records.first();
-    let base_offset = first.map_or(wrapper_offset, |r| r.offset);
-    let last_offset = records.last().map_or(wrapper_offset, |r| r.offset);
+    let base_offset = summary.first.map_or(wrapper_offset, |(offset, _)| offset);
     let header = BatchHeader {
         base_offset,
         batch_length,
@@ -152,30 +224,24 @@ pub(crate) fn decode_message(
             timestamp_type: ts_type,
             ..BatchAttributes::default()
         },
-        last_offset_delta: i32::try_from(last_offset.wrapping_sub(base_offset)).unwrap_or(i32::MAX),
-        base_timestamp: first.map_or(NO_TIMESTAMP, |r| r.timestamp),
-        max_timestamp: records
-            .iter()
-            .map(|r| r.timestamp)
-            .max()
-            .unwrap_or(NO_TIMESTAMP),
+        last_offset_delta: i32::try_from(summary.last_offset.wrapping_sub(base_offset))
+            .unwrap_or(i32::MAX),
+        base_timestamp: summary.first.map_or(NO_TIMESTAMP, |(_, ts)| ts),
+        max_timestamp: summary.max_timestamp,
         producer_id: -1,
         producer_epoch: -1,
         base_sequence: -1,
-        record_count: i32::try_from(records.len()).unwrap_or(i32::MAX),
+        record_count: i32::try_from(summary.count).unwrap_or(i32::MAX),
     };
-    Ok(RecordBatch {
-        header,
-        records: BatchRecords::Data(records),
-    })
+    Ok(StreamingBatch::legacy(header, records, limits))
 }
 
-fn expand_wrapper(
+fn open_wrapper(
     wrapper: Message,
     compression: Compression,
     ts_type: TimestampType,
     limits: &DecodeLimits,
-) -> Result<Vec<Record>, RecordError> {
+) -> Result<(LegacyRecords, InnerSummary), RecordError> {
     let base_offset = wrapper.offset;
     let value = wrapper.value.as_deref().ok_or(RecordError::InvalidLength {
         base_offset,
@@ -185,34 +251,44 @@ fn expand_wrapper(
     let mut inner = Vec::with_capacity(super::decode::initial_capacity(value.len(), limits));
     compression::decompress(compression, value, limits.max_decompressed_size, &mut inner)
         .map_err(|e| RecordError::from_compression(base_offset, e))?;
-    let min_len = if wrapper.magic == 0 {
-        MIN_MESSAGE_V0_LEN
-    } else {
-        MIN_MESSAGE_V1_LEN
-    };
-    let mut r = Reader::new(Bytes::from(inner), base_offset);
-    let mut messages = Vec::with_capacity(r.remaining().checked_div(min_len).unwrap_or_default());
+    let inner = Bytes::from(inner);
+    let log_append_time = (ts_type == TimestampType::LogAppendTime).then_some(wrapper.timestamp);
+    // First pass: check every inner message, keep nothing of them.
+    let mut r = Reader::new(inner.clone(), base_offset);
+    let mut count = 0usize;
+    let mut first = None;
+    let mut last_offset = base_offset;
+    let mut max_timestamp = NO_TIMESTAMP;
     while r.remaining() != 0 {
-        // Inner magic may differ from the wrapper's (some clients wrap v0 messages in v1 wrappers);
-        // as in Java's consumer, the wrapper's magic decides how offsets are read.
+        // Inner magic may differ from the wrapper's (some clients wrap v0 messages in v1
+        // wrappers); as in Java's consumer, the wrapper's magic decides how offsets are read.
         let m = read_message(&mut r)?;
         if codec(&m)? != Compression::None {
             return Err(RecordError::NestedCompression { base_offset });
         }
-        messages.push(m);
+        let timestamp = log_append_time.unwrap_or(m.timestamp);
+        first.get_or_insert((m.offset, timestamp));
+        last_offset = m.offset;
+        max_timestamp = max_timestamp.max(timestamp);
+        count = count.saturating_add(1);
     }
-    let shift = match (wrapper.magic, messages.last()) {
-        (1, Some(last)) => base_offset.wrapping_sub(last.offset),
-        _ => 0,
+    let shift = if wrapper.magic == 1 && count > 0 {
+        base_offset.wrapping_sub(last_offset)
+    } else {
+        0
     };
-    Ok(messages
-        .into_iter()
-        .map(|mut m| {
-            m.offset = m.offset.wrapping_add(shift);
-            if ts_type == TimestampType::LogAppendTime {
-                m.timestamp = wrapper.timestamp;
-            }
-            to_record(m)
-        })
-        .collect())
+    let summary = InnerSummary {
+        count,
+        first: first.map(|(offset, ts): (i64, i64)| (offset.wrapping_add(shift), ts)),
+        last_offset: last_offset.wrapping_add(shift),
+        max_timestamp,
+    };
+    let records = LegacyRecords {
+        single: None,
+        inner: Some(Reader::new(inner, base_offset)),
+        left: count,
+        shift,
+        log_append_time,
+    };
+    Ok((records, summary))
 }

@@ -2,9 +2,11 @@
 //! legacy message sets (magic 0 and 1).
 //!
 //! - Decoding: [`BatchReader`] iterates the `records` field of a Fetch partition, ending
-//!   cleanly on the partial final batch brokers often send; [`decode_batch`] decodes one batch.
-//!   Keys, values and headers are zero-copy [`bytes::Bytes`] slices; memory is bounded by
-//!   [`DecodeLimits`]. Errors are [`RecordError`].
+//!   cleanly on the partial final batch brokers often send; [`BatchReader::next_streaming`]
+//!   gives a [`StreamingBatch`] whose records are decoded one at a time (what a consumer
+//!   should use), [`BatchReader::next_batch`] and [`decode_batch`] a whole [`RecordBatch`].
+//!   Keys, values and headers are zero-copy [`bytes::Bytes`] slices; memory (decompressed
+//!   bytes and decoded structures) is bounded by [`DecodeLimits`]. Errors are [`RecordError`].
 //! - Encoding: [`BatchBuilder`] writes a v2 batch into a reusable `BytesMut`; [`record_size`]
 //!   and [`BatchBuilder::size_with`] help an accumulator respect `batch.size`.
 //!
@@ -42,6 +44,7 @@ pub mod encode;
 pub mod error;
 pub mod legacy;
 mod reader;
+pub mod streaming;
 pub mod varint;
 
 pub use batch::{
@@ -51,3 +54,4 @@ pub use control::{ControlRecord, ControlRecordType};
 pub use decode::{decode_batch, BatchReader, DecodeLimits};
 pub use encode::{max_record_size, record_size, BatchBuilder, BatchOptions, HeaderRef, RecordRef};
 pub use error::{EncodeError, RecordError};
+pub use streaming::StreamingBatch;

@@ -11,6 +11,16 @@ pub(crate) struct Reader {
     pub(crate) base_offset: i64,
 }
 
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader")
+            .field("len", &self.buf.len())
+            .field("pos", &self.pos)
+            .field("base_offset", &self.base_offset)
+            .finish()
+    }
+}
+
 impl Reader {
     pub(crate) fn new(buf: Bytes, base_offset: i64) -> Self {
         Reader {

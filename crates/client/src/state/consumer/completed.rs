@@ -1,5 +1,11 @@
 //! A partition's fetched records waiting for the application ([`CompletedFetch`]), decoded
-//! batch by batch as they are taken, with `read_committed` filtering.
+//! record by record as they are taken, with `read_committed` filtering.
+//!
+//! Memory: only the batch being handed out is open ([`StreamingBatch`]): its decompressed
+//! records section (at most [`DecodeLimits::max_decompressed_size`], 64 MiB) and the record
+//! being decoded (at most [`DecodeLimits::max_decoded_size`], 64 MiB, else a typed error).
+//! Keys, values and headers are slices of the fetched or decompressed bytes. What the
+//! application is handed per drain is bounded in `fetcher/drain.rs`.
 //!
 //! Filtering follows the Java client: the response's aborted-transactions list (producer id,
 //! first offset) is walked in offset order; a transactional batch from a producer whose aborted
@@ -12,8 +18,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use kafkit_wire::record::batch::{BatchRecords, TimestampType};
-use kafkit_wire::record::{BatchReader, ControlRecordType, Record, RecordError};
+use kafkit_wire::record::batch::TimestampType;
+#[cfg(doc)]
+use kafkit_wire::record::DecodeLimits;
+use kafkit_wire::record::{BatchReader, ControlRecordType, RecordError, StreamingBatch};
 
 use super::position::FetchPosition;
 use crate::consumer::ConsumerRecord;
@@ -22,7 +30,7 @@ use crate::state::group::TopicPartition;
 /// The current batch being handed out.
 #[derive(Debug)]
 struct OpenBatch {
-    records: std::vec::IntoIter<Record>,
+    records: StreamingBatch,
     next_offset: i64,
     leader_epoch: Option<i32>,
     log_append_time: Option<i64>,
@@ -46,6 +54,8 @@ pub(crate) struct CompletedFetch {
     /// end).
     aborted: Vec<(i64, i64)>,
     aborting: HashSet<i64>,
+    /// An error was returned: nothing more is handed out.
+    failed: bool,
 }
 
 impl CompletedFetch {
@@ -74,15 +84,25 @@ impl CompletedFetch {
             read_committed,
             aborted,
             aborting: HashSet::new(),
+            failed: false,
         }
     }
 
     /// The next record at or after the position, advancing the position; `Ok(None)` when the
     /// fetch is used up. After an error the fetch yields nothing more.
     pub(crate) fn next_record(&mut self) -> Result<Option<ConsumerRecord>, RecordError> {
+        if self.failed {
+            return Ok(None);
+        }
+        let result = self.next_record_inner();
+        self.failed = result.is_err();
+        result
+    }
+
+    fn next_record_inner(&mut self) -> Result<Option<ConsumerRecord>, RecordError> {
         loop {
             if let Some(open) = &mut self.open {
-                for record in open.records.by_ref() {
+                while let Some(record) = open.records.next_record()? {
                     if record.offset < self.position.offset {
                         continue;
                     }
@@ -111,7 +131,7 @@ impl CompletedFetch {
                 self.open = None;
                 self.skip_to(next, epoch);
             }
-            let Some(batch) = self.reader.next_batch()? else {
+            let Some(mut batch) = self.reader.next_streaming()? else {
                 return Ok(None);
             };
             let header = batch.header;
@@ -130,32 +150,30 @@ impl CompletedFetch {
                     self.aborting.insert(producer_id);
                 }
             }
-            match batch.records {
-                BatchRecords::Control(controls) => {
-                    let aborts = controls.iter().any(|c| c.kind == ControlRecordType::Abort);
-                    if aborts {
-                        self.aborting.remove(&header.producer_id);
-                    }
-                    self.skip_to(next_offset, leader_epoch);
+            if batch.is_control() {
+                let mut aborts = false;
+                while let Some(control) = batch.next_control_record()? {
+                    aborts |= control.kind == ControlRecordType::Abort;
                 }
-                BatchRecords::Data(_)
-                    if self.read_committed
-                        && header.attributes.transactional
-                        && self.aborting.contains(&header.producer_id) =>
-                {
-                    self.skip_to(next_offset, leader_epoch);
+                if aborts {
+                    self.aborting.remove(&header.producer_id);
                 }
-                BatchRecords::Data(records) => {
-                    let log_append_time = (header.attributes.timestamp_type
-                        == TimestampType::LogAppendTime)
-                        .then_some(header.max_timestamp);
-                    self.open = Some(OpenBatch {
-                        records: records.into_iter(),
-                        next_offset,
-                        leader_epoch,
-                        log_append_time,
-                    });
-                }
+                self.skip_to(next_offset, leader_epoch);
+            } else if self.read_committed
+                && header.attributes.transactional
+                && self.aborting.contains(&header.producer_id)
+            {
+                self.skip_to(next_offset, leader_epoch); // aborted: not even decoded
+            } else {
+                let log_append_time = (header.attributes.timestamp_type
+                    == TimestampType::LogAppendTime)
+                    .then_some(header.max_timestamp);
+                self.open = Some(OpenBatch {
+                    records: batch,
+                    next_offset,
+                    leader_epoch,
+                    log_append_time,
+                });
             }
         }
     }
@@ -165,7 +183,7 @@ impl CompletedFetch {
     /// that stopped at its limit free the buffer, so the partition is fetched again at once.
     pub(crate) fn finish_if_used_up(&mut self) -> bool {
         if let Some(open) = &self.open {
-            if open.records.len() > 0 {
+            if !open.records.is_used_up() {
                 return false;
             }
             let (next, epoch) = (open.next_offset, open.leader_epoch);
@@ -183,5 +201,70 @@ impl CompletedFetch {
                 leader_epoch: leader_epoch.or(self.position.leader_epoch),
             };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+    use kafkit_wire::record::{
+        BatchBuilder, BatchOptions, DecodeLimits, Header, HeaderRef, RecordRef,
+    };
+
+    use super::*;
+
+    fn fetch(records: Bytes) -> CompletedFetch {
+        CompletedFetch::new(
+            TopicPartition::new("t", 0),
+            Arc::from("t"),
+            0,
+            FetchPosition::new(0),
+            records,
+            false,
+            [],
+        )
+    }
+
+    fn batch(records: &[RecordRef<'_>]) -> Bytes {
+        let mut buf = BytesMut::new();
+        let mut b = BatchBuilder::new(&mut buf, 0);
+        for r in records {
+            b.append(r).unwrap();
+        }
+        b.finish(&BatchOptions::default(), &mut Vec::new()).unwrap();
+        buf.freeze()
+    }
+
+    #[test]
+    fn a_record_with_too_many_headers_is_refused_typed_after_the_ones_before() {
+        // 1.1 million empty headers: 2.2 MB on the wire, 70 MB as `Header`s.
+        let count = 1_100_000usize;
+        assert!(count * std::mem::size_of::<Header>() > DecodeLimits::DEFAULT_MAX_DECODED_SIZE);
+        let headers = vec![HeaderRef::new(b"", None); count];
+        let mut f = fetch(batch(&[
+            RecordRef::new(1, None, Some(b"fine")),
+            RecordRef::new(1, None, None).with_headers(&headers),
+        ]));
+        let first = f.next_record().unwrap().unwrap();
+        assert_eq!(first.value.as_deref(), Some(&b"fine"[..]));
+        assert!(matches!(
+            f.next_record(),
+            Err(RecordError::DecodedTooLarge { base_offset: 0, .. })
+        ));
+        assert_eq!(f.position.offset, 1);
+        assert!(f.next_record().unwrap().is_none());
+    }
+
+    #[test]
+    fn used_up_only_after_the_last_record() {
+        let mut f = fetch(batch(&[
+            RecordRef::new(1, None, Some(b"a")),
+            RecordRef::new(1, None, Some(b"b")),
+        ]));
+        assert!(f.next_record().unwrap().is_some());
+        assert!(!f.finish_if_used_up());
+        assert!(f.next_record().unwrap().is_some());
+        assert!(f.finish_if_used_up());
+        assert_eq!(f.position.offset, 2);
     }
 }

@@ -901,3 +901,36 @@ pub(crate) fn encoding_samples(enc: &mut crate::request_versions::Encoder) {
         }
     }
 }
+
+#[test]
+fn a_drain_stops_once_its_records_cost_the_prefetch_bound_in_memory() {
+    // 40 records of 1,000 empty headers each: 2 KB each on the wire, 64 KB each decoded.
+    let now = Instant::now();
+    let m = metadata(1);
+    let mut s = FetchState::new(FetchSettings {
+        prefetch_max_bytes: 1 << 20,
+        ..settings()
+    });
+    s.add_assigned(vec![(tp(0), Some(OffsetAndMetadata::new(0)))]);
+    let (token, _) = s.poll_fetches(now, &m).pop().unwrap();
+    let headers = vec![kafkit_wire::record::HeaderRef::new(b"", None); 1_000];
+    let mut buf = BytesMut::new();
+    let mut b = BatchBuilder::new(&mut buf, 0);
+    for _ in 0..40 {
+        b.append(&RecordRef::new(1_000, None, None).with_headers(&headers))
+            .unwrap();
+    }
+    b.finish(&BatchOptions::default(), &mut Vec::new()).unwrap();
+    s.handle_fetch(
+        now,
+        token,
+        response(0, vec![partition(0, Some(buf.freeze()), 40)]),
+    );
+    // 1 MiB / 64 KB: the 17th record passes the bound, then the drain stops.
+    let first = s.drain(500).records;
+    assert_eq!(first.len(), 17);
+    assert_eq!(s.position(&tp(0)).map(|p| p.offset), Some(17));
+    let rest = s.drain(500).records;
+    assert_eq!(rest.len(), 17);
+    assert_eq!(s.drain(500).records.len(), 6);
+}

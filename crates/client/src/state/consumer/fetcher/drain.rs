@@ -1,9 +1,22 @@
 //! Handing buffered records out: [`FetchState::drain`].
+//!
+//! Memory: a drain stops early once the records it took cost `kafkit.prefetch.max.bytes` (at
+//! least `MIN_DRAIN_MEMORY`) in memory (`record_memory`: the struct and its header slots;
+//! payloads are slices of the fetched or decompressed buffers). With the fetch buffer (at most `kafkit.prefetch.max.bytes`
+//! plus one response per broker in flight) and the one open batch of `completed.rs`, that
+//! bounds what the consumer holds for records, however small their encoding.
 
+use std::mem::size_of;
 use std::sync::Arc;
+
+use kafkit_wire::record::Header;
 
 use super::FetchState;
 use crate::consumer::{ConsumeError, ConsumerRecord};
+
+/// The least decoded memory one drain may hand out (1 MiB, about 7,000 records without
+/// headers): a small `kafkit.prefetch.max.bytes` limits fetching, not `max.poll.records`.
+pub(crate) const MIN_DRAIN_MEMORY: usize = 1 << 20;
 
 /// Records (and at most one error) taken by [`FetchState::drain`].
 #[derive(Debug, Default)]
@@ -22,9 +35,11 @@ impl FetchState {
         !self.errors.is_empty() || !self.completed.is_empty()
     }
 
-    /// Takes up to `max` records, in order per partition. A pending error comes first, alone;
-    /// a corrupt batch met while taking records ends the call (records before it are returned
-    /// with the error) and halts its partition at the bad offset.
+    /// Takes up to `max` records, in order per partition, and stops early once they cost
+    /// `kafkit.prefetch.max.bytes` (at least `MIN_DRAIN_MEMORY`) in memory (at least one
+    /// record is taken). A pending error
+    /// comes first, alone; a corrupt batch met while taking records ends the call (records
+    /// before it are returned with the error) and halts its partition at the bad offset.
     pub fn drain(&mut self, max: usize) -> Drained {
         if let Some(error) = self.errors.pop_front() {
             return Drained {
@@ -33,7 +48,9 @@ impl FetchState {
             };
         }
         let mut out = Drained::default();
-        while out.records.len() < max {
+        let budget = self.settings.prefetch_max_bytes.max(MIN_DRAIN_MEMORY);
+        let mut used = 0usize;
+        while out.records.len() < max && used < budget {
             let Some(front) = self.completed.front_mut() else {
                 break;
             };
@@ -55,6 +72,7 @@ impl FetchState {
                     if let Some(s) = self.partitions.get_mut(&tp) {
                         s.position = Some(position);
                     }
+                    used = used.saturating_add(record_memory(&record));
                     out.records.push(record);
                 }
                 Ok(None) => {
@@ -117,4 +135,13 @@ impl FetchState {
             self.buffered_bytes = self.buffered_bytes.saturating_sub(c.size);
         }
     }
+}
+
+/// What a handed-out record takes in memory, its payload excepted (shared slices).
+pub(crate) fn record_memory(record: &ConsumerRecord) -> usize {
+    record
+        .headers
+        .capacity()
+        .saturating_mul(size_of::<Header>())
+        .saturating_add(size_of::<ConsumerRecord>())
 }
