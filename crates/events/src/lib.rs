@@ -7,3 +7,5 @@
 #![deny(missing_docs)]
 
 pub use kafkit as client;
+
+pub mod registry;
