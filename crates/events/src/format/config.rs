@@ -192,7 +192,8 @@ mod tests {
         assert!(!c.json_validate && !c.auto_register_schemas);
         let e = SerdeConfig::from_properties([("use.schema.id", "-2")]).unwrap_err();
         assert_eq!(setting(e), "use.schema.id");
-        let e = SerdeConfig::from_properties([("auto.register.schemas", "yes please")]).unwrap_err();
+        let e =
+            SerdeConfig::from_properties([("auto.register.schemas", "yes please")]).unwrap_err();
         assert_eq!(setting(e), "auto.register.schemas");
         let e = SerdeConfig::from_properties([("normalize.schemas", "true")]).unwrap_err();
         assert_eq!(setting(e), "normalize.schemas");
