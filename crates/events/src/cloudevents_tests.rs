@@ -75,7 +75,10 @@ fn time_is_rfc3339_utc_millis_and_any_offset_is_read() {
         "2024-12-04T20:31:40.123Z"
     );
     assert_eq!(format_time(-1).unwrap(), "1969-12-31T23:59:59.999Z");
-    assert_eq!(parse_time("2024-12-04T21:31:40.123+01:00"), Ok(1_733_344_300_123));
+    assert_eq!(
+        parse_time("2024-12-04T21:31:40.123+01:00"),
+        Ok(1_733_344_300_123)
+    );
     assert_eq!(parse_time("2024-12-04T20:31:40Z"), Ok(1_733_344_300_000));
     // Finer digits are truncated toward the past, also before 1970.
     assert_eq!(parse_time("1969-12-31T23:59:59.9995Z"), Ok(-1));
@@ -173,7 +176,9 @@ fn encode_refuses_what_cannot_be_read_back() {
 #[test]
 fn structured_mode_is_read() {
     assert!(is_structured_json(b"application/cloudevents+json"));
-    assert!(is_structured_json(b"Application/CloudEvents+JSON; charset=UTF-8"));
+    assert!(is_structured_json(
+        b"Application/CloudEvents+JSON; charset=UTF-8"
+    ));
     assert!(!is_structured_json(b"application/json"));
     assert!(!is_structured_json(b"application/cloud"));
     let value = br#"{"specversion":"1.0","id":"x1","source":"/svc","type":"a.b",
@@ -188,7 +193,10 @@ fn structured_mode_is_read() {
     assert_eq!(data, StructuredData::Json(serde_json::json!({"n": 1})));
     assert!(decode_structured(b"[1]").is_err());
     assert!(decode_structured(b"{").is_err());
-    assert!(decode_structured(br#"{"specversion":"1.0","id":"x","source":"s","type":"t","data":1,"data_base64":"AA=="}"#).is_err());
+    assert!(decode_structured(
+        br#"{"specversion":"1.0","id":"x","source":"s","type":"t","data":1,"data_base64":"AA=="}"#
+    )
+    .is_err());
     assert_eq!(
         decode_structured(br#"{"id":"x","source":"s","type":"t"}"#).map(|_| ()),
         Err(HeaderError::Missing("specversion"))
@@ -196,9 +204,14 @@ fn structured_mode_is_read() {
     // Through envelope_of, chosen by content-type.
     let headers = vec![Header {
         key: Bytes::from_static(b"content-type"),
-        value: Some(Bytes::from_static(b"application/cloudevents+json; charset=utf-8")),
+        value: Some(Bytes::from_static(
+            b"application/cloudevents+json; charset=utf-8",
+        )),
     }];
-    assert_eq!(envelope_of(&headers, Some(value)).map(|e| e.id), Ok("x1".into()));
+    assert_eq!(
+        envelope_of(&headers, Some(value)).map(|e| e.id),
+        Ok("x1".into())
+    );
     assert!(envelope_of(&headers, None).is_err());
 }
 
