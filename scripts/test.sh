@@ -30,6 +30,7 @@ step "tools: kcat; Kafka jars"
 bash scripts/install-tools.sh
 bash scripts/kafka.sh fetch
 bash scripts/registry.sh fetch
+bash scripts/python-peers.sh fetch >/dev/null
 
 step "cargo fmt --check"
 cargo fmt --all --check
