@@ -397,20 +397,29 @@ impl HttpBackend {
         }
     }
 
+    /// POSTs `schema` (Confluent's request body) to `path`, a call about `subject`.
+    async fn post_schema(
+        &self,
+        path: &str,
+        subject: &str,
+        schema: &Schema,
+    ) -> Result<Vec<u8>, RegistryError> {
+        self.call(
+            Method::POST,
+            path,
+            Some(&schema_body(schema)),
+            About::Subject(subject),
+        )
+        .await
+    }
+
     pub(crate) async fn register(
         &self,
         subject: &str,
         schema: &Schema,
     ) -> Result<u32, RegistryError> {
         let path = format!("/subjects/{}/versions", escape_segment(subject));
-        let body = self
-            .call(
-                Method::POST,
-                &path,
-                Some(&schema_body(schema)),
-                About::Subject(subject),
-            )
-            .await?;
+        let body = self.post_schema(&path, subject, schema).await?;
         Ok(parse::<IdResponse>(&body)?.id)
     }
 
@@ -420,14 +429,7 @@ impl HttpBackend {
         schema: &Schema,
     ) -> Result<RegisteredSchema, RegistryError> {
         let path = format!("/subjects/{}", escape_segment(subject));
-        let body = self
-            .call(
-                Method::POST,
-                &path,
-                Some(&schema_body(schema)),
-                About::Subject(subject),
-            )
-            .await?;
+        let body = self.post_schema(&path, subject, schema).await?;
         let mut found = parse::<SchemaResponse>(&body)?.into_registered(None)?;
         found.subject.get_or_insert_with(|| subject.to_owned());
         Ok(found)
@@ -474,15 +476,7 @@ impl HttpBackend {
             "/compatibility/subjects/{}/versions/latest",
             escape_segment(subject)
         );
-        match self
-            .call(
-                Method::POST,
-                &path,
-                Some(&schema_body(schema)),
-                About::Subject(subject),
-            )
-            .await
-        {
+        match self.post_schema(&path, subject, schema).await {
             Ok(body) => Ok(parse::<CompatibilityCheck>(&body)?.is_compatible),
             // Nothing registered yet: nothing to be incompatible with.
             Err(RegistryError::NotFound {
