@@ -344,7 +344,7 @@ impl HttpBackend {
                     Ok(response) => response,
                     Err(e) => {
                         tracing::debug!(url = %url, error = %e, "schema registry request failed");
-                        last_transport = Some((e.is_timeout(), format!("{url}: {e}")));
+                        last_transport = Some((e.is_timeout(), format!("{url}: {}", chain(&e))));
                         continue;
                     }
                 };
@@ -539,6 +539,22 @@ fn level(body: &[u8]) -> Result<Compatibility, RegistryError> {
             message: "config without compatibilityLevel or compatibility".to_owned(),
         })?
         .parse()
+}
+
+/// An error and its sources, `: `-separated (reqwest's own message hides the cause, e.g. a
+/// refused connection or an unknown certificate issuer).
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
