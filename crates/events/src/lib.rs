@@ -7,3 +7,4 @@
 #![deny(missing_docs)]
 
 pub use kafkit as client;
+pub mod config;
