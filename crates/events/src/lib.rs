@@ -8,3 +8,4 @@
 
 pub use kafkit as client;
 pub mod config;
+pub mod topics;
