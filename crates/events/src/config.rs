@@ -23,6 +23,8 @@ use std::time::Duration;
 
 use kafkit::config::{ConsumerConfig, ConsumerConfigBuilder, ProducerConfig};
 
+use crate::format::SerdeConfig;
+
 pub use env::ENV_VARIABLES;
 pub use error::EventsConfigError;
 
@@ -139,7 +141,7 @@ pub struct EventsConfig {
     producer: ProducerConfig,
     consumer: ConsumerConfigBuilder,
     registry: route::Properties,
-    serde: route::Properties,
+    serde: SerdeConfig,
     retry: RetrySettings,
     dead_letter: DeadLetterSettings,
     observability: ObservabilitySettings,
@@ -236,6 +238,11 @@ impl EventsConfig {
         self.registry.get("schema.registry.url")
     }
 
+    /// The serializers' settings (`auto.register.schemas`, `use.latest.version`, …).
+    pub fn serde(&self) -> &SerdeConfig {
+        &self.serde
+    }
+
     /// Retry settings for handlers.
     pub fn retry(&self) -> &RetrySettings {
         &self.retry
@@ -262,7 +269,7 @@ pub struct EventsConfigBuilder {
     producer: route::Properties,
     consumer: route::Properties,
     registry: route::Properties,
-    serde: route::Properties,
+    serde: SerdeConfig,
     retry: RetrySettings,
     dead_letter: DeadLetterSettings,
     observability: ObservabilitySettings,
@@ -295,6 +302,12 @@ impl EventsConfigBuilder {
     /// The deployment environment (`dev`, `production`, …).
     pub fn environment(mut self, environment: impl Into<String>) -> Self {
         self.service.environment = Some(environment.into());
+        self
+    }
+
+    /// The serializers' settings.
+    pub fn serde(mut self, serde: SerdeConfig) -> Self {
+        self.serde = serde;
         self
     }
 
@@ -368,6 +381,16 @@ impl EventsConfigBuilder {
         for (key, value) in with_defaults(&self.consumer) {
             consumer = consumer.set(&key, &value)?;
         }
+        self.serde.validate().map_err(|e| match e {
+            crate::error::EventsError::Configuration { setting, message } => {
+                EventsConfigError::InvalidProperty {
+                    key: setting,
+                    value: String::new(),
+                    reason: message,
+                }
+            }
+            other => EventsConfigError::Registry(other.to_string()),
+        })?;
         if self.retry.backoff > self.retry.max_backoff {
             return Err(EventsConfigError::InvalidProperty {
                 key: route::RETRY_BACKOFF_MS.to_owned(),

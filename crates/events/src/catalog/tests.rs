@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use apache_avro::{from_avro_datum, from_value, to_avro_datum, to_value};
+use apache_avro::{from_value, to_value, GenericDatumReader, GenericDatumWriter};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -24,8 +24,10 @@ where
         .parse()
         .expect("the .avsc parses");
     let value = to_value(payload).expect("to value");
-    let bytes = to_avro_datum(&schema, value).expect("matches its schema");
-    let back = from_avro_datum(&schema, &mut bytes.as_slice(), None).expect("reads back");
+    let writer = GenericDatumWriter::builder(&schema).build().expect("writer");
+    let bytes = writer.write_value_to_vec(value).expect("matches its schema");
+    let reader = GenericDatumReader::builder(&schema).build().expect("reader");
+    let back = reader.read_value(&mut bytes.as_slice()).expect("reads back");
     let decoded: T = from_value(&back).expect("into the struct");
     assert_eq!(&decoded, payload);
     assert!(T::default_topic().is_some());

@@ -104,3 +104,9 @@ pub(crate) fn shown(name: &str, value: &str) -> String {
         value.to_owned()
     }
 }
+
+impl From<EventsConfigError> for crate::error::EventsError {
+    fn from(error: EventsConfigError) -> Self {
+        crate::error::EventsError::configuration(error.key().to_owned(), error.to_string())
+    }
+}

@@ -132,6 +132,19 @@ pub(crate) fn is_registry_key(key: &str) -> bool {
         || key.starts_with("bearer.auth.")
 }
 
+/// A serde setting's error as a property error naming `key`.
+fn from_events(key: &str, value: &str, error: crate::error::EventsError) -> EventsConfigError {
+    let reason = match error {
+        crate::error::EventsError::Configuration { message, .. } => message,
+        other => other.to_string(),
+    };
+    EventsConfigError::InvalidProperty {
+        key: key.to_owned(),
+        value: shown(key, value),
+        reason,
+    }
+}
+
 /// Whether `key` is a serializer/deserializer property (Confluent names).
 pub(crate) fn is_serde_key(key: &str) -> bool {
     matches!(
@@ -144,7 +157,6 @@ pub(crate) fn is_serde_key(key: &str) -> bool {
             | "key.subject.name.strategy"
             | "value.subject.name.strategy"
             | "json.fail.invalid.schema"
-            | "json.fail.unknown.properties"
             | "avro.max.allocation.bytes"
     )
 }
@@ -172,7 +184,7 @@ pub(crate) fn set(
         _ if is_registry_key(key) => {
             b.registry.push(key, value)
         }
-        _ if is_serde_key(key) => b.serde.push(key, value),
+        _ if is_serde_key(key) => b.serde.set(key, value).map_err(|e| from_events(key, value, e))?,
         _ => {
             let to_producer = target != Target::Consumer
                 && probe(key, value, |k, v| ProducerConfigBuilder::new().set(k, v))?;
