@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use apache_avro::{from_value, to_value, GenericDatumReader, GenericDatumWriter};
+use apache_avro::reader::datum::GenericDatumReader;
+use apache_avro::writer::datum::GenericDatumWriter;
+use apache_avro::{from_value, to_value};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
