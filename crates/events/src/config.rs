@@ -23,7 +23,9 @@ use std::time::Duration;
 
 use kafkit::config::{ConsumerConfig, ConsumerConfigBuilder, ProducerConfig};
 
+use crate::error::EventsError;
 use crate::format::SerdeConfig;
+use crate::registry::{RegistryConfig, SchemaRegistry};
 
 pub use env::ENV_VARIABLES;
 pub use error::EventsConfigError;
@@ -140,7 +142,7 @@ pub struct EventsConfig {
     service: ServiceIdentity,
     producer: ProducerConfig,
     consumer: ConsumerConfigBuilder,
-    registry: route::Properties,
+    registry: Option<RegistryConfig>,
     serde: SerdeConfig,
     retry: RetrySettings,
     dead_letter: DeadLetterSettings,
@@ -233,9 +235,20 @@ impl EventsConfig {
         &self.consumer
     }
 
-    /// `schema.registry.url` (`SCHEMA_REGISTRY_URL` / `KAFKA_SCHEMA_REGISTRY_URL`), if set.
-    pub fn schema_registry_url(&self) -> Option<&str> {
-        self.registry.get("schema.registry.url")
+    /// The schema registry settings (`schema.registry.url` / `SCHEMA_REGISTRY_URL` /
+    /// `KAFKA_SCHEMA_REGISTRY_URL` and the other registry properties), if a registry is
+    /// configured.
+    pub fn registry(&self) -> Option<&RegistryConfig> {
+        self.registry.as_ref()
+    }
+
+    /// A schema registry client for the configured registry, if any.
+    pub fn schema_registry(&self) -> Result<Option<SchemaRegistry>, EventsError> {
+        self.registry
+            .clone()
+            .map(SchemaRegistry::new)
+            .transpose()
+            .map_err(|e| EventsError::configuration("schema.registry.url", e.to_string()))
     }
 
     /// The serializers' settings (`auto.register.schemas`, `use.latest.version`, …).
@@ -302,6 +315,12 @@ impl EventsConfigBuilder {
     /// The deployment environment (`dev`, `production`, …).
     pub fn environment(mut self, environment: impl Into<String>) -> Self {
         self.service.environment = Some(environment.into());
+        self
+    }
+
+    /// `schema.registry.url`: one or more comma-separated registry URLs.
+    pub fn schema_registry_url(mut self, urls: &str) -> Self {
+        self.registry.push("schema.registry.url", urls);
         self
     }
 
@@ -402,11 +421,19 @@ impl EventsConfigBuilder {
                 ),
             });
         }
+        let registry = if self.registry.0.is_empty() {
+            None
+        } else {
+            Some(
+                RegistryConfig::from_properties(self.registry.0.iter().cloned())
+                    .map_err(|e| EventsConfigError::Registry(e.to_string()))?,
+            )
+        };
         Ok(EventsConfig {
             service: self.service.clone(),
             producer,
             consumer,
-            registry: self.registry.clone(),
+            registry,
             serde: self.serde.clone(),
             retry: self.retry,
             dead_letter: self.dead_letter.clone(),

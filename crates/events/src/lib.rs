@@ -55,8 +55,9 @@ pub mod config;
 pub mod envelope;
 pub mod error;
 pub mod format;
-pub mod trace_context;
+pub mod registry;
 pub mod topics;
+pub mod trace_context;
 pub mod typed;
 pub mod wire_format;
 

@@ -225,6 +225,8 @@ mod tests {
         assert!(!config.observability().metrics);
         assert!(!config.observability().tracing);
         assert!(!format!("{config:?}").contains("hunter2"));
+        let registry = config.registry().expect("a registry");
+        assert!(format!("{registry:?}").contains("registry:8081"));
     }
 
     #[test]

@@ -42,14 +42,6 @@ impl Properties {
     pub(crate) fn push(&mut self, key: &str, value: &str) {
         self.0.push((key.to_owned(), value.to_owned()));
     }
-
-    pub(crate) fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
 }
 
 impl fmt::Debug for Properties {
@@ -127,9 +119,7 @@ fn non_empty(key: &str, value: &str) -> Result<String, EventsConfigError> {
 
 /// Whether `key` is a schema registry client property (Confluent names).
 pub(crate) fn is_registry_key(key: &str) -> bool {
-    key.starts_with("schema.registry.")
-        || key.starts_with("basic.auth.")
-        || key.starts_with("bearer.auth.")
+    crate::registry::RegistryConfig::owns_key(key)
 }
 
 /// A serde setting's error as a property error naming `key`.
