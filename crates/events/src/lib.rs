@@ -55,6 +55,7 @@ pub mod config;
 pub mod envelope;
 pub mod error;
 pub mod format;
+pub mod producer;
 pub mod registry;
 pub mod topics;
 pub mod trace_context;

@@ -24,6 +24,7 @@
 //! # }
 //! ```
 
+mod avro;
 mod errors;
 mod publisher;
 mod recording;
@@ -40,7 +41,7 @@ use tracing::Instrument;
 use crate::config::{EventsConfig, ObservabilitySettings, ServiceIdentity};
 use crate::envelope::Event;
 use crate::error::EventsError;
-use crate::format::{AvroCodec, EncodedEvent, EventCodec, JsonCodec, SerdeConfig};
+use crate::format::{EncodedEvent, EventCodec, JsonCodec, SerdeConfig};
 use crate::registry::SchemaRegistry;
 use crate::typed::EventPayload;
 
@@ -62,7 +63,7 @@ struct Inner {
     producer: Producer,
     service: ServiceIdentity,
     json: JsonCodec,
-    avro: Option<AvroCodec>,
+    avro: Option<avro::Avro>,
     observability: ObservabilitySettings,
     close_timeout: Duration,
     stats: StatsRecorder,
@@ -115,7 +116,7 @@ impl EventProducer {
                 topic: String::new(),
                 source,
             })?;
-        let avro = registry.map(|r| AvroCodec::new(r, serde.clone()));
+        let avro = registry.map(|r| avro::Avro::new(r, serde.clone()));
         Ok(EventProducer {
             inner: Arc::new(Inner {
                 producer,
@@ -313,7 +314,7 @@ impl EventProducer {
             }
         }
         pending.size = encoded.size();
-        if pending.span.is_some() {
+        if !pending.span.is_none() {
             if let Some(key) = &encoded.key {
                 pending
                     .span
@@ -360,7 +361,7 @@ impl EventProducer {
                     Ok(pending.size),
                     pending.started.elapsed(),
                 );
-                if pending.span.is_some() {
+                if !pending.span.is_none() {
                     pending.span.record(
                         "messaging.destination.partition.id",
                         metadata.partition.to_string().as_str(),
@@ -394,7 +395,7 @@ impl EventProducer {
             Err(kind),
             pending.started.elapsed(),
         );
-        if pending.span.is_some() {
+        if !pending.span.is_none() {
             pending.span.record("error.type", kind);
         }
         if self.inner.observability.logging {
