@@ -161,7 +161,10 @@ pub fn format_time(millis: i64) -> Result<String, HeaderError> {
     let t = OffsetDateTime::from_unix_timestamp_nanos(nanos)
         .map_err(|e| invalid(names::TIME, e.to_string()))?;
     if !(0..=9999).contains(&t.year()) {
-        return Err(invalid(names::TIME, format!("year {} is not in 0..=9999", t.year())));
+        return Err(invalid(
+            names::TIME,
+            format!("year {} is not in 0..=9999", t.year()),
+        ));
     }
     Ok(format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
@@ -177,7 +180,8 @@ pub fn format_time(millis: i64) -> Result<String, HeaderError> {
 
 /// Parses an RFC 3339 time (any offset) to ms since the epoch, truncating finer digits.
 pub fn parse_time(text: &str) -> Result<i64, HeaderError> {
-    let t = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| invalid(names::TIME, e.to_string()))?;
+    let t =
+        OffsetDateTime::parse(text, &Rfc3339).map_err(|e| invalid(names::TIME, e.to_string()))?;
     let millis = t.unix_timestamp_nanos().div_euclid(1_000_000);
     i64::try_from(millis).map_err(|_| invalid(names::TIME, "out of range"))
 }
@@ -190,7 +194,10 @@ fn valid_extension_name(name: &str) -> bool {
 }
 
 fn put(out: &mut Vec<(String, Option<Bytes>)>, name: &str, value: &str) {
-    out.push((name.to_owned(), Some(Bytes::copy_from_slice(value.as_bytes()))));
+    out.push((
+        name.to_owned(),
+        Some(Bytes::copy_from_slice(value.as_bytes())),
+    ));
 }
 
 fn put_opt(out: &mut Vec<(String, Option<Bytes>)>, name: &str, value: Option<&String>) {
@@ -226,17 +233,26 @@ pub fn encode_headers_into(
     }
     for name in envelope.extensions.keys() {
         if !valid_extension_name(name) {
-            return Err(invalid(name, "extension names are lowercase ASCII letters and digits"));
+            return Err(invalid(
+                name,
+                "extension names are lowercase ASCII letters and digits",
+            ));
         }
         if RESERVED.contains(&name.as_str()) {
-            return Err(invalid(name, "names an attribute the envelope maps to a field"));
+            return Err(invalid(
+                name,
+                "names an attribute the envelope maps to a field",
+            ));
         }
     }
     let time = envelope.time.map(format_time).transpose()?;
     let tags = if envelope.tags.is_empty() {
         None
     } else {
-        Some(serde_json::to_string(&envelope.tags).map_err(|e| invalid(names::TAGS, e.to_string()))?)
+        Some(
+            serde_json::to_string(&envelope.tags)
+                .map_err(|e| invalid(names::TAGS, e.to_string()))?,
+        )
     };
     put(out, names::SPECVERSION, SPEC_VERSION);
     put(out, names::ID, &envelope.id);
@@ -253,7 +269,10 @@ pub fn encode_headers_into(
     put_opt(out, names::TENANTID, envelope.tenant_id.as_ref());
     put_opt(out, names::TAGS, tags.as_ref());
     for (name, value) in &envelope.extensions {
-        out.push((format!("ce_{name}"), Some(Bytes::copy_from_slice(value.as_bytes()))));
+        out.push((
+            format!("ce_{name}"),
+            Some(Bytes::copy_from_slice(value.as_bytes())),
+        ));
     }
     put_opt(out, CONTENT_TYPE, envelope.data_content_type.as_ref());
     Ok(())
@@ -305,11 +324,9 @@ fn envelope_from_attributes(
 ) -> Result<Envelope, HeaderError> {
     let prefix = if structured { "" } else { "ce_" };
     let mut required = |name: &'static str, header: &'static str| {
-        let value = attrs.remove(name).ok_or(HeaderError::Missing(if structured {
-            name
-        } else {
-            header
-        }))?;
+        let value = attrs
+            .remove(name)
+            .ok_or(HeaderError::Missing(if structured { name } else { header }))?;
         if value.is_empty() {
             return Err(invalid(&format!("{prefix}{name}"), "must not be empty"));
         }
@@ -325,8 +342,12 @@ fn envelope_from_attributes(
     let time = attrs.remove("time").map(|t| parse_time(&t)).transpose()?;
     let tags = match attrs.remove("tags") {
         None => Vec::new(),
-        Some(text) => serde_json::from_str::<Vec<String>>(&text)
-            .map_err(|e| invalid(&format!("{prefix}tags"), format!("not a JSON array of strings: {e}")))?,
+        Some(text) => serde_json::from_str::<Vec<String>>(&text).map_err(|e| {
+            invalid(
+                &format!("{prefix}tags"),
+                format!("not a JSON array of strings: {e}"),
+            )
+        })?,
     };
     Ok(Envelope {
         id,
@@ -435,9 +456,9 @@ pub fn envelope_of(headers: &[Header], value: Option<&[u8]>) -> Result<Envelope,
     let ct = content_type(headers.iter().map(|h| (h.key.as_ref(), h.value.as_deref())))?;
     match (ct, value) {
         (Some(ct), Some(value)) if is_structured_json(ct) => Ok(decode_structured(value)?.0),
-        (Some(ct), None) if is_structured_json(ct) => {
-            Err(HeaderError::Structured("structured mode with a null value".into()))
-        }
+        (Some(ct), None) if is_structured_json(ct) => Err(HeaderError::Structured(
+            "structured mode with a null value".into(),
+        )),
         _ => decode_headers(headers),
     }
 }

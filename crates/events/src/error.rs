@@ -76,7 +76,15 @@ pub enum EventsError {
         /// The raw record when the failure happened while decoding.
         record: Option<Box<RawRecord>>,
     },
-    // REGISTRY-VARIANT
+    /// The schema registry failed or refused.
+    #[error("schema registry: {context}: {source}")]
+    Registry {
+        /// What was being asked (for example `register subject orders-value`).
+        context: String,
+        /// The registry's error.
+        #[source]
+        source: crate::registry::RegistryError,
+    },
     /// An operation did not finish in time.
     #[error("timeout: {operation} did not finish within {after:?}")]
     Timeout {
@@ -107,7 +115,7 @@ impl EventsError {
             EventsError::Producer { source, .. } | EventsError::Consumer { source, .. } => {
                 source.is_retriable()
             }
-            // REGISTRY-RETRIABLE
+            EventsError::Registry { source, .. } => source.is_retriable(),
             EventsError::Timeout { .. } => true,
             EventsError::Configuration { .. }
             | EventsError::Serialization { .. }
@@ -241,7 +249,9 @@ pub enum DecodeErrorKind {
     /// The schema id in the frame is not known to the registry.
     #[error("unknown schema id {0}")]
     UnknownSchemaId(u32),
-    // REGISTRY-KIND
+    /// The registry could not be asked for the writer's schema.
+    #[error("schema registry: {0}")]
+    Registry(#[source] crate::registry::RegistryError),
     /// The writer's schema (from the registry) could not be parsed, or cannot be resolved to the
     /// reader's schema.
     #[error("schema: {0}")]

@@ -22,9 +22,12 @@ use crate::envelope::Event;
 use crate::error::EventsError;
 use crate::typed::EventPayload;
 
+mod avro;
 mod config;
 mod json;
 mod record;
+
+pub use avro::{decode_avro_datum, set_max_allocation_bytes, AvroCodec};
 
 pub use config::{SerdeConfig, DEFAULT_MAX_ALLOCATION_BYTES};
 pub use json::JsonCodec;

@@ -13,9 +13,10 @@
 //!   readable.
 //! - [`trace_context`]: W3C `traceparent`/`tracestate` in headers.
 //! - [`wire_format`]: the Confluent framing (magic byte + schema id).
-//! - [`format`]: [`JsonCodec`](format::JsonCodec) and `AvroCodec` behind
+//! - [`format`]: [`JsonCodec`](format::JsonCodec) and [`AvroCodec`](format::AvroCodec) behind
 //!   [`EventCodec`](format::EventCodec).
 //! - [`error`]: [`EventsError`](error::EventsError), one enum in the seeds' categories.
+//! - [`registry`]: the schema registry client (HTTP or in-memory).
 //!
 //! ```
 //! use kafkit_events::envelope::Event;

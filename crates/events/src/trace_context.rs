@@ -165,14 +165,16 @@ fn valid_key(key: &str) -> bool {
         !b.is_empty()
             && b.len() <= 256
             && (b[0].is_ascii_lowercase() || (first_digit_ok && b[0].is_ascii_digit()))
-            && b.iter().all(|c| {
-                c.is_ascii_lowercase() || c.is_ascii_digit() || b"_-*/".contains(c)
-            })
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_-*/".contains(c))
     };
     match key.split_once('@') {
         None => simple(key, false),
         Some((tenant, system)) => {
-            tenant.len() <= 241 && system.len() <= 14 && simple(tenant, true) && simple(system, false)
+            tenant.len() <= 241
+                && system.len() <= 14
+                && simple(tenant, true)
+                && simple(system, false)
         }
     }
 }
@@ -183,7 +185,8 @@ fn valid_value(value: &str) -> bool {
     !b.is_empty()
         && b.len() <= 256
         && b[b.len() - 1] != b' '
-        && b.iter().all(|&c| (0x20..=0x7e).contains(&c) && c != b',' && c != b'=')
+        && b.iter()
+            .all(|&c| (0x20..=0x7e).contains(&c) && c != b',' && c != b'=')
 }
 
 impl FromStr for TraceState {
@@ -365,7 +368,10 @@ mod tests {
         // A malformed tracestate is dropped, the parent kept.
         headers.push((TRACESTATE.to_owned(), Some(Bytes::from_static(b"=="))));
         let back = extract(headers.iter().map(|(k, v)| (k.as_bytes(), v.as_deref())));
-        assert_eq!(back.map(|c| c.map(|c| c.state)), Ok(Some(TraceState::default())));
+        assert_eq!(
+            back.map(|c| c.map(|c| c.state)),
+            Ok(Some(TraceState::default()))
+        );
         assert_eq!(extract(std::iter::empty()), Ok(None));
     }
 

@@ -101,10 +101,12 @@ pub fn parse_frame(value: &[u8]) -> Result<(SchemaId, &[u8]), FrameError> {
             Ok((SchemaId::Id(u32::from_be_bytes(*id)), payload))
         }
         MAGIC_GUID => {
-            let (guid, payload) = rest.split_first_chunk::<16>().ok_or(FrameError::Truncated {
-                needed: GUID_PREFIX_LEN,
-                len: value.len(),
-            })?;
+            let (guid, payload) = rest
+                .split_first_chunk::<16>()
+                .ok_or(FrameError::Truncated {
+                    needed: GUID_PREFIX_LEN,
+                    len: value.len(),
+                })?;
             Ok((SchemaId::Guid(Uuid::from_bytes(*guid)), payload))
         }
         other => Err(FrameError::WrongMagicByte(other)),
@@ -164,20 +166,29 @@ mod tests {
     #[test]
     fn prefix_is_magic_then_big_endian_id() {
         assert_eq!(prefix(0x0102_0304), [0, 1, 2, 3, 4]);
-        assert_eq!(parse_frame(&[0, 0, 0, 1, 0]), Ok((SchemaId::Id(256), &[][..])));
+        assert_eq!(
+            parse_frame(&[0, 0, 0, 1, 0]),
+            Ok((SchemaId::Id(256), &[][..]))
+        );
     }
 
     #[test]
     fn bad_frames_are_typed_errors() {
         assert_eq!(parse_frame(&[]), Err(FrameError::Empty));
-        assert_eq!(parse_frame(&[7, 0, 0, 0, 1]), Err(FrameError::WrongMagicByte(7)));
+        assert_eq!(
+            parse_frame(&[7, 0, 0, 0, 1]),
+            Err(FrameError::WrongMagicByte(7))
+        );
         assert_eq!(
             parse_frame(&[0, 0, 1]),
             Err(FrameError::Truncated { needed: 5, len: 3 })
         );
         assert_eq!(
             parse_frame(&[1; 10]),
-            Err(FrameError::Truncated { needed: 17, len: 10 })
+            Err(FrameError::Truncated {
+                needed: 17,
+                len: 10
+            })
         );
         // A JSON text is not a frame.
         assert_eq!(parse_frame(b"{}"), Err(FrameError::WrongMagicByte(b'{')));

@@ -1,6 +1,7 @@
 //! The serializers' settings, by their Confluent property names.
 
 use crate::error::EventsError;
+use crate::registry::SubjectNameStrategy;
 
 /// Default cap on one allocation while decoding Avro (`avro.max.allocation.bytes`): 64 MiB.
 pub const DEFAULT_MAX_ALLOCATION_BYTES: usize = 64 * 1024 * 1024;
@@ -42,6 +43,12 @@ pub struct SerdeConfig {
     /// apache-avro keeps this cap process-wide and fixes it at first use: every codec of the
     /// process must ask for the same value (another is refused with a configuration error).
     pub max_allocation_bytes: usize,
+    /// `key.subject.name.strategy` (default TopicName): the subject of key schemas. Keys are
+    /// written as UTF-8 strings today, so this is read and checked but has no schema to name.
+    pub key_subject_name_strategy: SubjectNameStrategy,
+    /// `value.subject.name.strategy` (default TopicName, `<topic>-value`): the subject the
+    /// value schema is registered or looked up under.
+    pub value_subject_name_strategy: SubjectNameStrategy,
 }
 
 impl Default for SerdeConfig {
@@ -52,6 +59,8 @@ impl Default for SerdeConfig {
             use_schema_id: None,
             json_validate: true,
             max_allocation_bytes: DEFAULT_MAX_ALLOCATION_BYTES,
+            key_subject_name_strategy: SubjectNameStrategy::TopicName,
+            value_subject_name_strategy: SubjectNameStrategy::TopicName,
         }
     }
 }
@@ -71,7 +80,8 @@ impl SerdeConfig {
     /// Reads the settings from Confluent property names; unknown names and bad values are
     /// configuration errors naming the property. Accepted: `auto.register.schemas`,
     /// `use.latest.version`, `use.schema.id`, `json.fail.invalid.schema`,
-    /// `avro.max.allocation.bytes`, and — at their defaults only — `normalize.schemas=false`,
+    /// `avro.max.allocation.bytes`, `key.subject.name.strategy`, `value.subject.name.strategy`
+    /// (Confluent class names or short names), and — at their defaults only — `normalize.schemas=false`,
     /// `latest.compatibility.strict=true`.
     pub fn from_properties<'a, I>(properties: I) -> Result<Self, EventsError>
     where
@@ -111,6 +121,16 @@ impl SerdeConfig {
                     return Err(EventsError::configuration(key, "must be at least 1"));
                 }
                 self.max_allocation_bytes = n;
+            }
+            "key.subject.name.strategy" | "value.subject.name.strategy" => {
+                let strategy: SubjectNameStrategy = value
+                    .parse()
+                    .map_err(|e| EventsError::configuration(key, format!("{value:?}: {e}")))?;
+                if key.starts_with("key.") {
+                    self.key_subject_name_strategy = strategy;
+                } else {
+                    self.value_subject_name_strategy = strategy;
+                }
             }
             "normalize.schemas" => {
                 if parse_bool(key, value)? {
@@ -185,14 +205,25 @@ mod tests {
             ("avro.max.allocation.bytes", "1024"),
             ("json.fail.invalid.schema", "false"),
             ("normalize.schemas", "false"),
+            (
+                "value.subject.name.strategy",
+                "io.confluent.kafka.serializers.subject.TopicRecordNameStrategy",
+            ),
         ])
         .unwrap();
         assert_eq!(c.use_schema_id, Some(17));
         assert_eq!(c.max_allocation_bytes, 1024);
         assert!(!c.json_validate && !c.auto_register_schemas);
+        assert_eq!(
+            c.value_subject_name_strategy,
+            SubjectNameStrategy::TopicRecordName
+        );
+        let e = SerdeConfig::from_properties([("key.subject.name.strategy", "Nope")]).unwrap_err();
+        assert_eq!(setting(e), "key.subject.name.strategy");
         let e = SerdeConfig::from_properties([("use.schema.id", "-2")]).unwrap_err();
         assert_eq!(setting(e), "use.schema.id");
-        let e = SerdeConfig::from_properties([("auto.register.schemas", "yes please")]).unwrap_err();
+        let e =
+            SerdeConfig::from_properties([("auto.register.schemas", "yes please")]).unwrap_err();
         assert_eq!(setting(e), "auto.register.schemas");
         let e = SerdeConfig::from_properties([("normalize.schemas", "true")]).unwrap_err();
         assert_eq!(setting(e), "normalize.schemas");

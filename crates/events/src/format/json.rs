@@ -69,7 +69,9 @@ impl JsonCodec {
     }
 
     /// The compiled JSON Schema of `T`, if it has one and validation is on.
-    fn validator<T: EventPayload>(&self) -> Result<Option<Arc<jsonschema::Validator>>, EventsError> {
+    fn validator<T: EventPayload>(
+        &self,
+    ) -> Result<Option<Arc<jsonschema::Validator>>, EventsError> {
         if !self.config.json_validate {
             return Ok(None);
         }
@@ -97,7 +99,10 @@ impl JsonCodec {
 }
 
 /// The violations of `instance` against `validator` (empty when valid).
-fn violations(validator: &jsonschema::Validator, instance: &serde_json::Value) -> Vec<ValidationIssue> {
+fn violations(
+    validator: &jsonschema::Validator,
+    instance: &serde_json::Value,
+) -> Vec<ValidationIssue> {
     validator
         .iter_errors(instance)
         .map(|e| ValidationIssue {
@@ -117,12 +122,13 @@ impl EventCodec for JsonCodec {
     where
         T: EventPayload + Serialize,
     {
-        let serialization = |message: String, source: serde_json::Error| EventsError::Serialization {
-            topic: topic.to_owned(),
-            event_type: event.envelope.event_type.clone(),
-            message,
-            source: Some(Box::new(source)),
-        };
+        let serialization =
+            |message: String, source: serde_json::Error| EventsError::Serialization {
+                topic: topic.to_owned(),
+                event_type: event.envelope.event_type.clone(),
+                message,
+                source: Some(Box::new(source)),
+            };
         let value = match self.validator::<T>()? {
             None => serde_json::to_vec(&event.data)
                 .map_err(|e| serialization(format!("payload to JSON: {e}"), e))?,
@@ -172,7 +178,10 @@ impl EventCodec for JsonCodec {
             (envelope, json)
         } else {
             let envelope = decode_envelope::<T>(record)?;
-            let headers = record.headers.iter().map(|h| (h.key.as_ref(), h.value.as_deref()));
+            let headers = record
+                .headers
+                .iter()
+                .map(|h| (h.key.as_ref(), h.value.as_deref()));
             // JSON text never starts with 0x00 or 0x01: such a value is Confluent-framed.
             let has_id_header = record
                 .headers

@@ -50,7 +50,10 @@ pub(crate) fn decode_envelope<T: EventPayload>(
             .with_source(format!("kafka:{}", record.topic), None);
         envelope.time = (record.timestamp >= 0).then_some(record.timestamp);
         envelope.data_content_type = cloudevents::content_type(
-            record.headers.iter().map(|h| (h.key.as_ref(), h.value.as_deref())),
+            record
+                .headers
+                .iter()
+                .map(|h| (h.key.as_ref(), h.value.as_deref())),
         )
         .ok()
         .flatten()
@@ -94,7 +97,10 @@ pub(crate) fn value_of(record: &ConsumerRecord) -> Result<&Bytes, EventsError> {
 /// duplicated / null `content-type`.
 pub(crate) fn is_structured(record: &ConsumerRecord) -> Result<bool, EventsError> {
     match cloudevents::content_type(
-        record.headers.iter().map(|h| (h.key.as_ref(), h.value.as_deref())),
+        record
+            .headers
+            .iter()
+            .map(|h| (h.key.as_ref(), h.value.as_deref())),
     ) {
         Ok(ct) => Ok(ct.is_some_and(cloudevents::is_structured_json)),
         Err(e) => Err(EventsError::decode(

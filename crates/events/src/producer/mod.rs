@@ -24,7 +24,6 @@
 //! # }
 //! ```
 
-mod avro;
 mod errors;
 mod publisher;
 mod recording;
@@ -41,7 +40,7 @@ use tracing::Instrument;
 use crate::config::{EventsConfig, ObservabilitySettings, ServiceIdentity};
 use crate::envelope::Event;
 use crate::error::EventsError;
-use crate::format::{EncodedEvent, EventCodec, JsonCodec, SerdeConfig};
+use crate::format::{AvroCodec, EncodedEvent, EventCodec, JsonCodec, SerdeConfig};
 use crate::registry::SchemaRegistry;
 use crate::typed::EventPayload;
 
@@ -63,7 +62,7 @@ struct Inner {
     producer: Producer,
     service: ServiceIdentity,
     json: JsonCodec,
-    avro: Option<avro::Avro>,
+    avro: Option<AvroCodec>,
     observability: ObservabilitySettings,
     close_timeout: Duration,
     stats: StatsRecorder,
@@ -116,7 +115,9 @@ impl EventProducer {
                 topic: String::new(),
                 source,
             })?;
-        let avro = registry.map(|r| avro::Avro::new(r, serde.clone()));
+        let avro = registry
+            .map(|r| AvroCodec::new(r, serde.clone()))
+            .transpose()?;
         Ok(EventProducer {
             inner: Arc::new(Inner {
                 producer,
