@@ -82,7 +82,7 @@ pub(crate) fn error_type(error: &EventsError) -> &'static str {
         EventsError::Serialization { .. } => "serialization",
         EventsError::SchemaValidation { .. } => "schema_validation",
         EventsError::Timeout { .. } => "timeout",
-        EventsError::Registry(_) => "registry",
+        EventsError::Registry { .. } => "registry",
         _ => "_OTHER",
     }
 }
