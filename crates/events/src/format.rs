@@ -58,6 +58,35 @@ impl EncodedEvent {
         record
     }
 
+    /// The record a consumer would read back for this event at `topic`/`partition`/`offset`
+    /// (create time `timestamp`): for unit tests of code that decodes, without a broker.
+    pub fn into_consumer_record(
+        self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        timestamp: i64,
+    ) -> ConsumerRecord {
+        ConsumerRecord {
+            topic: topic.into(),
+            partition,
+            offset,
+            timestamp,
+            timestamp_type: kafkit::consumer::TimestampType::CreateTime,
+            key: self.key,
+            value: Some(self.value),
+            headers: self
+                .headers
+                .into_iter()
+                .map(|(k, v)| kafkit::consumer::Header {
+                    key: Bytes::from(k),
+                    value: v,
+                })
+                .collect(),
+            leader_epoch: None,
+        }
+    }
+
     /// The encoded size: key, value and headers (names and values), in bytes.
     pub fn size(&self) -> usize {
         self.key.as_ref().map_or(0, Bytes::len)
@@ -97,6 +126,9 @@ pub trait EventCodec: Send + Sync {
     where
         T: EventPayload + DeserializeOwned;
 }
+
+#[cfg(test)]
+mod tests;
 
 /// The key bytes of an event (its entity id).
 pub(crate) fn key_bytes<T: EventPayload>(event: &Event<T>) -> Option<Bytes> {
