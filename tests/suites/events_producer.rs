@@ -37,7 +37,9 @@ fn config() -> EventsConfigBuilder {
 }
 
 async fn producer() -> EventProducer {
-    EventProducer::new(&config().build().unwrap()).await.unwrap()
+    EventProducer::new(&config().build().unwrap())
+        .await
+        .unwrap()
 }
 
 async fn topic(prefix: &str, partitions: i32) -> String {
@@ -110,15 +112,26 @@ async fn avro_events_carry_cloudevents_headers_and_confluent_framing() {
     let id = event.envelope.id.clone();
     let data = event.data.clone();
     let at = producer.publish_to(&topic, event).await.unwrap();
-    assert_eq!((at.topic.as_ref(), at.partition, at.offset), (topic.as_str(), 0, 0));
+    assert_eq!(
+        (at.topic.as_ref(), at.partition, at.offset),
+        (topic.as_str(), 0, 0)
+    );
 
     let records = read(&topic, 1, 1).await;
     let record = &records[0];
-    assert_eq!(record.key.as_deref(), Some(&b"prices"[..]), "key = entity id");
+    assert_eq!(
+        record.key.as_deref(),
+        Some(&b"prices"[..]),
+        "key = entity id"
+    );
     assert_eq!(header(record, "ce_specversion"), "1.0");
     assert_eq!(header(record, "ce_id"), id);
     assert_eq!(header(record, "ce_type"), "data.ingestion");
-    assert_eq!(header(record, "ce_source"), SERVICE, "source filled from the config");
+    assert_eq!(
+        header(record, "ce_source"),
+        SERVICE,
+        "source filled from the config"
+    );
     assert_eq!(header(record, "ce_sourceversion"), VERSION);
     assert_eq!(header(record, "ce_correlationid"), "corr-1");
     assert_eq!(header(record, "ce_authid"), "u-1");
@@ -130,9 +143,9 @@ async fn avro_events_carry_cloudevents_headers_and_confluent_framing() {
     let value = record.value.as_deref().expect("a value");
     assert_eq!(value[0], 0, "magic byte");
     let id_in_frame = u32::from_be_bytes([value[1], value[2], value[3], value[4]]);
-    let registry = SchemaRegistry::new(
-        kafkit_events::registry::RegistryConfig::new([registry().url.clone()]),
-    )
+    let registry = SchemaRegistry::new(kafkit_events::registry::RegistryConfig::new([registry()
+        .url
+        .clone()]))
     .unwrap();
     let latest = registry.latest(&format!("{topic}-value")).await.unwrap();
     assert_eq!(id_in_frame, latest.id);
@@ -179,9 +192,9 @@ async fn json_events_round_trip_and_several_types_share_a_topic() {
     assert_eq!(back.data, expected);
 
     assert_eq!(header(&records[1], "ce_type"), "chip_quality.inspection");
-    let registry = SchemaRegistry::new(
-        kafkit_events::registry::RegistryConfig::new([registry().url.clone()]),
-    )
+    let registry = SchemaRegistry::new(kafkit_events::registry::RegistryConfig::new([registry()
+        .url
+        .clone()]))
     .unwrap();
     let back: Event<InspectionEvent> = AvroCodec::new(registry, SerdeConfig::default())
         .unwrap()
@@ -356,7 +369,10 @@ async fn registry_down_is_a_typed_error_within_the_deadline() {
         matches!(err, EventsError::Registry { .. }),
         "expected a registry error, got {err:?}"
     );
-    assert!(err.is_retriable(), "an unreachable registry may come back: {err}");
+    assert!(
+        err.is_retriable(),
+        "an unreachable registry may come back: {err}"
+    );
     assert!(took < Duration::from_secs(10), "took {took:?}");
     assert_eq!(producer.stats().messages_failed, 1);
     assert_eq!(end_offset(&topic).await, 0, "nothing on the topic");
@@ -374,17 +390,30 @@ async fn ensure_topics_creates_the_catalogue_and_checks_existing_topics() {
     assert_eq!(first.created.len() + first.existing.len(), specs.len());
     let brokers = admin.describe_cluster().await.unwrap().len();
     if brokers < 3 {
-        assert_eq!(first.clamped.len(), specs.len(), "replication clamped to {brokers}");
+        assert_eq!(
+            first.clamped.len(),
+            specs.len(),
+            "replication clamped to {brokers}"
+        );
     }
     let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
     let infos = admin.describe_topics(&names).await.unwrap();
     for (spec, info) in specs.iter().zip(&infos) {
-        assert!(info.partitions.len() >= spec.partitions as usize, "{}", spec.name);
+        assert!(
+            info.partitions.len() >= spec.partitions as usize,
+            "{}",
+            spec.name
+        );
     }
     let configs = admin.describe_topic_configs(&names).await.unwrap();
     for (spec, configs) in specs.iter().zip(&configs) {
         for (key, value) in spec.configs(brokers) {
-            assert_eq!(configs.get(&key), Some(value.as_str()), "{} {key}", spec.name);
+            assert_eq!(
+                configs.get(&key),
+                Some(value.as_str()),
+                "{} {key}",
+                spec.name
+            );
         }
     }
     let again = ensure_topics(&admin, &specs, &EnsureOptions::default())
@@ -403,7 +432,11 @@ async fn ensure_topics_creates_the_catalogue_and_checks_existing_topics() {
     let report = ensure_topics(&admin, &spec, &EnsureOptions::default())
         .await
         .unwrap();
-    let settings: Vec<&str> = report.mismatches.iter().map(|m| m.setting.as_str()).collect();
+    let settings: Vec<&str> = report
+        .mismatches
+        .iter()
+        .map(|m| m.setting.as_str())
+        .collect();
     assert!(settings.contains(&"partitions"), "{settings:?}");
     assert!(settings.contains(&"retention.ms"), "{settings:?}");
     let strict = EnsureOptions {
@@ -419,7 +452,11 @@ async fn ensure_topics_creates_the_catalogue_and_checks_existing_topics() {
         ..Default::default()
     };
     let report = ensure_topics(&admin, &spec, &fix).await.unwrap();
-    let settings: Vec<&str> = report.mismatches.iter().map(|m| m.setting.as_str()).collect();
+    let settings: Vec<&str> = report
+        .mismatches
+        .iter()
+        .map(|m| m.setting.as_str())
+        .collect();
     assert_eq!(settings, ["partitions"], "partitions are never changed");
     let configs = admin.describe_topic_configs(&[&name]).await.unwrap();
     assert_eq!(configs[0].get("retention.ms"), Some("604800000"));

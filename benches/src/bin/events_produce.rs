@@ -187,9 +187,7 @@ async fn one_run(
     round: usize,
 ) -> Result<Run, BoxError> {
     let topic = topic_name(mode, round);
-    admin
-        .create_topics(&[NewTopic::new(&topic, 6, 1)])
-        .await?;
+    admin.create_topics(&[NewTopic::new(&topic, 6, 1)]).await?;
     let go = |from, n| {
         let topic = topic.clone();
         async move {
@@ -215,7 +213,11 @@ async fn one_run(
 }
 
 fn topic_name(mode: Mode, round: usize) -> String {
-    format!("bench-events-{}-{round}-{}", mode.name(), std::process::id())
+    format!(
+        "bench-events-{}-{round}-{}",
+        mode.name(),
+        std::process::id()
+    )
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {

@@ -31,7 +31,9 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let config = EventsConfig::from_env_with(|name| match name {
-        "SERVICE_NAME" => std::env::var(name).ok().or(Some("kafkit-quickstart".into())),
+        "SERVICE_NAME" => std::env::var(name)
+            .ok()
+            .or(Some("kafkit-quickstart".into())),
         _ => std::env::var(name).ok(),
     })?;
     if config.registry().is_none() {
@@ -102,7 +104,10 @@ async fn main() -> Result<(), BoxError> {
         ("system.service_health (Avro)", &at_health),
         ("workflow.event (JSON)", &at_workflow),
     ] {
-        println!("published {what} to {}-{} at offset {}", at.topic, at.partition, at.offset);
+        println!(
+            "published {what} to {}-{} at offset {}",
+            at.topic, at.partition, at.offset
+        );
     }
 
     // Read back with a plain consumer and decode with the codecs.
@@ -126,7 +131,10 @@ async fn main() -> Result<(), BoxError> {
     show_headers(&record);
     let back: Event<ServiceHealth> = avro.decode(&record).await?;
     check(&back.envelope.id, &health_id)?;
-    check(back.envelope.causation_id.as_deref().unwrap_or(""), &ingestion_id)?;
+    check(
+        back.envelope.causation_id.as_deref().unwrap_or(""),
+        &ingestion_id,
+    )?;
     println!(
         "  decoded: {} is {:?} ({} ms), caused by {}",
         back.data.service_name,
@@ -195,7 +203,11 @@ async fn read_one(consumer: &Consumer, at: &RecordMetadata) -> Result<ConsumerRe
     let deadline = Instant::now() + TIMEOUT;
     loop {
         if Instant::now() > deadline {
-            return Err(format!("{}-{}@{} did not come back", at.topic, at.partition, at.offset).into());
+            return Err(format!(
+                "{}-{}@{} did not come back",
+                at.topic, at.partition, at.offset
+            )
+            .into());
         }
         for record in consumer.poll(Duration::from_millis(200)).await? {
             if record.offset == at.offset {
@@ -215,6 +227,10 @@ fn show_headers(record: &ConsumerRecord) {
     );
     for header in &record.headers {
         let value = header.value.as_deref().map(String::from_utf8_lossy);
-        println!("  {} = {}", String::from_utf8_lossy(&header.key), value.unwrap_or_default());
+        println!(
+            "  {} = {}",
+            String::from_utf8_lossy(&header.key),
+            value.unwrap_or_default()
+        );
     }
 }

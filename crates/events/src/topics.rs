@@ -197,7 +197,10 @@ pub fn catalogue() -> Vec<TopicSpec> {
 pub fn seed_topics() -> Vec<TopicSpec> {
     [
         ("workflow-events", "Workflow lifecycle events"),
-        ("chip-quality.inspection.events", "Inspection lifecycle events"),
+        (
+            "chip-quality.inspection.events",
+            "Inspection lifecycle events",
+        ),
         ("employees.events", "Employee events"),
     ]
     .into_iter()
@@ -404,14 +407,20 @@ mod tests {
         let topics = catalogue();
         assert_eq!(topics.len(), 10);
         let ingestion = &topics[0];
-        assert_eq!((ingestion.name.as_str(), ingestion.partitions), ("data-ingestion", 12));
+        assert_eq!(
+            (ingestion.name.as_str(), ingestion.partitions),
+            ("data-ingestion", 12)
+        );
         let configs = ingestion.configs(3);
         assert_eq!(configs["retention.ms"], "604800000");
         assert_eq!(configs["min.insync.replicas"], "2");
         assert_eq!(configs["compression.type"], "lz4");
         assert_eq!(configs["cleanup.policy"], "delete");
         let config_changes = topics.iter().find(|t| t.name == "config-changes").unwrap();
-        assert_eq!(config_changes.configs(3)["retention.ms"], (365 * 86_400_000u64).to_string());
+        assert_eq!(
+            config_changes.configs(3)["retention.ms"],
+            (365 * 86_400_000u64).to_string()
+        );
     }
 
     #[test]
@@ -423,12 +432,19 @@ mod tests {
         let topic = spec.new_topic(1);
         assert_eq!(topic.replication_factor, 1);
         assert_eq!(topic.configs["min.insync.replicas"], "1");
-        assert_eq!(TopicSpec::new("t", 1).retention(None).configs(1)["retention.ms"], "-1");
+        assert_eq!(
+            TopicSpec::new("t", 1).retention(None).configs(1)["retention.ms"],
+            "-1"
+        );
     }
 
     #[test]
     fn cleanup_policy_compares_as_a_set() {
-        assert!(config_matches("cleanup.policy", "compact,delete", Some("delete, compact")));
+        assert!(config_matches(
+            "cleanup.policy",
+            "compact,delete",
+            Some("delete, compact")
+        ));
         assert!(!config_matches("cleanup.policy", "compact", Some("delete")));
         assert!(!config_matches("retention.ms", "1", None));
     }

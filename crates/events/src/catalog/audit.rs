@@ -53,7 +53,9 @@ impl EventPayload for ApiCall {
         Some(self.user_id.clone().unwrap_or_else(|| self.service.clone()))
     }
     fn avro_schema() -> Option<AvroSchemaSource> {
-        Some(AvroSchemaSource::avsc(include_str!("../../schemas/api_call.avsc")))
+        Some(AvroSchemaSource::avsc(include_str!(
+            "../../schemas/api_call.avsc"
+        )))
     }
 }
 

@@ -61,10 +61,7 @@ macro_rules! employee_event {
                 if tagged.action == $action {
                     Ok($name(tagged.employee))
                 } else {
-                    Err(format!(
-                        "action `{}` is not `{}`",
-                        tagged.action, $action
-                    ))
+                    Err(format!("action `{}` is not `{}`", tagged.action, $action))
                 }
             }
         }

@@ -26,10 +26,18 @@ where
         .parse()
         .expect("the .avsc parses");
     let value = to_value(payload).expect("to value");
-    let writer = GenericDatumWriter::builder(&schema).build().expect("writer");
-    let bytes = writer.write_value_to_vec(value).expect("matches its schema");
-    let reader = GenericDatumReader::builder(&schema).build().expect("reader");
-    let back = reader.read_value(&mut bytes.as_slice()).expect("reads back");
+    let writer = GenericDatumWriter::builder(&schema)
+        .build()
+        .expect("writer");
+    let bytes = writer
+        .write_value_to_vec(value)
+        .expect("matches its schema");
+    let reader = GenericDatumReader::builder(&schema)
+        .build()
+        .expect("reader");
+    let back = reader
+        .read_value(&mut bytes.as_slice())
+        .expect("reads back");
     let decoded: T = from_value(&back).expect("into the struct");
     assert_eq!(&decoded, payload);
     assert!(T::default_topic().is_some());
@@ -48,14 +56,38 @@ fn avro_types_match_their_schemas() {
     let ingestion = data_ingestion("prices", 10, 1_000, "s3://b/p", IngestionStatus::Partial)
         .map(|d| d.with_metadata("source", "external_api"));
     avro_round_trip(&ingestion.data);
-    let mut quality = data_quality("prices", "completeness", "nulls", QualityResult::Warning, 0.9, 1, 10);
+    let mut quality = data_quality(
+        "prices",
+        "completeness",
+        "nulls",
+        QualityResult::Warning,
+        0.9,
+        1,
+        10,
+    );
     quality.data.message = Some("ok-ish".into());
     avro_round_trip(&quality.data);
     avro_round_trip(
-        &service_health("svc", "ns", HealthStatus::Degraded, Duration::from_millis(25), 0.01).data,
+        &service_health(
+            "svc",
+            "ns",
+            HealthStatus::Degraded,
+            Duration::from_millis(25),
+            0.01,
+        )
+        .data,
     );
     avro_round_trip(
-        &api_call(None, None, "svc", "/api", "GET", 200, Duration::from_millis(5)).data,
+        &api_call(
+            None,
+            None,
+            "svc",
+            "/api",
+            "GET",
+            200,
+            Duration::from_millis(5),
+        )
+        .data,
     );
     let call = api_call(
         Some("u1"),
@@ -129,5 +161,8 @@ fn blank_workflow_fields_are_refused() {
     )
     .expect_err("blank ids");
     let text = err.to_string();
-    assert!(text.contains("/workflow_id") && text.contains("/workflow_run_id"), "{text}");
+    assert!(
+        text.contains("/workflow_id") && text.contains("/workflow_run_id"),
+        "{text}"
+    );
 }

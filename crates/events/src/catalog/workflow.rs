@@ -142,7 +142,9 @@ pub fn workflow_event(
     .collect();
     if !issues.is_empty() {
         return Err(EventsError::SchemaValidation {
-            topic: WorkflowEvent::default_topic().unwrap_or_default().to_owned(),
+            topic: WorkflowEvent::default_topic()
+                .unwrap_or_default()
+                .to_owned(),
             event_type: WorkflowEvent::EVENT_TYPE.to_owned(),
             issues,
             record: None,

@@ -19,7 +19,10 @@ pub const ENV_VARIABLES: &[(&str, &str)] = &[
     ("KAFKA_SSL_CA_LOCATION", "ssl.ca.location"),
     ("SCHEMA_REGISTRY_URL", "schema.registry.url"),
     ("KAFKA_SCHEMA_REGISTRY_URL", "schema.registry.url"),
-    ("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO", "basic.auth.user.info"),
+    (
+        "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO",
+        "basic.auth.user.info",
+    ),
     ("SERVICE_NAME", route::SERVICE_NAME),
     ("SERVICE_VERSION", route::SERVICE_VERSION),
     ("SERVICE_NAMESPACE", route::SERVICE_NAMESPACE),
@@ -42,11 +45,20 @@ pub const ENV_VARIABLES: &[(&str, &str)] = &[
     ("KAFKA_AUTO_OFFSET_RESET", "auto.offset.reset"),
     ("KAFKA_CONSUMER_AUTO_OFFSET_RESET", "auto.offset.reset"),
     ("KAFKA_CONSUMER_ENABLE_AUTO_COMMIT", "enable.auto.commit"),
-    ("KAFKA_CONSUMER_AUTO_COMMIT_INTERVAL_MS", "auto.commit.interval.ms"),
+    (
+        "KAFKA_CONSUMER_AUTO_COMMIT_INTERVAL_MS",
+        "auto.commit.interval.ms",
+    ),
     ("KAFKA_CONSUMER_SESSION_TIMEOUT_MS", "session.timeout.ms"),
-    ("KAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS", "heartbeat.interval.ms"),
+    (
+        "KAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS",
+        "heartbeat.interval.ms",
+    ),
     ("KAFKA_CONSUMER_MAX_POLL_RECORDS", "max.poll.records"),
-    ("KAFKA_CONSUMER_MAX_POLL_INTERVAL_MS", "max.poll.interval.ms"),
+    (
+        "KAFKA_CONSUMER_MAX_POLL_INTERVAL_MS",
+        "max.poll.interval.ms",
+    ),
     ("KAFKA_CONSUMER_ISOLATION_LEVEL", "isolation.level"),
     ("KAFKA_CONSUMER_GROUP_PROTOCOL", "group.protocol"),
     ("KAFKA_CONSUMER_GROUP_INSTANCE_ID", "group.instance.id"),
@@ -66,9 +78,15 @@ pub const ENV_VARIABLES: &[(&str, &str)] = &[
 /// Pairs of variables that mean one setting: both may be set only to the same value.
 const SYNONYMS: &[(&str, &str)] = &[
     ("SCHEMA_REGISTRY_URL", "KAFKA_SCHEMA_REGISTRY_URL"),
-    ("KAFKA_AUTO_OFFSET_RESET", "KAFKA_CONSUMER_AUTO_OFFSET_RESET"),
+    (
+        "KAFKA_AUTO_OFFSET_RESET",
+        "KAFKA_CONSUMER_AUTO_OFFSET_RESET",
+    ),
     ("KAFKA_GROUP_ID", "KAFKA_CONSUMER_GROUP_ID"),
-    ("KAFKA_PRODUCER_COMPRESSION", "KAFKA_PRODUCER_COMPRESSION_TYPE"),
+    (
+        "KAFKA_PRODUCER_COMPRESSION",
+        "KAFKA_PRODUCER_COMPRESSION_TYPE",
+    ),
 ];
 
 const CHECKED_PREFIXES: &[&str] = &["KAFKA_PRODUCER_", "KAFKA_CONSUMER_"];
@@ -217,7 +235,10 @@ mod tests {
         assert_eq!(consumer.group_id(), Some("notifications"));
         assert_eq!(consumer.auto_offset_reset(), AutoOffsetReset::Latest);
         assert!(!consumer.enable_auto_commit());
-        assert_eq!(consumer.client().security().protocol, SecurityProtocol::SaslPlaintext);
+        assert_eq!(
+            consumer.client().security().protocol,
+            SecurityProtocol::SaslPlaintext
+        );
         assert_eq!(config.retry().max_retries, 7);
         assert_eq!(config.retry().backoff.as_millis(), 250);
         assert!(!config.dead_letter().enabled);
@@ -232,14 +253,21 @@ mod tests {
     #[test]
     fn both_registry_variables_must_agree() {
         let url = "http://registry:8081";
-        assert!(from(&[("SCHEMA_REGISTRY_URL", url), ("KAFKA_SCHEMA_REGISTRY_URL", url)]).is_ok());
+        assert!(from(&[
+            ("SCHEMA_REGISTRY_URL", url),
+            ("KAFKA_SCHEMA_REGISTRY_URL", url)
+        ])
+        .is_ok());
         assert!(from(&[("KAFKA_SCHEMA_REGISTRY_URL", url)]).is_ok());
         let err = from(&[
             ("SCHEMA_REGISTRY_URL", url),
             ("KAFKA_SCHEMA_REGISTRY_URL", "http://other:8081"),
         ])
         .unwrap_err();
-        assert!(matches!(err, EventsConfigError::ConflictingVariables { .. }));
+        assert!(matches!(
+            err,
+            EventsConfigError::ConflictingVariables { .. }
+        ));
         let text = err.to_string();
         assert!(text.contains("SCHEMA_REGISTRY_URL") && text.contains("http://other:8081"));
     }
@@ -260,8 +288,11 @@ mod tests {
 
     #[test]
     fn secrets_are_never_printed() {
-        let err = from(&[("KAFKA_SASL_PASSWORD", "hunter2"), ("KAFKA_SASL_MECHANISM", "NOPE")])
-            .unwrap_err();
+        let err = from(&[
+            ("KAFKA_SASL_PASSWORD", "hunter2"),
+            ("KAFKA_SASL_MECHANISM", "NOPE"),
+        ])
+        .unwrap_err();
         assert_eq!(err.key(), "KAFKA_SASL_MECHANISM");
         let conflict = from(&[
             ("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO", "u:hunter2"),
@@ -281,7 +312,10 @@ mod tests {
     #[test]
     fn producer_prefixed_variables_apply_to_the_producer_only() {
         let config = from(&[("KAFKA_PRODUCER_REQUEST_TIMEOUT_MS", "12345")]).unwrap();
-        assert_eq!(config.producer().client().request_timeout().as_millis(), 12345);
+        assert_eq!(
+            config.producer().client().request_timeout().as_millis(),
+            12345
+        );
         let consumer = config.consumer_with_group("g").unwrap();
         assert_ne!(consumer.client().request_timeout().as_millis(), 12345);
     }

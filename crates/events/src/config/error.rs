@@ -91,9 +91,17 @@ impl EventsConfigError {
 /// Whether a property or variable name holds a secret, whose value is never printed.
 pub(crate) fn is_secret(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
-    ["password", "secret", "token", "user.info", "user_info", "jaas", "key.password"]
-        .iter()
-        .any(|s| lower.contains(s))
+    [
+        "password",
+        "secret",
+        "token",
+        "user.info",
+        "user_info",
+        "jaas",
+        "key.password",
+    ]
+    .iter()
+    .any(|s| lower.contains(s))
 }
 
 /// `value`, or `***` when `name` holds a secret.

@@ -171,10 +171,11 @@ pub(crate) fn set(
         LOGGING_ENABLED => b.observability.logging = parse_bool(key, value)?,
         METRICS_ENABLED => b.observability.metrics = parse_bool(key, value)?,
         TRACING_ENABLED => b.observability.tracing = parse_bool(key, value)?,
-        _ if is_registry_key(key) => {
-            b.registry.push(key, value)
-        }
-        _ if is_serde_key(key) => b.serde.set(key, value).map_err(|e| from_events(key, value, e))?,
+        _ if is_registry_key(key) => b.registry.push(key, value),
+        _ if is_serde_key(key) => b
+            .serde
+            .set(key, value)
+            .map_err(|e| from_events(key, value, e))?,
         _ => {
             let to_producer = target != Target::Consumer
                 && probe(key, value, |k, v| ProducerConfigBuilder::new().set(k, v))?;

@@ -317,9 +317,10 @@ impl EventProducer {
         pending.size = encoded.size();
         if !pending.span.is_none() {
             if let Some(key) = &encoded.key {
-                pending
-                    .span
-                    .record("messaging.kafka.message.key", String::from_utf8_lossy(key).as_ref());
+                pending.span.record(
+                    "messaging.kafka.message.key",
+                    String::from_utf8_lossy(key).as_ref(),
+                );
             }
         }
         let record = encoded.into_record(topic);
@@ -367,7 +368,9 @@ impl EventProducer {
                         "messaging.destination.partition.id",
                         metadata.partition.to_string().as_str(),
                     );
-                    pending.span.record("messaging.kafka.offset", metadata.offset);
+                    pending
+                        .span
+                        .record("messaging.kafka.offset", metadata.offset);
                 }
                 if self.inner.observability.logging {
                     tracing::debug!(
@@ -449,7 +452,11 @@ impl Publisher for EventProducer {
         EventProducer::publish(self, event).await
     }
 
-    async fn publish_to<T>(&self, topic: &str, event: Event<T>) -> Result<RecordMetadata, EventsError>
+    async fn publish_to<T>(
+        &self,
+        topic: &str,
+        event: Event<T>,
+    ) -> Result<RecordMetadata, EventsError>
     where
         T: EventPayload + Serialize,
     {

@@ -91,7 +91,10 @@ impl RecordingPublisher {
         self.state()
             .events
             .iter()
-            .filter_map(|p| p.data::<T>().map(|d| Event::from_parts(p.envelope.clone(), d)))
+            .filter_map(|p| {
+                p.data::<T>()
+                    .map(|d| Event::from_parts(p.envelope.clone(), d))
+            })
             .collect()
     }
 
@@ -125,14 +128,13 @@ impl RecordingPublisher {
                 event.envelope.source_version = self.version.clone();
             }
         }
-        let payload = serde_json::to_value(&event.data).map_err(|e| {
-            EventsError::Serialization {
+        let payload =
+            serde_json::to_value(&event.data).map_err(|e| EventsError::Serialization {
                 topic: topic.to_owned(),
                 event_type: T::EVENT_TYPE.to_owned(),
                 message: e.to_string(),
                 source: Some(Box::new(e)),
-            }
-        })?;
+            })?;
         // The JSON codec's checks (JSON Schema, envelope headers), as a real publish would.
         self.json.encode(topic, &event).await?;
         let mut state = self.state();
@@ -163,7 +165,11 @@ impl Publisher for RecordingPublisher {
         self.record(topic, event).await
     }
 
-    async fn publish_to<T>(&self, topic: &str, event: Event<T>) -> Result<RecordMetadata, EventsError>
+    async fn publish_to<T>(
+        &self,
+        topic: &str,
+        event: Event<T>,
+    ) -> Result<RecordMetadata, EventsError>
     where
         T: EventPayload + Serialize,
     {

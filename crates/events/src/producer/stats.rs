@@ -165,9 +165,26 @@ mod tests {
         stats.record("a", "t2", Ok(5), Duration::ZERO);
         stats.record("b", "t1", Err("timeout"), Duration::ZERO);
         let s = stats.snapshot();
-        assert_eq!((s.messages_sent, s.messages_failed, s.total_bytes_sent), (2, 1, 15));
-        assert_eq!(s.by_event_type["a"], Counts { sent: 2, failed: 0, bytes: 15 });
-        assert_eq!(s.by_topic["t1"], Counts { sent: 1, failed: 1, bytes: 10 });
+        assert_eq!(
+            (s.messages_sent, s.messages_failed, s.total_bytes_sent),
+            (2, 1, 15)
+        );
+        assert_eq!(
+            s.by_event_type["a"],
+            Counts {
+                sent: 2,
+                failed: 0,
+                bytes: 15
+            }
+        );
+        assert_eq!(
+            s.by_topic["t1"],
+            Counts {
+                sent: 1,
+                failed: 1,
+                bytes: 10
+            }
+        );
         assert!(s.is_started);
         assert_eq!((s.delivered(), s.errors()), (2, 1));
     }
