@@ -47,6 +47,9 @@
 //! # }).unwrap();
 //! ```
 #![deny(missing_docs)]
+// `EventsError` is 136 bytes (it holds a `kafkit::Error`, 104 bytes, beside the topic); errors are
+// the cold path, and boxing the sources would change the variants other modules construct.
+#![allow(clippy::result_large_err)]
 
 pub use kafkit as client;
 
