@@ -84,7 +84,7 @@ if [ -z "${SCHEMA_REGISTRY_URL:-}" ]; then
 fi
 
 if [ "${KAFKIT_SKIP_NOC:-0}" != 1 ]; then
-  step "run the static musl quickstart against the broker"
+  step "run the static musl quickstart against the broker and the registry (Avro through it)"
   target/noc/x86_64-unknown-linux-musl/release/examples/quickstart
 fi
 
