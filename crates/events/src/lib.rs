@@ -5,17 +5,17 @@
 //! format, and the producer and consumer layers built on them.
 //!
 //! The pieces, bottom up:
-//! - [`envelope`]: [`Event<T>`](envelope::Event) = [`Envelope`](envelope::Envelope) (id, type,
+//! - [`envelope`]: [`Event<T>`](envelope::Event) = [`Envelope`] (id, type,
 //!   time, source, correlation, causation, user, tenant, tags) + payload.
-//! - [`typed`]: [`EventPayload`](typed::EventPayload) ties a payload type to its event type,
+//! - [`typed`]: [`EventPayload`] ties a payload type to its event type,
 //!   default topic, key (entity id) and schemas.
 //! - [`cloudevents`]: the envelope ↔ CloudEvents binary-mode headers (pure); structured mode
 //!   readable.
 //! - [`trace_context`]: W3C `traceparent`/`tracestate` in headers.
 //! - [`wire_format`]: the Confluent framing (magic byte + schema id).
-//! - [`format`]: [`JsonCodec`](format::JsonCodec) and [`AvroCodec`](format::AvroCodec) behind
+//! - [`format`](mod@format): [`JsonCodec`](format::JsonCodec) and [`AvroCodec`](format::AvroCodec) behind
 //!   [`EventCodec`](format::EventCodec).
-//! - [`error`]: [`EventsError`](error::EventsError), one enum in the seeds' categories.
+//! - [`error`]: [`EventsError`], one enum in the seeds' categories.
 //! - [`registry`]: the schema registry client (HTTP or in-memory).
 //!
 //! ```

@@ -1,8 +1,8 @@
 //! W3C Trace Context (`traceparent`, `tracestate`) in Kafka headers.
 //!
-//! The parse/format half is pure. With the `opentelemetry` feature, [`inject_current`] writes the
+//! The parse/format half is pure. With the `opentelemetry` feature, `inject_current` writes the
 //! current `tracing` span's OpenTelemetry context into a record's headers and
-//! [`set_parent_from_headers`] makes a span a child of the context found in a record. Headers are
+//! `set_parent_from_headers` makes a span a child of the context found in a record. Headers are
 //! replaced, never appended, so a record carries one trace context.
 //!
 //! ```
