@@ -34,8 +34,18 @@ pub(crate) fn from_produce(topic: &str, event_type: &str, error: ProduceError) -
             topic: t,
             partition,
             after,
+            sent,
         } => EventsError::Timeout {
-            operation: format!("delivery to {t}-{partition} (delivery.timeout.ms)"),
+            operation: if sent {
+                format!(
+                    "delivery to {t}-{partition} (delivery.timeout.ms; sent at least once: \
+                     the event may have been written)"
+                )
+            } else {
+                format!(
+                    "delivery to {t}-{partition} (delivery.timeout.ms; never sent: not written)"
+                )
+            },
             after,
         },
         ProduceError::BufferExhausted { waited } => EventsError::Timeout {
