@@ -157,7 +157,11 @@ async fn a_rebalance_completes_during_the_fetch_long_poll(protocol: Protocol) {
     // member stays in the same generation (its heartbeats reach the coordinator).
     let until = Instant::now() + Duration::from_secs(12);
     while Instant::now() < until {
-        assert!(first.poll(Duration::from_millis(500)).await.unwrap().is_empty());
+        assert!(first
+            .poll(Duration::from_millis(500))
+            .await
+            .unwrap()
+            .is_empty());
     }
     assert_eq!(
         first.group_generation().map(|g| g.generation_id),

@@ -39,7 +39,9 @@ async fn main() {
         Mode::Latency => latency(&consumer, &args).await,
         Mode::Throughput => throughput(&consumer, &args).await,
     };
-    consumer.close(Instant::now() + Duration::from_secs(10)).await;
+    consumer
+        .close(Instant::now() + Duration::from_secs(10))
+        .await;
     println!("{}", outcome.json("kafkit", &args));
 }
 

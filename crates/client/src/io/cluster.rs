@@ -559,7 +559,12 @@ fn close_idle(inner: &Inner, now: Instant) -> usize {
         let mut connections = lock(&inner.connections);
         connections.retain(|(node_id, purpose), conn| {
             if conn.close_if_idle(&inner.idle, now) {
-                debug!(node_id, ?purpose, broker = conn.broker(), "closed idle connection");
+                debug!(
+                    node_id,
+                    ?purpose,
+                    broker = conn.broker(),
+                    "closed idle connection"
+                );
                 closed += 1;
                 false
             } else {

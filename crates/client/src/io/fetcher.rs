@@ -92,8 +92,12 @@ async fn send_fetch(
             });
         }
         let version = conn.version(ApiKey::Fetch)?;
-        conn.send(request, version, shared.request_timeout + shared.fetch_max_wait)
-            .await
+        conn.send(
+            request,
+            version,
+            shared.request_timeout + shared.fetch_max_wait,
+        )
+        .await
     }
     .await;
     // One Fetch in flight per node: the next one for `node` is planned only after this one's

@@ -52,7 +52,10 @@ pub struct Candidate<K> {
 pub fn least_loaded<K>(candidates: impl IntoIterator<Item = Candidate<K>>) -> Option<K> {
     let mut best: Option<Candidate<K>> = None;
     for candidate in candidates {
-        if best.as_ref().is_none_or(|b| candidate.in_flight < b.in_flight) {
+        if best
+            .as_ref()
+            .is_none_or(|b| candidate.in_flight < b.in_flight)
+        {
             let idle = candidate.in_flight == 0;
             best = Some(candidate);
             if idle {
@@ -91,7 +94,10 @@ mod tests {
             c(2, ConnectionPurpose::Coordinator, 1),
             c(3, ConnectionPurpose::Broker, 1),
         ];
-        assert_eq!(least_loaded(open), Some((2, ConnectionPurpose::Coordinator)));
+        assert_eq!(
+            least_loaded(open),
+            Some((2, ConnectionPurpose::Coordinator))
+        );
         let idle = [
             c(4, ConnectionPurpose::Broker, 0),
             c(5, ConnectionPurpose::Broker, 0),
