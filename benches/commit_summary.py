@@ -67,6 +67,7 @@ if ratios:
             p = paired.get(name, {}).get(pair, {})
             print("%-22s %-15s %s" % (name, pair, "  ".join(
                 "%s %.3f | %.3f" % (k, v, p.get(k, float("nan"))) for k, v in r.items())))
-if meta.get("note"):
-    print("note:", meta["note"])
+for note in (meta.get("kafkit_note"), meta.get("note")):
+    if note:
+        print("note:", note)
 print("results:", path)

@@ -20,6 +20,8 @@
 #   --out FILE         results JSON (default target/bench-results/commit-<UTC time>.json)
 #   --summarize FILE   print (and store) the summary of an earlier results file, run nothing
 #   --note TEXT        free text stored in the results' meta
+#   --kafkit-bin PATH  use this kafkit-commit binary instead of building one (e.g. an older
+#                      kafkit, for a before/after comparison in one run)
 #
 # What it does: builds kafkit-bench-tool, kafkit-produce (the filler) and kafkit-commit (main
 # workspace), rdkafka-commit (benches/peers, its own workspace), compiles
@@ -39,7 +41,7 @@ cd "$ROOT"
 
 COMMITS=200 RECORDS=200000 SIZE=100 ROUNDS=5 PROTOCOLS=classic,consumer
 LAT_CLIENTS=kafkit,java THR_CLIENTS=kafkit,rdkafka PARTITIONS=6 PIN=0 BOOTSTRAP="" PAUSE=1
-OUT="" NOTE=""
+OUT="" NOTE="" KAFKIT_BIN=""
 RUN_TIMEOUT="${KAFKIT_BENCH_RUN_TIMEOUT:-300}"
 
 say() { printf 'run-commit: %s\n' "$*" >&2; }
@@ -61,6 +63,7 @@ while (($#)); do
     --quick) COMMITS=100 RECORDS=50000 ROUNDS=3; shift ;;
     --out) OUT="${2:?}"; shift 2 ;;
     --note) NOTE="${2:?}"; shift 2 ;;
+    --kafkit-bin) KAFKIT_BIN="$(realpath "${2:?}")"; shift 2 ;;
     --summarize) exec python3 "$ROOT/benches/commit_summary.py" "${2:?}" ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
@@ -115,7 +118,13 @@ cargo build --release --quiet -p kafkit-benches --bin kafkit-bench-tool --bin ka
   --bin kafkit-commit
 TOOL="$ROOT/target/release/kafkit-bench-tool"
 FILLER="$ROOT/target/release/kafkit-produce"
-KAFKIT_BIN="$ROOT/target/release/kafkit-commit"
+KAFKIT_NOTE=""
+if [[ -n "$KAFKIT_BIN" ]]; then
+  [[ -x "$KAFKIT_BIN" ]] || die "--kafkit-bin $KAFKIT_BIN: not an executable"
+  KAFKIT_NOTE="kafkit-commit from --kafkit-bin $KAFKIT_BIN"
+else
+  KAFKIT_BIN="$ROOT/target/release/kafkit-commit"
+fi
 RDKAFKA_BIN="$ROOT/benches/peers/target/release/rdkafka-commit"
 if uses rdkafka; then
   (cd "$ROOT/benches/peers" && cargo build --release --quiet --bin rdkafka-commit) ||
@@ -222,6 +231,7 @@ meta = {
     "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                              text=True).stdout.strip(),
     "nproc": $(nproc), "loadavg_end": os.getloadavg(), "stamp": "$STAMP", "note": sys.argv[3],
+    "kafkit_note": "$KAFKIT_NOTE",
 }
 json.dump({"meta": meta, "runs": runs}, open(sys.argv[2], "w"), indent=2)
 PY
