@@ -57,13 +57,28 @@ async fn poll(consumer: &Consumer, timeout: Duration, outcome: &mut Outcome) {
     }
 }
 
-async fn latency(consumer: &Consumer, args: &Args) -> Outcome {
-    let mut outcome = Outcome::default();
+/// Subscribes to the topic; a fresh outcome and the run's deadline.
+async fn subscribe(consumer: &Consumer, args: &Args) -> (Outcome, Instant) {
     let deadline = Instant::now() + args.timeout;
     consumer
         .subscribe([args.topic.clone()])
         .await
         .unwrap_or_else(|e| fail("subscribe", e));
+    (Outcome::default(), deadline)
+}
+
+/// One `commit_sync` of the consumed positions, its duration recorded.
+async fn timed_commit(consumer: &Consumer, outcome: &mut Outcome) {
+    let t = Instant::now();
+    consumer
+        .commit_sync()
+        .await
+        .unwrap_or_else(|e| fail("commit", e));
+    outcome.commits.push(t.elapsed());
+}
+
+async fn latency(consumer: &Consumer, args: &Args) -> Outcome {
+    let (mut outcome, deadline) = subscribe(consumer, args).await;
     // Joined, positions known, then the warm-up rounds.
     loop {
         let assigned = consumer.assignment();
@@ -89,12 +104,7 @@ async fn latency(consumer: &Consumer, args: &Args) -> Outcome {
             fail("latency", "timed out");
         }
         poll(consumer, commit::LATENCY_POLL, &mut outcome).await;
-        let t = Instant::now();
-        consumer
-            .commit_sync()
-            .await
-            .unwrap_or_else(|e| fail("commit", e));
-        outcome.commits.push(t.elapsed());
+        timed_commit(consumer, &mut outcome).await;
     }
     outcome.wall = start.elapsed();
     outcome.cpu_end = common::cpu_times();
@@ -102,12 +112,7 @@ async fn latency(consumer: &Consumer, args: &Args) -> Outcome {
 }
 
 async fn throughput(consumer: &Consumer, args: &Args) -> Outcome {
-    let mut outcome = Outcome::default();
-    let deadline = Instant::now() + args.timeout;
-    consumer
-        .subscribe([args.topic.clone()])
-        .await
-        .unwrap_or_else(|e| fail("subscribe", e));
+    let (mut outcome, deadline) = subscribe(consumer, args).await;
     let mut start = None;
     while outcome.records < args.records {
         if Instant::now() > deadline {
@@ -127,12 +132,7 @@ async fn throughput(consumer: &Consumer, args: &Args) -> Outcome {
             outcome.untimed_records = outcome.records;
             outcome.cpu_start = common::cpu_times();
         }
-        let t = Instant::now();
-        consumer
-            .commit_sync()
-            .await
-            .unwrap_or_else(|e| fail("commit", e));
-        outcome.commits.push(t.elapsed());
+        timed_commit(consumer, &mut outcome).await;
     }
     outcome.wall = start.map_or(Duration::ZERO, |s| s.elapsed());
     outcome.cpu_end = common::cpu_times();
