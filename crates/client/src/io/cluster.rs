@@ -400,18 +400,6 @@ impl Cluster {
         Ok(conn)
     }
 
-    /// The connections open now, by node id and purpose (the bootstrap connection aside).
-    pub fn open_connections(&self) -> Vec<ConnectionKey> {
-        let mut keys: Vec<ConnectionKey> = self
-            .connections()
-            .iter()
-            .filter(|(_, c)| !c.is_closed())
-            .map(|(k, _)| *k)
-            .collect();
-        keys.sort_unstable();
-        keys
-    }
-
     /// The open connection `key` names, marked used, if there is one.
     fn live(&self, key: ConnectionKey) -> Option<Connection> {
         let connections = self.connections();
