@@ -35,7 +35,7 @@ mod group;
 mod record;
 mod stream;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -109,6 +109,7 @@ impl Consumer {
             request_timeout: config.client().request_timeout(),
             fetch_max_wait: config.fetch_max_wait(),
             retry_backoff: config.client().retry_backoff(),
+            fetching: Mutex::new(HashMap::new()),
         });
         let task = tokio::spawn(fetcher::run(shared.clone()));
         Consumer {
@@ -356,8 +357,9 @@ impl Consumer {
     }
 
     /// Closes the consumer: the group member (if any) leaves within `deadline`, the fetcher
-    /// stops, and (for a consumer made by [`new`](Self::new)) connections close gracefully by
-    /// `deadline`. Later calls fail with [`ConsumeError::Closed`].
+    /// stops, and (for a consumer made by [`new`](Self::new)) a Fetch long-poll in flight is
+    /// abandoned (its connection closed at once) and the other connections close gracefully
+    /// by `deadline`. Later calls fail with [`ConsumeError::Closed`].
     pub async fn close(&self, deadline: Instant) {
         if let Some(driver) = self.driver() {
             driver.close(self, deadline).await;
@@ -372,6 +374,9 @@ impl Consumer {
             }
         }
         if self.owns_cluster {
+            // Nothing waits for a Fetch now: do not wait up to fetch.max.wait.ms for its
+            // long-poll to end (commits and the leave are done, on connections of their own).
+            self.shared.abandon_fetches();
             self.shared.cluster.shutdown(deadline).await;
         }
     }

@@ -1,9 +1,9 @@
 //! The set of broker connections a client keeps, and the metadata that says which broker is
 //! which.
 //!
-//! [`Cluster`] opens one [`Connection`] per broker on demand (the first from the bootstrap
-//! list), replaces a connection that has closed the next time it is asked for, and refreshes
-//! [`ClusterMetadata`] from any live broker.
+//! [`Cluster`] opens one [`Connection`] per broker and [`ConnectionPurpose`] on demand (the
+//! first from the bootstrap list), replaces a connection that has closed the next time it is
+//! asked for, and refreshes [`ClusterMetadata`] from any live broker.
 //!
 //! The decisions are plain state ([`Reconnects`], [`IdlePolicy`]); this module only applies
 //! them:
@@ -13,7 +13,10 @@
 //!   broker is never hammered; each attempt's setup timeout grows the same way;
 //! - a sweep task closes connections idle for `connections.max.idle.ms` (nothing outstanding);
 //!   the next request reconnects;
-//! - [`Cluster::shutdown`] lets outstanding requests finish before closing.
+//! - [`Cluster::shutdown`] lets outstanding requests finish before closing;
+//! - group coordinator traffic has connections of its own
+//!   ([`Cluster::coordinator_connection`]), so it never waits behind a Fetch long-poll;
+//!   "any broker" requests take the least loaded open connection ([`least_loaded`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +34,7 @@ use super::connection::{Connection, ConnectionConfig};
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
 use crate::state::backoff::ExponentialBackoff;
+use crate::state::connections::{least_loaded, Candidate, ConnectionKey, ConnectionPurpose};
 use crate::state::metadata::ClusterMetadata;
 use crate::state::reconnect::{IdlePolicy, ReconnectPolicy, Reconnects};
 use crate::state::rng::XorShift64Star;
@@ -176,10 +180,11 @@ pub struct Cluster {
 struct Inner {
     config: ClusterConfig,
     bootstrap: Mutex<Option<Connection>>,
-    connections: Mutex<HashMap<i32, Connection>>,
-    /// Serializes connecting to one node (by node id; -1 for bootstrap) so that concurrent
-    /// callers share one connection, while a slow node does not hold up the others.
-    connecting: Mutex<HashMap<i32, Arc<AsyncMutex<()>>>>,
+    /// Open connections by node id and purpose.
+    connections: Mutex<HashMap<ConnectionKey, Connection>>,
+    /// Serializes connecting to one node for one purpose (node id -1 for bootstrap) so that
+    /// concurrent callers share one connection, while a slow node does not hold up the others.
+    connecting: Mutex<HashMap<ConnectionKey, Arc<AsyncMutex<()>>>>,
     metadata: RwLock<ClusterMetadata>,
     /// Bumped after every change to `metadata` (see [`Cluster::metadata_generation`]).
     metadata_generation: AtomicU64,
@@ -308,17 +313,17 @@ impl Cluster {
         self.inner.metadata_generation.load(Ordering::Acquire)
     }
 
-    fn connect_lock(&self, node_id: i32) -> Arc<AsyncMutex<()>> {
+    fn connect_lock(&self, key: ConnectionKey) -> Arc<AsyncMutex<()>> {
         self.inner
             .connecting
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .entry(node_id)
+            .entry(key)
             .or_default()
             .clone()
     }
 
-    fn connections(&self) -> MutexGuard<'_, HashMap<i32, Connection>> {
+    fn connections(&self) -> MutexGuard<'_, HashMap<ConnectionKey, Connection>> {
         self.inner
             .connections
             .lock()
@@ -332,18 +337,20 @@ impl Cluster {
         Ok(())
     }
 
-    /// A live connection to any broker: one already open, else a known broker or a bootstrap
-    /// broker, skipping those backing off after failed attempts.
+    /// A live connection to any broker: the open one with the fewest requests outstanding
+    /// (so a metadata request does not queue behind a Fetch long-poll while another
+    /// connection is idle), else a known broker or a bootstrap broker, skipping those backing
+    /// off after failed attempts.
     ///
     /// Fails with [`Error::Backoff`] (retriable) when every candidate is backing off, with the
     /// last attempt's error when every attempt failed.
     pub async fn any_connection(&self) -> Result<Connection> {
         self.check_open()?;
-        if let Some(conn) = self.connections().values().find(|c| !c.is_closed()) {
+        if let Some(conn) = self.least_loaded_open() {
             conn.touch();
-            return Ok(conn.clone());
+            return Ok(conn);
         }
-        let lock = self.connect_lock(-1);
+        let lock = self.connect_lock((-1, ConnectionPurpose::Broker));
         let _guard = lock.lock().await;
         self.check_open()?;
         if let Some(conn) = lock_bootstrap(&self.inner)
@@ -386,17 +393,55 @@ impl Cluster {
         Err(last.unwrap_or(Error::NoBrokers))
     }
 
-    /// A live connection to broker `node_id`, opened if needed; fails at once with
-    /// [`Error::Backoff`] (retriable) while the broker is backing off after failed attempts.
+    /// The open connection (node connections of every purpose, then the bootstrap one) with
+    /// the fewest requests outstanding, if any is open.
+    fn least_loaded_open(&self) -> Option<Connection> {
+        let connections = self.connections();
+        let bootstrap = lock_bootstrap(&self.inner);
+        let open: Vec<&Connection> = connections
+            .values()
+            .chain(bootstrap.as_ref())
+            .filter(|c| !c.is_closed())
+            .collect();
+        let chosen = least_loaded(open.iter().enumerate().map(|(i, c)| Candidate {
+            key: i,
+            in_flight: c.in_flight(),
+        }))?;
+        open.get(chosen).map(|c| (*c).clone())
+    }
+
+    /// A live connection to broker `node_id` for everything but group coordinator traffic,
+    /// opened if needed; fails at once with [`Error::Backoff`] (retriable) while the broker is
+    /// backing off after failed attempts.
     pub async fn connection(&self, node_id: i32) -> Result<Connection> {
+        self.connection_for(node_id, ConnectionPurpose::Broker)
+            .await
+    }
+
+    /// A live connection to broker `node_id` for group coordinator requests only (commits,
+    /// offset fetches, heartbeats, joins, leaves): a socket of its own beside
+    /// [`Cluster::connection`]'s, so these never wait behind a Fetch long-poll. Same reconnect
+    /// backoff (per broker address) and idle close as every connection.
+    pub async fn coordinator_connection(&self, node_id: i32) -> Result<Connection> {
+        self.connection_for(node_id, ConnectionPurpose::Coordinator)
+            .await
+    }
+
+    /// A live connection to broker `node_id` for `purpose`, opened if needed.
+    pub async fn connection_for(
+        &self,
+        node_id: i32,
+        purpose: ConnectionPurpose,
+    ) -> Result<Connection> {
+        let key = (node_id, purpose);
         self.check_open()?;
-        if let Some(conn) = self.live(node_id) {
+        if let Some(conn) = self.live(key) {
             return Ok(conn);
         }
-        let lock = self.connect_lock(node_id);
+        let lock = self.connect_lock(key);
         let _guard = lock.lock().await;
         self.check_open()?;
-        if let Some(conn) = self.live(node_id) {
+        if let Some(conn) = self.live(key) {
             return Ok(conn);
         }
         let address = self
@@ -405,7 +450,7 @@ impl Cluster {
             .map(|b| b.address())
             .ok_or(Error::UnknownBroker { node_id })?;
         let conn = self.attempt(&address).await?;
-        self.connections().insert(node_id, conn.clone());
+        self.connections().insert(key, conn.clone());
         if *self.inner.closed.borrow() {
             // Closed while connecting: do not leave this one open.
             conn.close();
@@ -414,10 +459,10 @@ impl Cluster {
         Ok(conn)
     }
 
-    /// The open connection to `node_id`, marked used, if there is one.
-    fn live(&self, node_id: i32) -> Option<Connection> {
+    /// The open connection `key` names, marked used, if there is one.
+    fn live(&self, key: ConnectionKey) -> Option<Connection> {
         let connections = self.connections();
-        let conn = connections.get(&node_id).filter(|c| !c.is_closed())?;
+        let conn = connections.get(&key).filter(|c| !c.is_closed())?;
         conn.touch();
         Some(conn.clone())
     }
@@ -583,9 +628,14 @@ fn close_idle(inner: &Inner, now: Instant) -> usize {
     let mut closed = 0;
     {
         let mut connections = lock(&inner.connections);
-        connections.retain(|node_id, conn| {
+        connections.retain(|(node_id, purpose), conn| {
             if conn.close_if_idle(&inner.idle, now) {
-                debug!(node_id, broker = conn.broker(), "closed idle connection");
+                debug!(
+                    node_id,
+                    ?purpose,
+                    broker = conn.broker(),
+                    "closed idle connection"
+                );
                 closed += 1;
                 false
             } else {

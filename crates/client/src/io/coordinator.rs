@@ -11,7 +11,12 @@
 //! - retriable errors (those, `COORDINATOR_LOAD_IN_PROGRESS`, `UNSTABLE_OFFSET_COMMIT`) are
 //!   retried after `retry.backoff.ms` doubling up to `retry.backoff.max.ms` (±20%), never
 //!   past the caller's deadline; each request's timeout is the smaller of
-//!   `request.timeout.ms` and the time left.
+//!   `request.timeout.ms` and the time left;
+//! - every request to a coordinator goes on the coordinator's own connection
+//!   ([`Cluster::coordinator_connection`]), never on the socket a consumer long-polls Fetch on
+//!   (the broker answers one request per connection at a time): a commit or a heartbeat does
+//!   not wait for `fetch.max.wait.ms`. FindCoordinator goes to the least loaded open
+//!   connection ([`Cluster::any_connection`]).
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
@@ -253,7 +258,14 @@ impl Coordinators {
         Ok(out)
     }
 
-    /// A connection to the coordinator of `group`, looked up if not cached.
+    /// The coordinator connection to broker `node` (see [`Cluster::coordinator_connection`]):
+    /// what every request to a group coordinator is sent on.
+    pub async fn node_connection(&self, node: i32) -> Result<Connection> {
+        self.inner.cluster.coordinator_connection(node).await
+    }
+
+    /// A connection to the coordinator of `group`, looked up if not cached (the coordinator's
+    /// own connection: [`Coordinators::node_connection`]).
     pub async fn connection(&self, group: &str, deadline: Instant) -> Result<(i32, Connection)> {
         let found = self.find(&[group], deadline).await?;
         let node = found.get(group).copied().ok_or_else(|| Error::Broker {
@@ -261,7 +273,7 @@ impl Coordinators {
             code: ResponseError::CoordinatorNotAvailable,
             message: Some(format!("group {group}")),
         })?;
-        match self.inner.cluster.connection(node).await {
+        match self.node_connection(node).await {
             Ok(conn) => Ok((node, conn)),
             Err(err) => {
                 // The broker is unknown, gone or unreachable: look the coordinator up again.
@@ -464,7 +476,7 @@ impl Coordinators {
         require_stable: bool,
         deadline: Instant,
     ) -> Result<BTreeMap<String, Result<CommittedOffsets, CommitError>>, CommitError> {
-        let conn = self.inner.cluster.connection(node).await?;
+        let conn = self.node_connection(node).await?;
         let version = conn.version(ApiKey::OffsetFetch)?;
         let chunks: Vec<&[OffsetFetchQuery]> = if version >= 8 {
             vec![batch]

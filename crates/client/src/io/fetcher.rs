@@ -7,14 +7,21 @@
 //! its own, which hands it back to the state and wakes the application), then sleep until
 //! woken (assignment, seek, resume, records taken, a response) or until the next backoff ends.
 //! Every decision is the state's; this module only moves requests.
+//!
+//! The connections with a Fetch in flight are kept in [`FetchShared`], so that closing the
+//! consumer can abandon a long-poll ([`FetchShared::abandon_fetches`]) instead of waiting up to
+//! `fetch.max.wait.ms` for it.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::ApiKey;
 use tokio::sync::{watch, Notify};
 
+use crate::error::Error;
 use crate::io::cluster::Cluster;
+use crate::io::connection::Connection;
 use crate::state::consumer::FetchState;
 
 /// What the consumer handle and the fetcher task share.
@@ -32,6 +39,8 @@ pub(crate) struct FetchShared {
     pub(crate) request_timeout: Duration,
     pub(crate) fetch_max_wait: Duration,
     pub(crate) retry_backoff: Duration,
+    /// The connection each node's Fetch in flight was sent on (one per node).
+    pub(crate) fetching: Mutex<HashMap<i32, Connection>>,
 }
 
 impl FetchShared {
@@ -50,6 +59,51 @@ impl FetchShared {
     pub(crate) fn is_closed(&self) -> bool {
         *self.closed.borrow()
     }
+
+    /// Closes the connections a Fetch is in flight on (after the consumer closed: nothing
+    /// waits for those answers). Only for a cluster the consumer owns: closing fails every
+    /// request on those connections. A Fetch about to be sent is not sent (it checks
+    /// `closed` after registering its connection here).
+    pub(crate) fn abandon_fetches(&self) {
+        let fetching: Vec<Connection> = lock(&self.fetching).drain().map(|(_, c)| c).collect();
+        for conn in fetching {
+            tracing::debug!(broker = conn.broker(), "closing: fetch long-poll abandoned");
+            conn.close();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Sends a Fetch on `node`'s connection, registered in `fetching` while in flight.
+async fn send_fetch(
+    shared: &FetchShared,
+    node: i32,
+    request: &kafka_protocol::messages::FetchRequest,
+) -> crate::error::Result<kafka_protocol::messages::FetchResponse> {
+    let conn = shared.cluster.connection(node).await?;
+    lock(&shared.fetching).insert(node, conn.clone());
+    let result = async {
+        if shared.is_closed() {
+            return Err(Error::ShutDown {
+                broker: Some(conn.broker().to_owned()),
+            });
+        }
+        let version = conn.version(ApiKey::Fetch)?;
+        conn.send(
+            request,
+            version,
+            shared.request_timeout + shared.fetch_max_wait,
+        )
+        .await
+    }
+    .await;
+    // One Fetch in flight per node: the next one for `node` is planned only after this one's
+    // outcome is handled, after this.
+    lock(&shared.fetching).remove(&node);
+    result
 }
 
 /// The longest the task sleeps without being woken (it re-plans then).
@@ -133,17 +187,7 @@ pub(crate) async fn run(shared: Arc<FetchShared>) {
         for (token, request) in fetches {
             let shared = shared.clone();
             tokio::spawn(async move {
-                let result = async {
-                    let conn = shared.cluster.connection(token.node()).await?;
-                    let version = conn.version(ApiKey::Fetch)?;
-                    conn.send(
-                        &request,
-                        version,
-                        shared.request_timeout + shared.fetch_max_wait,
-                    )
-                    .await
-                }
-                .await;
+                let result = send_fetch(&shared, token.node(), &request).await;
                 let now = Instant::now();
                 match result {
                     Ok(response) => {

@@ -5,6 +5,7 @@
 //! it exactly.
 
 pub mod backoff;
+pub mod connections;
 pub mod consumer;
 pub mod group;
 pub mod metadata;

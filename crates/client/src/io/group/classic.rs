@@ -387,7 +387,7 @@ async fn send(
             let timeout = timeout.max(settings.rebalance_timeout + Duration::from_secs(5));
             Outcome::Join(
                 async {
-                    let conn = cluster.connection(node(coordinator)?).await?;
+                    let conn = coordinators.node_connection(node(coordinator)?).await?;
                     conn.send(&req, conn.version(ApiKey::JoinGroup)?, timeout)
                         .await
                 }
@@ -396,7 +396,7 @@ async fn send(
         }
         MemberRequest::SyncGroup(req) => Outcome::Sync(
             async {
-                let conn = cluster.connection(node(coordinator)?).await?;
+                let conn = coordinators.node_connection(node(coordinator)?).await?;
                 conn.send(&req, conn.version(ApiKey::SyncGroup)?, timeout)
                     .await
             }
@@ -404,7 +404,7 @@ async fn send(
         ),
         MemberRequest::Heartbeat(req) => Outcome::Heartbeat(
             async {
-                let conn = cluster.connection(node(coordinator)?).await?;
+                let conn = coordinators.node_connection(node(coordinator)?).await?;
                 conn.send(&req, conn.version(ApiKey::Heartbeat)?, timeout)
                     .await
             }
@@ -412,7 +412,7 @@ async fn send(
         ),
         MemberRequest::LeaveGroup(leave) => Outcome::Leave(
             async {
-                let conn = cluster.connection(node(coordinator)?).await?;
+                let conn = coordinators.node_connection(node(coordinator)?).await?;
                 let version = conn.version(ApiKey::LeaveGroup)?;
                 let response = conn.send(&leave.request(version), version, timeout).await?;
                 Error::check(ApiKey::LeaveGroup, response.error_code, None)
