@@ -103,17 +103,7 @@ impl Admin {
         let timeout = self.timeout();
         let conn = self.cluster.any_connection().await?;
         let version = conn.version(ApiKey::DescribeConfigs)?;
-        let request = DescribeConfigsRequest::default().with_resources(
-            topics
-                .iter()
-                .map(|t| {
-                    DescribeConfigsResource::default()
-                        .with_resource_type(TOPIC)
-                        .with_resource_name(StrBytes::from_string((*t).to_owned()))
-                        .with_configuration_keys(None)
-                })
-                .collect(),
-        );
+        let request = describe_topic_configs_request(topics);
         let response = conn.send(&request, version, timeout).await?;
         let mut out = Vec::with_capacity(response.results.len().min(topics.len()));
         for result in response.results {
@@ -151,25 +141,7 @@ impl Admin {
         let timeout = self.timeout();
         let conn = self.cluster.any_connection().await?;
         let version = conn.version(ApiKey::IncrementalAlterConfigs)?;
-        let configs = changes
-            .iter()
-            .map(|change| match change {
-                AlterConfigOp::Set(name, value) => AlterableConfig::default()
-                    .with_name(StrBytes::from_string(name.clone()))
-                    .with_config_operation(0)
-                    .with_value(Some(StrBytes::from_string(value.clone()))),
-                AlterConfigOp::Delete(name) => AlterableConfig::default()
-                    .with_name(StrBytes::from_string(name.clone()))
-                    .with_config_operation(1)
-                    .with_value(None),
-            })
-            .collect();
-        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
-            AlterConfigsResource::default()
-                .with_resource_type(TOPIC)
-                .with_resource_name(StrBytes::from_string(topic.to_owned()))
-                .with_configs(configs),
-        ]);
+        let request = incremental_alter_topic_configs_request(topic, changes);
         let response = conn.send(&request, version, timeout).await?;
         for result in &response.responses {
             Error::check(
@@ -182,5 +154,68 @@ impl Admin {
             )?;
         }
         Ok(())
+    }
+}
+
+/// DescribeConfigs of every config of `topics`.
+fn describe_topic_configs_request(topics: &[&str]) -> DescribeConfigsRequest {
+    DescribeConfigsRequest::default().with_resources(
+        topics
+            .iter()
+            .map(|t| {
+                DescribeConfigsResource::default()
+                    .with_resource_type(TOPIC)
+                    .with_resource_name(StrBytes::from_string((*t).to_owned()))
+                    .with_configuration_keys(None)
+            })
+            .collect(),
+    )
+}
+
+/// IncrementalAlterConfigs of one topic: set (operation 0) or delete (operation 1) per key.
+fn incremental_alter_topic_configs_request(
+    topic: &str,
+    changes: &[AlterConfigOp],
+) -> IncrementalAlterConfigsRequest {
+    let configs = changes
+        .iter()
+        .map(|change| match change {
+            AlterConfigOp::Set(name, value) => AlterableConfig::default()
+                .with_name(StrBytes::from_string(name.clone()))
+                .with_config_operation(0)
+                .with_value(Some(StrBytes::from_string(value.clone()))),
+            AlterConfigOp::Delete(name) => AlterableConfig::default()
+                .with_name(StrBytes::from_string(name.clone()))
+                .with_config_operation(1)
+                .with_value(None),
+        })
+        .collect();
+    IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+        .with_resource_type(TOPIC)
+        .with_resource_name(StrBytes::from_string(topic.to_owned()))
+        .with_configs(configs)])
+}
+
+/// The config requests at every version, for `crate::request_versions`.
+#[cfg(test)]
+pub(crate) fn encoding_samples(enc: &mut crate::request_versions::Encoder) {
+    use crate::request_versions::Encoder;
+    for v in Encoder::versions(ApiKey::DescribeConfigs) {
+        enc.check(
+            "DescribeConfigs",
+            v,
+            &describe_topic_configs_request(&["a", "b"]),
+        );
+    }
+    let changes = [
+        AlterConfigOp::Set("retention.ms".to_owned(), "1000".to_owned()),
+        AlterConfigOp::Delete("cleanup.policy".to_owned()),
+    ];
+    for v in Encoder::versions(ApiKey::IncrementalAlterConfigs) {
+        enc.check(
+            "IncrementalAlterConfigs",
+            v,
+            &incremental_alter_topic_configs_request("a", &changes),
+        );
     }
 }

@@ -504,17 +504,7 @@ impl Cluster {
     /// the broker only when [`ClusterConfig::allow_auto_topic_creation`] is set and the
     /// broker allows it.
     pub async fn refresh_metadata(&self, topics: Option<&[&str]>) -> Result<()> {
-        let request = MetadataRequest::default()
-            .with_topics(topics.map(|names| {
-                names
-                    .iter()
-                    .map(|name| {
-                        MetadataRequestTopic::default()
-                            .with_name(Some(TopicName(StrBytes::from_string((*name).to_owned()))))
-                    })
-                    .collect()
-            }))
-            .with_allow_auto_topic_creation(self.inner.config.allow_auto_topic_creation);
+        let request = metadata_request(topics, self.inner.config.allow_auto_topic_creation);
         let conn = self.any_connection().await?;
         let version = conn.version(ApiKey::Metadata)?;
         let response = conn
@@ -670,6 +660,37 @@ async fn sweep(inner: Weak<Inner>, period: Duration) {
         }
         let Some(inner) = inner.upgrade() else { return };
         close_idle(&inner, Instant::now());
+    }
+}
+
+/// A Metadata request for `topics` (`None`: every topic; `Some(&[])`: brokers only), asking the
+/// broker to create missing topics only when `allow_auto_topic_creation` is set.
+fn metadata_request(topics: Option<&[&str]>, allow_auto_topic_creation: bool) -> MetadataRequest {
+    MetadataRequest::default()
+        .with_topics(topics.map(|names| {
+            names
+                .iter()
+                .map(|name| {
+                    MetadataRequestTopic::default()
+                        .with_name(Some(TopicName(StrBytes::from_string((*name).to_owned()))))
+                })
+                .collect()
+        }))
+        .with_allow_auto_topic_creation(allow_auto_topic_creation)
+}
+
+/// Metadata requests at every version, for `crate::request_versions`: every topic, none, some;
+/// with and without auto-creation. kafkit speaks Metadata from v4 (`kafkit_wire`'s `SUPPORTED`):
+/// below it the request has no `allow_auto_topic_creation` and the broker would create topics
+/// by its own setting, which a consumer or admin must not ask for (Java refuses too).
+#[cfg(test)]
+pub(crate) fn encoding_samples(enc: &mut crate::request_versions::Encoder) {
+    use crate::request_versions::Encoder;
+    for v in Encoder::versions(ApiKey::Metadata) {
+        for topics in [None, Some(&[][..]), Some(&["a", "b"][..])] {
+            enc.check("Metadata", v, &metadata_request(topics, false));
+            enc.check("Metadata (auto-create)", v, &metadata_request(topics, true));
+        }
     }
 }
 

@@ -149,14 +149,20 @@ pub(crate) async fn init_producer_id(
 ) -> Result<(i64, i16), Error> {
     let conn = cluster.any_connection().await?;
     let version = conn.version(ApiKey::InitProducerId)?;
-    let request = InitProducerIdRequest::default()
-        .with_transactional_id(None)
-        .with_transaction_timeout_ms(i32::MAX)
-        .with_producer_id(ProducerId(current.0))
-        .with_producer_epoch(current.1);
+    let request = init_producer_id_request(current);
     let response = conn.send(&request, version, timeout).await?;
     Error::check(ApiKey::InitProducerId, response.error_code, None)?;
     Ok((response.producer_id.0, response.producer_epoch))
+}
+
+/// InitProducerId for an idempotent producer: a fresh id (`current` = (-1, -1)) or, for an
+/// epoch bump (KIP-360, v3+), the current id and epoch.
+fn init_producer_id_request(current: (i64, i16)) -> InitProducerIdRequest {
+    InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(i32::MAX)
+        .with_producer_id(ProducerId(current.0))
+        .with_producer_epoch(current.1)
 }
 
 /// The sender task. Ends when shut down, or closed with nothing left.
@@ -336,7 +342,7 @@ async fn dispatch(
         let id = plan.id;
         let partitions: Vec<TopicPartition> =
             plan.batches.iter().map(|(tp, _)| tp.clone()).collect();
-        let request = produce_request(&plan, &settings);
+        let request = produce_request(&plan, settings.acks, settings.request_timeout);
         let conn = match cluster.connection(node).await {
             Ok(conn) => conn,
             Err(err) => {
@@ -392,7 +398,11 @@ async fn dispatch(
     }
 }
 
-fn produce_request(plan: &ProduceRequestPlan, settings: &SenderSettings) -> ProduceRequest {
+fn produce_request(
+    plan: &ProduceRequestPlan,
+    acks: i16,
+    request_timeout: Duration,
+) -> ProduceRequest {
     let mut topics: Vec<TopicProduceData> = Vec::new();
     for (tp, records) in &plan.batches {
         let data = PartitionProduceData::default()
@@ -408,8 +418,8 @@ fn produce_request(plan: &ProduceRequestPlan, settings: &SenderSettings) -> Prod
         }
     }
     ProduceRequest::default()
-        .with_acks(settings.acks)
-        .with_timeout_ms(i32::try_from(settings.request_timeout.as_millis()).unwrap_or(i32::MAX))
+        .with_acks(acks)
+        .with_timeout_ms(i32::try_from(request_timeout.as_millis()).unwrap_or(i32::MAX))
         .with_topic_data(topics)
 }
 
@@ -472,4 +482,44 @@ fn read_response(
         }
     }
     out
+}
+
+/// The producer's requests at every version, for `crate::request_versions`: Produce (batches of
+/// two topics, every `acks`), InitProducerId (a fresh id; an epoch bump from v3, KIP-360).
+#[cfg(test)]
+pub(crate) fn encoding_samples(enc: &mut crate::request_versions::Encoder) {
+    use crate::request_versions::Encoder;
+    let batch = bytes::Bytes::from_static(&[0u8; 61]);
+    let plan = ProduceRequestPlan {
+        id: 1,
+        node: 0,
+        batches: vec![
+            (TopicPartition::new(Arc::from("a"), 0), batch.clone()),
+            (TopicPartition::new(Arc::from("a"), 1), batch.clone()),
+            (TopicPartition::new(Arc::from("b"), 0), batch),
+        ],
+    };
+    for v in Encoder::versions(ApiKey::Produce) {
+        for acks in [-1, 0, 1] {
+            enc.check(
+                "Produce",
+                v,
+                &produce_request(&plan, acks, Duration::from_secs(30)),
+            );
+        }
+    }
+    for v in Encoder::versions(ApiKey::InitProducerId) {
+        enc.check(
+            "InitProducerId (new id)",
+            v,
+            &init_producer_id_request((-1, -1)),
+        );
+        if v >= 3 {
+            enc.check(
+                "InitProducerId (epoch bump)",
+                v,
+                &init_producer_id_request((42, 3)),
+            );
+        }
+    }
 }

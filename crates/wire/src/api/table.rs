@@ -96,7 +96,7 @@ apis! {
     Produce(3..=12): ProduceRequest => ProduceResponse,
     Fetch(4..=17): FetchRequest => FetchResponse,
     ListOffsets(1..=10): ListOffsetsRequest => ListOffsetsResponse,
-    Metadata(0..=13): MetadataRequest => MetadataResponse,
+    Metadata(4..=13): MetadataRequest => MetadataResponse,
     OffsetCommit(2..=9): OffsetCommitRequest => OffsetCommitResponse,
     OffsetFetch(1..=9): OffsetFetchRequest => OffsetFetchResponse,
     FindCoordinator(0..=6): FindCoordinatorRequest => FindCoordinatorResponse,
