@@ -113,7 +113,8 @@ async fn leader_killed_mid_read_loses_and_duplicates_nothing() {
     }
     consumer
         .close(Instant::now() + Duration::from_secs(5))
-        .await;
+        .await
+        .expect("close");
     kafka.stop();
     assert!(
         killed_at.is_some_and(|n| n < expected),

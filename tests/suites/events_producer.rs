@@ -80,7 +80,8 @@ async fn read(topic: &str, partitions: i32, expected: usize) -> Vec<ConsumerReco
     }
     consumer
         .close(Instant::now() + Duration::from_secs(5))
-        .await;
+        .await
+        .expect("close");
     out
 }
 

@@ -547,7 +547,7 @@ mod auto_commit_and_patterns {
         let got = read(&first, first_batch.len()).await;
         assert_eq!(got.iter().cloned().collect::<BTreeSet<_>>(), first_batch);
         // close commits the positions (auto-commit) and leaves.
-        first.close(Instant::now() + Duration::from_secs(5)).await;
+        let _ = first.close(Instant::now() + Duration::from_secs(5)).await;
 
         let second_batch = produce(&topic, "b", 10).await;
         let second = consumer(&group, &auto).await;
@@ -576,7 +576,7 @@ mod auto_commit_and_patterns {
                 "auto-commit did not run: {committed:?}"
             );
         }
-        second.close(Instant::now() + Duration::from_secs(5)).await;
+        let _ = second.close(Instant::now() + Duration::from_secs(5)).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -607,9 +607,9 @@ mod auto_commit_and_patterns {
         }
         let topics: BTreeSet<String> = c.assignment().into_iter().map(|tp| tp.topic).collect();
         assert_eq!(topics, BTreeSet::from([t1, t2]), "{other} must not match");
-        c.unsubscribe().await;
+        c.unsubscribe().await.expect("unsubscribe");
         assert!(c.assignment().is_empty());
-        c.close(Instant::now() + Duration::from_secs(5)).await;
+        let _ = c.close(Instant::now() + Duration::from_secs(5)).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -642,7 +642,7 @@ mod auto_commit_and_patterns {
         }
         let topics: BTreeSet<String> = c.assignment().into_iter().map(|tp| tp.topic).collect();
         assert_eq!(topics, BTreeSet::from([first, second]));
-        c.close(Instant::now() + Duration::from_secs(5)).await;
+        let _ = c.close(Instant::now() + Duration::from_secs(5)).await;
     }
 
     fn regex_escape(s: &str) -> String {
@@ -794,7 +794,7 @@ mod faults {
             );
         }
         for c in consumers {
-            c.close(Instant::now() + Duration::from_secs(5)).await;
+            let _ = c.close(Instant::now() + Duration::from_secs(5)).await;
         }
         proxy.shutdown();
     }

@@ -162,7 +162,7 @@ async fn the_group_survives_the_crash_of_its_coordinator() {
         assert_eq!(committed[tp].as_ref().map(|c| c.offset), Some(60), "{tp:?}");
     }
     for c in consumers {
-        c.close(Instant::now() + Duration::from_secs(5)).await;
+        let _ = c.close(Instant::now() + Duration::from_secs(5)).await;
     }
     admin.cluster().close();
     kafka.stop();

@@ -95,7 +95,9 @@ async fn a_consumer_creates_topics_only_when_allowed() {
     let refused = unique_name("startup-consumer-no-create");
     let c = consumer(Some(false)).await;
     let created = assign_missing(&c, &admin, &refused, Duration::from_secs(4)).await;
-    c.close(Instant::now() + Duration::from_secs(5)).await;
+    c.close(Instant::now() + Duration::from_secs(5))
+        .await
+        .expect("close");
     assert!(
         !created,
         "a consumer with allow.auto.create.topics=false created {refused}"
@@ -104,7 +106,9 @@ async fn a_consumer_creates_topics_only_when_allowed() {
     let allowed = unique_name("startup-consumer-create");
     let c = consumer(None).await;
     let created = assign_missing(&c, &admin, &allowed, Duration::from_secs(15)).await;
-    c.close(Instant::now() + Duration::from_secs(5)).await;
+    c.close(Instant::now() + Duration::from_secs(5))
+        .await
+        .expect("close");
     assert!(created, "a default consumer did not create {allowed}");
 }
 
@@ -188,7 +192,8 @@ async fn clients_constructed_before_their_broker_listens_wait_for_it() {
     producer.close(Duration::from_secs(10)).await.unwrap();
     consumer
         .close(Instant::now() + Duration::from_secs(5))
-        .await;
+        .await
+        .expect("close");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -41,7 +41,8 @@ async fn main() {
     };
     consumer
         .close(Instant::now() + Duration::from_secs(10))
-        .await;
+        .await
+        .unwrap_or_else(|e| fail("close", e));
     println!("{}", outcome.json("kafkit", &args));
 }
 

@@ -84,7 +84,8 @@ async fn main() {
     let cpu_end = common::cpu_times();
     consumer
         .close(Instant::now() + Duration::from_secs(5))
-        .await;
+        .await
+        .unwrap_or_else(|e| fail("close", e));
     let outcome = consume::Outcome {
         client: "kafkit",
         tally,

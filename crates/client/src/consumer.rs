@@ -20,7 +20,7 @@
 //! let batch = consumer.poll(Duration::from_millis(100)).await?; // up to max.poll.records
 //! println!("lag of {tp:?}: {:?}", consumer.lag(&tp));
 //! # drop(batch);
-//! consumer.close(std::time::Instant::now() + Duration::from_secs(5)).await;
+//! consumer.close(std::time::Instant::now() + Duration::from_secs(5)).await?;
 //! # Ok(())
 //! # }
 //! ```
@@ -360,10 +360,16 @@ impl Consumer {
     /// stops, and (for a consumer made by [`new`](Self::new)) a Fetch long-poll in flight is
     /// abandoned (its connection closed at once) and the other connections close gracefully
     /// by `deadline`. Later calls fail with [`ConsumeError::Closed`].
-    pub async fn close(&self, deadline: Instant) {
-        if let Some(driver) = self.driver() {
-            driver.close(self, deadline).await;
-        }
+    ///
+    /// Every step runs even when one fails; the first failure is returned: the final
+    /// auto-commit, or the group could not be left (its partitions then move to other members
+    /// only after `session.timeout.ms`; a static member never sends a leave). The consumer is
+    /// closed either way.
+    pub async fn close(&self, deadline: Instant) -> Result<(), ConsumeError> {
+        let result = match self.driver() {
+            Some(driver) => driver.close(self, deadline).await,
+            None => Ok(()),
+        };
         self.shared.closed.send_replace(true);
         self.shared.changed();
         let task = lock(&self.task).take();
@@ -379,6 +385,7 @@ impl Consumer {
             self.shared.abandon_fetches();
             self.shared.cluster.shutdown(deadline).await;
         }
+        result
     }
 
     // ---- hooks for the group member (consumer/group.rs); see docs/consumer-plan.md ----

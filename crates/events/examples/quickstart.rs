@@ -156,7 +156,7 @@ async fn main() -> Result<(), BoxError> {
     );
     consumer
         .close(Instant::now() + Duration::from_secs(5))
-        .await;
+        .await?;
 
     producer.flush(TIMEOUT).await?;
     let stats = producer.stats();

@@ -25,7 +25,12 @@ pub(crate) trait GroupDriver: Send + Sync + 'static {
     fn ready(&self) -> BoxFuture<'_, ()>;
 
     /// At `Consumer::close`: final commit if enabled, leave the group, within `deadline`.
-    fn close<'a>(&'a self, consumer: &'a Consumer, deadline: Instant) -> BoxFuture<'a, ()>;
+    /// Every step is tried; the first failure is returned (and logged).
+    fn close<'a>(
+        &'a self,
+        consumer: &'a Consumer,
+        deadline: Instant,
+    ) -> BoxFuture<'a, Result<(), ConsumeError>>;
 
     /// The driver as `Any`, so the group code can reach its own type (commits, subscription
     /// changes).

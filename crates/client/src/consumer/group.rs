@@ -34,7 +34,7 @@
 //!     consumer.commit_sync().await?; // what was handed out so far
 //!     # break;
 //! }
-//! consumer.close(Instant::now() + Duration::from_secs(5)).await; // leaves the group
+//! consumer.close(Instant::now() + Duration::from_secs(5)).await?; // leaves the group
 //! # Ok(())
 //! # }
 //! ```
@@ -347,11 +347,17 @@ impl GroupDriver for Group {
         })
     }
 
-    fn close<'a>(&'a self, consumer: &'a Consumer, deadline: Instant) -> BoxFuture<'a, ()> {
+    fn close<'a>(
+        &'a self,
+        consumer: &'a Consumer,
+        deadline: Instant,
+    ) -> BoxFuture<'a, Result<(), ConsumeError>> {
         Box::pin(async move {
             let Some(member) = lock(&self.member).take() else {
-                return;
+                return Ok(());
             };
+            let mut first_error: Option<ConsumeError> = None;
+            let started = Instant::now();
             self.closing.notify_waiters();
             let assigned = member.assignment();
             if self.auto_commit.is_some() {
@@ -359,6 +365,7 @@ impl GroupDriver for Group {
                 // Queued behind any commit still under way.
                 if let Err(err) = self.commit(positions).await {
                     warn!(error = %err, "auto-commit at close failed");
+                    first_error = Some(err.into());
                 }
             }
             if let Some(l) = &self.listener {
@@ -372,14 +379,15 @@ impl GroupDriver for Group {
             loop {
                 match Arc::try_unwrap(member) {
                     Ok(m) => {
-                        match m.close(deadline).await {
-                            Err(err) if err.is_client_bug() => {
-                                error!(error = %err, "leaving the group failed: client bug")
+                        if let Err(err) = m.close(deadline).await {
+                            if err.is_client_bug() {
+                                error!(error = %err, "leaving the group failed: client bug");
+                            } else {
+                                warn!(error = %err, "leaving the group failed");
                             }
-                            Err(err) => warn!(error = %err, "leaving the group failed"),
-                            Ok(()) => {}
+                            first_error.get_or_insert(ConsumeError::Client(err));
                         }
-                        return;
+                        return first_error.map_or(Ok(()), Err);
                     }
                     Err(shared) if Instant::now() < deadline => {
                         member = shared;
@@ -387,7 +395,10 @@ impl GroupDriver for Group {
                     }
                     Err(_) => {
                         warn!("group member still in use at the close deadline: dropped without leaving");
-                        return;
+                        return Err(first_error.unwrap_or(ConsumeError::Timeout {
+                            operation: "leaving the group (a commit_async still holds the member)",
+                            after: deadline.saturating_duration_since(started),
+                        }));
                     }
                 }
             }
@@ -456,8 +467,11 @@ impl Consumer {
                 return Ok(());
             }
         }
-        // A new member (or a new listener): leave with the old one first.
-        self.unsubscribe().await;
+        // A new member (or a new listener): leave with the old one first. The new member
+        // joins either way (the old one, if it could not leave, expires with its session).
+        if let Err(err) = self.unsubscribe().await {
+            warn!(error = %err, "leaving with the previous subscription failed");
+        }
         let manual = self.assignment();
         self.remove_assigned(&manual);
         let member = GroupMember::join(self.cluster().clone(), settings, subscription)
@@ -486,13 +500,16 @@ impl Consumer {
     }
 
     /// Leaves the group (committing first with auto-commit, calling the listener's revoke)
-    /// and drops the assignment. Does nothing when not subscribed.
-    pub async fn unsubscribe(&self) {
-        if let Some(driver) = self.group() {
-            let deadline = Instant::now() + self.config().client().request_timeout();
-            driver.close(self, deadline).await;
-            self.set_group_driver(None);
-        }
+    /// and drops the assignment. Does nothing when not subscribed. The subscription ends
+    /// either way; the first failure (the final auto-commit, the leave) is returned.
+    pub async fn unsubscribe(&self) -> Result<(), ConsumeError> {
+        let Some(driver) = self.group() else {
+            return Ok(());
+        };
+        let deadline = Instant::now() + self.config().client().request_timeout();
+        let result = driver.close(self, deadline).await;
+        self.set_group_driver(None);
+        result
     }
 
     /// The member's generation (generation id or member epoch, member id), when subscribed
