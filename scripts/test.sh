@@ -9,6 +9,7 @@
 # Environment:
 #   KAFKA_BOOTSTRAP_SERVERS  use this broker instead of starting one
 #   KAFKIT_SECURE_STATE_DIR  use this `kafka.sh start --security` broker instead of starting one
+#   SCHEMA_REGISTRY_URL      use this schema registry instead of starting one (Apicurio)
 #   KAFKIT_SKIP_NOC=1        skip the no-C build checks (local iteration only; CI never sets it)
 #   KAFKIT_FUZZ_SECONDS=N    seconds per fuzz target in the smoke run (default 10; 0 skips)
 set -euo pipefail
@@ -29,6 +30,8 @@ step "tools: kcat; Kafka jars"
 bash scripts/install-tools.sh
 bash scripts/kafka.sh fetch
 KAFKIT_KAFKA_VERSION=3.9.1 bash scripts/kafka.sh fetch   # group_leave: KIP-848 refused by a 3.9 broker
+bash scripts/registry.sh fetch
+bash scripts/python-peers.sh fetch >/dev/null
 
 step "cargo fmt --check"
 cargo fmt --all --check
@@ -49,7 +52,9 @@ fi
 
 broker_dir=""
 secure_dir=""
+registry_dir=""
 cleanup() {
+  if [ -n "$registry_dir" ]; then bash scripts/registry.sh stop "$registry_dir" || true; fi
   if [ -n "$broker_dir" ]; then bash scripts/kafka.sh stop "$broker_dir" || true; fi
   if [ -n "$secure_dir" ]; then bash scripts/kafka.sh stop "$secure_dir" || true; fi
 }
@@ -68,8 +73,18 @@ if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
   export KAFKA_BOOTSTRAP_SERVERS
 fi
 
+if [ -z "${SCHEMA_REGISTRY_URL:-}" ]; then
+  step "start a local schema registry (Apicurio, in-memory)"
+  out=$(bash scripts/registry.sh start)
+  echo "$out"
+  SCHEMA_REGISTRY_URL=$(echo "$out" | sed -n 's/^SCHEMA_REGISTRY_URL=//p')
+  registry_dir=$(echo "$out" | sed -n 's/^REGISTRY_STATE_DIR=//p')
+  [ -n "$SCHEMA_REGISTRY_URL" ] || { echo "registry did not start" >&2; exit 1; }
+  export SCHEMA_REGISTRY_URL
+fi
+
 if [ "${KAFKIT_SKIP_NOC:-0}" != 1 ]; then
-  step "run the static musl quickstart against the broker"
+  step "run the static musl quickstart against the broker and the registry (Avro through it)"
   target/noc/x86_64-unknown-linux-musl/release/examples/quickstart
 fi
 

@@ -12,12 +12,18 @@
 //! the client goes through it, and cuts, refuses, stalls, delays, loses responses or corrupts
 //! fetched records on demand.
 //!
+//! Suites of kafkit-events that need a schema registry call [`registry()`] (Apicurio, found
+//! through `SCHEMA_REGISTRY_URL` or started once per process).
+//!
 //! Producer suites check what they wrote with [`verify`]: an independent read-back with raw
 //! Fetch requests, and an exactly-once, in-order check against the records sent.
 
 pub mod fill;
 pub mod proxy;
+pub mod registry;
 pub mod verify;
+
+pub use registry::registry;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -23,9 +23,11 @@ use crate::io::cluster::{Cluster, ClusterConfig};
 use crate::io::coordinator::Coordinators;
 use crate::state::metadata::{BrokerInfo, TopicInfo};
 
+pub mod configs;
 pub mod groups;
 pub(crate) mod requests;
 
+pub use configs::{AlterConfigOp, ConfigEntry, ConfigSource, TopicConfigs};
 pub use groups::{
     GroupDescription, GroupListing, ListGroupsFilter, MemberDescription, PartitionLag,
 };

@@ -1,150 +1,236 @@
-//! The quickstart: publish typed service-health events to Kafka and read them back.
+//! The quickstart: publish typed events — Avro through the schema registry and JSON — read
+//! them back decoded, and show their CloudEvents headers and the producer's stats.
 //!
-//! Run it with `bash scripts/quickstart.sh`, which starts a local broker when
-//! `KAFKA_BOOTSTRAP_SERVERS` names none. It publishes with `kafkit::producer::Producer`
-//! (lz4, idempotent, acks=all) and reads back with `kafkit::consumer::Consumer`
-//! (manual assignment, a seek to the first published offset).
+//! Run it with `bash scripts/quickstart.sh`, which starts a local broker and a local schema
+//! registry when `KAFKA_BOOTSTRAP_SERVERS` / `SCHEMA_REGISTRY_URL` name none. Configuration
+//! comes from the environment (`EventsConfig::from_env`: the in-house SDKs' variables).
+//! Events are published with `EventProducer`; they are read back with a plain
+//! `kafkit::consumer::Consumer` and decoded with the codecs (handlers come with #12).
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use kafkit::admin::{Admin, NewTopic};
-use kafkit::config::{Compression, ConsumerConfig, ProducerConfig};
-use kafkit::consumer::Consumer;
-use kafkit::producer::{Producer, ProducerRecord};
+use kafkit::admin::Admin;
+use kafkit::consumer::{Consumer, ConsumerRecord};
+use kafkit::producer::RecordMetadata;
 use kafkit::state::group::TopicPartition;
-use serde::{Deserialize, Serialize};
+use kafkit_events::catalog::data::{data_ingestion, DataIngestion, IngestionStatus};
+use kafkit_events::catalog::system::{service_health, HealthStatus, ServiceHealth};
+use kafkit_events::catalog::workflow::{
+    workflow_event, EventSource, WorkflowEvent, WorkflowEventType,
+};
+use kafkit_events::config::EventsConfig;
+use kafkit_events::format::{AvroCodec, EventCodec, JsonCodec};
+use kafkit_events::producer::EventProducer;
+use kafkit_events::topics::{ensure_topics, EnsureOptions, TopicSpec};
+use kafkit_events::{Event, EventPayload};
 
-const TOPIC: &str = "kafkit.quickstart.service-health";
 const TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A typed domain event: one service's health as observed by a probe.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct ServiceHealth {
-    event_id: String,
-    service: String,
-    status: Status,
-    latency_ms: u32,
-    observed_at_ms: i64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum Status {
-    Healthy,
-    Degraded,
-    Down,
-}
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    let bootstrap = std::env::var("KAFKA_BOOTSTRAP_SERVERS")
-        .map_err(|_| "set KAFKA_BOOTSTRAP_SERVERS (scripts/quickstart.sh starts a broker)")?;
-    let admin = Admin::connect(&bootstrap).await?;
-    admin
-        .create_topics_if_missing(&[NewTopic::new(TOPIC, 1, 1)])
-        .await?;
+    let config = EventsConfig::from_env_with(|name| match name {
+        "SERVICE_NAME" => std::env::var(name)
+            .ok()
+            .or(Some("kafkit-quickstart".into())),
+        _ => std::env::var(name).ok(),
+    })?;
+    if config.registry().is_none() {
+        return Err("set SCHEMA_REGISTRY_URL (scripts/quickstart.sh starts a registry)".into());
+    }
+    let bootstrap = bootstrap(&config);
 
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
-    let run = format!("{:x}", now);
-    let events: Vec<ServiceHealth> = [
-        ("billing", Status::Healthy, 12),
-        ("search", Status::Degraded, 480),
-        ("auth", Status::Healthy, 7),
-        ("ingest", Status::Down, 0),
-        ("reports", Status::Healthy, 35),
+    // The topics these event types publish to, as the topic catalogue declares them
+    // (replication clamped to the cluster's size).
+    let admin = Admin::connect(&bootstrap).await?;
+    let topics: Vec<TopicSpec> = [
+        (DataIngestion::default_topic(), 12),
+        (ServiceHealth::default_topic(), 3),
+        (WorkflowEvent::default_topic(), 6),
     ]
     .into_iter()
-    .enumerate()
-    .map(|(i, (service, status, latency_ms))| ServiceHealth {
-        event_id: format!("{run}-{i}"),
-        service: service.to_owned(),
-        status,
-        latency_ms,
-        observed_at_ms: now + i as i64,
-    })
+    .filter_map(|(name, partitions)| name.map(|n| TopicSpec::new(n, partitions)))
     .collect();
-
-    admin.cluster().close();
-    let base_offset = publish(&bootstrap, &events).await?;
+    let report = ensure_topics(&admin, &topics, &EnsureOptions::default()).await?;
     println!(
-        "published {} events to {TOPIC} at offsets {base_offset}..",
-        events.len()
+        "topics: created {:?}, already there {:?}",
+        report.created, report.existing
     );
+    admin.cluster().close();
 
-    let read = read_back(&bootstrap, base_offset, events.len()).await?;
-    for (offset, event) in &read {
+    let producer = EventProducer::new(&config).await?;
+
+    // Avro, through the schema registry (Confluent wire format).
+    let ingestion = data_ingestion(
+        "commodity_prices",
+        10_000,
+        1_024_000,
+        "s3://bucket/data/commodity_prices.parquet",
+        IngestionStatus::Success,
+    )
+    .map(|d| d.with_metadata("source", "external_api"))
+    .with_correlation_id("quickstart-run");
+    let health = service_health(
+        "billing",
+        "data-platform",
+        HealthStatus::Degraded,
+        Duration::from_millis(480),
+        0.02,
+    )
+    .caused_by(&ingestion);
+    // JSON, validated against its JSON Schema before it is sent.
+    let data = serde_json::json!({"status": "success", "count": 100});
+    let workflow = workflow_event(
+        WorkflowEventType::WorkflowCompleted,
+        EventSource::Airflow,
+        "example_dag",
+        "run_123",
+        data.as_object().cloned().unwrap_or_default(),
+        "dev",
+    )?
+    .caused_by(&ingestion);
+
+    let (ingestion_id, health_id, workflow_id) = (
+        ingestion.envelope.id.clone(),
+        health.envelope.id.clone(),
+        workflow.envelope.id.clone(),
+    );
+    let at_ingestion = producer.publish(ingestion).await?;
+    let at_health = producer.publish(health).await?;
+    let at_workflow = producer.publish(workflow).await?;
+    for (what, at) in [
+        ("data.ingestion (Avro)", &at_ingestion),
+        ("system.service_health (Avro)", &at_health),
+        ("workflow.event (JSON)", &at_workflow),
+    ] {
         println!(
-            "  offset {offset}: {} is {:?} ({} ms)",
-            event.service, event.status, event.latency_ms
+            "published {what} to {}-{} at offset {}",
+            at.topic, at.partition, at.offset
         );
     }
-    let read: Vec<ServiceHealth> = read.into_iter().map(|(_, e)| e).collect();
-    if read != events {
-        return Err(format!("read back {read:?}, expected {events:?}").into());
-    }
-    println!("read back all {} events, in order and intact", events.len());
-    Ok(())
-}
 
-/// Publishes the events to partition 0 (lz4, acks=all, idempotent) with an event-type header;
-/// returns the offset of the first.
-async fn publish(bootstrap: &str, events: &[ServiceHealth]) -> Result<i64, BoxError> {
-    let config = ProducerConfig::builder()
-        .bootstrap_servers([bootstrap])
-        .compression(Compression::Lz4)
-        .build()?;
-    let producer = Producer::new(config).await?;
-    let mut deliveries = Vec::with_capacity(events.len());
-    for event in events {
-        let record = ProducerRecord::new(TOPIC)
-            .partition(0)
-            .key(event.service.clone())
-            .value(serde_json::to_vec(event)?)
-            .timestamp(event.observed_at_ms)
-            .header("event-type", Some("service.health.v1"));
-        deliveries.push(producer.send(record).await?);
-    }
-    let mut first = None;
-    for delivery in deliveries {
-        let written = delivery.await?;
-        first.get_or_insert(written.offset);
-    }
-    producer.close(TIMEOUT).await?;
-    first.ok_or_else(|| "nothing published".into())
-}
+    // Read back with a plain consumer and decode with the codecs.
+    let registry = config
+        .schema_registry()?
+        .ok_or("a registry is configured")?;
+    let avro = AvroCodec::new(registry, config.serde().clone())?;
+    let json = JsonCodec::new(config.serde().clone());
+    let consumer = Consumer::new(config.consumer()?).await?;
 
-/// Consumes partition 0 from `offset` until `count` events are in, or the timeout passes.
-async fn read_back(
-    bootstrap: &str,
-    offset: i64,
-    count: usize,
-) -> Result<Vec<(i64, ServiceHealth)>, BoxError> {
-    let config = ConsumerConfig::from_properties([("bootstrap.servers", bootstrap)])?;
-    let consumer = Consumer::new(config).await?;
-    let partition = TopicPartition::new(TOPIC, 0);
-    consumer.assign([partition.clone()])?;
-    consumer.seek(&partition, offset)?;
-    let deadline = Instant::now() + TIMEOUT;
-    let mut out = Vec::with_capacity(count);
-    while out.len() < count {
-        if Instant::now() > deadline {
-            return Err(format!("only {} of {count} events came back", out.len()).into());
-        }
-        for record in consumer.poll(Duration::from_millis(200)).await? {
-            if record.header("event-type").map(|v| v.as_ref()) != Some(&b"service.health.v1"[..]) {
-                return Err(
-                    format!("offset {}: not a service.health.v1 event", record.offset).into(),
-                );
-            }
-            let value = record.value.as_deref().ok_or("tombstone in the topic")?;
-            out.push((record.offset, serde_json::from_slice(value)?));
-        }
-    }
+    let record = read_one(&consumer, &at_ingestion).await?;
+    show_headers(&record);
+    let back: Event<DataIngestion> = avro.decode(&record).await?;
+    check(&back.envelope.id, &ingestion_id)?;
+    println!(
+        "  decoded: {} records of {} ({:?}), metadata {:?}",
+        back.data.record_count, back.data.dataset_name, back.data.status, back.data.metadata
+    );
+
+    let record = read_one(&consumer, &at_health).await?;
+    show_headers(&record);
+    let back: Event<ServiceHealth> = avro.decode(&record).await?;
+    check(&back.envelope.id, &health_id)?;
+    check(
+        back.envelope.causation_id.as_deref().unwrap_or(""),
+        &ingestion_id,
+    )?;
+    println!(
+        "  decoded: {} is {:?} ({} ms), caused by {}",
+        back.data.service_name,
+        back.data.health_status,
+        back.data.latency_ms,
+        back.envelope.causation_id.as_deref().unwrap_or("-")
+    );
+
+    let record = read_one(&consumer, &at_workflow).await?;
+    show_headers(&record);
+    let back: Event<WorkflowEvent> = json.decode(&record).await?;
+    check(&back.envelope.id, &workflow_id)?;
+    println!(
+        "  decoded: {:?} of {} run {} with {:?}",
+        back.data.event_type,
+        back.data.workflow_id,
+        back.data.workflow_run_id,
+        back.data.payload.data
+    );
     consumer
         .close(Instant::now() + Duration::from_secs(5))
         .await;
-    out.truncate(count);
-    Ok(out)
+
+    producer.flush(TIMEOUT).await?;
+    let stats = producer.stats();
+    println!(
+        "stats: sent {}, failed {}, {} bytes; by type {:?}",
+        stats.messages_sent,
+        stats.messages_failed,
+        stats.total_bytes_sent,
+        stats
+            .by_event_type
+            .iter()
+            .map(|(t, c)| (t.as_str(), c.sent))
+            .collect::<Vec<_>>()
+    );
+    producer.close().await?;
+    println!("read back all 3 events, decoded and intact");
+    Ok(())
+}
+
+fn bootstrap(config: &EventsConfig) -> String {
+    config
+        .producer()
+        .client()
+        .bootstrap_servers()
+        .iter()
+        .map(|b| format!("{}:{}", b.host(), b.port()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn check(got: &str, expected: &str) -> Result<(), BoxError> {
+    if got == expected {
+        Ok(())
+    } else {
+        Err(format!("read back {got}, expected {expected}").into())
+    }
+}
+
+/// The record `at` names, read with the plain consumer (assigned, seeked).
+async fn read_one(consumer: &Consumer, at: &RecordMetadata) -> Result<ConsumerRecord, BoxError> {
+    let partition = TopicPartition::new(at.topic.as_ref(), at.partition);
+    consumer.assign([partition.clone()])?;
+    consumer.seek(&partition, at.offset)?;
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "{}-{}@{} did not come back",
+                at.topic, at.partition, at.offset
+            )
+            .into());
+        }
+        for record in consumer.poll(Duration::from_millis(200)).await? {
+            if record.offset == at.offset {
+                return Ok(record);
+            }
+        }
+    }
+}
+
+fn show_headers(record: &ConsumerRecord) {
+    println!(
+        "{}-{}@{} key {:?}:",
+        record.topic,
+        record.partition,
+        record.offset,
+        record.key.as_deref().map(String::from_utf8_lossy)
+    );
+    for header in &record.headers {
+        let value = header.value.as_deref().map(String::from_utf8_lossy);
+        println!(
+            "  {} = {}",
+            String::from_utf8_lossy(&header.key),
+            value.unwrap_or_default()
+        );
+    }
 }

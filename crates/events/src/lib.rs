@@ -53,11 +53,15 @@
 
 pub use kafkit as client;
 
+pub mod catalog;
 pub mod cloudevents;
+pub mod config;
 pub mod envelope;
 pub mod error;
 pub mod format;
+pub mod producer;
 pub mod registry;
+pub mod topics;
 pub mod trace_context;
 pub mod typed;
 pub mod wire_format;

@@ -277,15 +277,16 @@ impl HttpBackend {
             "Confluent-Accept-Unknown-Properties",
             HeaderValue::from_static("true"),
         );
-        let mut builder = reqwest::Client::builder()
+        // Always preconfigured, even for http:// URLs: reqwest built with `rustls-no-provider`
+        // panics when it builds a client without a provider.
+        let client = reqwest::Client::builder()
             .default_headers(headers)
-            .connect_timeout(config.request_timeout);
-        if targets.iter().any(|t| t.base.starts_with("https:")) || config.ca_location.is_some() {
-            builder = builder.tls_backend_preconfigured(tls_config(config)?);
-        }
-        let client = builder.build().map_err(|e| {
-            RegistryError::config("schema.registry.url", format!("HTTP client: {e}"))
-        })?;
+            .connect_timeout(config.request_timeout)
+            .tls_backend_preconfigured(tls_config(config)?)
+            .build()
+            .map_err(|e| {
+                RegistryError::config("schema.registry.url", format!("HTTP client: {e}"))
+            })?;
         Ok(HttpBackend {
             client,
             targets,
@@ -503,8 +504,21 @@ impl HttpBackend {
             ),
             None => ("/config".to_owned(), About::Global),
         };
-        let body = self.call(Method::GET, &path, None, about).await?;
-        level(&body)
+        match self.call(Method::GET, &path, None, about).await {
+            Ok(body) => level(&body),
+            // Apicurio answers 40401 for a subject it does not know even with
+            // `defaultToGlobal`; Confluent answers the global level: do the same.
+            Err(RegistryError::NotFound {
+                missing: Missing::Subject,
+                ..
+            }) if subject.is_some() => {
+                let body = self
+                    .call(Method::GET, "/config", None, About::Global)
+                    .await?;
+                level(&body)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     pub(crate) async fn set_compatibility(

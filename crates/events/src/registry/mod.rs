@@ -27,6 +27,8 @@ mod cache;
 mod config;
 mod error;
 mod http;
+#[cfg(test)]
+mod http_tests;
 mod memory;
 mod retry;
 mod subject;

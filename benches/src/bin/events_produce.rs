@@ -1,0 +1,299 @@
+//! kafkit-events' publishing overhead: typed Avro and JSON events through `EventProducer` vs
+//! the raw `kafkit::producer::Producer`, in the same process, against the same broker,
+//! interleaved rounds. The driver is `benches/run-events.sh`.
+//!
+//! Usage: `kafkit-events-produce BOOTSTRAP [RECORDS] [ROUNDS]`
+//!
+//! Each run sends RECORDS records (after a 2,000-record warm-up of the same mode, not
+//! counted) to a fresh 6-partition topic, in chunks of 1,000: every record of a chunk is
+//! queued before any outcome is awaited (`publish_batch_to` for events, `send` then await for
+//! raw). Modes:
+//! - `raw`: `ProducerRecord`s carrying a pre-serialized 200-byte value and a key (what the
+//!   application would hand to the raw client if it did its own serialization once);
+//! - `avro`: a typed `SensorReading` (Avro 200 bytes encoded, Confluent framing, schema id
+//!   cached after the first event: an in-memory registry, so no HTTP after the warm-up),
+//!   CloudEvents headers, key from the payload;
+//! - `json`: the same type as JSON (no JSON Schema).
+//!
+//! Prints one JSON line per run (records/s, CPU µs per record from getrusage, all threads)
+//! and a summary: median CPU per record of each mode and the ratios to raw.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafkit::admin::{Admin, NewTopic};
+use kafkit::config::ProducerConfig;
+use kafkit::producer::{Producer, ProducerRecord, Topic};
+use kafkit_events::config::EventsConfig;
+use kafkit_events::producer::EventProducer;
+use kafkit_events::registry::SchemaRegistry;
+use kafkit_events::typed::{AvroSchemaSource, EventPayload};
+use kafkit_events::Event;
+use serde::{Deserialize, Serialize};
+
+const CHUNK: usize = 1_000;
+const WARMUP: usize = 2_000;
+
+const SCHEMA: &str = r#"{"type":"record","name":"SensorReading","namespace":"bench",
+"fields":[{"name":"device_id","type":"string"},{"name":"site","type":"string"},
+{"name":"metric","type":"string"},{"name":"value","type":"double"},
+{"name":"unit","type":"string"},{"name":"sequence","type":"long"},
+{"name":"note","type":"string"}]}"#;
+
+/// The payload: 200 bytes as Avro.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SensorReading {
+    device_id: String,
+    site: String,
+    metric: String,
+    value: f64,
+    unit: String,
+    sequence: i64,
+    note: String,
+}
+
+impl EventPayload for SensorReading {
+    const EVENT_TYPE: &'static str = "bench.sensor.reading";
+    fn key(&self) -> Option<String> {
+        Some(self.device_id.clone())
+    }
+    fn avro_schema() -> Option<AvroSchemaSource> {
+        Some(AvroSchemaSource::avsc(SCHEMA))
+    }
+}
+
+/// Same fields, no Avro schema: published as JSON.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SensorReadingJson(SensorReading);
+
+impl EventPayload for SensorReadingJson {
+    const EVENT_TYPE: &'static str = "bench.sensor.reading.json";
+    fn key(&self) -> Option<String> {
+        Some(self.0.device_id.clone())
+    }
+}
+
+fn reading(i: usize) -> SensorReading {
+    // Avro: 7 fields; strings sized so the encoded record is 200 bytes.
+    SensorReading {
+        device_id: format!("device-{:06}", i % 1000),
+        site: "eu-west-fab-07".to_owned(),
+        metric: "chamber.temperature".to_owned(),
+        value: 21.5 + (i % 100) as f64 / 10.0,
+        unit: "celsius".to_owned(),
+        sequence: i as i64,
+        note: "x".repeat(120),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    Raw,
+    Avro,
+    Json,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Raw => "raw",
+            Mode::Avro => "avro",
+            Mode::Json => "json",
+        }
+    }
+}
+
+#[allow(unsafe_code)]
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage only writes the struct we pass; a zeroed rusage is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    if rc != 0 {
+        return f64::NAN;
+    }
+    let secs = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+struct Run {
+    mode: Mode,
+    records: usize,
+    wall: Duration,
+    cpu: f64,
+}
+
+async fn run_raw(producer: &Producer, topic: &str, from: usize, n: usize) -> Result<(), BoxError> {
+    let topic = Topic::from(topic);
+    let avro_len = 200;
+    let mut i = from;
+    while i < from + n {
+        let end = (i + CHUNK).min(from + n);
+        let mut pending = Vec::with_capacity(end - i);
+        for j in i..end {
+            let r = reading(j);
+            // The value an application serialized once (same size as the Avro payload).
+            let mut value = Vec::with_capacity(avro_len);
+            value.extend_from_slice(r.device_id.as_bytes());
+            value.resize(avro_len, b'.');
+            let record = ProducerRecord {
+                topic: topic.clone(),
+                key: Some(Bytes::from(r.device_id)),
+                value: Some(Bytes::from(value)),
+                ..ProducerRecord::new(topic.clone())
+            };
+            pending.push(producer.send(record).await?);
+        }
+        for delivery in pending {
+            delivery.await?;
+        }
+        i = end;
+    }
+    Ok(())
+}
+
+async fn run_events(
+    producer: &EventProducer,
+    mode: Mode,
+    topic: &str,
+    from: usize,
+    n: usize,
+) -> Result<(), BoxError> {
+    let mut i = from;
+    while i < from + n {
+        let end = (i + CHUNK).min(from + n);
+        let outcomes = if mode == Mode::Avro {
+            let events = (i..end).map(|j| Event::new(reading(j)));
+            producer.publish_batch_to(topic, events, |_| None).await
+        } else {
+            let events = (i..end).map(|j| Event::new(SensorReadingJson(reading(j))));
+            producer.publish_batch_to(topic, events, |_| None).await
+        };
+        for outcome in outcomes {
+            outcome?;
+        }
+        i = end;
+    }
+    Ok(())
+}
+
+async fn one_run(
+    admin: &Admin,
+    raw: &Producer,
+    events: &EventProducer,
+    mode: Mode,
+    records: usize,
+    round: usize,
+) -> Result<Run, BoxError> {
+    let topic = topic_name(mode, round);
+    admin.create_topics(&[NewTopic::new(&topic, 6, 1)]).await?;
+    let go = |from, n| {
+        let topic = topic.clone();
+        async move {
+            match mode {
+                Mode::Raw => run_raw(raw, &topic, from, n).await,
+                _ => run_events(events, mode, &topic, from, n).await,
+            }
+        }
+    };
+    go(0, WARMUP).await?;
+    let cpu0 = cpu_seconds();
+    let t0 = Instant::now();
+    go(WARMUP, records).await?;
+    let wall = t0.elapsed();
+    let cpu = cpu_seconds() - cpu0;
+    admin.delete_topics(&[&topic]).await?;
+    Ok(Run {
+        mode,
+        records,
+        wall,
+        cpu,
+    })
+}
+
+fn topic_name(mode: Mode, round: usize) -> String {
+    format!(
+        "bench-events-{}-{round}-{}",
+        mode.name(),
+        std::process::id()
+    )
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(|a, b| a.total_cmp(b));
+    xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let mut args = std::env::args().skip(1);
+    let bootstrap = args
+        .next()
+        .ok_or("usage: kafkit-events-produce BOOTSTRAP [RECORDS] [ROUNDS]")?;
+    let records: usize = args.next().map_or(Ok(200_000), |s| s.parse())?;
+    let rounds: usize = args.next().map_or(Ok(3), |s| s.parse())?;
+
+    // The Java client's defaults, as the producer benchmark uses them.
+    let props = [
+        ("bootstrap.servers", bootstrap.as_str()),
+        ("linger.ms", "5"),
+        ("batch.size", "16384"),
+        ("buffer.memory", "33554432"),
+    ];
+    let raw = Producer::new(ProducerConfig::from_properties(props)?).await?;
+    let mut builder = EventsConfig::builder().service_name("bench");
+    for (k, v) in props {
+        builder = builder.set(k, v)?;
+    }
+    // Metrics, tracing and logging stay on (the facade is a no-op without a recorder).
+    let config = builder.build()?;
+    let events = EventProducer::with_registry(&config, SchemaRegistry::in_memory()).await?;
+    let admin = Admin::connect(&bootstrap).await?;
+
+    let modes = [Mode::Raw, Mode::Avro, Mode::Json];
+    let mut runs = Vec::new();
+    for round in 0..rounds {
+        for k in 0..modes.len() {
+            let mode = modes[(k + round) % modes.len()];
+            let run = one_run(&admin, &raw, &events, mode, records, round).await?;
+            println!(
+                "{{\"mode\":\"{}\",\"round\":{round},\"records\":{},\"records_per_s\":{:.0},\"cpu_us_per_record\":{:.3}}}",
+                run.mode.name(),
+                run.records,
+                run.records as f64 / run.wall.as_secs_f64(),
+                run.cpu * 1e6 / run.records as f64
+            );
+            runs.push(run);
+        }
+    }
+    let cpu = |m: Mode| {
+        median(
+            runs.iter()
+                .filter(|r| r.mode == m)
+                .map(|r| r.cpu * 1e6 / r.records as f64)
+                .collect(),
+        )
+    };
+    let rate = |m: Mode| {
+        median(
+            runs.iter()
+                .filter(|r| r.mode == m)
+                .map(|r| r.records as f64 / r.wall.as_secs_f64())
+                .collect(),
+        )
+    };
+    let (raw_cpu, avro_cpu, json_cpu) = (cpu(Mode::Raw), cpu(Mode::Avro), cpu(Mode::Json));
+    println!(
+        "summary: median CPU µs/record raw {raw_cpu:.2}, avro {avro_cpu:.2} ({:+.0} %), json {json_cpu:.2} ({:+.0} %); records/s raw {:.0}, avro {:.0}, json {:.0}",
+        (avro_cpu / raw_cpu - 1.0) * 100.0,
+        (json_cpu / raw_cpu - 1.0) * 100.0,
+        rate(Mode::Raw),
+        rate(Mode::Avro),
+        rate(Mode::Json)
+    );
+    events.close().await?;
+    raw.close(Duration::from_secs(30)).await?;
+    admin.cluster().close();
+    Ok(())
+}

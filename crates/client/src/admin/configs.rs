@@ -1,0 +1,186 @@
+//! Admin calls on topic configs: describe them (DescribeConfigs) and change them one key at a
+//! time (IncrementalAlterConfigs, KIP-339: keys not named keep their values).
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), kafkit::Error> {
+//! use kafkit::admin::{Admin, AlterConfigOp};
+//!
+//! let admin = Admin::connect("127.0.0.1:9092").await?;
+//! let configs = admin.describe_topic_configs(&["events"]).await?;
+//! println!("retention.ms = {:?}", configs[0].get("retention.ms"));
+//! admin
+//!     .incremental_alter_topic_configs("events", &[AlterConfigOp::Set("retention.ms".into(), "3600000".into())])
+//!     .await?;
+//! # Ok(())
+//! # }
+//! ```
+
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
+use kafka_protocol::messages::{ApiKey, DescribeConfigsRequest, IncrementalAlterConfigsRequest};
+use kafka_protocol::protocol::StrBytes;
+
+use super::Admin;
+use crate::error::{Error, Result};
+
+/// The resource type of a topic in the config APIs.
+const TOPIC: i8 = 2;
+
+/// Where a config value comes from (DescribeConfigs `config_source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigSource {
+    /// Set on the topic itself.
+    Topic,
+    /// A broker setting applied to every topic (dynamic, static, or the default).
+    Broker,
+    /// The built-in default.
+    Default,
+    /// Any other source code the broker sent.
+    Other(i8),
+}
+
+impl ConfigSource {
+    fn from_code(code: i8) -> ConfigSource {
+        match code {
+            1 => ConfigSource::Topic,
+            2..=4 => ConfigSource::Broker,
+            5 => ConfigSource::Default,
+            other => ConfigSource::Other(other),
+        }
+    }
+}
+
+/// One config of a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEntry {
+    /// The config name (`retention.ms`, …).
+    pub name: String,
+    /// Its value; `None` for a sensitive config or one without a value.
+    pub value: Option<String>,
+    /// Where the value comes from.
+    pub source: ConfigSource,
+    /// Whether it cannot be changed.
+    pub read_only: bool,
+    /// Whether the broker hides its value.
+    pub sensitive: bool,
+}
+
+/// The configs of one topic, as [`Admin::describe_topic_configs`] returns them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicConfigs {
+    /// The topic name.
+    pub topic: String,
+    /// Every config the broker reported.
+    pub entries: Vec<ConfigEntry>,
+}
+
+impl TopicConfigs {
+    /// The value of config `name`, if reported and not hidden.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|e| e.name == name)
+            .and_then(|e| e.value.as_deref())
+    }
+}
+
+/// One change of [`Admin::incremental_alter_topic_configs`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlterConfigOp {
+    /// Sets a config to a value.
+    Set(String, String),
+    /// Removes a topic-level value (the broker's default applies again).
+    Delete(String),
+}
+
+impl Admin {
+    /// The configs of `topics` (DescribeConfigs; any broker answers for topics). A topic that
+    /// does not exist is an error.
+    pub async fn describe_topic_configs(&self, topics: &[&str]) -> Result<Vec<TopicConfigs>> {
+        let timeout = self.timeout();
+        let conn = self.cluster.any_connection().await?;
+        let version = conn.version(ApiKey::DescribeConfigs)?;
+        let request = DescribeConfigsRequest::default().with_resources(
+            topics
+                .iter()
+                .map(|t| {
+                    DescribeConfigsResource::default()
+                        .with_resource_type(TOPIC)
+                        .with_resource_name(StrBytes::from_string((*t).to_owned()))
+                        .with_configuration_keys(None)
+                })
+                .collect(),
+        );
+        let response = conn.send(&request, version, timeout).await?;
+        let mut out = Vec::with_capacity(response.results.len().min(topics.len()));
+        for result in response.results {
+            let topic = result.resource_name.as_str().to_owned();
+            Error::check(
+                ApiKey::DescribeConfigs,
+                result.error_code,
+                Some(&format!(
+                    "{topic}: {}",
+                    result.error_message.as_deref().unwrap_or("")
+                )),
+            )?;
+            let entries = result
+                .configs
+                .into_iter()
+                .map(|c| ConfigEntry {
+                    name: c.name.as_str().to_owned(),
+                    value: c.value.map(|v| v.as_str().to_owned()),
+                    source: ConfigSource::from_code(c.config_source),
+                    read_only: c.read_only,
+                    sensitive: c.is_sensitive,
+                })
+                .collect();
+            out.push(TopicConfigs { topic, entries });
+        }
+        Ok(out)
+    }
+
+    /// Changes configs of `topic`, leaving the others as they are (IncrementalAlterConfigs).
+    pub async fn incremental_alter_topic_configs(
+        &self,
+        topic: &str,
+        changes: &[AlterConfigOp],
+    ) -> Result<()> {
+        let timeout = self.timeout();
+        let conn = self.cluster.any_connection().await?;
+        let version = conn.version(ApiKey::IncrementalAlterConfigs)?;
+        let configs = changes
+            .iter()
+            .map(|change| match change {
+                AlterConfigOp::Set(name, value) => AlterableConfig::default()
+                    .with_name(StrBytes::from_string(name.clone()))
+                    .with_config_operation(0)
+                    .with_value(Some(StrBytes::from_string(value.clone()))),
+                AlterConfigOp::Delete(name) => AlterableConfig::default()
+                    .with_name(StrBytes::from_string(name.clone()))
+                    .with_config_operation(1)
+                    .with_value(None),
+            })
+            .collect();
+        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(TOPIC)
+                .with_resource_name(StrBytes::from_string(topic.to_owned()))
+                .with_configs(configs),
+        ]);
+        let response = conn.send(&request, version, timeout).await?;
+        for result in &response.responses {
+            Error::check(
+                ApiKey::IncrementalAlterConfigs,
+                result.error_code,
+                Some(&format!(
+                    "{topic}: {}",
+                    result.error_message.as_deref().unwrap_or("")
+                )),
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,191 @@
+//! Publishing counters: totals, per event type and per topic (the seeds' `get_stats()` /
+//! `get_metrics()`), and the same through the `metrics` facade with OpenTelemetry names.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Counts for one event type or topic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Events acknowledged by the broker.
+    pub sent: u64,
+    /// Events that failed (encoding, validation, delivery).
+    pub failed: u64,
+    /// Bytes of the acknowledged events (key, value and headers).
+    pub bytes: u64,
+}
+
+/// A snapshot of an [`EventProducer`](super::EventProducer)'s counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProducerStats {
+    /// Events acknowledged by the broker (`messages_sent`, `delivered`).
+    pub messages_sent: u64,
+    /// Events that failed (`messages_failed`, `errors`).
+    pub messages_failed: u64,
+    /// Bytes acknowledged (`total_bytes_sent`).
+    pub total_bytes_sent: u64,
+    /// Whether the producer is started and not closed.
+    pub is_started: bool,
+    /// Counts by event type (`ce_type`).
+    pub by_event_type: BTreeMap<String, Counts>,
+    /// Counts by topic.
+    pub by_topic: BTreeMap<String, Counts>,
+}
+
+impl ProducerStats {
+    /// `delivered` in the platform producer library's naming.
+    pub fn delivered(&self) -> u64 {
+        self.messages_sent
+    }
+
+    /// `errors` in the platform producer library's naming.
+    pub fn errors(&self) -> u64 {
+        self.messages_failed
+    }
+}
+
+/// The live counters.
+#[derive(Debug, Default)]
+pub(crate) struct StatsRecorder {
+    sent: AtomicU64,
+    failed: AtomicU64,
+    bytes: AtomicU64,
+    started: AtomicBool,
+    by_type: Mutex<HashMap<&'static str, Counts>>,
+    by_topic: Mutex<HashMap<String, Counts>>,
+    metrics: bool,
+}
+
+impl StatsRecorder {
+    pub(crate) fn new(metrics: bool) -> Self {
+        StatsRecorder {
+            metrics,
+            started: AtomicBool::new(true),
+            ..Default::default()
+        }
+    }
+
+    pub(crate) fn set_started(&self, started: bool) {
+        self.started.store(started, Ordering::Release);
+    }
+
+    pub(crate) fn is_started(&self) -> bool {
+        self.started.load(Ordering::Acquire)
+    }
+
+    /// One event's outcome: `Ok(bytes)` acknowledged, `Err(error_type)` failed.
+    pub(crate) fn record(
+        &self,
+        event_type: &'static str,
+        topic: &str,
+        outcome: Result<usize, &'static str>,
+        elapsed: Duration,
+    ) {
+        let apply = |c: &mut Counts| match outcome {
+            Ok(bytes) => {
+                c.sent += 1;
+                c.bytes += bytes as u64;
+            }
+            Err(_) => c.failed += 1,
+        };
+        match outcome {
+            Ok(bytes) => {
+                self.sent.fetch_add(1, Ordering::Relaxed);
+                self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+            }
+            Err(_) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if let Ok(mut map) = self.by_type.lock() {
+            apply(map.entry(event_type).or_default());
+        }
+        if let Ok(mut map) = self.by_topic.lock() {
+            match map.get_mut(topic) {
+                Some(c) => apply(c),
+                None => apply(map.entry(topic.to_owned()).or_default()),
+            }
+        }
+        if self.metrics {
+            emit(event_type, topic, outcome.err(), elapsed);
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> ProducerStats {
+        let by_event_type = self
+            .by_type
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect())
+            .unwrap_or_default();
+        let by_topic = self
+            .by_topic
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .unwrap_or_default();
+        ProducerStats {
+            messages_sent: self.sent.load(Ordering::Relaxed),
+            messages_failed: self.failed.load(Ordering::Relaxed),
+            total_bytes_sent: self.bytes.load(Ordering::Relaxed),
+            is_started: self.is_started(),
+            by_event_type,
+            by_topic,
+        }
+    }
+}
+
+/// OpenTelemetry messaging metrics (semantic conventions, Development status):
+/// `messaging.client.sent.messages` (counter) and `messaging.client.operation.duration`
+/// (histogram, seconds), with `messaging.system`, `messaging.operation.name`,
+/// `messaging.destination.name`, `cloudevents.event_type` and, on failure, `error.type`.
+fn emit(event_type: &'static str, topic: &str, error: Option<&'static str>, elapsed: Duration) {
+    let mut labels = vec![
+        metrics::Label::new("messaging.system", "kafka"),
+        metrics::Label::new("messaging.operation.name", "send"),
+        metrics::Label::new("messaging.destination.name", topic.to_owned()),
+        metrics::Label::new("cloudevents.event_type", event_type),
+    ];
+    if let Some(error) = error {
+        labels.push(metrics::Label::new("error.type", error));
+    }
+    metrics::histogram!("messaging.client.operation.duration", labels.clone())
+        .record(elapsed.as_secs_f64());
+    metrics::counter!("messaging.client.sent.messages", labels).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_per_type_and_topic() {
+        let stats = StatsRecorder::new(false);
+        stats.record("a", "t1", Ok(10), Duration::ZERO);
+        stats.record("a", "t2", Ok(5), Duration::ZERO);
+        stats.record("b", "t1", Err("timeout"), Duration::ZERO);
+        let s = stats.snapshot();
+        assert_eq!(
+            (s.messages_sent, s.messages_failed, s.total_bytes_sent),
+            (2, 1, 15)
+        );
+        assert_eq!(
+            s.by_event_type["a"],
+            Counts {
+                sent: 2,
+                failed: 0,
+                bytes: 15
+            }
+        );
+        assert_eq!(
+            s.by_topic["t1"],
+            Counts {
+                sent: 1,
+                failed: 1,
+                bytes: 10
+            }
+        );
+        assert!(s.is_started);
+        assert_eq!((s.delivered(), s.errors()), (2, 1));
+    }
+}
