@@ -34,6 +34,7 @@ pub(crate) fn from_produce(topic: &str, event_type: &str, error: ProduceError) -
             topic: t,
             partition,
             after,
+            ..
         } => EventsError::Timeout {
             operation: format!("delivery to {t}-{partition} (delivery.timeout.ms)"),
             after,
