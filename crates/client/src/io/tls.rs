@@ -110,10 +110,9 @@ fn provider(config: &TlsConfig) -> std::result::Result<Arc<CryptoProvider>, Stri
 }
 
 /// The rustls client settings for `config`: provider, trust anchors, verifier, client
-/// certificate.
-pub(crate) fn client_config(
-    config: &TlsConfig,
-) -> std::result::Result<rustls::ClientConfig, String> {
+/// certificate. Public so other kafkit crates (the schema registry's HTTPS client) build
+/// their TLS the same way; the error is a message naming the bad setting.
+pub fn client_config(config: &TlsConfig) -> std::result::Result<rustls::ClientConfig, String> {
     let provider = provider(config)?;
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

@@ -1,0 +1,468 @@
+//! The envelope as CloudEvents 1.0 Kafka-binding headers (binary mode), and a reader for
+//! structured mode. Pure: no I/O, every input may be hostile.
+//!
+//! Binary mode: one header per attribute, named `ce_<attribute>`, values UTF-8:
+//!
+//! | header | envelope field | |
+//! |---|---|---|
+//! | `ce_specversion` | — | always `1.0`; other versions are refused |
+//! | `ce_id` | [`Envelope::id`] | required, non-empty |
+//! | `ce_source` | [`Envelope::source`] | required, non-empty |
+//! | `ce_type` | [`Envelope::event_type`] | required, non-empty |
+//! | `ce_time` | [`Envelope::time`] | RFC 3339, written in UTC with milliseconds |
+//! | `ce_subject`, `ce_dataschema` | `subject`, `data_schema` | optional |
+//! | `content-type` | [`Envelope::data_content_type`] | the CloudEvents `datacontenttype` |
+//! | `ce_sourceversion`, `ce_schemaversion` | `source_version`, `schema_version` | extensions |
+//! | `ce_correlationid`, `ce_causationid` | `correlation_id`, `causation_id` | extensions |
+//! | `ce_authid`, `ce_tenantid` | `user_id`, `tenant_id` | extensions |
+//! | `ce_tags` | [`Envelope::tags`] | one extension: a JSON array of strings (`["a","b"]`), omitted when empty |
+//! | `ce_<name>` (others) | [`Envelope::extensions`] | names `[a-z0-9]+` |
+//!
+//! Decisions (so that routing on a header and decoding can never disagree):
+//! - A CloudEvents header (`ce_*`, `content-type` in any case) that appears twice is an error
+//!   ([`HeaderError::Duplicate`]), not "first wins".
+//! - A null value or a value that is not UTF-8 in one of those headers is an error.
+//! - Headers that are not CloudEvents attributes (no `ce_` prefix, or a key that is not UTF-8)
+//!   are ignored: they belong to someone else (`traceparent`, `__value_schema_id`, …).
+//! - `ce_time` is read with any RFC 3339 offset and kept to the millisecond (finer digits are
+//!   truncated toward the past).
+//!
+//! Structured mode (`content-type: application/cloudevents+json…`, compared case-insensitively)
+//! carries the envelope and the data in one JSON object in the value; [`decode_structured`]
+//! reads it.
+//!
+//! ```
+//! use kafkit_events::cloudevents::{decode_header_pairs, encode_headers};
+//! use kafkit_events::envelope::Envelope;
+//!
+//! let envelope = Envelope::new("shop.order.placed")
+//!     .with_source("orders-service", Some("1.0.0"))
+//!     .with_correlation_id("req-42");
+//! let headers = encode_headers(&envelope).unwrap();
+//! assert!(headers.iter().any(|(k, v)| k == "ce_type"
+//!     && v.as_deref() == Some(&b"shop.order.placed"[..])));
+//! let back = decode_header_pairs(headers.iter().map(|(k, v)| (k.as_bytes(), v.as_deref())))
+//!     .unwrap();
+//! assert_eq!(back, envelope);
+//! ```
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use kafkit::consumer::Header;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::envelope::Envelope;
+
+/// The CloudEvents spec version written and accepted.
+pub const SPEC_VERSION: &str = "1.0";
+/// The header carrying the payload's media type (`datacontenttype`).
+pub const CONTENT_TYPE: &str = "content-type";
+/// The media type prefix of structured mode in JSON.
+pub const STRUCTURED_JSON: &str = "application/cloudevents+json";
+
+/// Header names of the attributes the envelope maps.
+pub mod names {
+    /// `specversion`.
+    pub const SPECVERSION: &str = "ce_specversion";
+    /// `id`.
+    pub const ID: &str = "ce_id";
+    /// `source`.
+    pub const SOURCE: &str = "ce_source";
+    /// `type`.
+    pub const TYPE: &str = "ce_type";
+    /// `time`.
+    pub const TIME: &str = "ce_time";
+    /// `subject`.
+    pub const SUBJECT: &str = "ce_subject";
+    /// `dataschema`.
+    pub const DATASCHEMA: &str = "ce_dataschema";
+    /// Extension: the producing service's version.
+    pub const SOURCEVERSION: &str = "ce_sourceversion";
+    /// Extension: the payload schema's version.
+    pub const SCHEMAVERSION: &str = "ce_schemaversion";
+    /// Extension: correlation id.
+    pub const CORRELATIONID: &str = "ce_correlationid";
+    /// Extension: causation id.
+    pub const CAUSATIONID: &str = "ce_causationid";
+    /// Extension (CloudEvents `authcontext`): the user's id.
+    pub const AUTHID: &str = "ce_authid";
+    /// Extension: the tenant's id.
+    pub const TENANTID: &str = "ce_tenantid";
+    /// Extension: the tags, a JSON array of strings.
+    pub const TAGS: &str = "ce_tags";
+}
+
+/// The attribute names (without `ce_`) the envelope maps to fields; not usable as extensions.
+const RESERVED: &[&str] = &[
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "time",
+    "subject",
+    "dataschema",
+    "datacontenttype",
+    "data",
+    "data_base64",
+    "sourceversion",
+    "schemaversion",
+    "correlationid",
+    "causationid",
+    "authid",
+    "tenantid",
+    "tags",
+];
+
+/// Why CloudEvents headers (or a structured event) could not be read or written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HeaderError {
+    /// A required attribute is absent.
+    #[error("missing required attribute {0}")]
+    Missing(&'static str),
+    /// A CloudEvents header appears more than once.
+    #[error("header {0} appears more than once")]
+    Duplicate(String),
+    /// A CloudEvents header has a null value.
+    #[error("header {0} has a null value")]
+    Null(String),
+    /// A CloudEvents header's value is not UTF-8.
+    #[error("header {0} is not UTF-8")]
+    NotUtf8(String),
+    /// `ce_specversion` is not `1.0`.
+    #[error("unsupported CloudEvents spec version {0:?}")]
+    UnsupportedSpecVersion(String),
+    /// An attribute's value is malformed (empty id, bad RFC 3339 time, bad tags…).
+    #[error("attribute {attribute}: {reason}")]
+    Invalid {
+        /// The header (or attribute) name.
+        attribute: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A structured-mode value is not a CloudEvents JSON object.
+    #[error("structured event: {0}")]
+    Structured(String),
+}
+
+fn invalid(attribute: &str, reason: impl Into<String>) -> HeaderError {
+    HeaderError::Invalid {
+        attribute: attribute.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// Formats ms since the epoch as RFC 3339 in UTC with milliseconds
+/// (`2026-12-04T20:31:40.123Z`); years outside 0..=9999 are an error.
+pub fn format_time(millis: i64) -> Result<String, HeaderError> {
+    let nanos = i128::from(millis) * 1_000_000;
+    let t = OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .map_err(|e| invalid(names::TIME, e.to_string()))?;
+    if !(0..=9999).contains(&t.year()) {
+        return Err(invalid(
+            names::TIME,
+            format!("year {} is not in 0..=9999", t.year()),
+        ));
+    }
+    Ok(format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    ))
+}
+
+/// Parses an RFC 3339 time (any offset) to ms since the epoch, truncating finer digits.
+pub fn parse_time(text: &str) -> Result<i64, HeaderError> {
+    let t =
+        OffsetDateTime::parse(text, &Rfc3339).map_err(|e| invalid(names::TIME, e.to_string()))?;
+    let millis = t.unix_timestamp_nanos().div_euclid(1_000_000);
+    i64::try_from(millis).map_err(|_| invalid(names::TIME, "out of range"))
+}
+
+fn valid_extension_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+fn put(out: &mut Vec<(String, Option<Bytes>)>, name: &str, value: &str) {
+    out.push((
+        name.to_owned(),
+        Some(Bytes::copy_from_slice(value.as_bytes())),
+    ));
+}
+
+fn put_opt(out: &mut Vec<(String, Option<Bytes>)>, name: &str, value: Option<&String>) {
+    if let Some(v) = value {
+        put(out, name, v);
+    }
+}
+
+/// The envelope as binary-mode headers, in a fixed order (`ce_specversion`, `ce_id`,
+/// `ce_source`, `ce_type`, `ce_time`, …, `content-type` last when set).
+///
+/// Errors: an empty `id`, `source` or `event_type`, a time outside years 0..=9999, an
+/// extension name that is not `[a-z0-9]+` or that names a mapped attribute.
+pub fn encode_headers(envelope: &Envelope) -> Result<Vec<(String, Option<Bytes>)>, HeaderError> {
+    let mut out = Vec::with_capacity(8 + envelope.extensions.len());
+    encode_headers_into(envelope, &mut out)?;
+    Ok(out)
+}
+
+/// Like [`encode_headers`], appending to `out` (which is left unchanged on error).
+pub fn encode_headers_into(
+    envelope: &Envelope,
+    out: &mut Vec<(String, Option<Bytes>)>,
+) -> Result<(), HeaderError> {
+    for (name, value) in [
+        (names::ID, &envelope.id),
+        (names::SOURCE, &envelope.source),
+        (names::TYPE, &envelope.event_type),
+    ] {
+        if value.is_empty() {
+            return Err(invalid(name, "must not be empty"));
+        }
+    }
+    for name in envelope.extensions.keys() {
+        if !valid_extension_name(name) {
+            return Err(invalid(
+                name,
+                "extension names are lowercase ASCII letters and digits",
+            ));
+        }
+        if RESERVED.contains(&name.as_str()) {
+            return Err(invalid(
+                name,
+                "names an attribute the envelope maps to a field",
+            ));
+        }
+    }
+    let time = envelope.time.map(format_time).transpose()?;
+    let tags = if envelope.tags.is_empty() {
+        None
+    } else {
+        Some(
+            serde_json::to_string(&envelope.tags)
+                .map_err(|e| invalid(names::TAGS, e.to_string()))?,
+        )
+    };
+    put(out, names::SPECVERSION, SPEC_VERSION);
+    put(out, names::ID, &envelope.id);
+    put(out, names::SOURCE, &envelope.source);
+    put(out, names::TYPE, &envelope.event_type);
+    put_opt(out, names::TIME, time.as_ref());
+    put_opt(out, names::SUBJECT, envelope.subject.as_ref());
+    put_opt(out, names::DATASCHEMA, envelope.data_schema.as_ref());
+    put_opt(out, names::SOURCEVERSION, envelope.source_version.as_ref());
+    put_opt(out, names::SCHEMAVERSION, envelope.schema_version.as_ref());
+    put_opt(out, names::CORRELATIONID, envelope.correlation_id.as_ref());
+    put_opt(out, names::CAUSATIONID, envelope.causation_id.as_ref());
+    put_opt(out, names::AUTHID, envelope.user_id.as_ref());
+    put_opt(out, names::TENANTID, envelope.tenant_id.as_ref());
+    put_opt(out, names::TAGS, tags.as_ref());
+    for (name, value) in &envelope.extensions {
+        out.push((
+            format!("ce_{name}"),
+            Some(Bytes::copy_from_slice(value.as_bytes())),
+        ));
+    }
+    put_opt(out, CONTENT_TYPE, envelope.data_content_type.as_ref());
+    Ok(())
+}
+
+/// Reads the envelope from a consumed record's headers (binary mode).
+pub fn decode_headers(headers: &[Header]) -> Result<Envelope, HeaderError> {
+    decode_header_pairs(headers.iter().map(|h| (h.key.as_ref(), h.value.as_deref())))
+}
+
+/// Reads the envelope from `(key, value)` header pairs (binary mode); see the module docs for
+/// what is an error.
+pub fn decode_header_pairs<'a, I>(headers: I) -> Result<Envelope, HeaderError>
+where
+    I: IntoIterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+{
+    // Attribute name (without `ce_`; `datacontenttype` for content-type) → value.
+    let mut attrs: BTreeMap<String, String> = BTreeMap::new();
+    for (key, value) in headers {
+        let Ok(key) = std::str::from_utf8(key) else {
+            continue;
+        };
+        let attr = if let Some(name) = key.strip_prefix("ce_") {
+            name.to_owned()
+        } else if key.eq_ignore_ascii_case(CONTENT_TYPE) {
+            "datacontenttype".to_owned()
+        } else {
+            continue;
+        };
+        let Some(value) = value else {
+            return Err(HeaderError::Null(key.to_owned()));
+        };
+        let Ok(value) = std::str::from_utf8(value) else {
+            return Err(HeaderError::NotUtf8(key.to_owned()));
+        };
+        if attrs.contains_key(&attr) {
+            return Err(HeaderError::Duplicate(key.to_owned()));
+        }
+        attrs.insert(attr, value.to_owned());
+    }
+    envelope_from_attributes(attrs, false)
+}
+
+/// Builds the envelope from attributes by name (`datacontenttype` included). In structured
+/// mode, `data`/`data_base64` were removed by the caller.
+fn envelope_from_attributes(
+    mut attrs: BTreeMap<String, String>,
+    structured: bool,
+) -> Result<Envelope, HeaderError> {
+    let prefix = if structured { "" } else { "ce_" };
+    let mut required = |name: &'static str, header: &'static str| {
+        let value = attrs
+            .remove(name)
+            .ok_or(HeaderError::Missing(if structured { name } else { header }))?;
+        if value.is_empty() {
+            return Err(invalid(&format!("{prefix}{name}"), "must not be empty"));
+        }
+        Ok(value)
+    };
+    let spec = required("specversion", names::SPECVERSION)?;
+    if spec != SPEC_VERSION {
+        return Err(HeaderError::UnsupportedSpecVersion(spec));
+    }
+    let id = required("id", names::ID)?;
+    let source = required("source", names::SOURCE)?;
+    let event_type = required("type", names::TYPE)?;
+    let time = attrs.remove("time").map(|t| parse_time(&t)).transpose()?;
+    let tags = match attrs.remove("tags") {
+        None => Vec::new(),
+        Some(text) => serde_json::from_str::<Vec<String>>(&text).map_err(|e| {
+            invalid(
+                &format!("{prefix}tags"),
+                format!("not a JSON array of strings: {e}"),
+            )
+        })?,
+    };
+    Ok(Envelope {
+        id,
+        event_type,
+        time,
+        source,
+        source_version: attrs.remove("sourceversion"),
+        schema_version: attrs.remove("schemaversion"),
+        correlation_id: attrs.remove("correlationid"),
+        causation_id: attrs.remove("causationid"),
+        user_id: attrs.remove("authid"),
+        tenant_id: attrs.remove("tenantid"),
+        tags,
+        subject: attrs.remove("subject"),
+        data_schema: attrs.remove("dataschema"),
+        data_content_type: attrs.remove("datacontenttype"),
+        extensions: attrs,
+    })
+    .map(|mut e: Envelope| {
+        // Only valid extension names are kept (others cannot be written back).
+        e.extensions
+            .retain(|name, _| valid_extension_name(name) && !RESERVED.contains(&name.as_str()));
+        e
+    })
+}
+
+/// Whether `content_type` is CloudEvents structured mode in JSON (case-insensitive prefix).
+pub fn is_structured_json(content_type: &[u8]) -> bool {
+    content_type.len() >= STRUCTURED_JSON.len()
+        && content_type[..STRUCTURED_JSON.len()].eq_ignore_ascii_case(STRUCTURED_JSON.as_bytes())
+}
+
+/// Finds the `content-type` header (any case); `Ok(None)` when absent, an error when it is
+/// duplicated, null or not UTF-8.
+pub fn content_type<'a, I>(headers: I) -> Result<Option<&'a [u8]>, HeaderError>
+where
+    I: IntoIterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+{
+    let mut found = None;
+    for (key, value) in headers {
+        if key.eq_ignore_ascii_case(CONTENT_TYPE.as_bytes()) {
+            if found.is_some() {
+                return Err(HeaderError::Duplicate(CONTENT_TYPE.to_owned()));
+            }
+            found = Some(value.ok_or_else(|| HeaderError::Null(CONTENT_TYPE.to_owned()))?);
+        }
+    }
+    Ok(found)
+}
+
+/// The data of a structured-mode event.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum StructuredData {
+    /// No data.
+    None,
+    /// `data`, as JSON.
+    Json(serde_json::Value),
+    /// `data_base64`, the base64 text as found (not decoded).
+    Base64(String),
+}
+
+/// Reads a structured-mode event (a CloudEvents JSON object) from a record value.
+///
+/// Attribute values must be JSON strings (numbers and booleans are rendered as text for
+/// extensions); `data` and `data_base64` together are an error.
+pub fn decode_structured(value: &[u8]) -> Result<(Envelope, StructuredData), HeaderError> {
+    let json: serde_json::Value =
+        serde_json::from_slice(value).map_err(|e| HeaderError::Structured(e.to_string()))?;
+    let serde_json::Value::Object(object) = json else {
+        return Err(HeaderError::Structured("not a JSON object".to_owned()));
+    };
+    let mut attrs = BTreeMap::new();
+    let mut data = StructuredData::None;
+    for (name, value) in object {
+        match (name.as_str(), value) {
+            ("data", v) => {
+                if matches!(data, StructuredData::Base64(_)) {
+                    return Err(HeaderError::Structured("both data and data_base64".into()));
+                }
+                data = StructuredData::Json(v);
+            }
+            ("data_base64", serde_json::Value::String(s)) => {
+                if matches!(data, StructuredData::Json(_)) {
+                    return Err(HeaderError::Structured("both data and data_base64".into()));
+                }
+                data = StructuredData::Base64(s);
+            }
+            (_, serde_json::Value::Null) => {}
+            (_, serde_json::Value::String(s)) => {
+                attrs.insert(name, s);
+            }
+            (_, v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => {
+                attrs.insert(name, v.to_string());
+            }
+            (_, _) => return Err(invalid(&name, "not a string, number or boolean")),
+        }
+    }
+    let envelope = envelope_from_attributes(attrs, true)?;
+    Ok((envelope, data))
+}
+
+/// Reads the envelope of a consumed record in either mode: structured when its `content-type`
+/// says `application/cloudevents+json` (the value is parsed), binary otherwise (headers only).
+pub fn envelope_of(headers: &[Header], value: Option<&[u8]>) -> Result<Envelope, HeaderError> {
+    let ct = content_type(headers.iter().map(|h| (h.key.as_ref(), h.value.as_deref())))?;
+    match (ct, value) {
+        (Some(ct), Some(value)) if is_structured_json(ct) => Ok(decode_structured(value)?.0),
+        (Some(ct), None) if is_structured_json(ct) => Err(HeaderError::Structured(
+            "structured mode with a null value".into(),
+        )),
+        _ => decode_headers(headers),
+    }
+}
+
+#[cfg(test)]
+#[path = "cloudevents_tests.rs"]
+mod tests;

@@ -1,0 +1,119 @@
+//! What both codecs do around the payload: the envelope to headers on the way out, and the
+//! envelope from a record (checked against the type asked for) on the way in.
+
+use bytes::Bytes;
+use kafkit::consumer::ConsumerRecord;
+
+use crate::cloudevents::{self, HeaderError};
+use crate::envelope::{Envelope, Event};
+use crate::error::{DecodeErrorKind, EventsError, RawRecord};
+use crate::typed::EventPayload;
+
+/// The headers of `event` with `content-type` set to `content_type`.
+pub(crate) fn encode_envelope<T: EventPayload>(
+    topic: &str,
+    event: &Event<T>,
+    content_type: &str,
+) -> Result<Vec<(String, Option<Bytes>)>, EventsError> {
+    let mut envelope = event.envelope.clone();
+    envelope.data_content_type = Some(content_type.to_owned());
+    cloudevents::encode_headers(&envelope).map_err(|e| EventsError::Serialization {
+        topic: topic.to_owned(),
+        event_type: event.envelope.event_type.clone(),
+        message: format!("envelope: {e}"),
+        source: Some(Box::new(e)),
+    })
+}
+
+/// Whether any header is a CloudEvents attribute (`ce_*`).
+fn has_cloudevents_headers(record: &ConsumerRecord) -> bool {
+    record.headers.iter().any(|h| h.key.starts_with(b"ce_"))
+}
+
+/// The envelope of a record to be decoded as `T`, in binary mode (the codecs read structured
+/// mode themselves).
+///
+/// A record with no CloudEvents header at all (written by a plain Confluent serializer) gets an
+/// envelope made from the record: id `<topic>/<partition>/<offset>`, type `T::EVENT_TYPE`,
+/// source `kafka:<topic>`, time the record's timestamp. A record with CloudEvents headers must be
+/// of type `T::EVENT_TYPE`.
+pub(crate) fn decode_envelope<T: EventPayload>(
+    record: &ConsumerRecord,
+) -> Result<Envelope, EventsError> {
+    let raw = || RawRecord::from_consumer_record(record);
+    if !has_cloudevents_headers(record) {
+        let mut envelope = Envelope::new(T::EVENT_TYPE)
+            .with_id(format!(
+                "{}/{}/{}",
+                record.topic, record.partition, record.offset
+            ))
+            .with_source(format!("kafka:{}", record.topic), None);
+        envelope.time = (record.timestamp >= 0).then_some(record.timestamp);
+        envelope.data_content_type = cloudevents::content_type(
+            record
+                .headers
+                .iter()
+                .map(|h| (h.key.as_ref(), h.value.as_deref())),
+        )
+        .ok()
+        .flatten()
+        .and_then(|ct| std::str::from_utf8(ct).ok())
+        .map(str::to_owned);
+        return Ok(envelope);
+    }
+    let envelope = cloudevents::decode_headers(&record.headers)
+        .map_err(|e| EventsError::decode(raw(), DecodeErrorKind::Headers(e)))?;
+    check_type::<T>(record, envelope)
+}
+
+/// `envelope` if it is of type `T::EVENT_TYPE`, else a decode error.
+pub(crate) fn check_type<T: EventPayload>(
+    record: &ConsumerRecord,
+    envelope: Envelope,
+) -> Result<Envelope, EventsError> {
+    if envelope.event_type != T::EVENT_TYPE {
+        return Err(EventsError::decode(
+            RawRecord::from_consumer_record(record),
+            DecodeErrorKind::EventTypeMismatch {
+                expected: T::EVENT_TYPE.to_owned(),
+                found: envelope.event_type,
+            },
+        ));
+    }
+    Ok(envelope)
+}
+
+/// The record's value, or a decode error for a tombstone.
+pub(crate) fn value_of(record: &ConsumerRecord) -> Result<&Bytes, EventsError> {
+    record.value.as_ref().ok_or_else(|| {
+        EventsError::decode(
+            RawRecord::from_consumer_record(record),
+            DecodeErrorKind::NullValue,
+        )
+    })
+}
+
+/// Whether the record is a structured-mode CloudEvent (its `content-type`), or an error for a
+/// duplicated / null `content-type`.
+pub(crate) fn is_structured(record: &ConsumerRecord) -> Result<bool, EventsError> {
+    match cloudevents::content_type(
+        record
+            .headers
+            .iter()
+            .map(|h| (h.key.as_ref(), h.value.as_deref())),
+    ) {
+        Ok(ct) => Ok(ct.is_some_and(cloudevents::is_structured_json)),
+        Err(e) => Err(EventsError::decode(
+            RawRecord::from_consumer_record(record),
+            DecodeErrorKind::Headers(e),
+        )),
+    }
+}
+
+/// A header error on `record`.
+pub(crate) fn header_error(record: &ConsumerRecord, e: HeaderError) -> EventsError {
+    EventsError::decode(
+        RawRecord::from_consumer_record(record),
+        DecodeErrorKind::Headers(e),
+    )
+}
