@@ -54,6 +54,7 @@
 pub use kafkit as client;
 
 pub mod cloudevents;
+pub mod consume;
 pub mod envelope;
 pub mod error;
 pub mod format;
