@@ -18,7 +18,7 @@ use super::router::{RouteOutcome, Router};
 use super::stats::StatsCell;
 use super::EventConsumer;
 use crate::consume::dead_letter::{dead_letter_record, DeadLetterPolicy, Failure};
-use crate::consume::retry::{FailureKind, RetryPolicy};
+use crate::consume::retry::{FailureKind, HandlerFailure, RetryPolicy};
 use crate::consume::state::{Action, ProcessingSettings, ProcessingState};
 use crate::envelope::now_millis;
 use crate::error::{EventsError, RawRecord};
@@ -100,15 +100,14 @@ impl RebalanceListener for Listener {
     }
 }
 
-pub(crate) fn processing_settings(s: &super::ConsumerSettings) -> ProcessingSettings {
-    let mut retry = RetryPolicy::default();
-    retry.max_retries = s.max_retries;
-    retry.initial_backoff = s.initial_backoff;
-    retry.max_backoff = s.max_backoff;
-    let mut dead_letter = DeadLetterPolicy::default();
-    dead_letter.suffix = s.dead_letter_suffix.clone();
-    dead_letter.enabled = s.dead_letter_enabled;
-    dead_letter.keep_partition = s.dead_letter_keep_partition;
+pub(crate) fn processing_settings(
+    s: &super::ConsumerSettings,
+) -> Result<ProcessingSettings, EventsError> {
+    let retry = RetryPolicy::new(s.max_retries, s.initial_backoff, s.max_backoff)?;
+    let dead_letter = DeadLetterPolicy::default()
+        .with_suffix(s.dead_letter_suffix.clone())
+        .with_enabled(s.dead_letter_enabled)
+        .with_keep_partition(s.dead_letter_keep_partition);
     let mut settings = ProcessingSettings::default();
     settings.max_concurrent_partitions = s.max_concurrent_partitions;
     settings.max_buffered_bytes_per_partition = s.max_buffered_bytes_per_partition;
@@ -116,7 +115,8 @@ pub(crate) fn processing_settings(s: &super::ConsumerSettings) -> ProcessingSett
     settings.commit_every_n = s.commit_every_n;
     settings.retry = retry;
     settings.dead_letter = dead_letter;
-    settings
+    settings.validate()?;
+    Ok(settings)
 }
 
 struct Driver<'a> {
@@ -144,9 +144,9 @@ fn stats_of(owner: &EventConsumer) -> &StatsCell {
 }
 
 pub(crate) async fn run(owner: &EventConsumer) -> Result<(), EventsError> {
-    let settings = processing_settings(&owner.settings);
+    let settings = processing_settings(&owner.settings)?;
     let policy = settings.dead_letter.clone();
-    let state: Shared = Arc::new(Mutex::new(ProcessingState::new(settings)));
+    let state: Shared = Arc::new(Mutex::new(ProcessingState::new(settings)?));
     let listener = Arc::new(Listener {
         state: state.clone(),
     });
@@ -157,9 +157,9 @@ pub(crate) async fn run(owner: &EventConsumer) -> Result<(), EventsError> {
             Some(listener),
         )
         .await
-        .map_err(|e| EventsError::Consumer {
+        .map_err(|source| EventsError::Consume {
             context: format!("subscribing to {:?}", owner.topics),
-            source: e.into(),
+            source,
         })?;
     let (tx, rx) = mpsc::unbounded_channel();
     let mut driver = Driver {
@@ -188,7 +188,7 @@ impl Driver<'_> {
             }
             let now = Instant::now();
             let timeout = lock(&self.state)
-                .next_deadline(now.into_std())
+                .next_deadline()
                 .map_or(POLL, |d| d.saturating_duration_since(now.into_std()).min(POLL))
                 .max(Duration::from_millis(1));
             tokio::select! {
@@ -199,10 +199,10 @@ impl Driver<'_> {
                     Err(e) if e.is_retriable() => {
                         tracing::warn!(error = %e, "poll failed; retrying");
                     }
-                    Err(e) => {
-                        return Err(EventsError::Consumer {
+                    Err(source) => {
+                        return Err(EventsError::Consume {
                             context: "polling".to_owned(),
-                            source: e.into(),
+                            source,
                         })
                     }
                 },
@@ -261,6 +261,14 @@ impl Driver<'_> {
                     self.dispatch(tp, record, attempt);
                 }
                 Action::DeadLetter { tp, record, failure } => self.dead_letter(tp, record, failure),
+                Action::Discard { tp, record, failure } => {
+                    tracing::warn!(
+                        topic = %tp.topic, partition = tp.partition, offset = record.offset,
+                        error.class = %failure.class,
+                        "dead letters disabled: record given up after {} attempts: {}",
+                        failure.attempts, failure.message
+                    );
+                }
                 Action::Commit(offsets) => self.commit(offsets),
                 Action::Pause(tps) => {
                     let _ = self.owner.consumer.pause(&tps);
@@ -370,7 +378,7 @@ impl Driver<'_> {
                         stats.processed(&tp.topic, &event_type, elapsed, Err(&class), metrics);
                         let failure = failure_of(&class, &e.to_string(), None, chain(&e), attempt);
                         self.log_failure(&record, &failure, false);
-                        Err((FailureKind::NotRetriable, failure))
+                        Err(HandlerFailure::not_retriable(failure))
                     }
                     RouteOutcome::Failed(e) => {
                         stats.processed(&tp.topic, &event_type, elapsed, Err(e.class()), metrics);
@@ -387,7 +395,7 @@ impl Driver<'_> {
                             attempt,
                         );
                         self.log_failure(&record, &failure, e.is_retriable());
-                        Err((kind, failure))
+                        Err(HandlerFailure { kind, failure })
                     }
                 };
                 lock(&self.state).handled(&tp, record.offset, result, now);
@@ -405,7 +413,10 @@ impl Driver<'_> {
             }
             Done::Committed { offsets, result } => match result {
                 Ok(()) => lock(&self.state).committed(&offsets),
-                Err(e) => tracing::warn!(error = %e, "commit failed"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "commit failed; sent again with the next one");
+                    lock(&self.state).commit_failed(&offsets);
+                }
             },
         }
     }
@@ -442,6 +453,7 @@ impl Driver<'_> {
         self.stopping = true;
         let consumer = &self.owner.consumer;
         let _ = consumer.pause(&consumer.assignment());
+        lock(&self.state).drain();
         let deadline = Instant::now() + self.owner.settings.shutdown_timeout;
         while self.in_flight > 0 {
             match tokio::time::timeout_at(deadline, self.rx.recv()).await {
@@ -454,8 +466,7 @@ impl Driver<'_> {
             self.complete(done);
         }
         self.execute();
-        let assignment = consumer.assignment();
-        let safe = lock(&self.state).revoke(&assignment);
+        let safe = lock(&self.state).take_commit();
         if !safe.is_empty() {
             if let Err(e) = consumer.commit_offsets_sync(&offsets_map(&safe)).await {
                 tracing::warn!(error = %e, "final commit failed");
@@ -480,11 +491,10 @@ fn failure_of(
     detail: Option<String>,
     attempts: u32,
 ) -> Failure {
-    let mut failure = Failure::new(class, message);
+    let mut failure = Failure::new(class, message, now_millis());
     failure.cause_class = cause_class.map(str::to_owned);
     failure.detail = detail;
     failure.attempts = attempts;
-    failure.failed_at_ms = now_millis();
     failure
 }
 

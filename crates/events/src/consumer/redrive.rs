@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use crate::config::EventsConfig;
 use crate::consume::dead_letter::redrive_record;
 use crate::error::EventsError;
+use crate::producer::errors::from_produce;
 
 /// How a redrive runs.
 #[derive(Debug, Clone)]
@@ -113,9 +114,9 @@ pub async fn redrive(
     let committed = source
         .committed(&tps)
         .await
-        .map_err(|e| EventsError::Consumer {
+        .map_err(|source| EventsError::Consume {
             context: "reading the redrive group's offsets".to_owned(),
-            source: kafkit::Error::from(kafkit::consumer::ConsumeError::Commit(e)),
+            source,
         })?;
     let assign = source.assign(tps.clone());
     let mut positions: BTreeMap<TopicPartition, i64> = BTreeMap::new();
@@ -132,7 +133,7 @@ pub async fn redrive(
     let out = Producer::new(config.producer().clone())
         .await
         .map_err(|source| EventsError::Producer {
-            context: "connecting the redrive producer".to_owned(),
+            topic: dead_letter_topic.to_owned(),
             source,
         })?;
     let mut report = RedriveReport::default();
@@ -146,9 +147,9 @@ pub async fn redrive(
         let records = source
             .poll(Duration::from_millis(200))
             .await
-            .map_err(|e| EventsError::Consumer {
+            .map_err(|source| EventsError::Consume {
                 context: "reading dead letters".to_owned(),
-                source: e.into(),
+                source,
             })?;
         for record in records {
             let end = ends.get(&record.partition).copied().unwrap_or(0);
@@ -158,14 +159,10 @@ pub async fn redrive(
             let tp = TopicPartition::new(dead_letter_topic, record.partition);
             match redrive_record(&record) {
                 Ok(pr) => {
-                    let delivery = out.send(pr).await.map_err(|e| EventsError::Producer {
-                        context: format!("redriving {dead_letter_topic}@{}", record.offset),
-                        source: e.into(),
-                    })?;
-                    delivery.await.map_err(|e| EventsError::Producer {
-                        context: format!("redriving {dead_letter_topic}@{}", record.offset),
-                        source: e.into(),
-                    })?;
+                    let topic = pr.topic.to_string();
+                    let produce_err = |e| from_produce(&topic, "dead letter", e);
+                    let delivery = out.send(pr).await.map_err(produce_err)?;
+                    delivery.await.map_err(produce_err)?;
                     report.redriven += 1;
                 }
                 Err(e) => {
@@ -184,9 +181,9 @@ pub async fn redrive(
     source
         .commit_offsets_sync(&offsets)
         .await
-        .map_err(|e| EventsError::Consumer {
+        .map_err(|source| EventsError::Consume {
             context: "committing the redriven offsets".to_owned(),
-            source: e.into(),
+            source,
         })?;
     let _ = out.close(Duration::from_secs(5)).await;
     source.close(std::time::Instant::now() + Duration::from_secs(5)).await;
