@@ -25,13 +25,7 @@ use crate::error::{EventsError, RawRecord};
 
 /// What a spawned task reports back.
 enum Done {
-    Handled {
-        tp: TopicPartition,
-        record: ConsumerRecord,
-        attempt: u32,
-        outcome: RouteOutcome,
-        elapsed: Duration,
-    },
+    Handled(Box<Handled>),
     DeadLettered {
         tp: TopicPartition,
         offset: i64,
@@ -41,6 +35,14 @@ enum Done {
         offsets: Vec<(TopicPartition, i64)>,
         result: Result<(), String>,
     },
+}
+
+struct Handled {
+    tp: TopicPartition,
+    record: ConsumerRecord,
+    attempt: u32,
+    outcome: RouteOutcome,
+    elapsed: Duration,
 }
 
 type Shared = Arc<Mutex<ProcessingState>>;
@@ -108,13 +110,14 @@ pub(crate) fn processing_settings(
         .with_suffix(s.dead_letter_suffix.clone())
         .with_enabled(s.dead_letter_enabled)
         .with_keep_partition(s.dead_letter_keep_partition);
-    let mut settings = ProcessingSettings::default();
-    settings.max_concurrent_partitions = s.max_concurrent_partitions;
-    settings.max_buffered_bytes_per_partition = s.max_buffered_bytes_per_partition;
-    settings.commit_interval = s.commit_interval;
-    settings.commit_every_n = s.commit_every_n;
-    settings.retry = retry;
-    settings.dead_letter = dead_letter;
+    let settings = ProcessingSettings {
+        max_concurrent_partitions: s.max_concurrent_partitions,
+        max_buffered_bytes_per_partition: s.max_buffered_bytes_per_partition,
+        commit_interval: s.commit_interval,
+        commit_every_n: s.commit_every_n,
+        retry,
+        dead_letter,
+    };
     settings.validate()?;
     Ok(settings)
 }
@@ -309,13 +312,13 @@ impl Driver<'_> {
                     RouteOutcome::Failed(HandlerError::retriable_msg(message).with_class("panic"))
                 }
             };
-            let _ = tx.send(Done::Handled {
+            let _ = tx.send(Done::Handled(Box::new(Handled {
                 tp,
                 record,
                 attempt,
                 outcome,
                 elapsed: started.elapsed(),
-            });
+            })));
         });
     }
 
@@ -356,13 +359,14 @@ impl Driver<'_> {
         let stats = stats_of(self.owner);
         let metrics = self.owner.settings.metrics;
         match done {
-            Done::Handled {
-                tp,
-                record,
-                attempt,
-                outcome,
-                elapsed,
-            } => {
+            Done::Handled(handled) => {
+                let Handled {
+                    tp,
+                    record,
+                    attempt,
+                    outcome,
+                    elapsed,
+                } = *handled;
                 self.in_flight -= 1;
                 stats
                     .in_flight
