@@ -174,10 +174,14 @@ pub(crate) async fn run(owner: &EventConsumer) -> Result<(), EventsError> {
         stopping: false,
         policy,
     };
-    stats_of(owner).running.store(true, std::sync::atomic::Ordering::Relaxed);
+    stats_of(owner)
+        .running
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     let result = driver.main_loop().await;
     driver.stop().await;
-    stats_of(owner).running.store(false, std::sync::atomic::Ordering::Relaxed);
+    stats_of(owner)
+        .running
+        .store(false, std::sync::atomic::Ordering::Relaxed);
     result
 }
 
@@ -192,7 +196,9 @@ impl Driver<'_> {
             let now = Instant::now();
             let timeout = lock(&self.state)
                 .next_deadline()
-                .map_or(POLL, |d| d.saturating_duration_since(now.into_std()).min(POLL))
+                .map_or(POLL, |d| {
+                    d.saturating_duration_since(now.into_std()).min(POLL)
+                })
                 .max(Duration::from_millis(1));
             tokio::select! {
                 _ = shutdown.changed() => {}
@@ -253,7 +259,11 @@ impl Driver<'_> {
             let action = lock(&self.state).poll_action(now);
             let Some(action) = action else { break };
             match action {
-                Action::Dispatch { tp, record, attempt } => {
+                Action::Dispatch {
+                    tp,
+                    record,
+                    attempt,
+                } => {
                     if self.stopping {
                         // Not started: re-read after the restart (nothing past it is committed).
                         continue;
@@ -263,8 +273,16 @@ impl Driver<'_> {
                     }
                     self.dispatch(tp, record, attempt);
                 }
-                Action::DeadLetter { tp, record, failure } => self.dead_letter(tp, record, failure),
-                Action::Discard { tp, record, failure } => {
+                Action::DeadLetter {
+                    tp,
+                    record,
+                    failure,
+                } => self.dead_letter(tp, record, failure),
+                Action::Discard {
+                    tp,
+                    record,
+                    failure,
+                } => {
                     tracing::warn!(
                         topic = %tp.topic, partition = tp.partition, offset = record.offset,
                         error.class = %failure.class,
@@ -343,7 +361,11 @@ impl Driver<'_> {
 
     fn commit(&mut self, offsets: Vec<(TopicPartition, i64)>) {
         let tx = self.tx.clone();
-        match self.owner.consumer.commit_async(Some(offsets_map(&offsets))) {
+        match self
+            .owner
+            .consumer
+            .commit_async(Some(offsets_map(&offsets)))
+        {
             Ok(handle) => {
                 tokio::spawn(async move {
                     let result = handle.await.map_err(|e| e.to_string());

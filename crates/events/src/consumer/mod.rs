@@ -170,7 +170,10 @@ impl ConsumerSettings {
             return bad("commit_every_n", "must be at least 1");
         }
         if self.initial_backoff > self.max_backoff {
-            return bad("events.retry.backoff.ms", "greater than the maximum backoff");
+            return bad(
+                "events.retry.backoff.ms",
+                "greater than the maximum backoff",
+            );
         }
         if self.dead_letter_suffix.is_empty() {
             return bad(
@@ -233,7 +236,10 @@ impl EventConsumer {
 
     /// A builder from explicit client settings: the consumer's (its `group.id` is the
     /// group) and the producer's for dead letters.
-    pub fn builder_with(consumer: ConsumerConfigBuilder, producer: ProducerConfig) -> EventConsumerBuilder {
+    pub fn builder_with(
+        consumer: ConsumerConfigBuilder,
+        producer: ProducerConfig,
+    ) -> EventConsumerBuilder {
         let group = consumer
             .build()
             .ok()
@@ -298,7 +304,9 @@ impl EventConsumerBuilder {
     /// Any consumer property by its Java name (`group.protocol`, `max.poll.records`, …).
     pub fn set(mut self, key: &str, value: &str) -> Self {
         self.consumer = match self.consumer {
-            Ok(b) => b.set(key, value).map_err(|e| EventsError::configuration(key, e.to_string())),
+            Ok(b) => b
+                .set(key, value)
+                .map_err(|e| EventsError::configuration(key, e.to_string())),
             Err(e) => Err(e),
         };
         self
@@ -353,10 +361,16 @@ impl EventConsumerBuilder {
             return Err(EventsError::configuration("topics", "no topic to consume"));
         }
         if self.router.is_empty() {
-            return Err(EventsError::configuration("handlers", "no handler registered"));
+            return Err(EventsError::configuration(
+                "handlers",
+                "no handler registered",
+            ));
         }
         if self.group.is_empty() {
-            return Err(EventsError::configuration("group.id", "a consumer group is needed"));
+            return Err(EventsError::configuration(
+                "group.id",
+                "a consumer group is needed",
+            ));
         }
         let mut builder = self.consumer?;
         builder = builder.group_id(&self.group).enable_auto_commit(false);

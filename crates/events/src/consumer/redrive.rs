@@ -186,6 +186,8 @@ pub async fn redrive(
             source,
         })?;
     let _ = out.close(Duration::from_secs(5)).await;
-    source.close(std::time::Instant::now() + Duration::from_secs(5)).await;
+    source
+        .close(std::time::Instant::now() + Duration::from_secs(5))
+        .await;
     Ok(report)
 }

@@ -133,7 +133,11 @@ impl Router {
         E: EventPayload + DeserializeOwned,
     {
         let route: Arc<dyn Route> = Arc::new(TypedRoute { handler });
-        if self.routes.insert(E::EVENT_TYPE.to_owned(), route).is_some() {
+        if self
+            .routes
+            .insert(E::EVENT_TYPE.to_owned(), route)
+            .is_some()
+        {
             return Err(EventsError::configuration(
                 "handlers",
                 format!("two handlers for event type {}", E::EVENT_TYPE),
