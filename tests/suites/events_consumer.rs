@@ -15,7 +15,8 @@ use kafkit::state::group::TopicPartition;
 use kafkit_events::config::EventsConfig;
 use kafkit_events::consume::{dead_letter, read_dead_letter};
 use kafkit_events::consumer::{
-    EventConsumer, EventConsumerBuilder, HandlerError, ProcessingGuarantee, RecordContext,
+    redrive, EventConsumer, EventConsumerBuilder, HandlerError, ProcessingGuarantee, RecordContext,
+    RedriveOptions,
 };
 use kafkit_events::format::{EventCodec, JsonCodec, SerdeConfig};
 use kafkit_events::{Event, EventPayload, EventsError};
@@ -614,4 +615,47 @@ async fn exactly_once_is_refused_until_transactions_land() {
     assert!(matches!(err, EventsError::Configuration { .. }), "{err:?}");
     assert!(err.to_string().contains("processing.guarantee"), "{err}");
     assert!(err.to_string().contains("#13"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redrive_republishes_dead_letters_once_without_error_headers() {
+    let topic = topic(1).await;
+    let group = unique_name("evcons-g");
+    let sent = send_pings(&topic, 0, &pings(0..3, &[1])).await;
+    let consumer = builder(&topic, &group)
+        .configure(|s| s.max_retries = 0)
+        .on::<Ping, _, _>(|event: Event<Ping>, _ctx: RecordContext| async move {
+            if event.data.fail {
+                return Err(HandlerError::not_retriable_msg("bad ping"));
+            }
+            Ok(())
+        })
+        .build()
+        .await
+        .unwrap();
+    let (consumer, run) = start(consumer);
+    wait_until("dead letter", || consumer.stats().dead_lettered == 1).await;
+    wait_until("all handled", || consumer.stats().processed == 2).await;
+    stop(&consumer, run).await;
+
+    let config = EventsConfig::builder()
+        .bootstrap_servers(&kafka().bootstrap)
+        .build()
+        .unwrap();
+    let dlq = format!("{topic}.dlq");
+    let report = redrive(&config, &dlq, RedriveOptions::default()).await.unwrap();
+    assert_eq!((report.redriven, report.skipped, report.complete), (1, 0, true));
+    let all = read_all(&topic, 1, 4).await;
+    assert_eq!(all.len(), 4);
+    let back = &all[3];
+    assert_eq!(back.value, sent[1].value);
+    assert_eq!(back.key, sent[1].key);
+    assert!(
+        back.headers.iter().all(|h| !h.key.starts_with(b"kafka_dlt-")),
+        "error headers stripped"
+    );
+    assert_eq!(back.header("ce_id").cloned(), sent[1].headers.iter().find(|(k, _)| k == "ce_id").and_then(|(_, v)| v.clone()));
+    // A second run finds nothing new.
+    let again = redrive(&config, &dlq, RedriveOptions::default()).await.unwrap();
+    assert_eq!(again.redriven, 0);
 }
