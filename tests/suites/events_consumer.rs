@@ -643,19 +643,137 @@ async fn redrive_republishes_dead_letters_once_without_error_headers() {
         .build()
         .unwrap();
     let dlq = format!("{topic}.dlq");
-    let report = redrive(&config, &dlq, RedriveOptions::default()).await.unwrap();
-    assert_eq!((report.redriven, report.skipped, report.complete), (1, 0, true));
+    let report = redrive(&config, &dlq, RedriveOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.redriven, report.skipped, report.complete),
+        (1, 0, true)
+    );
     let all = read_all(&topic, 1, 4).await;
     assert_eq!(all.len(), 4);
     let back = &all[3];
     assert_eq!(back.value, sent[1].value);
     assert_eq!(back.key, sent[1].key);
     assert!(
-        back.headers.iter().all(|h| !h.key.starts_with(b"kafka_dlt-")),
+        back.headers
+            .iter()
+            .all(|h| !h.key.starts_with(b"kafka_dlt-")),
         "error headers stripped"
     );
-    assert_eq!(back.header("ce_id").cloned(), sent[1].headers.iter().find(|(k, _)| k == "ce_id").and_then(|(_, v)| v.clone()));
+    assert_eq!(
+        back.header("ce_id").cloned(),
+        sent[1]
+            .headers
+            .iter()
+            .find(|(k, _)| k == "ce_id")
+            .and_then(|(_, v)| v.clone())
+    );
     // A second run finds nothing new.
-    let again = redrive(&config, &dlq, RedriveOptions::default()).await.unwrap();
+    let again = redrive(&config, &dlq, RedriveOptions::default())
+        .await
+        .unwrap();
     assert_eq!(again.redriven, 0);
+}
+
+/// The consuming process of the crash test (run by the test below as a child process of this
+/// test binary; ignored otherwise): handles `Ping`s, appending each `n` to a file, slowly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "child process of crash_safety_every_event_handled_after_sigkill"]
+async fn crash_safety_child() {
+    let (Ok(topic), Ok(group), Ok(out)) = (
+        std::env::var("EVCONS_CHILD_TOPIC"),
+        std::env::var("EVCONS_CHILD_GROUP"),
+        std::env::var("EVCONS_CHILD_OUT"),
+    ) else {
+        return;
+    };
+    let consumer = builder(&topic, &group)
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "500")
+        .on::<Ping, _, _>(move |event: Event<Ping>, _ctx: RecordContext| {
+            let out = out.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                use std::io::Write;
+                let mut file = std::fs::OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .open(&out)?;
+                file.write_all(format!("{}\n", event.data.n).as_bytes())?;
+                Ok(())
+            }
+        })
+        .build()
+        .await
+        .unwrap();
+    // Killed by the parent long before this.
+    let _ = tokio::time::timeout(Duration::from_secs(180), consumer.run()).await;
+}
+
+fn handled_ns(path: &std::path::Path) -> Vec<u64> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_safety_every_event_handled_after_sigkill() {
+    let topic = topic(3).await;
+    let group = unique_name("evcons-g");
+    let total = 600u64;
+    for p in 0..3 {
+        let ns: Vec<Ping> = pings(0..total, &[])
+            .into_iter()
+            .filter(|ping| ping.n % 3 == p as u64)
+            .collect();
+        send_pings(&topic, p, &ns).await;
+    }
+    let out = std::env::temp_dir().join(format!("{group}.handled"));
+    let spawn = || {
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--ignored", "--exact", "crash_safety_child", "--nocapture"])
+            .env("EVCONS_CHILD_TOPIC", &topic)
+            .env("EVCONS_CHILD_GROUP", &group)
+            .env("EVCONS_CHILD_OUT", &out)
+            .env("KAFKA_BOOTSTRAP_SERVERS", &kafka().bootstrap)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = spawn();
+    wait_until("the first process handles some", || {
+        handled_ns(&out).len() >= 100
+    })
+    .await;
+    first.kill().unwrap(); // SIGKILL: no commit, no leave
+    let _ = first.wait();
+    let before = handled_ns(&out).len();
+    assert!(
+        (before as u64) < total,
+        "killed mid-stream ({before} handled)"
+    );
+    // Two members now: they share the partitions (a rebalance when the second joins).
+    let mut a = spawn();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut b = spawn();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let missing = loop {
+        let seen: std::collections::BTreeSet<u64> = handled_ns(&out).into_iter().collect();
+        let missing: Vec<u64> = (0..total).filter(|n| !seen.contains(n)).collect();
+        if missing.is_empty() || Instant::now() > deadline {
+            break missing;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let _ = a.kill();
+    let _ = b.kill();
+    let _ = (a.wait(), b.wait());
+    // At least once: duplicates allowed (records handled but not committed before the kill),
+    // gaps not.
+    assert!(missing.is_empty(), "never handled: {missing:?}");
+    let _ = std::fs::remove_file(&out);
 }
