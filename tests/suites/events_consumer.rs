@@ -561,7 +561,7 @@ async fn buffered_bytes_stay_under_the_limit_with_a_stalled_handler() {
             .headers
             .push(("pad".to_owned(), Some(Bytes::from(vec![b'x'; 1000]))));
         one = record.value.as_ref().map_or(0, |v| v.len()) + 1100;
-        let _ = producer.send(record).await.unwrap();
+        drop(producer.send(record).await.unwrap());
     }
     producer.flush().await.unwrap();
     let limit = 32 * 1024;

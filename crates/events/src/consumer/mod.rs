@@ -32,7 +32,8 @@
 //!     .await?;
 //! let shutdown = consumer.shutdown_handle();
 //! tokio::spawn(async move {
-//!     let _ = tokio::signal::ctrl_c().await;
+//!     // In a service: on SIGTERM (`tokio::signal`). Here: after a minute.
+//!     tokio::time::sleep(std::time::Duration::from_secs(60)).await;
 //!     shutdown.shutdown();
 //! });
 //! consumer.run().await?;
