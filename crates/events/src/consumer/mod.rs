@@ -456,3 +456,6 @@ impl EventConsumer {
         driver::run(self).await
     }
 }
+
+#[cfg(test)]
+mod tests;
