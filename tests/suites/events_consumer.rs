@@ -19,8 +19,10 @@ use kafkit_events::consumer::{
     RedriveOptions,
 };
 use kafkit_events::format::{EventCodec, JsonCodec, SerdeConfig};
+use kafkit_events::producer::EventProducer;
+use kafkit_events::typed::AvroSchemaSource;
 use kafkit_events::{Event, EventPayload, EventsError};
-use kafkit_tests::{kafka, unique_name};
+use kafkit_tests::{kafka, registry, unique_name};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -776,4 +778,103 @@ async fn crash_safety_every_event_handled_after_sigkill() {
     // gaps not.
     assert!(missing.is_empty(), "never handled: {missing:?}");
     let _ = std::fs::remove_file(&out);
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct Shipment {
+    id: String,
+    qty: i32,
+}
+
+impl EventPayload for Shipment {
+    const EVENT_TYPE: &'static str = "test.consumer.shipment";
+    fn avro_schema() -> Option<AvroSchemaSource> {
+        Some(AvroSchemaSource::avsc(
+            r#"{"type":"record","name":"Shipment","namespace":"test.consumer",
+                "fields":[{"name":"id","type":"string"},{"name":"qty","type":"int"}]}"#,
+        ))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn avro_and_json_on_one_topic_and_an_unknown_schema_id_is_dead_lettered() {
+    let topic = topic(1).await;
+    let group = unique_name("evcons-g");
+    let config = EventsConfig::builder()
+        .bootstrap_servers(&kafka().bootstrap)
+        .schema_registry_url(&registry().url)
+        .service_name("evcons-test")
+        .set("auto.offset.reset", "earliest")
+        .unwrap()
+        .build()
+        .unwrap();
+    let producer = EventProducer::new(&config).await.unwrap();
+    let ship = |id: &str| {
+        Event::new(Shipment {
+            id: id.to_owned(),
+            qty: 2,
+        })
+    };
+    producer.publish_to(&topic, ship("s-1")).await.unwrap();
+    producer
+        .publish_to(&topic, Event::new(Ping { n: 1, fail: false }))
+        .await
+        .unwrap();
+    // Confluent framing with a schema id the registry does not have.
+    let unknown = [0u8, 0x7f, 0xff, 0xff, 0x00, 2, b'x', 4];
+    send_raw(
+        &topic,
+        0,
+        vec![
+            ("ce_specversion", &b"1.0"[..]),
+            ("ce_id", &b"unknown-id-1"[..]),
+            ("ce_source", &b"test"[..]),
+            ("ce_type", Shipment::EVENT_TYPE.as_bytes()),
+            ("content-type", &b"application/avro"[..]),
+        ],
+        &unknown,
+    )
+    .await;
+    producer.publish_to(&topic, ship("s-2")).await.unwrap();
+    producer.close().await.unwrap();
+
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (s1, s2) = (seen.clone(), seen.clone());
+    let consumer = EventConsumer::builder(&config, &group)
+        .topics([topic.as_str()])
+        .configure(|s| {
+            s.initial_backoff = Duration::from_millis(50);
+            s.max_backoff = Duration::from_millis(200);
+            s.commit_interval = Duration::from_millis(100);
+        })
+        .on::<Shipment, _, _>(move |e: Event<Shipment>, _ctx: RecordContext| {
+            let s = s1.clone();
+            async move {
+                s.lock().unwrap().push(e.data.id);
+                Ok(())
+            }
+        })
+        .on::<Ping, _, _>(move |e: Event<Ping>, _ctx: RecordContext| {
+            let s = s2.clone();
+            async move {
+                s.lock().unwrap().push(format!("ping-{}", e.data.n));
+                Ok(())
+            }
+        })
+        .build()
+        .await
+        .unwrap();
+    let (consumer, run) = start(consumer);
+    wait_until("three events handled", || seen.lock().unwrap().len() == 3).await;
+    assert_eq!(*seen.lock().unwrap(), ["s-1", "ping-1", "s-2"]);
+    let dead = read_all(&format!("{topic}.dlq"), 1, 1).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].value.as_deref(), Some(&unknown[..]));
+    let info = read_dead_letter(&dead[0].headers).unwrap();
+    assert_eq!((info.attempts, info.original_offset), (Some(1), Some(2)));
+    stop(&consumer, run).await;
+    assert_eq!(
+        committed(&group).await.get(&TopicPartition::new(&topic, 0)),
+        Some(&4)
+    );
 }
