@@ -560,7 +560,7 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 /// The `process <topic>` span, with OpenTelemetry's messaging attributes and the producer's
 /// trace context (`traceparent`) recorded; with feature `opentelemetry` the span is made a
 /// child of it.
-fn process_span(record: &ConsumerRecord, group: &str, attempt: u32) -> tracing::Span {
+pub(crate) fn process_span(record: &ConsumerRecord, group: &str, attempt: u32) -> tracing::Span {
     let header = |name: &str| {
         record
             .header(name)

@@ -160,3 +160,38 @@ fn handler_errors_are_retriable_by_default_with_their_class_and_causes() {
     assert!(!e.is_retriable());
     assert_eq!(e.class(), "com.example.Bad");
 }
+
+/// A span around a publish is the parent of the handler's `process` span (the trace crosses
+/// producer → consumer through `traceparent`).
+#[cfg(feature = "opentelemetry")]
+#[tokio::test]
+async fn the_process_span_continues_the_producers_trace() {
+    use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let r = record(Created { id: 1 }).await;
+    let provider = SdkTracerProvider::builder().build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("evconsumer-test")));
+    tracing::subscriber::with_default(subscriber, || {
+        let send = tracing::info_span!("send t");
+        let _entered = send.enter();
+        let producer = send.context().span().span_context().clone();
+        let mut headers: Vec<(String, Option<Bytes>)> = Vec::new();
+        assert!(crate::trace_context::inject_current(&mut headers));
+        let mut consumed = r.clone();
+        for (k, v) in headers {
+            consumed.headers.push(kafkit::consumer::Header {
+                key: Bytes::from(k),
+                value: v,
+            });
+        }
+        drop(_entered);
+        let process = super::driver::process_span(&consumed, "g", 1);
+        let consumer = process.context().span().span_context().clone();
+        assert_eq!(consumer.trace_id(), producer.trace_id());
+        assert_ne!(consumer.span_id(), producer.span_id());
+    });
+}
