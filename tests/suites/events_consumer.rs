@@ -878,3 +878,37 @@ async fn avro_and_json_on_one_topic_and_an_unknown_schema_id_is_dead_lettered() 
         Some(&4)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kip848_group_protocol_handles_and_commits() {
+    let topic = topic(2).await;
+    let group = unique_name("evcons-g");
+    send_pings(&topic, 0, &pings(0..5, &[])).await;
+    send_pings(&topic, 1, &pings(5..10, &[])).await;
+    let seen: Seen = Arc::default();
+    let s = seen.clone();
+    let consumer = builder(&topic, &group)
+        .set("group.protocol", "consumer")
+        .on::<Ping, _, _>(move |event: Event<Ping>, ctx: RecordContext| {
+            let s = s.clone();
+            async move {
+                s.lock()
+                    .unwrap()
+                    .push((event.data.n, ctx.attempt, Instant::now()));
+                Ok(())
+            }
+        })
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(
+        consumer.client().config().group_protocol(),
+        kafkit::config::GroupProtocol::Consumer
+    );
+    let (consumer, run) = start(consumer);
+    wait_until("ten handled", || seen.lock().unwrap().len() == 10).await;
+    stop(&consumer, run).await;
+    let offsets = committed(&group).await;
+    assert_eq!(offsets.get(&TopicPartition::new(&topic, 0)), Some(&5));
+    assert_eq!(offsets.get(&TopicPartition::new(&topic, 1)), Some(&5));
+}
