@@ -19,7 +19,7 @@ use super::stats::StatsCell;
 use super::EventConsumer;
 use crate::consume::dead_letter::{dead_letter_record, DeadLetterPolicy, Failure};
 use crate::consume::retry::{FailureKind, HandlerFailure, RetryPolicy};
-use crate::consume::state::{Action, ProcessingSettings, ProcessingState};
+use crate::consume::state::{record_bytes, Action, ProcessingSettings, ProcessingState};
 use crate::envelope::now_millis;
 use crate::error::{EventsError, RawRecord};
 
@@ -131,15 +131,6 @@ struct Driver<'a> {
     in_flight: usize,
     stopping: bool,
     policy: DeadLetterPolicy,
-}
-
-fn record_bytes(r: &ConsumerRecord) -> usize {
-    r.key.as_ref().map_or(0, |k| k.len())
-        + r.value.as_ref().map_or(0, |v| v.len())
-        + r.headers
-            .iter()
-            .map(|h| h.key.len() + h.value.as_ref().map_or(0, |v| v.len()))
-            .sum::<usize>()
 }
 
 fn stats_of(owner: &EventConsumer) -> &StatsCell {
@@ -402,7 +393,13 @@ impl Driver<'_> {
                     RouteOutcome::Decode(e) => {
                         let class = decode_class(&e);
                         stats.processed(&tp.topic, &event_type, elapsed, Err(&class), metrics);
-                        let failure = failure_of(&class, &e.to_string(), None, chain(&e), attempt);
+                        let failure = failure_of(
+                            &class,
+                            &e.to_string(),
+                            None,
+                            super::handler::cause_chain(&e),
+                            attempt,
+                        );
                         self.log_failure(&record, &failure, false);
                         Err(HandlerFailure::not_retriable(failure))
                     }
@@ -451,13 +448,7 @@ impl Driver<'_> {
         if !self.owner.settings.logging {
             return;
         }
-        let header = |name: &str| {
-            record
-                .header(name)
-                .and_then(|v| std::str::from_utf8(v).ok())
-                .unwrap_or("")
-                .to_owned()
-        };
+        let header = |name: &str| header_text(record, name);
         tracing::warn!(
             topic = %record.topic,
             partition = record.partition,
@@ -535,18 +526,6 @@ fn decode_class(e: &EventsError) -> String {
     format!("kafkit_events::error::EventsError::{variant}")
 }
 
-fn chain(e: &dyn std::error::Error) -> Option<String> {
-    let mut out = String::new();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        out.push_str("caused by: ");
-        out.push_str(&cause.to_string());
-        out.push('\n');
-        source = cause.source();
-    }
-    (!out.is_empty()).then_some(out)
-}
-
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         format!("handler panicked: {s}")
@@ -561,13 +540,7 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 /// trace context (`traceparent`) recorded; with feature `opentelemetry` the span is made a
 /// child of it.
 pub(crate) fn process_span(record: &ConsumerRecord, group: &str, attempt: u32) -> tracing::Span {
-    let header = |name: &str| {
-        record
-            .header(name)
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .unwrap_or("")
-            .to_owned()
-    };
+    let header = |name: &str| header_text(record, name);
     let span = tracing::info_span!(
         "process",
         otel.name = %format!("process {}", record.topic),
@@ -601,6 +574,15 @@ pub(crate) fn process_span(record: &ConsumerRecord, group: &str, attempt: u32) -
         let _ = crate::trace_context::set_parent_from_headers(&span, headers());
     }
     span
+}
+
+/// A header's value as text ("" when missing or not UTF-8), for spans and log lines.
+fn header_text(record: &ConsumerRecord, name: &str) -> String {
+    record
+        .header(name)
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .unwrap_or("")
+        .to_owned()
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -67,6 +67,19 @@ impl RecordContext {
     }
 }
 
+/// The cause chain of `error`, one `caused by: …` line per source (`None` without sources).
+pub(crate) fn cause_chain<E: std::error::Error + ?Sized>(error: &E) -> Option<String> {
+    let mut out = String::new();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        out.push_str("caused by: ");
+        out.push_str(&cause.to_string());
+        out.push('\n');
+        source = cause.source();
+    }
+    (!out.is_empty()).then_some(out)
+}
+
 /// A handler's failure: whether a retry may help, the error's class and message, and its
 /// cause. Any `std::error::Error` converts into one with `?` and is **retriable** (as the
 /// seeds retry every exception); say otherwise with [`HandlerError::not_retriable`].
@@ -94,24 +107,14 @@ pub struct HandlerError {
 
 impl HandlerError {
     fn from_error<E: std::error::Error + ?Sized>(error: &E, class: &str, retriable: bool) -> Self {
-        let mut detail = String::new();
-        let mut source = error.source();
-        let mut cause_class = None;
-        while let Some(cause) = source {
-            if cause_class.is_none() {
-                cause_class = Some("std::error::Error".to_owned());
-            }
-            detail.push_str("caused by: ");
-            detail.push_str(&cause.to_string());
-            detail.push('\n');
-            source = cause.source();
-        }
+        let detail = cause_chain(error);
         HandlerError {
             retriable,
             class: class.to_owned(),
             message: error.to_string(),
-            cause_class,
-            detail: (!detail.is_empty()).then_some(detail),
+            // A source's concrete type is not known behind `dyn Error`.
+            cause_class: detail.as_ref().map(|_| "std::error::Error".to_owned()),
+            detail,
         }
     }
 
