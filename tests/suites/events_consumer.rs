@@ -15,8 +15,8 @@ use kafkit::state::group::TopicPartition;
 use kafkit_events::config::EventsConfig;
 use kafkit_events::consume::{dead_letter, read_dead_letter};
 use kafkit_events::consumer::{
-    redrive, EventConsumer, EventConsumerBuilder, HandlerError, ProcessingGuarantee, RecordContext,
-    RedriveOptions,
+    redrive, EventConsumer, EventConsumerBuilder, Handler, HandlerError, HandlerFuture,
+    ProcessingGuarantee, RecordContext, RedriveOptions,
 };
 use kafkit_events::format::{EventCodec, JsonCodec, SerdeConfig};
 use kafkit_events::producer::EventProducer;
@@ -193,6 +193,22 @@ fn header<'a>(record: &'a ConsumerRecord, name: &str) -> Option<&'a [u8]> {
 }
 
 type Seen = Arc<Mutex<Vec<(u64, u32, Instant)>>>;
+
+/// A `Handler` (trait object) that records every event it gets.
+struct Recorder(Seen);
+
+impl Handler<Ping> for Recorder {
+    fn handle<'a>(&'a self, event: Event<Ping>, ctx: RecordContext) -> HandlerFuture<'a> {
+        Box::pin(async move {
+            let now = Instant::now();
+            self.0
+                .lock()
+                .unwrap()
+                .push((event.data.n, ctx.attempt, now));
+            Ok(())
+        })
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_handler_is_retried_then_dead_lettered_and_the_partition_goes_on() {
@@ -411,17 +427,8 @@ async fn poison_pills_go_to_the_dead_letter_at_once_and_the_consumer_goes_on() {
     .await;
     send_pings(&topic, 0, &pings(1..2, &[])).await;
     let seen: Seen = Arc::default();
-    let s = seen.clone();
     let consumer = builder(&topic, &group)
-        .on::<Ping, _, _>(move |event: Event<Ping>, ctx: RecordContext| {
-            let s = s.clone();
-            async move {
-                s.lock()
-                    .unwrap()
-                    .push((event.data.n, ctx.attempt, Instant::now()));
-                Ok(())
-            }
-        })
+        .on_handler::<Ping>(Arc::new(Recorder(seen.clone())))
         .build()
         .await
         .unwrap();
@@ -886,18 +893,9 @@ async fn the_kip848_group_protocol_handles_and_commits() {
     send_pings(&topic, 0, &pings(0..5, &[])).await;
     send_pings(&topic, 1, &pings(5..10, &[])).await;
     let seen: Seen = Arc::default();
-    let s = seen.clone();
     let consumer = builder(&topic, &group)
         .set("group.protocol", "consumer")
-        .on::<Ping, _, _>(move |event: Event<Ping>, ctx: RecordContext| {
-            let s = s.clone();
-            async move {
-                s.lock()
-                    .unwrap()
-                    .push((event.data.n, ctx.attempt, Instant::now()));
-                Ok(())
-            }
-        })
+        .on_handler::<Ping>(Arc::new(Recorder(seen.clone())))
         .build()
         .await
         .unwrap();
