@@ -290,3 +290,57 @@ pub enum DecodeErrorKind {
     #[error("content type {0:?} is not one this codec reads")]
     ContentType(String),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::RegistryError;
+
+    #[test]
+    fn retriable_by_category() {
+        assert!(!EventsError::configuration("x", "y").is_retriable());
+        assert!(EventsError::Timeout {
+            operation: "flush".into(),
+            after: Duration::from_secs(1)
+        }
+        .is_retriable());
+        let unreachable = RegistryError::Unreachable {
+            urls: vec!["http://127.0.0.1:1".into()],
+            attempts: 4,
+            message: "refused".into(),
+        };
+        let e = EventsError::Registry {
+            context: "register".into(),
+            source: unreachable,
+        };
+        assert!(e.is_retriable());
+        assert!(e.to_string().contains("register"), "{e}");
+        let decode = EventsError::decode(
+            RawRecord {
+                topic: "t".into(),
+                offset: 9,
+                value: Some(Bytes::from_static(b"\x07")),
+                ..RawRecord::default()
+            },
+            DecodeErrorKind::NullValue,
+        );
+        assert!(!decode.is_retriable());
+        assert_eq!(decode.raw_record().map(|r| r.offset), Some(9));
+        assert_eq!(
+            decode.to_string(),
+            "cannot decode t-0@9: the value is null (a tombstone)"
+        );
+        let invalid = EventsError::SchemaValidation {
+            topic: "t".into(),
+            event_type: "a.b".into(),
+            issues: vec![ValidationIssue {
+                instance_path: "/amount".into(),
+                schema_path: "/properties/amount/minimum".into(),
+                message: "-1 is less than the minimum of 0".into(),
+            }],
+            record: None,
+        };
+        assert!(!invalid.is_retriable());
+        assert!(invalid.to_string().contains("at /amount: -1"), "{invalid}");
+    }
+}
