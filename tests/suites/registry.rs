@@ -281,3 +281,119 @@ async fn latest_cache_ttl() {
         .unwrap();
     assert_eq!(latest.version, Some(2));
 }
+
+/// A one-answer HTTPS registry on loopback (rustls with graviola, a throwaway CA made with the
+/// openssl CLI): the client verifies it through `schema.registry.ssl.ca.location`, and refuses
+/// it without that CA.
+#[tokio::test]
+async fn https_with_a_ca_file() {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let dir = std::env::temp_dir().join(unique_name("registry-tls"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sh = |script: &str| {
+        let status = std::process::Command::new("bash")
+            .arg("-ec")
+            .arg(script)
+            .current_dir(&dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "{script}");
+    };
+    sh(
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout ca.key -out ca.pem -days 2 -subj /CN=kafkit-test-ca",
+    );
+    sh(
+        "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout server.key -out server.csr -subj /CN=localhost",
+    );
+    sh(
+        "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n' > ext; \
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+        -out server.pem -days 2 -extfile ext",
+    );
+
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(dir.join("server.pem"))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+    let server =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls_graviola::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+    let server = Arc::new(server);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+            let Ok(conn) = rustls::ServerConnection::new(server.clone()) else {
+                return;
+            };
+            let mut tls = rustls::StreamOwned::new(conn, stream);
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 65536 {
+                match tls.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            if head.is_empty() {
+                continue; // a refused handshake
+            }
+            let body = r#"{"compatibilityLevel":"FULL_TRANSITIVE"}"#;
+            let _ = write!(
+                tls,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = tls.flush();
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        }
+    });
+
+    let url = format!("https://localhost:{port}");
+    let ca = dir.join("ca.pem");
+    let trusted = SchemaRegistry::new(
+        RegistryConfig::from_properties([
+            ("schema.registry.url", url.as_str()),
+            ("schema.registry.ssl.ca.location", ca.to_str().unwrap()),
+            ("max.retries", "0"),
+        ])
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        trusted.compatibility(None).await.unwrap(),
+        Compatibility::FullTransitive
+    );
+
+    // The webpki roots do not know this CA: the handshake fails, typed as unreachable.
+    let untrusted = SchemaRegistry::new(
+        RegistryConfig::from_properties([
+            ("schema.registry.url", url.as_str()),
+            ("max.retries", "0"),
+        ])
+        .unwrap(),
+    )
+    .unwrap();
+    let err = untrusted.compatibility(None).await.unwrap_err();
+    assert!(matches!(err, RegistryError::Unreachable { .. }), "{err:?}");
+    assert!(err.to_string().contains("certificate"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

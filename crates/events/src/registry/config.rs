@@ -1,32 +1,11 @@
 //! Registry client settings, in code or from Confluent's property names.
 
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use kafkit::config::Secret;
+
 use super::error::RegistryError;
-
-/// A secret string whose `Debug` prints `***`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The secret itself.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
 
 /// How the client authenticates to the registry.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

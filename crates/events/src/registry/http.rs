@@ -344,7 +344,7 @@ impl HttpBackend {
                     Ok(response) => response,
                     Err(e) => {
                         tracing::debug!(url = %url, error = %e, "schema registry request failed");
-                        last_transport = Some((e.is_timeout(), format!("{url}: {e}")));
+                        last_transport = Some((e.is_timeout(), format!("{url}: {}", chain(&e))));
                         continue;
                     }
                 };
@@ -397,20 +397,29 @@ impl HttpBackend {
         }
     }
 
+    /// POSTs `schema` (Confluent's request body) to `path`, a call about `subject`.
+    async fn post_schema(
+        &self,
+        path: &str,
+        subject: &str,
+        schema: &Schema,
+    ) -> Result<Vec<u8>, RegistryError> {
+        self.call(
+            Method::POST,
+            path,
+            Some(&schema_body(schema)),
+            About::Subject(subject),
+        )
+        .await
+    }
+
     pub(crate) async fn register(
         &self,
         subject: &str,
         schema: &Schema,
     ) -> Result<u32, RegistryError> {
         let path = format!("/subjects/{}/versions", escape_segment(subject));
-        let body = self
-            .call(
-                Method::POST,
-                &path,
-                Some(&schema_body(schema)),
-                About::Subject(subject),
-            )
-            .await?;
+        let body = self.post_schema(&path, subject, schema).await?;
         Ok(parse::<IdResponse>(&body)?.id)
     }
 
@@ -420,14 +429,7 @@ impl HttpBackend {
         schema: &Schema,
     ) -> Result<RegisteredSchema, RegistryError> {
         let path = format!("/subjects/{}", escape_segment(subject));
-        let body = self
-            .call(
-                Method::POST,
-                &path,
-                Some(&schema_body(schema)),
-                About::Subject(subject),
-            )
-            .await?;
+        let body = self.post_schema(&path, subject, schema).await?;
         let mut found = parse::<SchemaResponse>(&body)?.into_registered(None)?;
         found.subject.get_or_insert_with(|| subject.to_owned());
         Ok(found)
@@ -474,15 +476,7 @@ impl HttpBackend {
             "/compatibility/subjects/{}/versions/latest",
             escape_segment(subject)
         );
-        match self
-            .call(
-                Method::POST,
-                &path,
-                Some(&schema_body(schema)),
-                About::Subject(subject),
-            )
-            .await
-        {
+        match self.post_schema(&path, subject, schema).await {
             Ok(body) => Ok(parse::<CompatibilityCheck>(&body)?.is_compatible),
             // Nothing registered yet: nothing to be incompatible with.
             Err(RegistryError::NotFound {
@@ -545,6 +539,22 @@ fn level(body: &[u8]) -> Result<Compatibility, RegistryError> {
             message: "config without compatibilityLevel or compatibility".to_owned(),
         })?
         .parse()
+}
+
+/// An error and its sources, `: `-separated (reqwest's own message hides the cause, e.g. a
+/// refused connection or an unknown certificate issuer).
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, String> {

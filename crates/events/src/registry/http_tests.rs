@@ -309,3 +309,43 @@ async fn hostile_bodies_are_typed_errors() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn a_silent_registry_is_bounded_by_the_request_timeout_and_deadline() {
+    // Accepts connections and never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let config = RegistryConfig {
+        request_timeout: Duration::from_millis(300),
+        deadline: Duration::from_millis(1500),
+        max_retries: 50,
+        ..fast(vec![url])
+    };
+    let registry = SchemaRegistry::new(config).unwrap();
+    let start = Instant::now();
+    let err = registry.latest("s").await.unwrap_err();
+    assert!(matches!(err, RegistryError::Timeout { .. }), "{err:?}");
+    assert!(err.is_retriable());
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(registry.stats().requests >= 2, "{:?}", registry.stats());
+}
+
+#[test]
+fn a_missing_ca_file_is_a_config_error() {
+    let config = RegistryConfig {
+        ca_location: Some("/nonexistent/ca.pem".into()),
+        ..RegistryConfig::new(["https://127.0.0.1:1"])
+    };
+    let err = SchemaRegistry::new(config).unwrap_err();
+    assert!(matches!(err, RegistryError::Config { .. }), "{err:?}");
+}
