@@ -246,7 +246,13 @@ async fn main() -> Result<(), BoxError> {
     for (k, v) in props {
         builder = builder.set(k, v)?;
     }
-    // Metrics, tracing and logging stay on (the facade is a no-op without a recorder).
+    // Metrics, tracing and logging stay on (the facade is a no-op without a recorder), unless
+    // KAFKIT_BENCH_OBSERVABILITY=off (to see what they cost).
+    if std::env::var("KAFKIT_BENCH_OBSERVABILITY").as_deref() == Ok("off") {
+        for key in ["events.metrics.enabled", "events.tracing.enabled", "events.logging.enabled"] {
+            builder = builder.set(key, "false")?;
+        }
+    }
     let config = builder.build()?;
     let events = EventProducer::with_registry(&config, SchemaRegistry::in_memory()).await?;
     let admin = Admin::connect(&bootstrap).await?;

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafkit::producer::{DeliveryFuture, Producer, RecordMetadata};
+use kafkit::producer::{DeliveryFuture, Producer, RecordMetadata, Topic};
 use serde::Serialize;
 use tracing::Instrument;
 
@@ -79,7 +79,7 @@ impl std::fmt::Debug for EventProducer {
 
 /// One event encoded and queued, its delivery not yet awaited.
 struct Pending {
-    topic: String,
+    topic: Topic,
     event_type: &'static str,
     size: usize,
     started: Instant,
@@ -175,7 +175,7 @@ impl EventProducer {
     where
         T: EventPayload + Serialize,
     {
-        let (pending, delivery) = self.enqueue(topic, event, None).await?;
+        let (pending, delivery) = self.enqueue(&Topic::from(topic), event, None).await?;
         self.settle(pending, delivery.await)
     }
 
@@ -214,10 +214,11 @@ impl EventProducer {
         I: IntoIterator<Item = Event<T>>,
         K: Fn(&Event<T>) -> Option<String>,
     {
+        let topic = Topic::from(topic);
         let mut queued = Vec::new();
         for event in events {
             let key = key_fn(&event).map(Bytes::from);
-            queued.push(self.enqueue(topic, event, Some(key)).await);
+            queued.push(self.enqueue(&topic, event, Some(key)).await);
         }
         let mut outcomes = Vec::with_capacity(queued.len());
         for entry in queued {
@@ -275,7 +276,7 @@ impl EventProducer {
     /// Encodes `event` and hands it to the producer; `key` overrides the payload's key.
     async fn enqueue<T>(
         &self,
-        topic: &str,
+        topic: &Topic,
         mut event: Event<T>,
         key: Option<Option<Bytes>>,
     ) -> Result<(Pending, DeliveryFuture), EventsError>
@@ -295,7 +296,7 @@ impl EventProducer {
             tracing::Span::none()
         };
         let mut pending = Pending {
-            topic: topic.to_owned(),
+            topic: topic.clone(),
             event_type: T::EVENT_TYPE,
             size: 0,
             started,
@@ -323,7 +324,7 @@ impl EventProducer {
                 );
             }
         }
-        let record = encoded.into_record(topic);
+        let record = encoded.into_record(topic.clone());
         match self.inner.producer.send(record).await {
             Ok(delivery) => Ok((pending, delivery)),
             Err(e) => Err(self.fail(&pending, errors::from_produce(topic, T::EVENT_TYPE, e))),
