@@ -35,13 +35,20 @@ fn round_trip(batch: &RecordBatch) {
     }
     let headers: Vec<Vec<HeaderRef<'_>>> = records
         .iter()
-        .map(|r| r.headers.iter().map(|h| HeaderRef::new(&h.key, h.value.as_deref())).collect())
+        .map(|r| {
+            r.headers
+                .iter()
+                .map(|h| HeaderRef::new(&h.key, h.value.as_deref()))
+                .collect()
+        })
         .collect();
     let mut buf = BytesMut::new();
     let mut builder = BatchBuilder::new(&mut buf, batch.header.base_offset);
     for (r, h) in records.iter().zip(&headers) {
         if builder
-            .append(&RecordRef::new(r.timestamp, r.key.as_deref(), r.value.as_deref()).with_headers(h))
+            .append(
+                &RecordRef::new(r.timestamp, r.key.as_deref(), r.value.as_deref()).with_headers(h),
+            )
             .is_err()
         {
             return; // e.g. a timestamp delta the encoder refuses
@@ -55,7 +62,10 @@ fn round_trip(batch: &RecordBatch) {
         return;
     }
     let mut again = BatchReader::new(buf.freeze());
-    let decoded = again.next_batch().expect("our own batch decodes").expect("one batch");
+    let decoded = again
+        .next_batch()
+        .expect("our own batch decodes")
+        .expect("one batch");
     let before: Vec<(i64, i64, Option<&[u8]>, Option<&[u8]>)> = records.iter().map(key).collect();
     let after: Vec<(i64, i64, Option<&[u8]>, Option<&[u8]>)> =
         decoded.records().iter().map(key).collect();

@@ -341,7 +341,11 @@ fn revocation_drops_the_queue_and_ignores_late_results() {
     // Records of partitions not assigned are dropped.
     s.push(rec(5, 0, 10), now);
     assert_eq!(s.buffered_bytes_of(&tp(5)), 0);
-    assert_eq!(s.buffered_bytes(), 10, "only the re-fetched record of partition 0");
+    assert_eq!(
+        s.buffered_bytes(),
+        10,
+        "only the re-fetched record of partition 0"
+    );
 }
 
 #[test]
