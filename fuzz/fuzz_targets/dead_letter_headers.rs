@@ -42,39 +42,15 @@ const NAMES: &[&[u8]] = &[
     b"traceparent",
 ];
 
-/// Splits `data` into headers: per header, a name byte (< 0x80: a dictionary name; else that
-/// many low bits of raw name bytes follow), a value length byte (0xff: null) and the value.
-fn headers(mut data: &[u8]) -> Vec<Header> {
-    let mut list = Vec::new();
-    while let Some((&name_byte, rest)) = data.split_first() {
-        data = rest;
-        let name: &[u8] = if name_byte < 0x80 {
-            NAMES[usize::from(name_byte) % NAMES.len()]
-        } else {
-            let n = usize::from(name_byte & 0x1f).min(data.len());
-            let (name, rest) = data.split_at(n);
-            data = rest;
-            name
-        };
-        let value = match data.split_first() {
-            None => Some(&b""[..]),
-            Some((&0xff, rest)) => {
-                data = rest;
-                None
-            }
-            Some((&len, rest)) => {
-                let n = usize::from(len).min(rest.len());
-                let (value, rest) = rest.split_at(n);
-                data = rest;
-                Some(value)
-            }
-        };
-        list.push(Header {
+/// The header list `data` describes (see [`kafkit_fuzz::split_headers`]).
+fn headers(data: &[u8]) -> Vec<Header> {
+    kafkit_fuzz::split_headers(data, NAMES)
+        .into_iter()
+        .map(|(name, value)| Header {
             key: Bytes::copy_from_slice(name),
             value: value.map(Bytes::copy_from_slice),
-        });
-    }
-    list
+        })
+        .collect()
 }
 
 fn consumed(topic: &str, partition: i32, headers: Vec<Header>) -> ConsumerRecord {

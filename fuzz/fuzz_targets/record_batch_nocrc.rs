@@ -13,9 +13,7 @@ fn fix_crc(data: &mut [u8]) {
         return;
     }
     let length = i32::from_be_bytes([data[8], data[9], data[10], data[11]]);
-    let Ok(length) = usize::try_from(length) else {
-        return;
-    };
+    let Ok(length) = usize::try_from(length) else { return };
     let end = (12 + length).min(data.len());
     if end <= 21 {
         return;
