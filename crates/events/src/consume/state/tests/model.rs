@@ -166,9 +166,24 @@ impl Driver {
                         ))),
                     };
                     let ok = result.is_ok();
+                    let retry = outcome == 2;
                     self.s.handled(&tp(p), offset, result, self.now);
                     if ok {
                         self.ack(p, epoch, offset)?;
+                    }
+                    let current = self.epochs.get(&p).filter(|e| e.id == epoch);
+                    if let Some(e) = current
+                        .filter(|e| retry && e.last_attempt <= self.settings.retry.max_retries())
+                    {
+                        // A retry wait: due within the policy's ceiling for this retry.
+                        let bound = self.now + self.settings.retry.ceiling(e.last_attempt);
+                        let due = self.s.next_deadline();
+                        prop_assert!(
+                            due.is_some_and(|d| d <= bound),
+                            "retry due {:?} > {:?}",
+                            due,
+                            bound
+                        );
                     }
                 }
             }
