@@ -388,3 +388,17 @@ fn zero_limits_are_refused() {
         assert!(matches!(err, EventsError::Configuration { .. }), "{err}");
     }
 }
+
+#[test]
+fn hostile_offsets_do_not_overflow() {
+    let now = Instant::now();
+    let mut s = state(settings(), &[0]);
+    s.push(rec(0, i64::MAX, 1), now);
+    drain_actions(&mut s, now);
+    s.handled(&tp(0), i64::MAX, Ok(()), now);
+    drain_actions(&mut s, now);
+    assert_eq!(s.take_commit(), vec![(tp(0), i64::MAX)]);
+    // Nothing at or below an offset already pushed is taken again.
+    s.push(rec(0, 5, 1), now);
+    assert_eq!(s.buffered_bytes(), 0);
+}
