@@ -28,7 +28,6 @@ use bytes::Bytes;
 use kafkit::consumer::{ConsumerRecord, Header};
 use kafkit::producer::ProducerRecord;
 
-use crate::error::EventsError;
 use crate::error::RawRecord;
 
 /// Spring's header: the source topic.
@@ -265,12 +264,6 @@ impl DeadLetterError {
     /// Never: the same headers fail the same way.
     pub fn is_retriable(&self) -> bool {
         false
-    }
-}
-
-impl From<DeadLetterError> for EventsError {
-    fn from(error: DeadLetterError) -> Self {
-        EventsError::configuration("dead-letter headers", error.to_string())
     }
 }
 
