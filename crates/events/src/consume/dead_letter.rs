@@ -28,7 +28,6 @@ use bytes::Bytes;
 use kafkit::consumer::{ConsumerRecord, Header};
 use kafkit::producer::ProducerRecord;
 
-use crate::error::EventsError;
 use crate::error::RawRecord;
 
 /// Spring's header: the source topic.
@@ -268,12 +267,6 @@ impl DeadLetterError {
     }
 }
 
-impl From<DeadLetterError> for EventsError {
-    fn from(error: DeadLetterError) -> Self {
-        EventsError::configuration("dead-letter headers", error.to_string())
-    }
-}
-
 /// Whether `key` is an error header of Spring, Connect or Streams.
 pub fn is_error_header(key: &[u8]) -> bool {
     ERROR_HEADER_PREFIXES
@@ -388,41 +381,39 @@ fn utf8(headers: &[Header], name: &'static str) -> Result<Option<String>, DeadLe
         .transpose()
 }
 
-fn be_i32(headers: &[Header], name: &'static str) -> Result<Option<i32>, DeadLetterError> {
+/// A big-endian number of `N` bytes (Spring's encoding).
+fn be<const N: usize, T>(
+    headers: &[Header],
+    name: &'static str,
+    from_be: fn([u8; N]) -> T,
+) -> Result<Option<T>, DeadLetterError> {
     value(headers, name)?
         .map(|v| {
-            <[u8; 4]>::try_from(v)
-                .map(i32::from_be_bytes)
+            <[u8; N]>::try_from(v)
+                .map(from_be)
                 .map_err(|_| DeadLetterError::BadLength {
                     header: name,
-                    expected: 4,
+                    expected: N,
                     actual: v.len(),
                 })
         })
         .transpose()
 }
 
+fn be_i32(headers: &[Header], name: &'static str) -> Result<Option<i32>, DeadLetterError> {
+    be(headers, name, i32::from_be_bytes)
+}
+
 fn be_i64(headers: &[Header], name: &'static str) -> Result<Option<i64>, DeadLetterError> {
-    value(headers, name)?
-        .map(|v| {
-            <[u8; 8]>::try_from(v)
-                .map(i64::from_be_bytes)
-                .map_err(|_| DeadLetterError::BadLength {
-                    header: name,
-                    expected: 8,
-                    actual: v.len(),
-                })
-        })
-        .transpose()
+    be(headers, name, i64::from_be_bytes)
 }
 
 /// A number written as a decimal string (Connect), or, when it is not one, big-endian binary of
 /// the type's width (some Streams versions).
-fn lenient<T: std::str::FromStr>(
+fn lenient<const N: usize, T: std::str::FromStr>(
     headers: &[Header],
     name: &'static str,
-    width: usize,
-    from_be: impl Fn(&[u8]) -> Option<T>,
+    from_be: fn([u8; N]) -> T,
 ) -> Result<Option<T>, DeadLetterError> {
     let Some(v) = value(headers, name)? else {
         return Ok(None);
@@ -438,24 +429,64 @@ fn lenient<T: std::str::FromStr>(
             .map(Some)
             .ok_or(DeadLetterError::BadNumber { header: name });
     }
-    if v.len() == width {
-        return from_be(v)
-            .map(Some)
-            .ok_or(DeadLetterError::BadNumber { header: name });
+    <[u8; N]>::try_from(v)
+        .map(|bytes| Some(from_be(bytes)))
+        .map_err(|_| DeadLetterError::BadNumber { header: name })
+}
+
+/// The header names of Kafka Connect's and Kafka Streams' dead letters (same shape: topic,
+/// partition, offset as numbers, the exception's class, message and stack trace).
+struct Family {
+    format: DeadLetterFormat,
+    topic: &'static str,
+    partition: &'static str,
+    offset: &'static str,
+    group: Option<&'static str>,
+    class: &'static str,
+    message: &'static str,
+    stacktrace: &'static str,
+}
+
+const CONNECT: Family = Family {
+    format: DeadLetterFormat::Connect,
+    topic: CONNECT_TOPIC,
+    partition: CONNECT_PARTITION,
+    offset: CONNECT_OFFSET,
+    group: Some(CONNECT_CONNECTOR),
+    class: CONNECT_EXCEPTION_CLASS,
+    message: CONNECT_EXCEPTION_MESSAGE,
+    stacktrace: CONNECT_STACKTRACE,
+};
+
+const STREAMS: Family = Family {
+    format: DeadLetterFormat::Streams,
+    topic: STREAMS_TOPIC,
+    partition: STREAMS_PARTITION,
+    offset: STREAMS_OFFSET,
+    group: None,
+    class: STREAMS_EXCEPTION,
+    message: STREAMS_MESSAGE,
+    stacktrace: STREAMS_STACKTRACE,
+};
+
+impl Family {
+    fn read(&self, headers: &[Header], topic: String) -> Result<DeadLetterInfo, DeadLetterError> {
+        Ok(DeadLetterInfo {
+            format: self.format,
+            original_topic: topic,
+            original_partition: lenient(headers, self.partition, i32::from_be_bytes)?,
+            original_offset: lenient(headers, self.offset, i64::from_be_bytes)?,
+            original_timestamp: None,
+            original_timestamp_type: None,
+            group: self.group.map(|g| utf8(headers, g)).transpose()?.flatten(),
+            exception_class: utf8(headers, self.class)?,
+            cause_class: None,
+            exception_message: utf8(headers, self.message)?,
+            stacktrace: utf8(headers, self.stacktrace)?,
+            attempts: None,
+            failed_at_ms: None,
+        })
     }
-    Err(DeadLetterError::BadNumber { header: name })
-}
-
-fn lenient_i32(headers: &[Header], name: &'static str) -> Result<Option<i32>, DeadLetterError> {
-    lenient(headers, name, 4, |v| {
-        <[u8; 4]>::try_from(v).ok().map(i32::from_be_bytes)
-    })
-}
-
-fn lenient_i64(headers: &[Header], name: &'static str) -> Result<Option<i64>, DeadLetterError> {
-    lenient(headers, name, 8, |v| {
-        <[u8; 8]>::try_from(v).ok().map(i64::from_be_bytes)
-    })
 }
 
 /// Reads a dead letter's error headers: Spring's `kafka_dlt-*` when present, else Kafka
@@ -483,39 +514,10 @@ pub fn read_dead_letter(headers: &[Header]) -> Result<DeadLetterInfo, DeadLetter
             failed_at_ms: be_i64(headers, FAILURE_TIMESTAMP)?,
         });
     }
-    if let Some(topic) = utf8(headers, CONNECT_TOPIC)? {
-        return Ok(DeadLetterInfo {
-            format: DeadLetterFormat::Connect,
-            original_topic: topic,
-            original_partition: lenient_i32(headers, CONNECT_PARTITION)?,
-            original_offset: lenient_i64(headers, CONNECT_OFFSET)?,
-            original_timestamp: None,
-            original_timestamp_type: None,
-            group: utf8(headers, CONNECT_CONNECTOR)?,
-            exception_class: utf8(headers, CONNECT_EXCEPTION_CLASS)?,
-            cause_class: None,
-            exception_message: utf8(headers, CONNECT_EXCEPTION_MESSAGE)?,
-            stacktrace: utf8(headers, CONNECT_STACKTRACE)?,
-            attempts: None,
-            failed_at_ms: None,
-        });
-    }
-    if let Some(topic) = utf8(headers, STREAMS_TOPIC)? {
-        return Ok(DeadLetterInfo {
-            format: DeadLetterFormat::Streams,
-            original_topic: topic,
-            original_partition: lenient_i32(headers, STREAMS_PARTITION)?,
-            original_offset: lenient_i64(headers, STREAMS_OFFSET)?,
-            original_timestamp: None,
-            original_timestamp_type: None,
-            group: None,
-            exception_class: utf8(headers, STREAMS_EXCEPTION)?,
-            cause_class: None,
-            exception_message: utf8(headers, STREAMS_MESSAGE)?,
-            stacktrace: utf8(headers, STREAMS_STACKTRACE)?,
-            attempts: None,
-            failed_at_ms: None,
-        });
+    for family in [&CONNECT, &STREAMS] {
+        if let Some(topic) = utf8(headers, family.topic)? {
+            return family.read(headers, topic);
+        }
     }
     Err(DeadLetterError::NotADeadLetter)
 }

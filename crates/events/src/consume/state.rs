@@ -206,7 +206,7 @@ impl Partition {
     fn ack_head(&mut self) -> Option<ConsumerRecord> {
         let record = self.queue.pop_front()?;
         self.bytes = self.bytes.saturating_sub(record_bytes(&record));
-        self.acked = Some(record.offset + 1);
+        self.acked = Some(record.offset.saturating_add(1));
         self.phase = Phase::Ready { attempt: 1 };
         Some(record)
     }
@@ -316,8 +316,8 @@ impl ProcessingState {
         if p.next_push.is_some_and(|next| record.offset < next) {
             return;
         }
-        p.next_push = Some(record.offset + 1);
-        p.bytes += record_bytes(&record);
+        p.next_push = Some(record.offset.saturating_add(1));
+        p.bytes = p.bytes.saturating_add(record_bytes(&record));
         if p.bytes >= self.settings.max_buffered_bytes_per_partition {
             p.full = true;
         }
@@ -331,7 +331,7 @@ impl ProcessingState {
             match &p.phase {
                 Phase::RetryWait { due, attempt } if *due <= now => {
                     p.phase = Phase::Ready {
-                        attempt: attempt + 1,
+                        attempt: attempt.saturating_add(1),
                     };
                 }
                 Phase::DeadLetterWait {
@@ -627,7 +627,11 @@ impl ProcessingState {
                 p.phase = Phase::Ready { attempt: 1 };
             }
             // Dropped records must be fetched again if processing went on.
-            p.next_push = p.queue.back().map(|r| r.offset + 1).or(p.acked);
+            p.next_push = p
+                .queue
+                .back()
+                .map(|r| r.offset.saturating_add(1))
+                .or(p.acked);
         }
     }
 
