@@ -249,7 +249,11 @@ async fn main() -> Result<(), BoxError> {
     // Metrics, tracing and logging stay on (the facade is a no-op without a recorder), unless
     // KAFKIT_BENCH_OBSERVABILITY=off (to see what they cost).
     if std::env::var("KAFKIT_BENCH_OBSERVABILITY").as_deref() == Ok("off") {
-        for key in ["events.metrics.enabled", "events.tracing.enabled", "events.logging.enabled"] {
+        for key in [
+            "events.metrics.enabled",
+            "events.tracing.enabled",
+            "events.logging.enabled",
+        ] {
             builder = builder.set(key, "false")?;
         }
     }

@@ -388,6 +388,23 @@ impl Driver<'_> {
                 let result = match outcome {
                     RouteOutcome::Done { handled } => {
                         stats.processed(&tp.topic, &event_type, elapsed, Ok(handled), metrics);
+                        if self.owner.settings.logging {
+                            tracing::debug!(
+                                topic = %tp.topic,
+                                partition = tp.partition,
+                                offset = record.offset,
+                                event.r#type = %event_type,
+                                event.id = %header_text(&record, crate::cloudevents::names::ID),
+                                correlation_id = %header_text(
+                                    &record,
+                                    crate::cloudevents::names::CORRELATIONID
+                                ),
+                                attempt,
+                                elapsed_ms = elapsed.as_millis() as u64,
+                                "{}",
+                                if handled { "event handled" } else { "no handler: skipped" }
+                            );
+                        }
                         Ok(())
                     }
                     RouteOutcome::Decode(e) => {
