@@ -613,7 +613,7 @@ async fn buffered_bytes_stay_under_the_limit_with_a_stalled_handler() {
 }
 
 #[tokio::test]
-async fn exactly_once_is_refused_until_transactions_land() {
+async fn exactly_once_and_auto_commit_are_refused() {
     let err = builder("any", "any")
         .guarantee(ProcessingGuarantee::ExactlyOnce)
         .on::<Ping, _, _>(|_e: Event<Ping>, _c: RecordContext| async { Ok(()) })
@@ -624,6 +624,15 @@ async fn exactly_once_is_refused_until_transactions_land() {
     assert!(matches!(err, EventsError::Configuration { .. }), "{err:?}");
     assert!(err.to_string().contains("processing.guarantee"), "{err}");
     assert!(err.to_string().contains("#13"), "{err}");
+    // Auto-commit would commit records before their handler ran.
+    let err = builder("any", "any")
+        .set("enable.auto.commit", "true")
+        .on::<Ping, _, _>(|_e: Event<Ping>, _c: RecordContext| async { Ok(()) })
+        .build()
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("enable.auto.commit"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

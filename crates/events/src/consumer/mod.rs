@@ -345,8 +345,9 @@ impl EventConsumerBuilder {
         self
     }
 
-    /// Connects: the consumer (auto-commit off: commits follow processing), the dead-letter
-    /// producer and an admin client. Refuses settings that cannot be honoured.
+    /// Connects: the consumer (auto-commit off: commits follow processing; an explicit
+    /// `enable.auto.commit=true` is refused), the dead-letter producer and an admin client.
+    /// Refuses settings that cannot be honoured.
     pub async fn build(self) -> Result<EventConsumer, EventsError> {
         if let Some(e) = self.error {
             return Err(e);
@@ -374,6 +375,14 @@ impl EventConsumerBuilder {
             ));
         }
         let mut builder = self.consumer?;
+        // Asked for explicitly (the field is set to true, not left at its default)?
+        if builder.clone().enable_auto_commit(true) == builder {
+            return Err(EventsError::configuration(
+                "enable.auto.commit",
+                "true is refused: the event consumer commits an offset only after its record was \
+                 handled or dead-lettered (auto-commit would commit records not yet handled)",
+            ));
+        }
         builder = builder.group_id(&self.group).enable_auto_commit(false);
         let config: ConsumerConfig = builder
             .build()
