@@ -159,30 +159,17 @@ impl ConsumerSettings {
         }
     }
 
+    /// Refuses what the processing state cannot honour (zero limits, backoffs out of order:
+    /// [`ProcessingSettings::validate`](crate::consume::ProcessingSettings::validate)) and an
+    /// empty dead-letter suffix.
     fn validate(&self) -> Result<(), EventsError> {
-        let bad = |name: &str, why: &str| Err(EventsError::configuration(name, why));
-        if self.max_concurrent_partitions == 0 {
-            return bad("max_concurrent_partitions", "must be at least 1");
-        }
-        if self.max_buffered_bytes_per_partition == 0 {
-            return bad("max_buffered_bytes_per_partition", "must be at least 1");
-        }
-        if self.commit_every_n == 0 {
-            return bad("commit_every_n", "must be at least 1");
-        }
-        if self.initial_backoff > self.max_backoff {
-            return bad(
-                "events.retry.backoff.ms",
-                "greater than the maximum backoff",
-            );
-        }
         if self.dead_letter_suffix.is_empty() {
-            return bad(
+            return Err(EventsError::configuration(
                 "events.dlq.topic.suffix",
                 "empty: the dead letters would go back to the source topic",
-            );
+            ));
         }
-        Ok(())
+        driver::processing_settings(self).map(|_| ())
     }
 }
 

@@ -195,3 +195,16 @@ async fn the_process_span_continues_the_producers_trace() {
         assert_ne!(consumer.span_id(), producer.span_id());
     });
 }
+
+#[test]
+fn settings_that_cannot_be_honoured_are_refused_by_name() {
+    let refused = |f: fn(&mut super::ConsumerSettings)| {
+        let mut s = super::ConsumerSettings::default();
+        f(&mut s);
+        s.validate().unwrap_err().to_string()
+    };
+    assert!(refused(|s| s.max_concurrent_partitions = 0).contains("max_concurrent_partitions"));
+    assert!(refused(|s| s.initial_backoff = s.max_backoff * 2).contains("events.retry.backoff.ms"));
+    assert!(refused(|s| s.dead_letter_suffix.clear()).contains("events.dlq.topic.suffix"));
+    assert!(super::ConsumerSettings::default().validate().is_ok());
+}
