@@ -29,36 +29,9 @@ const NAMES: &[&[u8]] = &[
     b"__value_schema_id",
 ];
 
-/// Splits `data` into headers: per header, a name byte (< 0x80: a dictionary name; else that
-/// many low bits of raw name bytes follow), a value length byte (0xff: null) and the value.
-fn headers(mut data: &[u8]) -> Vec<(&[u8], Option<&[u8]>)> {
-    let mut list = Vec::new();
-    while let Some((&name_byte, rest)) = data.split_first() {
-        data = rest;
-        let name: &[u8] = if name_byte < 0x80 {
-            NAMES[usize::from(name_byte) % NAMES.len()]
-        } else {
-            let n = usize::from(name_byte & 0x1f).min(data.len());
-            let (name, rest) = data.split_at(n);
-            data = rest;
-            name
-        };
-        let Some((&len, rest)) = data.split_first() else {
-            list.push((name, Some(&b""[..])));
-            break;
-        };
-        data = rest;
-        let value = if len == 0xff {
-            None
-        } else {
-            let n = usize::from(len).min(data.len());
-            let (value, rest) = data.split_at(n);
-            data = rest;
-            Some(value)
-        };
-        list.push((name, value));
-    }
-    list
+/// The header list `data` describes (see [`kafkit_fuzz::split_headers`]).
+fn headers(data: &[u8]) -> Vec<(&[u8], Option<&[u8]>)> {
+    kafkit_fuzz::split_headers(data, NAMES)
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -158,3 +158,39 @@ fn round_trip(batch: &RecordBatch) {
 fn key(r: &Record) -> (i64, i64, Option<&[u8]>, Option<&[u8]>) {
     (r.offset, r.timestamp, r.key.as_deref(), r.value.as_deref())
 }
+
+/// Splits `data` into a header list: per header, a name byte (< 0x80: `names[byte % len]`; else
+/// that many low bits of raw name bytes follow), a value length byte (0xff: null) and the value
+/// (cut short at the end of the data).
+pub fn split_headers<'a>(
+    mut data: &'a [u8],
+    names: &[&'a [u8]],
+) -> Vec<(&'a [u8], Option<&'a [u8]>)> {
+    let mut list = Vec::new();
+    while let Some((&name_byte, rest)) = data.split_first() {
+        data = rest;
+        let name: &[u8] = if name_byte < 0x80 {
+            names[usize::from(name_byte) % names.len()]
+        } else {
+            let n = usize::from(name_byte & 0x1f).min(data.len());
+            let (name, rest) = data.split_at(n);
+            data = rest;
+            name
+        };
+        let Some((&len, rest)) = data.split_first() else {
+            list.push((name, Some(&b""[..])));
+            break;
+        };
+        data = rest;
+        let value = if len == 0xff {
+            None
+        } else {
+            let n = usize::from(len).min(data.len());
+            let (value, rest) = data.split_at(n);
+            data = rest;
+            Some(value)
+        };
+        list.push((name, value));
+    }
+    list
+}

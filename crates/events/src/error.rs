@@ -48,6 +48,15 @@ pub enum EventsError {
         #[source]
         source: kafkit::Error,
     },
+    /// The Kafka consumer failed while fetching, in its group or committing (its typed error).
+    #[error("consumer: {context}: {source}")]
+    Consume {
+        /// What the consumer was doing.
+        context: String,
+        /// The consumer's error.
+        #[source]
+        source: kafkit::consumer::ConsumeError,
+    },
     /// An event could not be encoded (payload to bytes, envelope to headers).
     #[error("serialization of {event_type} for topic {topic}: {message}")]
     Serialization {
@@ -115,6 +124,7 @@ impl EventsError {
             EventsError::Producer { source, .. } | EventsError::Consumer { source, .. } => {
                 source.is_retriable()
             }
+            EventsError::Consume { source, .. } => source.is_retriable(),
             EventsError::Registry { source, .. } => source.is_retriable(),
             EventsError::Timeout { .. } => true,
             EventsError::Configuration { .. }

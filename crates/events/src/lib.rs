@@ -56,6 +56,8 @@ pub use kafkit as client;
 pub mod catalog;
 pub mod cloudevents;
 pub mod config;
+pub mod consume;
+pub mod consumer;
 pub mod envelope;
 pub mod error;
 pub mod format;

@@ -24,7 +24,7 @@
 //! # }
 //! ```
 
-mod errors;
+pub(crate) mod errors;
 mod publisher;
 mod recording;
 mod stats;

@@ -1,0 +1,26 @@
+//! The sans-IO core of consuming events with handlers: what to do next, decided without sockets,
+//! clocks or tasks.
+//!
+//! - [`retry`]: [`RetryPolicy`] (exponential backoff with full jitter) and [`FailureKind`] (may
+//!   trying again help?).
+//! - [`dead_letter`]: the dead-letter record (Spring Kafka's `kafka_dlt-*` headers), reading the
+//!   error headers of Spring, Kafka Connect and Kafka Streams, and redrive to the original topic.
+//! - `state`: `ProcessingState`, one per consumer: per-partition FIFO queues, at most one record
+//!   of a partition in a handler, the concurrency limit, retry waits, dead letters, backpressure
+//!   and commits — as [`Action`]s for the I/O driver to carry out. Its settings are
+//!   [`ProcessingSettings`].
+
+pub mod dead_letter;
+pub mod retry;
+// Driven by the consumer's tokio driver (`crate::consumer`).
+#[allow(dead_code)]
+pub(crate) mod state;
+
+pub use dead_letter::{
+    dead_letter_record, read_dead_letter, redrive_record, DeadLetterError, DeadLetterFormat,
+    DeadLetterInfo, DeadLetterPolicy, Failure,
+};
+pub use retry::{FailureKind, HandlerFailure, RetryPolicy};
+pub use state::ProcessingSettings;
+#[allow(unused_imports)]
+pub(crate) use state::{record_bytes, Action, ProcessingState};
