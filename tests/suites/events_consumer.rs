@@ -173,7 +173,8 @@ async fn read_all(topic: &str, partitions: i32, count: usize) -> Vec<ConsumerRec
     }
     consumer
         .close(std::time::Instant::now() + Duration::from_secs(5))
-        .await;
+        .await
+        .expect("close");
     out
 }
 

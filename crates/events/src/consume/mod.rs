@@ -7,7 +7,7 @@
 //!   error headers of Spring, Kafka Connect and Kafka Streams, and redrive to the original topic.
 //! - `state`: `ProcessingState`, one per consumer: per-partition FIFO queues, at most one record
 //!   of a partition in a handler, the concurrency limit, retry waits, dead letters, backpressure
-//!   and commits — as [`Action`]s for the I/O driver to carry out. Its settings are
+//!   and commits — as `Action`s for the I/O driver to carry out. Its settings are
 //!   [`ProcessingSettings`].
 
 pub mod dead_letter;

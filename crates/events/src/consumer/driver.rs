@@ -507,7 +507,9 @@ impl Driver<'_> {
             }
         }
         let close_deadline = std::time::Instant::now() + Duration::from_secs(10);
-        consumer.close(close_deadline).await;
+        if let Err(e) = consumer.close(close_deadline).await {
+            tracing::warn!(error = %e, "closing the consumer (leaving the group) failed");
+        }
         self.owner.dlq.close(Duration::from_secs(5)).await;
         if self.in_flight > 0 {
             tracing::warn!(

@@ -8,7 +8,7 @@
 //!   [`crate::consume`]'s processing state and carries out its actions (dispatch in spawned
 //!   tasks, dead letters, commits, pause/resume, retry timers).
 //! - `dead_letter_writer`: dead-letter topics created when missing, writes acknowledged.
-//! - [`redrive`]: dead letters back to their original topic.
+//! - [`redrive()`]: dead letters back to their original topic.
 //! - [`stats`]: [`ConsumerStats`] and the `metrics` facade.
 //!
 //! ```no_run

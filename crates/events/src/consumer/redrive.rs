@@ -186,8 +186,11 @@ pub async fn redrive(
             source,
         })?;
     let _ = out.close(Duration::from_secs(5)).await;
-    source
+    if let Err(e) = source
         .close(std::time::Instant::now() + Duration::from_secs(5))
-        .await;
+        .await
+    {
+        tracing::warn!(error = %e, "closing the redrive consumer failed");
+    }
     Ok(report)
 }
