@@ -28,8 +28,3 @@ mod request_versions;
 pub mod state;
 
 pub use error::{Error, Result};
-
-/// The README's examples, compiled as doc tests so they stay true.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-struct ReadmeExamples;

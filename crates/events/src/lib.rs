@@ -71,3 +71,9 @@ pub mod wire_format;
 pub use envelope::{Envelope, Event};
 pub use error::EventsError;
 pub use typed::EventPayload;
+
+/// The README's examples (the client's and the events layer's), compiled as doc tests so they
+/// stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeExamples;
