@@ -675,6 +675,13 @@ impl ProcessingState {
             && self.partitions.values().all(|p| p.queue.is_empty())
     }
 
+    /// Whether `tp` should be paused now (backpressure or a wait): what the driver was last told
+    /// once `poll_action` returned `None`.
+    #[cfg(test)]
+    pub(crate) fn wants_pause(&self, tp: &TopicPartition) -> bool {
+        self.partitions.get(tp).is_some_and(Partition::wants_pause)
+    }
+
     /// The assigned partitions.
     pub(crate) fn assigned(&self) -> impl Iterator<Item = &TopicPartition> {
         self.partitions.keys()

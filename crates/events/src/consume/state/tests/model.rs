@@ -349,6 +349,8 @@ impl Driver {
             if bytes >= limit {
                 prop_assert!(e.paused, "over the limit and not paused");
             }
+            // Settled: paused exactly while over the limit (until below half) or waiting.
+            prop_assert_eq!(e.paused, self.s.wants_pause(&tp(*p)));
             total += bytes;
         }
         prop_assert_eq!(self.s.buffered_bytes(), total);
