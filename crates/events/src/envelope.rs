@@ -38,12 +38,10 @@ pub enum IdVersion {
 impl IdVersion {
     /// A new id of this version, as its hyphenated text.
     pub fn new_id(self) -> String {
-        match self {
-            IdVersion::V7 => Uuid::now_v7(),
+        crate::event_id::to_text(match self {
+            IdVersion::V7 => crate::event_id::new_v7(),
             IdVersion::V4 => Uuid::new_v4(),
-        }
-        .hyphenated()
-        .to_string()
+        })
     }
 }
 

@@ -58,6 +58,7 @@ pub mod cloudevents;
 pub mod config;
 pub mod envelope;
 pub mod error;
+mod event_id;
 pub mod format;
 pub mod producer;
 pub mod registry;
