@@ -62,13 +62,13 @@ fn next_timestamp_and_counter(last: &AtomicU64, now_ms: u64) -> u64 {
     }
 }
 
-/// A new UUID v7 (see the module docs); falls back to `Uuid::now_v7` if the OS refuses
-/// randomness.
-pub(crate) fn new_v7() -> Uuid {
+/// A new UUID v7 made at `now_ms` (see the module docs); falls back to `Uuid::now_v7` if the
+/// OS refuses randomness.
+pub(crate) fn new_v7(now_ms: i64) -> Uuid {
     let Some(random) = random_u64() else {
         return Uuid::now_v7();
     };
-    let now_ms = u64::try_from(crate::envelope::now_millis()).unwrap_or(0);
+    let now_ms = u64::try_from(now_ms).unwrap_or(0);
     let ts_counter = next_timestamp_and_counter(&LAST, now_ms);
     let ms = u128::from(ts_counter >> 12);
     let counter = u128::from(ts_counter & 0xfff);
@@ -89,7 +89,7 @@ mod tests {
     #[test]
     fn ids_are_v7_rfc_variant_and_carry_the_time() {
         let before = u64::try_from(crate::envelope::now_millis()).unwrap_or(0);
-        let id = new_v7();
+        let id = new_v7(crate::envelope::now_millis());
         assert_eq!(id.get_version_num(), 7);
         assert_eq!(id.get_variant(), uuid::Variant::RFC4122);
         let (secs, nanos) = id.get_timestamp().map(|t| t.to_unix()).unwrap_or((0, 0));
@@ -100,8 +100,16 @@ mod tests {
     #[test]
     fn ids_sort_in_creation_order_across_threads() {
         let ids: Vec<Uuid> = std::thread::scope(|s| {
-            let a = s.spawn(|| (0..5_000).map(|_| new_v7()).collect::<Vec<_>>());
-            let b = s.spawn(|| (0..5_000).map(|_| new_v7()).collect::<Vec<_>>());
+            let a = s.spawn(|| {
+                (0..5_000)
+                    .map(|_| new_v7(crate::envelope::now_millis()))
+                    .collect::<Vec<_>>()
+            });
+            let b = s.spawn(|| {
+                (0..5_000)
+                    .map(|_| new_v7(crate::envelope::now_millis()))
+                    .collect::<Vec<_>>()
+            });
             let mut all = a.join().unwrap_or_default();
             all.extend(b.join().unwrap_or_default());
             all
@@ -141,7 +149,7 @@ mod tests {
 
     #[test]
     fn text_is_hyphenated_lowercase() {
-        let id = new_v7();
+        let id = new_v7(crate::envelope::now_millis());
         assert_eq!(to_text(id), id.hyphenated().to_string());
     }
 }
