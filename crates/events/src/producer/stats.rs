@@ -55,11 +55,17 @@ pub(crate) struct StatsRecorder {
     failed: AtomicU64,
     bytes: AtomicU64,
     started: AtomicBool,
-    by_type: Mutex<HashMap<&'static str, Counts>>,
-    by_topic: Mutex<HashMap<String, Counts>>,
-    /// The `metrics` handles of successful sends per (type, topic), registered on first use.
-    sent_handles: Mutex<HashMap<(&'static str, Topic), SentHandles>>,
+    /// One lock per event for all three tables.
+    tables: Mutex<Tables>,
     metrics: bool,
+}
+
+#[derive(Debug, Default)]
+struct Tables {
+    by_type: HashMap<&'static str, Counts>,
+    by_topic: HashMap<String, Counts>,
+    /// The `metrics` handles of successful sends per (type, topic), registered on first use.
+    sent_handles: HashMap<(&'static str, Topic), SentHandles>,
 }
 
 /// Registered once per (type, topic): no labels are built per event.
@@ -116,56 +122,47 @@ impl StatsRecorder {
                 self.failed.fetch_add(1, Ordering::Relaxed);
             }
         }
-        if let Ok(mut map) = self.by_type.lock() {
-            apply(map.entry(event_type).or_default());
-        }
-        if let Ok(mut map) = self.by_topic.lock() {
-            match map.get_mut(topic.as_str()) {
-                Some(c) => apply(c),
-                None => apply(map.entry(topic.as_str().to_owned()).or_default()),
-            }
+        // Each update is a few counter bumps: a poisoned lock still guards consistent tables.
+        let mut tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        apply(tables.by_type.entry(event_type).or_default());
+        match tables.by_topic.get_mut(topic.as_str()) {
+            Some(c) => apply(c),
+            None => apply(
+                tables
+                    .by_topic
+                    .entry(topic.as_str().to_owned())
+                    .or_default(),
+            ),
         }
         if self.metrics {
             match outcome {
-                Ok(_) => self.emit_sent(event_type, topic, elapsed),
-                Err(error) => emit(event_type, topic, Some(error), elapsed),
+                Ok(_) => {
+                    let handles = tables.sent_handles(event_type, topic);
+                    drop(tables);
+                    handles.duration.record(elapsed.as_secs_f64());
+                    handles.sent.increment(1);
+                }
+                Err(error) => {
+                    drop(tables);
+                    emit(event_type, topic, Some(error), elapsed);
+                }
             }
         }
     }
 
-    /// A successful send through the handles of (type, topic), registered with the recorder in
-    /// place the first time (install a recorder before publishing).
-    fn emit_sent(&self, event_type: &'static str, topic: &Topic, elapsed: Duration) {
-        let handles = {
-            let mut map = self.sent_handles.lock().unwrap_or_else(|p| p.into_inner());
-            map.entry((event_type, topic.clone()))
-                .or_insert_with(|| {
-                    let labels = labels(event_type, topic, None);
-                    SentHandles {
-                        duration: metrics::histogram!(
-                            "messaging.client.operation.duration",
-                            labels.iter()
-                        ),
-                        sent: metrics::counter!("messaging.client.sent.messages", labels.iter()),
-                    }
-                })
-                .clone()
-        };
-        handles.duration.record(elapsed.as_secs_f64());
-        handles.sent.increment(1);
-    }
-
     pub(crate) fn snapshot(&self) -> ProducerStats {
-        let by_event_type = self
+        let tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        let by_event_type = tables
             .by_type
-            .lock()
-            .map(|m| m.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect())
-            .unwrap_or_default();
-        let by_topic = self
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect();
+        let by_topic = tables
             .by_topic
-            .lock()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
-            .unwrap_or_default();
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        drop(tables);
         ProducerStats {
             messages_sent: self.sent.load(Ordering::Relaxed),
             messages_failed: self.failed.load(Ordering::Relaxed),
@@ -181,6 +178,26 @@ impl StatsRecorder {
 /// `messaging.client.sent.messages` (counter) and `messaging.client.operation.duration`
 /// (histogram, seconds), with `messaging.system`, `messaging.operation.name`,
 /// `messaging.destination.name`, `cloudevents.event_type` and, on failure, `error.type`.
+impl Tables {
+    /// The handles of successful sends of (type, topic), registered with the recorder in place
+    /// the first time (install a recorder before publishing).
+    fn sent_handles(&mut self, event_type: &'static str, topic: &Topic) -> SentHandles {
+        self.sent_handles
+            .entry((event_type, topic.clone()))
+            .or_insert_with(|| {
+                let labels = labels(event_type, topic, None);
+                SentHandles {
+                    duration: metrics::histogram!(
+                        "messaging.client.operation.duration",
+                        labels.iter()
+                    ),
+                    sent: metrics::counter!("messaging.client.sent.messages", labels.iter()),
+                }
+            })
+            .clone()
+    }
+}
+
 /// The labels of one send (OpenTelemetry messaging conventions).
 fn labels(
     event_type: &'static str,
