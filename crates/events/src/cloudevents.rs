@@ -48,7 +48,7 @@
 
 use std::collections::BTreeMap;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use kafkit::consumer::Header;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -157,25 +157,46 @@ fn invalid(attribute: &str, reason: impl Into<String>) -> HeaderError {
 /// Formats ms since the epoch as RFC 3339 in UTC with milliseconds
 /// (`2026-12-04T20:31:40.123Z`); years outside 0..=9999 are an error.
 pub fn format_time(millis: i64) -> Result<String, HeaderError> {
+    let text = time_text(millis)?;
+    Ok(String::from_utf8_lossy(&text).into_owned())
+}
+
+/// The length of the RFC 3339 text [`time_text`] writes (`yyyy-mm-ddThh:mm:ss.mmmZ`).
+const TIME_TEXT_LEN: usize = 24;
+
+/// [`format_time`] into a stack buffer, without allocating.
+fn time_text(millis: i64) -> Result<[u8; TIME_TEXT_LEN], HeaderError> {
     let nanos = i128::from(millis) * 1_000_000;
     let t = OffsetDateTime::from_unix_timestamp_nanos(nanos)
         .map_err(|e| invalid(names::TIME, e.to_string()))?;
-    if !(0..=9999).contains(&t.year()) {
+    let year = t.year();
+    let Ok(year) = u32::try_from(year) else {
         return Err(invalid(
             names::TIME,
-            format!("year {} is not in 0..=9999", t.year()),
+            format!("year {year} is not in 0..=9999"),
+        ));
+    };
+    if year > 9999 {
+        return Err(invalid(
+            names::TIME,
+            format!("year {year} is not in 0..=9999"),
         ));
     }
-    Ok(format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    ))
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    let mut digits = |at: usize, width: usize, mut value: u32| {
+        for i in (at..at + width).rev() {
+            out[i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    digits(0, 4, year);
+    digits(5, 2, u32::from(u8::from(t.month())));
+    digits(8, 2, u32::from(t.day()));
+    digits(11, 2, u32::from(t.hour()));
+    digits(14, 2, u32::from(t.minute()));
+    digits(17, 2, u32::from(t.second()));
+    digits(20, 3, u32::from(t.millisecond()));
+    Ok(out)
 }
 
 /// Parses an RFC 3339 time (any offset) to ms since the epoch, truncating finer digits.
@@ -193,16 +214,22 @@ fn valid_extension_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
-fn put(out: &mut Vec<(String, Option<Bytes>)>, name: &str, value: &str) {
-    out.push((
-        name.to_owned(),
-        Some(Bytes::copy_from_slice(value.as_bytes())),
-    ));
+/// Header values written into one buffer and handed out as slices of it: one allocation for
+/// all of a record's values instead of one each.
+struct Values {
+    buf: BytesMut,
 }
 
-fn put_opt(out: &mut Vec<(String, Option<Bytes>)>, name: &str, value: Option<&String>) {
-    if let Some(v) = value {
-        put(out, name, v);
+impl Values {
+    fn put(&mut self, out: &mut Vec<(String, Option<Bytes>)>, name: &str, value: &[u8]) {
+        self.buf.extend_from_slice(value);
+        out.push((name.to_owned(), Some(self.buf.split().freeze())));
+    }
+
+    fn put_opt(&mut self, out: &mut Vec<(String, Option<Bytes>)>, name: &str, value: Option<&str>) {
+        if let Some(v) = value {
+            self.put(out, name, v.as_bytes());
+        }
     }
 }
 
@@ -220,6 +247,16 @@ pub fn encode_headers(envelope: &Envelope) -> Result<Vec<(String, Option<Bytes>)
 /// Like [`encode_headers`], appending to `out` (which is left unchanged on error).
 pub fn encode_headers_into(
     envelope: &Envelope,
+    out: &mut Vec<(String, Option<Bytes>)>,
+) -> Result<(), HeaderError> {
+    encode_headers_with_content_type(envelope, None, out)
+}
+
+/// [`encode_headers_into`] with `content-type` set to `content_type` when given (instead of the
+/// envelope's `data_content_type`), without copying the envelope.
+pub(crate) fn encode_headers_with_content_type(
+    envelope: &Envelope,
+    content_type: Option<&str>,
     out: &mut Vec<(String, Option<Bytes>)>,
 ) -> Result<(), HeaderError> {
     for (name, value) in [
@@ -245,7 +282,7 @@ pub fn encode_headers_into(
             ));
         }
     }
-    let time = envelope.time.map(format_time).transpose()?;
+    let time = envelope.time.map(time_text).transpose()?;
     let tags = if envelope.tags.is_empty() {
         None
     } else {
@@ -254,27 +291,62 @@ pub fn encode_headers_into(
                 .map_err(|e| invalid(names::TAGS, e.to_string()))?,
         )
     };
-    put(out, names::SPECVERSION, SPEC_VERSION);
-    put(out, names::ID, &envelope.id);
-    put(out, names::SOURCE, &envelope.source);
-    put(out, names::TYPE, &envelope.event_type);
-    put_opt(out, names::TIME, time.as_ref());
-    put_opt(out, names::SUBJECT, envelope.subject.as_ref());
-    put_opt(out, names::DATASCHEMA, envelope.data_schema.as_ref());
-    put_opt(out, names::SOURCEVERSION, envelope.source_version.as_ref());
-    put_opt(out, names::SCHEMAVERSION, envelope.schema_version.as_ref());
-    put_opt(out, names::CORRELATIONID, envelope.correlation_id.as_ref());
-    put_opt(out, names::CAUSATIONID, envelope.causation_id.as_ref());
-    put_opt(out, names::AUTHID, envelope.user_id.as_ref());
-    put_opt(out, names::TENANTID, envelope.tenant_id.as_ref());
-    put_opt(out, names::TAGS, tags.as_ref());
-    for (name, value) in &envelope.extensions {
-        out.push((
-            format!("ce_{name}"),
-            Some(Bytes::copy_from_slice(value.as_bytes())),
-        ));
+    let content_type = content_type.or(envelope.data_content_type.as_deref());
+    let optional = [
+        envelope.subject.as_deref(),
+        envelope.data_schema.as_deref(),
+        envelope.source_version.as_deref(),
+        envelope.schema_version.as_deref(),
+        envelope.correlation_id.as_deref(),
+        envelope.causation_id.as_deref(),
+        envelope.user_id.as_deref(),
+        envelope.tenant_id.as_deref(),
+        tags.as_deref(),
+        content_type,
+    ];
+    let len = SPEC_VERSION.len()
+        + envelope.id.len()
+        + envelope.source.len()
+        + envelope.event_type.len()
+        + time.map_or(0, |t| t.len())
+        + optional.iter().flatten().map(|v| v.len()).sum::<usize>()
+        + envelope.extensions.values().map(String::len).sum::<usize>();
+    let mut values = Values {
+        buf: BytesMut::with_capacity(len),
+    };
+    out.reserve(5 + optional.len() + envelope.extensions.len());
+    values.put(out, names::SPECVERSION, SPEC_VERSION.as_bytes());
+    values.put(out, names::ID, envelope.id.as_bytes());
+    values.put(out, names::SOURCE, envelope.source.as_bytes());
+    values.put(out, names::TYPE, envelope.event_type.as_bytes());
+    if let Some(text) = &time {
+        values.put(out, names::TIME, text);
     }
-    put_opt(out, CONTENT_TYPE, envelope.data_content_type.as_ref());
+    values.put_opt(out, names::SUBJECT, envelope.subject.as_deref());
+    values.put_opt(out, names::DATASCHEMA, envelope.data_schema.as_deref());
+    values.put_opt(
+        out,
+        names::SOURCEVERSION,
+        envelope.source_version.as_deref(),
+    );
+    values.put_opt(
+        out,
+        names::SCHEMAVERSION,
+        envelope.schema_version.as_deref(),
+    );
+    values.put_opt(
+        out,
+        names::CORRELATIONID,
+        envelope.correlation_id.as_deref(),
+    );
+    values.put_opt(out, names::CAUSATIONID, envelope.causation_id.as_deref());
+    values.put_opt(out, names::AUTHID, envelope.user_id.as_deref());
+    values.put_opt(out, names::TENANTID, envelope.tenant_id.as_deref());
+    values.put_opt(out, names::TAGS, tags.as_deref());
+    for (name, value) in &envelope.extensions {
+        values.put(out, &format!("ce_{name}"), value.as_bytes());
+    }
+    values.put_opt(out, CONTENT_TYPE, content_type);
     Ok(())
 }
 

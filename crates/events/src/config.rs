@@ -97,7 +97,9 @@ impl Default for DeadLetterSettings {
 }
 
 /// Which observability outputs the events layer emits. All on by default; the `metrics`
-/// facade and `tracing` are no-ops until the application installs a recorder/subscriber.
+/// facade and `tracing` are no-ops until the application installs a recorder/subscriber. The
+/// producer registers its `metrics` handles per (event type, topic) on the first publish of
+/// each, so install the recorder before publishing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ObservabilitySettings {
     /// `events.logging.enabled` / `EVENTS_LOGGING_ENABLED`: `tracing` events per publish.

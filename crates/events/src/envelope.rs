@@ -38,12 +38,15 @@ pub enum IdVersion {
 impl IdVersion {
     /// A new id of this version, as its hyphenated text.
     pub fn new_id(self) -> String {
-        match self {
-            IdVersion::V7 => Uuid::now_v7(),
+        self.new_id_at(now_millis())
+    }
+
+    /// A new id made at `now_ms` (ms since the epoch: a v7 id's timestamp).
+    fn new_id_at(self, now_ms: i64) -> String {
+        crate::event_id::to_text(match self {
+            IdVersion::V7 => crate::event_id::new_v7(now_ms),
             IdVersion::V4 => Uuid::new_v4(),
-        }
-        .hyphenated()
-        .to_string()
+        })
     }
 }
 
@@ -106,10 +109,12 @@ impl Envelope {
 
     /// An envelope of `event_type` with a new id of `version` and the current time.
     pub fn with_id_version(event_type: impl Into<String>, version: IdVersion) -> Self {
+        let now = now_millis();
         Envelope {
-            id: version.new_id(),
+            // One clock reading: a v7 id carries the event's time.
+            id: version.new_id_at(now),
             event_type: event_type.into(),
-            time: Some(now_millis()),
+            time: Some(now),
             source: String::new(),
             source_version: None,
             schema_version: None,

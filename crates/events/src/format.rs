@@ -24,6 +24,7 @@ use crate::typed::EventPayload;
 
 mod avro;
 mod config;
+mod datum_writers;
 mod json;
 mod record;
 

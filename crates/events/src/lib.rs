@@ -60,6 +60,7 @@ pub mod consume;
 pub mod consumer;
 pub mod envelope;
 pub mod error;
+mod event_id;
 pub mod format;
 pub mod producer;
 pub mod registry;

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::envelope::Event;
 use crate::error::{DecodeErrorKind, EventsError, RawRecord};
+use crate::format::datum_writers;
 use crate::format::record::{decode_envelope, encode_envelope, is_structured, value_of};
 use crate::format::{key_bytes, EncodedEvent, EventCodec, SerdeConfig, AVRO_CONTENT_TYPE};
 use crate::registry::{RegistryError, Schema, SchemaRegistry};
@@ -88,16 +89,28 @@ pub fn decode_avro_datum(
     }
 }
 
-/// The writer side learnt for one (type, topic): the schema id and the schema to write with.
-#[derive(Debug, Clone)]
+/// The writer side learnt for one (type, topic): the schema id, the schema to write with and
+/// its datum writer (shared per process, see [`datum_writers`]; `None` past their bound).
+#[derive(Clone)]
 struct Writer {
     id: u32,
     schema: Arc<AvroSchema>,
+    datum: Option<&'static GenericDatumWriter<'static>>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("id", &self.id)
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Default)]
 struct Caches {
-    writers: HashMap<(TypeId, String), Writer>,
+    /// By type, then topic (looked up without allocating a key).
+    writers: HashMap<TypeId, HashMap<String, Writer>>,
     readers: HashMap<TypeId, Arc<AvroSchema>>,
     by_id: HashMap<u32, Arc<AvroSchema>>,
 }
@@ -194,8 +207,12 @@ impl AvroCodec {
 
     /// The writer (id, schema) for `T` on `topic`, asking the registry on first use.
     async fn writer<T: EventPayload>(&self, topic: &str) -> Result<Writer, EventsError> {
-        let key = (TypeId::of::<T>(), topic.to_owned());
-        if let Some(w) = self.caches().writers.get(&key) {
+        if let Some(w) = self
+            .caches()
+            .writers
+            .get(&TypeId::of::<T>())
+            .and_then(|by_topic| by_topic.get(topic))
+        {
             return Ok(w.clone());
         }
         let (own, source) = self.own_schema::<T>()?;
@@ -215,12 +232,12 @@ impl AvroCodec {
             })?,
         };
         let schema = Schema::avro(text);
-        let writer = if let Some(id) = self.config.use_schema_id {
+        let (id, writer_schema) = if let Some(id) = self.config.use_schema_id {
             let found = self.writer_schema_by_id(id).await.map_err(|e| match e {
                 SchemaFetch::Registry(e) => registry_error(format!("use.schema.id {id}"), e),
                 SchemaFetch::Parse(m) => EventsError::configuration("use.schema.id", m),
             })?;
-            Writer { id, schema: found }
+            (id, found)
         } else if self.config.use_latest_version {
             let latest =
                 self.registry.latest(&subject).await.map_err(|e| {
@@ -229,29 +246,38 @@ impl AvroCodec {
             let parsed = parse_registered(&latest.schema).map_err(|m| {
                 EventsError::configuration("use.latest.version", format!("subject {subject}: {m}"))
             })?;
-            Writer {
-                id: latest.id,
-                schema: parsed,
-            }
+            (latest.id, parsed)
         } else if self.config.auto_register_schemas {
             let id = self
                 .registry
                 .register(&subject, &schema)
                 .await
                 .map_err(|e| registry_error(format!("register under subject {subject}"), e))?;
-            Writer { id, schema: own }
+            (id, own)
         } else {
             let found = self
                 .registry
                 .lookup(&subject, &schema)
                 .await
                 .map_err(|e| registry_error(format!("look up under subject {subject}"), e))?;
-            Writer {
-                id: found.id,
-                schema: own,
-            }
+            (found.id, own)
         };
-        self.caches().writers.insert(key, writer.clone());
+        let datum = datum_writers::datum_writer(&writer_schema).map_err(|e| {
+            EventsError::configuration(
+                format!("avro schema of {}", T::EVENT_TYPE),
+                format!("schema id {id}: {e}"),
+            )
+        })?;
+        let writer = Writer {
+            id,
+            schema: writer_schema,
+            datum,
+        };
+        self.caches()
+            .writers
+            .entry(TypeId::of::<T>())
+            .or_default()
+            .insert(topic.to_owned(), writer.clone());
         Ok(writer)
     }
 
@@ -314,19 +340,20 @@ impl EventCodec for AvroCodec {
                 message,
                 source: source.map(|e| Box::new(e) as crate::error::BoxError),
             };
-        let datum_writer = GenericDatumWriter::builder(&writer.schema)
-            .build()
-            .map_err(|e| serialization(format!("writer schema: {e}"), Some(e)))?;
-        let mut value = Vec::with_capacity(128);
+        let mut value = Vec::with_capacity(256);
         value.extend_from_slice(&wire_format::prefix(writer.id));
-        datum_writer
-            .write_ser(&mut value, &event.data)
-            .map_err(|e| {
-                serialization(
-                    format!("payload does not fit schema id {}: {e}", writer.id),
-                    Some(e),
-                )
-            })?;
+        let written = match writer.datum {
+            Some(datum) => datum.write_ser(&mut value, &event.data),
+            None => GenericDatumWriter::builder(&writer.schema)
+                .build()
+                .and_then(|datum| datum.write_ser(&mut value, &event.data)),
+        };
+        written.map_err(|e| {
+            serialization(
+                format!("payload does not fit schema id {}: {e}", writer.id),
+                Some(e),
+            )
+        })?;
         Ok(EncodedEvent {
             key: key_bytes(event),
             value: Bytes::from(value),

@@ -130,8 +130,12 @@ impl EventCodec for JsonCodec {
                 source: Some(Box::new(source)),
             };
         let value = match self.validator::<T>()? {
-            None => serde_json::to_vec(&event.data)
-                .map_err(|e| serialization(format!("payload to JSON: {e}"), e))?,
+            None => {
+                let mut value = Vec::with_capacity(256);
+                serde_json::to_writer(&mut value, &event.data)
+                    .map_err(|e| serialization(format!("payload to JSON: {e}"), e))?;
+                value
+            }
             Some(validator) => {
                 let json = serde_json::to_value(&event.data)
                     .map_err(|e| serialization(format!("payload to JSON: {e}"), e))?;

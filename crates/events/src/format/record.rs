@@ -15,14 +15,16 @@ pub(crate) fn encode_envelope<T: EventPayload>(
     event: &Event<T>,
     content_type: &str,
 ) -> Result<Vec<(String, Option<Bytes>)>, EventsError> {
-    let mut envelope = event.envelope.clone();
-    envelope.data_content_type = Some(content_type.to_owned());
-    cloudevents::encode_headers(&envelope).map_err(|e| EventsError::Serialization {
-        topic: topic.to_owned(),
-        event_type: event.envelope.event_type.clone(),
-        message: format!("envelope: {e}"),
-        source: Some(Box::new(e)),
-    })
+    let envelope = &event.envelope;
+    let mut headers = Vec::new();
+    cloudevents::encode_headers_with_content_type(envelope, Some(content_type), &mut headers)
+        .map(|()| headers)
+        .map_err(|e| EventsError::Serialization {
+            topic: topic.to_owned(),
+            event_type: event.envelope.event_type.clone(),
+            message: format!("envelope: {e}"),
+            source: Some(Box::new(e)),
+        })
 }
 
 /// Whether any header is a CloudEvents attribute (`ce_*`).

@@ -215,7 +215,8 @@ impl EventProducer {
         K: Fn(&Event<T>) -> Option<String>,
     {
         let topic = Topic::from(topic);
-        let mut queued = Vec::new();
+        let events = events.into_iter();
+        let mut queued = Vec::with_capacity(events.size_hint().0);
         for event in events {
             let key = key_fn(&event).map(Bytes::from);
             queued.push(self.enqueue(&topic, event, Some(key)).await);

@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use kafkit::producer::Topic;
+
 /// Counts for one event type or topic.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -53,9 +55,30 @@ pub(crate) struct StatsRecorder {
     failed: AtomicU64,
     bytes: AtomicU64,
     started: AtomicBool,
-    by_type: Mutex<HashMap<&'static str, Counts>>,
-    by_topic: Mutex<HashMap<String, Counts>>,
+    /// One lock per event for all three tables.
+    tables: Mutex<Tables>,
     metrics: bool,
+}
+
+#[derive(Debug, Default)]
+struct Tables {
+    by_type: HashMap<&'static str, Counts>,
+    by_topic: HashMap<String, Counts>,
+    /// The `metrics` handles of successful sends per (type, topic), registered on first use.
+    sent_handles: HashMap<(&'static str, Topic), SentHandles>,
+}
+
+/// Registered once per (type, topic): no labels are built per event.
+#[derive(Clone)]
+struct SentHandles {
+    duration: metrics::Histogram,
+    sent: metrics::Counter,
+}
+
+impl std::fmt::Debug for SentHandles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SentHandles")
+    }
 }
 
 impl StatsRecorder {
@@ -79,7 +102,7 @@ impl StatsRecorder {
     pub(crate) fn record(
         &self,
         event_type: &'static str,
-        topic: &str,
+        topic: &Topic,
         outcome: Result<usize, &'static str>,
         elapsed: Duration,
     ) {
@@ -99,31 +122,47 @@ impl StatsRecorder {
                 self.failed.fetch_add(1, Ordering::Relaxed);
             }
         }
-        if let Ok(mut map) = self.by_type.lock() {
-            apply(map.entry(event_type).or_default());
-        }
-        if let Ok(mut map) = self.by_topic.lock() {
-            match map.get_mut(topic) {
-                Some(c) => apply(c),
-                None => apply(map.entry(topic.to_owned()).or_default()),
-            }
+        // Each update is a few counter bumps: a poisoned lock still guards consistent tables.
+        let mut tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        apply(tables.by_type.entry(event_type).or_default());
+        match tables.by_topic.get_mut(topic.as_str()) {
+            Some(c) => apply(c),
+            None => apply(
+                tables
+                    .by_topic
+                    .entry(topic.as_str().to_owned())
+                    .or_default(),
+            ),
         }
         if self.metrics {
-            emit(event_type, topic, outcome.err(), elapsed);
+            match outcome {
+                Ok(_) => {
+                    let handles = tables.sent_handles(event_type, topic);
+                    drop(tables);
+                    handles.duration.record(elapsed.as_secs_f64());
+                    handles.sent.increment(1);
+                }
+                Err(error) => {
+                    drop(tables);
+                    emit(event_type, topic, Some(error), elapsed);
+                }
+            }
         }
     }
 
     pub(crate) fn snapshot(&self) -> ProducerStats {
-        let by_event_type = self
+        let tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        let by_event_type = tables
             .by_type
-            .lock()
-            .map(|m| m.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect())
-            .unwrap_or_default();
-        let by_topic = self
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect();
+        let by_topic = tables
             .by_topic
-            .lock()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
-            .unwrap_or_default();
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        drop(tables);
         ProducerStats {
             messages_sent: self.sent.load(Ordering::Relaxed),
             messages_failed: self.failed.load(Ordering::Relaxed),
@@ -139,17 +178,51 @@ impl StatsRecorder {
 /// `messaging.client.sent.messages` (counter) and `messaging.client.operation.duration`
 /// (histogram, seconds), with `messaging.system`, `messaging.operation.name`,
 /// `messaging.destination.name`, `cloudevents.event_type` and, on failure, `error.type`.
-fn emit(event_type: &'static str, topic: &str, error: Option<&'static str>, elapsed: Duration) {
+impl Tables {
+    /// The handles of successful sends of (type, topic), registered with the recorder in place
+    /// the first time (install a recorder before publishing).
+    fn sent_handles(&mut self, event_type: &'static str, topic: &Topic) -> SentHandles {
+        self.sent_handles
+            .entry((event_type, topic.clone()))
+            .or_insert_with(|| {
+                let labels = labels(event_type, topic, None);
+                SentHandles {
+                    duration: metrics::histogram!(
+                        "messaging.client.operation.duration",
+                        labels.iter()
+                    ),
+                    sent: metrics::counter!("messaging.client.sent.messages", labels.iter()),
+                }
+            })
+            .clone()
+    }
+}
+
+/// The labels of one send (OpenTelemetry messaging conventions).
+fn labels(
+    event_type: &'static str,
+    topic: &Topic,
+    error: Option<&'static str>,
+) -> Vec<metrics::Label> {
     let mut labels = vec![
         metrics::Label::new("messaging.system", "kafka"),
         metrics::Label::new("messaging.operation.name", "send"),
-        metrics::Label::new("messaging.destination.name", topic.to_owned()),
+        metrics::Label::new(
+            "messaging.destination.name",
+            metrics::SharedString::from(topic.as_arc().clone()),
+        ),
         metrics::Label::new("cloudevents.event_type", event_type),
     ];
     if let Some(error) = error {
         labels.push(metrics::Label::new("error.type", error));
     }
-    metrics::histogram!("messaging.client.operation.duration", labels.clone())
+    labels
+}
+
+/// A failed send (rare: labels built each time).
+fn emit(event_type: &'static str, topic: &Topic, error: Option<&'static str>, elapsed: Duration) {
+    let labels = labels(event_type, topic, error);
+    metrics::histogram!("messaging.client.operation.duration", labels.iter())
         .record(elapsed.as_secs_f64());
     metrics::counter!("messaging.client.sent.messages", labels).increment(1);
 }
@@ -161,9 +234,10 @@ mod tests {
     #[test]
     fn counts_per_type_and_topic() {
         let stats = StatsRecorder::new(false);
-        stats.record("a", "t1", Ok(10), Duration::ZERO);
-        stats.record("a", "t2", Ok(5), Duration::ZERO);
-        stats.record("b", "t1", Err("timeout"), Duration::ZERO);
+        let (t1, t2) = (Topic::from("t1"), Topic::from("t2"));
+        stats.record("a", &t1, Ok(10), Duration::ZERO);
+        stats.record("a", &t2, Ok(5), Duration::ZERO);
+        stats.record("b", &t1, Err("timeout"), Duration::ZERO);
         let s = stats.snapshot();
         assert_eq!(
             (s.messages_sent, s.messages_failed, s.total_bytes_sent),
