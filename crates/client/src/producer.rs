@@ -26,7 +26,7 @@ pub use metrics::ProducerMetrics;
 pub use record::{ProducerRecord, RecordMetadata};
 pub use topic::Topic;
 
-use crate::config::ProducerConfig;
+use crate::config::{ConfigError, ProducerConfig};
 use crate::error::Error;
 use crate::io::cluster::{Cluster, ClusterConfig};
 use crate::io::producer::{self as sender, SenderSettings, Shared};
@@ -139,7 +139,19 @@ impl Producer {
     /// is retried with the reconnect backoff until `max.block.ms` passes; then this fails
     /// with the last attempt's error, naming the address. A bootstrap host name that does
     /// not resolve fails at once.
+    ///
+    /// A `transactional.id` is refused with [`Error::Config`] naming it: the transactional
+    /// producer is not built yet, and producing without the transaction the application asked
+    /// for would silently break its exactly-once guarantee.
     pub async fn new(config: ProducerConfig) -> Result<Producer, Error> {
+        if let Some(id) = config.transactional_id() {
+            return Err(Error::Config(ConfigError::invalid(
+                "transactional.id",
+                id,
+                "transactions are not supported by this version of kafkit; refused rather than \
+                 writing records outside the transaction they were meant for",
+            )));
+        }
         let started = Instant::now();
         let deadline = started + config.max_block();
         let cluster = Cluster::connect(cluster_config(&config)).await?;
@@ -547,6 +559,29 @@ mod tests {
         shareable::<Producer>();
         shareable::<ProduceError>();
         sendable::<DeliveryFuture>();
+    }
+
+    #[tokio::test]
+    async fn a_transactional_id_is_refused_naming_it_before_any_connection() {
+        let config = ProducerConfig::from_properties([
+            ("bootstrap.servers", "127.0.0.1:1"),
+            ("transactional.id", "orders-tx"),
+        ]);
+        let Ok(config) = config else {
+            panic!("config");
+        };
+        let started = Instant::now();
+        match Producer::new(config).await {
+            Err(Error::Config(e)) => {
+                let text = e.to_string();
+                assert!(text.contains("transactional.id"), "{text}");
+                assert!(text.contains("orders-tx"), "{text}");
+            }
+            Err(other) => panic!("expected a config error, got {other}"),
+            Ok(_) => panic!("a transactional.id must be refused"),
+        }
+        // Refused at once: no bootstrap attempt waits for max.block.ms.
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 
     #[tokio::test]
