@@ -145,7 +145,7 @@ async fn reads_back_every_codec_in_order_exactly_once() {
         assert_eq!(values, sent_here, "partition {p}");
     }
     for tp in &tps {
-        assert_eq!(c.position(tp), Some(500));
+        assert_eq!(c.current_position(tp), Some(500));
         assert_eq!(c.lag(tp), Some(0));
     }
     c.close(Instant::now() + Duration::from_secs(5))
@@ -181,7 +181,7 @@ async fn seek_to_offset_beginning_and_end() {
 
     c.seek_to_end(std::slice::from_ref(&tp)).unwrap();
     assert_quiet(&c, Duration::from_millis(700)).await;
-    assert_eq!(c.position(&tp), Some(50));
+    assert_eq!(c.current_position(&tp), Some(50));
     produce(Compression::None, &t, &[(0, "after-end".into(), None)]).await;
     let got = take(&c, 1).await;
     assert_eq!((got[0].offset, value(&got[0]).as_str()), (50, "after-end"));
@@ -219,7 +219,7 @@ async fn seek_to_timestamp_returns_the_first_record_at_or_after_it() {
         (base - 5, 0),
     ] {
         c.seek_to_timestamp(&[(tp.clone(), ts)]).await.unwrap();
-        assert_eq!(c.position(&tp), Some(first), "timestamp {ts}");
+        assert_eq!(c.current_position(&tp), Some(first), "timestamp {ts}");
         let got = take(&c, 1).await;
         assert_eq!(got[0].offset, first);
         assert!(got[0].timestamp >= ts);
@@ -229,7 +229,7 @@ async fn seek_to_timestamp_returns_the_first_record_at_or_after_it() {
     c.seek_to_timestamp(&[(tp.clone(), base + 10_000)])
         .await
         .unwrap();
-    assert_eq!(c.position(&tp), Some(40));
+    assert_eq!(c.current_position(&tp), Some(40));
     c.close(Instant::now() + Duration::from_secs(5))
         .await
         .expect("close");
@@ -253,7 +253,7 @@ async fn pause_resume_and_lag() {
     assert!(got.iter().all(|r| r.partition == 0));
     assert_quiet(&c, Duration::from_millis(700)).await;
     assert_eq!(c.lag(&p0), Some(0));
-    assert_eq!(c.position(&p1), Some(0));
+    assert_eq!(c.current_position(&p1), Some(0));
 
     c.resume(std::slice::from_ref(&p1)).unwrap();
     assert!(c.paused().is_empty());
@@ -303,7 +303,7 @@ async fn auto_offset_reset_earliest_latest_none() {
     let latest = consumer(&[("auto.offset.reset", "latest")]).await;
     latest.assign([tp.clone()]).unwrap();
     assert_quiet(&latest, Duration::from_millis(700)).await;
-    assert_eq!(latest.position(&tp), Some(5));
+    assert_eq!(latest.current_position(&tp), Some(5));
     produce(Compression::None, &t, &[(0, "new".into(), None)]).await;
     let got = take(&latest, 1).await;
     assert_eq!((got[0].offset, value(&got[0]).as_str()), (5, "new"));
@@ -330,7 +330,7 @@ async fn auto_offset_reset_earliest_latest_none() {
             other => panic!("expected OffsetOutOfRange, got {other:?}"),
         }
     }
-    assert_eq!(none.position(&tp), Some(1_000));
+    assert_eq!(none.current_position(&tp), Some(1_000));
     none.seek(&tp, 3).unwrap();
     assert_eq!(take(&none, 3).await[0].offset, 3);
     for c in [earliest, latest, none] {
@@ -381,7 +381,7 @@ async fn corrupt_batch_is_a_typed_error_and_seeking_past_it_works() {
     assert_eq!(proxy.control().stats().fetch_records_corrupted, 1);
     // The partition stays at the bad offset until the application seeks.
     assert_quiet(&c, Duration::from_millis(700)).await;
-    assert_eq!(c.position(&tp), Some(0));
+    assert_eq!(c.current_position(&tp), Some(0));
     c.seek(&tp, 5).unwrap();
     let got = take(&c, 10).await;
     assert_eq!(
@@ -518,7 +518,7 @@ async fn read_committed_skips_aborted_java_transactions() {
     let offsets: Vec<i64> = got.iter().map(|r| r.offset).collect();
     assert_eq!(offsets, (0..5).chain(12..17).collect::<Vec<_>>());
     // Past the last marker; no control record ever surfaced.
-    assert_eq!(committed.position(&tp), Some(18));
+    assert_eq!(committed.current_position(&tp), Some(18));
     assert_eq!(committed.lag(&tp), Some(0));
 
     let uncommitted = consumer(&[("auto.offset.reset", "earliest")]).await;
@@ -526,7 +526,7 @@ async fn read_committed_skips_aborted_java_transactions() {
     let got = take(&uncommitted, 15).await;
     assert_quiet(&uncommitted, Duration::from_millis(700)).await;
     assert_eq!(values(&got), expect(&["c1", "a", "c2"]));
-    assert_eq!(uncommitted.position(&tp), Some(18));
+    assert_eq!(uncommitted.current_position(&tp), Some(18));
     for c in [committed, uncommitted] {
         c.close(Instant::now() + Duration::from_secs(5))
             .await

@@ -316,7 +316,7 @@ async fn a_restarted_group_resumes_right_after_the_last_commit(protocol: Protoco
     let positions: BTreeMap<TopicPartition, i64> = first
         .assignment()
         .into_iter()
-        .filter_map(|tp| first.position(&tp).map(|p| (tp, p)))
+        .filter_map(|tp| first.current_position(&tp).map(|p| (tp, p)))
         .collect();
     let committed = first.committed(&first.assignment()).await.unwrap();
     for (tp, p) in &positions {

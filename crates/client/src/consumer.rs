@@ -32,6 +32,7 @@
 mod driver;
 mod error;
 mod group;
+mod offsets;
 mod record;
 mod stream;
 
@@ -49,6 +50,7 @@ use crate::io::fetcher::{self, FetchShared};
 use crate::state::consumer::{Drained, FetchPosition, FetchSettings, FetchState, OffsetSpec};
 use crate::state::group::{OffsetAndMetadata, TopicPartition};
 
+pub use crate::state::consumer::OffsetAndTimestamp;
 #[allow(unused_imports)] // used by the group member (consumer/group.rs)
 pub(crate) use driver::{BoxFuture, GroupDriver};
 pub use error::ConsumeError;
@@ -147,10 +149,20 @@ impl Consumer {
     /// Replaces the assignment with `partitions` (manual assignment, no group). Partitions
     /// kept keep their positions; new ones start by `auto.offset.reset` (or at a
     /// [`seek`](Self::seek)); dropped ones lose their buffered records.
+    ///
+    /// Refused with [`ConsumeError::SubscriptionConflict`] while the consumer is subscribed
+    /// to a group (Java's `IllegalStateException`): the group decides the assignment then;
+    /// [`unsubscribe`](Self::unsubscribe) first.
     pub fn assign(
         &self,
         partitions: impl IntoIterator<Item = TopicPartition>,
     ) -> Result<(), ConsumeError> {
+        if self.driver().is_some() {
+            return Err(ConsumeError::SubscriptionConflict {
+                operation: "assign",
+                current: "is subscribed to a group",
+            });
+        }
         let partitions: Vec<TopicPartition> = partitions.into_iter().collect();
         self.change(|s| {
             s.assign(partitions);
@@ -241,9 +253,10 @@ impl Consumer {
         self.state().paused()
     }
 
-    /// The offset of the next record `recv`/`poll` will return for `tp`; `None` when not
-    /// assigned or not known yet (an offset lookup is pending).
-    pub fn position(&self, tp: &TopicPartition) -> Option<i64> {
+    /// The offset of the next record `recv`/`poll` will return for `tp`, without waiting;
+    /// `None` when not assigned or not known yet (an offset lookup is pending:
+    /// [`position`](Self::position) waits for it).
+    pub fn current_position(&self, tp: &TopicPartition) -> Option<i64> {
         self.state().position(tp).map(|p| p.offset)
     }
 

@@ -100,6 +100,16 @@ pub enum ConsumeError {
     /// The consumer is closed.
     #[error("the consumer is closed")]
     Closed,
+    /// A manual assignment and a group subscription were mixed (Java's
+    /// `IllegalStateException`): `assign` while subscribed, or `subscribe` while partitions
+    /// are assigned by hand. Call `unsubscribe` (which also drops a manual assignment) first.
+    #[error("{operation} refused: the consumer {current}; call unsubscribe first")]
+    SubscriptionConflict {
+        /// The call refused (`assign`, `subscribe`).
+        operation: &'static str,
+        /// What the consumer is doing now.
+        current: &'static str,
+    },
     /// `group.protocol=consumer` (KIP-848) on a cluster that does not offer it: the brokers
     /// lack ConsumerGroupHeartbeat or refuse it (`UNSUPPORTED_VERSION`), as Kafka 3.x does by
     /// default. Reported once by `recv`/`poll`; later calls return it again at once (the

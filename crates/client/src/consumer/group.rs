@@ -431,7 +431,9 @@ impl Consumer {
 
     /// Joins the group (`group.id`) subscribed to `topics`; the assignment arrives through
     /// `recv`/`poll`. Subscribing again changes the subscription (the member rejoins).
-    /// Replaces a manual assignment.
+    /// Refused with [`ConsumeError::SubscriptionConflict`] while partitions are assigned by
+    /// hand ([`assign`](Consumer::assign); Java's `IllegalStateException`):
+    /// [`unsubscribe`](Consumer::unsubscribe) or `assign([])` first.
     pub async fn subscribe<I, S>(&self, topics: I) -> Result<(), ConsumeError>
     where
         I: IntoIterator<Item = S>,
@@ -457,6 +459,12 @@ impl Consumer {
     ) -> Result<(), ConsumeError> {
         let settings =
             GroupSettings::from_consumer_config(self.config()).ok_or_else(no_group_id)?;
+        if self.group().is_none() && !self.assignment().is_empty() {
+            return Err(ConsumeError::SubscriptionConflict {
+                operation: "subscribe",
+                current: "has partitions assigned by hand",
+            });
+        }
         if let GroupSubscription::Pattern(p) = &subscription {
             crate::io::group::TopicPattern::new(p)
                 .map_err(|e| ConsumeError::Client(Error::Config(e)))?;
@@ -472,8 +480,9 @@ impl Consumer {
         if let Err(err) = self.unsubscribe().await {
             warn!(error = %err, "leaving with the previous subscription failed");
         }
-        let manual = self.assignment();
-        self.remove_assigned(&manual);
+        // What the previous member was assigned (a manual assignment was refused above).
+        let previous = self.assignment();
+        self.remove_assigned(&previous);
         let member = GroupMember::join(self.cluster().clone(), settings, subscription)
             .await
             .map_err(ConsumeError::from_group_member)?;
@@ -500,10 +509,13 @@ impl Consumer {
     }
 
     /// Leaves the group (committing first with auto-commit, calling the listener's revoke)
-    /// and drops the assignment. Does nothing when not subscribed. The subscription ends
-    /// either way; the first failure (the final auto-commit, the leave) is returned.
+    /// and drops the assignment. Not subscribed, drops a manual assignment (as Java). The
+    /// subscription ends either way; the first failure (the final auto-commit, the leave) is
+    /// returned.
     pub async fn unsubscribe(&self) -> Result<(), ConsumeError> {
         let Some(driver) = self.group() else {
+            let manual = self.assignment();
+            self.remove_assigned(&manual);
             return Ok(());
         };
         let deadline = Instant::now() + self.config().client().request_timeout();
@@ -577,25 +589,49 @@ impl Consumer {
         })
     }
 
-    /// The group's committed offsets of `partitions` (`None`: nothing committed).
+    /// The group's committed offsets of `partitions` (`None`: nothing committed), within
+    /// `default.api.timeout.ms` (Java's `committed(partitions)`); see
+    /// [`committed_with_timeout`](Self::committed_with_timeout).
     pub async fn committed(
         &self,
         partitions: &[TopicPartition],
     ) -> Result<CommittedOffsets, ConsumeError> {
+        let timeout = self.config().default_api_timeout();
+        self.committed_with_timeout(partitions, timeout).await
+    }
+
+    /// The group's (`group.id`) committed offsets of `partitions` (`None`: nothing
+    /// committed), asked of the group coordinator with OffsetFetch (waiting out pending
+    /// transactional commits), whether the consumer is subscribed or assigned partitions by
+    /// hand (Java's `committed(partitions, timeout)`). A coordinator that moves or is loading
+    /// is retried until `timeout`, then [`ConsumeError::Timeout`].
+    pub async fn committed_with_timeout(
+        &self,
+        partitions: &[TopicPartition],
+        timeout: Duration,
+    ) -> Result<CommittedOffsets, ConsumeError> {
         let group_id = self.config().group_id().ok_or_else(no_group_id)?.to_owned();
-        let result = match self.group_member() {
-            Some(m) => m.committed(partitions).await,
-            None => {
-                let deadline = Instant::now() + self.config().client().request_timeout();
-                Coordinators::new(self.cluster().clone())
-                    .fetch_offsets(
-                        &OffsetFetchQuery::partitions(group_id, partitions),
-                        true,
-                        deadline,
-                    )
-                    .await
+        let deadline = Instant::now() + timeout;
+        let fetch = async {
+            match self.group_member() {
+                Some(m) => m.committed(partitions).await,
+                None => {
+                    Coordinators::new(self.cluster().clone())
+                        .fetch_offsets(
+                            &OffsetFetchQuery::partitions(group_id, partitions),
+                            true,
+                            deadline,
+                        )
+                        .await
+                }
             }
         };
-        result.map_err(ConsumeError::Commit)
+        match tokio::time::timeout_at(deadline.into(), fetch).await {
+            Ok(result) => result.map_err(ConsumeError::Commit),
+            Err(_) => Err(ConsumeError::Timeout {
+                operation: "committed",
+                after: timeout,
+            }),
+        }
     }
 }

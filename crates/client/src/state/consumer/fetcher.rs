@@ -15,7 +15,8 @@
 //! Invariants: a partition is in at most one Fetch in flight; a fetched response is used only
 //! if the partition's generation (bumped by every seek and reset) is unchanged and its
 //! position is still the fetch offset; a partition with buffered records is not fetched again
-//! until they are taken; nothing is fetched while `prefetch.max.bytes` are buffered.
+//! until they are taken (a paused one keeps them for `resume`); nothing is fetched while
+//! `prefetch.max.bytes` are buffered for partitions not paused.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -39,6 +40,7 @@ use crate::consumer::ConsumeError;
 use crate::state::group::{OffsetAndMetadata, TopicPartition};
 use crate::state::metadata::{BrokerInfo, ClusterMetadata};
 pub use drain::Drained;
+pub(crate) use resets::list_offsets_request;
 pub use resets::ListOffsetsToken;
 pub use validate::ValidationToken;
 
@@ -163,6 +165,8 @@ pub struct FetchState {
     completed: VecDeque<CompletedFetch>,
     buffered_bytes: usize,
     errors: VecDeque<ConsumeError>,
+    /// Partitions stopped at a corrupt batch: reported by every drain until a seek.
+    corrupt: BTreeMap<TopicPartition, ConsumeError>,
     wants_metadata: bool,
 }
 
@@ -170,7 +174,7 @@ fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_owned()))
 }
 
-fn error_of(code: i16) -> Option<ResponseError> {
+pub(crate) fn error_of(code: i16) -> Option<ResponseError> {
     ResponseError::try_from_code(code)
 }
 
@@ -186,6 +190,7 @@ impl FetchState {
             completed: VecDeque::new(),
             buffered_bytes: 0,
             errors: VecDeque::new(),
+            corrupt: BTreeMap::new(),
             wants_metadata: false,
         }
     }
@@ -240,6 +245,7 @@ impl FetchState {
     pub fn remove_assigned(&mut self, partitions: &[TopicPartition]) {
         for tp in partitions {
             self.partitions.remove(tp);
+            self.corrupt.remove(tp);
         }
         self.drop_completed(|c| partitions.contains(&c.tp));
         self.errors.retain(|e| {
@@ -298,6 +304,7 @@ impl FetchState {
 
     fn forget_partition(&mut self, tp: &TopicPartition) {
         self.drop_completed(|c| &c.tp == tp);
+        self.corrupt.remove(tp);
         self.errors
             .retain(|e| e.partition() != Some((tp.topic.as_str(), tp.partition)));
     }
@@ -314,10 +321,12 @@ impl FetchState {
         self.buffered_bytes = self.buffered_bytes.saturating_sub(freed);
     }
 
-    /// Stops fetching `tp` (buffered records are dropped and fetched again on resume).
+    /// Stops fetching `tp` and handing its records out; records already buffered stay
+    /// buffered and are handed out after [`resume`](Self::resume) without fetching them
+    /// again (as Java). They do not count against `kafkit.prefetch.max.bytes`, so the other
+    /// partitions go on being fetched.
     pub fn pause(&mut self, tp: &TopicPartition) -> Result<(), ConsumeError> {
         self.state_mut(tp)?.paused = true;
-        self.drop_completed(|c| &c.tp == tp);
         Ok(())
     }
 
@@ -349,6 +358,14 @@ impl FetchState {
     /// Whether `tp` is stopped after a reported error.
     pub fn is_halted(&self, tp: &TopicPartition) -> bool {
         self.partitions.get(tp).is_some_and(|s| s.halted)
+    }
+
+    /// The error reported (or about to be) for `tp`, if one is waiting in the queue.
+    pub fn partition_error(&self, tp: &TopicPartition) -> Option<ConsumeError> {
+        self.errors
+            .iter()
+            .find(|e| e.partition() == Some((tp.topic.as_str(), tp.partition)))
+            .cloned()
     }
 
     /// Records between the position of `tp` and the end of its log: the high watermark, or
@@ -391,6 +408,17 @@ impl FetchState {
     /// Bytes of fetched records buffered now.
     pub fn buffered_bytes(&self) -> usize {
         self.buffered_bytes
+    }
+
+    /// Buffered bytes of partitions not paused (what the prefetch limit applies to).
+    fn active_buffered_bytes(&self) -> usize {
+        let paused: usize = self
+            .completed
+            .iter()
+            .filter(|c| self.partitions.get(&c.tp).is_some_and(|s| s.paused))
+            .map(|c| c.size)
+            .sum();
+        self.buffered_bytes.saturating_sub(paused)
     }
 
     fn reset_by_policy(
@@ -451,7 +479,7 @@ impl FetchState {
         now: Instant,
         metadata: &ClusterMetadata,
     ) -> Vec<(FetchToken, FetchRequest)> {
-        if self.buffered_bytes >= self.settings.prefetch_max_bytes {
+        if self.active_buffered_bytes() >= self.settings.prefetch_max_bytes {
             return Vec::new();
         }
         let buffered: Vec<TopicPartition> = self.completed.iter().map(|c| c.tp.clone()).collect();
@@ -736,7 +764,7 @@ fn uuid_of(id: [u8; 16]) -> uuid::Uuid {
     uuid::Uuid::from_bytes(id)
 }
 
-pub(super) fn leader_epoch(metadata: &ClusterMetadata, tp: &TopicPartition) -> i32 {
+pub(crate) fn leader_epoch(metadata: &ClusterMetadata, tp: &TopicPartition) -> i32 {
     metadata
         .topic(&tp.topic)
         .and_then(|t| t.partitions.get(usize::try_from(tp.partition).ok()?))
@@ -751,7 +779,7 @@ fn is_session_error(e: ResponseError) -> bool {
 }
 
 /// Errors that mean "ask the metadata who leads now" even if not flagged retriable.
-pub(super) fn is_leader_error(e: ResponseError) -> bool {
+pub(crate) fn is_leader_error(e: ResponseError) -> bool {
     matches!(
         e,
         ResponseError::NotLeaderOrFollower

@@ -23,6 +23,7 @@ use kafkit_wire::record::{BatchBuilder, BatchOptions, ControlRecordType, RecordR
 
 use super::*;
 
+mod lookup;
 mod props;
 use crate::config::{AutoOffsetReset, IsolationLevel};
 use crate::consumer::ConsumeError;
@@ -710,12 +711,127 @@ fn a_corrupt_batch_halts_the_partition_at_its_offset_after_the_good_records() {
     assert!(s.is_halted(&tp(0)));
     assert_eq!(s.position(&tp(0)).map(|p| p.offset), Some(2));
     assert!(s.poll_fetches(now, &m).is_empty());
+    // Java's rule: reported again by every drain until the application seeks.
+    for _ in 0..3 {
+        let again = s.drain(100);
+        assert!(again.records.is_empty());
+        assert!(
+            matches!(again.error, Some(ConsumeError::Corrupt { offset: 2, .. })),
+            "{:?}",
+            again.error
+        );
+        assert!(s.has_ready());
+    }
     s.seek(&tp(0), FetchPosition::new(4)).unwrap();
     assert!(!s.is_halted(&tp(0)));
+    let after = s.drain(100);
+    assert!(after.error.is_none() && after.records.is_empty());
+    assert!(!s.has_ready());
     assert_eq!(
         sent_partitions(&s.poll_fetches(now, &m).pop().unwrap().1),
         [(0, 4)]
     );
+}
+
+#[test]
+fn a_corrupt_partition_is_reported_beside_the_records_of_the_others() {
+    let now = Instant::now();
+    let m = metadata(2);
+    let mut s = assigned(2);
+    let mut buf = BytesMut::new();
+    batch(&mut buf, 0, 2, &BatchOptions::default());
+    let last = buf.len() - 1;
+    buf[last] ^= 0xff;
+    let corrupt = buf.freeze();
+    for (token, _) in s.poll_fetches(now, &m) {
+        let p = if token.node() == 0 { 0 } else { 1 };
+        let bytes = if p == 0 {
+            corrupt.clone()
+        } else {
+            records(0, 3)
+        };
+        s.handle_fetch(now, token, response(0, vec![partition(p, Some(bytes), 3)]));
+    }
+    // Partition 0's batch comes first: reported alone (nothing good before it).
+    let first = s.drain(100);
+    assert!(first.records.is_empty());
+    assert!(matches!(
+        first.error,
+        Some(ConsumeError::Corrupt {
+            partition: 0,
+            offset: 0,
+            ..
+        })
+    ));
+    // Partition 1 goes on, with partition 0's error reported beside its records.
+    let second = s.drain(100);
+    assert_eq!(values(&second), ["v0", "v1", "v2"]);
+    assert!(matches!(
+        second.error,
+        Some(ConsumeError::Corrupt { partition: 0, .. })
+    ));
+    // Past the bad batch: nothing reported any more.
+    s.seek(&tp(0), FetchPosition::new(2)).unwrap();
+    assert!(s.drain(100).error.is_none());
+}
+
+#[test]
+fn paused_partitions_keep_their_buffered_records_for_resume() {
+    let now = Instant::now();
+    let m = metadata(2);
+    let mut s = FetchState::new(FetchSettings {
+        prefetch_max_bytes: 10, // any one response fills it
+        ..settings()
+    });
+    s.add_assigned(
+        (0..2)
+            .map(|p| (tp(p), Some(OffsetAndMetadata::new(0))))
+            .collect(),
+    );
+    let mut token1 = None;
+    for (token, _) in s.poll_fetches(now, &m) {
+        if token.node() == 0 {
+            s.handle_fetch(
+                now,
+                token,
+                response(0, vec![partition(0, Some(records(0, 3)), 3)]),
+            );
+        } else {
+            token1 = Some(token);
+        }
+    }
+    let buffered = s.buffered_bytes();
+    assert!(buffered > 0);
+    s.pause(&tp(0)).unwrap();
+    assert_eq!(s.buffered_bytes(), buffered, "pause keeps the records");
+    assert!(!s.has_ready(), "nothing to hand out while paused");
+    let drained = s.drain(100);
+    assert!(drained.records.is_empty() && drained.error.is_none());
+    assert_eq!(s.position(&tp(0)).map(|p| p.offset), Some(0));
+    // The paused partition's bytes do not hold the others back, and it is not fetched.
+    s.handle_fetch_failure(now, token1.unwrap());
+    let later = now + Duration::from_secs(1);
+    let planned: Vec<(i32, i64)> = s
+        .poll_fetches(later, &m)
+        .iter()
+        .flat_map(|(_, r)| sent_partitions(r))
+        .collect();
+    assert_eq!(
+        planned,
+        [(1, 0)],
+        "partition 1 fetched, paused partition 0 not"
+    );
+    // Resume: the buffered records come out without a new fetch.
+    s.resume(&tp(0)).unwrap();
+    assert!(s.has_ready());
+    let drained = s.drain(100);
+    assert_eq!(values(&drained), ["v0", "v1", "v2"]);
+    assert_eq!(s.position(&tp(0)).map(|p| p.offset), Some(3));
+    assert_eq!(s.buffered_bytes(), 0);
+    // A seek while paused still drops them (stale data never surfaces).
+    s.pause(&tp(0)).unwrap();
+    s.seek(&tp(0), FetchPosition::new(1)).unwrap();
+    assert_eq!(s.buffered_bytes(), 0);
 }
 
 #[test]
@@ -874,6 +990,27 @@ pub(crate) fn encoding_samples(enc: &mut crate::request_versions::Encoder) {
             .into_iter()
             .map(|(_, r)| (1, r)),
     );
+    // The consumer's offset queries (`offsets_for_times` and friends): the same builder.
+    for (isolation, from) in [
+        (IsolationLevel::ReadUncommitted, 1),
+        (IsolationLevel::ReadCommitted, 2),
+    ] {
+        let asked = [
+            (tp(0), super::position::OffsetSpec::Earliest),
+            (tp(1), super::position::OffsetSpec::Latest),
+            (
+                tp(2),
+                super::position::OffsetSpec::Timestamp(1_700_000_000_000),
+            ),
+        ];
+        let mut lookup = OffsetLookup::new(isolation, 30_000, asked);
+        lookups.extend(
+            lookup
+                .poll_requests(&metadata(3))
+                .into_iter()
+                .map(|(_, r)| (from, r)),
+        );
+    }
     assert!(!lookups.is_empty());
     for v in Encoder::versions(ApiKey::ListOffsets) {
         for (from, r) in &lookups {

@@ -32,14 +32,21 @@ impl FetchState {
 
     /// Whether `drain` has something to give (records of an unpaused partition, or an error).
     pub fn has_ready(&self) -> bool {
-        !self.errors.is_empty() || !self.completed.is_empty()
+        !self.errors.is_empty()
+            || !self.corrupt.is_empty()
+            || self
+                .completed
+                .iter()
+                .any(|c| self.partitions.get(&c.tp).is_none_or(|s| !s.paused))
     }
 
     /// Takes up to `max` records, in order per partition, and stops early once they cost
     /// `kafkit.prefetch.max.bytes` (at least `MIN_DRAIN_MEMORY`) in memory (at least one
-    /// record is taken). A pending error
-    /// comes first, alone; a corrupt batch met while taking records ends the call (records
-    /// before it are returned with the error) and halts its partition at the bad offset.
+    /// record is taken). A pending error comes first, alone. Buffered records of paused
+    /// partitions stay buffered (handed out after `resume`). A corrupt batch met while taking
+    /// records ends the call (records before it are returned with the error) and halts its
+    /// partition at the bad offset; until a seek, every later drain reports it again, with
+    /// the records of other partitions it takes (Java reports it on every poll).
     pub fn drain(&mut self, max: usize) -> Drained {
         if let Some(error) = self.errors.pop_front() {
             return Drained {
@@ -50,23 +57,30 @@ impl FetchState {
         let mut out = Drained::default();
         let budget = self.settings.prefetch_max_bytes.max(MIN_DRAIN_MEMORY);
         let mut used = 0usize;
+        let mut index = 0usize;
         while out.records.len() < max && used < budget {
-            let Some(front) = self.completed.front_mut() else {
+            let Some(fetch) = self.completed.get_mut(index) else {
                 break;
             };
-            let current = self.partitions.get(&front.tp).filter(|s| {
-                s.generation == front.generation
-                    && !s.paused
+            let current = self.partitions.get(&fetch.tp).filter(|s| {
+                s.generation == fetch.generation
                     && !s.halted
-                    && s.position.map(|p| p.offset) == Some(front.position.offset)
+                    && s.position.map(|p| p.offset) == Some(fetch.position.offset)
             });
-            if current.is_none() {
-                self.pop_completed();
-                continue;
+            match current {
+                None => {
+                    self.remove_completed(index);
+                    continue;
+                }
+                Some(s) if s.paused => {
+                    index += 1; // kept for `resume`
+                    continue;
+                }
+                Some(_) => {}
             }
-            let result = front.next_record();
-            let position = front.position;
-            let tp = front.tp.clone();
+            let result = fetch.next_record();
+            let position = fetch.position;
+            let tp = fetch.tp.clone();
             match result {
                 Ok(Some(record)) => {
                     if let Some(s) = self.partitions.get_mut(&tp) {
@@ -79,48 +93,54 @@ impl FetchState {
                     if let Some(s) = self.partitions.get_mut(&tp) {
                         s.position = Some(position);
                     }
-                    self.pop_completed();
+                    self.remove_completed(index);
                 }
                 Err(source) => {
-                    self.pop_completed();
+                    self.remove_completed(index);
                     let Some(s) = self.partitions.get_mut(&tp) else {
                         continue;
                     };
                     s.position = Some(position);
                     s.halted = true;
                     let offset = source.base_offset().max(position.offset);
-                    out.error = Some(ConsumeError::Corrupt {
+                    let error = ConsumeError::Corrupt {
                         topic: s.topic.clone(),
                         partition: tp.partition,
                         offset,
                         source: Arc::new(source),
-                    });
-                    break;
+                    };
+                    self.corrupt.insert(tp, error.clone());
+                    out.error = Some(error);
+                    return out;
                 }
             }
         }
+        self.pop_if_used_up(index);
         if out.error.is_none() {
-            self.pop_if_used_up();
+            // Reported until the application seeks past it.
+            out.error = self.corrupt.values().next().cloned();
         }
         out
     }
 
-    /// Pops the front fetch if it has nothing left (see `CompletedFetch::finish_if_used_up`).
-    fn pop_if_used_up(&mut self) {
-        let Some(front) = self.completed.front_mut() else {
+    /// Removes the fetch at `index` if it has nothing left (see
+    /// `CompletedFetch::finish_if_used_up`).
+    fn pop_if_used_up(&mut self, index: usize) {
+        let Some(fetch) = self.completed.get_mut(index) else {
             return;
         };
-        let Some(s) = self.partitions.get_mut(&front.tp) else {
+        let Some(s) = self.partitions.get_mut(&fetch.tp) else {
             return;
         };
-        if s.generation != front.generation
-            || s.position.map(|p| p.offset) != Some(front.position.offset)
+        if s.paused
+            || s.generation != fetch.generation
+            || s.position.map(|p| p.offset) != Some(fetch.position.offset)
         {
             return;
         }
-        if front.finish_if_used_up() {
-            s.position = Some(front.position);
-            self.pop_completed();
+        if fetch.finish_if_used_up() {
+            s.position = Some(fetch.position);
+            self.remove_completed(index);
         }
     }
 
@@ -130,8 +150,8 @@ impl FetchState {
         self.errors.push_front(error);
     }
 
-    fn pop_completed(&mut self) {
-        if let Some(c) = self.completed.pop_front() {
+    fn remove_completed(&mut self, index: usize) {
+        if let Some(c) = self.completed.remove(index) {
             self.buffered_bytes = self.buffered_bytes.saturating_sub(c.size);
         }
     }

@@ -29,6 +29,39 @@ impl ListOffsetsToken {
     }
 }
 
+/// One leader's ListOffsets request: each partition with what is asked of it and the leader
+/// epoch it is asked under (`-1`: none), read with `isolation` (`isolation.level` as sent).
+/// Used by the resets below and by the consumer's offset queries (`lookup.rs`).
+pub(crate) fn list_offsets_request(
+    isolation: i8,
+    timeout_ms: i32,
+    parts: &[(&TopicPartition, OffsetSpec, i32)],
+) -> ListOffsetsRequest {
+    let mut topics: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
+    for (tp, spec, epoch) in parts {
+        topics.entry(tp.topic.as_str()).or_default().push(
+            ListOffsetsPartition::default()
+                .with_partition_index(tp.partition)
+                .with_current_leader_epoch(*epoch)
+                .with_timestamp(spec.timestamp()),
+        );
+    }
+    ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_isolation_level(isolation)
+        .with_timeout_ms(timeout_ms)
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|(name, partitions)| {
+                    ListOffsetsTopic::default()
+                        .with_name(topic_name(name))
+                        .with_partitions(partitions)
+                })
+                .collect(),
+        )
+}
+
 impl FetchState {
     // ---- offset lookups ----
 
@@ -58,32 +91,15 @@ impl FetchState {
         }
         let timeout_ms =
             i32::try_from(self.settings.request_timeout.as_millis()).unwrap_or(i32::MAX);
+        let isolation = self.settings.isolation_level.as_i8();
         by_node
             .into_iter()
             .map(|(node, parts)| {
-                let mut topics: BTreeMap<&str, Vec<ListOffsetsPartition>> = BTreeMap::new();
-                for (tp, _, spec, epoch) in &parts {
-                    topics.entry(tp.topic.as_str()).or_default().push(
-                        ListOffsetsPartition::default()
-                            .with_partition_index(tp.partition)
-                            .with_current_leader_epoch(*epoch)
-                            .with_timestamp(spec.timestamp()),
-                    );
-                }
-                let request = ListOffsetsRequest::default()
-                    .with_replica_id(BrokerId(-1))
-                    .with_isolation_level(self.settings.isolation_level.as_i8())
-                    .with_timeout_ms(timeout_ms)
-                    .with_topics(
-                        topics
-                            .into_iter()
-                            .map(|(name, partitions)| {
-                                ListOffsetsTopic::default()
-                                    .with_name(topic_name(name))
-                                    .with_partitions(partitions)
-                            })
-                            .collect(),
-                    );
+                let asked: Vec<(&TopicPartition, OffsetSpec, i32)> = parts
+                    .iter()
+                    .map(|(tp, _, spec, epoch)| (tp, *spec, *epoch))
+                    .collect();
+                let request = list_offsets_request(isolation, timeout_ms, &asked);
                 (ListOffsetsToken { node, sent: parts }, request)
             })
             .collect()
