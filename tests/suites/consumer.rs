@@ -1,7 +1,10 @@
 //! The consumer against a real broker: assign and read back everything a producer wrote
 //! (every codec) in order, exactly once; seeks (offset, beginning, end, timestamp); pause and
-//! resume; lag; `auto.offset.reset`; a corrupt batch through the proxy; `read_committed` over
-//! transactions written by the Java client.
+//! resume (a paused partition keeps its buffered records); lag; `auto.offset.reset`; offset
+//! queries (`beginning_offsets`, `end_offsets`, `offsets_for_times`, a waiting `position`,
+//! `committed` of an assigned consumer); `assign` and `subscribe` refused while the other is in
+//! force; a corrupt batch through the proxy (reported on every poll until a seek);
+//! `read_committed` over transactions written by the Java client.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
@@ -286,6 +289,164 @@ async fn pause_resume_and_lag() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_partition_keeps_its_buffered_records_for_resume() {
+    let t = topic("consumer-pause-buffer", 1).await;
+    let records: Vec<_> = (0..10).map(|i| (0, format!("v{i}"), None)).collect();
+    produce(Compression::None, &t, &records).await;
+    let tp = TopicPartition::new(t.clone(), 0);
+    let proxy = ProxyCluster::start(&kafka().bootstrap).await;
+    let c = consumer_at(
+        &proxy.bootstrap(),
+        &[("auto.offset.reset", "earliest"), ("max.poll.records", "1")],
+    )
+    .await;
+    c.assign([tp.clone()]).unwrap();
+    // The first Fetch brings all ten; one is handed out, nine stay buffered.
+    let first = take(&c, 1).await;
+    assert_eq!(first[0].offset, 0);
+    c.pause(std::slice::from_ref(&tp)).unwrap();
+    assert_quiet(&c, Duration::from_millis(300)).await;
+    // With the brokers out of reach, only the buffer can hand the rest out after resume.
+    proxy.control().stall();
+    c.resume(std::slice::from_ref(&tp)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut rest = Vec::new();
+    while rest.len() < 9 && Instant::now() < deadline {
+        rest.extend(c.poll(Duration::from_millis(200)).await.unwrap());
+    }
+    proxy.control().resume();
+    assert_eq!(
+        rest.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        (1..10).collect::<Vec<_>>(),
+        "the buffered records after resume, without fetching them again"
+    );
+    assert_eq!(c.current_position(&tp), Some(10));
+    c.close(Instant::now() + Duration::from_secs(5))
+        .await
+        .expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offset_queries_position_and_committed_of_an_assigned_consumer() {
+    let t = topic("consumer-offsets", 2).await;
+    let base = 1_600_000_000_000i64;
+    let mut records: Vec<_> = (0..10)
+        .map(|i| (0, format!("v{i}"), Some(base + 10 * i64::from(i))))
+        .collect();
+    records.extend((0..5).map(|i| (1, format!("w{i}"), None)));
+    produce(Compression::Lz4, &t, &records).await;
+    let (p0, p1) = (
+        TopicPartition::new(t.clone(), 0),
+        TopicPartition::new(t.clone(), 1),
+    );
+    let both = [p0.clone(), p1.clone()];
+    let group = unique_name("consumer-offsets-group");
+    let c = consumer(&[
+        ("auto.offset.reset", "latest"),
+        ("group.id", group.as_str()),
+        ("allow.auto.create.topics", "false"),
+    ])
+    .await;
+    // Any partition, assigned or not.
+    let begin = c.beginning_offsets(&both, WAIT).await.unwrap();
+    assert_eq!(begin, BTreeMap::from([(p0.clone(), 0), (p1.clone(), 0)]));
+    let end = c.end_offsets(&both, WAIT).await.unwrap();
+    assert_eq!(end, BTreeMap::from([(p0.clone(), 10), (p1.clone(), 5)]));
+    let far = base + 100 * 365 * 24 * 3_600_000;
+    let found = c
+        .offsets_for_times(&[(p0.clone(), base + 25), (p1.clone(), far)], WAIT)
+        .await
+        .unwrap();
+    let at = found[&p0].expect("a record at or after base + 25");
+    assert_eq!((at.offset, at.timestamp), (3, base + 30));
+    assert_eq!(found[&p1], None, "no record that late");
+
+    // position waits for the pending auto.offset.reset lookup, without a poll.
+    assert!(matches!(
+        c.position(&p0, WAIT).await,
+        Err(ConsumeError::NotAssigned { .. })
+    ));
+    c.assign(both.clone()).unwrap();
+    assert_eq!(c.position(&p0, WAIT).await.unwrap(), 10);
+    c.seek_to_beginning(std::slice::from_ref(&p1)).unwrap();
+    assert_eq!(c.position(&p1, WAIT).await.unwrap(), 0);
+
+    // committed of a consumer that assigned its partitions by hand (OffsetFetch through the
+    // coordinator, group-less).
+    let none = c.committed_with_timeout(&both, WAIT).await.unwrap();
+    assert!(none.values().all(Option::is_none), "{none:?}");
+    c.seek(&p0, 4).unwrap();
+    c.commit_sync().await.unwrap();
+    let committed = c.committed_with_timeout(&both, WAIT).await.unwrap();
+    assert_eq!(committed[&p0].as_ref().map(|o| o.offset), Some(4));
+    assert_eq!(committed[&p1].as_ref().map(|o| o.offset), Some(0));
+
+    // A topic that does not exist: nothing to ask, a timeout after the given time.
+    let missing = TopicPartition::new(unique_name("consumer-offsets-missing"), 0);
+    let started = Instant::now();
+    match c.end_offsets(&[missing], Duration::from_secs(2)).await {
+        Err(ConsumeError::Timeout { operation, .. }) => assert_eq!(operation, "end_offsets"),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
+    c.close(Instant::now() + Duration::from_secs(5))
+        .await
+        .expect("close");
+
+    // auto.offset.reset=none and nothing committed: position reports it.
+    let strict = consumer(&[("auto.offset.reset", "none")]).await;
+    strict.assign([p0.clone()]).unwrap();
+    assert!(matches!(
+        strict.position(&p0, WAIT).await,
+        Err(ConsumeError::NoOffset { .. })
+    ));
+    strict
+        .close(Instant::now() + Duration::from_secs(5))
+        .await
+        .expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assign_and_subscribe_do_not_mix() {
+    let t = topic("consumer-mix", 1).await;
+    let tp = TopicPartition::new(t.clone(), 0);
+    let group = unique_name("consumer-mix-group");
+    let c = consumer(&[
+        ("group.id", group.as_str()),
+        ("session.timeout.ms", "6000"),
+        ("heartbeat.interval.ms", "500"),
+    ])
+    .await;
+    c.subscribe([t.clone()]).await.unwrap();
+    match c.assign([tp.clone()]) {
+        Err(ConsumeError::SubscriptionConflict { operation, .. }) => {
+            assert_eq!(operation, "assign")
+        }
+        other => panic!("assign while subscribed: {other:?}"),
+    }
+    c.unsubscribe().await.unwrap();
+    c.assign([tp.clone()]).unwrap();
+    match c.subscribe([t.clone()]).await {
+        Err(ConsumeError::SubscriptionConflict { operation, .. }) => {
+            assert_eq!(operation, "subscribe")
+        }
+        other => panic!("subscribe while assigned: {other:?}"),
+    }
+    assert_eq!(
+        c.assignment(),
+        vec![tp.clone()],
+        "the refused call changed nothing"
+    );
+    // unsubscribe drops a manual assignment too (as Java), then subscribing works.
+    c.unsubscribe().await.unwrap();
+    assert!(c.assignment().is_empty());
+    c.subscribe([t.clone()]).await.unwrap();
+    c.close(Instant::now() + Duration::from_secs(5))
+        .await
+        .expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_offset_reset_earliest_latest_none() {
     let t = topic("consumer-reset", 1).await;
     let records: Vec<_> = (0..5).map(|i| (0, format!("v{i}"), None)).collect();
@@ -379,9 +540,16 @@ async fn corrupt_batch_is_a_typed_error_and_seeking_past_it_works() {
         other => panic!("expected Corrupt, got {other:?}"),
     }
     assert_eq!(proxy.control().stats().fetch_records_corrupted, 1);
-    // The partition stays at the bad offset until the application seeks.
-    assert_quiet(&c, Duration::from_millis(700)).await;
+    // Java's rule: every poll reports it again until the application seeks; the partition
+    // stays at the bad offset meanwhile.
+    for _ in 0..3 {
+        match c.poll(Duration::from_millis(200)).await {
+            Err(ConsumeError::Corrupt { offset: 0, .. }) => {}
+            other => panic!("expected the corrupt batch again, got {other:?}"),
+        }
+    }
     assert_eq!(c.current_position(&tp), Some(0));
+    assert_eq!(proxy.control().stats().fetch_records_corrupted, 1);
     c.seek(&tp, 5).unwrap();
     let got = take(&c, 10).await;
     assert_eq!(
@@ -520,6 +688,12 @@ async fn read_committed_skips_aborted_java_transactions() {
     // Past the last marker; no control record ever surfaced.
     assert_eq!(committed.current_position(&tp), Some(18));
     assert_eq!(committed.lag(&tp), Some(0));
+    // Every transaction is complete: the last stable offset is the log end.
+    let ends = committed
+        .end_offsets(std::slice::from_ref(&tp), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(ends[&tp], 18);
 
     let uncommitted = consumer(&[("auto.offset.reset", "earliest")]).await;
     uncommitted.assign([tp.clone()]).unwrap();
