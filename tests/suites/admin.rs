@@ -1,7 +1,16 @@
-//! Admin calls against a real broker.
+//! Admin calls against a real broker: topics, offsets, partitions added, records deleted,
+//! broker configs described and changed, groups listed with per-broker failures.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError;
-use kafkit::admin::{Admin, NewTopic, OffsetSpec};
+use kafka_protocol::messages::ApiKey;
+use kafkit::admin::{Admin, AlterConfigOp, ConfigSource, ListGroupsFilter, NewTopic, OffsetSpec};
+use kafkit::config::{ConsumerConfig, ProducerConfig};
+use kafkit::consumer::Consumer;
+use kafkit::producer::{Producer, ProducerRecord};
+use kafkit::state::group::{OffsetAndMetadata, TopicPartition};
 use kafkit::Error;
 use kafkit_tests::{kafka, unique_name};
 
@@ -123,4 +132,237 @@ async fn no_broker_reachable_fails_after_the_timeout() {
         .unwrap_err();
     assert!(matches!(err, Error::Connect { .. }), "{err:?}");
     assert!(err.to_string().contains(&addr), "{err}");
+}
+
+fn broker_code(err: &Error) -> Option<ResponseError> {
+    match err {
+        Error::Broker { code, .. } => Some(*code),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn create_partitions_then_delete_records_on_each_leader() {
+    let admin = Admin::connect(&kafka().bootstrap).await.unwrap();
+    let topic = unique_name("admin-partitions");
+    admin
+        .create_topics(&[NewTopic::new(&topic, 2, 1)])
+        .await
+        .unwrap();
+    admin.create_partitions(&[(&topic, 4)]).await.unwrap();
+    let described = admin.describe_topics(&[&topic]).await.unwrap();
+    assert_eq!(described[0].partitions.len(), 4);
+    assert!(described[0].partitions.iter().all(|p| p.leader.is_some()));
+    // Shrinking (or staying) is the broker's INVALID_PARTITIONS, naming the topic.
+    let err = admin.create_partitions(&[(&topic, 3)]).await.unwrap_err();
+    assert_eq!(
+        broker_code(&err),
+        Some(ResponseError::InvalidPartitions),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains(&topic), "{err}");
+
+    // Ten records in each of partitions 0 and 3 (3 is one of the new ones).
+    let config = ProducerConfig::builder()
+        .bootstrap_servers([kafka().bootstrap.clone()])
+        .build()
+        .unwrap();
+    let producer = Producer::new(config).await.unwrap();
+    let mut acks = Vec::new();
+    for p in [0, 3] {
+        for i in 0..10 {
+            let record = ProducerRecord::new(&topic)
+                .partition(p)
+                .value(format!("v{i}"));
+            acks.push(producer.send(record).await.unwrap());
+        }
+    }
+    for ack in acks {
+        ack.await.unwrap();
+    }
+    producer.close(Duration::from_secs(10)).await.unwrap();
+
+    let (p0, p1, p3) = (
+        TopicPartition::new(&topic, 0),
+        TopicPartition::new(&topic, 1),
+        TopicPartition::new(&topic, 3),
+    );
+    let low = admin
+        .delete_records(&[(p0.clone(), 4), (p1.clone(), -1), (p3.clone(), -1)])
+        .await
+        .unwrap();
+    assert_eq!(
+        low,
+        BTreeMap::from([(p0.clone(), 4), (p1.clone(), 0), (p3.clone(), 10)])
+    );
+    // The broker agrees: the log start offsets moved (ListOffsets earliest).
+    let earliest = admin
+        .list_offsets(&topic, &[0, 1, 2, 3], OffsetSpec::Earliest)
+        .await
+        .unwrap();
+    assert_eq!(
+        earliest.iter().map(|o| o.offset).collect::<Vec<_>>(),
+        [4, 0, 0, 10]
+    );
+    // And a consumer's beginning_offsets sees the same.
+    let consumer = Consumer::new(
+        ConsumerConfig::from_properties([("bootstrap.servers", kafka().bootstrap.as_str())])
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let begin = consumer
+        .beginning_offsets(&[p0.clone(), p3.clone()], Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(begin, BTreeMap::from([(p0.clone(), 4), (p3.clone(), 10)]));
+    consumer
+        .close(Instant::now() + Duration::from_secs(5))
+        .await
+        .unwrap();
+
+    // Past the high watermark: the broker's OFFSET_OUT_OF_RANGE, naming the partition.
+    let err = admin.delete_records(&[(p0.clone(), 11)]).await.unwrap_err();
+    assert_eq!(
+        broker_code(&err),
+        Some(ResponseError::OffsetOutOfRange),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains(&format!("{topic}-0")), "{err}");
+    admin.delete_topics(&[&topic]).await.unwrap();
+}
+
+/// Polls `describe_broker_configs` until `key` of `broker` reads `expected` (dynamic changes
+/// reach the broker through the metadata log).
+async fn broker_config_becomes(
+    admin: &Admin,
+    broker: i32,
+    key: &str,
+    expected: &str,
+) -> ConfigSource {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let configs = admin.describe_broker_configs(&[broker]).await.unwrap();
+        assert_eq!(configs.len(), 1);
+        assert_eq!(configs[0].broker, broker);
+        let entry = configs[0].entry(key).unwrap_or_else(|| panic!("no {key}"));
+        if entry.value.as_deref() == Some(expected) {
+            return entry.source;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{key} of broker {broker} is {:?}, not {expected}",
+            entry.value
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn broker_configs_are_described_and_changed_per_broker_and_cluster_wide() {
+    const KEY: &str = "log.cleaner.backoff.ms";
+    let admin = Admin::connect(&kafka().bootstrap).await.unwrap();
+    let broker = admin.describe_cluster().await.unwrap()[0].node_id;
+    let configs = admin.describe_broker_configs(&[broker]).await.unwrap();
+    let default = configs[0]
+        .get(KEY)
+        .expect("the broker reports it")
+        .to_owned();
+    assert_eq!(
+        configs[0].entry(KEY).map(|e| e.source),
+        Some(ConfigSource::Default)
+    );
+    // A static setting from the broker's own properties file, not changeable at runtime.
+    let dirs = configs[0].entry("log.dirs").expect("log.dirs");
+    assert_eq!(dirs.source, ConfigSource::Broker);
+    assert!(dirs.read_only);
+    assert!(dirs.value.is_some());
+
+    // Per broker, then the cluster-wide default, then both removed.
+    admin
+        .incremental_alter_broker_configs(
+            Some(broker),
+            &[AlterConfigOp::Set(KEY.into(), "21000".into())],
+        )
+        .await
+        .unwrap();
+    let source = broker_config_becomes(&admin, broker, KEY, "21000").await;
+    assert_eq!(source, ConfigSource::Broker);
+    admin
+        .incremental_alter_broker_configs(None, &[AlterConfigOp::Set(KEY.into(), "22000".into())])
+        .await
+        .unwrap();
+    admin
+        .incremental_alter_broker_configs(Some(broker), &[AlterConfigOp::Delete(KEY.into())])
+        .await
+        .unwrap();
+    broker_config_becomes(&admin, broker, KEY, "22000").await;
+    admin
+        .incremental_alter_broker_configs(None, &[AlterConfigOp::Delete(KEY.into())])
+        .await
+        .unwrap();
+    broker_config_becomes(&admin, broker, KEY, &default).await;
+
+    // A config that cannot change at runtime, and a broker that does not exist: typed errors.
+    let err = admin
+        .incremental_alter_broker_configs(
+            Some(broker),
+            &[AlterConfigOp::Set("log.dirs".into(), "/tmp/x".into())],
+        )
+        .await
+        .unwrap_err();
+    assert!(broker_code(&err).is_some(), "{err:?}");
+    assert!(err.to_string().contains("log.dirs"), "{err}");
+    let err = admin
+        .describe_broker_configs(&[broker + 1000])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        broker_code(&err),
+        Some(ResponseError::BrokerNotAvailable),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn list_groups_reports_a_failing_broker_beside_the_answers() {
+    use kafkit::io::cluster::{Cluster, ClusterConfig};
+    use kafkit_tests::proxy::{LostResponse, ProxyCluster};
+
+    let proxy = ProxyCluster::start(&kafka().bootstrap).await;
+    let mut config = ClusterConfig::new(&proxy.bootstrap());
+    config.request_timeout = Duration::from_secs(10);
+    let admin = Admin::from_cluster(Cluster::connect(config).await.unwrap());
+    let control = proxy.control();
+    let topic = unique_name("admin-list-groups");
+    admin
+        .create_topics(&[NewTopic::new(&topic, 1, 1)])
+        .await
+        .unwrap();
+    let group = unique_name("admin-list-groups-group");
+    let offsets = BTreeMap::from([(TopicPartition::new(&topic, 0), OffsetAndMetadata::new(0))]);
+    admin.alter_group_offsets(&group, &offsets).await.unwrap();
+    let all = ListGroupsFilter::default();
+    let broker = admin.describe_cluster().await.unwrap()[0].node_id;
+
+    // The broker's ListGroups answer is lost: reported for that broker, not as a whole.
+    control.drop_response_of(ApiKey::ListGroups, 1, LostResponse::Cut);
+    let listings = admin.list_groups_per_broker(&all).await.unwrap();
+    assert!(listings.groups.iter().all(|g| g.group_id != group));
+    let failure = listings
+        .failures
+        .get(&broker)
+        .expect("the broker's failure");
+    assert!(failure.is_retriable(), "the connection closed: {failure:?}");
+    // list_groups fails with it (Java's all()).
+    control.drop_response_of(ApiKey::ListGroups, 1, LostResponse::Cut);
+    assert!(admin.list_groups(&all).await.is_err());
+    // Answered again: the group is listed, no failures.
+    let listings = admin.list_groups_per_broker(&all).await.unwrap();
+    assert!(listings.failures.is_empty(), "{:?}", listings.failures);
+    assert!(listings.groups.iter().any(|g| g.group_id == group));
+    assert_eq!(control.stats().responses_dropped, 2);
+    admin.delete_groups(&[&group]).await.unwrap();
+    admin.delete_topics(&[&topic]).await.unwrap();
+    proxy.shutdown();
 }

@@ -25,11 +25,13 @@ use crate::state::metadata::{BrokerInfo, TopicInfo};
 
 pub mod configs;
 pub mod groups;
+mod partitions;
 pub(crate) mod requests;
 
-pub use configs::{AlterConfigOp, ConfigEntry, ConfigSource, TopicConfigs};
+pub use configs::{AlterConfigOp, BrokerConfigs, ConfigEntry, ConfigSource, TopicConfigs};
 pub use groups::{
-    GroupDescription, GroupListing, ListGroupsFilter, MemberDescription, PartitionLag,
+    GroupDescription, GroupListing, GroupListings, ListGroupsFilter, MemberDescription,
+    PartitionLag,
 };
 
 /// A topic to create.

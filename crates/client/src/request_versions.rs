@@ -52,7 +52,6 @@ impl Encoder {
 
 /// APIs of [`SUPPORTED`] without a sample yet, and why.
 const NOT_SAMPLED: &[(ApiKey, &str)] = &[
-    (ApiKey::DeleteRecords, "not built by kafkit"),
     (
         ApiKey::AddPartitionsToTxn,
         "not built by kafkit (no transactional producer)",
@@ -73,7 +72,6 @@ const NOT_SAMPLED: &[(ApiKey, &str)] = &[
     (ApiKey::CreateAcls, "not built by kafkit"),
     (ApiKey::DeleteAcls, "not built by kafkit"),
     (ApiKey::AlterConfigs, "not built by kafkit"),
-    (ApiKey::CreatePartitions, "not built by kafkit"),
     (ApiKey::DescribeLogDirs, "not built by kafkit"),
     (ApiKey::ElectLeaders, "not built by kafkit"),
     (ApiKey::DescribeCluster, "not built by kafkit"),

@@ -1,5 +1,7 @@
-//! Admin calls on topic configs: describe them (DescribeConfigs) and change them one key at a
-//! time (IncrementalAlterConfigs, KIP-339: keys not named keep their values).
+//! Admin calls on topic and broker configs: describe them (DescribeConfigs) and change them
+//! one key at a time (IncrementalAlterConfigs, KIP-339: keys not named keep their values).
+//! Topic configs are asked of any broker; a broker's own configs of that broker (the static
+//! ones only it knows), the cluster-wide broker defaults of any broker.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), kafkit::Error> {
@@ -27,6 +29,8 @@ use crate::error::{Error, Result};
 
 /// The resource type of a topic in the config APIs.
 const TOPIC: i8 = 2;
+/// The resource type of a broker in the config APIs.
+const BROKER: i8 = 4;
 
 /// Where a config value comes from (DescribeConfigs `config_source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +38,8 @@ const TOPIC: i8 = 2;
 pub enum ConfigSource {
     /// Set on the topic itself.
     Topic,
-    /// A broker setting applied to every topic (dynamic, static, or the default).
+    /// A broker setting applied to every topic (dynamic, static, or the default); for a
+    /// broker's own configs: a dynamic per-broker, dynamic cluster-wide or static value.
     Broker,
     /// The built-in default.
     Default,
@@ -80,19 +85,47 @@ pub struct TopicConfigs {
 impl TopicConfigs {
     /// The value of config `name`, if reported and not hidden.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.entries
-            .iter()
-            .find(|e| e.name == name)
-            .and_then(|e| e.value.as_deref())
+        value_of(&self.entries, name)
     }
 }
 
-/// One change of [`Admin::incremental_alter_topic_configs`].
+/// The configs of one broker, as [`Admin::describe_broker_configs`] returns them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BrokerConfigs {
+    /// The broker's node id.
+    pub broker: i32,
+    /// Every config the broker reported (its static `server.properties` values, dynamic
+    /// per-broker and cluster-wide values, defaults).
+    pub entries: Vec<ConfigEntry>,
+}
+
+impl BrokerConfigs {
+    /// The value of config `name`, if reported and not hidden.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        value_of(&self.entries, name)
+    }
+
+    /// The entry of config `name`, if reported.
+    pub fn entry(&self, name: &str) -> Option<&ConfigEntry> {
+        self.entries.iter().find(|e| e.name == name)
+    }
+}
+
+fn value_of<'a>(entries: &'a [ConfigEntry], name: &str) -> Option<&'a str> {
+    entries
+        .iter()
+        .find(|e| e.name == name)
+        .and_then(|e| e.value.as_deref())
+}
+
+/// One change of [`Admin::incremental_alter_topic_configs`] and
+/// [`Admin::incremental_alter_broker_configs`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AlterConfigOp {
     /// Sets a config to a value.
     Set(String, String),
-    /// Removes a topic-level value (the broker's default applies again).
+    /// Removes a topic-level (or dynamic broker-level) value: the default applies again.
     Delete(String),
 }
 
@@ -100,19 +133,74 @@ impl Admin {
     /// The configs of `topics` (DescribeConfigs; any broker answers for topics). A topic that
     /// does not exist is an error.
     pub async fn describe_topic_configs(&self, topics: &[&str]) -> Result<Vec<TopicConfigs>> {
-        let timeout = self.timeout();
         let conn = self.cluster.any_connection().await?;
+        let described = self.describe_configs(&conn, TOPIC, topics).await?;
+        Ok(described
+            .into_iter()
+            .map(|(topic, entries)| TopicConfigs { topic, entries })
+            .collect())
+    }
+
+    /// The configs of each broker in `brokers` (node ids), each asked of that broker (Java's
+    /// `describeConfigs` with a `BROKER` resource). A node id not in the cluster is an error.
+    pub async fn describe_broker_configs(&self, brokers: &[i32]) -> Result<Vec<BrokerConfigs>> {
+        let mut out = Vec::with_capacity(brokers.len());
+        for &broker in brokers {
+            self.ensure_broker_known(broker).await?;
+            let conn = self.cluster.connection(broker).await?;
+            let name = broker.to_string();
+            let described = self.describe_configs(&conn, BROKER, &[&name]).await?;
+            for (_, entries) in described {
+                out.push(BrokerConfigs { broker, entries });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn ensure_broker_known(&self, broker: i32) -> Result<()> {
+        if self
+            .cluster
+            .metadata()
+            .brokers()
+            .all(|b| b.node_id != broker)
+        {
+            self.cluster.refresh_metadata(Some(&[])).await?;
+        }
+        if self
+            .cluster
+            .metadata()
+            .brokers()
+            .any(|b| b.node_id == broker)
+        {
+            Ok(())
+        } else {
+            Err(Error::Broker {
+                api: ApiKey::DescribeConfigs,
+                code: kafka_protocol::error::ResponseError::BrokerNotAvailable,
+                message: Some(format!("no broker {broker} in the cluster")),
+            })
+        }
+    }
+
+    /// DescribeConfigs of `names` (of `resource_type`) on `conn`: (name, entries) each.
+    async fn describe_configs(
+        &self,
+        conn: &crate::io::connection::Connection,
+        resource_type: i8,
+        names: &[&str],
+    ) -> Result<Vec<(String, Vec<ConfigEntry>)>> {
+        let timeout = self.timeout();
         let version = conn.version(ApiKey::DescribeConfigs)?;
-        let request = describe_topic_configs_request(topics);
+        let request = describe_configs_request(resource_type, names);
         let response = conn.send(&request, version, timeout).await?;
-        let mut out = Vec::with_capacity(response.results.len().min(topics.len()));
+        let mut out = Vec::with_capacity(response.results.len().min(names.len()));
         for result in response.results {
-            let topic = result.resource_name.as_str().to_owned();
+            let name = result.resource_name.as_str().to_owned();
             Error::check(
                 ApiKey::DescribeConfigs,
                 result.error_code,
                 Some(&format!(
-                    "{topic}: {}",
+                    "{name}: {}",
                     result.error_message.as_deref().unwrap_or("")
                 )),
             )?;
@@ -127,7 +215,7 @@ impl Admin {
                     sensitive: c.is_sensitive,
                 })
                 .collect();
-            out.push(TopicConfigs { topic, entries });
+            out.push((name, entries));
         }
         Ok(out)
     }
@@ -138,17 +226,46 @@ impl Admin {
         topic: &str,
         changes: &[AlterConfigOp],
     ) -> Result<()> {
-        let timeout = self.timeout();
         let conn = self.cluster.any_connection().await?;
+        self.alter_configs(&conn, TOPIC, topic, changes).await
+    }
+
+    /// Changes dynamic broker configs, leaving the others as they are
+    /// (IncrementalAlterConfigs with a `BROKER` resource): of broker `Some(id)` (sent to that
+    /// broker), or the cluster-wide default of every broker with `None`. A config that is not
+    /// dynamically updatable is the broker's `INVALID_REQUEST`/`INVALID_CONFIG`, naming it.
+    pub async fn incremental_alter_broker_configs(
+        &self,
+        broker: Option<i32>,
+        changes: &[AlterConfigOp],
+    ) -> Result<()> {
+        let (conn, name) = match broker {
+            Some(id) => {
+                self.ensure_broker_known(id).await?;
+                (self.cluster.connection(id).await?, id.to_string())
+            }
+            None => (self.cluster.any_connection().await?, String::new()),
+        };
+        self.alter_configs(&conn, BROKER, &name, changes).await
+    }
+
+    async fn alter_configs(
+        &self,
+        conn: &crate::io::connection::Connection,
+        resource_type: i8,
+        name: &str,
+        changes: &[AlterConfigOp],
+    ) -> Result<()> {
+        let timeout = self.timeout();
         let version = conn.version(ApiKey::IncrementalAlterConfigs)?;
-        let request = incremental_alter_topic_configs_request(topic, changes);
+        let request = incremental_alter_configs_request(resource_type, name, changes);
         let response = conn.send(&request, version, timeout).await?;
         for result in &response.responses {
             Error::check(
                 ApiKey::IncrementalAlterConfigs,
                 result.error_code,
                 Some(&format!(
-                    "{topic}: {}",
+                    "{name}: {}",
                     result.error_message.as_deref().unwrap_or("")
                 )),
             )?;
@@ -157,14 +274,14 @@ impl Admin {
     }
 }
 
-/// DescribeConfigs of every config of `topics`.
-fn describe_topic_configs_request(topics: &[&str]) -> DescribeConfigsRequest {
+/// DescribeConfigs of every config of each resource in `names`.
+fn describe_configs_request(resource_type: i8, names: &[&str]) -> DescribeConfigsRequest {
     DescribeConfigsRequest::default().with_resources(
-        topics
+        names
             .iter()
             .map(|t| {
                 DescribeConfigsResource::default()
-                    .with_resource_type(TOPIC)
+                    .with_resource_type(resource_type)
                     .with_resource_name(StrBytes::from_string((*t).to_owned()))
                     .with_configuration_keys(None)
             })
@@ -172,9 +289,10 @@ fn describe_topic_configs_request(topics: &[&str]) -> DescribeConfigsRequest {
     )
 }
 
-/// IncrementalAlterConfigs of one topic: set (operation 0) or delete (operation 1) per key.
-fn incremental_alter_topic_configs_request(
-    topic: &str,
+/// IncrementalAlterConfigs of one resource: set (operation 0) or delete (operation 1) per key.
+fn incremental_alter_configs_request(
+    resource_type: i8,
+    name: &str,
     changes: &[AlterConfigOp],
 ) -> IncrementalAlterConfigsRequest {
     let configs = changes
@@ -191,8 +309,8 @@ fn incremental_alter_topic_configs_request(
         })
         .collect();
     IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
-        .with_resource_type(TOPIC)
-        .with_resource_name(StrBytes::from_string(topic.to_owned()))
+        .with_resource_type(resource_type)
+        .with_resource_name(StrBytes::from_string(name.to_owned()))
         .with_configs(configs)])
 }
 
@@ -204,7 +322,12 @@ pub(crate) fn encoding_samples(enc: &mut crate::request_versions::Encoder) {
         enc.check(
             "DescribeConfigs",
             v,
-            &describe_topic_configs_request(&["a", "b"]),
+            &describe_configs_request(TOPIC, &["a", "b"]),
+        );
+        enc.check(
+            "DescribeConfigs broker",
+            v,
+            &describe_configs_request(BROKER, &["1"]),
         );
     }
     let changes = [
@@ -215,7 +338,14 @@ pub(crate) fn encoding_samples(enc: &mut crate::request_versions::Encoder) {
         enc.check(
             "IncrementalAlterConfigs",
             v,
-            &incremental_alter_topic_configs_request("a", &changes),
+            &incremental_alter_configs_request(TOPIC, "a", &changes),
         );
+        for broker in ["1", ""] {
+            enc.check(
+                "IncrementalAlterConfigs broker",
+                v,
+                &incremental_alter_configs_request(BROKER, broker, &changes),
+            );
+        }
     }
 }

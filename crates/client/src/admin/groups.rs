@@ -66,6 +66,17 @@ pub struct GroupListing {
     pub group_type: Option<String>,
 }
 
+/// What [`Admin::list_groups_per_broker`] found: the groups of the brokers that answered, and
+/// the failure of each broker that did not (by node id).
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct GroupListings {
+    /// The groups (each once, by group id), filtered.
+    pub groups: Vec<GroupListing>,
+    /// Why a broker's groups are missing, by node id.
+    pub failures: BTreeMap<i32, Error>,
+}
+
 /// One member of a described group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberDescription {
@@ -273,8 +284,23 @@ impl Admin {
     }
 
     /// Every group of the cluster (ListGroups to every broker), filtered by state and type
-    /// (by the broker where its version allows, else here).
+    /// (by the broker where its version allows, else here). Fails with the first broker's
+    /// failure if any broker fails (Java's `listConsumerGroups().all()`);
+    /// [`list_groups_per_broker`](Self::list_groups_per_broker) reports failures per broker
+    /// beside what the others answered.
     pub async fn list_groups(&self, filter: &ListGroupsFilter) -> Result<Vec<GroupListing>> {
+        let listings = self.list_groups_per_broker(filter).await?;
+        match listings.failures.into_iter().next() {
+            Some((_, err)) => Err(err),
+            None => Ok(listings.groups),
+        }
+    }
+
+    /// Every group the brokers that answered know (ListGroups to every broker, each asked
+    /// once), filtered as [`list_groups`](Self::list_groups), with the failure of each broker
+    /// that did not answer (Java's `valid()` and `errors()`). Fails as a whole only when the
+    /// brokers cannot be listed (metadata).
+    pub async fn list_groups_per_broker(&self, filter: &ListGroupsFilter) -> Result<GroupListings> {
         self.cluster.refresh_metadata(Some(&[])).await?;
         let nodes: Vec<i32> = self
             .cluster
@@ -284,30 +310,54 @@ impl Admin {
             .collect();
         let deadline = self.deadline();
         let mut out: BTreeMap<String, GroupListing> = BTreeMap::new();
+        let mut failures = BTreeMap::new();
         for node in nodes {
-            let conn = self.cluster.connection(node).await?;
-            let version = conn.version(ApiKey::ListGroups)?;
-            let request = super::requests::list_groups(filter, version);
-            let timeout = request_timeout(&self.cluster, deadline).ok_or(Error::Broker {
-                api: ApiKey::ListGroups,
-                code: ResponseError::RequestTimedOut,
-                message: None,
-            })?;
-            let response = conn.send(&request, version, timeout).await?;
-            Error::check(ApiKey::ListGroups, response.error_code, Some(conn.broker()))?;
-            for g in &response.groups {
-                let listing = GroupListing {
-                    group_id: g.group_id.0.as_str().to_owned(),
-                    protocol_type: g.protocol_type.as_str().to_owned(),
-                    state: (version >= 4).then(|| g.group_state.as_str().to_owned()),
-                    group_type: (version >= 5).then(|| g.group_type.as_str().to_owned()),
-                };
-                if matches_filter(&listing, filter) {
-                    out.insert(listing.group_id.clone(), listing);
+            match self.list_groups_of(node, filter, deadline).await {
+                Ok(listings) => {
+                    for listing in listings {
+                        out.insert(listing.group_id.clone(), listing);
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(node, error = %err, "ListGroups failed on one broker");
+                    failures.insert(node, err);
                 }
             }
         }
-        Ok(out.into_values().collect())
+        Ok(GroupListings {
+            groups: out.into_values().collect(),
+            failures,
+        })
+    }
+
+    /// ListGroups on broker `node`, filtered.
+    async fn list_groups_of(
+        &self,
+        node: i32,
+        filter: &ListGroupsFilter,
+        deadline: Instant,
+    ) -> Result<Vec<GroupListing>> {
+        let conn = self.cluster.connection(node).await?;
+        let version = conn.version(ApiKey::ListGroups)?;
+        let request = super::requests::list_groups(filter, version);
+        let timeout = request_timeout(&self.cluster, deadline).ok_or(Error::Broker {
+            api: ApiKey::ListGroups,
+            code: ResponseError::RequestTimedOut,
+            message: None,
+        })?;
+        let response = conn.send(&request, version, timeout).await?;
+        Error::check(ApiKey::ListGroups, response.error_code, Some(conn.broker()))?;
+        Ok(response
+            .groups
+            .iter()
+            .map(|g| GroupListing {
+                group_id: g.group_id.0.as_str().to_owned(),
+                protocol_type: g.protocol_type.as_str().to_owned(),
+                state: (version >= 4).then(|| g.group_state.as_str().to_owned()),
+                group_type: (version >= 5).then(|| g.group_type.as_str().to_owned()),
+            })
+            .filter(|listing| matches_filter(listing, filter))
+            .collect())
     }
 
     /// Describes `groups` (DescribeGroups on each one's coordinator; ConsumerGroupDescribe for

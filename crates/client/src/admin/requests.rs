@@ -4,16 +4,20 @@
 
 use std::collections::BTreeMap;
 
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_delete_request::{
     OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
 };
 use kafka_protocol::messages::{
-    BrokerId, ConsumerGroupDescribeRequest, CreateTopicsRequest, DeleteGroupsRequest,
-    DeleteTopicsRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest, ListOffsetsRequest,
-    OffsetDeleteRequest, TopicName,
+    BrokerId, ConsumerGroupDescribeRequest, CreatePartitionsRequest, CreateTopicsRequest,
+    DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeGroupsRequest, GroupId,
+    ListGroupsRequest, ListOffsetsRequest, OffsetDeleteRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -68,6 +72,56 @@ pub(crate) fn delete_topics(topics: &[&str], timeout_ms: i32, version: i16) -> D
     } else {
         request.with_topic_names(topics.iter().map(|t| topic_name(t)).collect())
     }
+}
+
+/// CreatePartitions: each topic grows to its new total partition count (the broker places the
+/// new replicas).
+pub(crate) fn create_partitions(
+    topics: &[(&str, i32)],
+    timeout_ms: i32,
+) -> CreatePartitionsRequest {
+    CreatePartitionsRequest::default()
+        .with_timeout_ms(timeout_ms)
+        .with_validate_only(false)
+        .with_topics(
+            topics
+                .iter()
+                .map(|(name, count)| {
+                    CreatePartitionsTopic::default()
+                        .with_name(topic_name(name))
+                        .with_count(*count)
+                        .with_assignments(None)
+                })
+                .collect(),
+        )
+}
+
+/// DeleteRecords of one leader's share: every record of each partition before its offset
+/// (`-1`: the high watermark) is deleted.
+pub(crate) fn delete_records(
+    partitions: &[(&TopicPartition, i64)],
+    timeout_ms: i32,
+) -> DeleteRecordsRequest {
+    let mut by_topic: BTreeMap<&str, Vec<DeleteRecordsPartition>> = BTreeMap::new();
+    for (tp, offset) in partitions {
+        by_topic.entry(tp.topic.as_str()).or_default().push(
+            DeleteRecordsPartition::default()
+                .with_partition_index(tp.partition)
+                .with_offset(*offset),
+        );
+    }
+    DeleteRecordsRequest::default()
+        .with_timeout_ms(timeout_ms)
+        .with_topics(
+            by_topic
+                .into_iter()
+                .map(|(name, partitions)| {
+                    DeleteRecordsTopic::default()
+                        .with_name(topic_name(name))
+                        .with_partitions(partitions)
+                })
+                .collect(),
+        )
 }
 
 /// ListOffsets of `partitions` of `topic` (one leader's share) for `spec`.
@@ -199,7 +253,18 @@ pub(crate) fn encoding_samples(enc: &mut crate::request_versions::Encoder) {
     for v in Encoder::versions(ApiKey::DeleteGroups) {
         enc.check("DeleteGroups", v, &delete_groups("g"));
     }
+    for v in Encoder::versions(ApiKey::CreatePartitions) {
+        enc.check(
+            "CreatePartitions",
+            v,
+            &create_partitions(&[("a", 6), ("b", 2)], 30_000),
+        );
+    }
     let partitions = [TopicPartition::new("a", 0), TopicPartition::new("a", 1)];
+    for v in Encoder::versions(ApiKey::DeleteRecords) {
+        let asked = [(&partitions[0], 10), (&partitions[1], -1)];
+        enc.check("DeleteRecords", v, &delete_records(&asked, 30_000));
+    }
     for v in Encoder::versions(ApiKey::OffsetDelete) {
         enc.check("OffsetDelete", v, &offset_delete("g", &partitions));
     }
