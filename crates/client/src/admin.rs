@@ -173,22 +173,25 @@ impl Admin {
                 }
             }
         }
-        let names: Vec<&str> = topics.iter().map(|t| t.name.as_str()).collect();
-        self.wait_for_leaders(&names, timeout).await
+        // Any partition count: a topic that existed already ("if missing") may have fewer.
+        let wanted: Vec<(&str, i32)> = topics.iter().map(|t| (t.name.as_str(), 1)).collect();
+        self.wait_for_leaders(&wanted, timeout).await
     }
 
-    /// Polls metadata until every partition of `topics` has a leader, or `timeout` passes.
-    async fn wait_for_leaders(&self, topics: &[&str], timeout: Duration) -> Result<()> {
+    /// Polls metadata until each topic has at least its partition count (at least one) and
+    /// every partition has a leader, or `timeout` passes.
+    async fn wait_for_leaders(&self, topics: &[(&str, i32)], timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
+        let names: Vec<&str> = topics.iter().map(|(t, _)| *t).collect();
         let mut pause = Duration::from_millis(20);
         loop {
-            self.cluster.refresh_metadata(Some(topics)).await?;
+            self.cluster.refresh_metadata(Some(&names)).await?;
             let ready = {
                 let metadata = self.cluster.metadata();
-                topics.iter().all(|t| {
+                topics.iter().all(|(t, count)| {
                     metadata.topic(t).is_some_and(|info| {
-                        !info.partitions.is_empty()
-                            && info.partitions.iter().all(|p| p.leader.is_some())
+                        let n = i32::try_from(info.partitions.len()).unwrap_or(i32::MAX);
+                        n >= (*count).max(1) && info.partitions.iter().all(|p| p.leader.is_some())
                     })
                 })
             };
@@ -199,7 +202,7 @@ impl Admin {
                 return Err(Error::Broker {
                     api: ApiKey::Metadata,
                     code: ResponseError::LeaderNotAvailable,
-                    message: Some(format!("no leader for {topics:?} after {timeout:?}")),
+                    message: Some(format!("no leader for {names:?} after {timeout:?}")),
                 });
             }
             tokio::time::sleep(pause).await;

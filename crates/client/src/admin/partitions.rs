@@ -48,38 +48,7 @@ impl Admin {
                 )),
             )?;
         }
-        self.wait_for_partitions(topics, timeout).await
-    }
-
-    /// Polls metadata until every topic has its partition count, each with a leader.
-    async fn wait_for_partitions(&self, topics: &[(&str, i32)], timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        let names: Vec<&str> = topics.iter().map(|(t, _)| *t).collect();
-        let mut pause = Duration::from_millis(20);
-        loop {
-            self.cluster.refresh_metadata(Some(&names)).await?;
-            let ready = {
-                let metadata = self.cluster.metadata();
-                topics.iter().all(|(t, count)| {
-                    metadata.topic(t).is_some_and(|info| {
-                        i32::try_from(info.partitions.len()).is_ok_and(|n| n >= *count)
-                            && info.partitions.iter().all(|p| p.leader.is_some())
-                    })
-                })
-            };
-            if ready {
-                return Ok(());
-            }
-            if Instant::now() + pause > deadline {
-                return Err(Error::Broker {
-                    api: ApiKey::Metadata,
-                    code: ResponseError::LeaderNotAvailable,
-                    message: Some(format!("partitions of {names:?} not led after {timeout:?}")),
-                });
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(500));
-        }
+        self.wait_for_leaders(topics, timeout).await
     }
 
     /// Deletes every record before the given offset of each partition (`-1`: before the high

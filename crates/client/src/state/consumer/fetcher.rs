@@ -40,8 +40,8 @@ use crate::consumer::ConsumeError;
 use crate::state::group::{OffsetAndMetadata, TopicPartition};
 use crate::state::metadata::{BrokerInfo, ClusterMetadata};
 pub use drain::Drained;
-pub(crate) use resets::list_offsets_request;
 pub use resets::ListOffsetsToken;
+pub(crate) use resets::{answer_for, list_offsets_request};
 pub use validate::ValidationToken;
 
 /// The settings the fetch decisions use.

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
-use super::fetcher::{error_of, is_leader_error, leader_epoch, list_offsets_request};
+use super::fetcher::{answer_for, error_of, is_leader_error, leader_epoch, list_offsets_request};
 use super::position::OffsetSpec;
 use crate::config::IsolationLevel;
 use crate::consumer::ConsumeError;
@@ -154,12 +154,7 @@ impl OffsetLookup {
             }
         };
         for tp in token.sent {
-            let answer = response
-                .topics
-                .iter()
-                .filter(|t| t.name.0.as_str() == tp.topic)
-                .flat_map(|t| &t.partitions)
-                .find(|p| p.partition_index == tp.partition);
+            let answer = answer_for(&response, &tp);
             let Some(answer) = answer else {
                 self.wants_metadata = true;
                 continue;

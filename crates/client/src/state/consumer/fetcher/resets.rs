@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::list_offsets_response::ListOffsetsPartitionResponse;
 use kafka_protocol::messages::{BrokerId, ListOffsetsRequest, ListOffsetsResponse};
 
 use super::{error_of, leader_epoch, topic_name, FetchState};
@@ -27,6 +28,19 @@ impl ListOffsetsToken {
     pub fn node(&self) -> i32 {
         self.node
     }
+}
+
+/// The answer for `tp` in a ListOffsets response, if it has one.
+pub(crate) fn answer_for<'a>(
+    response: &'a ListOffsetsResponse,
+    tp: &TopicPartition,
+) -> Option<&'a ListOffsetsPartitionResponse> {
+    response
+        .topics
+        .iter()
+        .filter(|t| t.name.0.as_str() == tp.topic)
+        .flat_map(|t| &t.partitions)
+        .find(|p| p.partition_index == tp.partition)
 }
 
 /// One leader's ListOffsets request: each partition with what is asked of it and the leader
@@ -131,12 +145,7 @@ impl FetchState {
             }
         };
         for (tp, generation, spec, epoch) in token.sent {
-            let answer = response
-                .topics
-                .iter()
-                .filter(|t| t.name.0.as_str() == tp.topic)
-                .flat_map(|t| &t.partitions)
-                .find(|p| p.partition_index == tp.partition);
+            let answer = answer_for(&response, &tp);
             let Some(s) = self
                 .partitions
                 .get_mut(&tp)
