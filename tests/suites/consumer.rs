@@ -360,6 +360,13 @@ async fn offset_queries_position_and_committed_of_an_assigned_consumer() {
     let at = found[&p0].expect("a record at or after base + 25");
     assert_eq!((at.offset, at.timestamp), (3, base + 30));
     assert_eq!(found[&p1], None, "no record that late");
+    // -1 and -2 mean "end" and "beginning" to ListOffsets: refused, as Java does.
+    for ts in [-1, -2] {
+        assert!(matches!(
+            c.offsets_for_times(&[(p0.clone(), ts)], WAIT).await,
+            Err(ConsumeError::NegativeTimestamp { timestamp, .. }) if timestamp == ts
+        ));
+    }
 
     // position waits for the pending auto.offset.reset lookup, without a poll.
     assert!(matches!(

@@ -204,11 +204,13 @@ impl Consumer {
     /// given one (ms since the epoch), found with ListOffsets; a partition with no such record
     /// goes to its end. Returns once every position is known, or fails after
     /// `request.timeout.ms`. A lookup the broker refuses for good (e.g. an authorization error)
-    /// halts that partition and is reported by the next `recv`/`poll`.
+    /// halts that partition and is reported by the next `recv`/`poll`. A negative timestamp is
+    /// [`ConsumeError::NegativeTimestamp`] (nothing changes).
     pub async fn seek_to_timestamp(
         &self,
         partitions: &[(TopicPartition, i64)],
     ) -> Result<(), ConsumeError> {
+        offsets::check_timestamps(partitions)?;
         self.change(|s| {
             partitions
                 .iter()

@@ -14,9 +14,12 @@ use crate::error::Error;
 #[non_exhaustive]
 pub enum ConsumeError {
     /// A fetched batch failed its CRC check or could not be decoded. The partition stops at
-    /// `offset` (no further fetches, [`position`](crate::consumer::Consumer::position) stays
-    /// there) until the application seeks, e.g. to `offset + 1` to skip the bad record.
-    /// Reported once.
+    /// `offset` (no further fetches,
+    /// [`current_position`](crate::consumer::Consumer::current_position) stays there) until
+    /// the application seeks, e.g. to `offset + 1` to skip the bad record. Reported again by
+    /// every `recv`/`poll` (at once, without waiting) until that seek (Java's rule): records
+    /// of other partitions still come, the error between them, so a loop that only logs it
+    /// spins; seek past it or stop.
     #[error("{topic}-{partition}: corrupt record batch at offset {offset}: {source}")]
     Corrupt {
         /// The topic.
@@ -100,6 +103,17 @@ pub enum ConsumeError {
     /// The consumer is closed.
     #[error("the consumer is closed")]
     Closed,
+    /// A negative timestamp given to `offsets_for_times` or `seek_to_timestamp` (Java's
+    /// `IllegalArgumentException`; ListOffsets reads -1 and -2 as "end" and "beginning").
+    #[error("{topic}-{partition}: timestamp {timestamp} is negative")]
+    NegativeTimestamp {
+        /// The topic.
+        topic: Arc<str>,
+        /// The partition.
+        partition: i32,
+        /// The timestamp given.
+        timestamp: i64,
+    },
     /// A manual assignment and a group subscription were mixed (Java's
     /// `IllegalStateException`): `assign` while subscribed, or `subscribe` while partitions
     /// are assigned by hand. Call `unsubscribe` (which also drops a manual assignment) first.
@@ -167,6 +181,9 @@ impl ConsumeError {
             }
             | ConsumeError::NoOffset { topic, partition }
             | ConsumeError::Broker {
+                topic, partition, ..
+            } => Some((topic, *partition)),
+            ConsumeError::NegativeTimestamp {
                 topic, partition, ..
             } => Some((topic, *partition)),
             ConsumeError::NotAssigned { topic, partition } => Some((topic, *partition)),

@@ -20,7 +20,8 @@ impl Consumer {
     /// Each partition is asked of its leader (one ListOffsets per leader); leader changes and
     /// other retriable errors are retried with fresh metadata within `timeout`, after which
     /// the call fails with [`ConsumeError::Timeout`]. An error the broker gives for good (e.g.
-    /// an authorization error) is [`ConsumeError::Broker`] naming the partition.
+    /// an authorization error) is [`ConsumeError::Broker`] naming the partition; a negative
+    /// timestamp is [`ConsumeError::NegativeTimestamp`], nothing sent.
     ///
     /// ```no_run
     /// # async fn example(consumer: &kafkit::consumer::Consumer) -> Result<(), kafkit::consumer::ConsumeError> {
@@ -44,6 +45,7 @@ impl Consumer {
         partitions: &[(TopicPartition, i64)],
         timeout: Duration,
     ) -> Result<BTreeMap<TopicPartition, Option<OffsetAndTimestamp>>, ConsumeError> {
+        check_timestamps(partitions)?;
         let asked = partitions
             .iter()
             .map(|(tp, ts)| (tp.clone(), OffsetSpec::Timestamp(*ts)));
@@ -177,6 +179,18 @@ impl Consumer {
             });
         }
         lookup.finish()
+    }
+}
+
+/// Refuses a negative timestamp (ListOffsets would read -1 and -2 as the end and the beginning).
+pub(super) fn check_timestamps(partitions: &[(TopicPartition, i64)]) -> Result<(), ConsumeError> {
+    match partitions.iter().find(|(_, ts)| *ts < 0) {
+        Some((tp, ts)) => Err(ConsumeError::NegativeTimestamp {
+            topic: tp.topic.as_str().into(),
+            partition: tp.partition,
+            timestamp: *ts,
+        }),
+        None => Ok(()),
     }
 }
 
