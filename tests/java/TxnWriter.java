@@ -1,8 +1,9 @@
 // Writes transactions with the Java client for kafkit's read_committed test (tests/suites/consumer.rs).
 //
-// Usage: TxnWriter BOOTSTRAP TOPIC TRANSACTIONAL_ID
+// Usage: TxnWriter BOOTSTRAP TOPIC TRANSACTIONAL_ID [open]
 // Into partition 0 of TOPIC: a committed transaction ("c1-0".."c1-4"), an aborted one
-// ("a-0".."a-4"), a committed one ("c2-0".."c2-4"); prints "done" when all are complete.
+// ("a-0".."a-4"), a committed one ("c2-0".."c2-4"); with "open", a fourth one left open
+// (prints "open") until stdin closes, then aborted; prints "done" when all are complete.
 
 import java.util.Properties;
 import org.apache.kafka.clients.producer.KafkaProducer;
@@ -33,6 +34,20 @@ public class TxnWriter {
                 } else {
                     producer.commitTransaction();
                 }
+            }
+            if (args.length > 3 && args[3].equals("open")) {
+                // A fourth transaction left open ("open-0".."open-4") until stdin closes, then
+                // aborted: the consumer's read_committed end offset stops before it.
+                producer.beginTransaction();
+                for (int i = 0; i < 5; i++) {
+                    producer.send(new ProducerRecord<>(topic, 0, "k", "open-" + i));
+                }
+                producer.flush();
+                System.out.println("open");
+                System.out.flush();
+                while (System.in.read() != -1) {
+                }
+                producer.abortTransaction();
             }
         }
         System.out.println("done");

@@ -596,6 +596,13 @@ async fn stream_yields_records_in_order() {
 /// committed, aborted, committed transactions into partition 0 of `topic`. Panics (the test
 /// fails, loudly) when Java or the jars are missing.
 fn write_java_transactions(topic: &str) {
+    let (child, out) = start_java_transactions(topic, false);
+    finish_java_transactions(child, &out);
+}
+
+/// Compiles and starts TxnWriter (`open`: leaving a fourth transaction open until its stdin
+/// closes); returns the process and the class directory.
+fn start_java_transactions(topic: &str, open: bool) -> (std::process::Child, std::path::PathBuf) {
     use std::process::Command;
     let root = kafkit_tests::repo_root();
     let libs = Command::new("bash")
@@ -627,22 +634,31 @@ fn write_java_transactions(topic: &str) {
         "javac failed: {}",
         String::from_utf8_lossy(&javac.stderr)
     );
-    let mut child = Command::new("java")
-        .arg(format!(
-            "-Dlog4j2.configurationFile={}",
-            root.join("scripts/kafka/log4j2.properties").display()
-        ))
-        .arg("-Dkafkit.log.level=WARN")
-        .arg("-cp")
-        .arg(format!("{classpath}:{}", out.display()))
-        .arg("TxnWriter")
-        .arg(&kafka().bootstrap)
-        .arg(topic)
-        .arg(unique_name("kafkit-txn"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+    let mut java = Command::new("java");
+    java.arg(format!(
+        "-Dlog4j2.configurationFile={}",
+        root.join("scripts/kafka/log4j2.properties").display()
+    ))
+    .arg("-Dkafkit.log.level=WARN")
+    .arg("-cp")
+    .arg(format!("{classpath}:{}", out.display()))
+    .arg("TxnWriter")
+    .arg(&kafka().bootstrap)
+    .arg(topic)
+    .arg(unique_name("kafkit-txn"))
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    if open {
+        java.arg("open").stdin(std::process::Stdio::piped());
+    }
+    let child = java
         .spawn()
         .expect("java is required for the read_committed test");
+    (child, out)
+}
+
+/// Waits (≤ 120 s) for TxnWriter to end and say "done".
+fn finish_java_transactions(mut child: std::process::Child, out: &std::path::Path) {
     let deadline = Instant::now() + Duration::from_secs(120);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -661,7 +677,7 @@ fn write_java_transactions(topic: &str) {
         "TxnWriter failed ({status}): {stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let _ = std::fs::remove_dir_all(&out);
+    let _ = std::fs::remove_dir_all(out);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -708,6 +724,87 @@ async fn read_committed_skips_aborted_java_transactions() {
     assert_quiet(&uncommitted, Duration::from_millis(700)).await;
     assert_eq!(values(&got), expect(&["c1", "a", "c2"]));
     assert_eq!(uncommitted.current_position(&tp), Some(18));
+    for c in [committed, uncommitted] {
+        c.close(Instant::now() + Duration::from_secs(5))
+            .await
+            .expect("close");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_offsets_stop_before_an_open_transaction_with_read_committed() {
+    use std::io::{BufRead, BufReader};
+    let t = topic("consumer-lso", 1).await;
+    let tp = TopicPartition::new(t.clone(), 0);
+    let (mut child, out) = start_java_transactions(&t, true);
+    // Read the writer's output on a thread of its own: "open" once the fourth transaction's
+    // records are written and it is still open.
+    let stdout = child.stdout.take().unwrap();
+    let (lines, seen) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines.send(line.clone());
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let opened = tokio::task::spawn_blocking(move || loop {
+        match seen.recv_timeout(Duration::from_secs(120)) {
+            Ok(line) if line == "open" => return true,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    })
+    .await
+    .unwrap();
+    let stdin = child.stdin.take();
+    if !opened {
+        let _ = child.kill();
+        panic!("the Java transaction writer never opened its transaction");
+    }
+    // 15 records and 3 markers complete (0..18), then 5 records of the open transaction.
+    let committed = consumer(&[("isolation.level", "read_committed")]).await;
+    let uncommitted = consumer(&[]).await;
+    let lso = committed
+        .end_offsets(std::slice::from_ref(&tp), WAIT)
+        .await
+        .unwrap();
+    let hw = uncommitted
+        .end_offsets(std::slice::from_ref(&tp), WAIT)
+        .await
+        .unwrap();
+    drop(stdin); // the writer aborts the open transaction and ends
+    assert_eq!(lso[&tp], 18, "read_committed: the last stable offset");
+    assert_eq!(hw[&tp], 23, "read_uncommitted: the high watermark");
+    // Once aborted (its marker at 23), the two agree again.
+    let status = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the Java transaction writer did not finish within 120 s");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+    .await
+    .unwrap();
+    let printed = reader.join().unwrap();
+    assert!(
+        status.success() && printed.contains("done"),
+        "{status}: {printed}"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+    let lso = committed
+        .end_offsets(std::slice::from_ref(&tp), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(lso[&tp], 24);
     for c in [committed, uncommitted] {
         c.close(Instant::now() + Duration::from_secs(5))
             .await
