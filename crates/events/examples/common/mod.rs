@@ -1,0 +1,92 @@
+//! Helpers the scenario examples share (not an example itself): configuration from the
+//! environment, the catalogue's topics, a time budget for the whole run, bounded waits.
+#![allow(dead_code)] // each example uses a part
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use kafkit::admin::Admin;
+use kafkit_events::config::EventsConfig;
+use kafkit_events::topics::{catalogue, ensure_topics, seed_topics, EnsureOptions, TopicSpec};
+
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The settings from the environment (`EventsConfig::from_env`: `KAFKA_BOOTSTRAP_SERVERS`,
+/// `SCHEMA_REGISTRY_URL`, `SERVICE_NAME`, …), with `service` as the service name unless
+/// `SERVICE_NAME` says otherwise.
+pub(crate) fn config(service: &str) -> Result<EventsConfig, BoxError> {
+    Ok(EventsConfig::from_env_with(|name| match name {
+        "SERVICE_NAME" => std::env::var(name).ok().or(Some(service.to_owned())),
+        _ => std::env::var(name).ok(),
+    })?)
+}
+
+/// `host:port,…` of the configured brokers.
+pub(crate) fn bootstrap(config: &EventsConfig) -> String {
+    config
+        .producer()
+        .client()
+        .bootstrap_servers()
+        .iter()
+        .map(|b| format!("{}:{}", b.host(), b.port()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Creates the named topics of the topic catalogue when missing (replication clamped to the
+/// cluster's size); returns the admin client.
+pub(crate) async fn ensure(config: &EventsConfig, names: &[&str]) -> Result<Admin, BoxError> {
+    let admin = Admin::connect(&bootstrap(config)).await?;
+    let specs: Vec<TopicSpec> = catalogue()
+        .into_iter()
+        .chain(seed_topics())
+        .filter(|spec| names.contains(&spec.name.as_str()))
+        .collect();
+    ensure_topics(&admin, &specs, &EnsureOptions::default()).await?;
+    Ok(admin)
+}
+
+/// A name no earlier run used (consumer groups, run ids).
+pub(crate) fn unique(prefix: &str) -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    format!("{prefix}-{}-{ms}", std::process::id())
+}
+
+/// Runs the example's body within `budget`, or fails saying so (examples run in CI: they
+/// must end on their own).
+pub(crate) async fn bounded<F>(name: &str, budget: Duration, body: F) -> Result<(), BoxError>
+where
+    F: Future<Output = Result<(), BoxError>>,
+{
+    let started = Instant::now();
+    let result = match tokio::time::timeout(budget, body).await {
+        Ok(result) => result,
+        Err(_) => Err(format!(
+            "{name}: not done after {} s (are the broker and registry up?)",
+            budget.as_secs()
+        )
+        .into()),
+    };
+    if result.is_ok() {
+        println!("{name}: done in {:.1} s", started.elapsed().as_secs_f64());
+    }
+    result
+}
+
+/// Polls `done` every 50 ms until it holds, or fails after `timeout` naming `what`.
+pub(crate) async fn wait_until(
+    what: &str,
+    timeout: Duration,
+    mut done: impl FnMut() -> bool,
+) -> Result<(), BoxError> {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        if Instant::now() > deadline {
+            return Err(format!("gave up after {} s waiting for {what}", timeout.as_secs()).into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
