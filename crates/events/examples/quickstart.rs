@@ -14,27 +14,26 @@
 //! comes from the environment (`EventsConfig::from_env`: the in-house SDKs' variables). The
 //! whole run ends within a minute, or fails saying what it was waiting for.
 
+mod common;
+
+use common::BoxError;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafkit::admin::Admin;
-use kafkit::consumer::{Consumer, ConsumerRecord};
 use kafkit::producer::RecordMetadata;
-use kafkit::state::group::TopicPartition;
 use kafkit_events::catalog::data::{data_ingestion, DataIngestion, IngestionStatus};
 use kafkit_events::catalog::system::{service_health, HealthStatus, ServiceHealth};
 use kafkit_events::catalog::workflow::{
     workflow_event, EventSource, WorkflowEvent, WorkflowEventType,
 };
-use kafkit_events::config::EventsConfig;
 use kafkit_events::consume::read_dead_letter;
 use kafkit_events::consumer::{EventConsumer, HandlerError, RecordContext};
 use kafkit_events::producer::EventProducer;
 use kafkit_events::topics::{ensure_topics, EnsureOptions, TopicSpec};
 use kafkit_events::{Event, EventPayload};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The whole run's budget (CI runs the quickstart; it must never hang).
 const RUN_BUDGET: Duration = Duration::from_secs(55);
@@ -55,12 +54,8 @@ async fn main() -> Result<(), BoxError> {
 }
 
 async fn run(started: Instant) -> Result<(), BoxError> {
-    let config = EventsConfig::from_env_with(|name| match name {
-        "SERVICE_NAME" => std::env::var(name)
-            .ok()
-            .or(Some("kafkit-quickstart".into())),
-        _ => std::env::var(name).ok(),
-    })?;
+    // Settings from the environment (`SERVICE_NAME` defaults to `kafkit-quickstart`).
+    let config = common::config("kafkit-quickstart")?;
     if config.registry().is_none() {
         return Err("set SCHEMA_REGISTRY_URL (scripts/quickstart.sh starts a registry)".into());
     }
@@ -69,7 +64,7 @@ async fn run(started: Instant) -> Result<(), BoxError> {
     let run_id = format!("quickstart-{}", std::process::id());
 
     step("1. topics, as the topic catalogue declares them");
-    let admin = Admin::connect(&bootstrap(&config)).await?;
+    let admin = Admin::connect(&common::bootstrap(&config)).await?;
     let topics: Vec<TopicSpec> = [
         (DataIngestion::default_topic(), 12),
         (ServiceHealth::default_topic(), 3),
@@ -260,8 +255,9 @@ async fn run(started: Instant) -> Result<(), BoxError> {
 
     step("4. the dead letter");
     let dead_letter_topic = format!("{}.dlq", quarantined_at.topic);
-    let record = find_dead_letter(&config, &dead_letter_topic, &quarantined_at, &quarantined_id)
-        .await?;
+    let record =
+        common::find_dead_letter(&config, &dead_letter_topic, quarantined_at.partition, &quarantined_id)
+            .await?;
     let info = read_dead_letter(&record.headers)?;
     println!(
         "   {dead_letter_topic}-{}@{} (key {:?}): the original record, byte for byte, plus",
@@ -341,17 +337,6 @@ fn step(title: &str) {
     println!("\n{title}");
 }
 
-fn bootstrap(config: &EventsConfig) -> String {
-    config
-        .producer()
-        .client()
-        .bootstrap_servers()
-        .iter()
-        .map(|b| format!("{}:{}", b.host(), b.port()))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 /// Whether the record belongs to this run (`caused_by` passes the correlation id on).
 fn from_run(ctx: &RecordContext, run_id: &str) -> bool {
     ctx.envelope
@@ -385,36 +370,4 @@ fn headers_of(ctx: &RecordContext) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// The dead letter of the event `event_id` (published at `source`): dead letters keep the
-/// source partition number, and the original headers (`ce_id` among them) byte for byte.
-async fn find_dead_letter(
-    config: &EventsConfig,
-    topic: &str,
-    source: &RecordMetadata,
-    event_id: &str,
-) -> Result<ConsumerRecord, BoxError> {
-    let consumer = Consumer::new(config.consumer()?).await?;
-    let partition = TopicPartition::new(topic, source.partition);
-    consumer.assign([partition.clone()])?;
-    consumer.seek_to_beginning(&[partition])?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let found = loop {
-        if Instant::now() > deadline {
-            break None;
-        }
-        let records = consumer.poll(Duration::from_millis(200)).await?;
-        if let Some(record) = records.into_iter().find(|r| {
-            r.headers
-                .iter()
-                .any(|h| h.key.as_ref() == b"ce_id" && h.value.as_deref() == Some(event_id.as_bytes()))
-        }) {
-            break Some(record);
-        }
-    };
-    consumer
-        .close(Instant::now() + Duration::from_secs(5))
-        .await?;
-    found.ok_or_else(|| format!("no dead letter of event {event_id} on {topic}").into())
 }

@@ -6,6 +6,8 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use kafkit::admin::Admin;
+use kafkit::consumer::{Consumer, ConsumerRecord};
+use kafkit::state::group::TopicPartition;
 use kafkit_events::config::EventsConfig;
 use kafkit_events::topics::{catalogue, ensure_topics, seed_topics, EnsureOptions, TopicSpec};
 
@@ -89,4 +91,36 @@ pub(crate) async fn wait_until(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(())
+}
+
+/// The dead letter of the event `event_id`, read from `partition` of the dead-letter topic
+/// (dead letters keep the source record's partition number, and its headers — `ce_id` among
+/// them — byte for byte).
+pub(crate) async fn find_dead_letter(
+    config: &EventsConfig,
+    topic: &str,
+    partition: i32,
+    event_id: &str,
+) -> Result<ConsumerRecord, BoxError> {
+    let consumer = Consumer::new(config.consumer()?).await?;
+    let partition = TopicPartition::new(topic, partition);
+    consumer.assign([partition.clone()])?;
+    consumer.seek_to_beginning(&[partition])?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let is_it = |r: &ConsumerRecord| {
+        r.headers
+            .iter()
+            .any(|h| h.key.as_ref() == b"ce_id" && h.value.as_deref() == Some(event_id.as_bytes()))
+    };
+    let found = loop {
+        if Instant::now() > deadline {
+            break None;
+        }
+        let records = consumer.poll(Duration::from_millis(200)).await?;
+        if let Some(record) = records.into_iter().find(is_it) {
+            break Some(record);
+        }
+    };
+    consumer.close(Instant::now() + Duration::from_secs(5)).await?;
+    found.ok_or_else(|| format!("no dead letter of event {event_id} on {topic}").into())
 }
