@@ -64,10 +64,10 @@ async fn audit(
     let started = Instant::now();
     let method = request.method().to_string();
     // The route's template (`/api/reports/{id}`), not the raw path: one endpoint, one series.
-    let endpoint = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| request.uri().path().to_owned(), |m| m.as_str().to_owned());
+    let endpoint = request.extensions().get::<MatchedPath>().map_or_else(
+        || request.uri().path().to_owned(),
+        |m| m.as_str().to_owned(),
+    );
     let user = request
         .headers()
         .get("x-user-id")
@@ -119,7 +119,10 @@ async fn get_data() -> impl IntoResponse {
 }
 
 async fn create_order(body: String) -> impl IntoResponse {
-    (StatusCode::CREATED, format!(r#"{{"accepted":{}}}"#, body.len()))
+    (
+        StatusCode::CREATED,
+        format!(r#"{{"accepted":{}}}"#, body.len()),
+    )
 }
 
 async fn get_report(Path(id): Path<u32>) -> impl IntoResponse {
@@ -176,14 +179,21 @@ async fn run() -> Result<(), BoxError> {
                 let errors = counters.server_errors.load(Ordering::Relaxed);
                 let latency = counters.latency_us.load(Ordering::Relaxed);
                 let n = requests - last_requests;
-                let error_rate = if n == 0 { 0.0 } else { (errors - last_errors) as f64 / n as f64 };
-                let mean = Duration::from_micros(if n == 0 { 0 } else { (latency - last_latency) / n });
-                (last_requests, last_errors, last_latency) = (requests, errors, latency);
-                let status = match error_rate {
-                    r if r == 0.0 => HealthStatus::Healthy,
-                    r if r < 0.5 => HealthStatus::Degraded,
-                    _ => HealthStatus::Unhealthy,
+                let error_rate = if n == 0 {
+                    0.0
+                } else {
+                    (errors - last_errors) as f64 / n as f64
                 };
+                let mean =
+                    Duration::from_micros((latency - last_latency).checked_div(n).unwrap_or(0));
+                let status = if errors == last_errors {
+                    HealthStatus::Healthy
+                } else if error_rate < 0.5 {
+                    HealthStatus::Degraded
+                } else {
+                    HealthStatus::Unhealthy
+                };
+                (last_requests, last_errors, last_latency) = (requests, errors, latency);
                 let event = service_health(SERVICE, NAMESPACE, status, mean, error_rate);
                 match producer.publish(event).await {
                     Ok(at) => println!(
@@ -245,7 +255,11 @@ async fn run() -> Result<(), BoxError> {
             request = request.header("X-User-ID", *user);
         }
         let response = request.send().await?;
-        println!("{method} {path} as {} → {}", user.unwrap_or("anonymous"), response.status());
+        println!(
+            "{method} {path} as {} → {}",
+            user.unwrap_or("anonymous"),
+            response.status()
+        );
         if i == 2 {
             // Let the health timer report between the calls.
             tokio::time::sleep(Duration::from_millis(600)).await;
@@ -264,12 +278,21 @@ async fn run() -> Result<(), BoxError> {
     let stats = producer.stats();
     println!(
         "published: {} API-call events, {} health events ({} failed, {} dropped on a full queue)",
-        stats.by_event_type.get("audit.api_call").map_or(0, |c| c.sent),
-        stats.by_event_type.get("system.service_health").map_or(0, |c| c.sent),
+        stats
+            .by_event_type
+            .get("audit.api_call")
+            .map_or(0, |c| c.sent),
+        stats
+            .by_event_type
+            .get("system.service_health")
+            .map_or(0, |c| c.sent),
         stats.messages_failed,
         counters.dropped.load(Ordering::Relaxed)
     );
-    let audited = stats.by_event_type.get("audit.api_call").map_or(0, |c| c.sent);
+    let audited = stats
+        .by_event_type
+        .get("audit.api_call")
+        .map_or(0, |c| c.sent);
     if audited != calls.len() as u64 {
         return Err(format!("{audited} API-call events for {} calls", calls.len()).into());
     }

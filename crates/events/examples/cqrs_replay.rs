@@ -101,14 +101,26 @@ async fn run() -> Result<(), BoxError> {
         (5, "Mary", "Finance"),
     ] {
         producer
-            .publish(employee_created(employee(&id(n), name, department), "hr-service", "1.0.0"))
+            .publish(employee_created(
+                employee(&id(n), name, department),
+                "hr-service",
+                "1.0.0",
+            ))
             .await?;
     }
     producer
-        .publish(employee_updated(employee(&id(2), "Grace", "Sales"), "hr-service", "1.0.0"))
+        .publish(employee_updated(
+            employee(&id(2), "Grace", "Sales"),
+            "hr-service",
+            "1.0.0",
+        ))
         .await?;
     producer
-        .publish(employee_deleted(employee(&id(4), "Dorothy", "Sales"), "hr-service", "1.0.0"))
+        .publish(employee_deleted(
+            employee(&id(4), "Dorothy", "Sales"),
+            "hr-service",
+            "1.0.0",
+        ))
         .await?;
     producer.close().await?;
     println!("published 7 employee events to {TOPIC} (5 hires, 1 transfer, 1 departure)");
@@ -121,8 +133,12 @@ async fn run() -> Result<(), BoxError> {
         .first()
         .map(|t| t.partitions.iter().map(|p| p.partition).collect())
         .unwrap_or_default();
-    let starts = admin.list_offsets(TOPIC, &partitions, OffsetSpec::Timestamp(from_ms)).await?;
-    let ends = admin.list_offsets(TOPIC, &partitions, OffsetSpec::Latest).await?;
+    let starts = admin
+        .list_offsets(TOPIC, &partitions, OffsetSpec::Timestamp(from_ms))
+        .await?;
+    let ends = admin
+        .list_offsets(TOPIC, &partitions, OffsetSpec::Latest)
+        .await?;
     admin.cluster().close();
     let end_of: HashMap<i32, i64> = ends.iter().map(|o| (o.partition, o.offset)).collect();
     let range: Vec<String> = starts
@@ -135,7 +151,10 @@ async fn run() -> Result<(), BoxError> {
     // 3. The replay: a plain consumer (no group: nothing to commit), every partition sought
     //    to the timestamp, read up to the ends noted above.
     let consumer = Consumer::new(config.consumer()?).await?;
-    let tps: Vec<TopicPartition> = partitions.iter().map(|p| TopicPartition::new(TOPIC, *p)).collect();
+    let tps: Vec<TopicPartition> = partitions
+        .iter()
+        .map(|p| TopicPartition::new(TOPIC, *p))
+        .collect();
     consumer.assign(tps.clone())?;
     let seek: Vec<(TopicPartition, i64)> = tps.iter().map(|tp| (tp.clone(), from_ms)).collect();
     consumer.seek_to_timestamp(&seek).await?;
@@ -143,10 +162,9 @@ async fn run() -> Result<(), BoxError> {
     let mut projection = Headcount::default();
     let mut applied = 0;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while tps
-        .iter()
-        .any(|tp| consumer.position(tp).unwrap_or(0) < end_of.get(&tp.partition).copied().unwrap_or(0))
-    {
+    while tps.iter().any(|tp| {
+        consumer.position(tp).unwrap_or(0) < end_of.get(&tp.partition).copied().unwrap_or(0)
+    }) {
         if Instant::now() > deadline {
             return Err("the replay did not reach the log ends in 30 s".into());
         }
@@ -157,14 +175,20 @@ async fn run() -> Result<(), BoxError> {
             applied += apply(&codec, &record, &mut projection).await?;
         }
     }
-    consumer.close(Instant::now() + Duration::from_secs(5)).await?;
+    consumer
+        .close(Instant::now() + Duration::from_secs(5))
+        .await?;
 
     println!("headcount per department, rebuilt from {applied} events:");
     for (department, n) in &projection.by_department {
         println!("  {department:<12} {n}");
     }
     let expected = [("Engineering", 1), ("Finance", 1), ("Sales", 2)];
-    let got: Vec<(&str, i64)> = projection.by_department.iter().map(|(d, n)| (d.as_str(), *n)).collect();
+    let got: Vec<(&str, i64)> = projection
+        .by_department
+        .iter()
+        .map(|(d, n)| (d.as_str(), *n))
+        .collect();
     if got != expected {
         return Err(format!("projection {got:?}, expected {expected:?}").into());
     }
@@ -173,7 +197,11 @@ async fn run() -> Result<(), BoxError> {
 
 /// Folds one record into the projection, by its `ce_type`; returns 1 if it was an employee
 /// event of the projection's, 0 for anything else on the topic.
-async fn apply(codec: &JsonCodec, record: &ConsumerRecord, projection: &mut Headcount) -> Result<u32, BoxError> {
+async fn apply(
+    codec: &JsonCodec,
+    record: &ConsumerRecord,
+    projection: &mut Headcount,
+) -> Result<u32, BoxError> {
     let event_type = record
         .headers
         .iter()
@@ -187,9 +215,14 @@ async fn apply(codec: &JsonCodec, record: &ConsumerRecord, projection: &mut Head
         t if t == EmployeeUpdated::EVENT_TYPE.as_bytes() => {
             projection.update(&codec.decode::<EmployeeUpdated>(record).await?.data.0)
         }
-        t if t == EmployeeDeleted::EVENT_TYPE.as_bytes() => {
-            projection.leave(&codec.decode::<EmployeeDeleted>(record).await?.data.0.employee_id)
-        }
+        t if t == EmployeeDeleted::EVENT_TYPE.as_bytes() => projection.leave(
+            &codec
+                .decode::<EmployeeDeleted>(record)
+                .await?
+                .data
+                .0
+                .employee_id,
+        ),
         _ => return Ok(0),
     }
     Ok(1)

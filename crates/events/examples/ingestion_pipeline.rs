@@ -22,12 +22,31 @@ use kafkit_events::catalog::data::{
 use kafkit_events::producer::EventProducer;
 use kafkit_events::Event;
 
-/// A file the job loads: dataset, location, rows and bytes read (`None`: the load failed).
-const FILES: [(&str, &str, Option<(i64, i64)>); 4] = [
-    ("commodity_prices", "s3://landing/prices/2026-12-04.parquet", Some((10_000, 1_024_000))),
-    ("weather_stations", "s3://landing/weather/2026-12-04.parquet", Some((2_400, 310_000))),
-    ("shipping_routes", "s3://landing/routes/2026-12-04.parquet", Some((880, 96_000))),
-    ("vendor_invoices", "s3://landing/invoices/2026-12-04.csv", None),
+/// Rows and bytes read from a file; `None`: the load failed.
+type Loaded = Option<(i64, i64)>;
+
+/// The files the job loads: dataset, location, what was read.
+const FILES: [(&str, &str, Loaded); 4] = [
+    (
+        "commodity_prices",
+        "s3://landing/prices/2026-12-04.parquet",
+        Some((10_000, 1_024_000)),
+    ),
+    (
+        "weather_stations",
+        "s3://landing/weather/2026-12-04.parquet",
+        Some((2_400, 310_000)),
+    ),
+    (
+        "shipping_routes",
+        "s3://landing/routes/2026-12-04.parquet",
+        Some((880, 96_000)),
+    ),
+    (
+        "vendor_invoices",
+        "s3://landing/invoices/2026-12-04.csv",
+        None,
+    ),
 ];
 
 #[tokio::main]
@@ -50,8 +69,10 @@ async fn run() -> Result<(), BoxError> {
             Some((rows, bytes)) => {
                 data_ingestion(dataset, rows, bytes, location, IngestionStatus::Success)
             }
-            None => data_ingestion(dataset, 0, 0, location, IngestionStatus::Failure)
-                .map(|d| d.with_format("csv").with_metadata("error", "header row missing")),
+            None => data_ingestion(dataset, 0, 0, location, IngestionStatus::Failure).map(|d| {
+                d.with_format("csv")
+                    .with_metadata("error", "header row missing")
+            }),
         }
         .map(|d| d.with_metadata("source", "external_api"))
         .with_correlation_id(&run_id);
@@ -112,8 +133,13 @@ async fn run() -> Result<(), BoxError> {
     for (dataset, placed) in &by_dataset {
         let partitions: Vec<i32> = placed.iter().map(|(p, _)| *p).collect();
         let offsets: Vec<i64> = placed.iter().map(|(_, o)| *o).collect();
-        println!("  {dataset:<17} → data-quality-{} at offsets {offsets:?}", partitions[0]);
-        if partitions.iter().any(|p| *p != partitions[0]) || !offsets.windows(2).all(|w| w[0] < w[1]) {
+        println!(
+            "  {dataset:<17} → data-quality-{} at offsets {offsets:?}",
+            partitions[0]
+        );
+        if partitions.iter().any(|p| *p != partitions[0])
+            || !offsets.windows(2).all(|w| w[0] < w[1])
+        {
             return Err(format!("{dataset}'s checks are not on one partition in order").into());
         }
     }

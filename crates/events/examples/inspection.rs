@@ -95,15 +95,33 @@ async fn run() -> Result<(), BoxError> {
         confidence: 0.97,
         location: Some("die 4".into()),
     };
-    let created = inspection_created(ins(1), "BATCH-001", "CHIP-001", "visual", [("station", "A1")])
-        .with_correlation_id(&run_id);
-    let completed = inspection_completed(ins(1), "BATCH-001", "CHIP-001", "visual", 0.82, vec![scratch])
-        .caused_by(&created);
+    let created = inspection_created(
+        ins(1),
+        "BATCH-001",
+        "CHIP-001",
+        "visual",
+        [("station", "A1")],
+    )
+    .with_correlation_id(&run_id);
+    let completed = inspection_completed(
+        ins(1),
+        "BATCH-001",
+        "CHIP-001",
+        "visual",
+        0.82,
+        vec![scratch],
+    )
+    .caused_by(&created);
     let flaky_store = inspection_completed(ins(2), "BATCH-001", "CHIP-002", "visual", 0.99, vec![])
         .with_correlation_id(&run_id);
-    let unknown_station =
-        inspection_created(ins(3), "BATCH-002", "CHIP-003", "x-ray", [("station", "Z9")])
-            .with_correlation_id(&run_id);
+    let unknown_station = inspection_created(
+        ins(3),
+        "BATCH-002",
+        "CHIP-003",
+        "x-ray",
+        [("station", "Z9")],
+    )
+    .with_correlation_id(&run_id);
     let failed = inspection_failed(ins(4), "BATCH-002", "CHIP-004", "x-ray", "camera timeout")
         .with_correlation_id(&run_id);
     let alert = Event::new(DefectAlert {
@@ -112,9 +130,15 @@ async fn run() -> Result<(), BoxError> {
         severity: "major".into(),
     })
     .caused_by(&completed);
-    let maintenance = Event::new(StationMaintenance { station: "B2".into(), minutes: 30 })
-        .with_correlation_id(&run_id);
-    let (alert_id, unknown_station_id) = (alert.envelope.id.clone(), unknown_station.envelope.id.clone());
+    let maintenance = Event::new(StationMaintenance {
+        station: "B2".into(),
+        minutes: 30,
+    })
+    .with_correlation_id(&run_id);
+    let (alert_id, unknown_station_id) = (
+        alert.envelope.id.clone(),
+        unknown_station.envelope.id.clone(),
+    );
     let mut placed = Vec::new();
     for event in [created, completed, flaky_store, unknown_station, failed] {
         placed.push(producer.publish(event).await?);
@@ -133,7 +157,10 @@ async fn run() -> Result<(), BoxError> {
     let ours = {
         let run_id = run_id.clone();
         move |ctx: &RecordContext| {
-            ctx.envelope.as_ref().and_then(|e| e.correlation_id.as_deref()) == Some(run_id.as_str())
+            ctx.envelope
+                .as_ref()
+                .and_then(|e| e.correlation_id.as_deref())
+                == Some(run_id.as_str())
         }
     };
     let (ours1, ours2, ours3) = (ours.clone(), ours.clone(), ours);
@@ -157,28 +184,45 @@ async fn run() -> Result<(), BoxError> {
                 let i = &event.data;
                 if let Some(station) = i.metadata.get("station") {
                     if !KNOWN_STATIONS.contains(&station.as_str()) {
-                        println!("  ✗ {} from unknown station {station}: not retriable", i.inspection_id);
-                        return Err(HandlerError::not_retriable_msg(format!("unknown station {station}"))
-                            .with_class("inspection.UnknownStation"));
+                        println!(
+                            "  ✗ {} from unknown station {station}: not retriable",
+                            i.inspection_id
+                        );
+                        return Err(HandlerError::not_retriable_msg(format!(
+                            "unknown station {station}"
+                        ))
+                        .with_class("inspection.UnknownStation"));
                     }
                 }
                 if i.event_type == InspectionEventType::InspectionCompleted
                     && i.defects.is_empty()
                     && ctx.attempt == 1
                 {
-                    println!("  ✗ {} result store busy (attempt 1): will retry", i.inspection_id);
+                    println!(
+                        "  ✗ {} result store busy (attempt 1): will retry",
+                        i.inspection_id
+                    );
                     return Err(HandlerError::retriable_msg("result store busy"));
                 }
                 let detail = match i.event_type {
                     InspectionEventType::InspectionCompleted => {
-                        format!("score {:.2}, {} defect(s)", i.quality_score.unwrap_or(0.0), i.defects.len())
+                        format!(
+                            "score {:.2}, {} defect(s)",
+                            i.quality_score.unwrap_or(0.0),
+                            i.defects.len()
+                        )
                     }
                     InspectionEventType::InspectionFailed => i.error.clone().unwrap_or_default(),
                     _ => format!("{} inspection of {}", i.inspection_type, i.chip_id),
                 };
                 println!(
                     "  ✓ {:?} {} (attempt {}, {}-{}@{}): {detail}",
-                    i.event_type, i.inspection_id, ctx.attempt, ctx.topic, ctx.partition, ctx.offset
+                    i.event_type,
+                    i.inspection_id,
+                    ctx.attempt,
+                    ctx.topic,
+                    ctx.partition,
+                    ctx.offset
                 );
                 handled.fetch_add(1, Ordering::Relaxed);
                 Ok(())
@@ -190,8 +234,12 @@ async fn run() -> Result<(), BoxError> {
                 if !ours {
                     return Ok(());
                 }
-                println!("  ✗ paging for {} on {}: pager unreachable (attempt {})", event.data.severity, event.data.chip_id, ctx.attempt);
-                Err(HandlerError::retriable_msg("pager unreachable").with_class("inspection.PagerDown"))
+                println!(
+                    "  ✗ paging for {} on {}: pager unreachable (attempt {})",
+                    event.data.severity, event.data.chip_id, ctx.attempt
+                );
+                Err(HandlerError::retriable_msg("pager unreachable")
+                    .with_class("inspection.PagerDown"))
             }
         })
         .on_default(move |record: UnhandledRecord, ctx: RecordContext| {
@@ -217,9 +265,11 @@ async fn run() -> Result<(), BoxError> {
     });
     // Everything of ours is consumed once the two dead letters are written and the other
     // five records are handled (processed or skipped by the default handler).
-    let waited = common::wait_until("2 dead letters and 5 handled records", Duration::from_secs(40), || {
-        consumer.stats().dead_lettered >= 2 && handled.load(Ordering::Relaxed) >= 5
-    })
+    let waited = common::wait_until(
+        "2 dead letters and 5 handled records",
+        Duration::from_secs(40),
+        || consumer.stats().dead_lettered >= 2 && handled.load(Ordering::Relaxed) >= 5,
+    )
     .await;
     consumer.shutdown_handle().shutdown();
     running.await??;
@@ -233,7 +283,10 @@ async fn run() -> Result<(), BoxError> {
 
     // 3. The dead letters: the original record, and why it is there.
     let dlq = format!("{TOPIC}.dlq");
-    for (event_id, partition) in [(alert_id, alert_partition), (unknown_station_id, unknown_station_partition)] {
+    for (event_id, partition) in [
+        (alert_id, alert_partition),
+        (unknown_station_id, unknown_station_partition),
+    ] {
         let record = common::find_dead_letter(&config, &dlq, partition, &event_id).await?;
         let info = read_dead_letter(&record.headers)?;
         println!(

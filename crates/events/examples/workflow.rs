@@ -28,6 +28,9 @@ use kafkit_events::producer::EventProducer;
 use kafkit_events::Event;
 use serde_json::{json, Map, Value};
 
+/// The events read back, by correlation id (one run each), with their offsets.
+type Seen = BTreeMap<String, Vec<(i64, Event<WorkflowEvent>)>>;
+
 const DAG: &str = "daily_prices_dag";
 
 fn data(value: Value) -> Map<String, Value> {
@@ -36,24 +39,69 @@ fn data(value: Value) -> Map<String, Value> {
 
 /// One run of the DAG: its events, each caused by the one before. `fail_at` names the task
 /// that fails (the run then fails), if any.
-fn run_events(run_id: &str, fail_at: Option<&str>) -> Result<Vec<Event<WorkflowEvent>>, EventsError> {
-    let event = |event_type, source, payload: Value| {
-        workflow_event(event_type, source, DAG, run_id, data(payload), "dev")
+fn run_events(run_id: &str, fail_at: Option<&str>) -> Result<Vec<Event<WorkflowEvent>>, BoxError> {
+    let event = |event_type, source, payload: Value| -> Result<Event<WorkflowEvent>, BoxError> {
+        Ok(workflow_event(
+            event_type,
+            source,
+            DAG,
+            run_id,
+            data(payload),
+            "dev",
+        )?)
     };
     // Triggered from the API, run by Airflow.
-    let mut events = vec![event(Type::WorkflowTriggered, EventSource::Fastapi, json!({"triggered_by": "api"}))?];
-    chain(&mut events, event(Type::WorkflowStarted, EventSource::Airflow, json!({}))?);
+    let mut events = vec![event(
+        Type::WorkflowTriggered,
+        EventSource::Fastapi,
+        json!({"triggered_by": "api"}),
+    )?];
+    chain(
+        &mut events,
+        event(Type::WorkflowStarted, EventSource::Airflow, json!({}))?,
+    );
     for task in ["extract", "transform", "load"] {
-        chain(&mut events, event(Type::TaskStarted, EventSource::Airflow, json!({"task": task}))?);
+        chain(
+            &mut events,
+            event(
+                Type::TaskStarted,
+                EventSource::Airflow,
+                json!({"task": task}),
+            )?,
+        );
         if fail_at == Some(task) {
             let error = json!({"task": task, "error": "upstream table locked", "try_number": 1});
-            chain(&mut events, event(Type::TaskFailed, EventSource::Airflow, error)?);
-            chain(&mut events, event(Type::WorkflowFailed, EventSource::Airflow, json!({"failed_task": task}))?);
+            chain(
+                &mut events,
+                event(Type::TaskFailed, EventSource::Airflow, error)?,
+            );
+            chain(
+                &mut events,
+                event(
+                    Type::WorkflowFailed,
+                    EventSource::Airflow,
+                    json!({"failed_task": task}),
+                )?,
+            );
             return Ok(events);
         }
-        chain(&mut events, event(Type::TaskCompleted, EventSource::Airflow, json!({"task": task}))?);
+        chain(
+            &mut events,
+            event(
+                Type::TaskCompleted,
+                EventSource::Airflow,
+                json!({"task": task}),
+            )?,
+        );
     }
-    chain(&mut events, event(Type::WorkflowCompleted, EventSource::Airflow, json!({"status": "success"}))?);
+    chain(
+        &mut events,
+        event(
+            Type::WorkflowCompleted,
+            EventSource::Airflow,
+            json!({"status": "success"}),
+        )?,
+    );
     Ok(events)
 }
 
@@ -78,7 +126,14 @@ async fn run() -> Result<(), BoxError> {
     let producer = EventProducer::new(&config).await?;
 
     // Validation, twice. The helper refuses blank ids before an event exists…
-    match workflow_event(Type::WorkflowStarted, EventSource::Cli, DAG, " ", Map::new(), "dev") {
+    match workflow_event(
+        Type::WorkflowStarted,
+        EventSource::Cli,
+        DAG,
+        " ",
+        Map::new(),
+        "dev",
+    ) {
         Err(e) => println!("refused by workflow_event: {e}"),
         Ok(_) => return Err("a blank run id was accepted".into()),
     }
@@ -89,10 +144,14 @@ async fn run() -> Result<(), BoxError> {
         workflow_id: String::new(),
         workflow_run_id: "run_0".into(),
         payload: WorkflowEventPayload::default(),
-        metadata: WorkflowEventMetadata { environment: "dev".into() },
+        metadata: WorkflowEventMetadata {
+            environment: "dev".into(),
+        },
     });
     match producer.publish(hand_made).await {
-        Err(e @ EventsError::SchemaValidation { .. }) => println!("refused by the JSON Schema: {e}"),
+        Err(e @ EventsError::SchemaValidation { .. }) => {
+            println!("refused by the JSON Schema: {e}")
+        }
         other => return Err(format!("expected a schema refusal, got {other:?}").into()),
     }
 
@@ -109,7 +168,9 @@ async fn run() -> Result<(), BoxError> {
         correlations.push(events[0].envelope.id.clone());
         for event in events {
             // The guide's `publish_event(event, timeout=30)`: a typed error instead of `False`.
-            producer.publish_timeout(event, Duration::from_secs(30)).await?;
+            producer
+                .publish_timeout(event, Duration::from_secs(30))
+                .await?;
             published += 1;
         }
     }
@@ -118,17 +179,23 @@ async fn run() -> Result<(), BoxError> {
 
     // Read the runs back (a group of our own, from the beginning; other runs' events ignored)
     // and check each chain: the first event starts it, every other names its predecessor.
-    let seen: Arc<Mutex<BTreeMap<String, Vec<(i64, Event<WorkflowEvent>)>>>> = Arc::default();
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     let consumer = EventConsumer::builder(&config, &common::unique("workflow-audit"))
         .topics(["workflow-events"])
         .set("auto.offset.reset", "earliest")
         .on::<WorkflowEvent, _, _>({
             let (seen, correlations) = (seen.clone(), correlations.clone());
             move |event: Event<WorkflowEvent>, ctx: RecordContext| {
-                let correlation = event.envelope.correlation_id.clone().unwrap_or_else(|| event.envelope.id.clone());
+                let correlation = event
+                    .envelope
+                    .correlation_id
+                    .clone()
+                    .unwrap_or_else(|| event.envelope.id.clone());
                 if correlations.contains(&correlation) {
                     if let Ok(mut seen) = seen.lock() {
-                        seen.entry(correlation).or_default().push((ctx.offset, event));
+                        seen.entry(correlation)
+                            .or_default()
+                            .push((ctx.offset, event));
                     }
                 }
                 async { Ok(()) }
@@ -141,8 +208,14 @@ async fn run() -> Result<(), BoxError> {
         let consumer = consumer.clone();
         async move { consumer.run().await }
     });
-    let count = || seen.lock().map_or(0, |s| s.values().map(Vec::len).sum::<usize>());
-    let waited = common::wait_until("the runs' events", Duration::from_secs(30), || count() >= published).await;
+    let count = || {
+        seen.lock()
+            .map_or(0, |s| s.values().map(Vec::len).sum::<usize>())
+    };
+    let waited = common::wait_until("the runs' events", Duration::from_secs(30), || {
+        count() >= published
+    })
+    .await;
     consumer.shutdown_handle().shutdown();
     running.await??;
     waited?;
@@ -151,11 +224,19 @@ async fn run() -> Result<(), BoxError> {
     for correlation in &correlations {
         let mut events = seen.get(correlation).cloned().unwrap_or_default();
         events.sort_by_key(|(offset, _)| *offset);
-        let run = events.first().map_or("?", |(_, e)| e.data.workflow_run_id.as_str());
+        let run = events
+            .first()
+            .map_or("?", |(_, e)| e.data.workflow_run_id.as_str());
         println!("run {run} (correlation id {correlation}):");
         let mut previous: Option<&str> = None;
         for (offset, event) in &events {
-            let task = event.data.payload.data.get("task").and_then(Value::as_str).unwrap_or("");
+            let task = event
+                .data
+                .payload
+                .data
+                .get("task")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             let kind = format!("{:?}", event.data.event_type);
             println!("  @{offset:<4} {kind:<18} {task:<10} {}", event.envelope.id);
             if event.envelope.causation_id.as_deref() != previous {
@@ -164,6 +245,8 @@ async fn run() -> Result<(), BoxError> {
             previous = Some(&event.envelope.id);
         }
     }
-    println!("both chains intact: every event caused by the one before, one correlation id per run");
+    println!(
+        "both chains intact: every event caused by the one before, one correlation id per run"
+    );
     Ok(())
 }

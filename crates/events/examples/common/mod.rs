@@ -121,6 +121,8 @@ pub(crate) async fn find_dead_letter(
             break Some(record);
         }
     };
-    consumer.close(Instant::now() + Duration::from_secs(5)).await?;
+    consumer
+        .close(Instant::now() + Duration::from_secs(5))
+        .await?;
     found.ok_or_else(|| format!("no dead letter of event {event_id} on {topic}").into())
 }
