@@ -258,22 +258,15 @@ async fn run() -> Result<(), BoxError> {
         })
         .build()
         .await?;
-    let consumer = Arc::new(consumer);
-    let running = tokio::spawn({
-        let consumer = consumer.clone();
-        async move { consumer.run().await }
-    });
     // Everything of ours is consumed once the two dead letters are written and the other
-    // five records are handled (processed or skipped by the default handler).
-    let waited = common::wait_until(
+    // five records are handled (by their typed handler or the default handler).
+    let consumer = common::run_until(
+        consumer,
         "2 dead letters and 5 handled records",
         Duration::from_secs(40),
-        || consumer.stats().dead_lettered >= 2 && handled.load(Ordering::Relaxed) >= 5,
+        |consumer| consumer.stats().dead_lettered >= 2 && handled.load(Ordering::Relaxed) >= 5,
     )
-    .await;
-    consumer.shutdown_handle().shutdown();
-    running.await??;
-    waited?;
+    .await?;
     let c = consumer.stats();
     println!(
         "consumer: messages_consumed {}, messages_processed {}, messages_failed {}, retried {}, \

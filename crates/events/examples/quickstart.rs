@@ -230,32 +230,16 @@ async fn run(started: Instant) -> Result<(), BoxError> {
         })
         .build()
         .await?;
-    let consumer = Arc::new(consumer);
-    let running = tokio::spawn({
-        let consumer = consumer.clone();
-        async move { consumer.run().await }
-    });
-
-    // Wait until our 3 good events are handled and the bad one is dead-lettered.
-    let deadline = started + Duration::from_secs(45);
-    while handled.load(Ordering::Relaxed) < 3 || consumer.stats().dead_lettered < 1 {
-        if Instant::now() > deadline || running.is_finished() {
-            consumer.shutdown_handle().shutdown();
-            let stopped = running.await;
-            return Err(format!(
-                "the handlers did not finish: {} of 3 events handled, {} dead letters \
-                 (consumer stopped with {stopped:?})",
-                handled.load(Ordering::Relaxed),
-                consumer.stats().dead_lettered
-            )
-            .into());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    // A graceful stop: running handlers finish, what was handled is committed, the member
-    // leaves the group.
-    consumer.shutdown_handle().shutdown();
-    running.await??;
+    // Run it until our 3 good events are handled and the bad one is dead-lettered, then stop
+    // gracefully: running handlers finish, what was handled is committed, the member leaves
+    // the group.
+    let consumer = common::run_until(
+        consumer,
+        "3 events handled and 1 dead letter",
+        Duration::from_secs(40),
+        |consumer| handled.load(Ordering::Relaxed) >= 3 && consumer.stats().dead_lettered >= 1,
+    )
+    .await?;
 
     step("4. the dead letter");
     let dead_letter_topic = format!("{}.dlq", quarantined_at.topic);

@@ -203,22 +203,17 @@ async fn run() -> Result<(), BoxError> {
         })
         .build()
         .await?;
-    let consumer = Arc::new(consumer);
-    let running = tokio::spawn({
-        let consumer = consumer.clone();
-        async move { consumer.run().await }
-    });
     let count = || {
         seen.lock()
             .map_or(0, |s| s.values().map(Vec::len).sum::<usize>())
     };
-    let waited = common::wait_until("the runs' events", Duration::from_secs(30), || {
-        count() >= published
-    })
-    .await;
-    consumer.shutdown_handle().shutdown();
-    running.await??;
-    waited?;
+    common::run_until(
+        consumer,
+        "the runs' events",
+        Duration::from_secs(30),
+        |_| count() >= published,
+    )
+    .await?;
 
     let seen = seen.lock().map_err(|_| "poisoned")?;
     for correlation in &correlations {

@@ -3,12 +3,14 @@
 #![allow(dead_code)] // each example uses a part
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafkit::admin::Admin;
 use kafkit::consumer::{Consumer, ConsumerRecord};
 use kafkit::state::group::TopicPartition;
 use kafkit_events::config::EventsConfig;
+use kafkit_events::consumer::EventConsumer;
 use kafkit_events::topics::{catalogue, ensure_topics, seed_topics, EnsureOptions, TopicSpec};
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -77,20 +79,44 @@ where
     result
 }
 
-/// Polls `done` every 50 ms until it holds, or fails after `timeout` naming `what`.
-pub(crate) async fn wait_until(
+/// Runs `consumer` (joins its group, handles records) until `done` holds, then stops it
+/// gracefully (handlers drain, final commit, leaves the group); fails after `timeout`
+/// naming `what`, or when the consumer stops on its own.
+pub(crate) async fn run_until(
+    consumer: EventConsumer,
     what: &str,
     timeout: Duration,
-    mut done: impl FnMut() -> bool,
-) -> Result<(), BoxError> {
+    mut done: impl FnMut(&EventConsumer) -> bool,
+) -> Result<Arc<EventConsumer>, BoxError> {
+    let consumer = Arc::new(consumer);
+    let running = tokio::spawn({
+        let consumer = consumer.clone();
+        async move { consumer.run().await }
+    });
     let deadline = Instant::now() + timeout;
-    while !done() {
+    let waited = loop {
+        if done(&consumer) {
+            break Ok(());
+        }
+        if running.is_finished() {
+            break Err(format!("the consumer stopped while waiting for {what}"));
+        }
         if Instant::now() > deadline {
-            return Err(format!("gave up after {} s waiting for {what}", timeout.as_secs()).into());
+            let s = consumer.stats();
+            break Err(format!(
+                "gave up after {} s waiting for {what} (consumed {}, processed {}, dead-lettered {})",
+                timeout.as_secs(),
+                s.consumed,
+                s.processed,
+                s.dead_lettered
+            ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(())
+    };
+    consumer.shutdown_handle().shutdown();
+    running.await??;
+    waited?;
+    Ok(consumer)
 }
 
 /// The dead letter of the event `event_id`, read from `partition` of the dead-letter topic
