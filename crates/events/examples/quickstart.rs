@@ -16,11 +16,11 @@
 
 mod common;
 
-use common::BoxError;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::BoxError;
 use kafkit::admin::Admin;
 use kafkit::producer::RecordMetadata;
 use kafkit_events::catalog::data::{data_ingestion, DataIngestion, IngestionStatus};
@@ -60,7 +60,7 @@ async fn run(started: Instant) -> Result<(), BoxError> {
     }
     // Every event of this run carries this correlation id: the handlers ignore events of
     // earlier runs against the same broker.
-    let run_id = format!("quickstart-{}", std::process::id());
+    let run_id = common::unique("quickstart");
 
     step("1. topics, as the topic catalogue declares them");
     let admin = Admin::connect(&common::bootstrap(&config)).await?;
