@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: publish typed events (Avro through a schema registry, and JSON) to Kafka and
-# read them back decoded.
+# handle them in a consumer group with typed handlers; one handler fails on purpose (retried,
+# then dead-lettered); prints the dead letter's headers and the stats. Ends within a minute.
 # Uses the broker named by KAFKA_BOOTSTRAP_SERVERS and the registry named by
 # SCHEMA_REGISTRY_URL (or KAFKA_SCHEMA_REGISTRY_URL); when none is named, starts a local one
 # (scripts/kafka.sh: Apache Kafka from Maven Central, KRaft, 127.0.0.1; scripts/registry.sh:

@@ -109,6 +109,16 @@ step "cargo test (workspace, against $KAFKA_BOOTSTRAP_SERVERS)"
 cargo test --workspace --locked --all-targets
 cargo test --workspace --locked --doc
 
+step "kafkit-events examples against the broker and the registry (each bounded)"
+# Debug builds (cargo test --all-targets built them); each must end on its own with status 0.
+for example in quickstart ingestion_pipeline api_audit workflow inspection employee_bus \
+               cqrs_replay "redrive -- data-ingestion.dlq"; do
+  echo "--- example $example"
+  # shellcheck disable=SC2086 # "redrive -- topic" splits into the example and its argument
+  timeout 120 cargo run --quiet --locked -p kafkit-events --example $example ||
+    { echo "example $example failed (status $?)" >&2; exit 1; }
+done
+
 if [ "${KAFKIT_FUZZ_SECONDS:-10}" != 0 ]; then
   step "fuzz smoke run (${KAFKIT_FUZZ_SECONDS:-10}s per target)"
   bash scripts/fuzz.sh "${KAFKIT_FUZZ_SECONDS:-10}"
