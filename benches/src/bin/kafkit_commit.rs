@@ -40,7 +40,7 @@ async fn main() {
         Mode::Throughput => throughput(&consumer, &args).await,
     };
     consumer
-        .close(Instant::now() + Duration::from_secs(10))
+        .close(Duration::from_secs(10))
         .await
         .unwrap_or_else(|e| fail("close", e));
     println!("{}", outcome.json("kafkit", &args));

@@ -124,10 +124,7 @@ fn sender_config(config: &ProducerConfig) -> SenderConfig {
             .max(1),
         retries: config.retries(),
         retry_backoff: client.retry_backoff_policy(),
-        compression: kafkit_wire::compression::Compression::from_id(
-            config.compression().codec_id(),
-        )
-        .unwrap_or_default(),
+        compression: config.compression(),
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use kafkit::admin::Admin;
 use kafkit::consumer::{Consumer, ConsumerRecord};
 use kafkit::producer::RecordMetadata;
-use kafkit::state::group::TopicPartition;
+use kafkit::TopicPartition;
 use kafkit_events::catalog::data::{data_ingestion, DataIngestion, IngestionStatus};
 use kafkit_events::catalog::system::{service_health, HealthStatus, ServiceHealth};
 use kafkit_events::catalog::workflow::{
@@ -57,7 +57,7 @@ async fn main() -> Result<(), BoxError> {
         "topics: created {:?}, already there {:?}",
         report.created, report.existing
     );
-    admin.cluster().close();
+    admin.close(Duration::from_secs(5)).await;
 
     let producer = EventProducer::new(&config).await?;
 
@@ -154,9 +154,7 @@ async fn main() -> Result<(), BoxError> {
         back.data.workflow_run_id,
         back.data.payload.data
     );
-    consumer
-        .close(Instant::now() + Duration::from_secs(5))
-        .await?;
+    consumer.close(Duration::from_secs(5)).await?;
 
     producer.flush(TIMEOUT).await?;
     let stats = producer.stats();

@@ -35,7 +35,7 @@ use kafka_protocol::messages::ApiKey;
 use super::{Admin, OffsetSpec};
 use crate::error::{Error, Result};
 use crate::io::connection::Connection;
-use crate::io::coordinator::{request_timeout, Coordinators};
+use crate::io::coordinator::request_timeout;
 use crate::state::group::commit::{
     CommitError, CommittedOffsets, MemberIdentity, OffsetFetchQuery,
 };
@@ -254,8 +254,11 @@ fn matches_filter(listing: &GroupListing, filter: &ListGroupsFilter) -> bool {
 }
 
 impl Admin {
-    /// The coordinators this client uses for group calls.
-    pub fn coordinators(&self) -> &Coordinators {
+    /// The coordinators this client uses for group calls (`unstable-internals`: no semver
+    /// promise).
+    #[cfg(feature = "unstable-internals")]
+    #[doc(hidden)]
+    pub fn coordinators(&self) -> &crate::io::coordinator::Coordinators {
         &self.coordinators
     }
 

@@ -243,19 +243,21 @@ impl ClientConfig {
 
     /// The retry backoff policy: `retry.backoff.ms` doubling up to `retry.backoff.max.ms`,
     /// ±20% jitter (static when the first is not below the second).
-    pub fn retry_backoff_policy(&self) -> ExponentialBackoff {
+    pub(crate) fn retry_backoff_policy(&self) -> ExponentialBackoff {
         ExponentialBackoff::new(self.retry_backoff, self.retry_backoff_max)
     }
 
     /// The reconnect backoff policy: `reconnect.backoff.ms` doubling up to
     /// `reconnect.backoff.max.ms`, ±20% jitter.
-    pub fn reconnect_backoff_policy(&self) -> ExponentialBackoff {
+    #[cfg(test)]
+    pub(crate) fn reconnect_backoff_policy(&self) -> ExponentialBackoff {
         ExponentialBackoff::new(self.reconnect_backoff, self.reconnect_backoff_max)
     }
 
     /// The growing connection setup timeout: `socket.connection.setup.timeout.ms` doubling
     /// per failed attempt up to `socket.connection.setup.timeout.max.ms`, ±20% jitter.
-    pub fn connection_setup_timeout_policy(&self) -> ExponentialBackoff {
+    #[cfg(test)]
+    pub(crate) fn connection_setup_timeout_policy(&self) -> ExponentialBackoff {
         ExponentialBackoff::new(
             self.socket_connection_setup_timeout,
             self.socket_connection_setup_timeout_max,

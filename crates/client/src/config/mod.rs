@@ -17,6 +17,7 @@ mod secret;
 mod security;
 mod value;
 
+pub use crate::state::sasl::oauthbearer::OAuthBearerToken;
 pub use acks::Acks;
 pub use common::{BrokerAddress, ClientConfig};
 pub use compression::Compression;

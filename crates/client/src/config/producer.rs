@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::acks::Acks;
 use super::common::{ClientConfig, ClientDefaults, CommonSettings};
-use super::compression::Compression;
+use super::compression::{parse_compression, Compression};
 use super::error::ConfigError;
 use super::value::{check_ms, check_range, millis, parse_bool, parse_int, parse_ms, INT_MAX};
 
@@ -163,7 +163,7 @@ impl ProducerConfig {
         out.push((ENABLE_IDEMPOTENCE, self.enable_idempotence.to_string()));
         out.push((LINGER_MS, ms(self.linger)));
         out.push((BATCH_SIZE, self.batch_size.to_string()));
-        out.push((COMPRESSION_TYPE, self.compression.as_str().to_owned()));
+        out.push((COMPRESSION_TYPE, self.compression.name().to_owned()));
         out.push((
             MAX_IN_FLIGHT,
             self.max_in_flight_requests_per_connection.to_string(),
@@ -346,7 +346,9 @@ impl ProducerConfigBuilder {
             ACKS => self.acks = Some(value.parse()?),
             LINGER_MS => self.linger = Some(parse_ms(LINGER_MS, value, 0, long)?),
             BATCH_SIZE => self.batch_size = Some(parse_usize(BATCH_SIZE, value)?),
-            COMPRESSION_TYPE => self.compression = Some(value.parse()?),
+            COMPRESSION_TYPE => {
+                self.compression = Some(parse_compression(COMPRESSION_TYPE, value)?)
+            }
             ENABLE_IDEMPOTENCE => {
                 self.enable_idempotence = Some(parse_bool(ENABLE_IDEMPOTENCE, value)?)
             }
