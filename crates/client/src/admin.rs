@@ -67,6 +67,7 @@ impl NewTopic {
 
 /// Which offset [`Admin::list_offsets`] asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum OffsetSpec {
     /// The log start offset.
     Earliest,
@@ -89,6 +90,7 @@ impl OffsetSpec {
 
 /// The answer for one partition of [`Admin::list_offsets`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ListedOffset {
     /// The partition.
     pub partition: i32,

@@ -73,13 +73,13 @@ pub mod tls {
     pub use crate::io::tls::{client_config, graviola_cpu_supported};
 }
 
-pub use admin::Admin;
+pub use admin::{Admin, NewTopic};
 pub use config::{
     Acks, AutoOffsetReset, ClientConfig, Compression, ConfigError, ConsumerConfig, GroupProtocol,
     IsolationLevel, ProducerConfig, SecurityProtocol,
 };
 pub use consumer::{
-    ConsumeError, Consumer, ConsumerRecord, GroupSubscription, OffsetAndMetadata,
+    CommitError, ConsumeError, Consumer, ConsumerRecord, GroupSubscription, OffsetAndMetadata,
     RebalanceListener, TopicPartition,
 };
 pub use error::{Error, Result};

@@ -55,6 +55,7 @@ impl ConfigSource {
 
 /// One config of a topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConfigEntry {
     /// The config name (`retention.ms`, …).
     pub name: String,
@@ -70,6 +71,7 @@ pub struct ConfigEntry {
 
 /// The configs of one topic, as [`Admin::describe_topic_configs`] returns them.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TopicConfigs {
     /// The topic name.
     pub topic: String,
@@ -89,6 +91,7 @@ impl TopicConfigs {
 
 /// One change of [`Admin::incremental_alter_topic_configs`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AlterConfigOp {
     /// Sets a config to a value.
     Set(String, String),

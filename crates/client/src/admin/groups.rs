@@ -54,6 +54,7 @@ pub struct ListGroupsFilter {
 
 /// A group as [`Admin::list_groups`] lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct GroupListing {
     /// The group id.
     pub group_id: String,
@@ -68,6 +69,7 @@ pub struct GroupListing {
 
 /// One member of a described group.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MemberDescription {
     /// The member id the coordinator gave.
     pub member_id: String,
@@ -87,6 +89,7 @@ pub struct MemberDescription {
 
 /// A group as [`Admin::describe_groups`] describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct GroupDescription {
     /// The group id.
     pub group_id: String,
