@@ -1,7 +1,7 @@
 //! Admin calls on consumer groups: list, describe, committed offsets and lag, alter and reset
 //! offsets, delete groups and offsets.
 //!
-//! Calls about one group go to its coordinator ([`Coordinators`]), looked up again when it
+//! Calls about one group go to its coordinator (`Coordinators`), looked up again when it
 //! moved; retriable errors are retried until the request timeout. Changing a group's offsets
 //! needs the group empty (no active members): the broker refuses otherwise, which reads as
 //! [`CommitError::GroupNotEmpty`].
