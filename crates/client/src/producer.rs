@@ -151,6 +151,7 @@ impl Producer {
         }
         let started = Instant::now();
         let deadline = started + config.max_block();
+        config.refuse_unbuilt().map_err(Error::Config)?;
         let cluster = Cluster::connect(cluster_config(&config)).await?;
         match tokio::time::timeout_at(deadline.into(), Self::start(config, &cluster)).await {
             Ok(Ok(producer)) => Ok(producer),

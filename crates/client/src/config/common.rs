@@ -192,12 +192,14 @@ impl ClientConfig {
         self.socket_connection_setup_timeout_max
     }
 
-    /// `send.buffer.bytes`: the socket's `SO_SNDBUF`; `None` (-1) keeps the OS default.
+    /// `send.buffer.bytes`: the `SO_SNDBUF` set on every socket before it connects (as Java
+    /// does); `None` (-1) keeps the OS default.
     pub fn send_buffer_bytes(&self) -> Option<u32> {
         self.send_buffer_bytes
     }
 
-    /// `receive.buffer.bytes`: the socket's `SO_RCVBUF`; `None` (-1) keeps the OS default.
+    /// `receive.buffer.bytes`: the `SO_RCVBUF` set on every socket before it connects (as
+    /// Java does); `None` (-1) keeps the OS default and its autotuning.
     pub fn receive_buffer_bytes(&self) -> Option<u32> {
         self.receive_buffer_bytes
     }

@@ -15,6 +15,8 @@ mod jaas;
 mod producer;
 mod secret;
 mod security;
+#[cfg(test)]
+mod settings;
 mod value;
 
 pub use crate::state::sasl::oauthbearer::OAuthBearerToken;
