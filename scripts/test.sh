@@ -45,8 +45,8 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 step "public API listings (api/*.txt from nightly rustdoc JSON; update: scripts/public-api.sh --update)"
 bash scripts/public-api.sh
 
-step "cargo package (publish dry run) of the library crates"
-cargo package -p kafkit-wire -p kafkit -p kafkit-events --locked --no-verify
+step "cargo package of the library crates (publish dry run; each tarball built on its own)"
+cargo package -p kafkit-wire -p kafkit -p kafkit-events --locked
 
 step "no C: dependency graph of the library crates"
 bash scripts/check-no-c.sh graph
