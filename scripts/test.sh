@@ -39,6 +39,9 @@ cargo fmt --all --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "cargo clippy of the library crates alone (kafkit without its unstable-internals feature)"
+cargo clippy -p kafkit-wire -p kafkit -p kafkit-events --lib --locked -- -D warnings
+
 step "cargo doc (warnings denied)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 

@@ -30,6 +30,9 @@
 //! are compiled as public modules, hidden from the docs, only with the `unstable-internals`
 //! feature, which carries no semver promise and exists for kafkit's own tests and benches.
 #![deny(missing_docs)]
+// A public signature that names a type of `state` or `io` (private without
+// `unstable-internals`) would leave users a type they cannot name: give it a public home.
+#![deny(unnameable_types)]
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
