@@ -39,8 +39,17 @@ cargo fmt --all --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "cargo clippy of the library crates alone (kafkit without its unstable-internals feature)"
+cargo clippy -p kafkit-wire -p kafkit -p kafkit-events --lib --locked -- -D warnings
+
 step "cargo doc (warnings denied)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+
+step "public API listings (api/*.txt from nightly rustdoc JSON; update: scripts/public-api.sh --update)"
+bash scripts/public-api.sh
+
+step "cargo package of the library crates (publish dry run; each tarball built on its own)"
+cargo package -p kafkit-wire -p kafkit -p kafkit-events --locked
 
 step "no C: dependency graph of the library crates"
 bash scripts/check-no-c.sh graph

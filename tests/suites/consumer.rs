@@ -13,7 +13,7 @@ use kafkit::admin::{Admin, NewTopic};
 use kafkit::config::{Compression, ConsumerConfig, ProducerConfig};
 use kafkit::consumer::{ConsumeError, Consumer, ConsumerRecord, TimestampType};
 use kafkit::producer::{Producer, ProducerRecord};
-use kafkit::state::group::TopicPartition;
+use kafkit::TopicPartition;
 use kafkit_tests::proxy::ProxyCluster;
 use kafkit_tests::{kafka, unique_name};
 
@@ -109,7 +109,7 @@ async fn reads_back_every_codec_in_order_exactly_once() {
     let mut sent = Vec::new();
     for codec in Compression::ALL {
         let records: Vec<(i32, String, Option<i64>)> = (0..300)
-            .map(|i| (i % 3, format!("{}-{i}", codec.as_str()), None))
+            .map(|i| (i % 3, format!("{}-{i}", codec.name()), None))
             .collect();
         produce(codec, &t, &records).await;
         sent.extend(records);
@@ -151,9 +151,7 @@ async fn reads_back_every_codec_in_order_exactly_once() {
         assert_eq!(c.current_position(tp), Some(500));
         assert_eq!(c.lag(tp), Some(0));
     }
-    c.close(Instant::now() + Duration::from_secs(5))
-        .await
-        .expect("close");
+    c.close(Duration::from_secs(5)).await.expect("close");
     assert!(matches!(
         c.poll(Duration::ZERO).await,
         Err(ConsumeError::Closed)
@@ -195,9 +193,7 @@ async fn seek_to_offset_beginning_and_end() {
         c.seek(&other, 0),
         Err(ConsumeError::NotAssigned { partition: 7, .. })
     ));
-    c.close(Instant::now() + Duration::from_secs(5))
-        .await
-        .expect("close");
+    c.close(Duration::from_secs(5)).await.expect("close");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,9 +229,7 @@ async fn seek_to_timestamp_returns_the_first_record_at_or_after_it() {
         .await
         .unwrap();
     assert_eq!(c.current_position(&tp), Some(40));
-    c.close(Instant::now() + Duration::from_secs(5))
-        .await
-        .expect("close");
+    c.close(Duration::from_secs(5)).await.expect("close");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,9 +277,7 @@ async fn pause_resume_and_lag() {
     // After a seek back, the lag counts from the new position to the last high watermark.
     c.seek(&p0, 9).unwrap();
     assert_eq!(c.lag(&p0), Some(3));
-    c.close(Instant::now() + Duration::from_secs(5))
-        .await
-        .expect("close");
+    c.close(Duration::from_secs(5)).await.expect("close");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -321,9 +313,7 @@ async fn a_paused_partition_keeps_its_buffered_records_for_resume() {
         "the buffered records after resume, without fetching them again"
     );
     assert_eq!(c.current_position(&tp), Some(10));
-    c.close(Instant::now() + Duration::from_secs(5))
-        .await
-        .expect("close");
+    c.close(Duration::from_secs(5)).await.expect("close");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -396,9 +386,7 @@ async fn offset_queries_position_and_committed_of_an_assigned_consumer() {
         other => panic!("expected a timeout, got {other:?}"),
     }
     assert!(started.elapsed() < Duration::from_secs(10));
-    c.close(Instant::now() + Duration::from_secs(5))
-        .await
-        .expect("close");
+    c.close(Duration::from_secs(5)).await.expect("close");
 
     // auto.offset.reset=none and nothing committed: position reports it.
     let strict = consumer(&[("auto.offset.reset", "none")]).await;
@@ -407,10 +395,7 @@ async fn offset_queries_position_and_committed_of_an_assigned_consumer() {
         strict.position(&p0, WAIT).await,
         Err(ConsumeError::NoOffset { .. })
     ));
-    strict
-        .close(Instant::now() + Duration::from_secs(5))
-        .await
-        .expect("close");
+    strict.close(Duration::from_secs(5)).await.expect("close");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -448,9 +433,7 @@ async fn assign_and_subscribe_do_not_mix() {
     c.unsubscribe().await.unwrap();
     assert!(c.assignment().is_empty());
     c.subscribe([t.clone()]).await.unwrap();
-    c.close(Instant::now() + Duration::from_secs(5))
-        .await
-        .expect("close");
+    c.close(Duration::from_secs(5)).await.expect("close");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -502,9 +485,7 @@ async fn auto_offset_reset_earliest_latest_none() {
     none.seek(&tp, 3).unwrap();
     assert_eq!(take(&none, 3).await[0].offset, 3);
     for c in [earliest, latest, none] {
-        c.close(Instant::now() + Duration::from_secs(5))
-            .await
-            .expect("close");
+        c.close(Duration::from_secs(5)).await.expect("close");
     }
 }
 
@@ -564,9 +545,7 @@ async fn corrupt_batch_is_a_typed_error_and_seeking_past_it_works() {
         (5..15).collect::<Vec<_>>()
     );
     assert_eq!(value(&got[0]), "b1-0");
-    c.close(Instant::now() + Duration::from_secs(5))
-        .await
-        .expect("close");
+    c.close(Duration::from_secs(5)).await.expect("close");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -587,9 +566,7 @@ async fn stream_yields_records_in_order() {
     assert!(one.is_err(), "a record after the end: {one:?}");
     let seen: HashSet<i64> = offsets.into_iter().collect();
     assert_eq!(seen.len(), 30);
-    c.close(Instant::now() + Duration::from_secs(5))
-        .await
-        .expect("close");
+    c.close(Duration::from_secs(5)).await.expect("close");
 }
 
 /// Compiles `tests/java/TxnWriter.java` with `javac` against the Kafka jars and runs it:
@@ -725,9 +702,7 @@ async fn read_committed_skips_aborted_java_transactions() {
     assert_eq!(values(&got), expect(&["c1", "a", "c2"]));
     assert_eq!(uncommitted.current_position(&tp), Some(18));
     for c in [committed, uncommitted] {
-        c.close(Instant::now() + Duration::from_secs(5))
-            .await
-            .expect("close");
+        c.close(Duration::from_secs(5)).await.expect("close");
     }
 }
 
@@ -806,9 +781,7 @@ async fn end_offsets_stop_before_an_open_transaction_with_read_committed() {
         .unwrap();
     assert_eq!(lso[&tp], 24);
     for c in [committed, uncommitted] {
-        c.close(Instant::now() + Duration::from_secs(5))
-            .await
-            .expect("close");
+        c.close(Duration::from_secs(5)).await.expect("close");
     }
 }
 
@@ -872,9 +845,7 @@ async fn cut_and_lost_fetches_lose_and_duplicate_nothing() {
     for (p, offsets) in &got {
         assert_eq!(offsets, &(0..1500).collect::<Vec<i64>>(), "partition {p}");
     }
-    c.close(Instant::now() + Duration::from_secs(5))
-        .await
-        .expect("close");
+    c.close(Duration::from_secs(5)).await.expect("close");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -890,9 +861,7 @@ async fn a_shared_cluster_outlives_the_consumer() {
     let c = Consumer::with_cluster(config, admin.cluster().clone());
     c.assign([TopicPartition::new(t.clone(), 0)]).unwrap();
     assert_eq!(value(&take(&c, 1).await[0]), "one");
-    c.close(Instant::now() + Duration::from_secs(5))
-        .await
-        .expect("close");
+    c.close(Duration::from_secs(5)).await.expect("close");
     drop(c);
     // The admin client's connections are still usable.
     admin
@@ -926,7 +895,5 @@ async fn recv_is_cancel_safe() {
         "no recv was cancelled: the test proves nothing"
     );
     assert_eq!(offsets, (0..300).collect::<Vec<i64>>());
-    c.close(Instant::now() + Duration::from_secs(5))
-        .await
-        .expect("close");
+    c.close(Duration::from_secs(5)).await.expect("close");
 }

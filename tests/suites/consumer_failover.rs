@@ -12,7 +12,7 @@ use kafkit::admin::{Admin, NewTopic};
 use kafkit::config::{Acks, ConsumerConfig, ProducerConfig};
 use kafkit::consumer::Consumer;
 use kafkit::producer::{Producer, ProducerRecord};
-use kafkit::state::group::TopicPartition;
+use kafkit::TopicPartition;
 use kafkit_tests::{repo_root, start_broker, unique_name};
 
 const PARTITIONS: i32 = 3;
@@ -111,10 +111,7 @@ async fn leader_killed_mid_read_loses_and_duplicates_nothing() {
             killed_at = Some(total);
         }
     }
-    consumer
-        .close(Instant::now() + Duration::from_secs(5))
-        .await
-        .expect("close");
+    consumer.close(Duration::from_secs(5)).await.expect("close");
     kafka.stop();
     assert!(
         killed_at.is_some_and(|n| n < expected),

@@ -11,7 +11,7 @@ use kafkit::admin::{Admin, NewTopic};
 use kafkit::config::{ConsumerConfig, ProducerConfig};
 use kafkit::consumer::{Consumer, ConsumerRecord};
 use kafkit::producer::{Producer, ProducerRecord};
-use kafkit::state::group::TopicPartition;
+use kafkit::TopicPartition;
 use kafkit_events::config::EventsConfig;
 use kafkit_events::consume::{dead_letter, read_dead_letter};
 use kafkit_events::consumer::{
@@ -171,10 +171,7 @@ async fn read_all(topic: &str, partitions: i32, count: usize) -> Vec<ConsumerRec
     while out.len() < count && Instant::now() < deadline {
         out.extend(consumer.poll(Duration::from_millis(500)).await.unwrap());
     }
-    consumer
-        .close(std::time::Instant::now() + Duration::from_secs(5))
-        .await
-        .expect("close");
+    consumer.close(Duration::from_secs(5)).await.expect("close");
     out
 }
 

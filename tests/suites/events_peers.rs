@@ -11,7 +11,7 @@ use kafkit::admin::{Admin, NewTopic};
 use kafkit::config::{ConsumerConfig, ProducerConfig};
 use kafkit::consumer::{Consumer, ConsumerRecord};
 use kafkit::producer::Producer;
-use kafkit::state::group::TopicPartition;
+use kafkit::TopicPartition;
 use kafkit_events::envelope::Event;
 use kafkit_events::format::{AvroCodec, EventCodec, JsonCodec, SerdeConfig};
 use kafkit_events::registry::{RegistryConfig, SchemaRegistry};

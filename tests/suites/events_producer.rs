@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use kafkit::admin::{Admin, NewTopic, OffsetSpec};
 use kafkit::consumer::{Consumer, ConsumerRecord};
-use kafkit::state::group::TopicPartition;
+use kafkit::TopicPartition;
 use kafkit_events::catalog::data::{data_ingestion, DataIngestion, IngestionStatus};
 use kafkit_events::catalog::employee::{employee_created, Employee};
 use kafkit_events::catalog::inspection::{inspection_created, InspectionEvent};
@@ -78,10 +78,7 @@ async fn read(topic: &str, partitions: i32, expected: usize) -> Vec<ConsumerReco
         );
         out.extend(consumer.poll(Duration::from_millis(200)).await.unwrap());
     }
-    consumer
-        .close(Instant::now() + Duration::from_secs(5))
-        .await
-        .expect("close");
+    consumer.close(Duration::from_secs(5)).await.expect("close");
     out
 }
 

@@ -501,7 +501,7 @@ mod auto_commit_and_patterns {
     use kafkit::admin::{Admin, NewTopic};
     use kafkit::config::ConsumerConfig;
     use kafkit::consumer::Consumer;
-    use kafkit::state::group::TopicPartition;
+    use kafkit::TopicPartition;
     use kafkit_tests::{kafka, unique_name};
 
     use super::consumers_support::produce;
@@ -547,7 +547,7 @@ mod auto_commit_and_patterns {
         let got = read(&first, first_batch.len()).await;
         assert_eq!(got.iter().cloned().collect::<BTreeSet<_>>(), first_batch);
         // close commits the positions (auto-commit) and leaves.
-        let _ = first.close(Instant::now() + Duration::from_secs(5)).await;
+        let _ = first.close(Duration::from_secs(5)).await;
 
         let second_batch = produce(&topic, "b", 10).await;
         let second = consumer(&group, &auto).await;
@@ -576,7 +576,7 @@ mod auto_commit_and_patterns {
                 "auto-commit did not run: {committed:?}"
             );
         }
-        let _ = second.close(Instant::now() + Duration::from_secs(5)).await;
+        let _ = second.close(Duration::from_secs(5)).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -609,7 +609,7 @@ mod auto_commit_and_patterns {
         assert_eq!(topics, BTreeSet::from([t1, t2]), "{other} must not match");
         c.unsubscribe().await.expect("unsubscribe");
         assert!(c.assignment().is_empty());
-        let _ = c.close(Instant::now() + Duration::from_secs(5)).await;
+        let _ = c.close(Duration::from_secs(5)).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -642,7 +642,7 @@ mod auto_commit_and_patterns {
         }
         let topics: BTreeSet<String> = c.assignment().into_iter().map(|tp| tp.topic).collect();
         assert_eq!(topics, BTreeSet::from([first, second]));
-        let _ = c.close(Instant::now() + Duration::from_secs(5)).await;
+        let _ = c.close(Duration::from_secs(5)).await;
     }
 
     fn regex_escape(s: &str) -> String {
@@ -667,7 +667,7 @@ mod faults {
     use kafka_protocol::messages::ApiKey;
     use kafkit::config::ConsumerConfig;
     use kafkit::consumer::{ConsumeError, Consumer};
-    use kafkit::state::group::TopicPartition;
+    use kafkit::TopicPartition;
     use kafkit_tests::proxy::{LostResponse, ProxyCluster};
     use kafkit_tests::{kafka, unique_name};
 
@@ -794,7 +794,7 @@ mod faults {
             );
         }
         for c in consumers {
-            let _ = c.close(Instant::now() + Duration::from_secs(5)).await;
+            let _ = c.close(Duration::from_secs(5)).await;
         }
         proxy.shutdown();
     }

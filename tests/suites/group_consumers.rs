@@ -76,10 +76,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kafkit::config::ConsumerConfig;
+use kafkit::consumer::CommitError;
 use kafkit::consumer::{ConsumeError, Consumer, ListenerFuture, RebalanceListener};
-use kafkit::io::group::GroupSubscription;
-use kafkit::state::group::commit::CommitError;
-use kafkit::state::group::{OffsetAndMetadata, TopicPartition};
+use kafkit::GroupSubscription;
+use kafkit::{OffsetAndMetadata, TopicPartition};
 use kafkit_tests::{kafka, unique_name};
 
 async fn consumer(protocol: Protocol, group: &str, extra: &[(&str, &str)]) -> Consumer {
@@ -219,7 +219,7 @@ async fn three_consumers_consume_everything_exactly_once(protocol: Protocol) {
     let assigned: Vec<usize> = consumers.iter().map(|c| c.assignment().len()).collect();
     assert_eq!(assigned, [2, 2, 2], "one group, an even split");
     for c in consumers {
-        let _ = c.close(Instant::now() + Duration::from_secs(5)).await;
+        let _ = c.close(Duration::from_secs(5)).await;
     }
 }
 
@@ -290,7 +290,7 @@ async fn a_killed_consumer_loses_nothing_and_its_partitions_move_on(protocol: Pr
         t.await.unwrap();
     }
     for c in consumers {
-        let _ = c.close(Instant::now() + Duration::from_secs(5)).await;
+        let _ = c.close(Duration::from_secs(5)).await;
     }
 }
 
@@ -322,7 +322,7 @@ async fn a_restarted_group_resumes_right_after_the_last_commit(protocol: Protoco
     for (tp, p) in &positions {
         assert_eq!(committed[tp].as_ref().map(|c| c.offset), Some(*p), "{tp:?}");
     }
-    let _ = first.close(Instant::now() + Duration::from_secs(5)).await;
+    let _ = first.close(Duration::from_secs(5)).await;
 
     let second = consumer(protocol, &group, &[]).await;
     second.subscribe([topic.clone()]).await.unwrap();
@@ -355,7 +355,7 @@ async fn a_restarted_group_resumes_right_after_the_last_commit(protocol: Protoco
     assert!(b.is_disjoint(&a), "records read again after the restart");
     assert_eq!(before.len() + after.len(), sent.len(), "duplicates");
     assert_eq!(b.union(&a).count(), sent.len(), "lost records");
-    let _ = second.close(Instant::now() + Duration::from_secs(5)).await;
+    let _ = second.close(Duration::from_secs(5)).await;
 }
 
 async fn commits_during_a_rebalance_succeed_or_fail_typed(protocol: Protocol) {
@@ -413,8 +413,8 @@ async fn commits_during_a_rebalance_succeed_or_fail_typed(protocol: Protocol) {
     assert!(outcomes.contains_key("ok"), "{outcomes:?}");
     stop.store(true, Ordering::Relaxed);
     b_task.await.unwrap();
-    let _ = a.close(Instant::now() + Duration::from_secs(5)).await;
-    let _ = b.close(Instant::now() + Duration::from_secs(5)).await;
+    let _ = a.close(Duration::from_secs(5)).await;
+    let _ = b.close(Duration::from_secs(5)).await;
 }
 
 /// Classic-only: the assignor is the client's choice (KIP-848 assigns on the broker).
@@ -488,7 +488,7 @@ mod classic_only {
         let assigned: Vec<usize> = consumers.iter().map(|c| c.assignment().len()).collect();
         assert_eq!(assigned, [2, 2, 2], "one group, an even split");
         for c in consumers {
-            let _ = c.close(Instant::now() + Duration::from_secs(5)).await;
+            let _ = c.close(Duration::from_secs(5)).await;
         }
     }
 
@@ -515,6 +515,6 @@ mod classic_only {
         }
         let committed = c.committed(std::slice::from_ref(&tp)).await.unwrap();
         assert_eq!(committed[&tp].as_ref().map(|o| o.offset), Some(30));
-        let _ = c.close(Instant::now() + Duration::from_secs(5)).await;
+        let _ = c.close(Duration::from_secs(5)).await;
     }
 }

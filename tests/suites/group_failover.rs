@@ -15,7 +15,7 @@ use kafkit::admin::{Admin, NewTopic};
 use kafkit::config::ConsumerConfig;
 use kafkit::consumer::{ConsumeError, Consumer};
 use kafkit::io::coordinator::Coordinators;
-use kafkit::state::group::TopicPartition;
+use kafkit::TopicPartition;
 use kafkit_tests::{repo_root, start_broker, unique_name};
 
 const PARTITIONS: i32 = 6;
@@ -162,7 +162,7 @@ async fn the_group_survives_the_crash_of_its_coordinator() {
         assert_eq!(committed[tp].as_ref().map(|c| c.offset), Some(60), "{tp:?}");
     }
     for c in consumers {
-        let _ = c.close(Instant::now() + Duration::from_secs(5)).await;
+        let _ = c.close(Duration::from_secs(5)).await;
     }
     admin.cluster().close();
     kafka.stop();

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use kafkit::config::ConsumerConfig;
 use kafkit::consumer::{ConsumeError, Consumer};
-use kafkit::state::group::TopicPartition;
+use kafkit::TopicPartition;
 use kafkit_tests::{kafka, unique_name};
 
 const PARTITIONS: i32 = 6;
@@ -85,9 +85,7 @@ async fn a_closing_member_hands_its_partitions_over(strategy: &str) {
     );
 
     let closed = Instant::now();
-    b.close(Instant::now() + Duration::from_secs(10))
-        .await
-        .expect("close");
+    b.close(Duration::from_secs(10)).await.expect("close");
     let moved = poll_until(&[&a], Duration::from_secs(30), |x| {
         x[0].len() == PARTITIONS as usize
     })
@@ -98,9 +96,7 @@ async fn a_closing_member_hands_its_partitions_over(strategy: &str) {
         took < Duration::from_secs(15),
         "partitions moved after {took:?}: the closed member did not leave (session {SESSION:?})"
     );
-    a.close(Instant::now() + Duration::from_secs(10))
-        .await
-        .expect("close");
+    a.close(Duration::from_secs(10)).await.expect("close");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,10 +135,7 @@ async fn a_closing_static_member_keeps_its_partitions_for_its_instance_id() {
     let static_owned = owned(&statik);
     let generation = dynamic.group_generation().expect("joined");
 
-    statik
-        .close(Instant::now() + Duration::from_secs(10))
-        .await
-        .expect("close");
+    statik.close(Duration::from_secs(10)).await.expect("close");
     // The static member did not leave: the group waits for its instance id (up to the
     // session timeout), so the other member's assignment does not change meanwhile.
     let changed = poll_until(&[&dynamic], Duration::from_secs(8), |x| x[0] != kept).await;
@@ -179,13 +172,8 @@ async fn a_closing_static_member_keeps_its_partitions_for_its_instance_id() {
         Some(generation.generation_id),
         "a static rejoin must not start a rebalance"
     );
-    back.close(Instant::now() + Duration::from_secs(10))
-        .await
-        .expect("close");
-    dynamic
-        .close(Instant::now() + Duration::from_secs(10))
-        .await
-        .expect("close");
+    back.close(Duration::from_secs(10)).await.expect("close");
+    dynamic.close(Duration::from_secs(10)).await.expect("close");
 }
 
 /// The Kafka 3.9 broker for the KIP-848 test: `KAFKIT_KAFKA39_BOOTSTRAP` when set (one
@@ -245,8 +233,6 @@ async fn the_consumer_protocol_on_a_broker_without_it_fails_once_saying_what_to_
             at.elapsed()
         );
     }
-    c.close(Instant::now() + Duration::from_secs(5))
-        .await
-        .expect("close");
+    c.close(Duration::from_secs(5)).await.expect("close");
     broker.stop();
 }

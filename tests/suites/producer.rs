@@ -106,7 +106,7 @@ async fn every_record_once_in_order_where_reported_for_every_codec() {
             .await
             .unwrap();
         for i in 0..PER_CODEC {
-            let value = format!("{}-{i}", codec.as_str());
+            let value = format!("{}-{i}", codec.name());
             let key = (i % 3 != 0).then(|| format!("key-{}", i % 97));
             let mut record = ProducerRecord::new(&topic).value(value.clone());
             if let Some(k) = &key {

@@ -15,7 +15,7 @@ use kafkit::admin::Admin;
 use kafkit::config::{ConsumerConfig, ProducerConfig};
 use kafkit::consumer::Consumer;
 use kafkit::producer::{Producer, ProducerRecord};
-use kafkit::state::group::TopicPartition;
+use kafkit::TopicPartition;
 use kafkit_tests::proxy::Proxy;
 use kafkit_tests::{kafka, unique_name, verify};
 use tokio::net::{TcpListener, TcpStream};
@@ -95,9 +95,7 @@ async fn a_consumer_creates_topics_only_when_allowed() {
     let refused = unique_name("startup-consumer-no-create");
     let c = consumer(Some(false)).await;
     let created = assign_missing(&c, &admin, &refused, Duration::from_secs(4)).await;
-    c.close(Instant::now() + Duration::from_secs(5))
-        .await
-        .expect("close");
+    c.close(Duration::from_secs(5)).await.expect("close");
     assert!(
         !created,
         "a consumer with allow.auto.create.topics=false created {refused}"
@@ -106,9 +104,7 @@ async fn a_consumer_creates_topics_only_when_allowed() {
     let allowed = unique_name("startup-consumer-create");
     let c = consumer(None).await;
     let created = assign_missing(&c, &admin, &allowed, Duration::from_secs(15)).await;
-    c.close(Instant::now() + Duration::from_secs(5))
-        .await
-        .expect("close");
+    c.close(Duration::from_secs(5)).await.expect("close");
     assert!(created, "a default consumer did not create {allowed}");
 }
 
@@ -190,10 +186,7 @@ async fn clients_constructed_before_their_broker_listens_wait_for_it() {
         .await
         .unwrap();
     producer.close(Duration::from_secs(10)).await.unwrap();
-    consumer
-        .close(Instant::now() + Duration::from_secs(5))
-        .await
-        .expect("close");
+    consumer.close(Duration::from_secs(5)).await.expect("close");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

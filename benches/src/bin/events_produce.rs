@@ -304,6 +304,6 @@ async fn main() -> Result<(), BoxError> {
     );
     events.close().await?;
     raw.close(Duration::from_secs(30)).await?;
-    admin.cluster().close();
+    admin.close(Duration::from_secs(5)).await;
     Ok(())
 }

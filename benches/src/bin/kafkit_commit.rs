@@ -40,7 +40,7 @@ async fn main() {
         Mode::Throughput => throughput(&consumer, &args).await,
     };
     consumer
-        .close(Instant::now() + Duration::from_secs(10))
+        .close(Duration::from_secs(10))
         .await
         .unwrap_or_else(|e| fail("close", e));
     println!("{}", outcome.json("kafkit", &args));
@@ -83,7 +83,11 @@ async fn latency(consumer: &Consumer, args: &Args) -> Outcome {
     // Joined, positions known, then the warm-up rounds.
     loop {
         let assigned = consumer.assignment();
-        if !assigned.is_empty() && assigned.iter().all(|tp| consumer.position(tp).is_some()) {
+        if !assigned.is_empty()
+            && assigned
+                .iter()
+                .all(|tp| consumer.current_position(tp).is_some())
+        {
             break;
         }
         if Instant::now() > deadline {

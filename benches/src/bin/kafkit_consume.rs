@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use kafkit::admin::Admin;
 use kafkit::config::{AutoOffsetReset, ConsumerConfig};
 use kafkit::consumer::Consumer;
-use kafkit::state::group::TopicPartition;
+use kafkit::TopicPartition;
 
 fn fail(what: &str, err: impl std::fmt::Display) -> ! {
     eprintln!("kafkit-consume: {what}: {err}");
@@ -83,7 +83,7 @@ async fn main() {
     let wall = start.elapsed();
     let cpu_end = common::cpu_times();
     consumer
-        .close(Instant::now() + Duration::from_secs(5))
+        .close(Duration::from_secs(5))
         .await
         .unwrap_or_else(|e| fail("close", e));
     let outcome = consume::Outcome {

@@ -7,8 +7,9 @@
 //!     sasl.password=alice-secret ssl.ca.location=/path/to/ca.pem
 //! ```
 
-use kafkit::config::ProducerConfig;
-use kafkit::io::cluster::{Cluster, ClusterConfig};
+use std::time::Duration;
+
+use kafkit::{Admin, ProducerConfig};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -23,15 +24,15 @@ async fn main() -> Result<(), BoxError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     let config = ProducerConfig::from_properties(properties)?;
-    let cluster = Cluster::connect(ClusterConfig::from_client_config(config.client())).await?;
+    let admin = Admin::from_client_config(config.client()).await?;
     let protocol = config.client().security().protocol;
-    for broker in cluster.metadata().brokers() {
+    for broker in admin.describe_cluster().await? {
         println!(
             "broker {} at {} ({protocol})",
             broker.node_id,
             broker.address()
         );
     }
-    cluster.close();
+    admin.close(Duration::from_secs(5)).await;
     Ok(())
 }

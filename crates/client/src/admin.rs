@@ -18,10 +18,12 @@ use std::time::{Duration, Instant};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ApiKey;
 
+use crate::config::ClientConfig;
 use crate::error::{Error, Result};
 use crate::io::cluster::{Cluster, ClusterConfig};
 use crate::io::coordinator::Coordinators;
-use crate::state::metadata::{BrokerInfo, TopicInfo};
+pub use crate::state::group::protocol::{ProtocolError, Subscription, TopicPartitions};
+pub use crate::state::metadata::{BrokerInfo, PartitionInfo, TopicInfo};
 
 pub mod configs;
 pub mod groups;
@@ -67,6 +69,7 @@ impl NewTopic {
 
 /// Which offset [`Admin::list_offsets`] asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum OffsetSpec {
     /// The log start offset.
     Earliest,
@@ -89,6 +92,7 @@ impl OffsetSpec {
 
 /// The answer for one partition of [`Admin::list_offsets`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ListedOffset {
     /// The partition.
     pub partition: i32,
@@ -113,23 +117,57 @@ impl Admin {
     /// A bootstrap broker that is not reachable yet is retried with the reconnect backoff for
     /// up to 60 s (Java's `default.api.timeout.ms`); an unresolvable host name fails at once.
     /// The admin client never asks the broker to create a topic (its metadata requests set
-    /// `allow_auto_topic_creation=false`); [`Admin::from_cluster`] takes other settings.
+    /// `allow_auto_topic_creation=false`); [`Admin::from_client_config`] takes other settings.
     pub async fn connect(bootstrap_servers: &str) -> Result<Admin> {
         let cluster = Cluster::connect(ClusterConfig::new(bootstrap_servers)).await?;
-        Ok(Admin::from_cluster(cluster))
+        Ok(Admin::over_cluster(cluster))
+    }
+
+    /// An admin client with the connection settings of `client` (security, timeouts,
+    /// backoffs), for an application that already has a producer or consumer config.
+    ///
+    /// ```no_run
+    /// # async fn example() -> kafkit::Result<()> {
+    /// use kafkit::{Admin, ConsumerConfig};
+    ///
+    /// let config = ConsumerConfig::from_properties([("bootstrap.servers", "localhost:9092")])?;
+    /// let admin = Admin::from_client_config(config.client()).await?;
+    /// println!("{} brokers", admin.describe_cluster().await?.len());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn from_client_config(client: &ClientConfig) -> Result<Admin> {
+        let cluster = Cluster::connect(ClusterConfig::from_client_config(client)).await?;
+        Ok(Admin::over_cluster(cluster))
+    }
+
+    /// An admin client over connections already open (`unstable-internals`: no semver promise).
+    #[cfg(feature = "unstable-internals")]
+    #[doc(hidden)]
+    pub fn from_cluster(cluster: Cluster) -> Admin {
+        Admin::over_cluster(cluster)
+    }
+
+    /// The connections this client uses (`unstable-internals`: no semver promise).
+    #[cfg(feature = "unstable-internals")]
+    #[doc(hidden)]
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// Closes the client's connections: calls in flight may finish within `timeout`, then
+    /// every connection closes. Later calls fail with [`Error::ShutDown`]. Clones share the
+    /// connections: closing one closes them all.
+    pub async fn close(&self, timeout: Duration) {
+        self.cluster.shutdown(Instant::now() + timeout).await;
     }
 
     /// An admin client over connections already open.
-    pub fn from_cluster(cluster: Cluster) -> Admin {
+    pub(crate) fn over_cluster(cluster: Cluster) -> Admin {
         Admin {
             coordinators: Coordinators::new(cluster.clone()),
             cluster,
         }
-    }
-
-    /// The connections this client uses.
-    pub fn cluster(&self) -> &Cluster {
-        &self.cluster
     }
 
     fn timeout(&self) -> Duration {

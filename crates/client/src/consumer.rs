@@ -5,7 +5,7 @@
 //! use std::time::Duration;
 //! use kafkit::config::ConsumerConfig;
 //! use kafkit::consumer::Consumer;
-//! use kafkit::state::group::TopicPartition;
+//! use kafkit::TopicPartition;
 //!
 //! let config = ConsumerConfig::from_properties([
 //!     ("bootstrap.servers", "localhost:9092"),
@@ -20,7 +20,7 @@
 //! let batch = consumer.poll(Duration::from_millis(100)).await?; // up to max.poll.records
 //! println!("lag of {tp:?}: {:?}", consumer.lag(&tp));
 //! # drop(batch);
-//! consumer.close(std::time::Instant::now() + Duration::from_secs(5)).await?;
+//! consumer.close(Duration::from_secs(5)).await?;
 //! # Ok(())
 //! # }
 //! ```
@@ -48,9 +48,11 @@ use crate::error::Error;
 use crate::io::cluster::{Cluster, ClusterConfig};
 use crate::io::fetcher::{self, FetchShared};
 use crate::state::consumer::{Drained, FetchPosition, FetchSettings, FetchState, OffsetSpec};
-use crate::state::group::{OffsetAndMetadata, TopicPartition};
 
+pub use crate::io::group::{GroupGeneration, GroupSubscription};
 pub use crate::state::consumer::OffsetAndTimestamp;
+pub use crate::state::group::commit::{CommitError, CommittedOffsets};
+pub use crate::state::group::{OffsetAndMetadata, TopicPartition};
 #[allow(unused_imports)] // used by the group member (consumer/group.rs)
 pub(crate) use driver::{BoxFuture, GroupDriver};
 pub use error::ConsumeError;
@@ -94,14 +96,22 @@ impl Consumer {
         cluster_config.allow_auto_topic_creation = config.allow_auto_create_topics();
         cluster_config.bootstrap_timeout = config.default_api_timeout();
         let cluster = Cluster::connect(cluster_config).await?;
-        let mut consumer = Self::with_cluster(config, cluster);
+        let mut consumer = Self::over_cluster(config, cluster);
         consumer.owns_cluster = true;
         Ok(consumer)
     }
 
     /// A consumer over an existing cluster connection set (shared with other clients): closing
     /// or dropping the consumer leaves the cluster open. Must be called within a tokio runtime.
+    /// `unstable-internals` only: no semver promise.
+    #[cfg(feature = "unstable-internals")]
+    #[doc(hidden)]
     pub fn with_cluster(config: ConsumerConfig, cluster: Cluster) -> Consumer {
+        Self::over_cluster(config, cluster)
+    }
+
+    /// See `with_cluster`.
+    pub(crate) fn over_cluster(config: ConsumerConfig, cluster: Cluster) -> Consumer {
         let shared = Arc::new(FetchShared {
             cluster,
             state: Mutex::new(FetchState::new(FetchSettings::from_config(&config))),
@@ -371,16 +381,18 @@ impl Consumer {
         }
     }
 
-    /// Closes the consumer: the group member (if any) leaves within `deadline`, the fetcher
+    /// Closes the consumer within `timeout` (as Java's `close(Duration)`): the group member
+    /// (if any) leaves within it, the fetcher
     /// stops, and (for a consumer made by [`new`](Self::new)) a Fetch long-poll in flight is
     /// abandoned (its connection closed at once) and the other connections close gracefully
-    /// by `deadline`. Later calls fail with [`ConsumeError::Closed`].
+    /// by the end of `timeout`. Later calls fail with [`ConsumeError::Closed`].
     ///
     /// Every step runs even when one fails; the first failure is returned: the final
     /// auto-commit, or the group could not be left (its partitions then move to other members
     /// only after `session.timeout.ms`; a static member never sends a leave). The consumer is
     /// closed either way.
-    pub async fn close(&self, deadline: Instant) -> Result<(), ConsumeError> {
+    pub async fn close(&self, timeout: Duration) -> Result<(), ConsumeError> {
+        let deadline = Instant::now() + timeout;
         let result = match self.driver() {
             Some(driver) => driver.close(self, deadline).await,
             None => Ok(()),

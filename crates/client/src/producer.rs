@@ -124,10 +124,7 @@ fn sender_config(config: &ProducerConfig) -> SenderConfig {
             .max(1),
         retries: config.retries(),
         retry_backoff: client.retry_backoff_policy(),
-        compression: kafkit_wire::compression::Compression::from_id(
-            config.compression().codec_id(),
-        )
-        .unwrap_or_default(),
+        compression: config.compression(),
     }
 }
 
@@ -154,6 +151,7 @@ impl Producer {
         }
         let started = Instant::now();
         let deadline = started + config.max_block();
+        config.refuse_unbuilt().map_err(Error::Config)?;
         let cluster = Cluster::connect(cluster_config(&config)).await?;
         match tokio::time::timeout_at(deadline.into(), Self::start(config, &cluster)).await {
             Ok(Ok(producer)) => Ok(producer),

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use kafkit::rng::XorShift64Star;
 use kafkit::state::backoff::ExponentialBackoff;
-use kafkit::state::rng::XorShift64Star;
 
 const VECTORS: &str = include_str!("data/backoff_vectors.txt");
 

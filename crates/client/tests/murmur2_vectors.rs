@@ -1,9 +1,9 @@
 //! Checks the key partitioner against vectors produced by the Java client itself
 //! (see `tests/data/README.md` for how `murmur2_vectors.txt` was made).
 
+use kafkit::rng::XorShift64Star;
 use kafkit::state::murmur2::{murmur2, partition_for_key, to_positive};
 use kafkit::state::partitioner::{DefaultPartitioner, Partitioner, RecordInfo, TopicPartitions};
-use kafkit::state::rng::XorShift64Star;
 
 const VECTORS: &str = include_str!("data/murmur2_vectors.txt");
 const PARTITION_COUNTS: [u32; 5] = [1, 3, 6, 7, 100];

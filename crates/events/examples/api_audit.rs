@@ -140,7 +140,7 @@ async fn main() -> Result<(), BoxError> {
 async fn run() -> Result<(), BoxError> {
     let config = common::config(SERVICE)?;
     let admin = common::ensure(&config, &["audit-api-calls", "system-health"]).await?;
-    admin.cluster().close();
+    admin.close(Duration::from_secs(5)).await;
     let producer = Arc::new(EventProducer::new(&config).await?);
 
     // The publisher: one task draining the audit queue (bounded: 1,000 events).
@@ -307,11 +307,11 @@ async fn run() -> Result<(), BoxError> {
 fn http_client() -> Result<reqwest::Client, BoxError> {
     let mut tls = kafkit::config::TlsConfig::new();
     if rustls::crypto::CryptoProvider::get_default().is_none()
-        && kafkit::io::tls::graviola_cpu_supported()
+        && kafkit::tls::graviola_cpu_supported()
     {
         tls = tls.crypto_provider(Arc::new(rustls_graviola::default_provider()));
     }
-    let tls = kafkit::io::tls::client_config(&tls)?;
+    let tls = kafkit::tls::client_config(&tls)?;
     Ok(reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .timeout(Duration::from_secs(10))

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use common::BoxError;
 use kafkit::admin::OffsetSpec;
 use kafkit::consumer::{Consumer, ConsumerRecord};
-use kafkit::state::group::TopicPartition;
+use kafkit::TopicPartition;
 use kafkit_events::catalog::employee::{
     employee_created, employee_deleted, employee_updated, Employee, EmployeeCreated,
     EmployeeDeleted, EmployeeUpdated,
@@ -139,7 +139,7 @@ async fn run() -> Result<(), BoxError> {
     let ends = admin
         .list_offsets(TOPIC, &partitions, OffsetSpec::Latest)
         .await?;
-    admin.cluster().close();
+    admin.close(Duration::from_secs(5)).await;
     let end_of: HashMap<i32, i64> = ends.iter().map(|o| (o.partition, o.offset)).collect();
     let range: Vec<String> = starts
         .iter()
@@ -163,7 +163,7 @@ async fn run() -> Result<(), BoxError> {
     let mut applied = 0;
     let deadline = Instant::now() + Duration::from_secs(30);
     while tps.iter().any(|tp| {
-        consumer.position(tp).unwrap_or(0) < end_of.get(&tp.partition).copied().unwrap_or(0)
+        consumer.current_position(tp).unwrap_or(0) < end_of.get(&tp.partition).copied().unwrap_or(0)
     }) {
         if Instant::now() > deadline {
             return Err("the replay did not reach the log ends in 30 s".into());
@@ -175,9 +175,7 @@ async fn run() -> Result<(), BoxError> {
             applied += apply(&codec, &record, &mut projection).await?;
         }
     }
-    consumer
-        .close(Instant::now() + Duration::from_secs(5))
-        .await?;
+    consumer.close(Duration::from_secs(5)).await?;
 
     println!("headcount per department, rebuilt from {applied} events:");
     for (department, n) in &projection.by_department {

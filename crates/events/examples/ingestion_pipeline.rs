@@ -57,7 +57,7 @@ async fn main() -> Result<(), BoxError> {
 async fn run() -> Result<(), BoxError> {
     let config = common::config("ingestion-worker")?;
     let admin = common::ensure(&config, &["data-ingestion", "data-quality"]).await?;
-    admin.cluster().close();
+    admin.close(Duration::from_secs(5)).await;
     let producer = EventProducer::new(&config).await?;
     let run_id = common::unique("ingestion-run");
 

@@ -322,7 +322,7 @@ async fn run(started: Instant) -> Result<(), BoxError> {
         "   committed by group {group} (after handling): {}",
         committed.join(", ")
     );
-    admin.cluster().close();
+    admin.close(Duration::from_secs(5)).await;
 
     println!(
         "\ndone in {:.1} s: 4 events published, 3 handled, 1 retried 3 times then dead-lettered",

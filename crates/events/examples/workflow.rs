@@ -122,7 +122,7 @@ async fn main() -> Result<(), BoxError> {
 async fn run() -> Result<(), BoxError> {
     let config = common::config("workflow-orchestrator")?;
     let admin = common::ensure(&config, &["workflow-events"]).await?;
-    admin.cluster().close();
+    admin.close(Duration::from_secs(5)).await;
     let producer = EventProducer::new(&config).await?;
 
     // Validation, twice. The helper refuses blank ids before an event exists…

@@ -11,6 +11,9 @@
 //!   the bytes that are really there, before any decoder reserves memory for it.
 //! - [`record`]: record batch v2 encode/decode (CRC32C, control records) and legacy message sets.
 //! - [`compression`]: gzip, snappy (raw and xerial), lz4 frame and zstd, all bounded.
+//!
+//! The types most programs use are re-exported at the root ([`Compression`], [`FrameDecoder`],
+//! [`BatchBuilder`], [`decode_batch`], [`encode_request`], [`decode_response_frame`], ...).
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
@@ -24,3 +27,9 @@ pub mod frame;
 pub mod guard;
 pub mod header;
 pub mod record;
+
+pub use compression::{Compression, CompressionError};
+pub use frame::{FrameDecoder, FrameError};
+pub use guard::{decode_response, DecodeError, GuardError};
+pub use header::{decode_response_frame, encode_request};
+pub use record::{decode_batch, BatchBuilder, BatchOptions, DecodeLimits, RecordError};

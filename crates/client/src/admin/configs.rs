@@ -60,6 +60,7 @@ impl ConfigSource {
 
 /// One config of a topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConfigEntry {
     /// The config name (`retention.ms`, …).
     pub name: String,
@@ -75,6 +76,7 @@ pub struct ConfigEntry {
 
 /// The configs of one topic, as [`Admin::describe_topic_configs`] returns them.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TopicConfigs {
     /// The topic name.
     pub topic: String,
@@ -122,6 +124,7 @@ fn value_of<'a>(entries: &'a [ConfigEntry], name: &str) -> Option<&'a str> {
 /// One change of [`Admin::incremental_alter_topic_configs`] and
 /// [`Admin::incremental_alter_broker_configs`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AlterConfigOp {
     /// Sets a config to a value.
     Set(String, String),

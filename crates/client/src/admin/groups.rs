@@ -1,7 +1,7 @@
 //! Admin calls on consumer groups: list, describe, committed offsets and lag, alter and reset
 //! offsets, delete groups and offsets.
 //!
-//! Calls about one group go to its coordinator ([`Coordinators`]), looked up again when it
+//! Calls about one group go to its coordinator (`Coordinators`), looked up again when it
 //! moved; retriable errors are retried until the request timeout. Changing a group's offsets
 //! needs the group empty (no active members): the broker refuses otherwise, which reads as
 //! [`CommitError::GroupNotEmpty`].
@@ -35,7 +35,7 @@ use kafka_protocol::messages::ApiKey;
 use super::{Admin, OffsetSpec};
 use crate::error::{Error, Result};
 use crate::io::connection::Connection;
-use crate::io::coordinator::{request_timeout, Coordinators};
+use crate::io::coordinator::request_timeout;
 use crate::state::group::commit::{
     CommitError, CommittedOffsets, MemberIdentity, OffsetFetchQuery,
 };
@@ -54,6 +54,7 @@ pub struct ListGroupsFilter {
 
 /// A group as [`Admin::list_groups`] lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct GroupListing {
     /// The group id.
     pub group_id: String,
@@ -79,6 +80,7 @@ pub struct GroupListings {
 
 /// One member of a described group.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MemberDescription {
     /// The member id the coordinator gave.
     pub member_id: String,
@@ -98,6 +100,7 @@ pub struct MemberDescription {
 
 /// A group as [`Admin::describe_groups`] describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct GroupDescription {
     /// The group id.
     pub group_id: String,
@@ -265,8 +268,11 @@ fn matches_filter(listing: &GroupListing, filter: &ListGroupsFilter) -> bool {
 }
 
 impl Admin {
-    /// The coordinators this client uses for group calls.
-    pub fn coordinators(&self) -> &Coordinators {
+    /// The coordinators this client uses for group calls (`unstable-internals`: no semver
+    /// promise).
+    #[cfg(feature = "unstable-internals")]
+    #[doc(hidden)]
+    pub fn coordinators(&self) -> &crate::io::coordinator::Coordinators {
         &self.coordinators
     }
 

@@ -192,12 +192,14 @@ impl ClientConfig {
         self.socket_connection_setup_timeout_max
     }
 
-    /// `send.buffer.bytes`: the socket's `SO_SNDBUF`; `None` (-1) keeps the OS default.
+    /// `send.buffer.bytes`: the `SO_SNDBUF` set on every socket before it connects (as Java
+    /// does); `None` (-1) keeps the OS default.
     pub fn send_buffer_bytes(&self) -> Option<u32> {
         self.send_buffer_bytes
     }
 
-    /// `receive.buffer.bytes`: the socket's `SO_RCVBUF`; `None` (-1) keeps the OS default.
+    /// `receive.buffer.bytes`: the `SO_RCVBUF` set on every socket before it connects (as
+    /// Java does); `None` (-1) keeps the OS default and its autotuning.
     pub fn receive_buffer_bytes(&self) -> Option<u32> {
         self.receive_buffer_bytes
     }
@@ -243,19 +245,21 @@ impl ClientConfig {
 
     /// The retry backoff policy: `retry.backoff.ms` doubling up to `retry.backoff.max.ms`,
     /// ±20% jitter (static when the first is not below the second).
-    pub fn retry_backoff_policy(&self) -> ExponentialBackoff {
+    pub(crate) fn retry_backoff_policy(&self) -> ExponentialBackoff {
         ExponentialBackoff::new(self.retry_backoff, self.retry_backoff_max)
     }
 
     /// The reconnect backoff policy: `reconnect.backoff.ms` doubling up to
     /// `reconnect.backoff.max.ms`, ±20% jitter.
-    pub fn reconnect_backoff_policy(&self) -> ExponentialBackoff {
+    #[cfg(test)]
+    pub(crate) fn reconnect_backoff_policy(&self) -> ExponentialBackoff {
         ExponentialBackoff::new(self.reconnect_backoff, self.reconnect_backoff_max)
     }
 
     /// The growing connection setup timeout: `socket.connection.setup.timeout.ms` doubling
     /// per failed attempt up to `socket.connection.setup.timeout.max.ms`, ±20% jitter.
-    pub fn connection_setup_timeout_policy(&self) -> ExponentialBackoff {
+    #[cfg(test)]
+    pub(crate) fn connection_setup_timeout_policy(&self) -> ExponentialBackoff {
         ExponentialBackoff::new(
             self.socket_connection_setup_timeout,
             self.socket_connection_setup_timeout_max,

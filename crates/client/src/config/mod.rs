@@ -15,8 +15,11 @@ mod jaas;
 mod producer;
 mod secret;
 mod security;
+#[cfg(test)]
+mod settings;
 mod value;
 
+pub use crate::state::sasl::oauthbearer::OAuthBearerToken;
 pub use acks::Acks;
 pub use common::{BrokerAddress, ClientConfig};
 pub use compression::Compression;

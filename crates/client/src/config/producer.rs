@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::acks::Acks;
 use super::common::{ClientConfig, ClientDefaults, CommonSettings};
-use super::compression::Compression;
+use super::compression::{parse_compression, Compression};
 use super::error::ConfigError;
 use super::value::{check_ms, check_range, millis, parse_bool, parse_int, parse_ms, INT_MAX};
 
@@ -163,7 +163,7 @@ impl ProducerConfig {
         out.push((ENABLE_IDEMPOTENCE, self.enable_idempotence.to_string()));
         out.push((LINGER_MS, ms(self.linger)));
         out.push((BATCH_SIZE, self.batch_size.to_string()));
-        out.push((COMPRESSION_TYPE, self.compression.as_str().to_owned()));
+        out.push((COMPRESSION_TYPE, self.compression.name().to_owned()));
         out.push((
             MAX_IN_FLIGHT,
             self.max_in_flight_requests_per_connection.to_string(),
@@ -260,8 +260,9 @@ impl ProducerConfig {
         self.max_request_size
     }
 
-    /// `metadata.max.idle.ms`: forget a topic's metadata after no record was sent to it this
-    /// long.
+    /// `metadata.max.idle.ms`: accepted for compatibility (validated, kept, written back by
+    /// [`to_properties`](Self::to_properties)); kafkit does not forget the metadata of topics
+    /// it produced to, so the refresh keeps asking for them: a little traffic, nothing lost.
     pub fn metadata_max_idle(&self) -> Duration {
         self.metadata_max_idle
     }
@@ -277,9 +278,25 @@ impl ProducerConfig {
     }
 
     /// `partitioner.availability.timeout.ms`: treat a partition as unavailable when its broker
-    /// has not taken a batch for this long (zero: never).
+    /// has not taken a batch for this long (zero: never). kafkit does not track broker latency
+    /// yet: [`Producer::new`](crate::Producer::new) refuses a non-zero value naming the key.
     pub fn partitioner_availability_timeout(&self) -> Duration {
         self.partitioner_availability_timeout
+    }
+
+    /// Refuses the settings this producer would accept but not honour (a typed error naming
+    /// the key): a non-zero `partitioner.availability.timeout.ms`.
+    pub(crate) fn refuse_unbuilt(&self) -> Result<(), ConfigError> {
+        if !self.partitioner_availability_timeout.is_zero() {
+            return Err(ConfigError::invalid(
+                PARTITIONER_AVAILABILITY_TIMEOUT_MS,
+                self.partitioner_availability_timeout
+                    .as_millis()
+                    .to_string(),
+                "kafkit does not track broker latency yet; only 0 (off, the default) is accepted",
+            ));
+        }
+        Ok(())
     }
 
     /// `transactional.id`, if the producer is transactional.
@@ -346,7 +363,9 @@ impl ProducerConfigBuilder {
             ACKS => self.acks = Some(value.parse()?),
             LINGER_MS => self.linger = Some(parse_ms(LINGER_MS, value, 0, long)?),
             BATCH_SIZE => self.batch_size = Some(parse_usize(BATCH_SIZE, value)?),
-            COMPRESSION_TYPE => self.compression = Some(value.parse()?),
+            COMPRESSION_TYPE => {
+                self.compression = Some(parse_compression(COMPRESSION_TYPE, value)?)
+            }
             ENABLE_IDEMPOTENCE => {
                 self.enable_idempotence = Some(parse_bool(ENABLE_IDEMPOTENCE, value)?)
             }

@@ -170,7 +170,7 @@ pub type TokenFuture<'a> =
 ///
 /// ```
 /// use kafkit::config::{TokenFuture, TokenProvider};
-/// use kafkit::state::sasl::oauthbearer::OAuthBearerToken;
+/// use kafkit::config::OAuthBearerToken;
 ///
 /// #[derive(Debug)]
 /// struct Static(String);

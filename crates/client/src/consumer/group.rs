@@ -34,7 +34,7 @@
 //!     consumer.commit_sync().await?; // what was handed out so far
 //!     # break;
 //! }
-//! consumer.close(Instant::now() + Duration::from_secs(5)).await?; // leaves the group
+//! consumer.close(Duration::from_secs(5)).await?; // leaves the group
 //! # Ok(())
 //! # }
 //! ```
@@ -72,7 +72,7 @@ pub type ListenerFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 ///
 /// ```no_run
 /// use kafkit::consumer::{Consumer, ListenerFuture, RebalanceListener};
-/// use kafkit::state::group::TopicPartition;
+/// use kafkit::TopicPartition;
 ///
 /// struct CommitOnRevoke;
 ///

@@ -137,6 +137,8 @@ impl ClusterConfig {
         config.reconnect_backoff_max = client.reconnect_backoff_max();
         config.connections_max_idle = client.connections_max_idle();
         config.connection.security = client.security().clone();
+        config.connection.send_buffer_bytes = client.send_buffer_bytes();
+        config.connection.receive_buffer_bytes = client.receive_buffer_bytes();
         config
     }
 

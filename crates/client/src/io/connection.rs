@@ -40,7 +40,7 @@ use kafkit_wire::frame::{FrameDecoder, Next};
 use kafkit_wire::guard::GuardedResponse;
 use kafkit_wire::header::{decode_response_frame, decode_response_header, encode_request};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch, Notify, RwLock};
 use tokio::task::JoinHandle;
 use tracing::{debug, trace};
@@ -76,6 +76,12 @@ pub struct ConnectionConfig {
     pub max_response_size: usize,
     /// `security.protocol` and its TLS and SASL settings. Default PLAINTEXT.
     pub security: SecurityConfig,
+    /// `send.buffer.bytes`: `SO_SNDBUF` of the socket, set before it connects; `None` keeps
+    /// the OS default. Default `None` (`ClusterConfig::from_client_config` sets Java's).
+    pub send_buffer_bytes: Option<u32>,
+    /// `receive.buffer.bytes`: `SO_RCVBUF` of the socket, set before it connects (the TCP
+    /// window scale is fixed by the handshake); `None` keeps the OS default and its autotuning.
+    pub receive_buffer_bytes: Option<u32>,
 }
 
 impl Default for ConnectionConfig {
@@ -85,8 +91,40 @@ impl Default for ConnectionConfig {
             connect_timeout: Duration::from_secs(10),
             max_response_size: kafkit_wire::frame::DEFAULT_MAX_FRAME_SIZE,
             security: SecurityConfig::default(),
+            send_buffer_bytes: None,
+            receive_buffer_bytes: None,
         }
     }
+}
+
+/// Opens a TCP connection to the first address of `broker` (`host:port`) that accepts, trying
+/// them in turn as `TcpStream::connect` does, with the socket buffer sizes of `config` set on
+/// each socket before it connects.
+async fn connect_tcp(broker: &str, config: &ConnectionConfig) -> std::io::Result<TcpStream> {
+    let mut last_error = None;
+    for address in tokio::net::lookup_host(broker).await? {
+        let socket = if address.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        if let Some(bytes) = config.send_buffer_bytes {
+            socket.set_send_buffer_size(bytes)?;
+        }
+        if let Some(bytes) = config.receive_buffer_bytes {
+            socket.set_recv_buffer_size(bytes)?;
+        }
+        match socket.connect(address).await {
+            Ok(stream) => return Ok(stream),
+            Err(err) => last_error = Some(err),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "could not resolve to any address",
+        )
+    }))
 }
 
 /// How long [`Connection::shutdown`] waits for the socket tasks after its deadline.
@@ -321,7 +359,7 @@ impl Connection {
     async fn connect_inner(broker: String, config: &ConnectionConfig) -> Result<Connection> {
         let security = &config.security;
         security.validate()?;
-        let stream = TcpStream::connect(&broker)
+        let stream = connect_tcp(&broker, config)
             .await
             .map_err(|e| Error::Connect {
                 broker: broker.clone(),
@@ -991,5 +1029,53 @@ fn deliver(shared: &Shared, frame: Bytes) -> Result<()> {
             broker: shared.broker.clone(),
             correlation_id,
         }),
+    }
+}
+
+#[cfg(test)]
+mod socket_buffer_tests {
+    use super::*;
+
+    /// The sizes a socket connected with `send`/`receive` buffer settings ends up with.
+    async fn sizes(send: Option<u32>, receive: Option<u32>) -> (u32, u32) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let config = ConnectionConfig {
+            send_buffer_bytes: send,
+            receive_buffer_bytes: receive,
+            ..ConnectionConfig::default()
+        };
+        let stream = connect_tcp(&address, &config).await.unwrap();
+        let socket = TcpSocket::from_std_stream(stream.into_std().unwrap());
+        (
+            socket.send_buffer_size().unwrap(),
+            socket.recv_buffer_size().unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn socket_buffer_sizes_are_applied_before_connecting() {
+        let (small_send, small_receive) = sizes(Some(16 * 1024), Some(16 * 1024)).await;
+        let (large_send, large_receive) = sizes(Some(128 * 1024), Some(128 * 1024)).await;
+        // The kernel may round (Linux doubles the value for its bookkeeping), but it keeps the
+        // order and never gives less than asked.
+        assert!(
+            small_send >= 16 * 1024 && small_send < large_send,
+            "{small_send} {large_send}"
+        );
+        assert!(
+            small_receive >= 16 * 1024 && small_receive < large_receive,
+            "{small_receive} {large_receive}"
+        );
+        let (os_send, _) = sizes(None, None).await;
+        assert!(os_send > 0);
+    }
+
+    #[tokio::test]
+    async fn an_unresolvable_broker_is_an_error() {
+        let config = ConnectionConfig::default();
+        assert!(connect_tcp("no-such-host.invalid:9092", &config)
+            .await
+            .is_err());
     }
 }

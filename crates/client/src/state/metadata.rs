@@ -17,6 +17,7 @@ use kafka_protocol::messages::MetadataResponse;
 
 /// One broker, as Metadata responses describe it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct BrokerInfo {
     /// The broker's node id.
     pub node_id: i32,
@@ -37,6 +38,7 @@ impl BrokerInfo {
 
 /// One partition of a topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PartitionInfo {
     /// The partition index.
     pub partition: i32,
@@ -54,6 +56,7 @@ pub struct PartitionInfo {
 
 /// One topic and its partitions, ordered by partition index.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TopicInfo {
     /// The topic name.
     pub name: String,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use kafkit::admin::Admin;
 use kafkit::consumer::{Consumer, ConsumerRecord};
-use kafkit::state::group::TopicPartition;
+use kafkit::TopicPartition;
 use kafkit_events::config::EventsConfig;
 use kafkit_events::consumer::EventConsumer;
 use kafkit_events::topics::{catalogue, ensure_topics, seed_topics, EnsureOptions, TopicSpec};
@@ -147,8 +147,6 @@ pub(crate) async fn find_dead_letter(
             break Some(record);
         }
     };
-    consumer
-        .close(Instant::now() + Duration::from_secs(5))
-        .await?;
+    consumer.close(Duration::from_secs(5)).await?;
     found.ok_or_else(|| format!("no dead letter of event {event_id} on {topic}").into())
 }

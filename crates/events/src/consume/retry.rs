@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use kafkit::state::rng::RandomSource;
+use kafkit::rng::RandomSource;
 
 use crate::consume::dead_letter::Failure;
 use crate::error::EventsError;
@@ -18,7 +18,7 @@ use crate::error::EventsError;
 ///
 /// ```
 /// use std::time::Duration;
-/// use kafkit::state::rng::XorShift64Star;
+/// use kafkit::rng::XorShift64Star;
 /// use kafkit_events::consume::RetryPolicy;
 ///
 /// let policy = RetryPolicy::new(3, Duration::from_millis(100), Duration::from_secs(1))?;

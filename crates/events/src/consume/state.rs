@@ -30,8 +30,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use kafkit::consumer::ConsumerRecord;
-use kafkit::state::group::TopicPartition;
-use kafkit::state::rng::XorShift64Star;
+use kafkit::rng::XorShift64Star;
+use kafkit::TopicPartition;
 
 use crate::consume::dead_letter::{DeadLetterPolicy, Failure};
 use crate::consume::retry::{HandlerFailure, RetryPolicy};

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use kafkit::consumer::{Consumer, ConsumerRecord, ListenerFuture, RebalanceListener};
-use kafkit::io::group::GroupSubscription;
-use kafkit::state::group::{OffsetAndMetadata, TopicPartition};
+use kafkit::GroupSubscription;
+use kafkit::{OffsetAndMetadata, TopicPartition};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -506,8 +506,7 @@ impl Driver<'_> {
                 tracing::warn!(error = %e, "final commit failed");
             }
         }
-        let close_deadline = std::time::Instant::now() + Duration::from_secs(10);
-        if let Err(e) = consumer.close(close_deadline).await {
+        if let Err(e) = consumer.close(Duration::from_secs(10)).await {
             tracing::warn!(error = %e, "closing the consumer (leaving the group) failed");
         }
         self.owner.dlq.close(Duration::from_secs(5)).await;

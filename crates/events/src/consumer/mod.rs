@@ -53,7 +53,6 @@ use std::time::Duration;
 use kafkit::admin::Admin;
 use kafkit::config::{ConsumerConfig, ConsumerConfigBuilder, ProducerConfig};
 use kafkit::consumer::Consumer;
-use kafkit::io::cluster::{Cluster, ClusterConfig};
 use kafkit::producer::Producer;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
@@ -384,10 +383,9 @@ impl EventConsumerBuilder {
         let producer = Producer::new(self.producer.clone())
             .await
             .map_err(client_err("connecting the dead-letter producer"))?;
-        let cluster = Cluster::connect(ClusterConfig::from_client_config(config.client()))
+        let admin = Admin::from_client_config(config.client())
             .await
             .map_err(client_err("connecting the admin client"))?;
-        let admin = Admin::from_cluster(cluster);
         let avro = match &self.registry {
             Some(r) => Some(AvroCodec::new(r.clone(), self.serde.clone())?),
             None => None,

@@ -11,9 +11,8 @@ use std::time::Duration;
 use kafkit::admin::{Admin, OffsetSpec};
 use kafkit::config::ConsumerConfig;
 use kafkit::consumer::Consumer;
-use kafkit::io::cluster::{Cluster, ClusterConfig};
 use kafkit::producer::Producer;
-use kafkit::state::group::{OffsetAndMetadata, TopicPartition};
+use kafkit::{OffsetAndMetadata, TopicPartition};
 use tokio::time::Instant;
 
 use crate::config::EventsConfig;
@@ -85,10 +84,9 @@ pub async fn redrive(
         .set("auto.offset.reset", "earliest")
         .and_then(|b| b.build())
         .map_err(|e| EventsError::configuration("redrive consumer", e.to_string()))?;
-    let cluster = Cluster::connect(ClusterConfig::from_client_config(consumer.client()))
+    let admin = Admin::from_client_config(consumer.client())
         .await
         .map_err(consumer_err("connecting the admin client"))?;
-    let admin = Admin::from_cluster(cluster);
     let info = admin
         .describe_topics(&[dead_letter_topic])
         .await
@@ -186,10 +184,7 @@ pub async fn redrive(
             source,
         })?;
     let _ = out.close(Duration::from_secs(5)).await;
-    if let Err(e) = source
-        .close(std::time::Instant::now() + Duration::from_secs(5))
-        .await
-    {
+    if let Err(e) = source.close(Duration::from_secs(5)).await {
         tracing::warn!(error = %e, "closing the redrive consumer failed");
     }
     Ok(report)

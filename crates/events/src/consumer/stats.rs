@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use kafkit::state::group::TopicPartition;
+use kafkit::TopicPartition;
 
 /// A snapshot of an [`EventConsumer`](super::EventConsumer)'s counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -123,11 +123,11 @@ fn tls_config(config: &RegistryConfig) -> Result<rustls::ClientConfig, RegistryE
         tls = tls.ca_file(ca.clone());
     }
     if rustls::crypto::CryptoProvider::get_default().is_none()
-        && kafkit::io::tls::graviola_cpu_supported()
+        && kafkit::tls::graviola_cpu_supported()
     {
         tls = tls.crypto_provider(Arc::new(rustls_graviola::default_provider()));
     }
-    kafkit::io::tls::client_config(&tls)
+    kafkit::tls::client_config(&tls)
         .map_err(|message| RegistryError::config("schema.registry.ssl.ca.location", message))
 }
 

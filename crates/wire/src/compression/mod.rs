@@ -111,6 +111,31 @@ impl fmt::Display for Compression {
     }
 }
 
+impl std::str::FromStr for Compression {
+    type Err = UnknownCompression;
+
+    /// Reads a `compression.type` value: `none`, `gzip`, `snappy`, `lz4` or `zstd`, surrounding
+    /// white space ignored, lower case only (as the Java client reads it).
+    ///
+    /// ```
+    /// use kafkit_wire::compression::Compression;
+    /// assert_eq!(" zstd".parse::<Compression>(), Ok(Compression::Zstd));
+    /// assert!("GZIP".parse::<Compression>().is_err());
+    /// ```
+    fn from_str(s: &str) -> Result<Compression, UnknownCompression> {
+        let trimmed = s.trim();
+        Compression::ALL
+            .into_iter()
+            .find(|c| c.name() == trimmed)
+            .ok_or_else(|| UnknownCompression(s.to_owned()))
+    }
+}
+
+/// A `compression.type` value that names no codec (the value as given).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown compression codec `{0}`: must be one of none, gzip, snappy, lz4, zstd")]
+pub struct UnknownCompression(pub String);
+
 /// What went wrong compressing or decompressing.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -177,6 +177,7 @@ impl GroupSettings {
 
 /// What a member subscribes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum GroupSubscription {
     /// These topics.
     Topics(Vec<String>),

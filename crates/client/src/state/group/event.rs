@@ -17,6 +17,7 @@ pub enum GroupEvent {
 
 /// The member's identity in the group, as commits carry it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct GroupGeneration {
     /// The classic generation id, or the KIP-848 member epoch.
     pub generation_id: i32,

@@ -1,4 +1,4 @@
-use kafkit::state::rng::XorShift64Star;
+use kafkit::rng::XorShift64Star;
 use proptest::prelude::*;
 
 use super::*;
