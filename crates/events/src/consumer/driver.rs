@@ -260,7 +260,11 @@ impl Driver<'_> {
                         continue;
                     }
                     if attempt > 1 {
-                        stats_of(self.owner).retried(&tp.topic, self.owner.settings.metrics);
+                        stats_of(self.owner).retried(
+                            &tp.topic,
+                            &self.owner.group,
+                            self.owner.settings.metrics,
+                        );
                     }
                     self.dispatch(tp, record, attempt);
                 }
@@ -371,6 +375,8 @@ impl Driver<'_> {
         let now = Instant::now().into_std();
         let stats = stats_of(self.owner);
         let metrics = self.owner.settings.metrics;
+        let owner = self.owner;
+        let group = &*owner.group;
         match done {
             Done::Handled(handled) => {
                 let Handled {
@@ -387,7 +393,14 @@ impl Driver<'_> {
                 let event_type = Router::event_type(&record).unwrap_or_default();
                 let result = match outcome {
                     RouteOutcome::Done { handled } => {
-                        stats.processed(&tp.topic, &event_type, elapsed, Ok(handled), metrics);
+                        stats.processed(
+                            &tp.topic,
+                            group,
+                            &event_type,
+                            elapsed,
+                            Ok(handled),
+                            metrics,
+                        );
                         if self.owner.settings.logging {
                             tracing::debug!(
                                 topic = %tp.topic,
@@ -409,7 +422,14 @@ impl Driver<'_> {
                     }
                     RouteOutcome::Decode(e) => {
                         let class = decode_class(&e);
-                        stats.processed(&tp.topic, &event_type, elapsed, Err(&class), metrics);
+                        stats.processed(
+                            &tp.topic,
+                            group,
+                            &event_type,
+                            elapsed,
+                            Err(&class),
+                            metrics,
+                        );
                         let failure = failure_of(
                             &class,
                             &e.to_string(),
@@ -421,7 +441,14 @@ impl Driver<'_> {
                         Err(HandlerFailure::not_retriable(failure))
                     }
                     RouteOutcome::Failed(e) => {
-                        stats.processed(&tp.topic, &event_type, elapsed, Err(e.class()), metrics);
+                        stats.processed(
+                            &tp.topic,
+                            group,
+                            &event_type,
+                            elapsed,
+                            Err(e.class()),
+                            metrics,
+                        );
                         let kind = if e.is_retriable() {
                             FailureKind::Retriable
                         } else {
@@ -443,7 +470,7 @@ impl Driver<'_> {
             Done::DeadLettered { tp, offset, result } => {
                 self.in_flight -= 1;
                 match &result {
-                    Ok(()) => stats.dead_lettered(&tp.topic, metrics),
+                    Ok(()) => stats.dead_lettered(&tp.topic, group, metrics),
                     Err(e) => tracing::warn!(
                         topic = %tp.topic, partition = tp.partition, offset, error = %e,
                         "dead letter not written; will retry"
@@ -568,7 +595,7 @@ pub(crate) fn process_span(record: &ConsumerRecord, group: &str, attempt: u32) -
         messaging.operation.type = "process",
         messaging.operation.name = "process",
         messaging.destination.name = %record.topic,
-        messaging.destination.partition.id = record.partition,
+        messaging.destination.partition.id = %record.partition,
         messaging.kafka.offset = record.offset,
         messaging.consumer.group.name = %group,
         messaging.message.id = %header(crate::cloudevents::names::ID),
