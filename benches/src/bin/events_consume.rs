@@ -431,12 +431,23 @@ async fn main() -> Result<(), BoxError> {
     let seconds: u64 = args.next().map_or(Ok(10), |s| s.parse())?;
 
     // The Java client's defaults, as the producer benchmarks use them.
-    let config = EventsConfig::builder()
+    let mut builder = EventsConfig::builder()
         .service_name("bench")
         .bootstrap_servers(&bootstrap)
         .set("linger.ms", "5")?
-        .set("auto.offset.reset", "earliest")?
-        .build()?;
+        .set("auto.offset.reset", "earliest")?;
+    // Metrics, tracing and logging stay on (no recorder or subscriber is installed), unless
+    // KAFKIT_BENCH_OBSERVABILITY=off (to see what they cost).
+    if std::env::var("KAFKIT_BENCH_OBSERVABILITY").as_deref() == Ok("off") {
+        for key in [
+            "events.metrics.enabled",
+            "events.tracing.enabled",
+            "events.logging.enabled",
+        ] {
+            builder = builder.set(key, "false")?;
+        }
+    }
+    let config = builder.build()?;
     let registry = SchemaRegistry::in_memory();
     let producer = EventProducer::with_registry(&config, registry.clone()).await?;
     let bench = Bench {
