@@ -38,6 +38,9 @@ use kafkit_events::typed::{AvroSchemaSource, EventPayload};
 use kafkit_events::Event;
 use serde::{Deserialize, Serialize};
 
+#[path = "../produce_common.rs"]
+mod produce_common;
+
 const CHUNK: usize = 1_000;
 const PARTITIONS: i32 = 6;
 const DEADLINE: Duration = Duration::from_secs(300);
@@ -105,16 +108,10 @@ impl Mode {
     }
 }
 
-#[allow(unsafe_code)]
+/// CPU seconds of the process (user + system, all threads).
 fn cpu_seconds() -> f64 {
-    // SAFETY: getrusage only writes the struct we pass; a zeroed rusage is a valid value.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    if rc != 0 {
-        return f64::NAN;
-    }
-    let secs = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-    secs(usage.ru_utime) + secs(usage.ru_stime)
+    let (user, sys) = produce_common::cpu_times();
+    user + sys
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
