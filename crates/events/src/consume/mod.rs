@@ -9,9 +9,12 @@
 //!   of a partition in a handler, the concurrency limit, retry waits, dead letters, backpressure
 //!   and commits — as `Action`s for the I/O driver to carry out. Its settings are
 //!   [`ProcessingSettings`].
+//! - [`retry_topic`]: non-blocking retry topics (`<topic>-retry-<n>`, a due-time header): names,
+//!   stages, the retry record (not used by the consumer's driver yet).
 
 pub mod dead_letter;
 pub mod retry;
+pub mod retry_topic;
 // Driven by the consumer's tokio driver (`crate::consumer`).
 #[allow(dead_code)]
 pub(crate) mod state;

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::handler::{HandlerError, RecordContext};
-use super::router::{RouteOutcome, Router};
+use super::router::{RouteFuture, RouteOutcome, Router};
 use super::stats::StatsCell;
 use super::EventConsumer;
 use crate::consume::dead_letter::{dead_letter_record, DeadLetterPolicy, Failure};
@@ -131,7 +131,12 @@ struct Driver<'a> {
     in_flight: usize,
     stopping: bool,
     policy: DeadLetterPolicy,
+    /// When the lag per partition was last read (at most every [`LAG_EVERY`]).
+    lag_read: Option<Instant>,
 }
+
+/// How often the stats' lag per partition is refreshed.
+const LAG_EVERY: Duration = Duration::from_millis(100);
 
 fn stats_of(owner: &EventConsumer) -> &StatsCell {
     &owner.stats
@@ -164,6 +169,7 @@ pub(crate) async fn run(owner: &EventConsumer) -> Result<(), EventsError> {
         in_flight: 0,
         stopping: false,
         policy,
+        lag_read: None,
     };
     stats_of(owner)
         .running
@@ -231,7 +237,12 @@ impl Driver<'_> {
         stats.buffered(state.buffered_bytes());
     }
 
-    fn update_lag(&self) {
+    fn update_lag(&mut self) {
+        let now = Instant::now();
+        if self.lag_read.is_some_and(|at| now - at < LAG_EVERY) {
+            return;
+        }
+        self.lag_read = Some(now);
         let stats = stats_of(self.owner);
         if let Ok(mut lag) = stats.lag.lock() {
             lag.clear();
@@ -260,7 +271,11 @@ impl Driver<'_> {
                         continue;
                     }
                     if attempt > 1 {
-                        stats_of(self.owner).retried(&tp.topic, self.owner.settings.metrics);
+                        stats_of(self.owner).retried(
+                            &tp.topic,
+                            &self.owner.group,
+                            self.owner.settings.metrics,
+                        );
                     }
                     self.dispatch(tp, record, attempt);
                 }
@@ -309,17 +324,13 @@ impl Driver<'_> {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tokio::spawn(async move {
             let started = Instant::now();
-            // The handler runs in a task of its own: a panic ends that task, not the consumer.
-            let outcome = match tokio::spawn(fut.instrument(span)).await {
+            // A panic in the handler is caught where it is polled: a failure, not a crash of
+            // the consumer (one task per record, not a task to run it and one to await it).
+            let outcome = match CatchPanic(fut).instrument(span).await {
                 Ok(outcome) => outcome,
-                Err(e) => {
-                    let message = if e.is_panic() {
-                        panic_message(e.into_panic())
-                    } else {
-                        "handler task cancelled".to_owned()
-                    };
-                    RouteOutcome::Failed(HandlerError::retriable_msg(message).with_class("panic"))
-                }
+                Err(payload) => RouteOutcome::Failed(
+                    HandlerError::retriable_msg(panic_message(payload)).with_class("panic"),
+                ),
             };
             let _ = tx.send(Done::Handled(Box::new(Handled {
                 tp,
@@ -371,6 +382,8 @@ impl Driver<'_> {
         let now = Instant::now().into_std();
         let stats = stats_of(self.owner);
         let metrics = self.owner.settings.metrics;
+        let owner = self.owner;
+        let group = &*owner.group;
         match done {
             Done::Handled(handled) => {
                 let Handled {
@@ -387,7 +400,14 @@ impl Driver<'_> {
                 let event_type = Router::event_type(&record).unwrap_or_default();
                 let result = match outcome {
                     RouteOutcome::Done { handled } => {
-                        stats.processed(&tp.topic, &event_type, elapsed, Ok(handled), metrics);
+                        stats.processed(
+                            &tp.topic,
+                            group,
+                            &event_type,
+                            elapsed,
+                            Ok(handled),
+                            metrics,
+                        );
                         if self.owner.settings.logging {
                             tracing::debug!(
                                 topic = %tp.topic,
@@ -409,7 +429,14 @@ impl Driver<'_> {
                     }
                     RouteOutcome::Decode(e) => {
                         let class = decode_class(&e);
-                        stats.processed(&tp.topic, &event_type, elapsed, Err(&class), metrics);
+                        stats.processed(
+                            &tp.topic,
+                            group,
+                            &event_type,
+                            elapsed,
+                            Err(&class),
+                            metrics,
+                        );
                         let failure = failure_of(
                             &class,
                             &e.to_string(),
@@ -421,7 +448,14 @@ impl Driver<'_> {
                         Err(HandlerFailure::not_retriable(failure))
                     }
                     RouteOutcome::Failed(e) => {
-                        stats.processed(&tp.topic, &event_type, elapsed, Err(e.class()), metrics);
+                        stats.processed(
+                            &tp.topic,
+                            group,
+                            &event_type,
+                            elapsed,
+                            Err(e.class()),
+                            metrics,
+                        );
                         let kind = if e.is_retriable() {
                             FailureKind::Retriable
                         } else {
@@ -443,7 +477,7 @@ impl Driver<'_> {
             Done::DeadLettered { tp, offset, result } => {
                 self.in_flight -= 1;
                 match &result {
-                    Ok(()) => stats.dead_lettered(&tp.topic, metrics),
+                    Ok(()) => stats.dead_lettered(&tp.topic, group, metrics),
                     Err(e) => tracing::warn!(
                         topic = %tp.topic, partition = tp.partition, offset, error = %e,
                         "dead letter not written; will retry"
@@ -544,6 +578,26 @@ fn decode_class(e: &EventsError) -> String {
     format!("kafkit_events::error::EventsError::{variant}")
 }
 
+/// Polls a handler's future with panics caught: a panic ends it with the panic's payload (it is
+/// not polled again).
+struct CatchPanic(RouteFuture);
+
+impl std::future::Future for CatchPanic {
+    type Output = Result<RouteOutcome, Box<dyn std::any::Any + Send>>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let fut = &mut self.0;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(std::task::Poll::Ready(outcome)) => std::task::Poll::Ready(Ok(outcome)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(payload) => std::task::Poll::Ready(Err(payload)),
+        }
+    }
+}
+
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         format!("handler panicked: {s}")
@@ -567,7 +621,7 @@ pub(crate) fn process_span(record: &ConsumerRecord, group: &str, attempt: u32) -
         messaging.operation.type = "process",
         messaging.operation.name = "process",
         messaging.destination.name = %record.topic,
-        messaging.destination.partition.id = record.partition,
+        messaging.destination.partition.id = %record.partition,
         messaging.kafka.offset = record.offset,
         messaging.consumer.group.name = %group,
         messaging.message.id = %header(crate::cloudevents::names::ID),

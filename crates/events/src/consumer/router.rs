@@ -36,7 +36,7 @@ pub(crate) enum RouteOutcome {
     Failed(HandlerError),
 }
 
-type RouteFuture = Pin<Box<dyn Future<Output = RouteOutcome> + Send>>;
+pub(crate) type RouteFuture = Pin<Box<dyn Future<Output = RouteOutcome> + Send>>;
 
 /// One event type's decoder + handler, with the type erased.
 pub(crate) trait Route: Send + Sync {

@@ -80,13 +80,8 @@ impl StatsCell {
         bump(&self.consumed);
         self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         if metrics_on {
-            metrics::counter!(
-                "messaging.client.consumed.messages",
-                "messaging.system" => "kafka",
-                "messaging.destination.name" => topic.to_owned(),
-                "messaging.consumer.group.name" => group.to_owned()
-            )
-            .increment(1);
+            metrics::counter!("messaging.client.consumed.messages", &labels(topic, group))
+                .increment(1);
         }
     }
 
@@ -95,10 +90,12 @@ impl StatsCell {
         self.max_buffered.fetch_max(bytes, Ordering::Relaxed);
     }
 
-    /// One handler attempt's end: `outcome` is `ok`, `skipped` or the error class.
+    /// One handler attempt's end: `outcome` is handled (`true`), skipped (`false`) or the
+    /// error class.
     pub(crate) fn processed(
         &self,
         topic: &str,
+        group: &str,
         event_type: &str,
         elapsed: Duration,
         outcome: Result<bool, &str>,
@@ -110,37 +107,40 @@ impl StatsCell {
             Err(_) => bump(&self.failed),
         }
         if metrics_on {
-            let error = match outcome {
-                Ok(_) => None,
-                Err(class) => Some(class.to_owned()),
-            };
-            let mut labels = vec![
-                ("messaging.system", "kafka".to_owned()),
-                ("messaging.operation.name", "process".to_owned()),
-                ("messaging.destination.name", topic.to_owned()),
-                ("event.type", event_type.to_owned()),
-            ];
-            if let Some(class) = error {
-                labels.push(("error.type", class));
+            let mut labels = labels(topic, group);
+            labels.push(("messaging.operation.name", "process".to_owned()));
+            labels.push(("cloudevents.event_type", event_type.to_owned()));
+            if let Err(class) = outcome {
+                labels.push(("error.type", class.to_owned()));
             }
             metrics::histogram!("messaging.process.duration", &labels)
                 .record(elapsed.as_secs_f64());
         }
     }
 
-    pub(crate) fn retried(&self, topic: &str, metrics_on: bool) {
+    /// A retry scheduled (the attempt after a failure is dispatched).
+    pub(crate) fn retried(&self, topic: &str, group: &str, metrics_on: bool) {
         bump(&self.retried);
         if metrics_on {
-            metrics::counter!("messaging.process.retries", "messaging.destination.name" => topic.to_owned())
-                .increment(1);
+            metrics::counter!("messaging.process.retries", &labels(topic, group)).increment(1);
         }
     }
 
-    pub(crate) fn dead_lettered(&self, topic: &str, metrics_on: bool) {
+    /// A dead letter acknowledged.
+    pub(crate) fn dead_lettered(&self, topic: &str, group: &str, metrics_on: bool) {
         bump(&self.dead_lettered);
         if metrics_on {
-            metrics::counter!("messaging.process.dead_letters", "messaging.destination.name" => topic.to_owned())
-                .increment(1);
+            metrics::counter!("messaging.process.dead_letters", &labels(topic, group)).increment(1);
         }
     }
+}
+
+/// The labels every consumer metric carries (OpenTelemetry messaging attributes); the source
+/// topic, also for dead letters.
+fn labels(topic: &str, group: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("messaging.system", "kafka".to_owned()),
+        ("messaging.destination.name", topic.to_owned()),
+        ("messaging.consumer.group.name", group.to_owned()),
+    ]
 }

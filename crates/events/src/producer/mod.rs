@@ -316,6 +316,13 @@ impl EventProducer {
                 encoded.key = key;
             }
         }
+        // The trace crosses to the consumer: the `send` span (or the caller's, when tracing is
+        // off) as `traceparent`, replacing any the codec left.
+        #[cfg(feature = "opentelemetry")]
+        {
+            let _entered = pending.span.enter();
+            crate::trace_context::inject_current(&mut encoded.headers);
+        }
         pending.size = encoded.size();
         if !pending.span.is_none() {
             if let Some(key) = &encoded.key {
