@@ -189,9 +189,7 @@ impl Running {
             } => {
                 stop.store(true, Ordering::Relaxed);
                 task.await??;
-                consumer
-                    .close(Duration::from_secs(10))
-                    .await?;
+                consumer.close(Duration::from_secs(10)).await?;
             }
             Running::Handlers { consumer, task } => {
                 consumer.shutdown_handle().shutdown();
