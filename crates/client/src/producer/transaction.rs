@@ -1,0 +1,827 @@
+//! The transactional producer's calls (`init_transactions`, `begin_transaction`,
+//! `send_offsets_to_transaction`, `commit_transaction`, `abort_transaction`) and their
+//! requests to the transaction coordinator. Transactions v1 (KIP-98/447) on every broker: see
+//! `DESIGN.md` ("How a transaction flows"). The decisions live in
+//! [`TransactionState`](crate::state::producer::TransactionState).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::txn_offset_commit_request::{
+    TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::{
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, ApiKey, EndTxnRequest, GroupId,
+    InitProducerIdRequest, ProducerId, TopicName, TransactionalId, TxnOffsetCommitRequest,
+};
+use kafka_protocol::protocol::StrBytes;
+use tracing::{debug, info};
+
+use super::{Producer, TransactionError};
+use crate::error::Error;
+use crate::io::cluster::Cluster;
+use crate::io::connection::Connection;
+use crate::io::coordinator::Coordinators;
+use crate::state::group::coordinator::{find_coordinator_request, lookup_results, Lookup};
+use crate::state::group::{OffsetAndMetadata, TopicPartition as GroupPartition};
+use crate::state::metadata::BrokerInfo;
+use crate::state::producer::transaction::{classify, TxnErrorClass};
+use crate::state::producer::{TopicPartition, TransactionPhase};
+
+/// `key_type` of a transaction coordinator lookup.
+const KEY_TYPE_TRANSACTION: i8 = 1;
+
+/// Highest versions of the transactions v1 path (the next ones belong to transactions v2,
+/// KIP-890: implicit partition adds and an epoch bump per transaction).
+pub(crate) const PRODUCE_V1_MAX: i16 = 11;
+const ADD_PARTITIONS_MAX: i16 = 3; // v4+ are broker-to-broker
+const END_TXN_V1_MAX: i16 = 4;
+const TXN_OFFSET_COMMIT_V1_MAX: i16 = 4;
+
+/// A consumer's group membership, for committing its offsets inside a transaction
+/// (`Consumer::group_metadata`). The coordinator refuses the commit when the generation is
+/// stale (KIP-447), so a zombie member cannot commit.
+///
+/// ```
+/// use kafkit::producer::ConsumerGroupMetadata;
+///
+/// let standalone = ConsumerGroupMetadata::new("copier");
+/// assert_eq!(standalone.generation_id, -1);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerGroupMetadata {
+    /// `group.id`.
+    pub group_id: String,
+    /// The classic generation id or the KIP-848 member epoch (-1: not a member).
+    pub generation_id: i32,
+    /// The member id ("" when not a member).
+    pub member_id: String,
+    /// `group.instance.id` (static membership).
+    pub group_instance_id: Option<String>,
+}
+
+impl ConsumerGroupMetadata {
+    /// The metadata of a group the caller is not a member of (generation -1).
+    pub fn new(group_id: impl Into<String>) -> Self {
+        ConsumerGroupMetadata {
+            group_id: group_id.into(),
+            generation_id: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+        }
+    }
+}
+
+/// The transaction coordinator of one transactional id: lookup, cache, retries.
+#[derive(Debug)]
+pub(crate) struct TxnCoordinator {
+    cluster: Cluster,
+    pub(crate) id: String,
+    node: Mutex<Option<i32>>,
+    backoff: Duration,
+    backoff_max: Duration,
+}
+
+impl TxnCoordinator {
+    pub(crate) fn new(cluster: Cluster, id: String, backoff: Duration, max: Duration) -> Self {
+        TxnCoordinator {
+            cluster,
+            id,
+            node: Mutex::new(None),
+            backoff,
+            backoff_max: max.max(backoff),
+        }
+    }
+
+    fn cached(&self) -> Option<i32> {
+        *self
+            .node
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn set(&self, node: Option<i32>) {
+        *self
+            .node
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = node;
+    }
+
+    /// FindCoordinator(TRANSACTION) once, on any broker.
+    async fn find(&self, timeout: Duration) -> Result<i32, Error> {
+        if let Some(node) = self.cached() {
+            return Ok(node);
+        }
+        let conn = self.cluster.any_connection().await?;
+        let version = conn.version(ApiKey::FindCoordinator)?;
+        let keys = [self.id.as_str()];
+        let request = find_coordinator_request(&keys, version)
+            .map_err(|e| Error::Broker {
+                api: ApiKey::FindCoordinator,
+                code: ResponseError::InvalidRequest,
+                message: Some(e.to_string()),
+            })?
+            .with_key_type(KEY_TYPE_TRANSACTION);
+        let response = conn.send(&request, version, timeout).await?;
+        let found = lookup_results(&response, &keys, version);
+        match found.get(self.id.as_str()) {
+            Some(Lookup::Found(info)) => {
+                self.cluster.update_metadata(|m| {
+                    m.add_broker(BrokerInfo {
+                        node_id: info.node_id,
+                        host: info.host.clone(),
+                        port: info.port,
+                        rack: None,
+                    })
+                });
+                self.set(Some(info.node_id));
+                debug!(transactional_id = %self.id, node = info.node_id, "transaction coordinator");
+                Ok(info.node_id)
+            }
+            Some(Lookup::Failed(code, message)) => Err(Error::Broker {
+                api: ApiKey::FindCoordinator,
+                code: *code,
+                message: message.clone(),
+            }),
+            Some(Lookup::Retry(code)) => Err(Error::Broker {
+                api: ApiKey::FindCoordinator,
+                code: *code,
+                message: None,
+            }),
+            None => Err(Error::Broker {
+                api: ApiKey::FindCoordinator,
+                code: ResponseError::CoordinatorNotAvailable,
+                message: None,
+            }),
+        }
+    }
+
+    /// Runs `call` on the coordinator's connection, looking it up again when it moved and
+    /// retrying retriable errors (`CONCURRENT_TRANSACTIONS`, loading, connection failures)
+    /// with backoff until `deadline`. Returns the last error at the deadline
+    /// (`Err((error, true))`) or a non-retriable one at once (`Err((error, false))`).
+    pub(crate) async fn call<T, F, Fut>(
+        &self,
+        deadline: Instant,
+        mut call: F,
+    ) -> Result<T, (Error, bool)>
+    where
+        F: FnMut(Connection, Duration) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        let mut attempts = 0u32;
+        loop {
+            let timeout = self
+                .cluster
+                .config()
+                .request_timeout
+                .min(deadline.saturating_duration_since(Instant::now()));
+            let result = async {
+                let node = self.find(timeout).await?;
+                let conn = match self.cluster.coordinator_connection(node).await {
+                    Ok(conn) => conn,
+                    Err(err) => {
+                        self.set(None);
+                        return Err(err);
+                    }
+                };
+                call(conn, timeout).await
+            };
+            let err = match tokio::time::timeout_at(deadline.into(), result).await {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(err)) => err,
+                Err(_) => {
+                    return Err((
+                        Error::Broker {
+                            api: ApiKey::FindCoordinator,
+                            code: ResponseError::RequestTimedOut,
+                            message: Some("transactional call deadline passed".to_owned()),
+                        },
+                        true,
+                    ))
+                }
+            };
+            match classify(&err) {
+                TxnErrorClass::Rediscover => self.set(None),
+                TxnErrorClass::Retry => {}
+                _ => return Err((err, false)),
+            }
+            let pause = self
+                .backoff
+                .saturating_mul(1u32 << attempts.min(10))
+                .min(self.backoff_max);
+            debug!(transactional_id = %self.id, error = %err, attempts, "transactional call retried");
+            if Instant::now() + pause >= deadline {
+                return Err((err, true));
+            }
+            tokio::time::sleep(pause).await;
+            attempts = attempts.saturating_add(1);
+        }
+    }
+
+    /// AddPartitionsToTxn for `partitions`, once: per-partition answers.
+    pub(crate) async fn add_partitions(
+        &self,
+        pair: (i64, i16),
+        partitions: &[TopicPartition],
+        timeout: Duration,
+    ) -> Result<Vec<(TopicPartition, Option<ResponseError>)>, Error> {
+        let deadline = Instant::now() + timeout;
+        let request = add_partitions_request(&self.id, pair, partitions);
+        let response = self
+            .call(deadline, |conn, timeout| {
+                let request = request.clone();
+                async move {
+                    let version = conn.version(ApiKey::AddPartitionsToTxn)?;
+                    conn.send(&request, version.min(ADD_PARTITIONS_MAX), timeout)
+                        .await
+                }
+            })
+            .await
+            .map_err(|(e, _)| e)?;
+        let mut out = Vec::new();
+        for topic in &response.results_by_topic_v3_and_below {
+            for p in &topic.results_by_partition {
+                out.push((
+                    TopicPartition::new(&*topic.name.0, p.partition_index),
+                    ResponseError::try_from_code(p.partition_error_code),
+                ));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn init_producer_id_request(
+    id: &str,
+    timeout: Duration,
+    current: (i64, i16),
+) -> InitProducerIdRequest {
+    InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId(StrBytes::from_string(id.to_owned()))))
+        .with_transaction_timeout_ms(i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX))
+        .with_producer_id(ProducerId(current.0))
+        .with_producer_epoch(current.1)
+}
+
+fn add_partitions_request(
+    id: &str,
+    pair: (i64, i16),
+    partitions: &[TopicPartition],
+) -> AddPartitionsToTxnRequest {
+    let mut topics: Vec<AddPartitionsToTxnTopic> = Vec::new();
+    for tp in partitions {
+        match topics.iter_mut().find(|t| *t.name.0 == *tp.topic) {
+            Some(t) => t.partitions.push(tp.partition),
+            None => topics.push(
+                AddPartitionsToTxnTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(tp.topic.to_string())))
+                    .with_partitions(vec![tp.partition]),
+            ),
+        }
+    }
+    AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(TransactionalId(StrBytes::from_string(id.to_owned())))
+        .with_v3_and_below_producer_id(ProducerId(pair.0))
+        .with_v3_and_below_producer_epoch(pair.1)
+        .with_v3_and_below_topics(topics)
+}
+
+fn add_offsets_request(id: &str, pair: (i64, i16), group: &str) -> AddOffsetsToTxnRequest {
+    AddOffsetsToTxnRequest::default()
+        .with_transactional_id(TransactionalId(StrBytes::from_string(id.to_owned())))
+        .with_producer_id(ProducerId(pair.0))
+        .with_producer_epoch(pair.1)
+        .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
+}
+
+fn txn_offset_commit_request(
+    id: &str,
+    pair: (i64, i16),
+    offsets: &BTreeMap<GroupPartition, OffsetAndMetadata>,
+    group: &ConsumerGroupMetadata,
+) -> TxnOffsetCommitRequest {
+    let mut topics: Vec<TxnOffsetCommitRequestTopic> = Vec::new();
+    for (tp, offset) in offsets {
+        let partition = TxnOffsetCommitRequestPartition::default()
+            .with_partition_index(tp.partition)
+            .with_committed_offset(offset.offset)
+            .with_committed_leader_epoch(offset.leader_epoch.unwrap_or(-1))
+            .with_committed_metadata(
+                offset
+                    .metadata
+                    .as_ref()
+                    .map(|m| StrBytes::from_string(m.clone())),
+            );
+        match topics.iter_mut().find(|t| *t.name.0 == *tp.topic) {
+            Some(t) => t.partitions.push(partition),
+            None => topics.push(
+                TxnOffsetCommitRequestTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(tp.topic.clone())))
+                    .with_partitions(vec![partition]),
+            ),
+        }
+    }
+    TxnOffsetCommitRequest::default()
+        .with_transactional_id(TransactionalId(StrBytes::from_string(id.to_owned())))
+        .with_group_id(GroupId(StrBytes::from_string(group.group_id.clone())))
+        .with_producer_id(ProducerId(pair.0))
+        .with_producer_epoch(pair.1)
+        .with_generation_id(group.generation_id)
+        .with_member_id(StrBytes::from_string(group.member_id.clone()))
+        .with_group_instance_id(
+            group
+                .group_instance_id
+                .as_ref()
+                .map(|i| StrBytes::from_string(i.clone())),
+        )
+        .with_topics(topics)
+}
+
+fn end_txn_request(id: &str, pair: (i64, i16), commit: bool) -> EndTxnRequest {
+    EndTxnRequest::default()
+        .with_transactional_id(TransactionalId(StrBytes::from_string(id.to_owned())))
+        .with_producer_id(ProducerId(pair.0))
+        .with_producer_epoch(pair.1)
+        .with_committed(commit)
+}
+
+/// How a failed transactional call ends, after the state took note of it: `timed_out` calls
+/// leave the state as it was.
+fn call_error(
+    error: Error,
+    timed_out: bool,
+    operation: &'static str,
+    after: Duration,
+) -> TransactionError {
+    if timed_out {
+        return TransactionError::Timeout { operation, after };
+    }
+    match classify(&error) {
+        TxnErrorClass::Abortable => TransactionError::abortable(error),
+        _ => TransactionError::fatal(error),
+    }
+}
+
+impl Producer {
+    fn txn(&self) -> Result<&TxnCoordinator, TransactionError> {
+        if self.handle.shared.stopped.load(Ordering::Acquire) {
+            return Err(TransactionError::Closed);
+        }
+        self.handle
+            .txn
+            .as_deref()
+            .ok_or(TransactionError::NotTransactional)
+    }
+
+    /// Applies `f` to the transaction state.
+    fn with_txn<T>(
+        &self,
+        f: impl FnOnce(&mut crate::state::producer::TransactionState) -> T,
+    ) -> Result<T, TransactionError> {
+        let mut state = self.handle.shared.lock();
+        let txn = state
+            .transaction_mut()
+            .ok_or(TransactionError::NotTransactional)?;
+        Ok(f(txn))
+    }
+
+    /// The state's error after a failed call (fenced, fatal), or `fallback`.
+    fn txn_error(&self, fallback: TransactionError) -> TransactionError {
+        let state = self.handle.shared.lock();
+        state
+            .transaction()
+            .and_then(|t| t.fatal_error().cloned())
+            .unwrap_or(fallback)
+    }
+
+    /// The producer's transaction phase (`None` when it has no `transactional.id`).
+    pub fn transaction_phase(&self) -> Option<TransactionPhase> {
+        self.handle.shared.lock().transaction().map(|t| t.phase())
+    }
+
+    /// Gets the producer id of `transactional.id` (InitProducerId), which fences every older
+    /// producer with the same id and completes (commits or aborts) the transaction a previous
+    /// incarnation left open. Call once, before the first `begin_transaction`; a
+    /// [`TransactionError::Timeout`] may be retried with the same call.
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use kafkit::config::ProducerConfig;
+    /// use kafkit::producer::{Producer, ProducerRecord};
+    ///
+    /// let config = ProducerConfig::builder()
+    ///     .bootstrap_servers(["127.0.0.1:9092"])
+    ///     .transactional_id("order-copier-1")
+    ///     .build()?;
+    /// let producer = Producer::new(config).await?;
+    /// producer.init_transactions(Duration::from_secs(30)).await?;
+    /// producer.begin_transaction()?;
+    /// producer.send(ProducerRecord::new("orders").value("{}")).await?;
+    /// producer.commit_transaction(Duration::from_secs(30)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn init_transactions(&self, timeout: Duration) -> Result<(), TransactionError> {
+        let txn = self.txn()?;
+        self.with_txn(|t| t.start_init())??;
+        let deadline = Instant::now() + timeout;
+        let pair = self
+            .init_producer_id(txn, (-1, -1), deadline, "init_transactions", timeout)
+            .await?;
+        info!(transactional_id = %txn.id, producer_id = pair.0, epoch = pair.1,
+              "transactional producer ready (transactions v1)");
+        Ok(())
+    }
+
+    /// InitProducerId with the transactional id; installs the answer and ends any transaction.
+    async fn init_producer_id(
+        &self,
+        txn: &TxnCoordinator,
+        current: (i64, i16),
+        deadline: Instant,
+        operation: &'static str,
+        after: Duration,
+    ) -> Result<(i64, i16), TransactionError> {
+        let request =
+            init_producer_id_request(&txn.id, self.handle.config.transaction_timeout(), current);
+        let result = txn
+            .call(deadline, |conn, timeout| {
+                let request = request.clone();
+                async move {
+                    let version = conn.version(ApiKey::InitProducerId)?;
+                    let request = if version < 3 {
+                        request
+                            .with_producer_id(ProducerId(-1))
+                            .with_producer_epoch(-1)
+                    } else {
+                        request
+                    };
+                    let response = conn.send(&request, version, timeout).await?;
+                    Error::check(ApiKey::InitProducerId, response.error_code, None)?;
+                    Ok((response.producer_id.0, response.producer_epoch))
+                }
+            })
+            .await;
+        match result {
+            Ok((id, epoch)) => {
+                let mut state = self.handle.shared.lock();
+                state.handle_producer_id(id, epoch);
+                if let Some(t) = state.transaction_mut() {
+                    t.init_done();
+                }
+                drop(state);
+                self.handle.shared.wake.notify_one();
+                Ok((id, epoch))
+            }
+            Err((error, timed_out)) => {
+                if !timed_out {
+                    self.with_txn(|t| match classify(&error) {
+                        TxnErrorClass::Fenced => t.fenced(error_code(&error)),
+                        _ => t.fatal(TransactionError::fatal(error.clone())),
+                    })?;
+                }
+                Err(self.txn_error(call_error(error, timed_out, operation, after)))
+            }
+        }
+    }
+
+    /// Starts a transaction: every record sent until `commit_transaction` or
+    /// `abort_transaction` belongs to it. Local (no request).
+    pub fn begin_transaction(&self) -> Result<(), TransactionError> {
+        self.txn()?;
+        self.with_txn(|t| t.begin())?
+    }
+
+    /// Commits `offsets` of the consumer group `group` (from `Consumer::group_metadata`) as
+    /// part of the open transaction (AddOffsetsToTxn, then TxnOffsetCommit to the group
+    /// coordinator with the generation, member id and group instance id: KIP-447): they
+    /// become the group's committed offsets only if the transaction commits. Waits up to
+    /// `max.block.ms`.
+    pub async fn send_offsets_to_transaction(
+        &self,
+        offsets: &BTreeMap<GroupPartition, OffsetAndMetadata>,
+        group: &ConsumerGroupMetadata,
+    ) -> Result<(), TransactionError> {
+        const OP: &str = "send_offsets_to_transaction";
+        let txn = self.txn()?;
+        self.with_txn(|t| t.check_send_offsets())??;
+        let pair = self.handle.shared.lock().producer_id();
+        let after = self.handle.config.max_block();
+        let deadline = Instant::now() + after;
+        let request = add_offsets_request(&txn.id, pair, &group.group_id);
+        let added = txn
+            .call(deadline, |conn, timeout| {
+                let request = request.clone();
+                async move {
+                    let version = conn.version(ApiKey::AddOffsetsToTxn)?;
+                    let response = conn.send(&request, version, timeout).await?;
+                    Error::check(ApiKey::AddOffsetsToTxn, response.error_code, None)
+                }
+            })
+            .await;
+        if let Err((error, timed_out)) = added {
+            return Err(self.fail_call(error, timed_out, OP, after));
+        }
+        self.with_txn(|t| t.offsets_added())?;
+        let request = txn_offset_commit_request(&txn.id, pair, offsets, group);
+        let coordinators = Coordinators::new(self.handle.cluster.clone());
+        let committed = coordinators
+            .call(&group.group_id, deadline, |_node, conn| {
+                let request = request.clone();
+                async move {
+                    let version = conn
+                        .version(ApiKey::TxnOffsetCommit)?
+                        .min(TXN_OFFSET_COMMIT_V1_MAX);
+                    let timeout = conn_timeout(deadline);
+                    let response = conn.send(&request, version, timeout).await?;
+                    let first = response
+                        .topics
+                        .iter()
+                        .flat_map(|t| t.partitions.iter())
+                        .find(|p| p.error_code != 0);
+                    match first {
+                        Some(p) => Error::check(ApiKey::TxnOffsetCommit, p.error_code, None),
+                        None => Ok(()),
+                    }
+                }
+            })
+            .await;
+        match committed {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                let timed_out =
+                    deadline <= Instant::now() && classify(&error) != TxnErrorClass::Fatal;
+                Err(self.fail_call(error, timed_out, OP, after))
+            }
+        }
+    }
+
+    /// Notes a failed call inside the transaction in the state and returns its error.
+    fn fail_call(
+        &self,
+        error: Error,
+        timed_out: bool,
+        operation: &'static str,
+        after: Duration,
+    ) -> TransactionError {
+        if !timed_out {
+            let _ = self.with_txn(|t| match classify(&error) {
+                TxnErrorClass::Fenced => t.fenced(error_code(&error)),
+                TxnErrorClass::Abortable => t.abortable(super::ProduceError::Client(error.clone())),
+                _ => t.fatal(TransactionError::fatal(error.clone())),
+            });
+        }
+        self.txn_error(call_error(error, timed_out, operation, after))
+    }
+
+    /// Sends everything the transaction holds (flush), then commits it (EndTxn) once nothing is
+    /// in flight. Fails with [`TransactionError::Abortable`] naming the first failure when a
+    /// record of the transaction failed (abort it then), with
+    /// [`TransactionError::Timeout`] when `timeout` passed (call it again, or abort if the
+    /// commit was not sent yet), or fatally when fenced.
+    pub async fn commit_transaction(&self, timeout: Duration) -> Result<(), TransactionError> {
+        self.end_transaction(true, timeout).await
+    }
+
+    /// Aborts the open transaction: records not sent yet fail with
+    /// [`ProduceError::Transaction`](super::ProduceError::Transaction), the ones in flight are
+    /// awaited, then EndTxn(abort) — or, after a failed send left the partition sequences
+    /// unresolved, InitProducerId with the current producer id and epoch, which aborts and
+    /// bumps the epoch (KIP-360). `read_committed` consumers never see the transaction's
+    /// records.
+    pub async fn abort_transaction(&self, timeout: Duration) -> Result<(), TransactionError> {
+        self.end_transaction(false, timeout).await
+    }
+
+    async fn end_transaction(
+        &self,
+        commit: bool,
+        timeout: Duration,
+    ) -> Result<(), TransactionError> {
+        let operation = if commit {
+            "commit_transaction"
+        } else {
+            "abort_transaction"
+        };
+        let txn = self.txn()?;
+        let deadline = Instant::now() + timeout;
+        let shared = &self.handle.shared;
+        let marker = {
+            let mut state = shared.lock();
+            let t = state
+                .transaction_mut()
+                .ok_or(TransactionError::NotTransactional)?;
+            if commit {
+                t.begin_commit()?;
+            } else {
+                t.begin_abort()?;
+            }
+            state.begin_flush()
+        };
+        shared.wake.notify_one();
+        // Commit: everything sent and acknowledged. Abort: what was queued fails, what is in
+        // flight is awaited.
+        let drained = loop {
+            let progress = shared.progress.notified();
+            tokio::pin!(progress);
+            progress.as_mut().enable();
+            {
+                let state = shared.lock();
+                if state.flushed(marker) && state.requests_in_flight() == 0 {
+                    break true;
+                }
+                if shared.stopped.load(Ordering::Acquire) {
+                    drop(state);
+                    shared.lock().end_flush();
+                    return Err(TransactionError::Closed);
+                }
+            }
+            let tick = Instant::now() + Duration::from_millis(100);
+            if tokio::time::timeout_at(deadline.min(tick).into(), progress)
+                .await
+                .is_err()
+                && Instant::now() >= deadline
+            {
+                break false;
+            }
+        };
+        let due = {
+            let mut state = shared.lock();
+            state.end_flush();
+            if !drained {
+                return Err(TransactionError::Timeout {
+                    operation,
+                    after: timeout,
+                });
+            }
+            let bump = state.needs_epoch_bump();
+            let pair = state.producer_id();
+            let t = state
+                .transaction_mut()
+                .ok_or(TransactionError::NotTransactional)?;
+            match t.phase() {
+                TransactionPhase::Committing | TransactionPhase::Aborting => {}
+                TransactionPhase::AbortableError => return Err(t.abortable_error()),
+                _ => {
+                    return Err(t.fatal_error().cloned().unwrap_or(
+                        TransactionError::InvalidState {
+                            operation,
+                            state: t.phase(),
+                        },
+                    ))
+                }
+            }
+            if !t.needs_end_txn() {
+                t.handle_end_txn(Ok(())).ok();
+                None
+            } else if !commit && bump {
+                Some((pair, true))
+            } else {
+                t.end_txn_sending();
+                Some((pair, false))
+            }
+        };
+        let Some((pair, bump)) = due else {
+            debug!(transactional_id = %txn.id, commit, "empty transaction ended locally");
+            return Ok(());
+        };
+        if bump {
+            // Aborts the open transaction and bumps the epoch in one call (KIP-360).
+            debug!(transactional_id = %txn.id, "abort by epoch bump (sequences unresolved)");
+            self.init_producer_id(txn, pair, deadline, operation, timeout)
+                .await?;
+            return Ok(());
+        }
+        let request = end_txn_request(&txn.id, pair, commit);
+        let result = txn
+            .call(deadline, |conn, timeout| {
+                let request = request.clone();
+                async move {
+                    let version = conn.version(ApiKey::EndTxn)?.min(END_TXN_V1_MAX);
+                    let response = conn.send(&request, version, timeout).await?;
+                    Error::check(ApiKey::EndTxn, response.error_code, None)
+                }
+            })
+            .await;
+        let outcome = {
+            let mut state = shared.lock();
+            let t = state
+                .transaction_mut()
+                .ok_or(TransactionError::NotTransactional)?;
+            match result {
+                Ok(()) => t
+                    .handle_end_txn(Ok(()))
+                    .map_err(|_| TransactionError::Closed),
+                Err((error, true)) => {
+                    let _ = error;
+                    Err(TransactionError::Timeout {
+                        operation,
+                        after: timeout,
+                    })
+                }
+                Err((error, false)) => {
+                    let _ = t.handle_end_txn(Err(error.clone()));
+                    Err(match t.phase() {
+                        TransactionPhase::AbortableError => t.abortable_error(),
+                        _ => t
+                            .fatal_error()
+                            .cloned()
+                            .unwrap_or_else(|| TransactionError::fatal(error)),
+                    })
+                }
+            }
+        };
+        shared.wake.notify_one();
+        if outcome.is_ok() {
+            debug!(transactional_id = %txn.id, commit, "transaction ended");
+        }
+        outcome
+    }
+}
+
+fn conn_timeout(deadline: Instant) -> Duration {
+    deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1))
+}
+
+fn error_code(error: &Error) -> Option<ResponseError> {
+    match error {
+        Error::Broker { code, .. } => Some(*code),
+        _ => None,
+    }
+}
+
+/// The transactional requests at every version, for `crate::request_versions`.
+#[cfg(test)]
+pub(crate) fn encoding_samples(enc: &mut crate::request_versions::Encoder) {
+    use crate::request_versions::Encoder;
+    let partitions = [
+        TopicPartition::new("a", 0),
+        TopicPartition::new("a", 1),
+        TopicPartition::new("b", 0),
+    ];
+    for v in Encoder::versions(ApiKey::AddPartitionsToTxn) {
+        if v <= ADD_PARTITIONS_MAX {
+            enc.check(
+                "AddPartitionsToTxn",
+                v,
+                &add_partitions_request("tx", (7, 1), &partitions),
+            );
+        }
+    }
+    for v in Encoder::versions(ApiKey::AddOffsetsToTxn) {
+        enc.check(
+            "AddOffsetsToTxn",
+            v,
+            &add_offsets_request("tx", (7, 1), "g"),
+        );
+    }
+    for v in Encoder::versions(ApiKey::EndTxn) {
+        for commit in [true, false] {
+            enc.check("EndTxn", v, &end_txn_request("tx", (7, 1), commit));
+        }
+    }
+    let mut offsets = BTreeMap::new();
+    offsets.insert(
+        GroupPartition {
+            topic: "a".to_owned(),
+            partition: 0,
+        },
+        OffsetAndMetadata::new(5),
+    );
+    let mut member = ConsumerGroupMetadata::new("g");
+    for v in Encoder::versions(ApiKey::TxnOffsetCommit) {
+        enc.check(
+            "TxnOffsetCommit (no member)",
+            v,
+            &txn_offset_commit_request("tx", (7, 1), &offsets, &member),
+        );
+    }
+    member.generation_id = 3;
+    member.member_id = "m-1".to_owned();
+    member.group_instance_id = Some("i-1".to_owned());
+    for v in Encoder::versions(ApiKey::TxnOffsetCommit) {
+        if v >= 3 {
+            enc.check(
+                "TxnOffsetCommit (member, KIP-447)",
+                v,
+                &txn_offset_commit_request("tx", (7, 1), &offsets, &member),
+            );
+        }
+    }
+    for v in Encoder::versions(ApiKey::InitProducerId) {
+        enc.check(
+            "InitProducerId (transactional)",
+            v,
+            &init_producer_id_request("tx", Duration::from_secs(60), (-1, -1)),
+        );
+    }
+}
