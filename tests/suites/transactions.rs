@@ -1,0 +1,524 @@
+//! The transactional producer against real brokers (Kafka 4.x and 3.9.1, transactions v1):
+//! committed transactions are visible to `read_committed` readers (kafkit's and the Java
+//! consumer), aborted ones only to `read_uncommitted`; a second producer with the same
+//! `transactional.id` fences the first; a transaction left open by a dropped producer is
+//! aborted by the next `init_transactions`; offsets sent to a transaction are committed only
+//! when it commits.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use kafkit::config::{ConsumerConfig, ProducerConfig};
+use kafkit::consumer::Consumer;
+use kafkit::producer::{ProduceError, Producer, ProducerRecord, TransactionError};
+use kafkit::state::group::{OffsetAndMetadata, TopicPartition};
+use kafkit_tests::{kafka, unique_name};
+
+const WAIT: Duration = Duration::from_secs(60);
+const CALL: Duration = Duration::from_secs(30);
+
+/// The Kafka 3.9.1 broker of this process (`KAFKIT_KAFKA39_BOOTSTRAP` when one is running).
+fn kafka_39() -> &'static str {
+    static KAFKA: OnceLock<String> = OnceLock::new();
+    KAFKA.get_or_init(|| match std::env::var("KAFKIT_KAFKA39_BOOTSTRAP") {
+        Ok(b) if !b.trim().is_empty() => b.trim().to_owned(),
+        _ => kafkit_tests::start_broker_version("3.9.1", 1).bootstrap,
+    })
+}
+
+async fn txn_producer(bootstrap: &str, id: &str) -> Producer {
+    let config = ProducerConfig::builder()
+        .bootstrap_servers([bootstrap.to_owned()])
+        .transactional_id(id)
+        .linger(Duration::from_millis(5))
+        .build()
+        .expect("config");
+    let producer = Producer::new(config).await.expect("producer");
+    producer
+        .init_transactions(CALL)
+        .await
+        .expect("init_transactions");
+    producer
+}
+
+/// Sends `values` round-robin over `partitions` and waits for every acknowledgement.
+async fn send_all(producer: &Producer, topic: &str, partitions: i32, values: &[String]) {
+    let mut acks = Vec::new();
+    for (i, v) in values.iter().enumerate() {
+        let p = i32::try_from(i).unwrap() % partitions;
+        let record = ProducerRecord::new(topic)
+            .partition(p)
+            .key("k")
+            .value(v.clone());
+        acks.push(producer.send(record).await.expect("send"));
+    }
+    for ack in acks {
+        ack.await.expect("delivery");
+    }
+}
+
+fn values(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+/// Everything kafkit reads from `topic` at `isolation`, up to the end it sees (the last
+/// stable offset for `read_committed`), sorted.
+async fn kafkit_read(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    isolation: &str,
+) -> Vec<String> {
+    let config = ConsumerConfig::from_properties([
+        ("bootstrap.servers", bootstrap),
+        ("auto.offset.reset", "earliest"),
+        ("isolation.level", isolation),
+        ("fetch.max.wait.ms", "100"),
+    ])
+    .expect("config");
+    let consumer = Consumer::new(config).await.expect("consumer");
+    let tps: Vec<TopicPartition> = (0..partitions)
+        .map(|p| TopicPartition::new(topic.to_owned(), p))
+        .collect();
+    consumer.assign(tps.clone()).expect("assign");
+    let deadline = Instant::now() + WAIT;
+    let mut out = Vec::new();
+    loop {
+        for r in consumer
+            .poll(Duration::from_millis(200))
+            .await
+            .expect("poll")
+        {
+            out.push(String::from_utf8(r.value.unwrap().to_vec()).unwrap());
+        }
+        // Caught up: every partition's position is known and its lag (to the high watermark,
+        // or the last stable offset when read_committed) is zero.
+        if tps.iter().all(|tp| consumer.lag(tp) == Some(0)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{isolation} read of {topic} not caught up: {out:?}"
+        );
+    }
+    // Nothing more arrives.
+    let late = consumer
+        .poll(Duration::from_millis(500))
+        .await
+        .expect("poll");
+    assert!(late.is_empty(), "records after the end: {}", late.len());
+    consumer
+        .close(Instant::now() + Duration::from_secs(5))
+        .await
+        .expect("close");
+    out.sort();
+    out
+}
+
+/// Everything the Java consumer reads from `topic` at `isolation` (`tests/java/TxnReader.java`,
+/// compiled at test time), sorted. Panics when Java or the jars are missing.
+fn java_read(bootstrap: &str, topic: &str, isolation: &str) -> Vec<String> {
+    use std::process::Command;
+    let root = kafkit_tests::repo_root();
+    let libs = Command::new("bash")
+        .arg(root.join("scripts/kafka.sh"))
+        .arg("libs")
+        .output()
+        .expect("cannot run scripts/kafka.sh libs");
+    assert!(libs.status.success(), "scripts/kafka.sh libs failed");
+    let libs = String::from_utf8(libs.stdout).unwrap();
+    let classpath = format!("{}/*", libs.trim().lines().last().unwrap());
+    let out = std::env::temp_dir().join(unique_name("kafkit-txn-reader"));
+    std::fs::create_dir_all(&out).unwrap();
+    let javac = Command::new("javac")
+        .args(["-cp", &classpath, "-d"])
+        .arg(&out)
+        .arg(root.join("tests/java/TxnReader.java"))
+        .output()
+        .expect("javac is required for the transaction tests (install a JDK)");
+    assert!(
+        javac.status.success(),
+        "javac failed: {}",
+        String::from_utf8_lossy(&javac.stderr)
+    );
+    let mut child = Command::new("java")
+        .arg(format!(
+            "-Dlog4j2.configurationFile={}",
+            root.join("scripts/kafka/log4j2.properties").display()
+        ))
+        .arg("-Dkafkit.log.level=WARN")
+        .arg("-cp")
+        .arg(format!("{classpath}:{}", out.display()))
+        .args(["TxnReader", bootstrap, topic, isolation])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("java is required for the transaction tests");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the Java reader did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        status.success() && stdout.contains("done"),
+        "TxnReader failed ({status}): {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&out);
+    let mut read: Vec<String> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("value="))
+        .map(str::to_owned)
+        .collect();
+    read.sort();
+    read
+}
+
+fn sorted(parts: &[Vec<String>]) -> Vec<String> {
+    let mut all: Vec<String> = parts.concat();
+    all.sort();
+    all
+}
+
+/// Committed, aborted, committed: `read_committed` readers see the two committed ones,
+/// `read_uncommitted` all three.
+async fn commit_and_abort(bootstrap: &str, java: bool) {
+    let topic = kafkit_tests::fill::topic(bootstrap, "txn-commit-abort", 2).await;
+    let producer = txn_producer(bootstrap, &unique_name("txn-ca")).await;
+    let (c1, a, c2) = (values("c1", 6), values("a", 6), values("c2", 6));
+
+    producer.begin_transaction().expect("begin");
+    send_all(&producer, &topic, 2, &c1).await;
+    producer.commit_transaction(CALL).await.expect("commit");
+
+    producer.begin_transaction().expect("begin");
+    send_all(&producer, &topic, 2, &a).await;
+    producer.abort_transaction(CALL).await.expect("abort");
+
+    producer.begin_transaction().expect("begin");
+    // Not awaited before the commit: the commit flushes them first.
+    let mut acks = Vec::new();
+    for (i, v) in c2.iter().enumerate() {
+        let p = i32::try_from(i).unwrap() % 2;
+        let record = ProducerRecord::new(topic.as_str())
+            .partition(p)
+            .value(v.clone());
+        acks.push(producer.send(record).await.expect("send"));
+    }
+    producer.commit_transaction(CALL).await.expect("commit");
+    for ack in acks {
+        assert!(ack.await.is_ok(), "a committed record failed");
+    }
+    producer.close(CALL).await.expect("close");
+
+    let committed = sorted(&[c1.clone(), c2.clone()]);
+    let everything = sorted(&[c1, a, c2]);
+    assert_eq!(
+        kafkit_read(bootstrap, &topic, 2, "read_committed").await,
+        committed
+    );
+    assert_eq!(
+        kafkit_read(bootstrap, &topic, 2, "read_uncommitted").await,
+        everything
+    );
+    if java {
+        let (b, t) = (bootstrap.to_owned(), topic.clone());
+        let java_committed =
+            tokio::task::spawn_blocking(move || java_read(&b, &t, "read_committed"))
+                .await
+                .unwrap();
+        assert_eq!(java_committed, committed);
+        let (b, t) = (bootstrap.to_owned(), topic.clone());
+        let java_all = tokio::task::spawn_blocking(move || java_read(&b, &t, "read_uncommitted"))
+            .await
+            .unwrap();
+        assert_eq!(java_all, everything);
+    }
+}
+
+/// A second producer with the same `transactional.id` fences the first: the first's next call
+/// fails fatally (fenced), and nothing it wrote in its open transaction becomes visible.
+async fn zombie_is_fenced(bootstrap: &str) {
+    let topic = kafkit_tests::fill::topic(bootstrap, "txn-fence", 2).await;
+    let id = unique_name("txn-fence");
+    let zombie = txn_producer(bootstrap, &id).await;
+    zombie.begin_transaction().expect("begin");
+    send_all(&zombie, &topic, 2, &values("zombie", 4)).await;
+
+    let successor = txn_producer(bootstrap, &id).await;
+
+    // The zombie keeps writing to a partition already in its transaction: refused.
+    let late = zombie
+        .send(
+            ProducerRecord::new(topic.as_str())
+                .partition(0)
+                .value("zombie-late"),
+        )
+        .await;
+    if let Ok(delivery) = late {
+        let outcome = tokio::time::timeout(WAIT, delivery)
+            .await
+            .expect("an outcome");
+        assert!(outcome.is_err(), "a fenced producer's record was written");
+    }
+    let commit = zombie.commit_transaction(CALL).await;
+    match commit {
+        Err(e @ TransactionError::Fenced { .. }) => assert!(e.is_fatal()),
+        other => panic!("the zombie's commit must be fenced, got {other:?}"),
+    }
+    // Fatal is terminal: every later call fails the same way.
+    assert!(matches!(
+        zombie.begin_transaction(),
+        Err(TransactionError::Fenced { .. })
+    ));
+    assert!(matches!(
+        zombie.abort_transaction(CALL).await,
+        Err(TransactionError::Fenced { .. })
+    ));
+    match zombie
+        .send(ProducerRecord::new(topic.as_str()).value("x"))
+        .await
+    {
+        Err(ProduceError::Transaction(e)) => assert!(e.is_fatal(), "{e}"),
+        Err(other) => panic!("expected the fenced error, got {other}"),
+        Ok(_) => panic!("a fenced producer accepted a record"),
+    }
+    zombie.close(CALL).await.expect("close");
+
+    successor.begin_transaction().expect("begin");
+    let kept = values("successor", 4);
+    send_all(&successor, &topic, 2, &kept).await;
+    successor.commit_transaction(CALL).await.expect("commit");
+    successor.close(CALL).await.expect("close");
+
+    assert_eq!(
+        kafkit_read(bootstrap, &topic, 2, "read_committed").await,
+        sorted(&[kept])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_visible_aborted_invisible_to_kafkit_and_java() {
+    commit_and_abort(&kafka().bootstrap, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_visible_aborted_invisible_on_kafka_39() {
+    commit_and_abort(kafka_39(), true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_producer_with_the_same_id_fences_the_first() {
+    zombie_is_fenced(&kafka().bootstrap).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_producer_with_the_same_id_fences_the_first_on_kafka_39() {
+    zombie_is_fenced(kafka_39()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_left_open_is_aborted_by_the_next_init() {
+    let bootstrap = &kafka().bootstrap;
+    let topic = kafkit_tests::fill::topic(bootstrap, "txn-open", 1).await;
+    let id = unique_name("txn-open");
+    let crashed = txn_producer(bootstrap, &id).await;
+    crashed.begin_transaction().expect("begin");
+    send_all(&crashed, &topic, 1, &values("open", 5)).await;
+    // Gone without committing or aborting.
+    drop(crashed);
+
+    let next = txn_producer(bootstrap, &id).await;
+    next.begin_transaction().expect("begin");
+    let kept = values("next", 5);
+    send_all(&next, &topic, 1, &kept).await;
+    next.commit_transaction(CALL).await.expect("commit");
+    next.close(CALL).await.expect("close");
+    // The read_committed reader gets past the open transaction (its abort marker) at once,
+    // without waiting for transaction.timeout.ms (60 s).
+    let started = Instant::now();
+    assert_eq!(
+        kafkit_read(bootstrap, &topic, 1, "read_committed").await,
+        sorted(&[kept])
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(
+        kafkit_read(bootstrap, &topic, 1, "read_uncommitted")
+            .await
+            .len(),
+        10
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_sent_to_a_transaction_are_committed_only_when_it_commits() {
+    let bootstrap = &kafka().bootstrap;
+    let input = kafkit_tests::fill::topic(bootstrap, "txn-in", 1).await;
+    let output = kafkit_tests::fill::topic(bootstrap, "txn-out", 1).await;
+    {
+        let plain = Producer::new(
+            ProducerConfig::builder()
+                .bootstrap_servers([bootstrap.clone()])
+                .build()
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+        send_all(&plain, &input, 1, &values("in", 10)).await;
+        plain.close(CALL).await.unwrap();
+    }
+    let group = unique_name("txn-group");
+    let consumer = Consumer::new(
+        ConsumerConfig::from_properties([
+            ("bootstrap.servers", bootstrap.as_str()),
+            ("group.id", group.as_str()),
+            ("auto.offset.reset", "earliest"),
+            ("isolation.level", "read_committed"),
+            ("fetch.max.wait.ms", "100"),
+        ])
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    consumer.subscribe([input.as_str()]).await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    let mut read = Vec::new();
+    while read.len() < 10 {
+        assert!(
+            Instant::now() < deadline,
+            "only {} input records",
+            read.len()
+        );
+        read.extend(consumer.poll(Duration::from_millis(200)).await.unwrap());
+    }
+    let metadata = consumer.group_metadata().expect("group metadata");
+    assert_eq!(metadata.group_id, group);
+    assert!(metadata.generation_id >= 1, "{metadata:?}");
+    assert!(!metadata.member_id.is_empty());
+    let tp = TopicPartition::new(input.clone(), 0);
+    let offsets = |offset: i64| {
+        let mut m = BTreeMap::new();
+        m.insert(tp.clone(), OffsetAndMetadata::new(offset));
+        m
+    };
+    let producer = txn_producer(bootstrap, &unique_name("txn-offsets")).await;
+
+    // Aborted: neither the output nor the offsets.
+    producer.begin_transaction().unwrap();
+    send_all(&producer, &output, 1, &values("out-a", 5)).await;
+    producer
+        .send_offsets_to_transaction(&offsets(5), &metadata)
+        .await
+        .expect("send offsets");
+    producer.abort_transaction(CALL).await.expect("abort");
+    let committed = consumer.committed(std::slice::from_ref(&tp)).await.unwrap();
+    assert_eq!(committed.get(&tp).cloned().flatten(), None);
+
+    // Committed: both.
+    producer.begin_transaction().unwrap();
+    send_all(&producer, &output, 1, &values("out-c", 10)).await;
+    producer
+        .send_offsets_to_transaction(&offsets(10), &metadata)
+        .await
+        .expect("send offsets");
+    producer.commit_transaction(CALL).await.expect("commit");
+    let committed = consumer.committed(std::slice::from_ref(&tp)).await.unwrap();
+    assert_eq!(
+        committed.get(&tp).cloned().flatten().map(|o| o.offset),
+        Some(10)
+    );
+    producer.close(CALL).await.unwrap();
+
+    // A stale generation is refused (KIP-447): the transaction must abort.
+    let stale = kafkit::producer::ConsumerGroupMetadata {
+        generation_id: metadata.generation_id + 100,
+        ..metadata.clone()
+    };
+    let producer = txn_producer(bootstrap, &unique_name("txn-stale")).await;
+    producer.begin_transaction().unwrap();
+    let refused = producer
+        .send_offsets_to_transaction(&offsets(10), &stale)
+        .await;
+    assert!(
+        matches!(&refused, Err(e) if e.is_abortable()),
+        "a stale generation must make the transaction abortable: {refused:?}"
+    );
+    assert!(producer
+        .commit_transaction(CALL)
+        .await
+        .is_err_and(|e| e.is_abortable()));
+    producer.abort_transaction(CALL).await.expect("abort");
+    producer.close(CALL).await.unwrap();
+    consumer
+        .close(Instant::now() + Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        kafkit_read(bootstrap, &output, 1, "read_committed").await,
+        sorted(&[values("out-c", 10)])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_out_of_order_are_refused_typed() {
+    let bootstrap = &kafka().bootstrap;
+    let topic = kafkit_tests::fill::topic(bootstrap, "txn-order", 1).await;
+    let config = ProducerConfig::builder()
+        .bootstrap_servers([bootstrap.clone()])
+        .transactional_id(unique_name("txn-order"))
+        .build()
+        .unwrap();
+    let producer = Producer::new(config).await.unwrap();
+    // Before init_transactions.
+    assert!(matches!(
+        producer.begin_transaction(),
+        Err(TransactionError::InvalidState { .. })
+    ));
+    producer.init_transactions(CALL).await.unwrap();
+    // Outside a transaction.
+    match producer
+        .send(ProducerRecord::new(topic.as_str()).value("x"))
+        .await
+    {
+        Err(ProduceError::Transaction(e)) => {
+            assert!(matches!(*e, TransactionError::InvalidState { .. }), "{e}")
+        }
+        Err(other) => panic!("expected an invalid-state error, got {other}"),
+        Ok(_) => panic!("a record outside a transaction was accepted"),
+    }
+    assert!(matches!(
+        producer.commit_transaction(CALL).await,
+        Err(TransactionError::InvalidState { .. })
+    ));
+    producer.begin_transaction().unwrap();
+    assert!(matches!(
+        producer.begin_transaction(),
+        Err(TransactionError::InvalidState { .. })
+    ));
+    // An empty transaction ends without a request.
+    producer.commit_transaction(CALL).await.unwrap();
+    producer.close(CALL).await.unwrap();
+    // Without a transactional.id.
+    let plain = Producer::new(
+        ProducerConfig::builder()
+            .bootstrap_servers([bootstrap.clone()])
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        plain.begin_transaction(),
+        Err(TransactionError::NotTransactional)
+    ));
+    plain.close(CALL).await.unwrap();
+}
