@@ -539,3 +539,6 @@ fn error_code(error: &Error) -> Option<ResponseError> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests;
