@@ -183,6 +183,53 @@ fn java_read(bootstrap: &str, topic: &str, isolation: &str) -> Vec<String> {
     read
 }
 
+/// The producer epochs of the data batches of partition 0 of `topic`, in log order, each run
+/// of equal epochs once (raw Fetch, so the batch headers are seen).
+async fn data_batch_epochs(bootstrap: &str, topic: &str) -> Vec<i16> {
+    use kafka_protocol::messages::ApiKey;
+    use kafkit_wire::record::BatchReader;
+    let admin = kafkit::admin::Admin::connect(bootstrap)
+        .await
+        .expect("admin");
+    let cluster = admin.cluster();
+    cluster
+        .refresh_metadata(Some(&[topic]))
+        .await
+        .expect("metadata");
+    let (leader, topic_id) = {
+        let m = cluster.metadata();
+        (
+            m.leader(topic, 0).map(|b| b.node_id).expect("leader"),
+            m.topic(topic).map(|t| t.topic_id).expect("topic id"),
+        )
+    };
+    let conn = cluster.connection(leader).await.expect("connection");
+    let version = conn.version(ApiKey::Fetch).expect("fetch version");
+    let request = kafkit_tests::verify::fetch_one(topic, topic_id, 0, 0, version, 50);
+    let response = conn
+        .send(&request, version, Duration::from_secs(10))
+        .await
+        .expect("fetch");
+    let mut epochs: Vec<i16> = Vec::new();
+    for part in response.responses.iter().flat_map(|t| &t.partitions) {
+        for batch in BatchReader::new(part.records.clone().unwrap_or_default()) {
+            let batch = batch.expect("batch");
+            if batch.is_control() {
+                continue;
+            }
+            assert!(
+                batch.header.attributes.transactional,
+                "a non-transactional batch"
+            );
+            if epochs.last() != Some(&batch.header.producer_epoch) {
+                epochs.push(batch.header.producer_epoch);
+            }
+        }
+    }
+    cluster.close();
+    epochs
+}
+
 fn sorted(parts: &[Vec<String>]) -> Vec<String> {
     let mut all: Vec<String> = parts.concat();
     all.sort();
@@ -191,9 +238,11 @@ fn sorted(parts: &[Vec<String>]) -> Vec<String> {
 
 /// Committed, aborted, committed: `read_committed` readers see the two committed ones,
 /// `read_uncommitted` all three.
-async fn commit_and_abort(bootstrap: &str, java: bool) {
+async fn commit_and_abort(bootstrap: &str, protocol: u8) {
     let topic = kafkit_tests::fill::topic(bootstrap, "txn-commit-abort", 2).await;
     let producer = txn_producer(bootstrap, &unique_name("txn-ca")).await;
+    // Kafka 4.x clusters finalize transaction.version 2 (KIP-890); 3.9 has only v1.
+    assert_eq!(producer.transaction_version(), Some(protocol));
     let (c1, a, c2) = (values("c1", 6), values("a", 6), values("c2", 6));
 
     producer.begin_transaction().expect("begin");
@@ -220,6 +269,18 @@ async fn commit_and_abort(bootstrap: &str, java: bool) {
     }
     producer.close(CALL).await.expect("close");
 
+    // v2 bumps the epoch at every transaction end (KIP-890); v1 keeps it.
+    let epochs = data_batch_epochs(bootstrap, &topic).await;
+    if protocol == 2 {
+        assert_eq!(epochs.len(), 3, "one epoch per transaction: {epochs:?}");
+        assert!(epochs.windows(2).all(|w| w[0] < w[1]), "{epochs:?}");
+    } else {
+        assert_eq!(
+            epochs.len(),
+            1,
+            "one epoch for every transaction: {epochs:?}"
+        );
+    }
     let committed = sorted(&[c1.clone(), c2.clone()]);
     let everything = sorted(&[c1, a, c2]);
     assert_eq!(
@@ -230,7 +291,7 @@ async fn commit_and_abort(bootstrap: &str, java: bool) {
         kafkit_read(bootstrap, &topic, 2, "read_uncommitted").await,
         everything
     );
-    if java {
+    {
         let (b, t) = (bootstrap.to_owned(), topic.clone());
         let java_committed =
             tokio::task::spawn_blocking(move || java_read(&b, &t, "read_committed"))
@@ -308,12 +369,12 @@ async fn zombie_is_fenced(bootstrap: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn committed_visible_aborted_invisible_to_kafkit_and_java() {
-    commit_and_abort(&kafka().bootstrap, true).await;
+    commit_and_abort(&kafka().bootstrap, 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn committed_visible_aborted_invisible_on_kafka_39() {
-    commit_and_abort(kafka_39(), true).await;
+    commit_and_abort(kafka_39(), 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -181,6 +181,7 @@ impl Producer {
         let cluster = cluster.clone();
         let mut state = SenderState::new(sender_config(&config));
         let client = config.client();
+        let txn_v2 = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let txn = config.transactional_id().map(|id| {
             state.enable_transactions(id);
             Arc::new(transaction::TxnCoordinator::new(
@@ -188,6 +189,7 @@ impl Producer {
                 id.to_owned(),
                 client.retry_backoff(),
                 client.retry_backoff_max(),
+                txn_v2.clone(),
             ))
         });
         if txn.is_none() && config.enable_idempotence() {
@@ -213,6 +215,7 @@ impl Producer {
             retry_backoff_max: client.retry_backoff_max(),
             metadata_max_age: client.metadata_max_age(),
             transactional_id: config.transactional_id().map(str::to_owned),
+            txn_v2,
         };
         tokio::spawn(sender::run(
             shared.clone(),

@@ -137,6 +137,8 @@ pub(crate) struct SenderSettings {
     pub(crate) metadata_max_age: Duration,
     /// `transactional.id`: Produce requests carry it (and stay at v11, transactions v1).
     pub(crate) transactional_id: Option<String>,
+    /// Transactions v2 (KIP-890) in use: Produce v12+ adds partitions to the transaction.
+    pub(crate) txn_v2: Arc<AtomicBool>,
 }
 
 enum Event {
@@ -394,7 +396,12 @@ async fn dispatch(
         };
         let version = match conn.version(ApiKey::Produce) {
             // Transactions v1: Produce v12+ would ask the broker to add partitions itself.
-            Ok(v) if settings.transactional_id.is_some() => v.min(PRODUCE_V1_MAX),
+            Ok(v)
+                if settings.transactional_id.is_some()
+                    && !settings.txn_v2.load(Ordering::Acquire) =>
+            {
+                v.min(PRODUCE_V1_MAX)
+            }
             Ok(v) => v,
             Err(err) => {
                 let _ = events.send(Event::Response(id, Err(err)));

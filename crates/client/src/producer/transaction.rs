@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::atomic::Ordering;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError;
@@ -42,6 +42,13 @@ pub(crate) const PRODUCE_V1_MAX: i16 = 11;
 const ADD_PARTITIONS_MAX: i16 = 3; // v4+ are broker-to-broker
 const END_TXN_V1_MAX: i16 = 4;
 const TXN_OFFSET_COMMIT_V1_MAX: i16 = 4;
+/// The lowest versions transactions v2 need (KIP-890).
+const PRODUCE_V2_MIN: i16 = 12;
+const END_TXN_V2_MIN: i16 = 5;
+const TXN_OFFSET_COMMIT_V2_MIN: i16 = 5;
+/// The finalized feature that turns transactions v2 on, and its level.
+const TRANSACTION_VERSION: &str = "transaction.version";
+const TRANSACTION_VERSION_2: i16 = 2;
 
 /// A consumer's group membership, for committing its offsets inside a transaction
 /// (`Consumer::group_metadata`). The coordinator refuses the commit when the generation is
@@ -85,16 +92,56 @@ pub(crate) struct TxnCoordinator {
     node: Mutex<Option<i32>>,
     backoff: Duration,
     backoff_max: Duration,
+    /// Transactions v2 in use (shared with the sender's dispatchers: Produce v12+).
+    pub(crate) v2: Arc<AtomicBool>,
 }
 
 impl TxnCoordinator {
-    pub(crate) fn new(cluster: Cluster, id: String, backoff: Duration, max: Duration) -> Self {
+    pub(crate) fn new(
+        cluster: Cluster,
+        id: String,
+        backoff: Duration,
+        max: Duration,
+        v2: Arc<AtomicBool>,
+    ) -> Self {
         TxnCoordinator {
             cluster,
             id,
             node: Mutex::new(None),
             backoff,
             backoff_max: max.max(backoff),
+            v2,
+        }
+    }
+
+    /// Whether the coordinator's broker offers transactions v2 (KIP-890): the finalized
+    /// feature `transaction.version` ≥ 2 in its ApiVersions answer, and Produce v12, EndTxn
+    /// v5 and TxnOffsetCommit v5 negotiated. Any failure to tell means v1.
+    async fn supports_v2(&self, deadline: Instant) -> bool {
+        let asked = self
+            .call(deadline, |conn, timeout| async move {
+                let versions_ok = conn.version(ApiKey::Produce)? >= PRODUCE_V2_MIN
+                    && conn.version(ApiKey::EndTxn)? >= END_TXN_V2_MIN
+                    && conn.version(ApiKey::TxnOffsetCommit)? >= TXN_OFFSET_COMMIT_V2_MIN;
+                let version = conn.version(ApiKey::ApiVersions)?;
+                if !versions_ok || version < 3 {
+                    return Ok(false);
+                }
+                let request = crate::io::connection::api_versions_request();
+                let response = conn.send(&request, version, timeout).await?;
+                Ok(response.finalized_features_epoch >= 0
+                    && response.finalized_features.iter().any(|f| {
+                        f.name.as_str() == TRANSACTION_VERSION
+                            && f.max_version_level >= TRANSACTION_VERSION_2
+                    }))
+            })
+            .await;
+        match asked {
+            Ok(v2) => v2,
+            Err((error, _)) => {
+                debug!(transactional_id = %self.id, %error, "cannot tell the transaction version; using v1");
+                false
+            }
         }
     }
 
@@ -400,6 +447,18 @@ impl Producer {
             .unwrap_or(fallback)
     }
 
+    /// The transaction protocol in use: `Some(2)` for transactions v2 (KIP-890: Kafka 4.x with
+    /// `transaction.version` 2), `Some(1)` otherwise; `None` before `init_transactions` or
+    /// without a `transactional.id`.
+    pub fn transaction_version(&self) -> Option<u8> {
+        let state = self.handle.shared.lock();
+        let t = state.transaction()?;
+        match t.phase() {
+            TransactionPhase::Uninitialized | TransactionPhase::Initializing => None,
+            _ => Some(if t.is_v2() { 2 } else { 1 }),
+        }
+    }
+
     /// The producer's transaction phase (`None` when it has no `transactional.id`).
     pub fn transaction_phase(&self) -> Option<TransactionPhase> {
         self.handle.shared.lock().transaction().map(|t| t.phase())
@@ -435,8 +494,13 @@ impl Producer {
         let pair = self
             .init_producer_id(txn, (-1, -1), deadline, "init_transactions", timeout)
             .await?;
-        info!(transactional_id = %txn.id, producer_id = pair.0, epoch = pair.1,
-              "transactional producer ready (transactions v1)");
+        let v2 = txn.supports_v2(deadline).await;
+        txn.v2.store(v2, Ordering::Release);
+        self.with_txn(|t| t.set_v2(v2))?;
+        let protocol = if v2 { "v2 (KIP-890)" } else { "v1" };
+        debug!(transactional_id = %txn.id, protocol, "transaction protocol chosen");
+        info!(transactional_id = %txn.id, producer_id = pair.0, epoch = pair.1, protocol,
+              "transactional producer ready");
         Ok(())
     }
 
@@ -512,23 +576,35 @@ impl Producer {
         const OP: &str = "send_offsets_to_transaction";
         let txn = self.txn()?;
         self.with_txn(|t| t.check_send_offsets())??;
-        let pair = self.handle.shared.lock().producer_id();
+        let (pair, v2) = {
+            let state = self.handle.shared.lock();
+            let v2 = state.transaction().is_some_and(|t| t.is_v2());
+            (state.producer_id(), v2)
+        };
         let after = self.handle.config.max_block();
         let deadline = Instant::now() + after;
-        let request = add_offsets_request(&txn.id, pair, &group.group_id);
-        let added = txn
-            .call(deadline, |conn, timeout| {
-                let request = request.clone();
-                async move {
-                    let version = conn.version(ApiKey::AddOffsetsToTxn)?;
-                    let response = conn.send(&request, version, timeout).await?;
-                    Error::check(ApiKey::AddOffsetsToTxn, response.error_code, None)
-                }
-            })
-            .await;
-        if let Err((error, timed_out)) = added {
-            return Err(self.fail_call(error, timed_out, OP, after));
+        if !v2 {
+            // v2: TxnOffsetCommit v5 adds the group to the transaction itself.
+            let request = add_offsets_request(&txn.id, pair, &group.group_id);
+            let added = txn
+                .call(deadline, |conn, timeout| {
+                    let request = request.clone();
+                    async move {
+                        let version = conn.version(ApiKey::AddOffsetsToTxn)?;
+                        let response = conn.send(&request, version, timeout).await?;
+                        Error::check(ApiKey::AddOffsetsToTxn, response.error_code, None)
+                    }
+                })
+                .await;
+            if let Err((error, timed_out)) = added {
+                return Err(self.fail_call(error, timed_out, OP, after));
+            }
         }
+        let max_version = if v2 {
+            i16::MAX
+        } else {
+            TXN_OFFSET_COMMIT_V1_MAX
+        };
         self.with_txn(|t| t.offsets_added())?;
         let request = txn_offset_commit_request(&txn.id, pair, offsets, group);
         let coordinators = Coordinators::new(self.handle.cluster.clone());
@@ -536,9 +612,7 @@ impl Producer {
             .call(&group.group_id, deadline, |_node, conn| {
                 let request = request.clone();
                 async move {
-                    let version = conn
-                        .version(ApiKey::TxnOffsetCommit)?
-                        .min(TXN_OFFSET_COMMIT_V1_MAX);
+                    let version = conn.version(ApiKey::TxnOffsetCommit)?.min(max_version);
                     let timeout = conn_timeout(deadline);
                     let response = conn.send(&request, version, timeout).await?;
                     let first = response
@@ -652,6 +726,7 @@ impl Producer {
                 break false;
             }
         };
+        let v2 = shared.lock().transaction().is_some_and(|t| t.is_v2());
         let due = {
             let mut state = shared.lock();
             state.end_flush();
@@ -666,6 +741,8 @@ impl Producer {
             let t = state
                 .transaction_mut()
                 .ok_or(TransactionError::NotTransactional)?;
+            // v2: EndTxn bumps the epoch anyway.
+            let bump = bump && !v2;
             match t.phase() {
                 TransactionPhase::Committing | TransactionPhase::Aborting => {}
                 TransactionPhase::AbortableError => return Err(t.abortable_error()),
@@ -704,19 +781,29 @@ impl Producer {
             .call(deadline, |conn, timeout| {
                 let request = request.clone();
                 async move {
-                    let version = conn.version(ApiKey::EndTxn)?.min(END_TXN_V1_MAX);
+                    let max = if v2 { i16::MAX } else { END_TXN_V1_MAX };
+                    let version = conn.version(ApiKey::EndTxn)?.min(max);
                     let response = conn.send(&request, version, timeout).await?;
-                    Error::check(ApiKey::EndTxn, response.error_code, None)
+                    Error::check(ApiKey::EndTxn, response.error_code, None)?;
+                    // v5 (transactions v2): the producer id and the bumped epoch to go on with.
+                    Ok((version >= END_TXN_V2_MIN)
+                        .then_some((response.producer_id.0, response.producer_epoch)))
                 }
             })
             .await;
         let outcome = {
             let mut state = shared.lock();
+            if let Ok(Some((id, epoch))) = &result {
+                if *id >= 0 && *epoch >= 0 {
+                    debug!(transactional_id = %txn.id, producer_id = id, epoch, "epoch bumped by EndTxn");
+                    state.handle_producer_id(*id, *epoch);
+                }
+            }
             let t = state
                 .transaction_mut()
                 .ok_or(TransactionError::NotTransactional)?;
             match result {
-                Ok(()) => t
+                Ok(_) => t
                     .handle_end_txn(Ok(()))
                     .map_err(|_| TransactionError::Closed),
                 Err((error, true)) => {

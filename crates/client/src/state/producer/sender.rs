@@ -387,7 +387,13 @@ impl<D> SenderState<D> {
             if batch.sequence.is_none() {
                 batch.sequence = self.idempotence.assign(&batch.tp, batch.record_count());
             }
-            let transactional = self.transaction.is_some();
+            let transactional = match &mut self.transaction {
+                Some(t) => {
+                    t.batch_drained();
+                    true
+                }
+                None => false,
+            };
             match batch.encode(self.config.compression, transactional, &mut self.scratch) {
                 Ok(bytes) => {
                     batch.attempts = batch.attempts.saturating_add(1);

@@ -135,6 +135,11 @@ pub struct TransactionState {
     abortable: Option<ProduceError>,
     /// Why the producer cannot continue.
     fatal: Option<TransactionError>,
+    /// Transactions v2 (KIP-890): Produce adds partitions itself, EndTxn bumps the epoch.
+    v2: bool,
+    /// A batch of the open transaction was drained into a Produce request (v2: the broker may
+    /// have added its partition).
+    produced: bool,
 }
 
 impl TransactionState {
@@ -152,7 +157,26 @@ impl TransactionState {
             end_txn_sent: false,
             abortable: None,
             fatal: None,
+            v2: false,
+            produced: false,
         }
+    }
+
+    /// Chooses the protocol (at `init_transactions`): transactions v2 (KIP-890) when the
+    /// cluster finalized `transaction.version` ≥ 2 and the broker speaks Produce v12, EndTxn
+    /// v5 and TxnOffsetCommit v5; v1 otherwise.
+    pub fn set_v2(&mut self, v2: bool) {
+        self.v2 = v2;
+    }
+
+    /// Whether transactions v2 (KIP-890) are in use.
+    pub fn is_v2(&self) -> bool {
+        self.v2
+    }
+
+    /// A batch of the open transaction was drained into a Produce request.
+    pub fn batch_drained(&mut self) {
+        self.produced = true;
     }
 
     /// The `transactional.id`.
@@ -203,6 +227,7 @@ impl TransactionState {
         self.offsets_added = false;
         self.end_txn_sent = false;
         self.abortable = None;
+        self.produced = false;
     }
 
     /// `begin_transaction`.
@@ -230,7 +255,14 @@ impl TransactionState {
 
     /// A record was appended to `tp`: it joins the transaction (asked for at the next
     /// [`poll_add_partitions`](Self::poll_add_partitions)) unless it already has.
+    /// With transactions v2 the partition is in at once: its first Produce adds it.
     pub fn note_partition(&mut self, tp: &TopicPartition) {
+        if self.v2 {
+            if !self.added.contains(tp) {
+                self.added.insert(tp.clone());
+            }
+            return;
+        }
         if !self.added.contains(tp) && !self.pending.contains(tp) && !self.adding.contains(tp) {
             self.pending.insert(tp.clone());
         }
@@ -423,6 +455,10 @@ impl TransactionState {
     /// Whether the coordinator knows of the transaction (a partition or offsets were added):
     /// an empty transaction ends locally, without EndTxn.
     pub fn needs_end_txn(&self) -> bool {
+        if self.v2 {
+            // v2: partitions are added by their Produce; appended but never drained is nothing.
+            return self.offsets_added || self.produced || self.end_txn_sent;
+        }
         self.offsets_added || !self.added.is_empty() || self.end_txn_sent
     }
 
