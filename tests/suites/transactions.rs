@@ -583,3 +583,64 @@ async fn calls_out_of_order_are_refused_typed() {
     ));
     plain.close(CALL).await.unwrap();
 }
+
+/// A send the broker refuses inside a transaction (a record over the topic's
+/// `max.message.bytes`) makes the transaction abort-only: commit fails naming the cause, abort
+/// works (v1: by an epoch bump, the failed batch's sequence being unresolved; v2: EndTxn), and
+/// the next transaction commits.
+async fn a_failed_send_makes_the_transaction_abort_only(bootstrap: &str) {
+    let admin = kafkit::admin::Admin::connect(bootstrap)
+        .await
+        .expect("admin");
+    let topic = unique_name("txn-abortable");
+    admin
+        .create_topics(&[
+            kafkit::admin::NewTopic::new(&topic, 1, 1).config("max.message.bytes", "2000")
+        ])
+        .await
+        .expect("create topic");
+    admin.cluster().close();
+    let producer = txn_producer(bootstrap, &unique_name("txn-abortable")).await;
+    producer.begin_transaction().expect("begin");
+    send_all(&producer, &topic, 1, &values("before", 3)).await;
+    let big = ProducerRecord::new(topic.as_str()).value(vec![b'x'; 10_000]);
+    let delivery = producer.send(big).await.expect("queued");
+    let failed = tokio::time::timeout(WAIT, delivery)
+        .await
+        .expect("an outcome");
+    assert!(
+        failed.is_err(),
+        "a record over max.message.bytes was written"
+    );
+    match producer.commit_transaction(CALL).await {
+        Err(TransactionError::Abortable { cause }) => {
+            assert!(matches!(*cause, ProduceError::Broker { .. }), "{cause}")
+        }
+        other => panic!("the commit must be refused as abortable, got {other:?}"),
+    }
+    // Sends are refused until the abort.
+    assert!(producer
+        .send(ProducerRecord::new(topic.as_str()).value("refused"))
+        .await
+        .is_err());
+    producer.abort_transaction(CALL).await.expect("abort");
+    producer.begin_transaction().expect("begin");
+    let kept = values("after", 5);
+    send_all(&producer, &topic, 1, &kept).await;
+    producer.commit_transaction(CALL).await.expect("commit");
+    producer.close(CALL).await.expect("close");
+    assert_eq!(
+        kafkit_read(bootstrap, &topic, 1, "read_committed").await,
+        sorted(&[kept])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_send_makes_the_transaction_abort_only_then_abort_recovers() {
+    a_failed_send_makes_the_transaction_abort_only(&kafka().bootstrap).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_send_makes_the_transaction_abort_only_on_kafka_39() {
+    a_failed_send_makes_the_transaction_abort_only(kafka_39()).await;
+}

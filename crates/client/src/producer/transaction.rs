@@ -755,26 +755,26 @@ impl Producer {
                     ))
                 }
             }
-            if !t.needs_end_txn() {
+            let bump = !commit && bump;
+            if !t.needs_end_txn() && !bump {
                 t.handle_end_txn(Ok(())).ok();
                 None
-            } else if !commit && bump {
-                Some((pair, true))
             } else {
-                t.end_txn_sending();
-                Some((pair, false))
+                let end_txn = t.needs_end_txn();
+                if end_txn {
+                    t.end_txn_sending();
+                }
+                Some((pair, end_txn, bump))
             }
         };
-        let Some((pair, bump)) = due else {
+        let Some((pair, end_txn, bump)) = due else {
             debug!(transactional_id = %txn.id, commit, "empty transaction ended locally");
             return Ok(());
         };
-        if bump {
-            // Aborts the open transaction and bumps the epoch in one call (KIP-360).
-            debug!(transactional_id = %txn.id, "abort by epoch bump (sequences unresolved)");
-            self.init_producer_id(txn, pair, deadline, operation, timeout)
-                .await?;
-            return Ok(());
+        if !end_txn {
+            return self
+                .bump_after_abort(txn, pair, deadline, operation, timeout)
+                .await;
         }
         let request = end_txn_request(&txn.id, pair, commit);
         let result = txn
@@ -803,6 +803,9 @@ impl Producer {
                 .transaction_mut()
                 .ok_or(TransactionError::NotTransactional)?;
             match result {
+                // v1 after a failed send: the partition sequences are unresolved, so the epoch
+                // is bumped (below) before the transaction counts as ended.
+                Ok(_) if bump => Ok(()),
                 Ok(_) => t
                     .handle_end_txn(Ok(()))
                     .map_err(|_| TransactionError::Closed),
@@ -826,10 +829,32 @@ impl Producer {
             }
         };
         shared.wake.notify_one();
-        if outcome.is_ok() {
-            debug!(transactional_id = %txn.id, commit, "transaction ended");
+        outcome?;
+        if bump {
+            return self
+                .bump_after_abort(txn, pair, deadline, operation, timeout)
+                .await;
         }
-        outcome
+        debug!(transactional_id = %txn.id, commit, "transaction ended");
+        Ok(())
+    }
+
+    /// Transactions v1, after an abort whose transaction had a failed send: InitProducerId
+    /// with the current producer id and epoch bumps the epoch (KIP-360) and restarts every
+    /// partition's sequence; the abort ends with it. On a timeout the producer stays aborting
+    /// (the abort may be called again: the coordinator answers a repeated EndTxn(abort)).
+    async fn bump_after_abort(
+        &self,
+        txn: &TxnCoordinator,
+        pair: (i64, i16),
+        deadline: Instant,
+        operation: &'static str,
+        timeout: Duration,
+    ) -> Result<(), TransactionError> {
+        debug!(transactional_id = %txn.id, "transaction aborted; bumping the epoch (sequences unresolved)");
+        self.init_producer_id(txn, pair, deadline, operation, timeout)
+            .await?;
+        Ok(())
     }
 }
 
