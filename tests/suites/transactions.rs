@@ -422,6 +422,17 @@ async fn a_transaction_left_open_is_aborted_by_the_next_init() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offsets_sent_to_a_transaction_are_committed_only_when_it_commits() {
+    offsets_committed_with_the_transaction("classic").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_of_a_kip848_member_are_committed_only_when_the_transaction_commits() {
+    offsets_committed_with_the_transaction("consumer").await;
+}
+
+/// `send_offsets_to_transaction` with a subscribed member's metadata (`group.protocol`
+/// `protocol`: the classic generation or the KIP-848 member epoch).
+async fn offsets_committed_with_the_transaction(protocol: &str) {
     let bootstrap = &kafka().bootstrap;
     let input = kafkit_tests::fill::topic(bootstrap, "txn-in", 1).await;
     let output = kafkit_tests::fill::topic(bootstrap, "txn-out", 1).await;
@@ -445,6 +456,7 @@ async fn offsets_sent_to_a_transaction_are_committed_only_when_it_commits() {
             ("auto.offset.reset", "earliest"),
             ("isolation.level", "read_committed"),
             ("fetch.max.wait.ms", "100"),
+            ("group.protocol", protocol),
         ])
         .unwrap(),
     )
@@ -643,4 +655,58 @@ async fn a_failed_send_makes_the_transaction_abort_only_then_abort_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_send_makes_the_transaction_abort_only_on_kafka_39() {
     a_failed_send_makes_the_transaction_abort_only(kafka_39()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_commit_leaves_the_producer_usable() {
+    let bootstrap = &kafka().bootstrap;
+    let topic = kafkit_tests::fill::topic(bootstrap, "txn-timeout", 1).await;
+    let producer = txn_producer(bootstrap, &unique_name("txn-timeout")).await;
+    let queue = |prefix: &'static str| {
+        let producer = producer.clone();
+        let topic = topic.clone();
+        async move {
+            let mut acks = Vec::new();
+            for v in values(prefix, 5) {
+                let record = ProducerRecord::new(topic.as_str()).value(v);
+                acks.push(producer.send(record).await.expect("send"));
+            }
+            acks
+        }
+    };
+    // No time to flush: the commit times out, the transaction is still open (nothing sent
+    // EndTxn), so it can be aborted.
+    producer.begin_transaction().unwrap();
+    let dropped = queue("dropped").await;
+    match producer.commit_transaction(Duration::ZERO).await {
+        Err(e @ TransactionError::Timeout { .. }) => assert!(e.is_retriable()),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    producer
+        .abort_transaction(CALL)
+        .await
+        .expect("abort after a timed-out commit");
+    for ack in dropped {
+        // Aborted: either failed before being sent or written inside the aborted transaction.
+        let _ = tokio::time::timeout(WAIT, ack).await.expect("an outcome");
+    }
+    // The same commit again, with time: it goes through.
+    producer.begin_transaction().unwrap();
+    let kept = queue("kept").await;
+    assert!(matches!(
+        producer.commit_transaction(Duration::ZERO).await,
+        Err(TransactionError::Timeout { .. })
+    ));
+    producer
+        .commit_transaction(CALL)
+        .await
+        .expect("commit retried");
+    for ack in kept {
+        ack.await.expect("a committed record");
+    }
+    producer.close(CALL).await.unwrap();
+    assert_eq!(
+        kafkit_read(bootstrap, &topic, 1, "read_committed").await,
+        sorted(&[values("kept", 5)])
+    );
 }

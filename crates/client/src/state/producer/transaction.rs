@@ -107,6 +107,7 @@ pub fn classify_code(code: ResponseError) -> TxnErrorClass {
         | E::IllegalGeneration
         | E::FencedInstanceId
         | E::RebalanceInProgress
+        | E::StaleMemberEpoch
         | E::InvalidProducerIdMapping
         | E::UnknownProducerId => TxnErrorClass::Abortable,
         code if code.is_retriable() => TxnErrorClass::Retry,
