@@ -421,72 +421,12 @@ async fn stream_yields_records_in_order() {
 /// committed, aborted, committed transactions into partition 0 of `topic`. Panics (the test
 /// fails, loudly) when Java or the jars are missing.
 fn write_java_transactions(topic: &str) {
-    use std::process::Command;
-    let root = kafkit_tests::repo_root();
-    let libs = Command::new("bash")
-        .arg(root.join("scripts/kafka.sh"))
-        .arg("libs")
-        .output()
-        .expect("cannot run scripts/kafka.sh libs");
-    assert!(libs.status.success(), "scripts/kafka.sh libs failed");
-    let libs = String::from_utf8(libs.stdout)
-        .unwrap()
-        .trim()
-        .lines()
-        .last()
-        .unwrap()
-        .to_owned();
-    let classpath = format!("{libs}/*");
-    let out = std::env::temp_dir().join(unique_name("kafkit-txn-writer"));
-    std::fs::create_dir_all(&out).unwrap();
-    let javac = Command::new("javac")
-        .arg("-cp")
-        .arg(&classpath)
-        .arg("-d")
-        .arg(&out)
-        .arg(root.join("tests/java/TxnWriter.java"))
-        .output()
-        .expect("javac is required for the read_committed test (install a JDK)");
-    assert!(
-        javac.status.success(),
-        "javac failed: {}",
-        String::from_utf8_lossy(&javac.stderr)
+    let id = unique_name("kafkit-txn");
+    kafkit_tests::java::run(
+        "TxnWriter",
+        &[&kafka().bootstrap, topic, &id],
+        Duration::from_secs(120),
     );
-    let mut child = Command::new("java")
-        .arg(format!(
-            "-Dlog4j2.configurationFile={}",
-            root.join("scripts/kafka/log4j2.properties").display()
-        ))
-        .arg("-Dkafkit.log.level=WARN")
-        .arg("-cp")
-        .arg(format!("{classpath}:{}", out.display()))
-        .arg("TxnWriter")
-        .arg(&kafka().bootstrap)
-        .arg(topic)
-        .arg(unique_name("kafkit-txn"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("java is required for the read_committed test");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the Java transaction writer did not finish within 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let output = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        status.success() && stdout.contains("done"),
-        "TxnWriter failed ({status}): {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let _ = std::fs::remove_dir_all(&out);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -119,61 +119,11 @@ async fn kafkit_read(
 /// Everything the Java consumer reads from `topic` at `isolation` (`tests/java/TxnReader.java`,
 /// compiled at test time), sorted. Panics when Java or the jars are missing.
 fn java_read(bootstrap: &str, topic: &str, isolation: &str) -> Vec<String> {
-    use std::process::Command;
-    let root = kafkit_tests::repo_root();
-    let libs = Command::new("bash")
-        .arg(root.join("scripts/kafka.sh"))
-        .arg("libs")
-        .output()
-        .expect("cannot run scripts/kafka.sh libs");
-    assert!(libs.status.success(), "scripts/kafka.sh libs failed");
-    let libs = String::from_utf8(libs.stdout).unwrap();
-    let classpath = format!("{}/*", libs.trim().lines().last().unwrap());
-    let out = std::env::temp_dir().join(unique_name("kafkit-txn-reader"));
-    std::fs::create_dir_all(&out).unwrap();
-    let javac = Command::new("javac")
-        .args(["-cp", &classpath, "-d"])
-        .arg(&out)
-        .arg(root.join("tests/java/TxnReader.java"))
-        .output()
-        .expect("javac is required for the transaction tests (install a JDK)");
-    assert!(
-        javac.status.success(),
-        "javac failed: {}",
-        String::from_utf8_lossy(&javac.stderr)
+    let stdout = kafkit_tests::java::run(
+        "TxnReader",
+        &[bootstrap, topic, isolation],
+        Duration::from_secs(120),
     );
-    let mut child = Command::new("java")
-        .arg(format!(
-            "-Dlog4j2.configurationFile={}",
-            root.join("scripts/kafka/log4j2.properties").display()
-        ))
-        .arg("-Dkafkit.log.level=WARN")
-        .arg("-cp")
-        .arg(format!("{classpath}:{}", out.display()))
-        .args(["TxnReader", bootstrap, topic, isolation])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("java is required for the transaction tests");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the Java reader did not finish within 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let output = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        status.success() && stdout.contains("done"),
-        "TxnReader failed ({status}): {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let _ = std::fs::remove_dir_all(&out);
     let mut read: Vec<String> = stdout
         .lines()
         .filter_map(|l| l.strip_prefix("value="))
@@ -228,6 +178,26 @@ async fn data_batch_epochs(bootstrap: &str, topic: &str) -> Vec<i16> {
     }
     cluster.close();
     epochs
+}
+
+/// Commits a transaction of `values(prefix, n)` over `partitions`, closes `producer`, and checks
+/// that a `read_committed` read of `topic` holds exactly those records.
+async fn commit_then_read_only_these(
+    producer: &Producer,
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    prefix: &str,
+) {
+    producer.begin_transaction().expect("begin");
+    let kept = values(prefix, 5);
+    send_all(producer, topic, partitions, &kept).await;
+    producer.commit_transaction(CALL).await.expect("commit");
+    producer.close(CALL).await.expect("close");
+    assert_eq!(
+        kafkit_read(bootstrap, topic, partitions, "read_committed").await,
+        sorted(&[kept])
+    );
 }
 
 fn sorted(parts: &[Vec<String>]) -> Vec<String> {
@@ -355,16 +325,7 @@ async fn zombie_is_fenced(bootstrap: &str) {
     }
     zombie.close(CALL).await.expect("close");
 
-    successor.begin_transaction().expect("begin");
-    let kept = values("successor", 4);
-    send_all(&successor, &topic, 2, &kept).await;
-    successor.commit_transaction(CALL).await.expect("commit");
-    successor.close(CALL).await.expect("close");
-
-    assert_eq!(
-        kafkit_read(bootstrap, &topic, 2, "read_committed").await,
-        sorted(&[kept])
-    );
+    commit_then_read_only_these(&successor, bootstrap, &topic, 2, "successor").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -399,18 +360,10 @@ async fn a_transaction_left_open_is_aborted_by_the_next_init() {
     drop(crashed);
 
     let next = txn_producer(bootstrap, &id).await;
-    next.begin_transaction().expect("begin");
-    let kept = values("next", 5);
-    send_all(&next, &topic, 1, &kept).await;
-    next.commit_transaction(CALL).await.expect("commit");
-    next.close(CALL).await.expect("close");
     // The read_committed reader gets past the open transaction (its abort marker) at once,
     // without waiting for transaction.timeout.ms (60 s).
     let started = Instant::now();
-    assert_eq!(
-        kafkit_read(bootstrap, &topic, 1, "read_committed").await,
-        sorted(&[kept])
-    );
+    commit_then_read_only_these(&next, bootstrap, &topic, 1, "next").await;
     assert!(started.elapsed() < Duration::from_secs(30));
     assert_eq!(
         kafkit_read(bootstrap, &topic, 1, "read_uncommitted")
@@ -636,15 +589,7 @@ async fn a_failed_send_makes_the_transaction_abort_only(bootstrap: &str) {
         .await
         .is_err());
     producer.abort_transaction(CALL).await.expect("abort");
-    producer.begin_transaction().expect("begin");
-    let kept = values("after", 5);
-    send_all(&producer, &topic, 1, &kept).await;
-    producer.commit_transaction(CALL).await.expect("commit");
-    producer.close(CALL).await.expect("close");
-    assert_eq!(
-        kafkit_read(bootstrap, &topic, 1, "read_committed").await,
-        sorted(&[kept])
-    );
+    commit_then_read_only_these(&producer, bootstrap, &topic, 1, "after").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
