@@ -655,3 +655,50 @@ async fn a_timed_out_commit_leaves_the_producer_usable() {
         sorted(&[values("kept", 5)])
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_lists_and_describes_an_open_transaction() {
+    use kafkit::admin::{Admin, ListTransactionsFilter};
+    let bootstrap = &kafka().bootstrap;
+    let topic = kafkit_tests::fill::topic(bootstrap, "txn-admin", 2).await;
+    let id = unique_name("txn-admin");
+    let producer = txn_producer(bootstrap, &id).await;
+    producer.begin_transaction().unwrap();
+    send_all(&producer, &topic, 2, &values("open", 4)).await;
+
+    let admin = Admin::connect(bootstrap).await.expect("admin");
+    let ongoing = ListTransactionsFilter {
+        states: vec!["Ongoing".to_owned()],
+        ..ListTransactionsFilter::default()
+    };
+    let listed = admin.list_transactions(&ongoing).await.expect("list");
+    let mine = listed
+        .iter()
+        .find(|t| t.transactional_id == id)
+        .unwrap_or_else(|| panic!("{id} not listed as ongoing: {listed:?}"));
+    assert_eq!(mine.state, "Ongoing");
+    let described = admin.describe_transactions(&[&id]).await.expect("describe");
+    assert_eq!(described.len(), 1);
+    let d = &described[0];
+    assert_eq!(
+        (d.state.as_str(), d.producer_id),
+        ("Ongoing", mine.producer_id)
+    );
+    assert_eq!(d.timeout_ms, 60_000);
+    assert!(d.start_time_ms > 0);
+    assert_eq!(d.partitions.get(&topic), Some(&vec![0, 1]));
+
+    producer.commit_transaction(CALL).await.expect("commit");
+    let described = admin.describe_transactions(&[&id]).await.expect("describe");
+    assert_eq!(described[0].state, "CompleteCommit");
+    assert!(described[0].partitions.is_empty());
+    let listed = admin.list_transactions(&ongoing).await.expect("list");
+    assert!(listed.iter().all(|t| t.transactional_id != id));
+    // An unknown id is a typed broker error.
+    assert!(admin
+        .describe_transactions(&[&unique_name("txn-none")])
+        .await
+        .is_err());
+    producer.close(CALL).await.unwrap();
+    admin.cluster().close();
+}

@@ -26,11 +26,13 @@ use crate::state::metadata::{BrokerInfo, TopicInfo};
 pub mod configs;
 pub mod groups;
 pub(crate) mod requests;
+pub mod transactions;
 
 pub use configs::{AlterConfigOp, ConfigEntry, ConfigSource, TopicConfigs};
 pub use groups::{
     GroupDescription, GroupListing, ListGroupsFilter, MemberDescription, PartitionLag,
 };
+pub use transactions::{ListTransactionsFilter, TransactionDescription, TransactionListing};
 
 /// A topic to create.
 #[derive(Debug, Clone, PartialEq, Eq)]

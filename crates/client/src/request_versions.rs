@@ -62,8 +62,6 @@ const NOT_SAMPLED: &[(ApiKey, &str)] = &[
     (ApiKey::ElectLeaders, "not built by kafkit"),
     (ApiKey::DescribeCluster, "not built by kafkit"),
     (ApiKey::DescribeProducers, "not built by kafkit"),
-    (ApiKey::DescribeTransactions, "not built by kafkit"),
-    (ApiKey::ListTransactions, "not built by kafkit"),
     (ApiKey::DescribeTopicPartitions, "not built by kafkit"),
 ];
 
@@ -105,6 +103,7 @@ fn every_request_encodes_at_every_version_kafkit_may_negotiate() {
     crate::state::consumer::encoding_samples(&mut enc);
     crate::io::producer::encoding_samples(&mut enc);
     crate::producer::transaction::encoding_samples(&mut enc);
+    crate::admin::transactions::encoding_samples(&mut enc);
     crate::io::cluster::encoding_samples(&mut enc);
     crate::admin::configs::encoding_samples(&mut enc);
     connection_samples(&mut enc);
