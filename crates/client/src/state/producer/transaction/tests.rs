@@ -495,3 +495,29 @@ proptest! {
         prop_assert_eq!(sim.outcomes.len() as u64, sim.appended);
     }
 }
+
+#[test]
+fn v2_partitions_join_at_once_and_only_a_drained_batch_needs_end_txn() {
+    let now = Instant::now();
+    let mut t = ready();
+    t.set_v2(true);
+    t.begin().unwrap();
+    t.note_partition(&tp(0));
+    assert!(t.can_send(&tp(0)), "Produce v12 adds the partition itself");
+    assert!(
+        t.poll_add_partitions(now).is_none(),
+        "no AddPartitionsToTxn in v2"
+    );
+    t.begin_commit().unwrap();
+    assert!(
+        !t.needs_end_txn(),
+        "appended but never drained: nothing for the coordinator to end"
+    );
+    t.batch_drained();
+    assert!(t.needs_end_txn());
+    t.end_txn_sending();
+    t.handle_end_txn(Ok(())).unwrap();
+    assert!(t.is_v2(), "the protocol stays chosen");
+    t.begin().unwrap();
+    assert!(!t.needs_end_txn(), "each transaction starts empty");
+}
