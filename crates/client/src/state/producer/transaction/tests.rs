@@ -469,9 +469,12 @@ proptest! {
     #[test]
     fn transactions_never_produce_unadded_partitions_never_end_with_batches_in_flight(
         ops in prop::collection::vec(op(), 1..150),
+        v2 in any::<bool>(),
     ) {
+        let mut s = transactional_sender();
+        s.transaction_mut().unwrap().set_v2(v2);
         let mut sim = Sim {
-            s: transactional_sender(),
+            s,
             now: Instant::now(),
             next_record: 0,
             adding: None,
