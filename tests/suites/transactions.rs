@@ -27,6 +27,26 @@ fn kafka_39() -> &'static str {
     })
 }
 
+/// A test of `body(bootstrap, protocol)` against the suite's Kafka 4.x broker (transactions
+/// v2), and one against Kafka 3.9.1 (v1).
+macro_rules! on_4x_and_39 {
+    ($body:ident: $latest:ident, $v39:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $latest() {
+            $body(&kafka().bootstrap, 2).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $v39() {
+            $body(kafka_39(), 1).await;
+        }
+    };
+}
+
+on_4x_and_39!(commit_and_abort: committed_visible_aborted_invisible_to_kafkit_and_java, committed_visible_aborted_invisible_on_kafka_39);
+on_4x_and_39!(zombie_is_fenced: a_second_producer_with_the_same_id_fences_the_first, a_second_producer_with_the_same_id_fences_the_first_on_kafka_39);
+on_4x_and_39!(a_failed_send_makes_the_transaction_abort_only: a_failed_send_makes_the_transaction_abort_only_then_abort_recovers, a_failed_send_makes_the_transaction_abort_only_on_kafka_39);
+
 async fn txn_producer(bootstrap: &str, id: &str) -> Producer {
     let config = ProducerConfig::builder()
         .bootstrap_servers([bootstrap.to_owned()])
@@ -62,13 +82,16 @@ fn values(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}-{i}")).collect()
 }
 
-/// Everything kafkit reads from `topic` at `isolation`, up to the end it sees (the last
-/// stable offset for `read_committed`), sorted.
+/// Everything kafkit reads from `topic` at `isolation`, sorted: at least `at_least` records
+/// (a commit returns before its markers are written, so the last stable offset may lag for a
+/// moment), up to the end it sees (the last stable offset for `read_committed`), and nothing
+/// more within 500 ms.
 async fn kafkit_read(
     bootstrap: &str,
     topic: &str,
     partitions: i32,
     isolation: &str,
+    at_least: usize,
 ) -> Vec<String> {
     let config = ConsumerConfig::from_properties([
         ("bootstrap.servers", bootstrap),
@@ -94,7 +117,7 @@ async fn kafkit_read(
         }
         // Caught up: every partition's position is known and its lag (to the high watermark,
         // or the last stable offset when read_committed) is zero.
-        if tps.iter().all(|tp| consumer.lag(tp) == Some(0)) {
+        if out.len() >= at_least && tps.iter().all(|tp| consumer.lag(tp) == Some(0)) {
             break;
         }
         assert!(
@@ -195,7 +218,7 @@ async fn commit_then_read_only_these(
     producer.commit_transaction(CALL).await.expect("commit");
     producer.close(CALL).await.expect("close");
     assert_eq!(
-        kafkit_read(bootstrap, topic, partitions, "read_committed").await,
+        kafkit_read(bootstrap, topic, partitions, "read_committed", kept.len()).await,
         sorted(&[kept])
     );
 }
@@ -254,11 +277,11 @@ async fn commit_and_abort(bootstrap: &str, protocol: u8) {
     let committed = sorted(&[c1.clone(), c2.clone()]);
     let everything = sorted(&[c1, a, c2]);
     assert_eq!(
-        kafkit_read(bootstrap, &topic, 2, "read_committed").await,
+        kafkit_read(bootstrap, &topic, 2, "read_committed", committed.len()).await,
         committed
     );
     assert_eq!(
-        kafkit_read(bootstrap, &topic, 2, "read_uncommitted").await,
+        kafkit_read(bootstrap, &topic, 2, "read_uncommitted", everything.len()).await,
         everything
     );
     {
@@ -278,7 +301,7 @@ async fn commit_and_abort(bootstrap: &str, protocol: u8) {
 
 /// A second producer with the same `transactional.id` fences the first: the first's next call
 /// fails fatally (fenced), and nothing it wrote in its open transaction becomes visible.
-async fn zombie_is_fenced(bootstrap: &str) {
+async fn zombie_is_fenced(bootstrap: &str, _protocol: u8) {
     let topic = kafkit_tests::fill::topic(bootstrap, "txn-fence", 2).await;
     let id = unique_name("txn-fence");
     let zombie = txn_producer(bootstrap, &id).await;
@@ -329,26 +352,6 @@ async fn zombie_is_fenced(bootstrap: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn committed_visible_aborted_invisible_to_kafkit_and_java() {
-    commit_and_abort(&kafka().bootstrap, 2).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn committed_visible_aborted_invisible_on_kafka_39() {
-    commit_and_abort(kafka_39(), 1).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_producer_with_the_same_id_fences_the_first() {
-    zombie_is_fenced(&kafka().bootstrap).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_producer_with_the_same_id_fences_the_first_on_kafka_39() {
-    zombie_is_fenced(kafka_39()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_left_open_is_aborted_by_the_next_init() {
     let bootstrap = &kafka().bootstrap;
     let topic = kafkit_tests::fill::topic(bootstrap, "txn-open", 1).await;
@@ -366,7 +369,7 @@ async fn a_transaction_left_open_is_aborted_by_the_next_init() {
     commit_then_read_only_these(&next, bootstrap, &topic, 1, "next").await;
     assert!(started.elapsed() < Duration::from_secs(30));
     assert_eq!(
-        kafkit_read(bootstrap, &topic, 1, "read_uncommitted")
+        kafkit_read(bootstrap, &topic, 1, "read_uncommitted", 10)
             .await
             .len(),
         10
@@ -489,7 +492,7 @@ async fn offsets_committed_with_the_transaction(protocol: &str) {
         .await
         .unwrap();
     assert_eq!(
-        kafkit_read(bootstrap, &output, 1, "read_committed").await,
+        kafkit_read(bootstrap, &output, 1, "read_committed", 10).await,
         sorted(&[values("out-c", 10)])
     );
 }
@@ -553,7 +556,7 @@ async fn calls_out_of_order_are_refused_typed() {
 /// `max.message.bytes`) makes the transaction abort-only: commit fails naming the cause, abort
 /// works (v1: by an epoch bump, the failed batch's sequence being unresolved; v2: EndTxn), and
 /// the next transaction commits.
-async fn a_failed_send_makes_the_transaction_abort_only(bootstrap: &str) {
+async fn a_failed_send_makes_the_transaction_abort_only(bootstrap: &str, _protocol: u8) {
     let admin = kafkit::admin::Admin::connect(bootstrap)
         .await
         .expect("admin");
@@ -590,16 +593,6 @@ async fn a_failed_send_makes_the_transaction_abort_only(bootstrap: &str) {
         .is_err());
     producer.abort_transaction(CALL).await.expect("abort");
     commit_then_read_only_these(&producer, bootstrap, &topic, 1, "after").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_send_makes_the_transaction_abort_only_then_abort_recovers() {
-    a_failed_send_makes_the_transaction_abort_only(&kafka().bootstrap).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_send_makes_the_transaction_abort_only_on_kafka_39() {
-    a_failed_send_makes_the_transaction_abort_only(kafka_39()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -651,7 +644,7 @@ async fn a_timed_out_commit_leaves_the_producer_usable() {
     }
     producer.close(CALL).await.unwrap();
     assert_eq!(
-        kafkit_read(bootstrap, &topic, 1, "read_committed").await,
+        kafkit_read(bootstrap, &topic, 1, "read_committed", 5).await,
         sorted(&[values("kept", 5)])
     );
 }
@@ -689,9 +682,21 @@ async fn admin_lists_and_describes_an_open_transaction() {
     assert_eq!(d.partitions.get(&topic), Some(&vec![0, 1]));
 
     producer.commit_transaction(CALL).await.expect("commit");
-    let described = admin.describe_transactions(&[&id]).await.expect("describe");
-    assert_eq!(described[0].state, "CompleteCommit");
-    assert!(described[0].partitions.is_empty());
+    // The commit returns once PrepareCommit is logged; the markers follow.
+    let deadline = Instant::now() + WAIT;
+    let completed = loop {
+        let described = admin.describe_transactions(&[&id]).await.expect("describe");
+        if described[0].state != "PrepareCommit" {
+            break described.into_iter().next().unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still PrepareCommit after {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(completed.state, "CompleteCommit");
+    assert!(completed.partitions.is_empty());
     let listed = admin.list_transactions(&ongoing).await.expect("list");
     assert!(listed.iter().all(|t| t.transactional_id != id));
     // An unknown id is a typed broker error.

@@ -97,40 +97,54 @@ impl Admin {
         &self,
         filter: &ListTransactionsFilter,
     ) -> Result<Vec<TransactionListing>> {
+        let request = list_request(filter);
+        let mut out: BTreeMap<String, TransactionListing> = BTreeMap::new();
+        for (broker, response) in self.ask_every_broker(&request).await? {
+            Error::check(ApiKey::ListTransactions, response.error_code, Some(&broker))?;
+            out.extend(response.transaction_states.iter().map(|t| {
+                let id = t.transactional_id.0.as_str().to_owned();
+                let listing = TransactionListing {
+                    transactional_id: id.clone(),
+                    producer_id: t.producer_id.0,
+                    state: t.transaction_state.as_str().to_owned(),
+                };
+                (id, listing)
+            }));
+        }
+        Ok(out.into_values().collect())
+    }
+
+    /// Sends `request` to every broker of the cluster (fresh metadata), one after the other
+    /// within one request timeout; each answer with the broker's address.
+    async fn ask_every_broker<R>(&self, request: &R) -> Result<Vec<(String, R::Response)>>
+    where
+        R: kafka_protocol::protocol::Request,
+        R::Response: kafkit_wire::guard::GuardedResponse,
+    {
+        let api = <R::Response as kafkit_wire::guard::GuardedResponse>::API_KEY;
         self.cluster.refresh_metadata(Some(&[])).await?;
-        let nodes: Vec<i32> = self
+        let brokers: Vec<i32> = self
             .cluster
             .metadata()
             .brokers()
             .map(|b| b.node_id)
             .collect();
         let deadline = Instant::now() + self.timeout();
-        let request = list_request(filter);
-        let mut out: BTreeMap<String, TransactionListing> = BTreeMap::new();
-        for node in nodes {
+        let mut answers = Vec::with_capacity(brokers.len());
+        for node in brokers {
+            let Some(timeout) = request_timeout(&self.cluster, deadline) else {
+                return Err(Error::Broker {
+                    api,
+                    code: ResponseError::RequestTimedOut,
+                    message: Some(format!("broker {node}: deadline passed")),
+                });
+            };
             let conn = self.cluster.connection(node).await?;
-            let version = conn.version(ApiKey::ListTransactions)?;
-            let timeout = request_timeout(&self.cluster, deadline).ok_or(Error::Broker {
-                api: ApiKey::ListTransactions,
-                code: ResponseError::RequestTimedOut,
-                message: None,
-            })?;
-            let response = conn.send(&request, version, timeout).await?;
-            Error::check(
-                ApiKey::ListTransactions,
-                response.error_code,
-                Some(conn.broker()),
-            )?;
-            for t in &response.transaction_states {
-                let listing = TransactionListing {
-                    transactional_id: t.transactional_id.0.as_str().to_owned(),
-                    producer_id: t.producer_id.0,
-                    state: t.transaction_state.as_str().to_owned(),
-                };
-                out.insert(listing.transactional_id.clone(), listing);
-            }
+            let version = conn.version(api)?;
+            let answer = conn.send(request, version, timeout).await?;
+            answers.push((conn.broker().to_owned(), answer));
         }
-        Ok(out.into_values().collect())
+        Ok(answers)
     }
 
     /// Describes the transactions of `ids` (DescribeTransactions on each one's transaction
