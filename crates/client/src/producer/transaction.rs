@@ -708,7 +708,10 @@ impl Producer {
             progress.as_mut().enable();
             {
                 let state = shared.lock();
-                if state.flushed(marker) && state.requests_in_flight() == 0 {
+                // Nothing queued or in flight, and no AddPartitionsToTxn under way (one landing
+                // after EndTxn would open a new transaction on the coordinator).
+                let adding = state.transaction().is_some_and(|t| t.adding_partitions());
+                if state.flushed(marker) && state.requests_in_flight() == 0 && !adding {
                     break true;
                 }
                 if shared.stopped.load(Ordering::Acquire) {
