@@ -12,6 +12,7 @@ mod metrics;
 mod record;
 mod topic;
 pub(crate) mod transaction;
+pub(crate) mod transaction_coordinator;
 mod transaction_error;
 
 use std::sync::atomic::Ordering;

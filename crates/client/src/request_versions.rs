@@ -102,7 +102,7 @@ fn every_request_encodes_at_every_version_kafkit_may_negotiate() {
     crate::admin::requests::encoding_samples(&mut enc);
     crate::state::consumer::encoding_samples(&mut enc);
     crate::io::producer::encoding_samples(&mut enc);
-    crate::producer::transaction::encoding_samples(&mut enc);
+    crate::producer::transaction_coordinator::encoding_samples(&mut enc);
     crate::admin::transactions::encoding_samples(&mut enc);
     crate::io::cluster::encoding_samples(&mut enc);
     crate::admin::configs::encoding_samples(&mut enc);
