@@ -56,7 +56,8 @@ async fn txn_producer(bootstrap: &str, id: &str) -> Producer {
         .expect("config");
     let producer = Producer::new(config).await.expect("producer");
     producer
-        .init_transactions(CALL)
+        // A fresh broker creates __transaction_state (50 partitions) on the first call.
+        .init_transactions(WAIT)
         .await
         .expect("init_transactions");
     producer
@@ -512,7 +513,7 @@ async fn calls_out_of_order_are_refused_typed() {
         producer.begin_transaction(),
         Err(TransactionError::InvalidState { .. })
     ));
-    producer.init_transactions(CALL).await.unwrap();
+    producer.init_transactions(WAIT).await.unwrap();
     // Outside a transaction.
     match producer
         .send(ProducerRecord::new(topic.as_str()).value("x"))
