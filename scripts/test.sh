@@ -29,7 +29,7 @@ rustup target add x86_64-unknown-linux-musl >/dev/null
 step "tools: kcat; Kafka jars"
 bash scripts/install-tools.sh
 bash scripts/kafka.sh fetch
-KAFKIT_KAFKA_VERSION=3.9.1 bash scripts/kafka.sh fetch   # group_leave: KIP-848 refused by a 3.9 broker
+KAFKIT_KAFKA_VERSION=3.9.1 bash scripts/kafka.sh fetch   # group_leave: KIP-848 refused by a 3.9 broker; transactions: the v1 path
 bash scripts/registry.sh fetch
 bash scripts/python-peers.sh fetch >/dev/null
 

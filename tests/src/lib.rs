@@ -19,6 +19,7 @@
 //! Fetch requests, and an exactly-once, in-order check against the records sent.
 
 pub mod fill;
+pub mod java;
 pub mod proxy;
 pub mod registry;
 pub mod verify;

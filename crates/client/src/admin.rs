@@ -29,12 +29,14 @@ pub mod configs;
 pub mod groups;
 mod partitions;
 pub(crate) mod requests;
+pub mod transactions;
 
 pub use configs::{AlterConfigOp, BrokerConfigs, ConfigEntry, ConfigSource, TopicConfigs};
 pub use groups::{
     GroupDescription, GroupListing, GroupListings, ListGroupsFilter, MemberDescription,
     PartitionLag,
 };
+pub use transactions::{ListTransactionsFilter, TransactionDescription, TransactionListing};
 
 /// A topic to create.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,6 +11,9 @@ mod error;
 mod metrics;
 mod record;
 mod topic;
+pub(crate) mod transaction;
+pub(crate) mod transaction_coordinator;
+mod transaction_error;
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -25,6 +28,8 @@ pub use error::ProduceError;
 pub use metrics::ProducerMetrics;
 pub use record::{ProducerRecord, RecordMetadata};
 pub use topic::Topic;
+pub use transaction::ConsumerGroupMetadata;
+pub use transaction_error::TransactionError;
 
 use crate::config::{ConfigError, ProducerConfig};
 use crate::error::Error;
@@ -87,6 +92,8 @@ struct Handle {
     partitioner: Mutex<DefaultPartitioner<XorShift64Star>>,
     /// The last topic's partition count and the metadata generation it was read at.
     last_topic: Mutex<Option<(Topic, u64, u32)>>,
+    /// The transaction coordinator of `transactional.id`, if any.
+    txn: Option<Arc<transaction::TxnCoordinator>>,
 }
 
 impl Drop for Handle {
@@ -137,16 +144,16 @@ impl Producer {
     /// with the last attempt's error, naming the address. A bootstrap host name that does
     /// not resolve fails at once.
     ///
-    /// A `transactional.id` is refused with [`Error::Config`] naming it: the transactional
-    /// producer is not built yet, and producing without the transaction the application asked
-    /// for would silently break its exactly-once guarantee.
+    /// With a `transactional.id` the producer is transactional: call
+    /// [`init_transactions`](Producer::init_transactions) before anything else; every record
+    /// is then sent inside a transaction (a `send` outside one is refused with
+    /// [`ProduceError::Transaction`]).
     pub async fn new(config: ProducerConfig) -> Result<Producer, Error> {
-        if let Some(id) = config.transactional_id() {
+        if config.transactional_id().is_some() && !config.enable_idempotence() {
             return Err(Error::Config(ConfigError::invalid(
-                "transactional.id",
-                id,
-                "transactions are not supported by this version of kafkit; refused rather than \
-                 writing records outside the transaction they were meant for",
+                "enable.idempotence",
+                "false",
+                "a transactional.id needs idempotence",
             )));
         }
         let started = Instant::now();
@@ -172,7 +179,19 @@ impl Producer {
     async fn start(config: ProducerConfig, cluster: &Cluster) -> Result<Producer, Error> {
         let cluster = cluster.clone();
         let mut state = SenderState::new(sender_config(&config));
-        if config.enable_idempotence() {
+        let client = config.client();
+        let txn_v2 = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let txn = config.transactional_id().map(|id| {
+            state.enable_transactions(id);
+            Arc::new(transaction::TxnCoordinator::new(
+                cluster.clone(),
+                id.to_owned(),
+                client.retry_backoff(),
+                client.retry_backoff_max(),
+                txn_v2.clone(),
+            ))
+        });
+        if txn.is_none() && config.enable_idempotence() {
             let timeout = config.client().request_timeout();
             let backoff = config.client().retry_backoff();
             let (id, epoch) = loop {
@@ -194,8 +213,15 @@ impl Producer {
             retry_backoff: client.retry_backoff(),
             retry_backoff_max: client.retry_backoff_max(),
             metadata_max_age: client.metadata_max_age(),
+            transactional_id: config.transactional_id().map(str::to_owned),
+            txn_v2,
         };
-        tokio::spawn(sender::run(shared.clone(), cluster.clone(), settings));
+        tokio::spawn(sender::run(
+            shared.clone(),
+            cluster.clone(),
+            settings,
+            txn.clone(),
+        ));
         let partitioner = DefaultPartitioner::from_config(&config, XorShift64Star::from_entropy());
         Ok(Producer {
             handle: Arc::new(Handle {
@@ -204,6 +230,7 @@ impl Producer {
                 config,
                 partitioner: Mutex::new(partitioner),
                 last_topic: Mutex::new(None),
+                txn,
             }),
         })
     }
@@ -557,29 +584,6 @@ mod tests {
         shareable::<Producer>();
         shareable::<ProduceError>();
         sendable::<DeliveryFuture>();
-    }
-
-    #[tokio::test]
-    async fn a_transactional_id_is_refused_naming_it_before_any_connection() {
-        let config = ProducerConfig::from_properties([
-            ("bootstrap.servers", "127.0.0.1:1"),
-            ("transactional.id", "orders-tx"),
-        ]);
-        let Ok(config) = config else {
-            panic!("config");
-        };
-        let started = Instant::now();
-        match Producer::new(config).await {
-            Err(Error::Config(e)) => {
-                let text = e.to_string();
-                assert!(text.contains("transactional.id"), "{text}");
-                assert!(text.contains("orders-tx"), "{text}");
-            }
-            Err(other) => panic!("expected a config error, got {other}"),
-            Ok(_) => panic!("a transactional.id must be refused"),
-        }
-        // Refused at once: no bootstrap attempt waits for max.block.ms.
-        assert!(started.elapsed() < Duration::from_secs(5));
     }
 
     #[tokio::test]

@@ -52,22 +52,6 @@ impl Encoder {
 
 /// APIs of [`SUPPORTED`] without a sample yet, and why.
 const NOT_SAMPLED: &[(ApiKey, &str)] = &[
-    (
-        ApiKey::AddPartitionsToTxn,
-        "not built by kafkit (no transactional producer)",
-    ),
-    (
-        ApiKey::AddOffsetsToTxn,
-        "not built by kafkit (no transactional producer)",
-    ),
-    (
-        ApiKey::EndTxn,
-        "not built by kafkit (no transactional producer)",
-    ),
-    (
-        ApiKey::TxnOffsetCommit,
-        "not built by kafkit (no transactional producer)",
-    ),
     (ApiKey::DescribeAcls, "not built by kafkit"),
     (ApiKey::CreateAcls, "not built by kafkit"),
     (ApiKey::DeleteAcls, "not built by kafkit"),
@@ -76,8 +60,6 @@ const NOT_SAMPLED: &[(ApiKey, &str)] = &[
     (ApiKey::ElectLeaders, "not built by kafkit"),
     (ApiKey::DescribeCluster, "not built by kafkit"),
     (ApiKey::DescribeProducers, "not built by kafkit"),
-    (ApiKey::DescribeTransactions, "not built by kafkit"),
-    (ApiKey::ListTransactions, "not built by kafkit"),
     (ApiKey::DescribeTopicPartitions, "not built by kafkit"),
 ];
 
@@ -118,6 +100,8 @@ fn every_request_encodes_at_every_version_kafkit_may_negotiate() {
     crate::admin::requests::encoding_samples(&mut enc);
     crate::state::consumer::encoding_samples(&mut enc);
     crate::io::producer::encoding_samples(&mut enc);
+    crate::producer::transaction_coordinator::encoding_samples(&mut enc);
+    crate::admin::transactions::encoding_samples(&mut enc);
     crate::io::cluster::encoding_samples(&mut enc);
     crate::admin::configs::encoding_samples(&mut enc);
     connection_samples(&mut enc);

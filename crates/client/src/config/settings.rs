@@ -75,14 +75,8 @@ pub(crate) const PRODUCER: &[(&str, Effect)] = &[
             "broker latency is not tracked yet: Producer::new refuses a non-zero value naming it",
         ),
     ),
-    (
-        "transactional.id",
-        RefusedUnlessDefault("Producer::new refuses it naming it until transactions are built"),
-    ),
-    (
-        "transaction.timeout.ms",
-        Compatibility("read only with a transactional.id, which is refused today"),
-    ),
+    ("transactional.id", Applied),
+    ("transaction.timeout.ms", Applied),
 ];
 
 /// `ConsumerConfig` only.

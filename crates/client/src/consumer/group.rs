@@ -530,6 +530,23 @@ impl Consumer {
         self.group_member()?.generation()
     }
 
+    /// What `send_offsets_to_transaction` needs to commit this consumer's offsets inside a
+    /// transaction (KIP-447): `group.id`, `group.instance.id`, and — when subscribed and
+    /// joined — the generation id (classic) or member epoch (KIP-848) and member id; without
+    /// them generation -1 and an empty member id (accepted only for a group with no members).
+    /// `None` without a `group.id` (Java's `groupMetadata()`).
+    pub fn group_metadata(&self) -> Option<crate::producer::ConsumerGroupMetadata> {
+        let config = self.config();
+        let group_id = config.group_id()?.to_owned();
+        let generation = self.group_generation();
+        Some(crate::producer::ConsumerGroupMetadata {
+            group_id,
+            generation_id: generation.as_ref().map_or(-1, |g| g.generation_id),
+            member_id: generation.map(|g| g.member_id).unwrap_or_default(),
+            group_instance_id: config.group_instance_id().map(str::to_owned),
+        })
+    }
+
     /// Commits the positions of everything handed out so far (the next offset of every
     /// assigned partition), waiting for the outcome.
     pub async fn commit_sync(&self) -> Result<(), ConsumeError> {

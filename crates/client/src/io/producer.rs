@@ -18,6 +18,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, InitProducerIdRequest, ProduceRequest, ProduceResponse, ProducerId, TopicName,
+    TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::{mpsc, Notify, Semaphore};
@@ -25,6 +26,7 @@ use tracing::{debug, info, warn};
 
 use super::cluster::Cluster;
 use crate::error::Error;
+use crate::producer::transaction::{TxnCoordinator, PRODUCE_V1_MAX};
 use crate::producer::{
     deliver_all, deliver_drain, Delivery, ProduceError, WallClock, RESYNC_EVERY,
 };
@@ -133,11 +135,16 @@ pub(crate) struct SenderSettings {
     pub(crate) retry_backoff_max: Duration,
     /// `metadata.max.age.ms`: metadata older than this is refreshed.
     pub(crate) metadata_max_age: Duration,
+    /// `transactional.id`: Produce requests carry it (and stay at v11, transactions v1).
+    pub(crate) transactional_id: Option<String>,
+    /// Transactions v2 (KIP-890) in use: Produce v12+ adds partitions to the transaction.
+    pub(crate) txn_v2: Arc<AtomicBool>,
 }
 
 enum Event {
     Response(u64, RequestResult),
     ProducerId(Result<(i64, i16), Error>),
+    PartitionsAdded(Result<Vec<(TopicPartition, Option<ResponseError>)>, Error>),
     Refreshed,
 }
 
@@ -166,7 +173,12 @@ fn init_producer_id_request(current: (i64, i16)) -> InitProducerIdRequest {
 }
 
 /// The sender task. Ends when shut down, or closed with nothing left.
-pub(crate) async fn run(shared: Arc<Shared>, cluster: Cluster, settings: SenderSettings) {
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    cluster: Cluster,
+    settings: SenderSettings,
+    txn: Option<Arc<TxnCoordinator>>,
+) {
     let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
     let mut dispatchers: HashMap<i32, mpsc::UnboundedSender<ProduceRequestPlan>> = HashMap::new();
     let mut init_running = false;
@@ -191,9 +203,14 @@ pub(crate) async fn run(shared: Arc<Shared>, cluster: Cluster, settings: SenderS
             shared.deliver(outcomes);
             break;
         }
-        let (transmit, init, stale, idle, closing) = {
+        let (transmit, init, stale, idle, closing, add) = {
             let mut state = shared.lock();
             state.expire(now);
+            let add = if txn.is_some() {
+                state.poll_add_partitions(now)
+            } else {
+                None
+            };
             let init = if init_running || now < init_not_before {
                 None
             } else {
@@ -210,8 +227,20 @@ pub(crate) async fn run(shared: Arc<Shared>, cluster: Cluster, settings: SenderS
             shared.mirror(&state);
             let closing = state.is_closing();
             state.take_outcomes_into(&mut outcomes);
-            (transmit, init, stale, state.is_idle(), closing)
+            let mut transmit = transmit;
+            if let Some(at) = state.transaction().and_then(|t| t.next_add_at()) {
+                transmit.next_check = Some(transmit.next_check.map_or(at, |c| c.min(at)));
+            }
+            (transmit, init, stale, state.is_idle(), closing, add)
         };
+        if let (Some((pair, partitions)), Some(txn)) = (add, &txn) {
+            let (txn, tx, timeout) = (txn.clone(), events_tx.clone(), settings.request_timeout);
+            tokio::spawn(async move {
+                debug!(partitions = partitions.len(), "AddPartitionsToTxn");
+                let result = txn.add_partitions(pair, &partitions, timeout).await;
+                let _ = tx.send(Event::PartitionsAdded(result));
+            });
+        }
         shared.deliver_from(&mut outcomes);
         if closing && idle {
             break;
@@ -318,6 +347,15 @@ pub(crate) async fn run(shared: Arc<Shared>, cluster: Cluster, settings: SenderS
                                 shared.deliver(outcomes);
                             }
                         }
+                        Event::PartitionsAdded(result) => {
+                            let mut state = shared.lock();
+                            let backoff = settings.retry_backoff;
+                            if let Some(t) = state.transaction_mut() {
+                                t.handle_add_partitions(Instant::now(), result, backoff);
+                            }
+                            drop(state);
+                            shared.progress.notify_waiters();
+                        }
                         Event::Refreshed => refresh_running = false,
                     }
                     next = events.try_recv().ok();
@@ -342,7 +380,12 @@ async fn dispatch(
         let id = plan.id;
         let partitions: Vec<TopicPartition> =
             plan.batches.iter().map(|(tp, _)| tp.clone()).collect();
-        let request = produce_request(&plan, settings.acks, settings.request_timeout);
+        let request = produce_request(
+            &plan,
+            settings.acks,
+            settings.request_timeout,
+            settings.transactional_id.as_deref(),
+        );
         let conn = match cluster.connection(node).await {
             Ok(conn) => conn,
             Err(err) => {
@@ -352,6 +395,13 @@ async fn dispatch(
             }
         };
         let version = match conn.version(ApiKey::Produce) {
+            // Transactions v1: Produce v12+ would ask the broker to add partitions itself.
+            Ok(v)
+                if settings.transactional_id.is_some()
+                    && !settings.txn_v2.load(Ordering::Acquire) =>
+            {
+                v.min(PRODUCE_V1_MAX)
+            }
             Ok(v) => v,
             Err(err) => {
                 let _ = events.send(Event::Response(id, Err(err)));
@@ -402,6 +452,7 @@ fn produce_request(
     plan: &ProduceRequestPlan,
     acks: i16,
     request_timeout: Duration,
+    transactional_id: Option<&str>,
 ) -> ProduceRequest {
     let mut topics: Vec<TopicProduceData> = Vec::new();
     for (tp, records) in &plan.batches {
@@ -418,6 +469,9 @@ fn produce_request(
         }
     }
     ProduceRequest::default()
+        .with_transactional_id(
+            transactional_id.map(|id| TransactionalId(StrBytes::from_string(id.to_owned()))),
+        )
         .with_acks(acks)
         .with_timeout_ms(i32::try_from(request_timeout.as_millis()).unwrap_or(i32::MAX))
         .with_topic_data(topics)
@@ -504,8 +558,15 @@ pub(crate) fn encoding_samples(enc: &mut crate::request_versions::Encoder) {
             enc.check(
                 "Produce",
                 v,
-                &produce_request(&plan, acks, Duration::from_secs(30)),
+                &produce_request(&plan, acks, Duration::from_secs(30), None),
             );
+            if acks == -1 {
+                enc.check(
+                    "Produce (transactional)",
+                    v,
+                    &produce_request(&plan, acks, Duration::from_secs(30), Some("tx")),
+                );
+            }
         }
     }
     for v in Encoder::versions(ApiKey::InitProducerId) {

@@ -119,6 +119,14 @@ pub enum ProduceError {
     /// A client error (connection, protocol) with retries exhausted or not retriable.
     #[error(transparent)]
     Client(#[from] Error),
+    /// The transactional producer refused the record or failed it: a send outside a
+    /// transaction, into a transaction that must abort, or by a fenced producer. A record
+    /// failed this way is not part of any committed transaction.
+    #[error("transaction: {0}")]
+    Transaction(Box<super::TransactionError>),
+    /// The record's transaction was aborted before the record was sent.
+    #[error("the transaction was aborted")]
+    Aborted,
 }
 
 fn delivery_timeout_text(sent: bool, after: Duration) -> String {

@@ -10,6 +10,7 @@ pub mod accumulator;
 pub mod batch;
 pub mod idempotence;
 pub mod sender;
+pub mod transaction;
 
 #[cfg(test)]
 mod tests;
@@ -23,3 +24,4 @@ pub use sender::{
     PartitionResponse, ProduceRequestPlan, RequestResult, SenderConfig, SenderState, SenderStats,
     Transmit,
 };
+pub use transaction::{TransactionPhase, TransactionState};

@@ -22,6 +22,7 @@ use kafkit_wire::compression::Compression;
 use super::accumulator::{Accumulator, AccumulatorConfig, Appended};
 use super::batch::{BufferedRecord, Outcome, ProducerBatch, TopicPartition};
 use super::idempotence::Idempotence;
+use super::transaction::TransactionState;
 use crate::error::Error;
 use crate::producer::ProduceError;
 use crate::state::backoff::ExponentialBackoff;
@@ -139,6 +140,8 @@ pub struct SenderState<D> {
     metadata_stale: bool,
     stats: SenderStats,
     scratch: Vec<u8>,
+    /// The transaction state of a transactional producer.
+    transaction: Option<TransactionState>,
 }
 
 impl<D> SenderState<D> {
@@ -160,7 +163,50 @@ impl<D> SenderState<D> {
             metadata_stale: false,
             stats: SenderStats::default(),
             scratch: Vec::new(),
+            transaction: None,
         }
+    }
+
+    /// Makes the state transactional (`transactional.id` = `id`): records are accepted only
+    /// inside a transaction, a partition's batches are sent only once it was added to the
+    /// transaction, batches carry the transactional flag, and the producer id comes from
+    /// `init_transactions` (never from [`poll_init_producer_id`](Self::poll_init_producer_id)).
+    pub fn enable_transactions(&mut self, id: impl Into<String>) {
+        self.transaction = Some(TransactionState::new(id));
+    }
+
+    /// The transaction state, if transactional.
+    pub fn transaction(&self) -> Option<&TransactionState> {
+        self.transaction.as_ref()
+    }
+
+    /// The transaction state, if transactional (the producer's transactional calls drive it).
+    pub fn transaction_mut(&mut self) -> Option<&mut TransactionState> {
+        self.transaction.as_mut()
+    }
+
+    /// The partitions to add to the transaction now (one AddPartitionsToTxn), with the
+    /// producer id and epoch to send.
+    pub fn poll_add_partitions(
+        &mut self,
+        now: Instant,
+    ) -> Option<((i64, i16), Vec<TopicPartition>)> {
+        let pair = self.idempotence.producer_id();
+        let partitions = self.transaction.as_mut()?.poll_add_partitions(now)?;
+        Some((pair, partitions))
+    }
+
+    /// Whether an epoch bump is wanted (a transactional producer bumps after its abort).
+    pub fn needs_epoch_bump(&self) -> bool {
+        self.idempotence.needs_producer_id()
+    }
+
+    fn check_transaction(&mut self, tp: &TopicPartition) -> Result<(), ProduceError> {
+        if let Some(t) = &mut self.transaction {
+            t.check_send()?;
+            t.note_partition(tp);
+        }
+        Ok(())
     }
 
     /// Queues a record for `tp`.
@@ -173,6 +219,7 @@ impl<D> SenderState<D> {
         if self.closing {
             return Err(ProduceError::Closed);
         }
+        self.check_transaction(tp)?;
         let appended = self.accumulator.append(now, tp, record)?;
         if appended.new_batch {
             self.outstanding.insert(appended.batch_id);
@@ -192,6 +239,7 @@ impl<D> SenderState<D> {
         if self.closing {
             return Err(ProduceError::Closed);
         }
+        self.check_transaction(tp)?;
         let appended = self.accumulator.append_with(now, tp, record, delivery)?;
         if appended.new_batch {
             self.outstanding.insert(appended.batch_id);
@@ -202,8 +250,10 @@ impl<D> SenderState<D> {
     /// The InitProducerId to run now, as (current producer id, current epoch) — (-1, -1) the
     /// first time, the current pair for an epoch bump (KIP-360). Only once nothing is in flight.
     pub fn poll_init_producer_id(&self) -> Option<(i64, i16)> {
-        (self.idempotence.needs_producer_id() && self.in_flight.is_empty())
-            .then(|| self.idempotence.producer_id())
+        (self.transaction.is_none()
+            && self.idempotence.needs_producer_id()
+            && self.in_flight.is_empty())
+        .then(|| self.idempotence.producer_id())
     }
 
     /// Installs the producer id and epoch InitProducerId returned; every partition restarts
@@ -269,6 +319,7 @@ impl<D> SenderState<D> {
     fn sendable(&self, batch: &ProducerBatch<D>) -> bool {
         sendable(
             &self.idempotence,
+            self.transaction.as_ref(),
             &self.partition_in_flight,
             self.config.max_in_flight,
             batch,
@@ -281,6 +332,13 @@ impl<D> SenderState<D> {
         now: Instant,
         leader: &dyn Fn(&TopicPartition) -> Option<i32>,
     ) -> Transmit {
+        if let Some(error) = self.transaction.as_ref().and_then(|t| t.fail_queued_with()) {
+            // The transaction aborts (or the producer is fenced): what was never drained is
+            // failed rather than sent.
+            for batch in self.accumulator.take_all() {
+                self.fail(batch, &error);
+            }
+        }
         let flush = self.flushing > 0 || self.closing;
         let check = {
             let sendable = |b: &ProducerBatch<D>| self.sendable(b);
@@ -298,8 +356,9 @@ impl<D> SenderState<D> {
             }
             let batches = {
                 let (idempotence, in_flight) = (&self.idempotence, &self.partition_in_flight);
+                let txn = self.transaction.as_ref();
                 let max = self.config.max_in_flight;
-                let check = |b: &ProducerBatch<D>| sendable(idempotence, in_flight, max, b);
+                let check = |b: &ProducerBatch<D>| sendable(idempotence, txn, in_flight, max, b);
                 self.accumulator.drain(now, node, leader, &check)
             };
             if batches.is_empty() {
@@ -328,7 +387,14 @@ impl<D> SenderState<D> {
             if batch.sequence.is_none() {
                 batch.sequence = self.idempotence.assign(&batch.tp, batch.record_count());
             }
-            match batch.encode(self.config.compression, &mut self.scratch) {
+            let transactional = match &mut self.transaction {
+                Some(t) => {
+                    t.batch_drained();
+                    true
+                }
+                None => false,
+            };
+            match batch.encode(self.config.compression, transactional, &mut self.scratch) {
                 Ok(bytes) => {
                     batch.attempts = batch.attempts.saturating_add(1);
                     batch.retry_at = None;
@@ -500,10 +566,15 @@ impl<D> SenderState<D> {
 /// land before a first one that failed).
 fn sendable<D>(
     idempotence: &Idempotence,
+    transaction: Option<&TransactionState>,
     partition_in_flight: &HashMap<TopicPartition, usize>,
     max_in_flight: usize,
     batch: &ProducerBatch<D>,
 ) -> bool {
+    // A transactional batch goes only to a partition the coordinator added to the transaction.
+    if transaction.is_some_and(|t| !t.can_send(&batch.tp)) {
+        return false;
+    }
     let n = partition_in_flight.get(&batch.tp).copied().unwrap_or(0);
     if n == 0 {
         return idempotence.can_send();

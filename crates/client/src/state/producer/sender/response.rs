@@ -89,6 +89,16 @@ impl<D> SenderState<D> {
         match code {
             // The broker has this batch from an earlier attempt.
             ResponseError::DuplicateSequenceNumber => self.succeed(batch, bytes, -1, -1),
+            // In a transaction these end it: fenced (fatal) or abortable (the epoch is bumped
+            // after the abort, by the transactional InitProducerId).
+            ResponseError::OutOfOrderSequenceNumber
+            | ResponseError::UnknownProducerId
+            | ResponseError::InvalidProducerEpoch
+            | ResponseError::ProducerFenced
+                if self.transaction.is_some() =>
+            {
+                self.fail(batch, &error);
+            }
             ResponseError::OutOfOrderSequenceNumber
             | ResponseError::UnknownProducerId
             | ResponseError::InvalidProducerEpoch
@@ -175,6 +185,9 @@ impl<D> SenderState<D> {
             topic = %batch.tp.topic, partition = batch.tp.partition,
             records = batch.record_count(), error = %error, "batch failed"
         );
+        if let Some(t) = &mut self.transaction {
+            t.batch_failed(error);
+        }
         self.outstanding.remove(&batch.id);
         self.stats.records_failed = self
             .stats

@@ -1,0 +1,581 @@
+//! [`TransactionState`]: the transactional producer's state machine (transactions v1, KIP-98),
+//! without I/O.
+//!
+//! ```text
+//! Uninitialized ─init─▶ Initializing ─InitProducerId ok─▶ Ready ─begin─▶ InTransaction
+//!      InTransaction ─commit─▶ Committing ─EndTxn ok─▶ Ready
+//!      InTransaction / AbortableError ─abort─▶ Aborting ─EndTxn ok─▶ Ready
+//!      InTransaction / Committing ─a send or add fails─▶ AbortableError (commit refused)
+//!      any ─fenced / fatal─▶ FatalError (terminal: only close)
+//! ```
+//!
+//! Partitions enter the transaction as records are appended to them ([`note_partition`]);
+//! the sender asks for them with AddPartitionsToTxn ([`poll_add_partitions`]) and sends a
+//! partition's batches only once the coordinator added it ([`can_send`]). EndTxn is sent only
+//! when nothing of the transaction is queued or in flight ([`end_txn_due`]).
+//!
+//! [`note_partition`]: TransactionState::note_partition
+//! [`poll_add_partitions`]: TransactionState::poll_add_partitions
+//! [`can_send`]: TransactionState::can_send
+//! [`end_txn_due`]: TransactionState::end_txn_due
+
+use std::collections::{BTreeSet, HashSet};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::error::ResponseError;
+
+use super::batch::TopicPartition;
+use crate::error::Error;
+use crate::producer::{ProduceError, TransactionError};
+
+/// Where the transactional producer stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransactionPhase {
+    /// `init_transactions` not called yet.
+    Uninitialized,
+    /// `init_transactions` under way (or timed out: call it again).
+    Initializing,
+    /// No transaction open.
+    Ready,
+    /// `begin_transaction` called: sends belong to the transaction.
+    InTransaction,
+    /// `commit_transaction` under way (or timed out: call it again).
+    Committing,
+    /// `abort_transaction` under way (or timed out: call it again).
+    Aborting,
+    /// The transaction cannot commit any more: abort it.
+    AbortableError,
+    /// Only close is left.
+    FatalError,
+}
+
+/// What a transactional request's failure calls for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnErrorClass {
+    /// The coordinator moved or its connection failed: look it up again and retry.
+    Rediscover,
+    /// Retry after a backoff (`CONCURRENT_TRANSACTIONS`, coordinator loading, timeouts).
+    Retry,
+    /// The transaction must be aborted.
+    Abortable,
+    /// Another producer took over the transactional id.
+    Fenced,
+    /// The producer cannot continue.
+    Fatal,
+}
+
+/// Classifies the failure of a transactional request (InitProducerId, AddPartitionsToTxn,
+/// AddOffsetsToTxn, TxnOffsetCommit, EndTxn) as the Java client does.
+///
+/// ```
+/// use kafka_protocol::error::ResponseError;
+/// use kafka_protocol::messages::ApiKey;
+/// use kafkit::state::producer::transaction::{classify, TxnErrorClass};
+/// use kafkit::Error;
+///
+/// let broker = |code| Error::Broker { api: ApiKey::EndTxn, code, message: None };
+/// assert_eq!(classify(&broker(ResponseError::ConcurrentTransactions)), TxnErrorClass::Retry);
+/// assert_eq!(classify(&broker(ResponseError::NotCoordinator)), TxnErrorClass::Rediscover);
+/// assert_eq!(classify(&broker(ResponseError::ProducerFenced)), TxnErrorClass::Fenced);
+/// ```
+pub fn classify(error: &Error) -> TxnErrorClass {
+    match error {
+        Error::Broker { code, .. } => classify_code(*code),
+        Error::UnknownBroker { .. } => TxnErrorClass::Rediscover,
+        e if e.is_retriable() || e.is_outcome_unknown() => TxnErrorClass::Rediscover,
+        _ => TxnErrorClass::Fatal,
+    }
+}
+
+/// [`classify`] for a broker error code.
+pub fn classify_code(code: ResponseError) -> TxnErrorClass {
+    use ResponseError as E;
+    match code {
+        E::NotCoordinator | E::CoordinatorNotAvailable | E::RequestTimedOut => {
+            TxnErrorClass::Rediscover
+        }
+        E::ConcurrentTransactions | E::CoordinatorLoadInProgress | E::UnknownTopicOrPartition => {
+            TxnErrorClass::Retry
+        }
+        E::ProducerFenced | E::InvalidProducerEpoch => TxnErrorClass::Fenced,
+        E::TopicAuthorizationFailed
+        | E::GroupAuthorizationFailed
+        | E::OperationNotAttempted
+        | E::TransactionAbortable
+        | E::UnknownMemberId
+        | E::IllegalGeneration
+        | E::FencedInstanceId
+        | E::RebalanceInProgress
+        | E::StaleMemberEpoch
+        | E::InvalidProducerIdMapping
+        | E::UnknownProducerId => TxnErrorClass::Abortable,
+        code if code.is_retriable() => TxnErrorClass::Retry,
+        _ => TxnErrorClass::Fatal,
+    }
+}
+
+/// The transactional producer's state.
+#[derive(Debug)]
+pub struct TransactionState {
+    transactional_id: String,
+    phase: TransactionPhase,
+    /// Partitions the coordinator added to the open transaction.
+    added: HashSet<TopicPartition>,
+    /// Partitions with appended records, not asked for yet.
+    pending: BTreeSet<TopicPartition>,
+    /// Partitions in the AddPartitionsToTxn in flight.
+    adding: Vec<TopicPartition>,
+    add_not_before: Option<Instant>,
+    add_failures: u32,
+    /// Offsets were added (AddOffsetsToTxn) to the open transaction.
+    offsets_added: bool,
+    /// EndTxn was sent for the closing transaction (its outcome may be unknown).
+    end_txn_sent: bool,
+    /// The first failure of the open transaction.
+    abortable: Option<ProduceError>,
+    /// Why the producer cannot continue.
+    fatal: Option<TransactionError>,
+    /// Transactions v2 (KIP-890): Produce adds partitions itself, EndTxn bumps the epoch.
+    v2: bool,
+    /// A batch of the open transaction was drained into a Produce request (v2: the broker may
+    /// have added its partition).
+    produced: bool,
+}
+
+impl TransactionState {
+    /// The state of a producer with `transactional.id` `id`, not initialized.
+    pub fn new(id: impl Into<String>) -> Self {
+        TransactionState {
+            transactional_id: id.into(),
+            phase: TransactionPhase::Uninitialized,
+            added: HashSet::new(),
+            pending: BTreeSet::new(),
+            adding: Vec::new(),
+            add_not_before: None,
+            add_failures: 0,
+            offsets_added: false,
+            end_txn_sent: false,
+            abortable: None,
+            fatal: None,
+            v2: false,
+            produced: false,
+        }
+    }
+
+    /// Chooses the protocol (at `init_transactions`): transactions v2 (KIP-890) when the
+    /// cluster finalized `transaction.version` ≥ 2 and the broker speaks Produce v12, EndTxn
+    /// v5 and TxnOffsetCommit v5; v1 otherwise.
+    pub fn set_v2(&mut self, v2: bool) {
+        self.v2 = v2;
+    }
+
+    /// Whether transactions v2 (KIP-890) are in use.
+    pub fn is_v2(&self) -> bool {
+        self.v2
+    }
+
+    /// A batch of the open transaction was drained into a Produce request.
+    pub fn batch_drained(&mut self) {
+        self.produced = true;
+    }
+
+    /// The `transactional.id`.
+    pub fn transactional_id(&self) -> &str {
+        &self.transactional_id
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> TransactionPhase {
+        self.phase
+    }
+
+    fn invalid(&self, operation: &'static str) -> TransactionError {
+        if let Some(fatal) = &self.fatal {
+            return fatal.clone();
+        }
+        TransactionError::InvalidState {
+            operation,
+            state: self.phase,
+        }
+    }
+
+    /// `init_transactions` starts (or starts again after a timeout).
+    pub fn start_init(&mut self) -> Result<(), TransactionError> {
+        match self.phase {
+            TransactionPhase::Uninitialized | TransactionPhase::Initializing => {
+                self.phase = TransactionPhase::Initializing;
+                Ok(())
+            }
+            _ => Err(self.invalid("init_transactions")),
+        }
+    }
+
+    /// InitProducerId answered: no transaction is open.
+    pub fn init_done(&mut self) {
+        if self.phase != TransactionPhase::FatalError {
+            self.phase = TransactionPhase::Ready;
+            self.clear();
+        }
+    }
+
+    fn clear(&mut self) {
+        self.added.clear();
+        self.pending.clear();
+        self.adding.clear();
+        self.add_not_before = None;
+        self.add_failures = 0;
+        self.offsets_added = false;
+        self.end_txn_sent = false;
+        self.abortable = None;
+        self.produced = false;
+    }
+
+    /// `begin_transaction`.
+    pub fn begin(&mut self) -> Result<(), TransactionError> {
+        match self.phase {
+            TransactionPhase::Ready => {
+                self.clear();
+                self.phase = TransactionPhase::InTransaction;
+                Ok(())
+            }
+            _ => Err(self.invalid("begin_transaction")),
+        }
+    }
+
+    /// Whether a record may be appended now: only inside a transaction.
+    pub fn check_send(&self) -> Result<(), ProduceError> {
+        match self.phase {
+            TransactionPhase::InTransaction => Ok(()),
+            TransactionPhase::AbortableError => {
+                Err(ProduceError::Transaction(Box::new(self.abortable_error())))
+            }
+            _ => Err(ProduceError::Transaction(Box::new(self.invalid("send")))),
+        }
+    }
+
+    /// A record was appended to `tp`: it joins the transaction (asked for at the next
+    /// [`poll_add_partitions`](Self::poll_add_partitions)) unless it already has.
+    /// With transactions v2 the partition is in at once: its first Produce adds it.
+    pub fn note_partition(&mut self, tp: &TopicPartition) {
+        if self.v2 {
+            if !self.added.contains(tp) {
+                self.added.insert(tp.clone());
+            }
+            return;
+        }
+        if !self.added.contains(tp) && !self.pending.contains(tp) && !self.adding.contains(tp) {
+            self.pending.insert(tp.clone());
+        }
+    }
+
+    /// Whether batches of `tp` may be sent: the coordinator added it to the open transaction,
+    /// which is still meant to commit.
+    pub fn can_send(&self, tp: &TopicPartition) -> bool {
+        matches!(
+            self.phase,
+            TransactionPhase::InTransaction | TransactionPhase::Committing
+        ) && self.added.contains(tp)
+    }
+
+    /// The partitions to add now with one AddPartitionsToTxn (none while one is in flight,
+    /// during a backoff, or when the transaction will not commit).
+    pub fn poll_add_partitions(&mut self, now: Instant) -> Option<Vec<TopicPartition>> {
+        let active = matches!(
+            self.phase,
+            TransactionPhase::InTransaction | TransactionPhase::Committing
+        );
+        if !active || !self.adding.is_empty() || self.pending.is_empty() {
+            return None;
+        }
+        if self.add_not_before.is_some_and(|at| now < at) {
+            return None;
+        }
+        self.adding = std::mem::take(&mut self.pending).into_iter().collect();
+        Some(self.adding.clone())
+    }
+
+    /// When a delayed AddPartitionsToTxn is due.
+    pub fn next_add_at(&self) -> Option<Instant> {
+        (!self.pending.is_empty() && self.adding.is_empty())
+            .then_some(self.add_not_before)
+            .flatten()
+    }
+
+    /// Whether an AddPartitionsToTxn is in flight.
+    pub fn adding_partitions(&self) -> bool {
+        !self.adding.is_empty()
+    }
+
+    /// The AddPartitionsToTxn answer: per-partition errors (`None`: added), or the request's
+    /// failure. Retriable failures go back to pending after `backoff`.
+    pub fn handle_add_partitions(
+        &mut self,
+        now: Instant,
+        result: Result<Vec<(TopicPartition, Option<ResponseError>)>, Error>,
+        backoff: Duration,
+    ) {
+        let adding = std::mem::take(&mut self.adding);
+        let answers = match result {
+            Ok(answers) => answers,
+            Err(error) => {
+                match classify(&error) {
+                    TxnErrorClass::Rediscover | TxnErrorClass::Retry => {
+                        self.retry_add(now, adding, backoff)
+                    }
+                    TxnErrorClass::Fenced => self.fenced(error_code(&error)),
+                    TxnErrorClass::Abortable => self.abortable(ProduceError::Client(error)),
+                    TxnErrorClass::Fatal => self.fatal(TransactionError::fatal(error)),
+                }
+                return;
+            }
+        };
+        let mut retry = Vec::new();
+        for tp in adding {
+            let code = answers
+                .iter()
+                .find(|(t, _)| *t == tp)
+                .map_or(Some(ResponseError::UnknownServerError), |(_, c)| *c);
+            let Some(code) = code else {
+                self.added.insert(tp);
+                continue;
+            };
+            match classify_code(code) {
+                TxnErrorClass::Rediscover | TxnErrorClass::Retry => retry.push(tp),
+                // A sibling partition failed: the broker did not try this one.
+                TxnErrorClass::Abortable if code == ResponseError::OperationNotAttempted => {}
+                TxnErrorClass::Abortable => self.abortable(ProduceError::Broker {
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                    code,
+                    message: Some("AddPartitionsToTxn".to_owned()),
+                }),
+                TxnErrorClass::Fenced => self.fenced(Some(code)),
+                TxnErrorClass::Fatal => {
+                    self.fatal(TransactionError::Fatal(Box::new(ProduceError::Broker {
+                        topic: tp.topic.clone(),
+                        partition: tp.partition,
+                        code,
+                        message: Some("AddPartitionsToTxn".to_owned()),
+                    })))
+                }
+            }
+        }
+        if retry.is_empty() {
+            self.add_failures = 0;
+            self.add_not_before = None;
+        } else {
+            self.retry_add(now, retry, backoff);
+        }
+    }
+
+    fn retry_add(&mut self, now: Instant, partitions: Vec<TopicPartition>, backoff: Duration) {
+        self.add_failures = self.add_failures.saturating_add(1);
+        self.add_not_before = Some(now + backoff);
+        self.pending.extend(partitions);
+    }
+
+    /// `send_offsets_to_transaction` may run now.
+    pub fn check_send_offsets(&self) -> Result<(), TransactionError> {
+        match self.phase {
+            TransactionPhase::InTransaction => Ok(()),
+            TransactionPhase::AbortableError => Err(self.abortable_error()),
+            _ => Err(self.invalid("send_offsets_to_transaction")),
+        }
+    }
+
+    /// AddOffsetsToTxn succeeded: the transaction has something to end even without records.
+    pub fn offsets_added(&mut self) {
+        self.offsets_added = true;
+    }
+
+    /// `commit_transaction` starts (or starts again after a timeout).
+    pub fn begin_commit(&mut self) -> Result<(), TransactionError> {
+        match self.phase {
+            TransactionPhase::InTransaction | TransactionPhase::Committing => {
+                self.phase = TransactionPhase::Committing;
+                Ok(())
+            }
+            TransactionPhase::AbortableError => Err(self.abortable_error()),
+            _ => Err(self.invalid("commit_transaction")),
+        }
+    }
+
+    /// `abort_transaction` starts (or starts again after a timeout). A commit whose EndTxn was
+    /// already sent cannot turn into an abort (its outcome may be a commit): retry the commit.
+    pub fn begin_abort(&mut self) -> Result<(), TransactionError> {
+        match self.phase {
+            TransactionPhase::InTransaction
+            | TransactionPhase::AbortableError
+            | TransactionPhase::Aborting => {
+                self.phase = TransactionPhase::Aborting;
+                Ok(())
+            }
+            TransactionPhase::Committing if !self.end_txn_sent => {
+                self.phase = TransactionPhase::Aborting;
+                Ok(())
+            }
+            _ => Err(self.invalid("abort_transaction")),
+        }
+    }
+
+    /// Why queued (never drained) batches must fail now instead of being sent: the
+    /// transaction is aborting, must abort, or the producer is fenced.
+    pub fn fail_queued_with(&self) -> Option<ProduceError> {
+        match self.phase {
+            TransactionPhase::Aborting => Some(ProduceError::Transaction(Box::new(
+                TransactionError::Abortable {
+                    cause: Box::new(self.abortable.clone().unwrap_or(ProduceError::Aborted)),
+                },
+            ))),
+            TransactionPhase::AbortableError => {
+                Some(ProduceError::Transaction(Box::new(self.abortable_error())))
+            }
+            TransactionPhase::FatalError => self
+                .fatal
+                .clone()
+                .map(|f| ProduceError::Transaction(Box::new(f))),
+            _ => None,
+        }
+    }
+
+    /// EndTxn to send now, if any: `Some(true)` commit, `Some(false)` abort — only once nothing
+    /// of the transaction is queued or in flight (`idle`) and no partition is being added.
+    /// `None` also when the transaction is empty: see [`needs_end_txn`](Self::needs_end_txn).
+    pub fn end_txn_due(&self, idle: bool) -> Option<bool> {
+        if !idle || !self.adding.is_empty() || !self.pending.is_empty() {
+            return None;
+        }
+        match self.phase {
+            TransactionPhase::Committing => Some(true),
+            TransactionPhase::Aborting => Some(false),
+            _ => None,
+        }
+    }
+
+    /// Whether the coordinator knows of the transaction (a partition or offsets were added):
+    /// an empty transaction ends locally, without EndTxn.
+    pub fn needs_end_txn(&self) -> bool {
+        if self.v2 {
+            // v2: partitions are added by their Produce; appended but never drained is nothing.
+            return self.offsets_added || self.produced || self.end_txn_sent;
+        }
+        self.offsets_added || !self.added.is_empty() || self.end_txn_sent
+    }
+
+    /// EndTxn is about to be sent.
+    pub fn end_txn_sending(&mut self) {
+        self.end_txn_sent = true;
+    }
+
+    /// EndTxn answered (or the transaction was empty): `Ok` ends the transaction. A failure is
+    /// classified: retriable ones are returned for the caller to retry, fenced and fatal ones
+    /// end the producer, an abortable one fails a commit.
+    pub fn handle_end_txn(&mut self, result: Result<(), Error>) -> Result<(), TxnErrorClass> {
+        match result {
+            Ok(()) => {
+                if matches!(
+                    self.phase,
+                    TransactionPhase::Committing | TransactionPhase::Aborting
+                ) {
+                    self.phase = TransactionPhase::Ready;
+                    self.clear();
+                }
+                Ok(())
+            }
+            Err(error) => {
+                let class = classify(&error);
+                match class {
+                    TxnErrorClass::Rediscover | TxnErrorClass::Retry => {}
+                    TxnErrorClass::Fenced => self.fenced(error_code(&error)),
+                    TxnErrorClass::Abortable if self.phase == TransactionPhase::Committing => {
+                        self.end_txn_sent = false;
+                        self.abortable(ProduceError::Client(error));
+                    }
+                    TxnErrorClass::Abortable | TxnErrorClass::Fatal => {
+                        self.fatal(TransactionError::fatal(error));
+                    }
+                }
+                Err(class)
+            }
+        }
+    }
+
+    /// A failure inside the transaction (a batch failed, offsets could not be added): it can
+    /// no longer commit. The first cause is kept.
+    pub fn abortable(&mut self, cause: ProduceError) {
+        match self.phase {
+            TransactionPhase::InTransaction | TransactionPhase::Committing => {
+                self.phase = TransactionPhase::AbortableError;
+                self.abortable = Some(cause);
+            }
+            TransactionPhase::AbortableError if self.abortable.is_none() => {
+                self.abortable = Some(cause);
+            }
+            _ => {}
+        }
+    }
+
+    /// The producer was fenced (a newer producer with the same transactional id): terminal.
+    pub fn fenced(&mut self, code: Option<ResponseError>) {
+        self.fatal(TransactionError::Fenced {
+            transactional_id: self.transactional_id.clone(),
+            code: code.unwrap_or(ResponseError::ProducerFenced),
+        });
+    }
+
+    /// A fatal error: terminal, the first one is kept.
+    pub fn fatal(&mut self, error: TransactionError) {
+        if self.fatal.is_none() {
+            self.fatal = Some(error);
+        }
+        self.phase = TransactionPhase::FatalError;
+    }
+
+    /// The fatal error, if any.
+    pub fn fatal_error(&self) -> Option<&TransactionError> {
+        self.fatal.as_ref()
+    }
+
+    /// The abortable error of the open transaction.
+    pub fn abortable_error(&self) -> TransactionError {
+        match &self.abortable {
+            Some(cause) => TransactionError::Abortable {
+                cause: Box::new(cause.clone()),
+            },
+            None => self.invalid("commit_transaction"),
+        }
+    }
+
+    /// A batch of the transaction failed with `error`: fenced and authorization errors are
+    /// fatal, anything else makes the transaction abortable. Failures caused by the abort
+    /// itself change nothing.
+    pub fn batch_failed(&mut self, error: &ProduceError) {
+        match error {
+            ProduceError::Transaction(_) => {}
+            ProduceError::Broker { code, .. } => match classify_code(*code) {
+                TxnErrorClass::Fenced => self.fenced(Some(*code)),
+                _ if *code == ResponseError::TransactionalIdAuthorizationFailed => {
+                    self.fatal(TransactionError::Fatal(Box::new(error.clone())));
+                }
+                _ => self.abortable(error.clone()),
+            },
+            _ => self.abortable(error.clone()),
+        }
+    }
+
+    /// The partitions added to the open transaction (tests).
+    pub fn added_partitions(&self) -> impl Iterator<Item = &TopicPartition> {
+        self.added.iter()
+    }
+}
+
+fn error_code(error: &Error) -> Option<ResponseError> {
+    match error {
+        Error::Broker { code, .. } => Some(*code),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,526 @@
+//! Scripted and property tests of the transaction state, alone and inside the sender state:
+//! virtual time, no sockets.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::ApiKey;
+use kafkit_wire::record::BatchReader;
+use proptest::prelude::*;
+
+use super::*;
+use crate::state::producer::tests::{config, leader, record, tp, LINGER};
+use crate::state::producer::{PartitionResponse, SenderState};
+
+const BACKOFF: Duration = Duration::from_millis(100);
+
+fn broker(api: ApiKey, code: ResponseError) -> Error {
+    Error::Broker {
+        api,
+        code,
+        message: None,
+    }
+}
+
+fn ready() -> TransactionState {
+    let mut t = TransactionState::new("tx");
+    t.start_init().unwrap();
+    t.init_done();
+    t
+}
+
+#[test]
+fn a_transaction_goes_ready_begin_add_commit_ready() {
+    let now = Instant::now();
+    let mut t = TransactionState::new("tx");
+    assert!(matches!(
+        t.begin(),
+        Err(TransactionError::InvalidState {
+            state: TransactionPhase::Uninitialized,
+            ..
+        })
+    ));
+    t.start_init().unwrap();
+    assert_eq!(t.phase(), TransactionPhase::Initializing);
+    t.init_done();
+    assert!(t.check_send().is_err(), "no send outside a transaction");
+    t.begin().unwrap();
+    t.check_send().unwrap();
+    t.note_partition(&tp(0));
+    t.note_partition(&tp(1));
+    t.note_partition(&tp(0));
+    assert!(!t.can_send(&tp(0)));
+    let adding = t.poll_add_partitions(now).unwrap();
+    assert_eq!(adding, vec![tp(0), tp(1)]);
+    // One AddPartitionsToTxn at a time; later partitions wait for the next.
+    t.note_partition(&tp(2));
+    assert!(t.poll_add_partitions(now).is_none());
+    t.handle_add_partitions(now, Ok(vec![(tp(0), None), (tp(1), None)]), BACKOFF);
+    assert!(t.can_send(&tp(0)) && t.can_send(&tp(1)) && !t.can_send(&tp(2)));
+    assert_eq!(t.poll_add_partitions(now).unwrap(), vec![tp(2)]);
+    t.handle_add_partitions(now, Ok(vec![(tp(2), None)]), BACKOFF);
+    t.begin_commit().unwrap();
+    assert!(
+        t.can_send(&tp(2)),
+        "a commit still sends what the transaction holds"
+    );
+    assert_eq!(
+        t.end_txn_due(false),
+        None,
+        "no EndTxn with batches in flight"
+    );
+    assert_eq!(t.end_txn_due(true), Some(true));
+    assert!(t.needs_end_txn());
+    t.end_txn_sending();
+    t.handle_end_txn(Ok(())).unwrap();
+    assert_eq!(t.phase(), TransactionPhase::Ready);
+    assert!(!t.can_send(&tp(0)), "partitions belong to one transaction");
+    assert!(!t.needs_end_txn());
+}
+
+#[test]
+fn a_failed_send_makes_commit_fail_with_the_first_cause_and_abort_recover() {
+    let mut t = ready();
+    t.begin().unwrap();
+    let first = ProduceError::Broker {
+        topic: "t".into(),
+        partition: 0,
+        code: ResponseError::MessageTooLarge,
+        message: None,
+    };
+    t.batch_failed(&first);
+    t.batch_failed(&ProduceError::Encode("second".into()));
+    assert_eq!(t.phase(), TransactionPhase::AbortableError);
+    match t.begin_commit() {
+        Err(TransactionError::Abortable { cause }) => {
+            assert!(matches!(
+                *cause,
+                ProduceError::Broker {
+                    code: ResponseError::MessageTooLarge,
+                    ..
+                }
+            ))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        t.check_send(),
+        Err(ProduceError::Transaction(e)) if e.is_abortable()
+    ));
+    assert!(
+        t.fail_queued_with().is_some(),
+        "queued batches fail, not sent"
+    );
+    t.begin_abort().unwrap();
+    assert_eq!(t.end_txn_due(true), Some(false));
+    t.handle_end_txn(Ok(())).unwrap();
+    assert_eq!(t.phase(), TransactionPhase::Ready);
+    t.begin().unwrap();
+    t.check_send().unwrap();
+}
+
+#[test]
+fn fenced_is_terminal() {
+    let now = Instant::now();
+    let mut t = ready();
+    t.begin().unwrap();
+    t.note_partition(&tp(0));
+    t.poll_add_partitions(now).unwrap();
+    t.handle_add_partitions(
+        now,
+        Ok(vec![(tp(0), Some(ResponseError::ProducerFenced))]),
+        BACKOFF,
+    );
+    assert_eq!(t.phase(), TransactionPhase::FatalError);
+    let fenced = |e: &TransactionError| matches!(e, TransactionError::Fenced { .. });
+    assert!(t.begin_commit().is_err_and(|e| fenced(&e)));
+    assert!(t.begin_abort().is_err_and(|e| fenced(&e)));
+    assert!(t.begin().is_err_and(|e| fenced(&e)));
+    assert!(t.start_init().is_err_and(|e| fenced(&e)));
+    assert!(t.check_send_offsets().is_err_and(|e| fenced(&e)));
+    assert!(matches!(t.check_send(), Err(ProduceError::Transaction(e)) if e.is_fatal()));
+    // Nothing brings it back.
+    t.init_done();
+    let _ = t.handle_end_txn(Ok(()));
+    t.abortable(ProduceError::Aborted);
+    assert_eq!(t.phase(), TransactionPhase::FatalError);
+}
+
+#[test]
+fn invalid_producer_epoch_on_a_transactional_call_is_fenced() {
+    let mut t = ready();
+    t.begin().unwrap();
+    t.offsets_added();
+    t.begin_commit().unwrap();
+    t.end_txn_sending();
+    let class = t.handle_end_txn(Err(broker(
+        ApiKey::EndTxn,
+        ResponseError::InvalidProducerEpoch,
+    )));
+    assert_eq!(class, Err(TxnErrorClass::Fenced));
+    assert!(t.fatal_error().is_some_and(TransactionError::is_fatal));
+}
+
+#[test]
+fn retriable_add_errors_wait_a_backoff_then_ask_again() {
+    let now = Instant::now();
+    let mut t = ready();
+    t.begin().unwrap();
+    t.note_partition(&tp(0));
+    t.note_partition(&tp(1));
+    t.poll_add_partitions(now).unwrap();
+    t.handle_add_partitions(
+        now,
+        Ok(vec![
+            (tp(0), None),
+            (tp(1), Some(ResponseError::ConcurrentTransactions)),
+        ]),
+        BACKOFF,
+    );
+    assert!(t.can_send(&tp(0)) && !t.can_send(&tp(1)));
+    assert_eq!(t.next_add_at(), Some(now + BACKOFF));
+    assert!(t.poll_add_partitions(now).is_none());
+    assert_eq!(t.poll_add_partitions(now + BACKOFF).unwrap(), vec![tp(1)]);
+    // The coordinator moved: the whole request again, later.
+    t.handle_add_partitions(
+        now + BACKOFF,
+        Err(broker(
+            ApiKey::AddPartitionsToTxn,
+            ResponseError::NotCoordinator,
+        )),
+        BACKOFF,
+    );
+    assert_eq!(t.phase(), TransactionPhase::InTransaction);
+    assert_eq!(
+        t.poll_add_partitions(now + BACKOFF * 2).unwrap(),
+        vec![tp(1)]
+    );
+    // An authorization failure: the transaction must abort.
+    t.handle_add_partitions(
+        now,
+        Ok(vec![(tp(1), Some(ResponseError::TopicAuthorizationFailed))]),
+        BACKOFF,
+    );
+    assert_eq!(t.phase(), TransactionPhase::AbortableError);
+}
+
+#[test]
+fn a_commit_whose_end_txn_was_sent_cannot_turn_into_an_abort() {
+    let mut t = ready();
+    t.begin().unwrap();
+    t.offsets_added();
+    t.begin_commit().unwrap();
+    // Timed out while flushing: abort is still possible.
+    t.begin_abort().unwrap();
+    t.handle_end_txn(Ok(())).unwrap();
+    t.begin().unwrap();
+    t.offsets_added();
+    t.begin_commit().unwrap();
+    t.end_txn_sending();
+    assert!(matches!(
+        t.begin_abort(),
+        Err(TransactionError::InvalidState { .. })
+    ));
+    // Retrying the commit is.
+    t.begin_commit().unwrap();
+}
+
+#[test]
+fn an_empty_transaction_needs_no_end_txn() {
+    let mut t = ready();
+    t.begin().unwrap();
+    t.begin_commit().unwrap();
+    assert!(!t.needs_end_txn());
+}
+
+fn transactional_sender() -> SenderState<u64> {
+    let mut s = SenderState::new(config(true, 1_000, 100_000));
+    s.enable_transactions("tx");
+    assert_eq!(
+        s.poll_init_producer_id(),
+        None,
+        "the producer's init_transactions does it"
+    );
+    s.transaction_mut().unwrap().start_init().unwrap();
+    s.handle_producer_id(7, 0);
+    s.transaction_mut().unwrap().init_done();
+    s
+}
+
+fn is_transactional(bytes: &Bytes) -> bool {
+    BatchReader::new(bytes.clone())
+        .next()
+        .and_then(Result::ok)
+        .is_some_and(|b| b.header.attributes.transactional)
+}
+
+#[test]
+fn the_sender_sends_a_partition_only_once_it_was_added() {
+    let t0 = Instant::now();
+    let mut s = transactional_sender();
+    assert!(matches!(
+        s.append(t0, &tp(0), record(1, 10)),
+        Err(ProduceError::Transaction(_))
+    ));
+    s.transaction_mut().unwrap().begin().unwrap();
+    s.append(t0, &tp(0), record(2, 10)).unwrap();
+    let later = t0 + LINGER * 10;
+    assert!(s.poll_requests(later, &leader).requests.is_empty());
+    let (pair, adding) = s.poll_add_partitions(later).unwrap();
+    assert_eq!((pair, adding.clone()), ((7, 0), vec![tp(0)]));
+    assert!(s.poll_requests(later, &leader).requests.is_empty());
+    s.transaction_mut()
+        .unwrap()
+        .handle_add_partitions(later, Ok(vec![(tp(0), None)]), BACKOFF);
+    let tx = s.poll_requests(later, &leader);
+    assert_eq!(tx.requests.len(), 1);
+    assert!(is_transactional(&tx.requests[0].batches[0].1));
+    // Fenced on Produce: fatal; what is queued fails without being sent.
+    s.append(later, &tp(0), record(3, 10)).unwrap();
+    let refused = PartitionResponse::Refused {
+        code: ResponseError::InvalidProducerEpoch,
+        message: None,
+    };
+    s.handle_result(later, tx.requests[0].id, Ok(vec![(tp(0), refused)]));
+    assert_eq!(
+        s.transaction().unwrap().phase(),
+        TransactionPhase::FatalError
+    );
+    assert!(s.poll_requests(later, &leader).requests.is_empty());
+    let outcomes = s.take_outcomes();
+    assert_eq!(outcomes.len(), 2);
+    assert!(outcomes.iter().all(|o| o.result.is_err()));
+    assert!(s.is_idle());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Property test: random transactional scripts.
+
+#[derive(Debug, Clone)]
+enum Op {
+    Begin,
+    Append(i32),
+    PollAdd,
+    /// The pending AddPartitionsToTxn answers: 0 ok, 1 CONCURRENT_TRANSACTIONS, 2 topic
+    /// authorization failed (abortable), 3 fenced.
+    AddAnswer(u8),
+    Poll,
+    /// A Produce answer: ok, or refused with a non-retriable error.
+    Respond {
+        pick: usize,
+        ok: bool,
+    },
+    Commit,
+    Abort,
+    /// EndTxn answered, if due.
+    EndTxn,
+    Advance(u64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        2 => Just(Op::Begin),
+        4 => (0..3i32).prop_map(Op::Append),
+        2 => Just(Op::PollAdd),
+        2 => prop_oneof![8 => Just(0u8), 2 => Just(1u8), 1 => Just(2u8), 1 => Just(3u8)].prop_map(Op::AddAnswer),
+        3 => Just(Op::Poll),
+        3 => (any::<usize>(), prop_oneof![9 => Just(true), 1 => Just(false)])
+            .prop_map(|(pick, ok)| Op::Respond { pick, ok }),
+        1 => Just(Op::Commit),
+        1 => Just(Op::Abort),
+        2 => Just(Op::EndTxn),
+        2 => (1..200u64).prop_map(Op::Advance),
+    ]
+}
+
+struct Sim {
+    s: SenderState<u64>,
+    now: Instant,
+    next_record: u64,
+    adding: Option<Vec<TopicPartition>>,
+    in_flight: Vec<u64>,
+    appended: u64,
+    outcomes: HashSet<u64>,
+    fatal_seen: bool,
+}
+
+impl Sim {
+    fn txn(&mut self) -> &mut TransactionState {
+        self.s.transaction_mut().unwrap()
+    }
+
+    fn run(&mut self, op: &Op) -> Result<(), String> {
+        match op {
+            Op::Begin => {
+                let _ = self.txn().begin();
+            }
+            Op::Append(p) => {
+                self.next_record += 1;
+                if self
+                    .s
+                    .append(self.now, &tp(*p), record(self.next_record, 20))
+                    .is_ok()
+                {
+                    self.appended += 1;
+                }
+            }
+            Op::PollAdd => {
+                if self.adding.is_none() {
+                    self.adding = self.s.poll_add_partitions(self.now).map(|(_, p)| p);
+                }
+            }
+            Op::AddAnswer(kind) => {
+                if let Some(adding) = self.adding.take() {
+                    let code = match kind {
+                        0 => None,
+                        1 => Some(ResponseError::ConcurrentTransactions),
+                        2 => Some(ResponseError::TopicAuthorizationFailed),
+                        _ => Some(ResponseError::ProducerFenced),
+                    };
+                    let answers = adding.into_iter().map(|tp| (tp, code)).collect();
+                    let now = self.now;
+                    self.txn().handle_add_partitions(now, Ok(answers), BACKOFF);
+                }
+            }
+            Op::Poll => {
+                let added: HashSet<TopicPartition> = self
+                    .s
+                    .transaction()
+                    .map(|t| t.added_partitions().cloned().collect())
+                    .unwrap_or_default();
+                let tx = self.s.poll_requests(self.now, &leader);
+                for plan in tx.requests {
+                    for (tp, bytes) in &plan.batches {
+                        if !added.contains(tp) {
+                            return Err(format!("{tp:?} produced before it was added"));
+                        }
+                        if !is_transactional(bytes) {
+                            return Err("a batch without the transactional flag".into());
+                        }
+                    }
+                    self.in_flight.push(plan.id);
+                }
+            }
+            Op::Respond { pick, ok } => {
+                if !self.in_flight.is_empty() {
+                    let id = self.in_flight.remove(pick % self.in_flight.len());
+                    // Every partition answers the same way (the test cares about the
+                    // transaction, not partial answers).
+                    let answer = |tp: TopicPartition| {
+                        let response = if *ok {
+                            PartitionResponse::Written {
+                                base_offset: 0,
+                                log_append_time: -1,
+                            }
+                        } else {
+                            PartitionResponse::Refused {
+                                code: ResponseError::MessageTooLarge,
+                                message: None,
+                            }
+                        };
+                        (tp, response)
+                    };
+                    let answers = (0..3).map(|p| answer(tp(p))).collect();
+                    self.s.handle_result(self.now, id, Ok(answers));
+                }
+            }
+            Op::Commit => {
+                let _ = self.txn().begin_commit();
+            }
+            Op::Abort => {
+                let _ = self.txn().begin_abort();
+            }
+            Op::EndTxn => {
+                // The producer polls once more (the abort fails queued batches) before looking.
+                let idle = self.s.is_idle();
+                let in_flight = self.s.requests_in_flight();
+                let queued = !self.s.accumulator().is_empty();
+                if let Some(_commit) = self.txn().end_txn_due(idle) {
+                    if in_flight > 0 || queued {
+                        return Err("EndTxn due with batches queued or in flight".into());
+                    }
+                    if self.txn().needs_end_txn() {
+                        self.txn().end_txn_sending();
+                    }
+                    let _ = self.txn().handle_end_txn(Ok(()));
+                }
+            }
+            Op::Advance(ms) => self.now += Duration::from_millis(*ms),
+        }
+        for o in self.s.take_outcomes() {
+            if !self.outcomes.insert(o.delivery) {
+                return Err(format!("record {} got two outcomes", o.delivery));
+            }
+        }
+        let phase = self.s.transaction().map(TransactionState::phase);
+        if self.fatal_seen && phase != Some(TransactionPhase::FatalError) {
+            return Err(format!("left the fatal state for {phase:?}"));
+        }
+        self.fatal_seen |= phase == Some(TransactionPhase::FatalError);
+        Ok(())
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn transactions_never_produce_unadded_partitions_never_end_with_batches_in_flight(
+        ops in prop::collection::vec(op(), 1..150),
+        v2 in any::<bool>(),
+    ) {
+        let mut s = transactional_sender();
+        s.transaction_mut().unwrap().set_v2(v2);
+        let mut sim = Sim {
+            s,
+            now: Instant::now(),
+            next_record: 0,
+            adding: None,
+            in_flight: Vec::new(),
+            appended: 0,
+            outcomes: HashSet::new(),
+            fatal_seen: false,
+        };
+        for op in &ops {
+            let checked = sim.run(op);
+            prop_assert!(checked.is_ok(), "after {:?}: {:?}", op, checked);
+        }
+        // Drain: answer what is pending, then abort (or stay fatal) and answer everything.
+        for _ in 0..20 {
+            for op in [Op::AddAnswer(0), Op::Abort, Op::Poll, Op::Respond { pick: 0, ok: true }, Op::EndTxn, Op::PollAdd] {
+                let checked = sim.run(&op);
+                prop_assert!(checked.is_ok(), "draining {:?}: {:?}", op, checked);
+            }
+        }
+        prop_assert!(sim.s.is_idle(), "still busy after draining");
+        prop_assert_eq!(sim.outcomes.len() as u64, sim.appended);
+    }
+}
+
+#[test]
+fn v2_partitions_join_at_once_and_only_a_drained_batch_needs_end_txn() {
+    let now = Instant::now();
+    let mut t = ready();
+    t.set_v2(true);
+    t.begin().unwrap();
+    t.note_partition(&tp(0));
+    assert!(t.can_send(&tp(0)), "Produce v12 adds the partition itself");
+    assert!(
+        t.poll_add_partitions(now).is_none(),
+        "no AddPartitionsToTxn in v2"
+    );
+    t.begin_commit().unwrap();
+    assert!(
+        !t.needs_end_txn(),
+        "appended but never drained: nothing for the coordinator to end"
+    );
+    t.batch_drained();
+    assert!(t.needs_end_txn());
+    t.end_txn_sending();
+    t.handle_end_txn(Ok(())).unwrap();
+    assert!(t.is_v2(), "the protocol stays chosen");
+    t.begin().unwrap();
+    assert!(!t.needs_end_txn(), "each transaction starts empty");
+}
