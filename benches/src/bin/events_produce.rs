@@ -15,6 +15,8 @@
 //!   CloudEvents headers, key from the payload;
 //! - `json`: the same type as JSON (no JSON Schema).
 //!
+//! `KAFKIT_BENCH_MODES=avro` (comma-separated names) runs only those modes (to profile one).
+//!
 //! Prints one JSON line per run (records/s, CPU µs per record from getrusage, all threads)
 //! and a summary: median CPU per record of each mode and the ratios to raw.
 
@@ -261,7 +263,12 @@ async fn main() -> Result<(), BoxError> {
     let events = EventProducer::with_registry(&config, SchemaRegistry::in_memory()).await?;
     let admin = Admin::connect(&bootstrap).await?;
 
-    let modes = [Mode::Raw, Mode::Avro, Mode::Json];
+    // KAFKIT_BENCH_MODES=avro (comma-separated) runs only those modes: for profiling one.
+    let only = std::env::var("KAFKIT_BENCH_MODES").unwrap_or_default();
+    let modes: Vec<Mode> = [Mode::Raw, Mode::Avro, Mode::Json]
+        .into_iter()
+        .filter(|m| only.is_empty() || only.split(',').any(|o| o.trim() == m.name()))
+        .collect();
     let mut runs = Vec::new();
     for round in 0..rounds {
         for k in 0..modes.len() {
