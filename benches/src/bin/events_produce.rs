@@ -339,7 +339,11 @@ async fn main() -> Result<(), BoxError> {
     let mut summary = format!("summary: median CPU µs/record raw {raw_cpu:.2}");
     for &m in modes.iter().filter(|m| **m != Mode::Raw) {
         let c = cpu(m);
-        summary += &format!(", {} {c:.2} ({:+.0} %)", m.name(), (c / raw_cpu - 1.0) * 100.0);
+        summary += &format!(
+            ", {} {c:.2} ({:+.0} %)",
+            m.name(),
+            (c / raw_cpu - 1.0) * 100.0
+        );
     }
     summary += "; records/s";
     for &m in &modes {

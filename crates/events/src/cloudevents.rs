@@ -252,7 +252,12 @@ struct Values {
 }
 
 impl Values {
-    fn put(&mut self, out: &mut Vec<(HeaderName, Option<Bytes>)>, name: HeaderName, value: Text<'_>) {
+    fn put(
+        &mut self,
+        out: &mut Vec<(HeaderName, Option<Bytes>)>,
+        name: HeaderName,
+        value: Text<'_>,
+    ) {
         let value = match value {
             Text::Copy(v) => {
                 self.buf.extend_from_slice(v);
@@ -321,8 +326,7 @@ pub(crate) fn encode_headers_with(
         Some(default) if envelope.source.is_empty() => (
             Text::Shared(&default.name),
             Some(
-                copy(envelope.source_version.as_deref())
-                    .unwrap_or(Text::Shared(&default.version)),
+                copy(envelope.source_version.as_deref()).unwrap_or(Text::Shared(&default.version)),
             ),
         ),
         _ => (
@@ -380,8 +384,14 @@ pub(crate) fn encode_headers_with(
         (names::SUBJECT, copy(envelope.subject.as_deref())),
         (names::DATASCHEMA, copy(envelope.data_schema.as_deref())),
         (names::SOURCEVERSION, source_version),
-        (names::SCHEMAVERSION, copy(envelope.schema_version.as_deref())),
-        (names::CORRELATIONID, copy(envelope.correlation_id.as_deref())),
+        (
+            names::SCHEMAVERSION,
+            copy(envelope.schema_version.as_deref()),
+        ),
+        (
+            names::CORRELATIONID,
+            copy(envelope.correlation_id.as_deref()),
+        ),
         (names::CAUSATIONID, copy(envelope.causation_id.as_deref())),
         (names::AUTHID, copy(envelope.user_id.as_deref())),
         (names::TENANTID, copy(envelope.tenant_id.as_deref())),

@@ -9,7 +9,10 @@ fn pairs(headers: &[(HeaderName, Option<Bytes>)]) -> Vec<(&[u8], Option<&[u8]>)>
 }
 
 fn h(k: &str, v: &str) -> (HeaderName, Option<Bytes>) {
-    (k.to_owned().into(), Some(Bytes::copy_from_slice(v.as_bytes())))
+    (
+        k.to_owned().into(),
+        Some(Bytes::copy_from_slice(v.as_bytes())),
+    )
 }
 
 fn minimal() -> Vec<(HeaderName, Option<Bytes>)> {

@@ -211,7 +211,8 @@ mod tests {
         assert_eq!(hash(&a), hash(&b));
         assert_eq!(hash(&a), hash(&"ce_id"));
         assert_eq!(a.as_bytes(), b"ce_id");
-        assert!(HeaderName::from("a") < HeaderName::from(String::from("b")));
+        let (lower, higher) = (HeaderName::from("a"), HeaderName::from(String::from("b")));
+        assert!(lower < higher);
         assert_eq!(format!("{a} {b:?}"), "ce_id \"ce_id\"");
         assert_eq!(String::from(b), "ce_id");
     }

@@ -1,7 +1,7 @@
 //! [`EventProducer`]: publishes typed events through kafkit's idempotent [`Producer`].
 //!
-//! Each publish fills the envelope's source from the configuration (when the event has
-//! none), encodes the payload (Avro through the schema registry when the type has an Avro
+//! Each publish writes the configured service as the event's source (when the event has
+//! none; the event itself is not copied or changed), encodes the payload (Avro through the schema registry when the type has an Avro
 //! schema, JSON otherwise — validated against the type's JSON Schema before anything is
 //! sent), writes the envelope as CloudEvents headers, sends with the payload's key (the
 //! entity id) and waits for the broker's acknowledgement. Every outcome is counted
@@ -342,7 +342,11 @@ impl EventProducer {
     }
 
     /// The record of `event` for `topic`, without its key.
-    async fn encode<T>(&self, topic: &Topic, event: &Event<T>) -> Result<ProducerRecord, EventsError>
+    async fn encode<T>(
+        &self,
+        topic: &Topic,
+        event: &Event<T>,
+    ) -> Result<ProducerRecord, EventsError>
     where
         T: EventPayload + Serialize,
     {
@@ -363,12 +367,8 @@ impl EventProducer {
                 JSON_CONTENT_TYPE,
             )
         };
-        let headers = encode_envelope(
-            topic,
-            event,
-            content_type,
-            Some(&self.inner.default_source),
-        )?;
+        let headers =
+            encode_envelope(topic, event, content_type, Some(&self.inner.default_source))?;
         let mut record = ProducerRecord::new(topic.clone());
         record.value = Some(value);
         record.headers = headers;
