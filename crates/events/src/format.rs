@@ -131,6 +131,8 @@ pub trait EventCodec: Send + Sync {
 }
 
 #[cfg(test)]
+mod cost_tests;
+#[cfg(test)]
 mod tests;
 
 /// The key bytes of an event (its entity id).
