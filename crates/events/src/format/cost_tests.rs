@@ -84,7 +84,7 @@ fn cost_of_each_encoding_step() {
         writer.write_ser(&mut buf, black_box(&payload)).unwrap();
     });
     let payload_new = ns(|i| drop(black_box(reading(i))));
-    let event_new = ns(|i| drop(black_box(Event::new(black_box(payload.clone())))));
+    let event_new = ns(|_| drop(black_box(Event::new(black_box(payload.clone())))));
     let clone = ns(|_| drop(black_box(payload.clone())));
     let event = Event::new(payload.clone());
     let default = DefaultSource {
