@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run-events.sh — kafkit-events' publishing overhead: typed Avro and JSON events through
 # EventProducer vs the raw kafkit Producer, in one process, against one broker, interleaved
-# rounds (raw → avro → json, the order rotating per round). See benches/README.md.
+# rounds (raw → raw_headers → avro → json, the order rotating per round). See benches/README.md.
 #
 # Usage: bash benches/run-events.sh [--records N] [--rounds R] [--bootstrap B] [--quick]
 #   --records N     records per run after a 2,000-record warm-up (default 500000)

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use kafkit_events::client::consumer::{ConsumerRecord, Header, TimestampType};
+use kafkit_events::client::producer::HeaderName;
 use kafkit_events::consume::dead_letter::is_error_header;
 use kafkit_events::consume::{
     dead_letter_record, read_dead_letter, redrive_record, DeadLetterPolicy, Failure,
@@ -67,7 +68,7 @@ fn consumed(topic: &str, partition: i32, headers: Vec<Header>) -> ConsumerRecord
     }
 }
 
-fn as_headers(pairs: &[(String, Option<Bytes>)]) -> Vec<Header> {
+fn as_headers(pairs: &[(HeaderName, Option<Bytes>)]) -> Vec<Header> {
     pairs
         .iter()
         .map(|(k, v)| Header {

@@ -91,7 +91,7 @@ async fn send_raw(topic: &str, partition: i32, headers: Vec<(&str, &[u8])>, valu
     record.value = Some(Bytes::copy_from_slice(value));
     record.headers = headers
         .into_iter()
-        .map(|(k, v)| (k.to_owned(), Some(Bytes::copy_from_slice(v))))
+        .map(|(k, v)| (k.to_owned().into(), Some(Bytes::copy_from_slice(v))))
         .collect();
     producer.send(record).await.unwrap().await.unwrap();
     producer.close(Duration::from_secs(5)).await.unwrap();
@@ -566,7 +566,7 @@ async fn buffered_bytes_stay_under_the_limit_with_a_stalled_handler() {
         // Pad with a header so each record is about 1 KiB.
         record
             .headers
-            .push(("pad".to_owned(), Some(Bytes::from(vec![b'x'; 1000]))));
+            .push(("pad".into(), Some(Bytes::from(vec![b'x'; 1000]))));
         one = record.value.as_ref().map_or(0, |v| v.len()) + 1100;
         drop(producer.send(record).await.unwrap());
     }

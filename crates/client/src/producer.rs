@@ -8,6 +8,7 @@
 mod clock;
 mod delivery;
 mod error;
+mod header;
 mod metrics;
 mod record;
 mod topic;
@@ -21,10 +22,12 @@ use std::time::{Duration, Instant};
 
 use tracing::info;
 
+pub use crate::state::producer::TransactionPhase;
 pub(crate) use clock::{WallClock, RESYNC_EVERY};
 pub use delivery::DeliveryFuture;
 pub(crate) use delivery::{deliver_all, deliver_drain, Delivery};
 pub use error::ProduceError;
+pub use header::HeaderName;
 pub use metrics::ProducerMetrics;
 pub use record::{ProducerRecord, RecordMetadata};
 pub use topic::Topic;

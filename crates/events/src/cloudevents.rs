@@ -50,6 +50,7 @@ use std::collections::BTreeMap;
 
 use bytes::{Bytes, BytesMut};
 use kafkit::consumer::Header;
+use kafkit::producer::HeaderName;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -214,23 +215,83 @@ fn valid_extension_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
-/// Header values written into one buffer and handed out as slices of it: one allocation for
-/// all of a record's values instead of one each.
+/// Where a header's value comes from: copied into the record's one value buffer, or a
+/// `'static` / shared value handed out without copying.
+#[derive(Clone, Copy)]
+enum Text<'a> {
+    Copy(&'a [u8]),
+    Static(&'static str),
+    Shared(&'a Bytes),
+}
+
+impl Text<'_> {
+    fn copied_len(self) -> usize {
+        match self {
+            Text::Copy(v) => v.len(),
+            Text::Static(_) | Text::Shared(_) => 0,
+        }
+    }
+
+    fn is_empty(self) -> bool {
+        match self {
+            Text::Copy(v) => v.is_empty(),
+            Text::Static(v) => v.is_empty(),
+            Text::Shared(v) => v.is_empty(),
+        }
+    }
+}
+
+fn copy(value: Option<&str>) -> Option<Text<'_>> {
+    value.map(|v| Text::Copy(v.as_bytes()))
+}
+
+/// Header values copied into one buffer and handed out as slices of it: one allocation for
+/// all of a record's copied values instead of one each; names are `'static` (no allocation).
 struct Values {
     buf: BytesMut,
 }
 
 impl Values {
-    fn put(&mut self, out: &mut Vec<(String, Option<Bytes>)>, name: &str, value: &[u8]) {
-        self.buf.extend_from_slice(value);
-        out.push((name.to_owned(), Some(self.buf.split().freeze())));
+    fn put(
+        &mut self,
+        out: &mut Vec<(HeaderName, Option<Bytes>)>,
+        name: HeaderName,
+        value: Text<'_>,
+    ) {
+        let value = match value {
+            Text::Copy(v) => {
+                self.buf.extend_from_slice(v);
+                self.buf.split().freeze()
+            }
+            Text::Static(v) => Bytes::from_static(v.as_bytes()),
+            Text::Shared(v) => v.clone(),
+        };
+        out.push((name, Some(value)));
     }
+}
 
-    fn put_opt(&mut self, out: &mut Vec<(String, Option<Bytes>)>, name: &str, value: Option<&str>) {
-        if let Some(v) = value {
-            self.put(out, name, v.as_bytes());
-        }
-    }
+/// The producing service's name and version as header values made once (per producer):
+/// `ce_source` / `ce_sourceversion` of events whose envelope names no source, shared by every
+/// record instead of copied into each envelope.
+#[derive(Debug, Clone)]
+pub(crate) struct DefaultSource {
+    /// `ce_source`.
+    pub(crate) name: Bytes,
+    /// `ce_sourceversion` (when the envelope has none).
+    pub(crate) version: Bytes,
+}
+
+/// How [`encode_headers_with`] fills what the envelope leaves open, without copying the
+/// envelope.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Encoding<'a> {
+    /// `content-type`, instead of the envelope's `data_content_type`.
+    pub(crate) content_type: Option<&'static str>,
+    /// The event type as a `'static` string (the typed payload's), used when it equals the
+    /// envelope's: written without copying.
+    pub(crate) static_type: Option<&'static str>,
+    /// The source (and its version) when the envelope's source is empty.
+    pub(crate) default_source: Option<&'a DefaultSource>,
 }
 
 /// The envelope as binary-mode headers, in a fixed order (`ce_specversion`, `ce_id`,
@@ -238,8 +299,10 @@ impl Values {
 ///
 /// Errors: an empty `id`, `source` or `event_type`, a time outside years 0..=9999, an
 /// extension name that is not `[a-z0-9]+` or that names a mapped attribute.
-pub fn encode_headers(envelope: &Envelope) -> Result<Vec<(String, Option<Bytes>)>, HeaderError> {
-    let mut out = Vec::with_capacity(8 + envelope.extensions.len());
+pub fn encode_headers(
+    envelope: &Envelope,
+) -> Result<Vec<(HeaderName, Option<Bytes>)>, HeaderError> {
+    let mut out = Vec::new();
     encode_headers_into(envelope, &mut out)?;
     Ok(out)
 }
@@ -247,22 +310,38 @@ pub fn encode_headers(envelope: &Envelope) -> Result<Vec<(String, Option<Bytes>)
 /// Like [`encode_headers`], appending to `out` (which is left unchanged on error).
 pub fn encode_headers_into(
     envelope: &Envelope,
-    out: &mut Vec<(String, Option<Bytes>)>,
+    out: &mut Vec<(HeaderName, Option<Bytes>)>,
 ) -> Result<(), HeaderError> {
-    encode_headers_with_content_type(envelope, None, out)
+    encode_headers_with(envelope, &Encoding::default(), out)
 }
 
-/// [`encode_headers_into`] with `content-type` set to `content_type` when given (instead of the
-/// envelope's `data_content_type`), without copying the envelope.
-pub(crate) fn encode_headers_with_content_type(
+/// [`encode_headers_into`] with what `encoding` gives in place of the envelope's fields,
+/// without copying the envelope. `out` grows once, by exactly the headers written.
+pub(crate) fn encode_headers_with(
     envelope: &Envelope,
-    content_type: Option<&str>,
-    out: &mut Vec<(String, Option<Bytes>)>,
+    encoding: &Encoding<'_>,
+    out: &mut Vec<(HeaderName, Option<Bytes>)>,
 ) -> Result<(), HeaderError> {
+    let (source, source_version) = match encoding.default_source {
+        Some(default) if envelope.source.is_empty() => (
+            Text::Shared(&default.name),
+            Some(
+                copy(envelope.source_version.as_deref()).unwrap_or(Text::Shared(&default.version)),
+            ),
+        ),
+        _ => (
+            Text::Copy(envelope.source.as_bytes()),
+            copy(envelope.source_version.as_deref()),
+        ),
+    };
+    let event_type = match encoding.static_type {
+        Some(t) if t == envelope.event_type => Text::Static(t),
+        _ => Text::Copy(envelope.event_type.as_bytes()),
+    };
     for (name, value) in [
-        (names::ID, &envelope.id),
-        (names::SOURCE, &envelope.source),
-        (names::TYPE, &envelope.event_type),
+        (names::ID, Text::Copy(envelope.id.as_bytes())),
+        (names::SOURCE, source),
+        (names::TYPE, event_type),
     ] {
         if value.is_empty() {
             return Err(invalid(name, "must not be empty"));
@@ -291,62 +370,57 @@ pub(crate) fn encode_headers_with_content_type(
                 .map_err(|e| invalid(names::TAGS, e.to_string()))?,
         )
     };
-    let content_type = content_type.or(envelope.data_content_type.as_deref());
-    let optional = [
-        envelope.subject.as_deref(),
-        envelope.data_schema.as_deref(),
-        envelope.source_version.as_deref(),
-        envelope.schema_version.as_deref(),
-        envelope.correlation_id.as_deref(),
-        envelope.causation_id.as_deref(),
-        envelope.user_id.as_deref(),
-        envelope.tenant_id.as_deref(),
-        tags.as_deref(),
-        content_type,
+    let content_type = match encoding.content_type {
+        Some(ct) => Some(Text::Static(ct)),
+        None => copy(envelope.data_content_type.as_deref()),
+    };
+    // In wire order; extensions go between `ce_tags` and `content-type`.
+    let attributes: [(&'static str, Option<Text<'_>>); 14] = [
+        (names::SPECVERSION, Some(Text::Static(SPEC_VERSION))),
+        (names::ID, Some(Text::Copy(envelope.id.as_bytes()))),
+        (names::SOURCE, Some(source)),
+        (names::TYPE, Some(event_type)),
+        (names::TIME, time.as_ref().map(|t| Text::Copy(t))),
+        (names::SUBJECT, copy(envelope.subject.as_deref())),
+        (names::DATASCHEMA, copy(envelope.data_schema.as_deref())),
+        (names::SOURCEVERSION, source_version),
+        (
+            names::SCHEMAVERSION,
+            copy(envelope.schema_version.as_deref()),
+        ),
+        (
+            names::CORRELATIONID,
+            copy(envelope.correlation_id.as_deref()),
+        ),
+        (names::CAUSATIONID, copy(envelope.causation_id.as_deref())),
+        (names::AUTHID, copy(envelope.user_id.as_deref())),
+        (names::TENANTID, copy(envelope.tenant_id.as_deref())),
+        (names::TAGS, copy(tags.as_deref())),
     ];
-    let len = SPEC_VERSION.len()
-        + envelope.id.len()
-        + envelope.source.len()
-        + envelope.event_type.len()
-        + time.map_or(0, |t| t.len())
-        + optional.iter().flatten().map(|v| v.len()).sum::<usize>()
+    let present = || {
+        attributes
+            .iter()
+            .filter_map(|(_, v)| *v)
+            .chain(content_type)
+    };
+    let len = present().map(Text::copied_len).sum::<usize>()
         + envelope.extensions.values().map(String::len).sum::<usize>();
     let mut values = Values {
         buf: BytesMut::with_capacity(len),
     };
-    out.reserve(5 + optional.len() + envelope.extensions.len());
-    values.put(out, names::SPECVERSION, SPEC_VERSION.as_bytes());
-    values.put(out, names::ID, envelope.id.as_bytes());
-    values.put(out, names::SOURCE, envelope.source.as_bytes());
-    values.put(out, names::TYPE, envelope.event_type.as_bytes());
-    if let Some(text) = &time {
-        values.put(out, names::TIME, text);
+    out.reserve_exact(present().count() + envelope.extensions.len());
+    for (name, value) in attributes {
+        if let Some(value) = value {
+            values.put(out, HeaderName::from_static(name), value);
+        }
     }
-    values.put_opt(out, names::SUBJECT, envelope.subject.as_deref());
-    values.put_opt(out, names::DATASCHEMA, envelope.data_schema.as_deref());
-    values.put_opt(
-        out,
-        names::SOURCEVERSION,
-        envelope.source_version.as_deref(),
-    );
-    values.put_opt(
-        out,
-        names::SCHEMAVERSION,
-        envelope.schema_version.as_deref(),
-    );
-    values.put_opt(
-        out,
-        names::CORRELATIONID,
-        envelope.correlation_id.as_deref(),
-    );
-    values.put_opt(out, names::CAUSATIONID, envelope.causation_id.as_deref());
-    values.put_opt(out, names::AUTHID, envelope.user_id.as_deref());
-    values.put_opt(out, names::TENANTID, envelope.tenant_id.as_deref());
-    values.put_opt(out, names::TAGS, tags.as_deref());
     for (name, value) in &envelope.extensions {
-        values.put(out, &format!("ce_{name}"), value.as_bytes());
+        let name = HeaderName::from(format!("ce_{name}"));
+        values.put(out, name, Text::Copy(value.as_bytes()));
     }
-    values.put_opt(out, CONTENT_TYPE, content_type);
+    if let Some(ct) = content_type {
+        values.put(out, HeaderName::from_static(CONTENT_TYPE), ct);
+    }
     Ok(())
 }
 

@@ -1,18 +1,21 @@
 use super::*;
 use proptest::prelude::*;
 
-fn pairs(headers: &[(String, Option<Bytes>)]) -> Vec<(&[u8], Option<&[u8]>)> {
+fn pairs(headers: &[(HeaderName, Option<Bytes>)]) -> Vec<(&[u8], Option<&[u8]>)> {
     headers
         .iter()
         .map(|(k, v)| (k.as_bytes(), v.as_deref()))
         .collect()
 }
 
-fn h(k: &str, v: &str) -> (String, Option<Bytes>) {
-    (k.to_owned(), Some(Bytes::copy_from_slice(v.as_bytes())))
+fn h(k: &str, v: &str) -> (HeaderName, Option<Bytes>) {
+    (
+        k.to_owned().into(),
+        Some(Bytes::copy_from_slice(v.as_bytes())),
+    )
 }
 
-fn minimal() -> Vec<(String, Option<Bytes>)> {
+fn minimal() -> Vec<(HeaderName, Option<Bytes>)> {
     vec![
         h("ce_specversion", "1.0"),
         h("ce_id", "id-1"),
@@ -308,4 +311,60 @@ proptest! {
             let _ = decode_structured(v);
         }
     }
+}
+
+#[test]
+fn a_default_source_and_static_values_write_what_the_envelope_would() {
+    let mut filled = full_envelope();
+    filled.data_content_type = Some("application/avro".into());
+    let expected = encode_headers(&filled).unwrap();
+    let mut open = filled.clone();
+    open.data_content_type = None;
+    open.source = String::new();
+    open.source_version = None;
+    let default = DefaultSource {
+        name: Bytes::from_static(b"hr-service"),
+        version: Bytes::from_static(b"1.2.3"),
+    };
+    let encoding = Encoding {
+        content_type: Some("application/avro"),
+        static_type: Some("hr.employee.created"),
+        default_source: Some(&default),
+    };
+    let mut out = Vec::new();
+    encode_headers_with(&open, &encoding, &mut out).unwrap();
+    assert_eq!(out, expected);
+    assert_eq!(out.capacity(), out.len(), "sized once");
+    // The envelope's own source (and version) win over the default; a version of its own is
+    // kept with the default source; a static type that is not the envelope's is not used.
+    let mut own = open.clone().with_source("other", Some("7"));
+    own.event_type = "x.y".into();
+    let mut out = Vec::new();
+    encode_headers_with(&own, &encoding, &mut out).unwrap();
+    let back = decode_header_pairs(pairs(&out)).unwrap();
+    assert_eq!(
+        (back.source.as_str(), back.source_version.as_deref()),
+        ("other", Some("7"))
+    );
+    assert_eq!(back.event_type, "x.y");
+    open.source_version = Some("2.0".into());
+    let mut out = Vec::new();
+    encode_headers_with(&open, &encoding, &mut out).unwrap();
+    let back = decode_header_pairs(pairs(&out)).unwrap();
+    assert_eq!(
+        (back.source.as_str(), back.source_version.as_deref()),
+        ("hr-service", Some("2.0"))
+    );
+    // An empty default source is refused like an empty envelope source.
+    let empty = DefaultSource {
+        name: Bytes::new(),
+        version: Bytes::new(),
+    };
+    let encoding = Encoding {
+        default_source: Some(&empty),
+        ..encoding
+    };
+    let mut open = full_envelope();
+    open.source = String::new();
+    assert!(encode_headers_with(&open, &encoding, &mut Vec::new()).is_err());
 }

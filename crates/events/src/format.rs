@@ -14,7 +14,7 @@ use std::future::Future;
 
 use bytes::Bytes;
 use kafkit::consumer::ConsumerRecord;
-use kafkit::producer::ProducerRecord;
+use kafkit::producer::{HeaderName, ProducerRecord};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -27,6 +27,8 @@ mod config;
 mod datum_writers;
 mod json;
 mod record;
+
+pub(crate) use record::encode_envelope;
 
 pub use avro::{decode_avro_datum, set_max_allocation_bytes, AvroCodec};
 
@@ -46,7 +48,7 @@ pub struct EncodedEvent {
     /// The encoded payload.
     pub value: Bytes,
     /// The CloudEvents headers (and `content-type`), in order.
-    pub headers: Vec<(String, Option<Bytes>)>,
+    pub headers: Vec<(HeaderName, Option<Bytes>)>,
 }
 
 impl EncodedEvent {
@@ -80,7 +82,7 @@ impl EncodedEvent {
                 .headers
                 .into_iter()
                 .map(|(k, v)| kafkit::consumer::Header {
-                    key: Bytes::from(k),
+                    key: Bytes::copy_from_slice(k.as_bytes()),
                     value: v,
                 })
                 .collect(),
@@ -128,6 +130,8 @@ pub trait EventCodec: Send + Sync {
         T: EventPayload + DeserializeOwned;
 }
 
+#[cfg(test)]
+mod cost_tests;
 #[cfg(test)]
 mod tests;
 

@@ -18,6 +18,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use bytes::Bytes;
+use kafkit::producer::HeaderName;
 
 /// The header carrying the trace parent.
 pub const TRACEPARENT: &str = "traceparent";
@@ -244,17 +245,22 @@ pub struct TraceContext {
 
 /// Sets header `name` to `value` in `headers`: every existing header of that name is removed
 /// first, so the record carries exactly one.
-pub fn set_header(headers: &mut Vec<(String, Option<Bytes>)>, name: &str, value: Bytes) {
-    headers.retain(|(k, _)| k != name);
-    headers.push((name.to_owned(), Some(value)));
+pub fn set_header(
+    headers: &mut Vec<(HeaderName, Option<Bytes>)>,
+    name: impl Into<HeaderName>,
+    value: Bytes,
+) {
+    let name = name.into();
+    headers.retain(|(k, _)| *k != name);
+    headers.push((name, Some(value)));
 }
 
 /// Writes `cx` as `traceparent` (and `tracestate` when not empty) into `headers`, replacing any
 /// there; an empty state removes a stale `tracestate`.
-pub fn inject(headers: &mut Vec<(String, Option<Bytes>)>, cx: &TraceContext) {
+pub fn inject(headers: &mut Vec<(HeaderName, Option<Bytes>)>, cx: &TraceContext) {
     set_header(headers, TRACEPARENT, Bytes::from(cx.parent.to_string()));
     if cx.state.entries.is_empty() {
-        headers.retain(|(k, _)| k != TRACESTATE);
+        headers.retain(|(k, _)| *k != TRACESTATE);
     } else {
         set_header(headers, TRACESTATE, Bytes::from(cx.state.to_string()));
     }
@@ -357,16 +363,16 @@ mod tests {
             state: "a=b".parse().unwrap(),
         };
         let mut headers = vec![
-            ("traceparent".to_owned(), Some(Bytes::from_static(b"junk"))),
-            ("x".to_owned(), None),
-            ("traceparent".to_owned(), Some(Bytes::from_static(b"junk2"))),
+            ("traceparent".into(), Some(Bytes::from_static(b"junk"))),
+            ("x".into(), None),
+            ("traceparent".into(), Some(Bytes::from_static(b"junk2"))),
         ];
         inject(&mut headers, &cx);
         assert_eq!(headers.iter().filter(|(k, _)| k == TRACEPARENT).count(), 1);
         let back = extract(headers.iter().map(|(k, v)| (k.as_bytes(), v.as_deref())));
         assert_eq!(back, Ok(Some(cx.clone())));
         // A malformed tracestate is dropped, the parent kept.
-        headers.push((TRACESTATE.to_owned(), Some(Bytes::from_static(b"=="))));
+        headers.push((TRACESTATE.into(), Some(Bytes::from_static(b"=="))));
         let back = extract(headers.iter().map(|(k, v)| (k.as_bytes(), v.as_deref())));
         assert_eq!(
             back.map(|c| c.map(|c| c.state)),

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::header::HeaderName;
 use super::topic::Topic;
 
 /// One record to produce.
@@ -29,8 +30,9 @@ pub struct ProducerRecord {
     pub key: Option<Bytes>,
     /// The value (`None`: a null value, a tombstone).
     pub value: Option<Bytes>,
-    /// Headers, in order (`None` value: a null header value).
-    pub headers: Vec<(String, Option<Bytes>)>,
+    /// Headers, in order (`None` value: a null header value). A name is a [`HeaderName`]:
+    /// a `&'static str` costs no allocation per record (`"trace-id".into()`).
+    pub headers: Vec<(HeaderName, Option<Bytes>)>,
     /// Create time in ms since the epoch; `None`: the time of `send`.
     pub timestamp: Option<i64>,
 }
@@ -40,9 +42,14 @@ impl ProducerRecord {
     /// value, no headers. From a `&str` or `String` this allocates the name; clone one
     /// [`Topic`] per record instead when sending many records.
     pub fn new(topic: impl Into<Topic>) -> Self {
+        // Field by field: `..default()` would build (and drop) a default topic's `Arc`.
         ProducerRecord {
             topic: topic.into(),
-            ..ProducerRecord::default()
+            partition: None,
+            key: None,
+            value: None,
+            headers: Vec::new(),
+            timestamp: None,
         }
     }
 
@@ -70,8 +77,9 @@ impl ProducerRecord {
         self
     }
 
-    /// Appends a header.
-    pub fn header(mut self, key: impl Into<String>, value: Option<impl Into<Bytes>>) -> Self {
+    /// Appends a header. The name is a [`HeaderName`]: from a `&'static str` without
+    /// allocating, from a `String` or an `Arc<str>` otherwise.
+    pub fn header(mut self, key: impl Into<HeaderName>, value: Option<impl Into<Bytes>>) -> Self {
         self.headers.push((key.into(), value.map(Into::into)));
         self
     }

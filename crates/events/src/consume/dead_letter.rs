@@ -26,7 +26,7 @@
 
 use bytes::Bytes;
 use kafkit::consumer::{ConsumerRecord, Header};
-use kafkit::producer::ProducerRecord;
+use kafkit::producer::{HeaderName, ProducerRecord};
 
 use crate::error::RawRecord;
 
@@ -274,11 +274,11 @@ pub fn is_error_header(key: &[u8]) -> bool {
         .any(|prefix| key.starts_with(prefix.as_bytes()))
 }
 
-fn header_key(key: &Bytes) -> String {
+fn header_key(key: &Bytes) -> HeaderName {
     // Kafka header keys are Java strings (UTF-8); a key that is not is carried lossily.
     match std::str::from_utf8(key) {
-        Ok(s) => s.to_owned(),
-        Err(_) => String::from_utf8_lossy(key).into_owned(),
+        Ok(s) => s.to_owned().into(),
+        Err(_) => String::from_utf8_lossy(key).into_owned().into(),
     }
 }
 
@@ -298,42 +298,42 @@ pub fn dead_letter_record(
     policy: &DeadLetterPolicy,
     dlq_partitions: Option<i32>,
 ) -> ProducerRecord {
-    let mut headers: Vec<(String, Option<Bytes>)> = raw
+    let mut headers: Vec<(HeaderName, Option<Bytes>)> = raw
         .headers
         .iter()
         .filter(|(key, _)| !is_error_header(key))
         .map(|(key, value)| (header_key(key), value.clone()))
         .collect();
-    headers.push((ORIGINAL_TOPIC.to_owned(), text(&raw.topic)));
+    headers.push((ORIGINAL_TOPIC.into(), text(&raw.topic)));
     headers.push((
-        ORIGINAL_PARTITION.to_owned(),
+        ORIGINAL_PARTITION.into(),
         Some(Bytes::copy_from_slice(&raw.partition.to_be_bytes())),
     ));
     headers.push((
-        ORIGINAL_OFFSET.to_owned(),
+        ORIGINAL_OFFSET.into(),
         Some(Bytes::copy_from_slice(&raw.offset.to_be_bytes())),
     ));
     headers.push((
-        ORIGINAL_TIMESTAMP.to_owned(),
+        ORIGINAL_TIMESTAMP.into(),
         Some(Bytes::copy_from_slice(&raw.timestamp.to_be_bytes())),
     ));
-    headers.push((ORIGINAL_TIMESTAMP_TYPE.to_owned(), text("CreateTime")));
-    headers.push((ORIGINAL_CONSUMER_GROUP.to_owned(), text(group)));
-    headers.push((EXCEPTION_FQCN.to_owned(), text(&failure.class)));
+    headers.push((ORIGINAL_TIMESTAMP_TYPE.into(), text("CreateTime")));
+    headers.push((ORIGINAL_CONSUMER_GROUP.into(), text(group)));
+    headers.push((EXCEPTION_FQCN.into(), text(&failure.class)));
     if let Some(cause) = &failure.cause_class {
-        headers.push((EXCEPTION_CAUSE_FQCN.to_owned(), text(cause)));
+        headers.push((EXCEPTION_CAUSE_FQCN.into(), text(cause)));
     }
-    headers.push((EXCEPTION_MESSAGE.to_owned(), text(&failure.message)));
+    headers.push((EXCEPTION_MESSAGE.into(), text(&failure.message)));
     if let Some(detail) = &failure.detail {
-        headers.push((EXCEPTION_STACKTRACE.to_owned(), text(detail)));
+        headers.push((EXCEPTION_STACKTRACE.into(), text(detail)));
     }
     let attempts = i32::try_from(failure.attempts).unwrap_or(i32::MAX);
     headers.push((
-        ATTEMPTS.to_owned(),
+        ATTEMPTS.into(),
         Some(Bytes::copy_from_slice(&attempts.to_be_bytes())),
     ));
     headers.push((
-        FAILURE_TIMESTAMP.to_owned(),
+        FAILURE_TIMESTAMP.into(),
         Some(Bytes::copy_from_slice(&failure.failed_at_ms.to_be_bytes())),
     ));
     let partition = (policy.keep_partition

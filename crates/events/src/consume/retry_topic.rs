@@ -33,7 +33,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafkit::producer::ProducerRecord;
+use kafkit::producer::{HeaderName, ProducerRecord};
 
 use crate::error::{EventsError, RawRecord};
 
@@ -232,19 +232,24 @@ pub fn retry_record(
         .ok()
         .and_then(|info| info.original_topic);
     let original = previous.unwrap_or_else(|| raw.topic.clone());
-    let mut headers: Vec<(String, Option<Bytes>)> = raw
+    let mut headers: Vec<(HeaderName, Option<Bytes>)> = raw
         .headers
         .iter()
         .filter(|(k, _)| !k.starts_with(HEADER_PREFIX.as_bytes()))
-        .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), v.clone()))
+        .map(|(k, v)| {
+            (
+                HeaderName::from(String::from_utf8_lossy(k).into_owned()),
+                v.clone(),
+            )
+        })
         .collect();
-    headers.push((ORIGINAL_TOPIC.to_owned(), Some(Bytes::from(original))));
+    headers.push((ORIGINAL_TOPIC.into(), Some(Bytes::from(original))));
     headers.push((
-        ATTEMPTS.to_owned(),
+        ATTEMPTS.into(),
         Some(Bytes::copy_from_slice(&attempts.to_be_bytes())),
     ));
     headers.push((
-        DUE.to_owned(),
+        DUE.into(),
         Some(Bytes::copy_from_slice(&due_ms.to_be_bytes())),
     ));
     let mut record = ProducerRecord::new(topic.to_owned());

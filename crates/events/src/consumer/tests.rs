@@ -179,12 +179,12 @@ async fn the_process_span_continues_the_producers_trace() {
         let send = tracing::info_span!("send t");
         let _entered = send.enter();
         let producer = send.context().span().span_context().clone();
-        let mut headers: Vec<(String, Option<Bytes>)> = Vec::new();
+        let mut headers: Vec<(kafkit::producer::HeaderName, Option<Bytes>)> = Vec::new();
         assert!(crate::trace_context::inject_current(&mut headers));
         let mut consumed = r.clone();
         for (k, v) in headers {
             consumed.headers.push(kafkit::consumer::Header {
-                key: Bytes::from(k),
+                key: Bytes::copy_from_slice(k.as_bytes()),
                 value: v,
             });
         }

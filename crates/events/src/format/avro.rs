@@ -299,6 +299,40 @@ impl AvroCodec {
         caches.by_id.insert(id, parsed.clone());
         Ok(parsed)
     }
+
+    /// The payload of `event` as a Confluent-framed Avro datum (the record's value).
+    pub(crate) async fn encode_value<T>(
+        &self,
+        topic: &str,
+        event: &Event<T>,
+    ) -> Result<Bytes, EventsError>
+    where
+        T: EventPayload + Serialize,
+    {
+        let writer = self.writer::<T>(topic).await?;
+        let serialization =
+            |message: String, source: Option<apache_avro::Error>| EventsError::Serialization {
+                topic: topic.to_owned(),
+                event_type: event.envelope.event_type.clone(),
+                message,
+                source: source.map(|e| Box::new(e) as crate::error::BoxError),
+            };
+        let mut value = Vec::with_capacity(256);
+        value.extend_from_slice(&wire_format::prefix(writer.id));
+        let written = match writer.datum {
+            Some(datum) => datum.write_ser(&mut value, &event.data),
+            None => GenericDatumWriter::builder(&writer.schema)
+                .build()
+                .and_then(|datum| datum.write_ser(&mut value, &event.data)),
+        };
+        written.map_err(|e| {
+            serialization(
+                format!("payload does not fit schema id {}: {e}", writer.id),
+                Some(e),
+            )
+        })?;
+        Ok(Bytes::from(value))
+    }
 }
 
 enum SchemaFetch {
@@ -332,32 +366,10 @@ impl EventCodec for AvroCodec {
     where
         T: EventPayload + Serialize,
     {
-        let writer = self.writer::<T>(topic).await?;
-        let serialization =
-            |message: String, source: Option<apache_avro::Error>| EventsError::Serialization {
-                topic: topic.to_owned(),
-                event_type: event.envelope.event_type.clone(),
-                message,
-                source: source.map(|e| Box::new(e) as crate::error::BoxError),
-            };
-        let mut value = Vec::with_capacity(256);
-        value.extend_from_slice(&wire_format::prefix(writer.id));
-        let written = match writer.datum {
-            Some(datum) => datum.write_ser(&mut value, &event.data),
-            None => GenericDatumWriter::builder(&writer.schema)
-                .build()
-                .and_then(|datum| datum.write_ser(&mut value, &event.data)),
-        };
-        written.map_err(|e| {
-            serialization(
-                format!("payload does not fit schema id {}: {e}", writer.id),
-                Some(e),
-            )
-        })?;
         Ok(EncodedEvent {
             key: key_bytes(event),
-            value: Bytes::from(value),
-            headers: encode_envelope(topic, event, AVRO_CONTENT_TYPE)?,
+            value: self.encode_value(topic, event).await?,
+            headers: encode_envelope(topic, event, AVRO_CONTENT_TYPE, None)?,
         })
     }
 

@@ -96,29 +96,14 @@ impl JsonCodec {
         // A poisoned cache is still a valid cache (inserts are single operations).
         self.validators.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
 
-/// The violations of `instance` against `validator` (empty when valid).
-fn violations(
-    validator: &jsonschema::Validator,
-    instance: &serde_json::Value,
-) -> Vec<ValidationIssue> {
-    validator
-        .iter_errors(instance)
-        .map(|e| ValidationIssue {
-            instance_path: e.instance_path().to_string(),
-            schema_path: e.schema_path().to_string(),
-            message: e.to_string(),
-        })
-        .collect()
-}
-
-impl EventCodec for JsonCodec {
-    fn content_type(&self) -> &'static str {
-        JSON_CONTENT_TYPE
-    }
-
-    async fn encode<T>(&self, topic: &str, event: &Event<T>) -> Result<EncodedEvent, EventsError>
+    /// The payload of `event` as JSON (the record's value), validated first when the type has
+    /// a JSON Schema.
+    pub(crate) async fn encode_value<T>(
+        &self,
+        topic: &str,
+        event: &Event<T>,
+    ) -> Result<Bytes, EventsError>
     where
         T: EventPayload + Serialize,
     {
@@ -152,10 +137,38 @@ impl EventCodec for JsonCodec {
                     .map_err(|e| serialization(format!("payload to JSON: {e}"), e))?
             }
         };
+        Ok(Bytes::from(value))
+    }
+}
+
+/// The violations of `instance` against `validator` (empty when valid).
+fn violations(
+    validator: &jsonschema::Validator,
+    instance: &serde_json::Value,
+) -> Vec<ValidationIssue> {
+    validator
+        .iter_errors(instance)
+        .map(|e| ValidationIssue {
+            instance_path: e.instance_path().to_string(),
+            schema_path: e.schema_path().to_string(),
+            message: e.to_string(),
+        })
+        .collect()
+}
+
+impl EventCodec for JsonCodec {
+    fn content_type(&self) -> &'static str {
+        JSON_CONTENT_TYPE
+    }
+
+    async fn encode<T>(&self, topic: &str, event: &Event<T>) -> Result<EncodedEvent, EventsError>
+    where
+        T: EventPayload + Serialize,
+    {
         Ok(EncodedEvent {
             key: key_bytes(event),
-            value: Bytes::from(value),
-            headers: encode_envelope(topic, event, JSON_CONTENT_TYPE)?,
+            value: self.encode_value(topic, event).await?,
+            headers: encode_envelope(topic, event, JSON_CONTENT_TYPE, None)?,
         })
     }
 

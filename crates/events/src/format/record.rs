@@ -3,21 +3,29 @@
 
 use bytes::Bytes;
 use kafkit::consumer::ConsumerRecord;
+use kafkit::producer::HeaderName;
 
-use crate::cloudevents::{self, HeaderError};
+use crate::cloudevents::{self, DefaultSource, Encoding, HeaderError};
 use crate::envelope::{Envelope, Event};
 use crate::error::{DecodeErrorKind, EventsError, RawRecord};
 use crate::typed::EventPayload;
 
-/// The headers of `event` with `content-type` set to `content_type`.
+/// The headers of `event` with `content-type` set to `content_type`, the event type written
+/// without copying when it is `T`'s, and `ce_source` / `ce_sourceversion` from
+/// `default_source` when the envelope names no source.
 pub(crate) fn encode_envelope<T: EventPayload>(
     topic: &str,
     event: &Event<T>,
-    content_type: &str,
-) -> Result<Vec<(String, Option<Bytes>)>, EventsError> {
-    let envelope = &event.envelope;
+    content_type: &'static str,
+    default_source: Option<&DefaultSource>,
+) -> Result<Vec<(HeaderName, Option<Bytes>)>, EventsError> {
+    let encoding = Encoding {
+        content_type: Some(content_type),
+        static_type: Some(T::EVENT_TYPE),
+        default_source,
+    };
     let mut headers = Vec::new();
-    cloudevents::encode_headers_with_content_type(envelope, Some(content_type), &mut headers)
+    cloudevents::encode_headers_with(&event.envelope, &encoding, &mut headers)
         .map(|()| headers)
         .map_err(|e| EventsError::Serialization {
             topic: topic.to_owned(),

@@ -1,7 +1,7 @@
 //! [`EventProducer`]: publishes typed events through kafkit's idempotent [`Producer`].
 //!
-//! Each publish fills the envelope's source from the configuration (when the event has
-//! none), encodes the payload (Avro through the schema registry when the type has an Avro
+//! Each publish writes the configured service as the event's source (when the event has
+//! none; the event itself is not copied or changed), encodes the payload (Avro through the schema registry when the type has an Avro
 //! schema, JSON otherwise — validated against the type's JSON Schema before anything is
 //! sent), writes the envelope as CloudEvents headers, sends with the payload's key (the
 //! entity id) and waits for the broker's acknowledgement. Every outcome is counted
@@ -33,14 +33,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafkit::producer::{DeliveryFuture, Producer, RecordMetadata, Topic};
+use kafkit::producer::{DeliveryFuture, Producer, ProducerRecord, RecordMetadata, Topic};
 use serde::Serialize;
 use tracing::Instrument;
 
+use crate::cloudevents::DefaultSource;
 use crate::config::{EventsConfig, ObservabilitySettings, ServiceIdentity};
 use crate::envelope::Event;
 use crate::error::EventsError;
-use crate::format::{AvroCodec, EncodedEvent, EventCodec, JsonCodec, SerdeConfig};
+use crate::format::{
+    encode_envelope, key_bytes, AvroCodec, JsonCodec, SerdeConfig, AVRO_CONTENT_TYPE,
+    JSON_CONTENT_TYPE,
+};
 use crate::registry::SchemaRegistry;
 use crate::typed::EventPayload;
 
@@ -61,6 +65,8 @@ pub struct EventProducer {
 struct Inner {
     producer: Producer,
     service: ServiceIdentity,
+    /// The service's name and version as header values, made once.
+    default_source: DefaultSource,
     json: JsonCodec,
     avro: Option<AvroCodec>,
     observability: ObservabilitySettings,
@@ -122,6 +128,10 @@ impl EventProducer {
             inner: Arc::new(Inner {
                 producer,
                 service: config.service().clone(),
+                default_source: DefaultSource {
+                    name: Bytes::from(config.service().name.clone()),
+                    version: Bytes::from(config.service().version.clone()),
+                },
                 json: JsonCodec::new(serde),
                 avro,
                 observability: *config.observability(),
@@ -275,22 +285,19 @@ impl EventProducer {
     }
 
     /// Encodes `event` and hands it to the producer; `key` overrides the payload's key.
+    ///
+    /// The event is not copied or changed: an empty source is written as the service's (made
+    /// once per producer), header names are `'static`, and the record is built directly.
     async fn enqueue<T>(
         &self,
         topic: &Topic,
-        mut event: Event<T>,
+        event: Event<T>,
         key: Option<Option<Bytes>>,
     ) -> Result<(Pending, DeliveryFuture), EventsError>
     where
         T: EventPayload + Serialize,
     {
         let started = Instant::now();
-        if event.envelope.source.is_empty() {
-            event.envelope.source.clone_from(&self.inner.service.name);
-            if event.envelope.source_version.is_none() {
-                event.envelope.source_version = Some(self.inner.service.version.clone());
-            }
-        }
         let span = if self.inner.observability.tracing {
             send_span(topic, &event)
         } else {
@@ -303,47 +310,54 @@ impl EventProducer {
             started,
             span,
         };
-        let encoded = self
-            .encode(topic, &event)
-            .instrument(pending.span.clone())
-            .await;
-        let mut encoded = match encoded {
-            Ok(encoded) => encoded,
+        let record = if pending.span.is_none() {
+            self.encode(topic, &event).await
+        } else {
+            self.encode(topic, &event)
+                .instrument(pending.span.clone())
+                .await
+        };
+        let mut record = match record {
+            Ok(record) => record,
             Err(e) => return Err(self.fail(&pending, e)),
         };
-        if let Some(key) = key {
-            if key.is_some() {
-                encoded.key = key;
-            }
+        if let Some(Some(key)) = key {
+            record.key = Some(key);
+        } else {
+            record.key = key_bytes(&event);
         }
         // The trace crosses to the consumer: the `send` span (or the caller's, when tracing is
         // off) as `traceparent`, replacing any the codec left.
         #[cfg(feature = "opentelemetry")]
         {
             let _entered = pending.span.enter();
-            crate::trace_context::inject_current(&mut encoded.headers);
+            crate::trace_context::inject_current(&mut record.headers);
         }
-        pending.size = encoded.size();
+        pending.size = record_size(&record);
         if !pending.span.is_none() {
-            if let Some(key) = &encoded.key {
+            if let Some(key) = &record.key {
                 pending.span.record(
                     "messaging.kafka.message.key",
                     String::from_utf8_lossy(key).as_ref(),
                 );
             }
         }
-        let record = encoded.into_record(topic.clone());
         match self.inner.producer.send(record).await {
             Ok(delivery) => Ok((pending, delivery)),
             Err(e) => Err(self.fail(&pending, errors::from_produce(topic, T::EVENT_TYPE, e))),
         }
     }
 
-    async fn encode<T>(&self, topic: &str, event: &Event<T>) -> Result<EncodedEvent, EventsError>
+    /// The record of `event` for `topic`, without its key.
+    async fn encode<T>(
+        &self,
+        topic: &Topic,
+        event: &Event<T>,
+    ) -> Result<ProducerRecord, EventsError>
     where
         T: EventPayload + Serialize,
     {
-        if T::avro_schema().is_some() {
+        let (value, content_type) = if T::avro_schema().is_some() {
             let Some(avro) = &self.inner.avro else {
                 return Err(EventsError::configuration(
                     "schema.registry.url",
@@ -353,10 +367,19 @@ impl EventProducer {
                     ),
                 ));
             };
-            avro.encode(topic, event).await
+            (avro.encode_value(topic, event).await?, AVRO_CONTENT_TYPE)
         } else {
-            self.inner.json.encode(topic, event).await
-        }
+            (
+                self.inner.json.encode_value(topic, event).await?,
+                JSON_CONTENT_TYPE,
+            )
+        };
+        let headers =
+            encode_envelope(topic, event, content_type, Some(&self.inner.default_source))?;
+        let mut record = ProducerRecord::new(topic.clone());
+        record.value = Some(value);
+        record.headers = headers;
+        Ok(record)
     }
 
     fn settle(
@@ -442,6 +465,17 @@ fn send_span<T: EventPayload>(topic: &str, event: &Event<T>) -> tracing::Span {
         messaging.kafka.offset = tracing::field::Empty,
         error.r#type = tracing::field::Empty,
     )
+}
+
+/// The bytes an event takes on the record: key, value, header names and values.
+fn record_size(record: &ProducerRecord) -> usize {
+    record.key.as_ref().map_or(0, Bytes::len)
+        + record.value.as_ref().map_or(0, Bytes::len)
+        + record
+            .headers
+            .iter()
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Bytes::len))
+            .sum::<usize>()
 }
 
 fn clone_config_error(e: &EventsError) -> EventsError {

@@ -60,15 +60,25 @@ pub(crate) struct StatsRecorder {
     metrics: bool,
 }
 
+/// One row per (event type, topic), aggregated per type and per topic when read: one lookup
+/// per event, and none (no hashing) when it has the previous event's type and topic.
 #[derive(Debug, Default)]
 struct Tables {
-    by_type: HashMap<&'static str, Counts>,
-    by_topic: HashMap<String, Counts>,
-    /// The `metrics` handles of successful sends per (type, topic), registered on first use.
-    sent_handles: HashMap<(&'static str, Topic), SentHandles>,
+    rows: Vec<Row>,
+    index: HashMap<(&'static str, Topic), usize>,
+    /// The row of the last event recorded.
+    last: usize,
 }
 
-/// Registered once per (type, topic): no labels are built per event.
+#[derive(Debug)]
+struct Row {
+    event_type: &'static str,
+    topic: Topic,
+    counts: Counts,
+    /// The `metrics` handles, registered on the first success (when metrics are on).
+    sent_handles: Option<SentHandles>,
+}
+
 #[derive(Clone)]
 struct SentHandles {
     duration: metrics::Histogram,
@@ -124,20 +134,15 @@ impl StatsRecorder {
         }
         // Each update is a few counter bumps: a poisoned lock still guards consistent tables.
         let mut tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
-        apply(tables.by_type.entry(event_type).or_default());
-        match tables.by_topic.get_mut(topic.as_str()) {
-            Some(c) => apply(c),
-            None => apply(
-                tables
-                    .by_topic
-                    .entry(topic.as_str().to_owned())
-                    .or_default(),
-            ),
-        }
+        let row = tables.row(event_type, topic);
+        apply(&mut row.counts);
         if self.metrics {
             match outcome {
                 Ok(_) => {
-                    let handles = tables.sent_handles(event_type, topic);
+                    let handles = row
+                        .sent_handles
+                        .get_or_insert_with(|| SentHandles::new(event_type, topic))
+                        .clone();
                     drop(tables);
                     handles.duration.record(elapsed.as_secs_f64());
                     handles.sent.increment(1);
@@ -152,16 +157,18 @@ impl StatsRecorder {
 
     pub(crate) fn snapshot(&self) -> ProducerStats {
         let tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
-        let by_event_type = tables
-            .by_type
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), *v))
-            .collect();
-        let by_topic = tables
-            .by_topic
-            .iter()
-            .map(|(k, v)| (k.clone(), *v))
-            .collect();
+        let mut by_event_type: BTreeMap<String, Counts> = BTreeMap::new();
+        let mut by_topic: BTreeMap<String, Counts> = BTreeMap::new();
+        for row in &tables.rows {
+            by_event_type
+                .entry(row.event_type.to_owned())
+                .or_default()
+                .add(row.counts);
+            by_topic
+                .entry(row.topic.as_str().to_owned())
+                .or_default()
+                .add(row.counts);
+        }
         drop(tables);
         ProducerStats {
             messages_sent: self.sent.load(Ordering::Relaxed),
@@ -179,26 +186,47 @@ impl StatsRecorder {
 /// (histogram, seconds), with `messaging.system`, `messaging.operation.name`,
 /// `messaging.destination.name`, `cloudevents.event_type` and, on failure, `error.type`.
 impl Tables {
-    /// The handles of successful sends of (type, topic), registered with the recorder in place
-    /// the first time (install a recorder before publishing).
-    fn sent_handles(&mut self, event_type: &'static str, topic: &Topic) -> SentHandles {
-        self.sent_handles
-            .entry((event_type, topic.clone()))
-            .or_insert_with(|| {
-                let labels = labels(event_type, topic, None);
-                SentHandles {
-                    duration: metrics::histogram!(
-                        "messaging.client.operation.duration",
-                        labels.iter()
-                    ),
-                    sent: metrics::counter!("messaging.client.sent.messages", labels.iter()),
+    /// The row of (`event_type`, `topic`), made on first use.
+    fn row(&mut self, event_type: &'static str, topic: &Topic) -> &mut Row {
+        let same = |r: &Row| r.event_type == event_type && r.topic.as_str() == topic.as_str();
+        if !self.rows.get(self.last).is_some_and(same) {
+            self.last = match self.index.get(&(event_type, topic.clone())) {
+                Some(&i) => i,
+                None => {
+                    self.rows.push(Row {
+                        event_type,
+                        topic: topic.clone(),
+                        counts: Counts::default(),
+                        sent_handles: None,
+                    });
+                    let i = self.rows.len() - 1;
+                    self.index.insert((event_type, topic.clone()), i);
+                    i
                 }
-            })
-            .clone()
+            };
+        }
+        &mut self.rows[self.last]
     }
 }
 
-/// The labels of one send (OpenTelemetry messaging conventions).
+impl SentHandles {
+    fn new(event_type: &'static str, topic: &Topic) -> Self {
+        let labels = labels(event_type, topic, None);
+        SentHandles {
+            duration: metrics::histogram!("messaging.client.operation.duration", labels.iter()),
+            sent: metrics::counter!("messaging.client.sent.messages", labels.iter()),
+        }
+    }
+}
+
+impl Counts {
+    fn add(&mut self, other: Counts) {
+        self.sent += other.sent;
+        self.failed += other.failed;
+        self.bytes += other.bytes;
+    }
+}
+
 fn labels(
     event_type: &'static str,
     topic: &Topic,

@@ -1,6 +1,7 @@
 //! The bridge to OpenTelemetry through `tracing-opentelemetry` (feature `opentelemetry`).
 
 use bytes::Bytes;
+use kafkit::producer::HeaderName;
 use opentelemetry::trace::{
     SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState as OtelTraceState,
 };
@@ -12,7 +13,7 @@ use super::{extract, inject, TraceContext, TraceContextError, TraceParent, Trace
 /// Writes the current `tracing` span's OpenTelemetry context into `headers` as `traceparent`
 /// (and `tracestate`), replacing any there. Returns whether a context was written: `false` when
 /// the current span has no valid OpenTelemetry context (no subscriber layer, or no span).
-pub fn inject_current(headers: &mut Vec<(String, Option<Bytes>)>) -> bool {
+pub fn inject_current(headers: &mut Vec<(HeaderName, Option<Bytes>)>) -> bool {
     let cx = tracing::Span::current().context();
     let span = cx.span();
     let sc = span.span_context();
@@ -73,7 +74,7 @@ mod tests {
     use opentelemetry_sdk::trace::SdkTracerProvider;
     use tracing_subscriber::layer::SubscriberExt;
 
-    fn pairs(headers: &[(String, Option<Bytes>)]) -> Vec<(&[u8], Option<&[u8]>)> {
+    fn pairs(headers: &[(HeaderName, Option<Bytes>)]) -> Vec<(&[u8], Option<&[u8]>)> {
         headers
             .iter()
             .map(|(k, v)| (k.as_bytes(), v.as_deref()))
@@ -97,7 +98,7 @@ mod tests {
             let producer = send.context().span().span_context().clone();
             assert!(producer.is_valid());
             let mut headers = vec![(
-                super::super::TRACEPARENT.to_owned(),
+                super::super::TRACEPARENT.into(),
                 Some(Bytes::from_static(b"stale")),
             )];
             assert!(inject_current(&mut headers));

@@ -16,7 +16,7 @@ use kafkit_wire::record::{
     max_record_size, record_size, BatchBuilder, BatchOptions, HeaderRef, RecordRef,
 };
 
-use crate::producer::{ProduceError, RecordMetadata};
+use crate::producer::{HeaderName, ProduceError, RecordMetadata};
 
 /// The v2 batch header (offset, length, …, record count): what a batch costs before records.
 pub const BATCH_OVERHEAD: usize = 61;
@@ -84,7 +84,7 @@ pub struct BufferedRecord<D> {
     /// Value.
     pub value: Option<Bytes>,
     /// Headers.
-    pub headers: Vec<(String, Option<Bytes>)>,
+    pub headers: Vec<(HeaderName, Option<Bytes>)>,
     /// Where the outcome goes.
     pub delivery: D,
     /// `buffer.memory` bytes reserved for this record, released with its outcome. When not
@@ -137,7 +137,7 @@ impl<D> BufferedRecord<D> {
     }
 }
 
-fn headers_len(headers: &[(String, Option<Bytes>)]) -> usize {
+fn headers_len(headers: &[(HeaderName, Option<Bytes>)]) -> usize {
     headers
         .iter()
         .map(|(k, v)| {
@@ -152,7 +152,7 @@ fn headers_len(headers: &[(String, Option<Bytes>)]) -> usize {
 pub fn max_buffered_size(
     key: Option<&[u8]>,
     value: Option<&[u8]>,
-    headers: &[(String, Option<Bytes>)],
+    headers: &[(HeaderName, Option<Bytes>)],
 ) -> usize {
     max_record_size(&RecordRef::new(0, key, value))
         .saturating_add(headers_len(headers))

@@ -152,10 +152,10 @@ fn redrive_goes_back_to_the_original_topic_and_partition() {
     assert_eq!(back.topic.to_string(), "orders");
     assert_eq!(back.partition, Some(2));
     assert_eq!((back.key, back.value), (raw().key, raw().value));
-    let original: Vec<(String, Option<Bytes>)> = raw()
+    let original: Vec<(kafkit::producer::HeaderName, Option<Bytes>)> = raw()
         .headers
         .iter()
-        .map(|(k, v)| (String::from_utf8(k.to_vec()).unwrap(), v.clone()))
+        .map(|(k, v)| (String::from_utf8(k.to_vec()).unwrap().into(), v.clone()))
         .collect();
     assert_eq!(back.headers, original);
     // Written to another partition of the dead-letter topic: the key decides on redrive.

@@ -124,8 +124,8 @@ fn the_retry_record_keeps_the_original_bytes_and_replaces_its_retry_headers() {
     assert_eq!(
         first.headers[..2],
         [
-            ("ce_type".to_owned(), Some(Bytes::from_static(b"t"))),
-            ("x-null".to_owned(), None)
+            (HeaderName::from("ce_type"), Some(Bytes::from_static(b"t"))),
+            (HeaderName::from("x-null"), None)
         ]
     );
     let i = info(&first);
