@@ -128,6 +128,7 @@ fn sender_config(config: &ProducerConfig) -> SenderConfig {
             config.compression().codec_id(),
         )
         .unwrap_or_default(),
+        compression_level: config.compression_level(),
     }
 }
 

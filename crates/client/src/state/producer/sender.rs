@@ -46,6 +46,8 @@ pub struct SenderConfig {
     pub retry_backoff: ExponentialBackoff,
     /// `compression.type`.
     pub compression: Compression,
+    /// `compression.<codec>.level` for that codec (`None`: the codec's default).
+    pub compression_level: Option<i32>,
 }
 
 /// One Produce request to write to `node`.
@@ -328,7 +330,11 @@ impl<D> SenderState<D> {
             if batch.sequence.is_none() {
                 batch.sequence = self.idempotence.assign(&batch.tp, batch.record_count());
             }
-            match batch.encode(self.config.compression, &mut self.scratch) {
+            match batch.encode(
+                self.config.compression,
+                self.config.compression_level,
+                &mut self.scratch,
+            ) {
                 Ok(bytes) => {
                     batch.attempts = batch.attempts.saturating_add(1);
                     batch.retry_at = None;
