@@ -61,7 +61,11 @@ async fn every_codec_level_is_read_back_by_kafkit_and_kcat() {
         let config = ProducerConfig::builder()
             .bootstrap_servers([kafka().bootstrap.clone()])
             .compression(codec)
-            .compression_gzip_level(if codec == Compression::Gzip { level } else { -1 })
+            .compression_gzip_level(if codec == Compression::Gzip {
+                level
+            } else {
+                -1
+            })
             .compression_lz4_level(if codec == Compression::Lz4 { level } else { 9 })
             .compression_zstd_level(if codec == Compression::Zstd { level } else { 3 })
             .linger(Duration::from_millis(20))
@@ -102,7 +106,10 @@ async fn every_codec_level_is_read_back_by_kafkit_and_kcat() {
         let mut by_kcat: Vec<u64> = kcat_values(&topic)
             .await
             .iter()
-            .map(|v| v.parse().unwrap_or_else(|_| panic!("{what}: kcat read {v:?}")))
+            .map(|v| {
+                v.parse()
+                    .unwrap_or_else(|_| panic!("{what}: kcat read {v:?}"))
+            })
             .collect();
         by_kcat.sort_unstable();
         assert_eq!(by_kcat, (0..RECORDS).collect::<Vec<_>>(), "{what}: kcat");

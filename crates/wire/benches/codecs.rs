@@ -11,7 +11,11 @@
 //! from the ones in `benches/README.md`, which use the payload file). Throughput is bytes of
 //! uncompressed payload per second, encode and decode alike.
 
+// criterion's macros generate undocumented items.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use kafkit_wire::compression::{compress_with_level, decompress, Compression};
@@ -23,7 +27,15 @@ fn payload() -> Vec<u8> {
     if let Ok(path) = std::env::var("KAFKIT_CODEC_PAYLOAD") {
         return std::fs::read(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
     }
-    let words = ["click", "view", "add_to_cart", "harbor", "saddle", "guitar", "ladder"];
+    let words = [
+        "click",
+        "view",
+        "add_to_cart",
+        "harbor",
+        "saddle",
+        "guitar",
+        "ladder",
+    ];
     let mut out = Vec::new();
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     for i in 0..40_000u64 {
@@ -66,10 +78,7 @@ fn batches() -> Vec<Vec<u8>> {
 }
 
 fn cases() -> Vec<(Compression, Option<i32>)> {
-    let mut cases = vec![
-        (Compression::Snappy, None),
-        (Compression::Lz4, None),
-    ];
+    let mut cases = vec![(Compression::Snappy, None), (Compression::Lz4, None)];
     cases.extend([1, 6, 9].map(|l| (Compression::Gzip, Some(l))));
     cases.extend([-5, -1, 1, 3, 6, 9].map(|l| (Compression::Zstd, Some(l))));
     cases
@@ -123,5 +132,12 @@ fn codecs(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, codecs);
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(10);
+    targets = codecs
+}
 criterion_main!(benches);

@@ -176,9 +176,18 @@ impl ProducerConfig {
         out.push((LINGER_MS, ms(self.linger)));
         out.push((BATCH_SIZE, self.batch_size.to_string()));
         out.push((COMPRESSION_TYPE, self.compression.as_str().to_owned()));
-        out.push((COMPRESSION_GZIP_LEVEL, self.compression_gzip_level.to_string()));
-        out.push((COMPRESSION_LZ4_LEVEL, self.compression_lz4_level.to_string()));
-        out.push((COMPRESSION_ZSTD_LEVEL, self.compression_zstd_level.to_string()));
+        out.push((
+            COMPRESSION_GZIP_LEVEL,
+            self.compression_gzip_level.to_string(),
+        ));
+        out.push((
+            COMPRESSION_LZ4_LEVEL,
+            self.compression_lz4_level.to_string(),
+        ));
+        out.push((
+            COMPRESSION_ZSTD_LEVEL,
+            self.compression_zstd_level.to_string(),
+        ));
         out.push((
             MAX_IN_FLIGHT,
             self.max_in_flight_requests_per_connection.to_string(),

@@ -227,9 +227,7 @@ pub fn compress_with_level(
         Compression::Gzip => gzip::compress_level(input, level.unwrap_or(gzip::DEFAULT_LEVEL), out),
         Compression::Snappy => snappy::compress_xerial(input, out),
         Compression::Lz4 => lz4::compress_level(input, level.unwrap_or(lz4::DEFAULT_LEVEL), out),
-        Compression::Zstd => {
-            zstd::compress_level(input, level.unwrap_or(zstd::DEFAULT_LEVEL), out)
-        }
+        Compression::Zstd => zstd::compress_level(input, level.unwrap_or(zstd::DEFAULT_LEVEL), out),
     }
 }
 
