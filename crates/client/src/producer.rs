@@ -135,6 +135,7 @@ fn sender_config(config: &ProducerConfig) -> SenderConfig {
         retries: config.retries(),
         retry_backoff: client.retry_backoff_policy(),
         compression: config.compression(),
+        compression_level: config.compression_level(),
     }
 }
 

@@ -12,6 +12,14 @@ const ACKS: &str = "acks";
 const LINGER_MS: &str = "linger.ms";
 const BATCH_SIZE: &str = "batch.size";
 const COMPRESSION_TYPE: &str = "compression.type";
+const COMPRESSION_GZIP_LEVEL: &str = "compression.gzip.level";
+const COMPRESSION_LZ4_LEVEL: &str = "compression.lz4.level";
+const COMPRESSION_ZSTD_LEVEL: &str = "compression.zstd.level";
+/// KIP-390 defaults and ranges, as in the Java client: gzip -1 (zlib's default, 6) or 1-9, lz4
+/// 1-17 (default 9), zstd -131072-22 (default 3).
+const DEFAULT_GZIP_LEVEL: i32 = -1;
+const DEFAULT_LZ4_LEVEL: i32 = 9;
+const DEFAULT_ZSTD_LEVEL: i32 = 3;
 const ENABLE_IDEMPOTENCE: &str = "enable.idempotence";
 const MAX_IN_FLIGHT: &str = "max.in.flight.requests.per.connection";
 const RETRIES: &str = "retries";
@@ -75,6 +83,9 @@ pub struct ProducerConfig {
     linger: Duration,
     batch_size: usize,
     compression: Compression,
+    compression_gzip_level: i32,
+    compression_lz4_level: i32,
+    compression_zstd_level: i32,
     max_in_flight_requests_per_connection: u32,
     retries: u32,
     delivery_timeout: Duration,
@@ -99,7 +110,8 @@ impl ProducerConfig {
     /// `producer.properties` file. Later duplicates win.
     ///
     /// Supported keys: `bootstrap.servers`, `client.id`, `acks`, `linger.ms`, `batch.size`,
-    /// `compression.type`, `enable.idempotence`, `max.in.flight.requests.per.connection`,
+    /// `compression.type`, `compression.gzip.level`, `compression.lz4.level`,
+    /// `compression.zstd.level`, `enable.idempotence`, `max.in.flight.requests.per.connection`,
     /// `retries`, `retry.backoff.ms`, `retry.backoff.max.ms`, `request.timeout.ms`,
     /// `delivery.timeout.ms`, `buffer.memory`, `max.block.ms`, `max.request.size`,
     /// `metadata.max.age.ms`, `metadata.max.idle.ms`, `reconnect.backoff.ms`,
@@ -165,6 +177,18 @@ impl ProducerConfig {
         out.push((BATCH_SIZE, self.batch_size.to_string()));
         out.push((COMPRESSION_TYPE, self.compression.name().to_owned()));
         out.push((
+            COMPRESSION_GZIP_LEVEL,
+            self.compression_gzip_level.to_string(),
+        ));
+        out.push((
+            COMPRESSION_LZ4_LEVEL,
+            self.compression_lz4_level.to_string(),
+        ));
+        out.push((
+            COMPRESSION_ZSTD_LEVEL,
+            self.compression_zstd_level.to_string(),
+        ));
+        out.push((
             MAX_IN_FLIGHT,
             self.max_in_flight_requests_per_connection.to_string(),
         ));
@@ -224,6 +248,46 @@ impl ProducerConfig {
     /// `compression.type`.
     pub fn compression(&self) -> Compression {
         self.compression
+    }
+
+    /// `compression.gzip.level`: 1-9, or -1 for zlib's default (6).
+    pub fn compression_gzip_level(&self) -> i32 {
+        self.compression_gzip_level
+    }
+
+    /// `compression.lz4.level`: 1-17. kafkit's pure-Rust LZ4 encoder has one compressor, LZ4's
+    /// fast one, and uses it at every level (the frames are valid; higher levels would only be
+    /// smaller), as the wire crate's `lz4::compress_level` documents.
+    pub fn compression_lz4_level(&self) -> i32 {
+        self.compression_lz4_level
+    }
+
+    /// `compression.zstd.level`: -131072-22 (0 means zstd's default, 3).
+    pub fn compression_zstd_level(&self) -> i32 {
+        self.compression_zstd_level
+    }
+
+    /// The level for the configured `compression.type` (`None` for none and snappy, which have
+    /// no levels).
+    ///
+    /// ```
+    /// use kafkit::config::{Compression, ProducerConfig};
+    ///
+    /// let config = ProducerConfig::builder()
+    ///     .bootstrap_servers(["localhost:9092"])
+    ///     .compression(Compression::Zstd)
+    ///     .compression_zstd_level(9)
+    ///     .build()?;
+    /// assert_eq!(config.compression_level(), Some(9));
+    /// # Ok::<(), kafkit::config::ConfigError>(())
+    /// ```
+    pub fn compression_level(&self) -> Option<i32> {
+        match self.compression {
+            Compression::None | Compression::Snappy => None,
+            Compression::Gzip => Some(self.compression_gzip_level),
+            Compression::Lz4 => Some(self.compression_lz4_level),
+            Compression::Zstd => Some(self.compression_zstd_level),
+        }
     }
 
     /// `max.in.flight.requests.per.connection`.
@@ -321,6 +385,9 @@ pub struct ProducerConfigBuilder {
     linger: Option<Duration>,
     batch_size: Option<usize>,
     compression: Option<Compression>,
+    compression_gzip_level: Option<i32>,
+    compression_lz4_level: Option<i32>,
+    compression_zstd_level: Option<i32>,
     max_in_flight_requests_per_connection: Option<u32>,
     retries: Option<u32>,
     delivery_timeout: Option<Duration>,
@@ -365,6 +432,15 @@ impl ProducerConfigBuilder {
             BATCH_SIZE => self.batch_size = Some(parse_usize(BATCH_SIZE, value)?),
             COMPRESSION_TYPE => {
                 self.compression = Some(parse_compression(COMPRESSION_TYPE, value)?)
+            }
+            COMPRESSION_GZIP_LEVEL => {
+                self.compression_gzip_level = Some(parse_level(COMPRESSION_GZIP_LEVEL, value)?)
+            }
+            COMPRESSION_LZ4_LEVEL => {
+                self.compression_lz4_level = Some(parse_level(COMPRESSION_LZ4_LEVEL, value)?)
+            }
+            COMPRESSION_ZSTD_LEVEL => {
+                self.compression_zstd_level = Some(parse_level(COMPRESSION_ZSTD_LEVEL, value)?)
             }
             ENABLE_IDEMPOTENCE => {
                 self.enable_idempotence = Some(parse_bool(ENABLE_IDEMPOTENCE, value)?)
@@ -465,6 +541,28 @@ impl ProducerConfigBuilder {
     /// `compression.type`: the batch codec. Default: [`Compression::None`].
     pub fn compression(mut self, compression: Compression) -> Self {
         self.compression = Some(compression);
+        self
+    }
+
+    /// `compression.gzip.level`: 1 (fastest) to 9 (smallest), or -1 for zlib's default (6).
+    /// Default: -1. Checked by [`build`](Self::build).
+    pub fn compression_gzip_level(mut self, level: i32) -> Self {
+        self.compression_gzip_level = Some(level);
+        self
+    }
+
+    /// `compression.lz4.level`: 1-17. Default: 9. Every level is encoded with LZ4's fast
+    /// compressor, the one level kafkit's pure-Rust encoder has (see
+    /// [`ProducerConfig::compression_lz4_level`]). Checked by [`build`](Self::build).
+    pub fn compression_lz4_level(mut self, level: i32) -> Self {
+        self.compression_lz4_level = Some(level);
+        self
+    }
+
+    /// `compression.zstd.level`: -131072 (fastest) to 22 (smallest). Default: 3. Checked by
+    /// [`build`](Self::build).
+    pub fn compression_zstd_level(mut self, level: i32) -> Self {
+        self.compression_zstd_level = Some(level);
         self
     }
 
@@ -681,6 +779,13 @@ impl ProducerConfigBuilder {
             INT_MAX,
         )?;
 
+        let gzip_level = self.compression_gzip_level.unwrap_or(DEFAULT_GZIP_LEVEL);
+        check_level(COMPRESSION_GZIP_LEVEL, gzip_level)?;
+        let lz4_level = self.compression_lz4_level.unwrap_or(DEFAULT_LZ4_LEVEL);
+        check_level(COMPRESSION_LZ4_LEVEL, lz4_level)?;
+        let zstd_level = self.compression_zstd_level.unwrap_or(DEFAULT_ZSTD_LEVEL);
+        check_level(COMPRESSION_ZSTD_LEVEL, zstd_level)?;
+
         let enable_idempotence = self.resolve_idempotence(acks, retries, max_in_flight)?;
         if let Some(id) = &self.transactional_id {
             if !enable_idempotence {
@@ -700,6 +805,9 @@ impl ProducerConfigBuilder {
             linger,
             batch_size,
             compression: self.compression.unwrap_or_default(),
+            compression_gzip_level: gzip_level,
+            compression_lz4_level: lz4_level,
+            compression_zstd_level: zstd_level,
             max_in_flight_requests_per_connection: max_in_flight,
             retries,
             delivery_timeout,
@@ -813,6 +921,32 @@ fn parse_usize(key: &'static str, value: &str) -> Result<usize, ConfigError> {
 
 fn check_usize(key: &'static str, n: usize) -> Result<usize, ConfigError> {
     check_range(key, i64::try_from(n).unwrap_or(i64::MAX), 0, INT_MAX).map(|_| n)
+}
+
+/// Parses a `compression.<codec>.level` value and checks its range.
+fn parse_level(key: &'static str, value: &str) -> Result<i32, ConfigError> {
+    let n = parse_int(key, value, i64::from(i32::MIN), i64::from(i32::MAX))?;
+    let level = i32::try_from(n).map_err(|_| ConfigError::invalid(key, value, "not an int"))?;
+    check_level(key, level)?;
+    Ok(level)
+}
+
+/// The KIP-390 range of each `compression.<codec>.level` key.
+fn check_level(key: &'static str, level: i32) -> Result<(), ConfigError> {
+    let ok = match key {
+        COMPRESSION_GZIP_LEVEL => level == -1 || (1..=9).contains(&level),
+        COMPRESSION_LZ4_LEVEL => (1..=17).contains(&level),
+        _ => (-131_072..=22).contains(&level),
+    };
+    if ok {
+        return Ok(());
+    }
+    let range = match key {
+        COMPRESSION_GZIP_LEVEL => "must be 1-9, or -1 for the default",
+        COMPRESSION_LZ4_LEVEL => "must be 1-17",
+        _ => "must be -131072-22",
+    };
+    Err(ConfigError::invalid(key, level.to_string(), range))
 }
 
 #[cfg(test)]

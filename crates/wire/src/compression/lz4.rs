@@ -21,6 +21,30 @@ use super::{Compression, CompressionError, Frames};
 /// The LZ4 frame magic number (little-endian on the wire).
 const FRAME_MAGIC: u32 = 0x184D_2204;
 
+/// The default level of Kafka's `compression.lz4.level`: 9.
+pub const DEFAULT_LEVEL: i32 = 9;
+/// The lowest `compression.lz4.level`: 1.
+pub const MIN_LEVEL: i32 = 1;
+/// The highest `compression.lz4.level`: 17.
+pub const MAX_LEVEL: i32 = 17;
+
+/// Compresses `input` as one LZ4 frame at `level`, appending to `out`.
+///
+/// `lz4_flex` has one compressor, LZ4's fast one: **every level of Kafka's range
+/// ([`MIN_LEVEL`]..=[`MAX_LEVEL`]) is encoded with it**, the nearest (and only) level this pure-Rust
+/// encoder has, as librdkafka documents for its own lz4 levels. The frames are valid at any
+/// level; higher levels would only make them smaller. A level outside the range is
+/// [`CompressionError::UnsupportedLevel`].
+pub fn compress_level(input: &[u8], level: i32, out: &mut Vec<u8>) -> Result<(), CompressionError> {
+    if !(MIN_LEVEL..=MAX_LEVEL).contains(&level) {
+        return Err(CompressionError::UnsupportedLevel {
+            codec: Compression::Lz4,
+            level,
+        });
+    }
+    compress(input, out)
+}
+
 /// Compresses `input` as one LZ4 frame (independent 64 KiB blocks), appending to `out`.
 pub fn compress(input: &[u8], out: &mut Vec<u8>) -> Result<(), CompressionError> {
     let info = FrameInfo::new()
@@ -135,6 +159,24 @@ mod tests {
             decompress(input, 1 << 20, &mut Vec::new()),
             Err(CompressionError::Corrupt { .. })
         )
+    }
+
+    #[test]
+    fn levels_in_range_encode_and_others_are_refused() {
+        for level in [MIN_LEVEL, DEFAULT_LEVEL, MAX_LEVEL] {
+            let mut packed = Vec::new();
+            compress_level(b"kafka kafka kafka", level, &mut packed).unwrap();
+            let mut out = Vec::new();
+            decompress(&packed, 100, &mut out).unwrap();
+            assert_eq!(out, b"kafka kafka kafka");
+        }
+        for level in [0, -1, 18] {
+            let err = compress_level(b"x", level, &mut Vec::new()).unwrap_err();
+            assert!(
+                matches!(err, CompressionError::UnsupportedLevel { level: l, .. } if l == level),
+                "{err}"
+            );
+        }
     }
 
     #[test]

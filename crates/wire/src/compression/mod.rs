@@ -165,6 +165,15 @@ pub enum CompressionError {
         /// The limit, in frames.
         limit: usize,
     },
+    /// The level is not one this codec's encoder has (Kafka's `compression.<codec>.level`
+    /// ranges: gzip 1-9 or -1, lz4 1-17, zstd -131072-22).
+    #[error("{codec} has no compression level {level}")]
+    UnsupportedLevel {
+        /// The codec being encoded.
+        codec: Compression,
+        /// The level asked for.
+        level: i32,
+    },
     /// The encoder failed.
     #[error("{codec} compression failed: {message}")]
     Encode {
@@ -194,7 +203,8 @@ impl CompressionError {
 /// Compresses `input` with `codec`, appending the result to `out`.
 ///
 /// Snappy is written in the xerial framing the Java client produces (see [`snappy`]); lz4 as an
-/// LZ4 frame with independent 64 KiB blocks; zstd at ruzstd's "fastest" level; gzip at level 6.
+/// LZ4 frame with independent 64 KiB blocks; zstd at level 3; gzip at level 6 (the Java
+/// client's defaults).
 /// [`Compression::None`] copies the input.
 ///
 /// ```
@@ -214,15 +224,19 @@ pub fn compress(
 
 /// Like [`compress`], with a codec-specific level (Kafka's `compression.<codec>.level`).
 ///
-/// Only gzip has levels here (1-9, clamped; `None` = 6). LZ4 (`lz4_flex`) and zstd (`ruzstd`,
-/// "fastest" only) ignore the level.
+/// The levels are Kafka's (KIP-390), `None` being the codec's default: gzip 1-9 or -1
+/// ([`gzip::compress_level`]), lz4 1-17 ([`lz4::compress_level`]: all encoded with LZ4's fast
+/// compressor), zstd -131072-22 ([`zstd::compress_level`]). A level outside its codec's range
+/// is [`CompressionError::UnsupportedLevel`]. Snappy and none have no levels and ignore it.
 ///
 /// ```
-/// use kafkit_wire::compression::{compress_with_level, Compression};
+/// use kafkit_wire::compression::{compress_with_level, Compression, CompressionError};
 /// let mut fast = Vec::new();
 /// compress_with_level(Compression::Gzip, Some(1), &[7u8; 4096], &mut fast)?;
 /// assert!(fast.len() < 100);
-/// # Ok::<(), kafkit_wire::compression::CompressionError>(())
+/// let err = compress_with_level(Compression::Zstd, Some(23), b"x", &mut fast).unwrap_err();
+/// assert!(matches!(err, CompressionError::UnsupportedLevel { level: 23, .. }));
+/// # Ok::<(), CompressionError>(())
 /// ```
 pub fn compress_with_level(
     codec: Compression,
@@ -237,8 +251,8 @@ pub fn compress_with_level(
         }
         Compression::Gzip => gzip::compress_level(input, level.unwrap_or(gzip::DEFAULT_LEVEL), out),
         Compression::Snappy => snappy::compress_xerial(input, out),
-        Compression::Lz4 => lz4::compress(input, out),
-        Compression::Zstd => zstd::compress(input, out),
+        Compression::Lz4 => lz4::compress_level(input, level.unwrap_or(lz4::DEFAULT_LEVEL), out),
+        Compression::Zstd => zstd::compress_level(input, level.unwrap_or(zstd::DEFAULT_LEVEL), out),
     }
 }
 

@@ -4,11 +4,15 @@
 //! size), bounded by the caller's limit; the frame's window is capped too, so a frame declaring a
 //! huge window is rejected before its buffer is reserved. Skippable frames (magic
 //! `0x184D2A50..=0x184D2A5F`, which the format allows anywhere) are skipped; a payload may hold
-//! at most [`MAX_FRAMES`](super::MAX_FRAMES) frames. Encoding uses ruzstd's only implemented level, "fastest"
-//! (about zstd level 1).
+//! at most [`MAX_FRAMES`](super::MAX_FRAMES) frames.
+//!
+//! Encoding goes through `structured-zstd` (pure Rust), at zstd's own level numbering: every
+//! level of Kafka's `compression.zstd.level` range, [`MIN_LEVEL`]..=[`MAX_LEVEL`], default
+//! [`DEFAULT_LEVEL`]; level 0 means the default, as in zstd. It was picked over ruzstd's encoder
+//! (one level, about zstd's 1) by measurement: see `benches/README.md`, "Codecs".
 
 use ruzstd::decoding::StreamingDecoder;
-use ruzstd::encoding::{CompressionLevel, FrameCompressor};
+use structured_zstd::encoding::{CompressionLevel, FrameCompressor};
 
 use super::{Compression, CompressionError, Frames};
 
@@ -23,12 +27,58 @@ fn max_window(limit: usize) -> u64 {
     limit.clamp(8 << 20, ruzstd::decoding::DEFAULT_MAX_WINDOW_SIZE)
 }
 
-/// Compresses `input` as one zstd frame, appending to `out`.
+/// The default level: 3, as zstd, the Java client (`compression.zstd.level`) and librdkafka use.
+pub const DEFAULT_LEVEL: i32 = 3;
+/// The lowest level (the fastest, least compression): -131072, as in Kafka and zstd.
+pub const MIN_LEVEL: i32 = -131_072;
+/// The highest level: 22, as in Kafka and zstd.
+pub const MAX_LEVEL: i32 = 22;
+
+/// Compresses `input` as one zstd frame at [`DEFAULT_LEVEL`], appending to `out`.
 pub fn compress(input: &[u8], out: &mut Vec<u8>) -> Result<(), CompressionError> {
-    let mut compressor = FrameCompressor::new(CompressionLevel::Fastest);
-    compressor.set_source(input);
-    compressor.set_drain(out);
-    compressor.compress();
+    compress_level(input, DEFAULT_LEVEL, out)
+}
+
+/// Compresses `input` as one zstd frame at `level` ([`MIN_LEVEL`]..=[`MAX_LEVEL`]; 0 is
+/// [`DEFAULT_LEVEL`]), appending to `out`; any other level is
+/// [`CompressionError::UnsupportedLevel`].
+///
+/// ```
+/// use kafkit_wire::compression::zstd;
+/// let mut out = Vec::new();
+/// zstd::compress_level(&b"kafka ".repeat(100), 19, &mut out)?;
+/// assert!(zstd::compress_level(b"x", 23, &mut out).is_err());
+/// # Ok::<(), kafkit_wire::compression::CompressionError>(())
+/// ```
+pub fn compress_level(input: &[u8], level: i32, out: &mut Vec<u8>) -> Result<(), CompressionError> {
+    if !(MIN_LEVEL..=MAX_LEVEL).contains(&level) {
+        return Err(CompressionError::UnsupportedLevel {
+            codec: Compression::Zstd,
+            level,
+        });
+    }
+    let level = if level == 0 { DEFAULT_LEVEL } else { level };
+    let mut compressor: FrameCompressor = FrameCompressor::new(CompressionLevel::from_level(level));
+    // The encoder replaces what its output holds: append through a second buffer only when
+    // `out` has contents to keep (the batch builder always passes an empty one).
+    let kept = out.len();
+    let mut frame = Vec::new();
+    let target = if kept == 0 { &mut *out } else { &mut frame };
+    // structured-zstd documents a panic on an internal encoder error: a library must not take
+    // the application down for it, so it becomes a typed error for this batch.
+    let encoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        compressor.compress_independent_frame_into(input, target)
+    }));
+    if encoded.is_err() {
+        out.truncate(kept);
+        return Err(CompressionError::encode(
+            Compression::Zstd,
+            "the zstd encoder failed (panicked); the batch was not compressed",
+        ));
+    }
+    if kept != 0 {
+        out.extend_from_slice(&frame);
+    }
     Ok(())
 }
 
@@ -97,6 +147,29 @@ mod tests {
         out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         out.extend_from_slice(payload);
         out
+    }
+
+    #[test]
+    fn every_level_round_trips_and_out_of_range_is_refused() {
+        let data = b"{\"event\":\"click\",\"user\":\"u-1\"} ".repeat(500);
+        let mut sizes = Vec::new();
+        for level in [MIN_LEVEL, -5, -1, 0, 1, 3, 9, 19, MAX_LEVEL] {
+            let mut packed = Vec::new();
+            compress_level(&data, level, &mut packed).unwrap();
+            let mut out = Vec::new();
+            decompress(&packed, data.len(), &mut out).unwrap();
+            assert_eq!(out, data, "level {level}");
+            sizes.push(packed.len());
+        }
+        // Higher levels compress at least as well as the fastest one on repetitive text.
+        assert!(sizes.last() <= sizes.first(), "{sizes:?}");
+        for level in [MIN_LEVEL - 1, MAX_LEVEL + 1, i32::MIN, i32::MAX] {
+            let err = compress_level(b"x", level, &mut Vec::new()).unwrap_err();
+            assert!(
+                matches!(err, CompressionError::UnsupportedLevel { level: l, .. } if l == level),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -504,3 +504,77 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn compression_levels_have_the_kip_390_defaults_ranges_and_keys() {
+    let c = ok(&[]);
+    assert_eq!(c.compression_gzip_level(), -1);
+    assert_eq!(c.compression_lz4_level(), 9);
+    assert_eq!(c.compression_zstd_level(), 3);
+    assert_eq!(c.compression_level(), None);
+    let c = ok(&[
+        ("compression.type", "zstd"),
+        ("compression.gzip.level", "9"),
+        ("compression.lz4.level", "17"),
+        ("compression.zstd.level", "-131072"),
+    ]);
+    assert_eq!(c.compression_gzip_level(), 9);
+    assert_eq!(c.compression_lz4_level(), 17);
+    assert_eq!(c.compression_level(), Some(-131_072));
+    assert_eq!(
+        ok(&[("compression.type", "gzip")]).compression_level(),
+        Some(-1)
+    );
+    assert_eq!(
+        ok(&[("compression.type", "snappy")]).compression_level(),
+        None
+    );
+    for (key, value) in [
+        ("compression.gzip.level", "0"),
+        ("compression.gzip.level", "-2"),
+        ("compression.gzip.level", "10"),
+        ("compression.lz4.level", "0"),
+        ("compression.lz4.level", "18"),
+        ("compression.zstd.level", "23"),
+        ("compression.zstd.level", "-131073"),
+        ("compression.zstd.level", "three"),
+        ("compression.zstd.level", "99999999999"),
+    ] {
+        match props(&[(key, value)]) {
+            Err(ConfigError::InvalidValue {
+                key: k, value: v, ..
+            }) => {
+                assert_eq!((k, v.as_str()), (key, value))
+            }
+            other => panic!("{key}={value}: {other:?}"),
+        }
+    }
+    let built = |b: ProducerConfigBuilder| b.bootstrap_servers(["localhost:9092"]).build();
+    for (builder, key) in [
+        (
+            ProducerConfig::builder().compression_gzip_level(0),
+            "compression.gzip.level",
+        ),
+        (
+            ProducerConfig::builder().compression_lz4_level(18),
+            "compression.lz4.level",
+        ),
+        (
+            ProducerConfig::builder().compression_zstd_level(23),
+            "compression.zstd.level",
+        ),
+    ] {
+        let err = built(builder).unwrap_err();
+        assert!(matches!(err, ConfigError::InvalidValue { .. }), "{err}");
+        assert_eq!(err.key(), key);
+    }
+    let c = built(
+        ProducerConfig::builder()
+            .compression(Compression::Lz4)
+            .compression_lz4_level(1),
+    )
+    .unwrap();
+    assert_eq!(c.compression_level(), Some(1));
+    let round = ProducerConfig::from_properties(c.to_properties()).unwrap();
+    assert_eq!(round, c);
+}

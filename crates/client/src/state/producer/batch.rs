@@ -310,6 +310,7 @@ impl<D> ProducerBatch<D> {
     pub fn encode(
         &mut self,
         compression: Compression,
+        compression_level: Option<i32>,
         transactional: bool,
         scratch: &mut Vec<u8>,
     ) -> Result<Bytes, ProduceError> {
@@ -336,6 +337,7 @@ impl<D> ProducerBatch<D> {
         }
         let options = BatchOptions {
             compression,
+            compression_level,
             producer_id: self.sequence.map_or(-1, |s| s.producer_id),
             producer_epoch: self.sequence.map_or(-1, |s| s.producer_epoch),
             base_sequence: self.sequence.map_or(-1, |s| s.base_sequence),

@@ -47,6 +47,8 @@ pub struct SenderConfig {
     pub retry_backoff: ExponentialBackoff,
     /// `compression.type`.
     pub compression: Compression,
+    /// `compression.<codec>.level` for that codec (`None`: the codec's default).
+    pub compression_level: Option<i32>,
 }
 
 /// One Produce request to write to `node`.
@@ -394,7 +396,12 @@ impl<D> SenderState<D> {
                 }
                 None => false,
             };
-            match batch.encode(self.config.compression, transactional, &mut self.scratch) {
+            match batch.encode(
+                self.config.compression,
+                self.config.compression_level,
+                transactional,
+                &mut self.scratch,
+            ) {
                 Ok(bytes) => {
                     batch.attempts = batch.attempts.saturating_add(1);
                     batch.retry_at = None;

@@ -31,6 +31,7 @@ pub(super) fn config(idempotent: bool, batch_size: usize, max_request_size: usiz
         retries: u32::MAX,
         retry_backoff: ExponentialBackoff::new(Duration::from_millis(100), Duration::from_secs(1)),
         compression: Compression::None,
+        compression_level: None,
     }
 }
 
