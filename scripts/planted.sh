@@ -70,8 +70,12 @@ for patch in "${patches[@]}"; do
     fi
   done
   git -C "$tree" checkout --quiet --force HEAD -- .
-  echo "  ($(( $(date +%s) - t0 ))s)"
-  [ $caught = yes ] || survivors+=("$name")
+  if [ $caught = yes ]; then
+    echo "  ($(( $(date +%s) - t0 ))s)"
+  else
+    echo "planted $name: SURVIVED ($(( $(date +%s) - t0 ))s): add the test that should catch it" >&2
+    survivors+=("$name")
+  fi
 done
 echo "planted: ${#patches[@]} patches, ${#survivors[@]} survived, $(( $(date +%s) - start ))s"
 if [ ${#survivors[@]} -gt 0 ]; then
