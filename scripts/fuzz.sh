@@ -9,11 +9,25 @@
 # memory is kept small so it does not count towards that.
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET…]
+#   scripts/fuzz.sh --long SECONDS [TARGET…]
+#
+# --long: a long run per target (e.g. 3600): the same memory limits, a table of executions,
+# executions per second and peak RSS per target at the end (the figures issue 16 asks for), and
+# the scratch corpus kept between runs in target/fuzz-corpus so a long run resumes where the last
+# one stopped. The seeds (fuzz/seeds/<target>) hold one input per (API, version) for the response
+# targets, written by `cargo test -p kafkit-wire --lib guard::fuzz_seeds -- --ignored`.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root/fuzz"
+long=no
+if [ "${1:-}" = "--long" ]; then
+  long=yes
+  shift
+  [ $# -ge 1 ] || { echo "usage: scripts/fuzz.sh --long SECONDS [TARGET…]" >&2; exit 2; }
+fi
 secs=${1:-60}
 shift || true
+summary=()
 
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
@@ -35,7 +49,10 @@ for t in "${targets[@]}"; do
        -max_total_time="$secs" -rss_limit_mb=512 -malloc_limit_mb=256 -timeout=10 \
        -print_final_stats=1 >"$log" 2>&1; then
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
-    echo "fuzz $t: ${secs}s, ${execs:-?} executions, no crash"
+    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
+    rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -n 1)
+    echo "fuzz $t: ${secs}s, ${execs:-?} executions (${rate:-?}/s, peak RSS ${rss:-?} MB), no crash"
+    summary+=("$(printf '%-22s %12s %10s %8s' "$t" "${execs:-?}" "${rate:-?}" "${rss:-?}")")
   else
     echo "fuzz $t: FAILED" >&2
     tail -n 60 "$log" >&2
@@ -43,4 +60,9 @@ for t in "${targets[@]}"; do
   fi
   rm -f "$log"
 done
+if [ $long = yes ] && [ ${#summary[@]} -gt 0 ]; then
+  echo "fuzz --long ${secs}s per target (-rss_limit_mb=512 -malloc_limit_mb=256):"
+  printf '%-22s %12s %10s %8s\n' target executions exec/s rss_mb
+  printf '%s\n' "${summary[@]}"
+fi
 exit $status

@@ -18,3 +18,5 @@ pub use versions::{decode_api_versions, supported_versions, NegotiationError, Ve
 
 #[cfg(test)]
 pub(crate) use table::{visit_requests, visit_responses, RequestVisitor, ResponseVisitor};
+#[cfg(test)]
+mod parity;

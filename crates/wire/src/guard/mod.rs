@@ -39,6 +39,8 @@ mod schemas;
 mod walk;
 
 #[cfg(test)]
+mod fuzz_seeds;
+#[cfg(test)]
 mod tests;
 
 pub(crate) use decode::sealed;

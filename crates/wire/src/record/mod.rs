@@ -47,6 +47,9 @@ mod reader;
 pub mod streaming;
 pub mod varint;
 
+#[cfg(test)]
+mod crc_tests;
+
 pub use batch::{
     BatchAttributes, BatchHeader, BatchRecords, Header, Record, RecordBatch, TimestampType,
 };

@@ -25,6 +25,7 @@ use super::*;
 
 mod lookup;
 mod props;
+mod seek_races;
 use crate::config::{AutoOffsetReset, IsolationLevel};
 use crate::consumer::ConsumeError;
 use crate::state::group::{OffsetAndMetadata, TopicPartition};
