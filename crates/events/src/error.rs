@@ -175,7 +175,11 @@ impl fmt::Display for ValidationIssue {
         } else {
             &self.instance_path
         };
-        write!(f, "at {at}: {} (schema {})", self.message, self.schema_path)
+        write!(f, "at {at}: {}", self.message)?;
+        if !self.schema_path.is_empty() {
+            write!(f, " (schema {})", self.schema_path)?;
+        }
+        Ok(())
     }
 }
 
@@ -342,5 +346,23 @@ mod tests {
         };
         assert!(!invalid.is_retriable());
         assert!(invalid.to_string().contains("at /amount: -1"), "{invalid}");
+    }
+
+    #[test]
+    fn an_issue_without_a_schema_path_does_not_print_an_empty_one() {
+        let issue = ValidationIssue {
+            instance_path: "/amount".into(),
+            schema_path: String::new(),
+            message: "must be positive".into(),
+        };
+        assert_eq!(issue.to_string(), "at /amount: must be positive");
+        let issue = ValidationIssue {
+            schema_path: "/properties/amount/minimum".into(),
+            ..issue
+        };
+        assert_eq!(
+            issue.to_string(),
+            "at /amount: must be positive (schema /properties/amount/minimum)"
+        );
     }
 }
