@@ -255,9 +255,9 @@ impl ProducerConfig {
         self.compression_gzip_level
     }
 
-    /// `compression.lz4.level`: 1-17. kafkit's pure-Rust LZ4 encoder has one compressor, LZ4's
-    /// fast one, and uses it at every level (the frames are valid; higher levels would only be
-    /// smaller), as the wire crate's `lz4::compress_level` documents.
+    /// `compression.lz4.level`: 1-17 (default 9). kafkit's pure-Rust LZ4 encoder has one
+    /// compressor, LZ4's fast one, so a level would not change what is written:
+    /// `Producer::new` refuses any value but the default with a config error naming the key.
     pub fn compression_lz4_level(&self) -> i32 {
         self.compression_lz4_level
     }
@@ -358,6 +358,14 @@ impl ProducerConfig {
                     .as_millis()
                     .to_string(),
                 "kafkit does not track broker latency yet; only 0 (off, the default) is accepted",
+            ));
+        }
+        if self.compression_lz4_level != DEFAULT_LZ4_LEVEL {
+            return Err(ConfigError::invalid(
+                COMPRESSION_LZ4_LEVEL,
+                self.compression_lz4_level.to_string(),
+                "kafkit's pure-Rust LZ4 encoder has one compressor (LZ4's fast one), so a level \
+                 would not change the output; only the default, 9, is accepted",
             ));
         }
         Ok(())

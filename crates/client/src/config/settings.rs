@@ -75,6 +75,15 @@ pub(crate) const PRODUCER: &[(&str, Effect)] = &[
             "broker latency is not tracked yet: Producer::new refuses a non-zero value naming it",
         ),
     ),
+    ("compression.gzip.level", Applied),
+    (
+        "compression.lz4.level",
+        RefusedUnlessDefault(
+            "the pure-Rust LZ4 encoder has one compressor: Producer::new refuses any value but 9 \
+             naming it",
+        ),
+    ),
+    ("compression.zstd.level", Applied),
     ("transactional.id", Applied),
     ("transaction.timeout.ms", Applied),
 ];
