@@ -573,88 +573,12 @@ async fn stream_yields_records_in_order() {
 /// committed, aborted, committed transactions into partition 0 of `topic`. Panics (the test
 /// fails, loudly) when Java or the jars are missing.
 fn write_java_transactions(topic: &str) {
-    let (child, out) = start_java_transactions(topic, false);
-    finish_java_transactions(child, &out);
-}
-
-/// Compiles and starts TxnWriter (`open`: leaving a fourth transaction open until its stdin
-/// closes); returns the process and the class directory.
-fn start_java_transactions(topic: &str, open: bool) -> (std::process::Child, std::path::PathBuf) {
-    use std::process::Command;
-    let root = kafkit_tests::repo_root();
-    let libs = Command::new("bash")
-        .arg(root.join("scripts/kafka.sh"))
-        .arg("libs")
-        .output()
-        .expect("cannot run scripts/kafka.sh libs");
-    assert!(libs.status.success(), "scripts/kafka.sh libs failed");
-    let libs = String::from_utf8(libs.stdout)
-        .unwrap()
-        .trim()
-        .lines()
-        .last()
-        .unwrap()
-        .to_owned();
-    let classpath = format!("{libs}/*");
-    let out = std::env::temp_dir().join(unique_name("kafkit-txn-writer"));
-    std::fs::create_dir_all(&out).unwrap();
-    let javac = Command::new("javac")
-        .arg("-cp")
-        .arg(&classpath)
-        .arg("-d")
-        .arg(&out)
-        .arg(root.join("tests/java/TxnWriter.java"))
-        .output()
-        .expect("javac is required for the read_committed test (install a JDK)");
-    assert!(
-        javac.status.success(),
-        "javac failed: {}",
-        String::from_utf8_lossy(&javac.stderr)
+    let id = unique_name("kafkit-txn");
+    kafkit_tests::java::run(
+        "TxnWriter",
+        &[&kafka().bootstrap, topic, &id],
+        Duration::from_secs(120),
     );
-    let mut java = Command::new("java");
-    java.arg(format!(
-        "-Dlog4j2.configurationFile={}",
-        root.join("scripts/kafka/log4j2.properties").display()
-    ))
-    .arg("-Dkafkit.log.level=WARN")
-    .arg("-cp")
-    .arg(format!("{classpath}:{}", out.display()))
-    .arg("TxnWriter")
-    .arg(&kafka().bootstrap)
-    .arg(topic)
-    .arg(unique_name("kafkit-txn"))
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped());
-    if open {
-        java.arg("open").stdin(std::process::Stdio::piped());
-    }
-    let child = java
-        .spawn()
-        .expect("java is required for the read_committed test");
-    (child, out)
-}
-
-/// Waits (≤ 120 s) for TxnWriter to end and say "done".
-fn finish_java_transactions(mut child: std::process::Child, out: &std::path::Path) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the Java transaction writer did not finish within 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let output = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        status.success() && stdout.contains("done"),
-        "TxnWriter failed ({status}): {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let _ = std::fs::remove_dir_all(out);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -711,10 +635,12 @@ async fn end_offsets_stop_before_an_open_transaction_with_read_committed() {
     use std::io::{BufRead, BufReader};
     let t = topic("consumer-lso", 1).await;
     let tp = TopicPartition::new(t.clone(), 0);
-    let (mut child, out) = start_java_transactions(&t, true);
+    let id = unique_name("kafkit-txn");
+    let mut java =
+        kafkit_tests::java::start("TxnWriter", &[&kafka().bootstrap, &t, &id, "open"], true);
     // Read the writer's output on a thread of its own: "open" once the fourth transaction's
     // records are written and it is still open.
-    let stdout = child.stdout.take().unwrap();
+    let stdout = java.child.stdout.take().unwrap();
     let (lines, seen) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
         let mut all = String::new();
@@ -734,9 +660,8 @@ async fn end_offsets_stop_before_an_open_transaction_with_read_committed() {
     })
     .await
     .unwrap();
-    let stdin = child.stdin.take();
+    let stdin = java.child.stdin.take();
     if !opened {
-        let _ = child.kill();
         panic!("the Java transaction writer never opened its transaction");
     }
     // 15 records and 3 markers complete (0..18), then 5 records of the open transaction.
@@ -754,27 +679,14 @@ async fn end_offsets_stop_before_an_open_transaction_with_read_committed() {
     assert_eq!(lso[&tp], 18, "read_committed: the last stable offset");
     assert_eq!(hw[&tp], 23, "read_uncommitted: the high watermark");
     // Once aborted (its marker at 23), the two agree again.
-    let status = tokio::task::spawn_blocking(move || {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("the Java transaction writer did not finish within 120 s");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    })
-    .await
-    .unwrap();
+    let status = tokio::task::spawn_blocking(move || java.wait(Duration::from_secs(120)))
+        .await
+        .unwrap();
     let printed = reader.join().unwrap();
     assert!(
         status.success() && printed.contains("done"),
         "{status}: {printed}"
     );
-    let _ = std::fs::remove_dir_all(&out);
     let lso = committed
         .end_offsets(std::slice::from_ref(&tp), WAIT)
         .await
