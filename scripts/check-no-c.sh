@@ -43,11 +43,12 @@ build() {
   # rustc drives the link through a C compiler driver by default, so give it gcc's real path
   # only as the linker; any crate that tries to *compile* C hits the shadowed tools and fails.
   local linker
-  linker=$(readlink -f "$(command -v gcc || command -v cc)")
+  linker=${KAFKIT_HOST_LINKER:-$(readlink -f "$(command -v gcc || command -v cc)")}
   (
     export PATH="$shadow:$PATH" CC=/bin/false CXX=/bin/false AR=/bin/false
     export "CARGO_TARGET_${host_env}_LINKER=$linker"
-    export CARGO_TARGET_DIR="$root/target/noc"
+    # Into the caller's target directory (scripts/test.sh: the one `cargo test` then reuses, so
+    # CI holds one debug build, not two).
     cargo build --workspace --all-targets --locked --quiet
     echo "build: workspace built with the C toolchain shadowed"
     export CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld
@@ -61,7 +62,7 @@ build() {
   rm -rf "$shadow"
   local name bin kind
   for name in quickstart metadata; do
-    bin=target/noc/x86_64-unknown-linux-musl/release/examples/$name
+    bin=${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-musl/release/examples/$name
     kind=$(file -b "$bin" 2>/dev/null || true)
     echo "musl $name: $kind"
     case "$kind" in

@@ -12,15 +12,26 @@
 #   SCHEMA_REGISTRY_URL      use this schema registry instead of starting one (Apicurio)
 #   KAFKIT_SKIP_NOC=1        skip the no-C build checks (local iteration only; CI never sets it)
 #   KAFKIT_FUZZ_SECONDS=N    seconds per fuzz target in the smoke run (default 10; 0 skips)
+#   KAFKIT_PRUNE_TARGET=1    delete each build once its step is done (.ci/run sets it: CI's disk
+#                            is finite; locally it would throw away the build cache)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 started=$(date +%s)
-step() { printf '\n==> [%4ss] %s\n' "$(( $(date +%s) - started ))" "$*"; }
+# Each step line also shows the disk's free space: a full disk is CI's likeliest silent killer.
+step() {
+  printf '\n==> [%4ss, %s free] %s\n' "$(( $(date +%s) - started ))" \
+    "$(df -h . | awk 'NR == 2 { print $4 }')" "$*"
+}
 
 host=$(rustc -vV | sed -n 's/^host: //p')
 host_env=$(echo "$host" | tr 'a-z-' 'A-Z_')
+# One host linker for every cargo call below, the same one the no-C build names (it cannot say
+# "cc", which it shadows): the shadowed build then *is* the debug build the tests reuse.
+KAFKIT_HOST_LINKER=$(readlink -f "$(command -v gcc || command -v cc)")
+export KAFKIT_HOST_LINKER "CARGO_TARGET_${host_env}_LINKER=$KAFKIT_HOST_LINKER"
+prune() { if [ "${KAFKIT_PRUNE_TARGET:-0}" = 1 ]; then rm -rf "$@"; fi; }
 
 step "toolchain: rustfmt, clippy, musl target"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
@@ -94,7 +105,7 @@ fi
 
 if [ "${KAFKIT_SKIP_NOC:-0}" != 1 ]; then
   step "run the static musl quickstart against the broker and the registry (Avro through it)"
-  target/noc/x86_64-unknown-linux-musl/release/examples/quickstart
+  target/x86_64-unknown-linux-musl/release/examples/quickstart
 fi
 
 if [ -z "${KAFKIT_SECURE_STATE_DIR:-}" ]; then
@@ -107,12 +118,13 @@ if [ -z "${KAFKIT_SECURE_STATE_DIR:-}" ]; then
 fi
 if [ "${KAFKIT_SKIP_NOC:-0}" != 1 ]; then
   step "run the static musl metadata example over SASL_SSL (TLS with graviola, SCRAM-SHA-512)"
-  target/noc/x86_64-unknown-linux-musl/release/examples/metadata \
+  target/x86_64-unknown-linux-musl/release/examples/metadata \
     "bootstrap.servers=$(sed -n 's/^KAFKA_SASL_SSL=//p' "$KAFKIT_SECURE_STATE_DIR/security.env")" \
     security.protocol=SASL_SSL sasl.mechanism=SCRAM-SHA-512 \
     sasl.username=alice sasl.password=alice-secret \
     "ssl.ca.location=$KAFKIT_SECURE_STATE_DIR/security/ca.pem"
 fi
+prune target/x86_64-unknown-linux-musl target/release target/package target/doc target/api
 
 step "cargo test (workspace, against $KAFKA_BOOTSTRAP_SERVERS)"
 cargo test --workspace --locked --all-targets
@@ -128,6 +140,7 @@ for example in quickstart ingestion_pipeline api_audit workflow inspection emplo
     { echo "example $example failed (status $?)" >&2; exit 1; }
 done
 
+prune target/debug
 if [ "${KAFKIT_FUZZ_SECONDS:-10}" != 0 ]; then
   step "fuzz smoke run (${KAFKIT_FUZZ_SECONDS:-10}s per target)"
   bash scripts/fuzz.sh "${KAFKIT_FUZZ_SECONDS:-10}"
