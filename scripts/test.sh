@@ -73,7 +73,9 @@ fi
 broker_dir=""
 secure_dir=""
 registry_dir=""
+pid39=""
 cleanup() {
+  if [ -n "$pid39" ]; then kill "$pid39" 2>/dev/null || true; wait "$pid39" 2>/dev/null || true; fi
   if [ -n "$registry_dir" ]; then bash scripts/registry.sh stop "$registry_dir" || true; fi
   if [ -n "$broker_dir" ]; then bash scripts/kafka.sh stop "$broker_dir" || true; fi
   if [ -n "$secure_dir" ]; then bash scripts/kafka.sh stop "$secure_dir" || true; fi
@@ -126,9 +128,42 @@ if [ "${KAFKIT_SKIP_NOC:-0}" != 1 ]; then
 fi
 prune target/x86_64-unknown-linux-musl target/release target/package target/doc target/api
 
-step "cargo test (workspace, against $KAFKA_BOOTSTRAP_SERVERS)"
+step "cargo test: build every test target"
+artifacts=$(mktemp)
+cargo test --workspace --locked --all-targets --no-run --message-format=json-render-diagnostics \
+  >"$artifacts"
+
+# Kafka 3.9.1 beside 4.x: these suites' binaries (from the build above, so nothing is built
+# twice) run against a 3.9.1 broker and a secured one in the background, while the whole
+# workspace runs against the 4.x broker below.
+suites39=(producer producer_faults producer_levels consumer group security admin)
+mapfile -t bins39 < <(python3 - "$artifacts" "${suites39[@]}" <<'PY'
+import json, sys
+wanted = set(sys.argv[2:])
+for line in open(sys.argv[1]):
+    msg = json.loads(line)
+    if (msg.get("reason") == "compiler-artifact" and msg.get("executable")
+            and msg["target"]["kind"] == ["test"] and msg["target"]["name"] in wanted
+            and "kafkit-tests" in msg["package_id"]):
+        print(msg["executable"])
+PY
+)
+[ ${#bins39[@]} -eq ${#suites39[@]} ] ||
+  { echo "expected ${#suites39[@]} suite binaries for Kafka 3.9.1, found ${#bins39[@]}" >&2; exit 1; }
+log39=$(mktemp)
+bash scripts/test-kafka39.sh "${bins39[@]}" >"$log39" 2>&1 &
+pid39=$!
+
+step "cargo test (workspace, against $KAFKA_BOOTSTRAP_SERVERS; Kafka 3.9.1 suites in the background)"
 cargo test --workspace --locked --all-targets
 cargo test --workspace --locked --doc
+
+step "Kafka 3.9.1: ${suites39[*]}"
+status39=0
+wait "$pid39" || status39=$?
+pid39=""
+cat "$log39"
+[ "$status39" = 0 ] || { echo "suites against Kafka 3.9.1 failed (status $status39)" >&2; exit 1; }
 
 step "kafkit-events examples against the broker and the registry (each bounded)"
 # Debug builds (cargo test --all-targets built them); each must end on its own with status 0.
