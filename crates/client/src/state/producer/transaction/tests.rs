@@ -327,7 +327,10 @@ fn concurrent_transactions_on_produce_resends_the_same_sequence_without_failing(
         TransactionPhase::InTransaction,
         "not abortable"
     );
-    assert!(s.take_outcomes().is_empty(), "the record has no outcome yet");
+    assert!(
+        s.take_outcomes().is_empty(),
+        "the record has no outcome yet"
+    );
     assert!(
         s.poll_requests(later, &leader).requests.is_empty(),
         "resent only after the retry backoff"
