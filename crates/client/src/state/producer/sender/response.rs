@@ -99,6 +99,16 @@ impl<D> SenderState<D> {
             {
                 self.fail(batch, &error);
             }
+            // The leader checks a transactional batch's partition with the transaction
+            // coordinator (KIP-890), which answers CONCURRENT_TRANSACTIONS while this producer's
+            // previous transaction is still completing (its markers not all written). Nothing
+            // was appended: the same sequence is resent after the backoff, as the Java client
+            // does (its `ConcurrentTransactionsException` is retriable; kafka-protocol's table
+            // says it is not). Failing the batch aborted every transaction begun right after a
+            // commit.
+            ResponseError::ConcurrentTransactions if self.transaction.is_some() => {
+                self.retry(now, batch, error);
+            }
             ResponseError::OutOfOrderSequenceNumber
             | ResponseError::UnknownProducerId
             | ResponseError::InvalidProducerEpoch

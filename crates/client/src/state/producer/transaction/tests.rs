@@ -295,6 +295,66 @@ fn the_sender_sends_a_partition_only_once_it_was_added() {
     assert!(s.is_idle());
 }
 
+/// The first sequence of the first batch in `bytes`.
+fn base_sequence(bytes: &Bytes) -> i32 {
+    BatchReader::new(bytes.clone())
+        .next()
+        .and_then(Result::ok)
+        .map(|b| b.header.base_sequence)
+        .expect("a batch")
+}
+
+#[test]
+fn concurrent_transactions_on_produce_resends_the_same_sequence_without_failing() {
+    // v2: the leader asks the coordinator whether the partition is in the transaction; while
+    // the previous transaction still completes the answer is CONCURRENT_TRANSACTIONS.
+    let t0 = Instant::now();
+    let mut s = transactional_sender();
+    s.transaction_mut().unwrap().set_v2(true);
+    s.transaction_mut().unwrap().begin().unwrap();
+    s.append(t0, &tp(0), record(1, 10)).unwrap();
+    let later = t0 + LINGER * 10;
+    let first = s.poll_requests(later, &leader);
+    assert_eq!(first.requests.len(), 1);
+    let sequence = base_sequence(&first.requests[0].batches[0].1);
+    let refused = PartitionResponse::Refused {
+        code: ResponseError::ConcurrentTransactions,
+        message: None,
+    };
+    s.handle_result(later, first.requests[0].id, Ok(vec![(tp(0), refused)]));
+    assert_eq!(
+        s.transaction().unwrap().phase(),
+        TransactionPhase::InTransaction,
+        "not abortable"
+    );
+    assert!(
+        s.take_outcomes().is_empty(),
+        "the record has no outcome yet"
+    );
+    assert!(
+        s.poll_requests(later, &leader).requests.is_empty(),
+        "resent only after the retry backoff"
+    );
+    let retry_at = later + Duration::from_secs(2);
+    let again = s.poll_requests(retry_at, &leader);
+    assert_eq!(again.requests.len(), 1, "resent");
+    assert_eq!(
+        base_sequence(&again.requests[0].batches[0].1),
+        sequence,
+        "with the same sequence"
+    );
+    let written = PartitionResponse::Written {
+        base_offset: 0,
+        log_append_time: -1,
+    };
+    s.handle_result(retry_at, again.requests[0].id, Ok(vec![(tp(0), written)]));
+    let outcomes = s.take_outcomes();
+    assert_eq!(outcomes.len(), 1);
+    assert!(outcomes[0].result.is_ok());
+    s.transaction_mut().unwrap().begin_commit().unwrap();
+    assert!(s.transaction().unwrap().needs_end_txn());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Property test: random transactional scripts.
 
