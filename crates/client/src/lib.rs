@@ -23,6 +23,7 @@
 //! - [`producer`]: the idempotent producer;
 //! - [`consumer`]: the consumer (manual assignment, group subscription, seeks, pause/resume,
 //!   `read_committed`);
+//! - [`pipeline`]: exactly-once consume-transform-produce ([`TransactionalPipeline`]);
 //! - [`admin`]: topics, cluster description, offsets, consumer groups;
 //! - [`rng`] and, with TLS, [`tls`]: small helpers other kafkit crates share.
 //!
@@ -42,6 +43,7 @@ pub mod admin;
 pub mod config;
 pub mod consumer;
 pub mod error;
+pub mod pipeline;
 pub mod producer;
 #[cfg(test)]
 mod request_versions;
@@ -86,4 +88,5 @@ pub use consumer::{
     RebalanceListener, TopicPartition,
 };
 pub use error::{Error, Result};
+pub use pipeline::TransactionalPipeline;
 pub use producer::{DeliveryFuture, ProduceError, Producer, ProducerRecord, RecordMetadata};

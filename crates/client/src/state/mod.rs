@@ -12,6 +12,7 @@ pub mod metadata;
 pub mod murmur2;
 mod name_hash;
 pub mod partitioner;
+pub mod pipeline;
 pub mod producer;
 pub mod reconnect;
 pub mod rng;
