@@ -453,15 +453,16 @@ fn first(list: &str) -> String {
 
 #[tokio::test]
 async fn a_clients_connections_share_one_tls_configuration() {
-    // One rustls configuration per client, with its session cache: the connections opened
-    // after the bootstrap one resume its TLS session. Connections made alone (each with its
-    // own configuration) cannot.
+    // One rustls configuration per client (files read once, one session cache): the
+    // bootstrap, broker and coordinator connections all use the one made when the client
+    // started. Connections made alone make their own.
     let k = kafka_secure();
     let mut tls = tls(k);
     if let (Some(cert), Some(key)) = (&k.client_cert, &k.client_key) {
         tls = tls.client_certificate(cert, key);
     }
     let security = SecurityConfig::new(SecurityProtocol::Ssl).tls(tls);
+    let config_of = |c: &Connection| c.tls_config().expect("a TLS connection").clone();
     let alone = [
         Connection::connect(&first(&k.ssl), &connection_config(security.clone()))
             .await
@@ -470,10 +471,14 @@ async fn a_clients_connections_share_one_tls_configuration() {
             .await
             .expect("connect"),
     ];
-    assert!(alone.iter().all(|c| !c.tls_session_resumed()));
+    assert!(!Arc::ptr_eq(&config_of(&alone[0]), &config_of(&alone[1])));
     let cluster = Cluster::connect(cluster_config(&k.ssl, security))
         .await
         .expect("bootstrap");
+    let bootstrap = cluster
+        .any_connection()
+        .await
+        .expect("bootstrap connection");
     let node = cluster
         .metadata()
         .brokers()
@@ -485,10 +490,11 @@ async fn a_clients_connections_share_one_tls_configuration() {
         .coordinator_connection(node)
         .await
         .expect("coordinator connection");
-    assert!(
-        broker.tls_session_resumed() && coordinator.tls_session_resumed(),
-        "the client's later connections resume its TLS session"
-    );
+    let shared = config_of(&bootstrap);
+    for conn in [&broker, &coordinator] {
+        assert!(Arc::ptr_eq(&config_of(conn), &shared));
+    }
+    assert!(!Arc::ptr_eq(&shared, &config_of(&alone[0])));
     cluster.close();
     for conn in alone {
         conn.close();

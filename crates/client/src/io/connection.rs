@@ -280,7 +280,9 @@ impl Shared {
 pub struct Connection {
     link: Link,
     versions: Arc<Versions>,
-    tls_resumed: bool,
+    /// The rustls configuration the TLS handshake used (shared by a client's connections).
+    #[cfg(feature = "tls-core")]
+    tls_config: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// The request/response path of a connection, before versions are known.
@@ -365,7 +367,8 @@ impl Connection {
         let shared = Arc::new(Shared::new(broker.clone()));
         let (outgoing, rx) = mpsc::channel(WRITE_QUEUE);
         let decoder = FrameDecoder::with_max_frame_size(config.max_response_size);
-        let mut tls_resumed = false;
+        #[cfg(feature = "tls-core")]
+        let mut tls_config = None;
         if security.protocol.uses_tls() {
             #[cfg(feature = "tls-core")]
             {
@@ -381,7 +384,7 @@ impl Connection {
                     }
                 };
                 let tls = connector.handshake(&broker, stream).await?;
-                tls_resumed = super::tls::resumed(&tls);
+                tls_config = Some(connector.config().clone());
                 let (read, write) = tokio::io::split(tls);
                 let writer = tokio::spawn(write_loop(shared.clone(), write, rx));
                 let reader = tokio::spawn(read_loop(shared.clone(), read, decoder));
@@ -439,15 +442,16 @@ impl Connection {
         Ok(Connection {
             link,
             versions,
-            tls_resumed,
+            #[cfg(feature = "tls-core")]
+            tls_config,
         })
     }
 
-    /// Whether the TLS handshake of this connection resumed an earlier session (a client's
-    /// connections share one TLS configuration and its session cache, so a second connection
-    /// to a broker that issues tickets resumes); `false` without TLS.
-    pub fn tls_session_resumed(&self) -> bool {
-        self.tls_resumed
+    /// The rustls configuration this connection's TLS handshake used, `None` without TLS.
+    /// The connections of one client share one (made once when the client starts).
+    #[cfg(feature = "tls-core")]
+    pub fn tls_config(&self) -> Option<&Arc<rustls::ClientConfig>> {
+        self.tls_config.as_ref()
     }
 
     /// The broker's address, as given to [`Connection::connect`].
