@@ -565,10 +565,9 @@ async fn ssl_with_an_encrypted_client_key_by_property_names() {
     ] {
         let config = props(given);
         let started = Instant::now();
-        let err = kafkit::Producer::new(config)
-            .await
-            .err()
-            .expect("the key cannot be read");
+        let Err(err) = kafkit::Producer::new(config).await else {
+            panic!("the key cannot be read");
+        };
         let message = tls_message(&err).to_owned();
         assert!(message.contains(says), "{message}");
         assert!(!message.contains("not-the-password"), "{message}");
