@@ -215,7 +215,9 @@ impl Cluster {
     /// [`ClusterConfig::bootstrap_timeout`]; then this fails with the last attempt's error,
     /// which names the address. Fails at once when no bootstrap host name resolves
     /// ([`Error::Connect`] naming them), and on errors no retry mends (authentication,
-    /// settings).
+    /// settings). The TLS settings are read here, once for every connection of the cluster
+    /// (a CA or key file that cannot be read or decrypted fails with [`Error::Tls`] before any
+    /// connection).
     pub async fn connect(config: ClusterConfig) -> Result<Cluster> {
         let reconnects = Reconnects::new(config.reconnect_policy());
         let idle = config.idle_policy();
