@@ -1,9 +1,11 @@
 //! The pipelined broker connection against a real broker, and against peers that misbehave.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::{ApiKey, MetadataRequest};
+use kafkit::io::cluster::{Cluster, ClusterConfig};
 use kafkit::io::connection::{Connection, ConnectionConfig};
+use kafkit::io::dns::Resolver;
 use kafkit::Error;
 use kafkit_tests::kafka;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -151,4 +153,114 @@ async fn garbage_response_is_a_typed_error_not_a_crash() {
         .unwrap_err();
     assert!(matches!(err, Error::Decode { .. }), "{err:?}");
     peer.abort();
+}
+
+/// The broker's port (it listens on 127.0.0.1 only).
+fn broker_port() -> u16 {
+    let broker = first_broker();
+    let (host, port) = broker.rsplit_once(':').expect("host:port");
+    assert_eq!(host, "127.0.0.1", "the test broker listens on 127.0.0.1");
+    port.parse().expect("a port")
+}
+
+#[tokio::test]
+async fn a_host_name_whose_first_addresses_refuse_connects_through_the_next() {
+    // As `localhost` on a dual-stack machine (::1, then 127.0.0.1) with the broker on IPv4
+    // only; this machine's /etc/hosts gives 127.0.0.1 alone, so the name is pinned. Nothing
+    // listens on ::1 or 127.0.0.2 at the broker's port: both refuse at once.
+    let port = broker_port();
+    let resolver = Resolver::system().with_host(
+        "dual-stack.kafkit.test",
+        [
+            "::1".parse().unwrap(),
+            "127.0.0.2".parse().unwrap(),
+            "127.0.0.1".parse().unwrap(),
+        ],
+    );
+    // Default settings otherwise (client.dns.lookup=use_all_dns_ips is the only mode).
+    let mut config = ClusterConfig::new(&format!("dual-stack.kafkit.test:{port}"));
+    config.connection.resolver = resolver;
+    let started = Instant::now();
+    let cluster = Cluster::connect(config)
+        .await
+        .expect("bootstrap through 127.0.0.1");
+    // No reconnect backoff was needed: the one attempt walked to the address that accepts.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let node = cluster
+        .metadata()
+        .brokers()
+        .next()
+        .map(|b| b.node_id)
+        .expect("a broker");
+    let conn = cluster
+        .connection(node)
+        .await
+        .expect("the broker by its advertised address");
+    assert!(!conn.is_closed());
+    cluster.close();
+}
+
+#[tokio::test]
+async fn the_host_name_is_resolved_again_on_every_attempt() {
+    // A name that points nowhere useful at first, then (the DNS record changed) at the broker:
+    // the bootstrap retries resolve it again and find the broker, never reusing the address
+    // that failed.
+    let port = broker_port();
+    let resolver =
+        Resolver::system().with_host("moving.kafkit.test", ["127.0.0.2".parse().unwrap()]);
+    let mut config = ClusterConfig::new(&format!("moving.kafkit.test:{port}"));
+    config.connection.resolver = resolver.clone();
+    config.bootstrap_timeout = Duration::from_secs(20);
+    let connecting = tokio::spawn(Cluster::connect(config));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !connecting.is_finished(),
+        "127.0.0.2 refuses: still retrying"
+    );
+    resolver.pin("moving.kafkit.test", ["127.0.0.1".parse().unwrap()]);
+    let cluster = tokio::time::timeout(Duration::from_secs(15), connecting)
+        .await
+        .expect("connects once the name moves")
+        .expect("task")
+        .expect("cluster");
+    cluster.close();
+}
+
+#[tokio::test]
+async fn localhost_through_the_system_resolver() {
+    let conn = Connection::connect(
+        &format!("localhost:{}", broker_port()),
+        &ConnectionConfig::default(),
+    )
+    .await
+    .expect("localhost resolves to the broker's address");
+    assert!(conn.version(ApiKey::Metadata).is_ok());
+    conn.close();
+}
+
+#[tokio::test]
+async fn resolve_canonical_bootstrap_servers_only_is_refused_naming_it() {
+    let err = kafkit::ProducerConfig::from_properties([
+        ("bootstrap.servers", "localhost:9092"),
+        (
+            "client.dns.lookup",
+            "resolve_canonical_bootstrap_servers_only",
+        ),
+    ])
+    .unwrap_err();
+    assert_eq!(err.key(), "client.dns.lookup");
+    assert!(
+        err.to_string()
+            .contains("resolve_canonical_bootstrap_servers_only"),
+        "{err}"
+    );
+    assert!(kafkit::ProducerConfig::from_properties([
+        ("bootstrap.servers", "localhost:9092"),
+        ("client.dns.lookup", "use_all_dns_ips"),
+    ])
+    .is_ok());
 }

@@ -450,3 +450,128 @@ async fn scram_reauthenticates_when_the_broker_limits_sessions() {
 fn first(list: &str) -> String {
     list.split(',').next().unwrap_or(list).trim().to_owned()
 }
+
+#[tokio::test]
+async fn a_clients_connections_share_one_tls_configuration() {
+    // One rustls configuration per client (files read once, one session cache): the
+    // bootstrap, broker and coordinator connections all use the one made when the client
+    // started. Connections made alone make their own.
+    let k = kafka_secure();
+    let mut tls = tls(k);
+    if let (Some(cert), Some(key)) = (&k.client_cert, &k.client_key) {
+        tls = tls.client_certificate(cert, key);
+    }
+    let security = SecurityConfig::new(SecurityProtocol::Ssl).tls(tls);
+    let config_of = |c: &Connection| c.tls_config().expect("a TLS connection").clone();
+    let alone = [
+        Connection::connect(&first(&k.ssl), &connection_config(security.clone()))
+            .await
+            .expect("connect"),
+        Connection::connect(&first(&k.ssl), &connection_config(security.clone()))
+            .await
+            .expect("connect"),
+    ];
+    assert!(!Arc::ptr_eq(&config_of(&alone[0]), &config_of(&alone[1])));
+    let cluster = Cluster::connect(cluster_config(&k.ssl, security))
+        .await
+        .expect("bootstrap");
+    let bootstrap = cluster
+        .any_connection()
+        .await
+        .expect("bootstrap connection");
+    let node = cluster
+        .metadata()
+        .brokers()
+        .next()
+        .map(|b| b.node_id)
+        .expect("a broker");
+    let broker = cluster.connection(node).await.expect("broker connection");
+    let coordinator = cluster
+        .coordinator_connection(node)
+        .await
+        .expect("coordinator connection");
+    let shared = config_of(&bootstrap);
+    for conn in [&broker, &coordinator] {
+        assert!(Arc::ptr_eq(&config_of(conn), &shared));
+    }
+    assert!(!Arc::ptr_eq(&shared, &config_of(&alone[0])));
+    cluster.close();
+    for conn in alone {
+        conn.close();
+    }
+}
+
+/// `openssl pkcs8 -topk8 -v2 aes-256-cbc`: an encrypted copy of the test client key, in a
+/// directory of its own; `None` without openssl or a client key.
+fn encrypted_client_key(k: &SecureKafka, password: &str) -> Option<std::path::PathBuf> {
+    let key = k.client_key.as_ref()?;
+    let dir = std::env::temp_dir().join(unique_name("encrypted-key"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let out = dir.join("client.enc.key");
+    let status = std::process::Command::new("openssl")
+        .args(["pkcs8", "-topk8", "-v2", "aes-256-cbc", "-in"])
+        .arg(key)
+        .arg("-out")
+        .arg(&out)
+        .arg("-passout")
+        .arg(format!("pass:{password}"))
+        .status()
+        .ok()?;
+    assert!(status.success(), "openssl pkcs8 failed");
+    let text = std::fs::read_to_string(&out).expect("encrypted key");
+    assert!(text.contains("BEGIN ENCRYPTED PRIVATE KEY"), "{text}");
+    Some(out)
+}
+
+#[tokio::test]
+async fn ssl_with_an_encrypted_client_key_by_property_names() {
+    let k = kafka_secure();
+    let password = "key-pass-4u";
+    let (Some(cert), Some(encrypted)) = (&k.client_cert, encrypted_client_key(k, password)) else {
+        eprintln!("no client certificate (openssl missing): skipped");
+        return;
+    };
+    let props = |password: Option<&str>| {
+        let mut props = vec![
+            ("bootstrap.servers", k.ssl.clone()),
+            ("security.protocol", "SSL".to_owned()),
+            ("ssl.ca.location", k.ca_pem.display().to_string()),
+            ("ssl.certificate.location", cert.display().to_string()),
+            ("ssl.key.location", encrypted.display().to_string()),
+        ];
+        if let Some(password) = password {
+            props.push(("ssl.key.password", password.to_owned()));
+        }
+        kafkit::config::ProducerConfig::from_properties(props.iter().map(|(k, v)| (*k, v.as_str())))
+            .expect("valid properties")
+    };
+    let config = props(Some(password));
+    assert!(!format!("{config:?}").contains(password));
+    // The SSL listener requires the client certificate: this works only with the key decrypted.
+    produce_and_fetch(
+        &k.ssl,
+        ClusterConfig::from_client_config(config.client())
+            .connection
+            .security,
+    )
+    .await
+    .expect("SSL with the decrypted key");
+
+    // A wrong password and a missing one: typed errors naming the setting, before connecting,
+    // never showing the password.
+    for (given, says) in [
+        (Some("not-the-password"), "ssl.key.password"),
+        (None, "set ssl.key.password"),
+    ] {
+        let config = props(given);
+        let started = Instant::now();
+        let Err(err) = kafkit::Producer::new(config).await else {
+            panic!("the key cannot be read");
+        };
+        let message = tls_message(&err).to_owned();
+        assert!(message.contains(says), "{message}");
+        assert!(!message.contains("not-the-password"), "{message}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+    let _ = std::fs::remove_dir_all(encrypted.parent().expect("its directory"));
+}

@@ -23,6 +23,34 @@ pub(crate) const SOCKET_CONNECTION_SETUP_TIMEOUT_MAX_MS: &str =
     "socket.connection.setup.timeout.max.ms";
 pub(crate) const SEND_BUFFER_BYTES: &str = "send.buffer.bytes";
 pub(crate) const RECEIVE_BUFFER_BYTES: &str = "receive.buffer.bytes";
+pub(crate) const CLIENT_DNS_LOOKUP: &str = "client.dns.lookup";
+
+/// Checks `client.dns.lookup`: `use_all_dns_ips` (Java's default since 2.6, what kafkit
+/// always does: every address of a host name is tried in turn, resolved afresh on every
+/// connection attempt) is accepted; the other values are refused naming the key.
+fn check_dns_lookup(value: &str) -> Result<(), ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "use_all_dns_ips" => Ok(()),
+        "resolve_canonical_bootstrap_servers_only" => Err(ConfigError::invalid(
+            CLIENT_DNS_LOOKUP,
+            value,
+            "resolve_canonical_bootstrap_servers_only (replacing each bootstrap host by the \
+             canonical names of its addresses, for Kerberos) is not supported: kafkit has no \
+             GSSAPI; use use_all_dns_ips",
+        )),
+        "default" => Err(ConfigError::invalid(
+            CLIENT_DNS_LOOKUP,
+            value,
+            "`default` (first address only) was removed in Kafka 3.0 (KIP-602); \
+             use_all_dns_ips is the default",
+        )),
+        _ => Err(ConfigError::invalid(
+            CLIENT_DNS_LOOKUP,
+            value,
+            "expected use_all_dns_ips",
+        )),
+    }
+}
 
 /// One entry of `bootstrap.servers`: a broker's host name or IP and port.
 ///
@@ -351,6 +379,7 @@ impl CommonSettings {
             RECEIVE_BUFFER_BYTES => {
                 self.receive_buffer_bytes = Some(socket_buffer(RECEIVE_BUFFER_BYTES, value)?)
             }
+            CLIENT_DNS_LOOKUP => check_dns_lookup(value)?,
             _ => return self.security.set(key, value),
         }
         Ok(true)
@@ -547,6 +576,18 @@ mod tests {
         assert_eq!(c.send_buffer_bytes(), None);
         assert_eq!(c.receive_buffer_bytes(), Some(65_536));
         assert!(s.set(SEND_BUFFER_BYTES, "-2").is_err());
+    }
+
+    #[test]
+    fn only_use_all_dns_ips_is_accepted() {
+        let mut s = with_servers();
+        assert_eq!(s.set(CLIENT_DNS_LOOKUP, "use_all_dns_ips"), Ok(true));
+        assert_eq!(s.set(CLIENT_DNS_LOOKUP, " USE_ALL_DNS_IPS "), Ok(true));
+        for refused in ["resolve_canonical_bootstrap_servers_only", "default", "x"] {
+            let err = s.set(CLIENT_DNS_LOOKUP, refused).unwrap_err();
+            assert_eq!(err.key(), CLIENT_DNS_LOOKUP);
+            assert!(err.to_string().contains(refused), "{err}");
+        }
     }
 
     #[test]

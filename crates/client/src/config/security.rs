@@ -3,7 +3,8 @@
 //! Readable from the usual property names (`security.protocol`, `sasl.mechanism`,
 //! `sasl.username`, `sasl.password` or the Java client's `sasl.jaas.config` with PLAIN's or
 //! SCRAM's login module, `ssl.ca.location`, `ssl.ca.pem`, `ssl.certificate.location`,
-//! `ssl.key.location`, `ssl.endpoint.identification.algorithm`) or built with the typed
+//! `ssl.key.location`, `ssl.key.password` for an encrypted PKCS#8 key,
+//! `ssl.endpoint.identification.algorithm`) or built with the typed
 //! [`SecurityConfig`], [`SaslConfig`] and [`TlsConfig`]. Secrets are [`Secret`]s: they never
 //! show in `Debug` output or logs.
 
@@ -28,6 +29,16 @@ pub(crate) const SSL_CA_LOCATION: &str = "ssl.ca.location";
 pub(crate) const SSL_CA_PEM: &str = "ssl.ca.pem";
 pub(crate) const SSL_CERTIFICATE_LOCATION: &str = "ssl.certificate.location";
 pub(crate) const SSL_KEY_LOCATION: &str = "ssl.key.location";
+pub(crate) const SSL_KEY_PASSWORD: &str = "ssl.key.password";
+pub(crate) const SSL_KEYSTORE_TYPE: &str = "ssl.keystore.type";
+pub(crate) const SSL_KEYSTORE_LOCATION: &str = "ssl.keystore.location";
+pub(crate) const SSL_TRUSTSTORE_TYPE: &str = "ssl.truststore.type";
+pub(crate) const SSL_TRUSTSTORE_LOCATION: &str = "ssl.truststore.location";
+
+/// Why a keystore or truststore setting is refused.
+const NO_STORES: &str = "JKS and PKCS#12 stores are not supported: give PEM files with \
+    ssl.ca.location, ssl.certificate.location and ssl.key.location (ssl.key.password for an \
+    encrypted key); `openssl pkcs12 -in store.p12` prints a PKCS#12 store's certificates and key";
 pub(crate) const SSL_ENDPOINT_IDENTIFICATION_ALGORITHM: &str =
     "ssl.endpoint.identification.algorithm";
 pub(crate) const ENABLE_SSL_CERTIFICATE_VERIFICATION: &str = "enable.ssl.certificate.verification";
@@ -272,8 +283,13 @@ pub struct TlsConfig {
     pub trust: TrustAnchors,
     /// `ssl.certificate.location`: the client's certificate chain (PEM), for mutual TLS.
     pub certificate: Option<PathBuf>,
-    /// `ssl.key.location`: the client's private key (unencrypted PEM: PKCS#8, PKCS#1 or SEC1).
+    /// `ssl.key.location`: the client's private key (PEM): unencrypted PKCS#8, PKCS#1 or
+    /// SEC1, or encrypted PKCS#8 (`ENCRYPTED PRIVATE KEY`, PBES2) with [`Self::key_password`].
     pub key: Option<PathBuf>,
+    /// `ssl.key.password`: the password of an encrypted `ssl.key.location` key (PBES2 with
+    /// PBKDF2-HMAC-SHA2 or scrypt, AES-CBC: what `openssl pkcs8 -topk8 -v2 aes-256-cbc`
+    /// writes). Set exactly when the key is encrypted.
+    pub key_password: Option<Secret>,
     /// `ssl.endpoint.identification.algorithm`: `true` (`https`, the default) checks that the
     /// broker's certificate names the host connected to; `false` (an empty value or `none`)
     /// checks the chain only.
@@ -293,6 +309,7 @@ impl TlsConfig {
             trust: TrustAnchors::WebPkiRoots,
             certificate: None,
             key: None,
+            key_password: None,
             verify_hostname: true,
             server_name: None,
             dangerous_skip_verification: false,
@@ -315,6 +332,22 @@ impl TlsConfig {
     ) -> Self {
         self.certificate = Some(chain.into());
         self.key = Some(key.into());
+        self
+    }
+
+    /// Decrypts the client key (an `ENCRYPTED PRIVATE KEY` PEM file) with this password
+    /// (`ssl.key.password`).
+    ///
+    /// ```
+    /// use kafkit::config::TlsConfig;
+    ///
+    /// let tls = TlsConfig::new()
+    ///     .client_certificate("/etc/kafka/client.pem", "/etc/kafka/client.key")
+    ///     .key_password("hunter2");
+    /// assert!(!format!("{tls:?}").contains("hunter2"));
+    /// ```
+    pub fn key_password(mut self, password: impl Into<Secret>) -> Self {
+        self.key_password = Some(password.into());
         self
     }
 
@@ -359,6 +392,7 @@ impl fmt::Debug for TlsConfig {
         d.field("trust", &self.trust)
             .field("certificate", &self.certificate)
             .field("key", &self.key)
+            .field("key_password", &self.key_password)
             .field("verify_hostname", &self.verify_hostname)
             .field("server_name", &self.server_name)
             .field(
@@ -384,6 +418,7 @@ impl PartialEq for TlsConfig {
         self.trust == other.trust
             && self.certificate == other.certificate
             && self.key == other.key
+            && self.key_password == other.key_password
             && self.verify_hostname == other.verify_hostname
             && self.server_name == other.server_name
             && self.dangerous_skip_verification == other.dangerous_skip_verification
@@ -494,6 +529,14 @@ impl SecurityConfig {
                     "ssl.certificate.location and ssl.key.location go together",
                 ));
             }
+            if self.tls.key_password.is_some() && self.tls.key.is_none() {
+                return Err(ConfigError::conflict(
+                    SSL_KEY_PASSWORD,
+                    "***",
+                    "ssl.key.password decrypts the key of ssl.key.location, which is not set \
+                     (keystores are not supported)",
+                ));
+            }
         }
         Ok(())
     }
@@ -515,6 +558,28 @@ impl SecurityConfig {
             SSL_CA_PEM => self.tls.trust = TrustAnchors::Pem(value.to_owned()),
             SSL_CERTIFICATE_LOCATION => self.tls.certificate = Some(path(value)),
             SSL_KEY_LOCATION => self.tls.key = Some(path(value)),
+            SSL_KEY_PASSWORD => self.tls.key_password = Some(Secret::new(value)),
+            // Stores are not read (nor PEM stores given inline, `ssl.keystore.key`, ...).
+            SSL_KEYSTORE_TYPE => {
+                return Err(ConfigError::invalid(SSL_KEYSTORE_TYPE, value, NO_STORES))
+            }
+            SSL_KEYSTORE_LOCATION => {
+                return Err(ConfigError::invalid(
+                    SSL_KEYSTORE_LOCATION,
+                    value,
+                    NO_STORES,
+                ))
+            }
+            SSL_TRUSTSTORE_TYPE => {
+                return Err(ConfigError::invalid(SSL_TRUSTSTORE_TYPE, value, NO_STORES))
+            }
+            SSL_TRUSTSTORE_LOCATION => {
+                return Err(ConfigError::invalid(
+                    SSL_TRUSTSTORE_LOCATION,
+                    value,
+                    NO_STORES,
+                ))
+            }
             SSL_ENDPOINT_IDENTIFICATION_ALGORITHM => {
                 self.tls.verify_hostname = match value.trim().to_ascii_lowercase().as_str() {
                     "https" => true,
@@ -674,8 +739,34 @@ mod tests {
             SASL_MECHANISM
         );
         assert!(parse(&[("enable.ssl.certificate.verification", "false")]).is_err());
-        let err = parse(&[("ssl.key.password", "hunter2")]).unwrap_err();
+        let err = parse(&[
+            ("security.protocol", "SSL"),
+            ("ssl.key.password", "hunter2"),
+        ])
+        .unwrap_err();
         assert_eq!(err.key(), "ssl.key.password");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let c = parse(&[
+            ("security.protocol", "SSL"),
+            ("ssl.certificate.location", "/c.pem"),
+            ("ssl.key.location", "/k.pem"),
+            ("ssl.key.password", "hunter2"),
+        ])
+        .unwrap();
+        assert_eq!(c.tls.key_password, Some(Secret::new("hunter2")));
+        assert!(!format!("{c:?}").contains("hunter2"));
+        for (key, value) in [
+            ("ssl.keystore.type", "PKCS12"),
+            ("ssl.keystore.location", "/ks.p12"),
+            ("ssl.truststore.type", "JKS"),
+            ("ssl.truststore.location", "/ts.jks"),
+        ] {
+            let err = parse(&[(key, value)]).unwrap_err();
+            assert_eq!(err.key(), key);
+            assert!(err.to_string().contains("not supported"), "{err}");
+        }
+        let err = parse(&[("ssl.keystore.password", "hunter2")]).unwrap_err();
+        assert_eq!(err.key(), "ssl.keystore.password");
         assert!(!err.to_string().contains("hunter2"), "{err}");
         assert!(parse(&[("enable.ssl.certificate.verification", "true")]).is_ok());
         assert!(parse(&[("ssl.endpoint.identification.algorithm", "dns")]).is_err());

@@ -33,6 +33,9 @@ pub(crate) const COMMON: &[(&str, Effect)] = &[
     // Set on each socket before it connects (io/connection.rs `connect_tcp`).
     ("send.buffer.bytes", Applied),
     ("receive.buffer.bytes", Applied),
+    // use_all_dns_ips only (io/dns.rs: every address, resolved on every attempt); the other
+    // values are refused naming it (common.rs `check_dns_lookup`).
+    ("client.dns.lookup", Applied),
     ("security.protocol", Applied),
     ("sasl.mechanism", Applied),
     ("sasl.mechanisms", Applied),
@@ -43,6 +46,30 @@ pub(crate) const COMMON: &[(&str, Effect)] = &[
     ("ssl.ca.pem", Applied),
     ("ssl.certificate.location", Applied),
     ("ssl.key.location", Applied),
+    // Decrypts an `ENCRYPTED PRIVATE KEY` ssl.key.location (io/tls.rs `private_key`).
+    ("ssl.key.password", Applied),
+    (
+        "ssl.keystore.type",
+        RefusedUnlessDefault(
+            "JKS and PKCS#12 stores are not read: every value is refused naming the key (PEM \
+             files through ssl.certificate.location and ssl.key.location instead)",
+        ),
+    ),
+    (
+        "ssl.keystore.location",
+        RefusedUnlessDefault("no keystore is read: any value is refused naming the key"),
+    ),
+    (
+        "ssl.truststore.type",
+        RefusedUnlessDefault(
+            "JKS and PKCS#12 stores are not read: every value is refused naming the key (a PEM \
+             file through ssl.ca.location instead)",
+        ),
+    ),
+    (
+        "ssl.truststore.location",
+        RefusedUnlessDefault("no truststore is read: any value is refused naming the key"),
+    ),
     ("ssl.endpoint.identification.algorithm", Applied),
     ("enable.ssl.certificate.verification", Applied),
 ];

@@ -31,6 +31,8 @@ use tokio::task::JoinHandle;
 use tracing::debug;
 
 use super::connection::{Connection, ConnectionConfig};
+use super::dns::Resolver;
+use super::tls::TlsConnector;
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
 use crate::state::backoff::ExponentialBackoff;
@@ -190,6 +192,9 @@ struct Inner {
     metadata: RwLock<ClusterMetadata>,
     /// Bumped after every change to `metadata` (see [`Cluster::metadata_generation`]).
     metadata_generation: AtomicU64,
+    /// The TLS settings every connection of this client shares (made once, in
+    /// [`Cluster::connect`]), when the protocol uses TLS.
+    tls: Option<TlsConnector>,
     /// Reconnect backoff per broker address, with its random source for the jitter.
     reconnects: Mutex<(Reconnects<String>, XorShift64Star)>,
     idle: IdlePolicy,
@@ -210,13 +215,17 @@ impl Cluster {
     /// [`ClusterConfig::bootstrap_timeout`]; then this fails with the last attempt's error,
     /// which names the address. Fails at once when no bootstrap host name resolves
     /// ([`Error::Connect`] naming them), and on errors no retry mends (authentication,
-    /// settings).
+    /// settings). The TLS settings are read here, once for every connection of the cluster
+    /// (a CA or key file that cannot be read or decrypted fails with [`Error::Tls`] before any
+    /// connection).
     pub async fn connect(config: ClusterConfig) -> Result<Cluster> {
         let reconnects = Reconnects::new(config.reconnect_policy());
         let idle = config.idle_policy();
+        let tls = tls_connector(&config)?;
         let cluster = Cluster {
             inner: Arc::new(Inner {
                 config,
+                tls,
                 bootstrap: Mutex::new(None),
                 connections: Mutex::new(HashMap::new()),
                 connecting: Mutex::new(HashMap::new()),
@@ -257,7 +266,11 @@ impl Cluster {
                 return Err(err);
             }
             if matches!(err, Error::Connect { .. }) {
-                unresolvable(&self.inner.config.bootstrap).await?;
+                unresolvable(
+                    &self.inner.config.bootstrap,
+                    &self.inner.config.connection.resolver,
+                )
+                .await?;
             }
             let wake = match &err {
                 Error::Backoff { until, .. } => *until,
@@ -488,7 +501,7 @@ impl Cluster {
             connect_timeout: timeout,
             ..self.inner.config.connection.clone()
         };
-        let result = Connection::connect(address, &config).await;
+        let result = Connection::connect_with(address, &config, self.inner.tls.as_ref()).await;
         let mut guard = lock(&self.inner.reconnects);
         let (reconnects, rng) = &mut *guard;
         match &result {
@@ -592,10 +605,10 @@ impl Cluster {
 
 /// Fails with the lookup error when no bootstrap address resolves (a wrong host name does not
 /// mend by waiting); `Ok` when one does, or when one is an IP address.
-async fn unresolvable(bootstrap: &[String]) -> Result<()> {
+async fn unresolvable(bootstrap: &[String], resolver: &Resolver) -> Result<()> {
     let mut failure = None;
     for address in bootstrap {
-        match tokio::net::lookup_host(address.as_str()).await {
+        match resolver.resolve(address).await {
             Ok(_) => return Ok(()),
             Err(err) => failure = Some((address.clone(), err)),
         }
@@ -609,6 +622,29 @@ async fn unresolvable(bootstrap: &[String]) -> Result<()> {
             )),
         }),
         None => Ok(()),
+    }
+}
+
+/// The TLS settings of every connection, made once (files read, rustls configuration built)
+/// when the protocol uses TLS; bad settings fail here, before any connection.
+fn tls_connector(config: &ClusterConfig) -> Result<Option<TlsConnector>> {
+    let security = &config.connection.security;
+    if !security.protocol.uses_tls() {
+        return Ok(None);
+    }
+    security.validate()?;
+    #[cfg(feature = "tls-core")]
+    {
+        TlsConnector::new(&security.tls)
+            .map(Some)
+            .map_err(|message| Error::Tls {
+                broker: config.bootstrap.join(","),
+                message,
+            })
+    }
+    #[cfg(not(feature = "tls-core"))]
+    {
+        Ok(None)
     }
 }
 

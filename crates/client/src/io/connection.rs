@@ -40,11 +40,12 @@ use kafkit_wire::frame::{FrameDecoder, Next};
 use kafkit_wire::guard::GuardedResponse;
 use kafkit_wire::header::{decode_response_frame, decode_response_header, encode_request};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch, Notify, RwLock};
 use tokio::task::JoinHandle;
 use tracing::{debug, trace};
 
+use super::dns::{connect_tcp, Resolver};
+use super::tls::TlsConnector;
 use crate::config::SecurityConfig;
 use crate::error::{Error, Result};
 use crate::state::reconnect::IdlePolicy;
@@ -82,6 +83,10 @@ pub struct ConnectionConfig {
     /// `receive.buffer.bytes`: `SO_RCVBUF` of the socket, set before it connects (the TCP
     /// window scale is fixed by the handshake); `None` keeps the OS default and its autotuning.
     pub receive_buffer_bytes: Option<u32>,
+    /// How the broker's host name becomes addresses, asked again on every connection
+    /// attempt; every address is tried in turn (`client.dns.lookup=use_all_dns_ips`).
+    /// Default: the system resolver.
+    pub resolver: Resolver,
 }
 
 impl Default for ConnectionConfig {
@@ -93,38 +98,9 @@ impl Default for ConnectionConfig {
             security: SecurityConfig::default(),
             send_buffer_bytes: None,
             receive_buffer_bytes: None,
+            resolver: Resolver::system(),
         }
     }
-}
-
-/// Opens a TCP connection to the first address of `broker` (`host:port`) that accepts, trying
-/// them in turn as `TcpStream::connect` does, with the socket buffer sizes of `config` set on
-/// each socket before it connects.
-async fn connect_tcp(broker: &str, config: &ConnectionConfig) -> std::io::Result<TcpStream> {
-    let mut last_error = None;
-    for address in tokio::net::lookup_host(broker).await? {
-        let socket = if address.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        if let Some(bytes) = config.send_buffer_bytes {
-            socket.set_send_buffer_size(bytes)?;
-        }
-        if let Some(bytes) = config.receive_buffer_bytes {
-            socket.set_recv_buffer_size(bytes)?;
-        }
-        match socket.connect(address).await {
-            Ok(stream) => return Ok(stream),
-            Err(err) => last_error = Some(err),
-        }
-    }
-    Err(last_error.unwrap_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "could not resolve to any address",
-        )
-    }))
 }
 
 /// How long [`Connection::shutdown`] waits for the socket tasks after its deadline.
@@ -304,6 +280,9 @@ impl Shared {
 pub struct Connection {
     link: Link,
     versions: Arc<Versions>,
+    /// The rustls configuration the TLS handshake used (shared by a client's connections).
+    #[cfg(feature = "tls-core")]
+    tls_config: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// The request/response path of a connection, before versions are known.
@@ -344,10 +323,23 @@ impl Connection {
     ///
     /// Both steps together are bounded by [`ConnectionConfig::connect_timeout`].
     pub async fn connect(broker: &str, config: &ConnectionConfig) -> Result<Connection> {
+        Self::connect_with(broker, config, None).await
+    }
+
+    /// [`Connection::connect`] with the TLS settings of a client, made once and shared by its
+    /// connections (and so is their TLS session cache); `None` makes them for this connection.
+    pub(crate) async fn connect_with(
+        broker: &str,
+        config: &ConnectionConfig,
+        tls: Option<&TlsConnector>,
+    ) -> Result<Connection> {
         let broker_name = broker.to_owned();
         let timeout = config.connect_timeout;
-        match tokio::time::timeout(timeout, Self::connect_inner(broker_name.clone(), config)).await
-        {
+        let deadline = Instant::now()
+            .checked_add(timeout)
+            .unwrap_or_else(Instant::now);
+        let attempt = Self::connect_inner(broker_name.clone(), config, tls, deadline);
+        match tokio::time::timeout(timeout, attempt).await {
             Ok(result) => result,
             Err(_) => Err(Error::ConnectTimeout {
                 broker: broker_name,
@@ -356,10 +348,15 @@ impl Connection {
         }
     }
 
-    async fn connect_inner(broker: String, config: &ConnectionConfig) -> Result<Connection> {
+    async fn connect_inner(
+        broker: String,
+        config: &ConnectionConfig,
+        tls: Option<&TlsConnector>,
+        deadline: Instant,
+    ) -> Result<Connection> {
         let security = &config.security;
         security.validate()?;
-        let stream = connect_tcp(&broker, config)
+        let stream = connect_tcp(&broker, config, deadline)
             .await
             .map_err(|e| Error::Connect {
                 broker: broker.clone(),
@@ -370,10 +367,24 @@ impl Connection {
         let shared = Arc::new(Shared::new(broker.clone()));
         let (outgoing, rx) = mpsc::channel(WRITE_QUEUE);
         let decoder = FrameDecoder::with_max_frame_size(config.max_response_size);
+        #[cfg(feature = "tls-core")]
+        let mut tls_config = None;
         if security.protocol.uses_tls() {
             #[cfg(feature = "tls-core")]
             {
-                let tls = super::tls::handshake(&broker, stream, &security.tls).await?;
+                let made;
+                let connector = match tls {
+                    Some(shared) => shared,
+                    None => {
+                        made = TlsConnector::new(&security.tls).map_err(|message| Error::Tls {
+                            broker: broker.clone(),
+                            message,
+                        })?;
+                        &made
+                    }
+                };
+                let tls = connector.handshake(&broker, stream).await?;
+                tls_config = Some(connector.config().clone());
                 let (read, write) = tokio::io::split(tls);
                 let writer = tokio::spawn(write_loop(shared.clone(), write, rx));
                 let reader = tokio::spawn(read_loop(shared.clone(), read, decoder));
@@ -381,7 +392,7 @@ impl Connection {
             }
             #[cfg(not(feature = "tls-core"))]
             {
-                drop((stream, rx, decoder));
+                drop((stream, rx, decoder, tls));
                 return Err(Error::Tls {
                     broker,
                     message: "kafkit was built without TLS support".to_owned(),
@@ -428,7 +439,19 @@ impl Connection {
             }
         }
         debug!(broker = %broker, protocol = %security.protocol, "connected");
-        Ok(Connection { link, versions })
+        Ok(Connection {
+            link,
+            versions,
+            #[cfg(feature = "tls-core")]
+            tls_config,
+        })
+    }
+
+    /// The rustls configuration this connection's TLS handshake used, `None` without TLS.
+    /// The connections of one client share one (made once when the client starts).
+    #[cfg(feature = "tls-core")]
+    pub fn tls_config(&self) -> Option<&Arc<rustls::ClientConfig>> {
+        self.tls_config.as_ref()
     }
 
     /// The broker's address, as given to [`Connection::connect`].
@@ -1029,53 +1052,5 @@ fn deliver(shared: &Shared, frame: Bytes) -> Result<()> {
             broker: shared.broker.clone(),
             correlation_id,
         }),
-    }
-}
-
-#[cfg(test)]
-mod socket_buffer_tests {
-    use super::*;
-
-    /// The sizes a socket connected with `send`/`receive` buffer settings ends up with.
-    async fn sizes(send: Option<u32>, receive: Option<u32>) -> (u32, u32) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap().to_string();
-        let config = ConnectionConfig {
-            send_buffer_bytes: send,
-            receive_buffer_bytes: receive,
-            ..ConnectionConfig::default()
-        };
-        let stream = connect_tcp(&address, &config).await.unwrap();
-        let socket = TcpSocket::from_std_stream(stream.into_std().unwrap());
-        (
-            socket.send_buffer_size().unwrap(),
-            socket.recv_buffer_size().unwrap(),
-        )
-    }
-
-    #[tokio::test]
-    async fn socket_buffer_sizes_are_applied_before_connecting() {
-        let (small_send, small_receive) = sizes(Some(16 * 1024), Some(16 * 1024)).await;
-        let (large_send, large_receive) = sizes(Some(128 * 1024), Some(128 * 1024)).await;
-        // The kernel may round (Linux doubles the value for its bookkeeping), but it keeps the
-        // order and never gives less than asked.
-        assert!(
-            small_send >= 16 * 1024 && small_send < large_send,
-            "{small_send} {large_send}"
-        );
-        assert!(
-            small_receive >= 16 * 1024 && small_receive < large_receive,
-            "{small_receive} {large_receive}"
-        );
-        let (os_send, _) = sizes(None, None).await;
-        assert!(os_send > 0);
-    }
-
-    #[tokio::test]
-    async fn an_unresolvable_broker_is_an_error() {
-        let config = ConnectionConfig::default();
-        assert!(connect_tcp("no-such-host.invalid:9092", &config)
-            .await
-            .is_err());
     }
 }

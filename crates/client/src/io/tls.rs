@@ -24,13 +24,13 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
-use tokio_rustls::TlsConnector;
+use tokio_rustls::TlsConnector as RustlsConnector;
 
-use crate::config::{TlsConfig, TrustAnchors};
+use crate::config::{Secret, TlsConfig, TrustAnchors};
 use crate::error::{Error, Result};
 
 /// Whether this CPU has what graviola needs (it panics on first use otherwise).
@@ -141,14 +141,71 @@ pub fn client_config(config: &TlsConfig) -> std::result::Result<rustls::ClientCo
             if chain.is_empty() {
                 return Err("ssl.certificate.location holds no certificate".to_owned());
             }
-            let key = PrivateKeyDer::from_pem_file(key)
-                .map_err(|e| format!("ssl.key.location {}: {e}", key.display()))?;
+            let key = private_key(key, config.key_password.as_ref())?;
             builder
                 .with_client_auth_cert(chain, key)
                 .map_err(|e| format!("client certificate: {e}"))
         }
         _ => Ok(builder.with_no_client_auth()),
     }
+}
+
+const ENCRYPTED_BEGIN: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
+const ENCRYPTED_END: &str = "-----END ENCRYPTED PRIVATE KEY-----";
+/// The key encryptions [`private_key`] decrypts.
+const SCHEMES: &str = "PBES2 with PBKDF2-HMAC-SHA2 or scrypt and AES-CBC";
+
+/// The client's private key from `ssl.key.location` (PEM): unencrypted (PKCS#8, PKCS#1 or
+/// SEC1), or encrypted PKCS#8 (`ENCRYPTED PRIVATE KEY`: PBES2 with PBKDF2 or scrypt and
+/// AES-CBC, what `openssl pkcs8 -topk8 -v2 aes-256-cbc` writes) decrypted with
+/// `ssl.key.password`. As in Java, a password needs an encrypted key and an encrypted key a
+/// password. Errors name the setting, never the password.
+fn private_key(
+    path: &std::path::Path,
+    password: Option<&Secret>,
+) -> std::result::Result<PrivateKeyDer<'static>, String> {
+    let location = |e: &dyn std::fmt::Display| format!("ssl.key.location {}: {e}", path.display());
+    let pem = std::fs::read(path).map_err(|e| location(&e))?;
+    let text = String::from_utf8_lossy(&pem);
+    let Some(begin) = text.find(ENCRYPTED_BEGIN) else {
+        if text.contains("Proc-Type: 4,ENCRYPTED") {
+            return Err(location(
+                &"the key is encrypted in OpenSSL's legacy PEM format, which is not supported: \
+                  convert it with `openssl pkcs8 -topk8 -v2 aes-256-cbc`",
+            ));
+        }
+        if password.is_some() {
+            return Err(location(
+                &"ssl.key.password is set but the key is not encrypted (no `ENCRYPTED PRIVATE \
+                  KEY`)",
+            ));
+        }
+        return PrivateKeyDer::from_pem_slice(&pem).map_err(|e| location(&e));
+    };
+    let Some(password) = password else {
+        return Err(location(&"the key is encrypted: set ssl.key.password"));
+    };
+    let end = text[begin..]
+        .find(ENCRYPTED_END)
+        .map(|i| begin + i + ENCRYPTED_END.len())
+        .ok_or_else(|| location(&"unterminated ENCRYPTED PRIVATE KEY block"))?;
+    let (_, document) = pkcs8::der::Document::from_pem(&text[begin..end])
+        .map_err(|e| location(&format!("bad ENCRYPTED PRIVATE KEY block: {e}")))?;
+    let encrypted =
+        pkcs8::EncryptedPrivateKeyInfoRef::try_from(document.as_bytes()).map_err(|e| {
+            location(&format!(
+                "unsupported or bad ENCRYPTED PRIVATE KEY ({e}): kafkit decrypts {SCHEMES}"
+            ))
+        })?;
+    let plain = encrypted.decrypt(password.expose()).map_err(|e| {
+        location(&format!(
+            "cannot decrypt the key with ssl.key.password ({e}): a wrong password, or an \
+             encryption other than {SCHEMES}"
+        ))
+    })?;
+    Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        plain.as_bytes().to_vec(),
+    )))
 }
 
 fn root_store(trust: &TrustAnchors) -> std::result::Result<RootCertStore, String> {
@@ -180,36 +237,70 @@ fn host_of(broker: &str) -> &str {
         .unwrap_or(host)
 }
 
-/// Runs the TLS handshake over a connected socket.
-pub(crate) async fn handshake(
-    broker: &str,
-    stream: TcpStream,
-    config: &TlsConfig,
-) -> Result<TlsStream<TcpStream>> {
-    let tls_error = |message: String| Error::Tls {
-        broker: broker.to_owned(),
-        message,
-    };
-    let client = client_config(config).map_err(tls_error)?;
-    let name = config.server_name.as_deref().unwrap_or(host_of(broker));
-    let server_name = ServerName::try_from(name.to_owned())
-        .map_err(|e| tls_error(format!("invalid TLS server name `{name}`: {e}")))?;
-    TlsConnector::from(Arc::new(client))
-        .connect(server_name, stream)
-        .await
-        .map_err(|e| {
-            let hint = match e.kind() {
-                std::io::ErrorKind::UnexpectedEof
-                | std::io::ErrorKind::ConnectionReset
-                | std::io::ErrorKind::ConnectionAborted
-                | std::io::ErrorKind::BrokenPipe => {
-                    " (the broker closed the connection during the TLS handshake: is this a \
-                     TLS listener?)"
-                }
-                _ => "",
-            };
-            tls_error(format!("TLS handshake failed: {e}{hint}"))
+/// A client's TLS settings, made once ([`client_config`]) and shared by all its connections:
+/// the CA and key files are read (and an encrypted key decrypted) once, when the client
+/// starts, and the connections share rustls' session cache, so a broker that allows session
+/// resumption sees resumed handshakes (Kafka's own listeners, JDK 17, resumed none in our
+/// tests, not even for `openssl s_client`).
+#[derive(Clone)]
+pub struct TlsConnector {
+    connector: tokio_rustls::TlsConnector,
+    server_name: Option<String>,
+}
+
+impl std::fmt::Debug for TlsConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsConnector")
+            .field("server_name", &self.server_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsConnector {
+    /// Reads the settings (CA, client certificate and key files) and builds the rustls
+    /// configuration; the error is a message naming the bad setting.
+    pub fn new(config: &TlsConfig) -> std::result::Result<TlsConnector, String> {
+        Ok(TlsConnector {
+            connector: RustlsConnector::from(Arc::new(client_config(config)?)),
+            server_name: config.server_name.clone(),
         })
+    }
+
+    /// The rustls configuration every handshake of this connector uses.
+    pub fn config(&self) -> &Arc<rustls::ClientConfig> {
+        self.connector.config()
+    }
+
+    /// Runs the TLS handshake over a connected socket to `broker` (`host:port`).
+    pub(crate) async fn handshake(
+        &self,
+        broker: &str,
+        stream: TcpStream,
+    ) -> Result<TlsStream<TcpStream>> {
+        let tls_error = |message: String| Error::Tls {
+            broker: broker.to_owned(),
+            message,
+        };
+        let name = self.server_name.as_deref().unwrap_or(host_of(broker));
+        let server_name = ServerName::try_from(name.to_owned())
+            .map_err(|e| tls_error(format!("invalid TLS server name `{name}`: {e}")))?;
+        self.connector
+            .connect(server_name, stream)
+            .await
+            .map_err(|e| {
+                let hint = match e.kind() {
+                    std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe => {
+                        " (the broker closed the connection during the TLS handshake: is this \
+                         a TLS listener?)"
+                    }
+                    _ => "",
+                };
+                tls_error(format!("TLS handshake failed: {e}{hint}"))
+            })
+    }
 }
 
 /// Accepts every certificate (`TlsConfig::dangerous_skip_verification`); handshake
@@ -319,6 +410,59 @@ mod tests {
         assert_eq!(host_of("kafka-1.example:9093"), "kafka-1.example");
         assert_eq!(host_of("127.0.0.1:9093"), "127.0.0.1");
         assert_eq!(host_of("[::1]:9093"), "::1");
+    }
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/tls")
+            .join(name)
+    }
+
+    fn der(key: &PrivateKeyDer<'_>) -> Vec<u8> {
+        key.secret_der().to_vec()
+    }
+
+    #[test]
+    fn encrypted_pkcs8_keys_are_decrypted_with_the_password() {
+        let password = Secret::new("fixture-pw");
+        let plain = private_key(&fixture("plain.key"), None).unwrap();
+        for name in ["aes256.key", "scrypt.key"] {
+            let decrypted = private_key(&fixture(name), Some(&password)).unwrap();
+            assert_eq!(der(&decrypted), der(&plain), "{name}");
+            assert!(matches!(decrypted, PrivateKeyDer::Pkcs8(_)));
+        }
+    }
+
+    #[test]
+    fn key_password_mistakes_name_the_setting_never_the_password() {
+        let wrong = Secret::new("not-the-pw");
+        let right = Secret::new("fixture-pw");
+        let cases = [
+            (
+                "aes256.key",
+                Some(&wrong),
+                "cannot decrypt the key with ssl.key.password",
+            ),
+            ("aes256.key", None, "set ssl.key.password"),
+            ("plain.key", Some(&right), "the key is not encrypted"),
+            (
+                "des3.key",
+                Some(&right),
+                "unsupported or bad ENCRYPTED PRIVATE KEY",
+            ),
+            ("legacy.key", Some(&right), "legacy PEM format"),
+        ];
+        for (name, password, says) in cases {
+            let err = private_key(&fixture(name), password).unwrap_err();
+            assert!(err.contains(says), "{name}: {err}");
+            assert!(err.contains("ssl.key.location"), "{name}: {err}");
+            assert!(
+                !err.contains("not-the-pw") && !err.contains("fixture-pw"),
+                "{err}"
+            );
+        }
+        let missing = private_key(&fixture("no-such.key"), None).unwrap_err();
+        assert!(missing.contains("no-such.key"), "{missing}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod backoff;
 pub mod connections;
 pub mod consumer;
+pub mod dns;
 pub mod group;
 pub mod metadata;
 pub mod murmur2;
