@@ -568,6 +568,7 @@ impl Producer {
             batches_sent: c.batches_sent.load(Ordering::Relaxed),
             retries: c.retries.load(Ordering::Relaxed),
             epoch_bumps: c.epoch_bumps.load(Ordering::Relaxed),
+            batch_splits: c.batch_splits.load(Ordering::Relaxed),
             requests_in_flight: c.requests_in_flight.load(Ordering::Relaxed),
             buffer_used: memory
                 .min(tokio::sync::Semaphore::MAX_PERMITS)
