@@ -314,6 +314,7 @@ impl<D> ProducerBatch<D> {
         let limit = batch_size.min(records / 2 + BATCH_OVERHEAD);
         self.split_limit = Some(limit);
         self.piece = Some(self.fit(limit).min(sent - 1));
+        self.encoded = None;
         self.full = true;
         self.attempts = 0;
         self.retry_at = None;
@@ -338,6 +339,8 @@ impl<D> ProducerBatch<D> {
         self.base_timestamp = self.records.first().map_or(0, |r| r.timestamp);
         self.size = self.estimate(self.records.len());
         self.piece = Some(self.split_limit.map_or(self.records.len(), |l| self.fit(l)));
+        // Other records now (without idempotence the sequence and count may not change).
+        self.encoded = None;
         self.attempts = 0;
         self.retry_at = None;
         Some(piece)

@@ -140,6 +140,9 @@ impl<D> SenderState<D> {
                 self.request_epoch_bump();
                 self.retry(now, batch, error);
             }
+            // Transactions v2: the partition's previous transaction is still being completed
+            // (its markers written). Not written; Java retries it (a `RetriableException`).
+            ResponseError::ConcurrentTransactions => self.retry(now, batch, error),
             code if code.is_retriable() => {
                 self.metadata_stale = true;
                 self.retry(now, batch, error);

@@ -2,6 +2,8 @@
 //! again in pieces, in order, under the sequence numbers they already had.
 
 use super::*;
+use bytes::Bytes;
+use kafkit_wire::record::BatchReader;
 
 /// A state whose `tp(0)` queue holds one batch of `n` records of 100 bytes (ids 0..n), drained
 /// into one request (returned: id, base sequence, record count).
@@ -221,4 +223,51 @@ fn a_split_batch_expires_whole() {
         Err(ProduceError::DeliveryTimeout { sent: true, .. })
     )));
     assert!(s.is_idle());
+}
+
+/// The values (record ids) of an encoded batch.
+fn ids(bytes: &Bytes) -> Vec<u64> {
+    BatchReader::new(bytes.clone())
+        .flatten()
+        .flat_map(|b| {
+            b.records()
+                .iter()
+                .map(|r| r.value.as_ref().map_or(0, |v| v.len() as u64))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn without_idempotence_each_piece_carries_the_next_records() {
+    let t0 = Instant::now();
+    let mut s = SenderState::new(config(false, 100_000, 1_000_000));
+    // Records told apart by their length: 100..=105 bytes.
+    for id in 0..6u64 {
+        let len = 100 + usize::try_from(id).unwrap();
+        s.append(t0, &tp(0), record(id, len)).ok();
+    }
+    let tx = s.poll_requests(t0 + LINGER, &leader);
+    s.handle_result(t0, tx.requests[0].id, too_large());
+    let mut seen = Vec::new();
+    while !s.is_idle() {
+        let tx = s.poll_requests(t0, &leader);
+        let (id, bytes) = (tx.requests[0].id, tx.requests[0].batches[0].1.clone());
+        seen.extend(ids(&bytes));
+        s.handle_result(t0, id, Ok(vec![written(tp(0), 0)]));
+    }
+    assert_eq!(seen, [100, 101, 102, 103, 104, 105]);
+}
+
+#[test]
+fn concurrent_transactions_on_produce_is_retried() {
+    let t0 = Instant::now();
+    let mut s = SenderState::new(config(true, 100_000, 1_000_000));
+    s.handle_producer_id(42, 0);
+    let (id, _, _) = one_batch(&mut s, t0, 2);
+    let refused = refused(tp(0), ResponseError::ConcurrentTransactions);
+    s.handle_result(t0, id, Ok(vec![refused]));
+    assert!(s.take_outcomes().is_empty());
+    let (_, _, base, count) = next_piece(&mut s, t0 + Duration::from_secs(1));
+    assert_eq!((base, count), (0, 2), "the same batch, same sequence");
 }
