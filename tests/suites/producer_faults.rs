@@ -498,3 +498,30 @@ async fn frequent_cuts_slow_responses_and_timeouts_lose_and_duplicate_nothing() 
     );
     verdict.assert_exact();
 }
+
+/// `close` with responses still on their way (the proxy holds each back 300 ms): every record
+/// gets its success, then the connections are shut down — once `close` returns, none is
+/// left open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_waits_for_responses_then_shuts_every_connection() {
+    let (proxy, topic) = proxied_topic("producer-close-shutdown").await;
+    let control = proxy.control();
+    let producer = Producer::new(proxied_config(&proxy, true)).await.unwrap();
+    control.delay_responses(Duration::from_millis(300));
+    let mut pending = Vec::new();
+    for id in 0..200u64 {
+        let record = ProducerRecord::new(&topic).value(verify::value_of(id));
+        pending.push(producer.send(record).await.unwrap());
+    }
+    let started = Instant::now();
+    producer.close(Duration::from_secs(30)).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(20));
+    for delivery in pending {
+        delivery.await.unwrap();
+    }
+    let closed = control
+        .wait_for(Duration::from_secs(5), |s| s.live_connections == 0)
+        .await;
+    assert!(closed, "connections left open: {:?}", control.stats());
+    proxy.shutdown();
+}

@@ -519,8 +519,10 @@ impl Producer {
 
     /// Stops accepting records, sends what is queued and waits up to `timeout` for every
     /// outcome; records still without one then fail with [`ProduceError::Closed`] (a record
-    /// whose request was already written may nevertheless be in the log). Closes the
-    /// connections. Other clones fail their sends with [`ProduceError::Closed`] afterwards.
+    /// whose request was already written may nevertheless be in the log). Then shuts the
+    /// connections down gracefully within the same `timeout` (other requests outstanding may
+    /// finish; returns once every socket task has ended). Other clones fail their sends with
+    /// [`ProduceError::Closed`] afterwards.
     pub async fn close(&self, timeout: Duration) -> Result<(), Error> {
         let shared = &self.handle.shared;
         shared.lock().close();
@@ -549,7 +551,25 @@ impl Producer {
         shared.shutdown.store(true, Ordering::Release);
         shared.wake.notify_one();
         shared.buffer.close();
-        self.handle.cluster.close();
+        // The sender task stops (nothing is left for it) before the connections go, so that
+        // it starts nothing new on them; bounded by the same deadline.
+        loop {
+            let progress = shared.progress.notified();
+            tokio::pin!(progress);
+            progress.as_mut().enable();
+            if shared.stopped.load(Ordering::Acquire) {
+                break;
+            }
+            if tokio::time::timeout_at(deadline.into(), progress)
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        // Requests still outstanding (a metadata refresh, an InitProducerId) may finish until
+        // the deadline; then every connection closes and its socket tasks end.
+        self.handle.cluster.shutdown(deadline).await;
         info!("producer closed");
         Ok(())
     }
@@ -568,6 +588,7 @@ impl Producer {
             batches_sent: c.batches_sent.load(Ordering::Relaxed),
             retries: c.retries.load(Ordering::Relaxed),
             epoch_bumps: c.epoch_bumps.load(Ordering::Relaxed),
+            batch_splits: c.batch_splits.load(Ordering::Relaxed),
             requests_in_flight: c.requests_in_flight.load(Ordering::Relaxed),
             buffer_used: memory
                 .min(tokio::sync::Semaphore::MAX_PERMITS)

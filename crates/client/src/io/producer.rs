@@ -65,6 +65,7 @@ pub(crate) struct Counters {
     pub(crate) batches_sent: AtomicU64,
     pub(crate) retries: AtomicU64,
     pub(crate) epoch_bumps: AtomicU64,
+    pub(crate) batch_splits: AtomicU64,
     pub(crate) requests_in_flight: AtomicU64,
 }
 
@@ -121,6 +122,7 @@ impl Shared {
         c.batches_sent.store(s.batches_sent, Ordering::Relaxed);
         c.retries.store(s.retries, Ordering::Relaxed);
         c.epoch_bumps.store(s.epoch_bumps, Ordering::Relaxed);
+        c.batch_splits.store(s.batch_splits, Ordering::Relaxed);
         c.requests_in_flight
             .store(state.requests_in_flight() as u64, Ordering::Relaxed);
     }

@@ -22,6 +22,9 @@ pub struct ProducerMetrics {
     pub retries: u64,
     /// Epoch bumps asked for (KIP-360).
     pub epoch_bumps: u64,
+    /// Batches a broker refused as too large (`MESSAGE_TOO_LARGE`, `RECORD_LIST_TOO_LARGE`)
+    /// and that were split to be sent in smaller pieces (Java's `batch-split-total`).
+    pub batch_splits: u64,
     /// Produce requests waiting for their response.
     pub requests_in_flight: u64,
     /// `buffer.memory` bytes held by records not yet done.

@@ -16,6 +16,7 @@ use kafkit_wire::record::{
     max_record_size, record_size, BatchBuilder, BatchOptions, HeaderRef, RecordRef,
 };
 
+use super::idempotence::increment_sequence;
 use crate::producer::{HeaderName, ProduceError, RecordMetadata};
 
 /// The v2 batch header (offset, length, …, record count): what a batch costs before records.
@@ -196,7 +197,14 @@ pub struct ProducerBatch<D> {
     /// was lost, the request timed out); a request that failed before it was written (no
     /// connection, backing off) leaves it as it was. Never cleared.
     pub(crate) sent: bool,
-    encoded: Option<(Option<Sequence>, Bytes)>,
+    /// Set once a broker refused the batch as too large (`MESSAGE_TOO_LARGE`,
+    /// `RECORD_LIST_TOO_LARGE`): the estimated size pieces are cut to. A split batch is sent
+    /// piece by piece from its front, each piece acknowledged before the next is sent.
+    split_limit: Option<usize>,
+    /// Records the next attempt carries, from the front (`None`: all of them).
+    piece: Option<usize>,
+    /// The encoding of the last attempt: under which sequence, how many records.
+    encoded: Option<(Option<Sequence>, usize, Bytes)>,
 }
 
 impl<D> ProducerBatch<D> {
@@ -214,6 +222,8 @@ impl<D> ProducerBatch<D> {
             retry_at: None,
             full: false,
             sent: false,
+            split_limit: None,
+            piece: None,
             encoded: None,
         }
     }
@@ -247,6 +257,93 @@ impl<D> ProducerBatch<D> {
     /// Its sequence, once drained under an idempotent producer.
     pub fn sequence(&self) -> Option<Sequence> {
         self.sequence
+    }
+
+    /// Records the next attempt carries (from the front): all of them unless the batch was
+    /// split.
+    pub fn piece_len(&self) -> usize {
+        self.piece
+            .map_or(self.records.len(), |n| n.min(self.records.len()))
+    }
+
+    /// Whether a broker refused the batch as too large, so that it is sent in pieces.
+    pub fn is_split(&self) -> bool {
+        self.split_limit.is_some()
+    }
+
+    /// The estimated size of a batch of the first `count` records (header included).
+    fn estimate(&self, count: usize) -> usize {
+        let base = self.records.first().map_or(0, |r| r.timestamp);
+        self.records
+            .iter()
+            .take(count)
+            .enumerate()
+            .fold(BATCH_OVERHEAD, |total, (i, r)| {
+                let delta = i32::try_from(i).unwrap_or(i32::MAX);
+                total.saturating_add(r.size_at(delta, r.timestamp.saturating_sub(base)))
+            })
+    }
+
+    /// How many records from the front fit in an estimated `limit` bytes (at least one).
+    fn fit(&self, limit: usize) -> usize {
+        let base = self.records.first().map_or(0, |r| r.timestamp);
+        let mut total = BATCH_OVERHEAD;
+        for (i, r) in self.records.iter().enumerate() {
+            let delta = i32::try_from(i).unwrap_or(i32::MAX);
+            total = total.saturating_add(r.size_at(delta, r.timestamp.saturating_sub(base)));
+            if total > limit {
+                return i.max(1);
+            }
+        }
+        self.records.len()
+    }
+
+    /// The broker refused the last attempt's records as too large: the next attempt carries
+    /// fewer of them — pieces of at most half that attempt's records (by estimated size), and at most
+    /// `batch_size` (Java splits to `batch.size`; halving also gets under a topic's
+    /// `max.message.bytes` smaller than `batch.size`). The batch keeps its id, place, sequence
+    /// and completion; it is closed to appends and its attempts start again (as Java's split
+    /// batches do). Returns `false`, changing nothing, when that attempt carried one record.
+    pub(crate) fn split(&mut self, batch_size: usize) -> bool {
+        let sent = self.piece_len();
+        if sent < 2 {
+            return false;
+        }
+        // Half the records' bytes, and a batch header.
+        let records = self.estimate(sent).saturating_sub(BATCH_OVERHEAD);
+        let limit = batch_size.min(records / 2 + BATCH_OVERHEAD);
+        self.split_limit = Some(limit);
+        self.piece = Some(self.fit(limit).min(sent - 1));
+        self.encoded = None;
+        self.full = true;
+        self.attempts = 0;
+        self.retry_at = None;
+        true
+    }
+
+    /// Removes the records of the last attempt when others remain (a piece of a split batch
+    /// was acknowledged, or its one record refused for good) and returns them; `None` when that
+    /// attempt carried the whole batch. The sequence moves past the piece's records (the rest
+    /// keeps the numbers that follow, so later batches keep theirs); the next piece is cut to
+    /// the split size; attempts start again.
+    pub(crate) fn take_piece(&mut self) -> Option<Vec<BufferedRecord<D>>> {
+        let n = self.piece_len();
+        if n >= self.records.len() {
+            return None;
+        }
+        let piece: Vec<BufferedRecord<D>> = self.records.drain(..n).collect();
+        if let Some(s) = &mut self.sequence {
+            let count = i32::try_from(n).unwrap_or(i32::MAX);
+            s.base_sequence = increment_sequence(s.base_sequence, count);
+        }
+        self.base_timestamp = self.records.first().map_or(0, |r| r.timestamp);
+        self.size = self.estimate(self.records.len());
+        self.piece = Some(self.split_limit.map_or(self.records.len(), |l| self.fit(l)));
+        // Other records now (without idempotence the sequence and count may not change).
+        self.encoded = None;
+        self.attempts = 0;
+        self.retry_at = None;
+        Some(piece)
     }
 
     /// Appends `record` unless that would take a non-empty batch past `batch_size`; gives
@@ -306,7 +403,8 @@ impl<D> ProducerBatch<D> {
         self.records.last().map(|r| &r.delivery)
     }
 
-    /// The encoded v2 batch under its current sequence (cached until the sequence changes).
+    /// The encoded v2 batch of the next attempt's records (all of them, or the next piece of a
+    /// split batch) under the current sequence; cached until either changes.
     pub fn encode(
         &mut self,
         compression: Compression,
@@ -314,15 +412,16 @@ impl<D> ProducerBatch<D> {
         transactional: bool,
         scratch: &mut Vec<u8>,
     ) -> Result<Bytes, ProduceError> {
-        if let Some((seq, bytes)) = &self.encoded {
-            if *seq == self.sequence {
+        let count = self.piece_len();
+        if let Some((seq, n, bytes)) = &self.encoded {
+            if *seq == self.sequence && *n == count {
                 return Ok(bytes.clone());
             }
         }
         let mut buf = BytesMut::with_capacity(self.size);
         let mut builder = BatchBuilder::new(&mut buf, 0);
         let mut headers: Vec<HeaderRef<'_>> = Vec::new();
-        for r in &self.records {
+        for r in self.records.iter().take(count) {
             headers.clear();
             headers.extend(
                 r.headers
@@ -348,7 +447,7 @@ impl<D> ProducerBatch<D> {
             .finish(&options, scratch)
             .map_err(|e| ProduceError::Encode(e.to_string()))?;
         let bytes = buf.freeze();
-        self.encoded = Some((self.sequence, bytes.clone()));
+        self.encoded = Some((self.sequence, count, bytes.clone()));
         Ok(bytes)
     }
 
@@ -359,40 +458,58 @@ impl<D> ProducerBatch<D> {
         base_offset: i64,
         log_append_time: i64,
     ) -> impl Iterator<Item = Outcome<D>> {
-        let tp = self.tp;
-        self.records.into_iter().enumerate().map(move |(i, r)| {
-            let offset = if base_offset < 0 {
-                -1
-            } else {
-                base_offset.saturating_add(i64::try_from(i).unwrap_or(i64::MAX))
-            };
-            let timestamp = if log_append_time >= 0 {
-                log_append_time
-            } else {
-                r.timestamp
-            };
-            Outcome {
-                delivery: r.delivery,
-                reserved: r.reserved,
-                result: Ok(RecordMetadata {
-                    topic: tp.topic.clone(),
-                    partition: tp.partition,
-                    offset,
-                    timestamp,
-                }),
-            }
-        })
+        succeed_records(self.tp, self.records, base_offset, log_append_time)
     }
 
     /// Every record's failure with `error`.
     pub fn fail(self, error: &ProduceError) -> impl Iterator<Item = Outcome<D>> {
-        let error = error.clone();
-        self.records.into_iter().map(move |r| Outcome {
+        fail_records(self.records, error)
+    }
+}
+
+/// The success of `records` of `tp` written from `base_offset` (see
+/// [`ProducerBatch::succeed`]).
+pub(crate) fn succeed_records<D>(
+    tp: TopicPartition,
+    records: Vec<BufferedRecord<D>>,
+    base_offset: i64,
+    log_append_time: i64,
+) -> impl Iterator<Item = Outcome<D>> {
+    records.into_iter().enumerate().map(move |(i, r)| {
+        let offset = if base_offset < 0 {
+            -1
+        } else {
+            base_offset.saturating_add(i64::try_from(i).unwrap_or(i64::MAX))
+        };
+        let timestamp = if log_append_time >= 0 {
+            log_append_time
+        } else {
+            r.timestamp
+        };
+        Outcome {
             delivery: r.delivery,
             reserved: r.reserved,
-            result: Err(error.clone()),
-        })
-    }
+            result: Ok(RecordMetadata {
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+                offset,
+                timestamp,
+            }),
+        }
+    })
+}
+
+/// The failure of `records` with `error`.
+pub(crate) fn fail_records<D>(
+    records: Vec<BufferedRecord<D>>,
+    error: &ProduceError,
+) -> impl Iterator<Item = Outcome<D>> {
+    let error = error.clone();
+    records.into_iter().map(move |r| Outcome {
+        delivery: r.delivery,
+        reserved: r.reserved,
+        result: Err(error.clone()),
+    })
 }
 
 /// One record's outcome, for the I/O layer to hand to its delivery handle.

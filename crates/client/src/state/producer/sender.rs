@@ -11,7 +11,7 @@
 //!    (results are applied in send order per node);
 //! 5. [`SenderState::take_outcomes`] after each step: every record's outcome, exactly once.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -116,6 +116,9 @@ pub struct SenderStats {
     pub records_expired_unsent: u64,
     /// Records that expired after a request carried them: outcome unknown.
     pub records_expired_unknown: u64,
+    /// Times a batch refused as too large was split (`MESSAGE_TOO_LARGE`,
+    /// `RECORD_LIST_TOO_LARGE`).
+    pub batch_splits: u64,
 }
 
 #[derive(Debug)]
@@ -134,6 +137,8 @@ pub struct SenderState<D> {
     node_requests: HashMap<i32, VecDeque<u64>>,
     parked: HashMap<u64, RequestResult>,
     partition_in_flight: HashMap<TopicPartition, usize>,
+    /// Partitions with a piece of a split batch in flight: nothing else of theirs is sent.
+    splitting: HashSet<TopicPartition>,
     outstanding: BTreeSet<u64>,
     next_request_id: u64,
     outcomes: Vec<Outcome<D>>,
@@ -157,6 +162,7 @@ impl<D> SenderState<D> {
             node_requests: HashMap::new(),
             parked: HashMap::new(),
             partition_in_flight: HashMap::new(),
+            splitting: HashSet::new(),
             outstanding: BTreeSet::new(),
             next_request_id: 0,
             outcomes: Vec::new(),
@@ -323,6 +329,7 @@ impl<D> SenderState<D> {
             &self.idempotence,
             self.transaction.as_ref(),
             &self.partition_in_flight,
+            &self.splitting,
             self.config.max_in_flight,
             batch,
         )
@@ -358,9 +365,10 @@ impl<D> SenderState<D> {
             }
             let batches = {
                 let (idempotence, in_flight) = (&self.idempotence, &self.partition_in_flight);
-                let txn = self.transaction.as_ref();
+                let (txn, splitting) = (self.transaction.as_ref(), &self.splitting);
                 let max = self.config.max_in_flight;
-                let check = |b: &ProducerBatch<D>| sendable(idempotence, txn, in_flight, max, b);
+                let check =
+                    |b: &ProducerBatch<D>| sendable(idempotence, txn, in_flight, splitting, max, b);
                 self.accumulator.drain(now, node, leader, &check)
             };
             if batches.is_empty() {
@@ -409,6 +417,9 @@ impl<D> SenderState<D> {
                         .partition_in_flight
                         .entry(batch.tp.clone())
                         .or_default() += 1;
+                    if batch.is_split() {
+                        self.splitting.insert(batch.tp.clone());
+                    }
                     plan.batches.push((batch.tp.clone(), bytes.clone()));
                     sent.push((batch, bytes.len()));
                 }
@@ -514,6 +525,7 @@ impl<D> SenderState<D> {
         self.node_requests.clear();
         self.parked.clear();
         self.partition_in_flight.clear();
+        self.splitting.clear();
         let requests: Vec<InFlight<D>> = self.in_flight.drain().map(|(_, r)| r).collect();
         for request in requests {
             for (batch, _) in request.batches {
@@ -566,15 +578,17 @@ impl<D> SenderState<D> {
 
 /// Whether a partition may send `batch` (its first queued batch) now: a producer id is known
 /// and no epoch bump is pending, fewer than `max_in_flight` of its batches are in flight,
-/// — the mute rule — a retry waits until nothing of its partition is in flight, so that
-/// batches are resent in sequence order, and — the first-batch rule — until the partition has
-/// an acknowledged batch under the current epoch, only one batch is in flight (a broker that
-/// does not know the producer accepts any first sequence, so a second pipelined batch could
-/// land before a first one that failed).
+/// — the mute rule — a retry (or a piece of a split batch) waits until nothing of its
+/// partition is in flight, so that batches are resent in sequence order, and nothing is sent
+/// while a piece of a split batch is in flight (the rest of that batch comes first), and — the
+/// first-batch rule — until the partition has an acknowledged batch under the current epoch,
+/// only one batch is in flight (a broker that does not know the producer accepts any first
+/// sequence, so a second pipelined batch could land before a first one that failed).
 fn sendable<D>(
     idempotence: &Idempotence,
     transaction: Option<&TransactionState>,
     partition_in_flight: &HashMap<TopicPartition, usize>,
+    splitting: &HashSet<TopicPartition>,
     max_in_flight: usize,
     batch: &ProducerBatch<D>,
 ) -> bool {
@@ -586,7 +600,10 @@ fn sendable<D>(
     if n == 0 {
         return idempotence.can_send();
     }
-    let is_retry = batch.attempts > 0 || batch.sequence.is_some();
+    if splitting.contains(&batch.tp) {
+        return false;
+    }
+    let is_retry = batch.attempts > 0 || batch.sequence.is_some() || batch.is_split();
     idempotence.can_send() && n < max_in_flight && !is_retry && idempotence.confirmed(&batch.tp)
 }
 

@@ -14,6 +14,7 @@ use crate::producer::ProduceError;
 use crate::state::backoff::ExponentialBackoff;
 
 mod props;
+mod split;
 
 pub(super) const LINGER: Duration = Duration::from_millis(5);
 pub(super) const DELIVERY: Duration = Duration::from_secs(120);
@@ -471,14 +472,14 @@ fn non_retriable_errors_fail_the_records() {
     s.handle_result(
         t0,
         tx.requests[0].id,
-        Ok(vec![refused(tp(0), ResponseError::MessageTooLarge)]),
+        Ok(vec![refused(tp(0), ResponseError::InvalidRecord)]),
     );
     let outcomes = s.take_outcomes();
     assert_eq!(outcomes.len(), 2);
     assert!(outcomes.iter().all(|o| matches!(
         o.result,
         Err(ProduceError::Broker {
-            code: ResponseError::MessageTooLarge,
+            code: ResponseError::InvalidRecord,
             ..
         })
     )));

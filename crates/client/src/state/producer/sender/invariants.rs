@@ -32,6 +32,14 @@ impl<D> SenderState<D> {
         if listed != self.in_flight.len() {
             return Err("node request lists and requests in flight differ".to_owned());
         }
+        for tp in &self.splitting {
+            if counts.get(tp) != Some(&1) {
+                return Err(format!(
+                    "splitting {tp:?} with {:?} in flight",
+                    counts.get(tp)
+                ));
+            }
+        }
         if counts != self.partition_in_flight {
             return Err(format!(
                 "in-flight counts {:?} != {:?}",

@@ -8,11 +8,15 @@ use kafka_protocol::error::ResponseError;
 use super::{InFlight, NoJitter, PartitionResponse, RequestResult, SenderState};
 use crate::error::Error;
 use crate::producer::ProduceError;
-use crate::state::producer::batch::{ProducerBatch, TopicPartition};
+use crate::state::producer::batch::{fail_records, succeed_records, ProducerBatch, TopicPartition};
 
 impl<D> SenderState<D> {
     pub(super) fn apply(&mut self, now: Instant, request: InFlight<D>, result: RequestResult) {
         for (batch, _) in &request.batches {
+            if batch.is_split() {
+                // At most one batch of a splitting partition is in flight: this one.
+                self.splitting.remove(&batch.tp);
+            }
             if let Some(n) = self.partition_in_flight.get_mut(&batch.tp) {
                 *n = n.saturating_sub(1);
                 if *n == 0 {
@@ -89,6 +93,19 @@ impl<D> SenderState<D> {
         match code {
             // The broker has this batch from an earlier attempt.
             ResponseError::DuplicateSequenceNumber => self.succeed(batch, bytes, -1, -1),
+            // Too large for the topic (`max.message.bytes`) or the log segment: sent again in
+            // smaller pieces, under the same sequence numbers (as Java splits such a batch).
+            ResponseError::MessageTooLarge | ResponseError::RecordListTooLarge
+                if batch.piece_len() > 1 =>
+            {
+                self.split(batch, &error);
+            }
+            // One record too large, others of its batch still to send: it fails alone.
+            ResponseError::MessageTooLarge | ResponseError::RecordListTooLarge
+                if batch.piece_len() < batch.record_count() =>
+            {
+                self.fail_piece(batch, &error);
+            }
             // In a transaction these end it: fenced (fatal) or abortable (the epoch is bumped
             // after the abort, by the transactional InitProducerId).
             ResponseError::OutOfOrderSequenceNumber
@@ -106,9 +123,7 @@ impl<D> SenderState<D> {
             // does (its `ConcurrentTransactionsException` is retriable; kafka-protocol's table
             // says it is not). Failing the batch aborted every transaction begun right after a
             // commit.
-            ResponseError::ConcurrentTransactions if self.transaction.is_some() => {
-                self.retry(now, batch, error);
-            }
+            ResponseError::ConcurrentTransactions => self.retry(now, batch, error),
             ResponseError::OutOfOrderSequenceNumber
             | ResponseError::UnknownProducerId
             | ResponseError::InvalidProducerEpoch
@@ -174,8 +189,59 @@ impl<D> SenderState<D> {
         self.accumulator.reenqueue(batch);
     }
 
-    fn succeed(&mut self, batch: ProducerBatch<D>, bytes: usize, base: i64, append_time: i64) {
+    fn split(&mut self, mut batch: ProducerBatch<D>, error: &ProduceError) {
+        let sent = batch.piece_len();
+        if !batch.split(self.config.accumulator.batch_size) {
+            return self.fail(batch, error);
+        }
+        self.stats.batch_splits = self.stats.batch_splits.saturating_add(1);
+        tracing::warn!(
+            topic = %batch.tp.topic, partition = batch.tp.partition, records = sent,
+            next = batch.piece_len(), error = %error, "batch too large for the broker; splitting it"
+        );
+        // Back in its place, at once: its sequence (if any) is unchanged and covers every
+        // record still in it, so the later batches of the partition keep theirs.
+        self.accumulator.reenqueue(batch);
+    }
+
+    /// The one record of a split batch's piece was refused as too large: it fails alone and
+    /// the rest of the batch goes on. Its sequence number is now a gap, so an idempotent
+    /// producer bumps its epoch, as for any failed batch with a sequence (Java does the same
+    /// outside transactions; a transaction becomes abortable).
+    fn fail_piece(&mut self, mut batch: ProducerBatch<D>, error: &ProduceError) {
+        let Some(records) = batch.take_piece() else {
+            return self.fail(batch, error);
+        };
+        if batch.sequence.is_some() {
+            self.request_epoch_bump();
+        }
+        tracing::debug!(
+            topic = %batch.tp.topic, partition = batch.tp.partition,
+            records = records.len(), error = %error, "record failed"
+        );
+        if let Some(t) = &mut self.transaction {
+            t.batch_failed(error);
+        }
+        self.stats.records_failed = self
+            .stats
+            .records_failed
+            .saturating_add(records.len() as u64);
+        self.outcomes.extend(fail_records(records, error));
+        self.accumulator.reenqueue(batch);
+    }
+
+    fn succeed(&mut self, mut batch: ProducerBatch<D>, bytes: usize, base: i64, append_time: i64) {
         self.idempotence.acked(&batch.tp, batch.sequence);
+        if let Some(records) = batch.take_piece() {
+            // A piece of a split batch: its records are done, the rest goes back in place.
+            self.stats.records_sent = self.stats.records_sent.saturating_add(records.len() as u64);
+            self.stats.bytes_sent = self.stats.bytes_sent.saturating_add(bytes as u64);
+            let tp = batch.tp.clone();
+            self.outcomes
+                .extend(succeed_records(tp, records, base, append_time));
+            self.accumulator.reenqueue(batch);
+            return;
+        }
         self.outstanding.remove(&batch.id);
         self.stats.records_sent = self
             .stats

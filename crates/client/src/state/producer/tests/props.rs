@@ -84,15 +84,34 @@ fn decode(bytes: &Bytes) -> (i16, i32, Vec<u64>) {
         header = (batch.header.producer_epoch, batch.header.base_sequence);
         for r in batch.records() {
             let v = r.value.as_deref().unwrap_or_default();
-            out.push(u64::from_be_bytes(v.try_into().unwrap_or([0; 8])));
+            let id = v.get(..8).and_then(|v| v.try_into().ok()).unwrap_or([0; 8]);
+            out.push(u64::from_be_bytes(id));
         }
     }
     (header.0, header.1, out)
 }
 
+/// Partition 2's `max.message.bytes`: batches above it are refused (`MESSAGE_TOO_LARGE`) before
+/// any sequence check, as Kafka does; some records are too large alone.
+const LIMITED: i32 = 2;
+const MAX_MESSAGE_BYTES: usize = 300;
+
 impl Log {
-    fn produce(&mut self, bytes: &Bytes) -> PartitionResponse {
+    /// Writes a batch, or refuses it. `too_large` collects the records refused alone as too
+    /// large.
+    fn produce(
+        &mut self,
+        bytes: &Bytes,
+        limit: Option<usize>,
+        too_large: &mut Vec<u64>,
+    ) -> PartitionResponse {
         let (epoch, base, ids) = decode(bytes);
+        if limit.is_some_and(|max| bytes.len() > max) {
+            if let [id] = ids[..] {
+                too_large.push(id);
+            }
+            return refused(ResponseError::MessageTooLarge);
+        }
         if !self.known {
             // Kafka accepts any first sequence from a producer it has no state for.
             self.known = true;
@@ -152,6 +171,8 @@ struct Sim {
     appended: Vec<(u64, i32)>,
     next_id: u64,
     fatal: bool,
+    /// Records a broker refused alone as too large.
+    too_large: Vec<u64>,
     /// Flushes in progress: marker, and the records appended before it.
     flushes: Vec<(u64, usize)>,
 }
@@ -176,6 +197,7 @@ impl Sim {
             appended: Vec::new(),
             next_id: 0,
             fatal: false,
+            too_large: Vec::new(),
             flushes: Vec::new(),
         }
     }
@@ -264,7 +286,9 @@ impl Sim {
             .map(|(tp, bytes)| {
                 let leader = *self.leaders.get(&tp.partition).unwrap_or(&1);
                 let answer = if leader == plan.node {
-                    self.logs.entry(tp.partition).or_default().produce(bytes)
+                    let limit = (tp.partition == LIMITED).then_some(MAX_MESSAGE_BYTES);
+                    let log = self.logs.entry(tp.partition).or_default();
+                    log.produce(bytes, limit, &mut self.too_large)
                 } else {
                     refused(ResponseError::NotLeaderOrFollower)
                 };
@@ -307,10 +331,10 @@ impl Sim {
             Op::Append { partition, len } => {
                 let id = self.next_id;
                 self.next_id += 1;
-                let mut value = vec![0u8; (*len).max(8)];
-                value.truncate(8);
-                value.copy_from_slice(&id.to_be_bytes());
-                let _ = len;
+                // The id, then `len` bytes: batches of partition 2 are often too large for
+                // its broker, and a record of about 230 bytes or more is too large alone.
+                let mut value = id.to_be_bytes().to_vec();
+                value.resize(8 + *len, b'x');
                 let record = BufferedRecord::new(1_000, None, Some(Bytes::from(value)), id);
                 if self.state.append(self.now, &tp(*partition), record).is_ok() {
                     self.appended.push((id, *partition));
@@ -398,6 +422,10 @@ proptest! {
                     prop_assert!(!written, "record {} expired as never sent but is in the log", id);
                 }
                 Err(ProduceError::DeliveryTimeout { sent: true, .. }) => {}
+                Err(ProduceError::Broker { code: ResponseError::MessageTooLarge, .. }) => {
+                    // Only a record refused alone: a larger batch is split, never failed.
+                    prop_assert!(sim.too_large.contains(id), "record {} failed as too large", id);
+                }
                 Err(error) => {
                     prop_assert!(sim.fatal || bumped, "record {} failed: {:?}", id, error);
                 }
