@@ -28,8 +28,9 @@
 #           KAFKA_CLIENT_KEY_PEM=<DIR>/security/client.key    (only with openssl)
 #   scripts/kafka.sh stop DIR              SIGTERM all nodes, wait (deadline), then SIGKILL. Idempotent.
 #   scripts/kafka.sh kill-node DIR N       kill -9 node N (a crash).
-#   scripts/kafka.sh restart-node DIR N    (stop if running, then) start node N again, no re-format;
-#                                          waits until it is ready.
+#   scripts/kafka.sh restart-node DIR N    (stop if running, then) start node N again, no re-format,
+#                                          with the Kafka version the cluster started with
+#                                          (DIR/version); waits until it is ready.
 #   scripts/kafka.sh freeze DIR N          SIGSTOP node N.
 #   scripts/kafka.sh thaw DIR N            SIGCONT node N.
 #   scripts/kafka.sh java MAIN [ARGS...]   Run a class from the cached jars with our log4j config,
@@ -514,6 +515,8 @@ cmd_start() {
     wait_ready "$dir" $(($(date +%s) + START_TIMEOUT)) "${nodes[@]}" || rc=$?
     if ((rc == 0)); then
       echo "$bootstrap" >"$dir/bootstrap"
+      # restart-node starts a node again with the same jars, whatever its own environment says.
+      echo "$KAFKA_VERSION" >"$dir/version"
       echo "KAFKA_BOOTSTRAP_SERVERS=$bootstrap" >"$dir/env"
       trap - INT TERM HUP
       log "$brokers node(s) ready in $((SECONDS - t0)) s; state dir $dir"
@@ -601,6 +604,13 @@ cmd_restart_node() {
   local dir="${1:-}" n="${2:-}"
   check_state_dir "$dir"
   check_node "$dir" "$n"
+  local version
+  version="$(cat "$dir/version" 2>/dev/null || true)"
+  if [[ -n "$version" && "$version" != "$KAFKA_VERSION" ]]; then
+    # The cluster's own Kafka version (a 3.9.1 cluster restarted by a caller that did not set
+    # KAFKIT_KAFKA_VERSION must not come back as 4.2.0).
+    KAFKIT_KAFKA_VERSION="$version" exec "$SELF" restart-node "$dir" "$n"
+  fi
   fetch
   local t0=$SECONDS
   stop_node "$dir" "$n" TERM

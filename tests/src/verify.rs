@@ -227,23 +227,26 @@ pub async fn read_back(
                 };
                 for batch in BatchReader::new(records) {
                     let batch = batch.unwrap();
-                    if batch.is_control() {
-                        continue;
-                    }
-                    for r in batch.records() {
-                        let pos = next.get_mut(&p).unwrap();
-                        if r.offset < *pos {
-                            continue;
+                    let pos = next.get_mut(&p).unwrap();
+                    if !batch.is_control() {
+                        for r in batch.records() {
+                            if r.offset < *pos {
+                                continue;
+                            }
+                            *pos = r.offset + 1;
+                            let value = r.value.as_deref().expect("a record without a value");
+                            let id: u64 = std::str::from_utf8(value)
+                                .ok()
+                                .and_then(|s| s.parse().ok())
+                                .unwrap_or_else(|| panic!("not a record id: {value:?}"));
+                            ids.insert(id);
+                            out.entry(p).or_default().push((r.offset, id));
                         }
-                        *pos = r.offset + 1;
-                        let value = r.value.as_deref().expect("a record without a value");
-                        let id: u64 = std::str::from_utf8(value)
-                            .ok()
-                            .and_then(|s| s.parse().ok())
-                            .unwrap_or_else(|| panic!("not a record id: {value:?}"));
-                        ids.insert(id);
-                        out.entry(p).or_default().push((r.offset, id));
                     }
+                    // Every batch moves the position past its last offset, a control batch
+                    // (transaction marker) too: a partition whose last batch is a marker is
+                    // read to its high watermark, not re-fetched until the deadline.
+                    *pos = (*pos).max(batch.header.next_offset());
                 }
             }
         }

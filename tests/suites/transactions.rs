@@ -13,7 +13,7 @@ use kafkit::config::{ConsumerConfig, ProducerConfig};
 use kafkit::consumer::Consumer;
 use kafkit::producer::{ProduceError, Producer, ProducerRecord, TransactionError};
 use kafkit::state::group::{OffsetAndMetadata, TopicPartition};
-use kafkit_tests::{kafka, unique_name};
+use kafkit_tests::{kafka, unique_name, verify};
 
 const WAIT: Duration = Duration::from_secs(60);
 const CALL: Duration = Duration::from_secs(30);
@@ -46,6 +46,7 @@ macro_rules! on_4x_and_39 {
 on_4x_and_39!(commit_and_abort: committed_visible_aborted_invisible_to_kafkit_and_java, committed_visible_aborted_invisible_on_kafka_39);
 on_4x_and_39!(zombie_is_fenced: a_second_producer_with_the_same_id_fences_the_first, a_second_producer_with_the_same_id_fences_the_first_on_kafka_39);
 on_4x_and_39!(a_failed_send_makes_the_transaction_abort_only: a_failed_send_makes_the_transaction_abort_only_then_abort_recovers, a_failed_send_makes_the_transaction_abort_only_on_kafka_39);
+on_4x_and_39!(read_back_steps_over_markers: verify_read_back_steps_over_transaction_markers, verify_read_back_steps_over_transaction_markers_on_kafka_39);
 
 async fn txn_producer(bootstrap: &str, id: &str) -> Producer {
     let config = ProducerConfig::builder()
@@ -61,6 +62,51 @@ async fn txn_producer(bootstrap: &str, id: &str) -> Producer {
         .await
         .expect("init_transactions");
     producer
+}
+
+/// `kafkit_tests::verify::read_back` on a topic whose last batch in each partition is a
+/// transaction marker (a committed transaction, then an aborted one): it reads every
+/// partition to its high watermark, markers included, and returns every data record
+/// (read_uncommitted: the aborted ones too), instead of fetching the marker again until its
+/// deadline.
+async fn read_back_steps_over_markers(bootstrap: &str, _protocol: u8) {
+    let topic = kafkit_tests::fill::topic(bootstrap, "txn-read-back", 2).await;
+    let producer = txn_producer(bootstrap, &unique_name("txn-rb")).await;
+    let mut sent = Vec::new();
+    for (ids, commit) in [(0..6_u64, true), (6..12, false)] {
+        producer.begin_transaction().expect("begin");
+        let mut acks = Vec::new();
+        for id in ids {
+            let partition = i32::try_from(id % 2).unwrap();
+            let record = ProducerRecord::new(topic.as_str())
+                .partition(partition)
+                .value(verify::value_of(id));
+            acks.push(producer.send(record).await.expect("send"));
+            sent.push(verify::Sent {
+                id,
+                partition,
+                offset: None,
+            });
+        }
+        for ack in acks {
+            ack.await.expect("delivery");
+        }
+        if commit {
+            producer.commit_transaction(CALL).await.expect("commit");
+        } else {
+            producer.abort_transaction(CALL).await.expect("abort");
+        }
+    }
+    producer.close(CALL).await.expect("close");
+    // Before read_back stepped over control batches it re-fetched the final marker until
+    // its own deadline (120 s here); 40 s is far more than reading 14 batches takes.
+    let log = tokio::time::timeout(
+        Duration::from_secs(40),
+        verify::read_back(bootstrap, &topic, 2, &sent, Duration::from_secs(120)),
+    )
+    .await
+    .expect("read_back stuck on a transaction marker");
+    verify::verify(&sent, &log).assert_exact();
 }
 
 /// Sends `values` round-robin over `partitions` and waits for every acknowledgement.

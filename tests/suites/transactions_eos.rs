@@ -1,4 +1,7 @@
-//! Exactly-once end to end (#13), with a negative control that shows the check can fail.
+//! Exactly-once end to end (#13), with a negative control that shows the check can fail, on
+//! Kafka 4.2 (transactions v2, KIP-890) and on Kafka 3.9.1 (transactions v1): one scenario,
+//! two tests, each with a cluster of its own (they may start at the same time). Every
+//! transactional producer is checked to use the version its cluster offers.
 //!
 //! A dedicated 3-node cluster (replication factor 3, `min.insync.replicas` 2 for the topics,
 //! `__consumer_offsets` and `__transaction_state`: `scripts/kafka.sh` sets the internal ones)
@@ -47,7 +50,7 @@ use kafkit::producer::{
 };
 use kafkit::{Error, OffsetAndMetadata, TopicPartition};
 use kafkit_tests::proxy::{LostResponse, ProxyCluster};
-use kafkit_tests::{repo_root, start_broker, unique_name, verify};
+use kafkit_tests::{repo_root, start_broker, start_broker_version, unique_name, verify, Kafka};
 use kafkit_wire::record::{BatchReader, ControlRecordType};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -56,8 +59,9 @@ use tokio::task::JoinHandle;
 const INPUT: u64 = 50_000;
 const PARTITIONS: i32 = 6;
 const MEMBERS: usize = 2;
-/// How long the pipelines may take, faults included; every wait of a run ends by then.
-const RUN: Duration = Duration::from_secs(170);
+/// How long the pipelines may take, faults included; every wait of a run ends by then (the
+/// 4.2 and 3.9.1 runs share the machine).
+const RUN: Duration = Duration::from_secs(300);
 /// The timeout of each transactional call.
 const CALL: Duration = Duration::from_secs(30);
 /// No member is parked at the kill point.
@@ -90,6 +94,9 @@ struct Stats {
 /// One pipeline: its topics, group, members' shared switches.
 struct Pipeline {
     mode: Mode,
+    /// The transaction protocol every transactional producer must use (KIP-890: 2 on Kafka
+    /// 4.x, 1 on 3.9).
+    txn_version: u8,
     /// Through the proxy.
     bootstrap: String,
     input: String,
@@ -255,6 +262,13 @@ async fn new_producer(p: &Pipeline, index: usize, deadline: Instant) -> Result<P
                 }
                 Err(e) => return Err(format!("init_transactions of {txn_id}: {e}")),
             }
+        }
+        let version = producer.transaction_version();
+        if version != Some(p.txn_version) {
+            return Err(format!(
+                "{txn_id} uses transactions {version:?}, expected v{}",
+                p.txn_version
+            ));
         }
     }
     Ok(producer)
@@ -773,7 +787,25 @@ impl Verdict {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transactional_pipeline_copies_every_record_exactly_once_through_faults() {
     let started = Instant::now();
-    let kafka = start_broker(3);
+    exactly_once_through_faults(start_broker(3), "4.2", 2, started).await;
+}
+
+/// The same scenario on a 3-node Kafka 3.9.1 cluster: transactions v1 (AddPartitionsToTxn,
+/// AddOffsetsToTxn, no epoch bump per transaction, Produce capped at v11).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transactional_pipeline_copies_every_record_exactly_once_through_faults_on_kafka_39() {
+    let started = Instant::now();
+    exactly_once_through_faults(start_broker_version("3.9.1", 3), "3.9.1", 1, started).await;
+}
+
+/// The scenario on `kafka` (a 3-node cluster of this test, Kafka `version`), whose producers
+/// must use transactions `txn_version`.
+async fn exactly_once_through_faults(
+    kafka: Kafka,
+    version: &str,
+    txn_version: u8,
+    started: Instant,
+) {
     let dir = kafka.state_dir.clone().expect("a cluster of this process");
     let cluster_up = started.elapsed();
     let admin = Admin::connect(&kafka.bootstrap).await.expect("admin");
@@ -810,6 +842,7 @@ async fn a_transactional_pipeline_copies_every_record_exactly_once_through_fault
     let pipeline = |mode: Mode, output: &str, pace: Option<Arc<Pipeline>>| {
         Arc::new(Pipeline {
             mode,
+            txn_version,
             bootstrap: proxy.bootstrap(),
             input: input.clone(),
             output: output.to_owned(),
@@ -843,7 +876,7 @@ async fn a_transactional_pipeline_copies_every_record_exactly_once_through_fault
         .collect();
 
     // The faults, each once both pipelines got that far.
-    let mark = |what: String| eprintln!("eos: {:>6.1?} {what}", run_started.elapsed());
+    let mark = |what: String| eprintln!("eos {version}: {:>6.1?} {what}", run_started.elapsed());
     wait_progress(&both, 0.05, deadline).await;
     proxy.cut_all();
     mark("every connection cut".into());
@@ -949,7 +982,7 @@ async fn a_transactional_pipeline_copies_every_record_exactly_once_through_fault
         .collect();
     let raw_verdict = Verdict::of(&raw_all);
     eprintln!(
-        "eos: cluster up in {cluster_up:?}, {INPUT} input records in {:?}; pipelines done in \
+        "eos {version}: cluster up in {cluster_up:?}, {INPUT} input records in {:?}; pipelines done in \
          {pipelines_done:?}; total {:?}\n  transactional: {:?}\n    read_committed: {}\n    \
          raw log: {} records, {aborted_records} in aborted transactions, {open_records} in open \
          ones; read_uncommitted: {}\n  plain: {:?}\n    read_committed: {}\n  proxy: {} \
