@@ -26,9 +26,9 @@ OUT = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "crates", "wire", "src", "guard", "schemas.rs"
 )
 
-# The APIs kafkit speaks: keep in step with `api::SUPPORTED` in crates/wire/src/api.rs.
+# The APIs kafkit speaks: keep in step with `api::SUPPORTED` in crates/wire/src/api/table.rs.
 API_KEYS = [
-    0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 28,
+    0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28,
     29, 30, 31, 32, 33, 35, 36, 37, 42, 43, 44, 47, 60, 61, 65, 66, 68, 69, 75,
 ]
 

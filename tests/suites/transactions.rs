@@ -47,14 +47,22 @@ on_4x_and_39!(commit_and_abort: committed_visible_aborted_invisible_to_kafkit_an
 on_4x_and_39!(zombie_is_fenced: a_second_producer_with_the_same_id_fences_the_first, a_second_producer_with_the_same_id_fences_the_first_on_kafka_39);
 on_4x_and_39!(a_failed_send_makes_the_transaction_abort_only: a_failed_send_makes_the_transaction_abort_only_then_abort_recovers, a_failed_send_makes_the_transaction_abort_only_on_kafka_39);
 on_4x_and_39!(read_back_steps_over_markers: verify_read_back_steps_over_transaction_markers, verify_read_back_steps_over_transaction_markers_on_kafka_39);
+on_4x_and_39!(hanging_transaction_aborted_by_admin: admin_finds_a_hanging_transaction_and_aborts_it, admin_finds_a_hanging_transaction_and_aborts_it_on_kafka_39);
 
 async fn txn_producer(bootstrap: &str, id: &str) -> Producer {
-    let config = ProducerConfig::builder()
+    txn_producer_with(bootstrap, id, None).await
+}
+
+/// A transactional producer, initialized; `transaction.timeout.ms` when given.
+async fn txn_producer_with(bootstrap: &str, id: &str, timeout: Option<Duration>) -> Producer {
+    let mut builder = ProducerConfig::builder()
         .bootstrap_servers([bootstrap.to_owned()])
         .transactional_id(id)
-        .linger(Duration::from_millis(5))
-        .build()
-        .expect("config");
+        .linger(Duration::from_millis(5));
+    if let Some(timeout) = timeout {
+        builder = builder.transaction_timeout(timeout);
+    }
+    let config = builder.build().expect("config");
     let producer = Producer::new(config).await.expect("producer");
     producer
         // A fresh broker creates __transaction_state (50 partitions) on the first call.
@@ -746,5 +754,142 @@ async fn admin_lists_and_describes_an_open_transaction() {
         .await
         .is_err());
     producer.close(CALL).await.unwrap();
+    admin.cluster().close();
+}
+
+/// The read_committed end (last stable offset) of each partition, as a consumer sees it.
+async fn last_stable_offsets(bootstrap: &str, tps: &[TopicPartition]) -> Vec<i64> {
+    let config = ConsumerConfig::from_properties([
+        ("bootstrap.servers", bootstrap),
+        ("isolation.level", "read_committed"),
+    ])
+    .expect("config");
+    let consumer = Consumer::new(config).await.expect("consumer");
+    let ends = consumer.end_offsets(tps, CALL).await.expect("end offsets");
+    consumer.close(Duration::from_secs(5)).await.expect("close");
+    tps.iter().map(|tp| ends[tp]).collect()
+}
+
+/// KIP-664's hanging-transaction tools: a producer gone without ending its transaction (and
+/// a transaction timeout far beyond the test, so its coordinator will not end it meanwhile)
+/// holds both partitions' last stable offset at its first offset, so a `read_committed`
+/// reader sees none of the records written after it. `describe_producers` shows it with that
+/// start offset; a marker with an older producer epoch is refused, typed; `abort_transaction`
+/// (an abort marker from each partition's leader) moves the LSO to the end: the reader gets
+/// the later records and none of the hanging ones, while the coordinator still calls the
+/// transaction Ongoing (it was the admin's marker, not a timeout).
+async fn hanging_transaction_aborted_by_admin(bootstrap: &str, _protocol: u8) {
+    use kafkit::admin::{AbortTransactionSpec, Admin, TxnAdminError};
+    let topic = kafkit_tests::fill::topic(bootstrap, "txn-hanging", 2).await;
+    let tps: Vec<TopicPartition> = (0..2)
+        .map(|p| TopicPartition::new(topic.clone(), p))
+        .collect();
+    // Committed records first, so the hanging transaction does not start at offset 0.
+    let before = kafkit_tests::fill::produce_tagged(bootstrap, &topic, 2, "before", 3).await;
+    let id = unique_name("txn-hanging");
+    // An earlier incarnation of the id, so that the hanging producer's epoch is above 0 and
+    // one older than it can be tried.
+    let first = txn_producer(bootstrap, &id).await;
+    first.close(CALL).await.expect("close");
+    let hanging = txn_producer_with(bootstrap, &id, Some(Duration::from_secs(600))).await;
+    hanging.begin_transaction().expect("begin");
+    send_all(&hanging, &topic, 2, &values("hanging", 6)).await;
+    drop(hanging);
+    let after = kafkit_tests::fill::produce_tagged(bootstrap, &topic, 2, "after", 4).await;
+
+    // Blocked: the LSO is the transaction's first offset (3 on both partitions).
+    assert_eq!(last_stable_offsets(bootstrap, &tps).await, [3, 3]);
+    let visible = kafkit_read(bootstrap, &topic, 2, "read_committed", before.len()).await;
+    assert_eq!(visible, before.iter().cloned().collect::<Vec<_>>());
+
+    let admin = Admin::connect(bootstrap).await.expect("admin");
+    let producers = admin
+        .describe_producers(&tps)
+        .await
+        .expect("describe producers");
+    assert_eq!(producers.len(), 2);
+    let mut specs = Vec::new();
+    for tp in &tps {
+        let open: Vec<_> = producers[tp]
+            .iter()
+            .filter(|p| p.current_txn_start_offset.is_some())
+            .collect();
+        assert_eq!(open.len(), 1, "{tp:?}: {:?}", producers[tp]);
+        assert_eq!(open[0].current_txn_start_offset, Some(3));
+        assert_eq!(open[0].last_sequence, 2, "three records on each partition");
+        assert!(open[0].last_timestamp_ms > 0);
+        specs.push(open[0].abort_spec(tp).expect("an open transaction"));
+    }
+    // The idempotent producers of "before"/"after" are listed too, with nothing open.
+    assert!(producers[&tps[0]].len() >= 2, "{:?}", producers[&tps[0]]);
+
+    // A spec whose producer epoch is older than the partition's is refused, typed, and
+    // changes nothing.
+    assert!(specs[0].producer_epoch > 0, "{specs:?}");
+    let mut stale = specs[0].clone();
+    stale.producer_epoch -= 1;
+    match admin.abort_transaction(&stale).await {
+        Err(TxnAdminError::ProducerEpoch { partition, .. }) => assert_eq!(partition, tps[0]),
+        other => panic!("expected ProducerEpoch, got {other:?}"),
+    }
+    assert_eq!(last_stable_offsets(bootstrap, &tps).await, [3, 3]);
+
+    for spec in &specs {
+        admin
+            .abort_transaction(spec)
+            .await
+            .expect("abort_transaction");
+    }
+    // The LSO moves to the end (each abort marker takes one offset), the reader gets the
+    // records written after the transaction and none of it.
+    assert_eq!(last_stable_offsets(bootstrap, &tps).await, [11, 11]);
+    let mut expected: Vec<String> = before.iter().chain(after.iter()).cloned().collect();
+    expected.sort();
+    assert_eq!(
+        kafkit_read(bootstrap, &topic, 2, "read_committed", expected.len()).await,
+        expected
+    );
+    assert_eq!(
+        kafkit_read(bootstrap, &topic, 2, "read_uncommitted", 20)
+            .await
+            .len(),
+        20
+    );
+    let producers = admin
+        .describe_producers(&tps)
+        .await
+        .expect("describe producers");
+    for tp in &tps {
+        assert!(
+            producers[tp]
+                .iter()
+                .all(|p| p.current_txn_start_offset.is_none()),
+            "{tp:?}: {:?}",
+            producers[tp]
+        );
+    }
+    let described = admin.describe_transactions(&[&id]).await.expect("describe");
+    assert_eq!(
+        described[0].state, "Ongoing",
+        "the coordinator did not end it"
+    );
+
+    // The partition now remembers the marker's coordinator epoch: an older one is fenced.
+    let older = AbortTransactionSpec {
+        coordinator_epoch: specs[1].coordinator_epoch - 1,
+        ..specs[1].clone()
+    };
+    match admin.abort_transaction(&older).await {
+        Err(TxnAdminError::CoordinatorFenced {
+            partition,
+            coordinator_epoch,
+        }) => {
+            assert_eq!(
+                (partition, coordinator_epoch),
+                (tps[1].clone(), older.coordinator_epoch)
+            );
+        }
+        other => panic!("expected CoordinatorFenced, got {other:?}"),
+    }
     admin.cluster().close();
 }

@@ -28,6 +28,7 @@ pub use crate::state::metadata::{BrokerInfo, PartitionInfo, TopicInfo};
 pub mod configs;
 pub mod groups;
 mod partitions;
+pub mod producers;
 pub(crate) mod requests;
 pub mod transactions;
 
@@ -36,6 +37,7 @@ pub use groups::{
     GroupDescription, GroupListing, GroupListings, ListGroupsFilter, MemberDescription,
     PartitionLag,
 };
+pub use producers::{AbortTransactionSpec, ProducerState, TxnAdminError};
 pub use transactions::{ListTransactionsFilter, TransactionDescription, TransactionListing};
 
 /// A topic to create.

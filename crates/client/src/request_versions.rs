@@ -59,7 +59,6 @@ const NOT_SAMPLED: &[(ApiKey, &str)] = &[
     (ApiKey::DescribeLogDirs, "not built by kafkit"),
     (ApiKey::ElectLeaders, "not built by kafkit"),
     (ApiKey::DescribeCluster, "not built by kafkit"),
-    (ApiKey::DescribeProducers, "not built by kafkit"),
     (ApiKey::DescribeTopicPartitions, "not built by kafkit"),
 ];
 
@@ -102,6 +101,7 @@ fn every_request_encodes_at_every_version_kafkit_may_negotiate() {
     crate::io::producer::encoding_samples(&mut enc);
     crate::producer::transaction_coordinator::encoding_samples(&mut enc);
     crate::admin::transactions::encoding_samples(&mut enc);
+    crate::admin::producers::encoding_samples(&mut enc);
     crate::io::cluster::encoding_samples(&mut enc);
     crate::admin::configs::encoding_samples(&mut enc);
     connection_samples(&mut enc);

@@ -129,6 +129,7 @@ apis! {
     AddPartitionsToTxn(0..=5): AddPartitionsToTxnRequest => AddPartitionsToTxnResponse,
     AddOffsetsToTxn(0..=4): AddOffsetsToTxnRequest => AddOffsetsToTxnResponse,
     EndTxn(0..=5): EndTxnRequest => EndTxnResponse,
+    WriteTxnMarkers(1..=1): WriteTxnMarkersRequest => WriteTxnMarkersResponse,
     TxnOffsetCommit(0..=5): TxnOffsetCommitRequest => TxnOffsetCommitResponse,
     DescribeAcls(1..=3): DescribeAclsRequest => DescribeAclsResponse,
     CreateAcls(1..=3): CreateAclsRequest => CreateAclsResponse,

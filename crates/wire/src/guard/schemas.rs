@@ -34,6 +34,7 @@ pub(crate) static RESPONSES: &[Message] = &[
     Message { name: "AddPartitionsToTxnResponse", api_key: 24, valid: v(0, 5), flexible: v(3, 32767), fields: ADD_PARTITIONS_TO_TXN_RESPONSE_FIELDS },
     Message { name: "AddOffsetsToTxnResponse", api_key: 25, valid: v(0, 4), flexible: v(3, 32767), fields: ADD_OFFSETS_TO_TXN_RESPONSE_FIELDS },
     Message { name: "EndTxnResponse", api_key: 26, valid: v(0, 5), flexible: v(3, 32767), fields: END_TXN_RESPONSE_FIELDS },
+    Message { name: "WriteTxnMarkersResponse", api_key: 27, valid: v(1, 1), flexible: v(1, 32767), fields: WRITE_TXN_MARKERS_RESPONSE_FIELDS },
     Message { name: "TxnOffsetCommitResponse", api_key: 28, valid: v(0, 5), flexible: v(3, 32767), fields: TXN_OFFSET_COMMIT_RESPONSE_FIELDS },
     Message { name: "DescribeAclsResponse", api_key: 29, valid: v(1, 3), flexible: v(2, 32767), fields: DESCRIBE_ACLS_RESPONSE_FIELDS },
     Message { name: "CreateAclsResponse", api_key: 30, valid: v(1, 3), flexible: v(2, 32767), fields: CREATE_ACLS_RESPONSE_FIELDS },
@@ -81,6 +82,7 @@ pub(crate) static REQUESTS: &[Message] = &[
     Message { name: "AddPartitionsToTxnRequest", api_key: 24, valid: v(0, 5), flexible: v(3, 32767), fields: ADD_PARTITIONS_TO_TXN_REQUEST_FIELDS },
     Message { name: "AddOffsetsToTxnRequest", api_key: 25, valid: v(0, 4), flexible: v(3, 32767), fields: ADD_OFFSETS_TO_TXN_REQUEST_FIELDS },
     Message { name: "EndTxnRequest", api_key: 26, valid: v(0, 5), flexible: v(3, 32767), fields: END_TXN_REQUEST_FIELDS },
+    Message { name: "WriteTxnMarkersRequest", api_key: 27, valid: v(1, 1), flexible: v(1, 32767), fields: WRITE_TXN_MARKERS_REQUEST_FIELDS },
     Message { name: "TxnOffsetCommitRequest", api_key: 28, valid: v(0, 5), flexible: v(3, 32767), fields: TXN_OFFSET_COMMIT_REQUEST_FIELDS },
     Message { name: "DescribeAclsRequest", api_key: 29, valid: v(1, 3), flexible: v(2, 32767), fields: DESCRIBE_ACLS_REQUEST_FIELDS },
     Message { name: "CreateAclsRequest", api_key: 30, valid: v(1, 3), flexible: v(2, 32767), fields: CREATE_ACLS_REQUEST_FIELDS },
@@ -551,6 +553,25 @@ const END_TXN_RESPONSE_FIELDS: &[Field] = &[
     f("ErrorCode", I16, 0, 32767),
     f("ProducerId", I64, 5, 32767),
     f("ProducerEpoch", I16, 5, 32767),
+];
+
+const WRITE_TXN_MARKERS_RESPONSE_WRITABLE_TXN_MARKER_PARTITION_RESULT: &[Field] = &[
+    f("PartitionIndex", I32, 0, 32767),
+    f("ErrorCode", I16, 0, 32767),
+];
+
+const WRITE_TXN_MARKERS_RESPONSE_WRITABLE_TXN_MARKER_TOPIC_RESULT: &[Field] = &[
+    f("Name", STR, 0, 32767),
+    f("Partitions", Type::Array(&Type::Struct(WRITE_TXN_MARKERS_RESPONSE_WRITABLE_TXN_MARKER_PARTITION_RESULT)), 0, 32767),
+];
+
+const WRITE_TXN_MARKERS_RESPONSE_WRITABLE_TXN_MARKER_RESULT: &[Field] = &[
+    f("ProducerId", I64, 0, 32767),
+    f("Topics", Type::Array(&Type::Struct(WRITE_TXN_MARKERS_RESPONSE_WRITABLE_TXN_MARKER_TOPIC_RESULT)), 0, 32767),
+];
+
+const WRITE_TXN_MARKERS_RESPONSE_FIELDS: &[Field] = &[
+    f("Markers", Type::Array(&Type::Struct(WRITE_TXN_MARKERS_RESPONSE_WRITABLE_TXN_MARKER_RESULT)), 0, 32767),
 ];
 
 const TXN_OFFSET_COMMIT_RESPONSE_TXN_OFFSET_COMMIT_RESPONSE_PARTITION: &[Field] = &[
@@ -1255,6 +1276,23 @@ const END_TXN_REQUEST_FIELDS: &[Field] = &[
     f("ProducerId", I64, 0, 32767),
     f("ProducerEpoch", I16, 0, 32767),
     f("Committed", BOOL, 0, 32767),
+];
+
+const WRITE_TXN_MARKERS_REQUEST_WRITABLE_TXN_MARKER_TOPIC: &[Field] = &[
+    f("Name", STR, 0, 32767),
+    f("PartitionIndexes", Type::Array(&I32), 0, 32767),
+];
+
+const WRITE_TXN_MARKERS_REQUEST_WRITABLE_TXN_MARKER: &[Field] = &[
+    f("ProducerId", I64, 0, 32767),
+    f("ProducerEpoch", I16, 0, 32767),
+    f("TransactionResult", BOOL, 0, 32767),
+    f("Topics", Type::Array(&Type::Struct(WRITE_TXN_MARKERS_REQUEST_WRITABLE_TXN_MARKER_TOPIC)), 0, 32767),
+    f("CoordinatorEpoch", I32, 0, 32767),
+];
+
+const WRITE_TXN_MARKERS_REQUEST_FIELDS: &[Field] = &[
+    f("Markers", Type::Array(&Type::Struct(WRITE_TXN_MARKERS_REQUEST_WRITABLE_TXN_MARKER)), 0, 32767),
 ];
 
 const TXN_OFFSET_COMMIT_REQUEST_TXN_OFFSET_COMMIT_REQUEST_PARTITION: &[Field] = &[
