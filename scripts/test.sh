@@ -107,7 +107,7 @@ fi
 
 if [ "${KAFKIT_SKIP_NOC:-0}" != 1 ]; then
   step "run the static musl quickstart against the broker and the registry (Avro through it)"
-  target/x86_64-unknown-linux-musl/release/examples/quickstart
+  target/x86_64-unknown-linux-musl/debug/examples/quickstart
 fi
 
 if [ -z "${KAFKIT_SECURE_STATE_DIR:-}" ]; then
@@ -120,7 +120,7 @@ if [ -z "${KAFKIT_SECURE_STATE_DIR:-}" ]; then
 fi
 if [ "${KAFKIT_SKIP_NOC:-0}" != 1 ]; then
   step "run the static musl metadata example over SASL_SSL (TLS with graviola, SCRAM-SHA-512)"
-  target/x86_64-unknown-linux-musl/release/examples/metadata \
+  target/x86_64-unknown-linux-musl/debug/examples/metadata \
     "bootstrap.servers=$(sed -n 's/^KAFKA_SASL_SSL=//p' "$KAFKIT_SECURE_STATE_DIR/security.env")" \
     security.protocol=SASL_SSL sasl.mechanism=SCRAM-SHA-512 \
     sasl.username=alice sasl.password=alice-secret \

@@ -456,7 +456,20 @@ async fn ensure_topics_creates_the_catalogue_and_checks_existing_topics() {
         .map(|m| m.setting.as_str())
         .collect();
     assert_eq!(settings, ["partitions"], "partitions are never changed");
-    let configs = admin.describe_topic_configs(&[&name]).await.unwrap();
-    assert_eq!(configs[0].get("retention.ms"), Some("604800000"));
+    // The controller has committed the change when the alter returns; the broker that answers
+    // DescribeConfigs applies it from the metadata log a moment later.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let configs = admin.describe_topic_configs(&[&name]).await.unwrap();
+        let retention = configs[0].get("retention.ms").map(str::to_owned);
+        if retention.as_deref() == Some("604800000") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "retention.ms still {retention:?} 30 s after the alter"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     admin.cluster().close();
 }
