@@ -17,9 +17,12 @@
 #         a throwaway CA and broker certificate for localhost/127.0.0.1 made with keytool; SASL
 #         mechanisms PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER (unsecured JWTs, as
 #         Kafka's test validator takes them); user alice / alice-secret for PLAIN and both SCRAM
-#         mechanisms (SCRAM credentials added at format time); SCRAM-SHA-512 sessions last 5 s
-#         (connections.max.reauth.ms), for re-authentication tests). The SSL listener requires a
-#         client certificate when openssl is there to write the client key as PEM. Extra lines:
+#         mechanisms (SCRAM credentials added at format time), user bob / bob-secret for both
+#         SCRAM mechanisms; SCRAM-SHA-512 sessions last 5 s (connections.max.reauth.ms), for
+#         re-authentication tests). The SSL listener requires a client certificate when openssl
+#         is there to write the client key as PEM. ACLs are enforced (StandardAuthorizer; super
+#         users: User:ANONYMOUS — the PLAINTEXT and CONTROLLER listeners — and User:admin;
+#         anything without an ACL is allowed). Extra lines:
 #           KAFKA_SASL_PLAINTEXT=127.0.0.1:p[,...]
 #           KAFKA_SASL_SSL=127.0.0.1:p[,...]
 #           KAFKA_SSL=127.0.0.1:p[,...]
@@ -319,6 +322,12 @@ security_props() {
   echo "ssl.truststore.location=$sd/truststore.p12"
   echo "ssl.truststore.password=$pw"
   echo "listener.name.ssl.ssl.client.auth=$(<"$sd/client-auth")"
+  # ACLs (tests/suites/acls.rs): the PLAINTEXT and CONTROLLER listeners authenticate nobody, so
+  # the brokers, the controllers and the tests' admin clients there are User:ANONYMOUS, a super
+  # user; OAUTHBEARER's "admin" too. Everything without an ACL stays allowed.
+  echo "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+  echo "super.users=User:ANONYMOUS;User:admin"
+  echo "allow.everyone.if.no.acl.found=true"
   for l in sasl_plaintext sasl_ssl; do
     echo "listener.name.$l.sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER"
     echo "listener.name.$l.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_alice=\"alice-secret\";"
@@ -464,7 +473,9 @@ cmd_start() {
     per=5
     make_security "$dir"
     scram=(--add-scram 'SCRAM-SHA-256=[name=alice,password=alice-secret]'
-      --add-scram 'SCRAM-SHA-512=[name=alice,password=alice-secret]')
+      --add-scram 'SCRAM-SHA-512=[name=alice,password=alice-secret]'
+      --add-scram 'SCRAM-SHA-256=[name=bob,password=bob-secret]'
+      --add-scram 'SCRAM-SHA-512=[name=bob,password=bob-secret]')
   fi
   for ((n = 1; n <= brokers; n++)); do nodes+=("$n"); done
   # The watchdog goes first, so a caller that dies while we wait still leaks no broker; and if

@@ -1,5 +1,6 @@
 //! Admin calls: create and delete topics, describe the cluster and topics, list offsets;
-//! consumer groups ([`groups`]: list, describe, offsets, lag, reset, delete).
+//! consumer groups ([`groups`]: list, describe, offsets, lag, reset, delete); ACLs ([`acls`]:
+//! create, describe, delete).
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), kafkit::Error> {
@@ -25,6 +26,7 @@ use crate::io::coordinator::Coordinators;
 pub use crate::state::group::protocol::{ProtocolError, Subscription, TopicPartitions};
 pub use crate::state::metadata::{BrokerInfo, PartitionInfo, TopicInfo};
 
+pub mod acls;
 pub mod configs;
 pub mod groups;
 mod partitions;
@@ -32,6 +34,10 @@ pub mod producers;
 pub(crate) mod requests;
 pub mod transactions;
 
+pub use acls::{
+    AccessControlEntry, AccessControlEntryFilter, AclBinding, AclBindingFilter, AclOperation,
+    AclPermissionType, PatternType, ResourcePattern, ResourcePatternFilter, ResourceType,
+};
 pub use configs::{AlterConfigOp, BrokerConfigs, ConfigEntry, ConfigSource, TopicConfigs};
 pub use groups::{
     GroupDescription, GroupListing, GroupListings, ListGroupsFilter, MemberDescription,

@@ -52,9 +52,6 @@ impl Encoder {
 
 /// APIs of [`SUPPORTED`] without a sample yet, and why.
 const NOT_SAMPLED: &[(ApiKey, &str)] = &[
-    (ApiKey::DescribeAcls, "not built by kafkit"),
-    (ApiKey::CreateAcls, "not built by kafkit"),
-    (ApiKey::DeleteAcls, "not built by kafkit"),
     (ApiKey::AlterConfigs, "not built by kafkit"),
     (ApiKey::DescribeLogDirs, "not built by kafkit"),
     (ApiKey::ElectLeaders, "not built by kafkit"),
@@ -104,6 +101,7 @@ fn every_request_encodes_at_every_version_kafkit_may_negotiate() {
     crate::admin::producers::encoding_samples(&mut enc);
     crate::io::cluster::encoding_samples(&mut enc);
     crate::admin::configs::encoding_samples(&mut enc);
+    crate::admin::acls::encoding_samples(&mut enc);
     connection_samples(&mut enc);
     assert!(
         enc.failures.is_empty(),
