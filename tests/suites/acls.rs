@@ -202,7 +202,10 @@ async fn create_describe_enforce_and_delete() {
     bob.close(Duration::from_secs(10)).await.ok();
 
     // Delete bob's binding: exactly it is returned, and bob may write again.
-    let deleted = admin.delete_acls(&[bobs.clone()]).await.expect("delete_acls");
+    let deleted = admin
+        .delete_acls(&[bobs.clone()])
+        .await
+        .expect("delete_acls");
     assert_eq!(deleted.len(), 1);
     assert_eq!(
         deleted[0].as_ref().expect("deleted"),
@@ -263,7 +266,10 @@ async fn a_broker_without_an_authorizer_refuses_acl_calls_typed() {
         ),
         "{err:?}"
     );
-    let deleted = admin.delete_acls(&[b.to_filter()]).await.expect("an answer");
+    let deleted = admin
+        .delete_acls(&[b.to_filter()])
+        .await
+        .expect("an answer");
     assert!(
         matches!(
             deleted[..],

@@ -389,7 +389,10 @@ impl AclBindingFilter {
     };
 
     /// A filter.
-    pub fn new(pattern: ResourcePatternFilter, entry: AccessControlEntryFilter) -> AclBindingFilter {
+    pub fn new(
+        pattern: ResourcePatternFilter,
+        entry: AccessControlEntryFilter,
+    ) -> AclBindingFilter {
         AclBindingFilter { pattern, entry }
     }
 }
@@ -447,6 +450,56 @@ fn delete_request(filters: &[AclBindingFilter]) -> DeleteAclsRequest {
             })
             .collect(),
     )
+}
+
+/// Why a binding cannot be created, when it cannot: `Any`, `Match` and unknown values are for
+/// filters (a broker given one fails the whole request with `UNKNOWN_SERVER_ERROR`, so kafkit
+/// refuses it before sending, as Java's client does).
+fn binding_refusal(b: &AclBinding) -> Option<String> {
+    let resource_type = b.pattern.resource_type;
+    let pattern_type = b.pattern.pattern_type;
+    let operation = b.entry.operation;
+    let permission = b.entry.permission_type;
+    let bad = match () {
+        () if matches!(resource_type, ResourceType::Any | ResourceType::Unknown(_)) => {
+            format!("resource type {resource_type:?}")
+        }
+        () if !matches!(pattern_type, PatternType::Literal | PatternType::Prefixed) => {
+            format!("pattern type {pattern_type:?}")
+        }
+        () if matches!(operation, AclOperation::Any | AclOperation::Unknown(_)) => {
+            format!("operation {operation:?}")
+        }
+        () if matches!(
+            permission,
+            AclPermissionType::Any | AclPermissionType::Unknown(_)
+        ) =>
+        {
+            format!("permission type {permission:?}")
+        }
+        () => return None,
+    };
+    Some(format!("{b:?}: {bad} is for filters only; not sent"))
+}
+
+/// Why a filter cannot be sent, when it cannot: an unknown value (Java refuses it too).
+fn filter_refusal(f: &AclBindingFilter) -> Option<String> {
+    let bad = match () {
+        () if matches!(f.pattern.resource_type, ResourceType::Unknown(_)) => "resource type",
+        () if matches!(f.pattern.pattern_type, PatternType::Unknown(_)) => "pattern type",
+        () if matches!(f.entry.operation, AclOperation::Unknown(_)) => "operation",
+        () if matches!(f.entry.permission_type, AclPermissionType::Unknown(_)) => "permission type",
+        () => return None,
+    };
+    Some(format!("{f:?}: unknown {bad}; not sent"))
+}
+
+fn invalid(api: ApiKey, message: String) -> Error {
+    Error::Broker {
+        api,
+        code: ResponseError::InvalidRequest,
+        message: Some(message),
+    }
 }
 
 /// `Ok` for error code 0, else the typed error with the broker's message prefixed by `what`.
@@ -585,11 +638,13 @@ fn delete_results(
 
 impl Admin {
     /// Creates ACL bindings (CreateAcls to any broker). The outer `Result` is the request's
-    /// (connection, timeout, a whole-request refusal); the inner ones are each binding's, in
-    /// the order given: a binding the broker refuses (an `Any` or unknown value:
-    /// `INVALID_REQUEST`; no permission: `CLUSTER_AUTHORIZATION_FAILED`) fails alone, with the
-    /// broker's message, and the others are still created (Java's per-binding futures).
-    /// Creating a binding that exists already succeeds.
+    /// (connection, timeout, an answer that does not fit); the inner ones are each binding's,
+    /// in the order given: a binding the broker refuses (no permission:
+    /// `CLUSTER_AUTHORIZATION_FAILED`; no authorizer: `SECURITY_DISABLED`) fails alone, with
+    /// the broker's message, and the others are still created (Java's per-binding futures).
+    /// A binding with a filter-only value (`Any`, `Match`, `Unknown`) fails alone with
+    /// `INVALID_REQUEST` without being sent, as in Java. Creating a binding that exists
+    /// already succeeds.
     ///
     /// ```no_run
     /// # async fn example(admin: kafkit::admin::Admin, binding: kafkit::admin::AclBinding) -> kafkit::Result<()> {
@@ -599,17 +654,35 @@ impl Admin {
     /// # }
     /// ```
     pub async fn create_acls(&self, bindings: &[AclBinding]) -> Result<Vec<Result<()>>> {
-        if bindings.is_empty() {
-            return Ok(Vec::new());
+        let refusals: Vec<Option<String>> = bindings.iter().map(binding_refusal).collect();
+        let valid: Vec<AclBinding> = bindings
+            .iter()
+            .zip(&refusals)
+            .filter(|(_, r)| r.is_none())
+            .map(|(b, _)| b.clone())
+            .collect();
+        let mut answers = if valid.is_empty() {
+            Vec::new()
+        } else {
+            let request = create_request(&valid);
+            let conn = self.cluster.any_connection().await?;
+            let version = conn.version(ApiKey::CreateAcls)?;
+            let response = conn.send(&request, version, self.timeout()).await?;
+            create_results(&valid, &response)?
         }
-        let request = create_request(bindings);
-        let conn = self.cluster.any_connection().await?;
-        let version = conn.version(ApiKey::CreateAcls)?;
-        let response = conn.send(&request, version, self.timeout()).await?;
-        create_results(bindings, &response)
+        .into_iter();
+        Ok(refusals
+            .into_iter()
+            .map(|refusal| match refusal {
+                Some(why) => Err(invalid(ApiKey::CreateAcls, why)),
+                // As many answers as valid bindings (`create_results` checked).
+                None => answers.next().unwrap_or(Ok(())),
+            })
+            .collect())
     }
 
     /// The bindings `filter` matches (DescribeAcls to any broker), as that broker knows them.
+    /// A filter with an `Unknown` value is refused (`INVALID_REQUEST`) without being sent.
     ///
     /// ```no_run
     /// # async fn example(admin: kafkit::admin::Admin) -> kafkit::Result<()> {
@@ -622,6 +695,9 @@ impl Admin {
     /// # }
     /// ```
     pub async fn describe_acls(&self, filter: &AclBindingFilter) -> Result<Vec<AclBinding>> {
+        if let Some(why) = filter_refusal(filter) {
+            return Err(invalid(ApiKey::DescribeAcls, why));
+        }
         let request = describe_request(filter);
         let conn = self.cluster.any_connection().await?;
         let version = conn.version(ApiKey::DescribeAcls)?;
@@ -630,7 +706,8 @@ impl Admin {
     }
 
     /// Deletes the bindings each filter matches (DeleteAcls to any broker): per filter, in
-    /// the order given, the bindings it deleted, or its typed error with the broker's message.
+    /// the order given, the bindings it deleted, or its typed error with the broker's message
+    /// (a filter with an `Unknown` value: `INVALID_REQUEST`, not sent; the others are).
     ///
     /// ```no_run
     /// # async fn example(admin: kafkit::admin::Admin, filter: kafkit::admin::AclBindingFilter) -> kafkit::Result<()> {
@@ -644,14 +721,31 @@ impl Admin {
         &self,
         filters: &[AclBindingFilter],
     ) -> Result<Vec<Result<Vec<AclBinding>>>> {
-        if filters.is_empty() {
-            return Ok(Vec::new());
+        let refusals: Vec<Option<String>> = filters.iter().map(filter_refusal).collect();
+        let valid: Vec<AclBindingFilter> = filters
+            .iter()
+            .zip(&refusals)
+            .filter(|(_, r)| r.is_none())
+            .map(|(f, _)| f.clone())
+            .collect();
+        let mut answers = if valid.is_empty() {
+            Vec::new()
+        } else {
+            let request = delete_request(&valid);
+            let conn = self.cluster.any_connection().await?;
+            let version = conn.version(ApiKey::DeleteAcls)?;
+            let response = conn.send(&request, version, self.timeout()).await?;
+            delete_results(&valid, &response)?
         }
-        let request = delete_request(filters);
-        let conn = self.cluster.any_connection().await?;
-        let version = conn.version(ApiKey::DeleteAcls)?;
-        let response = conn.send(&request, version, self.timeout()).await?;
-        delete_results(filters, &response)
+        .into_iter();
+        Ok(refusals
+            .into_iter()
+            .map(|refusal| match refusal {
+                Some(why) => Err(invalid(ApiKey::DeleteAcls, why)),
+                // As many answers as valid filters (`delete_results` checked).
+                None => answers.next().unwrap_or_else(|| Ok(Vec::new())),
+            })
+            .collect())
     }
 }
 
@@ -697,7 +791,7 @@ mod tests {
                 ),
             ),
             AclBinding::new(
-                ResourcePattern::new(ResourceType::Any, "p.", PatternType::Prefixed),
+                ResourcePattern::new(ResourceType::Group, "p.", PatternType::Prefixed),
                 AccessControlEntry::new(
                     "User:alice",
                     "10.0.0.1",
@@ -749,9 +843,36 @@ mod tests {
     }
 
     #[test]
+    fn filter_only_values_are_refused_before_sending() {
+        let good = &bindings()[0];
+        assert_eq!(binding_refusal(good), None);
+        let mut any_type = good.clone();
+        any_type.pattern.resource_type = ResourceType::Any;
+        let mut matching = good.clone();
+        matching.pattern.pattern_type = PatternType::Match;
+        let mut unknown_op = good.clone();
+        unknown_op.entry.operation = AclOperation::Unknown(0);
+        let mut any_permission = good.clone();
+        any_permission.entry.permission_type = AclPermissionType::Any;
+        for (b, what) in [
+            (any_type, "resource type Any"),
+            (matching, "pattern type Match"),
+            (unknown_op, "operation Unknown(0)"),
+            (any_permission, "permission type Any"),
+        ] {
+            let why = binding_refusal(&b).expect("refused");
+            assert!(why.contains(what), "{why}");
+        }
+        assert_eq!(filter_refusal(&AclBindingFilter::ANY), None);
+        let mut f = AclBindingFilter::ANY;
+        f.entry.permission_type = AclPermissionType::Unknown(9);
+        assert!(filter_refusal(&f).is_some());
+    }
+
+    #[test]
     fn described_bindings_keep_unknown_codes() {
-        let response = DescribeAclsResponse::default().with_resources(vec![
-            DescribeAclsResource::default()
+        let response =
+            DescribeAclsResponse::default().with_resources(vec![DescribeAclsResource::default()
                 .with_resource_type(2)
                 .with_resource_name(str_bytes("t"))
                 .with_pattern_type(3)
@@ -766,15 +887,11 @@ mod tests {
                         .with_host(str_bytes("*"))
                         .with_operation(42)
                         .with_permission_type(-1),
-                ]),
-        ]);
+                ])]);
         let out = described(&response).expect("no error");
         assert_eq!(out[0], bindings()[0]);
         assert_eq!(out[1].entry.operation, AclOperation::Unknown(42));
-        assert_eq!(
-            out[1].entry.permission_type,
-            AclPermissionType::Unknown(-1)
-        );
+        assert_eq!(out[1].entry.permission_type, AclPermissionType::Unknown(-1));
         let refused = DescribeAclsResponse::default()
             .with_error_code(ResponseError::SecurityDisabled.code())
             .with_error_message(Some(str_bytes("No Authorizer is configured.")));
