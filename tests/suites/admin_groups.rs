@@ -698,3 +698,50 @@ async fn a_lost_commit_response_is_retried_on_a_rediscovered_coordinator() {
     admin.delete_groups(&[&group]).await.unwrap();
     proxy.shutdown();
 }
+
+/// Several groups in one call (one DescribeGroups / DeleteGroups per coordinator): results in
+/// the order asked; a group that fails does not keep the others from being deleted.
+#[tokio::test]
+async fn several_groups_are_described_and_deleted_in_one_call() {
+    let admin = Admin::connect(&kafka().bootstrap).await.unwrap();
+    let (topic, _) = filled_topic(&admin).await;
+    let groups = [
+        unique_name("batch-a"),
+        unique_name("batch-b"),
+        unique_name("batch-c"),
+    ];
+    for (i, g) in groups.iter().enumerate() {
+        // A different committed state per group, to tell the answers apart.
+        let offsets = offsets(&[(&tp(&topic, 0), i64::try_from(i).unwrap())]);
+        admin.alter_group_offsets(g, &offsets).await.unwrap();
+    }
+    let asked = [&groups[2], &groups[0], &groups[1], &groups[0]].map(String::as_str);
+    let described = admin.describe_groups(&asked).await.unwrap();
+    let ids: Vec<&str> = described.iter().map(|d| d.group_id.as_str()).collect();
+    assert_eq!(ids, asked);
+    assert!(
+        described.iter().all(|d| d.state == "Empty"),
+        "{described:?}"
+    );
+
+    // One group that does not exist: its typed error, and the others are deleted all the same.
+    let missing = unique_name("batch-missing");
+    let err = admin
+        .delete_groups(&[&groups[0], &missing, &groups[1], &groups[2]])
+        .await
+        .unwrap_err();
+    match &err {
+        Error::Broker {
+            api: ApiKey::DeleteGroups,
+            code: ResponseError::GroupIdNotFound,
+            message: Some(m),
+        } => assert!(m.contains(&missing), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    for g in &groups {
+        assert!(
+            committed(&admin, g).await.is_empty(),
+            "{g} kept its offsets"
+        );
+    }
+}

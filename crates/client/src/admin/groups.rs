@@ -148,6 +148,65 @@ impl PartitionLag {
     }
 }
 
+/// Groups split by their coordinator (one DescribeGroups / DeleteGroups each, duplicates
+/// asked once), and the groups whose coordinator is not known (asked alone, after a lookup).
+pub(crate) fn batches_by_coordinator<'a>(
+    groups: &[&'a str],
+    coordinators: &BTreeMap<String, i32>,
+) -> (BTreeMap<i32, Vec<&'a str>>, Vec<&'a str>) {
+    let mut batches: BTreeMap<i32, Vec<&'a str>> = BTreeMap::new();
+    let mut alone: Vec<&'a str> = Vec::new();
+    for group in groups {
+        match coordinators.get(*group) {
+            Some(node) => {
+                let batch = batches.entry(*node).or_default();
+                if !batch.contains(group) {
+                    batch.push(group);
+                }
+            }
+            None if !alone.contains(group) => alone.push(group),
+            None => {}
+        }
+    }
+    (batches, alone)
+}
+
+/// One DeleteGroups of `groups` on `conn` (their coordinator): each group's result, in order.
+async fn delete_answer(
+    conn: &Connection,
+    groups: &[&str],
+    deadline: Instant,
+    cluster: &crate::io::cluster::Cluster,
+) -> Result<Vec<Result<()>>> {
+    let version = conn.version(ApiKey::DeleteGroups)?;
+    let request = super::requests::delete_groups(groups);
+    let timeout = request_timeout(cluster, deadline).ok_or(Error::Broker {
+        api: ApiKey::DeleteGroups,
+        code: ResponseError::RequestTimedOut,
+        message: None,
+    })?;
+    let response = conn.send(&request, version, timeout).await?;
+    Ok(groups
+        .iter()
+        .map(|group| {
+            let answer = response
+                .results
+                .iter()
+                .find(|r| r.group_id.0.as_str() == *group)
+                .ok_or(Error::Broker {
+                    api: ApiKey::DeleteGroups,
+                    code: ResponseError::UnknownServerError,
+                    message: Some(format!("no answer for group {group}")),
+                })?;
+            Error::check(
+                ApiKey::DeleteGroups,
+                answer.error_code,
+                Some(&format!("group {group}")),
+            )
+        })
+        .collect())
+}
+
 /// Reads one DescribeGroups answer (from coordinator `coordinator`); group-level errors are
 /// returned as they are.
 pub(crate) fn describe_result(
@@ -366,61 +425,139 @@ impl Admin {
             .collect())
     }
 
-    /// Describes `groups` (DescribeGroups on each one's coordinator; ConsumerGroupDescribe for
-    /// KIP-848 `consumer` groups): state, protocol (the assignor), members with their
-    /// subscriptions and assignments. A group that does not exist fails
+    /// Describes `groups`, in the order given (their coordinators found by one batched
+    /// FindCoordinator, then one DescribeGroups per coordinator with all its groups; a group
+    /// whose coordinator moved or is loading is asked again alone, looked up and retried
+    /// until the request timeout; ConsumerGroupDescribe for KIP-848 `consumer` groups): state,
+    /// protocol (the assignor), members with their subscriptions and assignments. The first
+    /// group that fails (in the order given) fails the call, its error naming it. A group that does not exist fails
     /// with `GROUP_ID_NOT_FOUND` from DescribeGroups v6 (Kafka 4.0+, KIP-1043); older
     /// brokers describe it with state `Dead` and no members.
     pub async fn describe_groups(&self, groups: &[&str]) -> Result<Vec<GroupDescription>> {
         let deadline = self.deadline();
-        let mut out = Vec::with_capacity(groups.len());
-        for group in groups {
-            let description = self
-                .on_coordinator(group, deadline, |node, conn| async move {
-                    let version = conn.version(ApiKey::DescribeGroups)?;
-                    let request = super::requests::describe_groups(group);
-                    let timeout =
-                        request_timeout(&self.cluster, deadline).ok_or(Error::Broker {
-                            api: ApiKey::DescribeGroups,
-                            code: ResponseError::RequestTimedOut,
-                            message: None,
-                        })?;
-                    let response = conn.send(&request, version, timeout).await?;
-                    let answer = response
-                        .groups
-                        .iter()
-                        .find(|g| g.group_id.0.as_str() == *group)
-                        .ok_or(Error::Broker {
-                            api: ApiKey::DescribeGroups,
-                            code: ResponseError::UnknownServerError,
-                            message: Some(format!("no answer for group {group}")),
-                        })?;
-                    match describe_result(answer, node) {
-                        // Kafka 4 answers DescribeGroups for a KIP-848 group with
-                        // GROUP_ID_NOT_FOUND: ask ConsumerGroupDescribe where it is spoken.
-                        Err(Error::Broker {
-                            code: ResponseError::GroupIdNotFound,
-                            ..
-                        }) if conn.version(ApiKey::ConsumerGroupDescribe).is_ok() => {
-                            let not_found = describe_result(answer, node);
-                            match self
-                                .consumer_group_describe(&conn, node, group, deadline)
-                                .await
-                            {
-                                Err(Error::Broker {
-                                    code: ResponseError::GroupIdNotFound,
-                                    ..
-                                }) => not_found,
-                                other => other,
-                            }
-                        }
-                        other => other,
+        let nodes = self
+            .coordinators
+            .find(groups, deadline)
+            .await
+            .unwrap_or_default();
+        let (batches, _) = batches_by_coordinator(groups, &nodes);
+        let mut results: BTreeMap<&str, Result<GroupDescription>> = BTreeMap::new();
+        for (node, batch) in batches {
+            // A failed request: each of its groups is asked again alone below.
+            let Ok(answers) = self.describe_batch(node, &batch, deadline).await else {
+                continue;
+            };
+            for (group, answer) in batch.into_iter().zip(answers) {
+                match answer {
+                    Err(err) if err.is_retriable() => self.coordinators.invalidate(group),
+                    result => {
+                        results.insert(group, result);
                     }
+                }
+            }
+        }
+        // Groups without a coordinator yet, moved or loading: alone, looked up and retried.
+        for group in groups {
+            if !results.contains_key(group) {
+                let result = self.describe_one(group, deadline).await;
+                results.insert(group, result);
+            }
+        }
+        groups
+            .iter()
+            .map(|g| {
+                results.get(g).cloned().unwrap_or_else(|| {
+                    Err(Error::Broker {
+                        api: ApiKey::DescribeGroups,
+                        code: ResponseError::UnknownServerError,
+                        message: Some(format!("group {g}: no result")),
+                    })
                 })
-                .await?;
-            out.push(description);
+            })
+            .collect()
+    }
+
+    /// One DescribeGroups for `batch` (all coordinated by `node`): each group's result, in
+    /// `batch` order.
+    async fn describe_batch(
+        &self,
+        node: i32,
+        batch: &[&str],
+        deadline: Instant,
+    ) -> Result<Vec<Result<GroupDescription>>> {
+        let conn = self.coordinators.node_connection(node).await?;
+        let version = conn.version(ApiKey::DescribeGroups)?;
+        let request = super::requests::describe_groups(batch);
+        let timeout = request_timeout(&self.cluster, deadline).ok_or(Error::Broker {
+            api: ApiKey::DescribeGroups,
+            code: ResponseError::RequestTimedOut,
+            message: None,
+        })?;
+        let response = conn.send(&request, version, timeout).await?;
+        let mut out = Vec::with_capacity(batch.len());
+        for group in batch {
+            out.push(
+                self.describe_answer(&conn, node, group, &response.groups, deadline)
+                    .await,
+            );
         }
         Ok(out)
+    }
+
+    /// `group` alone on its coordinator, looked up and retried until `deadline`.
+    async fn describe_one(&self, group: &str, deadline: Instant) -> Result<GroupDescription> {
+        self.on_coordinator(group, deadline, |node, conn| async move {
+            let version = conn.version(ApiKey::DescribeGroups)?;
+            let request = super::requests::describe_groups(&[group]);
+            let timeout = request_timeout(&self.cluster, deadline).ok_or(Error::Broker {
+                api: ApiKey::DescribeGroups,
+                code: ResponseError::RequestTimedOut,
+                message: None,
+            })?;
+            let response = conn.send(&request, version, timeout).await?;
+            self.describe_answer(&conn, node, group, &response.groups, deadline)
+                .await
+        })
+        .await
+    }
+
+    /// `group`'s description from a DescribeGroups answer of coordinator `node`; a KIP-848
+    /// group (Kafka 4 answers `GROUP_ID_NOT_FOUND` for it) asked with ConsumerGroupDescribe.
+    async fn describe_answer(
+        &self,
+        conn: &Connection,
+        node: i32,
+        group: &str,
+        answers: &[DescribedGroup],
+        deadline: Instant,
+    ) -> Result<GroupDescription> {
+        let answer = answers
+            .iter()
+            .find(|g| g.group_id.0.as_str() == group)
+            .ok_or(Error::Broker {
+                api: ApiKey::DescribeGroups,
+                code: ResponseError::UnknownServerError,
+                message: Some(format!("no answer for group {group}")),
+            })?;
+        match describe_result(answer, node) {
+            Err(Error::Broker {
+                code: ResponseError::GroupIdNotFound,
+                ..
+            }) if conn.version(ApiKey::ConsumerGroupDescribe).is_ok() => {
+                let not_found = describe_result(answer, node);
+                match self
+                    .consumer_group_describe(conn, node, group, deadline)
+                    .await
+                {
+                    Err(Error::Broker {
+                        code: ResponseError::GroupIdNotFound,
+                        ..
+                    }) => not_found,
+                    other => other,
+                }
+            }
+            other => other,
+        }
     }
 
     /// ConsumerGroupDescribe of one KIP-848 group on its coordinator `conn`.
@@ -621,33 +758,57 @@ impl Admin {
         Ok(target)
     }
 
-    /// Deletes `groups` (DeleteGroups on each one's coordinator): their committed offsets go
+    /// Deletes `groups` (one DeleteGroups per coordinator with all its groups, found and
+    /// retried as in [`describe_groups`](Self::describe_groups)): their committed offsets go
     /// too. A group with members fails with `NON_EMPTY_GROUP`, one that does not exist with
-    /// `GROUP_ID_NOT_FOUND`.
+    /// `GROUP_ID_NOT_FOUND`; the first failure (in the order given) is returned, naming its
+    /// group, after the other groups were deleted (Java's `all()`).
     pub async fn delete_groups(&self, groups: &[&str]) -> Result<()> {
         let deadline = self.deadline();
-        for group in groups {
-            self.on_coordinator(group, deadline, |_, conn| async move {
-                let version = conn.version(ApiKey::DeleteGroups)?;
-                let request = super::requests::delete_groups(group);
-                let timeout = request_timeout(&self.cluster, deadline).ok_or(Error::Broker {
-                    api: ApiKey::DeleteGroups,
-                    code: ResponseError::RequestTimedOut,
-                    message: None,
-                })?;
-                let response = conn.send(&request, version, timeout).await?;
-                for r in &response.results {
-                    if r.group_id.0.as_str() == *group {
-                        Error::check(
-                            ApiKey::DeleteGroups,
-                            r.error_code,
-                            Some(&format!("group {group}")),
-                        )?;
+        let nodes = self
+            .coordinators
+            .find(groups, deadline)
+            .await
+            .unwrap_or_default();
+        let (batches, _) = batches_by_coordinator(groups, &nodes);
+        let mut results: BTreeMap<&str, Result<()>> = BTreeMap::new();
+        for (node, batch) in batches {
+            // A failed request: each of its groups is asked again alone below.
+            let Ok(conn) = self.coordinators.node_connection(node).await else {
+                continue;
+            };
+            let Ok(answers) = delete_answer(&conn, &batch, deadline, &self.cluster).await else {
+                continue;
+            };
+            for (group, answer) in batch.into_iter().zip(answers) {
+                match answer {
+                    Err(err) if err.is_retriable() => self.coordinators.invalidate(group),
+                    result => {
+                        results.insert(group, result);
                     }
                 }
-                Ok(())
-            })
-            .await?;
+            }
+        }
+        // Groups without a coordinator yet, moved or loading: alone, looked up and retried.
+        for group in groups {
+            if !results.contains_key(group) {
+                let result = self
+                    .on_coordinator(group, deadline, |_, conn| async move {
+                        delete_answer(&conn, &[group], deadline, &self.cluster)
+                            .await?
+                            .into_iter()
+                            .next()
+                            .unwrap_or(Ok(()))
+                    })
+                    .await;
+                results.insert(group, result);
+            }
+        }
+        // The first failure in input order (Java's `all()`); the other groups are deleted.
+        for group in groups {
+            if let Some(Err(err)) = results.remove(group) {
+                return Err(err);
+            }
         }
         Ok(())
     }
@@ -697,6 +858,20 @@ impl Admin {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_batch_per_coordinator_duplicates_once_unknown_alone() {
+        let nodes: BTreeMap<String, i32> = [("a", 1), ("b", 2), ("c", 1), ("d", 1)]
+            .into_iter()
+            .map(|(g, n)| (g.to_owned(), n))
+            .collect();
+        let groups = ["c", "a", "x", "b", "a", "d", "x"];
+        let (batches, alone) = batches_by_coordinator(&groups, &nodes);
+        assert_eq!(batches.len(), 2);
+        assert_eq!(batches[&1], vec!["c", "a", "d"]);
+        assert_eq!(batches[&2], vec!["b"]);
+        assert_eq!(alone, vec!["x"]);
+    }
     use kafka_protocol::messages::describe_groups_response::DescribedGroupMember;
     use kafka_protocol::messages::{GroupId, TopicName};
     use kafka_protocol::protocol::StrBytes;

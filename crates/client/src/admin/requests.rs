@@ -162,9 +162,10 @@ pub(crate) fn list_groups(filter: &ListGroupsFilter, version: i16) -> ListGroups
     request
 }
 
-/// DescribeGroups of one group.
-pub(crate) fn describe_groups(group: &str) -> DescribeGroupsRequest {
-    DescribeGroupsRequest::default().with_groups(vec![GroupId(str_bytes(group))])
+/// DescribeGroups of `groups` (all on one coordinator).
+pub(crate) fn describe_groups(groups: &[&str]) -> DescribeGroupsRequest {
+    DescribeGroupsRequest::default()
+        .with_groups(groups.iter().map(|g| GroupId(str_bytes(g))).collect())
 }
 
 /// ConsumerGroupDescribe of one KIP-848 group.
@@ -172,9 +173,10 @@ pub(crate) fn consumer_group_describe(group: &str) -> ConsumerGroupDescribeReque
     ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(str_bytes(group))])
 }
 
-/// DeleteGroups of one group.
-pub(crate) fn delete_groups(group: &str) -> DeleteGroupsRequest {
-    DeleteGroupsRequest::default().with_groups_names(vec![GroupId(str_bytes(group))])
+/// DeleteGroups of `groups` (all on one coordinator).
+pub(crate) fn delete_groups(groups: &[&str]) -> DeleteGroupsRequest {
+    DeleteGroupsRequest::default()
+        .with_groups_names(groups.iter().map(|g| GroupId(str_bytes(g))).collect())
 }
 
 /// OffsetDelete of `group`'s offsets of `partitions`.
@@ -245,13 +247,14 @@ pub(crate) fn encoding_samples(enc: &mut crate::request_versions::Encoder) {
         }
     }
     for v in Encoder::versions(ApiKey::DescribeGroups) {
-        enc.check("DescribeGroups", v, &describe_groups("g"));
+        enc.check("DescribeGroups", v, &describe_groups(&["g"]));
+        enc.check("DescribeGroups (batch)", v, &describe_groups(&["g", "h"]));
     }
     for v in Encoder::versions(ApiKey::ConsumerGroupDescribe) {
         enc.check("ConsumerGroupDescribe", v, &consumer_group_describe("g"));
     }
     for v in Encoder::versions(ApiKey::DeleteGroups) {
-        enc.check("DeleteGroups", v, &delete_groups("g"));
+        enc.check("DeleteGroups", v, &delete_groups(&["g", "h"]));
     }
     for v in Encoder::versions(ApiKey::CreatePartitions) {
         enc.check(
