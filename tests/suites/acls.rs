@@ -203,7 +203,7 @@ async fn create_describe_enforce_and_delete() {
 
     // Delete bob's binding: exactly it is returned, and bob may write again.
     let deleted = admin
-        .delete_acls(&[bobs.clone()])
+        .delete_acls(std::slice::from_ref(&bobs))
         .await
         .expect("delete_acls");
     assert_eq!(deleted.len(), 1);
@@ -242,7 +242,10 @@ async fn a_broker_without_an_authorizer_refuses_acl_calls_typed() {
         AclOperation::Write,
         AclPermissionType::Deny,
     );
-    let results = admin.create_acls(&[b.clone()]).await.expect("an answer");
+    let results = admin
+        .create_acls(std::slice::from_ref(&b))
+        .await
+        .expect("an answer");
     assert!(
         matches!(
             results[..],
