@@ -228,6 +228,65 @@ async fn create_describe_enforce_and_delete() {
         sorted(vec![everyone, alice_groups])
     );
     describe_until(&admin, &matching, &[]).await;
+
+    // A caller without ALTER on the cluster (bob, once denied it) gets the typed refusal for
+    // each binding. (Without any cluster ACL, allow.everyone.if.no.acl.found lets him.)
+    let deny_bob_alter = binding(
+        ResourceType::Cluster,
+        "kafka-cluster",
+        PatternType::Literal,
+        "User:bob",
+        AclOperation::Alter,
+        AclPermissionType::Deny,
+    );
+    let created = admin
+        .create_acls(std::slice::from_ref(&deny_bob_alter))
+        .await
+        .expect("create_acls");
+    assert!(created[0].is_ok(), "{created:?}");
+    describe_until(
+        &admin,
+        &deny_bob_alter.to_filter(),
+        std::slice::from_ref(&deny_bob_alter),
+    )
+    .await;
+    let bob_config = ProducerConfig::from_properties([
+        ("bootstrap.servers", k.sasl_plaintext.as_str()),
+        ("security.protocol", "SASL_PLAINTEXT"),
+        ("sasl.mechanism", "SCRAM-SHA-256"),
+        ("sasl.username", "bob"),
+        ("sasl.password", "bob-secret"),
+    ])
+    .expect("valid properties");
+    let bob_admin = Admin::from_client_config(bob_config.client())
+        .await
+        .expect("bob's admin");
+    let refused = bob_admin
+        .create_acls(std::slice::from_ref(&deny_bob))
+        .await
+        .expect("an answer");
+    let outcome = admin
+        .delete_acls(&[deny_bob_alter.to_filter()])
+        .await
+        .expect("delete_acls");
+    assert_eq!(
+        outcome[0].as_ref().expect("deleted"),
+        std::slice::from_ref(&deny_bob_alter)
+    );
+    assert!(
+        matches!(
+            refused[..],
+            [Err(Error::Broker {
+                api: ApiKey::CreateAcls,
+                code: ResponseError::ClusterAuthorizationFailed,
+                ..
+            })]
+        ),
+        "{refused:?}"
+    );
+    describe_until(&admin, &deny_bob_alter.to_filter(), &[]).await;
+    describe_until(&admin, &bobs, &[]).await;
+    bob_admin.close(Duration::from_secs(10)).await;
 }
 
 #[tokio::test]
