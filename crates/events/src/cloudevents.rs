@@ -292,6 +292,9 @@ pub(crate) struct Encoding<'a> {
     pub(crate) static_type: Option<&'static str>,
     /// The source (and its version) when the envelope's source is empty.
     pub(crate) default_source: Option<&'a DefaultSource>,
+    /// Copy the values into the thread's shared chunk ([`crate::arena`]: no allocation per
+    /// record) instead of a buffer of their own: for records the producer sends and drops.
+    pub(crate) pooled: bool,
 }
 
 /// The envelope as binary-mode headers, in a fixed order (`ce_specversion`, `ce_id`,
@@ -406,7 +409,11 @@ pub(crate) fn encode_headers_with(
     let len = present().map(Text::copied_len).sum::<usize>()
         + envelope.extensions.values().map(String::len).sum::<usize>();
     let mut values = Values {
-        buf: BytesMut::with_capacity(len),
+        buf: if encoding.pooled {
+            crate::arena::take(len)
+        } else {
+            BytesMut::with_capacity(len)
+        },
     };
     out.reserve_exact(present().count() + envelope.extensions.len());
     for (name, value) in attributes {
@@ -420,6 +427,9 @@ pub(crate) fn encode_headers_with(
     }
     if let Some(ct) = content_type {
         values.put(out, HeaderName::from_static(CONTENT_TYPE), ct);
+    }
+    if encoding.pooled {
+        crate::arena::put_back(values.buf);
     }
     Ok(())
 }

@@ -330,6 +330,7 @@ fn a_default_source_and_static_values_write_what_the_envelope_would() {
         content_type: Some("application/avro"),
         static_type: Some("hr.employee.created"),
         default_source: Some(&default),
+        pooled: true,
     };
     let mut out = Vec::new();
     encode_headers_with(&open, &encoding, &mut out).unwrap();

@@ -10,7 +10,7 @@ use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
 use apache_avro::writer::datum::GenericDatumWriter;
 use apache_avro::Schema as AvroSchema;
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use kafkit::consumer::ConsumerRecord;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -301,10 +301,14 @@ impl AvroCodec {
     }
 
     /// The payload of `event` as a Confluent-framed Avro datum (the record's value).
+    ///
+    /// `pooled`: written into the thread's shared chunk ([`crate::arena`]; for records the
+    /// producer sends and drops) instead of a buffer of its own.
     pub(crate) async fn encode_value<T>(
         &self,
         topic: &str,
         event: &Event<T>,
+        pooled: bool,
     ) -> Result<Bytes, EventsError>
     where
         T: EventPayload + Serialize,
@@ -317,21 +321,30 @@ impl AvroCodec {
                 message,
                 source: source.map(|e| Box::new(e) as crate::error::BoxError),
             };
-        let mut value = Vec::with_capacity(256);
-        value.extend_from_slice(&wire_format::prefix(writer.id));
+        let mut buf = if pooled {
+            crate::arena::take(256)
+        } else {
+            BytesMut::with_capacity(256)
+        };
+        buf.extend_from_slice(&wire_format::prefix(writer.id));
+        let mut out = (&mut buf).writer();
         let written = match writer.datum {
-            Some(datum) => datum.write_ser(&mut value, &event.data),
+            Some(datum) => datum.write_ser(&mut out, &event.data),
             None => GenericDatumWriter::builder(&writer.schema)
                 .build()
-                .and_then(|datum| datum.write_ser(&mut value, &event.data)),
+                .and_then(|datum| datum.write_ser(&mut out, &event.data)),
         };
+        let value = buf.split().freeze();
+        if pooled {
+            crate::arena::put_back(buf);
+        }
         written.map_err(|e| {
             serialization(
                 format!("payload does not fit schema id {}: {e}", writer.id),
                 Some(e),
             )
         })?;
-        Ok(Bytes::from(value))
+        Ok(value)
     }
 }
 
@@ -368,7 +381,7 @@ impl EventCodec for AvroCodec {
     {
         Ok(EncodedEvent {
             key: key_bytes(event),
-            value: self.encode_value(topic, event).await?,
+            value: self.encode_value(topic, event, false).await?,
             headers: encode_envelope(topic, event, AVRO_CONTENT_TYPE, None)?,
         })
     }
