@@ -113,6 +113,9 @@ struct Caches {
     writers: HashMap<TypeId, HashMap<String, Writer>>,
     readers: HashMap<TypeId, Arc<AvroSchema>>,
     by_id: HashMap<u32, Arc<AvroSchema>>,
+    /// The writer found last, by (type, topic): a run of events of one type to one topic
+    /// finds it by comparing, without hashing either key.
+    last: Option<(TypeId, String, Writer)>,
 }
 
 /// The Avro codec: payloads as Avro binary in the Confluent wire format (`0x00`, the schema id
@@ -207,13 +210,22 @@ impl AvroCodec {
 
     /// The writer (id, schema) for `T` on `topic`, asking the registry on first use.
     async fn writer<T: EventPayload>(&self, topic: &str) -> Result<Writer, EventsError> {
-        if let Some(w) = self
-            .caches()
-            .writers
-            .get(&TypeId::of::<T>())
-            .and_then(|by_topic| by_topic.get(topic))
         {
-            return Ok(w.clone());
+            let mut caches = self.caches();
+            let caches = &mut *caches;
+            if let Some((ty, last_topic, w)) = &caches.last {
+                if *ty == TypeId::of::<T>() && last_topic == topic {
+                    return Ok(w.clone());
+                }
+            }
+            if let Some(w) = caches
+                .writers
+                .get(&TypeId::of::<T>())
+                .and_then(|by_topic| by_topic.get(topic))
+            {
+                caches.last = Some((TypeId::of::<T>(), topic.to_owned(), w.clone()));
+                return Ok(w.clone());
+            }
         }
         let (own, source) = self.own_schema::<T>()?;
         let record_name = own.name().map(|n| n.fullname(None));
