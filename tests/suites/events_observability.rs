@@ -339,11 +339,16 @@ async fn metrics_count_sends_consumption_processing_retries_and_dead_letters() {
     let config = config();
 
     let producer = EventProducer::new(&config).await.unwrap();
-    for n in 0..5 {
+    for n in 0..3 {
         producer
             .publish_to(&topic, Event::new(Ping { n, fail: n == 2 }))
             .await
             .unwrap();
+    }
+    // A batch is counted once for all its deliveries, with a duration sample each.
+    let batch = (3..5).map(|n| Event::new(Ping { n, fail: false }));
+    for outcome in producer.publish_batch_to(&topic, batch, |_| None).await {
+        outcome.unwrap();
     }
     producer.close().await.unwrap();
 
@@ -383,6 +388,10 @@ async fn metrics_count_sends_consumption_processing_retries_and_dead_letters() {
             5
         )]
     );
+
+    let send_durations = m.histograms("messaging.client.operation.duration", &on_topic);
+    assert_eq!(send_durations.len(), 1, "{send_durations:?}");
+    assert_eq!(send_durations[0].1.len(), 5, "one sample per sent event");
 
     let consumer_labels = [
         ("messaging.system", "kafka"),

@@ -165,8 +165,33 @@ pub fn format_time(millis: i64) -> Result<String, HeaderError> {
 /// The length of the RFC 3339 text [`time_text`] writes (`yyyy-mm-ddThh:mm:ss.mmmZ`).
 const TIME_TEXT_LEN: usize = 24;
 
-/// [`format_time`] into a stack buffer, without allocating.
+thread_local! {
+    /// The second last formatted on this thread and its text: events made within one second
+    /// only rewrite the milliseconds.
+    static LAST_SECOND: std::cell::Cell<(i64, [u8; TIME_TEXT_LEN])> =
+        const { std::cell::Cell::new((i64::MIN, [0; TIME_TEXT_LEN])) };
+}
+
+/// [`format_time`] into a stack buffer, without allocating; the calendar fields are worked out
+/// once per second per thread.
 fn time_text(millis: i64) -> Result<[u8; TIME_TEXT_LEN], HeaderError> {
+    let second = millis.div_euclid(1000);
+    let (last, mut out) = LAST_SECOND.with(std::cell::Cell::get);
+    if last != second {
+        out = time_text_uncached(millis)?;
+        LAST_SECOND.with(|c| c.set((second, out)));
+    }
+    let mut ms = millis.rem_euclid(1000);
+    for i in (20..23).rev() {
+        // `ms` is in 0..1000: each digit fits a u8.
+        out[i] = b'0' + u8::try_from(ms % 10).unwrap_or(0);
+        ms /= 10;
+    }
+    Ok(out)
+}
+
+/// [`time_text`] without the per-second cache.
+fn time_text_uncached(millis: i64) -> Result<[u8; TIME_TEXT_LEN], HeaderError> {
     let nanos = i128::from(millis) * 1_000_000;
     let t = OffsetDateTime::from_unix_timestamp_nanos(nanos)
         .map_err(|e| invalid(names::TIME, e.to_string()))?;
@@ -292,6 +317,9 @@ pub(crate) struct Encoding<'a> {
     pub(crate) static_type: Option<&'static str>,
     /// The source (and its version) when the envelope's source is empty.
     pub(crate) default_source: Option<&'a DefaultSource>,
+    /// Copy the values into the thread's shared chunk ([`crate::arena`]: no allocation per
+    /// record) instead of a buffer of their own: for records the producer sends and drops.
+    pub(crate) pooled: bool,
 }
 
 /// The envelope as binary-mode headers, in a fixed order (`ce_specversion`, `ce_id`,
@@ -397,18 +425,21 @@ pub(crate) fn encode_headers_with(
         (names::TENANTID, copy(envelope.tenant_id.as_deref())),
         (names::TAGS, copy(tags.as_deref())),
     ];
-    let present = || {
-        attributes
-            .iter()
-            .filter_map(|(_, v)| *v)
-            .chain(content_type)
-    };
-    let len = present().map(Text::copied_len).sum::<usize>()
-        + envelope.extensions.values().map(String::len).sum::<usize>();
+    // One walk for the buffer's size and the number of headers.
+    let (count, copied) = attributes
+        .iter()
+        .filter_map(|(_, v)| *v)
+        .chain(content_type)
+        .fold((0, 0), |(n, len), v| (n + 1, len + v.copied_len()));
+    let len = copied + envelope.extensions.values().map(String::len).sum::<usize>();
     let mut values = Values {
-        buf: BytesMut::with_capacity(len),
+        buf: if encoding.pooled {
+            crate::arena::take(len)
+        } else {
+            BytesMut::with_capacity(len)
+        },
     };
-    out.reserve_exact(present().count() + envelope.extensions.len());
+    out.reserve_exact(count + envelope.extensions.len());
     for (name, value) in attributes {
         if let Some(value) = value {
             values.put(out, HeaderName::from_static(name), value);
@@ -420,6 +451,9 @@ pub(crate) fn encode_headers_with(
     }
     if let Some(ct) = content_type {
         values.put(out, HeaderName::from_static(CONTENT_TYPE), ct);
+    }
+    if encoding.pooled {
+        crate::arena::put_back(values.buf);
     }
     Ok(())
 }

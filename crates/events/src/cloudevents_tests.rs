@@ -90,6 +90,43 @@ fn time_is_rfc3339_utc_millis_and_any_offset_is_read() {
 }
 
 #[test]
+fn time_text_per_second_cache_matches_the_uncached_text() {
+    // Within one second, across seconds, backwards, and before 1970.
+    let base = 1_733_344_300_000_i64;
+    for millis in [
+        base,
+        base + 1,
+        base + 999,
+        base + 1000,
+        base + 999,
+        base - 1,
+        -1001,
+        -1000,
+        -1,
+        0,
+        999,
+        1000,
+        base + 5,
+    ] {
+        assert_eq!(time_text(millis), time_text_uncached(millis), "{millis}");
+    }
+    // An error leaves the cache as it was.
+    assert!(time_text(i64::MAX).is_err());
+    assert_eq!(time_text(base + 7), time_text_uncached(base + 7));
+}
+
+proptest! {
+    #[test]
+    fn time_text_cached_equals_uncached(ms in proptest::collection::vec(-62_135_596_800_000_i64..253_402_300_799_999, 1..20)) {
+        for m in ms {
+            for millis in [m, m + 1, m.saturating_sub(1)] {
+                prop_assert_eq!(time_text(millis), time_text_uncached(millis));
+            }
+        }
+    }
+}
+
+#[test]
 fn duplicates_nulls_bad_utf8_are_errors() {
     let mut dup = minimal();
     dup.push(h("ce_id", "id-2"));
@@ -330,6 +367,7 @@ fn a_default_source_and_static_values_write_what_the_envelope_would() {
         content_type: Some("application/avro"),
         static_type: Some("hr.employee.created"),
         default_source: Some(&default),
+        pooled: true,
     };
     let mut out = Vec::new();
     encode_headers_with(&open, &encoding, &mut out).unwrap();

@@ -53,6 +53,7 @@
 
 pub use kafkit as client;
 
+mod arena;
 pub mod catalog;
 pub mod cloudevents;
 pub mod config;

@@ -10,7 +10,7 @@ use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
 use apache_avro::writer::datum::GenericDatumWriter;
 use apache_avro::Schema as AvroSchema;
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use kafkit::consumer::ConsumerRecord;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -113,6 +113,9 @@ struct Caches {
     writers: HashMap<TypeId, HashMap<String, Writer>>,
     readers: HashMap<TypeId, Arc<AvroSchema>>,
     by_id: HashMap<u32, Arc<AvroSchema>>,
+    /// The writer found last, by (type, topic): a run of events of one type to one topic
+    /// finds it by comparing, without hashing either key.
+    last: Option<(TypeId, String, Writer)>,
 }
 
 /// The Avro codec: payloads as Avro binary in the Confluent wire format (`0x00`, the schema id
@@ -207,13 +210,22 @@ impl AvroCodec {
 
     /// The writer (id, schema) for `T` on `topic`, asking the registry on first use.
     async fn writer<T: EventPayload>(&self, topic: &str) -> Result<Writer, EventsError> {
-        if let Some(w) = self
-            .caches()
-            .writers
-            .get(&TypeId::of::<T>())
-            .and_then(|by_topic| by_topic.get(topic))
         {
-            return Ok(w.clone());
+            let mut caches = self.caches();
+            let caches = &mut *caches;
+            if let Some((ty, last_topic, w)) = &caches.last {
+                if *ty == TypeId::of::<T>() && last_topic == topic {
+                    return Ok(w.clone());
+                }
+            }
+            if let Some(w) = caches
+                .writers
+                .get(&TypeId::of::<T>())
+                .and_then(|by_topic| by_topic.get(topic))
+            {
+                caches.last = Some((TypeId::of::<T>(), topic.to_owned(), w.clone()));
+                return Ok(w.clone());
+            }
         }
         let (own, source) = self.own_schema::<T>()?;
         let record_name = own.name().map(|n| n.fullname(None));
@@ -301,10 +313,14 @@ impl AvroCodec {
     }
 
     /// The payload of `event` as a Confluent-framed Avro datum (the record's value).
+    ///
+    /// `pooled`: written into the thread's shared chunk ([`crate::arena`]; for records the
+    /// producer sends and drops) instead of a buffer of its own.
     pub(crate) async fn encode_value<T>(
         &self,
         topic: &str,
         event: &Event<T>,
+        pooled: bool,
     ) -> Result<Bytes, EventsError>
     where
         T: EventPayload + Serialize,
@@ -317,21 +333,30 @@ impl AvroCodec {
                 message,
                 source: source.map(|e| Box::new(e) as crate::error::BoxError),
             };
-        let mut value = Vec::with_capacity(256);
-        value.extend_from_slice(&wire_format::prefix(writer.id));
+        let mut buf = if pooled {
+            crate::arena::take(256)
+        } else {
+            BytesMut::with_capacity(256)
+        };
+        buf.extend_from_slice(&wire_format::prefix(writer.id));
+        let mut out = (&mut buf).writer();
         let written = match writer.datum {
-            Some(datum) => datum.write_ser(&mut value, &event.data),
+            Some(datum) => datum.write_ser(&mut out, &event.data),
             None => GenericDatumWriter::builder(&writer.schema)
                 .build()
-                .and_then(|datum| datum.write_ser(&mut value, &event.data)),
+                .and_then(|datum| datum.write_ser(&mut out, &event.data)),
         };
+        let value = buf.split().freeze();
+        if pooled {
+            crate::arena::put_back(buf);
+        }
         written.map_err(|e| {
             serialization(
                 format!("payload does not fit schema id {}: {e}", writer.id),
                 Some(e),
             )
         })?;
-        Ok(Bytes::from(value))
+        Ok(value)
     }
 }
 
@@ -368,7 +393,7 @@ impl EventCodec for AvroCodec {
     {
         Ok(EncodedEvent {
             key: key_bytes(event),
-            value: self.encode_value(topic, event).await?,
+            value: self.encode_value(topic, event, false).await?,
             headers: encode_envelope(topic, event, AVRO_CONTENT_TYPE, None)?,
         })
     }

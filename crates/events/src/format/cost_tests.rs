@@ -95,6 +95,7 @@ fn cost_of_each_encoding_step() {
         content_type: Some(AVRO_CONTENT_TYPE),
         static_type: Some(SensorReading::EVENT_TYPE),
         default_source: Some(&default),
+        pooled: true,
     };
     let headers = ns(|_| {
         let mut out = Vec::new();
@@ -107,7 +108,7 @@ fn cost_of_each_encoding_step() {
     let codec = AvroCodec::new(SchemaRegistry::in_memory(), SerdeConfig::default()).unwrap();
     let value = ns(|_| {
         let v = rt
-            .block_on(codec.encode_value("t", black_box(&event)))
+            .block_on(codec.encode_value("t", black_box(&event), true))
             .unwrap();
         drop(black_box(v));
     });

@@ -4,7 +4,7 @@ use std::any::TypeId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes};
 use kafkit::consumer::ConsumerRecord;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -99,10 +99,14 @@ impl JsonCodec {
 
     /// The payload of `event` as JSON (the record's value), validated first when the type has
     /// a JSON Schema.
+    ///
+    /// `pooled`: written into the thread's shared chunk ([`crate::arena`]; for records the
+    /// producer sends and drops) instead of a buffer of its own.
     pub(crate) async fn encode_value<T>(
         &self,
         topic: &str,
         event: &Event<T>,
+        pooled: bool,
     ) -> Result<Bytes, EventsError>
     where
         T: EventPayload + Serialize,
@@ -115,6 +119,14 @@ impl JsonCodec {
                 source: Some(Box::new(source)),
             };
         let value = match self.validator::<T>()? {
+            None if pooled => {
+                let mut buf = crate::arena::take(256);
+                let written = serde_json::to_writer((&mut buf).writer(), &event.data);
+                let value = buf.split().freeze();
+                crate::arena::put_back(buf);
+                written.map_err(|e| serialization(format!("payload to JSON: {e}"), e))?;
+                return Ok(value);
+            }
             None => {
                 let mut value = Vec::with_capacity(256);
                 serde_json::to_writer(&mut value, &event.data)
@@ -167,7 +179,7 @@ impl EventCodec for JsonCodec {
     {
         Ok(EncodedEvent {
             key: key_bytes(event),
-            value: self.encode_value(topic, event).await?,
+            value: self.encode_value(topic, event, false).await?,
             headers: encode_envelope(topic, event, JSON_CONTENT_TYPE, None)?,
         })
     }

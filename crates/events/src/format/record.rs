@@ -23,6 +23,9 @@ pub(crate) fn encode_envelope<T: EventPayload>(
         content_type: Some(content_type),
         static_type: Some(T::EVENT_TYPE),
         default_source,
+        // The producer's records (the only caller with a default source) are dropped once
+        // acknowledged: their values may share a chunk.
+        pooled: default_source.is_some(),
     };
     let mut headers = Vec::new();
     cloudevents::encode_headers_with(&event.envelope, &encoding, &mut headers)

@@ -231,13 +231,29 @@ impl EventProducer {
             let key = key_fn(&event).map(Bytes::from);
             queued.push(self.enqueue(&topic, event, Some(key)).await);
         }
+        // The deliveries are counted into the stats once for the batch (not a lock each).
+        let handles = self.inner.stats.sent_handles(T::EVENT_TYPE, &topic);
+        let mut sent = Counts::default();
         let mut outcomes = Vec::with_capacity(queued.len());
         for entry in queued {
             outcomes.push(match entry {
-                Ok((pending, delivery)) => self.settle(pending, delivery.await),
+                Ok((pending, delivery)) => match delivery.await {
+                    Ok(metadata) => {
+                        sent.sent += 1;
+                        sent.bytes += pending.size as u64;
+                        if let Some(handles) = &handles {
+                            handles.record_duration(pending.started.elapsed());
+                        }
+                        Ok(self.report_sent(&pending, metadata))
+                    }
+                    Err(e) => self.settle(pending, Err(e)),
+                },
                 Err(e) => Err(e),
             });
         }
+        self.inner
+            .stats
+            .add_sent(T::EVENT_TYPE, &topic, sent, handles.as_ref());
         outcomes
     }
 
@@ -367,10 +383,13 @@ impl EventProducer {
                     ),
                 ));
             };
-            (avro.encode_value(topic, event).await?, AVRO_CONTENT_TYPE)
+            (
+                avro.encode_value(topic, event, true).await?,
+                AVRO_CONTENT_TYPE,
+            )
         } else {
             (
-                self.inner.json.encode_value(topic, event).await?,
+                self.inner.json.encode_value(topic, event, true).await?,
                 JSON_CONTENT_TYPE,
             )
         };
@@ -395,32 +414,37 @@ impl EventProducer {
                     Ok(pending.size),
                     pending.started.elapsed(),
                 );
-                if !pending.span.is_none() {
-                    pending.span.record(
-                        "messaging.destination.partition.id",
-                        metadata.partition.to_string().as_str(),
-                    );
-                    pending
-                        .span
-                        .record("messaging.kafka.offset", metadata.offset);
-                }
-                if self.inner.observability.logging {
-                    tracing::debug!(
-                        parent: &pending.span,
-                        topic = %pending.topic,
-                        partition = metadata.partition,
-                        offset = metadata.offset,
-                        event_type = pending.event_type,
-                        "event published"
-                    );
-                }
-                Ok(metadata)
+                Ok(self.report_sent(&pending, metadata))
             }
             Err(e) => {
                 let error = errors::from_produce(&pending.topic, pending.event_type, e);
                 Err(self.fail(&pending, error))
             }
         }
+    }
+
+    /// The span and log of a delivered event (counted by the caller).
+    fn report_sent(&self, pending: &Pending, metadata: RecordMetadata) -> RecordMetadata {
+        if !pending.span.is_none() {
+            pending.span.record(
+                "messaging.destination.partition.id",
+                metadata.partition.to_string().as_str(),
+            );
+            pending
+                .span
+                .record("messaging.kafka.offset", metadata.offset);
+        }
+        if self.inner.observability.logging {
+            tracing::debug!(
+                parent: &pending.span,
+                topic = %pending.topic,
+                partition = metadata.partition,
+                offset = metadata.offset,
+                event_type = pending.event_type,
+                "event published"
+            );
+        }
+        metadata
     }
 
     fn fail(&self, pending: &Pending, error: EventsError) -> EventsError {

@@ -80,7 +80,7 @@ struct Row {
 }
 
 #[derive(Clone)]
-struct SentHandles {
+pub(crate) struct SentHandles {
     duration: metrics::Histogram,
     sent: metrics::Counter,
 }
@@ -155,6 +155,48 @@ impl StatsRecorder {
         }
     }
 
+    /// The `metrics` handles of delivered events of (`event_type`, `topic`), when metrics
+    /// are on: for [`add_sent`](Self::add_sent) and a duration per event, with one lock for
+    /// a whole batch.
+    pub(crate) fn sent_handles(
+        &self,
+        event_type: &'static str,
+        topic: &Topic,
+    ) -> Option<SentHandles> {
+        if !self.metrics {
+            return None;
+        }
+        let mut tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        let row = tables.row(event_type, topic);
+        Some(
+            row.sent_handles
+                .get_or_insert_with(|| SentHandles::new(event_type, topic))
+                .clone(),
+        )
+    }
+
+    /// Counts `sent` (its `sent` and `bytes`) delivered events of (`event_type`, `topic`) at
+    /// once; their durations went to `handles` one by one.
+    pub(crate) fn add_sent(
+        &self,
+        event_type: &'static str,
+        topic: &Topic,
+        sent: Counts,
+        handles: Option<&SentHandles>,
+    ) {
+        if sent.sent == 0 {
+            return;
+        }
+        self.sent.fetch_add(sent.sent, Ordering::Relaxed);
+        self.bytes.fetch_add(sent.bytes, Ordering::Relaxed);
+        let mut tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        tables.row(event_type, topic).counts.add(sent);
+        drop(tables);
+        if let Some(handles) = handles {
+            handles.sent.increment(sent.sent);
+        }
+    }
+
     pub(crate) fn snapshot(&self) -> ProducerStats {
         let tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
         let mut by_event_type: BTreeMap<String, Counts> = BTreeMap::new();
@@ -210,6 +252,11 @@ impl Tables {
 }
 
 impl SentHandles {
+    /// One delivered event's publish duration.
+    pub(crate) fn record_duration(&self, elapsed: Duration) {
+        self.duration.record(elapsed.as_secs_f64());
+    }
+
     fn new(event_type: &'static str, topic: &Topic) -> Self {
         let labels = labels(event_type, topic, None);
         SentHandles {
