@@ -447,3 +447,40 @@ async fn headers_timestamps_nulls_and_explicit_partitions_round_trip() {
         (Some(&b"k"[..]), None)
     );
 }
+
+/// `partitioner.availability.timeout.ms` is accepted and, with a healthy broker, changes
+/// nothing: keyless records (small batches, so the sticky partition moves often) all get a
+/// delivery result and are all in the log.
+#[tokio::test]
+async fn a_partitioner_availability_timeout_is_applied_and_loses_nothing() {
+    let admin = Admin::connect(&kafka().bootstrap).await.unwrap();
+    let topic = topic(&admin, "producer-availability").await;
+    let producer = Producer::new(
+        config()
+            .batch_size(200)
+            .partitioner_availability_timeout(Duration::from_millis(50))
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let mut deliveries = Vec::new();
+    for i in 0..300 {
+        let record = ProducerRecord::new(&topic).value(format!("value-{i}"));
+        deliveries.push(producer.send(record).await.unwrap());
+    }
+    producer.flush().await.unwrap();
+    let mut partitions = std::collections::HashSet::new();
+    for d in deliveries {
+        let md = d.await.unwrap();
+        assert!(md.offset >= 0);
+        partitions.insert(md.partition);
+    }
+    assert!(
+        partitions.len() > 1,
+        "sticky partition never moved: {partitions:?}"
+    );
+    let log = read_all(&admin, &topic, 300).await;
+    assert_eq!(log.values().map(Vec::len).sum::<usize>(), 300);
+    producer.close(Duration::from_secs(10)).await.unwrap();
+}

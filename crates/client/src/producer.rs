@@ -39,7 +39,8 @@ use crate::error::Error;
 use crate::io::cluster::{Cluster, ClusterConfig};
 use crate::io::producer::{self as sender, SenderSettings, Shared};
 use crate::state::partitioner::{
-    choose_partition, DefaultPartitioner, PartitionError, Partitioner, RecordInfo, TopicPartitions,
+    choose_partition, usable_partitions, DefaultPartitioner, PartitionError, Partitioner,
+    RecordInfo, TopicPartitions,
 };
 use crate::state::producer::{
     max_buffered_size, AccumulatorConfig, BufferedRecord, SenderConfig, SenderState, TopicPartition,
@@ -476,14 +477,26 @@ impl Producer {
         partitions: u32,
         partitioner: &mut DefaultPartitioner<XorShift64Star>,
     ) -> Vec<u32> {
-        let available: Vec<u32> = {
+        let config = &self.handle.config;
+        // `partitioner.availability.timeout.ms` (adaptive partitioning only): a leader whose
+        // batches waited longer than that without progress is skipped.
+        let timeout = if config.partitioner_adaptive_partitioning() {
+            config.partitioner_availability_timeout()
+        } else {
+            Duration::ZERO
+        };
+        let leaders: Vec<(u32, i32)> = {
             let metadata = self.handle.cluster.metadata();
             (0..partitions)
-                .filter(|p| i32::try_from(*p).is_ok_and(|p| metadata.leader(topic, p).is_some()))
+                .filter_map(|p| {
+                    let leader = metadata.leader(topic, i32::try_from(p).ok()?)?;
+                    Some((p, leader.node_id))
+                })
                 .collect()
         };
+        let state = self.handle.shared.lock();
+        let available = usable_partitions(&leaders, state.node_latency(), timeout);
         let queues: Vec<(u32, u32)> = {
-            let state = self.handle.shared.lock();
             let name: Arc<str> = Arc::from(topic);
             available
                 .iter()
@@ -494,6 +507,7 @@ impl Producer {
                 })
                 .collect()
         };
+        drop(state);
         partitioner.update_load_stats(topic, &queues, partitions);
         available
     }

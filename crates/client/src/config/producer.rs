@@ -341,25 +341,20 @@ impl ProducerConfig {
         self.partitioner_adaptive_partitioning
     }
 
-    /// `partitioner.availability.timeout.ms`: treat a partition as unavailable when its broker
-    /// has not taken a batch for this long (zero: never). kafkit does not track broker latency
-    /// yet: [`Producer::new`](crate::Producer::new) refuses a non-zero value naming the key.
+    /// `partitioner.availability.timeout.ms`: with adaptive partitioning on, a partition whose
+    /// leader has had batches waiting (ready to send or in flight) but has not taken or
+    /// answered one for longer than this is skipped when a new sticky partition is chosen for
+    /// records without a key, until that broker makes progress again; when every partition is
+    /// skipped the choice is among all. Keyed records and explicit partitions are never
+    /// rerouted. Zero (the default) turns this off; it has no effect when
+    /// `partitioner.adaptive.partitioning.enable` is false.
     pub fn partitioner_availability_timeout(&self) -> Duration {
         self.partitioner_availability_timeout
     }
 
     /// Refuses the settings this producer would accept but not honour (a typed error naming
-    /// the key): a non-zero `partitioner.availability.timeout.ms`.
+    /// the key): a `compression.lz4.level` other than the default.
     pub(crate) fn refuse_unbuilt(&self) -> Result<(), ConfigError> {
-        if !self.partitioner_availability_timeout.is_zero() {
-            return Err(ConfigError::invalid(
-                PARTITIONER_AVAILABILITY_TIMEOUT_MS,
-                self.partitioner_availability_timeout
-                    .as_millis()
-                    .to_string(),
-                "kafkit does not track broker latency yet; only 0 (off, the default) is accepted",
-            ));
-        }
         if self.compression_lz4_level != DEFAULT_LZ4_LEVEL {
             return Err(ConfigError::invalid(
                 COMPRESSION_LZ4_LEVEL,
@@ -716,8 +711,9 @@ impl ProducerConfigBuilder {
         self
     }
 
-    /// `partitioner.availability.timeout.ms`: skip partitions whose broker took no batch for
-    /// this long; zero disables this. Default: 0.
+    /// `partitioner.availability.timeout.ms`: with adaptive partitioning, records without a
+    /// key get no new sticky partition led by a broker that took or answered no batch for
+    /// this long while it had some waiting; zero disables this. Default: 0.
     pub fn partitioner_availability_timeout(mut self, timeout: Duration) -> Self {
         self.partitioner_availability_timeout = Some(timeout);
         self

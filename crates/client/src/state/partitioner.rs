@@ -3,9 +3,11 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
+use std::time::Duration;
 
 use super::murmur2::partition_for_key;
 use super::name_hash::NameHash;
+use super::producer::NodeLatency;
 use super::rng::RandomSource;
 use super::sticky::StickyPartitioner;
 use crate::config::ProducerConfig;
@@ -187,6 +189,28 @@ pub fn choose_partition<P: Partitioner + ?Sized>(
             partition,
             partition_count: count,
         })
+    }
+}
+
+/// The partitions a new sticky choice may use: those with a leader (`leaders` lists
+/// `(partition, leader node)`), minus those whose leader has had work waiting without progress
+/// for longer than `availability_timeout` (`partitioner.availability.timeout.ms`; zero keeps
+/// every one). When every partition with a leader is skipped, all of them are returned: the
+/// producer never stalls on the choice.
+pub(crate) fn usable_partitions(
+    leaders: &[(u32, i32)],
+    latency: &NodeLatency,
+    availability_timeout: Duration,
+) -> Vec<u32> {
+    let usable: Vec<u32> = leaders
+        .iter()
+        .filter(|(_, node)| !latency.is_unavailable(*node, availability_timeout))
+        .map(|(p, _)| *p)
+        .collect();
+    if usable.is_empty() {
+        leaders.iter().map(|(p, _)| *p).collect()
+    } else {
+        usable
     }
 }
 
@@ -425,6 +449,51 @@ mod tests {
 
     fn partitioner(ignore_keys: bool) -> DefaultPartitioner<XorShift64Star> {
         DefaultPartitioner::new(100, ignore_keys, XorShift64Star::new(99))
+    }
+
+    #[test]
+    fn stalled_leaders_get_no_new_sticky_choice_until_they_progress() {
+        use std::time::Instant;
+        let t0 = Instant::now();
+        let ms = std::time::Duration::from_millis;
+        let leaders = [(0, 1), (1, 2), (2, 1), (3, 3)];
+        let mut latency = NodeLatency::default();
+        latency.record_progress(1, t0);
+        latency.record_ready(1, t0 + ms(300)); // node 1: batches waited 300 ms
+        latency.record_progress(2, t0 + ms(300));
+        // Off (zero) or a longer timeout: every partition with a leader.
+        assert_eq!(usable_partitions(&leaders, &latency, ms(0)), [0, 1, 2, 3]);
+        assert_eq!(usable_partitions(&leaders, &latency, ms(300)), [0, 1, 2, 3]);
+        let usable = usable_partitions(&leaders, &latency, ms(250));
+        assert_eq!(usable, [1, 3]);
+        // Keyless records only ever get a new sticky partition among the usable ones.
+        let mut p = DefaultPartitioner::new(10, false, XorShift64Star::new(5));
+        let topic = TopicPartitions::new(4, &usable);
+        for _ in 0..200 {
+            let r = RecordInfo::new("t");
+            let chosen = p.partition(&r, &topic).unwrap();
+            assert!(usable.contains(&chosen), "{chosen}");
+            p.on_append(&r, chosen, 10, true);
+        }
+        // Keyed records are never rerouted.
+        let keyed = RecordInfo::new("t").with_key(b"21");
+        assert_eq!(
+            p.partition(&keyed, &topic),
+            partition_for_key(b"21", 4).ok_or_else(|| unreachable!())
+        );
+        // Every leader stalled: choose among all rather than stall.
+        let mut all_stalled = NodeLatency::default();
+        for node in 1..=3 {
+            all_stalled.record_progress(node, t0);
+            all_stalled.record_ready(node, t0 + ms(900));
+        }
+        assert_eq!(
+            usable_partitions(&leaders, &all_stalled, ms(250)),
+            [0, 1, 2, 3]
+        );
+        // Progress makes node 1 usable again.
+        all_stalled.record_progress(1, t0 + ms(901));
+        assert_eq!(usable_partitions(&leaders, &all_stalled, ms(250)), [0, 2]);
     }
 
     #[test]

@@ -22,6 +22,7 @@ use kafkit_wire::compression::Compression;
 use super::accumulator::{Accumulator, AccumulatorConfig, Appended};
 use super::batch::{BufferedRecord, Outcome, ProducerBatch, TopicPartition};
 use super::idempotence::Idempotence;
+use super::node_latency::NodeLatency;
 use super::transaction::TransactionState;
 use crate::error::Error;
 use crate::producer::ProduceError;
@@ -149,6 +150,8 @@ pub struct SenderState<D> {
     scratch: Vec<u8>,
     /// The transaction state of a transactional producer.
     transaction: Option<TransactionState>,
+    /// When each leader last had work waiting and last made progress.
+    node_latency: NodeLatency,
 }
 
 impl<D> SenderState<D> {
@@ -172,6 +175,7 @@ impl<D> SenderState<D> {
             stats: SenderStats::default(),
             scratch: Vec::new(),
             transaction: None,
+            node_latency: NodeLatency::default(),
         }
     }
 
@@ -358,7 +362,14 @@ impl<D> SenderState<D> {
             next_check: check.next_check,
             unknown_leaders: check.unknown_leaders,
         };
+        // A leader with requests in flight has work waiting too (its answer).
+        for (node, requests) in &self.node_requests {
+            if !requests.is_empty() {
+                self.node_latency.record_ready(*node, now);
+            }
+        }
         for node in check.nodes {
+            self.node_latency.record_ready(node, now);
             let busy = self.node_requests.get(&node).map_or(0, VecDeque::len);
             if busy >= self.config.max_in_flight {
                 continue;
@@ -374,6 +385,7 @@ impl<D> SenderState<D> {
             if batches.is_empty() {
                 continue;
             }
+            self.node_latency.record_progress(node, now);
             if let Some(plan) = self.start_request(node, batches) {
                 transmit.requests.push(plan);
             }
@@ -448,6 +460,10 @@ impl<D> SenderState<D> {
         let Some(node) = self.in_flight.get(&id).map(|r| r.node) else {
             return;
         };
+        if result.is_ok() {
+            // The broker answered: it makes progress.
+            self.node_latency.record_progress(node, now);
+        }
         self.parked.insert(id, result);
         while let Some(head) = self
             .node_requests
@@ -552,6 +568,13 @@ impl<D> SenderState<D> {
     /// The queues (tests, metrics).
     pub fn accumulator(&self) -> &Accumulator<D> {
         &self.accumulator
+    }
+
+    /// When each leader last had work waiting and last made progress; the producer skips
+    /// the partitions of a stalled leader when choosing a new sticky partition
+    /// (`partitioner.availability.timeout.ms`).
+    pub fn node_latency(&self) -> &NodeLatency {
+        &self.node_latency
     }
 
     /// Partition batches in flight.

@@ -732,3 +732,36 @@ fn request_failures_retry_unless_permanent() {
         assert_eq!(s.take_outcomes().is_empty(), retried, "{error}");
     }
 }
+
+#[test]
+fn a_leader_with_batches_waiting_and_no_answer_becomes_unavailable_until_it_answers() {
+    let t0 = Instant::now();
+    let ms = Duration::from_millis;
+    let mut s = idempotent_state();
+    let mut ids = Vec::new();
+    // Five requests in flight to node 1 (max.in.flight), one partition each, none answered.
+    for p in 0..5u64 {
+        let at = t0 + ms(p);
+        s.append(at, &tp(p as i32), record(p, 10)).ok();
+        let tx = s.poll_requests(at + LINGER, &leader);
+        assert_eq!(tx.requests.len(), 1);
+        ids.push((tx.requests[0].id, p as i32));
+    }
+    let drained = t0 + ms(4) + LINGER;
+    assert!(!s.node_latency().is_unavailable(1, ms(100)));
+    // A sixth partition's batch waits: nothing is taken for node 1.
+    s.append(t0 + ms(10), &tp(5), record(5, 10)).ok();
+    let later = drained + ms(300);
+    assert!(s.poll_requests(later, &leader).requests.is_empty());
+    assert_eq!(s.node_latency().stalled_for(1), ms(300));
+    assert!(s.node_latency().is_unavailable(1, ms(250)));
+    assert!(!s.node_latency().is_unavailable(1, ms(300)));
+    assert!(!s.node_latency().is_unavailable(1, Duration::ZERO));
+    // A lost connection is no progress; an answer is.
+    let (first, _) = ids[0];
+    s.handle_result(later + ms(1), first, Err(timed_out()));
+    assert!(s.node_latency().is_unavailable(1, ms(250)));
+    let (second, p2) = ids[1];
+    s.handle_result(later + ms(2), second, Ok(vec![written(tp(p2), 0)]));
+    assert!(!s.node_latency().is_unavailable(1, ms(1)));
+}
