@@ -26,6 +26,33 @@ pub enum Error {
         #[source]
         source: Arc<std::io::Error>,
     },
+    /// No host name of the bootstrap list resolved, at once (`bootstrap.resolve.timeout.ms`
+    /// = 0, Java's default) or through every lookup until that timeout (KIP-909). Not
+    /// retriable: the names, or the DNS, need mending. IP addresses never fail this way.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use kafkit::Error;
+    ///
+    /// let err = Error::BootstrapUnresolvable {
+    ///     hosts: vec!["kafka.invalid:9092".into()],
+    ///     after: Duration::from_secs(5),
+    ///     source: Arc::new(std::io::Error::other("no such host")),
+    /// };
+    /// assert!(err.to_string().contains("kafka.invalid:9092"));
+    /// assert!(!err.is_retriable());
+    /// ```
+    #[error("cannot resolve the bootstrap servers {} (looked up for {after:?}): {source}", hosts.join(","))]
+    BootstrapUnresolvable {
+        /// Every bootstrap `host:port` whose name did not resolve.
+        hosts: Vec<String>,
+        /// How long the lookups went on (zero with `bootstrap.resolve.timeout.ms` = 0).
+        after: Duration,
+        /// The last lookup's error.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
     /// Opening the connection took longer than `socket.connection.setup.timeout.ms`.
     #[error("connecting to {broker} timed out after {after:?}")]
     ConnectTimeout {

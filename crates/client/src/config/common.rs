@@ -24,6 +24,7 @@ pub(crate) const SOCKET_CONNECTION_SETUP_TIMEOUT_MAX_MS: &str =
 pub(crate) const SEND_BUFFER_BYTES: &str = "send.buffer.bytes";
 pub(crate) const RECEIVE_BUFFER_BYTES: &str = "receive.buffer.bytes";
 pub(crate) const CLIENT_DNS_LOOKUP: &str = "client.dns.lookup";
+pub(crate) const BOOTSTRAP_RESOLVE_TIMEOUT_MS: &str = "bootstrap.resolve.timeout.ms";
 
 /// Checks `client.dns.lookup`: `use_all_dns_ips` (Java's default since 2.6, what kafkit
 /// always does: every address of a host name is tried in turn, resolved afresh on every
@@ -153,6 +154,7 @@ pub struct ClientConfig {
     socket_connection_setup_timeout_max: Duration,
     send_buffer_bytes: Option<u32>,
     receive_buffer_bytes: Option<u32>,
+    bootstrap_resolve_timeout: Duration,
     security: SecurityConfig,
 }
 
@@ -232,6 +234,27 @@ impl ClientConfig {
         self.receive_buffer_bytes
     }
 
+    /// `bootstrap.resolve.timeout.ms` (KIP-909; Java's default `0`): how long connecting
+    /// keeps looking up a bootstrap list none of whose host names resolves, retrying with
+    /// the reconnect backoff. `0` fails at once, as Java's constructor does by default.
+    /// The wait is also bounded by the client's bootstrap wait (the producer's
+    /// `max.block.ms`, the consumer's and admin's `default.api.timeout.ms`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kafkit::config::ProducerConfig;
+    ///
+    /// let producer = ProducerConfig::builder()
+    ///     .set("bootstrap.servers", "kafka.invalid:9092")?
+    ///     .set("bootstrap.resolve.timeout.ms", "5000")?
+    ///     .build()?;
+    /// assert_eq!(producer.client().bootstrap_resolve_timeout(), Duration::from_secs(5));
+    /// # Ok::<(), kafkit::config::ConfigError>(())
+    /// ```
+    pub fn bootstrap_resolve_timeout(&self) -> Duration {
+        self.bootstrap_resolve_timeout
+    }
+
     /// Appends these settings as Java properties (see [`ProducerConfig::to_properties`]).
     ///
     /// [`ProducerConfig::to_properties`]: super::ProducerConfig::to_properties
@@ -268,6 +291,10 @@ impl ClientConfig {
         let buffer = |b: Option<u32>| b.map_or_else(|| "-1".to_owned(), |n| n.to_string());
         out.push((SEND_BUFFER_BYTES, buffer(self.send_buffer_bytes)));
         out.push((RECEIVE_BUFFER_BYTES, buffer(self.receive_buffer_bytes)));
+        out.push((
+            BOOTSTRAP_RESOLVE_TIMEOUT_MS,
+            ms(self.bootstrap_resolve_timeout),
+        ));
         self.security.append_properties(out);
     }
 
@@ -319,6 +346,7 @@ pub(crate) struct CommonSettings {
     pub(crate) socket_connection_setup_timeout_max: Option<Duration>,
     pub(crate) send_buffer_bytes: Option<Option<u32>>,
     pub(crate) receive_buffer_bytes: Option<Option<u32>>,
+    pub(crate) bootstrap_resolve_timeout: Option<Duration>,
     pub(crate) security: SecurityConfig,
 }
 
@@ -380,6 +408,10 @@ impl CommonSettings {
                 self.receive_buffer_bytes = Some(socket_buffer(RECEIVE_BUFFER_BYTES, value)?)
             }
             CLIENT_DNS_LOOKUP => check_dns_lookup(value)?,
+            BOOTSTRAP_RESOLVE_TIMEOUT_MS => {
+                self.bootstrap_resolve_timeout =
+                    Some(parse_ms(BOOTSTRAP_RESOLVE_TIMEOUT_MS, value, 0, long)?)
+            }
             _ => return self.security.set(key, value),
         }
         Ok(true)
@@ -461,6 +493,7 @@ impl CommonSettings {
                 self.receive_buffer_bytes
                     .unwrap_or(defaults.receive_buffer_bytes),
             )?,
+            bootstrap_resolve_timeout: self.bootstrap_resolve_timeout.unwrap_or(Duration::ZERO),
             security: self.security.clone(),
         })
     }

@@ -36,6 +36,9 @@ pub(crate) const COMMON: &[(&str, Effect)] = &[
     // use_all_dns_ips only (io/dns.rs: every address, resolved on every attempt); the other
     // values are refused naming it (common.rs `check_dns_lookup`).
     ("client.dns.lookup", Applied),
+    // KIP-909: an unresolvable bootstrap list is looked up again with the reconnect backoff
+    // for this long (io/cluster.rs `bootstrap`, state/dns.rs `BootstrapResolution`).
+    ("bootstrap.resolve.timeout.ms", Applied),
     ("security.protocol", Applied),
     ("sasl.mechanism", Applied),
     ("sasl.mechanisms", Applied),

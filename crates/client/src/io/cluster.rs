@@ -37,6 +37,7 @@ use crate::config::ClientConfig;
 use crate::error::{Error, Result};
 use crate::state::backoff::ExponentialBackoff;
 use crate::state::connections::{least_loaded, Candidate, ConnectionKey, ConnectionPurpose};
+use crate::state::dns::{BootstrapResolution, ResolveStep};
 use crate::state::metadata::ClusterMetadata;
 use crate::state::reconnect::{IdlePolicy, ReconnectPolicy, Reconnects};
 use crate::state::rng::XorShift64Star;
@@ -71,8 +72,14 @@ pub struct ClusterConfig {
     /// reconnect backoff between attempts) before it fails with the last attempt's error:
     /// a service may start before its brokers. The producer uses `max.block.ms`, the
     /// consumer and the admin client `default.api.timeout.ms`. A bootstrap list none of whose
-    /// host names resolves fails at once. Default 60 s (Java's `default.api.timeout.ms`).
+    /// host names resolves is looked up again for [`ClusterConfig::bootstrap_resolve_timeout`]
+    /// (also bounded by this). Default 60 s (Java's `default.api.timeout.ms`).
     pub bootstrap_timeout: Duration,
+    /// `bootstrap.resolve.timeout.ms` (KIP-909): how long a bootstrap list none of whose host
+    /// names resolves is looked up again (with the reconnect backoff) before
+    /// [`Cluster::connect`] fails with [`Error::BootstrapUnresolvable`]. Default 0, Java's:
+    /// fail at once.
+    pub bootstrap_resolve_timeout: Duration,
 }
 
 impl ClusterConfig {
@@ -101,6 +108,7 @@ impl ClusterConfig {
             connections_max_idle: Some(Duration::from_secs(9 * 60)),
             allow_auto_topic_creation: false,
             bootstrap_timeout: Duration::from_secs(60),
+            bootstrap_resolve_timeout: Duration::ZERO,
         }
     }
 
@@ -141,6 +149,7 @@ impl ClusterConfig {
         config.connection.security = client.security().clone();
         config.connection.send_buffer_bytes = client.send_buffer_bytes();
         config.connection.receive_buffer_bytes = client.receive_buffer_bytes();
+        config.bootstrap_resolve_timeout = client.bootstrap_resolve_timeout();
         config
     }
 
@@ -213,9 +222,11 @@ impl Cluster {
     /// A broker that is not up yet (connection refused, setup timed out, closed during the
     /// handshake) is tried again after the reconnect backoff until
     /// [`ClusterConfig::bootstrap_timeout`]; then this fails with the last attempt's error,
-    /// which names the address. Fails at once when no bootstrap host name resolves
-    /// ([`Error::Connect`] naming them), and on errors no retry mends (authentication,
-    /// settings). The TLS settings are read here, once for every connection of the cluster
+    /// which names the address. When no bootstrap host name resolves, the names are looked up
+    /// again with the reconnect backoff until [`ClusterConfig::bootstrap_resolve_timeout`]
+    /// (0 by default: at once) and then this fails with [`Error::BootstrapUnresolvable`]
+    /// naming them; a name that resolves meanwhile is used. Fails at once on errors no retry
+    /// mends (authentication, settings). The TLS settings are read here, once for every connection of the cluster
     /// (a CA or key file that cannot be read or decrypted fails with [`Error::Tls`] before any
     /// connection).
     pub async fn connect(config: ClusterConfig) -> Result<Cluster> {
@@ -252,6 +263,8 @@ impl Cluster {
     async fn bootstrap(&self) -> Result<()> {
         let started = Instant::now();
         let deadline = started + self.inner.config.bootstrap_timeout;
+        let resolution =
+            BootstrapResolution::new(started, self.inner.config.bootstrap_resolve_timeout);
         let mut last: Option<Error> = None;
         loop {
             let attempt =
@@ -265,17 +278,28 @@ impl Cluster {
             if !err.is_retriable() {
                 return Err(err);
             }
-            if matches!(err, Error::Connect { .. }) {
-                unresolvable(
-                    &self.inner.config.bootstrap,
-                    &self.inner.config.connection.resolver,
-                )
-                .await?;
-            }
-            let wake = match &err {
+            let mut wake = match &err {
                 Error::Backoff { until, .. } => *until,
                 _ => Instant::now() + self.inner.config.reconnect_backoff,
             };
+            let mut err = err;
+            if matches!(err, Error::Connect { .. } | Error::Backoff { .. }) {
+                if let Some(unresolved) = unresolvable(
+                    &self.inner.config.bootstrap,
+                    &self.inner.config.connection.resolver,
+                    resolution.elapsed(Instant::now()),
+                )
+                .await
+                {
+                    let now = Instant::now();
+                    match resolution.on_unresolved(now, wake.saturating_duration_since(now)) {
+                        ResolveStep::GiveUp => return Err(unresolved),
+                        ResolveStep::RetryAt(at) => wake = at,
+                    }
+                    // The names, not a backoff, are what fails.
+                    err = unresolved;
+                }
+            }
             debug!(error = %err, "bootstrap broker not reachable yet; retrying");
             // A real failure says more than "backing off".
             if !matches!(err, Error::Backoff { .. }) || last.is_none() {
@@ -603,26 +627,21 @@ impl Cluster {
     }
 }
 
-/// Fails with the lookup error when no bootstrap address resolves (a wrong host name does not
-/// mend by waiting); `Ok` when one does, or when one is an IP address.
-async fn unresolvable(bootstrap: &[String], resolver: &Resolver) -> Result<()> {
-    let mut failure = None;
+/// [`Error::BootstrapUnresolvable`] naming every host when no bootstrap address resolves
+/// (looked up for `after` so far); `None` when one does, or when one is an IP address.
+async fn unresolvable(bootstrap: &[String], resolver: &Resolver, after: Duration) -> Option<Error> {
+    let mut last = None;
     for address in bootstrap {
         match resolver.resolve(address).await {
-            Ok(_) => return Ok(()),
-            Err(err) => failure = Some((address.clone(), err)),
+            Ok(_) => return None,
+            Err(err) => last = Some(err),
         }
     }
-    match failure {
-        Some((broker, err)) => Err(Error::Connect {
-            broker: bootstrap.join(","),
-            source: Arc::new(std::io::Error::new(
-                err.kind(),
-                format!("cannot resolve the bootstrap server {broker}: {err}"),
-            )),
-        }),
-        None => Ok(()),
-    }
+    last.map(|err| Error::BootstrapUnresolvable {
+        hosts: bootstrap.to_vec(),
+        after,
+        source: Arc::new(err),
+    })
 }
 
 /// The TLS settings of every connection, made once (files read, rustls configuration built)
@@ -777,6 +796,71 @@ mod tests {
         // The admin client's: never ask for auto-creation; wait default.api.timeout.ms.
         assert!(!config.allow_auto_topic_creation);
         assert_eq!(config.bootstrap_timeout, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn the_bootstrap_resolve_timeout_flows_into_the_cluster_config() {
+        let producer = ProducerConfig::builder()
+            .set("bootstrap.servers", "kafka.invalid:9092")
+            .and_then(|b| b.set("bootstrap.resolve.timeout.ms", "1500"))
+            .and_then(|b| b.build())
+            .expect("a valid config");
+        let config = ClusterConfig::from_client_config(producer.client());
+        assert_eq!(config.bootstrap_resolve_timeout, Duration::from_millis(1500));
+        assert_eq!(
+            ClusterConfig::new("127.0.0.1:9092").bootstrap_resolve_timeout,
+            Duration::ZERO
+        );
+    }
+
+    #[tokio::test]
+    async fn unresolvable_bootstrap_names_fail_at_once_by_default() {
+        let config = ClusterConfig::new("a.invalid:9092,b.invalid:9093");
+        let started = Instant::now();
+        let err = Cluster::connect(config).await.err().expect("nothing resolves");
+        match &err {
+            Error::BootstrapUnresolvable { hosts, after, .. } => {
+                assert_eq!(hosts, &["a.invalid:9092", "b.invalid:9093"]);
+                assert!(*after < Duration::from_secs(1), "{after:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!err.is_retriable());
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn unresolvable_bootstrap_names_are_looked_up_until_the_resolve_timeout() {
+        let mut config = ClusterConfig::new("kafkit-nowhere.invalid:9092");
+        config.bootstrap_resolve_timeout = Duration::from_millis(700);
+        let started = Instant::now();
+        let err = Cluster::connect(config).await.err().expect("nothing resolves");
+        let took = started.elapsed();
+        match &err {
+            Error::BootstrapUnresolvable { hosts, after, .. } => {
+                assert_eq!(hosts, &["kafkit-nowhere.invalid:9092"]);
+                assert!(*after >= Duration::from_millis(700), "{after:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(took >= Duration::from_millis(700), "gave up after {took:?}");
+        assert!(took < Duration::from_secs(5), "took {took:?}");
+    }
+
+    #[tokio::test]
+    async fn the_bootstrap_wait_bounds_the_resolve_timeout() {
+        let mut config = ClusterConfig::new("kafkit-nowhere.invalid:9092");
+        config.bootstrap_resolve_timeout = Duration::from_secs(120);
+        config.bootstrap_timeout = Duration::from_millis(500);
+        let started = Instant::now();
+        let err = Cluster::connect(config).await.err().expect("nothing resolves");
+        let took = started.elapsed();
+        assert!(
+            matches!(err, Error::BootstrapUnresolvable { .. }),
+            "{err:?}"
+        );
+        assert!(took >= Duration::from_millis(500), "gave up after {took:?}");
+        assert!(took < Duration::from_secs(5), "took {took:?}");
     }
 
     #[tokio::test]

@@ -16,8 +16,9 @@ use crate::state::dns::AddressWalk;
 
 /// How broker host names become addresses: the system resolver (`getaddrinfo`, asked again on
 /// every connection attempt), except for names pinned to addresses with [`Resolver::pin`] (for
-/// tests: a name with several addresses, or one that moves, on one machine). Clones share
-/// their pins.
+/// tests: a name with several addresses, or one that moves, on one machine), and names under
+/// `.invalid`, which fail at once without asking the DNS (RFC 6761 §6.4: they never resolve).
+/// Clones share their pins.
 ///
 /// ```
 /// use kafkit::io::dns::Resolver;
@@ -76,9 +77,24 @@ impl Resolver {
             if let Some(ips) = pinned.get(&host.to_ascii_lowercase()) {
                 return Ok(ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect());
             }
+            if is_invalid_tld(host) {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("{host} is under .invalid, which never resolves (RFC 6761)"),
+                ));
+            }
         }
         Ok(tokio::net::lookup_host(broker).await?.collect())
     }
+}
+
+/// Whether `host` is `invalid` or under it (a trailing dot allowed, any case).
+fn is_invalid_tld(host: &str) -> bool {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    let Some(tld) = host.rsplit('.').next() else {
+        return false;
+    };
+    tld.eq_ignore_ascii_case("invalid")
 }
 
 /// `host:port` or `[ipv6]:port` into its parts.
@@ -243,6 +259,24 @@ mod tests {
         let message = err.to_string();
         assert!(message.contains(&format!("127.0.0.2:{port}")), "{message}");
         assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
+    }
+
+    #[tokio::test]
+    async fn invalid_names_fail_without_a_lookup_unless_pinned() {
+        assert!(is_invalid_tld("kafka.invalid"));
+        assert!(is_invalid_tld("Kafka.INVALID."));
+        assert!(is_invalid_tld("invalid"));
+        assert!(!is_invalid_tld("invalid.example"));
+        assert!(!is_invalid_tld("kafka.invalidx"));
+        let resolver = Resolver::system();
+        let err = resolver.resolve("kafka.invalid:9092").await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert!(err.to_string().contains("kafka.invalid"), "{err}");
+        resolver.pin("kafka.invalid", ["127.0.0.1".parse().unwrap()]);
+        assert_eq!(
+            resolver.resolve("kafka.invalid:9092").await.unwrap(),
+            ["127.0.0.1:9092".parse::<SocketAddr>().unwrap()]
+        );
     }
 
     #[test]

@@ -29,6 +29,9 @@
 //! assert_eq!(walk.next(t0), Some((v4, t0 + Duration::from_secs(10))));
 //! assert_eq!(walk.next(t0), None);
 //! ```
+//!
+//! [`BootstrapResolution`] decides whether a bootstrap list none of whose names resolves is
+//! looked up again (KIP-909's `bootstrap.resolve.timeout.ms`).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -88,9 +91,124 @@ impl AddressWalk {
     }
 }
 
+/// What to do when no host name of the bootstrap list resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResolveStep {
+    /// Look the names up again (and try connecting) at this instant.
+    RetryAt(Instant),
+    /// `bootstrap.resolve.timeout.ms` has passed: fail naming the hosts.
+    GiveUp,
+}
+
+/// KIP-909's bootstrap lookup rule (`bootstrap.resolve.timeout.ms`): a bootstrap list none
+/// of whose host names resolves is looked up again after the reconnect backoff until the
+/// timeout has passed since connecting started, with a last look at the deadline itself; a
+/// zero timeout (Java's default) gives up at once. A name that resolves meanwhile is used:
+/// the I/O layer resolves afresh on every attempt.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use kafkit::state::dns::{BootstrapResolution, ResolveStep};
+///
+/// let t0 = Instant::now();
+/// let ms = Duration::from_millis;
+/// let rule = BootstrapResolution::new(t0, ms(500));
+/// assert_eq!(rule.on_unresolved(t0, ms(50)), ResolveStep::RetryAt(t0 + ms(50)));
+/// // The last look is at the deadline, not past it.
+/// assert_eq!(rule.on_unresolved(t0 + ms(480), ms(50)), ResolveStep::RetryAt(t0 + ms(500)));
+/// assert_eq!(rule.on_unresolved(t0 + ms(500), ms(50)), ResolveStep::GiveUp);
+/// // Java's default: fail at once.
+/// let at_once = BootstrapResolution::new(t0, Duration::ZERO);
+/// assert_eq!(at_once.on_unresolved(t0, ms(50)), ResolveStep::GiveUp);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BootstrapResolution {
+    started: Instant,
+    deadline: Instant,
+}
+
+impl BootstrapResolution {
+    /// The rule for a bootstrap that started at `started` with `bootstrap.resolve.timeout.ms`
+    /// = `timeout` (a timeout too large for the clock never ends).
+    pub fn new(started: Instant, timeout: Duration) -> BootstrapResolution {
+        let deadline = started
+            .checked_add(timeout)
+            .unwrap_or_else(|| far_future(started));
+        BootstrapResolution { started, deadline }
+    }
+
+    /// The step after a lookup at `now` found no bootstrap host name; `backoff` is the
+    /// reconnect backoff due now.
+    pub fn on_unresolved(&self, now: Instant, backoff: Duration) -> ResolveStep {
+        if now >= self.deadline {
+            return ResolveStep::GiveUp;
+        }
+        let wake = now.checked_add(backoff).unwrap_or(self.deadline);
+        ResolveStep::RetryAt(wake.min(self.deadline))
+    }
+
+    /// When the lookups stop.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// How long the lookups have gone on at `now`.
+    pub fn elapsed(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.started)
+    }
+}
+
+/// The latest instant reachable from `start` by halving the step (about a century at most).
+fn far_future(start: Instant) -> Instant {
+    let mut step = Duration::from_secs(100 * 365 * 24 * 3600);
+    while !step.is_zero() {
+        if let Some(t) = start.checked_add(step) {
+            return t;
+        }
+        step /= 2;
+    }
+    start
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unresolved_names_are_looked_up_again_with_the_backoff_until_the_deadline() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let rule = BootstrapResolution::new(t0, ms(1_000));
+        assert_eq!(rule.deadline(), t0 + ms(1_000));
+        assert_eq!(rule.on_unresolved(t0, ms(50)), ResolveStep::RetryAt(t0 + ms(50)));
+        // The backoff grows (reconnect.backoff.max.ms): the step follows it.
+        assert_eq!(
+            rule.on_unresolved(t0 + ms(300), ms(400)),
+            ResolveStep::RetryAt(t0 + ms(700))
+        );
+        // Never past the deadline: one last look at it.
+        assert_eq!(
+            rule.on_unresolved(t0 + ms(900), ms(400)),
+            ResolveStep::RetryAt(t0 + ms(1_000))
+        );
+        assert_eq!(rule.on_unresolved(t0 + ms(1_000), ms(50)), ResolveStep::GiveUp);
+        assert_eq!(rule.on_unresolved(t0 + ms(5_000), ms(50)), ResolveStep::GiveUp);
+        assert_eq!(rule.elapsed(t0 + ms(1_200)), ms(1_200));
+    }
+
+    #[test]
+    fn a_zero_timeout_gives_up_at_once_and_a_huge_one_does_not_overflow() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let at_once = BootstrapResolution::new(t0, Duration::ZERO);
+        assert_eq!(at_once.on_unresolved(t0, ms(50)), ResolveStep::GiveUp);
+        let huge = BootstrapResolution::new(t0, Duration::MAX);
+        assert!(huge.deadline() > t0 + Duration::from_secs(3600));
+        assert_eq!(
+            huge.on_unresolved(t0, Duration::MAX),
+            ResolveStep::RetryAt(huge.deadline())
+        );
+    }
 
     fn a(s: &str) -> SocketAddr {
         s.parse().unwrap()
