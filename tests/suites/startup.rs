@@ -7,7 +7,12 @@
 //! * a client constructed before its broker is reachable (connection refused, or closed during
 //!   the handshake) succeeds once the broker answers, with default timeouts;
 //! * an unresolvable bootstrap host fails at once, naming the host; a port nothing listens on
-//!   fails once the timeout passed, naming the address.
+//!   fails once the timeout passed, naming the address;
+//! * KIP-909: with `bootstrap.resolve.timeout.ms` set, an unresolvable list fails with
+//!   `Error::BootstrapUnresolvable` once that timeout passed; a name that starts resolving
+//!   meanwhile is used; an unresolvable name beside a real broker does not stop the client.
+//!   (`*.invalid` names are refused by kafkit's resolver without a DNS query: no traffic
+//!   leaves 127.0.0.0/8.)
 
 use std::time::{Duration, Instant};
 
@@ -15,7 +20,9 @@ use kafkit::admin::Admin;
 use kafkit::config::{ConsumerConfig, ProducerConfig};
 use kafkit::consumer::Consumer;
 use kafkit::producer::{Producer, ProducerRecord};
-use kafkit::TopicPartition;
+use kafkit::io::cluster::{Cluster, ClusterConfig};
+use kafkit::io::dns::Resolver;
+use kafkit::{Error, TopicPartition};
 use kafkit_tests::proxy::Proxy;
 use kafkit_tests::{kafka, unique_name, verify};
 use tokio::net::{TcpListener, TcpStream};
@@ -277,4 +284,101 @@ async fn a_port_nothing_listens_on_fails_after_the_timeout_naming_it() {
     .await
     .unwrap_err();
     assert!(err.to_string().contains(&addr), "{err}");
+}
+
+#[tokio::test]
+async fn an_unresolvable_bootstrap_host_is_looked_up_until_the_resolve_timeout() {
+    let host = "kafkit-no-such-broker.invalid:9092";
+    let started = Instant::now();
+    let err = Producer::new(
+        ProducerConfig::builder()
+            .bootstrap_servers([host])
+            .set("bootstrap.resolve.timeout.ms", "1500")
+            .unwrap()
+            .build()
+            .unwrap(),
+    )
+    .await
+    .err()
+    .expect("an unresolvable host fails");
+    let took = started.elapsed();
+    match &err {
+        Error::BootstrapUnresolvable { hosts, after, .. } => {
+            assert_eq!(hosts, &[host]);
+            assert!(*after >= Duration::from_millis(1500), "{after:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains(host), "{err}");
+    assert!(took >= Duration::from_millis(1500), "gave up after {took:?}");
+    // Not the 60 s of max.block.ms.
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+}
+
+#[tokio::test]
+async fn the_default_resolve_timeout_fails_at_once_with_the_typed_error() {
+    let host = "kafkit-default.invalid:9092";
+    let started = Instant::now();
+    let consumer = Consumer::new(
+        ConsumerConfig::builder()
+            .bootstrap_servers([host])
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let err = consumer.err().expect("an unresolvable host fails");
+    assert!(
+        matches!(&err, Error::BootstrapUnresolvable { hosts, .. } if hosts == &[host]),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_bootstrap_name_that_resolves_later_is_used() {
+    let port = kafka()
+        .bootstrap
+        .split(',')
+        .next()
+        .and_then(|a| a.rsplit_once(':'))
+        .map(|(_, p)| p.to_owned())
+        .expect("host:port");
+    let name = format!("{}.invalid", unique_name("kafkit-later"));
+    let resolver = Resolver::system();
+    let mut config = ClusterConfig::new(&format!("{name}:{port}"));
+    config.connection.resolver = resolver.clone();
+    config.bootstrap_resolve_timeout = Duration::from_secs(20);
+    config.bootstrap_timeout = Duration::from_secs(30);
+    let pin = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        resolver.pin(&name, ["127.0.0.1".parse().unwrap()]);
+    });
+    let started = Instant::now();
+    let cluster = Cluster::connect(config).await.expect("resolves after 0.8 s");
+    let took = started.elapsed();
+    pin.await.unwrap();
+    assert!(took >= Duration::from_millis(800), "connected after {took:?}");
+    assert!(cluster.metadata().brokers().next().is_some());
+    cluster.close();
+}
+
+#[tokio::test]
+async fn an_unresolvable_name_beside_a_real_broker_is_skipped_with_defaults() {
+    let topic = unique_name("startup-mixed-bootstrap");
+    let bootstrap = format!("kafkit-gone.invalid:9092,{}", kafka().bootstrap);
+    let producer = Producer::new(
+        ProducerConfig::builder()
+            .bootstrap_servers(bootstrap.split(','))
+            .build()
+            .unwrap(),
+    )
+    .await
+    .expect("the real broker answers");
+    producer
+        .send(ProducerRecord::new(&topic).value("v"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    producer.close(Duration::from_secs(10)).await.unwrap();
 }

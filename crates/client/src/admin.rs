@@ -125,7 +125,8 @@ impl Admin {
     /// Connects to a cluster through `bootstrap_servers` (comma-separated `host:port`).
     ///
     /// A bootstrap broker that is not reachable yet is retried with the reconnect backoff for
-    /// up to 60 s (Java's `default.api.timeout.ms`); an unresolvable host name fails at once.
+    /// up to 60 s (Java's `default.api.timeout.ms`); an unresolvable host name fails at once
+    /// (`bootstrap.resolve.timeout.ms`=0; [`Admin::from_client_config`] honours another).
     /// The admin client never asks the broker to create a topic (its metadata requests set
     /// `allow_auto_topic_creation=false`); [`Admin::from_client_config`] takes other settings.
     pub async fn connect(bootstrap_servers: &str) -> Result<Admin> {

@@ -89,7 +89,9 @@ impl Consumer {
     /// task. Nothing is fetched until partitions are assigned.
     ///
     /// A bootstrap broker that is not reachable yet is retried with the reconnect backoff
-    /// until `default.api.timeout.ms`; an unresolvable host name fails at once. Metadata
+    /// until `default.api.timeout.ms`; a bootstrap list none of whose names resolves fails
+    /// with [`Error::BootstrapUnresolvable`] at once, or after `bootstrap.resolve.timeout.ms`
+    /// of lookups when that is set (KIP-909; at most `default.api.timeout.ms`). Metadata
     /// requests ask the broker to create missing topics as `allow.auto.create.topics` says.
     pub async fn new(config: ConsumerConfig) -> Result<Consumer, Error> {
         let mut cluster_config = ClusterConfig::from_client_config(config.client());

@@ -146,8 +146,10 @@ impl Producer {
     ///
     /// A bootstrap broker that is not reachable yet (a service starting before its cluster)
     /// is retried with the reconnect backoff until `max.block.ms` passes; then this fails
-    /// with the last attempt's error, naming the address. A bootstrap host name that does
-    /// not resolve fails at once.
+    /// with the last attempt's error, naming the address. A bootstrap list none of whose host
+    /// names resolves fails with [`Error::BootstrapUnresolvable`] at once, or, with
+    /// `bootstrap.resolve.timeout.ms` set (KIP-909), once the names have been looked up again
+    /// for that long (and at most `max.block.ms`).
     ///
     /// With a `transactional.id` the producer is transactional: call
     /// [`init_transactions`](Producer::init_transactions) before anything else; every record
