@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 use kafkit::admin::Admin;
 use kafkit::config::{ConsumerConfig, ProducerConfig};
 use kafkit::consumer::Consumer;
-use kafkit::producer::{Producer, ProducerRecord};
 use kafkit::io::cluster::{Cluster, ClusterConfig};
 use kafkit::io::dns::Resolver;
+use kafkit::producer::{Producer, ProducerRecord};
 use kafkit::{Error, TopicPartition};
 use kafkit_tests::proxy::Proxy;
 use kafkit_tests::{kafka, unique_name, verify};
@@ -290,7 +290,7 @@ async fn a_port_nothing_listens_on_fails_after_the_timeout_naming_it() {
 async fn an_unresolvable_bootstrap_host_is_looked_up_until_the_resolve_timeout() {
     let host = "kafkit-no-such-broker.invalid:9092";
     let started = Instant::now();
-    let err = Producer::new(
+    let Err(err) = Producer::new(
         ProducerConfig::builder()
             .bootstrap_servers([host])
             .set("bootstrap.resolve.timeout.ms", "1500")
@@ -299,8 +299,9 @@ async fn an_unresolvable_bootstrap_host_is_looked_up_until_the_resolve_timeout()
             .unwrap(),
     )
     .await
-    .err()
-    .expect("an unresolvable host fails");
+    else {
+        panic!("an unresolvable host fails");
+    };
     let took = started.elapsed();
     match &err {
         Error::BootstrapUnresolvable { hosts, after, .. } => {
@@ -310,7 +311,10 @@ async fn an_unresolvable_bootstrap_host_is_looked_up_until_the_resolve_timeout()
         other => panic!("{other:?}"),
     }
     assert!(err.to_string().contains(host), "{err}");
-    assert!(took >= Duration::from_millis(1500), "gave up after {took:?}");
+    assert!(
+        took >= Duration::from_millis(1500),
+        "gave up after {took:?}"
+    );
     // Not the 60 s of max.block.ms.
     assert!(took < Duration::from_secs(15), "took {took:?}");
 }
@@ -326,7 +330,9 @@ async fn the_default_resolve_timeout_fails_at_once_with_the_typed_error() {
             .unwrap(),
     )
     .await;
-    let err = consumer.err().expect("an unresolvable host fails");
+    let Err(err) = consumer else {
+        panic!("an unresolvable host fails");
+    };
     assert!(
         matches!(&err, Error::BootstrapUnresolvable { hosts, .. } if hosts == &[host]),
         "{err:?}"
@@ -354,10 +360,15 @@ async fn a_bootstrap_name_that_resolves_later_is_used() {
         resolver.pin(&name, ["127.0.0.1".parse().unwrap()]);
     });
     let started = Instant::now();
-    let cluster = Cluster::connect(config).await.expect("resolves after 0.8 s");
+    let cluster = Cluster::connect(config)
+        .await
+        .expect("resolves after 0.8 s");
     let took = started.elapsed();
     pin.await.unwrap();
-    assert!(took >= Duration::from_millis(800), "connected after {took:?}");
+    assert!(
+        took >= Duration::from_millis(800),
+        "connected after {took:?}"
+    );
     assert!(cluster.metadata().brokers().next().is_some());
     cluster.close();
 }

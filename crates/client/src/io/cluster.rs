@@ -806,7 +806,10 @@ mod tests {
             .and_then(|b| b.build())
             .expect("a valid config");
         let config = ClusterConfig::from_client_config(producer.client());
-        assert_eq!(config.bootstrap_resolve_timeout, Duration::from_millis(1500));
+        assert_eq!(
+            config.bootstrap_resolve_timeout,
+            Duration::from_millis(1500)
+        );
         assert_eq!(
             ClusterConfig::new("127.0.0.1:9092").bootstrap_resolve_timeout,
             Duration::ZERO
@@ -817,7 +820,9 @@ mod tests {
     async fn unresolvable_bootstrap_names_fail_at_once_by_default() {
         let config = ClusterConfig::new("a.invalid:9092,b.invalid:9093");
         let started = Instant::now();
-        let err = Cluster::connect(config).await.err().expect("nothing resolves");
+        let err = Cluster::connect(config)
+            .await
+            .expect_err("nothing resolves");
         match &err {
             Error::BootstrapUnresolvable { hosts, after, .. } => {
                 assert_eq!(hosts, &["a.invalid:9092", "b.invalid:9093"]);
@@ -834,7 +839,9 @@ mod tests {
         let mut config = ClusterConfig::new("kafkit-nowhere.invalid:9092");
         config.bootstrap_resolve_timeout = Duration::from_millis(700);
         let started = Instant::now();
-        let err = Cluster::connect(config).await.err().expect("nothing resolves");
+        let err = Cluster::connect(config)
+            .await
+            .expect_err("nothing resolves");
         let took = started.elapsed();
         match &err {
             Error::BootstrapUnresolvable { hosts, after, .. } => {
@@ -853,7 +860,9 @@ mod tests {
         config.bootstrap_resolve_timeout = Duration::from_secs(120);
         config.bootstrap_timeout = Duration::from_millis(500);
         let started = Instant::now();
-        let err = Cluster::connect(config).await.err().expect("nothing resolves");
+        let err = Cluster::connect(config)
+            .await
+            .expect_err("nothing resolves");
         let took = started.elapsed();
         assert!(
             matches!(err, Error::BootstrapUnresolvable { .. }),

@@ -180,7 +180,10 @@ mod tests {
         let ms = Duration::from_millis;
         let rule = BootstrapResolution::new(t0, ms(1_000));
         assert_eq!(rule.deadline(), t0 + ms(1_000));
-        assert_eq!(rule.on_unresolved(t0, ms(50)), ResolveStep::RetryAt(t0 + ms(50)));
+        assert_eq!(
+            rule.on_unresolved(t0, ms(50)),
+            ResolveStep::RetryAt(t0 + ms(50))
+        );
         // The backoff grows (reconnect.backoff.max.ms): the step follows it.
         assert_eq!(
             rule.on_unresolved(t0 + ms(300), ms(400)),
@@ -191,8 +194,14 @@ mod tests {
             rule.on_unresolved(t0 + ms(900), ms(400)),
             ResolveStep::RetryAt(t0 + ms(1_000))
         );
-        assert_eq!(rule.on_unresolved(t0 + ms(1_000), ms(50)), ResolveStep::GiveUp);
-        assert_eq!(rule.on_unresolved(t0 + ms(5_000), ms(50)), ResolveStep::GiveUp);
+        assert_eq!(
+            rule.on_unresolved(t0 + ms(1_000), ms(50)),
+            ResolveStep::GiveUp
+        );
+        assert_eq!(
+            rule.on_unresolved(t0 + ms(5_000), ms(50)),
+            ResolveStep::GiveUp
+        );
         assert_eq!(rule.elapsed(t0 + ms(1_200)), ms(1_200));
     }
 
