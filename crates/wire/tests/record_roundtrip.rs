@@ -196,3 +196,47 @@ proptest! {
         prop_assert_eq!(&out, &data);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// The body length `append` computes in its one pass (checks and sizes together) is the
+    /// length it writes: what it appends is exactly `record_size`, for many headers whose
+    /// keys and values straddle the varint length boundaries (63/64, 8191/8192 after zig-zag).
+    #[test]
+    fn append_writes_exactly_record_size(
+        ts in prop_oneof![Just(0i64), any::<i64>().prop_map(|t| t / 4)],
+        key in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..70)),
+        value in proptest::option::of(prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..70),
+            proptest::collection::vec(any::<u8>(), 8180..8200),
+        ]),
+        headers in proptest::collection::vec(
+            (proptest::collection::vec(any::<u8>(), 0..70),
+             proptest::option::of(proptest::collection::vec(any::<u8>(), 0..140))),
+            0..70),
+        first in any::<bool>(),
+    ) {
+        let hs: Vec<HeaderRef<'_>> =
+            headers.iter().map(|(k, v)| HeaderRef::new(k, v.as_deref())).collect();
+        let rr = RecordRef::new(ts, key.as_deref(), value.as_deref()).with_headers(&hs);
+        let mut buf = BytesMut::new();
+        let mut b = BatchBuilder::new(&mut buf, 0);
+        if !first {
+            // A first record so that the one under test has non-zero deltas.
+            b.append(&RecordRef::new(ts / 2, None, None)).unwrap();
+        }
+        let before = b.size();
+        let predicted = b.size_with(&rr);
+        b.append(&rr).unwrap();
+        prop_assert_eq!(b.size(), predicted);
+        prop_assert!(b.size() - before <= max_record_size(&rr));
+        b.finish(&BatchOptions::default(), &mut Vec::new()).unwrap();
+        let mut reader = BatchReader::with_limits(buf.freeze(), DecodeLimits::default());
+        let batch = reader.next_batch().unwrap().unwrap();
+        let got = batch.records();
+        let last = got.last().unwrap();
+        prop_assert_eq!(last.headers.len(), headers.len());
+        prop_assert_eq!(last.value.as_deref(), value.as_deref());
+    }
+}
