@@ -256,11 +256,19 @@ impl<'a> BatchBuilder<'a> {
             return Err(EncodeError::TooManyRecords);
         }
         let (offset_delta, timestamp_delta) = self.deltas(record)?;
-        // One walk over the fields sizes the body and checks every length fits an i32.
-        let body = checked_body_len(offset_delta, timestamp_delta, record)?;
+        check_len(record.key, "key")?;
+        check_len(record.value, "value")?;
+        i32::try_from(record.headers.len()).map_err(|_| EncodeError::TooLarge {
+            what: "header count",
+        })?;
+        for h in record.headers {
+            check_len(Some(h.key), "header key")?;
+            check_len(h.value, "header value")?;
+        }
+        let body = i32::try_from(body_len(offset_delta, timestamp_delta, record))
+            .map_err(|_| EncodeError::TooLarge { what: "record" })?;
         let buf = &mut *self.buf;
         buf.reserve(varint_len(body).saturating_add(body as usize));
-        let start = buf.len();
         encode_varint(body, buf);
         buf.put_i8(0);
         encode_varlong(timestamp_delta, buf);
@@ -272,11 +280,6 @@ impl<'a> BatchBuilder<'a> {
             put_bytes(Some(h.key), buf);
             put_bytes(h.value, buf);
         }
-        debug_assert_eq!(
-            buf.len().saturating_sub(start),
-            varint_len(body).saturating_add(body as usize),
-            "record body length written differs from the one computed"
-        );
         if self.count == 0 {
             self.base_timestamp = record.timestamp;
         }
@@ -357,43 +360,11 @@ impl<'a> BatchBuilder<'a> {
     }
 }
 
-/// The encoded size of a nullable bytes field, or an error naming it if its length does not
-/// fit an i32.
-#[inline]
-fn checked_bytes_len(field: Option<&[u8]>, what: &'static str) -> Result<usize, EncodeError> {
+fn check_len(field: Option<&[u8]>, what: &'static str) -> Result<(), EncodeError> {
     match field {
-        None => Ok(1),
-        Some(b) => {
-            let len = i32::try_from(b.len()).map_err(|_| EncodeError::TooLarge { what })?;
-            Ok(varint_len(len).saturating_add(b.len()))
-        }
+        Some(b) if i32::try_from(b.len()).is_err() => Err(EncodeError::TooLarge { what }),
+        _ => Ok(()),
     }
-}
-
-/// [`body_len`] as an i32, checking on the way that every length fits an i32 (the errors
-/// [`BatchBuilder::append`] reports): the one pass over a record's fields before writing it.
-fn checked_body_len(
-    offset_delta: i32,
-    timestamp_delta: i64,
-    record: &RecordRef<'_>,
-) -> Result<i32, EncodeError> {
-    let key = checked_bytes_len(record.key, "key")?;
-    let value = checked_bytes_len(record.value, "value")?;
-    let count = i32::try_from(record.headers.len()).map_err(|_| EncodeError::TooLarge {
-        what: "header count",
-    })?;
-    let mut n = varlong_len(timestamp_delta)
-        .saturating_add(varint_len(offset_delta))
-        .saturating_add(1)
-        .saturating_add(key)
-        .saturating_add(value)
-        .saturating_add(varint_len(count));
-    for h in record.headers {
-        n = n
-            .saturating_add(checked_bytes_len(Some(h.key), "header key")?)
-            .saturating_add(checked_bytes_len(h.value, "header value")?);
-    }
-    i32::try_from(n).map_err(|_| EncodeError::TooLarge { what: "record" })
 }
 
 #[inline]

@@ -107,19 +107,8 @@ impl<D> BufferedRecord<D> {
         }
     }
 
-    /// The headers' encoded size. A record whose producer reserved its
-    /// [`max_size`](BufferedRecord::max_size) carries it already: the reservation less the
-    /// same bound with no headers (no walk over the headers, which `send` sized once).
     fn headers_len(&self) -> usize {
-        if self.reserved > 0 {
-            self.reserved.saturating_sub(max_buffered_size(
-                self.key.as_deref(),
-                self.value.as_deref(),
-                &[],
-            ))
-        } else {
-            headers_len(&self.headers)
-        }
+        headers_len(&self.headers)
     }
 
     /// The same record with another delivery handle.
@@ -532,45 +521,4 @@ pub struct Outcome<D> {
     pub reserved: usize,
     /// Where it was written, or why not.
     pub result: Result<RecordMetadata, ProduceError>,
-}
-
-#[cfg(test)]
-mod header_size_tests {
-    use super::*;
-
-    /// The headers' size taken from the reservation is the one a walk over them gives, for
-    /// keys and values across the varint length boundaries, null keys and values included.
-    #[test]
-    fn headers_len_from_reservation_matches_the_walk() {
-        let lens = [0usize, 1, 63, 64, 200, 8191, 8192, 70_000];
-        for (i, &klen) in lens.iter().enumerate() {
-            for &vlen in &lens {
-                let key = (i % 2 == 0).then(|| Bytes::from(vec![b'k'; klen]));
-                let value = (vlen != 1).then(|| Bytes::from(vec![b'v'; vlen]));
-                for count in [0usize, 1, 7, 40] {
-                    let headers: Vec<(HeaderName, Option<Bytes>)> = (0..count)
-                        .map(|h| {
-                            let name = HeaderName::from("h".repeat(h.wrapping_mul(7) % 130));
-                            let v = (h % 3 != 0).then(|| Bytes::from(vec![b'x'; lens[h % 8]]));
-                            (name, v)
-                        })
-                        .collect();
-                    let mut r = BufferedRecord::new(1, key.clone(), value.clone(), ());
-                    r.headers = headers;
-                    let walked = headers_len(&r.headers);
-                    assert_eq!(r.headers_len(), walked);
-                    r.reserved = r.max_size();
-                    assert_eq!(
-                        r.headers_len(),
-                        walked,
-                        "klen {klen} vlen {vlen} count {count}"
-                    );
-                    assert_eq!(r.size_at(3, 5), {
-                        r.reserved = 0;
-                        r.size_at(3, 5)
-                    });
-                }
-            }
-        }
-    }
 }
