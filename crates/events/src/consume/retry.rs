@@ -107,6 +107,11 @@ impl RetryPolicy {
     /// The upper bound of the delay before retry `attempt` (1-based; 0 is treated as 1):
     /// `min(max_backoff, initial_backoff · 2^(attempt-1))`.
     pub fn ceiling(&self, attempt: u32) -> Duration {
+        // No initial backoff: every retry is immediate, however many came before (the factor
+        // below overflows from attempt 33 and would otherwise give `max_backoff`).
+        if self.initial_backoff.is_zero() {
+            return Duration::ZERO;
+        }
         let exponent = attempt.max(1) - 1;
         let factor = 1u32.checked_shl(exponent).unwrap_or(0);
         if factor == 0 {
