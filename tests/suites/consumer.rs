@@ -787,13 +787,22 @@ async fn a_shared_cluster_outlives_the_consumer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recv_is_cancel_safe() {
     let t = topic("consumer-cancel", 1).await;
-    let records: Vec<_> = (0..300).map(|i| (0, format!("v{i}"), None)).collect();
-    produce(Compression::Zstd, &t, &records).await;
     let c = consumer(&[("auto.offset.reset", "earliest")]).await;
     c.assign([TopicPartition::new(t.clone(), 0)]).unwrap();
+    // Nothing on the topic yet: this recv is certainly waiting (its fetch in flight or parked
+    // at the broker) when the timeout drops it, however loaded the machine is. The ones below
+    // are cancelled too whenever the next record is not buffered yet.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), c.recv())
+            .await
+            .is_err(),
+        "a record from an empty topic"
+    );
+    let mut cancelled = 1;
+    let records: Vec<_> = (0..300).map(|i| (0, format!("v{i}"), None)).collect();
+    produce(Compression::Zstd, &t, &records).await;
     let deadline = Instant::now() + WAIT;
     let mut offsets = Vec::new();
-    let mut cancelled = 0;
     while offsets.len() < 300 {
         assert!(Instant::now() < deadline, "only {} records", offsets.len());
         // Most of these time out while waiting: the dropped future must lose nothing.
