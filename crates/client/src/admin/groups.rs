@@ -447,14 +447,7 @@ impl Admin {
             let Ok(answers) = self.describe_batch(node, &batch, deadline).await else {
                 continue;
             };
-            for (group, answer) in batch.into_iter().zip(answers) {
-                match answer {
-                    Err(err) if err.is_retriable() => self.coordinators.invalidate(group),
-                    result => {
-                        results.insert(group, result);
-                    }
-                }
-            }
+            self.keep_final_answers(batch, answers, &mut results);
         }
         // Groups without a coordinator yet, moved or loading: alone, looked up and retried.
         for group in groups {
@@ -479,6 +472,24 @@ impl Admin {
 
     /// One DescribeGroups for `batch` (all coordinated by `node`): each group's result, in
     /// `batch` order.
+    /// Keeps each group's answer from a batched request, except a retriable one (coordinator
+    /// moved or loading): that forgets the coordinator and leaves the group to be asked alone.
+    fn keep_final_answers<'g, T>(
+        &self,
+        batch: Vec<&'g str>,
+        answers: Vec<Result<T>>,
+        results: &mut BTreeMap<&'g str, Result<T>>,
+    ) {
+        for (group, answer) in batch.into_iter().zip(answers) {
+            match answer {
+                Err(err) if err.is_retriable() => self.coordinators.invalidate(group),
+                result => {
+                    results.insert(group, result);
+                }
+            }
+        }
+    }
+
     async fn describe_batch(
         &self,
         node: i32,
@@ -780,14 +791,7 @@ impl Admin {
             let Ok(answers) = delete_answer(&conn, &batch, deadline, &self.cluster).await else {
                 continue;
             };
-            for (group, answer) in batch.into_iter().zip(answers) {
-                match answer {
-                    Err(err) if err.is_retriable() => self.coordinators.invalidate(group),
-                    result => {
-                        results.insert(group, result);
-                    }
-                }
-            }
+            self.keep_final_answers(batch, answers, &mut results);
         }
         // Groups without a coordinator yet, moved or loading: alone, looked up and retried.
         for group in groups {
