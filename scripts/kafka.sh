@@ -349,7 +349,7 @@ launch() {
   stat -c %s "$nd/server.log" >"$nd/log-offset"
   # shellcheck disable=SC2086
   setsid "$JAVA" ${KAFKIT_KAFKA_HEAP:--Xms256m -Xmx512m} -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
-    -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+    -XX:+ExitOnOutOfMemoryError "-XX:ErrorFile=$nd/hs_err_pid%p.log" -Djava.awt.headless=true \
     "-Dlog4j2.configurationFile=$LOG4J_CONF" "-Dkafkit.log.level=$LOG_LEVEL" \
     "-Dkafka.logs.dir=$nd" -cp "$LIBS/*" kafka.Kafka "$nd/server.properties" \
     </dev/null >>"$nd/server.log" 2>&1 &

@@ -82,6 +82,32 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# When a step fails: is each broker this run started still alive, and what did it log last? A
+# broker that died mid-run fails every later test with "connection refused", and CI keeps only
+# the end of the output, so the cause has to be printed here, next to the failure.
+diagnose() {
+  echo "--- diagnosis after a failure"
+  df -h . "${TMPDIR:-/tmp}" | sed 's/^/  /'
+  free -m | sed 's/^/  /'
+  local dir nd pid
+  for dir in "$broker_dir" "$secure_dir" "${KAFKIT_SECURE_STATE_DIR:-}"; do
+    [ -n "$dir" ] && [ -d "$dir" ] || continue
+    for nd in "$dir"/node-*; do
+      pid=$(cat "$nd/pid" 2>/dev/null || true)
+      if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        echo "broker $nd (pid $pid): running"
+      else
+        echo "broker $nd (pid ${pid:-?}): NOT running; what it logged last:"
+        grep -E 'FATAL|OutOfMemory|[Hh]alt|Shutdown broker|[Ss]hutting down|[Ee]xiting|log ?dir|No space|Terminating' \
+          "$nd/server.log" 2>/dev/null | tail -n 12 | cut -c1-300 | sed 's/^/  /'
+        echo "  last lines:"
+        tail -n 8 "$nd/server.log" 2>/dev/null | cut -c1-300 | sed 's/^/  /'
+        ls "$nd"/hs_err_pid*.log 2>/dev/null | sed 's/^/  JVM crash report: /'
+      fi
+    done
+  done
+}
+
 step "scripts/kafka.sh self-test (1 node and 3 nodes, node faults, watchdog)"
 bash scripts/kafka-selftest.sh
 
@@ -155,7 +181,7 @@ bash scripts/test-kafka39.sh "${bins39[@]}" >"$log39" 2>&1 &
 pid39=$!
 
 step "cargo test (workspace, against $KAFKA_BOOTSTRAP_SERVERS; Kafka 3.9.1 suites in the background)"
-cargo test --workspace --locked --all-targets
+cargo test --workspace --locked --all-targets || { diagnose; exit 1; }
 cargo test --workspace --locked --doc
 
 step "Kafka 3.9.1: ${suites39[*]}"

@@ -257,7 +257,10 @@ async fn broker_config_becomes(
 
 #[tokio::test]
 async fn broker_configs_are_described_and_changed_per_broker_and_cluster_wide() {
-    const KEY: &str = "log.cleaner.backoff.ms";
+    // A default for every log's flush policy: changing it touches no thread (a log.cleaner.*
+    // change restarts the cleaner threads of the broker every suite shares), and flushing
+    // every 21,000,000 messages instead of never changes nothing the other tests see.
+    const KEY: &str = "log.flush.interval.messages";
     let admin = Admin::connect(&kafka().bootstrap).await.unwrap();
     let broker = admin.describe_cluster().await.unwrap()[0].node_id;
     let configs = admin.describe_broker_configs(&[broker]).await.unwrap();
@@ -279,21 +282,21 @@ async fn broker_configs_are_described_and_changed_per_broker_and_cluster_wide() 
     admin
         .incremental_alter_broker_configs(
             Some(broker),
-            &[AlterConfigOp::Set(KEY.into(), "21000".into())],
+            &[AlterConfigOp::Set(KEY.into(), "21000000".into())],
         )
         .await
         .unwrap();
-    let source = broker_config_becomes(&admin, broker, KEY, "21000").await;
+    let source = broker_config_becomes(&admin, broker, KEY, "21000000").await;
     assert_eq!(source, ConfigSource::Broker);
     admin
-        .incremental_alter_broker_configs(None, &[AlterConfigOp::Set(KEY.into(), "22000".into())])
+        .incremental_alter_broker_configs(None, &[AlterConfigOp::Set(KEY.into(), "22000000".into())])
         .await
         .unwrap();
     admin
         .incremental_alter_broker_configs(Some(broker), &[AlterConfigOp::Delete(KEY.into())])
         .await
         .unwrap();
-    broker_config_becomes(&admin, broker, KEY, "22000").await;
+    broker_config_becomes(&admin, broker, KEY, "22000000").await;
     admin
         .incremental_alter_broker_configs(None, &[AlterConfigOp::Delete(KEY.into())])
         .await
