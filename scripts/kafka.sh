@@ -237,6 +237,9 @@ write_props() {
     echo "num.network.threads=2"
     echo "num.io.threads=4"
     echo "background.threads=4"
+    echo "# The log cleaner's dedupe buffer is one 128 MiB heap array by default: a quarter of the"
+    echo "# test heap, allocated again whole when a log.cleaner.* config changes at runtime."
+    echo "log.cleaner.dedupe.buffer.size=16777216"
     if [[ "$brokers" -eq 1 ]]; then
       echo "offsets.topic.replication.factor=1"
       echo "offsets.topic.num.partitions=1"
