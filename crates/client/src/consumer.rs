@@ -285,11 +285,13 @@ impl Consumer {
     fn take(&self, max: usize) -> Drained {
         let mut state = self.state();
         let before = state.buffered_bytes();
+        let held_back = state.awaits_take();
         let drained = state.drain(max);
         let freed = state.buffered_bytes() < before;
         drop(state);
-        if freed {
-            // A partition's buffered fetch is used up: it may be fetched again.
+        if freed || held_back {
+            // A partition's buffered fetch is used up, or a node's next fetch waited for this
+            // take: fetching may go on.
             self.shared.wake.notify_one();
         }
         drained

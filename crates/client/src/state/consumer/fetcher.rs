@@ -164,6 +164,9 @@ pub struct FetchState {
     node_not_before: HashMap<i32, Instant>,
     completed: VecDeque<CompletedFetch>,
     buffered_bytes: usize,
+    /// Per node, the partitions whose records its last response buffered, until the
+    /// application next takes records: see [`FetchState::poll_fetches`].
+    awaiting_take: HashMap<i32, Vec<TopicPartition>>,
     errors: VecDeque<ConsumeError>,
     /// Partitions stopped at a corrupt batch: reported by every drain until a seek.
     corrupt: BTreeMap<TopicPartition, ConsumeError>,
@@ -189,6 +192,7 @@ impl FetchState {
             node_not_before: HashMap::new(),
             completed: VecDeque::new(),
             buffered_bytes: 0,
+            awaiting_take: HashMap::new(),
             errors: VecDeque::new(),
             corrupt: BTreeMap::new(),
             wants_metadata: false,
@@ -483,6 +487,21 @@ impl FetchState {
             return Vec::new();
         }
         let buffered: Vec<TopicPartition> = self.completed.iter().map(|c| c.tp.clone()).collect();
+        // A node whose last response buffered records the application has not started taking
+        // is not fetched from yet (Java sends its next fetches from `poll`, after it took the
+        // records). Fetching at once would leave those partitions out of the node's next
+        // long-poll (a buffered partition is not fetched again): new records for them would
+        // wait up to `fetch.max.wait.ms` for that fetch to end. Paused partitions hold no node.
+        let waiting_for_take: Vec<i32> = self
+            .awaiting_take
+            .iter()
+            .filter(|(_, tps)| {
+                tps.iter().any(|tp| {
+                    buffered.contains(tp) && self.partitions.get(tp).is_some_and(|s| !s.paused)
+                })
+            })
+            .map(|(node, _)| *node)
+            .collect();
         let mut by_node: BTreeMap<i32, BTreeMap<TopicPartition, SessionPartition>> =
             BTreeMap::new();
         let mut ids: HashMap<[u8; 16], String> = HashMap::new();
@@ -502,6 +521,7 @@ impl FetchState {
             };
             if self.in_flight.contains_key(&leader)
                 || self.node_not_before.get(&leader).is_some_and(|t| now < *t)
+                || waiting_for_take.contains(&leader)
             {
                 continue;
             }
@@ -742,6 +762,10 @@ impl FetchState {
                     aborted,
                 );
                 self.buffered_bytes = self.buffered_bytes.saturating_add(completed.size);
+                self.awaiting_take
+                    .entry(node)
+                    .or_default()
+                    .push(completed.tp.clone());
                 self.completed.push_back(completed);
             }
         }

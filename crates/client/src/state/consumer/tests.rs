@@ -340,6 +340,84 @@ fn buffered_partitions_are_not_refetched_and_prefetch_is_bounded() {
     assert_eq!(sent_partitions(&request), [(0, 5)]);
 }
 
+/// Node 0 leads partitions 0 and 2. After a response buffers partition 0's records, node 0's
+/// next fetch waits for the application to take records, so that it long-polls partition 0
+/// too (fetched at once it would leave partition 0 out, and partition 0's next records would
+/// wait up to `fetch.max.wait.ms` for that fetch to end).
+#[test]
+fn a_node_is_fetched_again_once_the_application_takes_its_records() {
+    let now = Instant::now();
+    let m = metadata(4);
+    let node0 = |s: &mut FetchState| -> Option<Vec<(i32, i64)>> {
+        s.poll_fetches(now, &m)
+            .into_iter()
+            .find(|(t, _)| t.node() == 0)
+            .map(|(_, r)| sent_partitions(&r))
+    };
+    let mut s = assigned(4);
+    let (token, _) = s
+        .poll_fetches(now, &m)
+        .into_iter()
+        .find(|(t, _)| t.node() == 0)
+        .unwrap();
+    s.handle_fetch(
+        now,
+        token,
+        response(
+            0,
+            vec![partition(0, Some(records(0, 3)), 3), partition(2, None, 0)],
+        ),
+    );
+    assert!(s.awaits_take());
+    assert_eq!(
+        node0(&mut s),
+        None,
+        "held until the application takes records"
+    );
+    assert_eq!(values(&s.drain(100)), ["v0", "v1", "v2"]);
+    assert!(!s.awaits_take());
+    let mut planned = node0(&mut s).expect("fetched after the take");
+    planned.sort_unstable();
+    assert_eq!(
+        planned,
+        [(0, 3), (2, 0)],
+        "the drained partition is long-polled too"
+    );
+
+    // A partial take releases the node as well (Java fetches after every poll that took
+    // records); the partition still buffered stays out of the fetch.
+    let mut s = assigned(4);
+    let (token, _) = s
+        .poll_fetches(now, &m)
+        .into_iter()
+        .find(|(t, _)| t.node() == 0)
+        .unwrap();
+    s.handle_fetch(
+        now,
+        token,
+        response(0, vec![partition(0, Some(records(0, 5)), 5)]),
+    );
+    assert_eq!(node0(&mut s), None);
+    assert_eq!(s.drain(2).records.len(), 2);
+    assert_eq!(node0(&mut s), Some(vec![(2, 0)]));
+
+    // Records of a partition paused since hold nothing back (the application will not take
+    // them before it resumes).
+    let mut s = assigned(4);
+    let (token, _) = s
+        .poll_fetches(now, &m)
+        .into_iter()
+        .find(|(t, _)| t.node() == 0)
+        .unwrap();
+    s.handle_fetch(
+        now,
+        token,
+        response(0, vec![partition(0, Some(records(0, 3)), 3)]),
+    );
+    s.pause(&tp(0)).unwrap();
+    assert_eq!(node0(&mut s), Some(vec![(2, 0)]));
+}
+
 #[test]
 fn out_of_range_resets_by_policy_or_halts_with_none() {
     let now = Instant::now();

@@ -30,6 +30,12 @@ pub struct Drained {
 impl FetchState {
     // ---- handing records out ----
 
+    /// Whether a node's next fetch waits for the application to take records (a
+    /// [`drain`](Self::drain) releases it: wake the fetcher after it).
+    pub fn awaits_take(&self) -> bool {
+        !self.awaiting_take.is_empty()
+    }
+
     /// Whether `drain` has something to give (records of an unpaused partition, or an error).
     pub fn has_ready(&self) -> bool {
         !self.errors.is_empty()
@@ -48,6 +54,8 @@ impl FetchState {
     /// partition at the bad offset; until a seek, every later drain reports it again, with
     /// the records of other partitions it takes (Java reports it on every poll).
     pub fn drain(&mut self, max: usize) -> Drained {
+        // The application is taking records: nodes held back for it may be fetched again.
+        self.awaiting_take.clear();
         if let Some(error) = self.errors.pop_front() {
             return Drained {
                 records: Vec::new(),
