@@ -289,7 +289,10 @@ async fn broker_configs_are_described_and_changed_per_broker_and_cluster_wide() 
     let source = broker_config_becomes(&admin, broker, KEY, "21000000").await;
     assert_eq!(source, ConfigSource::Broker);
     admin
-        .incremental_alter_broker_configs(None, &[AlterConfigOp::Set(KEY.into(), "22000000".into())])
+        .incremental_alter_broker_configs(
+            None,
+            &[AlterConfigOp::Set(KEY.into(), "22000000".into())],
+        )
         .await
         .unwrap();
     admin
