@@ -509,7 +509,7 @@ impl FetchState {
                 self.wants_metadata = true;
                 continue;
             };
-            let node = read_replica(tp, s, leader, now, metadata);
+            let node = read_replica(tp, s, leader, now, metadata, &mut self.wants_metadata);
             if self.in_flight.contains_key(&node)
                 || self.node_not_before.get(&node).is_some_and(|t| now < *t)
             {
@@ -806,13 +806,16 @@ impl FetchState {
 
 /// The node to fetch `tp` from (Java's `selectReadReplica`): its preferred read replica while
 /// that has not expired and the metadata lists that broker as a replica of the partition;
-/// otherwise (the preference dropped) its leader.
+/// otherwise (the preference dropped) its leader. A replica the metadata does not list also
+/// asks for fresh metadata: a leader names only replicas it can reach and answers a consumer
+/// it redirects without records, so stale metadata must not send us back to it for long.
 fn read_replica(
     tp: &TopicPartition,
     s: &mut PartitionState,
     leader: i32,
     now: Instant,
     metadata: &ClusterMetadata,
+    wants_metadata: &mut bool,
 ) -> i32 {
     let Some(r) = s.read_replica else {
         return leader;
@@ -830,6 +833,7 @@ fn read_replica(
     if !listed {
         tracing::debug!(topic = %tp.topic, partition = tp.partition, node = r.node, "preferred read replica not in the metadata; fetching from the leader");
         s.read_replica = None;
+        *wants_metadata = true;
         return leader;
     }
     r.node

@@ -161,11 +161,16 @@ fn a_replica_missing_from_the_metadata_is_not_used() {
         now,
     );
     assert!(m2.broker(2).is_none());
+    let _ = s.take_wants_metadata();
     assert_eq!(next_node(&mut s, now, &m2).0.node(), 0);
     assert_eq!(
         s.read_replica(&tp(0), now),
         None,
         "the preference is dropped"
+    );
+    assert!(
+        s.take_wants_metadata(),
+        "a replica our metadata does not list: refresh it"
     );
 
     // A broker still listed but no longer a replica of the partition: not used either.
