@@ -364,3 +364,22 @@ fn sessions_of_both_nodes_stay_right_while_a_partition_moves() {
     let drained = s.drain(10);
     assert_eq!(values(&drained), ["v3"]);
 }
+
+#[test]
+fn settings_take_client_rack_and_metadata_max_age_from_the_config() {
+    let config = crate::config::ConsumerConfig::from_properties([
+        ("bootstrap.servers", "127.0.0.1:9092"),
+        ("client.rack", "eu-west-1a"),
+        ("metadata.max.age.ms", "60000"),
+    ])
+    .unwrap();
+    let s = FetchSettings::from_config(&config);
+    assert_eq!(s.rack_id, "eu-west-1a");
+    assert_eq!(s.read_replica_max_age, Duration::from_secs(60));
+    let unset =
+        crate::config::ConsumerConfig::from_properties([("bootstrap.servers", "127.0.0.1:9092")])
+            .unwrap();
+    let s = FetchSettings::from_config(&unset);
+    assert_eq!(s.rack_id, "");
+    assert_eq!(s.read_replica_max_age, Duration::from_secs(300));
+}
