@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::ApiKey;
@@ -33,10 +33,10 @@ fn cluster() -> &'static Kafka {
     CLUSTER.get_or_init(|| start_broker_racks(&["r1", "r2", "r3"]))
 }
 
-/// One test at a time on the shared cluster.
-fn turn() -> MutexGuard<'static, ()> {
-    static TURN: Mutex<()> = Mutex::new(());
-    TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+/// One test at a time on the shared cluster (a failed test does not poison the turn).
+async fn turn() -> tokio::sync::MutexGuard<'static, ()> {
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    TURN.lock().await
 }
 
 fn kafka_sh(what: &str, dir: &std::path::Path, node: i32) -> std::process::ExitStatus {
@@ -63,12 +63,14 @@ async fn written_topic(kafka: &Kafka) -> (String, i32, i32) {
         .refresh_metadata(Some(&[topic.as_str()]))
         .await
         .unwrap();
-    let metadata = admin.cluster().metadata();
-    let leader = metadata.leader(&topic, 0).expect("a leader").node_id;
-    let replicas = metadata.topic(&topic).unwrap().partitions[0]
-        .replicas
-        .clone();
-    drop(metadata);
+    let (leader, replicas) = {
+        let metadata = admin.cluster().metadata();
+        let leader = metadata.leader(&topic, 0).expect("a leader").node_id;
+        let replicas = metadata.topic(&topic).unwrap().partitions[0]
+            .replicas
+            .clone();
+        (leader, replicas)
+    };
     admin.cluster().close();
     assert_eq!(replicas.len(), 3, "replicas {replicas:?}");
     let follower = *replicas.iter().find(|&&r| r != leader).unwrap();
@@ -141,7 +143,7 @@ async fn read_all(consumer: &Consumer, within: Duration, mut each: impl FnMut(us
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_in_a_followers_rack_fetches_from_that_follower() {
-    let _turn = turn();
+    let _turn = turn().await;
     let kafka = cluster();
     let (topic, leader, follower) = written_topic(kafka).await;
     let proxy = ProxyCluster::start(&kafka.bootstrap).await;
@@ -166,7 +168,7 @@ async fn a_consumer_in_a_followers_rack_fetches_from_that_follower() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_client_rack_fetches_stay_on_the_leader() {
-    let _turn = turn();
+    let _turn = turn().await;
     let kafka = cluster();
     let (topic, leader, _) = written_topic(kafka).await;
     let proxy = ProxyCluster::start(&kafka.bootstrap).await;
@@ -186,7 +188,7 @@ async fn without_client_rack_fetches_stay_on_the_leader() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_preferred_follower_killed_mid_read_the_leader_serves_the_rest() {
-    let _turn = turn();
+    let _turn = turn().await;
     let kafka = cluster();
     let dir = kafka.state_dir.clone().expect("a cluster of this process");
     let (topic, leader, follower) = written_topic(kafka).await;
