@@ -854,7 +854,12 @@ fn set_read_replica(
     {
         return;
     }
-    let expires = now + settings.read_replica_max_age;
+    // `metadata.max.age.ms` may be as large as a Java long: an expiry past what `Instant`
+    // holds means "never" (no overflow panic).
+    let expires = now
+        .checked_add(settings.read_replica_max_age)
+        .or_else(|| now.checked_add(Duration::from_secs(u64::from(u32::MAX))))
+        .unwrap_or(now);
     tracing::debug!(topic = %tp.topic, partition = tp.partition, node, "fetching from the preferred read replica (KIP-392)");
     s.read_replica = Some(ReadReplica { node, expires });
 }

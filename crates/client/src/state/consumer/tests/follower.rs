@@ -383,3 +383,21 @@ fn settings_take_client_rack_and_metadata_max_age_from_the_config() {
     assert_eq!(s.rack_id, "");
     assert_eq!(s.read_replica_max_age, Duration::from_secs(300));
 }
+
+#[test]
+fn the_longest_metadata_max_age_does_not_overflow() {
+    let now = Instant::now();
+    let m = metadata3(1);
+    let mut s = assigned_with(
+        FetchSettings {
+            read_replica_max_age: Duration::from_millis(u64::try_from(i64::MAX).unwrap()),
+            ..racked()
+        },
+        1,
+    );
+    let (token, _) = next_node(&mut s, now, &m);
+    s.handle_fetch(now, token, response(0, vec![prefer(0, 2, 10)]));
+    let year = Duration::from_secs(365 * 24 * 3600);
+    assert_eq!(s.read_replica(&tp(0), now + year), Some(2));
+    assert_eq!(next_node(&mut s, now + year, &m).0.node(), 2);
+}
