@@ -6,7 +6,7 @@
 #       Resolve the Kafka jars (kafka_2.13 + kafka-tools $KAFKA_VERSION, plus a log4j2 binding)
 #       with Maven into ${KAFKIT_CACHE:-$HOME/.cache/kafkit}/kafka-<version>/libs.
 #       Idempotent: does nothing when that folder is complete.
-#   scripts/kafka.sh start [--brokers N] [--dir DIR] [--watch-pid PID] [--security]
+#   scripts/kafka.sh start [--brokers N] [--dir DIR] [--watch-pid PID] [--security] [--racks R1,R2,...]
 #       Start N (default 1) combined broker+controller KRaft nodes on free 127.0.0.1 ports,
 #       wait until every node logged "Kafka Server started", then print two lines on stdout:
 #         KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:p1[,127.0.0.1:p2,...]
@@ -29,6 +29,11 @@
 #           KAFKA_CA_PEM=<DIR>/security/ca.pem
 #           KAFKA_CLIENT_CERT_PEM=<DIR>/security/client.pem   (only with openssl)
 #           KAFKA_CLIENT_KEY_PEM=<DIR>/security/client.key    (only with openssl)
+#       --racks R1,R2,...: one rack name per node (as many as --brokers; letters, digits, '.',
+#         '_', '-'): node N gets broker.rack=RN, and every node
+#         replica.selector.class=org.apache.kafka.common.replica.RackAwareReplicaSelector, so a
+#         consumer whose client.rack names a rack is told to fetch from the replica in that rack
+#         (KIP-392 follower fetching). Default: $KAFKIT_KAFKA_RACKS, else no racks.
 #   scripts/kafka.sh stop DIR              SIGTERM all nodes, wait (deadline), then SIGKILL. Idempotent.
 #   scripts/kafka.sh kill-node DIR N       kill -9 node N (a crash).
 #   scripts/kafka.sh restart-node DIR N    (stop if running, then) start node N again, no re-format,
@@ -53,12 +58,15 @@
 #   KAFKIT_START_TIMEOUT      seconds to wait for readiness (default 120)
 #   KAFKIT_STOP_TIMEOUT       seconds to wait after SIGTERM before SIGKILL (default 60)
 #   KAFKIT_JAVA               java binary (default: java on PATH)
+#   KAFKIT_KAFKA_RACKS        start's --racks when the option is not given (e.g. r1,r2,r3)
 #
 # State dir layout (DIR):
 #   bootstrap            the bootstrap list, e.g. 127.0.0.1:40123,127.0.0.1:40125
 #   env                  KAFKA_BOOTSTRAP_SERVERS=... (same line start printed)
 #   brokers              number of nodes
 #   cluster-id           the KRaft cluster id used to format storage
+#   racks                the --racks list (only when given; restart-node keeps each node's rack,
+#                        which is in its server.properties)
 #   watchdog.pid         pid of the --watch-pid watchdog (if any)
 #   node-N/server.properties, node-N/data (log.dirs), node-N/server.log (stdout+stderr of the JVM),
 #   node-N/pid, node-N/port (PLAINTEXT), node-N/controller-port
@@ -240,6 +248,13 @@ write_props() {
     echo "# The log cleaner's dedupe buffer is one 128 MiB heap array by default: a quarter of the"
     echo "# test heap, allocated again whole when a log.cleaner.* config changes at runtime."
     echo "log.cleaner.dedupe.buffer.size=16777216"
+    if [[ -s "$dir/racks" ]]; then
+      local -a racks
+      IFS=, read -r -a racks <"$dir/racks"
+      echo "# KIP-392: a rack per node; consumers fetch from the replica in their client.rack"
+      echo "broker.rack=${racks[n - 1]}"
+      echo "replica.selector.class=org.apache.kafka.common.replica.RackAwareReplicaSelector"
+    fi
     if [[ "$brokers" -eq 1 ]]; then
       echo "offsets.topic.replication.factor=1"
       echo "offsets.topic.num.partitions=1"
@@ -439,10 +454,12 @@ check_node() {
 # commands
 
 cmd_start() {
-  local brokers=1 dir="" watch_pid="" security=0
+  local brokers=1 dir="" watch_pid="" security=0 racks="${KAFKIT_KAFKA_RACKS:-}"
   while (($#)); do
     case "$1" in
       --security) security=1; shift ;;
+      --racks) racks="${2:?}"; shift 2 ;;
+      --racks=*) racks="${1#*=}"; shift ;;
       --brokers) brokers="${2:?}"; shift 2 ;;
       --brokers=*) brokers="${1#*=}"; shift ;;
       --dir) dir="${2:?}"; shift 2 ;;
@@ -454,6 +471,14 @@ cmd_start() {
     esac
   done
   [[ "$brokers" =~ ^[1-9][0-9]*$ ]] || die "--brokers must be a positive number"
+  if [[ -n "$racks" ]]; then
+    [[ "$racks" =~ ^[A-Za-z0-9._-]+(,[A-Za-z0-9._-]+)*$ ]] \
+      || die "--racks $racks: a comma-separated list of rack names (letters, digits, . _ -)"
+    local -a rack_list
+    IFS=, read -r -a rack_list <<<"$racks"
+    ((${#rack_list[@]} == brokers)) \
+      || die "--racks $racks: ${#rack_list[@]} rack(s) for $brokers node(s); give one per node"
+  fi
   if [[ -n "$watch_pid" ]]; then
     if ! [[ "$watch_pid" =~ ^[0-9]+$ ]] || ! kill -0 "$watch_pid" 2>/dev/null; then
       die "--watch-pid $watch_pid: no such process"
@@ -469,6 +494,7 @@ cmd_start() {
   fi
   dir="$(cd "$dir" && pwd)"
   echo "$brokers" >"$dir/brokers"
+  if [[ -n "$racks" ]]; then echo "$racks" >"$dir/racks"; fi
 
   local t0=$SECONDS attempt rc n nd cid per=2
   local -a ports nodes scram=()

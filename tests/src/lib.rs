@@ -72,7 +72,20 @@ pub fn kafka() -> &'static Kafka {
 /// # Panics
 /// When the broker does not start; the script prints its log tail to stderr.
 pub fn start_broker(brokers: u32) -> Kafka {
-    start_broker_with(brokers, None)
+    start_broker_with(brokers, None, &[])
+}
+
+/// A cluster of one node per rack (`racks[i]` is node `i + 1`'s `broker.rack`) whose brokers
+/// name a replica in the consumer's `client.rack` as the preferred read replica
+/// (`replica.selector.class=RackAwareReplicaSelector`, KIP-392): `scripts/kafka.sh start
+/// --racks`. Owned by this process, as [`start_broker`].
+///
+/// # Panics
+/// When `racks` is empty or the cluster does not start.
+pub fn start_broker_racks(racks: &[&str]) -> Kafka {
+    assert!(!racks.is_empty(), "one rack per node, at least one");
+    let brokers = u32::try_from(racks.len()).unwrap_or(u32::MAX);
+    start_broker_with(brokers, None, racks)
 }
 
 /// [`start_broker`] with Kafka `version` (e.g. `"3.9.1"`: `KAFKIT_KAFKA_VERSION`), whose jars
@@ -81,18 +94,23 @@ pub fn start_broker(brokers: u32) -> Kafka {
 /// # Panics
 /// When the broker does not start.
 pub fn start_broker_version(version: &str, brokers: u32) -> Kafka {
-    start_broker_with(brokers, Some(version))
+    start_broker_with(brokers, Some(version), &[])
 }
 
-fn start_broker_with(brokers: u32, version: Option<&str>) -> Kafka {
+fn start_broker_with(brokers: u32, version: Option<&str>, racks: &[&str]) -> Kafka {
     let script = repo_root().join("scripts/kafka.sh");
     let mut command = Command::new("bash");
     if let Some(version) = version {
         command.env("KAFKIT_KAFKA_VERSION", version);
     }
+    // Racks only when asked for here: a KAFKIT_KAFKA_RACKS of the caller's environment does
+    // not reach the other suites' clusters.
+    command.env_remove("KAFKIT_KAFKA_RACKS");
+    command.arg(&script).arg("start");
+    if !racks.is_empty() {
+        command.arg("--racks").arg(racks.join(","));
+    }
     let output = command
-        .arg(&script)
-        .arg("start")
         .arg("--brokers")
         .arg(brokers.to_string())
         .arg("--watch-pid")

@@ -102,6 +102,9 @@ pub struct ProxyStats {
     pub live_connections: u64,
     /// Request frames read from clients, by api key.
     pub requests: BTreeMap<i16, u64>,
+    /// Request frames read from clients, by listener address (so by broker, with
+    /// [`ProxyCluster::listener`]) and api key.
+    pub requests_by_listener: BTreeMap<(SocketAddr, i16), u64>,
     /// Bytes read from clients (and written to brokers, unless a fault intervened).
     pub bytes_to_broker: u64,
     /// Bytes written to clients.
@@ -123,6 +126,15 @@ impl ProxyStats {
     /// Request frames of `api` read from clients.
     pub fn requests_of(&self, api: ApiKey) -> u64 {
         self.requests.get(&(api as i16)).copied().unwrap_or(0)
+    }
+
+    /// Request frames of `api` read from clients on the listener `listener` (for a
+    /// [`ProxyCluster`]: `proxy.listener(node_id)`, the requests to that broker).
+    pub fn requests_to(&self, listener: SocketAddr, api: ApiKey) -> u64 {
+        self.requests_by_listener
+            .get(&(listener, api as i16))
+            .copied()
+            .unwrap_or(0)
     }
 }
 
@@ -607,6 +619,7 @@ impl Drop for Live<'_> {
 /// either side closes, [`ProxyControl::cut_all`] or shutdown.
 async fn connection(core: Arc<Core>, client: TcpStream, upstream: String, generation: u64) {
     let _live = Live::new(&core);
+    let listener = client.local_addr().ok();
     let mut cut = core.cut.subscribe();
     let mut shutdown = core.shutdown.subscribe();
     let broker = tokio::select! {
@@ -632,7 +645,7 @@ async fn connection(core: Arc<Core>, client: TcpStream, upstream: String, genera
     let (client_read, client_write) = client.into_split();
     let (broker_read, broker_write) = broker.into_split();
     tokio::select! {
-        () = requests(&core, client_read, broker_write, &pending) => {}
+        () = requests(&core, listener, client_read, broker_write, &pending) => {}
         () = responses(&core, broker_read, client_write, &pending) => {}
         _ = cut.wait_for(|g| *g != generation) => {}
         _ = shutdown.wait_for(|s| *s) => {}
@@ -643,6 +656,7 @@ async fn connection(core: Arc<Core>, client: TcpStream, upstream: String, genera
 /// Client → broker: records what each request is, applies the drop rules, forwards.
 async fn requests(
     core: &Arc<Core>,
+    listener: Option<SocketAddr>,
     mut from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
     pending: &Mutex<VecDeque<Pending>>,
@@ -661,6 +675,13 @@ async fn requests(
                 }
             };
             if let Some(entry) = classify_request(core, &frame) {
+                if let Some(listener) = listener {
+                    *core
+                        .stats()
+                        .requests_by_listener
+                        .entry((listener, entry.api_key))
+                        .or_default() += 1;
+                }
                 lock(pending).push_back(entry);
             }
             core.unstalled().await;

@@ -234,7 +234,8 @@ impl ConsumerConfig {
         self.group_remote_assignor.as_deref()
     }
 
-    /// `client.rack`, if set.
+    /// `client.rack`, if set: sent as every Fetch's `rack_id` (KIP-392 follower fetching) and
+    /// in the group join. See [`ConsumerConfigBuilder::client_rack`].
     pub fn client_rack(&self) -> Option<&str> {
         self.client_rack.as_deref()
     }
@@ -542,7 +543,29 @@ impl ConsumerConfigBuilder {
         self
     }
 
-    /// `client.rack`. Default: unset.
+    /// `client.rack`: the rack (or availability zone) the consumer runs in. Default: unset.
+    ///
+    /// Every Fetch carries it as `rack_id` (Fetch v11+, KIP-392). When the brokers set
+    /// `replica.selector.class` (e.g. `org.apache.kafka.common.replica.RackAwareReplicaSelector`
+    /// with a `broker.rack` each), a partition's leader answers with a
+    /// `preferred_read_replica`, and the consumer fetches that partition from that replica —
+    /// a follower in the same rack — until the preference expires (`metadata.max.age.ms`
+    /// after the leader named it), that replica drops out of the metadata, a fetch to it fails,
+    /// or it answers with an error for the partition (`NOT_LEADER_OR_FOLLOWER`,
+    /// `OFFSET_OUT_OF_RANGE`, …): then the leader again, as the Java client does. Without
+    /// it (or without a selector on the brokers) every fetch goes to the leader. It is also
+    /// sent in the group join (`rack` of the classic subscription, `rack_id` of KIP-848).
+    ///
+    /// ```
+    /// use kafkit::config::ConsumerConfig;
+    ///
+    /// let config = ConsumerConfig::builder()
+    ///     .bootstrap_servers(["127.0.0.1:9092"])
+    ///     .client_rack("eu-west-1a")
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(config.client_rack(), Some("eu-west-1a"));
+    /// ```
     pub fn client_rack(mut self, rack: impl Into<String>) -> Self {
         self.client_rack = Some(rack.into());
         self

@@ -28,7 +28,7 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName}
 use kafka_protocol::protocol::StrBytes;
 
 use super::completed::CompletedFetch;
-use super::position::{FetchPosition, OffsetSpec, PartitionState};
+use super::position::{FetchPosition, OffsetSpec, PartitionState, ReadReplica};
 use super::session::{FetchSession, SessionPartition, SessionRequest};
 
 mod drain;
@@ -65,6 +65,13 @@ pub struct FetchSettings {
     pub retry_backoff: Duration,
     /// `request.timeout.ms`, sent as ListOffsets' `timeout_ms`.
     pub request_timeout: Duration,
+    /// `client.rack`, sent as Fetch's `rack_id` (v11+; empty when unset): a broker with a
+    /// rack-aware `replica.selector.class` then names a replica in that rack as the
+    /// partition's `preferred_read_replica` (KIP-392).
+    pub rack_id: String,
+    /// `metadata.max.age.ms`: how long a preferred read replica is used before fetching from
+    /// the leader again (Java's rule).
+    pub read_replica_max_age: Duration,
 }
 
 fn int(n: usize) -> i32 {
@@ -84,6 +91,8 @@ impl FetchSettings {
             prefetch_max_bytes: config.prefetch_max_bytes(),
             retry_backoff: config.client().retry_backoff(),
             request_timeout: config.client().request_timeout(),
+            rack_id: config.client_rack().unwrap_or_default().to_owned(),
+            read_replica_max_age: config.client().metadata_max_age(),
         }
     }
 }
@@ -519,15 +528,16 @@ impl FetchState {
                 self.wants_metadata = true;
                 continue;
             };
-            if self.in_flight.contains_key(&leader)
-                || self.node_not_before.get(&leader).is_some_and(|t| now < *t)
-                || waiting_for_take.contains(&leader)
+            let node = read_replica(tp, s, leader, now, metadata, &mut self.wants_metadata);
+            if self.in_flight.contains_key(&node)
+                || self.node_not_before.get(&node).is_some_and(|t| now < *t)
+                || waiting_for_take.contains(&node)
             {
                 continue;
             }
             let Some(position) = s.position else { continue };
             ids.insert(topic.topic_id, tp.topic.clone());
-            by_node.entry(leader).or_default().insert(
+            by_node.entry(node).or_default().insert(
                 tp.clone(),
                 SessionPartition {
                     topic_id: topic.topic_id,
@@ -607,6 +617,7 @@ impl FetchState {
             .with_min_bytes(self.settings.min_bytes)
             .with_max_bytes(self.settings.max_bytes)
             .with_isolation_level(self.settings.isolation_level.as_i8())
+            .with_rack_id(StrBytes::from_string(self.settings.rack_id.clone()))
             .with_session_id(session.session_id)
             .with_session_epoch(session.epoch)
             .with_topics(topics)
@@ -623,9 +634,16 @@ impl FetchState {
     }
 
     /// A Fetch that got no response (connection failure, timeout): the session starts over,
-    /// the node backs off, metadata is refreshed.
+    /// the node backs off, metadata is refreshed, and partitions that were sent to it as
+    /// their preferred read replica go back to their leader (as Java).
     pub fn handle_fetch_failure(&mut self, now: Instant, token: FetchToken) {
         self.release(&token);
+        for (tp, s) in &mut self.partitions {
+            if s.read_replica.is_some_and(|r| r.node == token.node) {
+                tracing::debug!(topic = %tp.topic, partition = tp.partition, node = token.node, "fetch from the preferred read replica failed; back to the leader");
+                s.read_replica = None;
+            }
+        }
         if let Some(session) = self.sessions.get_mut(&token.node) {
             session.reset();
         }
@@ -694,6 +712,13 @@ impl FetchState {
                 }
                 match error_of(p.error_code) {
                     None => {}
+                    Some(ResponseError::OffsetOutOfRange) if s.read_replica.is_some() => {
+                        // KIP-392: a follower may not have the offset yet (or any more); the
+                        // leader decides whether it is out of range (Java's rule).
+                        tracing::debug!(topic = %tp.topic, partition = tp.partition, node, fetch_offset, "out of range on the preferred read replica; back to the leader");
+                        s.read_replica = None;
+                        continue;
+                    }
                     Some(ResponseError::OffsetOutOfRange) => {
                         let mut state = s.clone();
                         self.reset_by_policy(&tp, &mut state, Some(fetch_offset));
@@ -702,6 +727,12 @@ impl FetchState {
                     }
                     Some(code) if code.is_retriable() || is_leader_error(code) => {
                         tracing::debug!(topic = %tp.topic, partition = tp.partition, %code, "fetch: refreshing metadata");
+                        // Java keeps the preferred read replica on UNKNOWN_LEADER_EPOCH (the
+                        // replica has not caught up with the epoch yet; asking it again
+                        // works) and drops it on every error that asks for new metadata.
+                        if code != ResponseError::UnknownLeaderEpoch {
+                            s.read_replica = None;
+                        }
                         self.wants_metadata = true;
                         self.node_not_before
                             .insert(node, now + self.settings.retry_backoff);
@@ -716,6 +747,9 @@ impl FetchState {
                         });
                         continue;
                     }
+                }
+                if p.preferred_read_replica.0 >= 0 {
+                    set_read_replica(&tp, s, p.preferred_read_replica.0, now, &self.settings);
                 }
                 s.high_watermark = Some(p.high_watermark);
                 s.last_stable_offset = (p.last_stable_offset >= 0).then_some(p.last_stable_offset);
@@ -771,6 +805,16 @@ impl FetchState {
         }
     }
 
+    /// The node `tp` is fetched from next if its preferred read replica (KIP-392) still holds
+    /// at `now`: `None` means its leader.
+    pub fn read_replica(&self, tp: &TopicPartition, now: Instant) -> Option<i32> {
+        self.partitions
+            .get(tp)?
+            .read_replica
+            .filter(|r| now <= r.expires)
+            .map(|r| r.node)
+    }
+
     /// The earliest time a backoff ends (for the fetcher task's timer).
     pub fn next_timer(&self, now: Instant) -> Option<Instant> {
         let nodes = self.node_not_before.values().copied().filter(|t| *t > now);
@@ -782,6 +826,66 @@ impl FetchState {
             .filter(|t| *t > now);
         nodes.chain(resets).min()
     }
+}
+
+/// The node to fetch `tp` from (Java's `selectReadReplica`): its preferred read replica while
+/// that has not expired and the metadata lists that broker as a replica of the partition;
+/// otherwise (the preference dropped) its leader. A replica the metadata does not list also
+/// asks for fresh metadata: a leader names only replicas it can reach and answers a consumer
+/// it redirects without records, so stale metadata must not send us back to it for long.
+fn read_replica(
+    tp: &TopicPartition,
+    s: &mut PartitionState,
+    leader: i32,
+    now: Instant,
+    metadata: &ClusterMetadata,
+    wants_metadata: &mut bool,
+) -> i32 {
+    let Some(r) = s.read_replica else {
+        return leader;
+    };
+    if now > r.expires {
+        tracing::debug!(topic = %tp.topic, partition = tp.partition, node = r.node, "preferred read replica expired; fetching from the leader");
+        s.read_replica = None;
+        return leader;
+    }
+    let listed = metadata.broker(r.node).is_some()
+        && metadata
+            .topic(&tp.topic)
+            .and_then(|t| t.partitions.get(usize::try_from(tp.partition).ok()?))
+            .is_some_and(|p| p.replicas.is_empty() || p.replicas.contains(&r.node));
+    if !listed {
+        tracing::debug!(topic = %tp.topic, partition = tp.partition, node = r.node, "preferred read replica not in the metadata; fetching from the leader");
+        s.read_replica = None;
+        *wants_metadata = true;
+        return leader;
+    }
+    r.node
+}
+
+/// Takes in a response's `preferred_read_replica` (≥ 0). A new node starts a new expiry; the
+/// same node again keeps the old one (Java's rule: the leader is asked again every
+/// `metadata.max.age.ms`).
+fn set_read_replica(
+    tp: &TopicPartition,
+    s: &mut PartitionState,
+    node: i32,
+    now: Instant,
+    settings: &FetchSettings,
+) {
+    if s.read_replica
+        .is_some_and(|r| r.node == node && now <= r.expires)
+    {
+        return;
+    }
+    // `metadata.max.age.ms` may be as large as a Java long: an expiry past what `Instant`
+    // holds means "never" (no overflow panic).
+    let expires = now
+        .checked_add(settings.read_replica_max_age)
+        .or_else(|| now.checked_add(Duration::from_secs(u64::from(u32::MAX))))
+        .unwrap_or(now);
+    tracing::debug!(topic = %tp.topic, partition = tp.partition, node, "fetching from the preferred read replica (KIP-392)");
+    s.read_replica = Some(ReadReplica { node, expires });
 }
 
 fn uuid_of(id: [u8; 16]) -> uuid::Uuid {

@@ -85,6 +85,19 @@ pub(crate) struct PartitionState {
     pub(crate) last_stable_offset: Option<i64>,
     /// The log start offset from the last fetch response.
     pub(crate) log_start_offset: Option<i64>,
+    /// KIP-392: the replica a leader told us to fetch from instead (`preferred_read_replica`),
+    /// until when.
+    pub(crate) read_replica: Option<ReadReplica>,
+}
+
+/// A preferred read replica (KIP-392) and the time it expires (`metadata.max.age.ms` after the
+/// leader named it, as Java).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReadReplica {
+    /// The node to fetch from.
+    pub(crate) node: i32,
+    /// After this, fetches go to the leader again (which may name it anew).
+    pub(crate) expires: Instant,
 }
 
 impl PartitionState {
@@ -106,6 +119,7 @@ impl PartitionState {
             high_watermark: None,
             last_stable_offset: None,
             log_start_offset: None,
+            read_replica: None,
         }
     }
 

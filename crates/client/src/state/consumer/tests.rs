@@ -23,6 +23,7 @@ use kafkit_wire::record::{BatchBuilder, BatchOptions, ControlRecordType, RecordR
 
 use super::*;
 
+mod follower;
 mod lookup;
 mod props;
 mod seek_races;
@@ -45,6 +46,8 @@ fn settings() -> FetchSettings {
         prefetch_max_bytes: 1 << 20,
         retry_backoff: Duration::from_millis(100),
         request_timeout: Duration::from_secs(30),
+        rack_id: String::new(),
+        read_replica_max_age: Duration::from_secs(300),
     }
 }
 
@@ -993,7 +996,7 @@ fn a_throttled_node_is_not_fetched_before_the_throttle_ends() {
 }
 
 /// The consumer's requests as `FetchState` plans them, for `crate::request_versions`: a full
-/// Fetch (two leaders), an incremental one with a forgotten partition, ListOffsets resets
+/// Fetch (two leaders), one with `rack_id` (`client.rack`), an incremental one with a forgotten partition, ListOffsets resets
 /// (earliest, latest, by timestamp, read_committed), OffsetForLeaderEpoch validations.
 pub(crate) fn encoding_samples(enc: &mut crate::request_versions::Encoder) {
     use crate::request_versions::Encoder;
@@ -1007,6 +1010,21 @@ pub(crate) fn encoding_samples(enc: &mut crate::request_versions::Encoder) {
             .into_iter()
             .map(|(_, r)| ("full Fetch", 4, r)),
     );
+    // `client.rack` set: `rack_id` (v11+; not written below).
+    let mut s = FetchState::new(FetchSettings {
+        rack_id: "rack-a".to_owned(),
+        ..settings()
+    });
+    s.assign([tp(0)]);
+    let _ = s.poll_list_offsets(now, &m);
+    s.seek(&tp(0), super::position::FetchPosition::new(0))
+        .unwrap();
+    fetches.extend(
+        s.poll_fetches(now, &m)
+            .into_iter()
+            .map(|(_, r)| ("Fetch with rack_id", 4, r)),
+    );
+    assert!(fetches.iter().any(|(n, _, _)| *n == "Fetch with rack_id"));
     // Incremental with a forgotten partition: both partitions on node 0.
     let mut m0 = metadata(2);
     m0.update_leader(TOPIC, 1, 0, 6, None);
