@@ -237,10 +237,10 @@ mod tests {
             worst_case_waits(&policy(3, 1000, 32_000)),
             Duration::from_secs(7)
         );
-        // 1 + 2 + 4 + 8 + 16 + 32 × 4.
+        // 1 + 2 + 4 + 8 + 16 + 32 × 5.
         assert_eq!(
             worst_case_waits(&policy(10, 1000, 32_000)),
-            Duration::from_secs(159)
+            Duration::from_secs(191)
         );
         assert_eq!(worst_case_waits(&policy(0, 1000, 32_000)), Duration::ZERO);
         assert_eq!(worst_case_waits(&policy(u32::MAX, 0, 0)), Duration::ZERO);

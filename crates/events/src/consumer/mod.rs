@@ -415,7 +415,6 @@ impl EventConsumerBuilder {
             .or_else(|| self.producer.transactional_id().map(str::to_owned));
         let mut producer_config = self.producer.clone();
         if exactly_once {
-            check_exactly_once_settings(&self.settings)?;
             let Some(id) = transactional_id else {
                 return Err(EventsError::configuration(
                     "transactional.id",
@@ -425,6 +424,7 @@ impl EventConsumerBuilder {
                      EventConsumerBuilder::transactional_id",
                 ));
             };
+            check_exactly_once_settings(&self.settings)?;
             producer_config = producer_config
                 .with_transactional_id(id)
                 .map_err(|e| EventsError::configuration("transactional.id", e.to_string()))?;
