@@ -7,6 +7,10 @@
 //! - `driver`: the thin tokio loop — polls the [`kafkit::consumer::Consumer`], feeds
 //!   [`crate::consume`]'s processing state and carries out its actions (dispatch in spawned
 //!   tasks, dead letters, commits, pause/resume, retry timers).
+//! - `transactional`: exactly-once mode ([`ProcessingGuarantee::ExactlyOnce`]) on a
+//!   [`kafkit::TransactionalPipeline`] — one transaction per polled batch holding the outputs
+//!   handlers publish with [`RecordContext::publish`], the batch's dead letters and its
+//!   offsets; an abort re-reads the batch.
 //! - `dead_letter_writer`: dead-letter topics created when missing, writes acknowledged.
 //! - [`redrive()`]: dead letters back to their original topic.
 //! - [`stats`]: [`ConsumerStats`] and the `metrics` facade.
@@ -36,6 +40,37 @@
 //!     tokio::time::sleep(std::time::Duration::from_secs(60)).await;
 //!     shutdown.shutdown();
 //! });
+//! consumer.run().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Exactly-once (consume-transform-produce): the handler publishes its outputs through its
+//! [`RecordContext`]; they commit in one transaction with the input's offset, so a
+//! `read_committed` reader sees each input's outputs once.
+//!
+//! ```no_run
+//! # use kafkit_events::config::EventsConfig;
+//! # use kafkit_events::consumer::{EventConsumer, HandlerError, ProcessingGuarantee, RecordContext};
+//! # use kafkit_events::Event;
+//! # #[derive(serde::Serialize, serde::Deserialize)]
+//! # struct OrderPlaced { order_id: String }
+//! # impl kafkit_events::EventPayload for OrderPlaced { const EVENT_TYPE: &'static str = "shop.order.placed"; }
+//! #[derive(serde::Serialize, serde::Deserialize)]
+//! struct Invoiced { order_id: String }
+//! impl kafkit_events::EventPayload for Invoiced { const EVENT_TYPE: &'static str = "billing.invoiced"; }
+//!
+//! # async fn demo(config: EventsConfig) -> Result<(), kafkit_events::EventsError> {
+//! let consumer = EventConsumer::builder(&config, "billing")
+//!     .topics(["shop.orders"])
+//!     .guarantee(ProcessingGuarantee::ExactlyOnce)
+//!     .transactional_id("billing-0") // one per instance, the same after a restart
+//!     .on::<OrderPlaced, _, _>(|event: Event<OrderPlaced>, ctx: RecordContext| async move {
+//!         let invoiced = Event::new(Invoiced { order_id: event.data.order_id.clone() }).caused_by(&event);
+//!         ctx.publish_to("billing.invoices", invoiced).await?;
+//!         Ok::<(), HandlerError>(())
+//!     })
+//!     .build()
+//!     .await?;
 //! consumer.run().await?;
 //! # Ok(()) }
 //! ```
