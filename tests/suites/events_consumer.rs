@@ -908,7 +908,11 @@ async fn the_kip848_group_protocol_handles_and_commits() {
         .await
         .unwrap();
     assert_eq!(
-        consumer.client().config().group_protocol(),
+        consumer
+            .client()
+            .expect("at-least-once")
+            .config()
+            .group_protocol(),
         kafkit::config::GroupProtocol::Consumer
     );
     let (consumer, run) = start(consumer);

@@ -92,7 +92,11 @@ async fn send_orders(topic: &str, partitions: i32, ids: std::ops::Range<u64>) {
     let mut deliveries = Vec::new();
     for id in ids {
         let event = Event::new(Order { id }).with_source("eos-test", None);
-        let mut record = codec.encode(topic, &event).await.unwrap().into_record(topic);
+        let mut record = codec
+            .encode(topic, &event)
+            .await
+            .unwrap()
+            .into_record(topic);
         record.partition = Some((id % partitions as u64) as i32);
         deliveries.push(producer.send(record).await.unwrap());
     }
@@ -252,7 +256,10 @@ async fn each_input_has_exactly_one_committed_output() {
     let mut ids = BTreeMap::new();
     for r in &records {
         let event: Event<Receipt> = codec.decode(r).await.unwrap();
-        assert_eq!(event.envelope.source, "eos-test", "the service is the source");
+        assert_eq!(
+            event.envelope.source, "eos-test",
+            "the service is the source"
+        );
         assert!(event.envelope.causation_id.is_some(), "caused by its input");
         *ids.entry(event.data.id as u64).or_default() += 1;
     }
@@ -299,7 +306,8 @@ async fn aborted_outputs_stay_invisible_and_every_input_counts_once() {
                 } else {
                     String::new()
                 };
-                ctx.publish_to(&out, Event::new(Invoice { id, pad })).await?;
+                ctx.publish_to(&out, Event::new(Invoice { id, pad }))
+                    .await?;
                 if id == FAILS {
                     return Err(HandlerError::not_retriable_msg("order refused"));
                 }
@@ -317,7 +325,10 @@ async fn aborted_outputs_stay_invisible_and_every_input_counts_once() {
     .await;
     let records = read_committed(&output, 1, (N - 1) as usize).await;
     for r in &records {
-        assert!(r.value.as_ref().is_some_and(|v| v.len() < 1024), "no large output");
+        assert!(
+            r.value.as_ref().is_some_and(|v| v.len() < 1024),
+            "no large output"
+        );
     }
     assert_eq!(
         invoice_ids(&records).await,
@@ -328,7 +339,11 @@ async fn aborted_outputs_stay_invisible_and_every_input_counts_once() {
     assert_eq!(dead.len(), 1, "one committed dead letter");
     let info = read_dead_letter(&dead[0].headers).unwrap();
     assert_eq!(info.original_offset, Some(FAILS as i64));
-    assert_eq!(info.attempts, Some(1), "not retriable: dead-lettered at once");
+    assert_eq!(
+        info.attempts,
+        Some(1),
+        "not retriable: dead-lettered at once"
+    );
     let stats = consumer.stats();
     assert!(stats.transactions_aborted >= 1, "{stats:?}");
     assert_eq!(stats.dead_lettered, 1, "counted once committed: {stats:?}");
@@ -355,8 +370,14 @@ async fn a_replacement_instance_finishes_without_duplicates() {
             let out = out.clone();
             async move {
                 let id = e.data.id;
-                ctx.publish_to(&out, Event::new(Invoice { id, pad: String::new() }))
-                    .await?;
+                ctx.publish_to(
+                    &out,
+                    Event::new(Invoice {
+                        id,
+                        pad: String::new(),
+                    }),
+                )
+                .await?;
                 if hang && id == HANGS {
                     std::future::pending::<()>().await;
                 }

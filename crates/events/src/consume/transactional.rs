@@ -177,7 +177,10 @@ impl RetryMemory {
     }
 
     /// Offsets below `next` of each partition committed: forget them.
-    pub(crate) fn committed<'a>(&mut self, next: impl IntoIterator<Item = (&'a TopicPartition, i64)>) {
+    pub(crate) fn committed<'a>(
+        &mut self,
+        next: impl IntoIterator<Item = (&'a TopicPartition, i64)>,
+    ) {
         for (tp, next) in next {
             if let Some(records) = self.by_record.get_mut(tp) {
                 let before = records.len();
@@ -274,7 +277,14 @@ mod tests {
             Next::DeadLetter
         );
         assert_eq!(
-            after_failure(&p, FailureKind::Retriable, 1, Duration::from_secs(2), now, deadline),
+            after_failure(
+                &p,
+                FailureKind::Retriable,
+                1,
+                Duration::from_secs(2),
+                now,
+                deadline
+            ),
             Next::Abort
         );
     }

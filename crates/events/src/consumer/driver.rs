@@ -364,8 +364,7 @@ impl Driver<'_> {
 
     fn commit(&mut self, offsets: Vec<(TopicPartition, i64)>) {
         let tx = self.tx.clone();
-        match self.consumer.commit_async(Some(offsets_map(&offsets)))
-        {
+        match self.consumer.commit_async(Some(offsets_map(&offsets))) {
             Ok(handle) => {
                 tokio::spawn(async move {
                     let result = handle.await.map_err(|e| e.to_string());

@@ -86,10 +86,10 @@ mod transactional;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafkit::admin::Admin;
-use kafkit::config::{ConsumerConfig, ConsumerConfigBuilder, ProducerConfig};
 use bytes::Bytes;
+use kafkit::admin::Admin;
 use kafkit::config::IsolationLevel;
+use kafkit::config::{ConsumerConfig, ConsumerConfigBuilder, ProducerConfig};
 use kafkit::consumer::{Consumer, GroupSubscription};
 use kafkit::producer::Producer;
 use kafkit::TransactionalPipeline;
@@ -513,13 +513,14 @@ impl EventConsumerBuilder {
         let consumer = Consumer::new(config.clone())
             .await
             .map_err(client_err("connecting the consumer"))?;
-        let producer = Producer::new(producer_config)
-            .await
-            .map_err(client_err(if exactly_once {
-                "connecting the transactional producer"
-            } else {
-                "connecting the dead-letter producer"
-            }))?;
+        let producer =
+            Producer::new(producer_config)
+                .await
+                .map_err(client_err(if exactly_once {
+                    "connecting the transactional producer"
+                } else {
+                    "connecting the dead-letter producer"
+                }))?;
         let admin = Admin::from_client_config(config.client())
             .await
             .map_err(client_err("connecting the admin client"))?;

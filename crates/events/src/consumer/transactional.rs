@@ -21,19 +21,15 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::driver::{
-    decode_class, failure_of, panic_message, process_span, stats_of, CatchPanic,
-};
+use super::driver::{decode_class, failure_of, panic_message, process_span, stats_of, CatchPanic};
 use super::handler::{HandlerError, OutputEncoder, Outputs, RecordContext};
 use super::router::{Codecs, RouteOutcome, Router};
 use super::stats::StatsCell;
 use super::{dead_letter_writer::DeadLetterWriter, EventConsumer};
 use crate::consume::dead_letter::{dead_letter_record, DeadLetterPolicy, Failure};
-use crate::consume::retry::{FailureKind, RetryPolicy};
 use crate::consume::record_bytes;
-use crate::consume::transactional::{
-    after_failure, Carried, Next, RetryMemory, TransactionBudget,
-};
+use crate::consume::retry::{FailureKind, RetryPolicy};
+use crate::consume::transactional::{after_failure, Carried, Next, RetryMemory, TransactionBudget};
 use crate::error::{EventsError, RawRecord};
 
 /// What [`EventConsumer`] holds in exactly-once mode.
@@ -230,7 +226,9 @@ async fn handle_batch(
             for (tp, (offset, attempt)) in current {
                 let mut failure = failure_of(
                     "kafkit_events::consumer::TransactionBudget",
-                    &format!("the handler did not finish within the transaction budget ({budget:?})"),
+                    &format!(
+                        "the handler did not finish within the transaction budget ({budget:?})"
+                    ),
                     None,
                     None,
                     attempt,
@@ -252,6 +250,10 @@ async fn handle_batch(
     };
     // Every task has stopped before the pipeline ends the transaction: none sends later.
     tasks.shutdown().await;
+    if result.is_err() {
+        // Handlers cut short did not count themselves out.
+        batch.stats.in_flight.store(0, Ordering::Relaxed);
+    }
     result
 }
 
