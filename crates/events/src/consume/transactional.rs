@@ -308,7 +308,7 @@ mod tests {
         assert!(m.get(&a, 9).is_some());
         m.handled(&a, 9);
         assert!(m.get(&a, 9).is_none());
-        m.retain(&[a.clone()]);
+        m.retain(std::slice::from_ref(&a));
         assert!(m.get(&b, 2).is_none());
         assert_eq!(m.len(), 0);
     }

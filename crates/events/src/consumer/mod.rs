@@ -566,7 +566,7 @@ impl EventConsumerBuilder {
             )
         } else {
             (
-                Engine::AtLeastOnce(consumer),
+                Engine::AtLeastOnce(Box::new(consumer)),
                 DeadLetterWriter::new(Some(producer), admin, suffix),
             )
         };
@@ -610,7 +610,7 @@ fn check_exactly_once_settings(settings: &ConsumerSettings) -> Result<(), Events
 
 /// What runs the records: the at-least-once driver's consumer, or the exactly-once pipeline.
 enum Engine {
-    AtLeastOnce(Consumer),
+    AtLeastOnce(Box<Consumer>),
     ExactlyOnce(Box<ExactlyOnce>),
 }
 
@@ -648,7 +648,7 @@ impl EventConsumer {
     /// [`stats`](Self::stats)).
     pub fn client(&self) -> Option<&Consumer> {
         match &self.engine {
-            Engine::AtLeastOnce(consumer) => Some(consumer),
+            Engine::AtLeastOnce(consumer) => Some(&**consumer),
             Engine::ExactlyOnce(_) => None,
         }
     }
