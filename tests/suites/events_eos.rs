@@ -165,11 +165,15 @@ async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
 /// Every record of `topic` a `read_committed` reader sees: read until at least `count` came
 /// (within WAIT), then on for another second (a duplicate would show up).
 async fn read_committed(topic: &str, partitions: i32, count: usize) -> Vec<ConsumerRecord> {
+    read(topic, partitions, count, "read_committed").await
+}
+
+async fn read(topic: &str, partitions: i32, count: usize, isolation: &str) -> Vec<ConsumerRecord> {
     let config = ConsumerConfig::builder()
         .bootstrap_servers([kafka().bootstrap.as_str()])
         .set("auto.offset.reset", "earliest")
         .unwrap()
-        .set("isolation.level", "read_committed")
+        .set("isolation.level", isolation)
         .unwrap()
         .build()
         .unwrap();
@@ -279,10 +283,10 @@ async fn each_input_has_exactly_one_committed_output() {
 }
 
 /// One input fails for good after publishing (its output dropped, its dead letter committed
-/// in the transaction); another's first attempt publishes an output the topic refuses as too
-/// large, which aborts the transaction (its other outputs are in the log, aborted) and the
-/// batch is handled again: `read_committed` shows every other input's output exactly once and
-/// one dead letter.
+/// in the transaction); another's first attempt publishes a normal output and then one the
+/// topic refuses as too large, which aborts the transaction (the normal one is in the log,
+/// aborted: `read_uncommitted` sees it) and the batch is handled again: `read_committed` shows
+/// every other input's output exactly once and one dead letter.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aborted_outputs_stay_invisible_and_every_input_counts_once() {
     const N: u64 = 20;
@@ -301,11 +305,18 @@ async fn aborted_outputs_stay_invisible_and_every_input_counts_once() {
             let first_large = first_large.clone();
             async move {
                 let id = e.data.id;
-                let pad = if id == TOO_LARGE && first_large.swap(false, Ordering::SeqCst) {
-                    "x".repeat(64 * 1024)
-                } else {
-                    String::new()
-                };
+                if id == TOO_LARGE && first_large.swap(false, Ordering::SeqCst) {
+                    // A normal output, then one the topic refuses: the first reaches the log
+                    // in the transaction the second aborts.
+                    let pad = String::new();
+                    ctx.publish_to(&out, Event::new(Invoice { id, pad }))
+                        .await?;
+                    let pad = "x".repeat(64 * 1024);
+                    ctx.publish_to(&out, Event::new(Invoice { id, pad }))
+                        .await?;
+                    return Ok(());
+                }
+                let pad = String::new();
                 ctx.publish_to(&out, Event::new(Invoice { id, pad }))
                     .await?;
                 if id == FAILS {
@@ -334,6 +345,14 @@ async fn aborted_outputs_stay_invisible_and_every_input_counts_once() {
         invoice_ids(&records).await,
         once_each((0..N).filter(|id| *id != FAILS)),
         "every other input's output exactly once"
+    );
+    // The aborted transaction's outputs are in the log: a read_uncommitted reader sees them.
+    let uncommitted = read(&output, 1, records.len() + 1, "read_uncommitted").await;
+    assert!(
+        uncommitted.len() > records.len(),
+        "aborted outputs in the log: {} read_uncommitted, {} read_committed",
+        uncommitted.len(),
+        records.len()
     );
     let dead = read_committed(&format!("{input}.dlq"), 1, 1).await;
     assert_eq!(dead.len(), 1, "one committed dead letter");
