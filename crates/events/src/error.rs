@@ -94,6 +94,18 @@ pub enum EventsError {
         #[source]
         source: crate::registry::RegistryError,
     },
+    /// The exactly-once consumer's transactional pipeline could not start or stopped: fenced
+    /// by a newer instance with the same `transactional.id`, a fatal broker error, a commit
+    /// that kept timing out, a poll error that is not retriable. Its open transaction, if any,
+    /// is aborted: the input is read again by the next owner.
+    #[error("exactly-once consumer: {context}: {source}")]
+    Transaction {
+        /// What the consumer was doing.
+        context: String,
+        /// The pipeline's error.
+        #[source]
+        source: kafkit::pipeline::PipelineError,
+    },
     /// An operation did not finish in time.
     #[error("timeout: {operation} did not finish within {after:?}")]
     Timeout {
@@ -127,6 +139,7 @@ impl EventsError {
             EventsError::Consume { source, .. } => source.is_retriable(),
             EventsError::Registry { source, .. } => source.is_retriable(),
             EventsError::Timeout { .. } => true,
+            EventsError::Transaction { source, .. } => !source.is_fatal(),
             EventsError::Configuration { .. }
             | EventsError::Serialization { .. }
             | EventsError::Deserialization(_)

@@ -375,6 +375,48 @@ impl ProducerConfig {
     pub fn transaction_timeout(&self) -> Duration {
         self.transaction_timeout
     }
+
+    /// This configuration with `transactional.id` set to `id` (for a second, transactional
+    /// producer made from an application's usual settings, secrets included). Refused with a
+    /// [`ConfigError`] naming `transactional.id` when `id` is empty or idempotence is off.
+    ///
+    /// ```
+    /// use kafkit::config::ProducerConfig;
+    ///
+    /// let config = ProducerConfig::from_properties([("bootstrap.servers", "b:9092")])?;
+    /// let transactional = config.with_transactional_id("billing-1")?;
+    /// assert_eq!(transactional.transactional_id(), Some("billing-1"));
+    ///
+    /// let no_idempotence = ProducerConfig::from_properties([
+    ///     ("bootstrap.servers", "b:9092"),
+    ///     ("enable.idempotence", "false"),
+    /// ])?;
+    /// let err = no_idempotence.with_transactional_id("billing-1").unwrap_err();
+    /// assert!(err.to_string().contains("transactional.id"));
+    /// # Ok::<(), kafkit::config::ConfigError>(())
+    /// ```
+    pub fn with_transactional_id(
+        mut self,
+        id: impl Into<String>,
+    ) -> Result<ProducerConfig, ConfigError> {
+        let id = id.into().trim().to_owned();
+        if id.is_empty() {
+            return Err(ConfigError::invalid(
+                TRANSACTIONAL_ID,
+                "",
+                "a transactional id must not be empty",
+            ));
+        }
+        if !self.enable_idempotence {
+            return Err(ConfigError::conflict(
+                TRANSACTIONAL_ID,
+                id,
+                "a transactional producer needs idempotence, which is disabled",
+            ));
+        }
+        self.transactional_id = Some(id);
+        Ok(self)
+    }
 }
 
 /// Builds a [`ProducerConfig`]; every setter names the Java property it mirrors and its

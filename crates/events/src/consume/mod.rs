@@ -9,6 +9,9 @@
 //!   of a partition in a handler, the concurrency limit, retry waits, dead letters, backpressure
 //!   and commits — as `Action`s for the I/O driver to carry out. Its settings are
 //!   [`ProcessingSettings`].
+//! - `transactional`: the exactly-once consumer's decisions — a batch's time budget inside its
+//!   transaction, retry-or-dead-letter-or-abort after a failed attempt, attempts carried over
+//!   an aborted transaction.
 //! - [`retry_topic`]: non-blocking retry topics (`<topic>-retry-<n>`, a due-time header): names,
 //!   stages, the retry record (not used by the consumer's driver yet).
 
@@ -18,6 +21,7 @@ pub mod retry_topic;
 // Driven by the consumer's tokio driver (`crate::consumer`).
 #[allow(dead_code)]
 pub(crate) mod state;
+pub(crate) mod transactional;
 
 pub use dead_letter::{
     dead_letter_record, read_dead_letter, redrive_record, DeadLetterError, DeadLetterFormat,

@@ -12,7 +12,9 @@ use tokio::sync::Mutex;
 
 /// The dead-letter side of an [`EventConsumer`](super::EventConsumer).
 pub(crate) struct DeadLetterWriter {
-    producer: Producer,
+    /// At-least-once: the dead-letter producer. Exactly-once: none (dead letters go through
+    /// the transaction's sink; this writer only makes the topics).
+    producer: Option<Producer>,
     admin: Admin,
     suffix: String,
     /// Partition counts of dead-letter topics known to exist.
@@ -20,7 +22,7 @@ pub(crate) struct DeadLetterWriter {
 }
 
 impl DeadLetterWriter {
-    pub(crate) fn new(producer: Producer, admin: Admin, suffix: String) -> Arc<Self> {
+    pub(crate) fn new(producer: Option<Producer>, admin: Admin, suffix: String) -> Arc<Self> {
         Arc::new(DeadLetterWriter {
             producer,
             admin,
@@ -70,8 +72,10 @@ impl DeadLetterWriter {
 
     /// Sends `record` and waits for its acknowledgement.
     pub(crate) async fn send(&self, record: ProducerRecord) -> Result<(), String> {
-        let delivery = self
-            .producer
+        let Some(producer) = &self.producer else {
+            return Err("dead letter not sent: no dead-letter producer".to_owned());
+        };
+        let delivery = producer
             .send(record)
             .await
             .map_err(|e| format!("dead letter not sent: {e}"))?;
@@ -83,6 +87,8 @@ impl DeadLetterWriter {
 
     /// Flushes and closes the producer.
     pub(crate) async fn close(&self, timeout: std::time::Duration) {
-        let _ = self.producer.close(timeout).await;
+        if let Some(producer) = &self.producer {
+            let _ = producer.close(timeout).await;
+        }
     }
 }

@@ -124,6 +124,7 @@ pub(crate) fn processing_settings(
 
 struct Driver<'a> {
     owner: &'a EventConsumer,
+    consumer: &'a Consumer,
     state: Shared,
     tx: mpsc::UnboundedSender<Done>,
     rx: mpsc::UnboundedReceiver<Done>,
@@ -138,19 +139,18 @@ struct Driver<'a> {
 /// How often the stats' lag per partition is refreshed.
 const LAG_EVERY: Duration = Duration::from_millis(100);
 
-fn stats_of(owner: &EventConsumer) -> &StatsCell {
+pub(crate) fn stats_of(owner: &EventConsumer) -> &StatsCell {
     &owner.stats
 }
 
-pub(crate) async fn run(owner: &EventConsumer) -> Result<(), EventsError> {
+pub(crate) async fn run(owner: &EventConsumer, consumer: &Consumer) -> Result<(), EventsError> {
     let settings = processing_settings(&owner.settings)?;
     let policy = settings.dead_letter.clone();
     let state: Shared = Arc::new(Mutex::new(ProcessingState::new(settings)?));
     let listener = Arc::new(Listener {
         state: state.clone(),
     });
-    owner
-        .consumer
+    consumer
         .subscribe_with(
             GroupSubscription::Topics(owner.topics.clone()),
             Some(listener),
@@ -163,6 +163,7 @@ pub(crate) async fn run(owner: &EventConsumer) -> Result<(), EventsError> {
     let (tx, rx) = mpsc::unbounded_channel();
     let mut driver = Driver {
         owner,
+        consumer,
         state,
         tx,
         rx,
@@ -200,7 +201,7 @@ impl Driver<'_> {
             tokio::select! {
                 _ = shutdown.changed() => {}
                 Some(done) = self.rx.recv() => self.complete(done),
-                polled = self.owner.consumer.poll(timeout) => match polled {
+                polled = self.consumer.poll(timeout) => match polled {
                     Ok(records) => self.push(records),
                     Err(e) if e.is_retriable() => {
                         tracing::warn!(error = %e, "poll failed; retrying");
@@ -246,8 +247,8 @@ impl Driver<'_> {
         let stats = stats_of(self.owner);
         if let Ok(mut lag) = stats.lag.lock() {
             lag.clear();
-            for tp in self.owner.consumer.assignment() {
-                if let Some(l) = self.owner.consumer.lag(&tp) {
+            for tp in self.consumer.assignment() {
+                if let Some(l) = self.consumer.lag(&tp) {
                     lag.insert(tp, l);
                 }
             }
@@ -298,11 +299,11 @@ impl Driver<'_> {
                 }
                 Action::Commit(offsets) => self.commit(offsets),
                 Action::Pause(tps) => {
-                    let _ = self.owner.consumer.pause(&tps);
+                    let _ = self.consumer.pause(&tps);
                 }
                 Action::Resume(tps) => {
                     if !self.stopping {
-                        let _ = self.owner.consumer.resume(&tps);
+                        let _ = self.consumer.resume(&tps);
                     }
                 }
             }
@@ -363,11 +364,7 @@ impl Driver<'_> {
 
     fn commit(&mut self, offsets: Vec<(TopicPartition, i64)>) {
         let tx = self.tx.clone();
-        match self
-            .owner
-            .consumer
-            .commit_async(Some(offsets_map(&offsets)))
-        {
+        match self.consumer.commit_async(Some(offsets_map(&offsets))) {
             Ok(handle) => {
                 tokio::spawn(async move {
                     let result = handle.await.map_err(|e| e.to_string());
@@ -519,7 +516,7 @@ impl Driver<'_> {
     /// committed, the member leaves the group.
     async fn stop(&mut self) {
         self.stopping = true;
-        let consumer = &self.owner.consumer;
+        let consumer = self.consumer;
         let _ = consumer.pause(&consumer.assignment());
         lock(&self.state).drain();
         let deadline = Instant::now() + self.owner.settings.shutdown_timeout;
@@ -553,7 +550,7 @@ impl Driver<'_> {
     }
 }
 
-fn failure_of(
+pub(crate) fn failure_of(
     class: &str,
     message: &str,
     cause_class: Option<&str>,
@@ -567,7 +564,7 @@ fn failure_of(
     failure
 }
 
-fn decode_class(e: &EventsError) -> String {
+pub(crate) fn decode_class(e: &EventsError) -> String {
     let variant = match e {
         EventsError::Deserialization(_) => "Deserialization",
         EventsError::SchemaValidation { .. } => "SchemaValidation",
@@ -580,7 +577,7 @@ fn decode_class(e: &EventsError) -> String {
 
 /// Polls a handler's future with panics caught: a panic ends it with the panic's payload (it is
 /// not polled again).
-struct CatchPanic(RouteFuture);
+pub(crate) struct CatchPanic(pub(crate) RouteFuture);
 
 impl std::future::Future for CatchPanic {
     type Output = Result<RouteOutcome, Box<dyn std::any::Any + Send>>;
@@ -598,7 +595,7 @@ impl std::future::Future for CatchPanic {
     }
 }
 
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         format!("handler panicked: {s}")
     } else if let Some(s) = payload.downcast_ref::<String>() {
@@ -649,7 +646,7 @@ pub(crate) fn process_span(record: &ConsumerRecord, group: &str, attempt: u32) -
 }
 
 /// A header's value as text ("" when missing or not UTF-8), for spans and log lines.
-fn header_text(record: &ConsumerRecord, name: &str) -> String {
+pub(crate) fn header_text(record: &ConsumerRecord, name: &str) -> String {
     record
         .header(name)
         .and_then(|v| std::str::from_utf8(v).ok())

@@ -4,12 +4,18 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use kafkit::consumer::{ConsumerRecord, Header};
+use kafkit::producer::{ProducerRecord, Topic};
+use serde::Serialize;
 
+use super::router::Codecs;
+use crate::cloudevents::DefaultSource;
 use crate::envelope::{Envelope, Event};
+use crate::error::EventsError;
+use crate::typed::EventPayload;
 
 /// A boxed handler future.
 pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send + 'a>>;
@@ -36,6 +42,8 @@ pub struct RecordContext {
     pub attempt: u32,
     /// The consumer group.
     pub group: Arc<str>,
+    /// Exactly-once mode: where [`publish`](Self::publish) puts this attempt's outputs.
+    outputs: Option<Outputs>,
 }
 
 impl RecordContext {
@@ -55,7 +63,66 @@ impl RecordContext {
             envelope,
             attempt,
             group,
+            outputs: None,
         }
+    }
+
+    /// The context of an exactly-once attempt: [`publish`](Self::publish) puts outputs in
+    /// `outputs`.
+    pub(crate) fn with_outputs(mut self, outputs: Outputs) -> Self {
+        self.outputs = Some(outputs);
+        self
+    }
+
+    /// Publishes `event` to its type's default topic as an output of this record, inside the
+    /// record's transaction ([`ProcessingGuarantee::ExactlyOnce`](super::ProcessingGuarantee)).
+    ///
+    /// The event is encoded at once as [`EventProducer`](crate::producer::EventProducer)
+    /// encodes (Avro through the registry, JSON validated against its schema; an encoding
+    /// error is returned here) and held until the handler returns: outputs of an attempt that
+    /// fails are dropped (a retry publishes its own), those of an attempt that succeeds are
+    /// sent in the transaction that also commits the record's offset, so a `read_committed`
+    /// reader sees them exactly once. Refused with [`EventsError::Configuration`] naming
+    /// `processing.guarantee` in at-least-once mode (publish with an `EventProducer` there),
+    /// and once the handler has returned.
+    ///
+    /// ```no_run
+    /// use kafkit_events::consumer::{HandlerError, RecordContext};
+    /// use kafkit_events::{Event, EventPayload};
+    ///
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Invoiced { order_id: String }
+    /// impl EventPayload for Invoiced {
+    ///     const EVENT_TYPE: &'static str = "billing.invoiced";
+    ///     fn default_topic() -> Option<&'static str> { Some("billing.invoices") }
+    /// }
+    ///
+    /// async fn on_order(order_id: String, ctx: RecordContext) -> Result<(), HandlerError> {
+    ///     ctx.publish(Event::new(Invoiced { order_id })).await?;
+    ///     Ok(())
+    /// }
+    /// ```
+    pub async fn publish<T>(&self, event: Event<T>) -> Result<(), EventsError>
+    where
+        T: EventPayload + Serialize,
+    {
+        let topic = crate::producer::publisher::default_topic::<T>()?;
+        self.publish_to(topic, event).await
+    }
+
+    /// [`publish`](Self::publish) to `topic`.
+    pub async fn publish_to<T>(&self, topic: &str, event: Event<T>) -> Result<(), EventsError>
+    where
+        T: EventPayload + Serialize,
+    {
+        let Some(outputs) = &self.outputs else {
+            return Err(EventsError::configuration(
+                "processing.guarantee",
+                "RecordContext::publish sends inside the record's transaction, which only \
+                 ProcessingGuarantee::ExactlyOnce has; publish with an EventProducer instead",
+            ));
+        };
+        outputs.publish(topic, event).await
     }
 
     /// The value of the first header named `name`.
@@ -64,6 +131,77 @@ impl RecordContext {
             .iter()
             .find(|h| h.key.as_ref() == name.as_bytes())
             .and_then(|h| h.value.as_ref())
+    }
+}
+
+/// Encodes the exactly-once consumer's outputs: the consumer's codecs and the service as
+/// the default `ce_source`.
+pub(crate) struct OutputEncoder {
+    pub(crate) codecs: Arc<Codecs>,
+    pub(crate) source: DefaultSource,
+}
+
+/// One handler attempt's outputs, held until the attempt ends (shared by its context's
+/// clones); closed then, so a context kept past its handler publishes nothing.
+#[derive(Clone)]
+pub(crate) struct Outputs {
+    encoder: Arc<OutputEncoder>,
+    /// `None` once the attempt ended.
+    records: Arc<Mutex<Option<Vec<ProducerRecord>>>>,
+}
+
+impl fmt::Debug for Outputs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Outputs").finish_non_exhaustive()
+    }
+}
+
+impl Outputs {
+    pub(crate) fn new(encoder: Arc<OutputEncoder>) -> Self {
+        Outputs {
+            encoder,
+            records: Arc::new(Mutex::new(Some(Vec::new()))),
+        }
+    }
+
+    async fn publish<T>(&self, topic: &str, event: Event<T>) -> Result<(), EventsError>
+    where
+        T: EventPayload + Serialize,
+    {
+        let topic = Topic::from(topic);
+        let encoder = &*self.encoder;
+        let mut record = crate::producer::encode_record(
+            &encoder.codecs.json,
+            encoder.codecs.avro.as_ref(),
+            &encoder.source,
+            &topic,
+            &event,
+        )
+        .await?;
+        record.key = crate::format::key_bytes(&event);
+        #[cfg(feature = "opentelemetry")]
+        crate::trace_context::inject_current(&mut record.headers);
+        let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        match records.as_mut() {
+            Some(records) => {
+                records.push(record);
+                Ok(())
+            }
+            None => Err(EventsError::configuration(
+                "processing.guarantee",
+                "RecordContext::publish after the handler returned: its transaction has moved \
+                 on",
+            )),
+        }
+    }
+
+    /// Ends the attempt: its outputs, in publish order; later publishes are refused.
+    pub(crate) fn close(&self) -> Vec<ProducerRecord> {
+        self.records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_default()
     }
 }
 

@@ -7,6 +7,10 @@
 //! - `driver`: the thin tokio loop — polls the [`kafkit::consumer::Consumer`], feeds
 //!   [`crate::consume`]'s processing state and carries out its actions (dispatch in spawned
 //!   tasks, dead letters, commits, pause/resume, retry timers).
+//! - `transactional`: exactly-once mode ([`ProcessingGuarantee::ExactlyOnce`]) on a
+//!   [`kafkit::TransactionalPipeline`] — one transaction per polled batch holding the outputs
+//!   handlers publish with [`RecordContext::publish`], the batch's dead letters and its
+//!   offsets; an abort re-reads the batch.
 //! - `dead_letter_writer`: dead-letter topics created when missing, writes acknowledged.
 //! - [`redrive()`]: dead letters back to their original topic.
 //! - [`stats`]: [`ConsumerStats`] and the `metrics` facade.
@@ -39,6 +43,37 @@
 //! consumer.run().await?;
 //! # Ok(()) }
 //! ```
+//!
+//! Exactly-once (consume-transform-produce): the handler publishes its outputs through its
+//! [`RecordContext`]; they commit in one transaction with the input's offset, so a
+//! `read_committed` reader sees each input's outputs once.
+//!
+//! ```no_run
+//! # use kafkit_events::config::EventsConfig;
+//! # use kafkit_events::consumer::{EventConsumer, HandlerError, ProcessingGuarantee, RecordContext};
+//! # use kafkit_events::Event;
+//! # #[derive(serde::Serialize, serde::Deserialize)]
+//! # struct OrderPlaced { order_id: String }
+//! # impl kafkit_events::EventPayload for OrderPlaced { const EVENT_TYPE: &'static str = "shop.order.placed"; }
+//! #[derive(serde::Serialize, serde::Deserialize)]
+//! struct Invoiced { order_id: String }
+//! impl kafkit_events::EventPayload for Invoiced { const EVENT_TYPE: &'static str = "billing.invoiced"; }
+//!
+//! # async fn demo(config: EventsConfig) -> Result<(), kafkit_events::EventsError> {
+//! let consumer = EventConsumer::builder(&config, "billing")
+//!     .topics(["shop.orders"])
+//!     .guarantee(ProcessingGuarantee::ExactlyOnce)
+//!     .transactional_id("billing-0") // one per instance, the same after a restart
+//!     .on::<OrderPlaced, _, _>(|event: Event<OrderPlaced>, ctx: RecordContext| async move {
+//!         let invoiced = Event::new(Invoiced { order_id: event.data.order_id.clone() }).caused_by(&event);
+//!         ctx.publish_to("billing.invoices", invoiced).await?;
+//!         Ok::<(), HandlerError>(())
+//!     })
+//!     .build()
+//!     .await?;
+//! consumer.run().await?;
+//! # Ok(()) }
+//! ```
 
 mod dead_letter_writer;
 mod driver;
@@ -46,14 +81,18 @@ pub mod handler;
 pub mod redrive;
 mod router;
 pub mod stats;
+mod transactional;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use kafkit::admin::Admin;
+use kafkit::config::IsolationLevel;
 use kafkit::config::{ConsumerConfig, ConsumerConfigBuilder, ProducerConfig};
-use kafkit::consumer::Consumer;
+use kafkit::consumer::{Consumer, GroupSubscription};
 use kafkit::producer::Producer;
+use kafkit::TransactionalPipeline;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
@@ -63,18 +102,27 @@ pub use handler::{
 pub use redrive::{redrive, RedriveOptions, RedriveReport};
 pub use stats::ConsumerStats;
 
+use crate::cloudevents::DefaultSource;
 use crate::config::EventsConfig;
+use crate::consume::transactional as budget_rules;
 use crate::error::EventsError;
 use crate::format::{AvroCodec, JsonCodec, SerdeConfig};
 use crate::registry::SchemaRegistry;
 use crate::typed::EventPayload;
 use crate::Event;
 use dead_letter_writer::DeadLetterWriter;
-use handler::FnHandler;
+use handler::{FnHandler, OutputEncoder};
 use router::{Codecs, Router};
 use stats::StatsCell;
+use transactional::ExactlyOnce;
 
 /// What delivery the consumer promises.
+///
+/// ```
+/// use kafkit_events::consumer::ProcessingGuarantee;
+///
+/// assert_eq!(ProcessingGuarantee::default(), ProcessingGuarantee::AtLeastOnce);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum ProcessingGuarantee {
@@ -82,9 +130,25 @@ pub enum ProcessingGuarantee {
     /// record and all before it in its partition were handled or dead-lettered.
     #[default]
     AtLeastOnce,
-    /// Handler outputs and consumed offsets in one transaction. Refused until the client has
-    /// transactions (issue #13): [`EventConsumerBuilder::build`] fails with
-    /// [`EventsError::Configuration`] naming `processing.guarantee`.
+    /// Consume-transform-produce in Kafka transactions, on a
+    /// [`kafkit::TransactionalPipeline`]: each polled batch is one transaction holding the
+    /// outputs handlers published with [`RecordContext::publish`], the batch's dead letters
+    /// and its offsets, so a `read_committed` reader sees every input's outputs (or its dead
+    /// letter) exactly once, whatever crashes or aborts happen. Handlers themselves may run
+    /// more than once (after an abort the batch is handled again): keep other side effects
+    /// idempotent.
+    ///
+    /// Needs a `transactional.id` ([`EventConsumerBuilder::transactional_id`] or the
+    /// producer config's), unique per running instance and stable across its restarts;
+    /// [`EventConsumerBuilder::build`] refuses the mode without one
+    /// ([`EventsError::Configuration`] naming `transactional.id`). The consumer reads
+    /// `read_committed` (an explicit `isolation.level=read_uncommitted` is refused). Retries
+    /// stay in place inside the transaction: their worst-case waits must fit in half of
+    /// `min(transaction.timeout.ms, max.poll.interval.ms)` (else refused naming
+    /// `events.max.retries`), and a batch that would outlive that budget is aborted and
+    /// handled again with its attempts carried over. `commit_interval`, `commit_every_n` and
+    /// `max_buffered_bytes_per_partition` do not apply (one transaction per polled batch; one
+    /// batch buffered): values other than their defaults are refused, naming them.
     ExactlyOnce,
 }
 
@@ -196,6 +260,8 @@ pub struct EventConsumerBuilder {
     error: Option<EventsError>,
     settings: ConsumerSettings,
     guarantee: ProcessingGuarantee,
+    transactional_id: Option<String>,
+    service: Option<crate::config::ServiceIdentity>,
 }
 
 impl EventConsumer {
@@ -218,6 +284,8 @@ impl EventConsumer {
             error,
             settings: ConsumerSettings::from_config(config),
             guarantee: ProcessingGuarantee::AtLeastOnce,
+            transactional_id: None,
+            service: Some(config.service().clone()),
         }
     }
 
@@ -243,6 +311,8 @@ impl EventConsumer {
             error: None,
             settings: ConsumerSettings::default(),
             guarantee: ProcessingGuarantee::AtLeastOnce,
+            transactional_id: None,
+            service: None,
         }
     }
 }
@@ -282,9 +352,17 @@ impl EventConsumerBuilder {
         self
     }
 
-    /// The delivery guarantee (exactly-once is refused until transactions land: #13).
+    /// The delivery guarantee (default [`ProcessingGuarantee::AtLeastOnce`]).
     pub fn guarantee(mut self, guarantee: ProcessingGuarantee) -> Self {
         self.guarantee = guarantee;
+        self
+    }
+
+    /// The `transactional.id` of [`ProcessingGuarantee::ExactlyOnce`] (instead of the
+    /// producer config's): one per running instance, the same after its restart (the restart
+    /// fences the old instance and aborts what it left open). Refused in at-least-once mode.
+    pub fn transactional_id(mut self, id: impl Into<String>) -> Self {
+        self.transactional_id = Some(id.into());
         self
     }
 
@@ -333,16 +411,12 @@ impl EventConsumerBuilder {
 
     /// Connects: the consumer (auto-commit off: commits follow processing; an explicit
     /// `enable.auto.commit=true` is refused), the dead-letter producer and an admin client.
-    /// Refuses settings that cannot be honoured.
+    /// Exactly-once: the transactional producer instead of the dead-letter one, its
+    /// `init_transactions` (fencing an older instance with the same `transactional.id`), the
+    /// subscription. Refuses settings that cannot be honoured, naming them.
     pub async fn build(self) -> Result<EventConsumer, EventsError> {
         if let Some(e) = self.error {
             return Err(e);
-        }
-        if self.guarantee == ProcessingGuarantee::ExactlyOnce {
-            return Err(EventsError::configuration(
-                "processing.guarantee",
-                "exactly-once needs transactions, which the client does not have yet (issue #13)",
-            ));
         }
         self.settings.validate()?;
         if self.topics.is_empty() {
@@ -369,10 +443,69 @@ impl EventConsumerBuilder {
                  handled or dead-lettered (auto-commit would commit records not yet handled)",
             ));
         }
+        let exactly_once = self.guarantee == ProcessingGuarantee::ExactlyOnce;
+        let transactional_id = self
+            .transactional_id
+            .clone()
+            .or_else(|| self.producer.transactional_id().map(str::to_owned));
+        let mut producer_config = self.producer.clone();
+        if exactly_once {
+            let Some(id) = transactional_id else {
+                return Err(EventsError::configuration(
+                    "transactional.id",
+                    "ProcessingGuarantee::ExactlyOnce commits outputs and offsets in Kafka \
+                     transactions, which need a transactional.id (one per running instance, \
+                     stable across its restarts): set it with \
+                     EventConsumerBuilder::transactional_id",
+                ));
+            };
+            check_exactly_once_settings(&self.settings)?;
+            producer_config = producer_config
+                .with_transactional_id(id)
+                .map_err(|e| EventsError::configuration("transactional.id", e.to_string()))?;
+            let read_uncommitted = IsolationLevel::ReadUncommitted;
+            if builder.clone().isolation_level(read_uncommitted) == builder {
+                return Err(EventsError::configuration(
+                    "isolation.level",
+                    "read_uncommitted is refused in exactly-once mode: outputs would be made \
+                     from input whose own transaction may abort",
+                ));
+            }
+            builder = builder.isolation_level(IsolationLevel::ReadCommitted);
+        } else if let Some(id) = transactional_id {
+            return Err(EventsError::configuration(
+                "transactional.id",
+                format!(
+                    "{id:?} is set but the guarantee is at-least-once, whose dead-letter \
+                     producer sends outside transactions: choose ProcessingGuarantee::ExactlyOnce \
+                     or remove it"
+                ),
+            ));
+        }
         builder = builder.group_id(&self.group).enable_auto_commit(false);
         let config: ConsumerConfig = builder
             .build()
             .map_err(|e| EventsError::configuration("consumer", e.to_string()))?;
+        let budget = budget_rules::TransactionBudget::new(
+            producer_config.transaction_timeout(),
+            config.max_poll_interval(),
+        );
+        if exactly_once {
+            let policy = driver::processing_settings(&self.settings)?.retry;
+            if !budget.fits(&policy) {
+                return Err(EventsError::configuration(
+                    "events.max.retries",
+                    format!(
+                        "in exactly-once mode a record's retries wait inside its transaction: \
+                         {:?} at worst, more than the {:?} a batch may take (half of \
+                         min(transaction.timeout.ms, max.poll.interval.ms)); lower the \
+                         retries or backoffs, or raise transaction.timeout.ms",
+                        budget_rules::worst_case_waits(&policy),
+                        budget.per_batch
+                    ),
+                ));
+            }
+        }
         let client_err = |context: &str| {
             let context = context.to_owned();
             move |source: kafkit::Error| EventsError::Consumer { context, source }
@@ -380,9 +513,14 @@ impl EventConsumerBuilder {
         let consumer = Consumer::new(config.clone())
             .await
             .map_err(client_err("connecting the consumer"))?;
-        let producer = Producer::new(self.producer.clone())
-            .await
-            .map_err(client_err("connecting the dead-letter producer"))?;
+        let producer =
+            Producer::new(producer_config)
+                .await
+                .map_err(client_err(if exactly_once {
+                    "connecting the transactional producer"
+                } else {
+                    "connecting the dead-letter producer"
+                }))?;
         let admin = Admin::from_client_config(config.client())
             .await
             .map_err(client_err("connecting the admin client"))?;
@@ -394,10 +532,48 @@ impl EventConsumerBuilder {
             json: JsonCodec::new(self.serde.clone()),
             avro,
         });
+        let suffix = self.settings.dead_letter_suffix.clone();
+        let (engine, dlq) = if exactly_once {
+            let subscription = GroupSubscription::Topics(self.topics.clone());
+            let pipeline = TransactionalPipeline::builder(consumer, producer, subscription)
+                .poll_timeout(EXACTLY_ONCE_POLL)
+                .build()
+                .await
+                .map_err(|source| EventsError::Transaction {
+                    context: "starting (init_transactions, subscribe)".to_owned(),
+                    source,
+                })?;
+            // The service is the outputs' default `ce_source` (the group without a config).
+            let (name, version) = match &self.service {
+                Some(s) if !s.name.is_empty() => (s.name.clone(), s.version.clone()),
+                _ => (self.group.clone(), String::new()),
+            };
+            let encoder = Arc::new(OutputEncoder {
+                codecs: codecs.clone(),
+                source: DefaultSource {
+                    name: Bytes::from(name),
+                    version: Bytes::from(version),
+                },
+            });
+            let eos = ExactlyOnce {
+                pipeline: tokio::sync::Mutex::new(Some(pipeline)),
+                encoder,
+                budget,
+            };
+            (
+                Engine::ExactlyOnce(Box::new(eos)),
+                DeadLetterWriter::new(None, admin, suffix),
+            )
+        } else {
+            (
+                Engine::AtLeastOnce(Box::new(consumer)),
+                DeadLetterWriter::new(Some(producer), admin, suffix),
+            )
+        };
         let (tx, _) = watch::channel(false);
         Ok(EventConsumer {
-            consumer,
-            dlq: DeadLetterWriter::new(producer, admin, self.settings.dead_letter_suffix.clone()),
+            engine,
+            dlq,
             group: Arc::from(self.group.as_str()),
             topics: self.topics,
             router: Arc::new(self.router),
@@ -409,9 +585,38 @@ impl EventConsumerBuilder {
     }
 }
 
+/// How long an exactly-once poll waits (the shutdown is seen between polls).
+const EXACTLY_ONCE_POLL: Duration = Duration::from_millis(200);
+
+/// Refuses the settings exactly-once mode cannot honour (set to anything but their default).
+fn check_exactly_once_settings(settings: &ConsumerSettings) -> Result<(), EventsError> {
+    let defaults = ConsumerSettings::default();
+    let reason = "does not apply in exactly-once mode (one transaction per polled batch, one \
+                  batch buffered): leave it at its default";
+    if settings.commit_interval != defaults.commit_interval {
+        return Err(EventsError::configuration("commit_interval", reason));
+    }
+    if settings.commit_every_n != defaults.commit_every_n {
+        return Err(EventsError::configuration("commit_every_n", reason));
+    }
+    if settings.max_buffered_bytes_per_partition != defaults.max_buffered_bytes_per_partition {
+        return Err(EventsError::configuration(
+            "max_buffered_bytes_per_partition",
+            reason,
+        ));
+    }
+    Ok(())
+}
+
+/// What runs the records: the at-least-once driver's consumer, or the exactly-once pipeline.
+enum Engine {
+    AtLeastOnce(Box<Consumer>),
+    ExactlyOnce(Box<ExactlyOnce>),
+}
+
 /// Typed handlers in a consumer group; see the [module docs](self).
 pub struct EventConsumer {
-    consumer: Consumer,
+    engine: Engine,
     dlq: Arc<DeadLetterWriter>,
     group: Arc<str>,
     topics: Vec<String>,
@@ -438,16 +643,37 @@ impl EventConsumer {
         &self.group
     }
 
-    /// The client consumer underneath (for `position`, `lag`, `committed`).
-    pub fn client(&self) -> &Consumer {
-        &self.consumer
+    /// The client consumer underneath (for `position`, `lag`, `committed`); `None` in
+    /// exactly-once mode, where the transactional pipeline owns it (read the lag from
+    /// [`stats`](Self::stats)).
+    pub fn client(&self) -> Option<&Consumer> {
+        match &self.engine {
+            Engine::AtLeastOnce(consumer) => Some(&**consumer),
+            Engine::ExactlyOnce(_) => None,
+        }
+    }
+
+    /// The delivery guarantee it runs with.
+    pub fn guarantee(&self) -> ProcessingGuarantee {
+        match &self.engine {
+            Engine::AtLeastOnce(_) => ProcessingGuarantee::AtLeastOnce,
+            Engine::ExactlyOnce(_) => ProcessingGuarantee::ExactlyOnce,
+        }
     }
 
     /// Joins the group and handles records until the [`ShutdownHandle`] fires, then stops
     /// gracefully: running handlers drain (up to the shutdown timeout), what was handled is
     /// committed, the member leaves the group. Runs once.
+    ///
+    /// Exactly-once: one transaction per polled batch; the stop comes between batches (the
+    /// last one committed), then the member leaves the group and the transactional producer
+    /// closes. A fatal transactional error (fenced by a newer instance with the same
+    /// `transactional.id`) stops it with [`EventsError::Transaction`].
     pub async fn run(&self) -> Result<(), EventsError> {
-        driver::run(self).await
+        match &self.engine {
+            Engine::AtLeastOnce(consumer) => driver::run(self, consumer).await,
+            Engine::ExactlyOnce(eos) => transactional::run(self, eos).await,
+        }
     }
 }
 

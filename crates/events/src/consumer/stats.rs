@@ -36,6 +36,11 @@ pub struct ConsumerStats {
     pub lag: BTreeMap<TopicPartition, i64>,
     /// Whether `run` is running.
     pub running: bool,
+    /// Exactly-once mode: transactions committed (each with its outputs, dead letters and
+    /// offsets).
+    pub transactions_committed: u64,
+    /// Exactly-once mode: transactions aborted (their input is read and handled again).
+    pub transactions_aborted: u64,
 }
 
 #[derive(Debug, Default)]
@@ -51,6 +56,8 @@ pub(crate) struct StatsCell {
     pub(crate) max_buffered: AtomicUsize,
     pub(crate) in_flight: AtomicU64,
     pub(crate) running: AtomicBool,
+    pub(crate) transactions_committed: AtomicU64,
+    pub(crate) transactions_aborted: AtomicU64,
     pub(crate) lag: Mutex<BTreeMap<TopicPartition, i64>>,
 }
 
@@ -73,6 +80,8 @@ impl StatsCell {
             in_flight: self.in_flight.load(Ordering::Relaxed),
             lag: self.lag.lock().map(|l| l.clone()).unwrap_or_default(),
             running: self.running.load(Ordering::Relaxed),
+            transactions_committed: self.transactions_committed.load(Ordering::Relaxed),
+            transactions_aborted: self.transactions_aborted.load(Ordering::Relaxed),
         }
     }
 
@@ -126,7 +135,7 @@ impl StatsCell {
         }
     }
 
-    /// A dead letter acknowledged.
+    /// A dead letter acknowledged (exactly-once: its transaction committed).
     pub(crate) fn dead_lettered(&self, topic: &str, group: &str, metrics_on: bool) {
         bump(&self.dead_lettered);
         if metrics_on {

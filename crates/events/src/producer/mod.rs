@@ -25,7 +25,7 @@
 //! ```
 
 pub(crate) mod errors;
-mod publisher;
+pub(crate) mod publisher;
 mod recording;
 mod stats;
 
@@ -373,32 +373,15 @@ impl EventProducer {
     where
         T: EventPayload + Serialize,
     {
-        let (value, content_type) = if T::avro_schema().is_some() {
-            let Some(avro) = &self.inner.avro else {
-                return Err(EventsError::configuration(
-                    "schema.registry.url",
-                    format!(
-                        "{} is an Avro type and no schema registry is configured",
-                        T::EVENT_TYPE
-                    ),
-                ));
-            };
-            (
-                avro.encode_value(topic, event, true).await?,
-                AVRO_CONTENT_TYPE,
-            )
-        } else {
-            (
-                self.inner.json.encode_value(topic, event, true).await?,
-                JSON_CONTENT_TYPE,
-            )
-        };
-        let headers =
-            encode_envelope(topic, event, content_type, Some(&self.inner.default_source))?;
-        let mut record = ProducerRecord::new(topic.clone());
-        record.value = Some(value);
-        record.headers = headers;
-        Ok(record)
+        let inner = &*self.inner;
+        encode_record(
+            &inner.json,
+            inner.avro.as_ref(),
+            &inner.default_source,
+            topic,
+            event,
+        )
+        .await
     }
 
     fn settle(
@@ -469,6 +452,47 @@ impl EventProducer {
         }
         error
     }
+}
+
+/// The record of `event` for `topic`, without its key: the payload in Avro (types with an Avro
+/// schema; needs `avro`) or JSON (validated against the type's JSON Schema), the envelope as
+/// CloudEvents headers with `source` written when the event has none. Shared by
+/// [`EventProducer`] and the exactly-once consumer's outputs.
+pub(crate) async fn encode_record<T>(
+    json: &JsonCodec,
+    avro: Option<&AvroCodec>,
+    source: &DefaultSource,
+    topic: &Topic,
+    event: &Event<T>,
+) -> Result<ProducerRecord, EventsError>
+where
+    T: EventPayload + Serialize,
+{
+    let (value, content_type) = if T::avro_schema().is_some() {
+        let Some(avro) = avro else {
+            return Err(EventsError::configuration(
+                "schema.registry.url",
+                format!(
+                    "{} is an Avro type and no schema registry is configured",
+                    T::EVENT_TYPE
+                ),
+            ));
+        };
+        (
+            avro.encode_value(topic, event, true).await?,
+            AVRO_CONTENT_TYPE,
+        )
+    } else {
+        (
+            json.encode_value(topic, event, true).await?,
+            JSON_CONTENT_TYPE,
+        )
+    };
+    let headers = encode_envelope(topic, event, content_type, Some(source))?;
+    let mut record = ProducerRecord::new(topic.clone());
+    record.value = Some(value);
+    record.headers = headers;
+    Ok(record)
 }
 
 /// The `send <topic>` span (OpenTelemetry messaging conventions; `otel.name` and
