@@ -194,6 +194,8 @@ impl Default for BatchOptions {
 fn bytes_len(field: Option<&[u8]>) -> usize {
     match field {
         None => 1,
+        // Under 64 bytes the zig-zagged length takes one byte: most header keys and values.
+        Some(b) if b.len() < 64 => b.len().wrapping_add(1),
         Some(b) => varint_len(i32::try_from(b.len()).unwrap_or(i32::MAX)).saturating_add(b.len()),
     }
 }
