@@ -46,14 +46,14 @@ use crate::state::producer::{
     max_buffered_size, AccumulatorConfig, BufferedRecord, SenderConfig, SenderState, TopicPartition,
 };
 use crate::state::rng::XorShift64Star;
+use kafkit_wire::record::headers_size;
 
-/// The record's upper-bound size in a batch (what `buffer.memory` reserves).
-fn record_max_size(record: &ProducerRecord) -> usize {
-    max_buffered_size(
-        record.key.as_deref(),
-        record.value.as_deref(),
-        &record.headers,
-    )
+/// The record's upper-bound size in a batch (what `buffer.memory` reserves), and its headers'
+/// encoded size: the one walk over the headers, kept with the record from here on.
+fn record_max_size(record: &ProducerRecord) -> (usize, usize) {
+    let headers = headers_size(&record.headers);
+    let max = max_buffered_size(record.key.as_deref(), record.value.as_deref(), headers);
+    (max, headers)
 }
 
 /// An async Kafka producer. Cheap to clone (all clones share one sender task); `Send + Sync`.
@@ -258,7 +258,8 @@ impl Producer {
                 n
             }
         };
-        let size = self.check_size(record_max_size(&record))?;
+        let (size, headers_size) = record_max_size(&record);
+        let size = self.check_size(size)?;
         let permits = u32::try_from(size).unwrap_or(u32::MAX);
         let buffer = &self.handle.shared.buffer;
         match buffer.try_acquire_many(permits) {
@@ -274,7 +275,7 @@ impl Producer {
                 now = Instant::now();
             }
         }
-        self.enqueue(now, record, partitions, size)
+        self.enqueue(now, record, partitions, size, headers_size)
     }
 
     /// Like [`send`](Producer::send), but fails at once (no wait) when the topic's metadata is
@@ -287,7 +288,8 @@ impl Producer {
                     topic: record.topic.to_string(),
                     waited: Duration::ZERO,
                 })?;
-        let size = self.check_size(record_max_size(&record))?;
+        let (size, headers_size) = record_max_size(&record);
+        let size = self.check_size(size)?;
         let permits = u32::try_from(size).unwrap_or(u32::MAX);
         match self.handle.shared.buffer.try_acquire_many(permits) {
             Ok(permit) => permit.forget(),
@@ -298,7 +300,7 @@ impl Producer {
                 })
             }
         }
-        self.enqueue(Instant::now(), record, partitions, size)
+        self.enqueue(Instant::now(), record, partitions, size, headers_size)
     }
 
     fn check_size(&self, size: usize) -> Result<usize, ProduceError> {
@@ -376,6 +378,7 @@ impl Producer {
         record: ProducerRecord,
         partitions: u32,
         reserved: usize,
+        headers_size: usize,
     ) -> Result<DeliveryFuture, ProduceError> {
         let shared = &self.handle.shared;
         let release = |e: ProduceError| {
@@ -437,6 +440,7 @@ impl Producer {
             key,
             value,
             headers,
+            headers_size,
             delivery: (),
             reserved,
         };

@@ -41,9 +41,7 @@ use super::batch::{
     BatchAttributes, TimestampType, BATCH_HEADER_LEN, CRC_START, LOG_OVERHEAD, MAGIC_V2,
 };
 use super::error::EncodeError;
-use super::varint::{
-    encode_varint, encode_varlong, varint_len, varlong_len, MAX_VARINT_LEN, MAX_VARLONG_LEN,
-};
+use super::varint::{varint_len, varlong_len, zigzag32, zigzag64, MAX_VARINT_LEN, MAX_VARLONG_LEN};
 use crate::compression::{self, Compression};
 
 /// A header to encode, borrowed from the caller.
@@ -60,6 +58,66 @@ impl<'a> HeaderRef<'a> {
     pub fn new(key: &'a [u8], value: Option<&'a [u8]>) -> Self {
         HeaderRef { key, value }
     }
+}
+
+/// A header as the encoder reads it: [`HeaderRef`], or any `(key, Option<value>)` pair of
+/// byte-like types (so a caller's own header list is encoded as it is, with no list of
+/// [`HeaderRef`]s built per record).
+///
+/// ```
+/// use kafkit_wire::record::{headers_size, EncodeHeader, HeaderRef};
+/// let owned: Vec<(String, Option<Vec<u8>>)> = vec![("trace-id".into(), Some(b"abc".to_vec()))];
+/// assert_eq!(owned[0].key(), b"trace-id");
+/// assert_eq!(headers_size(&owned), headers_size(&[HeaderRef::new(b"trace-id", Some(b"abc"))]));
+/// ```
+pub trait EncodeHeader {
+    /// The key's bytes.
+    fn key(&self) -> &[u8];
+    /// The value's bytes, or `None` for null.
+    fn value(&self) -> Option<&[u8]>;
+}
+
+impl EncodeHeader for HeaderRef<'_> {
+    #[inline]
+    fn key(&self) -> &[u8] {
+        self.key
+    }
+
+    #[inline]
+    fn value(&self) -> Option<&[u8]> {
+        self.value
+    }
+}
+
+impl<K: AsRef<[u8]>, V: AsRef<[u8]>> EncodeHeader for (K, Option<V>) {
+    #[inline]
+    fn key(&self) -> &[u8] {
+        self.0.as_ref()
+    }
+
+    #[inline]
+    fn value(&self) -> Option<&[u8]> {
+        self.1.as_ref().map(AsRef::as_ref)
+    }
+}
+
+/// The encoded size of `headers` inside a record: each key and value with its length prefix
+/// (the header count before them not included). What [`BatchBuilder::append_sized`] takes, so
+/// that a caller who sizes a record's headers once (to reserve memory, to fill a batch) does
+/// not have them walked again when the record is written.
+///
+/// ```
+/// use kafkit_wire::record::{headers_size, HeaderRef};
+/// // key length 1 + "k", value length 1 + "v"; a null value is one byte (-1).
+/// assert_eq!(headers_size(&[HeaderRef::new(b"k", Some(b"v"))]), 4);
+/// assert_eq!(headers_size(&[HeaderRef::new(b"k", None)]), 3);
+/// ```
+#[inline]
+pub fn headers_size<H: EncodeHeader>(headers: &[H]) -> usize {
+    headers.iter().fold(0usize, |n, h| {
+        n.saturating_add(bytes_len(Some(h.key())))
+            .saturating_add(bytes_len(h.value()))
+    })
 }
 
 /// A record to encode, borrowed from the caller.
@@ -136,28 +194,43 @@ impl Default for BatchOptions {
 fn bytes_len(field: Option<&[u8]>) -> usize {
     match field {
         None => 1,
+        // Under 64 bytes the zig-zagged length takes one byte: most header keys and values.
+        Some(b) if b.len() < 64 => b.len().wrapping_add(1),
         Some(b) => varint_len(i32::try_from(b.len()).unwrap_or(i32::MAX)).saturating_add(b.len()),
     }
+}
+
+/// Bytes of a record's body (everything after its length varint), its `header_count` headers
+/// taking `headers_size` bytes.
+#[inline]
+fn body_len_sized(
+    offset_delta: i32,
+    timestamp_delta: i64,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    header_count: usize,
+    headers_size: usize,
+) -> usize {
+    varlong_len(timestamp_delta)
+        .saturating_add(varint_len(offset_delta))
+        .saturating_add(1)
+        .saturating_add(bytes_len(key))
+        .saturating_add(bytes_len(value))
+        .saturating_add(varint_len(i32::try_from(header_count).unwrap_or(i32::MAX)))
+        .saturating_add(headers_size)
 }
 
 /// Bytes of a record's body (everything after its length varint).
 #[inline]
 fn body_len(offset_delta: i32, timestamp_delta: i64, record: &RecordRef<'_>) -> usize {
-    let mut n = varlong_len(timestamp_delta)
-        .saturating_add(varint_len(offset_delta))
-        .saturating_add(1);
-    n = n
-        .saturating_add(bytes_len(record.key))
-        .saturating_add(bytes_len(record.value))
-        .saturating_add(varint_len(
-            i32::try_from(record.headers.len()).unwrap_or(i32::MAX),
-        ));
-    for h in record.headers {
-        n = n
-            .saturating_add(bytes_len(Some(h.key)))
-            .saturating_add(bytes_len(h.value));
-    }
-    n
+    body_len_sized(
+        offset_delta,
+        timestamp_delta,
+        record.key,
+        record.value,
+        record.headers.len(),
+        headers_size(record.headers),
+    )
 }
 
 /// The exact encoded size of a record (length prefix included) at `offset_delta` and
@@ -229,61 +302,115 @@ impl<'a> BatchBuilder<'a> {
         self.buf.len().saturating_sub(self.start)
     }
 
-    fn deltas(&self, record: &RecordRef<'_>) -> Result<(i32, i64), EncodeError> {
+    fn deltas(&self, timestamp: i64) -> Result<(i32, i64), EncodeError> {
         let timestamp_delta = if self.count == 0 {
             0
         } else {
-            record.timestamp.checked_sub(self.base_timestamp).ok_or(
-                EncodeError::TimestampOverflow {
-                    timestamp: record.timestamp,
+            timestamp
+                .checked_sub(self.base_timestamp)
+                .ok_or(EncodeError::TimestampOverflow {
+                    timestamp,
                     base_timestamp: self.base_timestamp,
-                },
-            )?
+                })?
         };
         Ok((self.count, timestamp_delta))
     }
 
     /// The uncompressed batch size if `record` were appended next (saturating on overflow).
     pub fn size_with(&self, record: &RecordRef<'_>) -> usize {
-        let (offset_delta, ts_delta) = self.deltas(record).unwrap_or((self.count, i64::MAX));
+        let (offset_delta, ts_delta) = self
+            .deltas(record.timestamp)
+            .unwrap_or((self.count, i64::MAX));
         self.size()
             .saturating_add(record_size(offset_delta, ts_delta, record))
     }
 
     /// Appends `record`; returns its offset. On error nothing is written.
     pub fn append(&mut self, record: &RecordRef<'_>) -> Result<i64, EncodeError> {
+        let size = headers_size(record.headers);
+        self.append_sized(
+            record.timestamp,
+            record.key,
+            record.value,
+            record.headers,
+            size,
+        )
+    }
+
+    /// Appends a record given by its fields, its headers' encoded size already known
+    /// ([`headers_size`] of `headers`, computed once by the caller); returns its offset. The
+    /// bytes are those [`append`](BatchBuilder::append) writes for the same record. The record
+    /// is written into a slice of exactly the size computed from `headers_size`; a size that
+    /// is not the headers' own is found when the writing does not fill that slice exactly, and
+    /// refused with [`EncodeError::HeadersSizeMismatch`]. On error nothing is written.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use kafkit_wire::record::{headers_size, BatchBuilder, HeaderRef, RecordRef};
+    ///
+    /// let headers = vec![("trace-id", Some(&b"abc"[..]))];
+    /// let size = headers_size(&headers); // once, kept with the record
+    /// let mut buf = BytesMut::new();
+    /// let mut builder = BatchBuilder::new(&mut buf, 0);
+    /// builder.append_sized(1_000, None, Some(b"v"), &headers, size)?;
+    /// let same = [HeaderRef::new(b"trace-id", Some(b"abc"))];
+    /// let mut other = BytesMut::new();
+    /// BatchBuilder::new(&mut other, 0)
+    ///     .append(&RecordRef::new(1_000, None, Some(b"v")).with_headers(&same))?;
+    /// assert_eq!(buf, other);
+    /// # Ok::<(), kafkit_wire::record::EncodeError>(())
+    /// ```
+    pub fn append_sized<H: EncodeHeader>(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[H],
+        headers_size: usize,
+    ) -> Result<i64, EncodeError> {
         if self.count == i32::MAX {
             return Err(EncodeError::TooManyRecords);
         }
-        let (offset_delta, timestamp_delta) = self.deltas(record)?;
-        check_len(record.key, "key")?;
-        check_len(record.value, "value")?;
-        i32::try_from(record.headers.len()).map_err(|_| EncodeError::TooLarge {
-            what: "header count",
-        })?;
-        for h in record.headers {
-            check_len(Some(h.key), "header key")?;
-            check_len(h.value, "header value")?;
-        }
-        let body = i32::try_from(body_len(offset_delta, timestamp_delta, record))
-            .map_err(|_| EncodeError::TooLarge { what: "record" })?;
-        let buf = &mut *self.buf;
-        buf.reserve(varint_len(body).saturating_add(body as usize));
-        encode_varint(body, buf);
-        buf.put_i8(0);
-        encode_varlong(timestamp_delta, buf);
-        encode_varint(offset_delta, buf);
-        put_bytes(record.key, buf);
-        put_bytes(record.value, buf);
-        encode_varint(record.headers.len() as i32, buf);
-        for h in record.headers {
-            put_bytes(Some(h.key), buf);
-            put_bytes(h.value, buf);
+        let (offset_delta, timestamp_delta) = self.deltas(timestamp)?;
+        let body = body_len_sized(
+            offset_delta,
+            timestamp_delta,
+            key,
+            value,
+            headers.len(),
+            headers_size,
+        );
+        // A body that fits an i32 has every field's length fit one too (each is part of it);
+        // the writer checks each length again as it goes, at the cost of a comparison.
+        let Ok(body) = i32::try_from(body) else {
+            return Err(refusal(key, value, headers, headers_size));
+        };
+        let start = self.buf.len();
+        let total = varint_len(body).saturating_add(body.unsigned_abs() as usize);
+        self.buf.resize(start.saturating_add(total), 0);
+        let out = self.buf.get_mut(start..).unwrap_or_default();
+        let mut w = SliceWriter { out };
+        let written = w.varint(body).and_then(|()| {
+            w.byte(0)?; // record attributes: unused
+            w.varlong(timestamp_delta)?;
+            w.varint(offset_delta)?;
+            w.field(key)?;
+            w.field(value)?;
+            w.varint(i32::try_from(headers.len()).ok()?)?;
+            for h in headers {
+                w.field(Some(h.key()))?;
+                w.field(h.value())?;
+            }
+            Some(())
+        });
+        if written.is_none() || !w.out.is_empty() {
+            self.buf.truncate(start);
+            return Err(refusal(key, value, headers, headers_size));
         }
         if self.count == 0 {
-            self.base_timestamp = record.timestamp;
+            self.base_timestamp = timestamp;
         }
-        self.max_timestamp = self.max_timestamp.max(record.timestamp);
+        self.max_timestamp = self.max_timestamp.max(timestamp);
         self.count = self.count.saturating_add(1);
         Ok(self.base_offset.wrapping_add(i64::from(offset_delta)))
     }
@@ -360,20 +487,97 @@ impl<'a> BatchBuilder<'a> {
     }
 }
 
-fn check_len(field: Option<&[u8]>, what: &'static str) -> Result<(), EncodeError> {
-    match field {
-        Some(b) if i32::try_from(b.len()).is_err() => Err(EncodeError::TooLarge { what }),
-        _ => Ok(()),
+/// Why a record could not be written: the first field whose length does not fit an i32, the
+/// header count, a `headers_size` that is not the headers' own, or else the record itself.
+/// Only on the error path: it walks the headers.
+#[cold]
+fn refusal<H: EncodeHeader>(
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: &[H],
+    given: usize,
+) -> EncodeError {
+    let too_large = |field: Option<&[u8]>| field.is_some_and(|b| i32::try_from(b.len()).is_err());
+    if too_large(key) {
+        return EncodeError::TooLarge { what: "key" };
     }
+    if too_large(value) {
+        return EncodeError::TooLarge { what: "value" };
+    }
+    if i32::try_from(headers.len()).is_err() {
+        return EncodeError::TooLarge {
+            what: "header count",
+        };
+    }
+    for h in headers {
+        if too_large(Some(h.key())) {
+            return EncodeError::TooLarge { what: "header key" };
+        }
+        if too_large(h.value()) {
+            return EncodeError::TooLarge {
+                what: "header value",
+            };
+        }
+    }
+    let actual = headers_size(headers);
+    if actual != given {
+        return EncodeError::HeadersSizeMismatch { given, actual };
+    }
+    EncodeError::TooLarge { what: "record" }
 }
 
-#[inline]
-fn put_bytes(field: Option<&[u8]>, buf: &mut BytesMut) {
-    match field {
-        None => encode_varint(-1, buf),
-        Some(b) => {
-            encode_varint(b.len() as i32, buf);
-            buf.put_slice(b);
+/// Writes into a slice sized for exactly one record: each write takes its bytes off the front
+/// of what is left, `None` when they do not fit (no capacity check or length update per byte,
+/// as writing through `BytesMut` costs).
+struct SliceWriter<'a> {
+    out: &'a mut [u8],
+}
+
+impl SliceWriter<'_> {
+    #[inline]
+    fn byte(&mut self, b: u8) -> Option<()> {
+        let (first, rest) = std::mem::take(&mut self.out).split_first_mut()?;
+        *first = b;
+        self.out = rest;
+        Some(())
+    }
+
+    #[inline]
+    fn unsigned(&mut self, mut raw: u64) -> Option<()> {
+        let out = std::mem::take(&mut self.out);
+        let mut n = 0usize;
+        while raw >= 0x80 {
+            *out.get_mut(n)? = (raw as u8) | 0x80;
+            raw >>= 7;
+            n = n.wrapping_add(1);
+        }
+        *out.get_mut(n)? = raw as u8;
+        self.out = out.get_mut(n.wrapping_add(1)..)?;
+        Some(())
+    }
+
+    #[inline]
+    fn varint(&mut self, value: i32) -> Option<()> {
+        self.unsigned(zigzag32(value))
+    }
+
+    #[inline]
+    fn varlong(&mut self, value: i64) -> Option<()> {
+        self.unsigned(zigzag64(value))
+    }
+
+    /// A nullable bytes field: its length (-1 for null), then its bytes.
+    #[inline]
+    fn field(&mut self, field: Option<&[u8]>) -> Option<()> {
+        match field {
+            None => self.byte(1), // -1 zig-zagged
+            Some(b) => {
+                self.varint(i32::try_from(b.len()).ok()?)?;
+                let (head, rest) = std::mem::take(&mut self.out).split_at_mut_checked(b.len())?;
+                head.copy_from_slice(b);
+                self.out = rest;
+                Some(())
+            }
         }
     }
 }

@@ -186,6 +186,15 @@ pub enum EncodeError {
         /// What was too large.
         what: &'static str,
     },
+    /// [`BatchBuilder::append_sized`](super::BatchBuilder::append_sized) was given a headers
+    /// size that is not the headers' encoded size ([`headers_size`](super::encode::headers_size)).
+    #[error("headers size given as {given} bytes, encoded they take {actual}")]
+    HeadersSizeMismatch {
+        /// The size given.
+        given: usize,
+        /// The headers' encoded size.
+        actual: usize,
+    },
     /// More records than a batch's i32 offset delta can number.
     #[error("too many records in one batch")]
     TooManyRecords,

@@ -55,6 +55,9 @@ pub use batch::{
 };
 pub use control::{ControlRecord, ControlRecordType};
 pub use decode::{decode_batch, BatchReader, DecodeLimits};
-pub use encode::{max_record_size, record_size, BatchBuilder, BatchOptions, HeaderRef, RecordRef};
+pub use encode::{
+    headers_size, max_record_size, record_size, BatchBuilder, BatchOptions, EncodeHeader,
+    HeaderRef, RecordRef,
+};
 pub use error::{EncodeError, RecordError};
 pub use streaming::StreamingBatch;

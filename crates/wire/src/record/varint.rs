@@ -92,12 +92,12 @@ fn unsigned_len(raw: u64) -> usize {
 }
 
 #[inline]
-fn zigzag32(v: i32) -> u64 {
+pub(crate) fn zigzag32(v: i32) -> u64 {
     u64::from(((v << 1) ^ (v >> 31)) as u32)
 }
 
 #[inline]
-fn zigzag64(v: i64) -> u64 {
+pub(crate) fn zigzag64(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 

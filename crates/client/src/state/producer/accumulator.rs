@@ -93,6 +93,7 @@ impl<D> Accumulator<D> {
             key: record.key,
             value: record.value,
             headers: record.headers,
+            headers_size: record.headers_size,
             delivery: (),
             reserved: record.reserved,
         };

@@ -11,9 +11,9 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use kafkit_wire::compression::Compression;
-use kafkit_wire::record::varint::{varint_len, MAX_VARINT_LEN};
+use kafkit_wire::record::varint::MAX_VARINT_LEN;
 use kafkit_wire::record::{
-    max_record_size, record_size, BatchBuilder, BatchOptions, HeaderRef, RecordRef,
+    headers_size, max_record_size, record_size, BatchBuilder, BatchOptions, RecordRef,
 };
 
 use super::idempotence::increment_sequence;
@@ -85,7 +85,11 @@ pub struct BufferedRecord<D> {
     /// Value.
     pub value: Option<Bytes>,
     /// Headers.
-    pub headers: Vec<(HeaderName, Option<Bytes>)>,
+    pub(crate) headers: Vec<(HeaderName, Option<Bytes>)>,
+    /// The headers' encoded size ([`headers_size`] of `headers`), computed once when the
+    /// record is made: every later sizing (reservation, batch fill, encode) takes it from
+    /// here instead of walking the headers again.
+    pub(crate) headers_size: usize,
     /// Where the outcome goes.
     pub delivery: D,
     /// `buffer.memory` bytes reserved for this record, released with its outcome. When not
@@ -102,13 +106,25 @@ impl<D> BufferedRecord<D> {
             key,
             value,
             headers: Vec::new(),
+            headers_size: 0,
             delivery,
             reserved: 0,
         }
     }
 
-    fn headers_len(&self) -> usize {
-        headers_len(&self.headers)
+    /// The same record with `headers` (sized here, once).
+    pub fn with_headers(self, headers: Vec<(HeaderName, Option<Bytes>)>) -> Self {
+        let headers_size = headers_size(&headers);
+        BufferedRecord {
+            headers,
+            headers_size,
+            ..self
+        }
+    }
+
+    /// The headers.
+    pub fn headers(&self) -> &[(HeaderName, Option<Bytes>)] {
+        &self.headers
     }
 
     /// The same record with another delivery handle.
@@ -118,6 +134,7 @@ impl<D> BufferedRecord<D> {
             key: self.key,
             value: self.value,
             headers: self.headers,
+            headers_size: self.headers_size,
             delivery,
             reserved: self.reserved,
         }
@@ -126,43 +143,29 @@ impl<D> BufferedRecord<D> {
     /// An upper bound on this record's size in any batch, batch header included: what is
     /// checked against `max.request.size` and reserved from `buffer.memory`.
     pub fn max_size(&self) -> usize {
-        max_buffered_size(self.key.as_deref(), self.value.as_deref(), &self.headers)
+        max_buffered_size(
+            self.key.as_deref(),
+            self.value.as_deref(),
+            self.headers_size,
+        )
     }
 
     fn size_at(&self, offset_delta: i32, timestamp_delta: i64) -> usize {
         let bare = RecordRef::new(self.timestamp, self.key.as_deref(), self.value.as_deref());
         // The length prefix may grow by a byte or two with headers: counted generously.
         record_size(offset_delta, timestamp_delta, &bare)
-            .saturating_add(self.headers_len())
+            .saturating_add(self.headers_size)
             .saturating_add(2)
     }
 }
 
-fn headers_len(headers: &[(HeaderName, Option<Bytes>)]) -> usize {
-    headers
-        .iter()
-        .map(|(k, v)| {
-            let value = v.as_ref().map_or(1, |v| len_prefixed(v.len()));
-            len_prefixed(k.len()).saturating_add(value)
-        })
-        .sum()
-}
-
-/// [`BufferedRecord::max_size`] of a record with this key, value and headers, before it is
-/// one.
-pub fn max_buffered_size(
-    key: Option<&[u8]>,
-    value: Option<&[u8]>,
-    headers: &[(HeaderName, Option<Bytes>)],
-) -> usize {
+/// [`BufferedRecord::max_size`] of a record with this key and value and headers taking
+/// `headers_size` bytes ([`headers_size`] of them), before it is one.
+pub fn max_buffered_size(key: Option<&[u8]>, value: Option<&[u8]>, headers_size: usize) -> usize {
     max_record_size(&RecordRef::new(0, key, value))
-        .saturating_add(headers_len(headers))
+        .saturating_add(headers_size)
         .saturating_add(MAX_VARINT_LEN)
         .saturating_add(BATCH_OVERHEAD)
-}
-
-fn len_prefixed(len: usize) -> usize {
-    varint_len(i32::try_from(len).unwrap_or(i32::MAX)).saturating_add(len)
 }
 
 /// The sequence a batch was given when first drained, under one producer id and epoch.
@@ -420,18 +423,15 @@ impl<D> ProducerBatch<D> {
         }
         let mut buf = BytesMut::with_capacity(self.size);
         let mut builder = BatchBuilder::new(&mut buf, 0);
-        let mut headers: Vec<HeaderRef<'_>> = Vec::new();
         for r in self.records.iter().take(count) {
-            headers.clear();
-            headers.extend(
-                r.headers
-                    .iter()
-                    .map(|(k, v)| HeaderRef::new(k.as_bytes(), v.as_deref())),
-            );
-            let record = RecordRef::new(r.timestamp, r.key.as_deref(), r.value.as_deref())
-                .with_headers(&headers);
             builder
-                .append(&record)
+                .append_sized(
+                    r.timestamp,
+                    r.key.as_deref(),
+                    r.value.as_deref(),
+                    &r.headers,
+                    r.headers_size,
+                )
                 .map_err(|e| ProduceError::Encode(e.to_string()))?;
         }
         let options = BatchOptions {
@@ -521,4 +521,69 @@ pub struct Outcome<D> {
     pub reserved: usize,
     /// Where it was written, or why not.
     pub result: Result<RecordMetadata, ProduceError>,
+}
+
+#[cfg(test)]
+mod header_size_tests {
+    use super::*;
+    use kafkit_wire::record::{BatchReader, DecodeLimits};
+
+    fn headers(count: usize, value_len: usize) -> Vec<(HeaderName, Option<Bytes>)> {
+        (0..count)
+            .map(|i| {
+                let name = HeaderName::from("h".repeat(i * 9 % 70));
+                let value = (i % 3 != 0).then(|| Bytes::from(vec![b'x'; value_len + i]));
+                (name, value)
+            })
+            .collect()
+    }
+
+    /// The size carried with a record is its headers' encoded size, and what a record
+    /// reserves, adds to a batch and takes in the encoded batch agree with it.
+    #[test]
+    fn headers_are_sized_once_and_encoded_as_sized() {
+        for (count, value_len) in [(0, 0), (1, 0), (7, 20), (40, 60), (3, 8_200)] {
+            let hs = headers(count, value_len);
+            let walked = headers_size(&hs);
+            let r = BufferedRecord::new(1_000, Some(Bytes::from_static(b"k")), None, ())
+                .with_headers(hs.clone());
+            assert_eq!(r.headers_size, walked);
+            assert_eq!(r.headers(), &hs[..]);
+            let mut batch = ProducerBatch::new(TopicPartition::new("t", 0), 0, Instant::now());
+            let added = batch.room_for(&r, usize::MAX).unwrap();
+            batch.push(r, added, usize::MAX);
+            let encoded = batch
+                .encode(Compression::None, None, false, &mut Vec::new())
+                .unwrap();
+            assert!(
+                encoded.len() <= batch.size(),
+                "the estimate is an upper bound"
+            );
+            let max = max_buffered_size(Some(b"k"), None, walked);
+            assert!(encoded.len() <= max, "{} > {max}", encoded.len());
+            let mut reader = BatchReader::with_limits(encoded, DecodeLimits::default());
+            let decoded = reader.next_batch().unwrap().unwrap();
+            let got = &decoded.records()[0].headers;
+            assert_eq!(got.len(), hs.len());
+            for (g, (k, v)) in got.iter().zip(&hs) {
+                assert_eq!(g.key.as_ref(), k.as_bytes());
+                assert_eq!(g.value.as_deref(), v.as_deref());
+            }
+        }
+    }
+
+    /// A record whose carried size is not its headers' (only a bug in kafkit could make one)
+    /// fails the batch's encoding with a typed error, not wrong bytes or a panic.
+    #[test]
+    fn a_wrong_carried_size_is_an_encode_error() {
+        let mut r = BufferedRecord::new(1_000, None, None, ()).with_headers(headers(7, 20));
+        r.headers_size += 1;
+        let mut batch = ProducerBatch::new(TopicPartition::new("t", 0), 0, Instant::now());
+        let added = batch.room_for(&r, usize::MAX).unwrap();
+        batch.push(r, added, usize::MAX);
+        let err = batch
+            .encode(Compression::None, None, false, &mut Vec::new())
+            .unwrap_err();
+        assert!(matches!(err, ProduceError::Encode(_)), "{err:?}");
+    }
 }
