@@ -357,20 +357,21 @@ fn a_node_is_fetched_again_once_the_application_takes_its_records() {
             .find(|(t, _)| t.node() == 0)
             .map(|(_, r)| sent_partitions(&r))
     };
-    let mut s = assigned(4);
-    let (token, _) = s
-        .poll_fetches(now, &m)
-        .into_iter()
-        .find(|(t, _)| t.node() == 0)
-        .unwrap();
-    s.handle_fetch(
-        now,
-        token,
-        response(
-            0,
-            vec![partition(0, Some(records(0, 3)), 3), partition(2, None, 0)],
-        ),
-    );
+    // Four assigned partitions; node 0's first fetch answered with `partitions`.
+    let answered = |partitions: Vec<PartitionData>| -> FetchState {
+        let mut s = assigned(4);
+        let (token, _) = s
+            .poll_fetches(now, &m)
+            .into_iter()
+            .find(|(t, _)| t.node() == 0)
+            .unwrap();
+        s.handle_fetch(now, token, response(0, partitions));
+        s
+    };
+    let mut s = answered(vec![
+        partition(0, Some(records(0, 3)), 3),
+        partition(2, None, 0),
+    ]);
     assert!(s.awaits_take());
     assert_eq!(
         node0(&mut s),
@@ -389,34 +390,14 @@ fn a_node_is_fetched_again_once_the_application_takes_its_records() {
 
     // A partial take releases the node as well (Java fetches after every poll that took
     // records); the partition still buffered stays out of the fetch.
-    let mut s = assigned(4);
-    let (token, _) = s
-        .poll_fetches(now, &m)
-        .into_iter()
-        .find(|(t, _)| t.node() == 0)
-        .unwrap();
-    s.handle_fetch(
-        now,
-        token,
-        response(0, vec![partition(0, Some(records(0, 5)), 5)]),
-    );
+    let mut s = answered(vec![partition(0, Some(records(0, 5)), 5)]);
     assert_eq!(node0(&mut s), None);
     assert_eq!(s.drain(2).records.len(), 2);
     assert_eq!(node0(&mut s), Some(vec![(2, 0)]));
 
     // Records of a partition paused since hold nothing back (the application will not take
     // them before it resumes).
-    let mut s = assigned(4);
-    let (token, _) = s
-        .poll_fetches(now, &m)
-        .into_iter()
-        .find(|(t, _)| t.node() == 0)
-        .unwrap();
-    s.handle_fetch(
-        now,
-        token,
-        response(0, vec![partition(0, Some(records(0, 3)), 3)]),
-    );
+    let mut s = answered(vec![partition(0, Some(records(0, 3)), 3)]);
     s.pause(&tp(0)).unwrap();
     assert_eq!(node0(&mut s), Some(vec![(2, 0)]));
 }
