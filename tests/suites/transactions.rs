@@ -428,6 +428,52 @@ async fn a_transaction_left_open_is_aborted_by_the_next_init() {
     );
 }
 
+/// No successor comes: the transaction coordinator aborts the open transaction once its
+/// `transaction.timeout.ms` has passed (the broker looks every
+/// `transaction.abort.timed.out.transaction.cleanup.interval.ms`, 10 s by default), so a
+/// `read_committed` reader stuck behind it gets past without anyone's help.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_left_open_is_aborted_by_the_coordinator_after_its_timeout() {
+    const TIMEOUT: Duration = Duration::from_secs(3);
+    let bootstrap = &kafka().bootstrap;
+    let topic = kafkit_tests::fill::topic(bootstrap, "txn-timeout", 1).await;
+    let id = unique_name("txn-timeout");
+    let stalled = txn_producer_with(bootstrap, &id, Some(TIMEOUT)).await;
+    stalled.begin_transaction().expect("begin");
+    send_all(&stalled, &topic, 1, &values("open", 5)).await;
+    let opened = Instant::now();
+    // Records after the open transaction: read_committed cannot pass its first offset until
+    // the transaction ends.
+    let plain = Producer::new(
+        ProducerConfig::builder()
+            .bootstrap_servers([bootstrap.clone()])
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    send_all(&plain, &topic, 1, &values("after", 5)).await;
+    plain.close(CALL).await.unwrap();
+
+    // `kafkit_read` waits for the five, then for the end: it returns only once the
+    // coordinator's abort marker moved the last stable offset past everything.
+    let read = kafkit_read(bootstrap, &topic, 1, "read_committed", 5).await;
+    let took = opened.elapsed();
+    assert_eq!(
+        read,
+        values("after", 5),
+        "the open transaction's records are aborted"
+    );
+    assert!(
+        took >= TIMEOUT,
+        "the reader got past before the timeout ({took:?}): nothing proved"
+    );
+    // transaction.timeout.ms + one cleanup interval + slack for a loaded machine.
+    assert!(took < Duration::from_secs(45), "blocked for {took:?}");
+    // The stalled producer's transaction was aborted for it: its commit now fails.
+    assert!(stalled.commit_transaction(CALL).await.is_err());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offsets_sent_to_a_transaction_are_committed_only_when_it_commits() {
     offsets_committed_with_the_transaction("classic").await;
