@@ -90,7 +90,7 @@ diagnose() {
   df -h . "${TMPDIR:-/tmp}" | sed 's/^/  /'
   free -m | sed 's/^/  /'
   local dir nd pid
-  for dir in "$broker_dir" "$secure_dir" "${KAFKIT_SECURE_STATE_DIR:-}"; do
+  for dir in "$broker_dir" "${KAFKIT_SECURE_STATE_DIR:-$secure_dir}"; do
     [ -n "$dir" ] && [ -d "$dir" ] || continue
     for nd in "$dir"/node-*; do
       pid=$(cat "$nd/pid" 2>/dev/null || true)

@@ -461,9 +461,15 @@ impl Cluster {
     /// offset fetches, heartbeats, joins, leaves): a socket of its own beside
     /// [`Cluster::connection`]'s, so these never wait behind a Fetch long-poll. Same reconnect
     /// backoff (per broker address) and idle close as every connection.
+    ///
+    /// A coordinator that has left the metadata (its broker crashed and was fenced) is
+    /// COORDINATOR_NOT_AVAILABLE, retriable: the caller looks the coordinator up again, as
+    /// Java marks it unknown. (Plain [`Error::UnknownBroker`] is not retriable, so a commit or a
+    /// group member would otherwise fail for good while the group simply moved.)
     pub async fn coordinator_connection(&self, node_id: i32) -> Result<Connection> {
         self.connection_for(node_id, ConnectionPurpose::Coordinator)
             .await
+            .map_err(coordinator_gone)
     }
 
     /// A live connection to broker `node_id` for `purpose`, opened if needed.
@@ -736,6 +742,20 @@ fn metadata_request(topics: Option<&[&str]>, allow_auto_topic_creation: bool) ->
         .with_allow_auto_topic_creation(allow_auto_topic_creation)
 }
 
+/// [`Cluster::coordinator_connection`]'s error for a coordinator no longer in the metadata.
+fn coordinator_gone(err: Error) -> Error {
+    match err {
+        Error::UnknownBroker { node_id } => Error::Broker {
+            api: ApiKey::FindCoordinator,
+            code: kafka_protocol::error::ResponseError::CoordinatorNotAvailable,
+            message: Some(format!(
+                "coordinator {node_id} is not in the cluster metadata (it left the cluster)"
+            )),
+        },
+        other => other,
+    }
+}
+
 /// Metadata requests at every version, for `crate::request_versions`: every topic, none, some;
 /// with and without auto-creation. kafkit speaks Metadata from v4 (`kafkit_wire`'s `SUPPORTED`):
 /// below it the request has no `allow_auto_topic_creation` and the broker would create topics
@@ -782,6 +802,26 @@ mod tests {
         assert_eq!(policy.backoff.max(), Duration::from_millis(700));
         assert_eq!(policy.setup_timeout.initial(), Duration::from_secs(3));
         assert_eq!(policy.setup_timeout.max(), Duration::from_secs(9));
+    }
+
+    #[test]
+    fn a_coordinator_gone_from_the_metadata_is_retriable_and_looked_up_again() {
+        use crate::state::group::commit::CommitError;
+        use crate::state::group::coordinator::{coordinator_action, CoordinatorAction};
+        use crate::state::producer::transaction::{classify, TxnErrorClass};
+        let err = coordinator_gone(Error::UnknownBroker { node_id: 3 });
+        assert!(err.is_retriable(), "{err:?}");
+        assert!(err.to_string().contains("coordinator 3"), "{err}");
+        assert_eq!(coordinator_action(&err), CoordinatorAction::Rediscover);
+        assert_eq!(classify(&err), TxnErrorClass::Rediscover);
+        let Error::Broker { code, .. } = err else {
+            unreachable!()
+        };
+        let commit = CommitError::from_code(code, None);
+        assert!(commit.is_retriable() && commit.needs_coordinator_lookup());
+        // Anything else passes through unchanged.
+        let other = coordinator_gone(Error::NoBrokers);
+        assert!(matches!(other, Error::NoBrokers));
     }
 
     #[test]
