@@ -172,3 +172,27 @@ fn owned_and_borrowed_header_shapes() {
         .unwrap();
     assert_eq!(x, y);
 }
+
+/// A wrong size under the i32 body limit but far above the headers' own is refused before
+/// room for it is reserved: the buffer does not grow to the claimed size.
+#[test]
+fn a_huge_wrong_headers_size_allocates_nothing() {
+    let headers = [HeaderRef::new(b"k", Some(b"v"))];
+    let given = 1 << 30;
+    let mut buf = BytesMut::new();
+    let mut b = BatchBuilder::new(&mut buf, 0);
+    let result = b.append_sized(5, None, Some(b"x"), &headers, given);
+    assert!(
+        matches!(
+            result,
+            Err(EncodeError::HeadersSizeMismatch { given: g, actual: 4 }) if g == given
+        ),
+        "{result:?}"
+    );
+    assert_eq!(b.record_count(), 0);
+    assert!(
+        buf.capacity() < 1 << 20,
+        "reserved {} bytes",
+        buf.capacity()
+    );
+}

@@ -372,6 +372,18 @@ impl<'a> BatchBuilder<'a> {
             return Err(EncodeError::TooManyRecords);
         }
         let (offset_delta, timestamp_delta) = self.deltas(timestamp)?;
+        // A large claimed size is checked before that much is reserved, so a wrong one cannot
+        // allocate up to the i32 body limit first (walking headers this large costs little
+        // next to writing them).
+        if headers_size > SIZE_CHECKED_ABOVE {
+            let actual = self::headers_size(headers);
+            if actual != headers_size {
+                return Err(EncodeError::HeadersSizeMismatch {
+                    given: headers_size,
+                    actual,
+                });
+            }
+        }
         let body = body_len_sized(
             offset_delta,
             timestamp_delta,
@@ -486,6 +498,10 @@ impl<'a> BatchBuilder<'a> {
         Ok(total)
     }
 }
+
+/// Above this many bytes of headers, [`BatchBuilder::append_sized`] checks the given size
+/// before it reserves room for the record.
+const SIZE_CHECKED_ABOVE: usize = 64 << 10;
 
 /// Why a record could not be written: the first field whose length does not fit an i32, the
 /// header count, a `headers_size` that is not the headers' own, or else the record itself.
