@@ -453,18 +453,7 @@ impl Driver<'_> {
                             Err(e.class()),
                             metrics,
                         );
-                        let kind = if e.is_retriable() {
-                            FailureKind::Retriable
-                        } else {
-                            FailureKind::NotRetriable
-                        };
-                        let failure = failure_of(
-                            e.class(),
-                            e.message(),
-                            e.cause_class(),
-                            e.detail().map(str::to_owned),
-                            attempt,
-                        );
+                        let (kind, failure) = handler_failure(&e, attempt);
                         self.log_failure(&record, &failure, e.is_retriable());
                         Err(HandlerFailure { kind, failure })
                     }
@@ -562,6 +551,24 @@ pub(crate) fn failure_of(
     failure.detail = detail;
     failure.attempts = attempts;
     failure
+}
+
+/// A handler's error as the retry/dead-letter decision takes it: retriable or not, and the
+/// failure its dead letter would record at `attempts`.
+pub(crate) fn handler_failure(e: &HandlerError, attempts: u32) -> (FailureKind, Failure) {
+    let kind = if e.is_retriable() {
+        FailureKind::Retriable
+    } else {
+        FailureKind::NotRetriable
+    };
+    let failure = failure_of(
+        e.class(),
+        e.message(),
+        e.cause_class(),
+        e.detail().map(str::to_owned),
+        attempts,
+    );
+    (kind, failure)
 }
 
 pub(crate) fn decode_class(e: &EventsError) -> String {

@@ -21,7 +21,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::driver::{decode_class, failure_of, panic_message, process_span, stats_of, CatchPanic};
+use super::driver::{
+    decode_class, failure_of, handler_failure, panic_message, process_span, stats_of, CatchPanic,
+};
 use super::handler::{HandlerError, OutputEncoder, Outputs, RecordContext};
 use super::router::{Codecs, RouteOutcome, Router};
 use super::stats::StatsCell;
@@ -334,19 +336,7 @@ async fn handle_partition(
                         Err(e.class()),
                         batch.metrics,
                     );
-                    let kind = if e.is_retriable() {
-                        FailureKind::Retriable
-                    } else {
-                        FailureKind::NotRetriable
-                    };
-                    let failure = failure_of(
-                        e.class(),
-                        e.message(),
-                        e.cause_class(),
-                        e.detail().map(str::to_owned),
-                        attempt,
-                    );
-                    (kind, failure)
+                    handler_failure(&e, attempt)
                 }
             };
             if batch.logging {
