@@ -60,7 +60,16 @@ step "public API listings (api/*.txt from nightly rustdoc JSON; update: scripts/
 bash scripts/public-api.sh
 
 step "cargo package of the library crates (publish dry run; each tarball built on its own)"
-cargo package -p kafkit-wire -p kafkit -p kafkit-events --locked
+# Cargo verifies kafkit against kafkit-wire's tarball through a local overlay registry that it
+# extracts under $CARGO_HOME/registry/src/-<hash of this checkout's path>/, and it reuses an
+# extraction already there (same name and version) without comparing contents; it also reuses
+# a build of that "registry" kafkit-wire left in the target directory by an earlier run (a
+# registry crate's version is its fingerprint). Either way a machine that packaged an older
+# commit from the same path verifies kafkit against the old kafkit-wire and fails (CI did,
+# after kafkit-wire gained append_sized). So: no old extractions of our crates (the overlay
+# directories are the ones without a registry name), and a target directory of its own.
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/kafkit-* target/package-verify
+cargo package -p kafkit-wire -p kafkit -p kafkit-events --locked --target-dir target/package-verify
 
 step "no C: dependency graph of the library crates"
 bash scripts/check-no-c.sh graph
@@ -152,7 +161,7 @@ if [ "${KAFKIT_SKIP_NOC:-0}" != 1 ]; then
     sasl.username=alice sasl.password=alice-secret \
     "ssl.ca.location=$KAFKIT_SECURE_STATE_DIR/security/ca.pem"
 fi
-prune target/x86_64-unknown-linux-musl target/release target/package target/doc target/api
+prune target/x86_64-unknown-linux-musl target/release target/package target/package-verify target/doc target/api
 
 step "cargo test: build every test target"
 artifacts=$(mktemp)
