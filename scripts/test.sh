@@ -171,7 +171,7 @@ cargo test --workspace --locked --all-targets --no-run --message-format=json-ren
 # Kafka 3.9.1 beside 4.x: these suites' binaries (from the build above, so nothing is built
 # twice) run against a 3.9.1 broker and a secured one in the background, while the whole
 # workspace runs against the 4.x broker below.
-suites39=(producer producer_faults producer_levels consumer group security acls admin)
+suites39=(producer producer_faults producer_levels consumer group security acls admin events_eos)
 mapfile -t bins39 < <(python3 - "$artifacts" "${suites39[@]}" <<'PY'
 import json, sys
 wanted = set(sys.argv[2:])
