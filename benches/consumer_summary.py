@@ -7,6 +7,8 @@ import json
 import statistics
 import sys
 
+import memory_summary
+
 path = sys.argv[1]
 doc = json.load(open(path))
 meta, runs = doc["meta"], doc["runs"]
@@ -44,7 +46,8 @@ for codec, s in summary.items():
                 paired.setdefault(codec, {})[name] = {
                     k: statistics.median(ra[k] / rb[k] for ra, rb in per_round)
                     for k in ratio_keys}
-doc.update({"medians": summary, "ratios": ratios, "paired_ratios": paired})
+memory = memory_summary.summarize(runs)
+doc.update({"medians": summary, "ratios": ratios, "paired_ratios": paired, "memory": memory})
 json.dump(doc, open(path, "w"), indent=2)
 
 print()
@@ -73,6 +76,7 @@ if ratios:
             print("%-6s %-16s %10.3f %8.3f %10.3f | %10.3f %8.3f %10.3f" % (
                 codec, pair, r["records_per_s"], r["mb_per_s"], r["cpu_s_per_million"],
                 p["records_per_s"], p["mb_per_s"], p["cpu_s_per_million"]))
+memory_summary.print_table(memory)
 for note in (meta.get("kafkit_note"), meta.get("note")):
     if note:
         print("note:", note)

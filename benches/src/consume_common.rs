@@ -99,6 +99,8 @@ pub(crate) struct Outcome {
     pub(crate) wall: Duration,
     pub(crate) cpu_start: (f64, f64),
     pub(crate) cpu_end: (f64, f64),
+    /// Resident memory before the client was created (`memory()` of produce_common), in bytes.
+    pub(crate) rss_base: u64,
 }
 
 impl Outcome {
@@ -119,7 +121,7 @@ impl Outcome {
                 "\"records\":{},\"consumed\":{},\"bytes\":{},\"out_of_order\":{},",
                 "\"offsets_covered\":{},\"wall_s\":{:.6},",
                 "\"records_per_s\":{:.1},\"mb_per_s\":{:.3},\"cpu_user_s\":{:.6},",
-                "\"cpu_sys_s\":{:.6},\"cpu_s_per_million\":{:.6}}}"
+                "\"cpu_sys_s\":{:.6},\"cpu_s_per_million\":{:.6},{}}}"
             ),
             self.client,
             args.topic,
@@ -134,7 +136,8 @@ impl Outcome {
             self.tally.bytes as f64 / wall_s / 1e6,
             user,
             sys,
-            per_million
+            per_million,
+            super::common::memory_json(self.rss_base)
         )
     }
 }

@@ -101,6 +101,35 @@ pub(crate) fn cpu_times() -> (f64, f64) {
     (secs(usage.ru_utime), secs(usage.ru_stime))
 }
 
+/// Resident memory of this process in bytes: (now, peak so far), from `VmRSS` and `VmHWM` in
+/// /proc/self/status; zeros where that file is not readable (not Linux).
+pub(crate) fn memory() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// The memory fields of a result line: resident memory before the client was created
+/// (`rss_base_mb`: the process with its payloads loaded), the peak over the whole run
+/// (`rss_peak_mb`, warm-up included) and the difference (`rss_growth_mb`: what the client
+/// itself took at its most), in MiB.
+pub(crate) fn memory_json(rss_base: u64) -> String {
+    let peak = memory().1;
+    let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+    format!(
+        "\"rss_base_mb\":{:.2},\"rss_peak_mb\":{:.2},\"rss_growth_mb\":{:.2}",
+        mib(rss_base),
+        mib(peak),
+        mib(peak.saturating_sub(rss_base))
+    )
+}
+
 /// What one produce run measured (warm-up excluded).
 pub(crate) struct Outcome {
     pub(crate) client: &'static str,
@@ -111,6 +140,8 @@ pub(crate) struct Outcome {
     pub(crate) wall: Duration,
     pub(crate) cpu_start: (f64, f64),
     pub(crate) cpu_end: (f64, f64),
+    /// Resident memory before the client was created ([`memory`]), in bytes.
+    pub(crate) rss_base: u64,
 }
 
 impl Outcome {
@@ -129,7 +160,7 @@ impl Outcome {
                 "{{\"client\":\"{}\",\"topic\":\"{}\",\"compression\":\"{}\",\"size\":{},",
                 "\"records\":{},\"acked\":{},\"failed\":{},\"bytes\":{},\"wall_s\":{:.6},",
                 "\"records_per_s\":{:.1},\"mb_per_s\":{:.3},\"cpu_user_s\":{:.6},",
-                "\"cpu_sys_s\":{:.6},\"cpu_s_per_million\":{:.6}}}"
+                "\"cpu_sys_s\":{:.6},\"cpu_s_per_million\":{:.6},{}}}"
             ),
             self.client,
             args.topic,
@@ -144,7 +175,8 @@ impl Outcome {
             self.bytes as f64 / wall_s / 1e6,
             user,
             sys,
-            per_million
+            per_million,
+            memory_json(self.rss_base)
         )
     }
 }

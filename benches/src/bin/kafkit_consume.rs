@@ -24,6 +24,7 @@ fn fail(what: &str, err: impl std::fmt::Display) -> ! {
 #[tokio::main]
 async fn main() {
     let args = consume::parse_args("kafkit-consume");
+    let rss_base = common::memory().0;
     let config = ConsumerConfig::builder()
         .bootstrap_servers([args.bootstrap.clone()])
         .auto_offset_reset(AutoOffsetReset::Earliest)
@@ -92,6 +93,7 @@ async fn main() {
         wall,
         cpu_start,
         cpu_end,
+        rss_base,
     };
     println!("{}", outcome.json(&args));
 }

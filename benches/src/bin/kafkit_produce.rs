@@ -151,6 +151,7 @@ async fn main() {
         .map(Bytes::from)
         .collect();
     let size = payloads[0].len();
+    let rss_base = common::memory().0;
 
     let max_in_flight = args.max_in_flight.to_string();
     let config = ProducerConfig::from_properties([
@@ -200,6 +201,7 @@ async fn main() {
         wall,
         cpu_start,
         cpu_end,
+        rss_base,
     };
     println!("{}", outcome.json(&args, size));
 }

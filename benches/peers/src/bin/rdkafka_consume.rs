@@ -26,6 +26,7 @@ fn fail(what: &str, err: impl std::fmt::Display) -> ! {
 
 fn main() {
     let args = consume::parse_args("rdkafka-consume");
+    let rss_base = common::memory().0;
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &args.bootstrap)
@@ -107,6 +108,7 @@ fn main() {
         wall,
         cpu_start,
         cpu_end,
+        rss_base,
     };
     println!("{}", outcome.json(&args));
 }

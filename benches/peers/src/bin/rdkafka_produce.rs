@@ -94,6 +94,7 @@ fn main() {
     let args = common::parse_args("rdkafka-produce");
     let payloads = common::load_payloads(&args.payload_file);
     let size = payloads[0].len();
+    let rss_base = common::memory().0;
 
     let producer: ThreadedProducer<Counters> = ClientConfig::new()
         .set("bootstrap.servers", &args.bootstrap)
@@ -146,6 +147,7 @@ fn main() {
         wall,
         cpu_start,
         cpu_end,
+        rss_base,
     };
     println!("{}", outcome.json(&args, size));
 }
