@@ -36,6 +36,7 @@ use super::{Admin, OffsetSpec};
 use crate::error::{Error, Result};
 use crate::io::connection::Connection;
 use crate::io::coordinator::request_timeout;
+use crate::state::admin_retry::Route;
 use crate::state::group::commit::{
     CommitError, CommittedOffsets, MemberIdentity, OffsetFetchQuery,
 };
@@ -335,8 +336,10 @@ impl Admin {
         &self.coordinators
     }
 
+    /// The deadline of a group call starting now (`default.api.timeout.ms`): the coordinator
+    /// loops retry until then.
     fn deadline(&self) -> Instant {
-        Instant::now() + self.timeout()
+        Instant::now() + self.api_timeout
     }
 
     /// Runs `call` on the coordinator of `group` (see [`Coordinators::call`]).
@@ -366,18 +369,33 @@ impl Admin {
     /// that did not answer (Java's `valid()` and `errors()`). Fails as a whole only when the
     /// brokers cannot be listed (metadata).
     pub async fn list_groups_per_broker(&self, filter: &ListGroupsFilter) -> Result<GroupListings> {
-        self.cluster.refresh_metadata(Some(&[])).await?;
+        let mut call = self.call("list_groups", Route::Broker);
+        loop {
+            match self.cluster.refresh_metadata(Some(&[])).await {
+                Ok(()) => break,
+                Err(err) => call.failed(err).await?,
+            }
+        }
         let nodes: Vec<i32> = self
             .cluster
             .metadata()
             .brokers()
             .map(|b| b.node_id)
             .collect();
-        let deadline = self.deadline();
         let mut out: BTreeMap<String, GroupListing> = BTreeMap::new();
         let mut failures = BTreeMap::new();
         for node in nodes {
-            match self.list_groups_of(node, filter, deadline).await {
+            // Each broker retried on its own, within the call's deadline.
+            let answer = loop {
+                match self.list_groups_of(node, filter, call.deadline()).await {
+                    Ok(listings) => break Ok(listings),
+                    Err(err) => match call.failed(err).await {
+                        Ok(()) => {}
+                        Err(last) => break Err(last),
+                    },
+                }
+            };
+            match answer {
                 Ok(listings) => {
                     for listing in listings {
                         out.insert(listing.group_id.clone(), listing);
@@ -434,7 +452,17 @@ impl Admin {
     /// with `GROUP_ID_NOT_FOUND` from DescribeGroups v6 (Kafka 4.0+, KIP-1043); older
     /// brokers describe it with state `Dead` and no members.
     pub async fn describe_groups(&self, groups: &[&str]) -> Result<Vec<GroupDescription>> {
-        let deadline = self.deadline();
+        self.retrying("describe_groups", Route::Coordinator, |at| {
+            self.describe_groups_until(groups, at.deadline)
+        })
+        .await
+    }
+
+    async fn describe_groups_until(
+        &self,
+        groups: &[&str],
+        deadline: Instant,
+    ) -> Result<Vec<GroupDescription>> {
         let nodes = self
             .coordinators
             .find(groups, deadline)
@@ -775,7 +803,10 @@ impl Admin {
     /// `GROUP_ID_NOT_FOUND`; the first failure (in the order given) is returned, naming its
     /// group, after the other groups were deleted (Java's `all()`).
     pub async fn delete_groups(&self, groups: &[&str]) -> Result<()> {
-        let deadline = self.deadline();
+        // Not asked again as a whole (a deleted group would be GROUP_ID_NOT_FOUND): each group
+        // is retried alone below; what is still retriable at the deadline is the timeout.
+        let call = self.call("delete_groups", Route::Coordinator);
+        let deadline = call.deadline();
         let nodes = self
             .coordinators
             .find(groups, deadline)
@@ -811,7 +842,7 @@ impl Admin {
         // The first failure in input order (Java's `all()`); the other groups are deleted.
         for group in groups {
             if let Some(Err(err)) = results.remove(group) {
-                return Err(err);
+                return Err(call.finish(err));
             }
         }
         Ok(())
@@ -824,9 +855,19 @@ impl Admin {
         group: &str,
         partitions: &[TopicPartition],
     ) -> Result<()> {
-        let deadline = self.deadline();
-        let request = super::requests::offset_delete(group, partitions);
-        let request = &request;
+        let request = &super::requests::offset_delete(group, partitions);
+        self.retrying("delete_group_offsets", Route::Coordinator, |at| {
+            self.delete_group_offsets_until(group, request, at.deadline)
+        })
+        .await
+    }
+
+    async fn delete_group_offsets_until(
+        &self,
+        group: &str,
+        request: &kafka_protocol::messages::OffsetDeleteRequest,
+        deadline: Instant,
+    ) -> Result<()> {
         self.on_coordinator(group, deadline, |_, conn| async move {
             let version = conn.version(ApiKey::OffsetDelete)?;
             let timeout = request_timeout(&self.cluster, deadline).ok_or(Error::Broker {
