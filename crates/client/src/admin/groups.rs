@@ -313,6 +313,44 @@ pub(crate) fn describe_consumer_result(
     })
 }
 
+/// Each of `groups`' results from one ConsumerGroupDescribe answer of coordinator
+/// `coordinator`, in `groups` order; a group the answer leaves out is an error naming it.
+pub(crate) fn consumer_describe_answers(
+    groups: &[&str],
+    answers: &[ConsumerDescribedGroup],
+    coordinator: i32,
+) -> Vec<Result<GroupDescription>> {
+    groups
+        .iter()
+        .map(|group| {
+            answers
+                .iter()
+                .find(|g| g.group_id.0.as_str() == *group)
+                .ok_or_else(|| no_answer(ApiKey::ConsumerGroupDescribe, group))
+                .and_then(|answer| describe_consumer_result(answer, coordinator))
+        })
+        .collect()
+}
+
+/// A response that has no entry for `group`.
+fn no_answer(api: ApiKey, group: &str) -> Error {
+    Error::Broker {
+        api,
+        code: ResponseError::UnknownServerError,
+        message: Some(format!("no answer for group {group}")),
+    }
+}
+
+fn is_group_not_found<T>(result: &Result<T>) -> bool {
+    matches!(
+        result,
+        Err(Error::Broker {
+            code: ResponseError::GroupIdNotFound,
+            ..
+        })
+    )
+}
+
 fn matches_filter(listing: &GroupListing, filter: &ListGroupsFilter) -> bool {
     let state_ok = filter.states.is_empty()
         || listing
@@ -525,6 +563,31 @@ impl Admin {
         deadline: Instant,
     ) -> Result<Vec<Result<GroupDescription>>> {
         let conn = self.coordinators.node_connection(node).await?;
+        self.describe_on(&conn, node, batch, deadline).await
+    }
+
+    /// `group` alone on its coordinator, looked up and retried until `deadline`.
+    async fn describe_one(&self, group: &str, deadline: Instant) -> Result<GroupDescription> {
+        self.on_coordinator(group, deadline, |node, conn| async move {
+            let mut answers = self.describe_on(&conn, node, &[group], deadline).await?;
+            answers
+                .pop()
+                .unwrap_or_else(|| Err(no_answer(ApiKey::DescribeGroups, group)))
+        })
+        .await
+    }
+
+    /// One DescribeGroups for `batch` (all coordinated by `node`, on its connection `conn`),
+    /// then one ConsumerGroupDescribe with every group of it that DescribeGroups does not
+    /// know (KIP-848 groups: Kafka 4 answers `GROUP_ID_NOT_FOUND` for them): each group's
+    /// result, in `batch` order.
+    async fn describe_on(
+        &self,
+        conn: &Connection,
+        node: i32,
+        batch: &[&str],
+        deadline: Instant,
+    ) -> Result<Vec<Result<GroupDescription>>> {
         let version = conn.version(ApiKey::DescribeGroups)?;
         let request = super::requests::describe_groups(batch);
         let timeout = request_timeout(&self.cluster, deadline).ok_or(Error::Broker {
@@ -533,98 +596,70 @@ impl Admin {
             message: None,
         })?;
         let response = conn.send(&request, version, timeout).await?;
-        let mut out = Vec::with_capacity(batch.len());
-        for group in batch {
-            out.push(
-                self.describe_answer(&conn, node, group, &response.groups, deadline)
-                    .await,
-            );
+        let mut out: Vec<Result<GroupDescription>> = batch
+            .iter()
+            .map(|group| {
+                response
+                    .groups
+                    .iter()
+                    .find(|g| g.group_id.0.as_str() == *group)
+                    .ok_or_else(|| no_answer(ApiKey::DescribeGroups, group))
+                    .and_then(|answer| describe_result(answer, node))
+            })
+            .collect();
+        if conn.version(ApiKey::ConsumerGroupDescribe).is_err() {
+            return Ok(out);
+        }
+        let unknown: Vec<&str> = batch
+            .iter()
+            .zip(&out)
+            .filter(|(_, r)| is_group_not_found(r))
+            .map(|(g, _)| *g)
+            .collect();
+        if unknown.is_empty() {
+            return Ok(out);
+        }
+        let answers = self
+            .consumer_group_describe(conn, node, &unknown, deadline)
+            .await;
+        for (slot, group) in out.iter_mut().zip(batch) {
+            let Some(i) = unknown.iter().position(|u| u == group) else {
+                continue;
+            };
+            let answer = match &answers {
+                Ok(answers) => answers
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| Err(no_answer(ApiKey::ConsumerGroupDescribe, group))),
+                // The request failed: every group it asked shares its error.
+                Err(err) => Err(err.clone()),
+            };
+            // Not a KIP-848 group either: DescribeGroups' answer stands.
+            if !is_group_not_found(&answer) {
+                *slot = answer;
+            }
         }
         Ok(out)
     }
 
-    /// `group` alone on its coordinator, looked up and retried until `deadline`.
-    async fn describe_one(&self, group: &str, deadline: Instant) -> Result<GroupDescription> {
-        self.on_coordinator(group, deadline, |node, conn| async move {
-            let version = conn.version(ApiKey::DescribeGroups)?;
-            let request = super::requests::describe_groups(&[group]);
-            let timeout = request_timeout(&self.cluster, deadline).ok_or(Error::Broker {
-                api: ApiKey::DescribeGroups,
-                code: ResponseError::RequestTimedOut,
-                message: None,
-            })?;
-            let response = conn.send(&request, version, timeout).await?;
-            self.describe_answer(&conn, node, group, &response.groups, deadline)
-                .await
-        })
-        .await
-    }
-
-    /// `group`'s description from a DescribeGroups answer of coordinator `node`; a KIP-848
-    /// group (Kafka 4 answers `GROUP_ID_NOT_FOUND` for it) asked with ConsumerGroupDescribe.
-    async fn describe_answer(
-        &self,
-        conn: &Connection,
-        node: i32,
-        group: &str,
-        answers: &[DescribedGroup],
-        deadline: Instant,
-    ) -> Result<GroupDescription> {
-        let answer = answers
-            .iter()
-            .find(|g| g.group_id.0.as_str() == group)
-            .ok_or(Error::Broker {
-                api: ApiKey::DescribeGroups,
-                code: ResponseError::UnknownServerError,
-                message: Some(format!("no answer for group {group}")),
-            })?;
-        match describe_result(answer, node) {
-            Err(Error::Broker {
-                code: ResponseError::GroupIdNotFound,
-                ..
-            }) if conn.version(ApiKey::ConsumerGroupDescribe).is_ok() => {
-                let not_found = describe_result(answer, node);
-                match self
-                    .consumer_group_describe(conn, node, group, deadline)
-                    .await
-                {
-                    Err(Error::Broker {
-                        code: ResponseError::GroupIdNotFound,
-                        ..
-                    }) => not_found,
-                    other => other,
-                }
-            }
-            other => other,
-        }
-    }
-
-    /// ConsumerGroupDescribe of one KIP-848 group on its coordinator `conn`.
+    /// One ConsumerGroupDescribe of `groups` (KIP-848 groups, all coordinated by `node`) on
+    /// its connection `conn`: each group's result, in `groups` order.
     async fn consumer_group_describe(
         &self,
         conn: &Connection,
         node: i32,
-        group: &str,
+        groups: &[&str],
         deadline: Instant,
-    ) -> Result<GroupDescription> {
+    ) -> Result<Vec<Result<GroupDescription>>> {
         let version = conn.version(ApiKey::ConsumerGroupDescribe)?;
-        let request = super::requests::consumer_group_describe(group);
+        let request = super::requests::consumer_group_describe(groups);
         let timeout = request_timeout(&self.cluster, deadline).ok_or(Error::Broker {
             api: ApiKey::ConsumerGroupDescribe,
             code: ResponseError::RequestTimedOut,
             message: None,
         })?;
         let response = conn.send(&request, version, timeout).await?;
-        let answer = response
-            .groups
-            .iter()
-            .find(|g| g.group_id.0.as_str() == group)
-            .ok_or(Error::Broker {
-                api: ApiKey::ConsumerGroupDescribe,
-                code: ResponseError::UnknownServerError,
-                message: Some(format!("no answer for group {group}")),
-            })?;
-        describe_consumer_result(answer, node)
+        Ok(consumer_describe_answers(groups, &response.groups, node))
     }
 
     /// Every committed offset of `group` (`None` never appears here: only partitions with a
@@ -961,6 +996,38 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn one_consumer_group_describe_answers_each_group_in_the_order_asked() {
+        let described = |id: &'static str, state: &'static str, code: i16| {
+            ConsumerDescribedGroup::default()
+                .with_group_id(GroupId(StrBytes::from_static_str(id)))
+                .with_group_state(StrBytes::from_static_str(state))
+                .with_assignor_name(StrBytes::from_static_str("uniform"))
+                .with_error_code(code)
+        };
+        // The broker answers in its own order; one group unknown, one left out.
+        let answers = [
+            described("b", "Stable", 0),
+            described("gone", "Dead", 69),
+            described("a", "Empty", 0),
+        ];
+        let results = consumer_describe_answers(&["a", "gone", "b", "left-out"], &answers, 3);
+        assert_eq!(results.len(), 4);
+        let a = results[0].as_ref().unwrap();
+        assert_eq!((a.group_id.as_str(), a.state.as_str()), ("a", "Empty"));
+        assert!(is_group_not_found(&results[1]), "{:?}", results[1]);
+        let b = results[2].as_ref().unwrap();
+        assert_eq!((b.group_id.as_str(), b.state.as_str()), ("b", "Stable"));
+        match &results[3] {
+            Err(Error::Broker {
+                api: ApiKey::ConsumerGroupDescribe,
+                message: Some(m),
+                ..
+            }) => assert!(m.contains("left-out"), "{m}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

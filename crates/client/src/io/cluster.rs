@@ -120,8 +120,8 @@ impl ClusterConfig {
     }
 
     /// Settings from a client's shared configuration: bootstrap list, `client.id` (`"kafkit"`
-    /// when unset), `request.timeout.ms`, the retry backoff, the reconnect backoff, the connection setup timeout
-    /// and `connections.max.idle.ms`.
+    /// when unset), `request.timeout.ms`, the retry backoff, the reconnect backoff, the
+    /// connection setup timeout and `connections.max.idle.ms`.
     ///
     /// ```
     /// use std::time::Duration;
