@@ -484,7 +484,8 @@ impl Admin {
     /// Describes `groups`, in the order given (their coordinators found by one batched
     /// FindCoordinator, then one DescribeGroups per coordinator with all its groups; a group
     /// whose coordinator moved or is loading is asked again alone, looked up and retried
-    /// until the request timeout; ConsumerGroupDescribe for KIP-848 `consumer` groups): state,
+    /// until `default.api.timeout.ms`; the groups DescribeGroups does not know asked in one
+    /// ConsumerGroupDescribe per coordinator: KIP-848 `consumer` groups): state,
     /// protocol (the assignor), members with their subscriptions and assignments. The first
     /// group that fails (in the order given) fails the call, its error naming it. A group that does not exist fails
     /// with `GROUP_ID_NOT_FOUND` from DescribeGroups v6 (Kafka 4.0+, KIP-1043); older
