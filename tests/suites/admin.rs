@@ -348,24 +348,197 @@ async fn list_groups_reports_a_failing_broker_beside_the_answers() {
     let all = ListGroupsFilter::default();
     let broker = admin.describe_cluster().await.unwrap()[0].node_id;
 
-    // The broker's ListGroups answer is lost: reported for that broker, not as a whole.
+    // The broker's ListGroups answer is lost: asked again, answered.
     control.drop_response_of(ApiKey::ListGroups, 1, LostResponse::Cut);
     let listings = admin.list_groups_per_broker(&all).await.unwrap();
+    assert!(listings.failures.is_empty(), "{:?}", listings.failures);
+    assert!(listings.groups.iter().any(|g| g.group_id == group));
+    assert_eq!(control.stats().responses_dropped, 1);
+    // No answer within the whole (short) call deadline: reported for that broker, not as a
+    // whole, as the typed timeout naming the request timeout.
+    let hasty = admin
+        .clone()
+        .with_default_api_timeout(Duration::from_secs(1));
+    control.drop_response_of(ApiKey::ListGroups, 1, LostResponse::Blackhole);
+    let listings = hasty.list_groups_per_broker(&all).await.unwrap();
     assert!(listings.groups.iter().all(|g| g.group_id != group));
     let failure = listings
         .failures
         .get(&broker)
         .expect("the broker's failure");
-    assert!(failure.is_retriable(), "the connection closed: {failure:?}");
+    assert!(
+        matches!(failure, Error::AdminTimeout { last, .. } if matches!(**last, Error::RequestTimedOut { .. })),
+        "{failure:?}"
+    );
     // list_groups fails with it (Java's all()).
-    control.drop_response_of(ApiKey::ListGroups, 1, LostResponse::Cut);
-    assert!(admin.list_groups(&all).await.is_err());
+    control.drop_response_of(ApiKey::ListGroups, 1, LostResponse::Blackhole);
+    assert!(hasty.list_groups(&all).await.is_err());
     // Answered again: the group is listed, no failures.
     let listings = admin.list_groups_per_broker(&all).await.unwrap();
     assert!(listings.failures.is_empty(), "{:?}", listings.failures);
     assert!(listings.groups.iter().any(|g| g.group_id == group));
-    assert_eq!(control.stats().responses_dropped, 2);
+    assert_eq!(control.stats().responses_dropped, 3);
     admin.delete_groups(&[&group]).await.unwrap();
     admin.delete_topics(&[&topic]).await.unwrap();
     proxy.shutdown();
+}
+
+/// Refuses the next `n` client connections, then lets them through (in a task of its own).
+fn refuse_next_connections(control: kafkit_tests::proxy::ProxyControl, n: u64) {
+    let already = control.stats().connections_refused;
+    control.cut_all();
+    control.set_refuse(true);
+    tokio::spawn(async move {
+        control
+            .wait_for(Duration::from_secs(30), |s| {
+                s.connections_refused >= already + n
+            })
+            .await;
+        control.set_refuse(false);
+    });
+}
+
+/// Issue #14: with the default settings (`default.api.timeout.ms` = 60 s), calls whose only
+/// bootstrap address is a proxy that refuses the first connections or loses the first answer
+/// are retried and succeed: topics, configs, offsets and a group call.
+#[tokio::test]
+async fn admin_calls_retry_refused_connections_and_lost_answers() {
+    use kafkit_tests::proxy::{LostResponse, Proxy};
+
+    let upstream = kafka().bootstrap.parse().unwrap();
+    let proxy = Proxy::start(upstream).await;
+    let admin = Admin::connect(&proxy.bootstrap()).await.unwrap();
+    let control = proxy.control();
+    let topic = unique_name("admin-retry");
+
+    // Connections refused (closed before ApiVersions is answered) three times.
+    refuse_next_connections(control.clone(), 3);
+    admin
+        .create_topics(&[NewTopic::new(&topic, 2, 1)])
+        .await
+        .unwrap();
+    assert!(control.stats().connections_refused >= 3);
+
+    refuse_next_connections(control.clone(), 2);
+    let configs = admin.describe_topic_configs(&[&topic]).await.unwrap();
+    assert_eq!(configs[0].topic, topic);
+
+    // The first answer lost with its connection: asked again.
+    control.drop_response_of(ApiKey::DescribeConfigs, 1, LostResponse::Cut);
+    admin.describe_topic_configs(&[&topic]).await.unwrap();
+    control.drop_response_of(ApiKey::ListOffsets, 1, LostResponse::Cut);
+    let ends = admin
+        .list_offsets(&topic, &[0, 1], OffsetSpec::Latest)
+        .await
+        .unwrap();
+    assert_eq!(ends.len(), 2);
+    let group = unique_name("admin-retry-group");
+    let offsets = BTreeMap::from([(TopicPartition::new(&topic, 0), OffsetAndMetadata::new(0))]);
+    admin.alter_group_offsets(&group, &offsets).await.unwrap();
+    control.drop_response_of(ApiKey::ListGroups, 1, LostResponse::Cut);
+    let listed = admin
+        .list_groups(&ListGroupsFilter::default())
+        .await
+        .unwrap();
+    assert!(listed.iter().any(|g| g.group_id == group));
+    control.drop_response_of(ApiKey::OffsetDelete, 1, LostResponse::Cut);
+    admin
+        .delete_group_offsets(&group, &[TopicPartition::new(&topic, 0)])
+        .await
+        .unwrap();
+    assert_eq!(control.stats().responses_dropped, 4);
+
+    refuse_next_connections(control.clone(), 2);
+    admin.delete_topics(&[&topic]).await.unwrap();
+    proxy.shutdown();
+}
+
+/// A broker unreachable for the whole `default.api.timeout.ms` (short here): the typed
+/// timeout naming the call and the last failure, after about that long, not at the first
+/// refusal.
+#[tokio::test]
+async fn a_broker_down_for_the_whole_deadline_is_a_typed_timeout() {
+    use kafkit_tests::proxy::Proxy;
+
+    let upstream = kafka().bootstrap.parse().unwrap();
+    let proxy = Proxy::start(upstream).await;
+    let api_timeout = Duration::from_secs(2);
+    let admin = Admin::connect(&proxy.bootstrap())
+        .await
+        .unwrap()
+        .with_default_api_timeout(api_timeout);
+    let control = proxy.control();
+    control.cut_all();
+    control.set_refuse(true);
+
+    let started = Instant::now();
+    let err = admin
+        .create_topics(&[NewTopic::new(unique_name("admin-down"), 1, 1)])
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    match &err {
+        Error::AdminTimeout {
+            call,
+            attempts,
+            last,
+            ..
+        } => {
+            assert_eq!(*call, "create_topics");
+            assert!(*attempts >= 2, "{err}");
+            assert!(last.is_retriable(), "{last:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains("create_topics"), "{err}");
+    // Within one backoff (at most retry.backoff.max.ms = 1 s) of the deadline.
+    assert!(took >= api_timeout - Duration::from_secs(1), "{took:?}");
+    assert!(took < api_timeout + Duration::from_secs(3), "{took:?}");
+    assert!(control.stats().connections_refused >= 2);
+    proxy.shutdown();
+}
+
+/// A non-retriable answer ends the call at once, with the default 60 s deadline.
+#[tokio::test]
+async fn non_retriable_errors_return_at_once() {
+    let admin = Admin::connect(&kafka().bootstrap).await.unwrap();
+    let topic = unique_name("admin-final");
+    admin
+        .create_topics(&[NewTopic::new(&topic, 1, 1)])
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let exists = admin
+        .create_topics(&[NewTopic::new(&topic, 1, 1)])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        broker_code(&exists),
+        Some(ResponseError::TopicAlreadyExists)
+    );
+    let replicas = admin
+        .create_topics(&[NewTopic::new(unique_name("admin-final-rf"), 1, 9)])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        broker_code(&replicas),
+        Some(ResponseError::InvalidReplicationFactor),
+        "{replicas:?}"
+    );
+    // UNKNOWN_TOPIC_OR_PARTITION is retriable in Kafka's table, but from DeleteTopics it is
+    // the answer (as in Java).
+    let missing = admin
+        .delete_topics(&[&unique_name("admin-final-missing")])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        broker_code(&missing),
+        Some(ResponseError::UnknownTopicOrPartition)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    admin.delete_topics(&[&topic]).await.unwrap();
 }

@@ -605,6 +605,25 @@ async fn a_kip848_group_is_described_with_consumer_group_describe() {
         .unwrap();
     assert!(listed.iter().any(|g| g.group_id == group), "{listed:?}");
 
+    // Beside a classic group in one call (one DescribeGroups, then one ConsumerGroupDescribe
+    // for the groups it does not know): each as its protocol says, in the order asked.
+    let classic = unique_name("kip848-beside-classic");
+    admin
+        .alter_group_offsets(&classic, &offsets(&[(&tp(&topic, 0), 1)]))
+        .await
+        .unwrap();
+    let both = admin
+        .describe_groups(&[&classic, &group, &classic])
+        .await
+        .unwrap();
+    let ids: Vec<&str> = both.iter().map(|d| d.group_id.as_str()).collect();
+    assert_eq!(ids, [classic.as_str(), group.as_str(), classic.as_str()]);
+    assert_eq!(both[1].group_type, "consumer", "{both:?}");
+    assert_eq!(both[1].members.len(), 1, "{both:?}");
+    assert_ne!(both[0].group_type, "consumer", "{both:?}");
+    assert_eq!(both[0].state, "Empty", "{both:?}");
+    admin.delete_groups(&[&classic]).await.unwrap();
+
     // An active KIP-848 group refuses admin offset changes too.
     let err = admin
         .alter_group_offsets(&group, &offsets(&[(&tp(&topic, 0), 1)]))

@@ -14,6 +14,7 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError;
@@ -23,10 +24,13 @@ use crate::config::ClientConfig;
 use crate::error::{Error, Result};
 use crate::io::cluster::{Cluster, ClusterConfig};
 use crate::io::coordinator::Coordinators;
+use crate::state::admin_retry::{retries_topic, Route};
 pub use crate::state::group::protocol::{ProtocolError, Subscription, TopicPartitions};
 pub use crate::state::metadata::{BrokerInfo, PartitionInfo, TopicInfo};
+use crate::state::rng::XorShift64Star;
 
 pub mod acls;
+mod call;
 pub mod configs;
 pub mod groups;
 mod partitions;
@@ -114,11 +118,25 @@ pub struct ListedOffset {
     pub leader_epoch: i32,
 }
 
+/// Java's `default.api.timeout.ms` default: how long an admin call retries.
+const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The admin client.
+///
+/// Every call retries as Java's `AdminClient` does: a retriable failure (a connection refused,
+/// reset or timed out after `request.timeout.ms`; `NOT_CONTROLLER`, `LEADER_NOT_AVAILABLE`,
+/// `NOT_LEADER_OR_FOLLOWER`, `NOT_COORDINATOR`, `COORDINATOR_LOAD_IN_PROGRESS`,
+/// `REQUEST_TIMED_OUT`, …) is tried again after `retry.backoff.ms` (doubling up to
+/// `retry.backoff.max.ms`), with fresh metadata or a fresh coordinator lookup where the
+/// request went to a leader or a coordinator, until `default.api.timeout.ms` (60 s,
+/// [`Admin::with_default_api_timeout`]) has passed since the call started: then it fails with
+/// [`Error::AdminTimeout`] naming the last failure. A non-retriable error ends the call at once.
 #[derive(Debug, Clone)]
 pub struct Admin {
     cluster: Cluster,
     coordinators: Coordinators,
+    api_timeout: Duration,
+    rng: Arc<Mutex<XorShift64Star>>,
 }
 
 impl Admin {
@@ -175,10 +193,50 @@ impl Admin {
 
     /// An admin client over connections already open.
     pub(crate) fn over_cluster(cluster: Cluster) -> Admin {
+        let config = cluster.config();
         Admin {
-            coordinators: Coordinators::new(cluster.clone()),
+            coordinators: Coordinators::with_retry_backoff(
+                cluster.clone(),
+                config.retry_backoff,
+                config.retry_backoff_max,
+            ),
+            api_timeout: DEFAULT_API_TIMEOUT,
+            rng: Arc::new(Mutex::new(XorShift64Star::from_entropy())),
             cluster,
         }
+    }
+
+    /// This client with another `default.api.timeout.ms`: how long each call retries its
+    /// retriable failures before it fails with [`Error::AdminTimeout`]. Default 60 s. Clones
+    /// made before keep theirs.
+    ///
+    /// ```no_run
+    /// # async fn example() -> kafkit::Result<()> {
+    /// use std::time::Duration;
+    /// use kafkit::Admin;
+    ///
+    /// let admin = Admin::connect("127.0.0.1:9092")
+    ///     .await?
+    ///     .with_default_api_timeout(Duration::from_secs(10));
+    /// assert_eq!(admin.default_api_timeout(), Duration::from_secs(10));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_default_api_timeout(mut self, timeout: Duration) -> Admin {
+        self.api_timeout = timeout;
+        self
+    }
+
+    /// `default.api.timeout.ms`: how long each call retries (see
+    /// [`Admin::with_default_api_timeout`]).
+    pub fn default_api_timeout(&self) -> Duration {
+        self.api_timeout
+    }
+
+    fn rng(&self) -> MutexGuard<'_, XorShift64Star> {
+        self.rng
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn timeout(&self) -> Duration {
@@ -199,18 +257,53 @@ impl Admin {
         self.create(topics, true).await
     }
 
+    /// Creates `topics`, retrying as every admin call does. A topic-level retriable error
+    /// (`NOT_CONTROLLER`, `REQUEST_TIMED_OUT`, a quota throttle, …) retries that topic only,
+    /// as Java's `createTopics` does; topics created are not asked again. A topic created by
+    /// an attempt whose answer was lost is `TOPIC_ALREADY_EXISTS` on the next one (as in Java).
     async fn create(&self, topics: &[NewTopic], exist_ok: bool) -> Result<()> {
-        let timeout = self.timeout();
-        let request = requests::create_topics(topics, duration_ms(timeout));
+        let name = if exist_ok {
+            "create_topics_if_missing"
+        } else {
+            "create_topics"
+        };
+        let mut call = self.call(name, Route::AnyBroker);
+        let mut pending: Vec<NewTopic> = topics.to_vec();
+        while !pending.is_empty() {
+            match self.create_once(&pending, exist_ok, call.attempt()).await {
+                Ok(Ok(None)) => pending.clear(),
+                Ok(Ok(Some((again, err)))) => {
+                    pending.retain(|t| again.contains(&t.name));
+                    call.failed(err).await?;
+                }
+                Ok(Err(refused)) => return Err(refused),
+                Err(err) => call.failed(err).await?,
+            }
+        }
+        // Any partition count: a topic that existed already ("if missing") may have fewer.
+        let wanted: Vec<(&str, i32)> = topics.iter().map(|t| (t.name.as_str(), 1)).collect();
+        self.wait_for_leaders(&wanted, &call).await
+    }
+
+    /// One CreateTopics attempt: `Err` when the request failed, else the topics' answers.
+    async fn create_once(
+        &self,
+        topics: &[NewTopic],
+        exist_ok: bool,
+        at: call::Attempt,
+    ) -> Result<TopicAnswers> {
+        let request = requests::create_topics(topics, duration_ms(at.timeout));
         let conn = self.cluster.any_connection().await?;
         let version = conn.version(ApiKey::CreateTopics)?;
-        let response = conn.send(&request, version, timeout).await?;
+        let response = conn.send(&request, version, at.timeout).await?;
+        let mut again = Vec::new();
+        let mut first = None;
         for result in &response.topics {
             match ResponseError::try_from_code(result.error_code) {
                 None => {}
                 Some(ResponseError::TopicAlreadyExists) if exist_ok => {}
                 Some(code) => {
-                    return Err(Error::Broker {
+                    let err = Error::Broker {
                         api: ApiKey::CreateTopics,
                         code,
                         message: Some(format!(
@@ -218,24 +311,31 @@ impl Admin {
                             result.name.0.as_str(),
                             result.error_message.as_deref().unwrap_or("")
                         )),
-                    })
+                    };
+                    if !retries_topic(code) {
+                        return Ok(Err(err));
+                    }
+                    again.push(result.name.0.as_str().to_owned());
+                    first.get_or_insert(err);
                 }
             }
         }
-        // Any partition count: a topic that existed already ("if missing") may have fewer.
-        let wanted: Vec<(&str, i32)> = topics.iter().map(|t| (t.name.as_str(), 1)).collect();
-        self.wait_for_leaders(&wanted, timeout).await
+        Ok(Ok(first.map(|err| (again, err))))
     }
 
     /// Polls metadata until each topic has at least its partition count (at least one) and
-    /// every partition has a leader, or `timeout` passes.
-    async fn wait_for_leaders(&self, topics: &[(&str, i32)], timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
+    /// every partition has a leader, or the call's deadline passes.
+    async fn wait_for_leaders(&self, topics: &[(&str, i32)], call: &call::Call<'_>) -> Result<()> {
+        let deadline = call.deadline();
         let names: Vec<&str> = topics.iter().map(|(t, _)| *t).collect();
         let mut pause = Duration::from_millis(20);
         loop {
-            self.cluster.refresh_metadata(Some(&names)).await?;
-            let ready = {
+            let last = match self.cluster.refresh_metadata(Some(&names)).await {
+                Err(err) if !err.is_retriable() => return Err(err),
+                Err(err) => Some(err),
+                Ok(()) => None,
+            };
+            let ready = last.is_none() && {
                 let metadata = self.cluster.metadata();
                 topics.iter().all(|(t, count)| {
                     metadata.topic(t).is_some_and(|info| {
@@ -248,11 +348,11 @@ impl Admin {
                 return Ok(());
             }
             if Instant::now() + pause > deadline {
-                return Err(Error::Broker {
+                return Err(call.timed_out(last.unwrap_or_else(|| Error::Broker {
                     api: ApiKey::Metadata,
                     code: ResponseError::LeaderNotAvailable,
-                    message: Some(format!("no leader for {names:?} after {timeout:?}")),
-                });
+                    message: Some(format!("no leader yet for every partition of {names:?}")),
+                })));
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(500));
@@ -261,36 +361,70 @@ impl Admin {
 
     /// Deletes topics by name. Deleting a topic that does not exist is an error
     /// ([`ResponseError::UnknownTopicOrPartition`]).
+    ///
+    /// A topic-level retriable error retries that topic only (as for creation); a topic
+    /// deleted by an attempt whose answer was lost is `UNKNOWN_TOPIC_OR_PARTITION` on the next.
     pub async fn delete_topics(&self, topics: &[&str]) -> Result<()> {
-        let timeout = self.timeout();
+        let mut call = self.call("delete_topics", Route::AnyBroker);
+        let mut pending: Vec<&str> = topics.to_vec();
+        while !pending.is_empty() {
+            match self.delete_once(&pending, call.attempt()).await {
+                Ok(Ok(None)) => pending.clear(),
+                Ok(Ok(Some((again, err)))) => {
+                    pending.retain(|t| again.iter().any(|a| a == t));
+                    call.failed(err).await?;
+                }
+                Ok(Err(refused)) => return Err(refused),
+                Err(err) => call.failed(err).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// One DeleteTopics attempt, answered as [`Admin::create_once`] is.
+    async fn delete_once(&self, topics: &[&str], at: call::Attempt) -> Result<TopicAnswers> {
         let conn = self.cluster.any_connection().await?;
         let version = conn.version(ApiKey::DeleteTopics)?;
-        let request = requests::delete_topics(topics, duration_ms(timeout), version);
-        let response = conn.send(&request, version, timeout).await?;
+        let request = requests::delete_topics(topics, duration_ms(at.timeout), version);
+        let response = conn.send(&request, version, at.timeout).await?;
+        let mut again = Vec::new();
+        let mut first = None;
         for result in &response.responses {
             let name = result.name.as_ref().map(|n| n.0.as_str()).unwrap_or("");
-            Error::check(
+            if let Err(err) = Error::check(
                 ApiKey::DeleteTopics,
                 result.error_code,
                 Some(&format!(
                     "{name}: {}",
                     result.error_message.as_deref().unwrap_or("")
                 )),
-            )?;
+            ) {
+                if !matches!(&err, Error::Broker { code, .. } if retries_topic(*code)) {
+                    return Ok(Err(err));
+                }
+                again.push(name.to_owned());
+                first.get_or_insert(err);
+            }
         }
-        Ok(())
+        Ok(Ok(first.map(|err| (again, err))))
     }
 
     /// The brokers of the cluster, freshly fetched.
     pub async fn describe_cluster(&self) -> Result<Vec<BrokerInfo>> {
-        self.cluster.refresh_metadata(Some(&[])).await?;
+        self.retrying("describe_cluster", Route::AnyBroker, |_| {
+            self.cluster.refresh_metadata(Some(&[]))
+        })
+        .await?;
         Ok(self.cluster.metadata().brokers().cloned().collect())
     }
 
     /// Topics with their partitions, leaders and replicas, freshly fetched. A topic that does
     /// not exist is an error.
     pub async fn describe_topics(&self, topics: &[&str]) -> Result<Vec<TopicInfo>> {
-        self.cluster.refresh_metadata(Some(topics)).await?;
+        self.retrying("describe_topics", Route::AnyBroker, |_| {
+            self.cluster.refresh_metadata(Some(topics))
+        })
+        .await?;
         let metadata = self.cluster.metadata();
         topics
             .iter()
@@ -311,25 +445,18 @@ impl Admin {
     }
 
     /// Offsets of `partitions` of `topic`: earliest, latest, or by timestamp. Each partition is
-    /// asked of its leader; retriable errors (a leader that moved or is not ready yet) are
-    /// retried with fresh metadata until the request timeout.
+    /// asked of its leader; retriable errors (a leader that moved or is not ready yet, a lost
+    /// connection) are retried with fresh metadata, as every admin call is.
     pub async fn list_offsets(
         &self,
         topic: &str,
         partitions: &[i32],
         spec: OffsetSpec,
     ) -> Result<Vec<ListedOffset>> {
-        let deadline = Instant::now() + self.timeout();
-        let mut pause = Duration::from_millis(20);
-        loop {
-            match self.list_offsets_once(topic, partitions, spec).await {
-                Err(err) if err.is_retriable() && Instant::now() + pause < deadline => {
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_millis(500));
-                }
-                result => return result,
-            }
-        }
+        self.retrying("list_offsets", Route::Leader, |at| {
+            self.list_offsets_once(topic, partitions, spec, at.timeout)
+        })
+        .await
     }
 
     async fn list_offsets_once(
@@ -337,8 +464,8 @@ impl Admin {
         topic: &str,
         partitions: &[i32],
         spec: OffsetSpec,
+        timeout: Duration,
     ) -> Result<Vec<ListedOffset>> {
-        let timeout = self.timeout();
         self.cluster.refresh_metadata(Some(&[topic])).await?;
         // Group the partitions by leader: one request per broker.
         let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
@@ -377,6 +504,11 @@ impl Admin {
         Ok(out)
     }
 }
+
+/// The topic-level answers of one CreateTopics or DeleteTopics attempt: `Ok(None)` when every
+/// topic is done, `Ok(Some)` with the topics to ask again and the first of their errors
+/// ([`retries_topic`]), `Err` with the first topic's error that ends the call.
+type TopicAnswers = std::result::Result<Option<(Vec<String>, Error)>, Error>;
 
 fn duration_ms(d: Duration) -> i32 {
     i32::try_from(d.as_millis()).unwrap_or(i32::MAX)

@@ -192,6 +192,40 @@ pub enum Error {
         /// The broker's address, for one connection; `None` for the whole client.
         broker: Option<String>,
     },
+    /// An admin call retried its retriable failures until `default.api.timeout.ms` passed
+    /// (`state::admin_retry`, Java's `TimeoutException` from `KafkaAdminClient`); `last` is
+    /// the last attempt's failure. Not retriable itself: the call already was.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use kafkit::Error;
+    ///
+    /// let err = Error::AdminTimeout {
+    ///     call: "create_topics",
+    ///     after: Duration::from_secs(60),
+    ///     attempts: 12,
+    ///     last: Box::new(Error::Connect {
+    ///         broker: "127.0.0.1:9092".into(),
+    ///         source: Arc::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+    ///     }),
+    /// };
+    /// assert!(err.to_string().contains("create_topics"));
+    /// assert!(err.to_string().contains("cannot connect to 127.0.0.1:9092"));
+    /// assert!(!err.is_retriable());
+    /// ```
+    #[error("admin call {call} gave up after {after:?} ({attempts} attempt(s), default.api.timeout.ms); last failure: {last}")]
+    AdminTimeout {
+        /// The admin call (its method's name).
+        call: &'static str,
+        /// How long it tried.
+        after: Duration,
+        /// How many attempts failed.
+        attempts: u32,
+        /// The last attempt's failure.
+        #[source]
+        last: Box<Error>,
+    },
     /// The broker answered with an error code.
     #[error("{api:?} failed with {code} (error code {}){}", code.code(), message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
     Broker {
@@ -243,6 +277,9 @@ impl Error {
     /// Whether a request that failed with this error may nevertheless have been carried out by
     /// the broker (the response, not the request, was lost).
     pub fn is_outcome_unknown(&self) -> bool {
+        if let Error::AdminTimeout { last, .. } = self {
+            return last.is_outcome_unknown();
+        }
         matches!(
             self,
             Error::Io { .. }

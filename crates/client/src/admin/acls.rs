@@ -40,6 +40,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::Admin;
 use crate::error::{Error, Result};
+use crate::state::admin_retry::Route;
 
 /// Declares a Kafka code enum: named variants with their protocol codes, and `Unknown(i8)` for
 /// any other code a broker sends.
@@ -664,11 +665,15 @@ impl Admin {
         let mut answers = if valid.is_empty() {
             Vec::new()
         } else {
-            let request = create_request(&valid);
-            let conn = self.cluster.any_connection().await?;
-            let version = conn.version(ApiKey::CreateAcls)?;
-            let response = conn.send(&request, version, self.timeout()).await?;
-            create_results(&valid, &response)?
+            let request = &create_request(&valid);
+            let valid = &valid;
+            self.retrying("create_acls", Route::AnyBroker, |at| async move {
+                let conn = self.cluster.any_connection().await?;
+                let version = conn.version(ApiKey::CreateAcls)?;
+                let response = conn.send(request, version, at.timeout).await?;
+                create_results(valid, &response)
+            })
+            .await?
         }
         .into_iter();
         Ok(refusals
@@ -698,11 +703,14 @@ impl Admin {
         if let Some(why) = filter_refusal(filter) {
             return Err(invalid(ApiKey::DescribeAcls, why));
         }
-        let request = describe_request(filter);
-        let conn = self.cluster.any_connection().await?;
-        let version = conn.version(ApiKey::DescribeAcls)?;
-        let response = conn.send(&request, version, self.timeout()).await?;
-        described(&response)
+        let request = &describe_request(filter);
+        self.retrying("describe_acls", Route::AnyBroker, |at| async move {
+            let conn = self.cluster.any_connection().await?;
+            let version = conn.version(ApiKey::DescribeAcls)?;
+            let response = conn.send(request, version, at.timeout).await?;
+            described(&response)
+        })
+        .await
     }
 
     /// Deletes the bindings each filter matches (DeleteAcls to any broker): per filter, in
@@ -731,11 +739,15 @@ impl Admin {
         let mut answers = if valid.is_empty() {
             Vec::new()
         } else {
-            let request = delete_request(&valid);
-            let conn = self.cluster.any_connection().await?;
-            let version = conn.version(ApiKey::DeleteAcls)?;
-            let response = conn.send(&request, version, self.timeout()).await?;
-            delete_results(&valid, &response)?
+            let request = &delete_request(&valid);
+            let valid = &valid;
+            self.retrying("delete_acls", Route::AnyBroker, |at| async move {
+                let conn = self.cluster.any_connection().await?;
+                let version = conn.version(ApiKey::DeleteAcls)?;
+                let response = conn.send(request, version, at.timeout).await?;
+                delete_results(valid, &response)
+            })
+            .await?
         }
         .into_iter();
         Ok(refusals

@@ -26,6 +26,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::Admin;
 use crate::error::{Error, Result};
+use crate::state::admin_retry::Route;
 
 /// The resource type of a topic in the config APIs.
 const TOPIC: i8 = 2;
@@ -136,8 +137,17 @@ impl Admin {
     /// The configs of `topics` (DescribeConfigs; any broker answers for topics). A topic that
     /// does not exist is an error.
     pub async fn describe_topic_configs(&self, topics: &[&str]) -> Result<Vec<TopicConfigs>> {
-        let conn = self.cluster.any_connection().await?;
-        let described = self.describe_configs(&conn, TOPIC, topics).await?;
+        let described = self
+            .retrying(
+                "describe_topic_configs",
+                Route::AnyBroker,
+                |at| async move {
+                    let conn = self.cluster.any_connection().await?;
+                    self.describe_configs(&conn, TOPIC, topics, at.timeout)
+                        .await
+                },
+            )
+            .await?;
         Ok(described
             .into_iter()
             .map(|(topic, entries)| TopicConfigs { topic, entries })
@@ -148,11 +158,22 @@ impl Admin {
     /// `describeConfigs` with a `BROKER` resource). A node id not in the cluster is an error.
     pub async fn describe_broker_configs(&self, brokers: &[i32]) -> Result<Vec<BrokerConfigs>> {
         let mut out = Vec::with_capacity(brokers.len());
+        let mut call = self.call("describe_broker_configs", Route::Broker);
         for &broker in brokers {
-            self.ensure_broker_known(broker).await?;
-            let conn = self.cluster.connection(broker).await?;
             let name = broker.to_string();
-            let described = self.describe_configs(&conn, BROKER, &[&name]).await?;
+            let described = loop {
+                let at = call.attempt();
+                let attempt = async {
+                    self.ensure_broker_known(broker).await?;
+                    let conn = self.cluster.connection(broker).await?;
+                    self.describe_configs(&conn, BROKER, &[&name], at.timeout)
+                        .await
+                };
+                match attempt.await {
+                    Ok(described) => break described,
+                    Err(err) => call.failed(err).await?,
+                }
+            };
             for (_, entries) in described {
                 out.push(BrokerConfigs { broker, entries });
             }
@@ -191,8 +212,8 @@ impl Admin {
         conn: &crate::io::connection::Connection,
         resource_type: i8,
         names: &[&str],
+        timeout: std::time::Duration,
     ) -> Result<Vec<(String, Vec<ConfigEntry>)>> {
-        let timeout = self.timeout();
         let version = conn.version(ApiKey::DescribeConfigs)?;
         let request = describe_configs_request(resource_type, names);
         let response = conn.send(&request, version, timeout).await?;
@@ -229,8 +250,16 @@ impl Admin {
         topic: &str,
         changes: &[AlterConfigOp],
     ) -> Result<()> {
-        let conn = self.cluster.any_connection().await?;
-        self.alter_configs(&conn, TOPIC, topic, changes).await
+        self.retrying(
+            "incremental_alter_topic_configs",
+            Route::AnyBroker,
+            |at| async move {
+                let conn = self.cluster.any_connection().await?;
+                self.alter_configs(&conn, TOPIC, topic, changes, at.timeout)
+                    .await
+            },
+        )
+        .await
     }
 
     /// Changes dynamic broker configs, leaving the others as they are
@@ -242,14 +271,25 @@ impl Admin {
         broker: Option<i32>,
         changes: &[AlterConfigOp],
     ) -> Result<()> {
-        let (conn, name) = match broker {
-            Some(id) => {
-                self.ensure_broker_known(id).await?;
-                (self.cluster.connection(id).await?, id.to_string())
-            }
-            None => (self.cluster.any_connection().await?, String::new()),
+        let route = if broker.is_some() {
+            Route::Broker
+        } else {
+            Route::AnyBroker
         };
-        self.alter_configs(&conn, BROKER, &name, changes).await
+        let name = broker.map(|id| id.to_string()).unwrap_or_default();
+        let name = name.as_str();
+        self.retrying("incremental_alter_broker_configs", route, |at| async move {
+            let conn = match broker {
+                Some(id) => {
+                    self.ensure_broker_known(id).await?;
+                    self.cluster.connection(id).await?
+                }
+                None => self.cluster.any_connection().await?,
+            };
+            self.alter_configs(&conn, BROKER, name, changes, at.timeout)
+                .await
+        })
+        .await
     }
 
     async fn alter_configs(
@@ -258,8 +298,8 @@ impl Admin {
         resource_type: i8,
         name: &str,
         changes: &[AlterConfigOp],
+        timeout: std::time::Duration,
     ) -> Result<()> {
-        let timeout = self.timeout();
         let version = conn.version(ApiKey::IncrementalAlterConfigs)?;
         let request = incremental_alter_configs_request(resource_type, name, changes);
         let response = conn.send(&request, version, timeout).await?;

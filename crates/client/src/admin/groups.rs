@@ -36,6 +36,7 @@ use super::{Admin, OffsetSpec};
 use crate::error::{Error, Result};
 use crate::io::connection::Connection;
 use crate::io::coordinator::request_timeout;
+use crate::state::admin_retry::Route;
 use crate::state::group::commit::{
     CommitError, CommittedOffsets, MemberIdentity, OffsetFetchQuery,
 };
@@ -312,6 +313,44 @@ pub(crate) fn describe_consumer_result(
     })
 }
 
+/// Each of `groups`' results from one ConsumerGroupDescribe answer of coordinator
+/// `coordinator`, in `groups` order; a group the answer leaves out is an error naming it.
+pub(crate) fn consumer_describe_answers(
+    groups: &[&str],
+    answers: &[ConsumerDescribedGroup],
+    coordinator: i32,
+) -> Vec<Result<GroupDescription>> {
+    groups
+        .iter()
+        .map(|group| {
+            answers
+                .iter()
+                .find(|g| g.group_id.0.as_str() == *group)
+                .ok_or_else(|| no_answer(ApiKey::ConsumerGroupDescribe, group))
+                .and_then(|answer| describe_consumer_result(answer, coordinator))
+        })
+        .collect()
+}
+
+/// A response that has no entry for `group`.
+fn no_answer(api: ApiKey, group: &str) -> Error {
+    Error::Broker {
+        api,
+        code: ResponseError::UnknownServerError,
+        message: Some(format!("no answer for group {group}")),
+    }
+}
+
+fn is_group_not_found<T>(result: &Result<T>) -> bool {
+    matches!(
+        result,
+        Err(Error::Broker {
+            code: ResponseError::GroupIdNotFound,
+            ..
+        })
+    )
+}
+
 fn matches_filter(listing: &GroupListing, filter: &ListGroupsFilter) -> bool {
     let state_ok = filter.states.is_empty()
         || listing
@@ -335,8 +374,10 @@ impl Admin {
         &self.coordinators
     }
 
+    /// The deadline of a group call starting now (`default.api.timeout.ms`): the coordinator
+    /// loops retry until then.
     fn deadline(&self) -> Instant {
-        Instant::now() + self.timeout()
+        Instant::now() + self.api_timeout
     }
 
     /// Runs `call` on the coordinator of `group` (see [`Coordinators::call`]).
@@ -366,18 +407,33 @@ impl Admin {
     /// that did not answer (Java's `valid()` and `errors()`). Fails as a whole only when the
     /// brokers cannot be listed (metadata).
     pub async fn list_groups_per_broker(&self, filter: &ListGroupsFilter) -> Result<GroupListings> {
-        self.cluster.refresh_metadata(Some(&[])).await?;
+        let mut call = self.call("list_groups", Route::Broker);
+        loop {
+            match self.cluster.refresh_metadata(Some(&[])).await {
+                Ok(()) => break,
+                Err(err) => call.failed(err).await?,
+            }
+        }
         let nodes: Vec<i32> = self
             .cluster
             .metadata()
             .brokers()
             .map(|b| b.node_id)
             .collect();
-        let deadline = self.deadline();
         let mut out: BTreeMap<String, GroupListing> = BTreeMap::new();
         let mut failures = BTreeMap::new();
         for node in nodes {
-            match self.list_groups_of(node, filter, deadline).await {
+            // Each broker retried on its own, within the call's deadline.
+            let answer = loop {
+                match self.list_groups_of(node, filter, call.deadline()).await {
+                    Ok(listings) => break Ok(listings),
+                    Err(err) => match call.failed(err).await {
+                        Ok(()) => {}
+                        Err(last) => break Err(last),
+                    },
+                }
+            };
+            match answer {
                 Ok(listings) => {
                     for listing in listings {
                         out.insert(listing.group_id.clone(), listing);
@@ -428,13 +484,24 @@ impl Admin {
     /// Describes `groups`, in the order given (their coordinators found by one batched
     /// FindCoordinator, then one DescribeGroups per coordinator with all its groups; a group
     /// whose coordinator moved or is loading is asked again alone, looked up and retried
-    /// until the request timeout; ConsumerGroupDescribe for KIP-848 `consumer` groups): state,
+    /// until `default.api.timeout.ms`; the groups DescribeGroups does not know asked in one
+    /// ConsumerGroupDescribe per coordinator: KIP-848 `consumer` groups): state,
     /// protocol (the assignor), members with their subscriptions and assignments. The first
     /// group that fails (in the order given) fails the call, its error naming it. A group that does not exist fails
     /// with `GROUP_ID_NOT_FOUND` from DescribeGroups v6 (Kafka 4.0+, KIP-1043); older
     /// brokers describe it with state `Dead` and no members.
     pub async fn describe_groups(&self, groups: &[&str]) -> Result<Vec<GroupDescription>> {
-        let deadline = self.deadline();
+        self.retrying("describe_groups", Route::Coordinator, |at| {
+            self.describe_groups_until(groups, at.deadline)
+        })
+        .await
+    }
+
+    async fn describe_groups_until(
+        &self,
+        groups: &[&str],
+        deadline: Instant,
+    ) -> Result<Vec<GroupDescription>> {
         let nodes = self
             .coordinators
             .find(groups, deadline)
@@ -497,6 +564,31 @@ impl Admin {
         deadline: Instant,
     ) -> Result<Vec<Result<GroupDescription>>> {
         let conn = self.coordinators.node_connection(node).await?;
+        self.describe_on(&conn, node, batch, deadline).await
+    }
+
+    /// `group` alone on its coordinator, looked up and retried until `deadline`.
+    async fn describe_one(&self, group: &str, deadline: Instant) -> Result<GroupDescription> {
+        self.on_coordinator(group, deadline, |node, conn| async move {
+            let mut answers = self.describe_on(&conn, node, &[group], deadline).await?;
+            answers
+                .pop()
+                .unwrap_or_else(|| Err(no_answer(ApiKey::DescribeGroups, group)))
+        })
+        .await
+    }
+
+    /// One DescribeGroups for `batch` (all coordinated by `node`, on its connection `conn`),
+    /// then one ConsumerGroupDescribe with every group of it that DescribeGroups does not
+    /// know (KIP-848 groups: Kafka 4 answers `GROUP_ID_NOT_FOUND` for them): each group's
+    /// result, in `batch` order.
+    async fn describe_on(
+        &self,
+        conn: &Connection,
+        node: i32,
+        batch: &[&str],
+        deadline: Instant,
+    ) -> Result<Vec<Result<GroupDescription>>> {
         let version = conn.version(ApiKey::DescribeGroups)?;
         let request = super::requests::describe_groups(batch);
         let timeout = request_timeout(&self.cluster, deadline).ok_or(Error::Broker {
@@ -505,98 +597,70 @@ impl Admin {
             message: None,
         })?;
         let response = conn.send(&request, version, timeout).await?;
-        let mut out = Vec::with_capacity(batch.len());
-        for group in batch {
-            out.push(
-                self.describe_answer(&conn, node, group, &response.groups, deadline)
-                    .await,
-            );
+        let mut out: Vec<Result<GroupDescription>> = batch
+            .iter()
+            .map(|group| {
+                response
+                    .groups
+                    .iter()
+                    .find(|g| g.group_id.0.as_str() == *group)
+                    .ok_or_else(|| no_answer(ApiKey::DescribeGroups, group))
+                    .and_then(|answer| describe_result(answer, node))
+            })
+            .collect();
+        if conn.version(ApiKey::ConsumerGroupDescribe).is_err() {
+            return Ok(out);
+        }
+        let unknown: Vec<&str> = batch
+            .iter()
+            .zip(&out)
+            .filter(|(_, r)| is_group_not_found(r))
+            .map(|(g, _)| *g)
+            .collect();
+        if unknown.is_empty() {
+            return Ok(out);
+        }
+        let answers = self
+            .consumer_group_describe(conn, node, &unknown, deadline)
+            .await;
+        for (slot, group) in out.iter_mut().zip(batch) {
+            let Some(i) = unknown.iter().position(|u| u == group) else {
+                continue;
+            };
+            let answer = match &answers {
+                Ok(answers) => answers
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| Err(no_answer(ApiKey::ConsumerGroupDescribe, group))),
+                // The request failed: every group it asked shares its error.
+                Err(err) => Err(err.clone()),
+            };
+            // Not a KIP-848 group either: DescribeGroups' answer stands.
+            if !is_group_not_found(&answer) {
+                *slot = answer;
+            }
         }
         Ok(out)
     }
 
-    /// `group` alone on its coordinator, looked up and retried until `deadline`.
-    async fn describe_one(&self, group: &str, deadline: Instant) -> Result<GroupDescription> {
-        self.on_coordinator(group, deadline, |node, conn| async move {
-            let version = conn.version(ApiKey::DescribeGroups)?;
-            let request = super::requests::describe_groups(&[group]);
-            let timeout = request_timeout(&self.cluster, deadline).ok_or(Error::Broker {
-                api: ApiKey::DescribeGroups,
-                code: ResponseError::RequestTimedOut,
-                message: None,
-            })?;
-            let response = conn.send(&request, version, timeout).await?;
-            self.describe_answer(&conn, node, group, &response.groups, deadline)
-                .await
-        })
-        .await
-    }
-
-    /// `group`'s description from a DescribeGroups answer of coordinator `node`; a KIP-848
-    /// group (Kafka 4 answers `GROUP_ID_NOT_FOUND` for it) asked with ConsumerGroupDescribe.
-    async fn describe_answer(
-        &self,
-        conn: &Connection,
-        node: i32,
-        group: &str,
-        answers: &[DescribedGroup],
-        deadline: Instant,
-    ) -> Result<GroupDescription> {
-        let answer = answers
-            .iter()
-            .find(|g| g.group_id.0.as_str() == group)
-            .ok_or(Error::Broker {
-                api: ApiKey::DescribeGroups,
-                code: ResponseError::UnknownServerError,
-                message: Some(format!("no answer for group {group}")),
-            })?;
-        match describe_result(answer, node) {
-            Err(Error::Broker {
-                code: ResponseError::GroupIdNotFound,
-                ..
-            }) if conn.version(ApiKey::ConsumerGroupDescribe).is_ok() => {
-                let not_found = describe_result(answer, node);
-                match self
-                    .consumer_group_describe(conn, node, group, deadline)
-                    .await
-                {
-                    Err(Error::Broker {
-                        code: ResponseError::GroupIdNotFound,
-                        ..
-                    }) => not_found,
-                    other => other,
-                }
-            }
-            other => other,
-        }
-    }
-
-    /// ConsumerGroupDescribe of one KIP-848 group on its coordinator `conn`.
+    /// One ConsumerGroupDescribe of `groups` (KIP-848 groups, all coordinated by `node`) on
+    /// its connection `conn`: each group's result, in `groups` order.
     async fn consumer_group_describe(
         &self,
         conn: &Connection,
         node: i32,
-        group: &str,
+        groups: &[&str],
         deadline: Instant,
-    ) -> Result<GroupDescription> {
+    ) -> Result<Vec<Result<GroupDescription>>> {
         let version = conn.version(ApiKey::ConsumerGroupDescribe)?;
-        let request = super::requests::consumer_group_describe(group);
+        let request = super::requests::consumer_group_describe(groups);
         let timeout = request_timeout(&self.cluster, deadline).ok_or(Error::Broker {
             api: ApiKey::ConsumerGroupDescribe,
             code: ResponseError::RequestTimedOut,
             message: None,
         })?;
         let response = conn.send(&request, version, timeout).await?;
-        let answer = response
-            .groups
-            .iter()
-            .find(|g| g.group_id.0.as_str() == group)
-            .ok_or(Error::Broker {
-                api: ApiKey::ConsumerGroupDescribe,
-                code: ResponseError::UnknownServerError,
-                message: Some(format!("no answer for group {group}")),
-            })?;
-        describe_consumer_result(answer, node)
+        Ok(consumer_describe_answers(groups, &response.groups, node))
     }
 
     /// Every committed offset of `group` (`None` never appears here: only partitions with a
@@ -775,7 +839,10 @@ impl Admin {
     /// `GROUP_ID_NOT_FOUND`; the first failure (in the order given) is returned, naming its
     /// group, after the other groups were deleted (Java's `all()`).
     pub async fn delete_groups(&self, groups: &[&str]) -> Result<()> {
-        let deadline = self.deadline();
+        // Not asked again as a whole (a deleted group would be GROUP_ID_NOT_FOUND): each group
+        // is retried alone below; what is still retriable at the deadline is the timeout.
+        let call = self.call("delete_groups", Route::Coordinator);
+        let deadline = call.deadline();
         let nodes = self
             .coordinators
             .find(groups, deadline)
@@ -811,7 +878,7 @@ impl Admin {
         // The first failure in input order (Java's `all()`); the other groups are deleted.
         for group in groups {
             if let Some(Err(err)) = results.remove(group) {
-                return Err(err);
+                return Err(call.finish(err));
             }
         }
         Ok(())
@@ -824,9 +891,19 @@ impl Admin {
         group: &str,
         partitions: &[TopicPartition],
     ) -> Result<()> {
-        let deadline = self.deadline();
-        let request = super::requests::offset_delete(group, partitions);
-        let request = &request;
+        let request = &super::requests::offset_delete(group, partitions);
+        self.retrying("delete_group_offsets", Route::Coordinator, |at| {
+            self.delete_group_offsets_until(group, request, at.deadline)
+        })
+        .await
+    }
+
+    async fn delete_group_offsets_until(
+        &self,
+        group: &str,
+        request: &kafka_protocol::messages::OffsetDeleteRequest,
+        deadline: Instant,
+    ) -> Result<()> {
         self.on_coordinator(group, deadline, |_, conn| async move {
             let version = conn.version(ApiKey::OffsetDelete)?;
             let timeout = request_timeout(&self.cluster, deadline).ok_or(Error::Broker {
@@ -920,6 +997,38 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn one_consumer_group_describe_answers_each_group_in_the_order_asked() {
+        let described = |id: &'static str, state: &'static str, code: i16| {
+            ConsumerDescribedGroup::default()
+                .with_group_id(GroupId(StrBytes::from_static_str(id)))
+                .with_group_state(StrBytes::from_static_str(state))
+                .with_assignor_name(StrBytes::from_static_str("uniform"))
+                .with_error_code(code)
+        };
+        // The broker answers in its own order; one group unknown, one left out.
+        let answers = [
+            described("b", "Stable", 0),
+            described("gone", "Dead", 69),
+            described("a", "Empty", 0),
+        ];
+        let results = consumer_describe_answers(&["a", "gone", "b", "left-out"], &answers, 3);
+        assert_eq!(results.len(), 4);
+        let a = results[0].as_ref().unwrap();
+        assert_eq!((a.group_id.as_str(), a.state.as_str()), ("a", "Empty"));
+        assert!(is_group_not_found(&results[1]), "{:?}", results[1]);
+        let b = results[2].as_ref().unwrap();
+        assert_eq!((b.group_id.as_str(), b.state.as_str()), ("b", "Stable"));
+        match &results[3] {
+            Err(Error::Broker {
+                api: ApiKey::ConsumerGroupDescribe,
+                message: Some(m),
+                ..
+            }) => assert!(m.contains("left-out"), "{m}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

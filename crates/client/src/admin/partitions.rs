@@ -17,13 +17,14 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ApiKey;
 
 use super::{duration_ms, requests, Admin};
 use crate::error::{Error, Result};
+use crate::state::admin_retry::Route;
 use crate::state::group::TopicPartition;
 
 impl Admin {
@@ -32,7 +33,24 @@ impl Admin {
     /// metadata shows that many partitions, each with a leader. A count not above the current
     /// one is the broker's `INVALID_PARTITIONS` error, naming the topic.
     pub async fn create_partitions(&self, topics: &[(&str, i32)]) -> Result<()> {
-        let timeout = self.timeout();
+        let mut call = self.call("create_partitions", Route::AnyBroker);
+        loop {
+            match self
+                .create_partitions_once(topics, call.attempt().timeout)
+                .await
+            {
+                Ok(()) => break,
+                Err(err) => call.failed(err).await?,
+            }
+        }
+        self.wait_for_leaders(topics, &call).await
+    }
+
+    async fn create_partitions_once(
+        &self,
+        topics: &[(&str, i32)],
+        timeout: Duration,
+    ) -> Result<()> {
         let request = requests::create_partitions(topics, duration_ms(timeout));
         let conn = self.cluster.any_connection().await?;
         let version = conn.version(ApiKey::CreatePartitions)?;
@@ -48,33 +66,30 @@ impl Admin {
                 )),
             )?;
         }
-        self.wait_for_leaders(topics, timeout).await
+        Ok(())
     }
 
     /// Deletes every record before the given offset of each partition (`-1`: before the high
     /// watermark, i.e. all of them) and returns each partition's new log start offset (its
     /// low watermark). Each partition is asked of its leader (Java's `deleteRecords`); a
-    /// leader that moved or is not ready is asked again with fresh metadata until the request
-    /// timeout. An offset past the high watermark is the broker's `OFFSET_OUT_OF_RANGE`.
+    /// leader that moved or is not ready, or a lost connection, is asked again with fresh
+    /// metadata (partitions already answered are not), as every admin call retries. An offset past the high watermark is the broker's `OFFSET_OUT_OF_RANGE`.
     pub async fn delete_records(
         &self,
         partitions: &[(TopicPartition, i64)],
     ) -> Result<BTreeMap<TopicPartition, i64>> {
-        let timeout = self.timeout();
-        let deadline = Instant::now() + timeout;
+        let mut call = self.call("delete_records", Route::Leader);
         let mut pending: BTreeMap<TopicPartition, i64> = partitions.iter().cloned().collect();
         let mut out = BTreeMap::new();
-        let mut pause = Duration::from_millis(20);
         loop {
-            let last_error = self.delete_records_once(&mut pending, &mut out).await?;
-            let Some(err) = last_error else {
-                return Ok(out);
-            };
-            if Instant::now() + pause > deadline {
-                return Err(err);
+            let timeout = call.attempt().timeout;
+            match self
+                .delete_records_once(&mut pending, &mut out, timeout)
+                .await
+            {
+                Ok(None) => return Ok(out),
+                Ok(Some(err)) | Err(err) => call.failed(err).await?,
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(500));
         }
     }
 
@@ -84,8 +99,8 @@ impl Admin {
         &self,
         pending: &mut BTreeMap<TopicPartition, i64>,
         out: &mut BTreeMap<TopicPartition, i64>,
+        timeout: Duration,
     ) -> Result<Option<Error>> {
-        let timeout = self.timeout();
         let mut topics: Vec<&str> = pending.keys().map(|tp| tp.topic.as_str()).collect();
         topics.dedup();
         self.cluster.refresh_metadata(Some(&topics)).await?;

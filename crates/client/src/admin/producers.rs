@@ -43,6 +43,8 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::Admin;
 use crate::error::Error;
+use crate::state::admin_retry::Route;
+use crate::state::backoff::ExponentialBackoff;
 use crate::state::group::TopicPartition;
 
 /// A producer a partition's leader knows, from DescribeProducers (Java's `ProducerState`).
@@ -191,7 +193,7 @@ pub enum TxnAdminError {
         partition: TopicPartition,
     },
     /// Any other failure of this partition: another broker error code, a bad answer, or a
-    /// retriable error (leader moved, not ready) that lasted until the request timeout.
+    /// retriable error (leader moved, not ready) that lasted until `default.api.timeout.ms`.
     #[error("{}-{}: {source}", partition.topic, partition.partition)]
     Partition {
         /// The partition.
@@ -493,7 +495,7 @@ fn abort_outcome(response: &WriteTxnMarkersResponse, spec: &AbortTransactionSpec
 impl Admin {
     /// The producers each partition's leader knows, with their open transactions (Java's
     /// `describeProducers`): DescribeProducers to each partition's leader, leader errors asked
-    /// again with fresh metadata until the request timeout. The first partition that fails
+    /// again with fresh metadata until `default.api.timeout.ms`. The first partition that fails
     /// fails the call, named in the error (as Java's `all()`).
     pub async fn describe_producers(
         &self,
@@ -502,14 +504,19 @@ impl Admin {
         let mut pending: Vec<TopicPartition> = partitions.to_vec();
         pending.sort();
         pending.dedup();
-        self.per_leader(pending, None, |admin, leader, asked, timeout| async move {
-            let conn = admin.cluster.connection(leader).await?;
-            let version = conn.version(ApiKey::DescribeProducers)?;
-            let response = conn
-                .send(&describe_request(&asked), version, timeout)
-                .await?;
-            Ok(describe_outcomes(&response, &asked))
-        })
+        self.per_leader(
+            "describe_producers",
+            pending,
+            None,
+            |admin, leader, asked, timeout| async move {
+                let conn = admin.cluster.connection(leader).await?;
+                let version = conn.version(ApiKey::DescribeProducers)?;
+                let response = conn
+                    .send(&describe_request(&asked), version, timeout)
+                    .await?;
+                Ok(describe_outcomes(&response, &asked))
+            },
+        )
         .await
     }
 
@@ -519,7 +526,7 @@ impl Admin {
     /// Only for transactions their coordinator will not end (see [`ProducerState::abort_spec`]);
     /// an epoch older than the partition's is refused
     /// ([`TxnAdminError::ProducerEpoch`], [`TxnAdminError::CoordinatorFenced`]). Leader
-    /// errors are asked again with fresh metadata until the request timeout.
+    /// errors are asked again with fresh metadata until `default.api.timeout.ms`.
     pub async fn abort_transaction(
         &self,
         spec: &AbortTransactionSpec,
@@ -527,6 +534,7 @@ impl Admin {
         let request = abort_request(spec);
         let request = &request;
         self.per_leader(
+            "abort_transaction",
             vec![spec.partition.clone()],
             Some(spec),
             |admin, leader, asked, timeout| async move {
@@ -548,6 +556,7 @@ impl Admin {
     /// retriable error of a partition still pending).
     async fn per_leader<'a, T, F, Fut>(
         &'a self,
+        name: &'static str,
         mut pending: Vec<TopicPartition>,
         spec: Option<&AbortTransactionSpec>,
         ask: F,
@@ -556,14 +565,23 @@ impl Admin {
         F: Fn(&'a Admin, i32, Vec<TopicPartition>, Duration) -> Fut,
         Fut: std::future::Future<Output = Result<Vec<(TopicPartition, Outcome<T>)>, Error>>,
     {
-        let deadline = Instant::now() + self.timeout();
+        // The call's deadline and request timeouts as every admin call's; the per-partition
+        // outcomes are this module's (typed `TxnAdminError`s).
+        let call = self.call(name, Route::Leader);
+        let deadline = call.deadline();
+        let config = self.cluster.config();
+        let backoff = ExponentialBackoff::new(config.retry_backoff, config.retry_backoff_max);
+        let mut failures = 0;
         let mut out = BTreeMap::new();
-        let mut pause = Duration::from_millis(20);
         loop {
             let mut last: Option<TxnAdminError> = None;
             let mut topics: Vec<&str> = pending.iter().map(|tp| tp.topic.as_str()).collect();
             topics.dedup();
-            self.cluster.refresh_metadata(Some(&topics)).await?;
+            if let Err(err) = self.cluster.refresh_metadata(Some(&topics)).await {
+                if !err.is_retriable() {
+                    return Err(err.into());
+                }
+            }
             let mut by_leader: BTreeMap<i32, Vec<TopicPartition>> = BTreeMap::new();
             {
                 let metadata = self.cluster.metadata();
@@ -594,9 +612,7 @@ impl Admin {
                 }
             }
             for (leader, asked) in by_leader {
-                let timeout = deadline
-                    .saturating_duration_since(Instant::now())
-                    .max(Duration::from_millis(100));
+                let timeout = call.attempt().timeout;
                 match ask(self, leader, asked.clone(), timeout).await {
                     Ok(outcomes) => {
                         for (tp, outcome) in outcomes {
@@ -622,6 +638,8 @@ impl Admin {
             if pending.is_empty() {
                 return Ok(out);
             }
+            let pause = backoff.backoff(failures, &mut *self.rng());
+            failures += 1;
             if Instant::now() + pause > deadline {
                 return Err(last.unwrap_or_else(|| TxnAdminError::Partition {
                     partition: pending[0].clone(),
@@ -633,7 +651,6 @@ impl Admin {
                 }));
             }
             tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(500));
         }
     }
 }

@@ -168,9 +168,10 @@ pub(crate) fn describe_groups(groups: &[&str]) -> DescribeGroupsRequest {
         .with_groups(groups.iter().map(|g| GroupId(str_bytes(g))).collect())
 }
 
-/// ConsumerGroupDescribe of one KIP-848 group.
-pub(crate) fn consumer_group_describe(group: &str) -> ConsumerGroupDescribeRequest {
-    ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(str_bytes(group))])
+/// ConsumerGroupDescribe of `groups` (KIP-848 groups, all on one coordinator).
+pub(crate) fn consumer_group_describe(groups: &[&str]) -> ConsumerGroupDescribeRequest {
+    ConsumerGroupDescribeRequest::default()
+        .with_group_ids(groups.iter().map(|g| GroupId(str_bytes(g))).collect())
 }
 
 /// DeleteGroups of `groups` (all on one coordinator).
@@ -251,7 +252,12 @@ pub(crate) fn encoding_samples(enc: &mut crate::request_versions::Encoder) {
         enc.check("DescribeGroups (batch)", v, &describe_groups(&["g", "h"]));
     }
     for v in Encoder::versions(ApiKey::ConsumerGroupDescribe) {
-        enc.check("ConsumerGroupDescribe", v, &consumer_group_describe("g"));
+        enc.check("ConsumerGroupDescribe", v, &consumer_group_describe(&["g"]));
+        enc.check(
+            "ConsumerGroupDescribe (batch)",
+            v,
+            &consumer_group_describe(&["g", "h"]),
+        );
     }
     for v in Encoder::versions(ApiKey::DeleteGroups) {
         enc.check("DeleteGroups", v, &delete_groups(&["g", "h"]));

@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
@@ -32,6 +32,7 @@ use super::Admin;
 use crate::error::{Error, Result};
 use crate::io::coordinator::request_timeout;
 use crate::producer::transaction::TxnCoordinator;
+use crate::state::admin_retry::Route;
 
 /// Which transactions `list_transactions` returns (empty lists: all).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -97,10 +98,18 @@ impl Admin {
         &self,
         filter: &ListTransactionsFilter,
     ) -> Result<Vec<TransactionListing>> {
-        let request = list_request(filter);
+        let request = &list_request(filter);
+        let answers = self
+            .retrying("list_transactions", Route::Broker, |at| async move {
+                let answers = self.ask_every_broker(request, at.deadline).await?;
+                for (broker, response) in &answers {
+                    Error::check(ApiKey::ListTransactions, response.error_code, Some(broker))?;
+                }
+                Ok(answers)
+            })
+            .await?;
         let mut out: BTreeMap<String, TransactionListing> = BTreeMap::new();
-        for (broker, response) in self.ask_every_broker(&request).await? {
-            Error::check(ApiKey::ListTransactions, response.error_code, Some(&broker))?;
+        for (_, response) in answers {
             out.extend(response.transaction_states.iter().map(|t| {
                 let id = t.transactional_id.0.as_str().to_owned();
                 let listing = TransactionListing {
@@ -115,8 +124,12 @@ impl Admin {
     }
 
     /// Sends `request` to every broker of the cluster (fresh metadata), one after the other
-    /// within one request timeout; each answer with the broker's address.
-    async fn ask_every_broker<R>(&self, request: &R) -> Result<Vec<(String, R::Response)>>
+    /// before `deadline`; each answer with the broker's address.
+    async fn ask_every_broker<R>(
+        &self,
+        request: &R,
+        deadline: Instant,
+    ) -> Result<Vec<(String, R::Response)>>
     where
         R: kafka_protocol::protocol::Request,
         R::Response: kafkit_wire::guard::GuardedResponse,
@@ -129,7 +142,6 @@ impl Admin {
             .brokers()
             .map(|b| b.node_id)
             .collect();
-        let deadline = Instant::now() + self.timeout();
         let mut answers = Vec::with_capacity(brokers.len());
         for node in brokers {
             let Some(timeout) = request_timeout(&self.cluster, deadline) else {
@@ -151,57 +163,64 @@ impl Admin {
     /// coordinator, looked up and retried like the producer's). An id the coordinator does not
     /// know fails with `TRANSACTIONAL_ID_NOT_FOUND`.
     pub async fn describe_transactions(&self, ids: &[&str]) -> Result<Vec<TransactionDescription>> {
-        let deadline = Instant::now() + self.timeout();
+        let mut call = self.call("describe_transactions", Route::Coordinator);
         let mut out = Vec::with_capacity(ids.len());
+        let config = self.cluster.config();
         for id in ids {
             let coordinator = TxnCoordinator::new(
                 self.cluster.clone(),
                 (*id).to_owned(),
-                Duration::from_millis(100),
-                Duration::from_secs(1),
+                config.retry_backoff,
+                config.retry_backoff_max,
                 Arc::new(AtomicBool::new(false)),
             );
             let request = describe_request(id);
-            let description = coordinator
-                .call(deadline, |conn, timeout| {
-                    let request = request.clone();
-                    async move {
-                        let version = conn.version(ApiKey::DescribeTransactions)?;
-                        let response = conn.send(&request, version, timeout).await?;
-                        let state = response
-                            .transaction_states
-                            .into_iter()
-                            .find(|t| t.transactional_id.0.as_str() == *id)
-                            .ok_or(Error::Broker {
-                                api: ApiKey::DescribeTransactions,
-                                code: ResponseError::UnknownServerError,
-                                message: Some(format!("{id} missing from the answer")),
-                            })?;
-                        Error::check(ApiKey::DescribeTransactions, state.error_code, None)?;
-                        let mut partitions: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-                        for t in state.topics {
-                            partitions
-                                .entry(t.topic.0.as_str().to_owned())
-                                .or_default()
-                                .extend(t.partitions);
+            let description = loop {
+                let deadline = call.attempt().deadline;
+                let answer = coordinator
+                    .call(deadline, |conn, timeout| {
+                        let request = request.clone();
+                        async move {
+                            let version = conn.version(ApiKey::DescribeTransactions)?;
+                            let response = conn.send(&request, version, timeout).await?;
+                            let state = response
+                                .transaction_states
+                                .into_iter()
+                                .find(|t| t.transactional_id.0.as_str() == *id)
+                                .ok_or(Error::Broker {
+                                    api: ApiKey::DescribeTransactions,
+                                    code: ResponseError::UnknownServerError,
+                                    message: Some(format!("{id} missing from the answer")),
+                                })?;
+                            Error::check(ApiKey::DescribeTransactions, state.error_code, None)?;
+                            let mut partitions: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+                            for t in state.topics {
+                                partitions
+                                    .entry(t.topic.0.as_str().to_owned())
+                                    .or_default()
+                                    .extend(t.partitions);
+                            }
+                            for p in partitions.values_mut() {
+                                p.sort_unstable();
+                                p.dedup();
+                            }
+                            Ok(TransactionDescription {
+                                transactional_id: (*id).to_owned(),
+                                state: state.transaction_state.as_str().to_owned(),
+                                producer_id: state.producer_id.0,
+                                producer_epoch: state.producer_epoch,
+                                timeout_ms: state.transaction_timeout_ms,
+                                start_time_ms: state.transaction_start_time_ms,
+                                partitions,
+                            })
                         }
-                        for p in partitions.values_mut() {
-                            p.sort_unstable();
-                            p.dedup();
-                        }
-                        Ok(TransactionDescription {
-                            transactional_id: (*id).to_owned(),
-                            state: state.transaction_state.as_str().to_owned(),
-                            producer_id: state.producer_id.0,
-                            producer_epoch: state.producer_epoch,
-                            timeout_ms: state.transaction_timeout_ms,
-                            start_time_ms: state.transaction_start_time_ms,
-                            partitions,
-                        })
-                    }
-                })
-                .await
-                .map_err(|(e, _)| e)?;
+                    })
+                    .await;
+                match answer {
+                    Ok(description) => break description,
+                    Err((err, _)) => call.failed(err).await?,
+                }
+            };
             out.push(description);
         }
         Ok(out)

@@ -51,6 +51,11 @@ pub struct ClusterConfig {
     pub connection: ConnectionConfig,
     /// `request.timeout.ms`: how long one request may wait for its response. Default 30 s.
     pub request_timeout: Duration,
+    /// `retry.backoff.ms`: the first wait before an admin call or a coordinator request is
+    /// tried again, doubled per further failure (±20% jitter). Default 100 ms.
+    pub retry_backoff: Duration,
+    /// `retry.backoff.max.ms`: the cap of that wait. Default 1 s.
+    pub retry_backoff_max: Duration,
     /// `reconnect.backoff.ms`: the wait after a first failed connection attempt to a broker,
     /// doubled per further failure (±20% jitter). Default 50 ms.
     pub reconnect_backoff: Duration,
@@ -102,6 +107,8 @@ impl ClusterConfig {
                 .collect(),
             connection: ConnectionConfig::default(),
             request_timeout: Duration::from_secs(30),
+            retry_backoff: Duration::from_millis(100),
+            retry_backoff_max: Duration::from_secs(1),
             reconnect_backoff: Duration::from_millis(50),
             reconnect_backoff_max: Duration::from_secs(1),
             connect_timeout_max: Duration::from_secs(30),
@@ -113,8 +120,8 @@ impl ClusterConfig {
     }
 
     /// Settings from a client's shared configuration: bootstrap list, `client.id` (`"kafkit"`
-    /// when unset), `request.timeout.ms`, the reconnect backoff, the connection setup timeout
-    /// and `connections.max.idle.ms`.
+    /// when unset), `request.timeout.ms`, the retry backoff, the reconnect backoff, the
+    /// connection setup timeout and `connections.max.idle.ms`.
     ///
     /// ```
     /// use std::time::Duration;
@@ -143,6 +150,8 @@ impl ClusterConfig {
         config.connection.connect_timeout = client.socket_connection_setup_timeout();
         config.connect_timeout_max = client.socket_connection_setup_timeout_max();
         config.request_timeout = client.request_timeout();
+        config.retry_backoff = client.retry_backoff();
+        config.retry_backoff_max = client.retry_backoff_max();
         config.reconnect_backoff = client.reconnect_backoff();
         config.reconnect_backoff_max = client.reconnect_backoff_max();
         config.connections_max_idle = client.connections_max_idle();

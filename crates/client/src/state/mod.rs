@@ -4,6 +4,7 @@
 //! current time, a random source) as arguments, so the I/O layer drives it and tests can replay
 //! it exactly.
 
+pub mod admin_retry;
 pub mod backoff;
 pub mod connections;
 pub mod consumer;
