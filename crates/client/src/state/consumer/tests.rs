@@ -743,6 +743,52 @@ fn read_committed_skips_aborted_batches_and_control_records_never_surface() {
 }
 
 #[test]
+fn read_committed_skips_every_aborted_transaction_of_one_fetch() {
+    // Three aborted transactions (two of them by the same producer) and a committed one in one
+    // response: each aborted batch is skipped, whatever order the broker lists them in.
+    let now = Instant::now();
+    let m = metadata(1);
+    let txn = |pid| BatchOptions {
+        producer_id: pid,
+        producer_epoch: 0,
+        transactional: true,
+        ..BatchOptions::default()
+    };
+    // 0-1 pid 2 (aborted, marker 2); 3-4 pid 3 (aborted, marker 5); 6 pid 2 again (aborted,
+    // marker 7); 8 pid 1 (committed, marker 9); 10 non-transactional.
+    let mut buf = BytesMut::new();
+    batch(&mut buf, 0, 2, &txn(2));
+    marker(&mut buf, 2, 2, ControlRecordType::Abort);
+    batch(&mut buf, 3, 2, &txn(3));
+    marker(&mut buf, 5, 3, ControlRecordType::Abort);
+    batch(&mut buf, 6, 1, &txn(2));
+    marker(&mut buf, 7, 2, ControlRecordType::Abort);
+    batch(&mut buf, 8, 1, &txn(1));
+    marker(&mut buf, 9, 1, ControlRecordType::Commit);
+    batch(&mut buf, 10, 1, &BatchOptions::default());
+    let log = buf.freeze();
+    let aborted = |pid: i64, first: i64| {
+        AbortedTransaction::default()
+            .with_producer_id(ProducerId(pid))
+            .with_first_offset(first)
+    };
+    let ascending = vec![aborted(2, 0), aborted(3, 3), aborted(2, 6)];
+    let shuffled = vec![aborted(2, 6), aborted(2, 0), aborted(3, 3)];
+    for list in [ascending, shuffled] {
+        let mut s = FetchState::new(FetchSettings {
+            isolation_level: IsolationLevel::ReadCommitted,
+            ..settings()
+        });
+        s.add_assigned(vec![(tp(0), Some(OffsetAndMetadata::new(0)))]);
+        let (token, _) = s.poll_fetches(now, &m).pop().unwrap();
+        let p = partition(0, Some(log.clone()), 11).with_aborted_transactions(Some(list.clone()));
+        s.handle_fetch(now, token, response(0, vec![p]));
+        assert_eq!(values(&s.drain(100)), vec!["v8", "v10"], "{list:?}");
+        assert_eq!(s.position(&tp(0)).map(|p| p.offset), Some(11));
+    }
+}
+
+#[test]
 fn a_corrupt_batch_halts_the_partition_at_its_offset_after_the_good_records() {
     let now = Instant::now();
     let m = metadata(1);
