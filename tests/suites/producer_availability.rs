@@ -82,9 +82,11 @@ impl Drop for Cluster {
     }
 }
 
-/// One record's fate: when `send` returned (since the test's clock started) and its result.
+/// One record's fate: when `send` returned and when its result came (since the test's clock
+/// started), and the result.
 struct Outcome {
     sent_at: Duration,
+    done_at: Duration,
     result: Result<i32, ProduceError>,
 }
 
@@ -130,7 +132,12 @@ impl Stream {
             let tx = self.tx.clone();
             tokio::spawn(async move {
                 let result = delivery.await.map(|md| md.partition);
-                let _ = tx.send(Outcome { sent_at, result });
+                let done_at = clock.elapsed();
+                let _ = tx.send(Outcome {
+                    sent_at,
+                    done_at,
+                    result,
+                });
             });
             self.sent += 1;
         }
@@ -323,6 +330,14 @@ async fn frozen_leader_skipped_after_availability_timeout() {
         .iter()
         .map(|p| off_window.get(p).copied().unwrap_or(0))
         .sum();
+    // They were held by the freeze: none of them acknowledged before the thaw.
+    let early = off
+        .outcomes
+        .iter()
+        .filter(|o| o.sent_at >= window.0 && o.sent_at < window.1 && o.done_at < thawed_at)
+        .filter(|o| matches!(o.result, Ok(p) if frozen_off.contains(&p)))
+        .count();
+    assert_eq!(early, 0, "control: records acknowledged by the frozen node");
     assert!(
         off_frozen > 0,
         "control: with the default the frozen node's partitions {frozen_off:?} should still \
