@@ -1,13 +1,17 @@
 //! The producer's sender task: the thin loop around [`SenderState`].
 //!
 //! One task per producer waits for new records, a linger/backoff deadline, a response, a
-//! metadata refresh or shutdown; then it expires, polls Produce requests and hands each to its
-//! node's dispatcher. A dispatcher (one task per leader) connects when needed and *queues*
-//! the node's requests on the connection one after the other, so they are written in the order
-//! the state produced them (sequence order); each response is awaited by a small task of its
-//! own, so up to `max.in.flight.requests.per.connection` requests are in flight. Results come
-//! back to the sender task, which applies them (the state re-orders them per node) and hands
-//! every record outcome to its delivery handle.
+//! metadata refresh or shutdown; then it expires and polls Produce requests. A request to a
+//! node with an open connection and nothing pending in its dispatcher is queued on that
+//! connection by the sender task itself, which awaits the response among its own (no task hop
+//! per request: at `linger.ms` 0 every record is a request). Any other goes to the node's
+//! dispatcher (one task per leader), which connects when needed and *queues* the node's
+//! requests one after the other, each response awaited by a small task of its own; later
+//! requests to that node follow it there until it has caught up. Either way requests are
+//! written in the order the state produced them (sequence order), up to
+//! `max.in.flight.requests.per.connection` in flight. Results come back to the sender task,
+//! which applies them (the state re-orders them per node) and hands every record outcome to
+//! its delivery handle.
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
