@@ -513,6 +513,15 @@ impl Cluster {
         Ok(conn)
     }
 
+    /// The open connection to broker `node_id` ([`Cluster::connection`]'s), if there is one
+    /// now: never connects, never waits.
+    pub(crate) fn live_connection(&self, node_id: i32) -> Option<Connection> {
+        if self.check_open().is_err() {
+            return None;
+        }
+        self.live((node_id, ConnectionPurpose::Broker))
+    }
+
     /// The open connection `key` names, marked used, if there is one.
     fn live(&self, key: ConnectionKey) -> Option<Connection> {
         let connections = self.connections();

@@ -515,6 +515,30 @@ impl Connection {
         })
     }
 
+    /// [`Connection::start_send`] without waiting, for a caller that must not block (the
+    /// producer's sender task): `Ok(None)` when the request cannot be queued at once (a SASL
+    /// re-authentication under way, the writer's queue full); nothing was queued then.
+    pub(crate) fn try_start_send<R>(
+        &self,
+        request: &R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<Option<PendingResponse<R>>>
+    where
+        R: Request,
+        R::Response: GuardedResponse,
+    {
+        Ok(self
+            .link
+            .try_submit(request, version)?
+            .map(|waiter| PendingResponse {
+                waiter,
+                version,
+                timeout,
+                _request: std::marker::PhantomData,
+            }))
+    }
+
     /// Sends a request that gets no response (a Produce request with `acks=0`): done once the
     /// frame is handed to the writer.
     pub async fn send_without_response<R: Request>(&self, request: &R, version: i16) -> Result<()> {
@@ -767,36 +791,87 @@ impl Link {
         Ok((correlation_id, buf.freeze()))
     }
 
-    async fn enqueue(&self, mut outgoing: Outgoing) -> Result<()> {
-        {
-            // Checked and counted under the lock: an idle close sees this request, or this
-            // request sees the close.
-            let state = self.shared.lock();
-            if let Some(err) = &state.closed {
-                return Err(err.clone());
-            }
-            if state.draining {
-                return Err(Error::ShutDown {
-                    broker: Some(self.shared.broker.clone()),
-                });
-            }
-            let guard = Some(UsageGuard::new(&self.shared.usage));
-            match outgoing.waiter.as_mut() {
-                Some(waiter) => waiter.guard = guard,
-                None => outgoing.guard = guard,
-            }
+    /// Counts `outgoing` as outstanding, unless the connection is closed or draining.
+    fn admit(&self, outgoing: &mut Outgoing) -> Result<()> {
+        // Checked and counted under the lock: an idle close sees this request, or this
+        // request sees the close.
+        let state = self.shared.lock();
+        if let Some(err) = &state.closed {
+            return Err(err.clone());
         }
+        if state.draining {
+            return Err(Error::ShutDown {
+                broker: Some(self.shared.broker.clone()),
+            });
+        }
+        let guard = Some(UsageGuard::new(&self.shared.usage));
+        match outgoing.waiter.as_mut() {
+            Some(waiter) => waiter.guard = guard,
+            None => outgoing.guard = guard,
+        }
+        Ok(())
+    }
+
+    /// Why the writer's channel refused a frame.
+    fn writer_gone(&self) -> Error {
+        self.shared.closed().unwrap_or(Error::ConnectionClosed {
+            broker: self.shared.broker.clone(),
+            api: ApiKey::ApiVersions,
+        })
+    }
+
+    async fn enqueue(&self, mut outgoing: Outgoing) -> Result<()> {
+        self.admit(&mut outgoing)?;
         let _gate = if self.bypass_gate {
             None
         } else {
             Some(self.gate.read().await)
         };
-        self.outgoing.send(outgoing).await.map_err(|_| {
-            self.shared.closed().unwrap_or(Error::ConnectionClosed {
-                broker: self.shared.broker.clone(),
-                api: ApiKey::ApiVersions,
-            })
-        })
+        self.outgoing
+            .send(outgoing)
+            .await
+            .map_err(|_| self.writer_gone())
+    }
+
+    /// [`Link::submit`] without waiting: `Ok(None)` (nothing queued, nothing encoded) when
+    /// the request cannot be queued at once — a re-authentication holds the gate or the
+    /// writer's queue is full.
+    fn try_submit<R: Request>(&self, request: &R, version: i16) -> Result<Option<Waiter>> {
+        let api = ApiKey::try_from(R::KEY)
+            .map_err(|()| kafkit_wire::header::EncodeError::UnknownApiKey(R::KEY))?;
+        let _gate = if self.bypass_gate {
+            None
+        } else {
+            match self.gate.try_read() {
+                Ok(gate) => Some(gate),
+                Err(_) => return Ok(None),
+            }
+        };
+        let permit = match self.outgoing.try_reserve() {
+            Ok(permit) => permit,
+            Err(mpsc::error::TrySendError::Full(())) => return Ok(None),
+            Err(mpsc::error::TrySendError::Closed(())) => return Err(self.writer_gone()),
+        };
+        let (correlation_id, frame) = self.encode(request, version)?;
+        let (reply, response) = oneshot::channel();
+        let mut outgoing = Outgoing {
+            frame,
+            waiter: Some(InFlight {
+                correlation_id,
+                api,
+                reply,
+                guard: None,
+            }),
+            guard: None,
+        };
+        self.admit(&mut outgoing)?;
+        permit.send(outgoing);
+        Ok(Some(Waiter {
+            shared: self.shared.clone(),
+            api,
+            correlation_id,
+            response,
+        }))
     }
 
     /// Writes one request and waits for its response frame (header still on).

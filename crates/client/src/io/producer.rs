@@ -1,17 +1,24 @@
 //! The producer's sender task: the thin loop around [`SenderState`].
 //!
 //! One task per producer waits for new records, a linger/backoff deadline, a response, a
-//! metadata refresh or shutdown; then it expires, polls Produce requests and hands each to its
-//! node's dispatcher. A dispatcher (one task per leader) connects when needed and *queues*
-//! the node's requests on the connection one after the other, so they are written in the order
-//! the state produced them (sequence order); each response is awaited by a small task of its
-//! own, so up to `max.in.flight.requests.per.connection` requests are in flight. Results come
-//! back to the sender task, which applies them (the state re-orders them per node) and hands
-//! every record outcome to its delivery handle.
+//! metadata refresh or shutdown; then it expires and polls Produce requests. A request to a
+//! node with an open connection and nothing pending in its dispatcher is queued on that
+//! connection by the sender task itself, which awaits the response among its own (no task hop
+//! per request: at `linger.ms` 0 every record is a request). Any other goes to the node's
+//! dispatcher (one task per leader), which connects when needed and *queues* the node's
+//! requests one after the other, each response awaited by a small task of its own; later
+//! requests to that node follow it there until it has caught up. Either way requests are
+//! written in the order the state produced them (sequence order), up to
+//! `max.in.flight.requests.per.connection` in flight. Results come back to the sender task,
+//! which applies them (the state re-orders them per node) and hands every record outcome to
+//! its delivery handle.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError;
@@ -25,6 +32,7 @@ use tokio::sync::{mpsc, Notify, Semaphore};
 use tracing::{debug, info, warn};
 
 use super::cluster::Cluster;
+use super::connection::Connection;
 use crate::error::Error;
 use crate::producer::transaction::{TxnCoordinator, PRODUCE_V1_MAX};
 use crate::producer::{
@@ -150,6 +158,101 @@ enum Event {
     Refreshed,
 }
 
+/// A node's dispatcher: its queue, and how many plans in it are not queued on a connection
+/// yet (the sender task queues a request itself only when none are: write order stays the
+/// order the state produced).
+struct Dispatcher {
+    plans: mpsc::UnboundedSender<ProduceRequestPlan>,
+    backlog: Arc<AtomicUsize>,
+}
+
+/// A response the sender task awaits itself.
+type ResponseFuture = Pin<Box<dyn Future<Output = (u64, RequestResult)> + Send>>;
+
+/// The responses to the requests the sender task queued itself: at most
+/// `max.in.flight.requests.per.connection` per node, so polling each one on a wake-up is
+/// cheap; this saves a task (and a wake-up) per request.
+#[derive(Default)]
+struct Responses {
+    pending: Vec<ResponseFuture>,
+}
+
+impl Responses {
+    fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    fn push(&mut self, response: ResponseFuture) {
+        self.pending.push(response);
+    }
+
+    /// The next response to arrive.
+    fn next(&mut self) -> impl Future<Output = (u64, RequestResult)> + '_ {
+        std::future::poll_fn(move |cx: &mut Context<'_>| {
+            for i in 0..self.pending.len() {
+                if let Poll::Ready(out) = self.pending[i].as_mut().poll(cx) {
+                    drop(self.pending.swap_remove(i));
+                    return Poll::Ready(out);
+                }
+            }
+            Poll::Pending
+        })
+    }
+}
+
+/// The Produce version for `conn` (transactions v1 stay at Produce v11).
+fn produce_version(conn: &Connection, settings: &SenderSettings) -> Result<i16, Error> {
+    let v = conn.version(ApiKey::Produce)?;
+    // Transactions v1: Produce v12+ would ask the broker to add partitions itself.
+    if settings.transactional_id.is_some() && !settings.txn_v2.load(Ordering::Acquire) {
+        Ok(v.min(PRODUCE_V1_MAX))
+    } else {
+        Ok(v)
+    }
+}
+
+/// Queues `plan` on the node's open connection from the sender task itself, when that needs
+/// no wait: the node's dispatcher has nothing pending, a connection is open, and the
+/// connection takes the frame at once. `Err(plan)` otherwise, nothing queued: the dispatcher
+/// takes it (and reports any error, connecting again if the connection just closed).
+fn send_direct(
+    plan: ProduceRequestPlan,
+    cluster: &Cluster,
+    settings: &SenderSettings,
+    responses: &mut Responses,
+) -> Result<(), ProduceRequestPlan> {
+    if settings.acks == 0 {
+        return Err(plan);
+    }
+    let Some(conn) = cluster.live_connection(plan.node) else {
+        return Err(plan);
+    };
+    let id = plan.id;
+    let Ok(version) = produce_version(&conn, settings) else {
+        return Err(plan);
+    };
+    let request = produce_request(
+        &plan,
+        settings.acks,
+        settings.request_timeout,
+        settings.transactional_id.as_deref(),
+    );
+    match conn.try_start_send(&request, version, settings.request_timeout) {
+        Ok(Some(pending)) => {
+            let cluster = cluster.clone();
+            responses.push(Box::pin(async move {
+                let result = pending
+                    .wait()
+                    .await
+                    .map(|response| read_response(&cluster, response));
+                (id, result)
+            }));
+            Ok(())
+        }
+        Ok(None) | Err(_) => Err(plan),
+    }
+}
+
 /// Runs InitProducerId (any broker) with `current` (-1, -1 or the pair to bump, KIP-360).
 pub(crate) async fn init_producer_id(
     cluster: &Cluster,
@@ -182,7 +285,10 @@ pub(crate) async fn run(
     txn: Option<Arc<TxnCoordinator>>,
 ) {
     let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
-    let mut dispatchers: HashMap<i32, mpsc::UnboundedSender<ProduceRequestPlan>> = HashMap::new();
+    let mut dispatchers: HashMap<i32, Dispatcher> = HashMap::new();
+    let mut responses = Responses::default();
+    let sleep = tokio::time::sleep(Duration::from_secs(1));
+    tokio::pin!(sleep);
     let mut init_running = false;
     let mut init_failures = 0u32;
     let mut init_not_before = Instant::now();
@@ -249,18 +355,36 @@ pub(crate) async fn run(
         }
         for plan in transmit.requests {
             let node = plan.node;
+            let idle_dispatcher = dispatchers
+                .get(&node)
+                .is_none_or(|d| d.backlog.load(Ordering::Acquire) == 0);
+            // The common case (connected, nothing queued before it): queued here, its response
+            // awaited here; a connect, a full queue or a re-authentication go through the
+            // node's dispatcher, and so does every later request until it has caught up.
+            let plan = if idle_dispatcher {
+                match send_direct(plan, &cluster, &settings, &mut responses) {
+                    Ok(()) => continue,
+                    Err(plan) => plan,
+                }
+            } else {
+                plan
+            };
             let dispatcher = dispatchers.entry(node).or_insert_with(|| {
                 let (tx, rx) = mpsc::unbounded_channel();
+                let backlog = Arc::new(AtomicUsize::new(0));
                 tokio::spawn(dispatch(
                     node,
                     cluster.clone(),
                     settings.clone(),
                     rx,
+                    backlog.clone(),
                     events_tx.clone(),
                 ));
-                tx
+                Dispatcher { plans: tx, backlog }
             });
-            if let Err(mpsc::error::SendError(plan)) = dispatcher.send(plan) {
+            dispatcher.backlog.fetch_add(1, Ordering::AcqRel);
+            if let Err(mpsc::error::SendError(plan)) = dispatcher.plans.send(plan) {
+                dispatcher.backlog.fetch_sub(1, Ordering::AcqRel);
                 let lost = Error::UnknownBroker { node_id: node };
                 let _ = events_tx.send(Event::Response(plan.id, Err(lost)));
             }
@@ -309,9 +433,18 @@ pub(crate) async fn run(
         if init_not_before > now {
             deadline = deadline.min(init_not_before);
         }
+        // One timer for the task's life, moved only when it must fire sooner (or fired): an
+        // early wake-up only costs a turn of the loop, a timer entry per turn costs more.
+        let deadline = tokio::time::Instant::from_std(deadline);
+        if sleep.is_elapsed() || deadline < sleep.deadline() {
+            sleep.as_mut().reset(deadline);
+        }
         tokio::select! {
             () = shared.wake.notified() => {}
-            () = tokio::time::sleep_until(deadline.into()) => {}
+            () = &mut sleep => {}
+            (id, result) = responses.next(), if !responses.is_empty() => {
+                shared.lock().handle_result(Instant::now(), id, result);
+            }
             event = events.recv() => {
                 let Some(event) = event else { break };
                 let mut next = Some(event);
@@ -370,82 +503,89 @@ pub(crate) async fn run(
     debug!("producer sender task stopped");
 }
 
-/// One leader's dispatcher: connects when needed and queues its requests in order.
+/// One leader's dispatcher: connects when needed and queues its requests in order; `backlog`
+/// counts the plans not queued on a connection yet.
 async fn dispatch(
     node: i32,
     cluster: Cluster,
     settings: SenderSettings,
     mut plans: mpsc::UnboundedReceiver<ProduceRequestPlan>,
+    backlog: Arc<AtomicUsize>,
     events: mpsc::UnboundedSender<Event>,
 ) {
     while let Some(plan) = plans.recv().await {
-        let id = plan.id;
-        let partitions: Vec<TopicPartition> =
-            plan.batches.iter().map(|(tp, _)| tp.clone()).collect();
-        let request = produce_request(
-            &plan,
-            settings.acks,
-            settings.request_timeout,
-            settings.transactional_id.as_deref(),
-        );
-        let conn = match cluster.connection(node).await {
-            Ok(conn) => conn,
-            Err(err) => {
-                debug!(node, error = %err, "cannot reach leader");
-                let _ = events.send(Event::Response(id, Err(err)));
-                continue;
-            }
-        };
-        let version = match conn.version(ApiKey::Produce) {
-            // Transactions v1: Produce v12+ would ask the broker to add partitions itself.
-            Ok(v)
-                if settings.transactional_id.is_some()
-                    && !settings.txn_v2.load(Ordering::Acquire) =>
-            {
-                v.min(PRODUCE_V1_MAX)
-            }
-            Ok(v) => v,
-            Err(err) => {
-                let _ = events.send(Event::Response(id, Err(err)));
-                continue;
-            }
-        };
-        if settings.acks == 0 {
-            let result = conn
-                .send_without_response(&request, version)
-                .await
-                .map(|()| {
-                    partitions
-                        .into_iter()
-                        .map(|tp| {
-                            let written = PartitionResponse::Written {
-                                base_offset: -1,
-                                log_append_time: -1,
-                            };
-                            (tp, written)
-                        })
-                        .collect()
-                });
-            let _ = events.send(Event::Response(id, result));
-            continue;
+        dispatch_one(node, &cluster, &settings, plan, &events).await;
+        backlog.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Queues one plan on the node's connection (connecting first if needed); its result goes to
+/// `events`.
+async fn dispatch_one(
+    node: i32,
+    cluster: &Cluster,
+    settings: &SenderSettings,
+    plan: ProduceRequestPlan,
+    events: &mpsc::UnboundedSender<Event>,
+) {
+    let id = plan.id;
+    let partitions: Vec<TopicPartition> = plan.batches.iter().map(|(tp, _)| tp.clone()).collect();
+    let request = produce_request(
+        &plan,
+        settings.acks,
+        settings.request_timeout,
+        settings.transactional_id.as_deref(),
+    );
+    let conn = match cluster.connection(node).await {
+        Ok(conn) => conn,
+        Err(err) => {
+            debug!(node, error = %err, "cannot reach leader");
+            let _ = events.send(Event::Response(id, Err(err)));
+            return;
         }
-        match conn
-            .start_send(&request, version, settings.request_timeout)
+    };
+    let version = match produce_version(&conn, settings) {
+        Ok(v) => v,
+        Err(err) => {
+            let _ = events.send(Event::Response(id, Err(err)));
+            return;
+        }
+    };
+    if settings.acks == 0 {
+        let result = conn
+            .send_without_response(&request, version)
             .await
-        {
-            Ok(pending) => {
-                let (events, cluster) = (events.clone(), cluster.clone());
-                tokio::spawn(async move {
-                    let result = pending
-                        .wait()
-                        .await
-                        .map(|response| read_response(&cluster, response));
-                    let _ = events.send(Event::Response(id, result));
-                });
-            }
-            Err(err) => {
-                let _ = events.send(Event::Response(id, Err(err)));
-            }
+            .map(|()| {
+                partitions
+                    .into_iter()
+                    .map(|tp| {
+                        let written = PartitionResponse::Written {
+                            base_offset: -1,
+                            log_append_time: -1,
+                        };
+                        (tp, written)
+                    })
+                    .collect()
+            });
+        let _ = events.send(Event::Response(id, result));
+        return;
+    }
+    match conn
+        .start_send(&request, version, settings.request_timeout)
+        .await
+    {
+        Ok(pending) => {
+            let (events, cluster) = (events.clone(), cluster.clone());
+            tokio::spawn(async move {
+                let result = pending
+                    .wait()
+                    .await
+                    .map(|response| read_response(&cluster, response));
+                let _ = events.send(Event::Response(id, result));
+            });
+        }
+        Err(err) => {
+            let _ = events.send(Event::Response(id, Err(err)));
         }
     }
 }
@@ -584,5 +724,40 @@ pub(crate) fn encoding_samples(enc: &mut crate::request_versions::Encoder) {
                 &init_producer_id_request((42, 3)),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sender task's own responses come out as each arrives, not in the order queued, and
+    /// each once.
+    #[tokio::test]
+    async fn responses_come_out_as_they_arrive() {
+        let mut responses = Responses::default();
+        let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
+        let (second_tx, second_rx) = tokio::sync::oneshot::channel::<()>();
+        responses.push(Box::pin(async move {
+            let _ = first_rx.await;
+            (1, Ok(Vec::new()))
+        }));
+        responses.push(Box::pin(async move {
+            let _ = second_rx.await;
+            (2, Ok(Vec::new()))
+        }));
+        let idle = tokio::time::timeout(Duration::from_millis(20), responses.next()).await;
+        assert!(idle.is_err(), "nothing has arrived yet");
+        let _ = second_tx.send(());
+        let (id, _) = tokio::time::timeout(Duration::from_secs(5), responses.next())
+            .await
+            .expect("the second response");
+        assert_eq!(id, 2);
+        let _ = first_tx.send(());
+        let (id, _) = tokio::time::timeout(Duration::from_secs(5), responses.next())
+            .await
+            .expect("the first response");
+        assert_eq!(id, 1);
+        assert!(responses.is_empty());
     }
 }
