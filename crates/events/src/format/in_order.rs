@@ -5,10 +5,11 @@
 //! fields received out of order (one hash per field, even when none is), per record written.
 //! Its serializer also writes a *tuple* against a record schema positionally, with neither.
 //! [`write`] therefore serializes the payload through [`InOrder`], which turns the top-level
-//! `serialize_struct` into a tuple as long as each field arrives under the name the schema has
-//! at that position; anything else (a field out of order or skipped, another shape) makes the
-//! write fail and [`write`] writes the record again the usual way, so the bytes and every error
-//! are apache-avro's own. Nested values are always serialized by apache-avro directly.
+//! `serialize_struct` of a record of two fields or more into a tuple as long as each field
+//! arrives under the name the schema has at that position; anything else (a field out of order
+//! or skipped, another shape) makes the write fail and [`write`] writes the record again the
+//! usual way, so the bytes and every error are apache-avro's own. Nested values are always
+//! serialized by apache-avro directly.
 
 use apache_avro::schema::RecordField;
 use apache_avro::writer::datum::GenericDatumWriter;
@@ -142,7 +143,9 @@ impl<'a, S: Serializer> Serializer for Top<'a, S> {
         name: &'static str,
         len: usize,
     ) -> Result<Self::SerializeStruct, S::Error> {
-        if len == self.fields.len() {
+        // Two fields or more: apache-avro writes a one-element tuple against the record schema
+        // itself, not its field's.
+        if len == self.fields.len() && len >= 2 {
             Ok(Fields::InOrder {
                 tuple: self.inner.serialize_tuple(len)?,
                 fields: self.fields,
@@ -376,6 +379,29 @@ mod tests {
             assert!(ours.is_ok());
             assert_eq!(ours, theirs);
         }
+    }
+
+    #[test]
+    fn a_one_field_record_is_written_the_usual_way() {
+        #[derive(serde::Serialize)]
+        struct Node {
+            next: Option<Box<Node>>,
+        }
+        let schema = AvroSchema::parse_str(
+            r#"{"type":"record","name":"io.Node","fields":[{"name":"next","type":["null","io.Node"]}]}"#,
+        );
+        let Ok(schema) = schema else {
+            panic!("schema parses")
+        };
+        let Ok(datum) = GenericDatumWriter::builder(&schema).build() else {
+            panic!("writer builds")
+        };
+        let node = Node {
+            next: Some(Box::new(Node { next: None })),
+        };
+        let mut buf = BytesMut::new();
+        assert!(write(&datum, &schema, &mut buf, &node).is_ok());
+        assert_eq!(&buf[..], &[2, 0]);
     }
 
     #[test]
