@@ -402,13 +402,38 @@ pub(crate) fn encode_headers_with(
         Some(ct) => Some(Text::Static(ct)),
         None => copy(envelope.data_content_type.as_deref()),
     };
-    // In wire order; extensions go between `ce_tags` and `content-type`.
-    let attributes: [(&'static str, Option<Text<'_>>); 14] = [
+    let head = [
         (names::SPECVERSION, Some(Text::Static(SPEC_VERSION))),
         (names::ID, Some(Text::Copy(envelope.id.as_bytes()))),
         (names::SOURCE, Some(source)),
         (names::TYPE, Some(event_type)),
         (names::TIME, time.as_ref().map(|t| Text::Copy(t))),
+    ];
+    // An envelope with no optional attribute but `ce_sourceversion` (the usual event) takes a
+    // table of six: same headers, same order, less to build and walk.
+    let plain = envelope.subject.is_none()
+        && envelope.data_schema.is_none()
+        && envelope.schema_version.is_none()
+        && envelope.correlation_id.is_none()
+        && envelope.causation_id.is_none()
+        && envelope.user_id.is_none()
+        && envelope.tenant_id.is_none()
+        && tags.is_none()
+        && envelope.extensions.is_empty();
+    if plain {
+        let [a, b, c, d, e] = head;
+        let attributes = [a, b, c, d, e, (names::SOURCEVERSION, source_version)];
+        write_attributes(&attributes, envelope, content_type, encoding.pooled, out);
+        return Ok(());
+    }
+    let [a, b, c, d, e] = head;
+    // In wire order; extensions go between `ce_tags` and `content-type`.
+    let attributes: [(&'static str, Option<Text<'_>>); 14] = [
+        a,
+        b,
+        c,
+        d,
+        e,
         (names::SUBJECT, copy(envelope.subject.as_deref())),
         (names::DATASCHEMA, copy(envelope.data_schema.as_deref())),
         (names::SOURCEVERSION, source_version),
@@ -425,6 +450,19 @@ pub(crate) fn encode_headers_with(
         (names::TENANTID, copy(envelope.tenant_id.as_deref())),
         (names::TAGS, copy(tags.as_deref())),
     ];
+    write_attributes(&attributes, envelope, content_type, encoding.pooled, out);
+    Ok(())
+}
+
+/// Appends the present `attributes` (in wire order), then the envelope's extensions, then
+/// `content-type`; the copied values go into one buffer (the thread's chunk when `pooled`).
+fn write_attributes(
+    attributes: &[(&'static str, Option<Text<'_>>)],
+    envelope: &Envelope,
+    content_type: Option<Text<'_>>,
+    pooled: bool,
+    out: &mut Vec<(HeaderName, Option<Bytes>)>,
+) {
     // One walk for the buffer's size and the number of headers.
     let (count, copied) = attributes
         .iter()
@@ -433,7 +471,7 @@ pub(crate) fn encode_headers_with(
         .fold((0, 0), |(n, len), v| (n + 1, len + v.copied_len()));
     let len = copied + envelope.extensions.values().map(String::len).sum::<usize>();
     let mut values = Values {
-        buf: if encoding.pooled {
+        buf: if pooled {
             crate::arena::take(len)
         } else {
             BytesMut::with_capacity(len)
@@ -441,7 +479,7 @@ pub(crate) fn encode_headers_with(
     };
     out.reserve_exact(count + envelope.extensions.len());
     for (name, value) in attributes {
-        if let Some(value) = value {
+        if let Some(value) = *value {
             values.put(out, HeaderName::from_static(name), value);
         }
     }
@@ -452,10 +490,9 @@ pub(crate) fn encode_headers_with(
     if let Some(ct) = content_type {
         values.put(out, HeaderName::from_static(CONTENT_TYPE), ct);
     }
-    if encoding.pooled {
+    if pooled {
         crate::arena::put_back(values.buf);
     }
-    Ok(())
 }
 
 /// Reads the envelope from a consumed record's headers (binary mode).

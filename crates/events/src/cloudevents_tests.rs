@@ -406,3 +406,46 @@ fn a_default_source_and_static_values_write_what_the_envelope_would() {
     open.source = String::new();
     assert!(encode_headers_with(&open, &encoding, &mut Vec::new()).is_err());
 }
+
+#[test]
+fn a_plain_envelope_writes_the_same_headers_in_the_same_order() {
+    // `Event::new`'s envelope: no optional attribute; the producer fills source and version.
+    let plain = Envelope::new("hr.employee.created").with_id("e-1");
+    let mut filled = plain.clone().with_source("hr-service", Some("1.2.3"));
+    filled.data_content_type = Some("application/avro".into());
+    let expected = encode_headers(&filled).unwrap();
+    let names: Vec<&str> = expected.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "ce_specversion",
+            "ce_id",
+            "ce_source",
+            "ce_type",
+            "ce_time",
+            "ce_sourceversion",
+            "content-type"
+        ]
+    );
+    let default = DefaultSource {
+        name: Bytes::from_static(b"hr-service"),
+        version: Bytes::from_static(b"1.2.3"),
+    };
+    let encoding = Encoding {
+        content_type: Some("application/avro"),
+        static_type: Some("hr.employee.created"),
+        default_source: Some(&default),
+        pooled: true,
+    };
+    let mut out = Vec::new();
+    encode_headers_with(&plain, &encoding, &mut out).unwrap();
+    assert_eq!(out, expected);
+    assert_eq!(out.capacity(), out.len(), "sized once");
+    // One optional attribute takes the full table: it lands in its place.
+    let mut with_subject = plain.clone();
+    with_subject.subject = Some("emp-7".into());
+    let mut out = Vec::new();
+    encode_headers_with(&with_subject, &encoding, &mut out).unwrap();
+    let names: Vec<&str> = out.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(names[4..7], ["ce_time", "ce_subject", "ce_sourceversion"]);
+}

@@ -25,6 +25,7 @@ use crate::typed::EventPayload;
 mod avro;
 mod config;
 mod datum_writers;
+mod in_order;
 mod json;
 mod record;
 

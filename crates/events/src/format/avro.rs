@@ -17,8 +17,8 @@ use serde::Serialize;
 
 use crate::envelope::Event;
 use crate::error::{DecodeErrorKind, EventsError, RawRecord};
-use crate::format::datum_writers;
 use crate::format::record::{decode_envelope, encode_envelope, is_structured, value_of};
+use crate::format::{datum_writers, in_order};
 use crate::format::{key_bytes, EncodedEvent, EventCodec, SerdeConfig, AVRO_CONTENT_TYPE};
 use crate::registry::{RegistryError, Schema, SchemaRegistry};
 use crate::typed::{AvroSchemaSource, EventPayload};
@@ -339,12 +339,11 @@ impl AvroCodec {
             BytesMut::with_capacity(256)
         };
         buf.extend_from_slice(&wire_format::prefix(writer.id));
-        let mut out = (&mut buf).writer();
         let written = match writer.datum {
-            Some(datum) => datum.write_ser(&mut out, &event.data),
+            Some(datum) => in_order::write(datum, &writer.schema, &mut buf, &event.data),
             None => GenericDatumWriter::builder(&writer.schema)
                 .build()
-                .and_then(|datum| datum.write_ser(&mut out, &event.data)),
+                .and_then(|datum| datum.write_ser(&mut (&mut buf).writer(), &event.data)),
         };
         let value = buf.split().freeze();
         if pooled {
