@@ -121,9 +121,17 @@ pub(crate) fn memory() -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// The resident memory now, in bytes, taken as a run's base: the peak is reset to it first
+/// (`5` into /proc/self/clear_refs), so that `rss_peak_mb` covers what follows and not the
+/// loading of the payload file (read whole, then split: twice its size at once).
+pub(crate) fn memory_base() -> u64 {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    memory().0
+}
+
 /// The memory fields of a result line: resident memory before the client was created
-/// (`rss_base_mb`: the process with its payloads loaded), the peak over the whole run
-/// (`rss_peak_mb`, warm-up included) and the difference (`rss_growth_mb`: what the client
+/// (`rss_base_mb`: the process with its payloads loaded), the peak since then
+/// ([`memory_base`]; warm-up included: `rss_peak_mb`) and the difference (`rss_growth_mb`: what the client
 /// itself took at its most), in MiB.
 pub(crate) fn memory_json(rss_base: u64) -> String {
     let peak = memory().1;

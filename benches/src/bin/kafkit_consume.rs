@@ -24,7 +24,7 @@ fn fail(what: &str, err: impl std::fmt::Display) -> ! {
 #[tokio::main]
 async fn main() {
     let args = consume::parse_args("kafkit-consume");
-    let rss_base = common::memory().0;
+    let rss_base = common::memory_base();
     let config = ConsumerConfig::builder()
         .bootstrap_servers([args.bootstrap.clone()])
         .auto_offset_reset(AutoOffsetReset::Earliest)

@@ -151,7 +151,7 @@ async fn main() {
         .map(Bytes::from)
         .collect();
     let size = payloads[0].len();
-    let rss_base = common::memory().0;
+    let rss_base = common::memory_base();
 
     let max_in_flight = args.max_in_flight.to_string();
     let config = ProducerConfig::from_properties([

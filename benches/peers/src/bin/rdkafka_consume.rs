@@ -26,7 +26,7 @@ fn fail(what: &str, err: impl std::fmt::Display) -> ! {
 
 fn main() {
     let args = consume::parse_args("rdkafka-consume");
-    let rss_base = common::memory().0;
+    let rss_base = common::memory_base();
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &args.bootstrap)

@@ -94,7 +94,7 @@ fn main() {
     let args = common::parse_args("rdkafka-produce");
     let payloads = common::load_payloads(&args.payload_file);
     let size = payloads[0].len();
-    let rss_base = common::memory().0;
+    let rss_base = common::memory_base();
 
     let producer: ThreadedProducer<Counters> = ClientConfig::new()
         .set("bootstrap.servers", &args.bootstrap)
