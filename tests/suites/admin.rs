@@ -433,7 +433,14 @@ async fn admin_calls_retry_refused_connections_and_lost_answers() {
         .unwrap();
     assert_eq!(ends.len(), 2);
     let group = unique_name("admin-retry-group");
-    let offsets = BTreeMap::from([(TopicPartition::new(&topic, 0), OffsetAndMetadata::new(0))]);
+    // Two partitions committed, one deleted below: the group keeps an offset, so the retried
+    // OffsetDelete finds it (a Kafka 3.9 coordinator drops an empty group whose last offset
+    // the first, answered-but-lost, attempt deleted: the retry would be GROUP_ID_NOT_FOUND,
+    // as Java's would).
+    let offsets = BTreeMap::from([
+        (TopicPartition::new(&topic, 0), OffsetAndMetadata::new(0)),
+        (TopicPartition::new(&topic, 1), OffsetAndMetadata::new(0)),
+    ]);
     admin.alter_group_offsets(&group, &offsets).await.unwrap();
     control.drop_response_of(ApiKey::ListGroups, 1, LostResponse::Cut);
     let listed = admin
