@@ -20,6 +20,7 @@
 
 pub mod fill;
 pub mod java;
+pub mod placement;
 pub mod proxy;
 pub mod registry;
 pub mod verify;

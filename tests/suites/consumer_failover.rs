@@ -13,6 +13,7 @@ use kafkit::config::{Acks, ConsumerConfig, ProducerConfig};
 use kafkit::consumer::Consumer;
 use kafkit::producer::{Producer, ProducerRecord};
 use kafkit::TopicPartition;
+use kafkit_tests::placement::leader_of_partition_0;
 use kafkit_tests::{repo_root, start_broker, unique_name};
 
 const PARTITIONS: i32 = 3;
@@ -38,17 +39,7 @@ async fn leader_killed_mid_read_loses_and_duplicates_nothing() {
         .create_topics(&[NewTopic::new(&topic, PARTITIONS, 3).config("min.insync.replicas", "2")])
         .await
         .unwrap();
-    admin
-        .cluster()
-        .refresh_metadata(Some(&[topic.as_str()]))
-        .await
-        .unwrap();
-    let victim = admin
-        .cluster()
-        .metadata()
-        .leader(&topic, 0)
-        .map(|b| b.node_id)
-        .expect("a leader for partition 0");
+    let victim = leader_of_partition_0(&admin, &[&topic]).await;
     admin.cluster().close();
 
     let producer = Producer::new(

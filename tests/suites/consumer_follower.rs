@@ -23,6 +23,7 @@ use kafkit::config::{Acks, AutoOffsetReset, ConsumerConfig, ProducerConfig};
 use kafkit::consumer::Consumer;
 use kafkit::producer::{Producer, ProducerRecord};
 use kafkit::TopicPartition;
+use kafkit_tests::placement::leader_of_partition_0;
 use kafkit_tests::proxy::ProxyCluster;
 use kafkit_tests::{repo_root, start_broker_racks, unique_name, Kafka};
 
@@ -58,19 +59,10 @@ async fn written_topic(kafka: &Kafka) -> (String, i32, i32) {
         .create_topics(&[NewTopic::new(&topic, 1, 3).config("min.insync.replicas", "2")])
         .await
         .unwrap();
-    admin
-        .cluster()
-        .refresh_metadata(Some(&[topic.as_str()]))
-        .await
-        .unwrap();
-    let (leader, replicas) = {
-        let metadata = admin.cluster().metadata();
-        let leader = metadata.leader(&topic, 0).expect("a leader").node_id;
-        let replicas = metadata.topic(&topic).unwrap().partitions[0]
-            .replicas
-            .clone();
-        (leader, replicas)
-    };
+    let leader = leader_of_partition_0(&admin, &[&topic]).await;
+    let replicas = admin.cluster().metadata().topic(&topic).unwrap().partitions[0]
+        .replicas
+        .clone();
     admin.cluster().close();
     assert_eq!(replicas.len(), 3, "replicas {replicas:?}");
     let follower = *replicas.iter().find(|&&r| r != leader).unwrap();

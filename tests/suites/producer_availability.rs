@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use kafkit::admin::{Admin, NewTopic};
 use kafkit::config::ProducerConfig;
 use kafkit::producer::{ProduceError, Producer, ProducerRecord};
+use kafkit_tests::placement::{leader_of_partition_0, led_by};
 use kafkit_tests::{repo_root, start_broker, unique_name};
 use tokio::sync::mpsc;
 
@@ -183,20 +184,6 @@ impl Stream {
     }
 }
 
-/// The partitions of `topic` that `node` leads.
-async fn led_by(admin: &Admin, topic: &str, node: i32) -> Vec<i32> {
-    (0..PARTITIONS)
-        .filter(|&p| {
-            admin
-                .cluster()
-                .metadata()
-                .leader(topic, p)
-                .map(|b| b.node_id)
-                == Some(node)
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frozen_leader_skipped_after_availability_timeout() {
     let started = Instant::now();
@@ -215,19 +202,9 @@ async fn frozen_leader_skipped_after_availability_timeout() {
         ])
         .await
         .unwrap();
-    admin
-        .cluster()
-        .refresh_metadata(Some(&[topic_on.as_str(), topic_off.as_str()]))
-        .await
-        .unwrap();
-    let victim = admin
-        .cluster()
-        .metadata()
-        .leader(&topic_on, 0)
-        .map(|b| b.node_id)
-        .expect("a leader for partition 0");
-    let frozen_on = led_by(&admin, &topic_on, victim).await;
-    let frozen_off = led_by(&admin, &topic_off, victim).await;
+    let victim = leader_of_partition_0(&admin, &[&topic_on, &topic_off]).await;
+    let frozen_on = led_by(&admin, &topic_on, PARTITIONS, victim);
+    let frozen_off = led_by(&admin, &topic_off, PARTITIONS, victim);
     admin.cluster().close();
     assert!(
         !frozen_off.is_empty() && frozen_on.len() < PARTITIONS as usize,

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use kafkit::admin::{Admin, NewTopic};
 use kafkit::config::{Acks, ProducerConfig};
 use kafkit::producer::{Producer, ProducerRecord};
+use kafkit_tests::placement::{leader_of_partition_0, led_by};
 use kafkit_tests::{repo_root, start_broker, unique_name, verify};
 
 const PARTITIONS: i32 = 6;
@@ -37,27 +38,8 @@ async fn leader_killed_mid_stream_loses_and_duplicates_nothing() {
         .create_topics(&[NewTopic::new(&topic, PARTITIONS, 3).config("min.insync.replicas", "2")])
         .await
         .unwrap();
-    admin
-        .cluster()
-        .refresh_metadata(Some(&[topic.as_str()]))
-        .await
-        .unwrap();
-    let victim = admin
-        .cluster()
-        .metadata()
-        .leader(&topic, 0)
-        .map(|b| b.node_id)
-        .expect("a leader for partition 0");
-    let led: Vec<i32> = (0..PARTITIONS)
-        .filter(|&p| {
-            admin
-                .cluster()
-                .metadata()
-                .leader(&topic, p)
-                .map(|b| b.node_id)
-                == Some(victim)
-        })
-        .collect();
+    let victim = leader_of_partition_0(&admin, &[&topic]).await;
+    let led = led_by(&admin, &topic, PARTITIONS, victim);
     admin.cluster().close();
 
     let config = ProducerConfig::builder()
