@@ -837,8 +837,6 @@ impl Link {
     /// the request cannot be queued at once — a re-authentication holds the gate or the
     /// writer's queue is full.
     fn try_submit<R: Request>(&self, request: &R, version: i16) -> Result<Option<Waiter>> {
-        let api = ApiKey::try_from(R::KEY)
-            .map_err(|()| kafkit_wire::header::EncodeError::UnknownApiKey(R::KEY))?;
         let _gate = if self.bypass_gate {
             None
         } else {
@@ -852,26 +850,10 @@ impl Link {
             Err(mpsc::error::TrySendError::Full(())) => return Ok(None),
             Err(mpsc::error::TrySendError::Closed(())) => return Err(self.writer_gone()),
         };
-        let (correlation_id, frame) = self.encode(request, version)?;
-        let (reply, response) = oneshot::channel();
-        let mut outgoing = Outgoing {
-            frame,
-            waiter: Some(InFlight {
-                correlation_id,
-                api,
-                reply,
-                guard: None,
-            }),
-            guard: None,
-        };
+        let (mut outgoing, waiter) = self.request_frame(request, version)?;
         self.admit(&mut outgoing)?;
         permit.send(outgoing);
-        Ok(Some(Waiter {
-            shared: self.shared.clone(),
-            api,
-            correlation_id,
-            response,
-        }))
+        Ok(Some(waiter))
     }
 
     /// Writes one request and waits for its response frame (header still on).
@@ -886,11 +868,19 @@ impl Link {
 
     /// Queues one request for writing; the returned waiter gets its response frame.
     async fn submit<R: Request>(&self, request: &R, version: i16) -> Result<Waiter> {
+        let (outgoing, waiter) = self.request_frame(request, version)?;
+        self.enqueue(outgoing).await?;
+        Ok(waiter)
+    }
+
+    /// Encodes `request` (a new correlation id) into the frame the writer sends and the
+    /// [`Waiter`] its response will reach.
+    fn request_frame<R: Request>(&self, request: &R, version: i16) -> Result<(Outgoing, Waiter)> {
         let api = ApiKey::try_from(R::KEY)
             .map_err(|()| kafkit_wire::header::EncodeError::UnknownApiKey(R::KEY))?;
         let (correlation_id, frame) = self.encode(request, version)?;
         let (reply, response) = oneshot::channel();
-        self.enqueue(Outgoing {
+        let outgoing = Outgoing {
             frame,
             waiter: Some(InFlight {
                 correlation_id,
@@ -899,14 +889,14 @@ impl Link {
                 guard: None,
             }),
             guard: None,
-        })
-        .await?;
-        Ok(Waiter {
+        };
+        let waiter = Waiter {
             shared: self.shared.clone(),
             api,
             correlation_id,
             response,
-        })
+        };
+        Ok((outgoing, waiter))
     }
 }
 
