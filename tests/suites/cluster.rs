@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::{ApiKey, MetadataRequest};
+use kafkit::config::MetadataRecoveryStrategy;
 use kafkit::io::cluster::{Cluster, ClusterConfig};
 use kafkit::io::connection::{Connection, ConnectionConfig};
-use kafkit::config::MetadataRecoveryStrategy;
 use kafkit::Error;
 use kafkit_tests::kafka;
 use kafkit_tests::proxy::{Proxy, ProxyCluster, ProxyControl, ProxyStats};
@@ -500,8 +500,16 @@ async fn with_strategy_none_the_bootstrap_address_is_not_used_again() {
         .await
         .expect_err("only the dead known broker is tried");
     assert!(err.is_retriable(), "{err:?}");
-    assert_eq!(r.bootstrap.accepted(), before, "the bootstrap list was used");
-    assert!(r.known.stats().connections_refused > 0, "{:?}", r.known.stats());
+    assert_eq!(
+        r.bootstrap.accepted(),
+        before,
+        "the bootstrap list was used"
+    );
+    assert!(
+        r.known.stats().connections_refused > 0,
+        "{:?}",
+        r.known.stats()
+    );
     assert_eq!(addresses(&r.cluster), [r.known.bootstrap()]);
 }
 
@@ -551,7 +559,11 @@ async fn rebootstrap_required_sends_the_client_to_the_bootstrap_list_at_once() {
         .expect("in time")
         .expect("answered after the rebootstrap");
     assert_eq!(r.known.stats().metadata_errors_injected, 1);
-    assert_eq!(r.bootstrap.accepted(), before + 1, "not through the bootstrap list");
+    assert_eq!(
+        r.bootstrap.accepted(),
+        before + 1,
+        "not through the bootstrap list"
+    );
 }
 
 #[tokio::test]
