@@ -729,7 +729,8 @@ impl Cluster {
 }
 
 /// Whether `err` is a broker's `REBOOTSTRAP_REQUIRED` (code 129: the Metadata response's
-/// top-level error, or an ApiVersions answer during the handshake).
+/// top-level error, or the ApiVersions answer of the handshake when that is the error the
+/// connection attempts ended with).
 fn is_rebootstrap_required(err: &Error) -> bool {
     matches!(
         err,
