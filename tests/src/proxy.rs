@@ -25,7 +25,7 @@
 //! [`drop_response_of`](ProxyControl::drop_response_of),
 //! [`delay_responses`](ProxyControl::delay_responses), [`stall`](ProxyControl::stall) /
 //! [`resume`](ProxyControl::resume), [`corrupt_fetch_records`](ProxyControl::corrupt_fetch_records),
-//! and counters in [`stats`](ProxyControl::stats).
+//! [`fail_metadata`](ProxyControl::fail_metadata), and counters in [`stats`](ProxyControl::stats).
 //!
 //! Dropping the proxy (or calling `shutdown`) closes its listeners and every connection and
 //! aborts all of its tasks. Everything listens on 127.0.0.1 only.
@@ -121,6 +121,8 @@ pub struct ProxyStats {
     pub rewrite_failures: u64,
     /// Fetch responses in which a record batch byte was flipped.
     pub fetch_records_corrupted: u64,
+    /// Metadata responses given a top-level error by [`ProxyControl::fail_metadata`].
+    pub metadata_errors_injected: u64,
 }
 
 impl ProxyStats {
@@ -205,6 +207,8 @@ struct Faults {
     delay: Duration,
     drop_rules: Vec<DropRule>,
     corrupt_rules: Vec<CorruptRule>,
+    /// Top-level error code to put in the next `metadata_errors.1` Metadata responses (v13+).
+    metadata_errors: (i16, u32),
 }
 
 struct DropRule {
@@ -366,6 +370,14 @@ impl ProxyControl {
             topic: topic.to_owned(),
             partition,
         });
+    }
+
+    /// Gives the next `count` Metadata responses of version 13 or later (the first with a
+    /// top-level error code, KIP-1102) the top-level error `code`, e.g. 129
+    /// `REBOOTSTRAP_REQUIRED`; brokers and topics are left as the broker sent them. Older
+    /// versions pass unchanged.
+    pub fn fail_metadata(&self, code: i16, count: u32) {
+        lock(&self.core.faults).metadata_errors = (code, count);
     }
 
     /// Turns every fault off: no refusing, no delay, no stall, no pending drop or corruption
@@ -821,6 +833,17 @@ fn transform(core: &Arc<Core>, request: &Pending, frame: Bytes) -> Bytes {
             }
             drop(ids);
             let mut changed = false;
+            if version >= 13 {
+                let mut faults = lock(&core.faults);
+                let (code, left) = &mut faults.metadata_errors;
+                if *left > 0 {
+                    *left -= 1;
+                    r.error_code = *code;
+                    changed = true;
+                    drop(faults);
+                    core.stats().metadata_errors_injected += 1;
+                }
+            }
             for b in &mut r.brokers {
                 changed |= rewrite(core, b.node_id.0, &mut b.host, &mut b.port);
             }

@@ -1,14 +1,20 @@
 //! The cluster's connection management against the real broker, through the fault proxy:
-//! reconnect backoff, idle close, graceful shutdown.
+//! reconnect backoff, idle close, graceful shutdown, metadata recovery (rebootstrap).
 
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::{ApiKey, MetadataRequest};
+use kafkit::config::MetadataRecoveryStrategy;
 use kafkit::io::cluster::{Cluster, ClusterConfig};
 use kafkit::io::connection::{Connection, ConnectionConfig};
 use kafkit::Error;
 use kafkit_tests::kafka;
-use kafkit_tests::proxy::{ProxyCluster, ProxyControl, ProxyStats};
+use kafkit_tests::proxy::{Proxy, ProxyCluster, ProxyControl, ProxyStats};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -345,4 +351,239 @@ async fn a_producer_waits_out_a_refusing_broker_without_a_storm() {
     }
     producer.close(TIMEOUT).await.unwrap();
     admin.delete_topics(&[&topic]).await.unwrap();
+}
+
+// Metadata recovery (KIP-899 / KIP-1102). The scenario: the client bootstraps through a plain
+// TCP forwarder (a load balancer, say: it rewrites nothing) in front of a proxy `known`, which
+// advertises itself, so the metadata names `known` as the broker. Then `known` stops
+// answering and the forwarder is pointed at the real broker: only the bootstrap address can
+// reach the cluster.
+
+/// A plain TCP forwarder whose upstream can be switched; counts the connections it accepts.
+/// Dropping it closes the listener and every connection.
+struct Forwarder {
+    addr: SocketAddr,
+    upstream: Arc<Mutex<SocketAddr>>,
+    accepted: Arc<AtomicU64>,
+    task: JoinHandle<()>,
+}
+
+impl Forwarder {
+    async fn start(upstream: SocketAddr) -> Forwarder {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let upstream = Arc::new(Mutex::new(upstream));
+        let accepted = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn({
+            let upstream = upstream.clone();
+            let accepted = accepted.clone();
+            async move {
+                // Owned by the accept loop: aborting it aborts every connection.
+                let mut connections = tokio::task::JoinSet::new();
+                while let Ok((mut client, _)) = listener.accept().await {
+                    accepted.fetch_add(1, Ordering::SeqCst);
+                    let to = *upstream.lock().unwrap_or_else(|p| p.into_inner());
+                    connections.spawn(async move {
+                        let connect = TcpStream::connect(to);
+                        if let Ok(Ok(mut server)) = tokio::time::timeout(TIMEOUT, connect).await {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        }
+                    });
+                    while connections.try_join_next().is_some() {}
+                }
+            }
+        });
+        Forwarder {
+            addr,
+            upstream,
+            accepted,
+            task,
+        }
+    }
+
+    /// Where connections accepted from now on go.
+    fn switch(&self, to: SocketAddr) {
+        *self.upstream.lock().unwrap_or_else(|p| p.into_inner()) = to;
+    }
+
+    fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct Recovery {
+    /// The real broker.
+    broker: SocketAddr,
+    /// The broker as the metadata names it.
+    known: Proxy,
+    /// `bootstrap.servers`.
+    bootstrap: Forwarder,
+    cluster: Cluster,
+}
+
+/// A cluster bootstrapped through the forwarder, whose metadata names `known` only.
+async fn recovery(change: impl FnOnce(&mut ClusterConfig)) -> Recovery {
+    let broker = kafka()
+        .bootstrap
+        .split(',')
+        .next()
+        .and_then(|a| a.trim().to_socket_addrs().ok())
+        .and_then(|mut addrs| addrs.next())
+        .expect("the shared broker's address");
+    let known = Proxy::start(broker).await;
+    let bootstrap = Forwarder::start(known.addr()).await;
+    let cluster = cluster(&bootstrap.addr.to_string(), change).await;
+    assert_eq!(addresses(&cluster), [known.bootstrap()]);
+    Recovery {
+        broker,
+        known,
+        bootstrap,
+        cluster,
+    }
+}
+
+fn addresses(cluster: &Cluster) -> Vec<String> {
+    cluster.metadata().brokers().map(|b| b.address()).collect()
+}
+
+/// Refreshes the metadata until it succeeds or `within` passes; the last error if it never did.
+async fn refresh_until_ok(cluster: &Cluster, within: Duration) -> Result<(), Error> {
+    let deadline = Instant::now() + within;
+    loop {
+        let attempt = tokio::time::timeout(TIMEOUT, cluster.refresh_metadata(Some(&[]))).await;
+        let err = match attempt {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(err)) => err,
+            Err(_) => panic!("a metadata refresh outlived {TIMEOUT:?}"),
+        };
+        if Instant::now() >= deadline {
+            return Err(err);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn rebootstrap_finds_the_cluster_again_through_the_bootstrap_address() {
+    // The strategy and trigger as users get them (rebootstrap, 300 s).
+    let r = recovery(|_| {}).await;
+    assert_eq!(
+        r.cluster.config().metadata_recovery_strategy,
+        MetadataRecoveryStrategy::Rebootstrap
+    );
+    let before = r.bootstrap.accepted();
+    r.bootstrap.switch(r.broker);
+    r.known.set_refuse(true);
+    r.known.cut_all();
+    refresh_until_ok(&r.cluster, Duration::from_secs(20))
+        .await
+        .expect("the bootstrap address reaches the cluster");
+    assert!(r.bootstrap.accepted() > before, "no bootstrap connection");
+    // The metadata now names the broker as it advertises itself.
+    assert_eq!(addresses(&r.cluster), [r.broker.to_string()]);
+}
+
+#[tokio::test]
+async fn with_strategy_none_the_bootstrap_address_is_not_used_again() {
+    let r = recovery(|c| c.metadata_recovery_strategy = MetadataRecoveryStrategy::None).await;
+    let before = r.bootstrap.accepted();
+    r.bootstrap.switch(r.broker);
+    r.known.set_refuse(true);
+    r.known.cut_all();
+    let err = refresh_until_ok(&r.cluster, Duration::from_secs(3))
+        .await
+        .expect_err("only the dead known broker is tried");
+    assert!(err.is_retriable(), "{err:?}");
+    assert_eq!(
+        r.bootstrap.accepted(),
+        before,
+        "the bootstrap list was used"
+    );
+    assert!(
+        r.known.stats().connections_refused > 0,
+        "{:?}",
+        r.known.stats()
+    );
+    assert_eq!(addresses(&r.cluster), [r.known.bootstrap()]);
+}
+
+#[tokio::test]
+async fn rebootstrap_after_the_trigger_time_skips_a_silent_known_broker() {
+    // `known` accepts connections but answers nothing: without the trigger, each refresh
+    // would wait out a request timeout, then a 30 s connection setup to `known` again.
+    let r = recovery(|c| {
+        c.request_timeout = Duration::from_millis(1500);
+        c.connection.connect_timeout = Duration::from_secs(30);
+        c.connect_timeout_max = Duration::from_secs(30);
+        c.metadata_recovery_rebootstrap_trigger = Duration::from_millis(500);
+    })
+    .await;
+    let before = r.bootstrap.accepted();
+    r.bootstrap.switch(r.broker);
+    r.known.stall();
+    let known_accepted = r.known.stats().connections_accepted;
+    refresh_until_ok(&r.cluster, Duration::from_secs(8))
+        .await
+        .expect("rebootstrapped through the bootstrap address");
+    r.known.resume();
+    assert!(r.bootstrap.accepted() > before, "no bootstrap connection");
+    // Straight to the bootstrap list: no new connection to the known broker.
+    assert_eq!(r.known.stats().connections_accepted, known_accepted);
+    assert_eq!(addresses(&r.cluster), [r.broker.to_string()]);
+}
+
+/// Whether the broker answers Metadata v13 (the first with a top-level error code).
+async fn metadata_v13(cluster: &Cluster) -> bool {
+    let conn = cluster.any_connection().await.expect("a connection");
+    conn.version(ApiKey::Metadata).expect("Metadata") >= 13
+}
+
+#[tokio::test]
+async fn rebootstrap_required_sends_the_client_to_the_bootstrap_list_at_once() {
+    let r = recovery(|_| {}).await;
+    if !metadata_v13(&r.cluster).await {
+        eprintln!("skipped: the broker speaks Metadata below v13 (no top-level error code)");
+        return;
+    }
+    let before = r.bootstrap.accepted();
+    r.known.fail_metadata(129, 1);
+    // One call: code 129, rebootstrap, the request again through the bootstrap address.
+    tokio::time::timeout(TIMEOUT, r.cluster.refresh_metadata(Some(&[])))
+        .await
+        .expect("in time")
+        .expect("answered after the rebootstrap");
+    assert_eq!(r.known.stats().metadata_errors_injected, 1);
+    assert_eq!(
+        r.bootstrap.accepted(),
+        before + 1,
+        "not through the bootstrap list"
+    );
+}
+
+#[tokio::test]
+async fn rebootstrap_required_fails_the_refresh_with_strategy_none() {
+    let r = recovery(|c| c.metadata_recovery_strategy = MetadataRecoveryStrategy::None).await;
+    if !metadata_v13(&r.cluster).await {
+        eprintln!("skipped: the broker speaks Metadata below v13 (no top-level error code)");
+        return;
+    }
+    let before = r.bootstrap.accepted();
+    r.known.fail_metadata(129, 1);
+    let err = tokio::time::timeout(TIMEOUT, r.cluster.refresh_metadata(Some(&[])))
+        .await
+        .expect("in time")
+        .expect_err("REBOOTSTRAP_REQUIRED");
+    assert!(err.to_string().contains("RebootstrapRequired"), "{err}");
+    assert_eq!(r.bootstrap.accepted(), before);
+    // The next refresh goes on as before.
+    tokio::time::timeout(TIMEOUT, r.cluster.refresh_metadata(Some(&[])))
+        .await
+        .expect("in time")
+        .expect("answered");
 }

@@ -25,6 +25,80 @@ pub(crate) const SEND_BUFFER_BYTES: &str = "send.buffer.bytes";
 pub(crate) const RECEIVE_BUFFER_BYTES: &str = "receive.buffer.bytes";
 pub(crate) const CLIENT_DNS_LOOKUP: &str = "client.dns.lookup";
 pub(crate) const BOOTSTRAP_RESOLVE_TIMEOUT_MS: &str = "bootstrap.resolve.timeout.ms";
+pub(crate) const METADATA_RECOVERY_STRATEGY: &str = "metadata.recovery.strategy";
+pub(crate) const METADATA_RECOVERY_REBOOTSTRAP_TRIGGER_MS: &str =
+    "metadata.recovery.rebootstrap.trigger.ms";
+
+/// `metadata.recovery.strategy` (KIP-899): what a client does when the brokers it knows from
+/// the metadata stop answering. Read case-insensitively, as Java does.
+///
+/// ```
+/// use kafkit::config::{MetadataRecoveryStrategy, ProducerConfig};
+///
+/// let producer = ProducerConfig::from_properties([
+///     ("bootstrap.servers", "localhost:9092"),
+///     ("metadata.recovery.strategy", "NONE"),
+/// ])?;
+/// assert_eq!(
+///     producer.client().metadata_recovery_strategy(),
+///     MetadataRecoveryStrategy::None
+/// );
+/// assert_eq!(MetadataRecoveryStrategy::default(), MetadataRecoveryStrategy::Rebootstrap);
+/// assert_eq!(MetadataRecoveryStrategy::None.to_string(), "none");
+/// # Ok::<(), kafkit::config::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum MetadataRecoveryStrategy {
+    /// Once brokers are known from the metadata, connect only to them: the bootstrap list is
+    /// never used again (the Java client's behaviour before KIP-899).
+    None,
+    /// Go back to the bootstrap list when no known broker can be reached, when no metadata
+    /// could be fetched for `metadata.recovery.rebootstrap.trigger.ms`, or when a broker
+    /// answers `REBOOTSTRAP_REQUIRED` (KIP-1102). The Java 4.x default.
+    #[default]
+    Rebootstrap,
+}
+
+impl MetadataRecoveryStrategy {
+    /// The property value: `none` or `rebootstrap`.
+    ///
+    /// ```
+    /// use kafkit::config::MetadataRecoveryStrategy;
+    ///
+    /// assert_eq!(MetadataRecoveryStrategy::Rebootstrap.as_str(), "rebootstrap");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetadataRecoveryStrategy::None => "none",
+            MetadataRecoveryStrategy::Rebootstrap => "rebootstrap",
+        }
+    }
+}
+
+impl fmt::Display for MetadataRecoveryStrategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for MetadataRecoveryStrategy {
+    type Err = ConfigError;
+
+    /// Reads `none` or `rebootstrap` in any case (surrounding whitespace trimmed); anything
+    /// else is a [`ConfigError::InvalidValue`] naming `metadata.recovery.strategy`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "none" => Ok(MetadataRecoveryStrategy::None),
+            "rebootstrap" => Ok(MetadataRecoveryStrategy::Rebootstrap),
+            _ => Err(ConfigError::invalid(
+                METADATA_RECOVERY_STRATEGY,
+                s,
+                "expected `none` or `rebootstrap`",
+            )),
+        }
+    }
+}
 
 /// Checks `client.dns.lookup`: `use_all_dns_ips` (Java's default since 2.6, what kafkit
 /// always does: every address of a host name is tried in turn, resolved afresh on every
@@ -155,6 +229,8 @@ pub struct ClientConfig {
     send_buffer_bytes: Option<u32>,
     receive_buffer_bytes: Option<u32>,
     bootstrap_resolve_timeout: Duration,
+    metadata_recovery_strategy: MetadataRecoveryStrategy,
+    metadata_recovery_rebootstrap_trigger: Duration,
     security: SecurityConfig,
 }
 
@@ -255,6 +331,35 @@ impl ClientConfig {
         self.bootstrap_resolve_timeout
     }
 
+    /// `metadata.recovery.strategy` (KIP-899; Java 4.x's default `rebootstrap`): whether the
+    /// client goes back to `bootstrap.servers` when the brokers it knows stop answering.
+    /// See [`MetadataRecoveryStrategy`].
+    pub fn metadata_recovery_strategy(&self) -> MetadataRecoveryStrategy {
+        self.metadata_recovery_strategy
+    }
+
+    /// `metadata.recovery.rebootstrap.trigger.ms` (KIP-1102; default 300 000 ms): with the
+    /// `rebootstrap` strategy, how long metadata may fail to be fetched before the client
+    /// drops its connections and asks the bootstrap list again.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use kafkit::config::ConsumerConfig;
+    ///
+    /// let consumer = ConsumerConfig::from_properties([
+    ///     ("bootstrap.servers", "localhost:9092"),
+    ///     ("metadata.recovery.rebootstrap.trigger.ms", "10000"),
+    /// ])?;
+    /// assert_eq!(
+    ///     consumer.client().metadata_recovery_rebootstrap_trigger(),
+    ///     Duration::from_secs(10)
+    /// );
+    /// # Ok::<(), kafkit::config::ConfigError>(())
+    /// ```
+    pub fn metadata_recovery_rebootstrap_trigger(&self) -> Duration {
+        self.metadata_recovery_rebootstrap_trigger
+    }
+
     /// Appends these settings as Java properties (see [`ProducerConfig::to_properties`]).
     ///
     /// [`ProducerConfig::to_properties`]: super::ProducerConfig::to_properties
@@ -294,6 +399,14 @@ impl ClientConfig {
         out.push((
             BOOTSTRAP_RESOLVE_TIMEOUT_MS,
             ms(self.bootstrap_resolve_timeout),
+        ));
+        out.push((
+            METADATA_RECOVERY_STRATEGY,
+            self.metadata_recovery_strategy.to_string(),
+        ));
+        out.push((
+            METADATA_RECOVERY_REBOOTSTRAP_TRIGGER_MS,
+            ms(self.metadata_recovery_rebootstrap_trigger),
         ));
         self.security.append_properties(out);
     }
@@ -347,6 +460,8 @@ pub(crate) struct CommonSettings {
     pub(crate) send_buffer_bytes: Option<Option<u32>>,
     pub(crate) receive_buffer_bytes: Option<Option<u32>>,
     pub(crate) bootstrap_resolve_timeout: Option<Duration>,
+    pub(crate) metadata_recovery_strategy: Option<MetadataRecoveryStrategy>,
+    pub(crate) metadata_recovery_rebootstrap_trigger: Option<Duration>,
     pub(crate) security: SecurityConfig,
 }
 
@@ -411,6 +526,15 @@ impl CommonSettings {
             BOOTSTRAP_RESOLVE_TIMEOUT_MS => {
                 self.bootstrap_resolve_timeout =
                     Some(parse_ms(BOOTSTRAP_RESOLVE_TIMEOUT_MS, value, 0, long)?)
+            }
+            METADATA_RECOVERY_STRATEGY => self.metadata_recovery_strategy = Some(value.parse()?),
+            METADATA_RECOVERY_REBOOTSTRAP_TRIGGER_MS => {
+                self.metadata_recovery_rebootstrap_trigger = Some(parse_ms(
+                    METADATA_RECOVERY_REBOOTSTRAP_TRIGGER_MS,
+                    value,
+                    0,
+                    long,
+                )?)
             }
             _ => return self.security.set(key, value),
         }
@@ -494,6 +618,10 @@ impl CommonSettings {
                     .unwrap_or(defaults.receive_buffer_bytes),
             )?,
             bootstrap_resolve_timeout: self.bootstrap_resolve_timeout.unwrap_or(Duration::ZERO),
+            metadata_recovery_strategy: self.metadata_recovery_strategy.unwrap_or_default(),
+            metadata_recovery_rebootstrap_trigger: self
+                .metadata_recovery_rebootstrap_trigger
+                .unwrap_or(Duration::from_secs(300)),
             security: self.security.clone(),
         })
     }
@@ -538,6 +666,50 @@ mod tests {
         );
         assert_eq!(c.send_buffer_bytes(), Some(131_072));
         assert_eq!(c.receive_buffer_bytes(), Some(32_768));
+        assert_eq!(
+            c.metadata_recovery_strategy(),
+            MetadataRecoveryStrategy::Rebootstrap
+        );
+        assert_eq!(
+            c.metadata_recovery_rebootstrap_trigger(),
+            Duration::from_secs(300)
+        );
+    }
+
+    #[test]
+    fn metadata_recovery_settings_are_read_as_java_reads_them() {
+        let mut s = with_servers();
+        assert_eq!(s.set(METADATA_RECOVERY_STRATEGY, " None "), Ok(true));
+        assert_eq!(
+            s.build(&DEFAULTS).unwrap().metadata_recovery_strategy(),
+            MetadataRecoveryStrategy::None
+        );
+        assert_eq!(s.set(METADATA_RECOVERY_STRATEGY, "REBOOTSTRAP"), Ok(true));
+        assert_eq!(
+            s.build(&DEFAULTS).unwrap().metadata_recovery_strategy(),
+            MetadataRecoveryStrategy::Rebootstrap
+        );
+        for refused in ["", "re-bootstrap", "always"] {
+            let err = s.set(METADATA_RECOVERY_STRATEGY, refused).unwrap_err();
+            assert_eq!(err.key(), METADATA_RECOVERY_STRATEGY);
+            assert!(err.to_string().contains(&format!("`{refused}`")), "{err}");
+        }
+        assert_eq!(
+            s.set(METADATA_RECOVERY_REBOOTSTRAP_TRIGGER_MS, "0"),
+            Ok(true)
+        );
+        assert_eq!(
+            s.build(&DEFAULTS)
+                .unwrap()
+                .metadata_recovery_rebootstrap_trigger(),
+            Duration::ZERO
+        );
+        for refused in ["-1", "soon"] {
+            let err = s
+                .set(METADATA_RECOVERY_REBOOTSTRAP_TRIGGER_MS, refused)
+                .unwrap_err();
+            assert_eq!(err.key(), METADATA_RECOVERY_REBOOTSTRAP_TRIGGER_MS);
+        }
     }
 
     #[test]

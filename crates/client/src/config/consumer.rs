@@ -121,7 +121,8 @@ impl ConsumerConfig {
     /// `retry.backoff.ms`, `retry.backoff.max.ms`, `metadata.max.age.ms`,
     /// `reconnect.backoff.ms`, `reconnect.backoff.max.ms`, `connections.max.idle.ms`,
     /// `socket.connection.setup.timeout.ms`, `socket.connection.setup.timeout.max.ms`,
-    /// `send.buffer.bytes`, `receive.buffer.bytes`, `security.protocol`, `sasl.*`, `ssl.*`)
+    /// `send.buffer.bytes`, `receive.buffer.bytes`, `metadata.recovery.strategy`,
+    /// `metadata.recovery.rebootstrap.trigger.ms`, `security.protocol`, `sasl.*`, `ssl.*`)
     /// and `group.id`, `group.instance.id`, `group.protocol`, `group.remote.assignor`,
     /// `client.rack`, `auto.offset.reset`, `enable.auto.commit`, `auto.commit.interval.ms`,
     /// `session.timeout.ms`, `heartbeat.interval.ms`, `max.poll.interval.ms`,

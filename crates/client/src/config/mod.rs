@@ -21,7 +21,7 @@ mod value;
 
 pub use crate::state::sasl::oauthbearer::OAuthBearerToken;
 pub use acks::Acks;
-pub use common::{BrokerAddress, ClientConfig};
+pub use common::{BrokerAddress, ClientConfig, MetadataRecoveryStrategy};
 pub use compression::Compression;
 pub use consumer::{
     AssignorName, AutoOffsetReset, ConsumerConfig, ConsumerConfigBuilder, GroupProtocol,

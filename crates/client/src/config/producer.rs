@@ -117,7 +117,8 @@ impl ProducerConfig {
     /// `metadata.max.age.ms`, `metadata.max.idle.ms`, `reconnect.backoff.ms`,
     /// `reconnect.backoff.max.ms`, `connections.max.idle.ms`,
     /// `socket.connection.setup.timeout.ms`, `socket.connection.setup.timeout.max.ms`,
-    /// `send.buffer.bytes`, `receive.buffer.bytes`, `partitioner.ignore.keys`,
+    /// `send.buffer.bytes`, `receive.buffer.bytes`, `metadata.recovery.strategy`,
+    /// `metadata.recovery.rebootstrap.trigger.ms`, `partitioner.ignore.keys`,
     /// `partitioner.adaptive.partitioning.enable`, `partitioner.availability.timeout.ms`,
     /// `transactional.id`, `transaction.timeout.ms`. Any other key (including Java-only ones
     /// such as `key.serializer`) is [`ConfigError::UnknownKey`]; a bad value is

@@ -39,6 +39,10 @@ pub(crate) const COMMON: &[(&str, Effect)] = &[
     // KIP-909: an unresolvable bootstrap list is looked up again with the reconnect backoff
     // for this long (io/cluster.rs `bootstrap`, state/dns.rs `BootstrapResolution`).
     ("bootstrap.resolve.timeout.ms", Applied),
+    // KIP-899/1102: which addresses connecting tries (io/cluster.rs `any_connection`,
+    // state/rebootstrap.rs `MetadataRecovery`); REBOOTSTRAP_REQUIRED is acted on too.
+    ("metadata.recovery.strategy", Applied),
+    ("metadata.recovery.rebootstrap.trigger.ms", Applied),
     ("security.protocol", Applied),
     ("sasl.mechanism", Applied),
     ("sasl.mechanisms", Applied),

@@ -28,17 +28,18 @@ use kafka_protocol::messages::{ApiKey, MetadataRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::{watch, Mutex as AsyncMutex};
 use tokio::task::JoinHandle;
-use tracing::debug;
+use tracing::{debug, info};
 
 use super::connection::{Connection, ConnectionConfig};
 use super::dns::Resolver;
 use super::tls::TlsConnector;
-use crate::config::ClientConfig;
+use crate::config::{ClientConfig, MetadataRecoveryStrategy};
 use crate::error::{Error, Result};
 use crate::state::backoff::ExponentialBackoff;
 use crate::state::connections::{least_loaded, Candidate, ConnectionKey, ConnectionPurpose};
 use crate::state::dns::{BootstrapResolution, ResolveStep};
 use crate::state::metadata::ClusterMetadata;
+use crate::state::rebootstrap::{MetadataRecovery, Rebootstrap};
 use crate::state::reconnect::{IdlePolicy, ReconnectPolicy, Reconnects};
 use crate::state::rng::XorShift64Star;
 
@@ -85,6 +86,16 @@ pub struct ClusterConfig {
     /// [`Cluster::connect`] fails with [`Error::BootstrapUnresolvable`]. Default 0, Java's:
     /// fail at once.
     pub bootstrap_resolve_timeout: Duration,
+    /// `metadata.recovery.strategy` (KIP-899): with `rebootstrap` (the default), connecting
+    /// to "any broker" tries the bootstrap list after the known brokers, and goes back to it
+    /// alone after [`ClusterConfig::metadata_recovery_rebootstrap_trigger`] without metadata
+    /// or when a broker answers `REBOOTSTRAP_REQUIRED`; with `none`, the bootstrap list is not
+    /// used once brokers are known. See [`MetadataRecovery`].
+    pub metadata_recovery_strategy: MetadataRecoveryStrategy,
+    /// `metadata.recovery.rebootstrap.trigger.ms` (KIP-1102): how long metadata refreshes may
+    /// fail before the `rebootstrap` strategy drops every connection and asks the bootstrap
+    /// list. Default 300 s.
+    pub metadata_recovery_rebootstrap_trigger: Duration,
 }
 
 impl ClusterConfig {
@@ -116,6 +127,8 @@ impl ClusterConfig {
             allow_auto_topic_creation: false,
             bootstrap_timeout: Duration::from_secs(60),
             bootstrap_resolve_timeout: Duration::ZERO,
+            metadata_recovery_strategy: MetadataRecoveryStrategy::Rebootstrap,
+            metadata_recovery_rebootstrap_trigger: Duration::from_secs(300),
         }
     }
 
@@ -159,6 +172,9 @@ impl ClusterConfig {
         config.connection.send_buffer_bytes = client.send_buffer_bytes();
         config.connection.receive_buffer_bytes = client.receive_buffer_bytes();
         config.bootstrap_resolve_timeout = client.bootstrap_resolve_timeout();
+        config.metadata_recovery_strategy = client.metadata_recovery_strategy();
+        config.metadata_recovery_rebootstrap_trigger =
+            client.metadata_recovery_rebootstrap_trigger();
         config
     }
 
@@ -215,6 +231,8 @@ struct Inner {
     tls: Option<TlsConnector>,
     /// Reconnect backoff per broker address, with its random source for the jitter.
     reconnects: Mutex<(Reconnects<String>, XorShift64Star)>,
+    /// Which addresses "any broker" connections try, and when to rebootstrap.
+    recovery: Mutex<MetadataRecovery>,
     idle: IdlePolicy,
     /// `true` once closed or shut down: no new connections; stops the idle sweep.
     closed: watch::Sender<bool>,
@@ -242,6 +260,10 @@ impl Cluster {
         let reconnects = Reconnects::new(config.reconnect_policy());
         let idle = config.idle_policy();
         let tls = tls_connector(&config)?;
+        let recovery = MetadataRecovery::new(
+            config.metadata_recovery_strategy,
+            config.metadata_recovery_rebootstrap_trigger,
+        );
         let cluster = Cluster {
             inner: Arc::new(Inner {
                 config,
@@ -252,6 +274,7 @@ impl Cluster {
                 metadata: RwLock::new(ClusterMetadata::default()),
                 metadata_generation: AtomicU64::new(0),
                 reconnects: Mutex::new((reconnects, XorShift64Star::from_entropy())),
+                recovery: Mutex::new(recovery),
                 idle,
                 closed: watch::Sender::new(false),
                 sweep: Mutex::new(None),
@@ -392,11 +415,19 @@ impl Cluster {
     ///
     /// Fails with [`Error::Backoff`] (retriable) when every candidate is backing off, with the
     /// last attempt's error when every attempt failed.
+    ///
+    /// Which addresses are tried follows `metadata.recovery.strategy` ([`MetadataRecovery`]):
+    /// with `none` the bootstrap list is left out once brokers are known; after a rebootstrap
+    /// only the bootstrap list is tried (and open connections to known brokers are not used)
+    /// until a metadata refresh succeeds.
     pub async fn any_connection(&self) -> Result<Connection> {
         self.check_open()?;
-        if let Some(conn) = self.least_loaded_open() {
-            conn.touch();
-            return Ok(conn);
+        let bootstrap_only = lock_recovery(&self.inner).is_bootstrap_only();
+        if !bootstrap_only {
+            if let Some(conn) = self.least_loaded_open() {
+                conn.touch();
+                return Ok(conn);
+            }
         }
         let lock = self.connect_lock((-1, ConnectionPurpose::Broker));
         let _guard = lock.lock().await;
@@ -408,13 +439,11 @@ impl Cluster {
             conn.touch();
             return Ok(conn.clone());
         }
-        // Known brokers first (the bootstrap list may name a load balancer), then bootstrap.
-        let mut candidates: Vec<String> = self.metadata().brokers().map(|b| b.address()).collect();
-        for address in &self.inner.config.bootstrap {
-            if !candidates.contains(address) {
-                candidates.push(address.clone());
-            }
-        }
+        // Known brokers first (the bootstrap list may name a load balancer), then bootstrap,
+        // as the metadata recovery strategy says.
+        let known: Vec<String> = self.metadata().brokers().map(|b| b.address()).collect();
+        let candidates =
+            lock_recovery(&self.inner).candidates(&known, &self.inner.config.bootstrap);
         let mut last = None;
         for address in &candidates {
             match self.attempt(address).await {
@@ -566,16 +595,64 @@ impl Cluster {
     /// broker, and merges it into [`Cluster::metadata`]. Missing named topics are created by
     /// the broker only when [`ClusterConfig::allow_auto_topic_creation`] is set and the
     /// broker allows it.
+    ///
+    /// Metadata recovery (`metadata.recovery.strategy`, see [`MetadataRecovery`]): with
+    /// `rebootstrap`, when refreshes have failed for
+    /// [`ClusterConfig::metadata_recovery_rebootstrap_trigger`], every connection is closed
+    /// and this one goes to the bootstrap list; when the broker answers
+    /// `REBOOTSTRAP_REQUIRED` (error code 129), the same happens at once and the request is
+    /// sent once more, through the bootstrap list. With `none`, code 129 fails the refresh.
     pub async fn refresh_metadata(&self, topics: Option<&[&str]>) -> Result<()> {
         let request = metadata_request(topics, self.inner.config.allow_auto_topic_creation);
+        let knows_brokers = self.metadata().brokers().next().is_some();
+        let due = lock_recovery(&self.inner).on_metadata_attempt(Instant::now(), knows_brokers);
+        if let Some(reason) = due {
+            self.rebootstrap(reason);
+        }
+        match self.fetch_metadata(&request).await {
+            Err(err) if is_rebootstrap_required(&err) => {
+                let required = lock_recovery(&self.inner).on_rebootstrap_required(Instant::now());
+                match required {
+                    Some(reason) => {
+                        self.rebootstrap(reason);
+                        self.fetch_metadata(&request).await
+                    }
+                    None => Err(err),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Drops every connection, so that the next "any broker" connection goes to the
+    /// bootstrap list ([`MetadataRecovery`] now says so); requests in flight fail with
+    /// [`Error::ConnectionClosed`].
+    fn rebootstrap(&self, reason: Rebootstrap) {
+        let why = match reason {
+            Rebootstrap::Timeout => "no metadata for metadata.recovery.rebootstrap.trigger.ms",
+            _ => "a broker answered REBOOTSTRAP_REQUIRED",
+        };
+        info!(
+            bootstrap = %self.inner.config.bootstrap.join(","),
+            "rebootstrapping ({why}): closing every connection, connecting through \
+             bootstrap.servers"
+        );
+        for conn in self.take_connections() {
+            conn.close();
+        }
+    }
+
+    /// One Metadata request on any connection, merged into [`Cluster::metadata`].
+    async fn fetch_metadata(&self, request: &MetadataRequest) -> Result<()> {
         let conn = self.any_connection().await?;
         let version = conn.version(ApiKey::Metadata)?;
         let response = conn
-            .send(&request, version, self.inner.config.request_timeout)
+            .send(request, version, self.inner.config.request_timeout)
             .await?;
         Error::check(ApiKey::Metadata, response.error_code, None)?;
         let now = Instant::now();
         self.update_metadata(|m| m.update(&response, now));
+        lock_recovery(&self.inner).on_metadata_success();
         Ok(())
     }
 
@@ -651,6 +728,19 @@ impl Cluster {
     }
 }
 
+/// Whether `err` is a broker's `REBOOTSTRAP_REQUIRED` (code 129: the Metadata response's
+/// top-level error, or the ApiVersions answer of the handshake when that is the error the
+/// connection attempts ended with).
+fn is_rebootstrap_required(err: &Error) -> bool {
+    matches!(
+        err,
+        Error::Broker {
+            code: kafka_protocol::error::ResponseError::RebootstrapRequired,
+            ..
+        }
+    )
+}
+
 /// [`Error::BootstrapUnresolvable`] naming every host when no bootstrap address resolves
 /// (looked up for `after` so far); `None` when one does, or when one is an IP address.
 async fn unresolvable(bootstrap: &[String], resolver: &Resolver, after: Duration) -> Option<Error> {
@@ -689,6 +779,10 @@ fn tls_connector(config: &ClusterConfig) -> Result<Option<TlsConnector>> {
     {
         Ok(None)
     }
+}
+
+fn lock_recovery(inner: &Inner) -> MutexGuard<'_, MetadataRecovery> {
+    lock(&inner.recovery)
 }
 
 fn lock_bootstrap(inner: &Inner) -> MutexGuard<'_, Option<Connection>> {
@@ -872,6 +966,45 @@ mod tests {
             ClusterConfig::new("127.0.0.1:9092").bootstrap_resolve_timeout,
             Duration::ZERO
         );
+    }
+
+    #[test]
+    fn metadata_recovery_settings_flow_into_the_cluster_config() {
+        let defaults = ClusterConfig::new("127.0.0.1:9092");
+        assert_eq!(
+            defaults.metadata_recovery_strategy,
+            MetadataRecoveryStrategy::Rebootstrap
+        );
+        assert_eq!(
+            defaults.metadata_recovery_rebootstrap_trigger,
+            Duration::from_secs(300)
+        );
+        let producer = ProducerConfig::builder()
+            .set("bootstrap.servers", "127.0.0.1:9092")
+            .and_then(|b| b.set("metadata.recovery.strategy", "none"))
+            .and_then(|b| b.set("metadata.recovery.rebootstrap.trigger.ms", "1500"))
+            .and_then(|b| b.build())
+            .expect("a valid config");
+        let config = ClusterConfig::from_client_config(producer.client());
+        assert_eq!(
+            config.metadata_recovery_strategy,
+            MetadataRecoveryStrategy::None
+        );
+        assert_eq!(
+            config.metadata_recovery_rebootstrap_trigger,
+            Duration::from_millis(1500)
+        );
+    }
+
+    #[test]
+    fn code_129_is_recognised_whatever_the_api() {
+        for api in [ApiKey::Metadata, ApiKey::ApiVersions] {
+            let err = Error::check(api, 129, None).unwrap_err();
+            assert!(is_rebootstrap_required(&err), "{err:?}");
+        }
+        let other = Error::check(ApiKey::Metadata, 3, None).unwrap_err();
+        assert!(!is_rebootstrap_required(&other));
+        assert!(!is_rebootstrap_required(&Error::NoBrokers));
     }
 
     #[tokio::test]

@@ -16,6 +16,7 @@ mod name_hash;
 pub mod partitioner;
 pub mod pipeline;
 pub mod producer;
+pub mod rebootstrap;
 pub mod reconnect;
 pub mod rng;
 pub mod sasl;
