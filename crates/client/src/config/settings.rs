@@ -133,13 +133,7 @@ pub(crate) const CONSUMER: &[(&str, Effect)] = &[
     ("fetch.max.wait.ms", Applied),
     ("fetch.max.bytes", Applied),
     ("max.partition.fetch.bytes", Applied),
-    (
-        "check.crcs",
-        Compatibility(
-            "every batch's CRC32C is verified before parsing whatever it says: `false` can \
-             only ask for less checking, never for different results",
-        ),
-    ),
+    ("check.crcs", Applied),
     ("kafkit.prefetch.max.bytes", Applied),
     ("allow.auto.create.topics", Applied),
     ("default.api.timeout.ms", Applied),

@@ -19,9 +19,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use kafkit_wire::record::batch::TimestampType;
-#[cfg(doc)]
-use kafkit_wire::record::DecodeLimits;
-use kafkit_wire::record::{BatchReader, ControlRecordType, RecordError, StreamingBatch};
+use kafkit_wire::record::{
+    BatchReader, ControlRecordType, DecodeLimits, RecordError, StreamingBatch,
+};
 
 use super::position::FetchPosition;
 use crate::consumer::ConsumerRecord;
@@ -67,6 +67,7 @@ impl CompletedFetch {
         records: Bytes,
         read_committed: bool,
         aborted_transactions: impl IntoIterator<Item = (i64, i64)>,
+        limits: DecodeLimits,
     ) -> Self {
         let mut aborted: Vec<(i64, i64)> = aborted_transactions
             .into_iter()
@@ -79,7 +80,7 @@ impl CompletedFetch {
             generation,
             position,
             size: records.len(),
-            reader: BatchReader::new(records),
+            reader: BatchReader::with_limits(records, limits),
             open: None,
             read_committed,
             aborted,
@@ -222,6 +223,7 @@ mod tests {
             records,
             false,
             [],
+            DecodeLimits::default(),
         )
     }
 
