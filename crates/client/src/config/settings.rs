@@ -139,10 +139,13 @@ pub(crate) const CONSUMER: &[(&str, Effect)] = &[
     ("default.api.timeout.ms", Applied),
 ];
 
+/// `AdminConfig` only.
+pub(crate) const ADMIN: &[(&str, Effect)] = &[("default.api.timeout.ms", Applied)];
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ConfigError, ConsumerConfig, ProducerConfig};
+    use crate::config::{AdminConfig, ConfigError, ConsumerConfig, ProducerConfig};
 
     fn effect(table: &[&[(&str, Effect)]], key: &str) -> Option<Effect> {
         table
@@ -155,6 +158,7 @@ mod tests {
     /// Every string constant that looks like a property name in the config sources.
     fn keys_in_sources() -> Vec<String> {
         let sources = [
+            include_str!("admin.rs"),
             include_str!("common.rs"),
             include_str!("consumer.rs"),
             include_str!("consumer/options.rs"),
@@ -188,7 +192,7 @@ mod tests {
         assert!(keys.len() > 50, "the scan found too few keys: {keys:?}");
         for key in keys {
             assert!(
-                effect(&[COMMON, PRODUCER, CONSUMER], &key).is_some(),
+                effect(&[COMMON, PRODUCER, CONSUMER, ADMIN], &key).is_some(),
                 "`{key}` is accepted but not classified in config/settings.rs"
             );
         }
@@ -219,6 +223,12 @@ mod tests {
                 "consumer `{key}`"
             );
         }
+        let admin = AdminConfig::from_properties([("bootstrap.servers", "localhost:9092")])
+            .unwrap()
+            .to_properties();
+        for (key, _) in admin {
+            assert!(effect(&[COMMON, ADMIN], key).is_some(), "admin `{key}`");
+        }
     }
 
     /// `Ok` or an error about the value: the key itself is known.
@@ -244,6 +254,11 @@ mod tests {
             ]);
             known(r.map(drop), key);
         }
+        for (key, _) in COMMON.iter().chain(ADMIN) {
+            let r =
+                AdminConfig::from_properties([("bootstrap.servers", "localhost:9092"), (key, "1")]);
+            known(r.map(drop), key);
+        }
         // And a key in neither table is refused.
         let err = ProducerConfig::from_properties([
             ("bootstrap.servers", "localhost:9092"),
@@ -265,7 +280,7 @@ mod tests {
 
     #[test]
     fn compatibility_entries_say_why() {
-        for (key, e) in COMMON.iter().chain(PRODUCER).chain(CONSUMER) {
+        for (key, e) in COMMON.iter().chain(PRODUCER).chain(CONSUMER).chain(ADMIN) {
             if let Compatibility(why) | RefusedUnlessDefault(why) = e {
                 assert!(why.len() > 20, "`{key}` needs a reason");
             }
