@@ -36,6 +36,15 @@ struct OpenBatch {
     log_append_time: Option<i64>,
 }
 
+/// How a fetch's records are decoded and filtered.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Decoding {
+    /// `isolation.level=read_committed`: aborted transactions' batches are skipped.
+    pub(crate) read_committed: bool,
+    /// Decoding bounds and the CRC check (`check.crcs`).
+    pub(crate) limits: DecodeLimits,
+}
+
 /// Fetched, not yet returned records of one partition.
 #[derive(Debug)]
 pub(crate) struct CompletedFetch {
@@ -65,9 +74,8 @@ impl CompletedFetch {
         generation: u64,
         position: FetchPosition,
         records: Bytes,
-        read_committed: bool,
+        decoding: Decoding,
         aborted_transactions: impl IntoIterator<Item = (i64, i64)>,
-        limits: DecodeLimits,
     ) -> Self {
         let mut aborted: Vec<(i64, i64)> = aborted_transactions
             .into_iter()
@@ -80,9 +88,9 @@ impl CompletedFetch {
             generation,
             position,
             size: records.len(),
-            reader: BatchReader::with_limits(records, limits),
+            reader: BatchReader::with_limits(records, decoding.limits),
             open: None,
-            read_committed,
+            read_committed: decoding.read_committed,
             aborted,
             aborting: HashSet::new(),
             failed: false,
@@ -221,9 +229,8 @@ mod tests {
             0,
             FetchPosition::new(0),
             records,
-            false,
+            Decoding::default(),
             [],
-            DecodeLimits::default(),
         )
     }
 

@@ -28,7 +28,7 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName}
 use kafka_protocol::protocol::StrBytes;
 use kafkit_wire::record::DecodeLimits;
 
-use super::completed::CompletedFetch;
+use super::completed::{CompletedFetch, Decoding};
 use super::position::{FetchPosition, OffsetSpec, PartitionState, ReadReplica};
 use super::session::{FetchSession, SessionPartition, SessionRequest};
 
@@ -796,9 +796,11 @@ impl FetchState {
                     generation,
                     position,
                     records,
-                    read_committed,
+                    Decoding {
+                        read_committed,
+                        limits: DecodeLimits::default().with_crc_check(self.settings.check_crcs),
+                    },
                     aborted,
-                    DecodeLimits::default().with_crc_check(self.settings.check_crcs),
                 );
                 self.buffered_bytes = self.buffered_bytes.saturating_add(completed.size);
                 self.awaiting_take
