@@ -505,6 +505,80 @@ async fn a_broker_down_for_the_whole_deadline_is_a_typed_timeout() {
     proxy.shutdown();
 }
 
+/// `default.api.timeout.ms` read from properties (`AdminConfig`) is the deadline of every call
+/// of an `Admin::new` client, and of its bootstrap wait.
+#[tokio::test]
+async fn admin_config_default_api_timeout_is_each_calls_deadline() {
+    use kafkit::config::AdminConfig;
+    use kafkit_tests::proxy::Proxy;
+
+    let upstream = kafka().bootstrap.parse().unwrap();
+    let proxy = Proxy::start(upstream).await;
+    let config = AdminConfig::from_properties([
+        ("bootstrap.servers", proxy.bootstrap().as_str()),
+        ("request.timeout.ms", "1000"),
+        ("default.api.timeout.ms", "2500"),
+    ])
+    .unwrap();
+    let admin = Admin::new(&config).await.unwrap();
+    assert_eq!(admin.default_api_timeout(), Duration::from_millis(2500));
+    let control = proxy.control();
+    control.cut_all();
+    control.set_refuse(true);
+    let started = Instant::now();
+    let err = admin
+        .describe_topics(&[&unique_name("admin-config")])
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        matches!(
+            &err,
+            Error::AdminTimeout {
+                call: "describe_topics",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // Within one backoff (at most retry.backoff.max.ms = 1 s) of the deadline, well before
+    // the 60 s default.
+    assert!(took >= Duration::from_millis(1500), "{took:?}");
+    assert!(took < Duration::from_secs(6), "{took:?}");
+
+    // The bootstrap wait: a broker that never answers fails `new` after that long.
+    let started = Instant::now();
+    let err = Admin::new(&config).await.unwrap_err();
+    // The last bootstrap attempt's failure (the proxy refuses or closes in the handshake).
+    assert!(err.to_string().contains(&proxy.bootstrap()), "{err}");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(1500), "{took:?}");
+    assert!(took < Duration::from_secs(6), "{took:?}");
+    proxy.shutdown();
+}
+
+/// Java's listOffsets fails a topic missing from metadata at once (KAFKA-15425); with the
+/// default 60 s deadline the typed error comes well before it.
+#[tokio::test]
+async fn list_offsets_of_an_unknown_topic_fails_at_once() {
+    let admin = Admin::connect(&kafka().bootstrap).await.unwrap();
+    let started = Instant::now();
+    let err = admin
+        .list_offsets(&unique_name("admin-missing"), &[0], OffsetSpec::Latest)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        broker_code(&err),
+        Some(ResponseError::UnknownTopicOrPartition),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 /// A non-retriable answer ends the call at once, with the default 60 s deadline.
 #[tokio::test]
 async fn non_retriable_errors_return_at_once() {

@@ -549,6 +549,35 @@ async fn corrupt_batch_is_a_typed_error_and_seeking_past_it_works() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_batch_with_check_crcs_false_is_handed_out_as_its_bytes_are() {
+    let t = topic("consumer-nocrc", 1).await;
+    for b in 0..3 {
+        let records: Vec<_> = (0..5).map(|i| (0, format!("b{b}-{i}"), None)).collect();
+        produce(Compression::None, &t, &records).await;
+    }
+    let proxy = ProxyCluster::start(&kafka().bootstrap).await;
+    let tp = TopicPartition::new(t.clone(), 0);
+    let c = consumer_at(
+        &proxy.bootstrap(),
+        &[("auto.offset.reset", "earliest"), ("check.crcs", "false")],
+    )
+    .await;
+    // The first batch (offsets 0-4) comes back with its last byte flipped: the last byte of
+    // offset 4's header value. Without the check it decodes, that byte different.
+    proxy.control().corrupt_fetch_records(&t, 0);
+    c.assign([tp.clone()]).unwrap();
+    let got = take(&c, 15).await;
+    assert_eq!(
+        got.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        (0..15).collect::<Vec<_>>()
+    );
+    assert_eq!(proxy.control().stats().fetch_records_corrupted, 1);
+    assert_eq!(value(&got[0]), "b0-0");
+    assert_eq!(value(&got[5]), "b1-0");
+    c.close(Duration::from_secs(5)).await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_yields_records_in_order() {
     use futures::StreamExt;
     let t = topic("consumer-stream", 1).await;

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ApiKey;
 
-use crate::config::ClientConfig;
+use crate::config::{AdminConfig, ClientConfig};
 use crate::error::{Error, Result};
 use crate::io::cluster::{Cluster, ClusterConfig};
 use crate::io::coordinator::Coordinators;
@@ -152,8 +152,36 @@ impl Admin {
         Ok(Admin::over_cluster(cluster))
     }
 
+    /// An admin client with `config`'s settings: the connection settings of
+    /// [`AdminConfig::client`] and its `default.api.timeout.ms`, which bounds both the wait
+    /// for a bootstrap broker and every call's retries (see
+    /// [`Admin::with_default_api_timeout`]).
+    ///
+    /// ```no_run
+    /// # async fn example() -> kafkit::Result<()> {
+    /// use kafkit::config::AdminConfig;
+    /// use kafkit::Admin;
+    ///
+    /// let config = AdminConfig::from_properties([
+    ///     ("bootstrap.servers", "localhost:9092"),
+    ///     ("default.api.timeout.ms", "120000"),
+    /// ])?;
+    /// let admin = Admin::new(&config).await?;
+    /// assert_eq!(admin.default_api_timeout(), config.default_api_timeout());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn new(config: &AdminConfig) -> Result<Admin> {
+        let mut cluster = ClusterConfig::from_client_config(config.client());
+        cluster.bootstrap_timeout = config.default_api_timeout();
+        let cluster = Cluster::connect(cluster).await?;
+        Ok(Admin::over_cluster(cluster).with_default_api_timeout(config.default_api_timeout()))
+    }
+
     /// An admin client with the connection settings of `client` (security, timeouts,
-    /// backoffs), for an application that already has a producer or consumer config.
+    /// backoffs), for an application that already has a producer or consumer config;
+    /// `default.api.timeout.ms` is the default 60 s (use [`Admin::new`] with
+    /// [`AdminConfig::from_client_config`] for another).
     ///
     /// ```no_run
     /// # async fn example() -> kafkit::Result<()> {
@@ -446,7 +474,9 @@ impl Admin {
 
     /// Offsets of `partitions` of `topic`: earliest, latest, or by timestamp. Each partition is
     /// asked of its leader; retriable errors (a leader that moved or is not ready yet, a lost
-    /// connection) are retried with fresh metadata, as every admin call is.
+    /// connection) are retried with fresh metadata, as every admin call is. A topic the
+    /// cluster's metadata does not know fails at once with [`Error::Broker`]
+    /// `UNKNOWN_TOPIC_OR_PARTITION` (`api` Metadata), as Java's `listOffsets`.
     pub async fn list_offsets(
         &self,
         topic: &str,
@@ -467,6 +497,15 @@ impl Admin {
         timeout: Duration,
     ) -> Result<Vec<ListedOffset>> {
         self.cluster.refresh_metadata(Some(&[topic])).await?;
+        // A topic-level error (UNKNOWN_TOPIC_OR_PARTITION: no such topic) is the answer, not
+        // retried (`AdminRetry::is_retriable`), as Java's listOffsets.
+        if let Some(code) = self.cluster.metadata().topic(topic).and_then(|t| t.error) {
+            return Err(Error::Broker {
+                api: ApiKey::Metadata,
+                code,
+                message: Some(topic.to_owned()),
+            });
+        }
         // Group the partitions by leader: one request per broker.
         let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
         for &p in partitions {

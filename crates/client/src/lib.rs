@@ -80,8 +80,8 @@ pub mod tls {
 
 pub use admin::{Admin, NewTopic};
 pub use config::{
-    Acks, AutoOffsetReset, ClientConfig, Compression, ConfigError, ConsumerConfig, GroupProtocol,
-    IsolationLevel, ProducerConfig, SecurityProtocol,
+    Acks, AdminConfig, AutoOffsetReset, ClientConfig, Compression, ConfigError, ConsumerConfig,
+    GroupProtocol, IsolationLevel, ProducerConfig, SecurityProtocol,
 };
 pub use consumer::{
     CommitError, ConsumeError, Consumer, ConsumerRecord, GroupSubscription, OffsetAndMetadata,

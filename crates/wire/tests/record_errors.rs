@@ -402,6 +402,10 @@ fn legacy_truncation_is_clean_too() {
 }
 
 fn mutate_and_decode(buf: &Bytes, edits: &[(usize, u8)], fix_crc: bool) {
+    mutate_and_decode_with(buf, edits, fix_crc, DecodeLimits::default());
+}
+
+fn mutate_and_decode_with(buf: &Bytes, edits: &[(usize, u8)], fix_crc: bool, limits: DecodeLimits) {
     let mut bytes = buf.to_vec();
     for &(at, v) in edits {
         let i = at % bytes.len();
@@ -416,7 +420,7 @@ fn mutate_and_decode(buf: &Bytes, edits: &[(usize, u8)], fix_crc: bool) {
             }
         }
     }
-    for batch in BatchReader::new(Bytes::from(bytes)) {
+    for batch in BatchReader::with_limits(Bytes::from(bytes), limits) {
         let _ = batch;
     }
 }
@@ -437,5 +441,14 @@ proptest! {
     ) {
         let (buf, _) = fetch_buffer(3);
         mutate_and_decode(&buf, &edits, fix_crc);
+    }
+
+    #[test]
+    fn mutated_batches_never_panic_with_the_crc_check_off(
+        edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
+    ) {
+        let (buf, _) = fetch_buffer(3);
+        let limits = DecodeLimits::default().with_crc_check(false);
+        mutate_and_decode_with(&buf, &edits, false, limits);
     }
 }

@@ -5,7 +5,7 @@ mod common;
 use bytes::Bytes;
 use common::legacy_message;
 use kafkit_wire::compression::{compress, Compression};
-use kafkit_wire::record::{BatchReader, RecordError, TimestampType};
+use kafkit_wire::record::{BatchReader, DecodeLimits, RecordError, TimestampType};
 
 #[test]
 fn uncompressed_v0_and_v1_messages() {
@@ -158,4 +158,34 @@ fn legacy_errors() {
             ..
         }))
     ));
+}
+
+#[test]
+fn legacy_crcs_are_skipped_with_the_check_off() {
+    let unchecked = DecodeLimits::default().with_crc_check(false);
+    // A plain message with its value's byte flipped.
+    let mut bad = legacy_message(3, 1, 0, 1, None, Some(b"v"));
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    let batch = BatchReader::with_limits(Bytes::from(bad), unchecked)
+        .next_batch()
+        .unwrap()
+        .unwrap();
+    assert_eq!(batch.records()[0].offset, 3);
+    assert_eq!(batch.records()[0].value.as_deref(), Some(&[b'v' ^ 1][..]));
+    // A wrapper whose inner message has a wrong CRC: refused with the check, decoded without.
+    let mut second = legacy_message(1, 1, 0, 101, None, Some(b"2"));
+    second[12] ^= 0xff;
+    let inner = vec![legacy_message(0, 1, 0, 100, None, Some(b"1")), second];
+    let buf = Bytes::from(wrapper(1, Compression::Gzip, 0, 21, 101, &inner));
+    assert!(matches!(
+        BatchReader::new(buf.clone()).next_batch(),
+        Err(RecordError::BadCrc { .. })
+    ));
+    let batch = BatchReader::with_limits(buf, unchecked)
+        .next_batch()
+        .unwrap()
+        .unwrap();
+    let offsets: Vec<i64> = batch.records().iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, [20, 21]);
 }

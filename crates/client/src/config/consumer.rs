@@ -306,9 +306,22 @@ impl ConsumerConfig {
         self.max_partition_fetch_bytes
     }
 
-    /// `check.crcs`. kafkit verifies every batch's CRC32C before parsing it whatever this says
-    /// (its decoder treats bytes from the network as hostile); `false` is accepted for
-    /// compatibility and changes nothing.
+    /// `check.crcs`: whether each fetched batch's CRC32C (CRC32 for magic 0/1 messages) is
+    /// verified before it is parsed (default `true`; a mismatch is
+    /// [`ConsumeError::Corrupt`](crate::consumer::ConsumeError::Corrupt)). `false` skips the
+    /// checksum, a CPU saving as in Java's consumer: a batch corrupted in transit or on disk
+    /// then decodes as whatever its bytes hold (different keys, values or headers), or fails
+    /// later in parsing with its own typed error. Parsing stays bounded either way.
+    ///
+    /// ```
+    /// use kafkit::ConsumerConfig;
+    /// let config = ConsumerConfig::from_properties([
+    ///     ("bootstrap.servers", "localhost:9092"),
+    ///     ("check.crcs", "false"),
+    /// ])?;
+    /// assert!(!config.check_crcs());
+    /// # Ok::<(), kafkit::config::ConfigError>(())
+    /// ```
     pub fn check_crcs(&self) -> bool {
         self.check_crcs
     }
@@ -650,8 +663,8 @@ impl ConsumerConfigBuilder {
         self
     }
 
-    /// `check.crcs`. Default: `true` (kafkit always checks; see
-    /// [`ConsumerConfig::check_crcs`]).
+    /// `check.crcs`: verify each fetched batch's CRC before parsing it. Default: `true`;
+    /// `false` skips the checksum (see [`ConsumerConfig::check_crcs`]).
     pub fn check_crcs(mut self, check: bool) -> Self {
         self.check_crcs = Some(check);
         self

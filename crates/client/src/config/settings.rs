@@ -137,22 +137,19 @@ pub(crate) const CONSUMER: &[(&str, Effect)] = &[
     ("fetch.max.wait.ms", Applied),
     ("fetch.max.bytes", Applied),
     ("max.partition.fetch.bytes", Applied),
-    (
-        "check.crcs",
-        Compatibility(
-            "every batch's CRC32C is verified before parsing whatever it says: `false` can \
-             only ask for less checking, never for different results",
-        ),
-    ),
+    ("check.crcs", Applied),
     ("kafkit.prefetch.max.bytes", Applied),
     ("allow.auto.create.topics", Applied),
     ("default.api.timeout.ms", Applied),
 ];
 
+/// `AdminConfig` only.
+pub(crate) const ADMIN: &[(&str, Effect)] = &[("default.api.timeout.ms", Applied)];
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ConfigError, ConsumerConfig, ProducerConfig};
+    use crate::config::{AdminConfig, ConfigError, ConsumerConfig, ProducerConfig};
 
     fn effect(table: &[&[(&str, Effect)]], key: &str) -> Option<Effect> {
         table
@@ -165,6 +162,7 @@ mod tests {
     /// Every string constant that looks like a property name in the config sources.
     fn keys_in_sources() -> Vec<String> {
         let sources = [
+            include_str!("admin.rs"),
             include_str!("common.rs"),
             include_str!("consumer.rs"),
             include_str!("consumer/options.rs"),
@@ -198,7 +196,7 @@ mod tests {
         assert!(keys.len() > 50, "the scan found too few keys: {keys:?}");
         for key in keys {
             assert!(
-                effect(&[COMMON, PRODUCER, CONSUMER], &key).is_some(),
+                effect(&[COMMON, PRODUCER, CONSUMER, ADMIN], &key).is_some(),
                 "`{key}` is accepted but not classified in config/settings.rs"
             );
         }
@@ -229,6 +227,12 @@ mod tests {
                 "consumer `{key}`"
             );
         }
+        let admin = AdminConfig::from_properties([("bootstrap.servers", "localhost:9092")])
+            .unwrap()
+            .to_properties();
+        for (key, _) in admin {
+            assert!(effect(&[COMMON, ADMIN], key).is_some(), "admin `{key}`");
+        }
     }
 
     /// `Ok` or an error about the value: the key itself is known.
@@ -254,6 +258,11 @@ mod tests {
             ]);
             known(r.map(drop), key);
         }
+        for (key, _) in COMMON.iter().chain(ADMIN) {
+            let r =
+                AdminConfig::from_properties([("bootstrap.servers", "localhost:9092"), (key, "1")]);
+            known(r.map(drop), key);
+        }
         // And a key in neither table is refused.
         let err = ProducerConfig::from_properties([
             ("bootstrap.servers", "localhost:9092"),
@@ -275,7 +284,7 @@ mod tests {
 
     #[test]
     fn compatibility_entries_say_why() {
-        for (key, e) in COMMON.iter().chain(PRODUCER).chain(CONSUMER) {
+        for (key, e) in COMMON.iter().chain(PRODUCER).chain(CONSUMER).chain(ADMIN) {
             if let Compatibility(why) | RefusedUnlessDefault(why) = e {
                 assert!(why.len() > 20, "`{key}` needs a reason");
             }

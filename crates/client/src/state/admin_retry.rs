@@ -9,7 +9,10 @@
 //!   `COORDINATOR_LOAD_IN_PROGRESS`, `NOT_COORDINATOR`, `COORDINATOR_NOT_AVAILABLE`,
 //!   `REQUEST_TIMED_OUT`, `NETWORK_EXCEPTION`, `THROTTLING_QUOTA_EXCEEDED` (a call to partition
 //!   leaders also retries every other code Kafka marks retriable, such as
-//!   `UNKNOWN_TOPIC_OR_PARTITION` while a new topic spreads, as Java's leader calls do);
+//!   `UNKNOWN_TOPIC_OR_PARTITION` from a leader that has not heard of a new topic yet, as
+//!   Java's leader calls do — but not a topic-level error of the Metadata answer that locates
+//!   the leaders: a topic the metadata does not know ends the call at once, as Java's
+//!   `listOffsets` since KAFKA-15425);
 //! - any other error (`TOPIC_ALREADY_EXISTS`, `INVALID_REPLICATION_FACTOR`, an authorization
 //!   failure, `UNKNOWN_TOPIC_OR_PARTITION` from DeleteTopics, a bad answer, …) ends the call at
 //!   once with that error. Java's per-resource answers fail the same way;
@@ -53,6 +56,7 @@
 use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::ApiKey;
 
 use super::backoff::ExponentialBackoff;
 use super::rng::RandomSource;
@@ -178,6 +182,14 @@ impl AdminRetry {
     /// Whether `err` is one this call tries again (see the module doc).
     pub fn is_retriable(&self, err: &Error) -> bool {
         match err {
+            // A topic-level error of the Metadata answer that locates the leaders describes the
+            // topic (Java's listOffsets fails a topic missing from metadata at once,
+            // KAFKA-15425); only the codes every call retries ask again.
+            Error::Broker {
+                api: ApiKey::Metadata,
+                code,
+                ..
+            } if self.route == Route::Leader => retries_call(*code),
             Error::Broker { code, .. } if self.route == Route::Leader => code.is_retriable(),
             Error::Broker { code, .. } => retries_call(*code),
             // The inner loop of a coordinator call ran out of time: that is the last failure.
@@ -252,7 +264,6 @@ pub fn retries_topic(code: ResponseError) -> bool {
 mod tests {
     use super::*;
     use crate::state::rng::XorShift64Star;
-    use kafka_protocol::messages::ApiKey;
     use std::sync::Arc;
 
     fn ms(v: u64) -> Duration {
@@ -402,6 +413,43 @@ mod tests {
                 refresh_metadata: true,
                 ..
             }
+        ));
+    }
+
+    #[test]
+    fn a_leader_calls_topic_missing_from_metadata_ends_it_at_once() {
+        let start = Instant::now();
+        let mut rng = XorShift64Star::new(3);
+        let mut c = call(Route::Leader, start, Duration::from_secs(60));
+        let metadata = |code| Error::Broker {
+            api: ApiKey::Metadata,
+            code,
+            message: Some("t".into()),
+        };
+        assert!(matches!(
+            c.failed(
+                metadata(ResponseError::UnknownTopicOrPartition),
+                start,
+                &mut rng
+            ),
+            NextStep::Fail(Error::Broker {
+                api: ApiKey::Metadata,
+                code: ResponseError::UnknownTopicOrPartition,
+                ..
+            })
+        ));
+        assert!(matches!(
+            c.failed(
+                metadata(ResponseError::TopicAuthorizationFailed),
+                start,
+                &mut rng
+            ),
+            NextStep::Fail(_)
+        ));
+        // A topic whose leaders are still being elected is asked again.
+        assert!(matches!(
+            c.failed(metadata(ResponseError::LeaderNotAvailable), start, &mut rng),
+            NextStep::Retry { .. }
         ));
     }
 

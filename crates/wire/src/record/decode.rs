@@ -9,7 +9,8 @@
 //! runs past the end of the buffer looks exactly like such a cut, so it is treated as one.
 //! Anything else malformed is a [`RecordError`], after which the reader yields nothing more.
 //!
-//! The CRC of a batch is verified before any field past it is parsed, counts are bounded by the
+//! The CRC of a batch is verified before any field past it is parsed (unless
+//! [`DecodeLimits::check_crc`] is off), counts are bounded by the
 //! bytes that remain before anything is reserved, decompression stops at
 //! [`DecodeLimits::max_decompressed_size`], and what is materialised is charged by its
 //! in-memory cost against [`DecodeLimits::max_decoded_size`] (a 2-byte header on the wire is a
@@ -27,12 +28,13 @@ pub const MIN_RECORD_LEN: usize = 7;
 /// The smallest encoded header: two one-byte lengths.
 pub const MIN_HEADER_LEN: usize = 2;
 
-/// Bounds on what decoding may allocate.
+/// Bounds on what decoding may allocate, and whether batch CRCs are verified.
 ///
 /// ```
 /// use kafkit_wire::record::DecodeLimits;
 /// let limits = DecodeLimits::with_max_decompressed_size(1 << 20).with_max_decoded_size(4 << 20);
 /// assert_eq!(limits.max_decoded_size, 4 << 20);
+/// assert!(limits.check_crc);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -47,6 +49,12 @@ pub struct DecodeLimits {
     /// buffer and are not counted again. Over it: [`RecordError::DecodedTooLarge`].
     /// Default: 64 MiB.
     pub max_decoded_size: usize,
+    /// Whether each batch's stored CRC (CRC32C for v2 batches, CRC32 for magic 0/1 messages)
+    /// is compared with its bytes before they are parsed ([`RecordError::BadCrc`] when they
+    /// differ). Off (the consumer's `check.crcs=false`), corrupted bytes are parsed as they
+    /// are: they may decode as different records or fail later with another typed error; the
+    /// other limits still bound what is allocated. Default: `true`.
+    pub check_crc: bool,
 }
 
 impl DecodeLimits {
@@ -61,12 +69,26 @@ impl DecodeLimits {
         DecodeLimits {
             max_decompressed_size,
             max_decoded_size: Self::DEFAULT_MAX_DECODED_SIZE,
+            check_crc: true,
         }
     }
 
     /// The same limits with the given decoded-memory budget.
     pub fn with_max_decoded_size(mut self, max_decoded_size: usize) -> Self {
         self.max_decoded_size = max_decoded_size;
+        self
+    }
+
+    /// The same limits with the CRC check on (`true`, the default) or off (`false`: skips
+    /// computing the checksum of every batch, as Java's consumer with `check.crcs=false`).
+    ///
+    /// ```
+    /// use kafkit_wire::record::DecodeLimits;
+    /// let limits = DecodeLimits::default().with_crc_check(false);
+    /// assert!(!limits.check_crc);
+    /// ```
+    pub fn with_crc_check(mut self, check_crc: bool) -> Self {
+        self.check_crc = check_crc;
         self
     }
 }

@@ -41,8 +41,9 @@ struct Message {
     value: Option<Bytes>,
 }
 
-/// Reads one whole message from `r` (which may hold more after it).
-fn read_message(r: &mut Reader) -> Result<Message, RecordError> {
+/// Reads one whole message from `r` (which may hold more after it), comparing its CRC32 with
+/// its bytes when `check_crc`.
+fn read_message(r: &mut Reader, check_crc: bool) -> Result<Message, RecordError> {
     let offset = r.i64()?;
     r.base_offset = offset;
     let size = r.i32()?;
@@ -55,13 +56,15 @@ fn read_message(r: &mut Reader) -> Result<Message, RecordError> {
     let mut m = Reader::new(r.bytes(size)?, offset);
     let crc = m.u32()?;
     let covered = m.bytes(m.remaining())?;
-    let actual = crc32fast::hash(&covered);
-    if actual != crc {
-        return Err(RecordError::BadCrc {
-            base_offset: offset,
-            expected: crc,
-            actual,
-        });
+    if check_crc {
+        let actual = crc32fast::hash(&covered);
+        if actual != crc {
+            return Err(RecordError::BadCrc {
+                base_offset: offset,
+                expected: crc,
+                actual,
+            });
+        }
     }
     let mut m = Reader::new(covered, offset);
     let magic = m.i8()?;
@@ -158,7 +161,8 @@ impl LegacyRecords {
         let Some(r) = self.inner.as_mut() else {
             return Ok(None);
         };
-        let mut m = read_message(r)?;
+        // The first pass (`open_wrapper`) checked these bytes' CRCs when asked to.
+        let mut m = read_message(r, false)?;
         m.offset = m.offset.wrapping_add(self.shift);
         if let Some(ts) = self.log_append_time {
             m.timestamp = ts;
@@ -184,7 +188,7 @@ pub(crate) fn open_message(
 ) -> Result<StreamingBatch, RecordError> {
     let batch_length = i32::try_from(bytes.len().saturating_sub(LOG_OVERHEAD)).unwrap_or(i32::MAX);
     let mut r = Reader::new(bytes, -1);
-    let wrapper = read_message(&mut r)?;
+    let wrapper = read_message(&mut r, limits.check_crc)?;
     if r.remaining() != 0 {
         return Err(RecordError::TrailingBytes {
             base_offset: wrapper.offset,
@@ -262,7 +266,7 @@ fn open_wrapper(
     while r.remaining() != 0 {
         // Inner magic may differ from the wrapper's (some clients wrap v0 messages in v1
         // wrappers); as in Java's consumer, the wrapper's magic decides how offsets are read.
-        let m = read_message(&mut r)?;
+        let m = read_message(&mut r, limits.check_crc)?;
         if codec(&m)? != Compression::None {
             return Err(RecordError::NestedCompression { base_offset });
         }

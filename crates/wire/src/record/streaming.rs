@@ -243,7 +243,7 @@ impl Iterator for StreamingBatch {
 
 impl std::iter::FusedIterator for StreamingBatch {}
 
-/// Opens a v2 batch (exactly `bytes`): checks the CRC, reads the header, decompresses the
+/// Opens a v2 batch (exactly `bytes`): checks the CRC (unless `limits.check_crc` is off), reads the header, decompresses the
 /// records section once.
 pub(crate) fn open_v2(bytes: Bytes, limits: &DecodeLimits) -> Result<StreamingBatch, RecordError> {
     let mut r = Reader::new(bytes.clone(), -1);
@@ -253,14 +253,16 @@ pub(crate) fn open_v2(bytes: Bytes, limits: &DecodeLimits) -> Result<StreamingBa
     let partition_leader_epoch = r.i32()?;
     let magic = r.i8()?;
     let crc = r.u32()?;
-    let covered = bytes.get(CRC_START..).unwrap_or_default();
-    let actual = crc32c::crc32c(covered);
-    if actual != crc {
-        return Err(RecordError::BadCrc {
-            base_offset,
-            expected: crc,
-            actual,
-        });
+    if limits.check_crc {
+        let covered = bytes.get(CRC_START..).unwrap_or_default();
+        let actual = crc32c::crc32c(covered);
+        if actual != crc {
+            return Err(RecordError::BadCrc {
+                base_offset,
+                expected: crc,
+                actual,
+            });
+        }
     }
     let bits = r.i16()?;
     let attributes = BatchAttributes::from_bits(bits)

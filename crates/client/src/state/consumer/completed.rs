@@ -19,9 +19,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use kafkit_wire::record::batch::TimestampType;
-#[cfg(doc)]
-use kafkit_wire::record::DecodeLimits;
-use kafkit_wire::record::{BatchReader, ControlRecordType, RecordError, StreamingBatch};
+use kafkit_wire::record::{
+    BatchReader, ControlRecordType, DecodeLimits, RecordError, StreamingBatch,
+};
 
 use super::position::FetchPosition;
 use crate::consumer::ConsumerRecord;
@@ -34,6 +34,15 @@ struct OpenBatch {
     next_offset: i64,
     leader_epoch: Option<i32>,
     log_append_time: Option<i64>,
+}
+
+/// How a fetch's records are decoded and filtered.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Decoding {
+    /// `isolation.level=read_committed`: aborted transactions' batches are skipped.
+    pub(crate) read_committed: bool,
+    /// Decoding bounds and the CRC check (`check.crcs`).
+    pub(crate) limits: DecodeLimits,
 }
 
 /// Fetched, not yet returned records of one partition.
@@ -65,7 +74,7 @@ impl CompletedFetch {
         generation: u64,
         position: FetchPosition,
         records: Bytes,
-        read_committed: bool,
+        decoding: Decoding,
         aborted_transactions: impl IntoIterator<Item = (i64, i64)>,
     ) -> Self {
         let mut aborted: Vec<(i64, i64)> = aborted_transactions
@@ -79,9 +88,9 @@ impl CompletedFetch {
             generation,
             position,
             size: records.len(),
-            reader: BatchReader::new(records),
+            reader: BatchReader::with_limits(records, decoding.limits),
             open: None,
-            read_committed,
+            read_committed: decoding.read_committed,
             aborted,
             aborting: HashSet::new(),
             failed: false,
@@ -220,7 +229,7 @@ mod tests {
             0,
             FetchPosition::new(0),
             records,
-            false,
+            Decoding::default(),
             [],
         )
     }

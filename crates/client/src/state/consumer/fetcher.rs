@@ -26,8 +26,9 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use kafkit_wire::record::DecodeLimits;
 
-use super::completed::CompletedFetch;
+use super::completed::{CompletedFetch, Decoding};
 use super::position::{FetchPosition, OffsetSpec, PartitionState, ReadReplica};
 use super::session::{FetchSession, SessionPartition, SessionRequest};
 
@@ -72,6 +73,8 @@ pub struct FetchSettings {
     /// `metadata.max.age.ms`: how long a preferred read replica is used before fetching from
     /// the leader again (Java's rule).
     pub read_replica_max_age: Duration,
+    /// `check.crcs`: whether fetched batches' CRCs are verified before they are parsed.
+    pub check_crcs: bool,
 }
 
 fn int(n: usize) -> i32 {
@@ -93,6 +96,7 @@ impl FetchSettings {
             request_timeout: config.client().request_timeout(),
             rack_id: config.client_rack().unwrap_or_default().to_owned(),
             read_replica_max_age: config.client().metadata_max_age(),
+            check_crcs: config.check_crcs(),
         }
     }
 }
@@ -792,7 +796,10 @@ impl FetchState {
                     generation,
                     position,
                     records,
-                    read_committed,
+                    Decoding {
+                        read_committed,
+                        limits: DecodeLimits::default().with_crc_check(self.settings.check_crcs),
+                    },
                     aborted,
                 );
                 self.buffered_bytes = self.buffered_bytes.saturating_add(completed.size);

@@ -48,6 +48,7 @@ fn settings() -> FetchSettings {
         request_timeout: Duration::from_secs(30),
         rack_id: String::new(),
         read_replica_max_age: Duration::from_secs(300),
+        check_crcs: true,
     }
 }
 
@@ -840,6 +841,45 @@ fn a_corrupt_batch_halts_the_partition_at_its_offset_after_the_good_records() {
         sent_partitions(&s.poll_fetches(now, &m).pop().unwrap().1),
         [(0, 4)]
     );
+}
+
+#[test]
+fn with_check_crcs_off_a_batch_whose_crc_does_not_match_is_handed_out() {
+    let now = Instant::now();
+    let m = metadata(1);
+    for check_crcs in [false, true] {
+        let mut s = FetchState::new(FetchSettings {
+            check_crcs,
+            ..settings()
+        });
+        s.add_assigned(vec![(tp(0), Some(OffsetAndMetadata::new(0)))]);
+        let mut buf = BytesMut::new();
+        batch(&mut buf, 0, 2, &BatchOptions::default());
+        batch(&mut buf, 2, 2, &BatchOptions::default());
+        // The last record is "v3" and a 1-byte header count: flip the '3'.
+        let at = buf.len() - 2;
+        buf[at] ^= 0x01;
+        let (token, _) = s.poll_fetches(now, &m).pop().unwrap();
+        s.handle_fetch(
+            now,
+            token,
+            response(0, vec![partition(0, Some(buf.freeze()), 4)]),
+        );
+        let drained = s.drain(100);
+        if check_crcs {
+            assert_eq!(values(&drained), ["v0", "v1"]);
+            assert!(
+                matches!(drained.error, Some(ConsumeError::Corrupt { offset: 2, .. })),
+                "{:?}",
+                drained.error
+            );
+        } else {
+            // The bytes as they are: the flipped one is in the last value.
+            assert_eq!(values(&drained), ["v0", "v1", "v2", "v2"]);
+            assert!(drained.error.is_none(), "{:?}", drained.error);
+            assert_eq!(s.position(&tp(0)).map(|p| p.offset), Some(4));
+        }
+    }
 }
 
 #[test]
