@@ -38,6 +38,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=benches/profile.sh
+source "$ROOT/benches/profile.sh"
 
 COMMITS=200 RECORDS=200000 SIZE=100 ROUNDS=5 PROTOCOLS=classic,consumer
 LAT_CLIENTS=kafkit,java THR_CLIENTS=kafkit,rdkafka PARTITIONS=6 PIN=0 BOOTSTRAP="" PAUSE=1
@@ -113,17 +115,17 @@ done
 uses() { local c; for c in "${LAT_LIST[@]}" "${THR_LIST[@]}"; do [[ "$c" == "$1" ]] && return 0; done; return 1; }
 
 # ---------------------------------------------------------------------------------------- build
-say "building (release)"
-cargo build --release --quiet -p kafkit-benches --bin kafkit-bench-tool --bin kafkit-produce \
+say "building ($BENCH_PROFILE)"
+cargo build --profile "$BENCH_PROFILE" --quiet -p kafkit-benches --bin kafkit-bench-tool --bin kafkit-produce \
   --bin kafkit-commit
-TOOL="$ROOT/target/release/kafkit-bench-tool"
-FILLER="$ROOT/target/release/kafkit-produce"
+TOOL="$ROOT/target/$BENCH_TARGET/kafkit-bench-tool"
+FILLER="$ROOT/target/$BENCH_TARGET/kafkit-produce"
 KAFKIT_NOTE=""
 if [[ -n "$KAFKIT_BIN" ]]; then
   [[ -x "$KAFKIT_BIN" ]] || die "--kafkit-bin $KAFKIT_BIN: not an executable"
   KAFKIT_NOTE="kafkit-commit from --kafkit-bin $KAFKIT_BIN"
 else
-  KAFKIT_BIN="$ROOT/target/release/kafkit-commit"
+  KAFKIT_BIN="$ROOT/target/$BENCH_TARGET/kafkit-commit"
 fi
 RDKAFKA_BIN="$ROOT/benches/peers/target/release/rdkafka-commit"
 if uses rdkafka; then

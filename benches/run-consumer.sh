@@ -36,6 +36,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=benches/profile.sh
+source "$ROOT/benches/profile.sh"
 
 RECORDS=1000000 SIZE=100 ROUNDS=5 CODECS=none,lz4 CLIENTS=kafkit,rdkafka,java
 PARTITIONS=6 PIN=0 BOOTSTRAP="" PAUSE=2 OUT="" POOL_MAX=200000 KAFKIT_BIN="" NOTE=""
@@ -106,17 +108,17 @@ for c in "${CLIENT_LIST[@]}"; do
   case "$c" in kafkit | rdkafka | java) ;; *) die "unknown client $c" ;; esac
 done
 
-say "building (release)"
-cargo build --release --quiet -p kafkit-benches --bin kafkit-bench-tool --bin kafkit-produce
-TOOL="$ROOT/target/release/kafkit-bench-tool"
-FILLER="$ROOT/target/release/kafkit-produce"
+say "building ($BENCH_PROFILE)"
+cargo build --profile "$BENCH_PROFILE" --quiet -p kafkit-benches --bin kafkit-bench-tool --bin kafkit-produce
+TOOL="$ROOT/target/$BENCH_TARGET/kafkit-bench-tool"
+FILLER="$ROOT/target/$BENCH_TARGET/kafkit-produce"
 KAFKIT_NOTE=""
 if [[ -n "$KAFKIT_BIN" ]]; then
   [[ -x "$KAFKIT_BIN" ]] || die "--kafkit-bin $KAFKIT_BIN: not an executable"
   KAFKIT_NOTE="kafkit-consume from --kafkit-bin $KAFKIT_BIN"
 elif has_client kafkit; then
-  KAFKIT_BIN="$ROOT/target/release/kafkit-consume"
-  if ! cargo build --release --quiet -p kafkit-benches --bin kafkit-consume \
+  KAFKIT_BIN="$ROOT/target/$BENCH_TARGET/kafkit-consume"
+  if ! cargo build --profile "$BENCH_PROFILE" --quiet -p kafkit-benches --bin kafkit-consume \
     2>"$WORK/kafkit-build.log"; then
     KAFKIT_NOTE="kafkit-consume did not build (is kafkit::consumer::Consumer merged?); see $WORK/kafkit-build.log"
     say "$KAFKIT_NOTE — running without kafkit"

@@ -17,6 +17,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=benches/profile.sh
+source "$ROOT/benches/profile.sh"
 
 RECORDS=200000 ROUNDS=3 RATE=10000 SECONDS_=10 BOOTSTRAP=""
 while [ $# -gt 0 ]; do
@@ -32,7 +34,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-cargo build --release --locked -p kafkit-benches --bin kafkit-events-consume
+cargo build --profile "$BENCH_PROFILE" --locked -p kafkit-benches --bin kafkit-events-consume
 state_dir=""
 cleanup() { if [ -n "$state_dir" ]; then bash scripts/kafka.sh stop "$state_dir" >/dev/null 2>&1 || true; fi; }
 trap cleanup EXIT
@@ -44,5 +46,5 @@ fi
 mkdir -p target/bench-results
 out_file="target/bench-results/events-consume-$(date -u +%Y%m%dT%H%M%SZ).txt"
 timeout "${KAFKIT_BENCH_RUN_TIMEOUT:-1800}" \
-  target/release/kafkit-events-consume "$BOOTSTRAP" "$RECORDS" "$ROUNDS" "$RATE" "$SECONDS_" | tee "$out_file"
+  target/$BENCH_TARGET/kafkit-events-consume "$BOOTSTRAP" "$RECORDS" "$ROUNDS" "$RATE" "$SECONDS_" | tee "$out_file"
 echo "results: $out_file"

@@ -14,6 +14,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=benches/profile.sh
+source "$ROOT/benches/profile.sh"
 
 RECORDS=500000 ROUNDS=5 BOOTSTRAP=""
 while [ $# -gt 0 ]; do
@@ -27,7 +29,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-cargo build --release --locked -p kafkit-benches --bin kafkit-events-produce
+cargo build --profile "$BENCH_PROFILE" --locked -p kafkit-benches --bin kafkit-events-produce
 state_dir=""
 cleanup() { if [ -n "$state_dir" ]; then bash scripts/kafka.sh stop "$state_dir" >/dev/null 2>&1 || true; fi; }
 trap cleanup EXIT
@@ -39,5 +41,5 @@ fi
 mkdir -p target/bench-results
 out_file="target/bench-results/events-$(date -u +%Y%m%dT%H%M%SZ).txt"
 timeout "${KAFKIT_BENCH_RUN_TIMEOUT:-1800}" \
-  target/release/kafkit-events-produce "$BOOTSTRAP" "$RECORDS" "$ROUNDS" | tee "$out_file"
+  target/$BENCH_TARGET/kafkit-events-produce "$BOOTSTRAP" "$RECORDS" "$ROUNDS" | tee "$out_file"
 echo "results: $out_file"

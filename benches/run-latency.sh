@@ -28,6 +28,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=benches/profile.sh
+source "$ROOT/benches/profile.sh"
 
 RATES=1000,10000,100000 LINGERS=0,5 SECONDS_=10 WARMUP=2 SIZE=100 ROUNDS=3
 CLIENTS=kafkit,rdkafka PARTITIONS=6 PIN=0 BOOTSTRAP="" OUT="" NOTE=""
@@ -90,10 +92,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-say "building (release)"
-cargo build --release --quiet --locked -p kafkit-benches --bin kafkit-bench-tool --bin kafkit-latency
-TOOL="$ROOT/target/release/kafkit-bench-tool"
-KAFKIT_BIN="$ROOT/target/release/kafkit-latency"
+say "building ($BENCH_PROFILE)"
+cargo build --profile "$BENCH_PROFILE" --quiet --locked -p kafkit-benches --bin kafkit-bench-tool --bin kafkit-latency
+TOOL="$ROOT/target/$BENCH_TARGET/kafkit-bench-tool"
+KAFKIT_BIN="$ROOT/target/$BENCH_TARGET/kafkit-latency"
 RDKAFKA_BIN="$ROOT/benches/peers/target/release/rdkafka-latency"
 if uses rdkafka; then
   (cd "$ROOT/benches/peers" && cargo build --release --quiet --locked --bin rdkafka-latency) ||

@@ -36,6 +36,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=benches/profile.sh
+source "$ROOT/benches/profile.sh"
 
 RECORDS=1000000 SIZE=100 ROUNDS=5 CODECS=none,lz4 CLIENTS=kafkit,rdkafka,java
 PARTITIONS=6 WARMUP=2000 BROKER_WARMUP=1 PIN=0 BOOTSTRAP="" PAUSE=2 OUT="" POOL_MAX=200000 KAFKIT_BIN="" NOTE=""
@@ -99,16 +101,16 @@ drop_client() {
   CLIENT_LIST=("${keep[@]}")
 }
 
-say "building (release)"
-cargo build --release --quiet -p kafkit-benches --bin kafkit-bench-tool
-TOOL="$ROOT/target/release/kafkit-bench-tool"
+say "building ($BENCH_PROFILE)"
+cargo build --profile "$BENCH_PROFILE" --quiet -p kafkit-benches --bin kafkit-bench-tool
+TOOL="$ROOT/target/$BENCH_TARGET/kafkit-bench-tool"
 KAFKIT_NOTE=""
 if [[ -n "$KAFKIT_BIN" ]]; then
   [[ -x "$KAFKIT_BIN" ]] || die "--kafkit-bin $KAFKIT_BIN: not an executable"
   KAFKIT_NOTE="kafkit-produce from --kafkit-bin $KAFKIT_BIN"
 elif has_client kafkit; then
-  KAFKIT_BIN="$ROOT/target/release/kafkit-produce"
-  if ! cargo build --release --quiet -p kafkit-benches --features producer --bin kafkit-produce \
+  KAFKIT_BIN="$ROOT/target/$BENCH_TARGET/kafkit-produce"
+  if ! cargo build --profile "$BENCH_PROFILE" --quiet -p kafkit-benches --features producer --bin kafkit-produce \
     2>"$WORK/kafkit-build.log"; then
     KAFKIT_NOTE="kafkit-produce did not build (is kafkit::producer::Producer merged?); see $WORK/kafkit-build.log"
     say "$KAFKIT_NOTE — running without kafkit"

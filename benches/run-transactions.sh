@@ -37,6 +37,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=benches/profile.sh
+source "$ROOT/benches/profile.sh"
 
 SIZES=100,1000,10000 RECORDS=200000 MIN_TXNS=20 SIZE=100 ROUNDS=5 CLIENTS=kafkit,rdkafka,java
 PARTITIONS=6 PIN=0 BOOTSTRAP="" PAUSE=1 OUT="" NOTE="" KAFKIT_BIN=""
@@ -101,15 +103,15 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------------------------------- build
-say "building (release)"
-cargo build --release --quiet -p kafkit-benches --bin kafkit-bench-tool --bin kafkit-txn
-TOOL="$ROOT/target/release/kafkit-bench-tool"
+say "building ($BENCH_PROFILE)"
+cargo build --profile "$BENCH_PROFILE" --quiet -p kafkit-benches --bin kafkit-bench-tool --bin kafkit-txn
+TOOL="$ROOT/target/$BENCH_TARGET/kafkit-bench-tool"
 KAFKIT_NOTE=""
 if [[ -n "$KAFKIT_BIN" ]]; then
   [[ -x "$KAFKIT_BIN" ]] || die "--kafkit-bin $KAFKIT_BIN: not an executable"
   KAFKIT_NOTE="kafkit-txn from --kafkit-bin $KAFKIT_BIN"
 else
-  KAFKIT_BIN="$ROOT/target/release/kafkit-txn"
+  KAFKIT_BIN="$ROOT/target/$BENCH_TARGET/kafkit-txn"
 fi
 RDKAFKA_BIN="$ROOT/benches/peers/target/release/rdkafka-txn"
 if uses rdkafka; then

@@ -210,6 +210,9 @@ for example in quickstart ingestion_pipeline api_audit workflow inspection emplo
     { echo "example $example failed (status $?)" >&2; exit 1; }
 done
 
+step "benchmark drivers, each once (tiny, kafkit only, unoptimized: they run and their summaries parse)"
+bash benches/smoke.sh "$KAFKA_BOOTSTRAP_SERVERS"
+
 prune target/debug
 if [ "${KAFKIT_FUZZ_SECONDS:-10}" != 0 ]; then
   step "fuzz smoke run (${KAFKIT_FUZZ_SECONDS:-10}s per target)"
