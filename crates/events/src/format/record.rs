@@ -41,6 +41,9 @@ pub(crate) fn encode_envelope<T: EventPayload>(
         })
 }
 
+/// A record's own header list.
+type Headers = Vec<(HeaderName, Option<Bytes>)>;
+
 /// The producer's headers of `event`: like [`encode_envelope`] with `source` as the default
 /// source, and when the event's source, version and type are the default ones, its constant
 /// headers as `source`'s shared block (encoded once per event type; see
@@ -50,7 +53,7 @@ pub(crate) fn encode_envelope_with_block<T: EventPayload>(
     event: &Event<T>,
     content_type: &'static str,
     source: &DefaultSource,
-) -> Result<(Vec<(HeaderName, Option<Bytes>)>, Option<HeaderBlock>), EventsError> {
+) -> Result<(Headers, Option<HeaderBlock>), EventsError> {
     let mut encoding = Encoding {
         content_type: Some(content_type),
         static_type: Some(T::EVENT_TYPE),

@@ -142,7 +142,13 @@ pub fn headers_size<H: EncodeHeader>(headers: &[H]) -> usize {
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct HeaderBlock {
-    bytes: Arc<[u8]>,
+    /// One pointer: a record carrying an `Option<HeaderBlock>` grows by 8 bytes.
+    inner: Arc<BlockInner>,
+}
+
+#[derive(Debug, Default, PartialEq, Eq, Hash)]
+struct BlockInner {
+    bytes: Box<[u8]>,
     count: usize,
 }
 
@@ -166,29 +172,31 @@ impl HeaderBlock {
             });
         }
         Ok(HeaderBlock {
-            bytes: out.into(),
-            count: headers.len(),
+            inner: Arc::new(BlockInner {
+                bytes: out.into_boxed_slice(),
+                count: headers.len(),
+            }),
         })
     }
 
     /// The number of headers.
     pub fn count(&self) -> usize {
-        self.count
+        self.inner.count
     }
 
     /// Their encoded size in bytes (what [`headers_size`] gives for them).
     pub fn size(&self) -> usize {
-        self.bytes.len()
+        self.inner.bytes.len()
     }
 
     /// Whether the block holds no header.
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.inner.count == 0
     }
 
     /// The encoded headers, as written into a record.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
+        &self.inner.bytes
     }
 
     /// The headers, in order, as `(key, value)` read back from the encoding.
@@ -201,7 +209,7 @@ impl HeaderBlock {
     /// # Ok::<(), kafkit_wire::record::EncodeError>(())
     /// ```
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> + '_ {
-        let mut rest = &self.bytes[..];
+        let mut rest = &self.inner.bytes[..];
         // The block was written by `new`: every field reads back; a field that did not would
         // end the iteration.
         let mut field = move || -> Option<Option<&[u8]>> {
@@ -215,7 +223,7 @@ impl HeaderBlock {
             rest = after;
             Some(Some(value))
         };
-        (0..self.count).map_while(move |_| {
+        (0..self.inner.count).map_while(move |_| {
             let key = field()??;
             let value = field()?;
             Some((key, value))
@@ -533,7 +541,7 @@ impl<'a> BatchBuilder<'a> {
                 });
             }
         }
-        let (block_bytes, block_count) = block.map_or((&[][..], 0), |b| (b.as_bytes(), b.count));
+        let (block_bytes, block_count) = block.map_or((&[][..], 0), |b| (b.as_bytes(), b.count()));
         let header_count = headers.len().saturating_add(block_count);
         let body = body_len_sized(
             offset_delta,
