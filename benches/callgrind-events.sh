@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # callgrind-events.sh — instructions per published event for each mode of
-# kafkit-events-produce (raw, raw_headers, avro, json), counted by valgrind's callgrind: immune
-# to the machine's load, unlike the CPU times of run-events.sh. See benches/README.md
+# kafkit-events-produce (raw, raw_headers, raw_block, avro, json), counted by valgrind's
+# callgrind: immune to the machine's load, unlike the CPU times of run-events.sh. See benches/README.md
 # ("Events overhead", callgrind).
 #
 # Usage: bash benches/callgrind-events.sh [--bin PATH] [--bootstrap B] [--modes "raw avro ..."]
@@ -14,7 +14,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-BIN="" BOOTSTRAP="" MODES="raw raw_headers avro json"
+BIN="" BOOTSTRAP="" MODES="raw raw_headers raw_block avro json"
 while [ $# -gt 0 ]; do
   case "$1" in
     --bin) BIN="$2"; shift 2 ;;

@@ -16,7 +16,11 @@
 //! - `json`: the same type as JSON (no JSON Schema);
 //! - `raw_headers`: `raw` plus seven headers shaped like the Avro event's CloudEvents headers
 //!   (same names and value lengths, made once and cloned per record): what the raw producer
-//!   pays to carry them, so `avro` − `raw_headers` is the layer's own CPU.
+//!   pays to carry them, so `avro` − `raw_headers` is the layer's own CPU;
+//! - `raw_block`: the same seven headers, the five that are the same on every event
+//!   (`ce_specversion`, `ce_source`, `ce_type`, `ce_sourceversion`, `content-type`) as one
+//!   shared `HeaderBlock` and `ce_id`, `ce_time` as the record's own: what the layer's
+//!   producer sends since it encodes the constant headers once.
 //!
 //! `KAFKIT_BENCH_MODES=avro` (comma-separated names) runs only those modes (to profile one).
 //!
@@ -28,7 +32,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use kafkit::admin::{Admin, NewTopic};
 use kafkit::config::ProducerConfig;
-use kafkit::producer::{HeaderName, Producer, ProducerRecord, Topic};
+use kafkit::producer::{HeaderBlock, HeaderName, Producer, ProducerRecord, Topic};
 use kafkit_events::config::EventsConfig;
 use kafkit_events::producer::EventProducer;
 use kafkit_events::registry::SchemaRegistry;
@@ -95,6 +99,7 @@ fn reading(i: usize) -> SensorReading {
 enum Mode {
     Raw,
     RawHeaders,
+    RawBlock,
     Avro,
     Json,
 }
@@ -104,6 +109,7 @@ impl Mode {
         match self {
             Mode::Raw => "raw",
             Mode::RawHeaders => "raw_headers",
+            Mode::RawBlock => "raw_block",
             Mode::Avro => "avro",
             Mode::Json => "json",
         }
@@ -148,18 +154,33 @@ fn cloudevents_like_headers() -> Vec<(HeaderName, Option<Bytes>)> {
     .collect()
 }
 
+/// How a raw run carries the CloudEvents-like headers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Headers {
+    None,
+    /// All seven in the record's list.
+    List,
+    /// The five constant ones as a shared block, `ce_id` and `ce_time` in the list.
+    Block,
+}
+
 async fn run_raw(
     producer: &Producer,
     topic: &str,
     from: usize,
     n: usize,
-    with_headers: bool,
+    carried: Headers,
 ) -> Result<(), BoxError> {
     let topic = Topic::from(topic);
-    let headers = if with_headers {
-        cloudevents_like_headers()
-    } else {
-        Vec::new()
+    let all = cloudevents_like_headers();
+    let (headers, block) = match carried {
+        Headers::None => (Vec::new(), None),
+        Headers::List => (all, None),
+        Headers::Block => {
+            let varying = |(k, _): &(HeaderName, Option<Bytes>)| k == "ce_id" || k == "ce_time";
+            let (own, constant): (Vec<_>, Vec<_>) = all.into_iter().partition(varying);
+            (own, Some(HeaderBlock::new(&constant)?))
+        }
     };
     let avro_len = 200;
     let mut i = from;
@@ -177,6 +198,7 @@ async fn run_raw(
                 key: Some(Bytes::from(r.device_id)),
                 value: Some(Bytes::from(value)),
                 headers: headers.clone(),
+                header_block: block.clone(),
                 ..ProducerRecord::new(topic.clone())
             };
             pending.push(producer.send(record).await?);
@@ -228,8 +250,9 @@ async fn one_run(
         let topic = topic.clone();
         async move {
             match mode {
-                Mode::Raw => run_raw(raw, &topic, from, n, false).await,
-                Mode::RawHeaders => run_raw(raw, &topic, from, n, true).await,
+                Mode::Raw => run_raw(raw, &topic, from, n, Headers::None).await,
+                Mode::RawHeaders => run_raw(raw, &topic, from, n, Headers::List).await,
+                Mode::RawBlock => run_raw(raw, &topic, from, n, Headers::Block).await,
                 _ => run_events(events, mode, &topic, from, n).await,
             }
         }
@@ -300,10 +323,16 @@ async fn main() -> Result<(), BoxError> {
 
     // KAFKIT_BENCH_MODES=avro (comma-separated) runs only those modes: for profiling one.
     let only = std::env::var("KAFKIT_BENCH_MODES").unwrap_or_default();
-    let modes: Vec<Mode> = [Mode::Raw, Mode::RawHeaders, Mode::Avro, Mode::Json]
-        .into_iter()
-        .filter(|m| only.is_empty() || only.split(',').any(|o| o.trim() == m.name()))
-        .collect();
+    let modes: Vec<Mode> = [
+        Mode::Raw,
+        Mode::RawHeaders,
+        Mode::RawBlock,
+        Mode::Avro,
+        Mode::Json,
+    ]
+    .into_iter()
+    .filter(|m| only.is_empty() || only.split(',').any(|o| o.trim() == m.name()))
+    .collect();
     let mut runs = Vec::new();
     for round in 0..rounds {
         for k in 0..modes.len() {

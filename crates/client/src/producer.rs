@@ -28,6 +28,7 @@ pub use delivery::DeliveryFuture;
 pub(crate) use delivery::{deliver_all, deliver_drain, Delivery};
 pub use error::ProduceError;
 pub use header::HeaderName;
+pub use kafkit_wire::record::HeaderBlock;
 pub use metrics::ProducerMetrics;
 pub use record::{ProducerRecord, RecordMetadata};
 pub use topic::Topic;
@@ -48,11 +49,13 @@ use crate::state::producer::{
 use crate::state::rng::XorShift64Star;
 use kafkit_wire::record::headers_size;
 
-/// The record's upper-bound size in a batch (what `buffer.memory` reserves), and its headers'
-/// encoded size: the one walk over the headers, kept with the record from here on.
+/// The record's upper-bound size in a batch (what `buffer.memory` reserves), and its own
+/// headers' encoded size (its header block's not included: the block knows its own): the one
+/// walk over the headers, kept with the record from here on.
 fn record_max_size(record: &ProducerRecord) -> (usize, usize) {
     let headers = headers_size(&record.headers);
-    let max = max_buffered_size(record.key.as_deref(), record.value.as_deref(), headers);
+    let all = headers.saturating_add(record.header_block.as_ref().map_or(0, HeaderBlock::size));
+    let max = max_buffered_size(record.key.as_deref(), record.value.as_deref(), all);
     (max, headers)
 }
 
@@ -391,6 +394,7 @@ impl Producer {
             key,
             value,
             headers,
+            header_block,
             timestamp,
         } = record;
         let mut partitioner = self
@@ -441,6 +445,7 @@ impl Producer {
             value,
             headers,
             headers_size,
+            header_block,
             delivery: (),
             reserved,
         };

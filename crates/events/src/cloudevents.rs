@@ -47,10 +47,11 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use kafkit::consumer::Header;
-use kafkit::producer::HeaderName;
+use kafkit::producer::{HeaderBlock, HeaderName};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -297,13 +298,92 @@ impl Values {
 
 /// The producing service's name and version as header values made once (per producer):
 /// `ce_source` / `ce_sourceversion` of events whose envelope names no source, shared by every
-/// record instead of copied into each envelope.
+/// record instead of copied into each envelope. It also keeps, per event type and content
+/// type, the headers every such event carries alike as one encoded [`HeaderBlock`]
+/// ([`DefaultSource::block`]).
 #[derive(Debug, Clone)]
 pub(crate) struct DefaultSource {
     /// `ce_source`.
     pub(crate) name: Bytes,
     /// `ce_sourceversion` (when the envelope has none).
     pub(crate) version: Bytes,
+    /// The blocks made so far, found by the addresses of their `'static` event type and
+    /// content type (a linear scan of a few entries, no hashing).
+    blocks: Arc<Mutex<Vec<ConstantBlock>>>,
+}
+
+/// The constant headers of events of one type and content type.
+#[derive(Debug)]
+struct ConstantBlock {
+    event_type: &'static str,
+    content_type: &'static str,
+    block: HeaderBlock,
+}
+
+/// Event types (times content types) whose constant headers a producer keeps encoded; others
+/// get all their headers per event, as before.
+const MAX_BLOCKS: usize = 64;
+
+impl DefaultSource {
+    /// The default source `name` and `version`.
+    pub(crate) fn new(name: Bytes, version: Bytes) -> Self {
+        DefaultSource {
+            name,
+            version,
+            blocks: Arc::default(),
+        }
+    }
+
+    /// The headers every event of `event_type` with `content_type` and this default source
+    /// carries alike, encoded once: `ce_specversion`, `ce_source`, `ce_type`,
+    /// `ce_sourceversion`, `content-type` (in that order). `None` past [`MAX_BLOCKS`] kinds.
+    pub(crate) fn block(
+        &self,
+        event_type: &'static str,
+        content_type: &'static str,
+    ) -> Option<HeaderBlock> {
+        // Each update is one push: a poisoned lock still guards a consistent list.
+        let mut blocks = self.blocks.lock().unwrap_or_else(|p| p.into_inner());
+        let same = |a: &'static str, b: &'static str| std::ptr::eq(a, b);
+        if let Some(b) = blocks
+            .iter()
+            .find(|b| same(b.event_type, event_type) && same(b.content_type, content_type))
+        {
+            return Some(b.block.clone());
+        }
+        if blocks.len() >= MAX_BLOCKS {
+            return None;
+        }
+        let headers = [
+            (names::SPECVERSION, SPEC_VERSION.as_bytes()),
+            (names::SOURCE, &self.name[..]),
+            (names::TYPE, event_type.as_bytes()),
+            (names::SOURCEVERSION, &self.version[..]),
+            (CONTENT_TYPE, content_type.as_bytes()),
+        ]
+        .map(|(k, v)| (k, Some(v)));
+        let block = HeaderBlock::new(&headers).ok()?;
+        blocks.push(ConstantBlock {
+            event_type,
+            content_type,
+            block: block.clone(),
+        });
+        Some(block)
+    }
+}
+
+/// Whether `envelope`'s constant headers under `encoding` are those of
+/// [`DefaultSource::block`] (its source and version the default's, its type the static one,
+/// the content type given): then the caller may attach that block and encode with
+/// [`Encoding::in_block`] set.
+pub(crate) fn block_applies(envelope: &Envelope, encoding: &Encoding<'_>) -> bool {
+    encoding.default_source.is_some()
+        && encoding.content_type.is_some()
+        && envelope.source.is_empty()
+        && envelope.source_version.is_none()
+        && encoding
+            .static_type
+            .is_some_and(|t| t == envelope.event_type)
 }
 
 /// How [`encode_headers_with`] fills what the envelope leaves open, without copying the
@@ -320,6 +400,10 @@ pub(crate) struct Encoding<'a> {
     /// Copy the values into the thread's shared chunk ([`crate::arena`]: no allocation per
     /// record) instead of a buffer of their own: for records the producer sends and drops.
     pub(crate) pooled: bool,
+    /// Leave out `ce_specversion`, `ce_source`, `ce_type`, `ce_sourceversion` and
+    /// `content-type`: the record carries them in its [`DefaultSource::block`]. Only where
+    /// [`block_applies`] (they are still checked as if written).
+    pub(crate) in_block: bool,
 }
 
 /// The envelope as binary-mode headers, in a fixed order (`ce_specversion`, `ce_id`,
@@ -402,11 +486,18 @@ pub(crate) fn encode_headers_with(
         Some(ct) => Some(Text::Static(ct)),
         None => copy(envelope.data_content_type.as_deref()),
     };
+    // Written by the caller's block instead (same values: see `block_applies`).
+    fn unless<'t>(in_block: bool, v: Text<'t>) -> Option<Text<'t>> {
+        (!in_block).then_some(v)
+    }
+    let keep = |v| unless(encoding.in_block, v);
+    let content_type = content_type.and_then(keep);
+    let source_version = source_version.and_then(keep);
     let head = [
-        (names::SPECVERSION, Some(Text::Static(SPEC_VERSION))),
+        (names::SPECVERSION, keep(Text::Static(SPEC_VERSION))),
         (names::ID, Some(Text::Copy(envelope.id.as_bytes()))),
-        (names::SOURCE, Some(source)),
-        (names::TYPE, Some(event_type)),
+        (names::SOURCE, keep(source)),
+        (names::TYPE, keep(event_type)),
         (names::TIME, time.as_ref().map(|t| Text::Copy(t))),
     ];
     // An envelope with no optional attribute but `ce_sourceversion` (the usual event) takes a

@@ -359,15 +359,16 @@ fn a_default_source_and_static_values_write_what_the_envelope_would() {
     open.data_content_type = None;
     open.source = String::new();
     open.source_version = None;
-    let default = DefaultSource {
-        name: Bytes::from_static(b"hr-service"),
-        version: Bytes::from_static(b"1.2.3"),
-    };
+    let default = DefaultSource::new(
+        Bytes::from_static(b"hr-service"),
+        Bytes::from_static(b"1.2.3"),
+    );
     let encoding = Encoding {
         content_type: Some("application/avro"),
         static_type: Some("hr.employee.created"),
         default_source: Some(&default),
         pooled: true,
+        in_block: false,
     };
     let mut out = Vec::new();
     encode_headers_with(&open, &encoding, &mut out).unwrap();
@@ -394,10 +395,7 @@ fn a_default_source_and_static_values_write_what_the_envelope_would() {
         ("hr-service", Some("2.0"))
     );
     // An empty default source is refused like an empty envelope source.
-    let empty = DefaultSource {
-        name: Bytes::new(),
-        version: Bytes::new(),
-    };
+    let empty = DefaultSource::new(Bytes::new(), Bytes::new());
     let encoding = Encoding {
         default_source: Some(&empty),
         ..encoding
@@ -427,15 +425,16 @@ fn a_plain_envelope_writes_the_same_headers_in_the_same_order() {
             "content-type"
         ]
     );
-    let default = DefaultSource {
-        name: Bytes::from_static(b"hr-service"),
-        version: Bytes::from_static(b"1.2.3"),
-    };
+    let default = DefaultSource::new(
+        Bytes::from_static(b"hr-service"),
+        Bytes::from_static(b"1.2.3"),
+    );
     let encoding = Encoding {
         content_type: Some("application/avro"),
         static_type: Some("hr.employee.created"),
         default_source: Some(&default),
         pooled: true,
+        in_block: false,
     };
     let mut out = Vec::new();
     encode_headers_with(&plain, &encoding, &mut out).unwrap();
@@ -448,4 +447,73 @@ fn a_plain_envelope_writes_the_same_headers_in_the_same_order() {
     encode_headers_with(&with_subject, &encoding, &mut out).unwrap();
     let names: Vec<&str> = out.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(names[4..7], ["ce_time", "ce_subject", "ce_sourceversion"]);
+}
+
+#[test]
+fn the_constant_headers_in_a_block_and_the_rest_decode_to_the_same_envelope() {
+    let default = DefaultSource::new(
+        Bytes::from_static(b"hr-service"),
+        Bytes::from_static(b"1.2.3"),
+    );
+    const TYPE: &str = "hr.employee.created";
+    const CT: &str = "application/avro";
+    let encoding = Encoding {
+        content_type: Some(CT),
+        static_type: Some(TYPE),
+        default_source: Some(&default),
+        pooled: true,
+        in_block: false,
+    };
+    // A plain envelope and one with optional attributes and an extension.
+    let mut rich = full_envelope();
+    rich.source = String::new();
+    rich.source_version = None;
+    for envelope in [Envelope::new(TYPE).with_id("e-1"), rich] {
+        assert!(block_applies(&envelope, &encoding));
+        let mut all = Vec::new();
+        encode_headers_with(&envelope, &encoding, &mut all).unwrap();
+        let block = default.block(TYPE, CT).unwrap();
+        let again = default.block(TYPE, CT).unwrap();
+        assert!(
+            std::ptr::eq(block.as_bytes(), again.as_bytes()),
+            "made once"
+        );
+        let in_block = Encoding {
+            in_block: true,
+            ..encoding
+        };
+        let mut own = Vec::new();
+        encode_headers_with(&envelope, &in_block, &mut own).unwrap();
+        assert_eq!(block.count() + own.len(), all.len());
+        let names: Vec<&[u8]> = block.iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            names,
+            [
+                &b"ce_specversion"[..],
+                b"ce_source",
+                b"ce_type",
+                b"ce_sourceversion",
+                b"content-type"
+            ]
+        );
+        // The same headers, the block's first: the same envelope.
+        let mut joined: Vec<(&[u8], Option<&[u8]>)> = block.iter().collect();
+        joined.extend(pairs(&own));
+        let mut sorted_all = pairs(&all);
+        let mut sorted_joined = joined.clone();
+        sorted_all.sort();
+        sorted_joined.sort();
+        assert_eq!(sorted_joined, sorted_all);
+        assert_eq!(
+            decode_header_pairs(joined).unwrap(),
+            decode_header_pairs(pairs(&all)).unwrap()
+        );
+    }
+    // Not with the envelope's own source, version or another type.
+    let own_source = Envelope::new(TYPE).with_source("x", None);
+    assert!(!block_applies(&own_source, &encoding));
+    let mut own_version = Envelope::new(TYPE);
+    own_version.source_version = Some("9".into());
+    assert!(!block_applies(&own_version, &encoding));
+    assert!(!block_applies(&Envelope::new("other.type"), &encoding));
 }

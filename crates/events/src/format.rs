@@ -29,7 +29,7 @@ mod in_order;
 mod json;
 mod record;
 
-pub(crate) use record::encode_envelope;
+pub(crate) use record::encode_envelope_with_block;
 
 pub use avro::{decode_avro_datum, set_max_allocation_bytes, AvroCodec};
 

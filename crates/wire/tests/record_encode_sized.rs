@@ -7,7 +7,7 @@ use bytes::{BufMut, BytesMut};
 use kafkit_wire::record::varint::{encode_varint, encode_varlong};
 use kafkit_wire::record::{
     headers_size, max_record_size, record_size, BatchBuilder, BatchOptions, BatchReader,
-    DecodeLimits, EncodeError, HeaderRef, RecordRef,
+    DecodeLimits, EncodeError, HeaderBlock, HeaderRef, RecordRef,
 };
 use proptest::prelude::*;
 
@@ -127,6 +127,52 @@ proptest! {
             prop_assert_eq!(got.key.as_deref(), want.key.as_deref());
             prop_assert_eq!(got.value.as_deref(), want.value.as_deref());
             prop_assert_eq!(got.headers.len(), want.headers.len());
+        }
+    }
+
+    /// A record whose first headers come as a shared [`HeaderBlock`] and the rest as its own
+    /// list is the same bytes, batch and all, as the record with the whole list; it decodes
+    /// to the same headers in the same order.
+    #[test]
+    fn a_header_block_writes_the_same_batch_as_the_plain_list(
+        records in proptest::collection::vec((rec(), any::<proptest::sample::Index>()), 1..5),
+    ) {
+        let base_ts = records[0].0.ts;
+        let mut plain = BytesMut::new();
+        let mut blocked = BytesMut::new();
+        {
+            let mut a = BatchBuilder::new(&mut plain, 0);
+            let mut b = BatchBuilder::new(&mut blocked, 0);
+            for (r, at) in &records {
+                if r.ts.checked_sub(base_ts).is_none() {
+                    continue;
+                }
+                let split = at.index(r.headers.len() + 1);
+                let (shared, own) = r.headers.split_at(split);
+                let block = HeaderBlock::new(shared).unwrap();
+                prop_assert_eq!(block.count(), shared.len());
+                prop_assert_eq!(block.size(), headers_size(shared));
+                a.append_sized(r.ts, r.key.as_deref(), r.value.as_deref(), &r.headers,
+                    headers_size(&r.headers)).unwrap();
+                let block = (!block.is_empty() || split % 2 == 0).then_some(&block);
+                b.append_with_block(r.ts, r.key.as_deref(), r.value.as_deref(), block, own,
+                    headers_size(own)).unwrap();
+                prop_assert_eq!(a.size(), b.size());
+            }
+            a.finish(&BatchOptions::default(), &mut Vec::new()).unwrap();
+            b.finish(&BatchOptions::default(), &mut Vec::new()).unwrap();
+        }
+        prop_assert_eq!(&plain[..], &blocked[..]);
+        let mut reader = BatchReader::with_limits(blocked.freeze(), DecodeLimits::default());
+        let batch = reader.next_batch().unwrap().unwrap();
+        let appended = records.iter().filter(|(r, _)| r.ts.checked_sub(base_ts).is_some());
+        for (got, (want, _)) in batch.records().iter().zip(appended) {
+            let got: Vec<(Vec<u8>, Option<Vec<u8>>)> = got
+                .headers
+                .iter()
+                .map(|h| (h.key.to_vec(), h.value.as_ref().map(|v| v.to_vec())))
+                .collect();
+            prop_assert_eq!(&got, &want.headers);
         }
     }
 

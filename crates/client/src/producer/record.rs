@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use super::header::HeaderName;
 use super::topic::Topic;
+use super::HeaderBlock;
 
 /// One record to produce.
 ///
@@ -33,6 +34,10 @@ pub struct ProducerRecord {
     /// Headers, in order (`None` value: a null header value). A name is a [`HeaderName`]:
     /// a `&'static str` costs no allocation per record (`"trace-id".into()`).
     pub headers: Vec<(HeaderName, Option<Bytes>)>,
+    /// Headers encoded once and shared by many records (a [`HeaderBlock`]: cloning it costs
+    /// one reference count), written on the wire before `headers`, copied into the batch at
+    /// once: for headers that are the same on every record of a kind. `None`: none.
+    pub header_block: Option<HeaderBlock>,
     /// Create time in ms since the epoch; `None`: the time of `send`.
     pub timestamp: Option<i64>,
 }
@@ -49,6 +54,7 @@ impl ProducerRecord {
             key: None,
             value: None,
             headers: Vec::new(),
+            header_block: None,
             timestamp: None,
         }
     }
@@ -74,6 +80,24 @@ impl ProducerRecord {
     /// Sets the create timestamp (ms since the epoch).
     pub fn timestamp(mut self, timestamp_ms: i64) -> Self {
         self.timestamp = Some(timestamp_ms);
+        self
+    }
+
+    /// Sets the shared header block, written before the record's own headers (a consumer
+    /// reads the block's headers first). Build the block once and clone it per record.
+    ///
+    /// ```
+    /// use kafkit::producer::{HeaderBlock, ProducerRecord};
+    ///
+    /// let app = HeaderBlock::new(&[("app", Some("shop")), ("region", Some("eu"))])?; // once
+    /// let record = ProducerRecord::new("orders")
+    ///     .with_header_block(app.clone())
+    ///     .header("trace-id", Some("abc"));
+    /// assert_eq!(record.header_block.as_ref().map(HeaderBlock::count), Some(2));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_header_block(mut self, block: HeaderBlock) -> Self {
+        self.header_block = Some(block);
         self
     }
 

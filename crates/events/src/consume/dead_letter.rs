@@ -346,6 +346,7 @@ pub fn dead_letter_record(
         key: raw.key.clone(),
         value: raw.value.clone(),
         headers,
+        header_block: None,
         timestamp: None,
     }
 }
@@ -542,6 +543,7 @@ pub fn redrive_record(dead: &ConsumerRecord) -> Result<ProducerRecord, DeadLette
             .filter(|h| !is_error_header(&h.key))
             .map(|h| (header_key(&h.key), h.value.clone()))
             .collect(),
+        header_block: None,
         timestamp: None,
     })
 }

@@ -550,10 +550,7 @@ impl EventConsumerBuilder {
             };
             let encoder = Arc::new(OutputEncoder {
                 codecs: codecs.clone(),
-                source: DefaultSource {
-                    name: Bytes::from(name),
-                    version: Bytes::from(version),
-                },
+                source: DefaultSource::new(Bytes::from(name), Bytes::from(version)),
             });
             let eos = ExactlyOnce {
                 pipeline: tokio::sync::Mutex::new(Some(pipeline)),

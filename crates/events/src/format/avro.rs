@@ -90,12 +90,14 @@ pub fn decode_avro_datum(
 }
 
 /// The writer side learnt for one (type, topic): the schema id, the schema to write with and
-/// its datum writer (shared per process, see [`datum_writers`]; `None` past their bound).
+/// its datum writer (shared per process, see [`datum_writers`]; `None` past their bound), and
+/// whether the type's fields come in the schema's order ([`in_order::InOrderHint`]).
 #[derive(Clone)]
 struct Writer {
     id: u32,
     schema: Arc<AvroSchema>,
     datum: Option<&'static GenericDatumWriter<'static>>,
+    in_order: in_order::InOrderHint,
 }
 
 impl std::fmt::Debug for Writer {
@@ -284,6 +286,7 @@ impl AvroCodec {
             id,
             schema: writer_schema,
             datum,
+            in_order: in_order::InOrderHint::default(),
         };
         self.caches()
             .writers
@@ -340,7 +343,13 @@ impl AvroCodec {
         };
         buf.extend_from_slice(&wire_format::prefix(writer.id));
         let written = match writer.datum {
-            Some(datum) => in_order::write(datum, &writer.schema, &mut buf, &event.data),
+            Some(datum) => in_order::write(
+                datum,
+                &writer.schema,
+                &writer.in_order,
+                &mut buf,
+                &event.data,
+            ),
             None => GenericDatumWriter::builder(&writer.schema)
                 .build()
                 .and_then(|datum| datum.write_ser(&mut (&mut buf).writer(), &event.data)),

@@ -87,15 +87,13 @@ fn cost_of_each_encoding_step() {
     let event_new = ns(|_| drop(black_box(Event::new(black_box(payload.clone())))));
     let clone = ns(|_| drop(black_box(payload.clone())));
     let event = Event::new(payload.clone());
-    let default = DefaultSource {
-        name: "bench".into(),
-        version: "0.0.0".into(),
-    };
+    let default = DefaultSource::new(Bytes::from_static(b"bench"), Bytes::from_static(b"0.0.0"));
     let encoding = Encoding {
         content_type: Some(AVRO_CONTENT_TYPE),
         static_type: Some(SensorReading::EVENT_TYPE),
         default_source: Some(&default),
         pooled: true,
+        in_block: false,
     };
     let headers = ns(|_| {
         let mut out = Vec::new();

@@ -10,6 +10,13 @@
 //! or skipped, another shape) makes the write fail and [`write`] writes the record again the
 //! usual way, so the bytes and every error are apache-avro's own. Nested values are always
 //! serialized by apache-avro directly.
+//!
+//! A type whose fields are not in schema order gives up on every record; the caller keeps an
+//! [`InOrderHint`] per writer (type and schema) which remembers the give-up, so such a type is
+//! serialized once per record, the usual way, from its second record on.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use apache_avro::schema::RecordField;
 use apache_avro::writer::datum::GenericDatumWriter;
@@ -17,29 +24,69 @@ use apache_avro::Schema as AvroSchema;
 use bytes::{BufMut, BytesMut};
 use serde::ser::{Error as _, Serialize, SerializeStruct, SerializeTuple, Serializer};
 
+/// Whether the field-order path is still worth trying for one writer (a payload type and the
+/// schema it is written with): cleared the first time that path gives up on a record the
+/// usual way writes. Cheap to clone; clones share the flag.
+#[derive(Debug, Clone)]
+pub(crate) struct InOrderHint(Arc<AtomicBool>);
+
+impl Default for InOrderHint {
+    fn default() -> Self {
+        InOrderHint(Arc::new(AtomicBool::new(true)))
+    }
+}
+
+impl InOrderHint {
+    /// Whether [`write`] tries the field-order path.
+    pub(crate) fn tries(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn give_up(&self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Field-order attempts on this thread (tests only).
+    static ATTEMPTS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// Appends `value` to `buf` as one Avro datum of `schema` (the schema `datum` writes): the
-/// field-order path when `schema` is a record, else (or when that path gives up) apache-avro's
-/// own. On error what was appended is removed.
+/// field-order path when `schema` is a record and `hint` still tries it, else (or when that
+/// path gives up) apache-avro's own. A give-up followed by a successful usual write clears
+/// `hint` (the type's fields are not in schema order, or it skips one). On error what was
+/// appended is removed.
 pub(crate) fn write<T: Serialize>(
     datum: &GenericDatumWriter<'_>,
     schema: &AvroSchema,
+    hint: &InOrderHint,
     buf: &mut BytesMut,
     value: &T,
 ) -> Result<usize, apache_avro::Error> {
     let start = buf.len();
-    if let AvroSchema::Record(record) = schema {
+    let mut gave_up = false;
+    if let (AvroSchema::Record(record), true) = (schema, hint.tries()) {
+        #[cfg(test)]
+        ATTEMPTS.with(|a| a.set(a.get() + 1));
         let fast = InOrder {
             value,
             fields: &record.fields,
         };
         match datum.write_ser(&mut (&mut *buf).writer(), &fast) {
             Ok(n) => return Ok(n),
-            Err(_) => buf.truncate(start),
+            Err(_) => {
+                buf.truncate(start);
+                gave_up = true;
+            }
         }
     }
     let written = datum.write_ser(&mut (&mut *buf).writer(), value);
-    if written.is_err() {
-        buf.truncate(start);
+    match &written {
+        Ok(_) if gave_up => hint.give_up(),
+        Ok(_) => {}
+        Err(_) => buf.truncate(start),
     }
     written
 }
@@ -336,7 +383,7 @@ mod tests {
             panic!("writer builds")
         };
         let mut buf = BytesMut::from(&b"pre"[..]);
-        let ours = write(&datum, &schema, &mut buf, value)
+        let ours = write(&datum, &schema, &InOrderHint::default(), &mut buf, value)
             .map(|_| buf[3..].to_vec())
             .map_err(|e| {
                 assert_eq!(&buf[..], b"pre", "nothing left behind on error");
@@ -400,7 +447,7 @@ mod tests {
             next: Some(Box::new(Node { next: None })),
         };
         let mut buf = BytesMut::new();
-        assert!(write(&datum, &schema, &mut buf, &node).is_ok());
+        assert!(write(&datum, &schema, &InOrderHint::default(), &mut buf, &node).is_ok());
         assert_eq!(&buf[..], &[2, 0]);
     }
 
@@ -427,5 +474,53 @@ mod tests {
         let (ours, theirs) = both(&42_i64);
         assert!(ours.is_err());
         assert_eq!(ours, theirs);
+    }
+
+    #[test]
+    fn a_give_up_is_remembered_per_writer() {
+        let Ok(schema) = AvroSchema::parse_str(SCHEMA) else {
+            panic!("schema parses")
+        };
+        let Ok(datum) = GenericDatumWriter::builder(&schema).build() else {
+            panic!("writer builds")
+        };
+        let attempts = || ATTEMPTS.with(std::cell::Cell::get);
+        let hint = InOrderHint::default();
+        let shuffled = |b| Shuffled {
+            d: Some("q".to_owned()),
+            b,
+            a: "x".to_owned(),
+            c: N { x: 1 },
+        };
+        for (i, b) in [5, 6, 7].into_iter().enumerate() {
+            let before = attempts();
+            let mut buf = BytesMut::new();
+            let ours = write(&datum, &schema, &hint, &mut buf, &shuffled(b)).map(|_| buf.to_vec());
+            let theirs = datum.write_ser_to_vec(&shuffled(b));
+            assert!(ours.is_ok());
+            assert_eq!(ours.ok(), theirs.ok(), "same bytes as apache-avro");
+            // Tried on the first record only.
+            assert_eq!(attempts() - before, usize::from(i == 0));
+            assert!(!hint.tries());
+        }
+
+        // An in-order type keeps its hint; a payload that fits no way does not clear it.
+        let hint = InOrderHint::default();
+        let r = R {
+            a: "a".to_owned(),
+            b: 1,
+            c: N { x: 2 },
+            d: None,
+        };
+        let mut buf = BytesMut::new();
+        assert!(write(&datum, &schema, &hint, &mut buf, &r).is_ok());
+        assert!(hint.tries());
+        assert!(write(&datum, &schema, &hint, &mut buf, &42_i64).is_err());
+        assert!(hint.tries());
+        // A clone shares the flag (the cached writer hands out clones).
+        let clone = hint.clone();
+        let mut buf = BytesMut::new();
+        assert!(write(&datum, &schema, &clone, &mut buf, &shuffled(1)).is_ok());
+        assert!(!hint.tries());
     }
 }

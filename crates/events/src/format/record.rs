@@ -5,6 +5,8 @@ use bytes::Bytes;
 use kafkit::consumer::ConsumerRecord;
 use kafkit::producer::HeaderName;
 
+use kafkit::producer::HeaderBlock;
+
 use crate::cloudevents::{self, DefaultSource, Encoding, HeaderError};
 use crate::envelope::{Envelope, Event};
 use crate::error::{DecodeErrorKind, EventsError, RawRecord};
@@ -26,10 +28,46 @@ pub(crate) fn encode_envelope<T: EventPayload>(
         // The producer's records (the only caller with a default source) are dropped once
         // acknowledged: their values may share a chunk.
         pooled: default_source.is_some(),
+        in_block: false,
     };
     let mut headers = Vec::new();
     cloudevents::encode_headers_with(&event.envelope, &encoding, &mut headers)
         .map(|()| headers)
+        .map_err(|e| EventsError::Serialization {
+            topic: topic.to_owned(),
+            event_type: event.envelope.event_type.clone(),
+            message: format!("envelope: {e}"),
+            source: Some(Box::new(e)),
+        })
+}
+
+/// A record's own header list.
+type Headers = Vec<(HeaderName, Option<Bytes>)>;
+
+/// The producer's headers of `event`: like [`encode_envelope`] with `source` as the default
+/// source, and when the event's source, version and type are the default ones, its constant
+/// headers as `source`'s shared block (encoded once per event type; see
+/// [`DefaultSource::block`]) and only the others in the list.
+pub(crate) fn encode_envelope_with_block<T: EventPayload>(
+    topic: &str,
+    event: &Event<T>,
+    content_type: &'static str,
+    source: &DefaultSource,
+) -> Result<(Headers, Option<HeaderBlock>), EventsError> {
+    let mut encoding = Encoding {
+        content_type: Some(content_type),
+        static_type: Some(T::EVENT_TYPE),
+        default_source: Some(source),
+        pooled: true,
+        in_block: false,
+    };
+    let block = cloudevents::block_applies(&event.envelope, &encoding)
+        .then(|| source.block(T::EVENT_TYPE, content_type))
+        .flatten();
+    encoding.in_block = block.is_some();
+    let mut headers = Vec::new();
+    cloudevents::encode_headers_with(&event.envelope, &encoding, &mut headers)
+        .map(|()| (headers, block))
         .map_err(|e| EventsError::Serialization {
             topic: topic.to_owned(),
             event_type: event.envelope.event_type.clone(),

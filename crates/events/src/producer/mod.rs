@@ -42,7 +42,7 @@ use crate::config::{EventsConfig, ObservabilitySettings, ServiceIdentity};
 use crate::envelope::Event;
 use crate::error::EventsError;
 use crate::format::{
-    encode_envelope, key_bytes, AvroCodec, JsonCodec, SerdeConfig, AVRO_CONTENT_TYPE,
+    encode_envelope_with_block, key_bytes, AvroCodec, JsonCodec, SerdeConfig, AVRO_CONTENT_TYPE,
     JSON_CONTENT_TYPE,
 };
 use crate::registry::SchemaRegistry;
@@ -128,10 +128,10 @@ impl EventProducer {
             inner: Arc::new(Inner {
                 producer,
                 service: config.service().clone(),
-                default_source: DefaultSource {
-                    name: Bytes::from(config.service().name.clone()),
-                    version: Bytes::from(config.service().version.clone()),
-                },
+                default_source: DefaultSource::new(
+                    Bytes::from(config.service().name.clone()),
+                    Bytes::from(config.service().version.clone()),
+                ),
                 json: JsonCodec::new(serde),
                 avro,
                 observability: *config.observability(),
@@ -488,10 +488,11 @@ where
             JSON_CONTENT_TYPE,
         )
     };
-    let headers = encode_envelope(topic, event, content_type, Some(source))?;
+    let (headers, block) = encode_envelope_with_block(topic, event, content_type, source)?;
     let mut record = ProducerRecord::new(topic.clone());
     record.value = Some(value);
     record.headers = headers;
+    record.header_block = block;
     Ok(record)
 }
 
@@ -515,7 +516,8 @@ fn send_span<T: EventPayload>(topic: &str, event: &Event<T>) -> tracing::Span {
     )
 }
 
-/// The bytes an event takes on the record: key, value, header names and values.
+/// The bytes an event takes on the record: key, value, header names and values (its header
+/// block's included).
 fn record_size(record: &ProducerRecord) -> usize {
     record.key.as_ref().map_or(0, Bytes::len)
         + record.value.as_ref().map_or(0, Bytes::len)
@@ -524,6 +526,11 @@ fn record_size(record: &ProducerRecord) -> usize {
             .iter()
             .map(|(k, v)| k.len() + v.as_ref().map_or(0, Bytes::len))
             .sum::<usize>()
+        + record.header_block.as_ref().map_or(0, |b| {
+            b.iter()
+                .map(|(k, v)| k.len() + v.map_or(0, <[u8]>::len))
+                .sum::<usize>()
+        })
 }
 
 fn clone_config_error(e: &EventsError) -> EventsError {

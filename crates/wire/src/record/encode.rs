@@ -35,13 +35,17 @@
 //! # Ok::<(), kafkit_wire::record::EncodeError>(())
 //! ```
 
+use std::sync::Arc;
+
 use bytes::{BufMut, BytesMut};
 
 use super::batch::{
     BatchAttributes, TimestampType, BATCH_HEADER_LEN, CRC_START, LOG_OVERHEAD, MAGIC_V2,
 };
 use super::error::EncodeError;
-use super::varint::{varint_len, varlong_len, zigzag32, zigzag64, MAX_VARINT_LEN, MAX_VARLONG_LEN};
+use super::varint::{
+    decode_varint, varint_len, varlong_len, zigzag32, zigzag64, MAX_VARINT_LEN, MAX_VARLONG_LEN,
+};
 use crate::compression::{self, Compression};
 
 /// A header to encode, borrowed from the caller.
@@ -118,6 +122,113 @@ pub fn headers_size<H: EncodeHeader>(headers: &[H]) -> usize {
         n.saturating_add(bytes_len(Some(h.key())))
             .saturating_add(bytes_len(h.value()))
     })
+}
+
+/// Headers encoded once, to be written into many records as they are: the wire encoding of
+/// each header in order (key length, key, value length, value), their number and byte size.
+/// Cheap to clone (one reference count); for headers that are the same on every record of a
+/// kind (a producer's name, an event type), so that each record copies their bytes at once
+/// instead of encoding them again. [`BatchBuilder::append_with_block`] writes a block before
+/// the record's own headers; a reader sees the block's headers first, then the record's.
+///
+/// ```
+/// use kafkit_wire::record::{headers_size, HeaderBlock, HeaderRef};
+/// let headers = [HeaderRef::new(b"ce_specversion", Some(b"1.0")), HeaderRef::new(b"k", None)];
+/// let block = HeaderBlock::new(&headers)?;
+/// assert_eq!(block.count(), 2);
+/// assert_eq!(block.size(), headers_size(&headers));
+/// assert_eq!(&block.as_bytes()[..4], &[28, b'c', b'e', b'_']); // zig-zagged length 14
+/// # Ok::<(), kafkit_wire::record::EncodeError>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct HeaderBlock {
+    /// One pointer: a record carrying an `Option<HeaderBlock>` grows by 8 bytes.
+    inner: Arc<BlockInner>,
+}
+
+#[derive(Debug, Default, PartialEq, Eq, Hash)]
+struct BlockInner {
+    bytes: Box<[u8]>,
+    count: usize,
+}
+
+impl HeaderBlock {
+    /// Encodes `headers` (in order). Fails with [`EncodeError::TooLarge`] when a key or value
+    /// is longer than an `i32`, or there are more headers than an `i32` counts.
+    pub fn new<H: EncodeHeader>(headers: &[H]) -> Result<Self, EncodeError> {
+        let size = headers_size(headers);
+        let mut out = vec![0u8; size];
+        let mut w = SliceWriter { out: &mut out[..] };
+        let written = headers.iter().try_for_each(|h| {
+            w.field(Some(h.key()))?;
+            w.field(h.value())
+        });
+        if written.is_none() || !w.out.is_empty() || i32::try_from(headers.len()).is_err() {
+            return Err(match refusal(None, None, headers, size) {
+                EncodeError::TooLarge { what: "record" } => EncodeError::TooLarge {
+                    what: "header block",
+                },
+                other => other,
+            });
+        }
+        Ok(HeaderBlock {
+            inner: Arc::new(BlockInner {
+                bytes: out.into_boxed_slice(),
+                count: headers.len(),
+            }),
+        })
+    }
+
+    /// The number of headers.
+    pub fn count(&self) -> usize {
+        self.inner.count
+    }
+
+    /// Their encoded size in bytes (what [`headers_size`] gives for them).
+    pub fn size(&self) -> usize {
+        self.inner.bytes.len()
+    }
+
+    /// Whether the block holds no header.
+    pub fn is_empty(&self) -> bool {
+        self.inner.count == 0
+    }
+
+    /// The encoded headers, as written into a record.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.inner.bytes
+    }
+
+    /// The headers, in order, as `(key, value)` read back from the encoding.
+    ///
+    /// ```
+    /// use kafkit_wire::record::HeaderBlock;
+    /// let block = HeaderBlock::new(&[("a", Some("1")), ("b", None)])?;
+    /// let read: Vec<_> = block.iter().collect();
+    /// assert_eq!(read, [(&b"a"[..], Some(&b"1"[..])), (&b"b"[..], None)]);
+    /// # Ok::<(), kafkit_wire::record::EncodeError>(())
+    /// ```
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> + '_ {
+        let mut rest = &self.inner.bytes[..];
+        // The block was written by `new`: every field reads back; a field that did not would
+        // end the iteration.
+        let mut field = move || -> Option<Option<&[u8]>> {
+            let (len, n) = decode_varint(rest).ok()?;
+            let tail = rest.get(n..)?;
+            let Ok(len) = usize::try_from(len) else {
+                rest = tail;
+                return Some(None);
+            };
+            let (value, after) = tail.split_at_checked(len)?;
+            rest = after;
+            Some(Some(value))
+        };
+        (0..self.inner.count).map_while(move |_| {
+            let key = field()??;
+            let value = field()?;
+            Some((key, value))
+        })
+    }
 }
 
 /// A record to encode, borrowed from the caller.
@@ -368,6 +479,52 @@ impl<'a> BatchBuilder<'a> {
         headers: &[H],
         headers_size: usize,
     ) -> Result<i64, EncodeError> {
+        self.append_inner(timestamp, key, value, None, headers, headers_size)
+    }
+
+    /// Like [`append_sized`](BatchBuilder::append_sized), with `block`'s headers written
+    /// (one copy) before `headers`; `headers_size` is that of `headers` alone. The bytes are
+    /// those of the same record appended with the block's headers followed by `headers` as
+    /// one list.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use kafkit_wire::record::{headers_size, BatchBuilder, HeaderBlock, HeaderRef, RecordRef};
+    ///
+    /// let block = HeaderBlock::new(&[HeaderRef::new(b"app", Some(b"shop"))])?; // once
+    /// let own = [HeaderRef::new(b"trace-id", Some(b"abc"))];
+    /// let mut buf = BytesMut::new();
+    /// BatchBuilder::new(&mut buf, 0)
+    ///     .append_with_block(1_000, None, Some(b"v"), Some(&block), &own, headers_size(&own))?;
+    /// let all = [HeaderRef::new(b"app", Some(b"shop")), HeaderRef::new(b"trace-id", Some(b"abc"))];
+    /// let mut other = BytesMut::new();
+    /// BatchBuilder::new(&mut other, 0)
+    ///     .append(&RecordRef::new(1_000, None, Some(b"v")).with_headers(&all))?;
+    /// assert_eq!(buf, other);
+    /// # Ok::<(), kafkit_wire::record::EncodeError>(())
+    /// ```
+    pub fn append_with_block<H: EncodeHeader>(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        block: Option<&HeaderBlock>,
+        headers: &[H],
+        headers_size: usize,
+    ) -> Result<i64, EncodeError> {
+        self.append_inner(timestamp, key, value, block, headers, headers_size)
+    }
+
+    #[inline]
+    fn append_inner<H: EncodeHeader>(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        block: Option<&HeaderBlock>,
+        headers: &[H],
+        headers_size: usize,
+    ) -> Result<i64, EncodeError> {
         if self.count == i32::MAX {
             return Err(EncodeError::TooManyRecords);
         }
@@ -384,13 +541,15 @@ impl<'a> BatchBuilder<'a> {
                 });
             }
         }
+        let (block_bytes, block_count) = block.map_or((&[][..], 0), |b| (b.as_bytes(), b.count()));
+        let header_count = headers.len().saturating_add(block_count);
         let body = body_len_sized(
             offset_delta,
             timestamp_delta,
             key,
             value,
-            headers.len(),
-            headers_size,
+            header_count,
+            headers_size.saturating_add(block_bytes.len()),
         );
         // A body that fits an i32 has every field's length fit one too (each is part of it);
         // the writer checks each length again as it goes, at the cost of a comparison.
@@ -408,7 +567,8 @@ impl<'a> BatchBuilder<'a> {
             w.varint(offset_delta)?;
             w.field(key)?;
             w.field(value)?;
-            w.varint(i32::try_from(headers.len()).ok()?)?;
+            w.varint(i32::try_from(header_count).ok()?)?;
+            w.raw(block_bytes)?;
             for h in headers {
                 w.field(Some(h.key()))?;
                 w.field(h.value())?;
@@ -580,6 +740,15 @@ impl SliceWriter<'_> {
     #[inline]
     fn varlong(&mut self, value: i64) -> Option<()> {
         self.unsigned(zigzag64(value))
+    }
+
+    /// `bytes` as they are.
+    #[inline]
+    fn raw(&mut self, bytes: &[u8]) -> Option<()> {
+        let (head, rest) = std::mem::take(&mut self.out).split_at_mut_checked(bytes.len())?;
+        head.copy_from_slice(bytes);
+        self.out = rest;
+        Some(())
     }
 
     /// A nullable bytes field: its length (-1 for null), then its bytes.

@@ -57,7 +57,7 @@ pub use control::{ControlRecord, ControlRecordType};
 pub use decode::{decode_batch, BatchReader, DecodeLimits};
 pub use encode::{
     headers_size, max_record_size, record_size, BatchBuilder, BatchOptions, EncodeHeader,
-    HeaderRef, RecordRef,
+    HeaderBlock, HeaderRef, RecordRef,
 };
 pub use error::{EncodeError, RecordError};
 pub use streaming::StreamingBatch;

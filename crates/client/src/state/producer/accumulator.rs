@@ -94,6 +94,7 @@ impl<D> Accumulator<D> {
             value: record.value,
             headers: record.headers,
             headers_size: record.headers_size,
+            header_block: record.header_block,
             delivery: (),
             reserved: record.reserved,
         };

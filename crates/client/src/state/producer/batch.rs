@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use kafkit_wire::compression::Compression;
 use kafkit_wire::record::varint::MAX_VARINT_LEN;
 use kafkit_wire::record::{
-    headers_size, max_record_size, record_size, BatchBuilder, BatchOptions, RecordRef,
+    headers_size, max_record_size, record_size, BatchBuilder, BatchOptions, HeaderBlock, RecordRef,
 };
 
 use super::idempotence::increment_sequence;
@@ -90,6 +90,8 @@ pub struct BufferedRecord<D> {
     /// record is made: every later sizing (reservation, batch fill, encode) takes it from
     /// here instead of walking the headers again.
     pub(crate) headers_size: usize,
+    /// Headers encoded once and shared, written before `headers` (one copy).
+    pub(crate) header_block: Option<HeaderBlock>,
     /// Where the outcome goes.
     pub delivery: D,
     /// `buffer.memory` bytes reserved for this record, released with its outcome. When not
@@ -107,6 +109,7 @@ impl<D> BufferedRecord<D> {
             value,
             headers: Vec::new(),
             headers_size: 0,
+            header_block: None,
             delivery,
             reserved: 0,
         }
@@ -122,9 +125,29 @@ impl<D> BufferedRecord<D> {
         }
     }
 
-    /// The headers.
+    /// The same record with `block`'s headers written before its own.
+    pub fn with_header_block(self, block: HeaderBlock) -> Self {
+        BufferedRecord {
+            header_block: Some(block),
+            ..self
+        }
+    }
+
+    /// The headers (those of the [`header_block`](BufferedRecord::header_block) not
+    /// included).
     pub fn headers(&self) -> &[(HeaderName, Option<Bytes>)] {
         &self.headers
+    }
+
+    /// The shared header block written before [`headers`](BufferedRecord::headers).
+    pub fn header_block(&self) -> Option<&HeaderBlock> {
+        self.header_block.as_ref()
+    }
+
+    /// The encoded size of all the record's headers, its block's included.
+    fn all_headers_size(&self) -> usize {
+        self.headers_size
+            .saturating_add(self.header_block.as_ref().map_or(0, HeaderBlock::size))
     }
 
     /// The same record with another delivery handle.
@@ -135,6 +158,7 @@ impl<D> BufferedRecord<D> {
             value: self.value,
             headers: self.headers,
             headers_size: self.headers_size,
+            header_block: self.header_block,
             delivery,
             reserved: self.reserved,
         }
@@ -146,7 +170,7 @@ impl<D> BufferedRecord<D> {
         max_buffered_size(
             self.key.as_deref(),
             self.value.as_deref(),
-            self.headers_size,
+            self.all_headers_size(),
         )
     }
 
@@ -154,7 +178,7 @@ impl<D> BufferedRecord<D> {
         let bare = RecordRef::new(self.timestamp, self.key.as_deref(), self.value.as_deref());
         // The length prefix may grow by a byte or two with headers: counted generously.
         record_size(offset_delta, timestamp_delta, &bare)
-            .saturating_add(self.headers_size)
+            .saturating_add(self.all_headers_size())
             .saturating_add(2)
     }
 }
@@ -425,10 +449,11 @@ impl<D> ProducerBatch<D> {
         let mut builder = BatchBuilder::new(&mut buf, 0);
         for r in self.records.iter().take(count) {
             builder
-                .append_sized(
+                .append_with_block(
                     r.timestamp,
                     r.key.as_deref(),
                     r.value.as_deref(),
+                    r.header_block.as_ref(),
                     &r.headers,
                     r.headers_size,
                 )
@@ -536,6 +561,35 @@ mod header_size_tests {
                 (name, value)
             })
             .collect()
+    }
+
+    /// A record whose first headers come as a shared block encodes to the same batch as the
+    /// record with them all in its list, and is sized (reserved, batch fill) the same.
+    #[test]
+    fn a_header_block_encodes_like_the_plain_list() {
+        for (count, value_len) in [(1, 0), (7, 20), (40, 60), (3, 8_200)] {
+            let hs = headers(count, value_len);
+            let split = count / 2 + 1;
+            let Ok(block) = HeaderBlock::new(&hs[..split]) else {
+                panic!("block encodes")
+            };
+            let key = Some(Bytes::from_static(b"k"));
+            let plain = BufferedRecord::new(1_000, key.clone(), None, ()).with_headers(hs.clone());
+            let blocked = BufferedRecord::new(1_000, key, None, ())
+                .with_headers(hs[split..].to_vec())
+                .with_header_block(block.clone());
+            assert_eq!(blocked.max_size(), plain.max_size());
+            assert_eq!(blocked.size_at(3, 5), plain.size_at(3, 5));
+            let encode = |r: BufferedRecord<()>| {
+                let mut batch = ProducerBatch::new(TopicPartition::new("t", 0), 0, Instant::now());
+                let added = batch.room_for(&r, usize::MAX).unwrap();
+                batch.push(r, added, usize::MAX);
+                batch
+                    .encode(Compression::None, None, false, &mut Vec::new())
+                    .unwrap()
+            };
+            assert_eq!(encode(blocked), encode(plain));
+        }
     }
 
     /// The size carried with a record is its headers' encoded size, and what a record
