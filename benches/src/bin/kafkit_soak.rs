@@ -78,7 +78,10 @@ fn parse_args() -> Args {
         protocol,
     };
     if args.seconds == 0 || args.rate == 0 || args.size < 8 || args.sample_every.is_zero() {
-        fail("usage", "seconds, rate and sample time must be positive, size at least 8");
+        fail(
+            "usage",
+            "seconds, rate and sample time must be positive, size at least 8",
+        );
     }
     if args.churn_every < Duration::from_secs(2) {
         fail("usage", "churn every must be at least 2 s");
@@ -104,7 +107,10 @@ impl Seen {
     }
 
     fn mark(&self, index: u64) {
-        let Some(word) = usize::try_from(index / 64).ok().and_then(|w| self.bits.get(w)) else {
+        let Some(word) = usize::try_from(index / 64)
+            .ok()
+            .and_then(|w| self.bits.get(w))
+        else {
             return;
         };
         let bit = 1u64 << (index % 64);
