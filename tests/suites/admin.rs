@@ -520,7 +520,7 @@ async fn admin_config_default_api_timeout_is_each_calls_deadline() {
         ("default.api.timeout.ms", "2500"),
     ])
     .unwrap();
-    let admin = Admin::new(&config).await.unwrap();
+    let admin = Admin::new(config.clone()).await.unwrap();
     assert_eq!(admin.default_api_timeout(), Duration::from_millis(2500));
     let control = proxy.control();
     control.cut_all();
@@ -548,7 +548,7 @@ async fn admin_config_default_api_timeout_is_each_calls_deadline() {
 
     // The bootstrap wait: a broker that never answers fails `new` after that long.
     let started = Instant::now();
-    let err = Admin::new(&config).await.unwrap_err();
+    let err = Admin::new(config).await.unwrap_err();
     // The last bootstrap attempt's failure (the proxy refuses or closes in the handshake).
     assert!(err.to_string().contains(&proxy.bootstrap()), "{err}");
     let took = started.elapsed();

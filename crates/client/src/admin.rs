@@ -166,12 +166,12 @@ impl Admin {
     ///     ("bootstrap.servers", "localhost:9092"),
     ///     ("default.api.timeout.ms", "120000"),
     /// ])?;
-    /// let admin = Admin::new(&config).await?;
+    /// let admin = Admin::new(config).await?;
     /// assert_eq!(admin.default_api_timeout(), config.default_api_timeout());
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn new(config: &AdminConfig) -> Result<Admin> {
+    pub async fn new(config: AdminConfig) -> Result<Admin> {
         let mut cluster = ClusterConfig::from_client_config(config.client());
         cluster.bootstrap_timeout = config.default_api_timeout();
         let cluster = Cluster::connect(cluster).await?;
