@@ -159,6 +159,8 @@ impl Admin {
     ///
     /// ```no_run
     /// # async fn example() -> kafkit::Result<()> {
+    /// use std::time::Duration;
+    ///
     /// use kafkit::config::AdminConfig;
     /// use kafkit::Admin;
     ///
@@ -167,7 +169,7 @@ impl Admin {
     ///     ("default.api.timeout.ms", "120000"),
     /// ])?;
     /// let admin = Admin::new(config).await?;
-    /// assert_eq!(admin.default_api_timeout(), config.default_api_timeout());
+    /// assert_eq!(admin.default_api_timeout(), Duration::from_secs(120));
     /// # Ok(())
     /// # }
     /// ```
