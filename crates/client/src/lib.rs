@@ -47,6 +47,8 @@ pub mod pipeline;
 pub mod producer;
 #[cfg(test)]
 mod request_versions;
+#[cfg(test)]
+mod sim;
 
 /// The socket-owning tasks. No semver promise: `unstable-internals` only.
 #[cfg(feature = "unstable-internals")]
