@@ -250,7 +250,7 @@ mod tests {
             let n = run.between(0, 100);
             run.clock.advance(Duration::from_millis(n));
             run.log(format_args!("step {step} drew {n}"));
-            if strict && n % 7 == 0 {
+            if strict && n.is_multiple_of(7) {
                 return Err(Violation::new("no-sevens", format!("step {step} drew {n}")));
             }
         }
