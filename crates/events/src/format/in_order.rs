@@ -12,10 +12,12 @@
 //! serialized by apache-avro directly.
 //!
 //! A type whose fields are not in schema order gives up on every record; the caller keeps an
-//! [`InOrderHint`] per writer (type and schema) which remembers the give-up, so such a type is
-//! serialized once per record, the usual way, from its second record on.
+//! [`InOrderHint`] per writer (type and schema) which counts the give-ups, so such a type is
+//! serialized once per record, the usual way, after its first few records, while a type that
+//! only sometimes skips a field (`skip_serializing_if`) keeps the field-order path for the
+//! records that fit it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use apache_avro::schema::RecordField;
@@ -24,26 +26,45 @@ use apache_avro::Schema as AvroSchema;
 use bytes::{BufMut, BytesMut};
 use serde::ser::{Error as _, Serialize, SerializeStruct, SerializeTuple, Serializer};
 
-/// Whether the field-order path is still worth trying for one writer (a payload type and the
-/// schema it is written with): cleared the first time that path gives up on a record the
-/// usual way writes. Cheap to clone; clones share the flag.
-#[derive(Debug, Clone)]
-pub(crate) struct InOrderHint(Arc<AtomicBool>);
+/// Give-ups of one writer before [`InOrderHint`] weighs them against the records that fit.
+const FREE_GIVE_UPS: u64 = 8;
 
-impl Default for InOrderHint {
-    fn default() -> Self {
-        InOrderHint(Arc::new(AtomicBool::new(true)))
-    }
+/// The field-order path stays on while at most one attempt in this many gives up (past
+/// [`FREE_GIVE_UPS`]): each give-up costs a second serialization, each fit saves about half
+/// of one.
+const FITS_PER_GIVE_UP: u64 = 4;
+
+/// Whether the field-order path is still worth trying for one writer (a payload type and the
+/// schema it is written with): counts the records that path gave up on (and the usual way
+/// then wrote) and, once there were any, the records it wrote; off for good once more than
+/// [`FREE_GIVE_UPS`] gave up and more than one attempt in [`FITS_PER_GIVE_UP`] did. Cheap to
+/// clone; clones share the counts.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct InOrderHint(Arc<HintCounts>);
+
+#[derive(Debug, Default)]
+struct HintCounts {
+    give_ups: AtomicU64,
+    /// Counted only after a first give-up: a type that always fits writes nothing shared.
+    fits: AtomicU64,
 }
 
 impl InOrderHint {
     /// Whether [`write`] tries the field-order path.
     pub(crate) fn tries(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        let give_ups = self.0.give_ups.load(Ordering::Relaxed);
+        give_ups < FREE_GIVE_UPS
+            || give_ups.saturating_mul(FITS_PER_GIVE_UP) <= self.0.fits.load(Ordering::Relaxed)
+    }
+
+    fn fitted(&self) {
+        if self.0.give_ups.load(Ordering::Relaxed) > 0 {
+            self.0.fits.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     fn give_up(&self) {
-        self.0.store(false, Ordering::Relaxed);
+        self.0.give_ups.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -56,8 +77,8 @@ thread_local! {
 /// Appends `value` to `buf` as one Avro datum of `schema` (the schema `datum` writes): the
 /// field-order path when `schema` is a record and `hint` still tries it, else (or when that
 /// path gives up) apache-avro's own. A give-up followed by a successful usual write clears
-/// `hint` (the type's fields are not in schema order, or it skips one). On error what was
-/// appended is removed.
+/// counts against `hint` (the type's fields are not in schema order, or it skips one). On
+/// error what was appended is removed.
 pub(crate) fn write<T: Serialize>(
     datum: &GenericDatumWriter<'_>,
     schema: &AvroSchema,
@@ -75,7 +96,10 @@ pub(crate) fn write<T: Serialize>(
             fields: &record.fields,
         };
         match datum.write_ser(&mut (&mut *buf).writer(), &fast) {
-            Ok(n) => return Ok(n),
+            Ok(n) => {
+                hint.fitted();
+                return Ok(n);
+            }
             Err(_) => {
                 buf.truncate(start);
                 gave_up = true;
@@ -492,17 +516,39 @@ mod tests {
             a: "x".to_owned(),
             c: N { x: 1 },
         };
-        for (i, b) in [5, 6, 7].into_iter().enumerate() {
+        for i in 0..FREE_GIVE_UPS as usize + 3 {
+            let b = i as i64;
             let before = attempts();
             let mut buf = BytesMut::new();
             let ours = write(&datum, &schema, &hint, &mut buf, &shuffled(b)).map(|_| buf.to_vec());
             let theirs = datum.write_ser_to_vec(&shuffled(b));
             assert!(ours.is_ok());
             assert_eq!(ours.ok(), theirs.ok(), "same bytes as apache-avro");
-            // Tried on the first record only.
-            assert_eq!(attempts() - before, usize::from(i == 0));
-            assert!(!hint.tries());
+            // Tried on the first few records only.
+            assert_eq!(attempts() - before, usize::from(i < FREE_GIVE_UPS as usize));
+            assert_eq!(hint.tries(), i + 1 < FREE_GIVE_UPS as usize);
         }
+
+        // A type that fits most of the time keeps the path: one record in ten out of order.
+        let hint = InOrderHint::default();
+        let before = attempts();
+        for i in 0..200_i64 {
+            let mut buf = BytesMut::new();
+            let ok = if i % 10 == 9 {
+                write(&datum, &schema, &hint, &mut buf, &shuffled(i)).is_ok()
+            } else {
+                let r = R {
+                    a: "a".to_owned(),
+                    b: i,
+                    c: N { x: 2 },
+                    d: None,
+                };
+                write(&datum, &schema, &hint, &mut buf, &r).is_ok()
+            };
+            assert!(ok);
+        }
+        assert_eq!(attempts() - before, 200, "every record tried");
+        assert!(hint.tries());
 
         // An in-order type keeps its hint; a payload that fits no way does not clear it.
         let hint = InOrderHint::default();
@@ -517,10 +563,12 @@ mod tests {
         assert!(hint.tries());
         assert!(write(&datum, &schema, &hint, &mut buf, &42_i64).is_err());
         assert!(hint.tries());
-        // A clone shares the flag (the cached writer hands out clones).
+        // A clone shares the counts (the cached writer hands out clones).
         let clone = hint.clone();
-        let mut buf = BytesMut::new();
-        assert!(write(&datum, &schema, &clone, &mut buf, &shuffled(1)).is_ok());
+        for _ in 0..FREE_GIVE_UPS {
+            let mut buf = BytesMut::new();
+            assert!(write(&datum, &schema, &clone, &mut buf, &shuffled(1)).is_ok());
+        }
         assert!(!hint.tries());
     }
 }

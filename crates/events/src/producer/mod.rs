@@ -33,7 +33,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafkit::producer::{DeliveryFuture, Producer, ProducerRecord, RecordMetadata, Topic};
+use kafkit::producer::{
+    DeliveryFuture, HeaderBlock, Producer, ProducerRecord, RecordMetadata, Topic,
+};
 use serde::Serialize;
 use tracing::Instrument;
 
@@ -526,11 +528,10 @@ fn record_size(record: &ProducerRecord) -> usize {
             .iter()
             .map(|(k, v)| k.len() + v.as_ref().map_or(0, Bytes::len))
             .sum::<usize>()
-        + record.header_block.as_ref().map_or(0, |b| {
-            b.iter()
-                .map(|(k, v)| k.len() + v.map_or(0, <[u8]>::len))
-                .sum::<usize>()
-        })
+        + record
+            .header_block
+            .as_ref()
+            .map_or(0, HeaderBlock::data_len)
 }
 
 fn clone_config_error(e: &EventsError) -> EventsError {

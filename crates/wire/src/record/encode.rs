@@ -150,6 +150,8 @@ pub struct HeaderBlock {
 struct BlockInner {
     bytes: Box<[u8]>,
     count: usize,
+    /// The keys' and values' bytes, without the varints around them.
+    data_len: usize,
 }
 
 impl HeaderBlock {
@@ -171,10 +173,16 @@ impl HeaderBlock {
                 other => other,
             });
         }
+        // No overflow: the block just held every one of these bytes.
+        let data_len = headers.iter().fold(0usize, |n, h| {
+            n.saturating_add(h.key().len())
+                .saturating_add(h.value().map_or(0, <[u8]>::len))
+        });
         Ok(HeaderBlock {
             inner: Arc::new(BlockInner {
                 bytes: out.into_boxed_slice(),
                 count: headers.len(),
+                data_len,
             }),
         })
     }
@@ -187,6 +195,19 @@ impl HeaderBlock {
     /// Their encoded size in bytes (what [`headers_size`] gives for them).
     pub fn size(&self) -> usize {
         self.inner.bytes.len()
+    }
+
+    /// The bytes of the headers' keys and values together, without their length varints
+    /// (what a producer's byte counts add up for headers), kept from [`HeaderBlock::new`].
+    ///
+    /// ```
+    /// use kafkit_wire::record::HeaderBlock;
+    /// let block = HeaderBlock::new(&[("ce_type", Some("order.placed")), ("trace", None)])?;
+    /// assert_eq!(block.data_len(), "ce_type".len() + "order.placed".len() + "trace".len());
+    /// # Ok::<(), kafkit_wire::record::EncodeError>(())
+    /// ```
+    pub fn data_len(&self) -> usize {
+        self.inner.data_len
     }
 
     /// Whether the block holds no header.
