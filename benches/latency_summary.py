@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
 """Summary of a benches/run-latency.sh results file: per rate and linger.ms, the medians over
 rounds of each client's latency percentiles (ms) and CPU, then kafkit/rdkafka ratios of the
-medians (below 1: kafkit lower). Usage: latency_summary.py RESULTS.json"""
+medians (below 1: kafkit lower); with --svg, the percentiles against the rate as a picture.
+Usage: latency_summary.py RESULTS.json [--svg PICTURE.svg]"""
 import json
+import os
 import statistics
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from svgplot import Panel, write_svg  # noqa: E402
 
 COLUMNS = ["ack_p50_ms", "ack_p99_ms", "ack_p999_ms", "e2e_p50_ms", "e2e_p99_ms", "e2e_p999_ms"]
 
@@ -18,7 +23,31 @@ def fmt(v, width=8, digits=2):
     return f"{v:{width}.{digits}f}" if v is not None else " " * (width - 1) + "-"
 
 
-def main(path):
+def draw(path, groups, meta):
+    """Per linger.ms: send -> ack and produce -> consume percentiles against the rate, one
+    line per client and percentile (log-log)."""
+    panels = []
+    for linger in sorted({l for (_, l) in groups}):
+        for kind, title in (("ack", "send -> ack"), ("e2e", "produce -> consume")):
+            p = Panel(f"{title}, linger.ms={linger}", "records/s", "ms", log_x=True, log_y=True)
+            clients = sorted({c for (r, l), g in groups.items() if l == linger for c in g})
+            for client in clients:
+                for dashed, (col, name) in enumerate(((f"{kind}_p50_ms", "p50"),
+                                                      (f"{kind}_p99_ms", "p99"),
+                                                      (f"{kind}_p999_ms", "p99.9"))):
+                    pts = [(rate, median([x[col] for x in g[client]]))
+                           for (rate, l), g in sorted(groups.items())
+                           if l == linger and client in g]
+                    p.series(f"{client} {name}", pts, dashed=dashed)
+            panels.append(p)
+    note = "medians over rounds; " + ("pinned" if meta.get("pinned") else "not pinned")
+    if meta.get("note"):
+        note += f"; {meta['note']}"
+    write_svg(path, "Latency at fixed rates (acks=all)", panels, note)
+    print(f"picture: {path}")
+
+
+def main(path, svg=None):
     data = json.load(open(path))
     runs = data["runs"]
     meta = data.get("meta", {})
@@ -49,9 +78,16 @@ def main(path):
         print(f"{rate:8d} {linger:6d}  " + "  ".join(parts))
     if meta.get("note"):
         print(f"note: {meta['note']}")
+    if svg:
+        draw(svg, groups, meta)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
+    args = sys.argv[1:]
+    svg_out = None
+    if len(args) == 3 and args[1] == "--svg":
+        svg_out = args[2]
+        args = args[:1]
+    if len(args) != 1:
         sys.exit(__doc__)
-    main(sys.argv[1])
+    main(args[0], svg_out)

@@ -168,5 +168,5 @@ meta = {"note": sys.argv[3], "pinned": sys.argv[4] == "1",
                                  text=True).stdout.strip()}
 json.dump({"meta": meta, "runs": runs}, open(sys.argv[2], "w"), indent=1)
 PY
-python3 "$ROOT/benches/latency_summary.py" "$OUT"
-say "results: $OUT"
+python3 "$ROOT/benches/latency_summary.py" "$OUT" --svg "${OUT%.json}.svg"
+say "results: $OUT (picture: ${OUT%.json}.svg)"

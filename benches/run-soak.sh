@@ -102,6 +102,6 @@ if ((status != 0)); then
   say "kafkit-soak exited with $status; its last lines:"
   tail -20 "$WORK/soak.err" >&2 || true
 fi
-python3 "$ROOT/benches/soak_summary.py" "$OUT" || status=1
-say "samples: $OUT"
+python3 "$ROOT/benches/soak_summary.py" "$OUT" --svg "${OUT%.jsonl}.svg" || status=1
+say "samples: $OUT (picture: ${OUT%.jsonl}.svg)"
 exit "$status"

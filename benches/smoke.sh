@@ -42,3 +42,10 @@ run transactions bash benches/run-transactions.sh --bootstrap "$B" --clients kaf
 run events bash benches/run-events.sh --bootstrap "$B" --records 5000 --rounds 1
 run events-consume bash benches/run-events-consume.sh --bootstrap "$B" --records 5000 --rounds 1 \
   --rate 1000 --seconds 2
+run scale bash benches/run-scale.sh --bootstrap "$B" --clients kafkit --sizes 100,1000 \
+  --partitions 3,6 --mb 1 --rounds 1 --out "$OUT/scale"
+# The summaries draw their curves: the pictures must be there.
+for picture in latency.svg soak.svg scale/scale.svg; do
+  [[ -s "$OUT/$picture" ]] || { echo "bench smoke: no picture $picture" >&2; exit 1; }
+done
+echo "bench smoke: pictures drawn (latency, soak, scale)"

@@ -10,11 +10,31 @@ and threads: their range after the warm-up, and what is still open once every cl
 never consumed: must be 0). Exits 1 when the file has no end line or a record is missing.
 """
 import json
+import os
 import statistics
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from svgplot import Panel, write_svg  # noqa: E402
 
-def main(path):
+
+def draw(path, samples, closed, note):
+    """Resident memory, then sockets and descriptors, over the run (minutes)."""
+    t = [s["t_s"] / 60 for s in samples]
+    rss = Panel("resident memory", "minutes", "MiB", y_from_zero=True)
+    rss.series("kafkit RSS", list(zip(t, [s["rss_mb"] for s in samples])))
+    if closed is not None:
+        rss.series("after close", [(t[-1], closed["rss_mb"])], dashed=1)
+    io = Panel("sockets and descriptors", "minutes", "count", y_from_zero=True)
+    io.series("sockets", list(zip(t, [s["sockets"] for s in samples])))
+    io.series("fds", list(zip(t, [s["fds"] for s in samples])))
+    io.series("threads", list(zip(t, [s["threads"] for s in samples])))
+    write_svg(path, "kafkit soak: steady produce + group consume, members in and out",
+              [rss, io], note)
+    print(f"  picture: {path}")
+
+
+def main(path, svg=None):
     samples, closed, end = [], None, None
     with open(path) as f:
         for line in f:
@@ -55,6 +75,9 @@ def main(path):
             f"  after every client closed: sockets {closed['sockets']}, fds {closed['fds']}, "
             f"threads {closed['threads']}, rss_mb {closed['rss_mb']:.1f}"
         )
+    if svg:
+        draw(svg, samples, closed, f"{os.path.basename(path)}; {n} samples over "
+             f"{span / 60:.1f} min")
     cpu = samples[-1]["cpu_s"] - samples[0]["cpu_s"]
     print(f"  cpu: {cpu:.1f} s over the run ({100 * cpu / span:.1f} % of one core)" if span else "")
     if end is None:
@@ -69,7 +92,12 @@ def main(path):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        print("usage: soak_summary.py SAMPLES.jsonl")
+    args = sys.argv[1:]
+    svg_out = None
+    if len(args) == 3 and args[1] == "--svg":
+        svg_out = args[2]
+        args = args[:1]
+    if len(args) != 1:
+        print("usage: soak_summary.py SAMPLES.jsonl [--svg PICTURE.svg]")
         sys.exit(2)
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(args[0], svg_out))
