@@ -376,7 +376,8 @@ launch() {
 }
 
 # wait_ready DIR deadline_epoch N...: wait until each node logged READY_LINE since its launch.
-# Returns 0 when all are ready, 1 on timeout, 2 if a JVM died, 3 if a port was already taken.
+# Returns 0 when all are ready, 1 on timeout, 2 if a JVM died (the start is tried again, up to
+# three times in all), 3 if a port was already taken (likewise, with new ports).
 wait_ready() {
   local dir="$1" deadline="$2"
   shift 2
@@ -579,6 +580,13 @@ cmd_start() {
     for n in "${nodes[@]}"; do stop_node "$dir" "$n" KILL; done
     if ((rc == 3 && attempt < 3)); then
       log "retrying with new ports (attempt $((attempt + 1)))"
+      continue
+    fi
+    # A JVM that ends at once with nothing in its log (seen under heavy load: SIGQUIT'd or
+    # killed before it wrote a line) is started again; a real configuration error fails three
+    # times the same way and is reported below.
+    if ((rc == 2 && attempt < 3)); then
+      log "a JVM exited before it was ready; starting again (attempt $((attempt + 1)))"
       continue
     fi
     kill_watchdog "$dir"
