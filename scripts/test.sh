@@ -59,6 +59,10 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 step "public API listings (api/*.txt from nightly rustdoc JSON; update: scripts/public-api.sh --update)"
 bash scripts/public-api.sh
 
+step "semver gate (api/*.txt against the newest release tag; breaks only announced, in api/BREAKING.md)"
+python3 scripts/semver_gate.py --self-test
+python3 scripts/semver_gate.py
+
 step "cargo package of the library crates (publish dry run; each tarball built on its own)"
 # Cargo verifies kafkit against kafkit-wire's tarball through a local overlay registry that it
 # extracts under $CARGO_HOME/registry/src/-<hash of this checkout's path>/, and it reuses an
