@@ -82,33 +82,40 @@ def main(paths, svg=None):
 
 
 def draw(path, summary, notes):
+    """Per kind (producer, consumer) and axis (size, partitions): CPU per record, CPU per byte
+    (size axis only) and MB/s, one line per client (and codec, when several)."""
     panels = []
-    series = sorted({(k, c, cl) for (k, c, cl, _, _) in summary})
-    sizes = sorted({s for (_, _, _, s, _) in summary})
-    parts = sorted({p or 0 for (_, _, _, _, p) in summary})
+    sizes = sorted({k[3] for k in summary})
+    parts = sorted({k[4] or 0 for k in summary})
+    codecs = sorted({k[1] for k in summary})
     axes = []
     if len(sizes) > 1:
-        axes.append(("size", "record size (bytes)", 3))
+        axes.append(("record size (bytes)", 3, 4))
     if len(parts) > 1:
-        axes.append(("parts", "partitions", 4))
-    for axis, label, idx in axes:
-        other = 4 if idx == 3 else 3
-        fixed = sorted({k[other] or 0 for k in summary})
-        for field, title, unit in (("cpu_s_per_million", "CPU per record", "CPU-s per million"),
-                                   ("cpu_s_per_gb", "CPU per byte", "CPU-s per GB"),
-                                   ("mb_per_s", "throughput", "MB/s")):
-            if axis == "parts" and field == "cpu_s_per_gb":
-                continue
-            p = Panel(f"{title} against {label}", label, unit, log_x=True, log_y=True)
-            for kind, codec, client in series:
-                for dashed, f in enumerate(fixed):
-                    pts = [(k[idx], v[field]) for k, v in sorted(summary.items(),
-                                                                 key=lambda kv: kv[0][idx] or 0)
-                           if k[:3] == (kind, codec, client) and (k[other] or 0) == f]
-                    if len(pts) > 1:
-                        what = f"{f} B" if other == 3 else f"{f} parts"
-                        p.series(f"{client} {kind} {codec} {what}", pts, dashed=dashed)
-            panels.append(p)
+        axes.append(("partitions", 4, 3))
+    for kind in sorted({k[0] for k in summary}):
+        for label, idx, other in axes:
+            fixed = sorted({k[other] or 0 for k in summary if k[0] == kind})
+            for field, title, unit in (("cpu_s_per_million", "CPU per record", "CPU-s per million"),
+                                       ("cpu_s_per_gb", "CPU per byte", "CPU-s per GB"),
+                                       ("mb_per_s", "throughput", "MB/s")):
+                if idx == 4 and field == "cpu_s_per_gb":
+                    continue
+                p = Panel(f"{kind}: {title} against {label}", label, unit, log_x=True,
+                          log_y=True)
+                for client in sorted({k[2] for k in summary if k[0] == kind}):
+                    for codec in codecs:
+                        for dashed, f in enumerate(fixed):
+                            pts = sorted((k[idx], v[field]) for k, v in summary.items()
+                                         if k[:3] == (kind, codec, client)
+                                         and (k[other] or 0) == f)
+                            if len(pts) < 2:
+                                continue
+                            name = client + (f" {codec}" if len(codecs) > 1 else "")
+                            if len(fixed) > 1:
+                                name += f" @{f}" + (" B" if other == 3 else " parts")
+                            p.series(name, pts, dashed=dashed)
+                panels.append(p)
     if not panels:
         print("scale: one size and one partition count only: no curve to draw")
         return
