@@ -1,0 +1,126 @@
+//! The consumer-group world of the deterministic simulation (issue #16): the real classic
+//! group member (`state::group::member::ClassicMemberState`, with the range or the
+//! cooperative-sticky assignor) and the real commit builders/readers
+//! (`state::group::commit`) against a simulated group coordinator, in virtual time.
+//!
+//! # What it models
+//! - [`coordinator`]: one group on a simulated 3-broker cluster; Kafka's classic group states
+//!   (Empty, PreparingRebalance, CompletingRebalance, Stable), MEMBER_ID_REQUIRED, session
+//!   expiry, the rebalance timeout, REBALANCE_IN_PROGRESS / ILLEGAL_GENERATION /
+//!   UNKNOWN_MEMBER_ID, OffsetCommit with the generation check, OffsetFetch, FindCoordinator,
+//!   coordinator moves (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE while loading) and pauses.
+//! - [`world`]: 2–4 consumers to start with, subscribed to topics `a` (3 partitions) and `b`
+//!   (4), whose logs fill during the first 50 s (50–400 records a partition). Each consumer is
+//!   driven as `io/group/classic.rs` and `consumer/group.rs` drive the member: requests from
+//!   `poll_request`, answers into `handle_*`, failures into `handle_request_failed`; events
+//!   applied in order (Assigned → OffsetFetch, start at the committed offset or 0; Revoked →
+//!   commit the positions, then `revocation_done`; Lost → drop); a poll every 200 ms
+//!   (`poll_tick`, up to 8 records a partition, auto-commit every 5 s); a graceful close
+//!   commits, then `close` (LeaveGroup). Session 10 s, heartbeat 3 s, max.poll.interval 60 s,
+//!   request timeout 30 s (a JoinGroup waits 65 s, as the I/O task's).
+//! - Faults, drawn from the seed, only in the first 60 s: 3–13 of connection cuts (in-flight
+//!   requests fail), a dropped reply (the request times out, the connection closes), whole-
+//!   process stalls of 1–25 s (past the session timeout) or 61–75 s (past max.poll.interval),
+//!   crashes, graceful closes, new members, coordinator moves (loading 10 ms–3 s) and pauses
+//!   (0.1–15 s); 3 % of messages delayed 0.2–4 s; 2 % of coordinator requests answered with a
+//!   retriable error (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE, COORDINATOR_LOAD_IN_PROGRESS).
+//!   Then a quiet phase to 420 s.
+//!
+//! # What it does not model
+//! No fetcher (`state::consumer`): a position per owned partition stands for it; no
+//! read_committed/transactions; no static membership; no KIP-848 member yet; one group, one
+//! consumer per member; OffsetFetch answered by the simulation directly (not through
+//! `commit::offset_fetch_request`); a commit or offset fetch goes to the current coordinator
+//! (as if the `Coordinators` cache had looked it up) and is retried on retriable errors for
+//! 30 s; partition counts never change.
+//!
+//! # Invariants ([`checker`])
+//! - `commit-beyond-processed`: a commit sent for a partition never exceeds the offset after
+//!   the last record the committing member processed in its current holding.
+//! - `exclusive-ownership`: when a member processes a partition, no other member that the
+//!   coordinator still has in the group holds it (assigned, not given up). Processing by a
+//!   member the coordinator already removed (a zombie after a stall) is counted, not judged:
+//!   Kafka fences its commits but cannot stop it until it learns.
+//! - `liveness`: at the end every live consumer is stable in the coordinator's generation, the
+//!   coordinator's members are exactly the live consumers, each partition has exactly one
+//!   owner, no member failed, the step cap was not hit, and every close that met no fault is
+//!   seen by the coordinator as a LeaveGroup (not a session expiry).
+//! - `lost-progress`: at the end every partition's committed offset is its log end, and every
+//!   offset below it was processed by someone.
+//!
+//! To add one: record what it needs in [`checker::Checker`] (called from `world.rs` where the
+//! thing happens, or at the end from `World::judge`), fail with a new kebab-case name, add a
+//! knob to [`world::Scenario`] that breaks it and a `expect_caught` test below.
+
+pub(crate) mod checker;
+pub(crate) mod coordinator;
+pub(crate) mod world;
+
+#[cfg(test)]
+mod tests {
+    use super::world::{simulate, Protocol, Scenario};
+    use crate::sim::harness::{assert_replays, check_seeds, expect_caught};
+
+    #[test]
+    fn classic_range() {
+        check_seeds("classic_range", 30, |run| {
+            simulate(run, Scenario::new(Protocol::Range))
+        });
+    }
+
+    #[test]
+    fn classic_cooperative() {
+        check_seeds("classic_cooperative", 30, |run| {
+            simulate(run, Scenario::new(Protocol::Cooperative))
+        });
+    }
+
+    /// Prints the whole trace of `KAFKIT_SIM_SEED` (default 1) for the cooperative scenario.
+    #[test]
+    #[ignore = "a debugging aid"]
+    fn show_trace() {
+        let seed = std::env::var("KAFKIT_SIM_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1);
+        let mut run = crate::sim::harness::Run::new(seed);
+        let verdict = simulate(&mut run, Scenario::new(Protocol::Cooperative));
+        for line in run.trace.lines() {
+            println!("{line}");
+        }
+        println!("{verdict:?}");
+    }
+
+    #[test]
+    fn group_replays() {
+        assert_replays(7, |run| simulate(run, Scenario::new(Protocol::Cooperative)));
+        assert_replays(8, |run| simulate(run, Scenario::new(Protocol::Range)));
+    }
+
+    #[test]
+    fn control_commit_before_processing() {
+        expect_caught("commit-beyond-processed", 20, |run| {
+            let mut sc = Scenario::new(Protocol::Range);
+            sc.commit_ahead = true;
+            simulate(run, sc)
+        });
+    }
+
+    #[test]
+    fn control_rebalance_without_waiting_for_revocation() {
+        expect_caught("exclusive-ownership", 40, |run| {
+            let mut sc = Scenario::new(Protocol::Range);
+            sc.coordinator.complete_without_waiting = true;
+            simulate(run, sc)
+        });
+    }
+
+    #[test]
+    fn control_leave_never_sent() {
+        expect_caught("liveness", 40, |run| {
+            let mut sc = Scenario::new(Protocol::Cooperative);
+            sc.drop_leave = true;
+            simulate(run, sc)
+        });
+    }
+}
