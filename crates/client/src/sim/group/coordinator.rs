@@ -51,6 +51,8 @@ pub(crate) enum Answer {
     /// A top-level error for a request whose answer the member reads as a failure
     /// (LeaveGroup, OffsetCommit).
     Error(ResponseError),
+    /// ConsumerGroupHeartbeat (the KIP-848 group answers it).
+    Hb(kafka_protocol::messages::ConsumerGroupHeartbeatResponse),
 }
 
 /// Why the coordinator removed a member.
@@ -553,6 +555,17 @@ impl Coordinator {
         } else {
             Some(ResponseError::UnknownMemberId)
         };
+        self.commit_checked(now, req, e)
+    }
+
+    /// OffsetCommit whose membership check (`e`) was made elsewhere (a KIP-848 group).
+    pub(crate) fn commit_checked(
+        &mut self,
+        now: Duration,
+        req: &OffsetCommitRequest,
+        e: Option<ResponseError>,
+    ) -> Answer {
+        let id = req.member_id.to_string();
         let topics = req
             .topics
             .iter()

@@ -54,6 +54,8 @@
 
 pub(crate) mod checker;
 pub(crate) mod coordinator;
+pub(crate) mod kip848;
+pub(crate) mod machine;
 pub(crate) mod world;
 
 #[cfg(test)]
@@ -92,9 +94,26 @@ mod tests {
     }
 
     #[test]
+    fn kip848() {
+        check_seeds("kip848", 30, |run| {
+            simulate(run, Scenario::new(Protocol::Kip848))
+        });
+    }
+
+    #[test]
+    fn kip848_control_reassign_before_revocation() {
+        expect_caught("exclusive-ownership", 40, |run| {
+            let mut sc = Scenario::new(Protocol::Kip848);
+            sc.kip848.no_revocation_wait = true;
+            simulate(run, sc)
+        });
+    }
+
+    #[test]
     fn group_replays() {
         assert_replays(7, |run| simulate(run, Scenario::new(Protocol::Cooperative)));
         assert_replays(8, |run| simulate(run, Scenario::new(Protocol::Range)));
+        assert_replays(9, |run| simulate(run, Scenario::new(Protocol::Kip848)));
     }
 
     #[test]

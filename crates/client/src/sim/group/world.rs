@@ -6,23 +6,32 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use uuid::Uuid;
+
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
-    ApiKey, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse,
-    OffsetCommitRequest, SyncGroupRequest, SyncGroupResponse,
+    ApiKey, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, HeartbeatRequest,
+    HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, OffsetCommitRequest, SyncGroupRequest,
+    SyncGroupResponse,
 };
 
 use super::checker::Checker;
 use super::coordinator::{Answer, Coordinator, CoordinatorFaults, Removal, ReplyTo};
+use super::kip848::{Kip848Faults, Kip848Group};
+use super::machine::{Kip, Machine};
 use crate::error::Error;
 use crate::sim::harness::{Run, Violation};
 use crate::sim::schedule::Schedule;
 use crate::state::group::commit::{commit_outcome, offset_commit_request, MemberIdentity};
+use crate::state::group::consumer_member::{
+    ConsumerMemberConfig, ConsumerMemberState, HeartbeatResult, SubscribedTopics,
+};
 use crate::state::group::event::GroupEvent;
 use crate::state::group::member::{ClassicMemberState, MemberConfig, MemberRequest, RequestKind};
 use crate::state::group::{
     Assignor, CooperativeStickyAssignor, OffsetAndMetadata, RangeAssignor, TopicPartition,
 };
+use crate::state::rng::{RandomSource, XorShift64Star};
 
 const GROUP: &str = "sim-group";
 const NODES: i32 = 3;
@@ -42,6 +51,8 @@ pub(crate) enum Protocol {
     Range,
     /// Cooperative-sticky (incremental).
     Cooperative,
+    /// KIP-848 (ConsumerGroupHeartbeat, the coordinator assigns).
+    Kip848,
 }
 
 /// A scenario: the protocol, the defaults-or-short timeouts, the broken parts (negative
@@ -54,6 +65,7 @@ pub(crate) struct Scenario {
     /// The driver swallows its LeaveGroup (the member never leaves).
     pub drop_leave: bool,
     pub coordinator: CoordinatorFaults,
+    pub kip848: Kip848Faults,
 }
 
 impl Scenario {
@@ -63,6 +75,7 @@ impl Scenario {
             commit_ahead: false,
             drop_leave: false,
             coordinator: CoordinatorFaults::default(),
+            kip848: Kip848Faults::default(),
         }
     }
 }
@@ -76,6 +89,7 @@ enum Msg {
     Leave(String),
     Commit(OffsetCommitRequest),
     Fetch(Vec<TopicPartition>),
+    Hb(ConsumerGroupHeartbeatRequest),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +97,8 @@ enum Kind {
     Group(RequestKind),
     Commit,
     Fetch,
+    /// A ConsumerGroupHeartbeat with the member's id for it.
+    Hb(u64),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -132,11 +148,14 @@ struct CommitJob {
     in_flight: bool,
     /// When to send (again).
     send_at: Duration,
+    /// Judged by the checker when first sent (a retry sends the same offsets; the member may
+    /// have lost the partitions meanwhile).
+    checked: bool,
 }
 
 #[derive(Debug)]
 struct SimMember {
-    state: ClassicMemberState,
+    state: Machine,
     status: Status,
     member_id: String,
     conn: u64,
@@ -162,12 +181,13 @@ struct World<'r> {
     counts: BTreeMap<String, i32>,
     checker: Checker,
     next_req: u64,
+    kip: Kip848Group,
 }
 
 fn config(protocol: Protocol) -> MemberConfig {
     let assignors: Vec<Arc<dyn Assignor>> = match protocol {
         Protocol::Range => vec![Arc::new(RangeAssignor)],
-        Protocol::Cooperative => vec![Arc::new(CooperativeStickyAssignor)],
+        Protocol::Cooperative | Protocol::Kip848 => vec![Arc::new(CooperativeStickyAssignor)],
     };
     MemberConfig {
         group_id: GROUP.into(),
@@ -220,11 +240,32 @@ impl World<'_> {
 
     fn add_member(&mut self) {
         let i = self.members.len();
-        let state = ClassicMemberState::new(
-            config(self.sc.protocol),
-            self.counts.keys().cloned().collect(),
-            self.run.clock.now(),
-        );
+        let now_i = self.run.clock.now();
+        let topics: Vec<String> = self.counts.keys().cloned().collect();
+        let state = if self.sc.protocol == Protocol::Kip848 {
+            let config = ConsumerMemberConfig::new(GROUP)
+                .with_rebalance_timeout(config(self.sc.protocol).rebalance_timeout);
+            let subscription = SubscribedTopics::Topics(topics.into_iter().collect());
+            let member = ConsumerMemberState::new(config, subscription, format!("k{i}"), now_i)
+                .with_rng(XorShift64Star::new(self.run.rng.next_u64()));
+            Machine::Kip(Box::new(Kip {
+                state: member,
+                coordinator: None,
+                finding: false,
+                find_at: now_i,
+                leave: None,
+                names: topic_ids()
+                    .into_iter()
+                    .map(|(name, id)| (id, name))
+                    .collect(),
+            }))
+        } else {
+            Machine::Classic(Box::new(ClassicMemberState::new(
+                config(self.sc.protocol),
+                topics,
+                now_i,
+            )))
+        };
         self.members.push(SimMember {
             state,
             status: Status::Alive,
@@ -277,8 +318,14 @@ impl World<'_> {
             return;
         }
         let now_i = self.run.clock.now();
+        if let Machine::Kip(_) = self.members[m].state {
+            self.drive_kip(m);
+        }
         for _ in 0..100 {
-            let Some(request) = self.members[m].state.poll_request(now_i) else {
+            let Machine::Classic(state) = &mut self.members[m].state else {
+                break;
+            };
+            let Some(request) = state.poll_request(now_i) else {
                 break;
             };
             let node = self.coordinator_node(m);
@@ -308,7 +355,9 @@ impl World<'_> {
                     if self.sc.drop_leave {
                         self.run
                             .log(format_args!("member {m}: LeaveGroup swallowed"));
-                        self.members[m].state.handle_leave(now_i);
+                        if let Machine::Classic(s) = &mut self.members[m].state {
+                            s.handle_leave(now_i);
+                        }
                     } else {
                         self.send(
                             m,
@@ -320,12 +369,14 @@ impl World<'_> {
                 }
                 MemberRequest::PartitionCounts(_) => {
                     let counts = self.counts.clone();
-                    self.members[m].state.handle_partition_counts(now_i, counts);
+                    if let Machine::Classic(s) = &mut self.members[m].state {
+                        s.handle_partition_counts(now_i, counts);
+                    }
                 }
             }
         }
-        if let Some(g) = self.members[m].state.generation() {
-            self.members[m].member_id = g.member_id;
+        if let Some(id) = self.members[m].state.member_id() {
+            self.members[m].member_id = id;
         }
         while let Some(e) = self.members[m].state.poll_event() {
             self.run.log(format_args!("member {m}: event {e:?}"));
@@ -401,6 +452,7 @@ impl World<'_> {
                             deadline: now + REQUEST_TIMEOUT,
                             in_flight: false,
                             send_at: now,
+                            checked: false,
                         });
                     }
                 }
@@ -440,11 +492,13 @@ impl World<'_> {
             self.commit_done(m);
             return;
         };
-        let identity = MemberIdentity::member(g.generation_id, g.member_id, None);
+        let identity = MemberIdentity::member(g.0, g.1, None);
         let offsets = job.offsets.clone();
         job.in_flight = true;
-        for (tp, o) in &offsets {
-            self.checker.commit(m, tp, o.offset);
+        if !std::mem::replace(&mut job.checked, true) {
+            for (tp, o) in &offsets {
+                self.checker.commit(m, tp, o.offset);
+            }
         }
         match offset_commit_request(GROUP, &identity, &offsets, 9) {
             Ok(req) => {
@@ -496,6 +550,56 @@ impl World<'_> {
         }
     }
 
+    /// The KIP-848 member's I/O task: the coordinator lookup, heartbeats, the leave.
+    fn drive_kip(&mut self, m: usize) {
+        let now_i = self.run.clock.now();
+        let drop_leave = self.sc.drop_leave;
+        let Machine::Kip(kip) = &mut self.members[m].state else {
+            return;
+        };
+        let mut out: Option<(Kind, i32, Msg)> = None;
+        if let Some(leave) = kip.leave.take() {
+            if let Some(node) = kip.coordinator {
+                if drop_leave {
+                    self.run.log(format_args!("member {m}: leave swallowed"));
+                } else {
+                    out = Some((Kind::Hb(u64::MAX), node, Msg::Hb(leave)));
+                }
+            }
+        } else if let Some(node) = kip.coordinator {
+            if kip.state.poll_metadata(now_i) {
+                let names = kip.names.clone();
+                kip.state.handle_metadata(now_i, &names);
+            }
+            if let Some(hb) = kip.state.poll_heartbeat(now_i, 1) {
+                out = Some((Kind::Hb(hb.id), node, Msg::Hb(hb.request)));
+            }
+        } else {
+            let _ = kip.state.poll_expired(now_i);
+            if !kip.finding && now_i >= kip.find_at {
+                kip.finding = true;
+                let bootstrap = self.run.index(NODES as usize) as i32;
+                out = Some((
+                    Kind::Group(RequestKind::FindCoordinator),
+                    bootstrap,
+                    Msg::Find,
+                ));
+            }
+        }
+        if let Some((kind, node, msg)) = out {
+            self.send(m, kind, node, msg);
+        }
+    }
+
+    /// Whether the coordinator has member `id` in the group now.
+    fn knows(&self, id: &str) -> bool {
+        if self.sc.protocol == Protocol::Kip848 {
+            self.kip.knows(id)
+        } else {
+            self.coord.knows(id)
+        }
+    }
+
     /// The application's poll: process, auto-commit.
     fn poll(&mut self, m: usize) {
         let now = self.now();
@@ -538,10 +642,10 @@ impl World<'_> {
                         .iter()
                         .map(|x| !matches!(x.status, Status::Crashed | Status::Closed))
                         .collect();
-                    let coord = &self.coord;
-                    self.checker.process(m, &tp, pos, to, |i| {
-                        statuses[i] && !ids[i].is_empty() && coord.knows(&ids[i])
-                    });
+                    let known: Vec<bool> = (0..ids.len())
+                        .map(|i| statuses[i] && !ids[i].is_empty() && self.knows(&ids[i]))
+                        .collect();
+                    self.checker.process(m, &tp, pos, to, |i| known[i]);
                     self.members[m].positions.insert(tp, Some(to));
                 }
             }
@@ -569,6 +673,7 @@ impl World<'_> {
                     deadline: now + REQUEST_TIMEOUT,
                     in_flight: false,
                     send_at: now,
+                    checked: false,
                 });
             }
         }
@@ -578,7 +683,21 @@ impl World<'_> {
     fn fail_request(&mut self, m: usize, kind: Kind, error: &Error) {
         let now_i = self.run.clock.now();
         match kind {
-            Kind::Group(k) => self.members[m].state.handle_request_failed(now_i, k, error),
+            Kind::Group(k) => match &mut self.members[m].state {
+                Machine::Classic(s) => s.handle_request_failed(now_i, k, error),
+                Machine::Kip(kip) => {
+                    kip.finding = false;
+                    kip.find_at = now_i + Duration::from_millis(100);
+                }
+            },
+            Kind::Hb(id) => {
+                if let Machine::Kip(kip) = &mut self.members[m].state {
+                    let result = kip.state.handle_heartbeat_failure(now_i, id, error);
+                    if matches!(result, HeartbeatResult::FindCoordinator) {
+                        kip.coordinator = None;
+                    }
+                }
+            }
             Kind::Commit => self.commit_failed(m, error.is_retriable(), &error.to_string()),
             Kind::Fetch => {
                 let now = self.now();
@@ -611,6 +730,7 @@ impl World<'_> {
                 Kind::Group(RequestKind::LeaveGroup) => ApiKey::LeaveGroup,
                 Kind::Group(RequestKind::FindCoordinator) => ApiKey::FindCoordinator,
                 Kind::Group(_) => ApiKey::Heartbeat,
+                Kind::Hb(_) => ApiKey::ConsumerGroupHeartbeat,
             };
             let error = Error::ConnectionClosed {
                 broker: "sim".into(),
@@ -661,7 +781,15 @@ impl World<'_> {
                     out.push((to, Answer::Leave));
                     out
                 }
+                Msg::Commit(r) if self.sc.protocol == Protocol::Kip848 => {
+                    let e = self.kip.check_commit(now, r);
+                    vec![(to, self.coord.commit_checked(now, r, e))]
+                }
                 Msg::Commit(r) => vec![(to, self.coord.commit(now, r))],
+                Msg::Hb(r) => {
+                    let response = self.kip.heartbeat(now, r, &mut self.coord.removals);
+                    vec![(to, Answer::Hb(response))]
+                }
                 Msg::Fetch(tps) => vec![(to, self.coord.fetch(tps))],
             }
         };
@@ -705,7 +833,42 @@ impl World<'_> {
             return;
         };
         let now_i = self.run.clock.now();
-        let state = &mut self.members[m].state;
+        if let Machine::Kip(kip) = &mut self.members[m].state {
+            match answer {
+                Answer::Find(r) => {
+                    kip.finding = false;
+                    match r {
+                        Ok(node) => kip.coordinator = Some(node),
+                        Err(_) => kip.find_at = now_i + Duration::from_millis(100),
+                    }
+                }
+                Answer::Hb(r) => {
+                    let Kind::Hb(id) = kind else { return };
+                    let names = kip.names.clone();
+                    let result = kip.state.handle_heartbeat_response(now_i, id, &r, &names);
+                    if r.error_code != 0 {
+                        self.run.log(format_args!(
+                            "member {m}: ConsumerGroupHeartbeat → {} ({result:?})",
+                            r.error_code
+                        ));
+                    }
+                    if matches!(result, HeartbeatResult::FindCoordinator) {
+                        kip.coordinator = None;
+                    }
+                }
+                other => return self.reply_common(m, kind, other),
+            }
+            self.drive(m);
+            return;
+        }
+        self.reply_common(m, kind, answer);
+    }
+
+    fn reply_common(&mut self, m: usize, kind: Kind, answer: Answer) {
+        let now_i = self.run.clock.now();
+        let Machine::Classic(state) = &mut self.members[m].state else {
+            return self.reply_offsets(m, kind, answer);
+        };
         match answer {
             Answer::Find(r) => state.handle_coordinator(
                 now_i,
@@ -734,6 +897,13 @@ impl World<'_> {
                 state.handle_heartbeat(now_i, &r)
             }
             Answer::Leave => state.handle_leave(now_i),
+            other => return self.reply_offsets(m, kind, other),
+        }
+        self.drive(m);
+    }
+
+    fn reply_offsets(&mut self, m: usize, kind: Kind, answer: Answer) {
+        match answer {
             Answer::Commit(r) => {
                 let outcome = self.members[m]
                     .commit
@@ -774,6 +944,7 @@ impl World<'_> {
                     self.fail_request(m, kind, &broker_error(api, code));
                 }
             }
+            _ => {}
         }
         self.drive(m);
     }
@@ -851,6 +1022,7 @@ impl World<'_> {
                     "coordinator moves to {node}, loading for {d:?}"
                 ));
                 let answers = self.coord.move_to(node, now + d);
+                self.kip.restart_sessions(now + d);
                 self.answer(answers);
             }
             (Fault::Pause, _) => {
@@ -882,6 +1054,7 @@ impl World<'_> {
                 deadline: now + REQUEST_TIMEOUT,
                 in_flight: false,
                 send_at: now,
+                checked: false,
             });
         } else {
             member.commit = None;
@@ -900,32 +1073,46 @@ impl World<'_> {
             .filter(|i| self.members[*i].status == Status::Alive)
             .collect();
         let mut problems = Vec::new();
-        if !coord.is_stable() {
+        let kip848 = self.sc.protocol == Protocol::Kip848;
+        let (generation, members) = if kip848 {
+            (self.kip.group_epoch, self.kip.member_ids())
+        } else {
+            (coord.generation, coord.member_ids())
+        };
+        if !kip848 && !coord.is_stable() {
             problems.push(format!("coordinator not stable: {}", coord.describe()));
         }
         let mut ids: Vec<String> = Vec::new();
         let mut owners: BTreeMap<TopicPartition, Vec<usize>> = BTreeMap::new();
         for &i in &live {
             let st = &self.members[i].state;
-            let gen = st.generation();
-            if !st.is_stable() || gen.as_ref().map(|g| g.generation_id) != Some(coord.generation) {
+            let gen = st.commit_generation();
+            if !st.is_stable() || gen.as_ref().map(|g| g.0) != Some(generation) {
                 problems.push(format!(
-                    "member {i} not stable in generation {} ({gen:?})",
-                    coord.generation
+                    "member {i} not stable in generation {generation} ({gen:?})"
                 ));
             }
             if let Some(g) = gen {
-                ids.push(g.member_id);
+                if kip848 {
+                    let mut owned = st.assignment();
+                    owned.sort();
+                    let settled = self.kip.settled(&g.1);
+                    if settled.as_ref().map(|s| &s.1) != Some(&owned) {
+                        problems.push(format!(
+                            "member {i} owns {owned:?}, the coordinator's target is {settled:?}"
+                        ));
+                    }
+                }
+                ids.push(g.1);
             }
             for tp in st.assignment() {
                 owners.entry(tp).or_default().push(i);
             }
         }
         ids.sort();
-        if ids != coord.member_ids() {
+        if ids != members {
             problems.push(format!(
-                "live members {ids:?} but the coordinator has {:?}",
-                coord.member_ids()
+                "live members {ids:?} but the coordinator has {members:?}"
             ));
         }
         for tp in self.totals.keys() {
@@ -967,6 +1154,14 @@ impl World<'_> {
     }
 }
 
+/// The topic ids KIP-848 assignments carry.
+fn topic_ids() -> BTreeMap<String, Uuid> {
+    BTreeMap::from([
+        ("a".to_string(), Uuid::from_u128(0xa)),
+        ("b".to_string(), Uuid::from_u128(0xb)),
+    ])
+}
+
 fn error_answer(msg: &Msg, code: ResponseError) -> Answer {
     let c = code.code();
     match msg {
@@ -976,6 +1171,7 @@ fn error_answer(msg: &Msg, code: ResponseError) -> Answer {
         Msg::Heartbeat(_) => Answer::Heartbeat(HeartbeatResponse::default().with_error_code(c)),
         Msg::Leave(_) | Msg::Commit(_) => Answer::Error(code),
         Msg::Fetch(_) => Answer::Fetch(Err(code)),
+        Msg::Hb(_) => Answer::Hb(ConsumerGroupHeartbeatResponse::default().with_error_code(c)),
     }
 }
 
@@ -991,6 +1187,8 @@ pub(crate) fn simulate(run: &mut Run, sc: Scenario) -> Result<(), Violation> {
         }
     }
     let node = run.index(NODES as usize) as i32;
+    let mut kip = Kip848Group::new(totals.keys().cloned().collect(), topic_ids());
+    kip.faults = sc.kip848;
     let mut world = World {
         run,
         sc,
@@ -1001,6 +1199,7 @@ pub(crate) fn simulate(run: &mut Run, sc: Scenario) -> Result<(), Violation> {
         counts,
         checker: Checker::default(),
         next_req: 0,
+        kip,
     };
     let initial = world.run.between(2, 5);
     for _ in 0..initial {
@@ -1054,12 +1253,22 @@ pub(crate) fn simulate(run: &mut Run, sc: Scenario) -> Result<(), Violation> {
         let now = world.now();
         let answers = world.coord.tick(now);
         world.answer(answers);
+        if world.sc.protocol == Protocol::Kip848
+            && now >= world.coord.paused_until
+            && now >= world.coord.unavailable_until
+        {
+            world.kip.tick(now, &mut world.coord.removals);
+        }
     }
     world.run.clock.advance_to(END);
     world.judge();
     let zombie = world.checker.zombie_records;
     let verdict = world.checker.violation.take();
-    let desc = world.coord.describe();
+    let desc = if sc.protocol == Protocol::Kip848 {
+        world.kip.describe()
+    } else {
+        world.coord.describe()
+    };
     world.run.log(format_args!(
         "end: {desc}; {zombie} records processed by removed members; verdict {verdict:?}"
     ));
