@@ -1,7 +1,9 @@
 //! The consumer-group world of the deterministic simulation (issue #16): the real classic
 //! group member (`state::group::member::ClassicMemberState`, with the range or the
-//! cooperative-sticky assignor) and the real commit builders/readers
-//! (`state::group::commit`) against a simulated group coordinator, in virtual time.
+//! cooperative-sticky assignor), the real KIP-848 member
+//! (`state::group::consumer_member::ConsumerMemberState`) and the real commit
+//! builders/readers (`state::group::commit`) against a simulated group coordinator, in
+//! virtual time. Scenarios: `classic_range`, `classic_cooperative`, `kip848`.
 //!
 //! # What it models
 //! - [`coordinator`]: one group on a simulated 3-broker cluster; Kafka's classic group states
@@ -9,6 +11,13 @@
 //!   expiry, the rebalance timeout, REBALANCE_IN_PROGRESS / ILLEGAL_GENERATION /
 //!   UNKNOWN_MEMBER_ID, OffsetCommit with the generation check, OffsetFetch, FindCoordinator,
 //!   coordinator moves (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE while loading) and pauses.
+//! - [`kip848`]: the KIP-848 coordinator (ConsumerGroupHeartbeat): group epoch, a round-robin
+//!   target assignment, member epochs (the previous epoch tolerated, as Kafka does, when the
+//!   member owns only what it was given), revocation before reassignment, FENCED_MEMBER_EPOCH /
+//!   UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH for commits, a 10 s session, 3 s heartbeats.
+//! - [`machine`]: the hosted member, classic or KIP-848, behind the calls the driver makes;
+//!   the KIP-848 member's lookup of the coordinator is the driver's, as in
+//!   `io/group/consumer.rs`.
 //! - [`world`]: 2–4 consumers to start with, subscribed to topics `a` (3 partitions) and `b`
 //!   (4), whose logs fill during the first 50 s (50–400 records a partition). Each consumer is
 //!   driven as `io/group/classic.rs` and `consumer/group.rs` drive the member: requests from
@@ -28,8 +37,9 @@
 //!
 //! # What it does not model
 //! No fetcher (`state::consumer`): a position per owned partition stands for it; no
-//! read_committed/transactions; no static membership; no KIP-848 member yet; one group, one
-//! consumer per member; OffsetFetch answered by the simulation directly (not through
+//! read_committed/transactions; no static membership; no subscription changes or regexes; no
+//! group-level KIP-848 assignor choice (one round-robin assignor); one group, one consumer per
+//! member; OffsetFetch answered by the simulation directly (not through
 //! `commit::offset_fetch_request`); a commit or offset fetch goes to the current coordinator
 //! (as if the `Coordinators` cache had looked it up) and is retried on retriable errors for
 //! 30 s; partition counts never change.
@@ -41,7 +51,8 @@
 //!   coordinator still has in the group holds it (assigned, not given up). Processing by a
 //!   member the coordinator already removed (a zombie after a stall) is counted, not judged:
 //!   Kafka fences its commits but cannot stop it until it learns.
-//! - `liveness`: at the end every live consumer is stable in the coordinator's generation, the
+//! - `liveness`: at the end every live consumer is stable in the coordinator's generation
+//!   (KIP-848: its member epoch is the group epoch and it owns exactly its target), the
 //!   coordinator's members are exactly the live consumers, each partition has exactly one
 //!   owner, no member failed, the step cap was not hit, and every close that met no fault is
 //!   seen by the coordinator as a LeaveGroup (not a session expiry).
@@ -50,7 +61,18 @@
 //!
 //! To add one: record what it needs in [`checker::Checker`] (called from `world.rs` where the
 //! thing happens, or at the end from `World::judge`), fail with a new kebab-case name, add a
-//! knob to [`world::Scenario`] that breaks it and a `expect_caught` test below.
+//! knob to [`world::Scenario`] (or to the coordinators' `*Faults`) that breaks it and an
+//! `expect_caught` test below.
+//!
+//! Negative controls: `commit_ahead` (commit 3 records past the position) →
+//! `commit-beyond-processed`; `CoordinatorFaults::complete_without_waiting` (a classic
+//! rebalance completed before the other members rejoined, i.e. revoked) and
+//! `Kip848Faults::no_revocation_wait` → `exclusive-ownership`; `drop_leave` (the LeaveGroup /
+//! leave heartbeat never sent) → `liveness`; `skip_on_assign` (a new owner starts one
+//! record past the committed offset) → `lost-progress`.
+//!
+//! Replay a failure with `KAFKIT_SIM_SEED=<seed> cargo test -p kafkit --lib sim::group --
+//! <scenario>`; `show_trace` (ignored) prints a whole cooperative run.
 
 pub(crate) mod checker;
 pub(crate) mod coordinator;
@@ -130,6 +152,15 @@ mod tests {
         expect_caught("exclusive-ownership", 40, |run| {
             let mut sc = Scenario::new(Protocol::Range);
             sc.coordinator.complete_without_waiting = true;
+            simulate(run, sc)
+        });
+    }
+
+    #[test]
+    fn control_skip_a_record_on_assignment() {
+        expect_caught("lost-progress", 20, |run| {
+            let mut sc = Scenario::new(Protocol::Cooperative);
+            sc.skip_on_assign = true;
             simulate(run, sc)
         });
     }

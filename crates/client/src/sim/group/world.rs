@@ -64,6 +64,8 @@ pub(crate) struct Scenario {
     pub commit_ahead: bool,
     /// The driver swallows its LeaveGroup (the member never leaves).
     pub drop_leave: bool,
+    /// The driver starts a newly assigned partition one record past its committed offset.
+    pub skip_on_assign: bool,
     pub coordinator: CoordinatorFaults,
     pub kip848: Kip848Faults,
 }
@@ -74,6 +76,7 @@ impl Scenario {
             protocol,
             commit_ahead: false,
             drop_leave: false,
+            skip_on_assign: false,
             coordinator: CoordinatorFaults::default(),
             kip848: Kip848Faults::default(),
         }
@@ -921,7 +924,8 @@ impl World<'_> {
             Answer::Fetch(Ok(offsets)) => {
                 if let Some((tps, _, _)) = self.members[m].fetch.take() {
                     for tp in tps {
-                        let start = offsets.get(&tp).copied().unwrap_or(0);
+                        let committed = offsets.get(&tp).copied().unwrap_or(0);
+                        let start = committed + i64::from(self.sc.skip_on_assign);
                         if let Some(p) = self.members[m].positions.get_mut(&tp) {
                             *p = Some(start);
                             self.checker.start(m, &tp, start);
