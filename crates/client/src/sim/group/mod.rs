@@ -72,7 +72,7 @@
 //! record past the committed offset) → `lost-progress`.
 //!
 //! Replay a failure with `KAFKIT_SIM_SEED=<seed> cargo test -p kafkit --lib sim::group --
-//! <scenario>`; `show_trace` (ignored) prints a whole cooperative run.
+//! <scenario>`; `show_trace` (ignored) prints a whole run.
 
 pub(crate) mod checker;
 pub(crate) mod coordinator;
@@ -99,7 +99,8 @@ mod tests {
         });
     }
 
-    /// Prints the whole trace of `KAFKIT_SIM_SEED` (default 1) for the cooperative scenario.
+    /// Prints the whole trace of `KAFKIT_SIM_SEED` (default 1) for `KAFKIT_SIM_PROTOCOL`
+    /// (`range`, `cooperative`: the default, `kip848`).
     #[test]
     #[ignore = "a debugging aid"]
     fn show_trace() {
@@ -107,8 +108,13 @@ mod tests {
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(1);
+        let protocol = match std::env::var("KAFKIT_SIM_PROTOCOL").as_deref() {
+            Ok("range") => Protocol::Range,
+            Ok("kip848") => Protocol::Kip848,
+            _ => Protocol::Cooperative,
+        };
         let mut run = crate::sim::harness::Run::new(seed);
-        let verdict = simulate(&mut run, Scenario::new(Protocol::Cooperative));
+        let verdict = simulate(&mut run, Scenario::new(protocol));
         for line in run.trace.lines() {
             println!("{line}");
         }

@@ -531,7 +531,11 @@ impl World<'_> {
         let now_i = self.run.clock.now();
         let tps: Vec<TopicPartition> = self.members[m].positions.keys().cloned().collect();
         self.give_up(m, &tps);
-        let clean = self.members[m].state.coordinator().is_some();
+        // A close can only be judged when the member is still in the group as the coordinator
+        // sees it (one already expired has nothing to leave) and knows where the coordinator is.
+        let id = self.members[m].member_id.clone();
+        let clean =
+            self.members[m].state.coordinator().is_some() && !id.is_empty() && self.knows(&id);
         self.members[m].closing = Some(clean);
         self.members[m].state.close(now_i);
     }
