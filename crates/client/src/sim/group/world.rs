@@ -534,8 +534,12 @@ impl World<'_> {
         // A close can only be judged when the member is still in the group as the coordinator
         // sees it (one already expired has nothing to leave) and knows where the coordinator is.
         let id = self.members[m].member_id.clone();
-        let clean =
-            self.members[m].state.coordinator().is_some() && !id.is_empty() && self.knows(&id);
+        // A fault since the close began (cleared the flag) or a paused coordinator spoils it too.
+        let clean = self.members[m].closing.unwrap_or(true)
+            && self.now() >= self.coord.paused_until
+            && self.members[m].state.coordinator().is_some()
+            && !id.is_empty()
+            && self.knows(&id);
         self.members[m].closing = Some(clean);
         self.members[m].state.close(now_i);
     }
@@ -1054,7 +1058,7 @@ impl World<'_> {
             .collect();
         let now = self.now();
         let member = &mut self.members[m];
-        member.closing = Some(false);
+        member.closing = Some(true);
         if !offsets.is_empty() && member.state.commit_generation().is_some() {
             member.commit = Some(CommitJob {
                 offsets,
