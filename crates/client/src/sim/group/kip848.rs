@@ -230,7 +230,9 @@ impl Kip848Group {
         let no_wait = self.faults.no_revocation_wait;
         let m = self.members.get_mut(&id).expect("member");
         m.last_seen = now;
-        if let Some(r) = reported {
+        // What a member owns is learnt from requests at its current epoch only: a late request
+        // at the previous epoch (tolerated) must not bring back an older view.
+        if let Some(r) = reported.filter(|_| epoch == m.epoch) {
             m.owned = r;
         }
         let to_revoke: BTreeSet<TopicPartition> = m.owned.difference(&target).cloned().collect();

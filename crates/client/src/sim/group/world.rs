@@ -383,6 +383,13 @@ impl World<'_> {
         }
         while let Some(e) = self.members[m].state.poll_event() {
             self.run.log(format_args!("member {m}: event {e:?}"));
+            if let GroupEvent::Lost(tps) = &e {
+                // Nothing is processed (nor committed) until the queue is applied, and this
+                // before anything else: the member stopped with these partitions now.
+                for tp in tps {
+                    self.checker.release(m, tp);
+                }
+            }
             self.members[m].events.push_back(e);
         }
         self.apply_events(m);
@@ -662,7 +669,11 @@ impl World<'_> {
             }
         }
         let member = &mut self.members[m];
-        if member.closing.is_none() && member.commit.is_none() && now >= member.next_auto_commit {
+        if member.closing.is_none()
+            && member.commit.is_none()
+            && member.events.is_empty()
+            && now >= member.next_auto_commit
+        {
             member.next_auto_commit = now + AUTO_COMMIT;
             let offsets: BTreeMap<TopicPartition, OffsetAndMetadata> = member
                 .positions
@@ -799,6 +810,24 @@ impl World<'_> {
                 Msg::Commit(r) => vec![(to, self.coord.commit(now, r))],
                 Msg::Hb(r) => {
                     let response = self.kip.heartbeat(now, r, &mut self.coord.removals);
+                    let owned = r.topic_partitions.as_ref().map(|t| {
+                        t.iter()
+                            .map(|t| (t.topic_id.as_u128(), t.partitions.clone()))
+                            .collect::<Vec<_>>()
+                    });
+                    let given = response.assignment.as_ref().map(|a| {
+                        a.topic_partitions
+                            .iter()
+                            .map(|t| (t.topic_id.as_u128(), t.partitions.clone()))
+                            .collect::<Vec<_>>()
+                    });
+                    self.run.log(format_args!(
+                        "coordinator: heartbeat {} epoch {} owned {owned:?} → {} epoch {} {given:?}",
+                        r.member_id.as_str(),
+                        r.member_epoch,
+                        response.error_code,
+                        response.member_epoch
+                    ));
                     vec![(to, Answer::Hb(response))]
                 }
                 Msg::Fetch(tps) => vec![(to, self.coord.fetch(tps))],
