@@ -9,6 +9,9 @@
 //!   only the part of its target it owns (and keeps its epoch) until it reports, in a later
 //!   heartbeat, that it gave the rest up. Then it moves to the group epoch and is sent its
 //!   target minus the partitions another member still owns or was sent and has not given up.
+//!   What a member owns is learnt only from its requests at its current epoch (a late request
+//!   at the previous epoch, e.g. one from a connection cut since, must not bring back an
+//!   older view: the long run found that hole in an earlier version of this coordinator).
 //! - Epoch checks: unknown member id → UNKNOWN_MEMBER_ID; an epoch that is neither the
 //!   member's nor (with owned partitions it was given) its previous one → FENCED_MEMBER_EPOCH.
 //!   Commits: unknown member → UNKNOWN_MEMBER_ID, another epoch → STALE_MEMBER_EPOCH.
