@@ -15,5 +15,6 @@
 #![allow(dead_code)]
 
 pub(crate) mod clock;
+pub(crate) mod group;
 pub(crate) mod harness;
 pub(crate) mod schedule;
