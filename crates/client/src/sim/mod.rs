@@ -16,4 +16,5 @@
 
 pub(crate) mod clock;
 pub(crate) mod harness;
+pub(crate) mod producer;
 pub(crate) mod schedule;

@@ -268,12 +268,24 @@ impl<D> SenderState<D> {
         .then(|| self.idempotence.producer_id())
     }
 
-    /// Installs the producer id and epoch InitProducerId returned; every partition restarts
-    /// at sequence 0 and queued batches are re-sequenced when drained.
+    /// Installs the producer id and epoch InitProducerId returned. The partitions whose
+    /// sequence state was unresolved (the reason for an epoch bump) restart at sequence 0 and
+    /// their queued batches are re-sequenced when drained; the others keep their epoch and
+    /// sequences, so a batch whose response was lost is resent as it was (and deduplicated),
+    /// never written twice. A new producer id, or a transactional producer's bump, restarts
+    /// every partition.
     pub fn handle_producer_id(&mut self, producer_id: i64, producer_epoch: i16) {
+        if self.transaction.is_some() {
+            // After an abort the broker fences the old epoch everywhere.
+            self.idempotence.request_epoch_bump();
+        }
         self.idempotence
             .set_producer_id(producer_id, producer_epoch);
-        self.accumulator.clear_sequences();
+        let idempotence = &self.idempotence;
+        self.accumulator.clear_sequences_where(|tp, sequence| {
+            idempotence.partition_producer(tp)
+                != Some((sequence.producer_id, sequence.producer_epoch))
+        });
     }
 
     /// An InitProducerId failed for good. After a failed epoch bump the producer asks for a
@@ -407,6 +419,10 @@ impl<D> SenderState<D> {
         let mut sent = Vec::with_capacity(batches.len());
         for mut batch in batches {
             if batch.sequence.is_none() {
+                if !self.partition_in_flight.contains_key(&batch.tp) {
+                    // Nothing of it in flight or sequenced: it may move to the current epoch.
+                    self.idempotence.adopt_current_epoch(&batch.tp);
+                }
                 batch.sequence = self.idempotence.assign(&batch.tp, batch.record_count());
             }
             let transactional = match &mut self.transaction {

@@ -444,8 +444,75 @@ fn sequence_errors_bump_the_epoch_and_reset_sequences() {
         let tx = s.poll_requests(t0 + Duration::from_secs(2), &leader);
         let (pid, epoch, base, _) = header(&tx.requests[0].batches[0].1);
         assert_eq!((pid, epoch, base), (42, 1, 0), "{code:?}");
-        assert_eq!(s.next_sequence(&tp(1)), 0);
+        // Partition 1's sequences were never in doubt: it keeps its epoch until its next
+        // batch, which (nothing of it in flight) moves to the new epoch at sequence 0.
+        assert_eq!(s.next_sequence(&tp(1)), 3);
+        s.handle_result(t0, tx.requests[0].id, Ok(vec![written(tp(0), 3)]));
+        s.append(t0, &tp(1), record(13, 10)).ok();
+        let tx = s.poll_requests(t0 + Duration::from_secs(3), &leader);
+        let (pid, epoch, base, _) = header(&tx.requests[0].batches[0].1);
+        assert_eq!((pid, epoch, base), (42, 1, 0), "{code:?}");
     }
+}
+
+/// Found by the deterministic simulation (`sim::producer`, seed 1 of `idempotent_acks_all`):
+/// a batch of partition 1 is written but its response is lost; before it is resent, a batch
+/// of partition 0 fails for good and the epoch is bumped. Re-sequencing every partition sent
+/// partition 1's batch again under the new epoch at sequence 0: the broker could not know it
+/// was the same batch and wrote it twice. Only partition 0 restarts; partition 1's batch is
+/// resent with its epoch and sequence, and the broker answers it as a duplicate.
+#[test]
+fn an_epoch_bump_for_one_partition_keeps_the_sequences_of_the_others() {
+    let t0 = Instant::now();
+    let mut s = idempotent_state();
+    for id in 0..2 {
+        s.append(t0, &tp(1), record(10 + id, 10)).ok();
+        let tx = s.poll_requests(t0 + LINGER, &leader);
+        s.handle_result(t0, tx.requests[0].id, Ok(vec![written(tp(1), id as i64)]));
+    }
+    s.take_outcomes();
+    s.append(t0, &tp(0), record(0, 10)).ok();
+    s.append(t0, &tp(1), record(12, 10)).ok();
+    let tx = s.poll_requests(t0 + LINGER, &leader);
+    let sent = tx.requests[0].batches.clone();
+    let p1 = sent
+        .iter()
+        .find(|(t, _)| *t == tp(1))
+        .map(|(_, b)| header(b));
+    assert_eq!(p1, Some((42, 0, 2, 1)));
+    // Partition 0 refused for good; partition 1 written, but its answer is missing (outcome
+    // unknown, as for a lost response).
+    s.handle_result(
+        t0,
+        tx.requests[0].id,
+        Ok(vec![refused(tp(0), ResponseError::InvalidRecord)]),
+    );
+    assert_eq!(s.take_outcomes().len(), 1, "partition 0's record failed");
+    assert_eq!(s.poll_init_producer_id(), Some((42, 0)));
+    s.handle_producer_id(42, 1);
+    let tx = s.poll_requests(t0 + Duration::from_secs(2), &leader);
+    let resent = tx.requests[0]
+        .batches
+        .iter()
+        .find(|(t, _)| *t == tp(1))
+        .map(|(_, b)| header(b));
+    assert_eq!(
+        resent,
+        Some((42, 0, 2, 1)),
+        "same epoch and sequence: deduplicated"
+    );
+    s.handle_result(
+        t0,
+        tx.requests[0].id,
+        Ok(vec![refused(tp(1), ResponseError::DuplicateSequenceNumber)]),
+    );
+    let outcomes = s.take_outcomes();
+    assert_eq!(outcomes.len(), 1);
+    assert!(outcomes[0].result.is_ok());
+    // Then partition 1 moves to the new epoch.
+    s.append(t0, &tp(1), record(13, 10)).ok();
+    let tx = s.poll_requests(t0 + Duration::from_secs(3), &leader);
+    assert_eq!(header(&tx.requests[0].batches[0].1), (42, 1, 0, 1));
 }
 
 #[test]

@@ -145,7 +145,7 @@ impl<D> SenderState<D> {
             | ResponseError::InvalidProducerEpoch
                 if self.idempotence.enabled() =>
             {
-                self.request_epoch_bump();
+                self.request_epoch_bump(&batch.tp);
                 self.retry(now, batch, error);
             }
             code if code.is_retriable() => {
@@ -164,11 +164,12 @@ impl<D> SenderState<D> {
                 .any(|r| r.batches.iter().any(|(b, _)| b.tp == *tp && b.id < id))
     }
 
-    fn request_epoch_bump(&mut self) {
+    /// Asks for an epoch bump that restarts `tp`'s sequences (its state is unresolved).
+    fn request_epoch_bump(&mut self, tp: &TopicPartition) {
         if self.idempotence.enabled() && self.idempotence.can_send() {
             self.stats.epoch_bumps = self.stats.epoch_bumps.saturating_add(1);
         }
-        self.idempotence.request_epoch_bump();
+        self.idempotence.request_epoch_bump_for(tp);
     }
 
     fn retry(&mut self, now: Instant, mut batch: ProducerBatch<D>, error: ProduceError) {
@@ -213,7 +214,7 @@ impl<D> SenderState<D> {
             return self.fail(batch, error);
         };
         if batch.sequence.is_some() {
-            self.request_epoch_bump();
+            self.request_epoch_bump(&batch.tp);
         }
         tracing::debug!(
             topic = %batch.tp.topic, partition = batch.tp.partition,
@@ -255,7 +256,7 @@ impl<D> SenderState<D> {
         if batch.sequence.is_some() {
             // Its sequence may or may not be in the log: the partition's sequence state is
             // unresolved until a new epoch (Java does the same).
-            self.request_epoch_bump();
+            self.request_epoch_bump(&batch.tp);
         }
         tracing::debug!(
             topic = %batch.tp.topic, partition = batch.tp.partition,
