@@ -120,6 +120,8 @@ pub(super) struct Broken {
     pub ignore_gaps: bool,
     /// Acknowledges once the leader has written (acks=1 semantics) instead of once the ISR has.
     pub ack_on_leader: bool,
+    /// Writes the batch it answers with a fatal error (INVALID_RECORD).
+    pub write_then_refuse: bool,
 }
 
 /// The outcome of appending one batch at its leader.

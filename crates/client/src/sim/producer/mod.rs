@@ -38,7 +38,11 @@
 //! is forgotten only when its batches are truncated away), a controller with its own delays.
 //!
 //! **Invariants** ([`checker`]): `acknowledged-but-lost`, `reordered`, `duplicated`,
-//! `outcome-mismatch`, `liveness`. Each has a negative control below.
+//! `outcome-mismatch`, `liveness`. Each has a negative control below: a broker without
+//! de-duplication (`duplicated`), one that acknowledges at the leader while leaders move
+//! (`acknowledged-but-lost`), one that ignores sequence gaps (`reordered`), one that writes a
+//! batch it refuses as INVALID_RECORD (`outcome-mismatch`), a driver that drops one outcome
+//! (`liveness`).
 //!
 //! **Adding an invariant**: record what it needs in `world::History` (the driver sees every
 //! append, outcome and broker decision), add a check with a new kebab-case name to
@@ -140,6 +144,18 @@ mod tests {
                 k.broken.ignore_gaps = true;
                 k.max_in_flight = 5;
                 k.p_not_leader = k.p_not_leader.max(0.05);
+            })
+        });
+    }
+
+    #[test]
+    fn negative_control_write_then_refuse_is_outcome_mismatch() {
+        expect_caught("outcome-mismatch", 60, |run| {
+            scenario(run, |k| {
+                k.broken.write_then_refuse = true;
+                k.p_fatal = 0.05;
+                // No outcome-unknown faults: nothing else may be written twice.
+                (k.p_lose_request, k.p_lose_response, k.p_retriable, k.cuts) = (0.0, 0.0, 0.0, 0);
             })
         });
     }

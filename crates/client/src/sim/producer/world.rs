@@ -716,6 +716,11 @@ impl<'r> World<'r> {
             }
             if self.fatal_left > 0 && self.run.chance(k.p_fatal) && !self.in_log(node, p, bytes) {
                 self.fatal_left -= 1;
+                if self.cluster.broken.write_then_refuse {
+                    let appended = self.cluster.append(node, p, bytes);
+                    self.run
+                        .log(format_args!("p{p} at broker {node}: {appended:?} (broken)"));
+                }
                 self.run.log(format_args!(
                     "p{p} at broker {node}: INVALID_RECORD (fatal)"
                 ));

@@ -130,6 +130,8 @@ impl Idempotence {
     /// assert_eq!(idem.next_sequence(&a), 0);
     /// assert_eq!(idem.next_sequence(&b), 3); // b keeps epoch 0 and its sequences
     /// assert_eq!(idem.partition_producer(&b), Some((7, 0)));
+    /// idem.adopt_current_epoch(&b); // once nothing of b is in flight
+    /// assert_eq!((idem.partition_producer(&b), idem.next_sequence(&b)), (Some((7, 1)), 0));
     /// ```
     pub fn request_epoch_bump_for(&mut self, tp: &TopicPartition) {
         if self.enabled {
