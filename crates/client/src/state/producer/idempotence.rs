@@ -240,6 +240,11 @@ impl Idempotence {
         !self.enabled || self.partitions.get(tp).is_some_and(|p| p.confirmed)
     }
 
+    /// The send-order position (`Sequence::order`) the next batch of `tp` gets.
+    pub fn next_order(&self, tp: &TopicPartition) -> u64 {
+        self.partitions.get(tp).map_or(0, |p| p.next_order)
+    }
+
     /// The next sequence of `tp` (for tests and metrics).
     pub fn next_sequence(&self, tp: &TopicPartition) -> i32 {
         self.partitions.get(tp).map_or(0, |p| p.next_sequence)
