@@ -40,19 +40,20 @@ pub(super) fn check(history: &History, logs: &[ReplicaLog]) -> Result<(), Violat
             continue;
         };
         let offsets = found[p as usize].get(id);
-        for outcome in outcomes {
-            if let Ok(offset) = outcome {
-                let present = match offsets {
-                    None => false,
-                    Some(o) if *offset < 0 => !o.is_empty(),
-                    Some(o) => o.contains(offset),
-                };
-                if !present {
-                    return Err(Violation::new(
-                        "acknowledged-but-lost",
-                        format!("record {id} acknowledged at p{p} offset {offset}, log has it at {offsets:?}"),
-                    ));
-                }
+        for offset in outcomes.iter().flatten() {
+            let present = match offsets {
+                None => false,
+                Some(o) if *offset < 0 => !o.is_empty(),
+                Some(o) => o.contains(offset),
+            };
+            if !present {
+                return Err(Violation::new(
+                    "acknowledged-but-lost",
+                    format!(
+                        "record {id} acknowledged at p{p} offset {offset}, log has it at \
+                         {offsets:?}"
+                    ),
+                ));
             }
         }
     }

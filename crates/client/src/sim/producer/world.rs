@@ -161,16 +161,16 @@ struct ClientConn {
     in_flight: VecDeque<u64>,
 }
 
+/// A write waiting for the ISR: (partition, leader epoch, end offset, base offset).
+type Waiting = (i32, i32, i64, i64);
+
 /// A request the broker has read and is answering (waiting for the ISR if need be).
 #[derive(Debug)]
 struct Busy {
     request: u64,
     /// Per partition: the answer, or (partition, leader epoch, end offset, base offset) to
     /// wait for.
-    answers: Vec<(
-        TopicPartition,
-        Result<PartitionResponse, (i32, i32, i64, i64)>,
-    )>,
+    answers: Vec<(TopicPartition, Result<PartitionResponse, Waiting>)>,
 }
 
 /// The broker's end of a connection.

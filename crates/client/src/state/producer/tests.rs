@@ -832,3 +832,59 @@ fn a_leader_with_batches_waiting_and_no_answer_becomes_unavailable_until_it_answ
     s.handle_result(later + ms(2), second, Ok(vec![written(tp(p2), 0)]));
     assert!(!s.node_latency().is_unavailable(1, ms(1)));
 }
+
+/// Found by the deterministic simulation (`sim::producer`, seed 1096 of `leader_moves` in a
+/// long run): a batch's response hangs on the connection to a former leader while later
+/// batches are acknowledged by the new one. A broker recognises a resend among the producer's
+/// last 5 batches of a partition only: once 5 later batches were written, the hanging batch's
+/// resend was refused as out of order although it was written, and its records failed "for
+/// good". No more than 5 batches of a partition are sent from its oldest unanswered one on.
+#[test]
+fn no_more_than_five_batches_from_the_oldest_unanswered_one() {
+    let t0 = Instant::now();
+    let mut s = idempotent_state();
+    s.append(t0, &tp(0), record(0, 10)).ok();
+    let tx = s.poll_requests(t0 + LINGER, &leader);
+    s.handle_result(t0, tx.requests[0].id, Ok(vec![written(tp(0), 0)]));
+    // Batch 1 to node 1: its response hangs.
+    s.append(t0, &tp(0), record(1, 10)).ok();
+    let hanging = s.poll_requests(t0 + LINGER, &leader).requests[0].id;
+    // The leader moved to node 2: batches 2.. are sent there and acknowledged.
+    let moved = |_: &TopicPartition| Some(2);
+    let mut sent = 0;
+    for id in 2..10u64 {
+        s.append(t0, &tp(0), record(id, 10)).ok();
+        let tx = s.poll_requests(t0 + LINGER * 2, &moved);
+        for r in tx.requests {
+            sent += 1;
+            s.handle_result(t0, r.id, Ok(vec![written(tp(0), id as i64)]));
+        }
+    }
+    assert_eq!(
+        sent, 4,
+        "batches 2..=5 only: 6 would push batch 1 out of the window"
+    );
+    // Batch 1's connection fails: it is resent alone, then the rest follows.
+    s.handle_result(
+        t0,
+        hanging,
+        Err(Error::ConnectionClosed {
+            broker: "b".into(),
+            api: ApiKey::Produce,
+        }),
+    );
+    let tx = s.poll_requests(t0 + Duration::from_secs(2), &moved);
+    assert_eq!(tx.requests.len(), 1);
+    assert_eq!(
+        header(&tx.requests[0].batches[0].1).2,
+        1,
+        "batch 1's sequence"
+    );
+    s.handle_result(t0, tx.requests[0].id, Ok(vec![written(tp(0), 1)]));
+    assert!(
+        s.poll_requests(t0 + Duration::from_secs(3), &moved)
+            .requests
+            .len()
+            == 1
+    );
+}
