@@ -35,7 +35,15 @@
 //! control), non-idempotent producers, several producers, the partitioner (records name their
 //! partition), compression, message size limits and splits, metadata errors and
 //! InitProducerId failures, broker crashes that lose unflushed data, log retention (a producer
-//! is forgotten only when its batches are truncated away), a controller with its own delays.
+//! is forgotten only when its batches are truncated away), a controller with its own delays,
+//! `flush` (only `close`), retry jitter (`SenderState` draws none: its backoff is fixed).
+//!
+//! **Bugs it found** (fixed in `state/producer`, each with a unit test): an epoch bump
+//! re-sequenced every partition, writing a batch of another partition twice; a batch that
+//! failed bumped the epoch at once, re-sequencing a later batch of its partition that was
+//! already written; a batch hanging on a former leader's connection fell out of the broker's
+//! five-batch dedup window while later ones were acknowledged, and its resend failed "for
+//! good" although it was written.
 //!
 //! **Invariants** ([`checker`]): `acknowledged-but-lost`, `reordered`, `duplicated`,
 //! `outcome-mismatch`, `liveness`. Each has a negative control below: a broker without

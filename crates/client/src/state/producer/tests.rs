@@ -888,3 +888,50 @@ fn no_more_than_five_batches_from_the_oldest_unanswered_one() {
             == 1
     );
 }
+
+/// Found by the deterministic simulation (`sim::producer`, seed 161 of `idempotent_acks_all`
+/// in a long run): a batch failed (it expired) while a later batch of its partition, already
+/// written, waited for a resend; the epoch was bumped at once and the later batch re-sequenced
+/// under the new epoch: written twice. The later batches resolve the failed one's sequence
+/// first: only their refusal as out of order (nothing of them written) bumps the epoch.
+#[test]
+fn a_failed_batch_lets_later_batches_resolve_its_sequence_before_a_bump() {
+    let t0 = Instant::now();
+    let mut s = idempotent_state();
+    s.append(t0, &tp(0), record(0, 10)).ok();
+    let tx = s.poll_requests(t0 + LINGER, &leader);
+    s.handle_result(t0, tx.requests[0].id, Ok(vec![written(tp(0), 0)]));
+    s.take_outcomes();
+    s.append(t0, &tp(0), record(1, 10)).ok();
+    let first = s.poll_requests(t0 + LINGER, &leader).requests[0].id;
+    s.append(t0, &tp(0), record(2, 10)).ok();
+    let second = s.poll_requests(t0 + LINGER, &leader).requests[0].id;
+    s.handle_result(
+        t0,
+        first,
+        Ok(vec![refused(tp(0), ResponseError::InvalidRecord)]),
+    );
+    assert_eq!(s.take_outcomes().len(), 1, "record 1 failed");
+    assert_eq!(
+        s.poll_init_producer_id(),
+        None,
+        "the later batch is in flight"
+    );
+    assert!(
+        !s.needs_epoch_bump(),
+        "no bump while the later batch may resolve it"
+    );
+    // Record 1 was not written: the broker refuses record 2's batch as out of order.
+    s.handle_result(
+        t0,
+        second,
+        Ok(vec![refused(
+            tp(0),
+            ResponseError::OutOfOrderSequenceNumber,
+        )]),
+    );
+    assert_eq!(s.poll_init_producer_id(), Some((42, 0)));
+    s.handle_producer_id(42, 1);
+    let tx = s.poll_requests(t0 + Duration::from_secs(2), &leader);
+    assert_eq!(header(&tx.requests[0].batches[0].1), (42, 1, 0, 1));
+}
