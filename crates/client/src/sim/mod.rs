@@ -17,4 +17,5 @@
 pub(crate) mod clock;
 pub(crate) mod group;
 pub(crate) mod harness;
+pub(crate) mod producer;
 pub(crate) mod schedule;

@@ -296,6 +296,22 @@ impl<D> Accumulator<D> {
         }
     }
 
+    /// Forgets the sequence of every queued batch for which `forget(partition, sequence)` is
+    /// true (after an epoch bump that restarts some partitions): they get new ones when
+    /// drained, in queue order.
+    pub fn clear_sequences_where(
+        &mut self,
+        forget: impl Fn(&TopicPartition, &super::batch::Sequence) -> bool,
+    ) {
+        for (tp, queue) in &mut self.queues {
+            for batch in queue {
+                if batch.sequence.is_some_and(|s| forget(tp, &s)) {
+                    batch.sequence = None;
+                }
+            }
+        }
+    }
+
     /// Whether a batch of `tp` created before batch `id` is queued with a sequence (a retry
     /// of an earlier batch is pending).
     pub fn has_sequenced_before(&self, tp: &TopicPartition, id: u64) -> bool {

@@ -138,8 +138,11 @@ pub struct SenderState<D> {
     node_requests: HashMap<i32, VecDeque<u64>>,
     parked: HashMap<u64, RequestResult>,
     partition_in_flight: HashMap<TopicPartition, usize>,
-    /// Partitions with a piece of a split batch in flight: nothing else of theirs is sent.
+    /// Partitions with a piece of a split batch, or a resent batch of an idempotent producer,
+    /// in flight: nothing else of theirs is sent.
     splitting: HashSet<TopicPartition>,
+    /// The send-order positions (`Sequence::order`) of each partition's batches in flight.
+    in_flight_orders: HashMap<TopicPartition, BTreeSet<u64>>,
     outstanding: BTreeSet<u64>,
     next_request_id: u64,
     outcomes: Vec<Outcome<D>>,
@@ -166,6 +169,7 @@ impl<D> SenderState<D> {
             parked: HashMap::new(),
             partition_in_flight: HashMap::new(),
             splitting: HashSet::new(),
+            in_flight_orders: HashMap::new(),
             outstanding: BTreeSet::new(),
             next_request_id: 0,
             outcomes: Vec::new(),
@@ -268,12 +272,24 @@ impl<D> SenderState<D> {
         .then(|| self.idempotence.producer_id())
     }
 
-    /// Installs the producer id and epoch InitProducerId returned; every partition restarts
-    /// at sequence 0 and queued batches are re-sequenced when drained.
+    /// Installs the producer id and epoch InitProducerId returned. The partitions whose
+    /// sequence state was unresolved (the reason for an epoch bump) restart at sequence 0 and
+    /// their queued batches are re-sequenced when drained; the others keep their epoch and
+    /// sequences, so a batch whose response was lost is resent as it was (and deduplicated),
+    /// never written twice. A new producer id, or a transactional producer's bump, restarts
+    /// every partition.
     pub fn handle_producer_id(&mut self, producer_id: i64, producer_epoch: i16) {
+        if self.transaction.is_some() {
+            // After an abort the broker fences the old epoch everywhere.
+            self.idempotence.request_epoch_bump();
+        }
         self.idempotence
             .set_producer_id(producer_id, producer_epoch);
-        self.accumulator.clear_sequences();
+        let idempotence = &self.idempotence;
+        self.accumulator.clear_sequences_where(|tp, sequence| {
+            idempotence.partition_producer(tp)
+                != Some((sequence.producer_id, sequence.producer_epoch))
+        });
     }
 
     /// An InitProducerId failed for good. After a failed epoch bump the producer asks for a
@@ -334,6 +350,7 @@ impl<D> SenderState<D> {
             self.transaction.as_ref(),
             &self.partition_in_flight,
             &self.splitting,
+            &self.in_flight_orders,
             self.config.max_in_flight,
             batch,
         )
@@ -377,9 +394,11 @@ impl<D> SenderState<D> {
             let batches = {
                 let (idempotence, in_flight) = (&self.idempotence, &self.partition_in_flight);
                 let (txn, splitting) = (self.transaction.as_ref(), &self.splitting);
+                let orders = &self.in_flight_orders;
                 let max = self.config.max_in_flight;
-                let check =
-                    |b: &ProducerBatch<D>| sendable(idempotence, txn, in_flight, splitting, max, b);
+                let check = |b: &ProducerBatch<D>| {
+                    sendable(idempotence, txn, in_flight, splitting, orders, max, b)
+                };
                 self.accumulator.drain(now, node, leader, &check)
             };
             if batches.is_empty() {
@@ -407,6 +426,10 @@ impl<D> SenderState<D> {
         let mut sent = Vec::with_capacity(batches.len());
         for mut batch in batches {
             if batch.sequence.is_none() {
+                if !self.partition_in_flight.contains_key(&batch.tp) {
+                    // Nothing of it in flight or sequenced: it may move to the current epoch.
+                    self.idempotence.adopt_current_epoch(&batch.tp);
+                }
                 batch.sequence = self.idempotence.assign(&batch.tp, batch.record_count());
             }
             let transactional = match &mut self.transaction {
@@ -423,14 +446,27 @@ impl<D> SenderState<D> {
                 &mut self.scratch,
             ) {
                 Ok(bytes) => {
+                    // A resent batch of an idempotent producer (sent alone, like a piece) is
+                    // also the only one of its partition in flight until it is answered: the
+                    // broker recognises a duplicate among the producer's last 5 batches only,
+                    // so later batches written meanwhile could push an earlier attempt of it
+                    // out of that window, and the resend would be refused as out of order
+                    // although it was written (found by the simulation, `sim::producer`).
+                    let resent = batch.attempts > 0 && self.idempotence.enabled();
                     batch.attempts = batch.attempts.saturating_add(1);
                     batch.retry_at = None;
                     *self
                         .partition_in_flight
                         .entry(batch.tp.clone())
                         .or_default() += 1;
-                    if batch.is_split() {
+                    if batch.is_split() || resent {
                         self.splitting.insert(batch.tp.clone());
+                    }
+                    if let Some(sequence) = batch.sequence {
+                        self.in_flight_orders
+                            .entry(batch.tp.clone())
+                            .or_default()
+                            .insert(sequence.order);
                     }
                     plan.batches.push((batch.tp.clone(), bytes.clone()));
                     sent.push((batch, bytes.len()));
@@ -542,6 +578,7 @@ impl<D> SenderState<D> {
         self.parked.clear();
         self.partition_in_flight.clear();
         self.splitting.clear();
+        self.in_flight_orders.clear();
         let requests: Vec<InFlight<D>> = self.in_flight.drain().map(|(_, r)| r).collect();
         for request in requests {
             for (batch, _) in request.batches {
@@ -612,6 +649,7 @@ fn sendable<D>(
     transaction: Option<&TransactionState>,
     partition_in_flight: &HashMap<TopicPartition, usize>,
     splitting: &HashSet<TopicPartition>,
+    in_flight_orders: &HashMap<TopicPartition, BTreeSet<u64>>,
     max_in_flight: usize,
     batch: &ProducerBatch<D>,
 ) -> bool {
@@ -627,8 +665,25 @@ fn sendable<D>(
         return false;
     }
     let is_retry = batch.attempts > 0 || batch.sequence.is_some() || batch.is_split();
-    idempotence.can_send() && n < max_in_flight && !is_retry && idempotence.confirmed(&batch.tp)
+    // The dedup window: the broker recognises a resend among the producer's last
+    // `DEDUP_WINDOW` batches of the partition only, so no more than that may be written from
+    // the oldest batch still unanswered on (a batch whose response hangs on a connection to
+    // a former leader while later ones are acknowledged by the new one: its resend would be
+    // refused as out of order although it was written; found by the simulation).
+    let in_window = in_flight_orders
+        .get(&batch.tp)
+        .and_then(|o| o.first())
+        .is_none_or(|oldest| idempotence.next_order(&batch.tp) < oldest + DEDUP_WINDOW);
+    idempotence.can_send()
+        && n < max_in_flight
+        && !is_retry
+        && idempotence.confirmed(&batch.tp)
+        && in_window
 }
+
+/// How many of a producer's last batches per partition a Kafka broker remembers to recognise
+/// a duplicate.
+const DEDUP_WINDOW: u64 = 5;
 
 /// Retry backoff without jitter: the state stays deterministic.
 struct NoJitter;

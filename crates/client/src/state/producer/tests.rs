@@ -444,8 +444,75 @@ fn sequence_errors_bump_the_epoch_and_reset_sequences() {
         let tx = s.poll_requests(t0 + Duration::from_secs(2), &leader);
         let (pid, epoch, base, _) = header(&tx.requests[0].batches[0].1);
         assert_eq!((pid, epoch, base), (42, 1, 0), "{code:?}");
-        assert_eq!(s.next_sequence(&tp(1)), 0);
+        // Partition 1's sequences were never in doubt: it keeps its epoch until its next
+        // batch, which (nothing of it in flight) moves to the new epoch at sequence 0.
+        assert_eq!(s.next_sequence(&tp(1)), 3);
+        s.handle_result(t0, tx.requests[0].id, Ok(vec![written(tp(0), 3)]));
+        s.append(t0, &tp(1), record(13, 10)).ok();
+        let tx = s.poll_requests(t0 + Duration::from_secs(3), &leader);
+        let (pid, epoch, base, _) = header(&tx.requests[0].batches[0].1);
+        assert_eq!((pid, epoch, base), (42, 1, 0), "{code:?}");
     }
+}
+
+/// Found by the deterministic simulation (`sim::producer`, seed 1 of `idempotent_acks_all`):
+/// a batch of partition 1 is written but its response is lost; before it is resent, a batch
+/// of partition 0 fails for good and the epoch is bumped. Re-sequencing every partition sent
+/// partition 1's batch again under the new epoch at sequence 0: the broker could not know it
+/// was the same batch and wrote it twice. Only partition 0 restarts; partition 1's batch is
+/// resent with its epoch and sequence, and the broker answers it as a duplicate.
+#[test]
+fn an_epoch_bump_for_one_partition_keeps_the_sequences_of_the_others() {
+    let t0 = Instant::now();
+    let mut s = idempotent_state();
+    for id in 0..2 {
+        s.append(t0, &tp(1), record(10 + id, 10)).ok();
+        let tx = s.poll_requests(t0 + LINGER, &leader);
+        s.handle_result(t0, tx.requests[0].id, Ok(vec![written(tp(1), id as i64)]));
+    }
+    s.take_outcomes();
+    s.append(t0, &tp(0), record(0, 10)).ok();
+    s.append(t0, &tp(1), record(12, 10)).ok();
+    let tx = s.poll_requests(t0 + LINGER, &leader);
+    let sent = tx.requests[0].batches.clone();
+    let p1 = sent
+        .iter()
+        .find(|(t, _)| *t == tp(1))
+        .map(|(_, b)| header(b));
+    assert_eq!(p1, Some((42, 0, 2, 1)));
+    // Partition 0 refused for good; partition 1 written, but its answer is missing (outcome
+    // unknown, as for a lost response).
+    s.handle_result(
+        t0,
+        tx.requests[0].id,
+        Ok(vec![refused(tp(0), ResponseError::InvalidRecord)]),
+    );
+    assert_eq!(s.take_outcomes().len(), 1, "partition 0's record failed");
+    assert_eq!(s.poll_init_producer_id(), Some((42, 0)));
+    s.handle_producer_id(42, 1);
+    let tx = s.poll_requests(t0 + Duration::from_secs(2), &leader);
+    let resent = tx.requests[0]
+        .batches
+        .iter()
+        .find(|(t, _)| *t == tp(1))
+        .map(|(_, b)| header(b));
+    assert_eq!(
+        resent,
+        Some((42, 0, 2, 1)),
+        "same epoch and sequence: deduplicated"
+    );
+    s.handle_result(
+        t0,
+        tx.requests[0].id,
+        Ok(vec![refused(tp(1), ResponseError::DuplicateSequenceNumber)]),
+    );
+    let outcomes = s.take_outcomes();
+    assert_eq!(outcomes.len(), 1);
+    assert!(outcomes[0].result.is_ok());
+    // Then partition 1 moves to the new epoch.
+    s.append(t0, &tp(1), record(13, 10)).ok();
+    let tx = s.poll_requests(t0 + Duration::from_secs(3), &leader);
+    assert_eq!(header(&tx.requests[0].batches[0].1), (42, 1, 0, 1));
 }
 
 #[test]
@@ -764,4 +831,107 @@ fn a_leader_with_batches_waiting_and_no_answer_becomes_unavailable_until_it_answ
     let (second, p2) = ids[1];
     s.handle_result(later + ms(2), second, Ok(vec![written(tp(p2), 0)]));
     assert!(!s.node_latency().is_unavailable(1, ms(1)));
+}
+
+/// Found by the deterministic simulation (`sim::producer`, seed 1096 of `leader_moves` in a
+/// long run): a batch's response hangs on the connection to a former leader while later
+/// batches are acknowledged by the new one. A broker recognises a resend among the producer's
+/// last 5 batches of a partition only: once 5 later batches were written, the hanging batch's
+/// resend was refused as out of order although it was written, and its records failed "for
+/// good". No more than 5 batches of a partition are sent from its oldest unanswered one on.
+#[test]
+fn no_more_than_five_batches_from_the_oldest_unanswered_one() {
+    let t0 = Instant::now();
+    let mut s = idempotent_state();
+    s.append(t0, &tp(0), record(0, 10)).ok();
+    let tx = s.poll_requests(t0 + LINGER, &leader);
+    s.handle_result(t0, tx.requests[0].id, Ok(vec![written(tp(0), 0)]));
+    // Batch 1 to node 1: its response hangs.
+    s.append(t0, &tp(0), record(1, 10)).ok();
+    let hanging = s.poll_requests(t0 + LINGER, &leader).requests[0].id;
+    // The leader moved to node 2: batches 2.. are sent there and acknowledged.
+    let moved = |_: &TopicPartition| Some(2);
+    let mut sent = 0;
+    for id in 2..10u64 {
+        s.append(t0, &tp(0), record(id, 10)).ok();
+        let tx = s.poll_requests(t0 + LINGER * 2, &moved);
+        for r in tx.requests {
+            sent += 1;
+            s.handle_result(t0, r.id, Ok(vec![written(tp(0), id as i64)]));
+        }
+    }
+    assert_eq!(
+        sent, 4,
+        "batches 2..=5 only: 6 would push batch 1 out of the window"
+    );
+    // Batch 1's connection fails: it is resent alone, then the rest follows.
+    s.handle_result(
+        t0,
+        hanging,
+        Err(Error::ConnectionClosed {
+            broker: "b".into(),
+            api: ApiKey::Produce,
+        }),
+    );
+    let tx = s.poll_requests(t0 + Duration::from_secs(2), &moved);
+    assert_eq!(tx.requests.len(), 1);
+    assert_eq!(
+        header(&tx.requests[0].batches[0].1).2,
+        1,
+        "batch 1's sequence"
+    );
+    s.handle_result(t0, tx.requests[0].id, Ok(vec![written(tp(0), 1)]));
+    assert!(
+        s.poll_requests(t0 + Duration::from_secs(3), &moved)
+            .requests
+            .len()
+            == 1
+    );
+}
+
+/// Found by the deterministic simulation (`sim::producer`, seed 161 of `idempotent_acks_all`
+/// in a long run): a batch failed (it expired) while a later batch of its partition, already
+/// written, waited for a resend; the epoch was bumped at once and the later batch re-sequenced
+/// under the new epoch: written twice. The later batches resolve the failed one's sequence
+/// first: only their refusal as out of order (nothing of them written) bumps the epoch.
+#[test]
+fn a_failed_batch_lets_later_batches_resolve_its_sequence_before_a_bump() {
+    let t0 = Instant::now();
+    let mut s = idempotent_state();
+    s.append(t0, &tp(0), record(0, 10)).ok();
+    let tx = s.poll_requests(t0 + LINGER, &leader);
+    s.handle_result(t0, tx.requests[0].id, Ok(vec![written(tp(0), 0)]));
+    s.take_outcomes();
+    s.append(t0, &tp(0), record(1, 10)).ok();
+    let first = s.poll_requests(t0 + LINGER, &leader).requests[0].id;
+    s.append(t0, &tp(0), record(2, 10)).ok();
+    let second = s.poll_requests(t0 + LINGER, &leader).requests[0].id;
+    s.handle_result(
+        t0,
+        first,
+        Ok(vec![refused(tp(0), ResponseError::InvalidRecord)]),
+    );
+    assert_eq!(s.take_outcomes().len(), 1, "record 1 failed");
+    assert_eq!(
+        s.poll_init_producer_id(),
+        None,
+        "the later batch is in flight"
+    );
+    assert!(
+        !s.needs_epoch_bump(),
+        "no bump while the later batch may resolve it"
+    );
+    // Record 1 was not written: the broker refuses record 2's batch as out of order.
+    s.handle_result(
+        t0,
+        second,
+        Ok(vec![refused(
+            tp(0),
+            ResponseError::OutOfOrderSequenceNumber,
+        )]),
+    );
+    assert_eq!(s.poll_init_producer_id(), Some((42, 0)));
+    s.handle_producer_id(42, 1);
+    let tx = s.poll_requests(t0 + Duration::from_secs(2), &leader);
+    assert_eq!(header(&tx.requests[0].batches[0].1), (42, 1, 0, 1));
 }

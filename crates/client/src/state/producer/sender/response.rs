@@ -13,9 +13,16 @@ use crate::state::producer::batch::{fail_records, succeed_records, ProducerBatch
 impl<D> SenderState<D> {
     pub(super) fn apply(&mut self, now: Instant, request: InFlight<D>, result: RequestResult) {
         for (batch, _) in &request.batches {
-            if batch.is_split() {
-                // At most one batch of a splitting partition is in flight: this one.
-                self.splitting.remove(&batch.tp);
+            // At most one batch of a partition sent alone (a piece of a split batch, a resent
+            // batch) is in flight: this one.
+            self.splitting.remove(&batch.tp);
+            if let (Some(sequence), Some(orders)) =
+                (batch.sequence, self.in_flight_orders.get_mut(&batch.tp))
+            {
+                orders.remove(&sequence.order);
+                if orders.is_empty() {
+                    self.in_flight_orders.remove(&batch.tp);
+                }
             }
             if let Some(n) = self.partition_in_flight.get_mut(&batch.tp) {
                 *n = n.saturating_sub(1);
@@ -145,7 +152,7 @@ impl<D> SenderState<D> {
             | ResponseError::InvalidProducerEpoch
                 if self.idempotence.enabled() =>
             {
-                self.request_epoch_bump();
+                self.request_epoch_bump(&batch.tp);
                 self.retry(now, batch, error);
             }
             code if code.is_retriable() => {
@@ -164,11 +171,12 @@ impl<D> SenderState<D> {
                 .any(|r| r.batches.iter().any(|(b, _)| b.tp == *tp && b.id < id))
     }
 
-    fn request_epoch_bump(&mut self) {
+    /// Asks for an epoch bump that restarts `tp`'s sequences (its state is unresolved).
+    fn request_epoch_bump(&mut self, tp: &TopicPartition) {
         if self.idempotence.enabled() && self.idempotence.can_send() {
             self.stats.epoch_bumps = self.stats.epoch_bumps.saturating_add(1);
         }
-        self.idempotence.request_epoch_bump();
+        self.idempotence.request_epoch_bump_for(tp);
     }
 
     fn retry(&mut self, now: Instant, mut batch: ProducerBatch<D>, error: ProduceError) {
@@ -213,7 +221,7 @@ impl<D> SenderState<D> {
             return self.fail(batch, error);
         };
         if batch.sequence.is_some() {
-            self.request_epoch_bump();
+            self.request_epoch_bump(&batch.tp);
         }
         tracing::debug!(
             topic = %batch.tp.topic, partition = batch.tp.partition,
@@ -254,8 +262,18 @@ impl<D> SenderState<D> {
     pub(super) fn fail(&mut self, batch: ProducerBatch<D>, error: &ProduceError) {
         if batch.sequence.is_some() {
             // Its sequence may or may not be in the log: the partition's sequence state is
-            // unresolved until a new epoch (Java does the same).
-            self.request_epoch_bump();
+            // unresolved. Later batches of the partition that have sequences (in flight, or
+            // queued for a retry: they may be in the log already) resolve it first, resent as
+            // they are: if this batch was written they are deduplicated or written in order
+            // and no bump is needed; if not, the broker refuses them as out of order, which
+            // bumps the epoch then, when nothing re-sequenced can be in the log (Java's
+            // "unresolved sequence"). Bumping at once re-sequenced a later batch that was
+            // already written: a duplicate (found by the simulation, `sim::producer`).
+            let later = self.partition_in_flight.contains_key(&batch.tp)
+                || self.accumulator.has_sequenced_before(&batch.tp, u64::MAX);
+            if self.transaction.is_some() || !later {
+                self.request_epoch_bump(&batch.tp);
+            }
         }
         tracing::debug!(
             topic = %batch.tp.topic, partition = batch.tp.partition,

@@ -1,0 +1,177 @@
+//! The producer world (issue #16): the real idempotent `SenderState` (accumulator, sequences,
+//! retries, epoch bumps, request ordering) against a simulated three-broker cluster, judged by
+//! a history checker.
+//!
+//! **What it models.** Brokers 0, 1, 2; one topic of 3–6 partitions, replication factor 3,
+//! `min.insync.replicas` 2. Each partition has a leader, a leader epoch, an ISR and one log per
+//! replica ([`cluster`]). A Produce with acks=all is appended to the leader's log and answered
+//! once the high watermark (what every ISR member holds) covers it; followers copy the leader
+//! every `replicate_every`, truncating a diverged tail first; a follower behind for longer than
+//! `replica.lag.time.max.ms` leaves the ISR, one caught up joins again. A leader move elects
+//! another ISR member that is up (no unclean election): what was not replicated to it is gone,
+//! and the old leader truncates to it. The broker checks idempotent producers as Kafka does,
+//! from the producer state read off its own log (so it moves with replication): a batch equal
+//! to one of the producer's last five is a duplicate, answered with its first offset; an older
+//! epoch is INVALID_PRODUCER_EPOCH; a gap (or a new epoch not starting at 0) is
+//! OUT_OF_ORDER_SEQUENCE_NUMBER; an unknown producer may start anywhere (Kafka ≥ 2.5).
+//! InitProducerId is answered by the driver (producer id 1, epoch + 1 for a bump). The client
+//! side ([`world`]) is driven the way `io/producer.rs` drives it: expire, InitProducerId,
+//! `poll_requests`, one connection per broker, `handle_result` per response or per failure
+//! (`request.timeout.ms` closes the connection and fails everything in flight on it), metadata
+//! refreshed when the state asks, close at the end of the workload.
+//!
+//! **The fault schedule**, drawn from the seed, in a first phase only: lost requests and lost
+//! responses (the connection goes silent until its request times out; the request was, or was
+//! not, written), network delays (responses reorder across connections, never within one),
+//! connection cuts (an I/O error for everything in flight), leader moves, broker pauses (a
+//! paused broker reads, answers and replicates nothing; followers behind it leave the ISR),
+//! NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS (not written), REQUEST_TIMED_OUT (written, not
+//! acknowledged), and at most two INVALID_RECORD (fatal) for a batch the log does not have.
+//! Each knob is drawn per seed (some at zero), as are `max.in.flight` (1–5), `linger.ms`,
+//! `batch.size`, `request.timeout.ms`, `delivery.timeout.ms` and the retry backoff. Then a
+//! quiet phase until a deadline by which the checker's `liveness` must hold.
+//!
+//! **Not modelled**: transactions, acks=0/1 producers (only as the broken broker of a negative
+//! control), non-idempotent producers, several producers, the partitioner (records name their
+//! partition), compression, message size limits and splits, metadata errors and
+//! InitProducerId failures, broker crashes that lose unflushed data, log retention (a producer
+//! is forgotten only when its batches are truncated away), a controller with its own delays,
+//! `flush` (only `close`), retry jitter (`SenderState` draws none: its backoff is fixed).
+//!
+//! **Bugs it found** (fixed in `state/producer`, each with a unit test): an epoch bump
+//! re-sequenced every partition, writing a batch of another partition twice; a batch that
+//! failed bumped the epoch at once, re-sequencing a later batch of its partition that was
+//! already written; a batch hanging on a former leader's connection fell out of the broker's
+//! five-batch dedup window while later ones were acknowledged, and its resend failed "for
+//! good" although it was written.
+//!
+//! **Invariants** ([`checker`]): `acknowledged-but-lost`, `reordered`, `duplicated`,
+//! `outcome-mismatch`, `liveness`. Each has a negative control below: a broker without
+//! de-duplication (`duplicated`), one that acknowledges at the leader while leaders move
+//! (`acknowledged-but-lost`), one that ignores sequence gaps (`reordered`), one that writes a
+//! batch it refuses as INVALID_RECORD (`outcome-mismatch`), a driver that drops one outcome
+//! (`liveness`).
+//!
+//! **Adding an invariant**: record what it needs in `world::History` (the driver sees every
+//! append, outcome and broker decision), add a check with a new kebab-case name to
+//! `checker::check` (the order there is the order violations are named), and add a negative
+//! control: a switch in `cluster::Broken` or in `world::Knobs` that breaks it on purpose, and
+//! a test with `expect_caught("<name>", …)`.
+
+mod checker;
+mod cluster;
+mod world;
+
+use crate::sim::harness::{Run, Violation};
+use world::{Knobs, World};
+
+/// Runs one world with the seed's knobs, changed by `adjust`, and judges it.
+fn scenario(run: &mut Run, adjust: impl FnOnce(&mut Knobs)) -> Result<(), Violation> {
+    let mut knobs = Knobs::draw(run);
+    adjust(&mut knobs);
+    let mut world = World::new(run, knobs);
+    world.simulate();
+    let logs: Vec<_> = world
+        .cluster
+        .partitions
+        .iter()
+        .map(|p| p.leader_log().clone())
+        .collect();
+    checker::check(&world.history, &logs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::harness::{assert_replays, check_seeds, expect_caught};
+
+    #[test]
+    fn idempotent_acks_all() {
+        check_seeds("idempotent_acks_all", 40, |run| scenario(run, |_| {}));
+    }
+
+    #[test]
+    fn leader_moves() {
+        check_seeds("leader_moves", 30, |run| {
+            scenario(run, |k| {
+                k.leader_moves = 10 + k.leader_moves * 3;
+                k.pauses += 1;
+            })
+        });
+    }
+
+    #[test]
+    fn one_in_flight() {
+        check_seeds("one_in_flight", 30, |run| {
+            scenario(run, |k| k.max_in_flight = 1)
+        });
+    }
+
+    #[test]
+    fn five_in_flight_lossy() {
+        check_seeds("five_in_flight_lossy", 30, |run| {
+            scenario(run, |k| {
+                k.max_in_flight = 5;
+                k.p_lose_response = k.p_lose_response.max(0.05);
+                k.p_retriable = k.p_retriable.max(0.05);
+                k.cuts += 3;
+            })
+        });
+    }
+
+    #[test]
+    fn a_seed_replays() {
+        assert_replays(7, |run| scenario(run, |_| {}));
+        assert_replays(8, |run| scenario(run, |k| k.leader_moves += 5));
+    }
+
+    #[test]
+    fn negative_control_no_dedup_is_duplicated() {
+        expect_caught("duplicated", 60, |run| {
+            scenario(run, |k| {
+                k.broken.no_dedup = true;
+                k.p_lose_response = k.p_lose_response.max(0.05);
+            })
+        });
+    }
+
+    #[test]
+    fn negative_control_ack_on_leader_is_acknowledged_but_lost() {
+        expect_caught("acknowledged-but-lost", 60, |run| {
+            scenario(run, |k| {
+                k.broken.ack_on_leader = true;
+                k.leader_moves += 10;
+            })
+        });
+    }
+
+    #[test]
+    fn negative_control_ignoring_gaps_is_reordered() {
+        expect_caught("reordered", 60, |run| {
+            scenario(run, |k| {
+                k.broken.ignore_gaps = true;
+                k.max_in_flight = 5;
+                k.p_not_leader = k.p_not_leader.max(0.05);
+            })
+        });
+    }
+
+    #[test]
+    fn negative_control_write_then_refuse_is_outcome_mismatch() {
+        expect_caught("outcome-mismatch", 60, |run| {
+            scenario(run, |k| {
+                k.broken.write_then_refuse = true;
+                k.p_fatal = 0.05;
+                // No outcome-unknown faults: nothing else may be written twice.
+                (k.p_lose_request, k.p_lose_response, k.p_retriable, k.cuts) = (0.0, 0.0, 0.0, 0);
+            })
+        });
+    }
+
+    #[test]
+    fn negative_control_dropped_outcome_is_liveness() {
+        expect_caught("liveness", 10, |run| {
+            scenario(run, |k| k.drop_one_outcome = true)
+        });
+    }
+}
