@@ -173,6 +173,13 @@ struct Busy {
     answers: Vec<(TopicPartition, Result<PartitionResponse, Waiting>)>,
 }
 
+/// Which way a message crosses a connection.
+#[derive(Debug, Clone, Copy)]
+enum Direction {
+    Request,
+    Response,
+}
+
 /// The broker's end of a connection.
 #[derive(Debug)]
 struct BrokerConn {
@@ -473,24 +480,48 @@ impl<'r> World<'r> {
                 request: plan.id,
             },
         );
-        let lose = self.in_fault_phase() && self.run.chance(self.knobs.p_lose_request);
-        let delay = self.delay();
-        let now = self.now();
-        let Some(b) = self.broker_conns.get_mut(&conn) else {
+        let p_lose = self.knobs.p_lose_request;
+        let Some(at) = self.transit(conn, Direction::Request, plan.id, p_lose) else {
             return;
         };
+        if let Some(b) = self.broker_conns.get_mut(&conn) {
+            b.on_the_wire.push_back(plan);
+            self.events.at(at, Ev::Arrive { conn });
+        }
+    }
+
+    /// One message's trip over `conn`: lost (the connection goes silent both ways, `None`)
+    /// with probability `p_lose` in the fault phase, else the time it gets there — after a
+    /// random delay, never before the previous message in the same direction (a connection
+    /// delivers in order).
+    fn transit(
+        &mut self,
+        conn: u64,
+        direction: Direction,
+        id: u64,
+        p_lose: f64,
+    ) -> Option<Duration> {
+        let lose = self.in_fault_phase() && self.run.chance(p_lose);
+        let delay = self.delay();
+        let now = self.now();
+        let b = self.broker_conns.get_mut(&conn)?;
         if lose {
             b.silent = true;
-            self.run.log(format_args!(
-                "request {} lost (conn {conn} silent)",
-                plan.id
-            ));
-            return;
+            let what = match direction {
+                Direction::Request => "request",
+                Direction::Response => "response",
+            };
+            self.run
+                .log(format_args!("{what} {id} lost (conn {conn} silent)"));
+            return None;
         }
-        let at = (now + delay).max(b.last_arrival);
-        b.last_arrival = at;
-        b.on_the_wire.push_back(plan);
-        self.events.at(at, Ev::Arrive { conn });
+        let last = match direction {
+            Direction::Request => &mut b.last_arrival,
+            Direction::Response => &mut b.last_delivery,
+        };
+        let at = (now + delay).max(*last);
+        *last = at;
+        Some(at)
     }
 
     fn handle(&mut self, ev: Ev) {
@@ -807,23 +838,10 @@ impl<'r> World<'r> {
             .into_iter()
             .filter_map(|(tp, a)| a.ok().map(|a| (tp, a)))
             .collect();
-        let lose =
-            self.now() < self.knobs.fault_phase && self.run.chance(self.knobs.p_lose_response);
-        let delay = self.delay();
-        let now = self.now();
-        let Some(b) = self.broker_conns.get_mut(&conn) else {
+        let p_lose = self.knobs.p_lose_response;
+        let Some(at) = self.transit(conn, Direction::Response, busy.request, p_lose) else {
             return;
         };
-        if lose {
-            b.silent = true;
-            self.run.log(format_args!(
-                "response {} lost (conn {conn} silent)",
-                busy.request
-            ));
-            return;
-        }
-        let at = (now + delay).max(b.last_delivery);
-        b.last_delivery = at;
         self.events.at(
             at,
             Ev::Deliver {
