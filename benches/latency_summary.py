@@ -9,7 +9,7 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from svgplot import Panel, write_svg  # noqa: E402
+from svgplot import Panel, split_svg_arg, write_svg  # noqa: E402
 
 COLUMNS = ["ack_p50_ms", "ack_p99_ms", "ack_p999_ms", "e2e_p50_ms", "e2e_p99_ms", "e2e_p999_ms"]
 
@@ -83,11 +83,7 @@ def main(path, svg=None):
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    svg_out = None
-    if len(args) == 3 and args[1] == "--svg":
-        svg_out = args[2]
-        args = args[:1]
+    args, svg_out = split_svg_arg(sys.argv[1:])
     if len(args) != 1:
         sys.exit(__doc__)
     main(args[0], svg_out)

@@ -12,7 +12,7 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from svgplot import Panel, write_svg  # noqa: E402
+from svgplot import Panel, split_svg_arg, write_svg  # noqa: E402
 
 
 def load(paths):
@@ -124,14 +124,7 @@ def draw(path, summary, notes):
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    svg_out = None
-    if "--svg" in args:
-        i = args.index("--svg")
-        if i + 1 >= len(args):
-            sys.exit(__doc__)
-        svg_out = args[i + 1]
-        del args[i:i + 2]
-    if not args:
+    args, svg_out = split_svg_arg(sys.argv[1:])
+    if not args or "--svg" in args:
         sys.exit(__doc__)
     sys.exit(main(args, svg_out))

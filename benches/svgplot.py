@@ -136,6 +136,16 @@ def _panel_svg(panel, y0, colour_of):
     return out
 
 
+def split_svg_arg(args):
+    """(args without `--svg FILE`, FILE or None): the summary scripts' one optional flag."""
+    args = list(args)
+    if "--svg" in args:
+        i = args.index("--svg")
+        if i + 1 < len(args):
+            return args[:i] + args[i + 2:], args[i + 1]
+    return args, None
+
+
 def write_svg(path, title, panels, note=""):
     """Writes the panels, stacked, under `title` (and a one-line `note`) to `path`."""
     colours = {}
