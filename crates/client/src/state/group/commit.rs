@@ -1003,4 +1003,47 @@ mod tests {
             Err(CommitError::CoordinatorUnavailable)
         ));
     }
+
+    // Found by cargo-mutants (scripts/mutants.sh commit): the wire values below were only
+    // checked against a real broker.
+    #[test]
+    fn admin_commits_carry_no_membership_and_unset_fields_are_minus_one() {
+        let admin = MemberIdentity::admin();
+        assert_eq!(admin.generation_id_or_member_epoch, -1);
+        assert!(admin.member_id.is_empty());
+        let req = offset_commit_request("g", &admin, &offsets(), 9).unwrap();
+        assert_eq!(req.generation_id_or_member_epoch, -1);
+        assert!(req.member_id.is_empty());
+        // The broker's default retention: -1, not a one-millisecond retention.
+        assert_eq!(req.retention_time_ms, -1);
+        // An offset without a known leader epoch commits -1 ("unknown"), not epoch 1.
+        let b0 = &req.topics[1].partitions[0];
+        assert_eq!(
+            (req.topics[1].name.0.as_str(), b0.partition_index),
+            ("b", 0)
+        );
+        assert_eq!(b0.committed_leader_epoch, -1);
+    }
+
+    #[test]
+    fn broker_codes_outside_the_named_ones_keep_their_retriability() {
+        // REQUEST_TIMED_OUT has no variant of its own: it is retried, after a lookup (the
+        // coordinator may be gone), as the Java client does.
+        let timed_out = CommitError::from_code(ResponseError::RequestTimedOut, None);
+        assert!(matches!(timed_out, CommitError::Broker(_)));
+        assert!(timed_out.is_retriable());
+        assert!(timed_out.needs_coordinator_lookup());
+        // A non-retriable code stays final and needs no lookup.
+        let invalid = CommitError::from_code(ResponseError::InvalidCommitOffsetSize, None);
+        assert!(!invalid.is_retriable());
+        assert!(!invalid.needs_coordinator_lookup());
+        // A partition error without a partition names the placeholder (-1), never partition 1.
+        let unstable = CommitError::from_code(ResponseError::UnstableOffsetCommit, None);
+        match unstable {
+            CommitError::UnstableOffsetCommit { partition } => {
+                assert_eq!(partition, TopicPartition::new("", -1))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }
