@@ -141,6 +141,8 @@ pub(super) struct Partition {
     pub epochs: Vec<(i32, i64)>,
     pub log: Vec<Batch>,
     pub hw: i64,
+    /// The first offset the log still holds (retention moves it).
+    pub log_start: i64,
     /// Appends not yet replicated: (their end offset, when they will be).
     pub pending: VecDeque<(i64, Duration)>,
 }
@@ -153,13 +155,14 @@ impl Partition {
             epochs: vec![(0, 0)],
             log: Vec::new(),
             hw: 0,
+            log_start: 0,
             pending: VecDeque::new(),
         }
     }
 
     /// The log end offset.
     pub(super) fn leo(&self) -> i64 {
-        self.log.last().map_or(0, Batch::end)
+        self.log.last().map_or(self.log_start, Batch::end)
     }
 
     /// Appends a batch under the current epoch; returns its end offset.
@@ -209,6 +212,18 @@ impl Partition {
             }
         }
         open.values().copied().fold(self.hw, i64::min)
+    }
+
+    /// Retention: deletes the whole batches ending at or before `upto` (at most the LSO);
+    /// returns the new log start offset.
+    pub(super) fn delete_before(&mut self, upto: i64) -> i64 {
+        let upto = upto.min(self.lso());
+        let gone = self.log.iter().take_while(|b| b.end() <= upto).count();
+        if gone > 0 {
+            self.log_start = self.log_start.max(self.log[gone - 1].end());
+            self.log.drain(..gone);
+        }
+        self.log_start
     }
 
     /// Transactions with data but no marker in this log.
@@ -488,7 +503,7 @@ impl Cluster {
                 .with_partition_index(p)
                 .with_high_watermark(part.hw)
                 .with_last_stable_offset(part.lso())
-                .with_log_start_offset(0)
+                .with_log_start_offset(part.log_start)
                 .with_current_leader(
                     LeaderIdAndEpoch::default()
                         .with_leader_id(BrokerId(-1))
@@ -506,7 +521,7 @@ impl Cluster {
                     continue;
                 }
             }
-            if offset < 0 || offset > part.leo() {
+            if offset < part.log_start || offset > part.leo() {
                 out.push(refused(p, ResponseError::OffsetOutOfRange, -1, -1));
                 continue;
             }
@@ -563,7 +578,7 @@ impl Cluster {
                 .with_partitions(out)])
     }
 
-    /// Answers a ListOffsets on `node` (earliest: 0, no retention; latest: the LSO for
+    /// Answers a ListOffsets on `node` (earliest: the log start; latest: the LSO for
     /// read_committed, else the high watermark).
     pub(super) fn list_offsets(
         &self,
@@ -597,7 +612,7 @@ impl Cluster {
                                 .with_error_code(ResponseError::UnknownLeaderEpoch.code());
                         }
                         let offset = match q.timestamp {
-                            -2 => 0,
+                            -2 => part.log_start,
                             _ if rc => part.lso(),
                             _ => part.hw,
                         };

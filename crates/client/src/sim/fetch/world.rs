@@ -65,7 +65,12 @@ pub(super) struct Knobs {
     /// committed offset (else from the earliest).
     pub prefill: usize,
     pub start_committed: bool,
+    pub p_lose_request: f64,
     pub p_lose_response: f64,
+    /// Per metadata refresh: partitions that moved answered as they were before their last
+    /// move (a broker that has not heard of it yet).
+    pub p_stale_metadata: f64,
+    pub retentions: usize,
     /// Per Fetch: a partition answered with a leader error; a session evicted.
     pub p_partition_error: f64,
     pub p_evict_session: f64,
@@ -143,7 +148,10 @@ impl Knobs {
             poll_every: (ms(0), ms(run.between(1, 40))),
             prefill: run.between(0, 10) as usize,
             start_committed: run.chance(0.4),
+            p_lose_request: p(run, 0.03),
             p_lose_response: p(run, 0.05),
+            p_stale_metadata: p(run, 0.3),
+            retentions: run.between(0, 3) as usize,
             p_partition_error: p(run, 0.05),
             p_evict_session: p(run, 0.05),
             p_metadata_fails: p(run, 0.2),
@@ -227,6 +235,7 @@ enum Ev {
     Pause(i32, Duration),
     Unpause(i32),
     LeaderMove(i32),
+    Retention(i32),
     Wake,
 }
 
@@ -277,6 +286,8 @@ pub(super) struct World<'r> {
     dropped_batch: bool,
     silent_seek_done: bool,
     reversed: bool,
+    /// Per partition: (leader, epoch) before its last move, for stale metadata.
+    before_move: BTreeMap<i32, (i32, i32)>,
 }
 
 impl<'r> World<'r> {
@@ -309,6 +320,7 @@ impl<'r> World<'r> {
             dropped_batch: false,
             silent_seek_done: false,
             reversed: false,
+            before_move: BTreeMap::new(),
             knobs,
             run,
         }
@@ -430,7 +442,7 @@ impl<'r> World<'r> {
 
     // ---- metadata ----
 
-    fn metadata_response(&self) -> MetadataResponse {
+    fn metadata_response(&self, stale: bool) -> MetadataResponse {
         MetadataResponse::default()
             .with_brokers(
                 (0..BROKERS)
@@ -451,10 +463,16 @@ impl<'r> World<'r> {
                         .iter()
                         .enumerate()
                         .map(|(i, part)| {
+                            let (leader, epoch) = self
+                                .before_move
+                                .get(&(i as i32))
+                                .filter(|_| stale)
+                                .copied()
+                                .unwrap_or((part.leader, part.epoch));
                             MetadataResponsePartition::default()
                                 .with_partition_index(i as i32)
-                                .with_leader_id(BrokerId(part.leader))
-                                .with_leader_epoch(part.epoch)
+                                .with_leader_id(BrokerId(leader))
+                                .with_leader_epoch(epoch)
                                 .with_replica_nodes((0..BROKERS).map(BrokerId).collect())
                                 .with_isr_nodes((0..BROKERS).map(BrokerId).collect())
                         })
@@ -468,10 +486,15 @@ impl<'r> World<'r> {
             self.state.request_metadata();
             return;
         }
-        let response = self.metadata_response();
+        let stale = self.in_fault_phase() && self.run.chance(self.knobs.p_stale_metadata);
+        let response = self.metadata_response(stale);
         let now = self.instant();
         self.metadata.update(&response, now);
-        self.run.log("metadata refreshed");
+        self.run.log(if stale {
+            "metadata refreshed (stale)"
+        } else {
+            "metadata refreshed"
+        });
     }
 
     // ---- the fetcher loop, as io/fetcher.rs ----
@@ -551,8 +574,16 @@ impl<'r> World<'r> {
         let now = self.now();
         self.events.at(now + timeout, Ev::Deadline { conn, id });
         let delay = self.delay();
+        let lose = self.in_fault_phase() && self.run.chance(self.knobs.p_lose_request);
         let c = self.conns.get_mut(&node).expect("just made");
         c.in_flight.insert(id, token);
+        if lose || c.silent {
+            // Lost on the way: nothing after it on this connection gets through either.
+            c.silent = true;
+            self.run
+                .log(format_args!("request {id} lost (conn {conn} silent)"));
+            return;
+        }
         let at = (now + delay).max(c.last_arrival);
         c.last_arrival = at;
         if let Some(q) = self.broker_queues.get_mut(&conn) {
@@ -896,6 +927,11 @@ impl<'r> World<'r> {
                 .duration_between(Duration::from_millis(10), Duration::from_millis(400));
             self.events.at(at, Ev::Pause(node, len));
         }
+        for _ in 0..k.retentions {
+            let at = fault(self);
+            let p = self.run.index(k.partitions as usize) as i32;
+            self.events.at(at, Ev::Retention(p));
+        }
         for _ in 0..k.leader_moves {
             let at = fault(self);
             let p = self.run.index(k.partitions as usize) as i32;
@@ -1022,9 +1058,17 @@ impl<'r> World<'r> {
                 self.cluster.paused[node as usize] = false;
                 self.wake_broker(node);
             }
+            Ev::Retention(p) => {
+                let part = &self.cluster.partitions[p as usize];
+                let upto = self.run.between(part.log_start as u64, part.hw as u64 + 1) as i64;
+                let start = self.cluster.partitions[p as usize].delete_before(upto);
+                self.run
+                    .log(format_args!("p{p} retention: log start {start}"));
+            }
             Ev::LeaderMove(p) => {
                 let part = &self.cluster.partitions[p as usize];
                 let (hw, leo, old) = (part.hw, part.leo(), part.leader);
+                self.before_move.insert(p, (old, part.epoch));
                 let others: Vec<i32> = (0..BROKERS).filter(|b| *b != old).collect();
                 let leader = others[self.run.index(others.len())];
                 let keep = self.run.between(hw as u64, leo as u64 + 1) as i64;
