@@ -13,7 +13,8 @@
 //!   every partition at its end (the LSO under read_committed, else the high watermark);
 //! - `skipped`: every record the consumer must see (committed or not transactional under
 //!   read_committed; every data record under read_uncommitted) of the final log, from the
-//!   offset the application started at, was handed out.
+//!   offset the application started at, was handed out (what retention deleted or a leader
+//!   move truncated is not in the final log: a consumer may legitimately never see it).
 
 use std::collections::BTreeSet;
 

@@ -29,22 +29,25 @@
 //! failure reported per request), and an application drains records at a drawn pace,
 //! sometimes pausing a partition for a while or seeking one back.
 //!
-//! **The fault schedule**, drawn from the seed, in a first phase only: lost responses (the
-//! connection goes silent until its request times out), network delays (responses reorder
+//! **The fault schedule**, drawn from the seed, in a first phase only: lost requests and lost
+//! responses (the connection goes silent until its request times out), network delays (responses reorder
 //! across connections, never within one), connection cuts, broker pauses, leader moves (a new
 //! leader, a bumped epoch, the log truncated to a drawn point between the high watermark and
 //! its end: what was not replicated may vanish and decided markers that vanished are written
 //! again, as the coordinator retries them), injected NOT_LEADER_OR_FOLLOWER /
 //! FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH per partition, session evictions, failed
-//! metadata refreshes. Each knob is drawn per seed (some at zero), as are the fetch settings
+//! metadata refreshes and stale ones (a moved partition answered with its leader and epoch
+//! from before the move), retention (whole batches below a drawn offset ≤ the LSO deleted:
+//! the log start moves, a position below it gets OFFSET_OUT_OF_RANGE and is reset to the
+//! earliest). Each knob is drawn per seed (some at zero), as are the fetch settings
 //! (`fetch.min.bytes`, `fetch.max.wait.ms`, `fetch.max.bytes`, `max.partition.fetch.bytes`,
 //! `kafkit.prefetch.max.bytes`, `retry.backoff.ms`, `request.timeout.ms`), the drain size and
 //! pace, and whether the consumer starts from a committed offset or the earliest. Then a quiet
 //! phase until a deadline by which the checker's `liveness` must hold.
 //!
 //! **Not modelled**: ISR changes and followers' own logs (replication is one delay; a leader
-//! move may pick any other broker), unclean elections, lost requests (only lost responses),
-//! log retention and log-start moves (no OFFSET_OUT_OF_RANGE from them), compaction,
+//! move may pick any other broker), unclean elections, DeleteRecords inside a batch,
+//! compaction,
 //! compression, preferred read replicas (KIP-392), throttling, the metadata request's own
 //! faults beyond a failed refresh, producer epochs and fencing (every producer is at epoch 0),
 //! transactions that time out (every one is decided by the writer), group membership and
