@@ -91,12 +91,12 @@ mod tests {
 
     #[test]
     fn read_committed() {
-        check_seeds("read_committed", 30, |run| scenario(run, |_| {}));
+        check_seeds("read_committed", 60, |run| scenario(run, |_| {}));
     }
 
     #[test]
     fn read_committed_leader_moves() {
-        check_seeds("read_committed_leader_moves", 25, |run| {
+        check_seeds("read_committed_leader_moves", 50, |run| {
             scenario(run, |k| {
                 k.leader_moves = 6 + k.leader_moves * 2;
                 k.pauses += 1;
@@ -110,7 +110,7 @@ mod tests {
 
     #[test]
     fn read_committed_lossy_sessions() {
-        check_seeds("read_committed_lossy_sessions", 25, |run| {
+        check_seeds("read_committed_lossy_sessions", 50, |run| {
             scenario(run, |k| {
                 k.p_lose_response = k.p_lose_response.max(0.05);
                 k.p_evict_session = k.p_evict_session.max(0.1);
@@ -121,7 +121,7 @@ mod tests {
 
     #[test]
     fn read_uncommitted() {
-        check_seeds("read_uncommitted", 25, |run| {
+        check_seeds("read_uncommitted", 40, |run| {
             scenario(run, |k| k.isolation = IsolationLevel::ReadUncommitted)
         });
     }
