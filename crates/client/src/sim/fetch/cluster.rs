@@ -535,20 +535,25 @@ impl Cluster {
                     .iter()
                     .filter(|b| b.end() > offset && b.end() <= limit)
                 {
-                    let fits = records.len() + b.bytes.len() <= cap.min(budget);
+                    let room = cap.min(budget);
+                    let fits = records.len() + b.bytes.len() <= room;
                     if !(fits || (records.is_empty() && first_data)) {
+                        // Kafka reads the log by bytes: the slice ends inside this batch,
+                        // and the client must drop the incomplete tail.
+                        let partial = room.saturating_sub(records.len());
+                        records.extend_from_slice(&b.bytes[..partial.min(b.bytes.len())]);
                         break;
                     }
                     records.extend_from_slice(&b.bytes);
                     last_end = b.end();
                 }
             }
-            if !records.is_empty() {
+            if last_end > offset {
                 first_data = false;
                 budget = budget.saturating_sub(records.len());
             }
             if rc {
-                let aborted = if self.broken.omit_aborted || records.is_empty() {
+                let aborted = if self.broken.omit_aborted || last_end <= offset {
                     Vec::new()
                 } else {
                     part.aborted_between(offset, last_end)

@@ -15,8 +15,9 @@
 //! high watermark. The broker answers a Fetch as Kafka does: leader and leader-epoch checks
 //! (NOT_LEADER_OR_FOLLOWER with the new leader as a KIP-951 hint, FENCED_LEADER_EPOCH,
 //! UNKNOWN_LEADER_EPOCH), the diverging epoch of a `last_fetched_epoch`, OFFSET_OUT_OF_RANGE,
-//! whole batches up to the LSO (read_committed) or the high watermark, `partition_max_bytes`
-//! and `max_bytes` with the first batch always whole (KIP-74), the aborted transactions whose
+//! batches up to the LSO (read_committed) or the high watermark, `partition_max_bytes` and
+//! `max_bytes` with the first batch always whole (KIP-74) and the slice cut at the byte limit
+//! (as Kafka reads a log by bytes: the last batch may be incomplete), the aborted transactions whose
 //! first offset is below the end of the returned data and whose marker is at or after the
 //! fetch offset; `fetch.min.bytes` / `fetch.max.wait.ms` long-polls; a session cache
 //! (full requests open a session, incremental ones must carry its next epoch, else
