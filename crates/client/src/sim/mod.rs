@@ -9,12 +9,14 @@
 //! world says so), [`schedule::Schedule`] (timed events in a deterministic order),
 //! [`harness`] (seed selection, the trace, violations, negative controls, the replay check).
 //! Each world (a producer against partition logs, consumers in a group, …) is a module of its
-//! own with its own simulated brokers and its own checker.
+//! own with its own simulated brokers and its own checker; [`fetch`] is the consumer's fetcher
+//! reading transactions under read_committed.
 
 // Shared helpers: not every world uses each of them.
 #![allow(dead_code)]
 
 pub(crate) mod clock;
+pub(crate) mod fetch;
 pub(crate) mod group;
 pub(crate) mod harness;
 pub(crate) mod producer;
