@@ -288,14 +288,6 @@ impl<D> Accumulator<D> {
         out
     }
 
-    /// Forgets every queued batch's sequence (after an epoch bump): they get new ones when
-    /// drained, in queue order.
-    pub fn clear_sequences(&mut self) {
-        for batch in self.queues.values_mut().flatten() {
-            batch.sequence = None;
-        }
-    }
-
     /// Forgets the sequence of every queued batch for which `forget(partition, sequence)` is
     /// true (after an epoch bump that restarts some partitions): they get new ones when
     /// drained, in queue order.

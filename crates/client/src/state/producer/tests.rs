@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::producer::ProduceError;
 use crate::state::backoff::ExponentialBackoff;
 
+mod accumulator;
 mod props;
 mod split;
 

@@ -1,0 +1,85 @@
+//! The accumulator's own decisions (drain rotation, byte budget, retry backoff, expiry), driven
+//! directly. Each test here was written for a mutant `scripts/mutants.sh producer` found alive.
+
+use super::*;
+
+/// An accumulator whose batches hold one 100-byte record each (`batch.size` 1).
+fn one_record_batches(max_request_size: usize) -> Accumulator<u64> {
+    Accumulator::new(AccumulatorConfig {
+        batch_size: 1,
+        linger: LINGER,
+        delivery_timeout: DELIVERY,
+        max_request_size,
+    })
+}
+
+/// The partitions of one drain, in drain order.
+fn drained(acc: &mut Accumulator<u64>, now: Instant) -> Vec<i32> {
+    acc.drain(now, 1, &leader, &|_| true)
+        .iter()
+        .map(|b| b.tp.partition)
+        .collect()
+}
+
+/// The size of one queued one-record batch.
+fn batch_size() -> usize {
+    let mut acc = one_record_batches(10_000);
+    acc.append(Instant::now(), &tp(0), record(0, 100)).unwrap();
+    let size = acc.batches(&tp(0)).next().map_or(0, ProducerBatch::size);
+    size
+}
+
+#[test]
+fn each_drain_starts_one_partition_further_so_none_starves() {
+    let size = batch_size();
+    let t0 = Instant::now();
+    // Room for one batch per drain, three partitions with three batches each.
+    let mut acc = one_record_batches(size + size / 2);
+    for p in 0..3 {
+        for id in 0..3 {
+            acc.append(t0, &tp(p), record(id, 100)).unwrap();
+        }
+    }
+    let order: Vec<Vec<i32>> = (0..3).map(|_| drained(&mut acc, t0)).collect();
+    assert_eq!(order, [vec![0], vec![1], vec![2]]);
+}
+
+#[test]
+fn a_drain_takes_batches_up_to_exactly_max_request_size() {
+    let size = batch_size();
+    let t0 = Instant::now();
+    for (max, taken) in [(2 * size, 2), (2 * size - 1, 1)] {
+        let mut acc = one_record_batches(max);
+        acc.append(t0, &tp(0), record(0, 100)).unwrap();
+        acc.append(t0, &tp(1), record(1, 100)).unwrap();
+        assert_eq!(drained(&mut acc, t0).len(), taken, "max.request.size {max}");
+    }
+}
+
+#[test]
+fn a_batch_in_retry_backoff_is_drained_at_its_time_not_before() {
+    let t0 = Instant::now();
+    let mut acc = one_record_batches(10_000);
+    acc.append(t0, &tp(0), record(0, 100)).unwrap();
+    let mut batch = acc.drain(t0, 1, &leader, &|_| true).pop().unwrap();
+    let due = t0 + Duration::from_millis(100);
+    batch.retry_at = Some(due);
+    acc.reenqueue(batch);
+    assert!(drained(&mut acc, due - Duration::from_millis(1)).is_empty());
+    assert_eq!(drained(&mut acc, due), [0]);
+}
+
+#[test]
+fn expiry_takes_the_batches_past_their_delivery_timeout_only() {
+    let t0 = Instant::now();
+    let later = t0 + Duration::from_secs(10);
+    let mut acc = one_record_batches(10_000);
+    acc.append(t0, &tp(0), record(0, 100)).unwrap();
+    acc.append(later, &tp(0), record(1, 100)).unwrap();
+    assert!(acc
+        .expire(t0 + DELIVERY - Duration::from_millis(1))
+        .is_empty());
+    let expired = acc.expire(t0 + DELIVERY);
+    assert_eq!(expired.iter().map(|b| b.id).collect::<Vec<_>>(), [0]);
+    assert_eq!(acc.batch_ids(), [1], "the batch created 10 s later stays");
+}
