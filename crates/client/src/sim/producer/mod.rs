@@ -60,10 +60,12 @@
 
 mod checker;
 mod cluster;
+mod txn_checker;
+mod txn_coordinator;
 mod world;
 
 use crate::sim::harness::{Run, Violation};
-use world::{Knobs, World};
+use world::{Knobs, TxnKnobs, World};
 
 /// Runs one world with the seed's knobs, changed by `adjust`, and judges it.
 fn scenario(run: &mut Run, adjust: impl FnOnce(&mut Knobs)) -> Result<(), Violation> {
@@ -77,7 +79,27 @@ fn scenario(run: &mut Run, adjust: impl FnOnce(&mut Knobs)) -> Result<(), Violat
         .iter()
         .map(|p| p.leader_log().clone())
         .collect();
-    checker::check(&world.history, &logs)
+    checker::check(&world.history, &logs, &Default::default())
+}
+
+/// Runs one transactional world (the seed's knobs and transactional knobs, changed by
+/// `adjust`) and judges it with the transactional checker.
+fn txn_scenario(
+    run: &mut Run,
+    adjust: impl FnOnce(&mut Knobs, &mut TxnKnobs),
+) -> Result<(), Violation> {
+    let mut knobs = Knobs::draw(run);
+    let mut txn = TxnKnobs::draw(run, &knobs);
+    adjust(&mut knobs, &mut txn);
+    let mut world = World::new_txn(run, knobs, txn);
+    world.simulate();
+    let logs: Vec<_> = world
+        .cluster
+        .partitions
+        .iter()
+        .map(|p| p.leader_log().clone())
+        .collect();
+    txn_checker::check(&world.history, &logs)
 }
 
 #[cfg(test)]
@@ -172,6 +194,71 @@ mod tests {
     fn negative_control_dropped_outcome_is_liveness() {
         expect_caught("liveness", 10, |run| {
             scenario(run, |k| k.drop_one_outcome = true)
+        });
+    }
+
+    #[test]
+    fn transactions() {
+        check_seeds("transactions", 30, |run| txn_scenario(run, |_, _| {}));
+    }
+
+    #[test]
+    fn transactions_coordinator_moves() {
+        check_seeds("transactions_coordinator_moves", 25, |run| {
+            txn_scenario(run, |k, t| {
+                t.coordinator_moves += 4;
+                t.p_coord_error = t.p_coord_error.max(0.05);
+                t.p_lose_txn_response = t.p_lose_txn_response.max(0.05);
+                k.pauses += 1;
+            })
+        });
+    }
+
+    #[test]
+    fn transactions_timeouts_and_faults() {
+        check_seeds("transactions_timeouts_and_faults", 25, |run| {
+            txn_scenario(run, |k, t| {
+                t.txn_timeout = t.txn_timeout.min(std::time::Duration::from_millis(400));
+                k.leader_moves += 4;
+                k.p_fatal = k.p_fatal.max(0.02);
+                k.p_lose_response = k.p_lose_response.max(0.03);
+            })
+        });
+    }
+
+    #[test]
+    fn a_transactional_seed_replays() {
+        assert_replays(11, |run| txn_scenario(run, |_, _| {}));
+        assert_replays(12, |run| txn_scenario(run, |_, t| t.coordinator_moves += 3));
+    }
+
+    #[test]
+    fn negative_control_missing_marker_is_committed_lost() {
+        expect_caught("committed-lost", 30, |run| {
+            txn_scenario(run, |_, t| {
+                t.broken.skip_partition_zero = true;
+                t.p_commit = 1.0;
+            })
+        });
+    }
+
+    #[test]
+    fn negative_control_commit_for_abort_is_aborted_visible() {
+        expect_caught("aborted-visible", 30, |run| {
+            txn_scenario(run, |_, t| {
+                t.broken.commit_aborts = true;
+                t.p_commit = 0.0;
+            })
+        });
+    }
+
+    #[test]
+    fn negative_control_abort_on_one_partition_is_torn_transaction() {
+        expect_caught("torn-transaction", 30, |run| {
+            txn_scenario(run, |_, t| {
+                t.broken.tear_commits = true;
+                t.p_commit = 1.0;
+            })
         });
     }
 }

@@ -295,9 +295,17 @@ impl TransactionState {
         Some(self.adding.clone())
     }
 
-    /// When a delayed AddPartitionsToTxn is due.
+    /// When a delayed AddPartitionsToTxn is due: `None` when
+    /// [`poll_add_partitions`](Self::poll_add_partitions) would not ask for one then either
+    /// (the transaction will not commit), so the sender loop does not wake for it in a loop
+    /// (found by the simulation, `sim::producer`: an AddPartitionsToTxn that timed out during
+    /// an abort left a past due time that spun the loop until the abort ended).
     pub fn next_add_at(&self) -> Option<Instant> {
-        (!self.pending.is_empty() && self.adding.is_empty())
+        let active = matches!(
+            self.phase,
+            TransactionPhase::InTransaction | TransactionPhase::Committing
+        );
+        (active && !self.pending.is_empty() && self.adding.is_empty())
             .then_some(self.add_not_before)
             .flatten()
     }

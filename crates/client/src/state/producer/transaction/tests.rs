@@ -206,6 +206,32 @@ fn retriable_add_errors_wait_a_backoff_then_ask_again() {
     assert_eq!(t.phase(), TransactionPhase::AbortableError);
 }
 
+/// An AddPartitionsToTxn that fails while the transaction aborts leaves its partitions
+/// pending with a backoff: no AddPartitionsToTxn is due any more, so there is no wake-up
+/// time for it either (a past one spun the sender loop until the abort ended; found by the
+/// simulation, `sim::producer::transactions_timeouts_and_faults`).
+#[test]
+fn no_add_partitions_wake_up_while_aborting() {
+    let now = Instant::now();
+    let mut t = ready();
+    t.begin().unwrap();
+    t.note_partition(&tp(0));
+    assert!(t.poll_add_partitions(now).is_some());
+    t.begin_abort().unwrap();
+    let timed_out = Error::RequestTimedOut {
+        broker: "b".into(),
+        api: ApiKey::AddPartitionsToTxn,
+        after: BACKOFF,
+    };
+    t.handle_add_partitions(now, Err(timed_out), BACKOFF);
+    let later = now + BACKOFF * 2;
+    assert!(
+        t.poll_add_partitions(later).is_none(),
+        "aborting: nothing to add"
+    );
+    assert_eq!(t.next_add_at(), None, "so nothing to wake up for");
+}
+
 #[test]
 fn a_commit_whose_end_txn_was_sent_cannot_turn_into_an_abort() {
     let mut t = ready();
