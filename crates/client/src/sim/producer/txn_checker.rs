@@ -13,7 +13,9 @@
 //!   by a COMMIT marker.
 //! - `liveness`: every transactional call (init, commit, abort) ended in an outcome, the
 //!   application closed the producer, and the coordinator finished writing markers, by the
-//!   deadline (a run stopped by its deadline or step cap is reported by the producer checker).
+//!   deadline (a run stopped by its deadline or step cap is reported by the producer checker);
+//!   and a transaction begun after the fault phase to commit did commit (no fault is left to
+//!   stop it: a commit refused then is the client failing to recover).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -32,6 +34,8 @@ pub(super) struct TxnOutcome {
     pub failed: Option<String>,
     /// An EndTxn(commit) was sent (its outcome may be a commit even if the call failed).
     pub commit_sent: bool,
+    /// Begun after the fault phase, meant to commit: nothing may stop it from committing.
+    pub quiet_commit: bool,
 }
 
 /// Judges the transactional `history` against the final leader logs.
@@ -144,6 +148,17 @@ pub(super) fn check(history: &History, logs: &[ReplicaLog]) -> Result<(), Violat
             "liveness",
             "the application did not get an outcome for every call",
         ));
+    }
+    for (t, outcome) in history.txns.iter().enumerate() {
+        if outcome.quiet_commit && !outcome.committed {
+            return Err(Violation::new(
+                "liveness",
+                format!(
+                    "transaction {t}, begun after the faults to commit, did not commit ({})",
+                    outcome.failed.as_deref().unwrap_or("aborted")
+                ),
+            ));
+        }
     }
     Ok(())
 }

@@ -32,7 +32,7 @@ use crate::sim::producer::txn_checker::TxnOutcome;
 use crate::sim::producer::txn_coordinator::{
     Answer, BrokenCoordinator, Coordinator, Marker, Request,
 };
-use crate::state::producer::transaction::{classify, TxnErrorClass};
+use crate::state::producer::transaction::{add_partitions_lookup_again, classify, TxnErrorClass};
 use crate::state::producer::{TopicPartition, TransactionPhase};
 
 /// The transactional id of the simulated producer.
@@ -579,6 +579,11 @@ impl World<'_> {
             );
         }
         let commit = self.run.chance(k.p_commit);
+        if commit && !self.in_fault_phase() {
+            if let Some(o) = self.history.txns.last_mut() {
+                o.quiet_commit = true;
+            }
+        }
         self.run.log(format_args!(
             "begin_transaction {i}: {records} records to {chosen:?}, then {}",
             op(commit)
@@ -943,7 +948,13 @@ impl World<'_> {
         match kind {
             CallKind::Add { .. } => {
                 let result = match result {
-                    Ok(Value::Added(v)) => Ok(v),
+                    Ok(Value::Added(v)) => {
+                        // `TxnCoordinator::add_partitions`: a per-partition move forgets it.
+                        if add_partitions_lookup_again(&v) {
+                            self.txn().cached = None;
+                        }
+                        Ok(v)
+                    }
                     Ok(_) => Ok(Vec::new()),
                     Err((e, _)) => Err(e),
                 };

@@ -232,6 +232,48 @@ fn no_add_partitions_wake_up_while_aborting() {
     assert_eq!(t.next_add_at(), None, "so nothing to wake up for");
 }
 
+/// AddPartitionsToTxn v1–3 reports a coordinator move per partition only: the caller must
+/// look the coordinator up again (found by the simulation,
+/// `sim::producer::transactions_coordinator_moves`), and the partitions are asked for again
+/// after the backoff.
+#[test]
+fn a_per_partition_not_coordinator_means_look_the_coordinator_up_again() {
+    let now = Instant::now();
+    let mut t = ready();
+    t.begin().unwrap();
+    t.note_partition(&tp(0));
+    t.note_partition(&tp(1));
+    assert!(t.poll_add_partitions(now).is_some());
+    let answers = vec![
+        (tp(0), Some(ResponseError::NotCoordinator)),
+        (tp(1), Some(ResponseError::NotCoordinator)),
+    ];
+    assert!(add_partitions_lookup_again(&answers));
+    t.handle_add_partitions(now, Ok(answers), BACKOFF);
+    assert_eq!(t.phase(), TransactionPhase::InTransaction, "retriable");
+    assert_eq!(
+        t.poll_add_partitions(now + BACKOFF),
+        Some(vec![tp(0), tp(1)])
+    );
+    for code in [
+        ResponseError::CoordinatorNotAvailable,
+        ResponseError::NotCoordinator,
+    ] {
+        assert!(add_partitions_lookup_again(&[
+            (tp(0), None),
+            (tp(1), Some(code))
+        ]));
+    }
+    for code in [
+        None,
+        Some(ResponseError::ConcurrentTransactions),
+        Some(ResponseError::CoordinatorLoadInProgress),
+        Some(ResponseError::ProducerFenced),
+    ] {
+        assert!(!add_partitions_lookup_again(&[(tp(0), code)]));
+    }
+}
+
 #[test]
 fn a_commit_whose_end_txn_was_sent_cannot_turn_into_an_abort() {
     let mut t = ready();
