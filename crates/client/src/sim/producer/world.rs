@@ -244,6 +244,8 @@ pub(super) struct World<'r> {
     pub(super) history: History,
     /// The transactional mode (`None`: the idempotent producer alone).
     txn: Option<txn::Txn>,
+    /// When the last fault ends (the fault phase, or the last paused broker's resume).
+    faults_end: Duration,
 }
 
 impl<'r> World<'r> {
@@ -284,6 +286,7 @@ impl<'r> World<'r> {
             dropped_outcome: false,
             refused_appends: 0,
             history: History::default(),
+            faults_end: knobs.fault_phase,
             knobs,
             txn: None,
         }
@@ -349,6 +352,7 @@ impl<'r> World<'r> {
                 .duration_between(Duration::from_millis(1), k.request_timeout * 3);
             self.events.at(at, Ev::Pause(node));
             self.events.at(at + length, Ev::Resume(node));
+            self.faults_end = self.faults_end.max(at + length);
         }
         if self.txn.is_some() {
             self.txn_plan();

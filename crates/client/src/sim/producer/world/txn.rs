@@ -579,7 +579,10 @@ impl World<'_> {
             );
         }
         let commit = self.run.chance(k.p_commit);
-        if commit && !self.in_fault_phase() {
+        // Quiet: no fault left, and nothing from the faults still pending (a batch retried
+        // since then has expired by now).
+        let quiet_from = self.faults_end + self.knobs.delivery_timeout;
+        if commit && self.now() >= quiet_from {
             if let Some(o) = self.history.txns.last_mut() {
                 o.quiet_commit = true;
             }
