@@ -31,7 +31,8 @@
 //! `batch.size`, `request.timeout.ms`, `delivery.timeout.ms` and the retry backoff. Then a
 //! quiet phase until a deadline by which the checker's `liveness` must hold.
 //!
-//! **Not modelled**: transactions, acks=0/1 producers (only as the broken broker of a negative
+//! **Not modelled**: transactions v2 (KIP-890 part 2: Produce-adds, EndTxn epoch bumps),
+//! AddOffsetsToTxn / TxnOffsetCommit, a zombie second instance of the transactional id, acks=0/1 producers (only as the broken broker of a negative
 //! control), non-idempotent producers, several producers, the partitioner (records name their
 //! partition), compression, message size limits and splits, metadata errors and
 //! InitProducerId failures, broker crashes that lose unflushed data, log retention (a producer
@@ -51,6 +52,40 @@
 //! (`acknowledged-but-lost`), one that ignores sequence gaps (`reordered`), one that writes a
 //! batch it refuses as INVALID_RECORD (`outcome-mismatch`), a driver that drops one outcome
 //! (`liveness`).
+//!
+//! **Transactional mode** ([`txn_scenario`], `world/txn.rs`, [`txn_coordinator`],
+//! [`txn_checker`]): the REAL `TransactionState` inside the REAL `SenderState`, driven as
+//! `producer/transaction.rs`, `producer/transaction_coordinator.rs` and `io/producer.rs` drive
+//! it (those drivers are async code outside `state/`: `world/txn.rs` mirrors them). The
+//! application runs 3–8 transactions in sequence (begin, 2–16 records to 2–4 partitions,
+//! commit or abort drawn), keeping the API contract (abort after an abortable error, the same
+//! call again after a timeout, stop after a fatal one). A simulated transaction coordinator
+//! (transactions v1) on one broker: producer id and epoch, Empty → Ongoing → Prepare* →
+//! Complete*, CONCURRENT_TRANSACTIONS while markers are written, idempotent EndTxn retries,
+//! KIP-360 bumps (a retried bump gets the current pair), `transaction.timeout.ms` aborting
+//! with an epoch bump, PRODUCER_FENCED for an older epoch. COMMIT/ABORT markers are control
+//! batches appended at each partition's leader, replicated like data, written again at a new
+//! leader if not replicated; a marker's epoch fences older batches at the leader, and the
+//! leader checks a transactional batch with the coordinator (KIP-890 part 1:
+//! INVALID_TXN_STATE for a partition outside the Ongoing transaction). Extra faults, drawn per
+//! seed: coordinator moves (the old broker answers NOT_COORDINATOR, the new one
+//! COORDINATOR_LOAD_IN_PROGRESS while loading), injected coordinator errors, lost coordinator
+//! requests and responses (AddPartitionsToTxn, EndTxn, InitProducerId, FindCoordinator), short
+//! transaction timeouts, plus every fault above. Not modelled there: a coordinator that loses
+//! its state, marker writes failing other than by a leader change, `__transaction_state`
+//! replication, the coordinator's own request queue (requests are answered one by one as they
+//! arrive). Invariants: `torn-transaction`, `committed-lost`, `aborted-visible` (see
+//! [`txn_checker`]), then the ones above (`outcome-mismatch` excuses records of aborted
+//! transactions), then `liveness` (every call ends; a commit begun once every fault is over
+//! commits). Negative controls: a coordinator that writes no marker to partition 0
+//! (`committed-lost`), COMMIT for an abort (`aborted-visible`), ABORT on one partition of a
+//! commit (`torn-transaction`).
+//!
+//! **Bugs the transactional mode found** (fixed, with unit tests in
+//! `state/producer/transaction/tests.rs`): AddPartitionsToTxn v1–3 reports a coordinator move
+//! per partition only, and the client kept asking the old broker (every commit after a move
+//! stalled until its records expired, then aborted); an AddPartitionsToTxn that failed while
+//! aborting left a past wake-up time that spun the sender loop until the abort ended.
 //!
 //! **Adding an invariant**: record what it needs in `world::History` (the driver sees every
 //! append, outcome and broker decision), add a check with a new kebab-case name to
@@ -222,6 +257,24 @@ mod tests {
                 k.leader_moves += 4;
                 k.p_fatal = k.p_fatal.max(0.02);
                 k.p_lose_response = k.p_lose_response.max(0.03);
+            })
+        });
+    }
+
+    /// Coordinator moves alone (the broker, the network and the leaders are fine): a correct
+    /// client finds the coordinator again every time, so every commit commits.
+    #[test]
+    fn transactions_coordinator_moves_only() {
+        check_seeds("transactions_coordinator_moves_only", 30, |run| {
+            txn_scenario(run, |k, t| {
+                (k.p_lose_request, k.p_lose_response, k.p_not_leader) = (0.0, 0.0, 0.0);
+                (k.p_retriable, k.p_fatal) = (0.0, 0.0);
+                (k.cuts, k.leader_moves, k.pauses) = (0, 0, 0);
+                k.delivery_timeout = std::time::Duration::from_secs(120);
+                t.txn_timeout = std::time::Duration::from_secs(60);
+                (t.p_coord_error, t.p_lose_txn_response) = (0.0, 0.0);
+                t.coordinator_moves += 6;
+                t.strict_commits = true;
             })
         });
     }

@@ -302,11 +302,6 @@ impl<'r> World<'r> {
         world
     }
 
-    /// The transaction coordinator (transactional mode).
-    pub(super) fn is_transactional(&self) -> bool {
-        self.txn.is_some()
-    }
-
     fn now(&self) -> Duration {
         self.run.clock.elapsed()
     }

@@ -61,6 +61,9 @@ pub(in crate::sim::producer) struct TxnKnobs {
     /// How long a moved coordinator answers COORDINATOR_LOAD_IN_PROGRESS.
     pub load_time: Duration,
     pub broken: BrokenCoordinator,
+    /// Every commit must commit, not only those begun after the faults (for a world whose
+    /// only faults are ones a correct client rides out, e.g. coordinator moves).
+    pub strict_commits: bool,
 }
 
 impl TxnKnobs {
@@ -90,6 +93,7 @@ impl TxnKnobs {
             p_lose_txn_response: p(run, 0.1),
             load_time: ms(run.between(0, 50)),
             broken: BrokenCoordinator::default(),
+            strict_commits: false,
         }
     }
 }
@@ -582,7 +586,7 @@ impl World<'_> {
         // Quiet: no fault left, and nothing from the faults still pending (a batch retried
         // since then has expired by now).
         let quiet_from = self.faults_end + self.knobs.delivery_timeout;
-        if commit && self.now() >= quiet_from {
+        if commit && (k.strict_commits || self.now() >= quiet_from) {
             if let Some(o) = self.history.txns.last_mut() {
                 o.quiet_commit = true;
             }
