@@ -583,10 +583,16 @@ impl World<'_> {
             );
         }
         let commit = self.run.chance(k.p_commit);
-        // Quiet: no fault left, and nothing from the faults still pending (a batch retried
-        // since then has expired by now).
+        // Quiet: no fault left, nothing from the faults still pending (a batch retried since
+        // then has expired by now), and nothing stale the faults left behind that a short
+        // `delivery.timeout.ms` may not cover (the client's leaders, its coordinator).
         let quiet_from = self.faults_end + self.knobs.delivery_timeout;
-        if commit && (k.strict_commits || self.now() >= quiet_from) {
+        let coordinator = self.txn().coordinator.node;
+        let loaded = self.now() >= self.txn().coordinator.loading_until;
+        let current = self.leaders == self.cluster.leaders()
+            && self.txn().cached.is_none_or(|n| n == coordinator)
+            && loaded;
+        if commit && (k.strict_commits || (self.now() >= quiet_from && current)) {
             if let Some(o) = self.history.txns.last_mut() {
                 o.quiet_commit = true;
             }
