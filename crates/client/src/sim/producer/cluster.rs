@@ -142,7 +142,8 @@ pub(super) enum Appended {
     /// Written at `base_offset`; acknowledged once the high watermark reaches `end`.
     Written { base_offset: i64, end: i64 },
     /// A duplicate of a batch in the log: answered with that batch's offset.
-    Duplicate { base_offset: i64 },
+    /// Like a write, Kafka answers it once the high watermark covers it (`end`).
+    Duplicate { base_offset: i64, end: i64 },
     /// Refused, nothing written.
     Refused(ResponseError),
 }
@@ -244,6 +245,7 @@ impl Cluster {
                 if !self.broken.no_dedup {
                     return Appended::Duplicate {
                         base_offset: dup.base_offset,
+                        end: dup.base_offset + dup.len(),
                     };
                 }
                 // The broken broker writes it again, as if it were new.

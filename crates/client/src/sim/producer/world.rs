@@ -836,10 +836,13 @@ impl<'r> World<'r> {
                 let epoch = self.cluster.partitions[p as usize].leader_epoch;
                 Err((p, epoch, end, base_offset))
             }
-            Appended::Duplicate { base_offset } => Ok(PartitionResponse::Written {
-                base_offset,
-                log_append_time: -1,
-            }),
+            // A duplicate waits for the ISR like a write (Kafka's delayed produce waits for the
+            // duplicate's last offset): acknowledged at once, it was lost when its leader moved
+            // before the original write was replicated (found by the transactional runs).
+            Appended::Duplicate { base_offset, end } => {
+                let epoch = self.cluster.partitions[p as usize].leader_epoch;
+                Err((p, epoch, end, base_offset))
+            }
             Appended::Refused(code) => refused(code),
         }
     }
