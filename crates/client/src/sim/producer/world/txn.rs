@@ -674,9 +674,6 @@ impl World<'_> {
         let end_txn = t.needs_end_txn();
         if end_txn {
             t.end_txn_sending();
-            if commit {
-                self.history.txns[txn].commit_sent = true;
-            }
         }
         if !end_txn {
             self.txn().app = App::Bumping { txn, commit };
