@@ -589,7 +589,12 @@ impl World<'_> {
         let quiet_from = self.faults_end + self.knobs.delivery_timeout;
         let coordinator = self.txn().coordinator.node;
         let loaded = self.now() >= self.txn().coordinator.loading_until;
-        let current = self.leaders == self.cluster.leaders()
+        // And a request timeout that covers a round trip and replication: a shorter one
+        // times requests out without any fault.
+        let roomy = self.knobs.request_timeout
+            > self.knobs.net_delay.1 * 2 + self.knobs.replicate_every * 2;
+        let current = roomy
+            && self.leaders == self.cluster.leaders()
             && self.txn().cached.is_none_or(|n| n == coordinator)
             && loaded;
         if commit && (k.strict_commits || (self.now() >= quiet_from && current)) {
