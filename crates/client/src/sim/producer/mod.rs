@@ -71,13 +71,20 @@
 //! seed: coordinator moves (the old broker answers NOT_COORDINATOR, the new one
 //! COORDINATOR_LOAD_IN_PROGRESS while loading), injected coordinator errors, lost coordinator
 //! requests and responses (AddPartitionsToTxn, EndTxn, InitProducerId, FindCoordinator), short
-//! transaction timeouts, plus every fault above. Not modelled there: a coordinator that loses
-//! its state, marker writes failing other than by a leader change, `__transaction_state`
+//! transaction timeouts, plus every fault above. Not modelled there: transactions v2,
+//! AddOffsetsToTxn / TxnOffsetCommit, a zombie second instance (fencing comes from the
+//! coordinator's timeout abort only), a coordinator that loses its state, marker writes failing other than by a leader change, `__transaction_state`
 //! replication, the coordinator's own request queue (requests are answered one by one as they
 //! arrive). Invariants: `torn-transaction`, `committed-lost`, `aborted-visible` (see
 //! [`txn_checker`]), then the ones above (`outcome-mismatch` excuses records of aborted
-//! transactions), then `liveness` (every call ends; a commit begun once every fault is over
-//! commits). Negative controls: a coordinator that writes no marker to partition 0
+//! transactions), then `liveness` (every call ends; a commit begun once every fault is over,
+//! with the client's leaders and coordinator current and a request timeout covering a round
+//! trip, commits; in `transactions_coordinator_moves_only`, where moves are the only fault,
+//! every commit commits). It reproduces transactions v1's delayed-EndTxn hazard (KIP-890): an
+//! EndTxn(commit) read by a paused broker and answered after the client retried it elsewhere
+//! commits the next transaction (same epoch); the client then reports a fatal
+//! INVALID_TXN_STATE, so transactions ended by a fatal error are not judged by
+//! `aborted-visible`. Negative controls: a coordinator that writes no marker to partition 0
 //! (`committed-lost`), COMMIT for an abort (`aborted-visible`), ABORT on one partition of a
 //! commit (`torn-transaction`).
 //!
