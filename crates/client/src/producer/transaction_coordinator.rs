@@ -28,7 +28,7 @@ use crate::io::connection::Connection;
 use crate::state::group::coordinator::{find_coordinator_request, lookup_results, Lookup};
 use crate::state::group::{OffsetAndMetadata, TopicPartition as GroupPartition};
 use crate::state::metadata::BrokerInfo;
-use crate::state::producer::transaction::{classify, TxnErrorClass};
+use crate::state::producer::transaction::{add_partitions_lookup_again, classify, TxnErrorClass};
 use crate::state::producer::TopicPartition;
 
 /// `key_type` of a transaction coordinator lookup.
@@ -263,6 +263,10 @@ impl TxnCoordinator {
                     ResponseError::try_from_code(p.partition_error_code),
                 ));
             }
+        }
+        if add_partitions_lookup_again(&out) {
+            // The coordinator moved: the next AddPartitionsToTxn looks it up again.
+            self.set(None);
         }
         Ok(out)
     }

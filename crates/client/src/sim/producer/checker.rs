@@ -8,7 +8,8 @@
 //!   send order (record ids are handed out in send order).
 //! - `duplicated`: no record id appears twice in a partition's log.
 //! - `outcome-mismatch`: a record whose failure is definite
-//!   ([`ProduceError::is_outcome_unknown`] is false) is in no log.
+//!   ([`ProduceError::is_outcome_unknown`] is false) is in no log (transactional mode: or only
+//!   under an ABORT marker or none: `excused`, an aborted record is not delivered).
 //! - `liveness`: the run ended by its deadline with the sender idle after close, and every
 //!   appended record has exactly one outcome.
 
@@ -18,8 +19,13 @@ use super::cluster::ReplicaLog;
 use super::world::History;
 use crate::sim::harness::Violation;
 
-/// Judges `history` against the final leader log of each partition.
-pub(super) fn check(history: &History, logs: &[ReplicaLog]) -> Result<(), Violation> {
+/// Judges `history` against the final leader log of each partition; the records in
+/// `excused` may fail for good although they are in a log (aborted transactions).
+pub(super) fn check(
+    history: &History,
+    logs: &[ReplicaLog],
+    excused: &BTreeSet<u64>,
+) -> Result<(), Violation> {
     // Where each record is, per partition: offsets in log order.
     let mut found: Vec<BTreeMap<u64, Vec<i64>>> = Vec::with_capacity(logs.len());
     for log in logs {
@@ -93,7 +99,7 @@ pub(super) fn check(history: &History, logs: &[ReplicaLog]) -> Result<(), Violat
         };
         for outcome in outcomes {
             if let Err(e) = outcome {
-                if !e.is_outcome_unknown() {
+                if !e.is_outcome_unknown() && !excused.contains(id) {
                     if let Some(offsets) = found[p as usize].get(id) {
                         return Err(Violation::new(
                             "outcome-mismatch",

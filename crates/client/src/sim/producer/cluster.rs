@@ -31,8 +31,22 @@ pub(super) struct LogBatch {
     pub base_sequence: i32,
     pub last_sequence: i32,
     pub base_offset: i64,
-    /// Record ids (the first 8 bytes of each value).
+    /// Record ids (the first 8 bytes of each value); none in a control batch.
     pub records: Vec<u64>,
+    /// A transaction marker (control batch, one offset): `Some(true)` COMMIT, `Some(false)`
+    /// ABORT. Written by the transaction coordinator, replicated like data.
+    pub marker: Option<bool>,
+}
+
+impl LogBatch {
+    /// The offsets the batch takes: its records, or one for a marker.
+    pub(super) fn len(&self) -> i64 {
+        if self.marker.is_some() {
+            1
+        } else {
+            self.records.len() as i64
+        }
+    }
 }
 
 /// One replica's log.
@@ -44,9 +58,7 @@ pub(super) struct ReplicaLog {
 impl ReplicaLog {
     /// The next offset.
     pub(super) fn end_offset(&self) -> i64 {
-        self.batches
-            .last()
-            .map_or(0, |b| b.base_offset + b.records.len() as i64)
+        self.batches.last().map_or(0, |b| b.base_offset + b.len())
     }
 
     /// Every record id in offset order.
@@ -68,7 +80,7 @@ impl ReplicaLog {
         let n = self.common_batches(other);
         self.batches[..n]
             .last()
-            .map_or(0, |b| b.base_offset + b.records.len() as i64)
+            .map_or(0, |b| b.base_offset + b.len())
     }
 
     /// Makes `self` a copy of `leader` (truncating a diverged tail first, as a follower does
@@ -130,7 +142,8 @@ pub(super) enum Appended {
     /// Written at `base_offset`; acknowledged once the high watermark reaches `end`.
     Written { base_offset: i64, end: i64 },
     /// A duplicate of a batch in the log: answered with that batch's offset.
-    Duplicate { base_offset: i64 },
+    /// Like a write, Kafka answers it once the high watermark covers it (`end`).
+    Duplicate { base_offset: i64, end: i64 },
     /// Refused, nothing written.
     Refused(ResponseError),
 }
@@ -205,11 +218,21 @@ impl Cluster {
         }
         let log = &part.logs[node as usize];
         let last_sequence = increment_sequence(base, ids.len() as i32 - 1);
-        // The producer's state, read from this replica's log.
+        // The producer's state, read from this replica's log. A transaction marker carries
+        // the coordinator's epoch (fencing older ones) but no sequence.
+        let fence = log
+            .batches
+            .iter()
+            .filter(|b| b.producer_id == pid && b.marker.is_some())
+            .map(|b| b.epoch)
+            .max();
+        if fence.is_some_and(|e| epoch < e) {
+            return Appended::Refused(ResponseError::InvalidProducerEpoch);
+        }
         let mine: Vec<&LogBatch> = log
             .batches
             .iter()
-            .filter(|b| b.producer_id == pid)
+            .filter(|b| b.producer_id == pid && b.marker.is_none())
             .collect();
         if let Some(last) = mine.last() {
             if epoch < last.epoch {
@@ -222,6 +245,7 @@ impl Cluster {
                 if !self.broken.no_dedup {
                     return Appended::Duplicate {
                         base_offset: dup.base_offset,
+                        end: dup.base_offset + dup.len(),
                     };
                 }
                 // The broken broker writes it again, as if it were new.
@@ -252,8 +276,51 @@ impl Cluster {
             last_sequence,
             base_offset,
             records: ids,
+            marker: None,
         });
         Appended::Written { base_offset, end }
+    }
+
+    /// Appends a transaction marker (`commit`: COMMIT, else ABORT) of producer `pid` at
+    /// `epoch` to partition `p` at its leader, as the coordinator's WriteTxnMarkers does.
+    /// Returns (leader epoch, end offset) to wait for with [`Cluster::ack_state`], or `None`
+    /// when the leader is paused.
+    pub(super) fn append_marker(
+        &mut self,
+        p: i32,
+        pid: i64,
+        epoch: i16,
+        commit: bool,
+    ) -> Option<(i32, i64)> {
+        let part = self.partitions.get_mut(p as usize)?;
+        if self.paused[part.leader as usize] {
+            return None;
+        }
+        let log = &mut part.logs[part.leader as usize];
+        let base_offset = log.end_offset();
+        log.batches.push(LogBatch {
+            write: self.next_write,
+            producer_id: pid,
+            epoch,
+            base_sequence: -1,
+            last_sequence: -1,
+            base_offset,
+            records: Vec::new(),
+            marker: Some(commit),
+        });
+        self.next_write += 1;
+        Some((part.leader_epoch, base_offset + 1))
+    }
+
+    /// The highest epoch of `pid` in the leader log of `p` (data or marker).
+    pub(super) fn leader_epoch_of(&self, p: i32, pid: i64) -> Option<i16> {
+        let part = self.partitions.get(p as usize)?;
+        part.leader_log()
+            .batches
+            .iter()
+            .filter(|b| b.producer_id == pid)
+            .map(|b| b.epoch)
+            .max()
     }
 
     /// Whether a write of partition `p` ending at `end`, made under `leader_epoch`, is

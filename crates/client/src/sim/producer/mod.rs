@@ -31,7 +31,8 @@
 //! `batch.size`, `request.timeout.ms`, `delivery.timeout.ms` and the retry backoff. Then a
 //! quiet phase until a deadline by which the checker's `liveness` must hold.
 //!
-//! **Not modelled**: transactions, acks=0/1 producers (only as the broken broker of a negative
+//! **Not modelled**: transactions v2 (KIP-890 part 2: Produce-adds, EndTxn epoch bumps),
+//! AddOffsetsToTxn / TxnOffsetCommit, a zombie second instance of the transactional id, acks=0/1 producers (only as the broken broker of a negative
 //! control), non-idempotent producers, several producers, the partitioner (records name their
 //! partition), compression, message size limits and splits, metadata errors and
 //! InitProducerId failures, broker crashes that lose unflushed data, log retention (a producer
@@ -52,6 +53,47 @@
 //! batch it refuses as INVALID_RECORD (`outcome-mismatch`), a driver that drops one outcome
 //! (`liveness`).
 //!
+//! **Transactional mode** ([`txn_scenario`], `world/txn.rs`, [`txn_coordinator`],
+//! [`txn_checker`]): the REAL `TransactionState` inside the REAL `SenderState`, driven as
+//! `producer/transaction.rs`, `producer/transaction_coordinator.rs` and `io/producer.rs` drive
+//! it (those drivers are async code outside `state/`: `world/txn.rs` mirrors them). The
+//! application runs 3–8 transactions in sequence (begin, 2–16 records to 2–4 partitions,
+//! commit or abort drawn), keeping the API contract (abort after an abortable error, the same
+//! call again after a timeout, stop after a fatal one). A simulated transaction coordinator
+//! (transactions v1) on one broker: producer id and epoch, Empty → Ongoing → Prepare* →
+//! Complete*, CONCURRENT_TRANSACTIONS while markers are written, idempotent EndTxn retries,
+//! KIP-360 bumps (a retried bump gets the current pair), `transaction.timeout.ms` aborting
+//! with an epoch bump, PRODUCER_FENCED for an older epoch. COMMIT/ABORT markers are control
+//! batches appended at each partition's leader, replicated like data, written again at a new
+//! leader if not replicated; a marker's epoch fences older batches at the leader, and the
+//! leader checks a transactional batch with the coordinator (KIP-890 part 1:
+//! INVALID_TXN_STATE for a partition outside the Ongoing transaction). Extra faults, drawn per
+//! seed: coordinator moves (the old broker answers NOT_COORDINATOR, the new one
+//! COORDINATOR_LOAD_IN_PROGRESS while loading), injected coordinator errors, lost coordinator
+//! requests and responses (AddPartitionsToTxn, EndTxn, InitProducerId, FindCoordinator), short
+//! transaction timeouts, plus every fault above. Not modelled there: transactions v2,
+//! AddOffsetsToTxn / TxnOffsetCommit, a zombie second instance (fencing comes from the
+//! coordinator's timeout abort only), a coordinator that loses its state, marker writes failing other than by a leader change, `__transaction_state`
+//! replication, the coordinator's own request queue (requests are answered one by one as they
+//! arrive). Invariants: `torn-transaction`, `committed-lost`, `aborted-visible` (see
+//! [`txn_checker`]), then the ones above (`outcome-mismatch` excuses records of aborted
+//! transactions), then `liveness` (every call ends; a commit begun once every fault is over,
+//! with the client's leaders and coordinator current and a request timeout covering a round
+//! trip, commits; in `transactions_coordinator_moves_only`, where moves are the only fault,
+//! every commit commits). It reproduces transactions v1's delayed-EndTxn hazard (KIP-890): an
+//! EndTxn(commit) read by a paused broker and answered after the client retried it elsewhere
+//! commits the next transaction (same epoch); the client then reports a fatal
+//! INVALID_TXN_STATE, so transactions ended by a fatal error are not judged by
+//! `aborted-visible`. Negative controls: a coordinator that writes no marker to partition 0
+//! (`committed-lost`), COMMIT for an abort (`aborted-visible`), ABORT on one partition of a
+//! commit (`torn-transaction`).
+//!
+//! **Bugs the transactional mode found** (fixed, with unit tests in
+//! `state/producer/transaction/tests.rs`): AddPartitionsToTxn v1–3 reports a coordinator move
+//! per partition only, and the client kept asking the old broker (every commit after a move
+//! stalled until its records expired, then aborted); an AddPartitionsToTxn that failed while
+//! aborting left a past wake-up time that spun the sender loop until the abort ended.
+//!
 //! **Adding an invariant**: record what it needs in `world::History` (the driver sees every
 //! append, outcome and broker decision), add a check with a new kebab-case name to
 //! `checker::check` (the order there is the order violations are named), and add a negative
@@ -60,10 +102,12 @@
 
 mod checker;
 mod cluster;
+mod txn_checker;
+mod txn_coordinator;
 mod world;
 
 use crate::sim::harness::{Run, Violation};
-use world::{Knobs, World};
+use world::{Knobs, TxnKnobs, World};
 
 /// Runs one world with the seed's knobs, changed by `adjust`, and judges it.
 fn scenario(run: &mut Run, adjust: impl FnOnce(&mut Knobs)) -> Result<(), Violation> {
@@ -77,7 +121,27 @@ fn scenario(run: &mut Run, adjust: impl FnOnce(&mut Knobs)) -> Result<(), Violat
         .iter()
         .map(|p| p.leader_log().clone())
         .collect();
-    checker::check(&world.history, &logs)
+    checker::check(&world.history, &logs, &Default::default())
+}
+
+/// Runs one transactional world (the seed's knobs and transactional knobs, changed by
+/// `adjust`) and judges it with the transactional checker.
+fn txn_scenario(
+    run: &mut Run,
+    adjust: impl FnOnce(&mut Knobs, &mut TxnKnobs),
+) -> Result<(), Violation> {
+    let mut knobs = Knobs::draw(run);
+    let mut txn = TxnKnobs::draw(run, &knobs);
+    adjust(&mut knobs, &mut txn);
+    let mut world = World::new_txn(run, knobs, txn);
+    world.simulate();
+    let logs: Vec<_> = world
+        .cluster
+        .partitions
+        .iter()
+        .map(|p| p.leader_log().clone())
+        .collect();
+    txn_checker::check(&world.history, &logs)
 }
 
 #[cfg(test)]
@@ -172,6 +236,89 @@ mod tests {
     fn negative_control_dropped_outcome_is_liveness() {
         expect_caught("liveness", 10, |run| {
             scenario(run, |k| k.drop_one_outcome = true)
+        });
+    }
+
+    #[test]
+    fn transactions() {
+        check_seeds("transactions", 30, |run| txn_scenario(run, |_, _| {}));
+    }
+
+    #[test]
+    fn transactions_coordinator_moves() {
+        check_seeds("transactions_coordinator_moves", 25, |run| {
+            txn_scenario(run, |k, t| {
+                t.coordinator_moves += 4;
+                t.p_coord_error = t.p_coord_error.max(0.05);
+                t.p_lose_txn_response = t.p_lose_txn_response.max(0.05);
+                k.pauses += 1;
+            })
+        });
+    }
+
+    #[test]
+    fn transactions_timeouts_and_faults() {
+        check_seeds("transactions_timeouts_and_faults", 25, |run| {
+            txn_scenario(run, |k, t| {
+                t.txn_timeout = t.txn_timeout.min(std::time::Duration::from_millis(400));
+                k.leader_moves += 4;
+                k.p_fatal = k.p_fatal.max(0.02);
+                k.p_lose_response = k.p_lose_response.max(0.03);
+            })
+        });
+    }
+
+    /// Coordinator moves alone (the broker, the network and the leaders are fine): a correct
+    /// client finds the coordinator again every time, so every commit commits.
+    #[test]
+    fn transactions_coordinator_moves_only() {
+        check_seeds("transactions_coordinator_moves_only", 30, |run| {
+            txn_scenario(run, |k, t| {
+                (k.p_lose_request, k.p_lose_response, k.p_not_leader) = (0.0, 0.0, 0.0);
+                (k.p_retriable, k.p_fatal) = (0.0, 0.0);
+                (k.cuts, k.leader_moves, k.pauses) = (0, 0, 0);
+                k.delivery_timeout = std::time::Duration::from_secs(120);
+                t.txn_timeout = std::time::Duration::from_secs(60);
+                (t.p_coord_error, t.p_lose_txn_response) = (0.0, 0.0);
+                t.coordinator_moves += 6;
+                t.strict_commits = true;
+            })
+        });
+    }
+
+    #[test]
+    fn a_transactional_seed_replays() {
+        assert_replays(11, |run| txn_scenario(run, |_, _| {}));
+        assert_replays(12, |run| txn_scenario(run, |_, t| t.coordinator_moves += 3));
+    }
+
+    #[test]
+    fn negative_control_missing_marker_is_committed_lost() {
+        expect_caught("committed-lost", 30, |run| {
+            txn_scenario(run, |_, t| {
+                t.broken.skip_partition_zero = true;
+                t.p_commit = 1.0;
+            })
+        });
+    }
+
+    #[test]
+    fn negative_control_commit_for_abort_is_aborted_visible() {
+        expect_caught("aborted-visible", 30, |run| {
+            txn_scenario(run, |_, t| {
+                t.broken.commit_aborts = true;
+                t.p_commit = 0.0;
+            })
+        });
+    }
+
+    #[test]
+    fn negative_control_abort_on_one_partition_is_torn_transaction() {
+        expect_caught("torn-transaction", 30, |run| {
+            txn_scenario(run, |_, t| {
+                t.broken.tear_commits = true;
+                t.p_commit = 1.0;
+            })
         });
     }
 }

@@ -8,6 +8,8 @@
 //! (TCP delivers in order: nothing after the loss gets through) until the client's
 //! `request.timeout.ms` closes it; a cut fails every request in flight on it at once.
 
+mod txn;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
@@ -26,6 +28,8 @@ use crate::state::producer::{
     SenderState, TopicPartition,
 };
 use kafkit_wire::compression::Compression;
+
+pub(super) use txn::TxnKnobs;
 
 /// The topic.
 pub(super) const TOPIC: &str = "sim";
@@ -151,6 +155,8 @@ enum Ev {
     Cut(i32),
     ProducerId(i16),
     Metadata,
+    /// The transactional mode's events.
+    Txn(txn::TxnEv),
 }
 
 /// The client's end of a connection.
@@ -206,6 +212,12 @@ pub(super) struct History {
     pub idle: bool,
     /// Why the run stopped early, if it did (step cap, deadline).
     pub stuck: Option<String>,
+    /// Transactional mode: the transaction of each record id.
+    pub txn_of: BTreeMap<u64, usize>,
+    /// Transactional mode: what the application was told, per transaction.
+    pub txns: Vec<super::txn_checker::TxnOutcome>,
+    /// Transactional mode: the application got an outcome for every call and closed.
+    pub app_done: bool,
 }
 
 /// The world.
@@ -230,6 +242,10 @@ pub(super) struct World<'r> {
     dropped_outcome: bool,
     refused_appends: u64,
     pub(super) history: History,
+    /// The transactional mode (`None`: the idempotent producer alone).
+    txn: Option<txn::Txn>,
+    /// When the last fault ends (the fault phase, or the last paused broker's resume).
+    faults_end: Duration,
 }
 
 impl<'r> World<'r> {
@@ -270,8 +286,20 @@ impl<'r> World<'r> {
             dropped_outcome: false,
             refused_appends: 0,
             history: History::default(),
+            faults_end: knobs.fault_phase,
             knobs,
+            txn: None,
         }
+    }
+
+    /// A transactional world: the sender state gets a `transactional.id` and the application
+    /// runs transactions (see [`txn`]).
+    pub(super) fn new_txn(run: &'r mut Run, knobs: Knobs, txn_knobs: TxnKnobs) -> Self {
+        let mut world = Self::new(run, knobs);
+        world.run.log(format_args!("txn knobs {txn_knobs:?}"));
+        world.state.enable_transactions(Self::transactional_id());
+        world.txn = Some(txn::Txn::new(txn_knobs));
+        world
     }
 
     fn now(&self) -> Duration {
@@ -290,14 +318,16 @@ impl<'r> World<'r> {
     /// Draws the workload and the fault schedule.
     fn plan(&mut self) {
         let k = self.knobs.clone();
-        for i in 0..k.records {
-            let partition = self.run.index(k.partitions as usize) as i32;
-            let len = self.run.index(120);
-            self.workload.push((partition, len));
-            let at = self.run.duration_between(Duration::ZERO, k.workload);
-            self.events.at(at, Ev::Append(i));
+        if self.txn.is_none() {
+            for i in 0..k.records {
+                let partition = self.run.index(k.partitions as usize) as i32;
+                let len = self.run.index(120);
+                self.workload.push((partition, len));
+                let at = self.run.duration_between(Duration::ZERO, k.workload);
+                self.events.at(at, Ev::Append(i));
+            }
+            self.events.at(k.workload, Ev::Close);
         }
-        self.events.at(k.workload, Ev::Close);
         self.events.at(Duration::ZERO, Ev::Replicate);
         for _ in 0..k.cuts {
             let at = self.run.duration_between(Duration::ZERO, k.fault_phase);
@@ -317,6 +347,10 @@ impl<'r> World<'r> {
                 .duration_between(Duration::from_millis(1), k.request_timeout * 3);
             self.events.at(at, Ev::Pause(node));
             self.events.at(at + length, Ev::Resume(node));
+            self.faults_end = self.faults_end.max(at + length);
+        }
+        if self.txn.is_some() {
+            self.txn_plan();
         }
     }
 
@@ -324,10 +358,15 @@ impl<'r> World<'r> {
     pub(super) fn simulate(&mut self) {
         self.plan();
         let k = &self.knobs;
-        let deadline = k.fault_phase.max(k.workload)
+        let mut deadline = k.fault_phase.max(k.workload)
             + k.request_timeout * 3
             + k.delivery_timeout
             + Duration::from_secs(5);
+        if let Some(t) = &self.txn {
+            // Each transaction may need a few rounds of its calls' timeouts.
+            let n = t.knobs.transactions as u32;
+            deadline += (t.knobs.call_timeout * 4 + t.knobs.span) * n + Duration::from_secs(10);
+        }
         let mut steps = 0u64;
         loop {
             steps += 1;
@@ -336,7 +375,7 @@ impl<'r> World<'r> {
                 break;
             }
             self.step_sender();
-            if self.state.is_closing() && self.state.is_idle() {
+            if self.state.is_closing() && self.state.is_idle() && self.txn_app_done() {
                 self.history.idle = true;
                 break;
             }
@@ -377,6 +416,9 @@ impl<'r> World<'r> {
     fn step_sender(&mut self) {
         let now_i = self.run.clock.now();
         self.state.expire(now_i);
+        if self.txn.is_some() {
+            self.txn_poll_add();
+        }
         if !self.init_running {
             if let Some((_, epoch)) = self.state.poll_init_producer_id() {
                 self.init_running = true;
@@ -394,6 +436,9 @@ impl<'r> World<'r> {
             .next_check
             .map(|at| self.run.clock.since_start(at).max(self.now()))
             .filter(|at| *at > self.now());
+        if let Some(at) = self.txn_next_check() {
+            self.next_check = Some(self.next_check.map_or(at, |c| c.min(at)));
+        }
         for plan in transmit.requests {
             self.send(plan);
         }
@@ -411,6 +456,9 @@ impl<'r> World<'r> {
                 let at = at + self.knobs.retry_backoff.0;
                 self.next_check = Some(self.next_check.map_or(at, |c| c.min(at)));
             }
+        }
+        if self.txn.is_some() {
+            self.txn_check_drained();
         }
     }
 
@@ -528,21 +576,9 @@ impl<'r> World<'r> {
         match ev {
             Ev::Append(i) => {
                 let (partition, len) = self.workload[i];
-                // Ids in send order (the checker's `reordered` relies on it).
-                let id = self.history.appended.len() as u64 + self.refused_appends;
-                let mut value = id.to_be_bytes().to_vec();
-                value.resize(8 + len, b'v');
-                let record = BufferedRecord::new(0, None, Some(Bytes::from(value)), id);
-                let tp = TopicPartition::new(TOPIC, partition);
-                let now = self.run.clock.now();
-                match self.state.append(now, &tp, record) {
-                    Ok(_) => self.history.appended.push((id, partition)),
-                    Err(e) => {
-                        self.refused_appends += 1;
-                        self.run.log(format_args!("append {id} refused: {e}"));
-                    }
-                }
+                self.append_record(partition, len);
             }
+            Ev::Txn(ev) => self.txn_handle(ev),
             Ev::Close => {
                 self.run.log("close");
                 self.state.close();
@@ -659,6 +695,9 @@ impl<'r> World<'r> {
                     self.check_busy(conn);
                     self.process(conn);
                 }
+                if self.txn.is_some() {
+                    self.txn_resume(node);
+                }
             }
             Ev::ProducerId(epoch) => {
                 self.init_running = false;
@@ -672,6 +711,37 @@ impl<'r> World<'r> {
                     .log(format_args!("metadata: leaders {:?}", self.leaders));
             }
         }
+    }
+
+    /// The application appends a record of `len` bytes to `partition`: its id if accepted.
+    fn append_record(&mut self, partition: i32, len: usize) -> Option<u64> {
+        // Ids in send order (the checker's `reordered` relies on it).
+        let id = self.history.appended.len() as u64 + self.refused_appends;
+        let mut value = id.to_be_bytes().to_vec();
+        value.resize(8 + len, b'v');
+        let record = BufferedRecord::new(0, None, Some(Bytes::from(value)), id);
+        let tp = TopicPartition::new(TOPIC, partition);
+        let now = self.run.clock.now();
+        match self.state.append(now, &tp, record) {
+            Ok(_) => {
+                self.history.appended.push((id, partition));
+                Some(id)
+            }
+            Err(e) => {
+                self.refused_appends += 1;
+                self.run.log(format_args!("append {id} refused: {e}"));
+                None
+            }
+        }
+    }
+
+    /// A Produce of `bytes` to `p` at broker `node`: the leader's transaction check (KIP-890
+    /// part 1) in transactional mode, then the log's.
+    fn leader_append(&mut self, node: i32, p: i32, bytes: &Bytes) -> Appended {
+        if let Some(code) = self.txn_verify(node, p, bytes) {
+            return Appended::Refused(code);
+        }
+        self.cluster.append(node, p, bytes)
     }
 
     /// Closes the client's connection to `node`: every request in flight on it fails with
@@ -739,7 +809,7 @@ impl<'r> World<'r> {
                     return refused(ResponseError::NotEnoughReplicas);
                 }
                 // Written (maybe), but not acknowledged in time.
-                let appended = self.cluster.append(node, p, bytes);
+                let appended = self.leader_append(node, p, bytes);
                 self.run.log(format_args!(
                     "p{p} at broker {node}: {appended:?}, answered REQUEST_TIMED_OUT"
                 ));
@@ -758,7 +828,7 @@ impl<'r> World<'r> {
                 return refused(ResponseError::InvalidRecord);
             }
         }
-        let appended = self.cluster.append(node, p, bytes);
+        let appended = self.leader_append(node, p, bytes);
         self.run
             .log(format_args!("p{p} at broker {node}: {appended:?}"));
         match appended {
@@ -766,10 +836,13 @@ impl<'r> World<'r> {
                 let epoch = self.cluster.partitions[p as usize].leader_epoch;
                 Err((p, epoch, end, base_offset))
             }
-            Appended::Duplicate { base_offset } => Ok(PartitionResponse::Written {
-                base_offset,
-                log_append_time: -1,
-            }),
+            // A duplicate waits for the ISR like a write (Kafka's delayed produce waits for the
+            // duplicate's last offset): acknowledged at once, it was lost when its leader moved
+            // before the original write was replicated (found by the transactional runs).
+            Appended::Duplicate { base_offset, end } => {
+                let epoch = self.cluster.partitions[p as usize].leader_epoch;
+                Err((p, epoch, end, base_offset))
+            }
             Appended::Refused(code) => refused(code),
         }
     }

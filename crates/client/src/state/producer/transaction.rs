@@ -115,6 +115,29 @@ pub fn classify_code(code: ResponseError) -> TxnErrorClass {
     }
 }
 
+/// Whether AddPartitionsToTxn answers say the coordinator moved (a partition answered
+/// NOT_COORDINATOR or COORDINATOR_NOT_AVAILABLE): its cached address must be looked up again
+/// before the partitions are asked for again. AddPartitionsToTxn v1–3 has no top-level error,
+/// so the move shows only per partition; asking the same broker again never succeeds (found
+/// by the simulation, `sim::producer::transactions_coordinator_moves`: every commit after a
+/// coordinator move stalled until its records expired).
+///
+/// ```
+/// use kafka_protocol::error::ResponseError;
+/// use kafkit::state::producer::transaction::add_partitions_lookup_again;
+/// use kafkit::state::producer::TopicPartition;
+///
+/// let tp = TopicPartition::new("orders", 0);
+/// assert!(add_partitions_lookup_again(&[(tp.clone(), Some(ResponseError::NotCoordinator))]));
+/// assert!(!add_partitions_lookup_again(&[(tp.clone(), Some(ResponseError::ConcurrentTransactions))]));
+/// assert!(!add_partitions_lookup_again(&[(tp, None)]));
+/// ```
+pub fn add_partitions_lookup_again(answers: &[(TopicPartition, Option<ResponseError>)]) -> bool {
+    answers
+        .iter()
+        .any(|(_, code)| code.is_some_and(|c| classify_code(c) == TxnErrorClass::Rediscover))
+}
+
 /// The transactional producer's state.
 #[derive(Debug)]
 pub struct TransactionState {
@@ -295,9 +318,17 @@ impl TransactionState {
         Some(self.adding.clone())
     }
 
-    /// When a delayed AddPartitionsToTxn is due.
+    /// When a delayed AddPartitionsToTxn is due: `None` when
+    /// [`poll_add_partitions`](Self::poll_add_partitions) would not ask for one then either
+    /// (the transaction will not commit), so the sender loop does not wake for it in a loop
+    /// (found by the simulation, `sim::producer`: an AddPartitionsToTxn that timed out during
+    /// an abort left a past due time that spun the loop until the abort ended).
     pub fn next_add_at(&self) -> Option<Instant> {
-        (!self.pending.is_empty() && self.adding.is_empty())
+        let active = matches!(
+            self.phase,
+            TransactionPhase::InTransaction | TransactionPhase::Committing
+        );
+        (active && !self.pending.is_empty() && self.adding.is_empty())
             .then_some(self.add_not_before)
             .flatten()
     }

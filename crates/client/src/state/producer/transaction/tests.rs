@@ -206,6 +206,74 @@ fn retriable_add_errors_wait_a_backoff_then_ask_again() {
     assert_eq!(t.phase(), TransactionPhase::AbortableError);
 }
 
+/// An AddPartitionsToTxn that fails while the transaction aborts leaves its partitions
+/// pending with a backoff: no AddPartitionsToTxn is due any more, so there is no wake-up
+/// time for it either (a past one spun the sender loop until the abort ended; found by the
+/// simulation, `sim::producer::transactions_timeouts_and_faults`).
+#[test]
+fn no_add_partitions_wake_up_while_aborting() {
+    let now = Instant::now();
+    let mut t = ready();
+    t.begin().unwrap();
+    t.note_partition(&tp(0));
+    assert!(t.poll_add_partitions(now).is_some());
+    t.begin_abort().unwrap();
+    let timed_out = Error::RequestTimedOut {
+        broker: "b".into(),
+        api: ApiKey::AddPartitionsToTxn,
+        after: BACKOFF,
+    };
+    t.handle_add_partitions(now, Err(timed_out), BACKOFF);
+    let later = now + BACKOFF * 2;
+    assert!(
+        t.poll_add_partitions(later).is_none(),
+        "aborting: nothing to add"
+    );
+    assert_eq!(t.next_add_at(), None, "so nothing to wake up for");
+}
+
+/// AddPartitionsToTxn v1–3 reports a coordinator move per partition only: the caller must
+/// look the coordinator up again (found by the simulation,
+/// `sim::producer::transactions_coordinator_moves`), and the partitions are asked for again
+/// after the backoff.
+#[test]
+fn a_per_partition_not_coordinator_means_look_the_coordinator_up_again() {
+    let now = Instant::now();
+    let mut t = ready();
+    t.begin().unwrap();
+    t.note_partition(&tp(0));
+    t.note_partition(&tp(1));
+    assert!(t.poll_add_partitions(now).is_some());
+    let answers = vec![
+        (tp(0), Some(ResponseError::NotCoordinator)),
+        (tp(1), Some(ResponseError::NotCoordinator)),
+    ];
+    assert!(add_partitions_lookup_again(&answers));
+    t.handle_add_partitions(now, Ok(answers), BACKOFF);
+    assert_eq!(t.phase(), TransactionPhase::InTransaction, "retriable");
+    assert_eq!(
+        t.poll_add_partitions(now + BACKOFF),
+        Some(vec![tp(0), tp(1)])
+    );
+    for code in [
+        ResponseError::CoordinatorNotAvailable,
+        ResponseError::NotCoordinator,
+    ] {
+        assert!(add_partitions_lookup_again(&[
+            (tp(0), None),
+            (tp(1), Some(code))
+        ]));
+    }
+    for code in [
+        None,
+        Some(ResponseError::ConcurrentTransactions),
+        Some(ResponseError::CoordinatorLoadInProgress),
+        Some(ResponseError::ProducerFenced),
+    ] {
+        assert!(!add_partitions_lookup_again(&[(tp(0), code)]));
+    }
+}
+
 #[test]
 fn a_commit_whose_end_txn_was_sent_cannot_turn_into_an_abort() {
     let mut t = ready();
