@@ -7,12 +7,14 @@
 #   scripts/planted.sh [PATCH_NAME…]     (default: every patch; names without .patch)
 #
 # PLANTED_TIMEOUT (seconds per patch, default 600) bounds each test run; a run that times out
-# counts as a survivor. Builds go to PLANTED_TARGET_DIR (default: the repository's target/, so
-# the compiled dependencies are reused; the scratch crates build under their own hashes).
+# counts as a survivor. Builds go to PLANTED_TARGET_DIR (default: target/planted, kept between
+# runs so its dependencies build once). Not the repository's own target/: the scratch crates
+# compile to the same artifact names there, and a later `cargo test` in the checkout would take
+# the patched binary for fresh (its sources are older) and run it.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 limit=${PLANTED_TIMEOUT:-600}
-export CARGO_TARGET_DIR=${PLANTED_TARGET_DIR:-$root/target}
+export CARGO_TARGET_DIR=${PLANTED_TARGET_DIR:-$root/target/planted}
 export CARGO_INCREMENTAL=0
 
 patches=()
