@@ -1,5 +1,6 @@
 //! The accumulator's own decisions (drain rotation, byte budget, retry backoff, expiry), driven
-//! directly. Each test here was written for a mutant `scripts/mutants.sh producer` found alive.
+//! directly, and the codec settings reaching the encoded batch. Each test here was written for a
+//! mutant `scripts/mutants.sh producer` found alive.
 
 use super::*;
 
@@ -82,4 +83,36 @@ fn expiry_takes_the_batches_past_their_delivery_timeout_only() {
     let expired = acc.expire(t0 + DELIVERY);
     assert_eq!(expired.iter().map(|b| b.id).collect::<Vec<_>>(), [0]);
     assert_eq!(acc.batch_ids(), [1], "the batch created 10 s later stays");
+}
+
+/// The batch a sender built for 20 compressible records under `compression` at `level`.
+fn encoded_with(compression: Compression, level: Option<i32>) -> Bytes {
+    let t0 = Instant::now();
+    let mut cfg = config(false, 16_384, 1 << 20);
+    cfg.compression = compression;
+    cfg.compression_level = level;
+    let mut s = SenderState::new(cfg);
+    for id in 0..20 {
+        let value = format!("{{\"event\":\"click\",\"user\":\"u-{id}\",\"page\":\"/home\"}}");
+        let r = BufferedRecord::new(1_000, None, Some(Bytes::from(value)), id);
+        s.append(t0, &tp(0), r).unwrap();
+    }
+    let tx = s.poll_requests(t0 + LINGER, &leader);
+    tx.requests[0].batches[0].1.clone()
+}
+
+// Found by cargo-mutants: `compression.type` and `compression.<codec>.level` reached the wire
+// only in the integration suites.
+#[test]
+fn batches_are_compressed_with_the_configured_codec_and_level() {
+    for codec in [Compression::Gzip, Compression::Lz4, Compression::Zstd] {
+        let bytes = encoded_with(codec, None);
+        let batch = BatchReader::new(bytes).next().unwrap().unwrap();
+        assert_eq!(batch.header.attributes.compression, codec);
+        assert_eq!(batch.records().len(), 20);
+    }
+    // gzip level 1 and 9 write different bytes for the same records.
+    let fast = encoded_with(Compression::Gzip, Some(1));
+    let best = encoded_with(Compression::Gzip, Some(9));
+    assert_ne!(fast[61..], best[61..], "the level reached the encoder");
 }
