@@ -21,7 +21,7 @@ use super::{Producer, TransactionError};
 use crate::error::Error;
 use crate::io::coordinator::Coordinators;
 use crate::state::group::{OffsetAndMetadata, TopicPartition as GroupPartition};
-use crate::state::producer::transaction::{classify, TxnErrorClass};
+use crate::state::producer::transaction::{call_error, classify, TxnErrorClass};
 use crate::state::producer::TransactionPhase;
 
 /// A consumer's group membership, for committing its offsets inside a transaction
@@ -55,23 +55,6 @@ impl ConsumerGroupMetadata {
             member_id: String::new(),
             group_instance_id: None,
         }
-    }
-}
-
-/// How a failed transactional call ends, after the state took note of it: `timed_out` calls
-/// leave the state as it was.
-fn call_error(
-    error: Error,
-    timed_out: bool,
-    operation: &'static str,
-    after: Duration,
-) -> TransactionError {
-    if timed_out {
-        return TransactionError::Timeout { operation, after };
-    }
-    match classify(&error) {
-        TxnErrorClass::Abortable => TransactionError::abortable(error),
-        _ => TransactionError::fatal(error),
     }
 }
 

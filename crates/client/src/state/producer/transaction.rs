@@ -115,6 +115,25 @@ pub fn classify_code(code: ResponseError) -> TxnErrorClass {
     }
 }
 
+/// How a failed transactional call ends, after the state took note of it: a call that ran
+/// out of time is [`TransactionError::Timeout`] (the state is as it was: call again), else the
+/// error's class decides between abortable and fatal. Used by `producer/transaction.rs` and the
+/// simulation's copy of its calls.
+pub(crate) fn call_error(
+    error: Error,
+    timed_out: bool,
+    operation: &'static str,
+    after: Duration,
+) -> TransactionError {
+    if timed_out {
+        return TransactionError::Timeout { operation, after };
+    }
+    match classify(&error) {
+        TxnErrorClass::Abortable => TransactionError::abortable(error),
+        _ => TransactionError::fatal(error),
+    }
+}
+
 /// Whether AddPartitionsToTxn answers say the coordinator moved (a partition answered
 /// NOT_COORDINATOR or COORDINATOR_NOT_AVAILABLE): its cached address must be looked up again
 /// before the partitions are asked for again. AddPartitionsToTxn v1–3 has no top-level error,

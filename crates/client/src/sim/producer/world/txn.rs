@@ -32,7 +32,9 @@ use crate::sim::producer::txn_checker::TxnOutcome;
 use crate::sim::producer::txn_coordinator::{
     Answer, BrokenCoordinator, Coordinator, Marker, Request,
 };
-use crate::state::producer::transaction::{add_partitions_lookup_again, classify, TxnErrorClass};
+use crate::state::producer::transaction::{
+    add_partitions_lookup_again, call_error, classify, TxnErrorClass,
+};
 use crate::state::producer::{TopicPartition, TransactionPhase};
 
 /// The transactional id of the simulated producer.
@@ -1160,21 +1162,5 @@ fn code_of(error: &Error) -> Option<ResponseError> {
     match error {
         Error::Broker { code, .. } => Some(*code),
         _ => None,
-    }
-}
-
-/// `producer/transaction.rs`'s `call_error`.
-fn call_error(
-    error: Error,
-    timed_out: bool,
-    operation: &'static str,
-    after: Duration,
-) -> TransactionError {
-    if timed_out {
-        return TransactionError::Timeout { operation, after };
-    }
-    match classify(&error) {
-        TxnErrorClass::Abortable => TransactionError::abortable(error),
-        _ => TransactionError::fatal(error),
     }
 }
