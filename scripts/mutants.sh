@@ -7,9 +7,10 @@
 #   scripts/mutants.sh [SCOPE] [cargo-mutants options…]
 #
 # SCOPE: all (default: state/producer, state/consumer, state/group/commit.rs), commit,
-# consumer or producer. Options go to cargo-mutants, e.g. `--shard 3/20` (round-robin: a
-# uniform sample of the scope), `--in-place` (mutate this checkout: faster, but it must not be
-# used while the run lasts), `--list`. Results land in target/mutants-<scope>/mutants.out:
+# consumer or producer. Options go to cargo-mutants, e.g. `--shard 3/32` (shards are
+# round-robin here, so each is a uniform sample of the scope; `--sharding slice` for
+# consecutive ranges), `--in-place` (mutate this checkout: faster, but it must not be used
+# while the run lasts), `--list`. Results land in target/mutants-<scope>/mutants.out:
 # caught.txt, missed.txt (mutants no test noticed), timeout.txt, unviable.txt. A missed mutant is
 # either killed by a new test or listed with its reason in docs/mutants.md.
 #
@@ -36,7 +37,7 @@ command -v cargo-mutants >/dev/null 2>&1 || cargo install cargo-mutants --locked
 export CARGO_INCREMENTAL=1
 status=0
 cargo mutants -p kafkit "${files[@]}" --profile mutants --cargo-test-arg=--lib \
-  --minimum-test-timeout 60 -o "target/mutants-$scope" "$@" || status=$?
+  --minimum-test-timeout 60 --sharding round-robin -o "target/mutants-$scope" "$@" || status=$?
 out="target/mutants-$scope/mutants.out"
 if [ -d "$out" ]; then
   for kind in caught missed timeout unviable; do
