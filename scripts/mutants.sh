@@ -35,6 +35,8 @@ case "$scope" in
 esac
 command -v cargo-mutants >/dev/null 2>&1 || cargo install cargo-mutants --locked
 export CARGO_INCREMENTAL=1
+# cargo-mutants creates the output directory but not its parent (no target/ on a fresh clone).
+mkdir -p "target/mutants-$scope"
 status=0
 cargo mutants -p kafkit "${files[@]}" --profile mutants --cargo-test-arg=--lib \
   --minimum-test-timeout 60 --sharding round-robin -o "target/mutants-$scope" "$@" || status=$?
