@@ -148,6 +148,20 @@ pub(super) struct Partition {
 }
 
 impl Partition {
+    /// What a broker `node` answers a request naming `current_leader_epoch` for this partition
+    /// before reading it: not the leader, a fenced (older) or an unknown (newer) epoch; `None`:
+    /// go on. -1 skips the epoch check, as in Kafka.
+    fn leader_error(&self, node: i32, current_leader_epoch: i32) -> Option<ResponseError> {
+        if self.leader != node {
+            Some(ResponseError::NotLeaderOrFollower)
+        } else if current_leader_epoch >= 0 && current_leader_epoch < self.epoch {
+            Some(ResponseError::FencedLeaderEpoch)
+        } else if current_leader_epoch > self.epoch {
+            Some(ResponseError::UnknownLeaderEpoch)
+        } else {
+            None
+        }
+    }
     fn new(leader: i32) -> Self {
         Partition {
             leader,
@@ -483,18 +497,12 @@ impl Cluster {
             let Some(part) = self.partitions.get(p as usize) else {
                 continue;
             };
-            let code = if part.leader != node {
-                Some(ResponseError::NotLeaderOrFollower)
-            } else if current_epoch >= 0 && current_epoch < part.epoch {
-                Some(ResponseError::FencedLeaderEpoch)
-            } else if current_epoch > part.epoch {
-                Some(ResponseError::UnknownLeaderEpoch)
-            } else {
+            let code = part.leader_error(node, current_epoch).or_else(|| {
                 faults
                     .partition_error
                     .filter(|(at, _)| *at == i)
                     .map(|(_, code)| code)
-            };
+            });
             if let Some(code) = code {
                 out.push(refused(p, code, part.leader, part.epoch));
                 continue;
@@ -605,16 +613,8 @@ impl Cluster {
                             return answer
                                 .with_error_code(ResponseError::UnknownTopicOrPartition.code());
                         };
-                        if part.leader != node {
-                            return answer
-                                .with_error_code(ResponseError::NotLeaderOrFollower.code());
-                        }
-                        if q.current_leader_epoch >= 0 && q.current_leader_epoch < part.epoch {
-                            return answer.with_error_code(ResponseError::FencedLeaderEpoch.code());
-                        }
-                        if q.current_leader_epoch > part.epoch {
-                            return answer
-                                .with_error_code(ResponseError::UnknownLeaderEpoch.code());
+                        if let Some(code) = part.leader_error(node, q.current_leader_epoch) {
+                            return answer.with_error_code(code.code());
                         }
                         let offset = match q.timestamp {
                             -2 => part.log_start,
@@ -654,16 +654,8 @@ impl Cluster {
                             return answer
                                 .with_error_code(ResponseError::UnknownTopicOrPartition.code());
                         };
-                        if part.leader != node {
-                            return answer
-                                .with_error_code(ResponseError::NotLeaderOrFollower.code());
-                        }
-                        if q.current_leader_epoch >= 0 && q.current_leader_epoch < part.epoch {
-                            return answer.with_error_code(ResponseError::FencedLeaderEpoch.code());
-                        }
-                        if q.current_leader_epoch > part.epoch {
-                            return answer
-                                .with_error_code(ResponseError::UnknownLeaderEpoch.code());
+                        if let Some(code) = part.leader_error(node, q.current_leader_epoch) {
+                            return answer.with_error_code(code.code());
                         }
                         match part.epoch_end(q.leader_epoch) {
                             Some((e, end)) => answer.with_leader_epoch(e).with_end_offset(end),
