@@ -351,10 +351,11 @@ impl Producer {
             progress.as_mut().enable();
             {
                 let state = shared.lock();
-                // Nothing queued or in flight, and no AddPartitionsToTxn under way (one landing
-                // after EndTxn would open a new transaction on the coordinator).
-                let adding = state.transaction().is_some_and(|t| t.adding_partitions());
-                if state.flushed(marker) && state.requests_in_flight() == 0 && !adding {
+                // Nothing queued or in flight, and every AddPartitionsToTxn answered (one
+                // landing after EndTxn would open a new transaction on the coordinator; one in
+                // doubt may have opened one that only EndTxn closes).
+                let settled = state.transaction().is_none_or(|t| t.adds_settled());
+                if state.flushed(marker) && state.requests_in_flight() == 0 && settled {
                     break true;
                 }
                 if shared.stopped.load(Ordering::Acquire) {

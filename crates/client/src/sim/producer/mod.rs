@@ -75,9 +75,11 @@
 //! AddOffsetsToTxn / TxnOffsetCommit, a zombie second instance (fencing comes from the
 //! coordinator's timeout abort only), a coordinator that loses its state, marker writes failing other than by a leader change, `__transaction_state`
 //! replication, the coordinator's own request queue (requests are answered one by one as they
-//! arrive). Invariants: `torn-transaction`, `committed-lost`, `aborted-visible` (see
+//! arrive). The application may idle between transactions (drawn, with a short transaction
+//! timeout). Invariants: `torn-transaction`, `committed-lost`, `aborted-visible` (see
 //! [`txn_checker`]), then the ones above (`outcome-mismatch` excuses records of aborted
-//! transactions), then `liveness` (every call ends; a commit begun once every fault is over,
+//! transactions), then `phantom-transaction` (the coordinator timed out a transaction the
+//! application did not hold open for `transaction.timeout.ms`), then `liveness` (every call ends; a commit begun once every fault is over,
 //! with the client's leaders and coordinator current and a request timeout covering a round
 //! trip, commits; in `transactions_coordinator_moves_only`, where moves are the only fault,
 //! every commit commits). It reproduces transactions v1's delayed-EndTxn hazard (KIP-890): an
@@ -86,13 +88,17 @@
 //! INVALID_TXN_STATE, so transactions ended by a fatal error are not judged by
 //! `aborted-visible`. Negative controls: a coordinator that writes no marker to partition 0
 //! (`committed-lost`), COMMIT for an abort (`aborted-visible`), ABORT on one partition of a
-//! commit (`torn-transaction`).
+//! commit (`torn-transaction`), EndTxn(abort) acknowledged with the transaction left open
+//! (`phantom-transaction`).
 //!
 //! **Bugs the transactional mode found** (fixed, with unit tests in
 //! `state/producer/transaction/tests.rs`): AddPartitionsToTxn v1–3 reports a coordinator move
 //! per partition only, and the client kept asking the old broker (every commit after a move
 //! stalled until its records expired, then aborted); an AddPartitionsToTxn that failed while
-//! aborting left a past wake-up time that spun the sender loop until the abort ended.
+//! aborting left a past wake-up time that spun the sender loop until the abort ended; an
+//! abort after an AddPartitionsToTxn whose answer was lost ended locally, leaving the
+//! coordinator a transaction that timed out with an epoch bump and fenced the idle producer
+//! (`transactions_lost_adds_then_idle`).
 //!
 //! **Adding an invariant**: record what it needs in `world::History` (the driver sees every
 //! append, outcome and broker decision), add a check with a new kebab-case name to
@@ -268,6 +274,22 @@ mod tests {
         });
     }
 
+    /// Lost coordinator responses, then an idle producer: an AddPartitionsToTxn whose answer
+    /// was lost may have opened a transaction on the coordinator; an abort that ended locally
+    /// would leave it open, to time out (epoch bump) while the producer idles, fencing it.
+    #[test]
+    fn transactions_lost_adds_then_idle() {
+        check_seeds("transactions_lost_adds_then_idle", 30, |run| {
+            txn_scenario(run, |k, t| {
+                (k.p_lose_request, k.p_lose_response) = (0.0, 0.0);
+                t.p_lose_txn_response = t.p_lose_txn_response.max(0.15);
+                t.p_commit = 0.5;
+                t.txn_timeout = t.txn_timeout.min(std::time::Duration::from_millis(800));
+                t.idle = (0.5, t.txn_timeout * 2);
+            })
+        });
+    }
+
     /// Coordinator moves alone (the broker, the network and the leaders are fine): a correct
     /// client finds the coordinator again every time, so every commit commits.
     #[test]
@@ -308,6 +330,18 @@ mod tests {
             txn_scenario(run, |_, t| {
                 t.broken.commit_aborts = true;
                 t.p_commit = 0.0;
+            })
+        });
+    }
+
+    #[test]
+    fn negative_control_abort_kept_open_is_phantom_transaction() {
+        expect_caught("phantom-transaction", 30, |run| {
+            txn_scenario(run, |_, t| {
+                t.broken.keep_aborted_open = true;
+                t.p_commit = 0.0;
+                t.txn_timeout = std::time::Duration::from_millis(500);
+                t.idle = (1.0, std::time::Duration::from_secs(1));
             })
         });
     }

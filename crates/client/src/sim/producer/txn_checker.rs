@@ -16,6 +16,10 @@
 //!   elsewhere, then began the next transaction), answered by transactions v2's epoch bump per
 //!   transaction, not by the client. The client then reports the fatal INVALID_TXN_STATE of
 //!   its own EndTxn.
+//! - `phantom-transaction`: the coordinator timed out a transaction while the application held
+//!   none open for longer than `transaction.timeout.ms` (it ended one locally, or was idle,
+//!   while the coordinator still held partitions in an open transaction): the timeout's epoch
+//!   bump fences the producer at its next call, though nothing it did was slow.
 //! - `liveness`: every transactional call (init, commit, abort) ended in an outcome, the
 //!   application closed the producer, and the coordinator finished writing markers, by the
 //!   deadline (a run stopped by its deadline or step cap is reported by the producer checker);
@@ -140,6 +144,9 @@ pub(super) fn check(history: &History, logs: &[ReplicaLog]) -> Result<(), Violat
         .collect();
     super::checker::check(history, logs, &excused)?;
 
+    if let Some(phantom) = &history.phantom {
+        return Err(Violation::new("phantom-transaction", phantom.clone()));
+    }
     if !history.app_done {
         return Err(Violation::new(
             "liveness",

@@ -45,6 +45,9 @@ pub(super) struct BrokenCoordinator {
     pub commit_aborts: bool,
     /// Writes ABORT to the lowest partition of a committing transaction (`torn-transaction`).
     pub tear_commits: bool,
+    /// Answers EndTxn(abort) of an Ongoing transaction without ending it: the transaction
+    /// stays open until it times out (`phantom-transaction`).
+    pub keep_aborted_open: bool,
 }
 
 /// One partition's marker of the transaction being completed.
@@ -211,6 +214,7 @@ impl Coordinator {
                     return Answer::End(Err(ResponseError::ProducerFenced));
                 }
                 Answer::End(match (self.status, *commit) {
+                    (Status::Ongoing, false) if self.broken.keep_aborted_open => Ok(()),
                     (Status::Ongoing, _) => {
                         self.prepare(*commit);
                         Ok(())

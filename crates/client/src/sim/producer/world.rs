@@ -218,6 +218,9 @@ pub(super) struct History {
     pub txns: Vec<super::txn_checker::TxnOutcome>,
     /// Transactional mode: the application got an outcome for every call and closed.
     pub app_done: bool,
+    /// Transactional mode: the coordinator timed out a transaction the application did not
+    /// hold open that long (`phantom-transaction`).
+    pub phantom: Option<String>,
 }
 
 /// The world.
@@ -365,7 +368,8 @@ impl<'r> World<'r> {
         if let Some(t) = &self.txn {
             // Each transaction may need a few rounds of its calls' timeouts.
             let n = t.knobs.transactions as u32;
-            deadline += (t.knobs.call_timeout * 4 + t.knobs.span) * n + Duration::from_secs(10);
+            deadline += (t.knobs.call_timeout * 4 + t.knobs.span + t.knobs.idle.1) * n
+                + Duration::from_secs(10);
         }
         let mut steps = 0u64;
         loop {

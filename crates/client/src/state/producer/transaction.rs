@@ -14,6 +14,13 @@
 //! partition's batches only once the coordinator added it ([`can_send`]). EndTxn is sent only
 //! when nothing of the transaction is queued or in flight ([`end_txn_due`]).
 //!
+//! An AddPartitionsToTxn that failed without an answer (timed out, connection lost) may have
+//! been applied: its partitions are *in doubt*. An abort does not end locally while any are:
+//! it sends them again until the coordinator answers, then EndTxn(abort) — else the
+//! coordinator could hold a transaction the client thinks ended, time it out with an epoch
+//! bump and fence the producer at its next call (as the Java client re-sends such a request
+//! before its EndTxn).
+//!
 //! [`note_partition`]: TransactionState::note_partition
 //! [`poll_add_partitions`]: TransactionState::poll_add_partitions
 //! [`can_send`]: TransactionState::can_send
@@ -168,6 +175,9 @@ pub struct TransactionState {
     pending: BTreeSet<TopicPartition>,
     /// Partitions in the AddPartitionsToTxn in flight.
     adding: Vec<TopicPartition>,
+    /// Partitions whose AddPartitionsToTxn failed without an answer: the coordinator may have
+    /// added them. Cleared by an answer for them.
+    in_doubt: BTreeSet<TopicPartition>,
     add_not_before: Option<Instant>,
     add_failures: u32,
     /// Offsets were added (AddOffsetsToTxn) to the open transaction.
@@ -194,6 +204,7 @@ impl TransactionState {
             added: HashSet::new(),
             pending: BTreeSet::new(),
             adding: Vec::new(),
+            in_doubt: BTreeSet::new(),
             add_not_before: None,
             add_failures: 0,
             offsets_added: false,
@@ -265,6 +276,7 @@ impl TransactionState {
         self.added.clear();
         self.pending.clear();
         self.adding.clear();
+        self.in_doubt.clear();
         self.add_not_before = None;
         self.add_failures = 0;
         self.offsets_added = false;
@@ -320,14 +332,23 @@ impl TransactionState {
         ) && self.added.contains(tp)
     }
 
-    /// The partitions to add now with one AddPartitionsToTxn (none while one is in flight,
-    /// during a backoff, or when the transaction will not commit).
-    pub fn poll_add_partitions(&mut self, now: Instant) -> Option<Vec<TopicPartition>> {
-        let active = matches!(
+    /// Whether partitions still pending are asked for: while the transaction may commit, and
+    /// while aborting (then only partitions in doubt are pending: see
+    /// [`begin_abort`](Self::begin_abort)).
+    fn adds_wanted(&self) -> bool {
+        matches!(
             self.phase,
-            TransactionPhase::InTransaction | TransactionPhase::Committing
-        );
-        if !active || !self.adding.is_empty() || self.pending.is_empty() {
+            TransactionPhase::InTransaction
+                | TransactionPhase::Committing
+                | TransactionPhase::Aborting
+        )
+    }
+
+    /// The partitions to add now with one AddPartitionsToTxn (none while one is in flight,
+    /// during a backoff, or when the transaction will not commit; while aborting, only those
+    /// whose earlier AddPartitionsToTxn is in doubt).
+    pub fn poll_add_partitions(&mut self, now: Instant) -> Option<Vec<TopicPartition>> {
+        if !self.adds_wanted() || !self.adding.is_empty() || self.pending.is_empty() {
             return None;
         }
         if self.add_not_before.is_some_and(|at| now < at) {
@@ -343,11 +364,7 @@ impl TransactionState {
     /// (found by the simulation, `sim::producer`: an AddPartitionsToTxn that timed out during
     /// an abort left a past due time that spun the loop until the abort ended).
     pub fn next_add_at(&self) -> Option<Instant> {
-        let active = matches!(
-            self.phase,
-            TransactionPhase::InTransaction | TransactionPhase::Committing
-        );
-        (active && !self.pending.is_empty() && self.adding.is_empty())
+        (self.adds_wanted() && !self.pending.is_empty() && self.adding.is_empty())
             .then_some(self.add_not_before)
             .flatten()
     }
@@ -355,6 +372,19 @@ impl TransactionState {
     /// Whether an AddPartitionsToTxn is in flight.
     pub fn adding_partitions(&self) -> bool {
         !self.adding.is_empty()
+    }
+
+    /// Whether every AddPartitionsToTxn this transaction needs has been answered: none in
+    /// flight and none pending that will be sent. `end_transaction` waits for it before it
+    /// decides between EndTxn and ending locally ([`needs_end_txn`](Self::needs_end_txn)):
+    /// while aborting, partitions in doubt are sent again and must be answered first.
+    pub fn adds_settled(&self) -> bool {
+        self.adding.is_empty() && (self.pending.is_empty() || !self.adds_wanted())
+    }
+
+    /// Partitions whose AddPartitionsToTxn failed without an answer (tests).
+    pub fn partitions_in_doubt(&self) -> impl Iterator<Item = &TopicPartition> {
+        self.in_doubt.iter()
     }
 
     /// The AddPartitionsToTxn answer: per-partition errors (`None`: added), or the request's
@@ -371,6 +401,8 @@ impl TransactionState {
             Err(error) => {
                 match classify(&error) {
                     TxnErrorClass::Rediscover | TxnErrorClass::Retry => {
+                        // No answer: the request may have reached the coordinator.
+                        self.in_doubt.extend(adding.iter().cloned());
                         self.retry_add(now, adding, backoff)
                     }
                     TxnErrorClass::Fenced => self.fenced(error_code(&error)),
@@ -387,19 +419,29 @@ impl TransactionState {
                 .find(|(t, _)| *t == tp)
                 .map_or(Some(ResponseError::UnknownServerError), |(_, c)| *c);
             let Some(code) = code else {
+                self.in_doubt.remove(&tp);
                 self.added.insert(tp);
                 continue;
             };
             match classify_code(code) {
+                // Not added by this request; one in doubt stays so (an earlier one may have
+                // been applied) and is asked for again.
                 TxnErrorClass::Rediscover | TxnErrorClass::Retry => retry.push(tp),
-                // A sibling partition failed: the broker did not try this one.
-                TxnErrorClass::Abortable if code == ResponseError::OperationNotAttempted => {}
-                TxnErrorClass::Abortable => self.abortable(ProduceError::Broker {
-                    topic: tp.topic.clone(),
-                    partition: tp.partition,
-                    code,
-                    message: Some("AddPartitionsToTxn".to_owned()),
-                }),
+                // Refused (the coordinator checks every partition of a request before adding
+                // any, so an earlier request for it was refused too): no longer in doubt.
+                // OPERATION_NOT_ATTEMPTED: a sibling partition failed, this one was not tried.
+                TxnErrorClass::Abortable if code == ResponseError::OperationNotAttempted => {
+                    self.in_doubt.remove(&tp);
+                }
+                TxnErrorClass::Abortable => {
+                    self.in_doubt.remove(&tp);
+                    self.abortable(ProduceError::Broker {
+                        topic: tp.topic.clone(),
+                        partition: tp.partition,
+                        code,
+                        message: Some("AddPartitionsToTxn".to_owned()),
+                    })
+                }
                 TxnErrorClass::Fenced => self.fenced(Some(code)),
                 TxnErrorClass::Fatal => {
                     self.fatal(TransactionError::Fatal(Box::new(ProduceError::Broker {
@@ -423,6 +465,16 @@ impl TransactionState {
         self.add_failures = self.add_failures.saturating_add(1);
         self.add_not_before = Some(now + backoff);
         self.pending.extend(partitions);
+        self.keep_only_doubtful_adds();
+    }
+
+    /// Aborting: a partition never added needs no AddPartitionsToTxn any more; one in doubt
+    /// is asked for again so that EndTxn(abort) closes whatever the coordinator holds.
+    fn keep_only_doubtful_adds(&mut self) {
+        if self.phase == TransactionPhase::Aborting {
+            let in_doubt = &self.in_doubt;
+            self.pending.retain(|tp| in_doubt.contains(tp));
+        }
     }
 
     /// `send_offsets_to_transaction` may run now.
@@ -453,20 +505,18 @@ impl TransactionState {
 
     /// `abort_transaction` starts (or starts again after a timeout). A commit whose EndTxn was
     /// already sent cannot turn into an abort (its outcome may be a commit): retry the commit.
+    /// Partitions not asked for yet are dropped; those in doubt stay pending (sent again).
     pub fn begin_abort(&mut self) -> Result<(), TransactionError> {
         match self.phase {
             TransactionPhase::InTransaction
             | TransactionPhase::AbortableError
-            | TransactionPhase::Aborting => {
-                self.phase = TransactionPhase::Aborting;
-                Ok(())
-            }
-            TransactionPhase::Committing if !self.end_txn_sent => {
-                self.phase = TransactionPhase::Aborting;
-                Ok(())
-            }
-            _ => Err(self.invalid("abort_transaction")),
+            | TransactionPhase::Aborting => {}
+            TransactionPhase::Committing if !self.end_txn_sent => {}
+            _ => return Err(self.invalid("abort_transaction")),
         }
+        self.phase = TransactionPhase::Aborting;
+        self.keep_only_doubtful_adds();
+        Ok(())
     }
 
     /// Why queued (never drained) batches must fail now instead of being sent: the

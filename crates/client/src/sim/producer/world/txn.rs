@@ -55,6 +55,10 @@ pub(in crate::sim::producer) struct TxnKnobs {
     pub call_timeout: Duration,
     /// `transaction.timeout.ms`.
     pub txn_timeout: Duration,
+    /// After a transaction ends, the application waits before the next begin: with this
+    /// chance, up to `idle.1` (an idle producer: a transaction the coordinator still holds
+    /// open without the client knowing would time out meanwhile).
+    pub idle: (f64, Duration),
     pub coordinator_moves: usize,
     /// Per coordinator request in the fault phase: an injected coordinator error.
     pub p_coord_error: f64,
@@ -71,6 +75,16 @@ pub(in crate::sim::producer) struct TxnKnobs {
 impl TxnKnobs {
     /// Draws the transactional settings for one run.
     pub(in crate::sim::producer) fn draw(run: &mut Run, knobs: &super::Knobs) -> Self {
+        let mut drawn = Self::draw_base(run, knobs);
+        // Idle pauses only with a short transaction timeout (a long one would need minutes
+        // of virtual time per pause).
+        if drawn.txn_timeout < Duration::from_secs(5) && run.chance(0.5) {
+            drawn.idle = (0.3, drawn.txn_timeout * 2);
+        }
+        drawn
+    }
+
+    fn draw_base(run: &mut Run, knobs: &super::Knobs) -> Self {
         let ms = Duration::from_millis;
         let p = |run: &mut Run, max: f64| {
             if run.chance(0.7) {
@@ -90,6 +104,7 @@ impl TxnKnobs {
             } else {
                 Duration::from_secs(60)
             },
+            idle: (0.0, Duration::ZERO),
             coordinator_moves: run.between(0, 4) as usize,
             p_coord_error: p(run, 0.1),
             p_lose_txn_response: p(run, 0.1),
@@ -221,6 +236,8 @@ pub(super) struct Txn {
     next_id: u64,
     /// Requests that reached a paused coordinator broker: read when it resumes.
     parked: Vec<(u64, u64, i32, Request)>,
+    /// When the application began its open transaction (`None`: none open).
+    begun_at: Option<Duration>,
 }
 
 impl Txn {
@@ -235,6 +252,7 @@ impl Txn {
             add_call: None,
             next_id: 0,
             parked: Vec::new(),
+            begun_at: None,
         }
     }
 
@@ -302,7 +320,7 @@ impl World<'_> {
     }
 
     /// The application's `end_transaction` waits for everything sent and acknowledged (or
-    /// failed), nothing in flight and no AddPartitionsToTxn under way.
+    /// failed), nothing in flight and every AddPartitionsToTxn answered (`adds_settled`).
     pub(super) fn txn_check_drained(&mut self) {
         let Some(Txn {
             app:
@@ -319,11 +337,8 @@ impl World<'_> {
             return;
         };
         let (txn, commit, marker, deadline) = (*txn, *commit, *marker, *deadline);
-        let adding = self
-            .state
-            .transaction()
-            .is_some_and(|t| t.adding_partitions());
-        if self.state.flushed(marker) && self.state.requests_in_flight() == 0 && !adding {
+        let settled = self.state.transaction().is_none_or(|t| t.adds_settled());
+        if self.state.flushed(marker) && self.state.requests_in_flight() == 0 && settled {
             self.drained(txn, commit, deadline);
         }
     }
@@ -559,6 +574,8 @@ impl World<'_> {
         }
         self.history.txns.push(TxnOutcome::default());
         self.txn().app = App::Open;
+        let now = self.now();
+        self.txn().begun_at = Some(now);
         let k = self.txn().knobs.clone();
         let partitions = self.knobs.partitions as usize;
         let want = self.run.between(2, 5).min(partitions as u64) as usize;
@@ -735,16 +752,22 @@ impl World<'_> {
             self.history.txns[txn].aborted = true;
         }
         self.txn().app = App::Open;
-        let at = self.now()
-            + self
-                .run
-                .duration_between(Duration::ZERO, Duration::from_millis(20));
+        self.txn().begun_at = None;
+        let (p_idle, idle) = self.txn().knobs.idle;
+        let pause = if self.run.chance(p_idle) {
+            self.run.duration_between(Duration::ZERO, idle)
+        } else {
+            self.run
+                .duration_between(Duration::ZERO, Duration::from_millis(20))
+        };
+        let at = self.now() + pause;
         self.events.at(at, Ev::Txn(TxnEv::Begin(txn + 1)));
     }
 
     /// The application stops (done or fatal): it closes the producer.
     fn stop_app(&mut self) {
         self.txn().app = App::Done;
+        self.txn().begun_at = None;
         self.history.app_done = true;
         self.state.close();
     }
@@ -1090,6 +1113,33 @@ impl World<'_> {
 
     // ---- the coordinator's marker writes ----
 
+    /// The coordinator timed a transaction out at `now`: fair only if the application holds
+    /// a transaction open for longer than `transaction.timeout.ms` (the coordinator's
+    /// transaction starts at its first AddPartitionsToTxn, after the application's begin).
+    /// Otherwise the coordinator held a transaction the client thought ended or never
+    /// started (`phantom-transaction`): its timeout bumps the epoch and fences an idle
+    /// producer.
+    fn judge_timeout_abort(&mut self, now: Duration) {
+        if self.history.phantom.is_some() {
+            return;
+        }
+        let t = self.txn();
+        if matches!(t.app, App::Done) {
+            return;
+        }
+        let (timeout, begun_at) = (t.knobs.txn_timeout, t.begun_at);
+        let fair = begun_at.is_some_and(|at| now.saturating_sub(at) > timeout);
+        if !fair {
+            let open = match begun_at {
+                Some(at) => format!("the open transaction began {:?} before", now - at),
+                None => "no transaction open".to_owned(),
+            };
+            self.history.phantom = Some(format!(
+                "the coordinator timed out a transaction at {now:?} ({open}; timeout {timeout:?})"
+            ));
+        }
+    }
+
     fn marker_tick(&mut self) {
         let now = self.now();
         let node = self.txn().coordinator.node;
@@ -1101,6 +1151,7 @@ impl World<'_> {
             self.run.log(format_args!(
                 "transaction timed out: the coordinator aborts it (epoch {epoch})"
             ));
+            self.judge_timeout_abort(now);
         }
         let c = &self.txn().coordinator;
         let (pid, epoch) = (c.producer_id, c.epoch);

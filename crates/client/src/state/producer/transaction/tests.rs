@@ -206,10 +206,17 @@ fn retriable_add_errors_wait_a_backoff_then_ask_again() {
     assert_eq!(t.phase(), TransactionPhase::AbortableError);
 }
 
-/// An AddPartitionsToTxn that fails while the transaction aborts leaves its partitions
-/// pending with a backoff: no AddPartitionsToTxn is due any more, so there is no wake-up
-/// time for it either (a past one spun the sender loop until the abort ended; found by the
-/// simulation, `sim::producer::transactions_timeouts_and_faults`).
+fn add_timed_out() -> Error {
+    Error::RequestTimedOut {
+        broker: "b".into(),
+        api: ApiKey::AddPartitionsToTxn,
+        after: BACKOFF,
+    }
+}
+
+/// Partitions never asked for need no AddPartitionsToTxn once the transaction aborts: no
+/// request and no wake-up time for one (a past wake-up time spun the sender loop until the
+/// abort ended; found by the simulation, `sim::producer::transactions_timeouts_and_faults`).
 #[test]
 fn no_add_partitions_wake_up_while_aborting() {
     let now = Instant::now();
@@ -217,19 +224,107 @@ fn no_add_partitions_wake_up_while_aborting() {
     t.begin().unwrap();
     t.note_partition(&tp(0));
     assert!(t.poll_add_partitions(now).is_some());
+    t.handle_add_partitions(
+        now,
+        Ok(vec![(tp(0), Some(ResponseError::ConcurrentTransactions))]),
+        BACKOFF,
+    );
+    t.note_partition(&tp(1));
     t.begin_abort().unwrap();
-    let timed_out = Error::RequestTimedOut {
-        broker: "b".into(),
-        api: ApiKey::AddPartitionsToTxn,
-        after: BACKOFF,
-    };
-    t.handle_add_partitions(now, Err(timed_out), BACKOFF);
     let later = now + BACKOFF * 2;
     assert!(
         t.poll_add_partitions(later).is_none(),
-        "aborting: nothing to add"
+        "aborting: nothing in doubt, nothing to add"
     );
     assert_eq!(t.next_add_at(), None, "so nothing to wake up for");
+    assert!(t.adds_settled());
+    assert!(
+        !t.needs_end_txn(),
+        "the coordinator holds nothing: ends locally"
+    );
+}
+
+/// An AddPartitionsToTxn that failed without an answer may have been applied: an abort sends
+/// it again and ends with EndTxn once the coordinator answered, never locally (else the
+/// coordinator holds a transaction open that times out with an epoch bump and fences the
+/// idle producer; found by the simulation, `sim::producer::transactions_lost_adds_then_idle`).
+#[test]
+fn an_abort_resends_an_add_in_doubt_then_needs_end_txn() {
+    let now = Instant::now();
+    let mut t = ready();
+    t.begin().unwrap();
+    t.note_partition(&tp(0));
+    t.note_partition(&tp(1));
+    assert_eq!(t.poll_add_partitions(now).unwrap(), vec![tp(0), tp(1)]);
+    t.handle_add_partitions(now, Err(add_timed_out()), BACKOFF);
+    assert_eq!(
+        t.partitions_in_doubt().cloned().collect::<Vec<_>>(),
+        vec![tp(0), tp(1)]
+    );
+    t.note_partition(&tp(2));
+    t.begin_abort().unwrap();
+    assert!(!t.adds_settled(), "the abort waits for the adds in doubt");
+    assert_eq!(t.end_txn_due(true), None);
+    assert!(t.poll_add_partitions(now).is_none(), "after the backoff");
+    assert_eq!(t.next_add_at(), Some(now + BACKOFF));
+    let later = now + BACKOFF;
+    assert_eq!(
+        t.poll_add_partitions(later).unwrap(),
+        vec![tp(0), tp(1)],
+        "partition 2 was never asked for: dropped"
+    );
+    // Lost again: still in doubt, asked for again.
+    t.handle_add_partitions(later, Err(add_timed_out()), BACKOFF);
+    assert!(!t.adds_settled());
+    let later = later + BACKOFF;
+    assert_eq!(t.poll_add_partitions(later).unwrap(), vec![tp(0), tp(1)]);
+    // A retriable answer does not settle a partition in doubt (the lost request may have
+    // been applied); an answer that adds it does.
+    t.handle_add_partitions(
+        later,
+        Ok(vec![
+            (tp(0), None),
+            (tp(1), Some(ResponseError::ConcurrentTransactions)),
+        ]),
+        BACKOFF,
+    );
+    assert!(!t.adds_settled());
+    let later = later + BACKOFF;
+    assert_eq!(t.poll_add_partitions(later).unwrap(), vec![tp(1)]);
+    t.handle_add_partitions(later, Ok(vec![(tp(1), None)]), BACKOFF);
+    assert!(t.adds_settled());
+    assert_eq!(t.partitions_in_doubt().count(), 0);
+    assert_eq!(t.end_txn_due(true), Some(false));
+    assert!(
+        t.needs_end_txn(),
+        "EndTxn(abort) closes what the coordinator added"
+    );
+    assert!(!t.can_send(&tp(0)), "aborting: nothing is produced");
+}
+
+/// A refusal settles a partition in doubt: the coordinator checks a request's partitions
+/// before adding any, so the lost request was refused as well.
+#[test]
+fn a_refused_add_settles_a_partition_in_doubt() {
+    let now = Instant::now();
+    let mut t = ready();
+    t.begin().unwrap();
+    t.note_partition(&tp(0));
+    t.note_partition(&tp(1));
+    t.poll_add_partitions(now).unwrap();
+    t.handle_add_partitions(now, Err(add_timed_out()), BACKOFF);
+    t.begin_abort().unwrap();
+    t.poll_add_partitions(now + BACKOFF).unwrap();
+    t.handle_add_partitions(
+        now + BACKOFF,
+        Ok(vec![
+            (tp(0), Some(ResponseError::TopicAuthorizationFailed)),
+            (tp(1), Some(ResponseError::OperationNotAttempted)),
+        ]),
+        BACKOFF,
+    );
+    assert!(t.adds_settled());
+    assert!(!t.needs_end_txn());
 }
 
 /// AddPartitionsToTxn v1–3 reports a coordinator move per partition only: the caller must
@@ -452,7 +547,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Begin),
         4 => (0..3i32).prop_map(Op::Append),
         2 => Just(Op::PollAdd),
-        2 => prop_oneof![8 => Just(0u8), 2 => Just(1u8), 1 => Just(2u8), 1 => Just(3u8)].prop_map(Op::AddAnswer),
+        2 => prop_oneof![8 => Just(0u8), 2 => Just(1u8), 1 => Just(2u8), 1 => Just(3u8), 2 => Just(4u8)].prop_map(Op::AddAnswer),
         3 => Just(Op::Poll),
         3 => (any::<usize>(), prop_oneof![9 => Just(true), 1 => Just(false)])
             .prop_map(|(pick, ok)| Op::Respond { pick, ok }),
@@ -505,7 +600,14 @@ impl Sim {
                         0 => None,
                         1 => Some(ResponseError::ConcurrentTransactions),
                         2 => Some(ResponseError::TopicAuthorizationFailed),
-                        _ => Some(ResponseError::ProducerFenced),
+                        3 => Some(ResponseError::ProducerFenced),
+                        _ => {
+                            // No answer: the partitions are in doubt.
+                            let now = self.now;
+                            self.txn()
+                                .handle_add_partitions(now, Err(add_timed_out()), BACKOFF);
+                            return self.check_after();
+                        }
                     };
                     let answers = adding.into_iter().map(|tp| (tp, code)).collect();
                     let now = self.now;
@@ -569,6 +671,9 @@ impl Sim {
                     if in_flight > 0 || queued {
                         return Err("EndTxn due with batches queued or in flight".into());
                     }
+                    if !self.txn().adds_settled() || self.txn().partitions_in_doubt().count() > 0 {
+                        return Err("EndTxn due with an AddPartitionsToTxn in doubt".into());
+                    }
                     if self.txn().needs_end_txn() {
                         self.txn().end_txn_sending();
                     }
@@ -577,6 +682,11 @@ impl Sim {
             }
             Op::Advance(ms) => self.now += Duration::from_millis(*ms),
         }
+        self.check_after()
+    }
+
+    /// What holds after every step: one outcome per record, a fatal state stays fatal.
+    fn check_after(&mut self) -> Result<(), String> {
         for o in self.s.take_outcomes() {
             if !self.outcomes.insert(o.delivery) {
                 return Err(format!("record {} got two outcomes", o.delivery));
