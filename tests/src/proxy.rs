@@ -333,7 +333,8 @@ impl ProxyControl {
 
     /// Loses the response to one request of `api`: the `nth` one (1 = the next) read from
     /// any client from now on is forwarded to the broker, and its response is swallowed as
-    /// `mode` says. Rules for the same API count independently.
+    /// `mode` says. Rules for the same API apply one after the other: a second rule starts
+    /// counting with the request after the first rule's lost one.
     pub fn drop_response_of(&self, api: ApiKey, nth: u32, mode: LostResponse) {
         lock(&self.core.faults).drop_rules.push(DropRule {
             api_key: api as i16,

@@ -9,10 +9,12 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use kafka_protocol::messages::ApiKey;
 use kafkit::config::{ConsumerConfig, ProducerConfig};
 use kafkit::consumer::Consumer;
 use kafkit::producer::{ProduceError, Producer, ProducerRecord, TransactionError};
 use kafkit::state::group::{OffsetAndMetadata, TopicPartition};
+use kafkit_tests::proxy::{LostResponse, ProxyCluster};
 use kafkit_tests::{kafka, unique_name, verify};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -938,4 +940,127 @@ async fn hanging_transaction_aborted_by_admin(bootstrap: &str, _protocol: u8) {
         other => panic!("expected CoordinatorFenced, got {other:?}"),
     }
     admin.cluster().close();
+}
+
+/// A producer through `proxy` with a short `request.timeout.ms` and `max.block.ms` (a request
+/// whose answer the proxy swallows fails fast), initialized.
+async fn txn_producer_via(proxy: &ProxyCluster, id: &str) -> Producer {
+    let config = ProducerConfig::builder()
+        .bootstrap_servers([proxy.bootstrap()])
+        .transactional_id(id)
+        .linger(Duration::from_millis(5))
+        .request_timeout(Duration::from_millis(1_500))
+        .max_block(Duration::from_millis(2_500))
+        .build()
+        .expect("config");
+    let producer = Producer::new(config).await.expect("producer");
+    producer
+        .init_transactions(WAIT)
+        .await
+        .expect("init_transactions");
+    producer
+}
+
+/// The coordinator's state of transactional id `id` once it is no longer being completed
+/// (PrepareAbort/PrepareCommit: markers still being written).
+async fn settled_transaction_state(bootstrap: &str, id: &str) -> String {
+    let admin = kafkit::admin::Admin::connect(bootstrap)
+        .await
+        .expect("admin");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let described = admin.describe_transactions(&[id]).await.expect("describe");
+        let state = described[0].state.clone();
+        if !state.starts_with("Prepare") {
+            return state;
+        }
+        assert!(Instant::now() < deadline, "still {state} after {WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Transactions v1: an AddPartitionsToTxn whose answer is lost (the request timed out) may
+/// have been applied. The abort asks again and ends with EndTxn(abort): the coordinator holds
+/// no open transaction afterwards. (Ending locally left it Ongoing, to be timed out with an
+/// epoch bump that fences the producer if it idles that long; found by the simulation.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abort_after_a_lost_add_partitions_answer_closes_the_transaction_on_kafka_39() {
+    let bootstrap = kafka_39();
+    let topic = kafkit_tests::fill::topic(bootstrap, "txn-lost-add", 1).await;
+    let proxy = ProxyCluster::start(bootstrap).await;
+    let id = unique_name("txn-lost-add");
+    let producer = txn_producer_via(&proxy, &id).await;
+    producer.begin_transaction().unwrap();
+    proxy.drop_response_of(ApiKey::AddPartitionsToTxn, 1, LostResponse::Blackhole);
+    let delivery = producer
+        .send(ProducerRecord::new(&topic).partition(0).value("lost-add"))
+        .await
+        .expect("send");
+    let deadline = Instant::now() + WAIT;
+    while proxy.stats().requests_of(ApiKey::AddPartitionsToTxn) == 0 {
+        assert!(Instant::now() < deadline, "no AddPartitionsToTxn sent");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    producer.abort_transaction(CALL).await.expect("abort");
+    assert!(delivery.await.is_err(), "an aborted record fails");
+    assert!(
+        proxy.stats().requests_of(ApiKey::AddPartitionsToTxn) >= 2,
+        "the add in doubt was asked again"
+    );
+    assert_eq!(
+        proxy.stats().requests_of(ApiKey::EndTxn),
+        1,
+        "then EndTxn(abort)"
+    );
+    assert_eq!(
+        settled_transaction_state(bootstrap, &id).await,
+        "CompleteAbort"
+    );
+    // The producer goes on (same epoch: nothing was fenced).
+    producer.begin_transaction().unwrap();
+    send_all(&producer, &topic, 1, &values("after", 2)).await;
+    producer.commit_transaction(CALL).await.expect("commit");
+    producer.close(CALL).await.unwrap();
+}
+
+/// Transactions v1: the same for AddOffsetsToTxn. `send_offsets_to_transaction` times out
+/// with the answer lost; the abort asks again, then ends with EndTxn(abort).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abort_after_a_lost_add_offsets_answer_closes_the_transaction_on_kafka_39() {
+    let bootstrap = kafka_39();
+    let proxy = ProxyCluster::start(bootstrap).await;
+    let id = unique_name("txn-lost-offsets");
+    let producer = txn_producer_via(&proxy, &id).await;
+    producer.begin_transaction().unwrap();
+    // Both attempts within max.block.ms lose their answers (a rule counts from the request
+    // after the previous rule's).
+    proxy.drop_response_of(ApiKey::AddOffsetsToTxn, 1, LostResponse::Blackhole);
+    proxy.drop_response_of(ApiKey::AddOffsetsToTxn, 1, LostResponse::Blackhole);
+    let mut offsets = BTreeMap::new();
+    offsets.insert(
+        TopicPartition::new(unique_name("txn-lost-offsets-in"), 0),
+        OffsetAndMetadata::new(1),
+    );
+    let group = kafkit::producer::ConsumerGroupMetadata::new(unique_name("txn-lost-offsets-g"));
+    let sent = producer.send_offsets_to_transaction(&offsets, &group).await;
+    assert!(
+        matches!(&sent, Err(TransactionError::Timeout { .. })),
+        "{sent:?}"
+    );
+    let asked = proxy.stats().requests_of(ApiKey::AddOffsetsToTxn);
+    producer.abort_transaction(CALL).await.expect("abort");
+    assert!(
+        proxy.stats().requests_of(ApiKey::AddOffsetsToTxn) > asked,
+        "the AddOffsetsToTxn in doubt was asked again"
+    );
+    assert_eq!(
+        proxy.stats().requests_of(ApiKey::EndTxn),
+        1,
+        "then EndTxn(abort)"
+    );
+    assert_eq!(
+        settled_transaction_state(bootstrap, &id).await,
+        "CompleteAbort"
+    );
+    producer.close(CALL).await.unwrap();
 }

@@ -240,6 +240,10 @@ impl Producer {
                 })
                 .await;
             if let Err((error, timed_out)) = added {
+                if timed_out {
+                    // Maybe applied: an abort must ask again (see `settle_offsets_in_doubt`).
+                    self.with_txn(|t| t.offsets_outcome_unknown(&group.group_id))?;
+                }
                 return Err(self.fail_call(error, timed_out, OP, after));
             }
         }
@@ -373,10 +377,17 @@ impl Producer {
                 break false;
             }
         };
-        let v2 = shared.lock().transaction().is_some_and(|t| t.is_v2());
-        let due = {
+        let v2 = {
             let mut state = shared.lock();
             state.end_flush();
+            state.transaction().is_some_and(|t| t.is_v2())
+        };
+        if drained && !commit {
+            self.settle_offsets_in_doubt(txn, deadline, operation, timeout)
+                .await?;
+        }
+        let due = {
+            let mut state = shared.lock();
             if !drained {
                 return Err(TransactionError::Timeout {
                     operation,
@@ -490,6 +501,57 @@ impl Producer {
     /// with the current producer id and epoch bumps the epoch (KIP-360) and restarts every
     /// partition's sequence; the abort ends with it. On a timeout the producer stays aborting
     /// (the abort may be called again: the coordinator answers a repeated EndTxn(abort)).
+    /// An abort after an AddOffsetsToTxn that failed without an answer: asks again, so that
+    /// the abort either knows the coordinator holds nothing (ends locally) or ends with
+    /// EndTxn(abort). Ending locally over an AddOffsetsToTxn that was in fact applied leaves
+    /// the coordinator a transaction that times out with an epoch bump, fencing this
+    /// producer at its next call (the Java client likewise re-sends such a request before
+    /// its EndTxn).
+    async fn settle_offsets_in_doubt(
+        &self,
+        txn: &TxnCoordinator,
+        deadline: Instant,
+        operation: &'static str,
+        timeout: Duration,
+    ) -> Result<(), TransactionError> {
+        let (group, pair) = {
+            let state = self.handle.shared.lock();
+            let group = state
+                .transaction()
+                .and_then(|t| t.offsets_in_doubt().map(str::to_owned));
+            (group, state.producer_id())
+        };
+        let Some(group) = group else {
+            return Ok(());
+        };
+        debug!(transactional_id = %txn.id, group = %group, "AddOffsetsToTxn in doubt: asked again before the abort");
+        let request = add_offsets_request(&txn.id, pair, &group);
+        let added = txn
+            .call(deadline, |conn, timeout| {
+                let request = request.clone();
+                async move {
+                    let version = conn.version(ApiKey::AddOffsetsToTxn)?;
+                    let response = conn.send(&request, version, timeout).await?;
+                    Error::check(ApiKey::AddOffsetsToTxn, response.error_code, None)
+                }
+            })
+            .await;
+        match added {
+            Ok(()) => self.with_txn(|t| t.offsets_added()),
+            Err((_, true)) => Err(TransactionError::Timeout {
+                operation,
+                after: timeout,
+            }),
+            Err((error, false)) => match classify(&error) {
+                TxnErrorClass::Fenced | TxnErrorClass::Fatal => {
+                    Err(self.fail_call(error, false, operation, timeout))
+                }
+                // Refused as a whole: the lost request was refused too.
+                _ => self.with_txn(|t| t.offsets_refused()),
+            },
+        }
+    }
+
     async fn bump_after_abort(
         &self,
         txn: &TxnCoordinator,

@@ -182,6 +182,9 @@ pub struct TransactionState {
     add_failures: u32,
     /// Offsets were added (AddOffsetsToTxn) to the open transaction.
     offsets_added: bool,
+    /// The group of an AddOffsetsToTxn that failed without an answer (v1): the coordinator
+    /// may have added the group's offsets partition. An abort sends it again first.
+    offsets_in_doubt: Option<String>,
     /// EndTxn was sent for the closing transaction (its outcome may be unknown).
     end_txn_sent: bool,
     /// The first failure of the open transaction.
@@ -208,6 +211,7 @@ impl TransactionState {
             add_not_before: None,
             add_failures: 0,
             offsets_added: false,
+            offsets_in_doubt: None,
             end_txn_sent: false,
             abortable: None,
             fatal: None,
@@ -280,6 +284,7 @@ impl TransactionState {
         self.add_not_before = None;
         self.add_failures = 0;
         self.offsets_added = false;
+        self.offsets_in_doubt = None;
         self.end_txn_sent = false;
         self.abortable = None;
         self.produced = false;
@@ -489,6 +494,32 @@ impl TransactionState {
     /// AddOffsetsToTxn succeeded: the transaction has something to end even without records.
     pub fn offsets_added(&mut self) {
         self.offsets_added = true;
+        self.offsets_in_doubt = None;
+    }
+
+    /// AddOffsetsToTxn for `group` failed without an answer (timed out, connection lost):
+    /// the coordinator may have added the group. An abort asks again before it decides
+    /// between EndTxn and ending locally ([`offsets_in_doubt`](Self::offsets_in_doubt)).
+    pub fn offsets_outcome_unknown(&mut self, group: &str) {
+        if !self.offsets_added {
+            self.offsets_in_doubt = Some(group.to_owned());
+        }
+    }
+
+    /// The group whose AddOffsetsToTxn is in doubt, while aborting: the driver sends it
+    /// again, then reports [`offsets_added`](Self::offsets_added) or
+    /// [`offsets_refused`](Self::offsets_refused).
+    pub fn offsets_in_doubt(&self) -> Option<&str> {
+        match self.phase {
+            TransactionPhase::Aborting => self.offsets_in_doubt.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The coordinator refused the AddOffsetsToTxn asked again (not added): nothing is in
+    /// doubt any more.
+    pub fn offsets_refused(&mut self) {
+        self.offsets_in_doubt = None;
     }
 
     /// `commit_transaction` starts (or starts again after a timeout).

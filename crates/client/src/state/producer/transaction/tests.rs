@@ -762,3 +762,40 @@ fn v2_partitions_join_at_once_and_only_a_drained_batch_needs_end_txn() {
     t.begin().unwrap();
     assert!(!t.needs_end_txn(), "each transaction starts empty");
 }
+
+/// An AddOffsetsToTxn that failed without an answer is asked again by an abort (only then:
+/// a commit or further sends go on as before); an answer settles it either way.
+#[test]
+fn an_add_offsets_in_doubt_is_asked_again_by_an_abort_only() {
+    let mut t = ready();
+    t.begin().unwrap();
+    t.offsets_outcome_unknown("g");
+    assert_eq!(t.offsets_in_doubt(), None, "not aborting");
+    assert!(!t.needs_end_txn());
+    t.begin_abort().unwrap();
+    assert_eq!(t.offsets_in_doubt(), Some("g"));
+    t.offsets_added();
+    assert_eq!(t.offsets_in_doubt(), None);
+    assert!(
+        t.needs_end_txn(),
+        "EndTxn(abort) closes what the coordinator added"
+    );
+    t.end_txn_sending();
+    t.handle_end_txn(Ok(())).unwrap();
+
+    t.begin().unwrap();
+    assert_eq!(t.offsets_in_doubt(), None, "a new transaction starts clean");
+    t.offsets_outcome_unknown("g");
+    t.begin_abort().unwrap();
+    t.offsets_refused();
+    assert_eq!(t.offsets_in_doubt(), None);
+    assert!(!t.needs_end_txn(), "refused: the coordinator holds nothing");
+    t.handle_end_txn(Ok(())).unwrap();
+
+    // Added before: a later failure is not in doubt.
+    t.begin().unwrap();
+    t.offsets_added();
+    t.offsets_outcome_unknown("g");
+    t.begin_abort().unwrap();
+    assert_eq!(t.offsets_in_doubt(), None);
+}
