@@ -73,7 +73,10 @@ step "cargo package of the library crates (publish dry run; each tarball built o
 # after kafkit-wire gained append_sized). So: no old extractions of our crates (the overlay
 # directories are the ones without a registry name), and a target directory of its own.
 rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/kafkit-* target/package-verify
-cargo package -p kafkit-wire -p kafkit -p kafkit-events --locked --target-dir target/package-verify
+# The verify builds need no debug info (they only prove the tarballs compile; the tarball's
+# manifest carries none of the workspace's profiles, so the setting comes from here).
+CARGO_PROFILE_DEV_DEBUG=false \
+  cargo package -p kafkit-wire -p kafkit -p kafkit-events --locked --target-dir target/package-verify
 
 step "no C: dependency graph of the library crates"
 bash scripts/check-no-c.sh graph
