@@ -23,6 +23,7 @@ use kafkit_wire::record::{BatchBuilder, BatchOptions, ControlRecordType, RecordR
 
 use super::*;
 
+mod errors;
 mod follower;
 mod lookup;
 mod props;
