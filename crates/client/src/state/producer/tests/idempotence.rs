@@ -1,7 +1,7 @@
 //! [`Idempotence`] driven directly: which producer id and epoch a partition's sequences run
-//! under. Written for the mutants of `Idempotence::assign` that `scripts/mutants.sh producer`
-//! found alive (the sender never drains without a producer id, and the scripted tests use
-//! producer ids above 0).
+//! under. Written for the mutants of `Idempotence::assign` and `needs_producer_id` that
+//! `scripts/mutants.sh producer` found alive (the sender never drains without a producer id,
+//! and the scripted tests use producer ids above 0).
 
 use super::*;
 
@@ -17,8 +17,10 @@ fn a_partition_drained_first_runs_under_the_current_producer_id_and_epoch() {
     let mut idem = Idempotence::new(true);
     assert_eq!(drained(&mut idem, &a, 1), None, "no producer id yet");
     assert_eq!(idem.partition_producer(&a), None);
+    assert!(idem.needs_producer_id() && !idem.can_send());
     // Producer id 0: the first one a new cluster hands out.
     idem.set_producer_id(0, 0);
+    assert!(!idem.needs_producer_id() && idem.can_send());
     assert_eq!(drained(&mut idem, &a, 2), Some((0, 0, 0)));
     assert_eq!(drained(&mut idem, &b, 1), Some((0, 0, 0)));
     assert_eq!(idem.partition_producer(&a), Some((0, 0)));
