@@ -1,6 +1,6 @@
 //! The typed errors the fetch state queues for the application: a fatal OffsetForLeaderEpoch
 //! answer halts its partition (a retriable one is asked again), and removing a partition drops
-//! its queued errors but not another partition's. Each test here was written for a mutant
+//! its queued errors but not another partition's; an error put back is reported first. Each test here was written for a mutant
 //! `scripts/mutants.sh consumer` found alive.
 
 use super::*;
@@ -67,4 +67,26 @@ fn removing_a_partition_drops_its_errors_and_keeps_the_others() {
         Some(ConsumeError::Broker { partition: 1, .. })
     ));
     assert!(s.drain(1).error.is_none());
+}
+
+#[test]
+fn a_deferred_error_is_reported_by_the_next_drain_before_the_queued_ones() {
+    let now = Instant::now();
+    let m = metadata(2);
+    let mut s = assigned(2);
+    let (token, _) = s.poll_fetches(now, &m).pop().unwrap();
+    let refused = partition(token.node(), None, 0).with_error_code(29);
+    s.handle_fetch(now, token, response(0, vec![refused]));
+    s.defer_error(ConsumeError::NoOffset {
+        topic: TOPIC.into(),
+        partition: 0,
+    });
+    assert!(matches!(
+        s.drain(1).error,
+        Some(ConsumeError::NoOffset { partition: 0, .. })
+    ));
+    assert!(matches!(
+        s.drain(1).error,
+        Some(ConsumeError::Broker { partition: 1, .. })
+    ));
 }
