@@ -35,11 +35,18 @@ case "$scope" in
 esac
 command -v cargo-mutants >/dev/null 2>&1 || cargo install cargo-mutants --locked
 export CARGO_INCREMENTAL=1
+# cargo-mutants (27) refuses `--sharding` without `--shard`: pass it only with a shard.
+sharding=()
+for arg in "$@"; do
+  case "$arg" in
+    --shard | --shard=*) sharding=(--sharding round-robin) ;;
+  esac
+done
 # cargo-mutants creates the output directory but not its parent (no target/ on a fresh clone).
 mkdir -p "target/mutants-$scope"
 status=0
 cargo mutants -p kafkit "${files[@]}" --profile mutants --cargo-test-arg=--lib \
-  --minimum-test-timeout 60 --sharding round-robin -o "target/mutants-$scope" "$@" || status=$?
+  --minimum-test-timeout 60 "${sharding[@]}" -o "target/mutants-$scope" "$@" || status=$?
 out="target/mutants-$scope/mutants.out"
 if [ -d "$out" ]; then
   for kind in caught missed timeout unviable; do

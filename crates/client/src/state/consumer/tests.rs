@@ -23,6 +23,7 @@ use kafkit_wire::record::{BatchBuilder, BatchOptions, ControlRecordType, RecordR
 
 use super::*;
 
+mod errors;
 mod follower;
 mod lookup;
 mod props;
@@ -187,6 +188,11 @@ fn one_fetch_per_leader_with_epochs_then_records_move_positions() {
             .partitions
             .iter()
             .all(|p| p.current_leader_epoch == 5));
+        // Only a follower knows a log start offset; a consumer sends -1.
+        assert!(request.topics[0]
+            .partitions
+            .iter()
+            .all(|p| p.log_start_offset == -1));
         assert_eq!(request.topics[0].topic_id, uuid::Uuid::from_bytes(ID));
     }
     // Nothing more while both are in flight.

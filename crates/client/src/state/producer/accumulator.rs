@@ -335,9 +335,4 @@ impl<D> Accumulator<D> {
     pub(crate) fn batch_ids(&self) -> Vec<u64> {
         self.queues.values().flatten().map(|b| b.id).collect()
     }
-
-    /// Number of queued batches.
-    pub fn batch_count(&self) -> usize {
-        self.queues.values().map(VecDeque::len).sum()
-    }
 }

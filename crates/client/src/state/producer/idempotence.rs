@@ -190,7 +190,8 @@ impl Idempotence {
     }
 
     /// The sequence for a batch of `record_count` records of `tp` drained now, advancing the
-    /// partition's next sequence; `None` without idempotence.
+    /// partition's next sequence; `None` without idempotence or before a producer id is known
+    /// (the sender drains nothing then: [`Idempotence::can_send`]).
     pub fn assign(&mut self, tp: &TopicPartition, record_count: usize) -> Option<Sequence> {
         if !self.enabled || self.producer_id < 0 {
             return None;

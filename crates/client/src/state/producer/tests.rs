@@ -14,6 +14,7 @@ use crate::producer::ProduceError;
 use crate::state::backoff::ExponentialBackoff;
 
 mod accumulator;
+mod idempotence;
 mod props;
 mod split;
 

@@ -640,9 +640,8 @@ impl TransactionState {
                 self.phase = TransactionPhase::AbortableError;
                 self.abortable = Some(cause);
             }
-            TransactionPhase::AbortableError if self.abortable.is_none() => {
-                self.abortable = Some(cause);
-            }
+            // Already abortable (that phase is set only with its cause, which stays until
+            // `clear` ends the transaction: the first cause is kept), or nothing to spoil.
             _ => {}
         }
     }

@@ -107,10 +107,10 @@ impl<D> SenderState<D> {
             {
                 self.split(batch, &error);
             }
-            // One record too large, others of its batch still to send: it fails alone.
-            ResponseError::MessageTooLarge | ResponseError::RecordListTooLarge
-                if batch.piece_len() < batch.record_count() =>
-            {
+            // One record too large: it fails alone when others of its batch are still to send
+            // (a piece of a split batch), else with its batch (`fail_piece` falls back to `fail`,
+            // as these codes are not retriable).
+            ResponseError::MessageTooLarge | ResponseError::RecordListTooLarge => {
                 self.fail_piece(batch, &error);
             }
             // In a transaction these end it: fenced (fatal) or abortable (the epoch is bumped

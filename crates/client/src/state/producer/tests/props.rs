@@ -385,7 +385,7 @@ proptest! {
             let checked = sim.state.check_invariants();
             prop_assert!(checked.is_ok(), "healing: {:?}", checked);
         }
-        prop_assert!(sim.state.is_idle(), "stuck: {:?}", sim.state.accumulator().batch_count());
+        prop_assert!(sim.state.is_idle(), "stuck: {:?}", sim.state.accumulator().batch_ids());
         let flushed = sim.check_flushes();
         prop_assert!(flushed.is_ok(), "{:?}", flushed);
         prop_assert!(sim.flushes.is_empty(), "a flush never ended");
