@@ -169,13 +169,15 @@ fn round_trip(batch: &RecordBatch) {
         .next_batch()
         .expect("our own batch decodes")
         .expect("one batch");
-    let before: Vec<(i64, i64, Option<&[u8]>, Option<&[u8]>)> = records.iter().map(key).collect();
-    let after: Vec<(i64, i64, Option<&[u8]>, Option<&[u8]>)> =
-        decoded.records().iter().map(key).collect();
+    let before: Vec<Key<'_>> = records.iter().map(key).collect();
+    let after: Vec<Key<'_>> = decoded.records().iter().map(key).collect();
     assert_eq!(before, after);
 }
 
-fn key(r: &Record) -> (i64, i64, Option<&[u8]>, Option<&[u8]>) {
+/// What a round trip must keep of a record: offset, timestamp, key and value.
+type Key<'a> = (i64, i64, Option<&'a [u8]>, Option<&'a [u8]>);
+
+fn key(r: &Record) -> Key<'_> {
     (r.offset, r.timestamp, r.key.as_deref(), r.value.as_deref())
 }
 
