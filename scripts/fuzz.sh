@@ -4,9 +4,11 @@
 # Installs a nightly toolchain and cargo-fuzz when missing. libFuzzer's -malloc_limit_mb turns any
 # single allocation above 256 MiB into a crash, so "a decoder reserved memory from a hostile count"
 # fails the run just like a panic does; -rss_limit_mb=512 does the same for a process that grows
-# past 512 MiB, which a record decoder materialising ~30x its 16 MiB fuzzing limits would
-# (fuzz/src/lib.rs `limits`; bounded decoding peaks near 48 MiB). ASan's quarantine of freed
-# memory is kept small so it does not count towards that.
+# past 512 MiB, which a record decoder materialising ~30x the 16 MiB limits of `record_limits`
+# would (fuzz/src/lib.rs `bomb_limits`; bounded decoding peaks near 48 MiB). `record_limits`
+# holds the decompression-bomb seeds and checks decoded memory exactly (a counting allocator);
+# the other record targets run at 256 KiB/1 MiB (`limits`) for depth. ASan's quarantine of
+# freed memory is kept small so it does not count towards that.
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET…]
 #   scripts/fuzz.sh --long SECONDS [TARGET…]
@@ -20,7 +22,8 @@
 #
 # --fast: no AddressSanitizer (`cargo fuzz -s none`; debug assertions stay on). The targets run
 # 10-40x more inputs per second (the frame target ~310k/s against ~8k/s), which is what makes
-# 10^7 executions per target a minutes-long run on 2 cores. Without ASan libFuzzer cannot see
+# 10^7 executions per target a minutes-long run on 2 cores (all but `record_limits`, whose
+# bomb-derived inputs each inflate 16 MiB: it checks memory, not depth). Without ASan libFuzzer cannot see
 # single allocations, so -malloc_limit_mb does nothing; -rss_limit_mb=512 still stops a decoder
 # that materialises a bomb. kafkit-wire forbids `unsafe`, but the codec crates under it use it:
 # keep running without --fast too. The two modes share fuzz/target: each rebuilds it.
