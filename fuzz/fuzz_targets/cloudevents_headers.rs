@@ -38,9 +38,8 @@ fuzz_target!(|data: &[u8]| {
     let list = headers(data);
     if let Ok(envelope) = decode_header_pairs(list.iter().copied()) {
         if let Ok(encoded) = encode_headers(&envelope) {
-            let again = decode_header_pairs(
-                encoded.iter().map(|(k, v)| (k.as_bytes(), v.as_deref())),
-            );
+            let again =
+                decode_header_pairs(encoded.iter().map(|(k, v)| (k.as_bytes(), v.as_deref())));
             assert_eq!(again, Ok(envelope));
         }
     }

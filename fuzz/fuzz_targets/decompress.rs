@@ -8,8 +8,12 @@ use libfuzzer_sys::fuzz_target;
 const LIMIT: usize = 1 << 20;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&pick, input)) = data.split_first() else { return };
-    let Some(codec) = Compression::from_id(pick % 5) else { return };
+    let Some((&pick, input)) = data.split_first() else {
+        return;
+    };
+    let Some(codec) = Compression::from_id(pick % 5) else {
+        return;
+    };
     let mut out = Vec::new();
     match decompress(codec, input, LIMIT, &mut out) {
         Ok(()) => {

@@ -29,7 +29,9 @@ fn frames(decoder: &FrameDecoder, chunks: &[&[u8]]) -> (Vec<bytes::Bytes>, bool)
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&split, rest)) = data.split_first() else { return };
+    let Some((&split, rest)) = data.split_first() else {
+        return;
+    };
     let decoder = FrameDecoder::with_max_frame_size(4096);
     let whole = frames(&decoder, &[rest]);
     let cut = usize::from(split).min(rest.len());

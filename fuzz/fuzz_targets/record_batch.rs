@@ -9,5 +9,8 @@ use kafkit_wire::record::BatchReader;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    check_batches(BatchReader::with_limits(Bytes::copy_from_slice(data), limits()));
+    check_batches(BatchReader::with_limits(
+        Bytes::copy_from_slice(data),
+        limits(),
+    ));
 });

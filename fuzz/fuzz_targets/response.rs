@@ -9,7 +9,9 @@ use kafkit_wire::guard::{check, decode_any_response, Kind};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let [api_pick, version_pick, body @ ..] = data else { return };
+    let [api_pick, version_pick, body @ ..] = data else {
+        return;
+    };
     let api = SUPPORTED[usize::from(*api_pick) % SUPPORTED.len()];
     let span = (api.versions.max - api.versions.min + 1) as u8;
     let version = api.versions.min + i16::from(version_pick % span);

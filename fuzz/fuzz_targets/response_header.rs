@@ -7,7 +7,9 @@ use kafkit_wire::header::decode_any_response_frame;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let [api_pick, version_pick, frame @ ..] = data else { return };
+    let [api_pick, version_pick, frame @ ..] = data else {
+        return;
+    };
     let api = SUPPORTED[usize::from(*api_pick) % SUPPORTED.len()];
     let span = (api.versions.max - api.versions.min + 1) as u8;
     let version = api.versions.min + i16::from(version_pick % span);
@@ -15,5 +17,10 @@ fuzz_target!(|data: &[u8]| {
         .get(..4)
         .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
         .unwrap_or(0);
-    let _ = decode_any_response_frame(api.key, version, correlation_id, Bytes::copy_from_slice(frame));
+    let _ = decode_any_response_frame(
+        api.key,
+        version,
+        correlation_id,
+        Bytes::copy_from_slice(frame),
+    );
 });
