@@ -13,8 +13,8 @@ use kafka_protocol::messages::{ApiKey, ProducerId};
 use tracing::{debug, info};
 
 use super::transaction_coordinator::{
-    add_offsets_request, end_txn_request, init_producer_id_request, txn_offset_commit_request,
-    END_TXN_V1_MAX, END_TXN_V2_MIN, TXN_OFFSET_COMMIT_V1_MAX,
+    end_txn_request, init_producer_id_request, txn_offset_commit_request, END_TXN_V1_MAX,
+    END_TXN_V2_MIN, TXN_OFFSET_COMMIT_V1_MAX,
 };
 pub(crate) use super::transaction_coordinator::{TxnCoordinator, PRODUCE_V1_MAX};
 use super::{Producer, TransactionError};
@@ -228,17 +228,7 @@ impl Producer {
         let deadline = Instant::now() + after;
         if !v2 {
             // v2: TxnOffsetCommit v5 adds the group to the transaction itself.
-            let request = add_offsets_request(&txn.id, pair, &group.group_id);
-            let added = txn
-                .call(deadline, |conn, timeout| {
-                    let request = request.clone();
-                    async move {
-                        let version = conn.version(ApiKey::AddOffsetsToTxn)?;
-                        let response = conn.send(&request, version, timeout).await?;
-                        Error::check(ApiKey::AddOffsetsToTxn, response.error_code, None)
-                    }
-                })
-                .await;
+            let added = txn.add_offsets(pair, &group.group_id, deadline).await;
             if let Err((error, timed_out)) = added {
                 if timed_out {
                     // Maybe applied: an abort must ask again (see `settle_offsets_in_doubt`).
@@ -525,18 +515,7 @@ impl Producer {
             return Ok(());
         };
         debug!(transactional_id = %txn.id, group = %group, "AddOffsetsToTxn in doubt: asked again before the abort");
-        let request = add_offsets_request(&txn.id, pair, &group);
-        let added = txn
-            .call(deadline, |conn, timeout| {
-                let request = request.clone();
-                async move {
-                    let version = conn.version(ApiKey::AddOffsetsToTxn)?;
-                    let response = conn.send(&request, version, timeout).await?;
-                    Error::check(ApiKey::AddOffsetsToTxn, response.error_code, None)
-                }
-            })
-            .await;
-        match added {
+        match txn.add_offsets(pair, &group, deadline).await {
             Ok(()) => self.with_txn(|t| t.offsets_added()),
             Err((_, true)) => Err(TransactionError::Timeout {
                 operation,

@@ -235,6 +235,26 @@ impl TxnCoordinator {
         }
     }
 
+    /// AddOffsetsToTxn for `group` (transactions v1), retried until `deadline`; the error
+    /// comes with whether the deadline passed (the request may then have been applied).
+    pub(crate) async fn add_offsets(
+        &self,
+        pair: (i64, i16),
+        group: &str,
+        deadline: Instant,
+    ) -> Result<(), (Error, bool)> {
+        let request = add_offsets_request(&self.id, pair, group);
+        self.call(deadline, |conn, timeout| {
+            let request = request.clone();
+            async move {
+                let version = conn.version(ApiKey::AddOffsetsToTxn)?;
+                let response = conn.send(&request, version, timeout).await?;
+                Error::check(ApiKey::AddOffsetsToTxn, response.error_code, None)
+            }
+        })
+        .await
+    }
+
     /// AddPartitionsToTxn for `partitions`, once: per-partition answers.
     pub(crate) async fn add_partitions(
         &self,
@@ -307,11 +327,7 @@ fn add_partitions_request(
         .with_v3_and_below_topics(topics)
 }
 
-pub(super) fn add_offsets_request(
-    id: &str,
-    pair: (i64, i16),
-    group: &str,
-) -> AddOffsetsToTxnRequest {
+fn add_offsets_request(id: &str, pair: (i64, i16), group: &str) -> AddOffsetsToTxnRequest {
     AddOffsetsToTxnRequest::default()
         .with_transactional_id(TransactionalId(StrBytes::from_string(id.to_owned())))
         .with_producer_id(ProducerId(pair.0))
