@@ -487,10 +487,6 @@ impl Producer {
         Ok(())
     }
 
-    /// Transactions v1, after an abort whose transaction had a failed send: InitProducerId
-    /// with the current producer id and epoch bumps the epoch (KIP-360) and restarts every
-    /// partition's sequence; the abort ends with it. On a timeout the producer stays aborting
-    /// (the abort may be called again: the coordinator answers a repeated EndTxn(abort)).
     /// An abort after an AddOffsetsToTxn that failed without an answer: asks again, so that
     /// the abort either knows the coordinator holds nothing (ends locally) or ends with
     /// EndTxn(abort). Ending locally over an AddOffsetsToTxn that was in fact applied leaves
@@ -531,6 +527,10 @@ impl Producer {
         }
     }
 
+    /// Transactions v1, after an abort whose transaction had a failed send: InitProducerId
+    /// with the current producer id and epoch bumps the epoch (KIP-360) and restarts every
+    /// partition's sequence; the abort ends with it. On a timeout the producer stays aborting
+    /// (the abort may be called again: the coordinator answers a repeated EndTxn(abort)).
     async fn bump_after_abort(
         &self,
         txn: &TxnCoordinator,
