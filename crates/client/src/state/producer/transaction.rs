@@ -571,7 +571,8 @@ impl TransactionState {
     }
 
     /// EndTxn to send now, if any: `Some(true)` commit, `Some(false)` abort — only once nothing
-    /// of the transaction is queued or in flight (`idle`) and every AddPartitionsToTxn is settled ([`adds_settled`](Self::adds_settled)).
+    /// of the transaction is queued or in flight (`idle`) and every AddPartitionsToTxn is
+    /// settled ([`adds_settled`](Self::adds_settled)).
     /// `None` also when the transaction is empty: see [`needs_end_txn`](Self::needs_end_txn).
     pub fn end_txn_due(&self, idle: bool) -> Option<bool> {
         if !idle || !self.adds_settled() {
