@@ -17,7 +17,7 @@ pub(crate) mod transaction_coordinator;
 mod transaction_error;
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tracing::info;
@@ -38,7 +38,7 @@ pub use transaction_error::TransactionError;
 use crate::config::{ConfigError, ProducerConfig};
 use crate::error::Error;
 use crate::io::cluster::{Cluster, ClusterConfig};
-use crate::io::producer::{self as sender, SenderSettings, Shared};
+use crate::io::producer::{self as sender, Core, SenderSettings, Shared};
 use crate::state::partitioner::{
     choose_partition, usable_partitions, DefaultPartitioner, PartitionError, Partitioner,
     RecordInfo, TopicPartitions,
@@ -96,9 +96,6 @@ struct Handle {
     shared: Arc<Shared>,
     cluster: Cluster,
     config: ProducerConfig,
-    partitioner: Mutex<DefaultPartitioner<XorShift64Star>>,
-    /// The last topic's partition count and the metadata generation it was read at.
-    last_topic: Mutex<Option<(Topic, u64, u32)>>,
     /// The transaction coordinator of `transactional.id`, if any.
     txn: Option<Arc<transaction::TxnCoordinator>>,
 }
@@ -215,7 +212,8 @@ impl Producer {
             state.handle_producer_id(id, epoch);
         }
         let buffer = usize::try_from(config.buffer_memory()).unwrap_or(usize::MAX);
-        let shared = Arc::new(Shared::new(state, buffer));
+        let partitioner = DefaultPartitioner::from_config(&config, XorShift64Star::from_entropy());
+        let shared = Arc::new(Shared::new(state, partitioner, buffer));
         let client = config.client();
         let settings = SenderSettings {
             acks: config.acks().as_i16(),
@@ -232,14 +230,11 @@ impl Producer {
             settings,
             txn.clone(),
         ));
-        let partitioner = DefaultPartitioner::from_config(&config, XorShift64Star::from_entropy());
         Ok(Producer {
             handle: Arc::new(Handle {
                 shared,
                 cluster,
                 config,
-                partitioner: Mutex::new(partitioner),
-                last_topic: Mutex::new(None),
                 txn,
             }),
         })
@@ -249,8 +244,15 @@ impl Producer {
     /// `buffer.memory`. The returned future resolves once the record is acknowledged or has
     /// failed.
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture, ProduceError> {
-        // One clock read per record on the fast path (metadata known, memory free).
+        // The fast path (metadata known, memory free): one clock read and one lock per record.
         let started = Instant::now();
+        let (size, headers_size) = record_max_size(&record);
+        let size = self.check_size(size)?;
+        if let Some((core, partitions)) = self.fast_path(&record.topic, size)? {
+            return self.enqueue(core, started, record, partitions, size, headers_size);
+        }
+        let permits = u32::try_from(size).unwrap_or(u32::MAX);
+        let buffer = &self.handle.shared.buffer;
         let mut now = started;
         let max_block = self.handle.config.max_block();
         let partitions = match self.record_partitions(&record.topic) {
@@ -261,10 +263,6 @@ impl Producer {
                 n
             }
         };
-        let (size, headers_size) = record_max_size(&record);
-        let size = self.check_size(size)?;
-        let permits = u32::try_from(size).unwrap_or(u32::MAX);
-        let buffer = &self.handle.shared.buffer;
         match buffer.try_acquire_many(permits) {
             Ok(permit) => permit.forget(),
             Err(tokio::sync::TryAcquireError::Closed) => return Err(ProduceError::Closed),
@@ -278,23 +276,29 @@ impl Producer {
                 now = Instant::now();
             }
         }
-        self.enqueue(now, record, partitions, size, headers_size)
+        let core = self.handle.shared.lock();
+        self.enqueue(core, now, record, partitions, size, headers_size)
     }
 
     /// Like [`send`](Producer::send), but fails at once (no wait) when the topic's metadata is
     /// not known yet ([`ProduceError::UnknownTopic`]) or `buffer.memory` is full
     /// ([`ProduceError::BufferExhausted`]).
     pub fn try_send(&self, record: ProducerRecord) -> Result<DeliveryFuture, ProduceError> {
+        let (size, headers_size) = record_max_size(&record);
+        let size = self.check_size(size)?;
+        if let Some((core, partitions)) = self.fast_path(&record.topic, size)? {
+            let now = Instant::now();
+            return self.enqueue(core, now, record, partitions, size, headers_size);
+        }
+        let permits = u32::try_from(size).unwrap_or(u32::MAX);
+        let buffer = &self.handle.shared.buffer;
         let partitions =
             self.record_partitions(&record.topic)
                 .ok_or_else(|| ProduceError::UnknownTopic {
                     topic: record.topic.to_string(),
                     waited: Duration::ZERO,
                 })?;
-        let (size, headers_size) = record_max_size(&record);
-        let size = self.check_size(size)?;
-        let permits = u32::try_from(size).unwrap_or(u32::MAX);
-        match self.handle.shared.buffer.try_acquire_many(permits) {
+        match buffer.try_acquire_many(permits) {
             Ok(permit) => permit.forget(),
             Err(tokio::sync::TryAcquireError::Closed) => return Err(ProduceError::Closed),
             Err(tokio::sync::TryAcquireError::NoPermits) => {
@@ -303,7 +307,47 @@ impl Producer {
                 })
             }
         }
-        self.enqueue(Instant::now(), record, partitions, size, headers_size)
+        let core = self.handle.shared.lock();
+        self.enqueue(core, Instant::now(), record, partitions, size, headers_size)
+    }
+
+    /// The fast path of a send: `size` bytes of `buffer.memory` taken at once and the
+    /// partition count of `topic` cached, returned with the lock held (the send's one lock).
+    /// `None` (nothing taken) sends the record the slow way; `Err` only once closed.
+    fn fast_path(
+        &self,
+        topic: &Topic,
+        size: usize,
+    ) -> Result<Option<(MutexGuard<'_, Core>, u32)>, ProduceError> {
+        let permits = u32::try_from(size).unwrap_or(u32::MAX);
+        let buffer = &self.handle.shared.buffer;
+        match buffer.try_acquire_many(permits) {
+            Ok(permit) => {
+                permit.forget();
+                let core = self.handle.shared.lock();
+                if let Some(partitions) = self.cached_partitions(&core, topic) {
+                    return Ok(Some((core, partitions)));
+                }
+                drop(core);
+                buffer.add_permits(size);
+                Ok(None)
+            }
+            Err(tokio::sync::TryAcquireError::Closed) => Err(ProduceError::Closed),
+            Err(tokio::sync::TryAcquireError::NoPermits) => Ok(None),
+        }
+    }
+
+    /// The partition count of `topic` when it is the last topic seen under the current
+    /// metadata (read under `core`, the lock a send takes once); `None` means a metadata
+    /// lookup, made outside that lock ([`Producer::record_partitions`]).
+    fn cached_partitions(&self, core: &Core, topic: &Topic) -> Option<u32> {
+        let generation = self.handle.cluster.metadata_generation();
+        match &core.last_topic {
+            Some((t, g, n)) if *g == generation && Arc::ptr_eq(t.as_arc(), topic.as_arc()) => {
+                Some(*n)
+            }
+            _ => None,
+        }
     }
 
     fn check_size(&self, size: usize) -> Result<usize, ProduceError> {
@@ -328,22 +372,14 @@ impl Producer {
     }
 
     /// [`known_partitions`](Self::known_partitions) of a record's topic, remembered for the
-    /// next record of the same topic while the metadata does not change.
+    /// next record of the same topic while the metadata does not change
+    /// ([`Producer::cached_partitions`] reads it).
     fn record_partitions(&self, topic: &Topic) -> Option<u32> {
-        let cluster = &self.handle.cluster;
-        let generation = cluster.metadata_generation();
-        let mut last = self
-            .handle
-            .last_topic
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((t, g, n)) = &*last {
-            if *g == generation && Arc::ptr_eq(t.as_arc(), topic.as_arc()) {
-                return Some(*n);
-            }
-        }
+        let generation = self.handle.cluster.metadata_generation();
+        // Read outside the state lock: the sender task reads metadata under that lock, so
+        // metadata is always the inner one.
         let n = self.known_partitions(topic)?;
-        *last = Some((topic.clone(), generation, n));
+        self.handle.shared.lock().last_topic = Some((topic.clone(), generation, n));
         Some(n)
     }
 
@@ -375,8 +411,10 @@ impl Producer {
         }
     }
 
+    /// Chooses the record's partition and appends it, under `core` (the one lock of a send).
     fn enqueue(
         &self,
+        mut core: MutexGuard<'_, Core>,
         now: Instant,
         record: ProducerRecord,
         partitions: u32,
@@ -384,6 +422,7 @@ impl Producer {
         headers_size: usize,
     ) -> Result<DeliveryFuture, ProduceError> {
         let shared = &self.handle.shared;
+        let (state, partitioner) = core.parts();
         let release = |e: ProduceError| {
             shared.buffer.add_permits(reserved);
             e
@@ -397,11 +436,6 @@ impl Producer {
             header_block,
             timestamp,
         } = record;
-        let mut partitioner = self
-            .handle
-            .partitioner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let partition = {
             let mut info = RecordInfo::new(&topic_name);
             if let Some(key) = key.as_deref() {
@@ -419,7 +453,7 @@ impl Producer {
                 && (key.is_none() || partitioner.ignore_keys())
                 && partitioner.sticky_partition(&topic_name).is_none();
             let available = if sticky {
-                self.load_stats(&topic_name, partitions, &mut partitioner)
+                self.load_stats(&topic_name, partitions, state, partitioner)
             } else {
                 Vec::new()
             };
@@ -454,8 +488,7 @@ impl Producer {
             i32::try_from(partition).unwrap_or(0),
         );
         let mut future = None;
-        let appended = shared
-            .lock()
+        let appended = state
             .append_with(now, &tp, buffered, |previous, index| {
                 let (delivery, f) = Delivery::for_slot(previous, index);
                 future = Some(f);
@@ -473,7 +506,7 @@ impl Producer {
             info = info.with_partition(u32::try_from(p).unwrap_or(u32::MAX));
         }
         partitioner.on_append(&info, partition, reserved, appended.batch_full);
-        drop(partitioner);
+        drop(core);
         if appended.new_batch || appended.batch_full {
             shared.wake.notify_one();
         }
@@ -486,6 +519,7 @@ impl Producer {
         &self,
         topic: &str,
         partitions: u32,
+        state: &SenderState<Delivery>,
         partitioner: &mut DefaultPartitioner<XorShift64Star>,
     ) -> Vec<u32> {
         let config = &self.handle.config;
@@ -505,7 +539,6 @@ impl Producer {
                 })
                 .collect()
         };
-        let state = self.handle.shared.lock();
         let available = usable_partitions(&leaders, state.node_latency(), timeout);
         let queues: Vec<(u32, u32)> = {
             let name: Arc<str> = Arc::from(topic);
@@ -518,7 +551,6 @@ impl Producer {
                 })
                 .collect()
         };
-        drop(state);
         partitioner.update_load_stats(topic, &queues, partitions);
         available
     }
@@ -634,6 +666,14 @@ mod tests {
         shareable::<Producer>();
         shareable::<ProduceError>();
         sendable::<DeliveryFuture>();
+    }
+
+    /// Type-checked, never run: `send`'s future can move across threads (the state lock it
+    /// takes is released before any await).
+    #[allow(dead_code)]
+    fn send_futures_are_send(producer: &Producer, record: ProducerRecord) {
+        fn is_send<T: Send>(_: &T) {}
+        is_send(&producer.send(record));
     }
 
     #[tokio::test]

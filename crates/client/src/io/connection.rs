@@ -106,6 +106,10 @@ impl Default for ConnectionConfig {
 /// How long [`Connection::shutdown`] waits for the socket tasks after its deadline.
 const TASK_GRACE: Duration = Duration::from_secs(1);
 
+/// Room for a request frame's length prefix and header (client id included) beyond the body's
+/// own size, when its buffer is sized up front.
+const FRAME_HEADROOM: usize = 128;
+
 /// A request frame on its way to the writer.
 struct Outgoing {
     frame: Bytes,
@@ -775,7 +779,10 @@ impl Link {
 
     fn encode<R: Request>(&self, request: &R, version: i16) -> Result<(i32, Bytes)> {
         let correlation_id = self.correlation.fetch_add(1, Ordering::Relaxed) & i32::MAX;
-        let mut buf = BytesMut::new();
+        // Sized once (a Produce request's batches are most of it): no regrowth copies. The
+        // size is only a hint; an error here is reported by the encoding below.
+        let body = request.compute_size(version).unwrap_or(0);
+        let mut buf = BytesMut::with_capacity(body.saturating_add(FRAME_HEADROOM));
         encode_request(
             &mut buf,
             version,

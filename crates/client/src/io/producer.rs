@@ -15,6 +15,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
+use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -36,17 +37,19 @@ use super::connection::Connection;
 use crate::error::Error;
 use crate::producer::transaction::{TxnCoordinator, PRODUCE_V1_MAX};
 use crate::producer::{
-    deliver_all, deliver_drain, Delivery, ProduceError, WallClock, RESYNC_EVERY,
+    deliver_all, deliver_drain, Delivery, ProduceError, Topic, WallClock, RESYNC_EVERY,
 };
 use crate::state::metadata::BrokerInfo;
+use crate::state::partitioner::DefaultPartitioner;
 use crate::state::producer::{
     Outcome, PartitionResponse, ProduceRequestPlan, RequestResult, SenderState, TopicPartition,
 };
+use crate::state::rng::XorShift64Star;
 
 /// What the producer handles and the sender task share.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub(crate) state: Mutex<SenderState<Delivery>>,
+    pub(crate) state: Mutex<Core>,
     /// Wakes the sender task (new batch, flush, close, shutdown).
     pub(crate) wake: Notify,
     /// Signalled after outcomes are delivered (flush and close wait on it).
@@ -77,10 +80,57 @@ pub(crate) struct Counters {
     pub(crate) requests_in_flight: AtomicU64,
 }
 
+/// The sender state and what `send` decides beside it, under one lock: a record's send
+/// takes that lock once (partition choice, the cached partition count, the append).
+/// Dereferences to the [`SenderState`].
+#[derive(Debug)]
+pub(crate) struct Core {
+    state: SenderState<Delivery>,
+    /// Chooses each record's partition (sticky, keyed or explicit).
+    pub(crate) partitioner: DefaultPartitioner<XorShift64Star>,
+    /// The last topic sent to, its partition count and the metadata generation it was read
+    /// at: a record of the same topic under the same metadata needs no metadata lookup.
+    pub(crate) last_topic: Option<(Topic, u64, u32)>,
+}
+
+impl Core {
+    /// The state and the partitioner, borrowed apart.
+    pub(crate) fn parts(
+        &mut self,
+    ) -> (
+        &mut SenderState<Delivery>,
+        &mut DefaultPartitioner<XorShift64Star>,
+    ) {
+        (&mut self.state, &mut self.partitioner)
+    }
+}
+
+impl Deref for Core {
+    type Target = SenderState<Delivery>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.state
+    }
+}
+
+impl DerefMut for Core {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.state
+    }
+}
+
 impl Shared {
-    pub(crate) fn new(state: SenderState<Delivery>, buffer_memory: usize) -> Self {
+    pub(crate) fn new(
+        state: SenderState<Delivery>,
+        partitioner: DefaultPartitioner<XorShift64Star>,
+        buffer_memory: usize,
+    ) -> Self {
         Shared {
-            state: Mutex::new(state),
+            state: Mutex::new(Core {
+                state,
+                partitioner,
+                last_topic: None,
+            }),
             wake: Notify::new(),
             progress: Notify::new(),
             buffer: Semaphore::new(buffer_memory.min(Semaphore::MAX_PERMITS)),
@@ -91,7 +141,7 @@ impl Shared {
         }
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, SenderState<Delivery>> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Core> {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -126,22 +126,25 @@ pub(crate) fn deliver_all(outcomes: Vec<Outcome<Delivery>>) -> usize {
 pub(crate) fn deliver_drain(outcomes: &mut Vec<Outcome<Delivery>>) -> usize {
     let mut released = 0usize;
     let mut wakers: Vec<(u32, Waker)> = Vec::new();
-    let mut outcomes = outcomes.drain(..).peekable();
-    while let Some(first) = outcomes.next() {
+    // Outcomes come batch by batch: one lock per run of the same batch, its slots sized once.
+    for run in outcomes.chunk_by_mut(|a, b| Arc::ptr_eq(&a.delivery.batch, &b.delivery.batch)) {
+        let Some(first) = run.first() else { continue };
         let batch = first.delivery.batch.clone();
+        let top = run.iter().map(|o| o.delivery.index).max().unwrap_or(0) as usize;
         let mut inner = batch.lock();
-        let mut write = |mut outcome: Outcome<Delivery>, inner: &mut Inner| {
+        if inner.slots.len() <= top {
+            inner.slots.resize_with(top + 1, Slot::default);
+        }
+        for outcome in run.iter_mut() {
             released = released.saturating_add(outcome.reserved);
-            inner.set(outcome.delivery.index, outcome.result);
+            let result = std::mem::replace(&mut outcome.result, Err(ProduceError::Closed));
+            inner.set(outcome.delivery.index, result);
             outcome.delivery.done = true;
-        };
-        write(first, &mut inner);
-        while let Some(next) = outcomes.next_if(|o| Arc::ptr_eq(&o.delivery.batch, &batch)) {
-            write(next, &mut inner);
         }
         batch.version.fetch_add(1, Ordering::Release);
         wakers.append(&mut inner.waiting);
     }
+    outcomes.clear();
     wakers.into_iter().for_each(|(_, w)| w.wake());
     released
 }
