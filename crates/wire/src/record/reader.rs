@@ -8,6 +8,8 @@ use super::varint::{decode_varint, decode_varlong};
 pub(crate) struct Reader {
     buf: Bytes,
     pos: usize,
+    /// Where reading stops: the buffer's end, or the end of a [`Reader::within`] view.
+    end: usize,
     pub(crate) base_offset: i64,
 }
 
@@ -16,6 +18,7 @@ impl std::fmt::Debug for Reader {
         f.debug_struct("Reader")
             .field("len", &self.buf.len())
             .field("pos", &self.pos)
+            .field("end", &self.end)
             .field("base_offset", &self.base_offset)
             .finish()
     }
@@ -24,6 +27,7 @@ impl std::fmt::Debug for Reader {
 impl Reader {
     pub(crate) fn new(buf: Bytes, base_offset: i64) -> Self {
         Reader {
+            end: buf.len(),
             buf,
             pos: 0,
             base_offset,
@@ -31,7 +35,28 @@ impl Reader {
     }
 
     pub(crate) fn remaining(&self) -> usize {
-        self.buf.len().saturating_sub(self.pos)
+        self.end.saturating_sub(self.pos)
+    }
+
+    /// Runs `read` over the next `len` bytes only: a bounded view of the same buffer (no new
+    /// handle on it, so no reference count touched; [`Reader::position`] stays counted from
+    /// the buffer's start). Afterwards the cursor stands right after those `len` bytes,
+    /// whatever `read` did.
+    pub(crate) fn within<T>(
+        &mut self,
+        len: usize,
+        read: impl FnOnce(&mut Reader) -> Result<T, RecordError>,
+    ) -> Result<T, RecordError> {
+        if len > self.remaining() {
+            return Err(self.truncated(len));
+        }
+        let (outer_end, start) = (self.end, self.pos);
+        let end = start.saturating_add(len);
+        self.end = end;
+        let result = read(self);
+        self.end = outer_end;
+        self.pos = end;
+        result
     }
 
     pub(crate) fn position(&self) -> usize {
@@ -47,7 +72,10 @@ impl Reader {
     }
 
     fn array<const N: usize>(&mut self) -> Result<[u8; N], RecordError> {
-        let end = self.pos.checked_add(N).ok_or_else(|| self.truncated(N))?;
+        if N > self.remaining() {
+            return Err(self.truncated(N));
+        }
+        let end = self.pos.saturating_add(N);
         let slice = self
             .buf
             .get(self.pos..end)
@@ -79,7 +107,7 @@ impl Reader {
     }
 
     fn rest(&self) -> &[u8] {
-        self.buf.get(self.pos..).unwrap_or_default()
+        self.buf.get(self.pos..self.end).unwrap_or_default()
     }
 
     pub(crate) fn varint(&mut self, field: &'static str) -> Result<i32, RecordError> {

@@ -349,24 +349,30 @@ fn decode_record(
     let len = r
         .length(i64::from(declared), false, "record length")?
         .unwrap_or_default();
-    let body = Reader::new(r.bytes(len)?, r.base_offset);
-    decode_record_body(body, declared, header, budget).map_err(|e| match e {
-        // Fields that run past the record's declared length: the length is wrong.
-        RecordError::Truncated {
-            base_offset,
-            needed,
-            available,
-        } => RecordError::RecordLengthMismatch {
-            base_offset,
-            declared,
-            actual: len.saturating_add(needed.saturating_sub(available)),
-        },
-        other => other,
+    let start = r.position();
+    // A record running past the batch is `Truncated` (from `within`); fields running past
+    // the record's declared length mean that length is wrong.
+    r.within(len, |body| {
+        decode_record_body(body, start, declared, header, budget).map_err(|e| match e {
+            RecordError::Truncated {
+                base_offset,
+                needed,
+                available,
+            } => RecordError::RecordLengthMismatch {
+                base_offset,
+                declared,
+                actual: len.saturating_add(needed.saturating_sub(available)),
+            },
+            other => other,
+        })
     })
 }
 
+/// One record's fields from `body`, a view of exactly the record's declared length that
+/// starts at `start`.
 fn decode_record_body(
-    mut body: Reader,
+    body: &mut Reader,
+    start: usize,
     declared: i32,
     header: &BatchHeader,
     budget: usize,
@@ -403,7 +409,7 @@ fn decode_record_body(
         return Err(RecordError::RecordLengthMismatch {
             base_offset: body.base_offset,
             declared,
-            actual: body.position(),
+            actual: body.position().saturating_sub(start),
         });
     }
     Ok(Record {

@@ -70,12 +70,12 @@ impl FetchState {
             let Some(fetch) = self.completed.get_mut(index) else {
                 break;
             };
-            let current = self.partitions.get(&fetch.tp).filter(|s| {
+            let current = self.partitions.get_mut(&fetch.tp).filter(|s| {
                 s.generation == fetch.generation
                     && !s.halted
                     && s.position.map(|p| p.offset) == Some(fetch.position.offset)
             });
-            match current {
+            let s = match current {
                 None => {
                     self.remove_completed(index);
                     continue;
@@ -84,39 +84,38 @@ impl FetchState {
                     index += 1; // kept for `resume`
                     continue;
                 }
-                Some(_) => {}
-            }
-            let result = fetch.next_record();
+                Some(s) => s,
+            };
+            // The records of this fetch, its partition looked up once for all of them.
+            let ended = loop {
+                if out.records.len() >= max || used >= budget {
+                    break Ok(false);
+                }
+                match fetch.next_record() {
+                    Ok(Some(record)) => {
+                        used = used.saturating_add(record_memory(&record));
+                        out.records.push(record);
+                    }
+                    Ok(None) => break Ok(true),
+                    Err(source) => break Err(source),
+                }
+            };
             let position = fetch.position;
-            let tp = fetch.tp.clone();
-            match result {
-                Ok(Some(record)) => {
-                    if let Some(s) = self.partitions.get_mut(&tp) {
-                        s.position = Some(position);
-                    }
-                    used = used.saturating_add(record_memory(&record));
-                    out.records.push(record);
-                }
-                Ok(None) => {
-                    if let Some(s) = self.partitions.get_mut(&tp) {
-                        s.position = Some(position);
-                    }
-                    self.remove_completed(index);
-                }
+            s.position = Some(position);
+            match ended {
+                Ok(false) => {}
+                Ok(true) => self.remove_completed(index),
                 Err(source) => {
-                    self.remove_completed(index);
-                    let Some(s) = self.partitions.get_mut(&tp) else {
-                        continue;
-                    };
-                    s.position = Some(position);
                     s.halted = true;
                     let offset = source.base_offset().max(position.offset);
                     let error = ConsumeError::Corrupt {
                         topic: s.topic.clone(),
-                        partition: tp.partition,
+                        partition: fetch.tp.partition,
                         offset,
                         source: Arc::new(source),
                     };
+                    let tp = fetch.tp.clone();
+                    self.remove_completed(index);
                     self.corrupt.insert(tp, error.clone());
                     out.error = Some(error);
                     return out;
