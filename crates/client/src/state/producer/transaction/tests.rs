@@ -909,3 +909,87 @@ fn nothing_pending_asks_for_no_add_partitions() {
     t.note_partition(&tp(0));
     assert_eq!(t.poll_add_partitions(now), None);
 }
+
+/// Failures that are not broker codes: an unknown node, a connection not made (retriable) and
+/// a response that does not fit its request (outcome unknown) mean look the coordinator up
+/// again; one that trying again cannot fix (authentication) is fatal. Broker codes outside the
+/// named ones keep their retriability.
+#[test]
+fn transactional_failures_without_a_named_code_are_classified_by_retriability() {
+    assert_eq!(
+        classify(&Error::UnknownBroker { node_id: 3 }),
+        TxnErrorClass::Rediscover
+    );
+    let refused = Error::ConnectTimeout {
+        broker: "b".into(),
+        after: BACKOFF,
+    };
+    assert!(refused.is_retriable() && !refused.is_outcome_unknown());
+    assert_eq!(classify(&refused), TxnErrorClass::Rediscover);
+    let garbled = Error::UnexpectedResponse {
+        broker: "b".into(),
+        correlation_id: 7,
+    };
+    assert!(!garbled.is_retriable() && garbled.is_outcome_unknown());
+    assert_eq!(classify(&garbled), TxnErrorClass::Rediscover);
+    let denied = Error::Authentication {
+        broker: "b".into(),
+        mechanism: "SCRAM-SHA-512".into(),
+        message: "bad password".into(),
+    };
+    assert_eq!(classify(&denied), TxnErrorClass::Fatal);
+    // NOT_ENOUGH_REPLICAS: retriable, not named; INVALID_TXN_STATE: neither.
+    assert_eq!(
+        classify_code(ResponseError::NotEnoughReplicas),
+        TxnErrorClass::Retry
+    );
+    assert_eq!(
+        classify_code(ResponseError::InvalidTxnState),
+        TxnErrorClass::Fatal
+    );
+}
+
+/// A new state carries its `transactional.id` (sent in every transactional request) and speaks
+/// transactions v1 until `init_transactions` finds v2 finalized.
+#[test]
+fn a_new_state_names_its_transactional_id_and_speaks_v1() {
+    let t = TransactionState::new("orders-tx");
+    assert_eq!(t.transactional_id(), "orders-tx");
+    assert!(!t.is_v2());
+}
+
+/// Once the transaction must abort, partitions appended but not asked for yet are not asked
+/// for: nothing will be produced to them in this transaction.
+#[test]
+fn an_abortable_transaction_asks_for_no_partitions() {
+    let now = Instant::now();
+    let mut t = ready();
+    t.begin().unwrap();
+    t.note_partition(&tp(0));
+    t.batch_failed(&ProduceError::Encode("bad".into()));
+    assert_eq!(t.phase(), TransactionPhase::AbortableError);
+    assert_eq!(t.poll_add_partitions(now), None);
+    assert_eq!(t.next_add_at(), None);
+    assert!(t.adds_settled());
+}
+
+/// `adding_partitions` says whether an AddPartitionsToTxn is in flight; offsets may be sent
+/// inside a transaction, and once it must abort they fail with its cause.
+#[test]
+fn adds_in_flight_are_reported_and_offsets_follow_the_transaction() {
+    let now = Instant::now();
+    let mut t = ready();
+    t.begin().unwrap();
+    t.check_send_offsets().unwrap();
+    t.note_partition(&tp(0));
+    assert!(!t.adding_partitions());
+    t.poll_add_partitions(now).unwrap();
+    assert!(t.adding_partitions());
+    t.handle_add_partitions(now, Ok(vec![(tp(0), None)]), BACKOFF);
+    assert!(!t.adding_partitions());
+    t.batch_failed(&ProduceError::Encode("bad".into()));
+    assert!(matches!(
+        t.check_send_offsets(),
+        Err(TransactionError::Abortable { .. })
+    ));
+}
