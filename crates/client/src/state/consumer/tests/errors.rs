@@ -1,9 +1,14 @@
 //! The typed errors the fetch state queues for the application: a fatal OffsetForLeaderEpoch
-//! answer halts its partition (a retriable one is asked again), and removing a partition drops
-//! its queued errors but not another partition's; an error put back is reported first. Each test here was written for a mutant
-//! `scripts/mutants.sh consumer` found alive.
+//! answer halts its partition (a retriable one is asked again), a retriable fetch error that
+//! names no leader change is retried too, an OffsetForLeaderEpoch answer with either field
+//! unknown resets the position, and removing a partition drops its queued errors but not
+//! another partition's; an error put back is reported first. Each test here was written for a
+//! mutant `scripts/mutants.sh consumer` found alive.
+
+use kafka_protocol::error::ResponseError;
 
 use super::*;
+use crate::state::consumer::fetcher::is_leader_error;
 
 /// A state whose partition 0 (committed offset 50, leader epoch 4) is being validated.
 fn validating(now: Instant, m: &ClusterMetadata) -> (FetchState, ValidationToken) {
@@ -89,4 +94,40 @@ fn a_deferred_error_is_reported_by_the_next_drain_before_the_queued_ones() {
         s.drain(1).error,
         Some(ConsumeError::Broker { partition: 1, .. })
     ));
+}
+
+#[test]
+fn a_retriable_fetch_error_that_is_not_a_leader_error_is_retried_after_metadata() {
+    let now = Instant::now();
+    let later = now + Duration::from_millis(100);
+    let m = metadata(1);
+    let mut s = assigned(1);
+    s.take_wants_metadata();
+    let (token, _) = s.poll_fetches(now, &m).pop().unwrap();
+    // REQUEST_TIMED_OUT (7): retriable, but not one of the leader errors.
+    let code = ResponseError::RequestTimedOut;
+    assert!(code.is_retriable() && !is_leader_error(code));
+    let timed_out = partition(0, None, 0).with_error_code(code.code());
+    s.handle_fetch(now, token, response(0, vec![timed_out]));
+    assert!(!s.is_halted(&tp(0)));
+    assert!(s.drain(1).error.is_none());
+    assert!(s.take_wants_metadata());
+    assert!(s.poll_fetches(now, &m).is_empty(), "the node backs off");
+    let (_, request) = s.poll_fetches(later, &m).pop().unwrap();
+    assert_eq!(sent_partitions(&request), [(0, 0)]);
+}
+
+#[test]
+fn a_validation_answer_with_only_the_end_offset_or_only_the_epoch_unknown_resets() {
+    let now = Instant::now();
+    let m = metadata(1);
+    // (leader epoch, end offset): one of the two -1, the other a plausible value (the end
+    // offset past the position of 50, so neither a truncation nor a pass may be read from it).
+    for (epoch, end) in [(4, -1), (-1, 60)] {
+        let (mut s, token) = validating(now, &m);
+        s.handle_validations(now, token, Ok(epoch_end(0, epoch, end)));
+        assert!(s.is_resetting(&tp(0)), "epoch {epoch}, end offset {end}");
+        assert_eq!(s.position(&tp(0)), None, "epoch {epoch}, end offset {end}");
+        assert!(s.drain(1).error.is_none());
+    }
 }

@@ -160,3 +160,27 @@ fn a_partition_without_a_leader_waits_for_metadata() {
     assert_eq!(lookup.topics(), [TOPIC]);
     assert!(!lookup.is_done());
 }
+
+#[test]
+fn an_earliest_or_latest_answer_without_an_offset_is_asked_again() {
+    let m = metadata(2);
+    let asked = [(tp(0), OffsetSpec::Earliest), (tp(1), OffsetSpec::Latest)];
+    let mut lookup = OffsetLookup::new(IsolationLevel::ReadUncommitted, 5_000, asked);
+    lookup.take_wants_metadata();
+    // No error and offset -1: the broker has no answer yet; only a timestamp lookup may end
+    // with "no offset".
+    for (token, _) in lookup.poll_requests(&m) {
+        let n = token.node();
+        lookup.handle_response(token, Ok(answer(&[(n, 0, -1, -1)])));
+    }
+    assert!(!lookup.is_done());
+    assert!(lookup.take_wants_metadata());
+    assert_eq!(lookup.pending(), [tp(0), tp(1)]);
+    for (token, _) in lookup.poll_requests(&m) {
+        let n = token.node();
+        lookup.handle_response(token, Ok(answer(&[(n, 0, 30 + n as i64, -1)])));
+    }
+    let found = lookup.finish().unwrap();
+    assert_eq!(found[&tp(0)].map(|o| o.offset), Some(30));
+    assert_eq!(found[&tp(1)].map(|o| o.offset), Some(31));
+}

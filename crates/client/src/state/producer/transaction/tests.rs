@@ -799,3 +799,197 @@ fn an_add_offsets_in_doubt_is_asked_again_by_an_abort_only() {
     t.begin_abort().unwrap();
     assert_eq!(t.offsets_in_doubt(), None);
 }
+
+/// How a failed transactional call ends: out of time, a timeout whatever the error (the state
+/// is as it was: call again); else an abortable class is abortable (the application aborts
+/// and goes on) and the rest fatal.
+#[test]
+fn a_failed_call_is_a_timeout_abortable_or_fatal_by_its_error() {
+    let after = Duration::from_secs(1);
+    let refused = broker(
+        ApiKey::AddOffsetsToTxn,
+        ResponseError::GroupAuthorizationFailed,
+    );
+    let e = call_error(refused.clone(), true, "send_offsets_to_transaction", after);
+    assert!(matches!(
+        e,
+        TransactionError::Timeout {
+            operation: "send_offsets_to_transaction",
+            ..
+        }
+    ));
+    let e = call_error(refused, false, "send_offsets_to_transaction", after);
+    assert!(e.is_abortable(), "{e:?}");
+    let e = call_error(
+        broker(ApiKey::EndTxn, ResponseError::InvalidTxnState),
+        false,
+        "commit_transaction",
+        after,
+    );
+    assert!(e.is_fatal(), "{e:?}");
+}
+
+/// OPERATION_NOT_ATTEMPTED names a partition the coordinator did not try because a sibling
+/// failed: the transaction's cause is the sibling's error, whatever the order of the answers.
+#[test]
+fn a_refused_add_reports_the_failed_partition_not_the_one_not_attempted() {
+    let now = Instant::now();
+    let mut t = ready();
+    t.begin().unwrap();
+    t.note_partition(&tp(0));
+    t.note_partition(&tp(1));
+    assert_eq!(t.poll_add_partitions(now).unwrap(), vec![tp(0), tp(1)]);
+    t.handle_add_partitions(
+        now,
+        Ok(vec![
+            (tp(0), Some(ResponseError::OperationNotAttempted)),
+            (tp(1), Some(ResponseError::TopicAuthorizationFailed)),
+        ]),
+        BACKOFF,
+    );
+    assert_eq!(t.phase(), TransactionPhase::AbortableError);
+    match t.begin_commit() {
+        Err(TransactionError::Abortable { cause }) => assert!(
+            matches!(
+                *cause,
+                ProduceError::Broker {
+                    partition: 1,
+                    code: ResponseError::TopicAuthorizationFailed,
+                    ..
+                }
+            ),
+            "{cause:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// An abortable error answering EndTxn (here TRANSACTION_ABORTABLE) fails a commit, which the
+/// application may then abort; answering the EndTxn of an abort, it ends the producer (an
+/// abort has no abort to fall back on).
+#[test]
+fn an_abortable_end_txn_error_fails_a_commit_and_ends_the_producer_during_an_abort() {
+    let abortable = || broker(ApiKey::EndTxn, ResponseError::TransactionAbortable);
+    let mut t = ready();
+    t.begin().unwrap();
+    t.offsets_added();
+    t.begin_commit().unwrap();
+    t.end_txn_sending();
+    assert_eq!(
+        t.handle_end_txn(Err(abortable())),
+        Err(TxnErrorClass::Abortable)
+    );
+    assert_eq!(t.phase(), TransactionPhase::AbortableError);
+    assert!(t.fatal_error().is_none());
+    assert!(matches!(
+        t.begin_commit(),
+        Err(TransactionError::Abortable { .. })
+    ));
+    t.begin_abort().unwrap();
+    t.end_txn_sending();
+    assert_eq!(
+        t.handle_end_txn(Err(abortable())),
+        Err(TxnErrorClass::Abortable)
+    );
+    assert_eq!(t.phase(), TransactionPhase::FatalError);
+    assert!(t.fatal_error().is_some_and(TransactionError::is_fatal));
+}
+
+/// No AddPartitionsToTxn without a partition to add: neither before the first record nor once
+/// every partition was added (an empty request would be sent in a loop).
+#[test]
+fn nothing_pending_asks_for_no_add_partitions() {
+    let now = Instant::now();
+    let mut t = ready();
+    t.begin().unwrap();
+    assert_eq!(t.poll_add_partitions(now), None);
+    t.note_partition(&tp(0));
+    assert_eq!(t.poll_add_partitions(now), Some(vec![tp(0)]));
+    t.handle_add_partitions(now, Ok(vec![(tp(0), None)]), BACKOFF);
+    t.note_partition(&tp(0));
+    assert_eq!(t.poll_add_partitions(now), None);
+}
+
+/// Failures that are not broker codes: an unknown node, a connection not made (retriable) and
+/// a response that does not fit its request (outcome unknown) mean look the coordinator up
+/// again; one that trying again cannot fix (authentication) is fatal. Broker codes outside the
+/// named ones keep their retriability.
+#[test]
+fn transactional_failures_without_a_named_code_are_classified_by_retriability() {
+    assert_eq!(
+        classify(&Error::UnknownBroker { node_id: 3 }),
+        TxnErrorClass::Rediscover
+    );
+    let refused = Error::ConnectTimeout {
+        broker: "b".into(),
+        after: BACKOFF,
+    };
+    assert!(refused.is_retriable() && !refused.is_outcome_unknown());
+    assert_eq!(classify(&refused), TxnErrorClass::Rediscover);
+    let garbled = Error::UnexpectedResponse {
+        broker: "b".into(),
+        correlation_id: 7,
+    };
+    assert!(!garbled.is_retriable() && garbled.is_outcome_unknown());
+    assert_eq!(classify(&garbled), TxnErrorClass::Rediscover);
+    let denied = Error::Authentication {
+        broker: "b".into(),
+        mechanism: "SCRAM-SHA-512".into(),
+        message: "bad password".into(),
+    };
+    assert_eq!(classify(&denied), TxnErrorClass::Fatal);
+    // NOT_ENOUGH_REPLICAS: retriable, not named; INVALID_TXN_STATE: neither.
+    assert_eq!(
+        classify_code(ResponseError::NotEnoughReplicas),
+        TxnErrorClass::Retry
+    );
+    assert_eq!(
+        classify_code(ResponseError::InvalidTxnState),
+        TxnErrorClass::Fatal
+    );
+}
+
+/// A new state carries its `transactional.id` (sent in every transactional request) and speaks
+/// transactions v1 until `init_transactions` finds v2 finalized.
+#[test]
+fn a_new_state_names_its_transactional_id_and_speaks_v1() {
+    let t = TransactionState::new("orders-tx");
+    assert_eq!(t.transactional_id(), "orders-tx");
+    assert!(!t.is_v2());
+}
+
+/// Once the transaction must abort, partitions appended but not asked for yet are not asked
+/// for: nothing will be produced to them in this transaction.
+#[test]
+fn an_abortable_transaction_asks_for_no_partitions() {
+    let now = Instant::now();
+    let mut t = ready();
+    t.begin().unwrap();
+    t.note_partition(&tp(0));
+    t.batch_failed(&ProduceError::Encode("bad".into()));
+    assert_eq!(t.phase(), TransactionPhase::AbortableError);
+    assert_eq!(t.poll_add_partitions(now), None);
+    assert_eq!(t.next_add_at(), None);
+    assert!(t.adds_settled());
+}
+
+/// `adding_partitions` says whether an AddPartitionsToTxn is in flight; offsets may be sent
+/// inside a transaction, and once it must abort they fail with its cause.
+#[test]
+fn adds_in_flight_are_reported_and_offsets_follow_the_transaction() {
+    let now = Instant::now();
+    let mut t = ready();
+    t.begin().unwrap();
+    t.check_send_offsets().unwrap();
+    t.note_partition(&tp(0));
+    assert!(!t.adding_partitions());
+    t.poll_add_partitions(now).unwrap();
+    assert!(t.adding_partitions());
+    t.handle_add_partitions(now, Ok(vec![(tp(0), None)]), BACKOFF);
+    assert!(!t.adding_partitions());
+    t.batch_failed(&ProduceError::Encode("bad".into()));
+    assert!(matches!(
+        t.check_send_offsets(),
+        Err(TransactionError::Abortable { .. })
+    ));
+}
