@@ -376,8 +376,8 @@ impl Producer {
     /// ([`Producer::cached_partitions`] reads it).
     fn record_partitions(&self, topic: &Topic) -> Option<u32> {
         let generation = self.handle.cluster.metadata_generation();
-        // Read outside the state lock: the sender task reads metadata under that lock, so
-        // metadata is always the inner one.
+        // Looked up before the state lock is taken (metadata may be read under it, never the
+        // other way round), which is then held only to store the answer.
         let n = self.known_partitions(topic)?;
         self.handle.shared.lock().last_topic = Some((topic.clone(), generation, n));
         Some(n)
