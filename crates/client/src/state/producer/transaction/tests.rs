@@ -993,3 +993,46 @@ fn adds_in_flight_are_reported_and_offsets_follow_the_transaction() {
         Err(TransactionError::Abortable { .. })
     ));
 }
+
+/// A batch refused with TRANSACTIONAL_ID_AUTHORIZATION_FAILED ends the producer (the id itself
+/// is refused: no later transaction can succeed), not only the transaction.
+#[test]
+fn a_batch_refused_for_the_transactional_id_ends_the_producer() {
+    let mut t = ready();
+    t.begin().unwrap();
+    t.batch_failed(&ProduceError::Broker {
+        topic: "t".into(),
+        partition: 0,
+        code: ResponseError::TransactionalIdAuthorizationFailed,
+        message: None,
+    });
+    assert_eq!(t.phase(), TransactionPhase::FatalError);
+    assert!(t.fatal_error().is_some_and(TransactionError::is_fatal));
+    assert!(matches!(t.begin_abort(), Err(TransactionError::Fatal(_))));
+}
+
+/// A fenced transactional call reports the broker's code (INVALID_PRODUCER_EPOCH here), not
+/// PRODUCER_FENCED by default, and the transactional id.
+#[test]
+fn a_fenced_call_reports_the_brokers_code() {
+    let mut t = ready();
+    t.begin().unwrap();
+    t.offsets_added();
+    t.begin_commit().unwrap();
+    t.end_txn_sending();
+    let _ = t.handle_end_txn(Err(broker(
+        ApiKey::EndTxn,
+        ResponseError::InvalidProducerEpoch,
+    )));
+    assert!(
+        matches!(
+            t.fatal_error(),
+            Some(TransactionError::Fenced {
+                transactional_id,
+                code: ResponseError::InvalidProducerEpoch,
+            }) if transactional_id == "tx"
+        ),
+        "{:?}",
+        t.fatal_error()
+    );
+}
