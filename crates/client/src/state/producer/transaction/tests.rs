@@ -31,6 +31,16 @@ fn ready() -> TransactionState {
     t
 }
 
+/// A transaction (offsets added, no record) whose EndTxn(commit) is in flight.
+fn commit_sending() -> TransactionState {
+    let mut t = ready();
+    t.begin().unwrap();
+    t.offsets_added();
+    t.begin_commit().unwrap();
+    t.end_txn_sending();
+    t
+}
+
 #[test]
 fn a_transaction_goes_ready_begin_add_commit_ready() {
     let now = Instant::now();
@@ -150,11 +160,7 @@ fn fenced_is_terminal() {
 
 #[test]
 fn invalid_producer_epoch_on_a_transactional_call_is_fenced() {
-    let mut t = ready();
-    t.begin().unwrap();
-    t.offsets_added();
-    t.begin_commit().unwrap();
-    t.end_txn_sending();
+    let mut t = commit_sending();
     let class = t.handle_end_txn(Err(broker(
         ApiKey::EndTxn,
         ResponseError::InvalidProducerEpoch,
@@ -870,11 +876,7 @@ fn a_refused_add_reports_the_failed_partition_not_the_one_not_attempted() {
 #[test]
 fn an_abortable_end_txn_error_fails_a_commit_and_ends_the_producer_during_an_abort() {
     let abortable = || broker(ApiKey::EndTxn, ResponseError::TransactionAbortable);
-    let mut t = ready();
-    t.begin().unwrap();
-    t.offsets_added();
-    t.begin_commit().unwrap();
-    t.end_txn_sending();
+    let mut t = commit_sending();
     assert_eq!(
         t.handle_end_txn(Err(abortable())),
         Err(TxnErrorClass::Abortable)
@@ -1015,11 +1017,7 @@ fn a_batch_refused_for_the_transactional_id_ends_the_producer() {
 /// PRODUCER_FENCED by default, and the transactional id.
 #[test]
 fn a_fenced_call_reports_the_brokers_code() {
-    let mut t = ready();
-    t.begin().unwrap();
-    t.offsets_added();
-    t.begin_commit().unwrap();
-    t.end_txn_sending();
+    let mut t = commit_sending();
     let _ = t.handle_end_txn(Err(broker(
         ApiKey::EndTxn,
         ResponseError::InvalidProducerEpoch,
