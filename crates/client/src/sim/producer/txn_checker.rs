@@ -16,7 +16,9 @@
 //!   simulation reproduces (a broker paused with the request read; the client retried it
 //!   elsewhere, then began the next transaction), answered by transactions v2's epoch bump per
 //!   transaction, not by the client. The client then reports the fatal INVALID_TXN_STATE of
-//!   its own EndTxn.
+//!   its own EndTxn — or, when a later AddPartitionsToTxn opened a new transaction at the
+//!   coordinator, aborts that one and is told Ok: a transaction the world saw a delayed EndTxn
+//!   decide while it was open (`delayed_end_txn`) is not judged either.
 //! - `phantom-transaction`: the coordinator timed out a transaction while the application held
 //!   none open for longer than `transaction.timeout.ms` (it ended one locally, or was idle,
 //!   while the coordinator still held partitions in an open transaction): the timeout's epoch
@@ -48,6 +50,9 @@ pub(super) struct TxnOutcome {
     pub begun: std::time::Duration,
     /// `failed` is a [`TransactionError::Fenced`](crate::producer::TransactionError::Fenced).
     pub fenced: bool,
+    /// A delayed EndTxn of an earlier call decided it while it was open (the KIP-890
+    /// hazard): its fate is not what the application was told.
+    pub delayed_end_txn: bool,
 }
 
 /// Judges the transactional `history` against the final leader logs.
@@ -126,7 +131,7 @@ pub(super) fn check(history: &History, logs: &[ReplicaLog]) -> Result<(), Violat
     }
 
     for (t, (outcome, ids)) in history.txns.iter().zip(&records).enumerate() {
-        if !outcome.aborted {
+        if !outcome.aborted || outcome.delayed_end_txn {
             continue;
         }
         if let Some((id, (p, _))) = ids
@@ -146,7 +151,7 @@ pub(super) fn check(history: &History, logs: &[ReplicaLog]) -> Result<(), Violat
     // delayed EndTxn, above, commits it after its retried batch was refused
     // INVALID_TXN_STATE: it was written before).
     let fatal: BTreeSet<usize> = (0..history.txns.len())
-        .filter(|t| history.txns[*t].failed.is_some())
+        .filter(|t| history.txns[*t].failed.is_some() || history.txns[*t].delayed_end_txn)
         .collect();
     let excused: BTreeSet<u64> = fate
         .iter()

@@ -944,7 +944,12 @@ impl World<'_> {
             ][self.run.index(4)];
             request.refuse(code)
         } else {
-            self.txn().coordinator.handle(node, now, &request)
+            let decisions = self.txn().coordinator.decisions;
+            let answer = self.txn().coordinator.handle(node, now, &request);
+            if self.txn().coordinator.decisions != decisions {
+                self.note_delayed_end_txn(call);
+            }
+            answer
         };
         self.run.log(format_args!(
             "coordinator at broker {node}: {request:?} -> {answer:?}"
@@ -963,6 +968,23 @@ impl World<'_> {
                 answer,
             }),
         );
+    }
+
+    /// The coordinator just decided a transaction on an EndTxn: if that EndTxn is not the
+    /// application's current call (a delayed one, read after the client retried it
+    /// elsewhere and moved on: transactions v1's hazard), it decided the transaction the
+    /// application holds open now, whatever the application is told about it.
+    fn note_delayed_end_txn(&mut self, call: u64) {
+        if self.txn().app_call.as_ref().is_some_and(|c| c.id == call) {
+            return;
+        }
+        if let Some(o) = self.history.txns.last_mut() {
+            if !o.committed && !o.aborted && o.failed.is_none() {
+                o.delayed_end_txn = true;
+                self.run
+                    .log("a delayed EndTxn decides the open transaction");
+            }
+        }
     }
 
     /// `TxnCoordinator::call` after a failed attempt: rediscover, retry after a backoff, or
