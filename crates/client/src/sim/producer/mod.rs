@@ -118,7 +118,10 @@
 //! aborting left a past wake-up time that spun the sender loop until the abort ended; an
 //! abort after an AddPartitionsToTxn whose answer was lost ended locally, leaving the
 //! coordinator a transaction that timed out with an epoch bump and fenced the idle producer
-//! (`transactions_lost_adds_then_idle`).
+//! (`transactions_lost_adds_then_idle`); AddPartitionsToTxn answered CONCURRENT_TRANSACTIONS
+//! (the last transaction's markers still being written) was retried after the whole
+//! `retry.backoff.ms`, longer than a short `delivery.timeout.ms`, so the first records of a
+//! transaction begun right after the last expired (Java retries after 20 ms).
 //!
 //! **Adding an invariant**: record what it needs in `world::History` (the driver sees every
 //! append, outcome and broker decision), add a check with a new kebab-case name to

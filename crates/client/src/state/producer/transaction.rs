@@ -401,7 +401,8 @@ impl TransactionState {
 
     /// The AddPartitionsToTxn answer: per-partition errors (`None`: added), or the request's
     /// failure. Retriable failures go back to pending after `backoff` (at most
-    /// [`CONCURRENT_ADD_BACKOFF`] after CONCURRENT_TRANSACTIONS with no partition added yet).
+    /// 20 ms, `CONCURRENT_ADD_BACKOFF`, after CONCURRENT_TRANSACTIONS with no partition
+    /// added yet).
     pub fn handle_add_partitions(
         &mut self,
         now: Instant,
