@@ -9,13 +9,16 @@
 //! - `committed-lost`: `commit_transaction` returned Ok, but a record of the transaction is in
 //!   no log, or is not followed by a COMMIT marker.
 //! - `aborted-visible`: a record of a transaction the application aborted (Ok) is followed by
-//!   a COMMIT marker. A transaction that ended in a fatal error is not judged: its fate is the
+//!   a COMMIT marker. A transaction that ended in a fatal error is not judged (here, nor by
+//!   `outcome-mismatch` for its committed records): its fate is the
 //!   coordinator's, and transactions v1 let a delayed EndTxn(commit) of the previous
 //!   transaction (same epoch) commit it — KIP-890's "delayed EndTxn" hazard, which the
 //!   simulation reproduces (a broker paused with the request read; the client retried it
 //!   elsewhere, then began the next transaction), answered by transactions v2's epoch bump per
 //!   transaction, not by the client. The client then reports the fatal INVALID_TXN_STATE of
-//!   its own EndTxn.
+//!   its own EndTxn — or, when a later AddPartitionsToTxn opened a new transaction at the
+//!   coordinator, aborts that one and is told Ok: a transaction the world saw a delayed EndTxn
+//!   decide while it was open (`delayed_end_txn`) is not judged either.
 //! - `phantom-transaction`: the coordinator timed out a transaction while the application held
 //!   none open for longer than `transaction.timeout.ms` (it ended one locally, or was idle,
 //!   while the coordinator still held partitions in an open transaction): the timeout's epoch
@@ -43,6 +46,13 @@ pub(super) struct TxnOutcome {
     pub failed: Option<String>,
     /// Begun after the fault phase, meant to commit: nothing may stop it from committing.
     pub quiet_commit: bool,
+    /// When the application began it.
+    pub begun: std::time::Duration,
+    /// `failed` is a [`TransactionError::Fenced`](crate::producer::TransactionError::Fenced).
+    pub fenced: bool,
+    /// A delayed EndTxn of an earlier call decided it while it was open (the KIP-890
+    /// hazard): its fate is not what the application was told.
+    pub delayed_end_txn: bool,
 }
 
 /// Judges the transactional `history` against the final leader logs.
@@ -121,7 +131,7 @@ pub(super) fn check(history: &History, logs: &[ReplicaLog]) -> Result<(), Violat
     }
 
     for (t, (outcome, ids)) in history.txns.iter().zip(&records).enumerate() {
-        if !outcome.aborted {
+        if !outcome.aborted || outcome.delayed_end_txn {
             continue;
         }
         if let Some((id, (p, _))) = ids
@@ -136,10 +146,18 @@ pub(super) fn check(history: &History, logs: &[ReplicaLog]) -> Result<(), Violat
         }
     }
 
-    // A record of an aborted (or never ended) transaction may fail for good while in a log.
+    // A record of an aborted (or never ended) transaction may fail for good while in a log;
+    // so may one of a transaction ended by a fatal error, whose fate is the coordinator's (a
+    // delayed EndTxn, above, commits it after its retried batch was refused
+    // INVALID_TXN_STATE: it was written before).
+    let fatal: BTreeSet<usize> = (0..history.txns.len())
+        .filter(|t| history.txns[*t].failed.is_some() || history.txns[*t].delayed_end_txn)
+        .collect();
     let excused: BTreeSet<u64> = fate
         .iter()
-        .filter(|(_, (_, f))| *f != Some(true))
+        .filter(|(id, (_, f))| {
+            *f != Some(true) || history.txn_of.get(id).is_some_and(|t| fatal.contains(t))
+        })
         .map(|(id, _)| *id)
         .collect();
     super::checker::check(history, logs, &excused)?;

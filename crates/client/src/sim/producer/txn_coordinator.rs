@@ -14,7 +14,9 @@
 //! aborted by the coordinator with a bumped epoch (its markers fence the producer's batches).
 //! InitProducerId with the current pair bumps the epoch; with the pair before the last bump it
 //! is a retry and gets the current pair; with an open transaction it aborts it first
-//! (CONCURRENT_TRANSACTIONS until its markers are written).
+//! (CONCURRENT_TRANSACTIONS until its markers are written). A fresh InitProducerId (no pair:
+//! a second instance of the transactional id) bumps the epoch too and keeps no previous
+//! epoch, so the first instance's bump is PRODUCER_FENCED, not a retry.
 //!
 //! The coordinator's broker can change (a coordinator move): the state moves with it (Kafka
 //! reloads it from `__transaction_state`), and the new broker answers
@@ -48,6 +50,13 @@ pub(super) struct BrokenCoordinator {
     /// Answers EndTxn(abort) of an Ongoing transaction without ending it: the transaction
     /// stays open until it times out (`phantom-transaction`).
     pub keep_aborted_open: bool,
+    /// Answers a fresh InitProducerId (a second instance of the transactional id) with the
+    /// current pair, without bumping the epoch or aborting the open transaction: the first
+    /// instance is never fenced (`zombie-committed`).
+    pub no_fence: bool,
+    /// Refuses an older epoch with INVALID_TXN_STATE instead of PRODUCER_FENCED: the fenced
+    /// instance stops on an error that does not tell it it was fenced (`zombie-unfenced`).
+    pub fence_as_invalid_state: bool,
 }
 
 /// One partition's marker of the transaction being completed.
@@ -121,6 +130,9 @@ pub(super) struct Coordinator {
     pub markers: BTreeMap<i32, Marker>,
     /// The result being written: COMMIT or ABORT.
     pub commit: bool,
+    /// How many transactions were decided (EndTxn accepted, timeout or fencing abort): the
+    /// number of the decision whose markers are being written.
+    pub decisions: u64,
     pub broken: BrokenCoordinator,
 }
 
@@ -139,6 +151,7 @@ impl Coordinator {
             timeout,
             markers: BTreeMap::new(),
             commit: false,
+            decisions: 0,
             broken,
         }
     }
@@ -157,7 +170,11 @@ impl Coordinator {
                 if preparing {
                     return Answer::Init(Err(ResponseError::ConcurrentTransactions));
                 }
-                if current.0 >= 0 {
+                let fresh = current.0 < 0;
+                if fresh && self.producer_id >= 0 && self.broken.no_fence {
+                    return Answer::Init(Ok((self.producer_id, self.epoch)));
+                }
+                if !fresh {
                     if current.0 != self.producer_id {
                         return Answer::Init(Err(ResponseError::InvalidProducerIdMapping));
                     }
@@ -166,12 +183,13 @@ impl Coordinator {
                         return Answer::Init(Ok((self.producer_id, self.epoch)));
                     }
                     if current.1 != self.epoch {
-                        return Answer::Init(Err(ResponseError::ProducerFenced));
+                        return Answer::Init(Err(self.fenced_code()));
                     }
                 }
                 if self.status == Status::Ongoing {
                     // The open transaction is aborted (fencing its producer) first.
                     self.bump();
+                    self.forget_last_epoch(fresh);
                     self.prepare(false);
                     return Answer::Init(Err(ResponseError::ConcurrentTransactions));
                 }
@@ -180,6 +198,7 @@ impl Coordinator {
                     self.epoch = 0;
                 } else {
                     self.bump();
+                    self.forget_last_epoch(fresh);
                 }
                 self.status = Status::Empty;
                 self.partitions.clear();
@@ -189,7 +208,7 @@ impl Coordinator {
                 let code = if pair.0 != self.producer_id {
                     Some(ResponseError::InvalidProducerIdMapping)
                 } else if pair.1 != self.epoch {
-                    Some(ResponseError::ProducerFenced)
+                    Some(self.fenced_code())
                 } else if preparing {
                     Some(ResponseError::ConcurrentTransactions)
                 } else {
@@ -211,7 +230,7 @@ impl Coordinator {
                     return Answer::End(Err(ResponseError::InvalidProducerIdMapping));
                 }
                 if pair.1 != self.epoch {
-                    return Answer::End(Err(ResponseError::ProducerFenced));
+                    return Answer::End(Err(self.fenced_code()));
                 }
                 Answer::End(match (self.status, *commit) {
                     (Status::Ongoing, false) if self.broken.keep_aborted_open => Ok(()),
@@ -229,9 +248,30 @@ impl Coordinator {
         }
     }
 
+    /// The answer to an older epoch: PRODUCER_FENCED (or the broken coordinator's).
+    fn fenced_code(&self) -> ResponseError {
+        if self.broken.fence_as_invalid_state {
+            ResponseError::InvalidTxnState
+        } else {
+            ResponseError::ProducerFenced
+        }
+    }
+
     fn bump(&mut self) {
         self.last_epoch = self.epoch;
         self.epoch = self.epoch.saturating_add(1);
+    }
+
+    /// A bump for a fresh InitProducerId (no current pair: another instance of the
+    /// transactional id) keeps no previous epoch, as Kafka's `prepareIncrementProducerEpoch`
+    /// without an expected epoch and its `prepareFenceProducerEpoch` do: the fenced
+    /// instance's retried bump is then PRODUCER_FENCED, not a retry given the new pair. (Kafka
+    /// forgets it on every fencing bump, also the timeout abort's and a client's own bump of
+    /// an Ongoing transaction; here those keep it, as before.)
+    fn forget_last_epoch(&mut self, fresh: bool) {
+        if fresh {
+            self.last_epoch = -1;
+        }
     }
 
     /// EndTxn accepted (or a timeout / InitProducerId abort): markers to write.
@@ -242,6 +282,7 @@ impl Coordinator {
             Status::PrepareAbort
         };
         self.commit = commit;
+        self.decisions += 1;
         self.markers = self.partitions.iter().map(|p| (*p, Marker::Todo)).collect();
     }
 
@@ -298,5 +339,35 @@ impl Coordinator {
             return Some(ResponseError::InvalidTxnState);
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn init(c: &mut Coordinator, current: (i64, i16)) -> Result<(i64, i16), ResponseError> {
+        match c.handle(0, Duration::ZERO, &Request::Init { current }) {
+            Answer::Init(r) => r,
+            other => panic!("not an InitProducerId answer: {other:?}"),
+        }
+    }
+
+    /// A bump retried with the pair before it gets the current pair; after a second instance's
+    /// fresh InitProducerId the first instance's bump is fenced, not taken for a retry.
+    #[test]
+    fn a_fresh_init_fences_the_first_instance_bump() {
+        let mut c = Coordinator::new(0, Duration::from_secs(60), BrokenCoordinator::default());
+        let a = init(&mut c, (-1, -1)).expect("first init");
+        let bumped = init(&mut c, a).expect("bump");
+        assert_eq!(init(&mut c, a), Ok(bumped), "a retried bump");
+        let b = init(&mut c, (-1, -1)).expect("second instance");
+        assert!(b.1 > bumped.1);
+        assert_eq!(init(&mut c, bumped), Err(ResponseError::ProducerFenced));
+        assert_eq!(
+            init(&mut c, b).map(|p| p.1),
+            Ok(b.1 + 1),
+            "the new instance's bump"
+        );
     }
 }

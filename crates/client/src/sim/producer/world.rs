@@ -9,6 +9,7 @@
 //! `request.timeout.ms` closes it; a cut fails every request in flight on it at once.
 
 mod txn;
+mod zombie;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -30,6 +31,7 @@ use crate::state::producer::{
 use kafkit_wire::compression::Compression;
 
 pub(super) use txn::TxnKnobs;
+pub(super) use zombie::ZombieKnobs;
 
 /// The topic.
 pub(super) const TOPIC: &str = "sim";
@@ -157,6 +159,8 @@ enum Ev {
     Metadata,
     /// The transactional mode's events.
     Txn(txn::TxnEv),
+    /// The second instance's events.
+    Zombie(zombie::ZombieEv),
 }
 
 /// The client's end of a connection.
@@ -221,6 +225,11 @@ pub(super) struct History {
     /// Transactional mode: the coordinator timed out a transaction the application did not
     /// hold open that long (`phantom-transaction`).
     pub phantom: Option<String>,
+    /// Transactional mode: the coordinator's decision (see `Coordinator::decisions`) each
+    /// marker write (`LogBatch::write`) belongs to.
+    pub marker_decisions: BTreeMap<u64, u64>,
+    /// Zombie mode: the second instance and its fencing of the first.
+    pub zombie: Option<super::zombie_checker::ZombieHistory>,
 }
 
 /// The world.
@@ -249,32 +258,20 @@ pub(super) struct World<'r> {
     txn: Option<txn::Txn>,
     /// When the last fault ends (the fault phase, or the last paused broker's resume).
     faults_end: Duration,
+    /// The zombie mode: a second instance of the transactional id (`None`: one instance).
+    zombie: Option<zombie::Zombie>,
 }
 
 impl<'r> World<'r> {
     /// A world for `run` with `knobs`.
     pub(super) fn new(run: &'r mut Run, knobs: Knobs) -> Self {
         let cluster = Cluster::new(knobs.partitions, knobs.lag_max, knobs.broken);
-        let config = SenderConfig {
-            accumulator: AccumulatorConfig {
-                batch_size: knobs.batch_size,
-                linger: knobs.linger,
-                delivery_timeout: knobs.delivery_timeout,
-                max_request_size: 1 << 20,
-            },
-            idempotent: true,
-            max_in_flight: knobs.max_in_flight,
-            retries: u32::MAX,
-            retry_backoff: ExponentialBackoff::new(knobs.retry_backoff.0, knobs.retry_backoff.1),
-            compression: Compression::None,
-            compression_level: None,
-        };
         let leaders = cluster.leaders();
         run.log(format_args!("knobs {knobs:?}"));
         Self {
             run,
             cluster,
-            state: SenderState::new(config),
+            state: SenderState::new(Self::sender_config(&knobs)),
             events: Schedule::new(),
             workload: Vec::new(),
             leaders,
@@ -292,6 +289,25 @@ impl<'r> World<'r> {
             faults_end: knobs.fault_phase,
             knobs,
             txn: None,
+            zombie: None,
+        }
+    }
+
+    /// The producer's settings from `knobs`.
+    fn sender_config(knobs: &Knobs) -> SenderConfig {
+        SenderConfig {
+            accumulator: AccumulatorConfig {
+                batch_size: knobs.batch_size,
+                linger: knobs.linger,
+                delivery_timeout: knobs.delivery_timeout,
+                max_request_size: 1 << 20,
+            },
+            idempotent: true,
+            max_in_flight: knobs.max_in_flight,
+            retries: u32::MAX,
+            retry_backoff: ExponentialBackoff::new(knobs.retry_backoff.0, knobs.retry_backoff.1),
+            compression: Compression::None,
+            compression_level: None,
         }
     }
 
@@ -302,6 +318,20 @@ impl<'r> World<'r> {
         world.run.log(format_args!("txn knobs {txn_knobs:?}"));
         world.state.enable_transactions(Self::transactional_id());
         world.txn = Some(txn::Txn::new(txn_knobs));
+        world
+    }
+
+    /// A transactional world with a second instance of the application (see [`zombie`]).
+    pub(super) fn new_zombie(
+        run: &'r mut Run,
+        knobs: Knobs,
+        txn_knobs: TxnKnobs,
+        zombie_knobs: ZombieKnobs,
+    ) -> Self {
+        let mut world = Self::new_txn(run, knobs, txn_knobs);
+        world.run.log(format_args!("zombie knobs {zombie_knobs:?}"));
+        world.zombie = Some(zombie::Zombie::new(zombie_knobs));
+        world.history.zombie = Some(Default::default());
         world
     }
 
@@ -355,6 +385,9 @@ impl<'r> World<'r> {
         if self.txn.is_some() {
             self.txn_plan();
         }
+        if self.zombie.is_some() {
+            self.zombie_plan();
+        }
     }
 
     /// Runs the workload to its end (or the deadline) and returns the history.
@@ -367,7 +400,12 @@ impl<'r> World<'r> {
             + Duration::from_secs(5);
         if let Some(t) = &self.txn {
             // Each transaction may need a few rounds of its calls' timeouts.
-            let n = t.knobs.transactions as u32;
+            let mut n = t.knobs.transactions as u32;
+            if let Some(z) = &self.zombie {
+                // The second instance's transactions, and one more round for the first
+                // instance to learn it is fenced.
+                n += z.knobs.transactions as u32 + 1;
+            }
             deadline += (t.knobs.call_timeout * 4 + t.knobs.span + t.knobs.idle.1) * n
                 + Duration::from_secs(10);
         }
@@ -379,7 +417,11 @@ impl<'r> World<'r> {
                 break;
             }
             self.step_sender();
-            if self.state.is_closing() && self.state.is_idle() && self.txn_app_done() {
+            if self.state.is_closing()
+                && self.state.is_idle()
+                && self.txn_app_done()
+                && !self.zombie_next()
+            {
                 self.history.idle = true;
                 break;
             }
@@ -583,6 +625,7 @@ impl<'r> World<'r> {
                 self.append_record(partition, len);
             }
             Ev::Txn(ev) => self.txn_handle(ev),
+            Ev::Zombie(ev) => self.zombie_handle(ev),
             Ev::Close => {
                 self.run.log("close");
                 self.state.close();

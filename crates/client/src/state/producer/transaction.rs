@@ -35,6 +35,13 @@ use super::batch::TopicPartition;
 use crate::error::Error;
 use crate::producer::{ProduceError, TransactionError};
 
+/// The AddPartitionsToTxn retry backoff after CONCURRENT_TRANSACTIONS while no partition is
+/// in the transaction yet (the previous transaction's markers are still being written), when
+/// shorter than `retry.backoff.ms`: the Java client's `ADD_PARTITIONS_RETRY_BACKOFF_MS`, so
+/// the first records of a transaction begun right after the last one ended do not wait a
+/// whole backoff (and expire under a short `delivery.timeout.ms`).
+pub(crate) const CONCURRENT_ADD_BACKOFF: Duration = Duration::from_millis(20);
+
 /// Where the transactional producer stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -393,7 +400,9 @@ impl TransactionState {
     }
 
     /// The AddPartitionsToTxn answer: per-partition errors (`None`: added), or the request's
-    /// failure. Retriable failures go back to pending after `backoff`.
+    /// failure. Retriable failures go back to pending after `backoff` (at most
+    /// 20 ms, `CONCURRENT_ADD_BACKOFF`, after CONCURRENT_TRANSACTIONS with no partition
+    /// added yet).
     pub fn handle_add_partitions(
         &mut self,
         now: Instant,
@@ -418,6 +427,7 @@ impl TransactionState {
             }
         };
         let mut retry = Vec::new();
+        let mut concurrent = false;
         for tp in adding {
             let code = answers
                 .iter()
@@ -428,6 +438,7 @@ impl TransactionState {
                 self.added.insert(tp);
                 continue;
             };
+            concurrent |= code == ResponseError::ConcurrentTransactions;
             match classify_code(code) {
                 // Not added by this request; one in doubt stays so (an earlier one may have
                 // been applied) and is asked for again.
@@ -461,6 +472,8 @@ impl TransactionState {
         if retry.is_empty() {
             self.add_failures = 0;
             self.add_not_before = None;
+        } else if concurrent && self.added.is_empty() {
+            self.retry_add(now, retry, backoff.min(CONCURRENT_ADD_BACKOFF));
         } else {
             self.retry_add(now, retry, backoff);
         }

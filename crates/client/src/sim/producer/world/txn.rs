@@ -572,9 +572,12 @@ impl World<'_> {
             self.stop_app();
             return;
         }
-        self.history.txns.push(TxnOutcome::default());
-        self.txn().app = App::Open;
         let now = self.now();
+        self.history.txns.push(TxnOutcome {
+            begun: now,
+            ..TxnOutcome::default()
+        });
+        self.txn().app = App::Open;
         self.txn().begun_at = Some(now);
         let k = self.txn().knobs.clone();
         let partitions = self.knobs.partitions as usize;
@@ -738,6 +741,7 @@ impl World<'_> {
             }
             _ => {
                 self.history.txns[txn].failed = Some(e.to_string());
+                self.history.txns[txn].fenced = matches!(e, TransactionError::Fenced { .. });
                 self.stop_app();
             }
         }
@@ -770,6 +774,26 @@ impl World<'_> {
         self.txn().begun_at = None;
         self.history.app_done = true;
         self.state.close();
+    }
+
+    /// Where the application stands (for the trace).
+    pub(super) fn txn_app_phase(&self) -> String {
+        self.txn
+            .as_ref()
+            .map_or_else(String::new, |t| format!("{:?}", t.app))
+    }
+
+    /// Another instance of the application takes over the transactional id: its application
+    /// starts afresh (the coordinator, the requests it holds and its markers stay), running
+    /// transactions up to index `transactions` (after the first instance's).
+    pub(super) fn txn_next_instance(&mut self, transactions: usize) {
+        let t = self.txn();
+        t.app = App::Open;
+        t.cached = None;
+        t.app_call = None;
+        t.add_call = None;
+        t.begun_at = None;
+        t.knobs.transactions = transactions;
     }
 
     pub(super) fn txn_app_done(&self) -> bool {
@@ -920,7 +944,12 @@ impl World<'_> {
             ][self.run.index(4)];
             request.refuse(code)
         } else {
-            self.txn().coordinator.handle(node, now, &request)
+            let decisions = self.txn().coordinator.decisions;
+            let answer = self.txn().coordinator.handle(node, now, &request);
+            if self.txn().coordinator.decisions != decisions {
+                self.note_delayed_end_txn(call);
+            }
+            answer
         };
         self.run.log(format_args!(
             "coordinator at broker {node}: {request:?} -> {answer:?}"
@@ -939,6 +968,23 @@ impl World<'_> {
                 answer,
             }),
         );
+    }
+
+    /// The coordinator just decided a transaction on an EndTxn: if that EndTxn is not the
+    /// application's current call (a delayed one, read after the client retried it
+    /// elsewhere and moved on: transactions v1's hazard), it decided the transaction the
+    /// application holds open now, whatever the application is told about it.
+    fn note_delayed_end_txn(&mut self, call: u64) {
+        if self.txn().app_call.as_ref().is_some_and(|c| c.id == call) {
+            return;
+        }
+        if let Some(o) = self.history.txns.last_mut() {
+            if !o.committed && !o.aborted && o.failed.is_none() {
+                o.delayed_end_txn = true;
+                self.run
+                    .log("a delayed EndTxn decides the open transaction");
+            }
+        }
     }
 
     /// `TxnCoordinator::call` after a failed attempt: rediscover, retry after a backoff, or
@@ -1140,6 +1186,15 @@ impl World<'_> {
         }
     }
 
+    /// The marker just appended at `p`'s leader belongs to the coordinator's current decision.
+    fn record_marker(&mut self, p: i32) {
+        let decision = self.txn().coordinator.decisions;
+        let part = self.cluster.partitions.get(p as usize);
+        if let Some(last) = part.and_then(|part| part.leader_log().batches.last()) {
+            self.history.marker_decisions.insert(last.write, decision);
+        }
+    }
+
     fn marker_tick(&mut self) {
         let now = self.now();
         let node = self.txn().coordinator.node;
@@ -1162,6 +1217,7 @@ impl World<'_> {
                     None => Marker::Done,
                     Some(commit) => match self.cluster.append_marker(p, pid, epoch, commit) {
                         Some((leader_epoch, end)) => {
+                            self.record_marker(p);
                             self.run.log(format_args!(
                                 "p{p}: {} marker (epoch {epoch}) at offset {}",
                                 if commit { "COMMIT" } else { "ABORT" },

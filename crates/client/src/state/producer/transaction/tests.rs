@@ -212,6 +212,42 @@ fn retriable_add_errors_wait_a_backoff_then_ask_again() {
     assert_eq!(t.phase(), TransactionPhase::AbortableError);
 }
 
+/// CONCURRENT_TRANSACTIONS for the first partitions of a transaction (the last one's markers
+/// are being written) is asked again after the short backoff, as the Java client does; once a
+/// partition is in, after the full one (found by the simulation: with
+/// `delivery.timeout.ms` < `retry.backoff.ms`, a transaction begun right after a commit lost
+/// its records to expiry).
+#[test]
+fn concurrent_transactions_on_the_first_add_retries_after_the_short_backoff() {
+    let now = Instant::now();
+    let concurrent = Some(ResponseError::ConcurrentTransactions);
+    let mut t = ready();
+    t.begin().unwrap();
+    t.note_partition(&tp(0));
+    t.poll_add_partitions(now).unwrap();
+    t.handle_add_partitions(now, Ok(vec![(tp(0), concurrent)]), BACKOFF);
+    assert_eq!(t.next_add_at(), Some(now + CONCURRENT_ADD_BACKOFF));
+    assert!(t
+        .poll_add_partitions(now + CONCURRENT_ADD_BACKOFF / 2)
+        .is_none());
+    let later = now + CONCURRENT_ADD_BACKOFF;
+    assert_eq!(t.poll_add_partitions(later).unwrap(), vec![tp(0)]);
+    t.handle_add_partitions(later, Ok(vec![(tp(0), None)]), BACKOFF);
+    // Once a partition is in the transaction: the full backoff.
+    t.note_partition(&tp(1));
+    t.poll_add_partitions(later).unwrap();
+    t.handle_add_partitions(later, Ok(vec![(tp(1), concurrent)]), BACKOFF);
+    assert_eq!(t.next_add_at(), Some(later + BACKOFF));
+    // Another retriable error on the first add: the full backoff too.
+    let mut t = ready();
+    t.begin().unwrap();
+    t.note_partition(&tp(0));
+    t.poll_add_partitions(now).unwrap();
+    let loading = Some(ResponseError::CoordinatorLoadInProgress);
+    t.handle_add_partitions(now, Ok(vec![(tp(0), loading)]), BACKOFF);
+    assert_eq!(t.next_add_at(), Some(now + BACKOFF));
+}
+
 fn add_timed_out() -> Error {
     Error::RequestTimedOut {
         broker: "b".into(),
