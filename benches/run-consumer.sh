@@ -10,6 +10,10 @@
 #                      (default none,lz4)
 #   --clients LIST     subset/order of kafkit,rdkafka,java (default all three)
 #   --partitions P     partitions of each topic (default 6)
+#   --brokers N        start a cluster of N brokers (default 1); the topic's partitions are
+#                      spread over them (replication factor 1)
+#   --keys K           fill the topic with keyed records (key-<i % K>, murmur2 placement; see
+#                      run-producer.sh), so each record also carries a key to decode
 #   --pin              broker JVM on CPU 0 (taskset -c 0), clients on CPU 1 (taskset -c 1)
 #   --bootstrap B      use a running broker instead of starting one (no pinning of it then)
 #   --pause S          seconds between runs, to let the broker settle (default 2)
@@ -40,7 +44,7 @@ cd "$ROOT"
 source "$ROOT/benches/profile.sh"
 
 RECORDS=1000000 SIZE=100 ROUNDS=5 CODECS=none,lz4 CLIENTS=kafkit,rdkafka,java
-PARTITIONS=6 PIN=0 BOOTSTRAP="" PAUSE=2 OUT="" POOL_MAX=200000 KAFKIT_BIN="" NOTE=""
+PARTITIONS=6 BROKERS=1 KEYS=0 PIN=0 BOOTSTRAP="" PAUSE=2 OUT="" POOL_MAX=200000 KAFKIT_BIN="" NOTE=""
 RUN_TIMEOUT="${KAFKIT_BENCH_RUN_TIMEOUT:-600}"
 
 say() { printf 'run-consumer: %s\n' "$*" >&2; }
@@ -54,6 +58,8 @@ while (($#)); do
     --codecs) CODECS="${2:?}"; shift 2 ;;
     --clients) CLIENTS="${2:?}"; shift 2 ;;
     --partitions) PARTITIONS="${2:?}"; shift 2 ;;
+    --brokers) BROKERS="${2:?}"; shift 2 ;;
+    --keys) KEYS="${2:?}"; shift 2 ;;
     --pin) PIN=1; shift ;;
     --bootstrap) BOOTSTRAP="${2:?}"; shift 2 ;;
     --pause) PAUSE="${2:?}"; shift 2 ;;
@@ -66,10 +72,12 @@ while (($#)); do
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
-for v in RECORDS SIZE ROUNDS PARTITIONS PAUSE; do
+for v in RECORDS SIZE ROUNDS PARTITIONS BROKERS KEYS PAUSE; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || die "$v must be a number"
 done
 ((RECORDS > 0 && SIZE >= 16 && ROUNDS > 0)) || die "need records > 0, size >= 16, rounds > 0"
+((BROKERS > 0)) || die "--brokers must be at least 1"
+[[ -z "$BOOTSTRAP" ]] || ((BROKERS == 1)) || die "--brokers starts a cluster: not with --bootstrap"
 
 STAMP="$(date -u +%Y%m%d-%H%M%S)"
 OUT="${OUT:-$ROOT/target/bench-results/consumer-$STAMP.json}"
@@ -148,9 +156,10 @@ if [[ -z "$BOOTSTRAP" ]]; then
     CLIENT_PIN=(taskset -c 1)
   fi
   BROKER_DIR="$WORK/broker"
-  if ((PIN)); then say "starting a broker (JVM pinned to CPU 0, clients to CPU 1)"; else say "starting a broker"; fi
+  if ((PIN)); then say "starting $BROKERS broker(s) (JVMs pinned to CPU 0, clients to CPU 1)"; else say "starting $BROKERS broker(s)"; fi
   START_OUT="$(KAFKIT_KAFKA_HEAP="${KAFKIT_KAFKA_HEAP:--Xms1g -Xmx1g}" \
-    "${BROKER_PIN[@]}" bash "$ROOT/scripts/kafka.sh" start --dir "$BROKER_DIR" --watch-pid $$)"
+    "${BROKER_PIN[@]}" bash "$ROOT/scripts/kafka.sh" start --dir "$BROKER_DIR" \
+    --brokers "$BROKERS" --watch-pid $$)"
   BOOTSTRAP="$(sed -n 's/^KAFKA_BOOTSTRAP_SERVERS=//p' <<<"$START_OUT")"
   [[ -n "$BOOTSTRAP" ]] || die "no bootstrap address from kafka.sh start"
 elif ((PIN)); then
@@ -169,7 +178,7 @@ for codec in "${CODEC_LIST[@]}"; do
   say "filling $topic: $RECORDS records, compression $codec (kafkit-produce)"
   fill="$(timeout "$RUN_TIMEOUT" "$FILLER" --bootstrap "$BOOTSTRAP" --topic "$topic" \
     --payload-file "$PAYLOAD" --records "$RECORDS" --compression "$codec" --warmup 0 \
-    2>"$WORK/fill.err" | tail -1)" || { tail -20 "$WORK/fill.err" >&2; die "fill failed"; }
+    --keys "$KEYS" 2>"$WORK/fill.err" | tail -1)" || { tail -20 "$WORK/fill.err" >&2; die "fill failed"; }
   held="$(timeout 60 "$TOOL" count --bootstrap "$BOOTSTRAP" --topic "$topic")"
   [[ "$held" == "$RECORDS" ]] || die "$topic holds $held records, not $RECORDS ($fill)"
   LOG_BYTES[$codec]=-1
@@ -270,6 +279,7 @@ import json, sys, subprocess
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 meta = {
     "records": $RECORDS, "size": $SIZE, "rounds": $ROUNDS, "partitions": $PARTITIONS,
+    "brokers": $BROKERS, "keys": $KEYS,
     "pinned": bool($PIN), "payload": json.loads('''$PAYLOAD_INFO'''),
     "clients": "${CLIENT_LIST[*]}".split(), "kafkit_note": "$KAFKIT_NOTE",
     "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,

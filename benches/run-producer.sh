@@ -9,6 +9,11 @@
 #   --codecs LIST      comma-separated compression types (default none,lz4)
 #   --clients LIST     subset/order of kafkit,rdkafka,java (default all three)
 #   --partitions P     partitions of each fresh topic (default 6)
+#   --keys K           keyed records: record i carries key-<i % K>, placed by each client's
+#                      murmur2 key partitioner (default 0: no key, the sticky partitioner);
+#                      the Java tool cannot send keys, so java is left out then
+#   --brokers N        start a cluster of N brokers (default 1); each topic's partitions are
+#                      spread over them (replication factor 1)
 #   --warmup W         warm-up records before timing, every client (default 2000)
 #   --pin              broker JVM on CPU 0 (taskset -c 0), clients on CPU 1 (taskset -c 1)
 #   --bootstrap B      use a running broker instead of starting one (no pinning of it then)
@@ -40,7 +45,7 @@ cd "$ROOT"
 source "$ROOT/benches/profile.sh"
 
 RECORDS=1000000 SIZE=100 ROUNDS=5 CODECS=none,lz4 CLIENTS=kafkit,rdkafka,java
-PARTITIONS=6 WARMUP=2000 BROKER_WARMUP=1 PIN=0 BOOTSTRAP="" PAUSE=2 OUT="" POOL_MAX=200000 KAFKIT_BIN="" NOTE=""
+PARTITIONS=6 KEYS=0 BROKERS=1 WARMUP=2000 BROKER_WARMUP=1 PIN=0 BOOTSTRAP="" PAUSE=2 OUT="" POOL_MAX=200000 KAFKIT_BIN="" NOTE=""
 RUN_TIMEOUT="${KAFKIT_BENCH_RUN_TIMEOUT:-900}"
 
 say() { printf 'run-producer: %s\n' "$*" >&2; }
@@ -54,6 +59,8 @@ while (($#)); do
     --codecs) CODECS="${2:?}"; shift 2 ;;
     --clients) CLIENTS="${2:?}"; shift 2 ;;
     --partitions) PARTITIONS="${2:?}"; shift 2 ;;
+    --keys) KEYS="${2:?}"; shift 2 ;;
+    --brokers) BROKERS="${2:?}"; shift 2 ;;
     --warmup) WARMUP="${2:?}"; shift 2 ;;
     --pin) PIN=1; shift ;;
     --no-broker-warmup) BROKER_WARMUP=0; shift ;;
@@ -68,10 +75,12 @@ while (($#)); do
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
-for v in RECORDS SIZE ROUNDS PARTITIONS WARMUP PAUSE; do
+for v in RECORDS SIZE ROUNDS PARTITIONS KEYS BROKERS WARMUP PAUSE; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || die "$v must be a number"
 done
 ((RECORDS > 0 && SIZE >= 16 && ROUNDS > 0)) || die "need records > 0, size >= 16, rounds > 0"
+((BROKERS > 0)) || die "--brokers must be at least 1"
+[[ -z "$BOOTSTRAP" ]] || ((BROKERS == 1)) || die "--brokers starts a cluster: not with --bootstrap"
 
 STAMP="$(date -u +%Y%m%d-%H%M%S)"
 OUT="${OUT:-$ROOT/target/bench-results/producer-$STAMP.json}"
@@ -100,6 +109,10 @@ drop_client() {
   for c in "${CLIENT_LIST[@]}"; do [[ "$c" == "$1" ]] || keep+=("$c"); done
   CLIENT_LIST=("${keep[@]}")
 }
+if ((KEYS > 0)) && has_client java; then
+  say "--keys: the Java ProducerPerformance tool sends no keys; running without java"
+  drop_client java
+fi
 
 say "building ($BENCH_PROFILE)"
 cargo build --profile "$BENCH_PROFILE" --quiet -p kafkit-benches --bin kafkit-bench-tool
@@ -144,9 +157,10 @@ if [[ -z "$BOOTSTRAP" ]]; then
     CLIENT_PIN=(taskset -c 1)
   fi
   BROKER_DIR="$WORK/broker"
-  if ((PIN)); then say "starting a broker (JVM pinned to CPU 0, clients to CPU 1)"; else say "starting a broker"; fi
+  if ((PIN)); then say "starting $BROKERS broker(s) (JVMs pinned to CPU 0, clients to CPU 1)"; else say "starting $BROKERS broker(s)"; fi
   START_OUT="$(KAFKIT_KAFKA_HEAP="${KAFKIT_KAFKA_HEAP:--Xms1g -Xmx1g}" \
-    "${BROKER_PIN[@]}" bash "$ROOT/scripts/kafka.sh" start --dir "$BROKER_DIR" --watch-pid $$)"
+    "${BROKER_PIN[@]}" bash "$ROOT/scripts/kafka.sh" start --dir "$BROKER_DIR" \
+    --brokers "$BROKERS" --watch-pid $$)"
   BOOTSTRAP="$(sed -n 's/^KAFKA_BOOTSTRAP_SERVERS=//p' <<<"$START_OUT")"
   [[ -n "$BOOTSTRAP" ]] || die "no bootstrap address from kafka.sh start"
 elif ((PIN)); then
@@ -210,7 +224,7 @@ run_one() { # CLIENT CODEC ROUND
       [[ "$client" == rdkafka ]] && bin="$ROOT/benches/peers/target/release/rdkafka-produce"
       line="$(timeout "$RUN_TIMEOUT" "${CLIENT_PIN[@]}" "$bin" --bootstrap "$BOOTSTRAP" \
         --topic "$topic" --payload-file "$PAYLOAD" --records "$RECORDS" \
-        --compression "$codec" --warmup "$WARMUP" 2>"$WORK/$client.err" | tail -1)" || true
+        --compression "$codec" --warmup "$WARMUP" --keys "$KEYS" 2>"$WORK/$client.err" | tail -1)" || true
       if [[ "$line" != \{* ]]; then
         say "$client run failed (round $round, $codec):"
         tail -20 "$WORK/$client.err" >&2
@@ -277,6 +291,7 @@ import json, sys, subprocess
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 meta = {
     "records": $RECORDS, "size": $SIZE, "rounds": $ROUNDS, "partitions": $PARTITIONS,
+    "keys": $KEYS, "brokers": $BROKERS,
     "warmup": $WARMUP, "pinned": bool($PIN), "payload": json.loads('''$PAYLOAD_INFO'''),
     "clients": "${CLIENT_LIST[*]}".split(), "kafkit_note": "$KAFKIT_NOTE",
     "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,

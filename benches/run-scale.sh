@@ -13,6 +13,8 @@
 #   --rounds R         interleaved rounds per point (default 3)
 #   --kinds LIST       producer,consumer (default both)
 #   --clients LIST     kafkit,rdkafka (default both; ratios need both)
+#   --brokers N        every point on a cluster of N brokers (default 1; partitions spread)
+#   --keys K           keyed records (K distinct keys, murmur2 placement; default 0: keyless)
 #   --pin              pass --pin to every run (broker on CPU 0, clients on CPU 1)
 #   --bootstrap B      use a running broker for every run instead of one per run
 #   --quick            10 MB per run, 2 rounds, sizes 100,10000, partitions 6,100
@@ -25,7 +27,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 SIZES=100,1000,10000,100000 PARTS=6,100,1000 MB=100 ROUNDS=3 KINDS=producer,consumer PIN=()
-OUT="" CLIENTS=kafkit,rdkafka BOOT=()
+OUT="" CLIENTS=kafkit,rdkafka BOOT=() BROKERS=1 KEYS=0
 
 say() { printf 'run-scale: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -45,6 +47,8 @@ while (($#)); do
     --rounds) ROUNDS="${2:?}"; shift 2 ;;
     --kinds) KINDS="${2:?}"; shift 2 ;;
     --clients) CLIENTS="${2:?}"; shift 2 ;;
+    --brokers) BROKERS="${2:?}"; shift 2 ;;
+    --keys) KEYS="${2:?}"; shift 2 ;;
     --pin) PIN=(--pin); shift ;;
     --bootstrap) BOOT=(--bootstrap "${2:?}"); shift 2 ;;
     --quick) MB=10 ROUNDS=2 SIZES=100,10000 PARTS=6,100; shift ;;
@@ -55,6 +59,9 @@ while (($#)); do
   esac
 done
 [[ "$MB" =~ ^[0-9]+$ && "$ROUNDS" =~ ^[0-9]+$ ]] || die "--mb and --rounds must be numbers"
+[[ "$BROKERS" =~ ^[1-9][0-9]*$ && "$KEYS" =~ ^[0-9]+$ ]] || die "--brokers and --keys must be numbers"
+CLUSTER=()
+((BROKERS == 1)) || CLUSTER=(--brokers "$BROKERS")
 IFS=, read -r -a sizes <<<"$SIZES"
 IFS=, read -r -a parts <<<"$PARTS"
 IFS=, read -r -a kinds <<<"$KINDS"
@@ -77,7 +84,7 @@ for kind in "${kinds[@]}"; do
     say "$kind: $records records of $size B over $part partitions, $ROUNDS rounds"
     bash "$ROOT/benches/run-$kind.sh" --clients "$CLIENTS" --codecs none \
       --size "$size" --partitions "$part" --records "$records" --rounds "$ROUNDS" \
-      "${PIN[@]}" "${BOOT[@]}" --note "scale point" --out "$OUT/$kind-s$size-p$part.json" \
+      --keys "$KEYS" "${PIN[@]}" "${BOOT[@]}" "${CLUSTER[@]}" --note "scale point" --out "$OUT/$kind-s$size-p$part.json" \
       >"$OUT/$kind-s$size-p$part.log" 2>&1 || die "$kind at $size B / $part partitions failed: see $OUT/$kind-s$size-p$part.log"
   done
 done

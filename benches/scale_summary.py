@@ -32,6 +32,8 @@ def load(paths):
         if meta.get("note"):
             notes.add(meta["note"])
         notes.add("pinned" if meta.get("pinned") else "not pinned")
+        notes.add(f"{meta.get('brokers', 1)} broker(s)")
+        notes.add(f"keys {meta['keys']}" if meta.get("keys") else "keyless")
     return table, notes
 
 

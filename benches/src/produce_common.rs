@@ -5,7 +5,11 @@
 //!
 //! CLI of the produce binaries:
 //!   --bootstrap HOST:PORT  --topic T  --payload-file F  --records N
-//!   [--compression none|lz4] [--warmup W (default 2000)] [--max-in-flight 5]
+//!   [--compression none|lz4] [--warmup W (default 2000)] [--max-in-flight 5] [--keys K]
+//!
+//! `--keys K` (default 0: no key): record `i` carries the key `key-<i % K>` (see [`keys`]),
+//! so each client's default key partitioner (murmur2, Java's; the rdkafka peer sets
+//! `partitioner=murmur2_random`) spreads the records over the topic's partitions the same way.
 //!
 //! Payload file: one payload per line (`\n`-separated, payloads never contain `\n`), all lines
 //! the same size. Record `i` (0-based, after the warm-up) carries line `i % lines`. Java's
@@ -24,12 +28,14 @@ pub(crate) struct Args {
     pub(crate) compression: String,
     pub(crate) warmup: u64,
     pub(crate) max_in_flight: u32,
+    /// Distinct record keys; 0 for keyless records.
+    pub(crate) keys: u64,
 }
 
 pub(crate) fn usage(bin: &str) -> ! {
     eprintln!(
         "usage: {bin} --bootstrap HOST:PORT --topic T --payload-file F --records N \
-         [--compression none|lz4|gzip|snappy|zstd] [--warmup W] [--max-in-flight K]"
+         [--compression none|lz4|gzip|snappy|zstd] [--warmup W] [--max-in-flight K] [--keys K]"
     );
     std::process::exit(2)
 }
@@ -43,6 +49,7 @@ pub(crate) fn parse_args(bin: &str) -> Args {
         compression: "none".to_owned(),
         warmup: 2000,
         max_in_flight: 5,
+        keys: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -54,6 +61,7 @@ pub(crate) fn parse_args(bin: &str) -> Args {
             "--records" => args.records = value().parse().unwrap_or_else(|_| usage(bin)),
             "--compression" => args.compression = value(),
             "--warmup" => args.warmup = value().parse().unwrap_or_else(|_| usage(bin)),
+            "--keys" => args.keys = value().parse().unwrap_or_else(|_| usage(bin)),
             "--max-in-flight" => {
                 args.max_in_flight = value().parse().unwrap_or_else(|_| usage(bin))
             }
@@ -68,6 +76,14 @@ pub(crate) fn parse_args(bin: &str) -> Args {
         usage(bin);
     }
     args
+}
+
+/// The record keys of a run with `--keys count`: `key-0` … `key-<count - 1>`, each record
+/// `i` taking `keys[i % count]` (none when `count` is 0).
+pub(crate) fn keys(count: u64) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|k| format!("key-{k}").into_bytes())
+        .collect()
 }
 
 /// The payloads of a payload file, one per line.
@@ -174,7 +190,7 @@ impl Outcome {
                 "{{\"client\":\"{}\",\"topic\":\"{}\",\"compression\":\"{}\",\"size\":{},",
                 "\"records\":{},\"acked\":{},\"failed\":{},\"bytes\":{},\"wall_s\":{:.6},",
                 "\"records_per_s\":{:.1},\"mb_per_s\":{:.3},\"cpu_user_s\":{:.6},",
-                "\"cpu_sys_s\":{:.6},\"cpu_s_per_million\":{:.6},{}}}"
+                "\"cpu_sys_s\":{:.6},\"cpu_s_per_million\":{:.6},\"keys\":{},{}}}"
             ),
             self.client,
             args.topic,
@@ -190,6 +206,7 @@ impl Outcome {
             user,
             sys,
             per_million,
+            args.keys,
             memory_json(self.rss_base)
         )
     }

@@ -50,6 +50,15 @@ fn count(counts: &mut Counts, outcome: Result<RecordMetadata, ProduceError>, len
     }
 }
 
+/// Record `i` of a run: the payload, and `keys[i % keys.len()]` when keys are in use.
+fn record(topic: &Topic, payload: Bytes, keys: &[Bytes], i: u64) -> ProducerRecord {
+    let record = ProducerRecord::new(topic.clone()).value(payload);
+    match keys.len() as u64 {
+        0 => record,
+        n => record.key(keys[(i % n) as usize].clone()),
+    }
+}
+
 /// Sends `count` records and waits for every outcome.
 ///
 /// `Collect::Task`: the delivery futures go through a channel to a second task that awaits
@@ -61,6 +70,7 @@ async fn produce(
     producer: &Producer,
     topic: &str,
     payloads: &[Bytes],
+    keys: &[Bytes],
     count_records: u64,
     collect: Collect,
 ) -> Counts {
@@ -87,10 +97,7 @@ async fn produce(
             for i in 0..count_records {
                 let payload = payloads[(i % payloads.len() as u64) as usize].clone();
                 let len = payload.len() as u64;
-                match producer
-                    .send(ProducerRecord::new(topic.clone()).value(payload))
-                    .await
-                {
+                match producer.send(record(&topic, payload, keys, i)).await {
                     Ok(delivery) => {
                         let _ = tx.send((delivery, len));
                     }
@@ -107,10 +114,7 @@ async fn produce(
             for i in 0..count_records {
                 let payload = payloads[(i % payloads.len() as u64) as usize].clone();
                 let len = payload.len() as u64;
-                match producer
-                    .send(ProducerRecord::new(topic.clone()).value(payload))
-                    .await
-                {
+                match producer.send(record(&topic, payload, keys, i)).await {
                     Ok(delivery) => pending.push_back((delivery, len)),
                     Err(err) => on_send_error(err),
                 }
@@ -150,6 +154,10 @@ async fn main() {
         .into_iter()
         .map(Bytes::from)
         .collect();
+    let keys: Vec<Bytes> = common::keys(args.keys)
+        .into_iter()
+        .map(Bytes::from)
+        .collect();
     let size = payloads[0].len();
     let rss_base = common::memory_base();
 
@@ -178,7 +186,15 @@ async fn main() {
 
     // Warm-up: connections, producer id, topic metadata; not measured.
     if args.warmup > 0 {
-        let warm = produce(&producer, &args.topic, &payloads, args.warmup, collect).await;
+        let warm = produce(
+            &producer,
+            &args.topic,
+            &payloads,
+            &keys,
+            args.warmup,
+            collect,
+        )
+        .await;
         if warm.acked == 0 {
             eprintln!("kafkit-produce: warm-up failed: no record acknowledged");
             std::process::exit(1)
@@ -187,7 +203,15 @@ async fn main() {
 
     let cpu_start = common::cpu_times();
     let start = Instant::now();
-    let counts = produce(&producer, &args.topic, &payloads, args.records, collect).await;
+    let counts = produce(
+        &producer,
+        &args.topic,
+        &payloads,
+        &keys,
+        args.records,
+        collect,
+    )
+    .await;
     let wall = start.elapsed();
     let cpu_end = common::cpu_times();
     let _ = producer.close(Duration::from_secs(30)).await;

@@ -61,6 +61,7 @@ fn produce(
     producer: &ThreadedProducer<Counters>,
     topic: &str,
     payloads: &[Vec<u8>],
+    keys: &[Vec<u8>],
     count: u64,
 ) -> Result<(), KafkaError> {
     let ctx = producer.context();
@@ -68,7 +69,10 @@ fn produce(
     let target = done() + count;
     for i in 0..count {
         let payload = &payloads[(i % payloads.len() as u64) as usize];
-        let mut record = BaseRecord::<(), [u8]>::to(topic).payload(payload.as_slice());
+        let mut record = BaseRecord::<[u8], [u8]>::to(topic).payload(payload.as_slice());
+        if !keys.is_empty() {
+            record = record.key(keys[(i % keys.len() as u64) as usize].as_slice());
+        }
         loop {
             match producer.send(record) {
                 Ok(()) => break,
@@ -93,6 +97,7 @@ fn produce(
 fn main() {
     let args = common::parse_args("rdkafka-produce");
     let payloads = common::load_payloads(&args.payload_file);
+    let keys = common::keys(args.keys);
     let size = payloads[0].len();
     let rss_base = common::memory_base();
 
@@ -119,7 +124,7 @@ fn main() {
 
     // Warm-up: connections, producer id, topic metadata; not measured.
     if args.warmup > 0 {
-        if let Err(e) = produce(&producer, &args.topic, &payloads, args.warmup) {
+        if let Err(e) = produce(&producer, &args.topic, &payloads, &keys, args.warmup) {
             eprintln!("rdkafka-produce: warm-up failed: {e}");
             std::process::exit(1)
         }
@@ -130,7 +135,7 @@ fn main() {
 
     let cpu_start = common::cpu_times();
     let start = Instant::now();
-    let result = produce(&producer, &args.topic, &payloads, args.records);
+    let result = produce(&producer, &args.topic, &payloads, &keys, args.records);
     let wall = start.elapsed();
     let cpu_end = common::cpu_times();
     if let Err(e) = result {

@@ -381,6 +381,8 @@ impl Admin {
     }
 
     /// Runs `call` on the coordinator of `group` (see [`Coordinators::call`]).
+    ///
+    /// [`Coordinators::call`]: crate::io::coordinator::Coordinators::call
     async fn on_coordinator<T, F, Fut>(&self, group: &str, deadline: Instant, call: F) -> Result<T>
     where
         F: FnMut(i32, Connection) -> Fut,

@@ -186,7 +186,6 @@ pub struct TransactionState {
     /// added them. Cleared by an answer for them.
     in_doubt: BTreeSet<TopicPartition>,
     add_not_before: Option<Instant>,
-    add_failures: u32,
     /// Offsets were added (AddOffsetsToTxn) to the open transaction.
     offsets_added: bool,
     /// The group of an AddOffsetsToTxn that failed without an answer (v1): the coordinator
@@ -216,7 +215,6 @@ impl TransactionState {
             adding: Vec::new(),
             in_doubt: BTreeSet::new(),
             add_not_before: None,
-            add_failures: 0,
             offsets_added: false,
             offsets_in_doubt: None,
             end_txn_sent: false,
@@ -289,7 +287,6 @@ impl TransactionState {
         self.adding.clear();
         self.in_doubt.clear();
         self.add_not_before = None;
-        self.add_failures = 0;
         self.offsets_added = false;
         self.offsets_in_doubt = None;
         self.end_txn_sent = false;
@@ -470,7 +467,6 @@ impl TransactionState {
             }
         }
         if retry.is_empty() {
-            self.add_failures = 0;
             self.add_not_before = None;
         } else if concurrent && self.added.is_empty() {
             self.retry_add(now, retry, backoff.min(CONCURRENT_ADD_BACKOFF));
@@ -480,7 +476,6 @@ impl TransactionState {
     }
 
     fn retry_add(&mut self, now: Instant, partitions: Vec<TopicPartition>, backoff: Duration) {
-        self.add_failures = self.add_failures.saturating_add(1);
         self.add_not_before = Some(now + backoff);
         self.pending.extend(partitions);
         self.keep_only_doubtful_adds();
