@@ -23,9 +23,11 @@
 #
 # The points: every member count at the first partition count, every other partition count at
 # --at-members members. One topic per partition count (created at the start, deleted at the
-# end); every run uses a fresh group. Each round runs every point × protocol × client once, the
-# clients' order rotating per round. Prints medians and kafkit/rdkafka ratios
-# (benches/rebalance_summary.py) and draws FILE's .svg next to it. Stops the broker it started.
+# end); every run uses a fresh group. One unrecorded warm-up run first (a fresh broker creates
+# __consumer_offsets at the first group's FindCoordinator). Each round runs every point ×
+# protocol × client once, the clients' order rotating per round. Prints medians and
+# kafkit/rdkafka ratios (benches/rebalance_summary.py) and draws FILE's .svg next to it.
+# Stops the broker it started.
 #
 # Environment: KAFKIT_BENCH_RUN_TIMEOUT (seconds per client run, default 600).
 set -euo pipefail
@@ -140,14 +142,18 @@ for p in "${PART_LIST[@]}"; do
 done
 sleep 1
 
+bin_of() { # CLIENT
+  case "$1" in
+    kafkit) echo "$KAFKIT_BIN" ;;
+    rdkafka) echo "$RDKAFKA_BIN" ;;
+  esac
+}
+
 RUN_NO=0
 run_one() { # CLIENT PROTOCOL MEMBERS PARTITIONS ROUND
   local client="$1" protocol="$2" members="$3" parts="$4" round="$5" line="" bin
   RUN_NO=$((RUN_NO + 1))
-  case "$client" in
-    kafkit) bin="$KAFKIT_BIN" ;;
-    rdkafka) bin="$RDKAFKA_BIN" ;;
-  esac
+  bin="$(bin_of "$client")"
   line="$(timeout "$RUN_TIMEOUT" "$bin" --bootstrap "$BOOTSTRAP" --topic "${TOPIC_OF[$parts]}" \
     --partitions "$parts" --members "$members" --group "bench-rebalance-$STAMP-$RUN_NO" \
     --protocol "$protocol" --timeout "$PHASE_TIMEOUT" 2>"$WORK/$client.err" |
@@ -163,6 +169,14 @@ run_one() { # CLIENT PROTOCOL MEMBERS PARTITIONS ROUND
   sleep "$PAUSE"
 }
 
+# Warm-up, not recorded: a fresh broker creates __consumer_offsets at the first group's
+# FindCoordinator (seconds), which the first recorded run would otherwise pay.
+say "warm-up run (not recorded)"
+timeout "$RUN_TIMEOUT" "$(bin_of "${CLIENT_LIST[0]}")" --bootstrap "$BOOTSTRAP" \
+  --topic "${TOPIC_OF[${PART_LIST[0]}]}" --partitions "${PART_LIST[0]}" --members 1 \
+  --group "bench-rebalance-$STAMP-warmup" --protocol "${PROTOCOL_LIST[0]}" \
+  --timeout "$PHASE_TIMEOUT" >/dev/null 2>"$WORK/warmup.err" ||
+  { say "the warm-up run failed:"; tail -20 "$WORK/warmup.err" >&2; }
 n=${#CLIENT_LIST[@]}
 for ((round = 1; round <= ROUNDS; round++)); do
   for point in "${POINTS[@]}"; do
