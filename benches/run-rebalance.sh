@@ -163,6 +163,10 @@ run_one() { # CLIENT PROTOCOL MEMBERS PARTITIONS ROUND
     tail -20 "$WORK/$client.err" >&2
     return 0
   fi
+  if [[ -s "$WORK/$client.err" ]]; then # e.g. the untimed close after the result failed
+    say "$client $protocol $members members / $parts partitions (round $round), its stderr:"
+    tail -5 "$WORK/$client.err" >&2
+  fi
   line="${line%\}},\"round\":$round}"
   echo "$line" >>"$RESULTS"
   say "$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("%-7s %-8s %2d members %4d partitions round %s: join %8.1f  scale-up %8.1f  scale-down %8.1f ms, %.2f CPU-s" % (r["client"], r["protocol"], r["members"], r["partitions"], r["round"], r["join_ms"], r["scale_up_ms"], r["scale_down_ms"], r["cpu_s"]))' "$line")"

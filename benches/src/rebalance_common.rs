@@ -24,7 +24,9 @@
 //! with KIP-848 the first member to join briefly owns every partition. An observer reads the
 //! assignments every [`OBSERVE_EVERY`]. Each phase has a deadline (`--timeout`): past it the
 //! run fails with what the assignments were. CPU is getrusage of the whole process from the
-//! first t0 to the end of the scale-down phase.
+//! first t0 to the end of the scale-down phase. The JSON line is printed when the scale-down
+//! phase ends, before the remaining consumers are closed (untimed; a close that fails or takes
+//! longer than [`CLOSE_TIMEOUT`] is reported on stderr with exit status 1).
 #![allow(dead_code)]
 
 use std::time::Duration;

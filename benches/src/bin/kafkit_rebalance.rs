@@ -144,6 +144,9 @@ async fn main() {
     let leaving = tokio::spawn(leaver.close());
     outcome.scale_down = settle("scale-down", &members, &args, t0).await;
     outcome.cpu_end = common::cpu_times();
+    // The measurement is complete: printed before the (untimed) close, whose failure is
+    // reported but does not void it.
+    println!("{}", outcome.json("kafkit", &args));
 
     leaving.await.unwrap_or_else(|e| fail("leave", e));
     let closing: Vec<_> = members
@@ -153,5 +156,4 @@ async fn main() {
     for c in closing {
         c.await.unwrap_or_else(|e| fail("close", e));
     }
-    println!("{}", outcome.json("kafkit", &args));
 }

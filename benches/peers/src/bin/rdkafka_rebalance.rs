@@ -29,8 +29,8 @@ fn fail(what: &str, err: impl std::fmt::Display) -> ! {
     std::process::exit(1)
 }
 
-/// A member's current assignment as the observer reads it.
-type Slot = Arc<Mutex<Vec<Option<i32>>>>;
+/// A member's current assignment as the observer reads it, or why `assignment()` failed.
+type Slot = Arc<Mutex<Result<Vec<Option<i32>>, String>>>;
 
 /// Copies the assignment into the slot after each rebalance callback.
 struct Context {
@@ -42,14 +42,19 @@ impl ClientContext for Context {}
 
 impl ConsumerContext for Context {
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, _: &Rebalance<'_>) {
-        let assigned = consumer
+        // `assignment()` fails while the consumer is being destroyed (the revoke of its
+        // close): the error is kept, and fails the run only if the observer still reads
+        // this member.
+        let owned = consumer
             .assignment()
-            .unwrap_or_else(|e| fail("assignment", e));
-        let owned = assigned
-            .elements()
-            .iter()
-            .map(|e| (e.topic() == self.topic).then_some(e.partition()))
-            .collect();
+            .map(|assigned| {
+                assigned
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic() == self.topic).then_some(e.partition()))
+                    .collect()
+            })
+            .map_err(|e| e.to_string());
         *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = owned;
     }
 }
@@ -68,7 +73,7 @@ impl Member {
     /// Starts a member's thread: it creates a consumer, fetches the topic's metadata, and
     /// waits for [`start`](Self::start).
     fn connect(args: &Args) -> Member {
-        let slot = Slot::default();
+        let slot: Slot = Arc::new(Mutex::new(Ok(Vec::new())));
         let stop = Arc::new(AtomicBool::new(false));
         let (go, go_rx) = channel();
         let (ready_tx, ready) = channel();
@@ -154,7 +159,8 @@ fn settle(phase: &str, members: &[Member], args: &Args, t0: Instant) -> Duration
         let assignments: Vec<Vec<Option<i32>>> = members
             .iter()
             .map(|m| m.slot.lock().unwrap_or_else(|p| p.into_inner()).clone())
-            .collect();
+            .collect::<Result<_, _>>()
+            .unwrap_or_else(|e| fail(phase, format!("assignment: {e}")));
         let state = rebalance::check(&assignments, args.partitions);
         let elapsed = t0.elapsed();
         match state {
@@ -194,6 +200,9 @@ fn main() {
     let leaving = leaver.close();
     outcome.scale_down = settle("scale-down", &members, &args, t0);
     outcome.cpu_end = common::cpu_times();
+    // The measurement is complete: printed before the (untimed) close, whose failure is
+    // reported but does not void it.
+    println!("{}", outcome.json("rdkafka", &args));
 
     let mut threads = vec![leaving];
     threads.extend(members.into_iter().map(Member::close));
@@ -209,5 +218,4 @@ fn main() {
             fail("close", "a member thread panicked");
         }
     }
-    println!("{}", outcome.json("rdkafka", &args));
 }
