@@ -44,8 +44,10 @@ run events-consume bash benches/run-events-consume.sh --bootstrap "$B" --records
   --rate 1000 --seconds 2
 run scale bash benches/run-scale.sh --bootstrap "$B" --clients kafkit --sizes 100,1000 \
   --partitions 3,6 --mb 1 --rounds 1 --out "$OUT/scale"
+run rebalance bash benches/run-rebalance.sh --bootstrap "$B" --clients kafkit --members 1,2 \
+  --partitions 6 --protocols classic,consumer --rounds 1 --pause 0 --out "$OUT/rebalance.jsonl"
 # The summaries draw their curves: the pictures must be there.
-for picture in latency.svg soak.svg scale/scale.svg; do
+for picture in latency.svg soak.svg scale/scale.svg rebalance.svg; do
   [[ -s "$OUT/$picture" ]] || { echo "bench smoke: no picture $picture" >&2; exit 1; }
 done
-echo "bench smoke: pictures drawn (latency, soak, scale)"
+echo "bench smoke: pictures drawn (latency, soak, scale, rebalance)"
