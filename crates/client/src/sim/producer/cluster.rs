@@ -177,6 +177,14 @@ pub(super) fn decode(bytes: &Bytes) -> Option<(i64, i16, i32, Vec<u64>)> {
 }
 
 impl Cluster {
+    /// Each partition's log as its leader holds it now (what the checkers judge).
+    pub(super) fn leader_logs(&self) -> Vec<ReplicaLog> {
+        self.partitions
+            .iter()
+            .map(|p| p.leader_log().clone())
+            .collect()
+    }
+
     /// `partitions` partitions, replication factor 3, leaders spread round-robin.
     pub(super) fn new(partitions: i32, lag_max: Duration, broken: Broken) -> Self {
         let partitions = (0..partitions)

@@ -145,12 +145,7 @@ fn scenario(run: &mut Run, adjust: impl FnOnce(&mut Knobs)) -> Result<(), Violat
     adjust(&mut knobs);
     let mut world = World::new(run, knobs);
     world.simulate();
-    let logs: Vec<_> = world
-        .cluster
-        .partitions
-        .iter()
-        .map(|p| p.leader_log().clone())
-        .collect();
+    let logs = world.cluster.leader_logs();
     checker::check(&world.history, &logs, &Default::default())
 }
 
@@ -165,12 +160,7 @@ fn txn_scenario(
     adjust(&mut knobs, &mut txn);
     let mut world = World::new_txn(run, knobs, txn);
     world.simulate();
-    let logs: Vec<_> = world
-        .cluster
-        .partitions
-        .iter()
-        .map(|p| p.leader_log().clone())
-        .collect();
+    let logs = world.cluster.leader_logs();
     txn_checker::check(&world.history, &logs)
 }
 
@@ -191,12 +181,7 @@ fn zombie_scenario(
     adjust(&mut knobs, &mut txn, &mut zombie);
     let mut world = World::new_zombie(run, knobs, txn, zombie);
     world.simulate();
-    let logs: Vec<_> = world
-        .cluster
-        .partitions
-        .iter()
-        .map(|p| p.leader_log().clone())
-        .collect();
+    let logs = world.cluster.leader_logs();
     if let Some(z) = &world.history.zombie {
         if z.fenced_at.is_some() && !z.a_stopped_first {
             fenced.set(fenced.get() + 1);
