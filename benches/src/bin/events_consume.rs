@@ -246,7 +246,7 @@ impl Bench {
         match mode {
             Mode::Raw => {
                 let config = ConsumerConfig::builder()
-                    .bootstrap_servers([self.bootstrap.as_str()])
+                    .bootstrap_servers(self.bootstrap.split(','))
                     .set("group.id", &group)?
                     .set("auto.offset.reset", "earliest")?
                     .build()?;

@@ -26,7 +26,7 @@ async fn main() {
     let args = consume::parse_args("kafkit-consume");
     let rss_base = common::memory_base();
     let config = ConsumerConfig::builder()
-        .bootstrap_servers([args.bootstrap.clone()])
+        .bootstrap_servers(args.bootstrap.split(','))
         .auto_offset_reset(AutoOffsetReset::Earliest)
         .enable_auto_commit(false)
         .fetch_min_bytes(1)

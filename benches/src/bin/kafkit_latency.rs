@@ -111,7 +111,7 @@ async fn main() {
         .map(|p| TopicPartition::new(args.topic.clone(), p.partition))
         .collect();
     let consumer_config = ConsumerConfig::builder()
-        .bootstrap_servers([args.bootstrap.clone()])
+        .bootstrap_servers(args.bootstrap.split(','))
         .auto_offset_reset(AutoOffsetReset::Earliest)
         .enable_auto_commit(false)
         .fetch_min_bytes(1)

@@ -149,7 +149,7 @@ struct Counters {
 
 fn consumer_config(args: &Args, group: &str) -> ConsumerConfig {
     ConsumerConfig::builder()
-        .bootstrap_servers([args.bootstrap.clone()])
+        .bootstrap_servers(args.bootstrap.split(','))
         .group_id(group)
         .group_protocol(args.protocol)
         .auto_offset_reset(AutoOffsetReset::Earliest)

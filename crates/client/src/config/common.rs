@@ -180,6 +180,12 @@ impl FromStr for BrokerAddress {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = |reason: &str| ConfigError::invalid(BOOTSTRAP_SERVERS, s, reason);
         let trimmed = s.trim();
+        if trimmed.contains(',') {
+            return Err(bad(
+                "one `host:port` per entry: split a comma-separated list \
+                 (the `bootstrap.servers` property is split at commas, a builder's list is not)",
+            ));
+        }
         let (host, port) = if let Some(rest) = trimmed.strip_prefix('[') {
             let (host, after) = rest
                 .split_once(']')
@@ -755,6 +761,16 @@ mod tests {
         }
         let a: BrokerAddress = " kafka.example:9092 ".parse().unwrap();
         assert_eq!(a.to_string(), "kafka.example:9092");
+    }
+
+    #[test]
+    fn a_list_given_as_one_address_says_so() {
+        let err = "127.0.0.1:9092,127.0.0.1:9093"
+            .parse::<BrokerAddress>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("one `host:port` per entry"), "{err}");
+        assert!(!err.contains("IPv6"), "{err}");
     }
 
     #[test]
