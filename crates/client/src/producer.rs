@@ -530,27 +530,38 @@ impl Producer {
         } else {
             Duration::ZERO
         };
+        // The topic is looked up once in the metadata and once (a range) in the accumulator:
+        // this runs at every sticky switch, over every partition of the topic.
         let leaders: Vec<(u32, i32)> = {
             let metadata = self.handle.cluster.metadata();
-            (0..partitions)
-                .filter_map(|p| {
-                    let leader = metadata.leader(topic, i32::try_from(p).ok()?)?;
-                    Some((p, leader.node_id))
+            metadata
+                .topic(topic)
+                .map(|info| {
+                    (0..partitions)
+                        .zip(&info.partitions)
+                        .filter_map(|(p, part)| {
+                            let leader = part.leader?;
+                            metadata.broker(leader)?;
+                            Some((p, leader))
+                        })
+                        .collect()
                 })
-                .collect()
+                .unwrap_or_default()
         };
         let available = usable_partitions(&leaders, state.node_latency(), timeout);
-        let queues: Vec<(u32, u32)> = {
-            let name: Arc<str> = Arc::from(topic);
-            available
-                .iter()
-                .map(|p| {
-                    let tp = TopicPartition::new(name.clone(), i32::try_from(*p).unwrap_or(0));
-                    let queued = state.accumulator().batches(&tp).count();
-                    (*p, u32::try_from(queued).unwrap_or(u32::MAX))
-                })
-                .collect()
-        };
+        let mut queued = vec![0u32; usize::try_from(partitions).unwrap_or(0)];
+        for (p, batches) in state.accumulator().queued_batches(topic) {
+            if let Some(slot) = usize::try_from(p).ok().and_then(|p| queued.get_mut(p)) {
+                *slot = u32::try_from(batches).unwrap_or(u32::MAX);
+            }
+        }
+        let queues: Vec<(u32, u32)> = available
+            .iter()
+            .map(|&p| {
+                let n = usize::try_from(p).ok().and_then(|p| queued.get(p));
+                (p, n.copied().unwrap_or(0))
+            })
+            .collect();
         partitioner.update_load_stats(topic, &queues, partitions);
         available
     }

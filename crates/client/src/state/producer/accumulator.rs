@@ -330,6 +330,18 @@ impl<D> Accumulator<D> {
         self.queues.get(tp).into_iter().flatten()
     }
 
+    /// `(partition, queued batches)` of every partition of `topic` with batches queued, in
+    /// partition order: one range of the ordered queues (empty queues are removed), so the
+    /// partitions with nothing queued cost nothing.
+    pub fn queued_batches(&self, topic: &str) -> impl Iterator<Item = (i32, usize)> + '_ {
+        let name: Arc<str> = Arc::from(topic);
+        let range =
+            TopicPartition::new(name.clone(), i32::MIN)..=TopicPartition::new(name, i32::MAX);
+        self.queues
+            .range(range)
+            .map(|(tp, queue)| (tp.partition, queue.len()))
+    }
+
     /// The ids of every queued batch (tests).
     #[cfg(test)]
     pub(crate) fn batch_ids(&self) -> Vec<u64> {

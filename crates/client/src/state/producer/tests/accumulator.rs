@@ -116,3 +116,23 @@ fn batches_are_compressed_with_the_configured_codec_and_level() {
     let best = encoded_with(Compression::Gzip, Some(9));
     assert_ne!(fast[61..], best[61..], "the level reached the encoder");
 }
+
+#[test]
+fn queued_batches_are_counted_for_the_one_topic_in_partition_order() {
+    let t0 = Instant::now();
+    let mut acc = one_record_batches(10_000);
+    // Topics sorting just before and after "t" must not leak into its range.
+    for (topic, partition, id) in [
+        ("s", 0, 0),
+        ("t", 2, 1),
+        ("t", 2, 2),
+        ("t", 0, 3),
+        ("tt", 1, 4),
+    ] {
+        acc.append(t0, &TopicPartition::new(topic, partition), record(id, 100))
+            .unwrap();
+    }
+    let counted: Vec<(i32, usize)> = acc.queued_batches("t").collect();
+    assert_eq!(counted, [(0, 1), (2, 2)]);
+    assert_eq!(acc.queued_batches("u").count(), 0);
+}
