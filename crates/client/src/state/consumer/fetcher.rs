@@ -41,6 +41,8 @@ use crate::consumer::ConsumeError;
 use crate::state::group::{OffsetAndMetadata, TopicPartition};
 use crate::state::metadata::{BrokerInfo, ClusterMetadata};
 pub use drain::Drained;
+#[cfg(test)]
+pub(crate) use drain::{record_memory, MIN_DRAIN_MEMORY};
 pub use resets::ListOffsetsToken;
 pub(crate) use resets::{answer_for, list_offsets_request};
 pub use validate::ValidationToken;
