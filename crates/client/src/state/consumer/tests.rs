@@ -1209,13 +1209,13 @@ pub(crate) fn encoding_samples(enc: &mut crate::request_versions::Encoder) {
     }
 }
 
-#[test]
-fn a_drain_stops_once_its_records_cost_the_prefetch_bound_in_memory() {
-    // 40 records of 1,000 empty headers each: 2 KB each on the wire, 64 KB each decoded.
+/// A state with one fetch of partition 0 buffered: 40 records of 1,000 empty headers each
+/// (2 KB each on the wire, 64 KB each decoded), `kafkit.prefetch.max.bytes` as given.
+fn header_heavy_fetch(prefetch_max_bytes: usize) -> FetchState {
     let now = Instant::now();
     let m = metadata(1);
     let mut s = FetchState::new(FetchSettings {
-        prefetch_max_bytes: 1 << 20,
+        prefetch_max_bytes,
         ..settings()
     });
     s.add_assigned(vec![(tp(0), Some(OffsetAndMetadata::new(0)))]);
@@ -1228,11 +1228,14 @@ fn a_drain_stops_once_its_records_cost_the_prefetch_bound_in_memory() {
             .unwrap();
     }
     b.finish(&BatchOptions::default(), &mut Vec::new()).unwrap();
-    s.handle_fetch(
-        now,
-        token,
-        response(0, vec![partition(0, Some(buf.freeze()), 40)]),
-    );
+    let data = Some(buf.freeze());
+    s.handle_fetch(now, token, response(0, vec![partition(0, data, 40)]));
+    s
+}
+
+#[test]
+fn a_drain_stops_once_its_records_cost_the_prefetch_bound_in_memory() {
+    let mut s = header_heavy_fetch(1 << 20);
     // 1 MiB / 64 KB: the 17th record passes the bound, then the drain stops.
     let first = s.drain(500).records;
     assert_eq!(first.len(), 17);
@@ -1246,32 +1249,11 @@ fn a_drain_stops_once_its_records_cost_the_prefetch_bound_in_memory() {
 fn a_drain_whose_records_cost_exactly_the_bound_stops_there() {
     // The bound is reached exactly, not passed: the drain must stop at it (a drain that went
     // on while `used == budget` would find the same fetch again and again, taking nothing).
-    let now = Instant::now();
-    let m = metadata(1);
-    let headers = vec![kafkit_wire::record::HeaderRef::new(b"", None); 1_000];
-    let mut buf = BytesMut::new();
-    let mut b = BatchBuilder::new(&mut buf, 0);
-    for _ in 0..40 {
-        b.append(&RecordRef::new(1_000, None, None).with_headers(&headers))
-            .unwrap();
-    }
-    b.finish(&BatchOptions::default(), &mut Vec::new()).unwrap();
-    let fetched = |prefetch_max_bytes: usize| {
-        let mut s = FetchState::new(FetchSettings {
-            prefetch_max_bytes,
-            ..settings()
-        });
-        s.add_assigned(vec![(tp(0), Some(OffsetAndMetadata::new(0)))]);
-        let (token, _) = s.poll_fetches(now, &m).pop().unwrap();
-        let data = Some(buf.clone().freeze());
-        s.handle_fetch(now, token, response(0, vec![partition(0, data, 40)]));
-        s
-    };
-    let one = fetched(1 << 20).drain(1).records;
+    let one = header_heavy_fetch(1 << 20).drain(1).records;
     let each = fetcher::record_memory(&one[0]);
     // 20 records' memory, above `MIN_DRAIN_MEMORY` (1 MiB) so it is the budget itself.
     assert!(20 * each >= fetcher::MIN_DRAIN_MEMORY);
-    let mut s = fetched(20 * each);
+    let mut s = header_heavy_fetch(20 * each);
     assert_eq!(s.drain(500).records.len(), 20);
     assert_eq!(s.position(&tp(0)).map(|p| p.offset), Some(20));
     assert_eq!(s.drain(500).records.len(), 20);
