@@ -8,7 +8,8 @@ and registry, so kafkit's bytes are checked against another implementation both 
   peer.py consume-avro  BOOTSTRAP REGISTRY_URL TOPIC N    (prints one JSON object per record)
 
 Records: key "peer-<i>", value {"id": "peer-<i>", "amount": i * 10, "note": "from python"}.
-Every wait has a deadline (60 s); exits non-zero on any failure.
+Every wait has a deadline (60 s), every registry request a timeout (10 s, retried by the
+client); exits non-zero on any failure.
 """
 import json
 import sys
@@ -44,6 +45,13 @@ JSON_SCHEMA = json.dumps({
 })
 
 DEADLINE = 60.0
+# confluent-kafka's registry client waits forever for an answer unless given a timeout (httpx's
+# `timeout=None`); a request a loaded registry never answered held one CI run for 30 minutes.
+REGISTRY_TIMEOUT_S = 10
+
+
+def registry_client(registry_url):
+    return SchemaRegistryClient({"url": registry_url, "timeout": REGISTRY_TIMEOUT_S})
 
 
 def record(i):
@@ -66,8 +74,19 @@ def produce(bootstrap, registry_url, topic, n, serializer):
         sys.exit(f"produce failed: {left} undelivered, errors {errors}")
 
 
+def where(consumer, topic):
+    """The consumer's position and the partition's log range, for a failure message."""
+    partition = TopicPartition(topic, 0)
+    try:
+        low, high = consumer.get_watermark_offsets(partition, timeout=5)
+        position = consumer.position([partition])[0].offset
+        return f"position {position}, log {low}..{high}"
+    except Exception as e:  # a diagnostic must not hide the failure it describes
+        return f"position unknown: {e}"
+
+
 def consume_avro(bootstrap, registry_url, topic, n):
-    registry = SchemaRegistryClient({"url": registry_url})
+    registry = registry_client(registry_url)
     deserializer = AvroDeserializer(registry)
     consumer = Consumer({
         "bootstrap.servers": bootstrap,
@@ -82,7 +101,8 @@ def consume_avro(bootstrap, registry_url, topic, n):
     try:
         while got < n:
             if time.monotonic() > deadline:
-                sys.exit(f"consumed {got} of {n} records before the deadline")
+                sys.exit(f"consumed {got} of {n} records before the deadline "
+                         f"({where(consumer, topic)})")
             msg = consumer.poll(1.0)
             if msg is None:
                 continue
@@ -101,7 +121,7 @@ def main():
         sys.exit(__doc__)
     command, bootstrap, registry_url, topic, n = sys.argv[1:]
     n = int(n)
-    registry = SchemaRegistryClient({"url": registry_url})
+    registry = registry_client(registry_url)
     if command == "produce-avro":
         produce(bootstrap, registry_url, topic, n, AvroSerializer(registry, AVRO_SCHEMA))
     elif command == "produce-json":

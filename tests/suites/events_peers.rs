@@ -57,9 +57,12 @@ impl EventPayload for PeerJson {
     const EVENT_TYPE: &'static str = "kafkit.peers.payment.json";
 }
 
+/// Runs one peer command, bounded: the peer's own waits have deadlines (60 s), and coreutils'
+/// `timeout` kills it if something it calls never answers (the venv's first install is ~30 s).
 fn python(args: &[&str]) -> String {
     let script = repo_root().join("scripts/python-peers.sh");
-    let output = Command::new("bash")
+    let output = Command::new("timeout")
+        .args(["--kill-after=10", "300", "bash"])
         .arg(&script)
         .arg("run")
         .args(args)
