@@ -448,6 +448,58 @@ async fn headers_timestamps_nulls_and_explicit_partitions_round_trip() {
     );
 }
 
+/// A topic with `message.timestamp.type=LogAppendTime`: every record reports the broker's
+/// append time of its batch (not the create time it was sent with) and its own offset; on a
+/// create-time topic the same records keep their own create times.
+#[tokio::test]
+async fn each_record_reports_its_offset_and_the_log_append_time_of_its_batch() {
+    let admin = Admin::connect(&kafka().bootstrap).await.unwrap();
+    let appended = unique_name("producer-append-time");
+    admin
+        .create_topics(&[
+            NewTopic::new(&appended, 1, 1).config("message.timestamp.type", "LogAppendTime")
+        ])
+        .await
+        .unwrap();
+    let created = topic(&admin, "producer-create-time").await;
+    let producer = Producer::new(config().linger(Duration::from_millis(50)).build().unwrap())
+        .await
+        .unwrap();
+    let sent_at = 1_700_000_000_000i64;
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let mut futures = Vec::new();
+    for topic in [&appended, &created] {
+        for i in 0..20i64 {
+            let record = ProducerRecord::new(topic.as_str())
+                .partition(0)
+                .timestamp(sent_at + i)
+                .value(format!("v{i}"));
+            futures.push(producer.send(record).await.unwrap());
+        }
+    }
+    let mut reports = Vec::new();
+    for f in futures {
+        reports.push(f.await.unwrap());
+    }
+    producer.close(Duration::from_secs(10)).await.unwrap();
+    let (appended_md, created_md) = reports.split_at(20);
+    for (i, md) in appended_md.iter().enumerate() {
+        assert_eq!(md.offset, i as i64);
+        // The broker's clock (this machine's), not the 2023 create time sent.
+        assert!(
+            md.timestamp >= before - 1_000,
+            "record {i}: {} vs {before}",
+            md.timestamp
+        );
+    }
+    for (i, md) in created_md.iter().enumerate() {
+        assert_eq!((md.offset, md.timestamp), (i as i64, sent_at + i as i64));
+    }
+}
+
 /// `partitioner.availability.timeout.ms` is accepted and, with a healthy broker, changes
 /// nothing: keyless records (small batches, so the sticky partition moves often) all get a
 /// delivery result and are all in the log.

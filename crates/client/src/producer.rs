@@ -473,8 +473,9 @@ impl Producer {
         // The key and value move into the batch (no copy); `on_append` is shown the topic,
         // the explicit partition and the key (a `Bytes` clone, keyed records only).
         let key_seen = key.clone();
+        let timestamp = timestamp.unwrap_or_else(|| shared.clock.millis_at(now));
         let buffered = BufferedRecord {
-            timestamp: timestamp.unwrap_or_else(|| shared.clock.millis_at(now)),
+            timestamp,
             key,
             value,
             headers,
@@ -490,7 +491,7 @@ impl Producer {
         let mut future = None;
         let appended = state
             .append_with(now, &tp, buffered, |previous, index| {
-                let (delivery, f) = Delivery::for_slot(previous, index);
+                let (delivery, f) = Delivery::for_slot(previous, index, timestamp);
                 future = Some(f);
                 Some(delivery)
             })
@@ -610,7 +611,7 @@ impl Producer {
                 let outcomes = {
                     let mut state = shared.lock();
                     state.abort(&ProduceError::Closed);
-                    state.take_outcomes()
+                    state.take_completions()
                 };
                 shared.deliver(outcomes);
                 break;

@@ -42,7 +42,7 @@ use crate::producer::{
 use crate::state::metadata::BrokerInfo;
 use crate::state::partitioner::DefaultPartitioner;
 use crate::state::producer::{
-    Outcome, PartitionResponse, ProduceRequestPlan, RequestResult, SenderState, TopicPartition,
+    Completion, PartitionResponse, ProduceRequestPlan, RequestResult, SenderState, TopicPartition,
 };
 use crate::state::rng::XorShift64Star;
 
@@ -148,7 +148,7 @@ impl Shared {
     }
 
     /// Hands outcomes to their records and releases their buffer memory.
-    pub(crate) fn deliver(&self, outcomes: Vec<Outcome<Delivery>>) {
+    pub(crate) fn deliver(&self, outcomes: Vec<Completion<Delivery>>) {
         if outcomes.is_empty() {
             return;
         }
@@ -158,7 +158,7 @@ impl Shared {
     }
 
     /// [`Shared::deliver`] from a reusable buffer (left empty).
-    pub(crate) fn deliver_from(&self, outcomes: &mut Vec<Outcome<Delivery>>) {
+    pub(crate) fn deliver_from(&self, outcomes: &mut Vec<Completion<Delivery>>) {
         if outcomes.is_empty() {
             return;
         }
@@ -345,7 +345,7 @@ pub(crate) async fn run(
     let mut refresh_running = false;
     let mut last_refresh: Option<Instant> = None;
     let mut last_resync = Instant::now();
-    let mut outcomes: Vec<Outcome<Delivery>> = Vec::new();
+    let mut outcomes: Vec<Completion<Delivery>> = Vec::new();
     loop {
         let now = Instant::now();
         if now >= last_resync + RESYNC_EVERY {
@@ -356,7 +356,7 @@ pub(crate) async fn run(
             let outcomes = {
                 let mut state = shared.lock();
                 state.abort(&ProduceError::Closed);
-                state.take_outcomes()
+                state.take_completions()
             };
             shared.deliver(outcomes);
             break;
@@ -384,7 +384,7 @@ pub(crate) async fn run(
             let stale = state.take_metadata_stale();
             shared.mirror(&state);
             let closing = state.is_closing();
-            state.take_outcomes_into(&mut outcomes);
+            state.take_completions_into(&mut outcomes);
             let mut transmit = transmit;
             if let Some(at) = state.transaction().and_then(|t| t.next_add_at()) {
                 transmit.next_check = Some(transmit.next_check.map_or(at, |c| c.min(at)));
@@ -527,7 +527,7 @@ pub(crate) async fn run(
                                     } else {
                                         warn!(error = %error, "InitProducerId failed for good");
                                     }
-                                    state.take_outcomes()
+                                    state.take_completions()
                                 };
                                 shared.deliver(outcomes);
                             }

@@ -2,10 +2,13 @@
 //!
 //! Every record of a batch holds a [`Delivery`] (the producer side, kept in the batch) that
 //! points at the batch's [`BatchDelivery`] with the record's index; its [`DeliveryFuture`]
-//! points at the same one. Outcomes are written per batch under one lock, and the wakers of
-//! the futures waiting on that batch are woken once. A `Delivery` dropped without an outcome
-//! (the state lost it: not expected) writes [`ProduceError::Closed`] for its record, as a
-//! dropped channel sender would.
+//! points at the same one. A written batch is completed whole, under one lock: one entry
+//! (first index, count, base offset, log append time) from which each future works out its
+//! own offset and timestamp, as the Java client's futures do from their batch's one result.
+//! Failures are written record by record, one lock per run of the same batch. The wakers of
+//! the futures waiting on a batch are woken once per completion. A `Delivery` dropped without
+//! an outcome (the state lost it: not expected) writes [`ProduceError::Closed`] for its
+//! record, as a dropped channel sender would.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,7 +18,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::error::ProduceError;
 use super::record::RecordMetadata;
-use crate::state::producer::Outcome;
+use crate::state::producer::{BatchWritten, Completion, Outcome};
 
 type Outcomes = Result<RecordMetadata, ProduceError>;
 
@@ -30,18 +33,46 @@ pub(crate) struct BatchDelivery {
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// By record index (grown as outcomes come in).
-    slots: Vec<Slot>,
+    /// Records' own outcomes (failures), by record index (grown as they come in).
+    slots: Vec<Option<Outcomes>>,
+    /// Runs of the batch's records written (one, or one per piece of a split batch).
+    written: Vec<Written>,
     /// Futures waiting: (record index, waker).
     waiting: Vec<(u32, Waker)>,
 }
 
-#[derive(Debug, Default)]
-enum Slot {
-    #[default]
-    Pending,
-    Ready(Outcomes),
-    Taken,
+/// Records `first..first + count` of a batch, written from `base_offset`.
+#[derive(Debug)]
+struct Written {
+    first: u32,
+    count: u32,
+    base_offset: i64,
+    log_append_time: i64,
+    topic: Arc<str>,
+    partition: i32,
+}
+
+impl Written {
+    /// The metadata of the record at `index` (created at `timestamp`), if this run holds it.
+    fn metadata(&self, index: u32, timestamp: i64) -> Option<RecordMetadata> {
+        let at = index
+            .checked_sub(self.first)
+            .filter(|at| *at < self.count)?;
+        Some(RecordMetadata {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            offset: if self.base_offset < 0 {
+                -1
+            } else {
+                self.base_offset.saturating_add(i64::from(at))
+            },
+            timestamp: if self.log_append_time >= 0 {
+                self.log_append_time
+            } else {
+                timestamp
+            },
+        })
+    }
 }
 
 impl BatchDelivery {
@@ -56,11 +87,22 @@ impl Inner {
     fn set(&mut self, index: u32, result: Outcomes) {
         let i = index as usize;
         if self.slots.len() <= i {
-            self.slots.resize_with(i + 1, Slot::default);
+            self.slots.resize_with(i + 1, || None);
         }
-        if let Some(slot @ Slot::Pending) = self.slots.get_mut(i) {
-            *slot = Slot::Ready(result);
+        if let Some(slot @ None) = self.slots.get_mut(i) {
+            *slot = Some(result);
         }
+    }
+
+    /// The outcome of the record at `index` (created at `timestamp`), once known.
+    fn take(&mut self, index: u32, timestamp: i64) -> Option<Outcomes> {
+        if let Some(result) = self.slots.get_mut(index as usize).and_then(Option::take) {
+            return Some(result);
+        }
+        self.written
+            .iter()
+            .find_map(|run| run.metadata(index, timestamp))
+            .map(Ok)
     }
 }
 
@@ -73,12 +115,13 @@ pub(crate) struct Delivery {
 }
 
 impl Delivery {
-    /// The handle of the record at `index` of its batch, sharing the completion of
-    /// `previous` (the record before it in the same batch), or a new one for a new batch;
-    /// and the future the caller gets.
+    /// The handle of the record at `index` of its batch, created at `timestamp`, sharing the
+    /// completion of `previous` (the record before it in the same batch), or a new one for a
+    /// new batch; and the future the caller gets.
     pub(crate) fn for_slot(
         previous: Option<&Delivery>,
         index: usize,
+        timestamp: i64,
     ) -> (Delivery, DeliveryFuture) {
         let batch = match previous {
             Some(p) => p.batch.clone(),
@@ -88,6 +131,8 @@ impl Delivery {
         let future = DeliveryFuture {
             batch: batch.clone(),
             index,
+            timestamp,
+            done: false,
             registered: None,
         };
         (
@@ -115,28 +160,94 @@ impl Drop for Delivery {
     }
 }
 
-/// Hands each outcome to its record's future, one lock and one round of wake-ups per batch;
-/// returns the `buffer.memory` bytes to release.
-pub(crate) fn deliver_all(outcomes: Vec<Outcome<Delivery>>) -> usize {
-    let mut outcomes = outcomes;
-    deliver_drain(&mut outcomes)
+/// Hands each completion to its records' futures, one lock and one round of wake-ups per
+/// batch; returns the `buffer.memory` bytes to release.
+pub(crate) fn deliver_all(completions: Vec<Completion<Delivery>>) -> usize {
+    let mut completions = completions;
+    deliver_drain(&mut completions)
 }
 
 /// [`deliver_all`] from a reusable buffer (left empty, its capacity kept).
-pub(crate) fn deliver_drain(outcomes: &mut Vec<Outcome<Delivery>>) -> usize {
+pub(crate) fn deliver_drain(completions: &mut Vec<Completion<Delivery>>) -> usize {
     let mut released = 0usize;
     let mut wakers: Vec<(u32, Waker)> = Vec::new();
-    // Outcomes come batch by batch: one lock per run of the same batch, its slots sized once.
+    let mut records: Vec<Outcome<Delivery>> = Vec::new();
+    for completion in completions.drain(..) {
+        match completion {
+            Completion::Record(outcome) => records.push(outcome),
+            Completion::Written(batch) => {
+                if let Err(batch) = deliver_written(batch, &mut released, &mut wakers) {
+                    records.extend(batch.into_outcomes());
+                }
+            }
+        }
+    }
+    deliver_records(&mut records, &mut released, &mut wakers);
+    wakers.into_iter().for_each(|(_, w)| w.wake());
+    released
+}
+
+/// Completes a written batch whose records are one contiguous run of one batch's handles (a
+/// batch, or a piece of a split one, always is); gives it back otherwise.
+fn deliver_written(
+    mut batch: BatchWritten<Delivery>,
+    released: &mut usize,
+    wakers: &mut Vec<(u32, Waker)>,
+) -> Result<(), BatchWritten<Delivery>> {
+    let Some(first) = batch.records.first() else {
+        return Ok(());
+    };
+    let shared = first.delivery.batch.clone();
+    let first = first.delivery.index;
+    let contiguous = batch.records.iter().enumerate().all(|(i, r)| {
+        Arc::ptr_eq(&r.delivery.batch, &shared)
+            && u32::try_from(i)
+                .ok()
+                .and_then(|i| first.checked_add(i))
+                .is_some_and(|at| at == r.delivery.index)
+    });
+    let Some(count) = u32::try_from(batch.records.len())
+        .ok()
+        .filter(|_| contiguous)
+    else {
+        return Err(batch);
+    };
+    {
+        let mut inner = shared.lock();
+        inner.written.push(Written {
+            first,
+            count,
+            base_offset: batch.base_offset,
+            log_append_time: batch.log_append_time,
+            topic: batch.tp.topic.clone(),
+            partition: batch.tp.partition,
+        });
+        shared.version.fetch_add(1, Ordering::Release);
+        wakers.append(&mut inner.waiting);
+    }
+    for record in &mut batch.records {
+        *released = released.saturating_add(record.reserved);
+        record.delivery.done = true;
+    }
+    Ok(())
+}
+
+/// Writes records' own outcomes, one lock per run of the same batch (left empty).
+fn deliver_records(
+    outcomes: &mut Vec<Outcome<Delivery>>,
+    released: &mut usize,
+    wakers: &mut Vec<(u32, Waker)>,
+) {
     for run in outcomes.chunk_by_mut(|a, b| Arc::ptr_eq(&a.delivery.batch, &b.delivery.batch)) {
         let Some(first) = run.first() else { continue };
         let batch = first.delivery.batch.clone();
         let top = run.iter().map(|o| o.delivery.index).max().unwrap_or(0) as usize;
         let mut inner = batch.lock();
         if inner.slots.len() <= top {
-            inner.slots.resize_with(top + 1, Slot::default);
+            inner.slots.resize_with(top + 1, || None);
         }
         for outcome in run.iter_mut() {
-            released = released.saturating_add(outcome.reserved);
+            *released = released.saturating_add(outcome.reserved);
             let result = std::mem::replace(&mut outcome.result, Err(ProduceError::Closed));
             inner.set(outcome.delivery.index, result);
             outcome.delivery.done = true;
@@ -145,8 +256,6 @@ pub(crate) fn deliver_drain(outcomes: &mut Vec<Outcome<Delivery>>) -> usize {
         wakers.append(&mut inner.waiting);
     }
     outcomes.clear();
-    wakers.into_iter().for_each(|(_, w)| w.wake());
-    released
 }
 
 /// Resolves to a record's outcome once its batch is acknowledged or has failed.
@@ -158,6 +267,10 @@ pub(crate) fn deliver_drain(outcomes: &mut Vec<Outcome<Delivery>>) -> usize {
 pub struct DeliveryFuture {
     batch: Arc<BatchDelivery>,
     index: u32,
+    /// The record's create time (its timestamp unless the broker sets log append time).
+    timestamp: i64,
+    /// Resolved already: a later poll reads as closed.
+    done: bool,
     /// The waker last registered and the batch's version then (polls that would change
     /// nothing skip the lock).
     registered: Option<(u64, Waker)>,
@@ -168,6 +281,9 @@ impl Future for DeliveryFuture {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
+        if this.done {
+            return Poll::Ready(Err(ProduceError::Closed));
+        }
         if let Some((seen, waker)) = &this.registered {
             if this.batch.version.load(Ordering::Acquire) == *seen && waker.will_wake(cx.waker()) {
                 return Poll::Pending;
@@ -175,13 +291,9 @@ impl Future for DeliveryFuture {
         }
         let index = this.index;
         let mut inner = this.batch.lock();
-        if let Some(slot) = inner.slots.get_mut(index as usize) {
-            match std::mem::replace(slot, Slot::Taken) {
-                Slot::Ready(result) => return Poll::Ready(result),
-                // A poll after completion reads as closed.
-                Slot::Taken => return Poll::Ready(Err(ProduceError::Closed)),
-                Slot::Pending => *slot = Slot::Pending,
-            }
+        if let Some(result) = inner.take(index, this.timestamp) {
+            this.done = true;
+            return Poll::Ready(result);
         }
         match inner.waiting.iter_mut().find(|(at, _)| *at == index) {
             Some((_, waker)) => waker.clone_from(cx.waker()),
@@ -198,10 +310,11 @@ impl Future for DeliveryFuture {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::producer::{BufferedRecord, TopicPartition};
     use std::sync::Arc as StdArc;
 
-    fn outcome(delivery: Delivery, offset: i64) -> Outcome<Delivery> {
-        Outcome {
+    fn outcome(delivery: Delivery, offset: i64) -> Completion<Delivery> {
+        Completion::Record(Outcome {
             delivery,
             reserved: 10,
             result: Ok(RecordMetadata {
@@ -210,14 +323,58 @@ mod tests {
                 offset,
                 timestamp: 1,
             }),
+        })
+    }
+
+    /// `n` records of one batch, created at 1000 + index: their handles and futures.
+    fn batch(n: usize) -> (Vec<Delivery>, Vec<DeliveryFuture>) {
+        let mut handles: Vec<Delivery> = Vec::new();
+        let mut futures = Vec::new();
+        for i in 0..n {
+            let (d, f) = Delivery::for_slot(handles.last(), i, 1000 + i as i64);
+            handles.push(d);
+            futures.push(f);
         }
+        (handles, futures)
+    }
+
+    fn written(
+        handles: Vec<Delivery>,
+        base_offset: i64,
+        log_append_time: i64,
+    ) -> Completion<Delivery> {
+        let records = handles
+            .into_iter()
+            .map(|d| {
+                let created = 1000 + i64::from(d.index);
+                let mut r = BufferedRecord::new(created, None, None, ()).with_delivery(d);
+                r.reserved = 7;
+                r
+            })
+            .collect();
+        Completion::Written(BatchWritten {
+            tp: TopicPartition::new("w", 3),
+            records,
+            base_offset,
+            log_append_time,
+        })
+    }
+
+    async fn offsets(futures: Vec<DeliveryFuture>) -> Vec<(i64, i64)> {
+        let mut out = Vec::new();
+        for f in futures {
+            let m = f.await.expect("written");
+            assert_eq!((&*m.topic, m.partition), ("w", 3));
+            out.push((m.offset, m.timestamp));
+        }
+        out
     }
 
     #[tokio::test]
     async fn every_record_of_a_batch_gets_its_own_outcome() {
-        let (d0, f0) = Delivery::for_slot(None, 0);
-        let (d1, f1) = Delivery::for_slot(Some(&d0), 1);
-        let (other, f_other) = Delivery::for_slot(None, 0);
+        let (d0, f0) = Delivery::for_slot(None, 0, 1);
+        let (d1, f1) = Delivery::for_slot(Some(&d0), 1, 1);
+        let (other, f_other) = Delivery::for_slot(None, 0, 1);
         let waiter = tokio::spawn(f1);
         tokio::task::yield_now().await;
         assert_eq!(deliver_all(vec![outcome(d0, 5), outcome(d1, 6)]), 20);
@@ -225,5 +382,60 @@ mod tests {
         assert!(matches!(waiter.await, Ok(Ok(m)) if m.offset == 6));
         drop(other);
         assert!(matches!(f_other.await, Err(ProduceError::Closed)));
+    }
+
+    #[tokio::test]
+    async fn a_written_batch_gives_each_record_its_offset_and_create_time() {
+        let (handles, mut futures) = batch(3);
+        let waiter = tokio::spawn(futures.remove(2));
+        tokio::task::yield_now().await;
+        assert_eq!(deliver_all(vec![written(handles, 40, -1)]), 21);
+        assert_eq!(offsets(futures).await, [(40, 1000), (41, 1001)]);
+        let last = waiter.await.expect("joined").expect("written");
+        assert_eq!((last.offset, last.timestamp), (42, 1002));
+    }
+
+    #[tokio::test]
+    async fn log_append_time_and_an_unknown_base_offset_reach_every_record() {
+        let (handles, futures) = batch(2);
+        deliver_all(vec![written(handles, -1, 77)]);
+        assert_eq!(offsets(futures).await, [(-1, 77), (-1, 77)]);
+    }
+
+    #[tokio::test]
+    async fn the_pieces_of_a_split_batch_count_from_their_own_base_offsets() {
+        let (mut handles, futures) = batch(5);
+        let rest = handles.split_off(2);
+        deliver_all(vec![written(handles, 100, -1)]);
+        deliver_all(vec![written(rest, 200, -1)]);
+        assert_eq!(
+            offsets(futures).await,
+            [
+                (100, 1000),
+                (101, 1001),
+                (200, 1002),
+                (201, 1003),
+                (202, 1004)
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn records_of_two_batches_in_one_written_run_still_each_get_their_outcome() {
+        let (mut a, fa) = batch(2);
+        let (b, fb) = batch(1);
+        a.extend(b);
+        assert_eq!(deliver_all(vec![written(a, 10, -1)]), 21);
+        let all: Vec<_> = fa.into_iter().chain(fb).collect();
+        assert_eq!(offsets(all).await, [(10, 1000), (11, 1001), (12, 1000)]);
+    }
+
+    #[tokio::test]
+    async fn a_future_polled_again_after_its_outcome_reads_closed() {
+        let (handles, mut futures) = batch(1);
+        deliver_all(vec![written(handles, 5, -1)]);
+        let mut f = futures.remove(0);
+        assert!(matches!((&mut f).await, Ok(m) if m.offset == 5));
+        assert!(matches!(f.await, Err(ProduceError::Closed)));
     }
 }

@@ -476,14 +476,15 @@ impl<D> ProducerBatch<D> {
         Ok(bytes)
     }
 
-    /// Every record's success: offsets from `base_offset` (-1 stays -1), timestamps from
-    /// `log_append_time` when the broker set one (not -1).
-    pub fn succeed(
-        self,
-        base_offset: i64,
-        log_append_time: i64,
-    ) -> impl Iterator<Item = Outcome<D>> {
-        succeed_records(self.tp, self.records, base_offset, log_append_time)
+    /// The batch written from `base_offset` (-1 when unknown), with the broker's
+    /// `log_append_time` (-1: each record keeps its create time).
+    pub fn written(self, base_offset: i64, log_append_time: i64) -> BatchWritten<D> {
+        BatchWritten {
+            tp: self.tp,
+            records: self.records,
+            base_offset,
+            log_append_time,
+        }
     }
 
     /// Every record's failure with `error`.
@@ -492,8 +493,8 @@ impl<D> ProducerBatch<D> {
     }
 }
 
-/// The success of `records` of `tp` written from `base_offset` (see
-/// [`ProducerBatch::succeed`]).
+/// The success of `records` of `tp` written from `base_offset`: offsets from `base_offset`
+/// (-1 stays -1), timestamps from `log_append_time` when the broker set one (not -1).
 pub(crate) fn succeed_records<D>(
     tp: TopicPartition,
     records: Vec<BufferedRecord<D>>,
@@ -546,6 +547,57 @@ pub struct Outcome<D> {
     pub reserved: usize,
     /// Where it was written, or why not.
     pub result: Result<RecordMetadata, ProduceError>,
+}
+
+/// A batch (or a piece of a split batch) the broker wrote: every record of it succeeded, the
+/// first at `base_offset` and each next one at the next offset.
+///
+/// The sender hands a written batch on whole rather than as one [`Outcome`] per record: the
+/// I/O layer completes all its records at once (as the Java client completes a batch's
+/// futures from one result), and [`BatchWritten::into_outcomes`] gives the per-record view.
+#[derive(Debug)]
+pub struct BatchWritten<D> {
+    /// Where the batch was written.
+    pub tp: TopicPartition,
+    /// Its records, in offset order.
+    pub records: Vec<BufferedRecord<D>>,
+    /// The first record's offset; -1 when unknown (`acks=0`, a duplicate).
+    pub base_offset: i64,
+    /// The broker's log append time for every record, or -1 (create time).
+    pub log_append_time: i64,
+}
+
+impl<D> BatchWritten<D> {
+    /// Each record's success: its offset and timestamp (see [`BatchWritten`]).
+    pub fn into_outcomes(self) -> impl Iterator<Item = Outcome<D>> {
+        succeed_records(
+            self.tp,
+            self.records,
+            self.base_offset,
+            self.log_append_time,
+        )
+    }
+}
+
+/// What the sender decided for the records handed to it: one record's outcome, or a whole
+/// batch written.
+#[derive(Debug)]
+pub enum Completion<D> {
+    /// One record's outcome (failures, one at a time).
+    Record(Outcome<D>),
+    /// Every record of a batch written.
+    Written(BatchWritten<D>),
+}
+
+impl<D> Completion<D> {
+    /// The records' outcomes, one per record.
+    pub fn into_outcomes(self) -> impl Iterator<Item = Outcome<D>> {
+        let (one, written) = match self {
+            Completion::Record(outcome) => (Some(outcome), None),
+            Completion::Written(batch) => (None, Some(batch.into_outcomes())),
+        };
+        one.into_iter().chain(written.into_iter().flatten())
+    }
 }
 
 #[cfg(test)]

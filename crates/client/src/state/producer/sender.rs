@@ -9,7 +9,9 @@
 //!    in the returned order per node, and when to call again;
 //! 4. [`SenderState::handle_result`] for each request's response or failure, in any order
 //!    (results are applied in send order per node);
-//! 5. [`SenderState::take_outcomes`] after each step: every record's outcome, exactly once.
+//! 5. [`SenderState::take_completions_into`] after each step: every record's outcome, exactly
+//!    once — written batches whole ([`Completion::Written`]), failures record by record
+//!    ([`SenderState::take_outcomes`] gives the same one per record).
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -20,7 +22,7 @@ use kafka_protocol::error::ResponseError;
 use kafkit_wire::compression::Compression;
 
 use super::accumulator::{Accumulator, AccumulatorConfig, Appended};
-use super::batch::{BufferedRecord, Outcome, ProducerBatch, TopicPartition};
+use super::batch::{BufferedRecord, Completion, Outcome, ProducerBatch, TopicPartition};
 use super::idempotence::Idempotence;
 use super::node_latency::NodeLatency;
 use super::transaction::TransactionState;
@@ -145,7 +147,9 @@ pub struct SenderState<D> {
     in_flight_orders: HashMap<TopicPartition, BTreeSet<u64>>,
     outstanding: BTreeSet<u64>,
     next_request_id: u64,
-    outcomes: Vec<Outcome<D>>,
+    /// What was decided since the last `take_*`: failures record by record, successes
+    /// batch by batch.
+    completions: Vec<Completion<D>>,
     flushing: usize,
     closing: bool,
     metadata_stale: bool,
@@ -172,7 +176,7 @@ impl<D> SenderState<D> {
             in_flight_orders: HashMap::new(),
             outstanding: BTreeSet::new(),
             next_request_id: 0,
-            outcomes: Vec::new(),
+            completions: Vec::new(),
             flushing: 0,
             closing: false,
             metadata_stale: false,
@@ -518,18 +522,28 @@ impl<D> SenderState<D> {
         }
         self.node_requests.retain(|_, q| !q.is_empty());
     }
-    /// Every record outcome decided since the last call.
+    /// Every record outcome decided since the last call, one per record, in the order
+    /// decided.
     pub fn take_outcomes(&mut self) -> Vec<Outcome<D>> {
-        std::mem::take(&mut self.outcomes)
+        std::mem::take(&mut self.completions)
+            .into_iter()
+            .flat_map(Completion::into_outcomes)
+            .collect()
     }
 
-    /// Like [`take_outcomes`](SenderState::take_outcomes), into `out` (appended), keeping
-    /// both buffers' capacity when `out` comes in empty: the I/O loop reuses its buffers.
-    pub fn take_outcomes_into(&mut self, out: &mut Vec<Outcome<D>>) {
+    /// What was decided since the last call, written batches whole (see [`BatchWritten`]).
+    pub fn take_completions(&mut self) -> Vec<Completion<D>> {
+        std::mem::take(&mut self.completions)
+    }
+
+    /// Like [`take_completions`](SenderState::take_completions),
+    /// into `out` (appended), keeping both buffers' capacity when `out` comes in empty: the
+    /// I/O loop reuses its buffers.
+    pub fn take_completions_into(&mut self, out: &mut Vec<Completion<D>>) {
         if out.is_empty() {
-            std::mem::swap(&mut self.outcomes, out);
+            std::mem::swap(&mut self.completions, out);
         } else {
-            out.append(&mut self.outcomes);
+            out.append(&mut self.completions);
         }
     }
 

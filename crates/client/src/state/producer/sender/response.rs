@@ -8,7 +8,9 @@ use kafka_protocol::error::ResponseError;
 use super::{InFlight, NoJitter, PartitionResponse, RequestResult, SenderState};
 use crate::error::Error;
 use crate::producer::ProduceError;
-use crate::state::producer::batch::{fail_records, succeed_records, ProducerBatch, TopicPartition};
+use crate::state::producer::batch::{
+    fail_records, BatchWritten, Completion, ProducerBatch, TopicPartition,
+};
 
 impl<D> SenderState<D> {
     pub(super) fn apply(&mut self, now: Instant, request: InFlight<D>, result: RequestResult) {
@@ -234,7 +236,8 @@ impl<D> SenderState<D> {
             .stats
             .records_failed
             .saturating_add(records.len() as u64);
-        self.outcomes.extend(fail_records(records, error));
+        self.completions
+            .extend(fail_records(records, error).map(Completion::Record));
         self.accumulator.reenqueue(batch);
     }
 
@@ -244,9 +247,12 @@ impl<D> SenderState<D> {
             // A piece of a split batch: its records are done, the rest goes back in place.
             self.stats.records_sent = self.stats.records_sent.saturating_add(records.len() as u64);
             self.stats.bytes_sent = self.stats.bytes_sent.saturating_add(bytes as u64);
-            let tp = batch.tp.clone();
-            self.outcomes
-                .extend(succeed_records(tp, records, base, append_time));
+            self.completions.push(Completion::Written(BatchWritten {
+                tp: batch.tp.clone(),
+                records,
+                base_offset: base,
+                log_append_time: append_time,
+            }));
             self.accumulator.reenqueue(batch);
             return;
         }
@@ -256,7 +262,8 @@ impl<D> SenderState<D> {
             .records_sent
             .saturating_add(batch.record_count() as u64);
         self.stats.bytes_sent = self.stats.bytes_sent.saturating_add(bytes as u64);
-        self.outcomes.extend(batch.succeed(base, append_time));
+        self.completions
+            .push(Completion::Written(batch.written(base, append_time)));
     }
 
     pub(super) fn fail(&mut self, batch: ProducerBatch<D>, error: &ProduceError) {
@@ -287,6 +294,7 @@ impl<D> SenderState<D> {
             .stats
             .records_failed
             .saturating_add(batch.record_count() as u64);
-        self.outcomes.extend(batch.fail(error));
+        self.completions
+            .extend(batch.fail(error).map(Completion::Record));
     }
 }
