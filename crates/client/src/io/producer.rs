@@ -147,22 +147,22 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Hands outcomes to their records and releases their buffer memory.
-    pub(crate) fn deliver(&self, outcomes: Vec<Completion<Delivery>>) {
-        if outcomes.is_empty() {
+    /// Hands completions to their records and releases their buffer memory.
+    pub(crate) fn deliver(&self, completions: Vec<Completion<Delivery>>) {
+        if completions.is_empty() {
             return;
         }
-        let released = deliver_all(outcomes);
+        let released = deliver_all(completions);
         self.buffer.add_permits(released);
         self.progress.notify_waiters();
     }
 
     /// [`Shared::deliver`] from a reusable buffer (left empty).
-    pub(crate) fn deliver_from(&self, outcomes: &mut Vec<Completion<Delivery>>) {
-        if outcomes.is_empty() {
+    pub(crate) fn deliver_from(&self, completions: &mut Vec<Completion<Delivery>>) {
+        if completions.is_empty() {
             return;
         }
-        let released = deliver_drain(outcomes);
+        let released = deliver_drain(completions);
         self.buffer.add_permits(released);
         self.progress.notify_waiters();
     }

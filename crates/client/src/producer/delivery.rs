@@ -199,36 +199,39 @@ fn deliver_written(
     };
     let shared = first.delivery.batch.clone();
     let first = first.delivery.index;
-    let contiguous = batch.records.iter().enumerate().all(|(i, r)| {
-        Arc::ptr_eq(&r.delivery.batch, &shared)
+    // One pass: the run's shape, its reserved bytes, its handles told they are done (should
+    // the run not be one contiguous stretch of `shared`, the per-record path below still
+    // writes every record's outcome).
+    let mut contiguous = true;
+    let mut reserved = 0usize;
+    for (i, record) in batch.records.iter_mut().enumerate() {
+        contiguous &= Arc::ptr_eq(&record.delivery.batch, &shared)
             && u32::try_from(i)
                 .ok()
                 .and_then(|i| first.checked_add(i))
-                .is_some_and(|at| at == r.delivery.index)
-    });
+                .is_some_and(|at| at == record.delivery.index);
+        reserved = reserved.saturating_add(record.reserved);
+        record.delivery.done = true;
+    }
     let Some(count) = u32::try_from(batch.records.len())
         .ok()
         .filter(|_| contiguous)
     else {
         return Err(batch);
     };
-    {
-        let mut inner = shared.lock();
-        inner.written.push(Written {
-            first,
-            count,
-            base_offset: batch.base_offset,
-            log_append_time: batch.log_append_time,
-            topic: batch.tp.topic.clone(),
-            partition: batch.tp.partition,
-        });
-        shared.version.fetch_add(1, Ordering::Release);
-        wakers.append(&mut inner.waiting);
-    }
-    for record in &mut batch.records {
-        *released = released.saturating_add(record.reserved);
-        record.delivery.done = true;
-    }
+    let mut inner = shared.lock();
+    inner.written.push(Written {
+        first,
+        count,
+        base_offset: batch.base_offset,
+        log_append_time: batch.log_append_time,
+        topic: batch.tp.topic.clone(),
+        partition: batch.tp.partition,
+    });
+    shared.version.fetch_add(1, Ordering::Release);
+    wakers.append(&mut inner.waiting);
+    drop(inner);
+    *released = released.saturating_add(reserved);
     Ok(())
 }
 
