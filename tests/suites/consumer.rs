@@ -4,7 +4,8 @@
 //! queries (`beginning_offsets`, `end_offsets`, `offsets_for_times`, a waiting `position`,
 //! `committed` of an assigned consumer); `assign` and `subscribe` refused while the other is in
 //! force; a corrupt batch through the proxy (reported on every poll until a seek);
-//! `read_committed` over transactions written by the Java client.
+//! `read_committed` over transactions written by the Java client; large fetch responses (pooled
+//! receive buffers) byte-exact.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
@@ -156,6 +157,72 @@ async fn reads_back_every_codec_in_order_exactly_once() {
         c.poll(Duration::ZERO).await,
         Err(ConsumeError::Closed)
     ));
+}
+
+/// Fetch responses above 128 KiB are read into pooled receive buffers (`io::frame_pool`): their
+/// records arrive byte-exact, so does every small frame read after one on the same
+/// connection, and a buffer handed back and refilled does not disturb the records still held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_fetch_responses_arrive_byte_exact() {
+    let t = topic("consumer-large", 3).await;
+    // Large records of distinct content (the index spelled out along the whole value) between
+    // small ones, so responses vary from a few bytes to ~1 MiB per partition.
+    let large = |i: usize| format!("{i:07}|").repeat(300_000 / 8);
+    let records: Vec<(i32, String, Option<i64>)> = (0..24)
+        .map(|i| {
+            let v = if i % 2 == 0 {
+                large(i)
+            } else {
+                format!("small-{i}")
+            };
+            ((i % 3) as i32, v, None)
+        })
+        .collect();
+    produce(Compression::None, &t, &records).await;
+    let sent_at =
+        |partition: i32, offset: usize| records.iter().filter(|s| s.0 == partition).nth(offset);
+    let tps: Vec<TopicPartition> = (0..3).map(|p| TopicPartition::new(t.clone(), p)).collect();
+    // Twice: once keeping every record to the end, once dropping each poll's records before
+    // the next (their buffers go back to the pool and take later responses).
+    for keep in [true, false] {
+        let c = consumer(&[("auto.offset.reset", "earliest")]).await;
+        c.assign(tps.clone()).unwrap();
+        let deadline = Instant::now() + WAIT;
+        let mut held = Vec::new();
+        let mut next: BTreeMap<i32, usize> = BTreeMap::new();
+        let mut seen = 0;
+        while seen < records.len() {
+            assert!(Instant::now() < deadline, "only {seen} records came");
+            let polled = c.poll(Duration::from_millis(200)).await.unwrap();
+            for r in &polled {
+                let k = next.entry(r.partition).or_default();
+                let expected = sent_at(r.partition, *k).expect("no more records than sent");
+                assert_eq!(r.offset, *k as i64, "partition {}", r.partition);
+                assert!(
+                    value(r) == expected.1,
+                    "partition {} offset {}",
+                    r.partition,
+                    r.offset
+                );
+                *k += 1;
+                seen += 1;
+            }
+            if keep {
+                held.extend(polled);
+            }
+        }
+        for r in &held {
+            // Still intact after every later response was read.
+            let sent = sent_at(r.partition, r.offset as usize).expect("sent");
+            assert!(
+                value(r) == sent.1,
+                "held record {}:{}",
+                r.partition,
+                r.offset
+            );
+        }
+        c.close(Duration::from_secs(5)).await.expect("close");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

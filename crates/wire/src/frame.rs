@@ -91,13 +91,21 @@ impl FrameDecoder {
         self.max_frame_size
     }
 
-    /// Takes the next whole frame off the front of `buf`, or says how many more bytes it needs.
+    /// The size (prefix excluded) of the frame that starts `buf`, once its 4-byte prefix is
+    /// there (`None` before), checked like [`decode`](Self::decode) checks it. Lets a reader
+    /// choose where a large frame's body goes before reading it.
     ///
-    /// When the size is known and valid but the body is incomplete, `buf` is reserved up to
-    /// the whole frame so the following reads fill it without reallocating.
-    pub fn decode(&self, buf: &mut BytesMut) -> Result<Next, FrameError> {
+    /// ```
+    /// use kafkit_wire::frame::{FrameDecoder, FrameError};
+    ///
+    /// let decoder = FrameDecoder::with_max_frame_size(1 << 20);
+    /// assert_eq!(decoder.frame_size(&[0, 0]), Ok(None));
+    /// assert_eq!(decoder.frame_size(&[0, 2, 0, 0, 7]), Ok(Some(131_072)));
+    /// assert_eq!(decoder.frame_size(&[0xff, 0xff, 0xff, 0xff]), Err(FrameError::NegativeSize(-1)));
+    /// ```
+    pub fn frame_size(&self, buf: &[u8]) -> Result<Option<usize>, FrameError> {
         let Some(prefix) = buf.get(..SIZE_PREFIX_LEN) else {
-            return Ok(Next::Need(SIZE_PREFIX_LEN - buf.len()));
+            return Ok(None);
         };
         let size = i32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
         let size = usize::try_from(size).map_err(|_| FrameError::NegativeSize(size))?;
@@ -107,6 +115,17 @@ impl FrameDecoder {
                 max: self.max_frame_size,
             });
         }
+        Ok(Some(size))
+    }
+
+    /// Takes the next whole frame off the front of `buf`, or says how many more bytes it needs.
+    ///
+    /// When the size is known and valid but the body is incomplete, `buf` is reserved up to
+    /// the whole frame so the following reads fill it without reallocating.
+    pub fn decode(&self, buf: &mut BytesMut) -> Result<Next, FrameError> {
+        let Some(size) = self.frame_size(buf)? else {
+            return Ok(Next::Need(SIZE_PREFIX_LEN - buf.len()));
+        };
         let total = SIZE_PREFIX_LEN + size;
         if buf.len() < total {
             let missing = total - buf.len();

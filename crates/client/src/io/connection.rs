@@ -32,11 +32,11 @@ use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
 use kafka_protocol::protocol::{Request, StrBytes};
 use kafkit_wire::api::{decode_api_versions, Versions};
-use kafkit_wire::frame::{FrameDecoder, Next};
+use kafkit_wire::frame::{FrameDecoder, Next, SIZE_PREFIX_LEN};
 use kafkit_wire::guard::GuardedResponse;
 use kafkit_wire::header::{decode_response_frame, decode_response_header, encode_request};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -45,6 +45,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, trace};
 
 use super::dns::{connect_tcp, Resolver};
+use super::frame_pool::{pooled_bytes, FramePool, POOLED_FRAME_MIN};
 use super::tls::TlsConnector;
 use crate::config::SecurityConfig;
 use crate::error::{Error, Result};
@@ -1046,8 +1047,31 @@ async fn read_loop<R: AsyncRead + Unpin>(
     decoder: FrameDecoder,
 ) {
     let mut buf = BytesMut::with_capacity(64 * 1024);
+    let pool = Arc::new(FramePool::default());
     let mut closed = shared.closed_signal.subscribe();
     loop {
+        // A large frame's body goes into a pooled buffer of its own (`io::frame_pool`).
+        if let Ok(Some(size)) = decoder.frame_size(&buf) {
+            if size >= POOLED_FRAME_MIN && buf.len() < SIZE_PREFIX_LEN + size {
+                let frame = match read_pooled(&mut socket, &mut buf, size, &pool, &mut closed).await
+                {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) => return,
+                    Err(source) => {
+                        shared.poison(Error::Io {
+                            broker: shared.broker.clone(),
+                            source: Arc::new(source),
+                        });
+                        return;
+                    }
+                };
+                if let Err(err) = deliver(&shared, frame) {
+                    shared.poison(err);
+                    return;
+                }
+                continue;
+            }
+        }
         match decoder.decode(&mut buf) {
             Ok(Next::Frame(frame)) => {
                 if let Err(err) = deliver(&shared, frame) {
@@ -1096,6 +1120,34 @@ async fn read_loop<R: AsyncRead + Unpin>(
     }
 }
 
+/// Reads the body of a frame of `size` bytes, whose start is in `buf` (and nothing after it),
+/// into a buffer from `pool`; `None` when the connection closed meanwhile.
+async fn read_pooled<R: AsyncRead + Unpin>(
+    socket: &mut R,
+    buf: &mut BytesMut,
+    size: usize,
+    pool: &Arc<FramePool>,
+    closed: &mut watch::Receiver<bool>,
+) -> std::io::Result<Option<Bytes>> {
+    let mut body = pool.take(size);
+    body.extend_from_slice(buf.get(SIZE_PREFIX_LEN..).unwrap_or_default());
+    buf.clear();
+    while body.len() < size {
+        // Never past this frame: what follows it is read into `buf` as usual.
+        let missing = size - body.len();
+        let mut rest = (&mut body).limit(missing);
+        let read = tokio::select! {
+            biased;
+            _ = closed.wait_for(|c| *c) => return Ok(None),
+            read = socket.read_buf(&mut rest) => read?,
+        };
+        if read == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    Ok(Some(pooled_bytes(body, pool)))
+}
+
 /// Gives one response frame to the oldest request in flight, if its correlation id matches.
 fn deliver(shared: &Shared, frame: Bytes) -> Result<()> {
     let correlation_id = match frame.get(..4) {
@@ -1124,5 +1176,71 @@ fn deliver(shared: &Shared, frame: Bytes) -> Result<()> {
             broker: shared.broker.clone(),
             correlation_id,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A large frame whose first bytes are already in the read buffer, sent in pieces and
+    /// followed at once by a small frame: the pooled read takes exactly the large frame's body
+    /// and leaves the small frame on the socket for the ordinary path.
+    #[tokio::test]
+    async fn a_pooled_read_takes_exactly_one_frame() {
+        let size = POOLED_FRAME_MIN + 12_345;
+        let body: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        let mut wire = (size as i32).to_be_bytes().to_vec();
+        wire.extend_from_slice(&body);
+        wire.extend_from_slice(&[0, 0, 0, 3, b'a', b'b', b'c']);
+        let (mut tx, mut rx) = tokio::io::duplex(8 * 1024);
+        let writer = tokio::spawn(async move {
+            for piece in wire.chunks(5_000) {
+                tx.write_all(piece).await.unwrap();
+            }
+        });
+        let decoder = FrameDecoder::new();
+        let mut buf = BytesMut::with_capacity(64 * 1024);
+        while decoder.frame_size(&buf).unwrap().is_none() || buf.len() < 100 {
+            rx.read_buf(&mut buf).await.unwrap();
+        }
+        let pool = Arc::new(FramePool::default());
+        let (_signal, mut closed) = watch::channel(false);
+        let frame = read_pooled(&mut rx, &mut buf, size, &pool, &mut closed)
+            .await
+            .unwrap()
+            .expect("not closed");
+        assert!(frame[..] == body[..]);
+        assert!(buf.is_empty());
+        writer.await.unwrap();
+        loop {
+            match decoder.decode(&mut buf).unwrap() {
+                Next::Frame(small) => {
+                    assert_eq!(&small[..], b"abc");
+                    break;
+                }
+                Next::Need(_) => assert!(rx.read_buf(&mut buf).await.unwrap() > 0),
+            }
+        }
+    }
+
+    /// The peer closing in the middle of a large frame is an error, not a short frame.
+    #[tokio::test]
+    async fn a_pooled_read_cut_short_is_unexpected_eof() {
+        let size = POOLED_FRAME_MIN;
+        let (mut tx, mut rx) = tokio::io::duplex(8 * 1024);
+        let writer = tokio::spawn(async move {
+            tx.write_all(&(size as i32).to_be_bytes()).await.unwrap();
+            tx.write_all(&vec![1u8; 10_000]).await.unwrap();
+        });
+        let mut buf = BytesMut::new();
+        rx.read_buf(&mut buf).await.unwrap();
+        let pool = Arc::new(FramePool::default());
+        let (_signal, mut closed) = watch::channel(false);
+        let err = read_pooled(&mut rx, &mut buf, size, &pool, &mut closed)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+        writer.await.unwrap();
     }
 }

@@ -6,6 +6,7 @@ pub mod connection;
 pub mod coordinator;
 pub mod dns;
 pub(crate) mod fetcher;
+pub(crate) mod frame_pool;
 pub mod group;
 pub mod producer;
 pub mod sasl;
