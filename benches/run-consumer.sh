@@ -17,6 +17,10 @@
 #   --pin              broker JVM on CPU 0 (taskset -c 0), clients on CPU 1 (taskset -c 1)
 #   --bootstrap B      use a running broker instead of starting one (no pinning of it then)
 #   --pause S          seconds between runs, to let the broker settle (default 2)
+#   --no-broker-warmup skip the unrecorded warm-up passes before the rounds
+#   --warmup-passes M  at most M warm-up passes (default 6, --quick 2): each pass runs every
+#                      client but java once on the first codec's topic, and passes repeat
+#                      until every client's records/s is within 5 % of its previous pass
 #   --quick            smoke preset: 200000 records, 3 rounds
 #   --out FILE         results JSON (default target/bench-results/consumer-<UTC time>.json)
 #   --summarize FILE   print (and store) the summary of an earlier results file, run nothing
@@ -44,7 +48,7 @@ cd "$ROOT"
 source "$ROOT/benches/profile.sh"
 
 RECORDS=1000000 SIZE=100 ROUNDS=5 CODECS=none,lz4 CLIENTS=kafkit,rdkafka,java
-PARTITIONS=6 BROKERS=1 KEYS=0 PIN=0 BOOTSTRAP="" PAUSE=2 OUT="" POOL_MAX=200000 KAFKIT_BIN="" NOTE=""
+PARTITIONS=6 BROKERS=1 KEYS=0 BROKER_WARMUP=1 WARMUP_PASSES=6 PIN=0 BOOTSTRAP="" PAUSE=2 OUT="" POOL_MAX=200000 KAFKIT_BIN="" NOTE=""
 RUN_TIMEOUT="${KAFKIT_BENCH_RUN_TIMEOUT:-600}"
 
 say() { printf 'run-consumer: %s\n' "$*" >&2; }
@@ -63,7 +67,9 @@ while (($#)); do
     --pin) PIN=1; shift ;;
     --bootstrap) BOOTSTRAP="${2:?}"; shift 2 ;;
     --pause) PAUSE="${2:?}"; shift 2 ;;
-    --quick) RECORDS=200000 ROUNDS=3; shift ;;
+    --quick) RECORDS=200000 ROUNDS=3 WARMUP_PASSES=2; shift ;;
+    --no-broker-warmup) BROKER_WARMUP=0; shift ;;
+    --warmup-passes) WARMUP_PASSES="${2:?}"; shift 2 ;;
     --out) OUT="${2:?}"; shift 2 ;;
     --note) NOTE="${2:?}"; shift 2 ;;
     --summarize) exec python3 "$ROOT/benches/consumer_summary.py" "${2:?}" ;;
@@ -72,7 +78,7 @@ while (($#)); do
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
-for v in RECORDS SIZE ROUNDS PARTITIONS BROKERS KEYS PAUSE; do
+for v in RECORDS SIZE ROUNDS PARTITIONS BROKERS KEYS WARMUP_PASSES PAUSE; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || die "$v must be a number"
 done
 ((RECORDS > 0 && SIZE >= 16 && ROUNDS > 0)) || die "need records > 0, size >= 16, rounds > 0"
@@ -263,6 +269,22 @@ run_one() { # CLIENT CODEC ROUND
   fi
 }
 
+# A warm broker for everyone: unrecorded passes (every client but java once, first codec) until
+# the throughput levels out, so that the broker's warm-up does not land on the recorded rounds.
+WARMUP_RATES=""
+if ((BROKER_WARMUP)); then
+  SAVED_RESULTS="$RESULTS"
+  RESULTS="$WORK/warmup.jsonl"
+  warmup_pass() {
+    local c
+    for c in "${CLIENT_LIST[@]}"; do
+      [[ "$c" == java ]] || run_one "$c" "${CODEC_LIST[0]}" 0
+    done
+  }
+  warm_broker "$WARMUP_PASSES" "$RESULTS" warmup_pass
+  RESULTS="$SAVED_RESULTS"
+fi
+
 for codec in "${CODEC_LIST[@]}"; do
   for ((round = 1; round <= ROUNDS; round++)); do
     nclients=${#CLIENT_LIST[@]}
@@ -280,7 +302,7 @@ runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 meta = {
     "records": $RECORDS, "size": $SIZE, "rounds": $ROUNDS, "partitions": $PARTITIONS,
     "brokers": $BROKERS, "keys": $KEYS,
-    "pinned": bool($PIN), "payload": json.loads('''$PAYLOAD_INFO'''),
+    "broker_warmup_rates": [${WARMUP_RATES:-}], "pinned": bool($PIN), "payload": json.loads('''$PAYLOAD_INFO'''),
     "clients": "${CLIENT_LIST[*]}".split(), "kafkit_note": "$KAFKIT_NOTE",
     "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                              text=True).stdout.strip(),

@@ -17,7 +17,11 @@
 #   --warmup W         warm-up records before timing, every client (default 2000)
 #   --pin              broker JVM on CPU 0 (taskset -c 0), clients on CPU 1 (taskset -c 1)
 #   --bootstrap B      use a running broker instead of starting one (no pinning of it then)
-#   --no-broker-warmup skip the unrecorded warm-up pass (every client once) before the rounds
+#   --no-broker-warmup skip the unrecorded warm-up passes before the rounds
+#   --warmup-passes M  at most M warm-up passes (default 8, --quick 2): each pass runs every
+#                      client once with the first codec (min(N, 1000000) records), and passes
+#                      repeat until every client's records/s is within 5 % of its previous
+#                      pass (the broker has warmed up; see benches/profile.sh warm_broker)
 #   --pause S          seconds between runs, to let the broker settle (default 2)
 #   --quick            smoke preset: 200000 records, 3 rounds
 #   --out FILE         results JSON (default target/bench-results/producer-<UTC time>.json)
@@ -45,7 +49,7 @@ cd "$ROOT"
 source "$ROOT/benches/profile.sh"
 
 RECORDS=1000000 SIZE=100 ROUNDS=5 CODECS=none,lz4 CLIENTS=kafkit,rdkafka,java
-PARTITIONS=6 KEYS=0 BROKERS=1 WARMUP=2000 BROKER_WARMUP=1 PIN=0 BOOTSTRAP="" PAUSE=2 OUT="" POOL_MAX=200000 KAFKIT_BIN="" NOTE=""
+PARTITIONS=6 KEYS=0 BROKERS=1 WARMUP=2000 BROKER_WARMUP=1 WARMUP_PASSES=8 PIN=0 BOOTSTRAP="" PAUSE=2 OUT="" POOL_MAX=200000 KAFKIT_BIN="" NOTE=""
 RUN_TIMEOUT="${KAFKIT_BENCH_RUN_TIMEOUT:-900}"
 
 say() { printf 'run-producer: %s\n' "$*" >&2; }
@@ -64,9 +68,10 @@ while (($#)); do
     --warmup) WARMUP="${2:?}"; shift 2 ;;
     --pin) PIN=1; shift ;;
     --no-broker-warmup) BROKER_WARMUP=0; shift ;;
+    --warmup-passes) WARMUP_PASSES="${2:?}"; shift 2 ;;
     --bootstrap) BOOTSTRAP="${2:?}"; shift 2 ;;
     --pause) PAUSE="${2:?}"; shift 2 ;;
-    --quick) RECORDS=200000 ROUNDS=3; shift ;;
+    --quick) RECORDS=200000 ROUNDS=3 WARMUP_PASSES=2; shift ;;
     --out) OUT="${2:?}"; shift 2 ;;
     --note) NOTE="${2:?}"; shift 2 ;;
     --summarize) exec python3 "$ROOT/benches/producer_summary.py" "${2:?}" ;;
@@ -75,7 +80,7 @@ while (($#)); do
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
-for v in RECORDS SIZE ROUNDS PARTITIONS KEYS BROKERS WARMUP PAUSE; do
+for v in RECORDS SIZE ROUNDS PARTITIONS KEYS BROKERS WARMUP WARMUP_PASSES PAUSE; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || die "$v must be a number"
 done
 ((RECORDS > 0 && SIZE >= 16 && ROUNDS > 0)) || die "need records > 0, size >= 16, rounds > 0"
@@ -265,13 +270,19 @@ run_one() { # CLIENT CODEC ROUND
   timeout 60 "$TOOL" delete --bootstrap "$BOOTSTRAP" --topic "$topic" >/dev/null 2>&1 || true
 }
 
-# A warm broker for everyone: one unrecorded pass (every client, first codec) so that the
-# broker's JIT warm-up does not land on whichever client runs first.
+# A warm broker for everyone: unrecorded passes (every client once, first codec) until the
+# throughput levels out, so that neither the broker's JIT warm-up nor its first log segments
+# land on the recorded rounds (on a fresh broker both clients got faster every round for 4-5
+# rounds: benches/README.md, "one completion per written batch").
+WARMUP_RATES=""
 if ((BROKER_WARMUP)); then
-  say "broker warm-up pass (not recorded)"
   SAVED_RESULTS="$RESULTS" SAVED_RECORDS="$RECORDS"
-  RESULTS="$WORK/warmup.jsonl" RECORDS=$((RECORDS < 200000 ? RECORDS : 200000))
-  for c in "${CLIENT_LIST[@]}"; do run_one "$c" "${CODEC_LIST[0]}" 0; done
+  RESULTS="$WORK/warmup.jsonl" RECORDS=$((RECORDS < 1000000 ? RECORDS : 1000000))
+  warmup_pass() {
+    local c
+    for c in "${CLIENT_LIST[@]}"; do run_one "$c" "${CODEC_LIST[0]}" 0; done
+  }
+  warm_broker "$WARMUP_PASSES" "$RESULTS" warmup_pass
   RESULTS="$SAVED_RESULTS" RECORDS="$SAVED_RECORDS"
 fi
 
@@ -292,7 +303,7 @@ runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 meta = {
     "records": $RECORDS, "size": $SIZE, "rounds": $ROUNDS, "partitions": $PARTITIONS,
     "keys": $KEYS, "brokers": $BROKERS,
-    "warmup": $WARMUP, "pinned": bool($PIN), "payload": json.loads('''$PAYLOAD_INFO'''),
+    "warmup": $WARMUP, "broker_warmup_rates": [${WARMUP_RATES:-}], "pinned": bool($PIN), "payload": json.loads('''$PAYLOAD_INFO'''),
     "clients": "${CLIENT_LIST[*]}".split(), "kafkit_note": "$KAFKIT_NOTE",
     "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                              text=True).stdout.strip(),

@@ -27,9 +27,9 @@ run() { # NAME COMMAND...
 }
 
 run producer bash benches/run-producer.sh --bootstrap "$B" --clients kafkit --codecs none \
-  --records 20000 --rounds 1 --no-broker-warmup --pause 0 --out "$OUT/producer.json"
+  --records 20000 --rounds 1 --warmup-passes 2 --pause 0 --out "$OUT/producer.json"
 run consumer bash benches/run-consumer.sh --bootstrap "$B" --clients kafkit --codecs none \
-  --records 20000 --rounds 1 --pause 0 --out "$OUT/consumer.json"
+  --records 20000 --rounds 1 --warmup-passes 2 --pause 0 --out "$OUT/consumer.json"
 run latency bash benches/run-latency.sh --bootstrap "$B" --clients kafkit --rates 1000 \
   --lingers 0 --seconds 2 --warmup 1 --rounds 1 --out "$OUT/latency.json"
 run soak bash benches/run-soak.sh --bootstrap "$B" --minutes 1 --rate 500 --churn 20 --sample 5 \
