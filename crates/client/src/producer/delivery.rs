@@ -363,10 +363,17 @@ mod tests {
         })
     }
 
+    /// `f`'s output; a future left pending is a failure here, not a hang.
+    async fn within<F: Future>(f: F) -> F::Output {
+        tokio::time::timeout(std::time::Duration::from_secs(10), f)
+            .await
+            .expect("resolved")
+    }
+
     async fn offsets(futures: Vec<DeliveryFuture>) -> Vec<(i64, i64)> {
         let mut out = Vec::new();
         for f in futures {
-            let m = f.await.expect("written");
+            let m = within(f).await.expect("written");
             assert_eq!((&*m.topic, m.partition), ("w", 3));
             out.push((m.offset, m.timestamp));
         }
@@ -381,10 +388,10 @@ mod tests {
         let waiter = tokio::spawn(f1);
         tokio::task::yield_now().await;
         assert_eq!(deliver_all(vec![outcome(d0, 5), outcome(d1, 6)]), 20);
-        assert!(matches!(f0.await, Ok(m) if m.offset == 5));
-        assert!(matches!(waiter.await, Ok(Ok(m)) if m.offset == 6));
+        assert!(matches!(within(f0).await, Ok(m) if m.offset == 5));
+        assert!(matches!(within(waiter).await, Ok(Ok(m)) if m.offset == 6));
         drop(other);
-        assert!(matches!(f_other.await, Err(ProduceError::Closed)));
+        assert!(matches!(within(f_other).await, Err(ProduceError::Closed)));
     }
 
     #[tokio::test]
@@ -393,8 +400,14 @@ mod tests {
         let waiter = tokio::spawn(futures.remove(2));
         tokio::task::yield_now().await;
         assert_eq!(deliver_all(vec![written(handles, 40, -1)]), 21);
+        {
+            // One entry for the whole batch, no slot per record.
+            let inner = futures[0].batch.lock();
+            assert_eq!(inner.written.len(), 1);
+            assert!(inner.slots.iter().all(Option::is_none));
+        }
         assert_eq!(offsets(futures).await, [(40, 1000), (41, 1001)]);
-        let last = waiter.await.expect("joined").expect("written");
+        let last = within(waiter).await.expect("joined").expect("written");
         assert_eq!((last.offset, last.timestamp), (42, 1002));
     }
 
@@ -409,17 +422,11 @@ mod tests {
     async fn the_pieces_of_a_split_batch_count_from_their_own_base_offsets() {
         let (mut handles, futures) = batch(5);
         let rest = handles.split_off(2);
-        deliver_all(vec![written(handles, 100, -1)]);
+        deliver_all(vec![written(handles, 0, -1)]);
         deliver_all(vec![written(rest, 200, -1)]);
         assert_eq!(
             offsets(futures).await,
-            [
-                (100, 1000),
-                (101, 1001),
-                (200, 1002),
-                (201, 1003),
-                (202, 1004)
-            ]
+            [(0, 1000), (1, 1001), (200, 1002), (201, 1003), (202, 1004)]
         );
     }
 
@@ -433,12 +440,26 @@ mod tests {
         assert_eq!(offsets(all).await, [(10, 1000), (11, 1001), (12, 1000)]);
     }
 
+    /// A run whose next handle has the index that would continue it but belongs to another
+    /// batch is not one batch's run either.
+    #[tokio::test]
+    async fn a_run_continued_by_the_same_index_of_another_batch_is_delivered_record_by_record() {
+        let (mut a, fa) = batch(2);
+        let (mut b, mut fb) = batch(3);
+        a.push(b.remove(2));
+        drop(b);
+        assert_eq!(deliver_all(vec![written(a, 10, -1)]), 21);
+        let last = fb.remove(2);
+        let all: Vec<_> = fa.into_iter().chain([last]).collect();
+        assert_eq!(offsets(all).await, [(10, 1000), (11, 1001), (12, 1002)]);
+    }
+
     #[tokio::test]
     async fn a_future_polled_again_after_its_outcome_reads_closed() {
         let (handles, mut futures) = batch(1);
         deliver_all(vec![written(handles, 5, -1)]);
         let mut f = futures.remove(0);
-        assert!(matches!((&mut f).await, Ok(m) if m.offset == 5));
-        assert!(matches!(f.await, Err(ProduceError::Closed)));
+        assert!(matches!(within(&mut f).await, Ok(m) if m.offset == 5));
+        assert!(matches!(within(f).await, Err(ProduceError::Closed)));
     }
 }

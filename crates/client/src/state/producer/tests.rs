@@ -258,6 +258,64 @@ fn five_in_flight_apply_in_send_order() {
     assert_eq!(got, [(0, 10), (1, 11), (2, 12), (3, 13), (4, 14)]);
 }
 
+/// The I/O loop's view of the same decisions: a written batch is one `Completion::Written`
+/// (base offset, records in order), a failed record its own `Completion::Record`;
+/// `take_completions_into` swaps into an empty buffer and appends to a non-empty one.
+#[test]
+fn completions_hand_a_written_batch_over_whole_and_failures_record_by_record() {
+    let t0 = Instant::now();
+    // Without idempotence: a refused batch would otherwise hold the partitions for an epoch bump.
+    let mut s = SenderState::new(config(false, 1_000, 100_000));
+    for id in [1, 2, 3] {
+        s.append(t0, &tp(0), record(id, 10)).ok();
+    }
+    s.append(t0, &tp(1), record(9, 10)).ok();
+    let tx = s.poll_requests(t0 + LINGER, &leader);
+    assert_eq!(tx.requests.len(), 1);
+    s.handle_result(
+        t0,
+        tx.requests[0].id,
+        Ok(vec![
+            written(tp(0), 40),
+            refused(tp(1), ResponseError::InvalidRecord),
+        ]),
+    );
+    let completions = s.take_completions();
+    assert!(s.take_completions().is_empty(), "taken once");
+    let mut written_ids = Vec::new();
+    let mut failed_ids = Vec::new();
+    for c in completions {
+        match c {
+            Completion::Written(batch) => {
+                assert_eq!((batch.tp.clone(), batch.base_offset), (tp(0), 40));
+                written_ids.extend(batch.records.iter().map(|r| r.delivery));
+            }
+            Completion::Record(o) => {
+                assert!(o.result.is_err());
+                failed_ids.push(o.delivery);
+            }
+        }
+    }
+    assert_eq!((written_ids, failed_ids), (vec![1, 2, 3], vec![9]));
+
+    // The same through take_completions_into: into an empty buffer, then appended.
+    let mut out = Vec::new();
+    for round in 0..2u64 {
+        s.append(t0, &tp(0), record(10 + round, 10)).ok();
+        let tx = s.poll_requests(t0 + LINGER, &leader);
+        let base = 50 + round as i64;
+        s.handle_result(t0, tx.requests[0].id, Ok(vec![written(tp(0), base)]));
+        s.take_completions_into(&mut out);
+    }
+    let got: Vec<(u64, i64)> = out
+        .into_iter()
+        .flat_map(Completion::into_outcomes)
+        .map(|o| (o.delivery, o.result.map_or(-2, |m| m.offset)))
+        .collect();
+    assert_eq!(got, [(10, 50), (11, 51)]);
+    assert!(s.take_outcomes().is_empty());
+}
+
 #[test]
 fn retriable_error_on_second_of_five_requeues_in_order_and_mutes() {
     let t0 = Instant::now();
