@@ -9,17 +9,21 @@ case "$BENCH_PROFILE" in
   *) printf 'KAFKIT_BENCH_PROFILE must be release or dev, not %s\n' "$BENCH_PROFILE" >&2; exit 1 ;;
 esac
 
-# warm_broker MAX FILE PASS_FUNCTION — the unrecorded broker warm-up of the throughput drivers:
-# calls PASS_FUNCTION (every client once, each appending its result line to FILE) up to MAX
-# times, until every client's records/s is within 5 % of its own in the pass before (on a fresh
-# broker both clients got faster for 4-5 rounds: benches/README.md, "one completion per written
-# batch"). Leaves each pass's records/s per client in WARMUP_RATES (JSON objects, comma-separated).
+# warm_broker MAX FILE CODEC — the unrecorded broker warm-up of the throughput drivers: up to
+# MAX passes, each running every client of the driver's CLIENT_LIST but java (a JVM per run,
+# its own warm-up) once through the driver's `run_one CLIENT CODEC 0`, which appends its result
+# line to FILE; passes stop once every client's records/s is within 5 % of its own in the pass
+# before (on a fresh broker both clients got faster for 4-5 rounds: benches/README.md, "one
+# completion per written batch"). Leaves each pass's records/s per client in WARMUP_RATES (JSON
+# objects, comma-separated).
 warm_broker() {
-  local max="$1" file="$2" pass_fn="$3" pass rates previous=""
+  local max="$1" file="$2" codec="$3" pass rates previous="" c
   WARMUP_RATES=""
   for ((pass = 1; pass <= max; pass++)); do
     : >"$file"
-    "$pass_fn"
+    for c in "${CLIENT_LIST[@]}"; do
+      [[ "$c" == java ]] || run_one "$c" "$codec" 0
+    done
     rates="$(python3 -c 'import json,sys; print(json.dumps({r["client"]: round(r["records_per_s"]) for r in map(json.loads, filter(str.strip, open(sys.argv[1])))}))' "$file")"
     printf 'broker warm-up pass %d (not recorded): records/s %s\n' "$pass" "$rates" >&2
     WARMUP_RATES="${WARMUP_RATES:+$WARMUP_RATES,}$rates"

@@ -275,13 +275,7 @@ WARMUP_RATES=""
 if ((BROKER_WARMUP)); then
   SAVED_RESULTS="$RESULTS"
   RESULTS="$WORK/warmup.jsonl"
-  warmup_pass() {
-    local c
-    for c in "${CLIENT_LIST[@]}"; do
-      [[ "$c" == java ]] || run_one "$c" "${CODEC_LIST[0]}" 0
-    done
-  }
-  warm_broker "$WARMUP_PASSES" "$RESULTS" warmup_pass
+  warm_broker "$WARMUP_PASSES" "$RESULTS" "${CODEC_LIST[0]}"
   RESULTS="$SAVED_RESULTS"
 fi
 

@@ -278,14 +278,7 @@ WARMUP_RATES=""
 if ((BROKER_WARMUP)); then
   SAVED_RESULTS="$RESULTS" SAVED_RECORDS="$RECORDS"
   RESULTS="$WORK/warmup.jsonl" RECORDS=$((RECORDS < 1000000 ? RECORDS : 1000000))
-  warmup_pass() {
-    local c
-    for c in "${CLIENT_LIST[@]}"; do
-      # Java's tool starts a JVM per run: slow to repeat, and its own warm-up is not the broker's.
-      [[ "$c" == java ]] || run_one "$c" "${CODEC_LIST[0]}" 0
-    done
-  }
-  warm_broker "$WARMUP_PASSES" "$RESULTS" warmup_pass
+  warm_broker "$WARMUP_PASSES" "$RESULTS" "${CODEC_LIST[0]}"
   RESULTS="$SAVED_RESULTS" RECORDS="$SAVED_RECORDS"
 fi
 
