@@ -4,17 +4,22 @@
 //! blocks and no content size; its reader rejects dependent blocks, so this encoder uses
 //! independent blocks too. No content checksum is written (the batch CRC covers the bytes).
 //!
-//! Before a frame is decoded its structure is walked: the payload must be one or more whole
-//! frames (magic, header, blocks, end mark) and nothing else, at most
-//! [`MAX_FRAMES`](super::MAX_FRAMES) of them. `lz4_flex` alone reads input too short for a frame header, or a
-//! frame cut before its end mark, as a clean end of stream.
+//! Frames are decoded here, block by block, each block straight into the caller's output with
+//! `lz4_flex`'s block decoder (no intermediate buffer, nothing allocated per frame): the payload
+//! must be one or more whole frames (magic, descriptor with its checksum, blocks, end mark,
+//! optional content checksum) and nothing else, at most [`MAX_FRAMES`](super::MAX_FRAMES) of
+//! them. Independent and linked blocks, stored (uncompressed) blocks, block and content
+//! checksums (xxHash32) and a declared content size are checked as the LZ4 frame format says; a
+//! dictionary id is refused.
 //!
 //! Not supported: the broken header checksum that pre-0.10 Java clients wrote for magic 0
 //! messages (KAFKA-3160); such frames are reported as corrupt.
 
 use std::io::Write;
 
-use lz4_flex::frame::{BlockMode, BlockSize, FrameDecoder, FrameEncoder, FrameInfo};
+use lz4_flex::block::DecompressError;
+use lz4_flex::frame::{BlockMode, BlockSize, FrameEncoder, FrameInfo};
+use twox_hash::XxHash32;
 
 use super::{Compression, CompressionError, Frames};
 
@@ -66,16 +71,190 @@ pub fn decompress(input: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), C
     if input.is_empty() {
         return Err(corrupt("empty payload (no frame)"));
     }
-    let mut rest = input;
+    let start = out.len();
+    let mut c = Cursor(input);
     let mut frames = Frames::new(Compression::Lz4, limit);
-    while !rest.is_empty() {
+    while !c.0.is_empty() {
         frames.start_frame()?;
-        let len = frame_len(rest)?;
-        let (frame, tail) = rest.split_at(len);
-        frames.read(FrameDecoder::new(frame), out)?;
-        rest = tail;
+        let output = Output { start, limit };
+        if let Err(e) = decode_frame(&mut c, output, out) {
+            out.truncate(start);
+            return Err(e);
+        }
     }
     Ok(())
+}
+
+/// Where this payload's output starts in the caller's vector, and how much of it may come.
+#[derive(Clone, Copy)]
+struct Output {
+    start: usize,
+    limit: usize,
+}
+
+impl Output {
+    /// The bytes the limit still allows after what `out` holds.
+    fn room(self, out: &[u8]) -> usize {
+        self.limit
+            .saturating_sub(out.len().saturating_sub(self.start))
+    }
+
+    /// Makes `out` able to take `need` more bytes (`need` within [`room`](Self::room)): the
+    /// spare capacity if it is enough, else a reservation of `need` or of what this payload has
+    /// decoded so far, whichever is larger, never past the limit. So the vector grows by
+    /// doubling (not a reallocation per block) and at most to `limit` bytes past its start.
+    fn make_room(self, out: &mut Vec<u8>, need: usize) {
+        if need > out.capacity().saturating_sub(out.len()) {
+            let decoded = out.len().saturating_sub(self.start).min(self.room(out));
+            out.reserve_exact(need.max(decoded));
+        }
+    }
+
+    fn exceeded(self) -> CompressionError {
+        CompressionError::LimitExceeded {
+            codec: Compression::Lz4,
+            limit: self.limit,
+        }
+    }
+}
+
+/// The lookback window of linked blocks: 64 KiB.
+const WINDOW: usize = 64 << 10;
+
+/// Decodes the frame at the start of `c`, appending its content to `out`.
+fn decode_frame(
+    c: &mut Cursor<'_>,
+    output: Output,
+    out: &mut Vec<u8>,
+) -> Result<(), CompressionError> {
+    if c.u32_le("truncated frame magic")? != FRAME_MAGIC {
+        return Err(corrupt("not an LZ4 frame (bad magic)"));
+    }
+    let descriptor = c.0;
+    let flags = c.u8("truncated frame descriptor")?;
+    let block_descriptor = c.u8("truncated frame descriptor")?;
+    if flags >> 6 != 0b01 {
+        return Err(corrupt("unsupported LZ4 frame version"));
+    }
+    if flags & 0x02 != 0 || block_descriptor & 0x8F != 0 {
+        return Err(corrupt("reserved bits set in the frame descriptor"));
+    }
+    let linked = flags & 0x20 == 0;
+    let block_checksums = flags & 0x10 != 0;
+    let content_checksum = flags & 0x04 != 0;
+    let content_size = if flags & 0x08 != 0 {
+        let bytes = c.take(8, "truncated frame descriptor")?;
+        let array: [u8; 8] = bytes
+            .try_into()
+            .map_err(|_| corrupt("truncated frame descriptor"))?;
+        Some(u64::from_le_bytes(array))
+    } else {
+        None
+    };
+    if flags & 0x01 != 0 {
+        return Err(corrupt("frame with a dictionary id (not supported)"));
+    }
+    let max_block = match block_descriptor >> 4 {
+        4 => 64 << 10,
+        5 => 256 << 10,
+        6 => 1 << 20,
+        7 => 4 << 20,
+        _ => return Err(corrupt("unknown block maximum size")),
+    };
+    let described = descriptor.get(..descriptor.len().saturating_sub(c.0.len()));
+    let checksum = c.u8("truncated frame descriptor")?;
+    let expected = described.map(|d| (XxHash32::oneshot(0, d) >> 8) as u8);
+    if expected != Some(checksum) {
+        return Err(corrupt("frame descriptor checksum mismatch"));
+    }
+    let frame_start = out.len();
+    loop {
+        let word = c.u32_le("frame cut before its end mark")?;
+        if word == 0 {
+            break;
+        }
+        let stored = word & 0x8000_0000 != 0;
+        let len = usize::try_from(word & 0x7FFF_FFFF).map_err(|_| corrupt("block size"))?;
+        if len > max_block {
+            return Err(corrupt("block larger than the frame's block maximum size"));
+        }
+        let data = c.take(len, "truncated block")?;
+        if block_checksums && c.u32_le("truncated block checksum")? != XxHash32::oneshot(0, data) {
+            return Err(corrupt("block checksum mismatch"));
+        }
+        if stored {
+            if len > output.room(out) {
+                return Err(output.exceeded());
+            }
+            output.make_room(out, len);
+            out.extend_from_slice(data);
+        } else {
+            let dict_from = if linked {
+                out.len().saturating_sub(WINDOW).max(frame_start)
+            } else {
+                out.len()
+            };
+            decode_block(data, dict_from, max_block, output, out)?;
+        }
+    }
+    let content = out.get(frame_start..).unwrap_or_default();
+    if content_size.is_some_and(|size| u64::try_from(content.len()).ok() != Some(size)) {
+        return Err(corrupt("content size mismatch"));
+    }
+    if content_checksum && c.u32_le("truncated content checksum")? != XxHash32::oneshot(0, content)
+    {
+        return Err(corrupt("content checksum mismatch"));
+    }
+    Ok(())
+}
+
+/// Decodes one compressed block onto the end of `out`; `out[dict_from..]` is the lookback of a
+/// linked block (empty for an independent one).
+///
+/// The block is first decoded into the vector's spare capacity (its payload's first blocks
+/// usually fit in what the caller reserved), and only when it does not fit into a window of the
+/// block's maximum size (within the limit; [`Output::make_room`]). Only the window is zeroed.
+fn decode_block(
+    data: &[u8],
+    dict_from: usize,
+    max_block: usize,
+    output: Output,
+    out: &mut Vec<u8>,
+) -> Result<(), CompressionError> {
+    let at = out.len();
+    let room = output.room(out);
+    let full = max_block.min(room);
+    let spare = out.capacity().saturating_sub(at).min(full);
+    let mut window = if spare == 0 { full } else { spare };
+    loop {
+        output.make_room(out, window);
+        out.resize(at.saturating_add(window), 0);
+        let (head, tail) = out.split_at_mut(at);
+        let result = match head.get(dict_from..) {
+            Some(dict) if !dict.is_empty() => {
+                lz4_flex::block::decompress_into_with_dict(data, tail, dict)
+            }
+            _ => lz4_flex::block::decompress_into(data, tail),
+        };
+        match result {
+            Ok(n) => {
+                out.truncate(at.saturating_add(n));
+                return Ok(());
+            }
+            Err(DecompressError::OutputTooSmall { .. }) if window < full => {
+                out.truncate(at);
+                window = full;
+            }
+            Err(DecompressError::OutputTooSmall { .. }) if room < max_block => {
+                out.truncate(at);
+                return Err(output.exceeded());
+            }
+            Err(e) => {
+                out.truncate(at);
+                return Err(corrupt(&e.to_string()));
+            }
+        }
+    }
 }
 
 fn corrupt(message: &str) -> CompressionError {
@@ -107,40 +286,6 @@ impl<'a> Cursor<'a> {
             .copied()
             .ok_or_else(|| corrupt(what))
     }
-}
-
-/// The length of the whole LZ4 frame at the start of `input` (magic, descriptor, blocks, end
-/// mark, optional content checksum); block contents and checksums are left to the decoder.
-fn frame_len(input: &[u8]) -> Result<usize, CompressionError> {
-    let mut c = Cursor(input);
-    if c.u32_le("truncated frame magic")? != FRAME_MAGIC {
-        return Err(corrupt("not an LZ4 frame (bad magic)"));
-    }
-    let flags = c.u8("truncated frame descriptor")?;
-    let _block_descriptor = c.u8("truncated frame descriptor")?;
-    if flags >> 6 != 0b01 {
-        return Err(corrupt("unsupported LZ4 frame version"));
-    }
-    let block_checksum = flags & 0x10 != 0;
-    let content_checksum = flags & 0x04 != 0;
-    let content_size = if flags & 0x08 != 0 { 8 } else { 0 };
-    let dict_id = if flags & 0x01 != 0 { 4 } else { 0 };
-    c.take(content_size, "truncated frame descriptor")?;
-    c.take(dict_id, "truncated frame descriptor")?;
-    c.u8("truncated frame descriptor")?; // header checksum, verified by the decoder
-    loop {
-        let block = c.u32_le("frame cut before its end mark")?;
-        if block == 0 {
-            break;
-        }
-        let size = usize::try_from(block & 0x7FFF_FFFF).map_err(|_| corrupt("block size"))?;
-        let checksum = if block_checksum { 4 } else { 0 };
-        c.take(size.saturating_add(checksum), "truncated block")?;
-    }
-    if content_checksum {
-        c.take(4, "truncated content checksum")?;
-    }
-    Ok(input.len().saturating_sub(c.0.len()))
 }
 
 #[cfg(test)]
@@ -215,5 +360,159 @@ mod tests {
             matches!(err, CompressionError::TooManyFrames { .. }),
             "{err}"
         );
+    }
+
+    /// A frame written by `lz4_flex`'s own encoder with the given settings.
+    fn frame_with(data: &[u8], info: FrameInfo) -> Vec<u8> {
+        let mut encoder = FrameEncoder::with_frame_info(info, Vec::new());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    /// Bytes that compress a little (repeats with varying spans) and, with `noise`, some
+    /// that do not (stored blocks).
+    fn sample(len: usize, noise: bool) -> Vec<u8> {
+        let mut x = 0x9E37_79B9_u32;
+        (0..len)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                if noise || (i / 97) % 3 == 0 {
+                    x as u8
+                } else {
+                    (i % 251) as u8
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_frame_setting_decodes_as_lz4_flex_reads_it() {
+        use std::io::Read;
+        let sizes = [
+            BlockSize::Max64KB,
+            BlockSize::Max256KB,
+            BlockSize::Max1MB,
+            BlockSize::Max4MB,
+        ];
+        for len in [0, 1, 100, 65_535, 65_536, 65_537, 300_000] {
+            for noise in [false, true] {
+                let data = sample(len, noise);
+                for (i, size) in sizes.iter().enumerate() {
+                    for mode in [BlockMode::Independent, BlockMode::Linked] {
+                        let info = FrameInfo::new()
+                            .block_size(*size)
+                            .block_mode(mode)
+                            .block_checksums(i % 2 == 0)
+                            .content_checksum(i % 2 == 1)
+                            .content_size((i >= 2).then_some(len as u64));
+                        let packed = frame_with(&data, info);
+                        let mut oracle = Vec::new();
+                        lz4_flex::frame::FrameDecoder::new(&packed[..])
+                            .read_to_end(&mut oracle)
+                            .unwrap();
+                        // Output appended after what the vector held, with spare capacity or none.
+                        for reserve in [0, 7, 1 << 20] {
+                            let mut out = Vec::with_capacity(reserve);
+                            out.extend_from_slice(b"head");
+                            decompress(&packed, len, &mut out).unwrap();
+                            assert_eq!(&out[..4], b"head");
+                            assert!(
+                                out[4..] == oracle[..] && oracle == data,
+                                "len {len} {i} {mode:?}"
+                            );
+                            assert!(
+                                out.capacity() <= reserve.max(4) + len + 4,
+                                "capacity {}",
+                                out.capacity()
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_limit_holds_exactly_across_blocks_and_frames() {
+        for noise in [false, true] {
+            let data = sample(200_000, noise);
+            let mut packed = frame(&data);
+            packed.extend(frame(&data[..1_000]));
+            let mut out = Vec::new();
+            decompress(&packed, 201_000, &mut out).unwrap();
+            assert_eq!(out.len(), 201_000);
+            for limit in [0, 1, 65_536, 199_999, 200_999] {
+                let mut out = b"kept".to_vec();
+                let err = decompress(&packed, limit, &mut out).unwrap_err();
+                assert!(
+                    matches!(err, CompressionError::LimitExceeded { limit: l, .. } if l == limit),
+                    "{limit}: {err}"
+                );
+                assert_eq!(out, b"kept");
+                assert!(
+                    out.capacity() <= 4 + limit.max(4) + 65_536,
+                    "{limit}: {}",
+                    out.capacity()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn damaged_descriptors_blocks_and_checksums_are_corrupt() {
+        let data = sample(150_000, false);
+        let info = FrameInfo::new()
+            .block_mode(BlockMode::Independent)
+            .block_checksums(true)
+            .content_checksum(true)
+            .content_size(Some(150_000));
+        let whole = frame_with(&data, info);
+        let mut out = Vec::new();
+        decompress(&whole, 1 << 20, &mut out).unwrap();
+        assert_eq!(out, data);
+        // magic(4) flags(1) bd(1) content size(8) header checksum(1), then the first block.
+        let damage = |at: usize, bits: u8| {
+            let mut bad = whole.clone();
+            bad[at] ^= bits;
+            bad
+        };
+        let cases = [
+            (damage(4, 0x02), "reserved"),        // reserved flag bit
+            (damage(5, 0x01), "reserved"),        // reserved block descriptor bit
+            (damage(5, 0x70), "maximum size"),    // block size code 0
+            (damage(4, 0x01), "dictionary"),      // dictionary id claimed
+            (damage(6, 0x01), "checksum"),        // content size changed: header checksum
+            (damage(14, 0xFF), "checksum"),       // header checksum itself
+            (damage(20, 0x10), "block checksum"), // inside the first block's data
+            (damage(whole.len() - 1, 0x01), "content checksum"),
+        ];
+        for (bad, what) in cases {
+            let err = decompress(&bad, 1 << 20, &mut Vec::new()).unwrap_err();
+            assert!(
+                matches!(&err, CompressionError::Corrupt { message, .. } if message.contains(what)),
+                "{what}: {err}"
+            );
+        }
+        // A declared content size that does not match (header checksum recomputed).
+        let mut wrong_size = whole.clone();
+        wrong_size[6] ^= 0x01;
+        wrong_size[14] = (XxHash32::oneshot(0, &wrong_size[4..14]) >> 8) as u8;
+        let err = decompress(&wrong_size, 1 << 20, &mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("content size"), "{err}");
+        // Without checksums, a damaged block is still refused by the block decoder or the
+        // frame's structure, never read as something else.
+        let plain = frame(&data);
+        for at in [11, 12, 40, plain.len() / 2] {
+            let mut bad = plain.clone();
+            bad[at] ^= 0xA5;
+            let mut out = Vec::new();
+            match decompress(&bad, 1 << 20, &mut out) {
+                Err(CompressionError::Corrupt { .. }) => assert!(out.is_empty()),
+                Err(other) => panic!("{at}: {other}"),
+                Ok(()) => assert_ne!(out, data, "{at}: damage not seen"),
+            }
+        }
     }
 }
