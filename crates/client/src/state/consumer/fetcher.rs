@@ -554,6 +554,16 @@ impl FetchState {
                 },
             );
         }
+        // A fetch that would hold only partitions at the end of their log (the broker keeps it
+        // up to `fetch.max.wait.ms`) waits while the application is still taking the node's
+        // buffered records: sent now, it would keep every partition the application finishes
+        // meanwhile from being fetched until the long-poll ends (at the end of a backlog, a
+        // stall of `fetch.max.wait.ms` with records waiting on the broker); sent once one of
+        // them is taken, it carries that partition too and comes back as soon as it has records.
+        let taking = self.nodes_being_taken(now, metadata);
+        by_node.retain(|node, wanted| {
+            !taking.contains(node) || wanted.keys().any(|tp| self.lag(tp) != Some(0))
+        });
         let mut out = Vec::new();
         for (node, wanted) in by_node {
             let session = self.sessions.entry(node).or_default().build(wanted);
@@ -583,6 +593,36 @@ impl FetchState {
             ));
         }
         out
+    }
+
+    /// The nodes with buffered records the application will take (of partitions still
+    /// assigned at that position and not paused): each partition's read replica or leader.
+    fn nodes_being_taken(&self, now: Instant, metadata: &ClusterMetadata) -> Vec<i32> {
+        let mut nodes: Vec<i32> = self
+            .completed
+            .iter()
+            .filter_map(|c| {
+                let s = self.partitions.get(&c.tp)?;
+                let current = !s.paused
+                    && !s.halted
+                    && s.generation == c.generation
+                    && s.position.map(|p| p.offset) == Some(c.position.offset);
+                if !current {
+                    return None;
+                }
+                s.read_replica
+                    .filter(|r| now <= r.expires)
+                    .map(|r| r.node)
+                    .or_else(|| {
+                        metadata
+                            .leader(&c.tp.topic, c.tp.partition)
+                            .map(|b| b.node_id)
+                    })
+            })
+            .collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        nodes
     }
 
     fn fetch_request(&self, session: &SessionRequest) -> FetchRequest {

@@ -350,6 +350,34 @@ fn buffered_partitions_are_not_refetched_and_prefetch_is_bounded() {
     assert_eq!(sent_partitions(&request), [(0, 5)]);
 }
 
+/// The partitions (sorted, with their fetch offsets) of node 0's fetch planned now, if any.
+fn node0_fetch(s: &mut FetchState, now: Instant, m: &ClusterMetadata) -> Option<Vec<(i32, i64)>> {
+    s.poll_fetches(now, m)
+        .into_iter()
+        .find(|(t, _)| t.node() == 0)
+        .map(|(_, r)| {
+            let mut sent = sent_partitions(&r);
+            sent.sort_unstable();
+            sent
+        })
+}
+
+/// Four partitions assigned at offset 0, node 0's first fetch answered with `partitions`.
+fn answered_by_node0(
+    now: Instant,
+    m: &ClusterMetadata,
+    partitions: Vec<PartitionData>,
+) -> FetchState {
+    let mut s = assigned(4);
+    let (token, _) = s
+        .poll_fetches(now, m)
+        .into_iter()
+        .find(|(t, _)| t.node() == 0)
+        .unwrap();
+    s.handle_fetch(now, token, response(0, partitions));
+    s
+}
+
 /// Node 0 leads partitions 0 and 2. After a response buffers partition 0's records, node 0's
 /// next fetch waits for the application to take records, so that it long-polls partition 0
 /// too (fetched at once it would leave partition 0 out, and partition 0's next records would
@@ -358,23 +386,8 @@ fn buffered_partitions_are_not_refetched_and_prefetch_is_bounded() {
 fn a_node_is_fetched_again_once_the_application_takes_its_records() {
     let now = Instant::now();
     let m = metadata(4);
-    let node0 = |s: &mut FetchState| -> Option<Vec<(i32, i64)>> {
-        s.poll_fetches(now, &m)
-            .into_iter()
-            .find(|(t, _)| t.node() == 0)
-            .map(|(_, r)| sent_partitions(&r))
-    };
-    // Four assigned partitions; node 0's first fetch answered with `partitions`.
-    let answered = |partitions: Vec<PartitionData>| -> FetchState {
-        let mut s = assigned(4);
-        let (token, _) = s
-            .poll_fetches(now, &m)
-            .into_iter()
-            .find(|(t, _)| t.node() == 0)
-            .unwrap();
-        s.handle_fetch(now, token, response(0, partitions));
-        s
-    };
+    let node0 = |s: &mut FetchState| node0_fetch(s, now, &m);
+    let answered = |partitions| answered_by_node0(now, &m, partitions);
     let mut s = answered(vec![
         partition(0, Some(records(0, 3)), 3),
         partition(2, None, 0),
@@ -387,8 +400,7 @@ fn a_node_is_fetched_again_once_the_application_takes_its_records() {
     );
     assert_eq!(values(&s.drain(100)), ["v0", "v1", "v2"]);
     assert!(!s.awaits_take());
-    let mut planned = node0(&mut s).expect("fetched after the take");
-    planned.sort_unstable();
+    let planned = node0(&mut s).expect("fetched after the take");
     assert_eq!(
         planned,
         [(0, 3), (2, 0)],
@@ -407,6 +419,63 @@ fn a_node_is_fetched_again_once_the_application_takes_its_records() {
     let mut s = answered(vec![partition(0, Some(records(0, 3)), 3)]);
     s.pause(&tp(0)).unwrap();
     assert_eq!(node0(&mut s), Some(vec![(2, 0)]));
+}
+
+/// Node 0 leads partitions 0 and 2. While the application takes partition 0's buffered
+/// records, node 0's next fetch would hold only partition 2, which is at the end of its log:
+/// the broker would keep it `fetch.max.wait.ms`, and partition 0's next records (already on
+/// the broker) would wait behind it. So that fetch waits until partition 0 is taken, and then
+/// carries both.
+#[test]
+fn a_fetch_of_caught_up_partitions_waits_while_the_nodes_records_are_taken() {
+    let now = Instant::now();
+    let m = metadata(4);
+    let node0 = |s: &mut FetchState| node0_fetch(s, now, &m);
+    let answered = |partitions| answered_by_node0(now, &m, partitions);
+    // Partition 0: 5 records buffered, 10 on the broker; partition 2: empty, caught up.
+    let mut s = answered(vec![
+        partition(0, Some(records(0, 5)), 10),
+        partition(2, None, 0),
+    ]);
+    assert_eq!(s.drain(2).records.len(), 2);
+    assert_eq!(
+        node0(&mut s),
+        None,
+        "a long-poll of partition 2 alone waits"
+    );
+    assert_eq!(s.drain(2).records.len(), 2);
+    assert_eq!(node0(&mut s), None);
+    assert_eq!(s.drain(100).records.len(), 1);
+    assert_eq!(
+        node0(&mut s),
+        Some(vec![(0, 5), (2, 0)]),
+        "once partition 0 is taken, one fetch carries both"
+    );
+
+    // A partition behind its end is fetched at once, as before.
+    let mut s = answered(vec![
+        partition(0, Some(records(0, 5)), 10),
+        partition(2, None, 4),
+    ]);
+    assert_eq!(s.drain(2).records.len(), 2);
+    assert_eq!(node0(&mut s), Some(vec![(2, 0)]));
+
+    // Buffered records of a paused partition hold nothing back (not taken before a resume).
+    let mut s = answered(vec![
+        partition(0, Some(records(0, 5)), 10),
+        partition(2, None, 0),
+    ]);
+    assert_eq!(s.drain(2).records.len(), 2);
+    s.pause(&tp(0)).unwrap();
+    assert_eq!(node0(&mut s), Some(vec![(2, 0)]));
+    // Nor do those of a partition seeked away from them (they will never be handed out).
+    let mut s = answered(vec![
+        partition(0, Some(records(0, 5)), 10),
+        partition(2, None, 0),
+    ]);
+    assert_eq!(s.drain(2).records.len(), 2);
+    s.seek(&tp(0), FetchPosition::new(7)).unwrap();
+    assert_eq!(node0(&mut s), Some(vec![(0, 7), (2, 0)]));
 }
 
 #[test]
