@@ -18,6 +18,11 @@ use crate::consumer::{ConsumeError, ConsumerRecord};
 /// headers): a small `kafkit.prefetch.max.bytes` limits fetching, not `max.poll.records`.
 pub(crate) const MIN_DRAIN_MEMORY: usize = 1 << 20;
 
+/// The most records a drain reserves room for when it takes its first one (a `max` above it
+/// grows the vector as records come): `max.poll.records`' default (500) fits, and the vector
+/// (~70 KB) stays under the allocator's usual threshold for a mapping of its own.
+const PRESIZED_RECORDS: usize = 512;
+
 /// Records (and at most one error) taken by [`FetchState::drain`].
 #[derive(Debug, Default)]
 pub struct Drained {
@@ -93,6 +98,11 @@ impl FetchState {
                 }
                 match fetch.next_record() {
                     Ok(Some(record)) => {
+                        if out.records.capacity() == 0 {
+                            // Room for the whole drain at once: no reallocation and copy of
+                            // the records taken so far as the vector grows.
+                            out.records.reserve_exact(max.min(PRESIZED_RECORDS));
+                        }
                         used = used.saturating_add(record_memory(&record));
                         out.records.push(record);
                     }
