@@ -2,8 +2,10 @@
 //! own frame decoder on the same bytes. The first byte picks the input: the rest as it is, or a
 //! frame that `lz4_flex` encodes from the rest with settings taken from the byte's bits (block
 //! size, linked or independent blocks, block and content checksums, content size), optionally
-//! with one byte of it flipped. Whatever kafkit decodes, `lz4_flex` decodes to the same bytes;
-//! an intact frame decodes to what was encoded; errors leave the output untouched.
+//! with one byte of it flipped. Whatever kafkit decodes, `lz4_flex` decodes to the same bytes
+//! (or to a prefix of them where its reader stopped at a block that decodes to nothing, which it
+//! reads as the end of the stream); an intact frame decodes to what was encoded; errors leave
+//! the output untouched.
 #![no_main]
 
 use std::io::{Read, Write};
@@ -54,14 +56,22 @@ fuzz_target!(|data: &[u8]| {
     let mut ours = b"before".to_vec();
     let result = decompress(Compression::Lz4, &input, LIMIT, &mut ours);
     let mut theirs = Vec::new();
-    let oracle = FrameDecoder::new(&input[..])
+    let mut reader = FrameDecoder::new(&input[..]);
+    let oracle = (&mut reader)
         .take(LIMIT as u64 + 1)
         .read_to_end(&mut theirs);
+    // lz4_flex's reader takes a block that decodes to nothing for the end of the stream and
+    // leaves the rest of the input unread; where it did, its output is a prefix of ours.
+    let stopped_early = !reader.get_ref().is_empty();
     match result {
         Ok(()) => {
             assert!(ours.len() - 6 <= LIMIT);
             assert!(oracle.is_ok(), "lz4_flex refuses what kafkit decoded: {oracle:?}");
-            assert!(ours[6..] == theirs[..], "kafkit and lz4_flex decode differently");
+            if stopped_early {
+                assert!(ours[6..].starts_with(&theirs), "kafkit and lz4_flex decode differently");
+            } else {
+                assert!(ours[6..] == theirs[..], "kafkit and lz4_flex decode differently");
+            }
         }
         Err(e) => {
             assert_eq!(ours, b"before", "{e}");

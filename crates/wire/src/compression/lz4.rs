@@ -515,4 +515,34 @@ mod tests {
             }
         }
     }
+
+    /// A frame built by hand: the descriptor (with its checksum) for independent 64 KiB
+    /// blocks and no checksums, then `blocks` (size word, data), then the end mark.
+    fn frame_of_blocks(blocks: &[(u32, &[u8])]) -> Vec<u8> {
+        let mut f = FRAME_MAGIC.to_le_bytes().to_vec();
+        let descriptor = [0x60, 0x40];
+        f.extend_from_slice(&descriptor);
+        f.push((XxHash32::oneshot(0, &descriptor) >> 8) as u8);
+        for (word, data) in blocks {
+            f.extend_from_slice(&word.to_le_bytes());
+            f.extend_from_slice(data);
+        }
+        f.extend_from_slice(&[0; 4]);
+        f
+    }
+
+    /// A compressed block that decodes to nothing is a block like any other: the frame goes
+    /// on after it (`lz4_flex`'s own frame reader stops there, reading it as the end of the
+    /// stream, and drops the rest: found by the `lz4_frames` fuzz target).
+    #[test]
+    fn a_block_that_decodes_to_nothing_does_not_end_the_frame() {
+        let f = frame_of_blocks(&[
+            (2 | 0x8000_0000, b"ab"),
+            (1, &[0]),
+            (2 | 0x8000_0000, b"cd"),
+        ]);
+        let mut out = Vec::new();
+        decompress(&f, 100, &mut out).unwrap();
+        assert_eq!(out, b"abcd");
+    }
 }
