@@ -401,3 +401,39 @@ fn the_longest_metadata_max_age_does_not_overflow() {
     assert_eq!(s.read_replica(&tp(0), now + year), Some(2));
     assert_eq!(next_node(&mut s, now + year, &m).0.node(), 2);
 }
+
+/// The rule that a fetch of caught-up partitions waits while the node's buffered records are
+/// taken holds for the node the records came from: the preferred read replica, not the leader.
+#[test]
+fn a_caught_up_fetch_to_a_read_replica_waits_while_its_records_are_taken() {
+    let now = Instant::now();
+    let m = metadata3(2);
+    let mut s = assigned_with(racked(), 2);
+    let (token, _) = s.poll_fetches(now, &m).pop().unwrap();
+    s.handle_fetch(
+        now,
+        token,
+        response(0, vec![prefer(0, 2, 0), prefer(1, 2, 0)]),
+    );
+    let (token, _) = s.poll_fetches(now, &m).pop().unwrap();
+    assert_eq!(token.node(), 2, "both partitions read from node 2");
+    s.handle_fetch(
+        now,
+        token,
+        response(
+            0,
+            vec![partition(0, Some(records(0, 5)), 10), partition(1, None, 0)],
+        ),
+    );
+    assert_eq!(s.drain(2).records.len(), 2);
+    assert!(
+        s.poll_fetches(now, &m).is_empty(),
+        "node 2's fetch of caught-up partition 1 waits for partition 0's records to be taken"
+    );
+    assert_eq!(s.drain(100).records.len(), 3);
+    let (token, request) = s.poll_fetches(now, &m).pop().unwrap();
+    assert_eq!(token.node(), 2);
+    let mut sent = sent_partitions(&request);
+    sent.sort_unstable();
+    assert_eq!(sent, [(0, 5), (1, 0)]);
+}
