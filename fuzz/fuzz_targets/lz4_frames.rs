@@ -53,7 +53,10 @@ fuzz_target!(|data: &[u8]| {
     } else {
         rest.to_vec()
     };
-    let mut ours = b"before".to_vec();
+    // Room for four times the input, as the consumer reserves for a batch: blocks go first
+    // into the spare capacity, then into a window of the block maximum when they do not fit.
+    let mut ours = Vec::with_capacity(6 + input.len() * 4);
+    ours.extend_from_slice(b"before");
     let result = decompress(Compression::Lz4, &input, LIMIT, &mut ours);
     let mut theirs = Vec::new();
     let mut reader = FrameDecoder::new(&input[..]);
