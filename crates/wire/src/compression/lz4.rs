@@ -71,14 +71,16 @@ pub fn decompress(input: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), C
     if input.is_empty() {
         return Err(corrupt("empty payload (no frame)"));
     }
-    let start = out.len();
+    let output = Output {
+        start: out.len(),
+        limit,
+    };
     let mut c = Cursor(input);
     let mut frames = Frames::new(Compression::Lz4, limit);
     while !c.0.is_empty() {
         frames.start_frame()?;
-        let output = Output { start, limit };
         if let Err(e) = decode_frame(&mut c, output, out) {
-            out.truncate(start);
+            out.truncate(output.start);
             return Err(e);
         }
     }
