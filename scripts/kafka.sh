@@ -373,6 +373,14 @@ launch() {
     </dev/null >>"$nd/server.log" 2>&1 &
   pid=$!
   echo "$pid" >"$nd/pid"
+  # Until the forked shell has exec'd java, /proc shows the shell's command line and pid_of would
+  # take the node for dead: wait (10 s at most) for the exec.
+  local i
+  for ((i = 0; i < 200; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$nd/server.properties" && break
+    sleep 0.05
+  done
 }
 
 # wait_ready DIR deadline_epoch N...: wait until each node logged READY_LINE since its launch.

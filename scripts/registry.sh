@@ -152,6 +152,20 @@ pid_of() {
   printf '%s\n' "$pid"
 }
 
+# await_exec PID MARKER: wait (10 s at most) until the process we just forked has exec'd the JVM
+# (its command line holds MARKER). Until then /proc shows the forking shell's command line, and
+# pid_of would take a JVM still being launched for a dead one (CI hit this on a busy machine:
+# "exited during start" with an empty log). Returns 1 if the process is gone.
+await_exec() {
+  local pid="$1" marker="$2" i
+  for ((i = 0; i < 200; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$marker" && return 0
+    sleep 0.05
+  done
+  return 0
+}
+
 start_watchdog() {
   local dir="$1" pid="$2"
   # shellcheck disable=SC2016  # expanded by the inner bash
@@ -219,6 +233,7 @@ cmd_start() {
     echo $! >"$dir/pid"
     echo "$port" >"$dir/port"
     echo "$mport" >"$dir/management-port"
+    await_exec "$(<"$dir/pid")" "kafkit.registry.dir=$dir" || true
     local deadline=$((SECONDS + ATTEMPT_TIMEOUT))
     ((deadline <= t0 + START_TIMEOUT)) || deadline=$((t0 + START_TIMEOUT))
     while ((SECONDS < deadline)); do
@@ -251,6 +266,10 @@ cmd_start() {
       continue
     fi
     tail -n 40 "$dir/registry.log" >&2 || true
+    if ((attempt < 3 && SECONDS - t0 < START_TIMEOUT)); then
+      log "registry exited during start (attempt $attempt): starting it again"
+      continue
+    fi
     kill_watchdog "$dir"
     die "registry exited during start (log: $dir/registry.log)"
   done
