@@ -9,6 +9,10 @@
 //! - `duplicated-read` / `reordered-read`: per partition, offsets handed out strictly
 //!   increase, except right after an explicit seek (to the offset sought); an offset handed
 //!   out before again is a duplicate, a lower new one is reordered;
+//! - `stalled` (judged only when the scenario sets a limit: a world without faults): the
+//!   application found nothing to take for longer than the limit while some partition, not
+//!   paused, had records between its position and its end — e.g. a drained partition left
+//!   waiting behind a long-poll that holds only caught-up partitions of its node;
 //! - `liveness`: the run ended before the deadline and the step cap, with the position of
 //!   every partition at its end (the LSO under read_committed, else the high watermark);
 //! - `skipped`: every record the consumer must see (committed or not transactional under
@@ -95,6 +99,17 @@ pub(super) fn check(h: &History) -> Result<(), Violation> {
                     last = Some(*offset);
                 }
             }
+        }
+    }
+    if let Some(limit) = h.stall_limit {
+        if let Some((at, length)) = h.stalls.iter().find(|(_, length)| *length > limit) {
+            return Err(Violation::new(
+                "stalled",
+                format!(
+                    "from {at:?} the application found nothing to take for {length:?} \
+                     (limit {limit:?}) with records waiting below a partition's end"
+                ),
+            ));
         }
     }
     if let Some(why) = &h.stuck {

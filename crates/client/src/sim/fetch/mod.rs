@@ -56,11 +56,13 @@
 //! earliest.
 //!
 //! **Invariants** ([`checker`]): `read-uncommitted`, `read-of-aborted`, `duplicated-read`,
-//! `reordered-read`, `liveness`, `skipped`. Each has a negative control below: a broker that
+//! `reordered-read`, `stalled`, `liveness`, `skipped`. Each has a negative control below: a broker that
 //! ignores the LSO (`read-uncommitted`), one that sends no aborted transactions
 //! (`read-of-aborted`), a driver that seeks back without saying so (`duplicated-read`), one
 //! that hands two records out swapped (`reordered-read`), a broker that never returns a
-//! partition's records (`liveness`), a driver that drops one fetched batch (`skipped`).
+//! partition's records (`liveness`), a driver that drops one fetched batch (`skipped`), a
+//! fetcher that long-polls caught-up partitions while their node's records are still being
+//! taken (`stalled`, judged in the fault-free `quiet_backlog` worlds only).
 //!
 //! **Adding an invariant**: record what it needs in `world::History` (the driver sees every
 //! append, transaction outcome, drain and seek, and the cluster at each moment), add a check
@@ -78,11 +80,54 @@ use world::{Knobs, World};
 
 /// Runs one world with the seed's knobs, changed by `adjust`, and judges it.
 fn scenario(run: &mut Run, adjust: impl FnOnce(&mut Knobs)) -> Result<(), Violation> {
+    scenario_with(run, adjust, |_| {})
+}
+
+/// [`scenario`], with `prepare` applied to the world before it runs.
+fn scenario_with(
+    run: &mut Run,
+    adjust: impl FnOnce(&mut Knobs),
+    prepare: impl FnOnce(&mut World<'_>),
+) -> Result<(), Violation> {
     let mut knobs = Knobs::draw(run);
     adjust(&mut knobs);
     let mut world = World::new(run, knobs);
+    prepare(&mut world);
     world.simulate();
     checker::check(&world.history)
+}
+
+/// A world without faults whose partitions hold a backlog when the consumer starts, read
+/// with the default `fetch.max.wait.ms` (500 ms) and `fetch.min.bytes` (1) over a fast
+/// network, a prefetch budget the application often empties, and a pace that keeps up: the
+/// application may find nothing to take for a few round trips, never for most of a long-poll
+/// (`stalled`, limit 250 ms).
+fn quiet_backlog(k: &mut Knobs) {
+    use std::time::Duration;
+    let ms = Duration::from_millis;
+    k.p_lose_request = 0.0;
+    k.p_lose_response = 0.0;
+    k.p_stale_metadata = 0.0;
+    k.retentions = 0;
+    k.p_partition_error = 0.0;
+    k.p_evict_session = 0.0;
+    k.p_metadata_fails = 0.0;
+    k.cuts = 0;
+    k.pauses = 0;
+    k.leader_moves = 0;
+    k.p_pause_partition = 0.0;
+    k.p_seek_back = 0.0;
+    k.partitions = 6; // two per broker: a node holds caught-up and unfinished partitions
+    k.prefill = 200 + k.prefill * 20;
+    k.writes = k.prefill + 3; // the prefill, then a few writes while the backlog is read
+    k.settings.min_bytes = 1;
+    k.settings.max_wait_ms = 500;
+    k.settings.request_timeout = ms(30_000);
+    k.settings.prefetch_max_bytes = k.settings.prefetch_max_bytes.min(4_000);
+    k.net_delay.1 = k.net_delay.1.min(ms(5));
+    k.replication_delay.1 = k.replication_delay.1.min(ms(5));
+    k.poll_every.1 = k.poll_every.1.min(ms(5));
+    k.stall_limit = Some(ms(250));
 }
 
 #[cfg(test)]
@@ -128,6 +173,13 @@ mod tests {
     }
 
     #[test]
+    fn quiet_backlog_without_stalls() {
+        check_seeds("quiet_backlog_without_stalls", 40, |run| {
+            scenario(run, quiet_backlog)
+        });
+    }
+
+    #[test]
     fn a_seed_replays() {
         assert_replays(5, |run| scenario(run, |_| {}));
         assert_replays(6, |run| scenario(run, |k| k.leader_moves += 5));
@@ -168,6 +220,15 @@ mod tests {
     fn negative_control_muted_partition_is_liveness() {
         expect_caught("liveness", 10, |run| {
             scenario(run, |k| k.broken.mute_partition_0 = true)
+        });
+    }
+
+    #[test]
+    fn negative_control_caught_up_fetch_sent_early_is_stalled() {
+        expect_caught("stalled", 20, |run| {
+            scenario_with(run, quiet_backlog, |w| {
+                w.state.broken_send_caught_up_early = true;
+            })
         });
     }
 

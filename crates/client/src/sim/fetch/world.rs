@@ -83,6 +83,9 @@ pub(super) struct Knobs {
     pub p_seek_back: f64,
     pub broken: Broken,
     pub driver: BrokenDriver,
+    /// The longest the application may find nothing to take while a partition it reads has
+    /// records below its end (`stalled`); `None`: not judged (faults stall legitimately).
+    pub stall_limit: Option<Duration>,
 }
 
 /// A deliberately broken driver of a negative control.
@@ -162,6 +165,7 @@ impl Knobs {
             p_seek_back: p(run, 0.03),
             broken: Broken::default(),
             driver: BrokenDriver::default(),
+            stall_limit: None,
         }
     }
 }
@@ -184,6 +188,10 @@ pub(super) struct History {
     pub read_committed: bool,
     /// Why the run did not end properly, if it did not.
     pub stuck: Option<String>,
+    /// Stretches (start, length) during which every drain handed out nothing while some
+    /// partition, not paused, had records between its position and its end.
+    pub stalls: Vec<(Duration, Duration)>,
+    pub stall_limit: Option<Duration>,
 }
 
 /// One thing the application saw on a partition.
@@ -288,6 +296,8 @@ pub(super) struct World<'r> {
     reversed: bool,
     /// Per partition: (leader, epoch) before its last move, for stale metadata.
     before_move: BTreeMap<i32, (i32, i32)>,
+    /// Since when every drain found nothing while records were waiting (see `History::stalls`).
+    starved_since: Option<Duration>,
 }
 
 impl<'r> World<'r> {
@@ -299,6 +309,7 @@ impl<'r> World<'r> {
         };
         let history = History {
             read_committed: knobs.isolation == IsolationLevel::ReadCommitted,
+            stall_limit: knobs.stall_limit,
             ..History::default()
         };
         World {
@@ -321,6 +332,7 @@ impl<'r> World<'r> {
             silent_seek_done: false,
             reversed: false,
             before_move: BTreeMap::new(),
+            starved_since: None,
             knobs,
             run,
         }
@@ -812,6 +824,7 @@ impl<'r> World<'r> {
                     lso,
                 });
         }
+        self.note_starvation(records.is_empty());
         if !records.is_empty() {
             let (first, last) = (records[0].offset, records[records.len() - 1].offset);
             self.run.log(format_args!(
@@ -863,6 +876,31 @@ impl<'r> World<'r> {
                     let _ = self.state.seek(&Self::tp(p), FetchPosition::new(offset));
                 }
             }
+        }
+    }
+
+    /// Opens a stall when a drain found nothing while a partition not paused had records
+    /// between its position and its end; closes it at the next drain that found some, or once
+    /// nothing is waiting.
+    fn note_starvation(&mut self, found_nothing: bool) {
+        let paused = self.state.paused();
+        let waiting = found_nothing
+            && self.cluster.partitions.iter().enumerate().any(|(p, part)| {
+                let tp = Self::tp(p as i32);
+                !paused.contains(&tp)
+                    && self
+                        .state
+                        .position(&tp)
+                        .is_some_and(|pos| pos.offset < self.end_of(part))
+            });
+        let now = self.now();
+        match (waiting, self.starved_since) {
+            (true, None) => self.starved_since = Some(now),
+            (false, Some(since)) => {
+                self.starved_since = None;
+                self.history.stalls.push((since, now - since));
+            }
+            _ => {}
         }
     }
 

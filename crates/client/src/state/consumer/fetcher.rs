@@ -186,6 +186,11 @@ pub struct FetchState {
     /// Partitions stopped at a corrupt batch: reported by every drain until a seek.
     corrupt: BTreeMap<TopicPartition, ConsumeError>,
     wants_metadata: bool,
+    /// Negative control of the fetcher world's `stalled` invariant (`sim::fetch`): fetches of
+    /// caught-up partitions go out while their node's records are still being taken, as they
+    /// did before the deferral in [`FetchState::poll_fetches`].
+    #[cfg(test)]
+    pub(crate) broken_send_caught_up_early: bool,
 }
 
 fn topic_name(name: &str) -> TopicName {
@@ -211,6 +216,8 @@ impl FetchState {
             errors: VecDeque::new(),
             corrupt: BTreeMap::new(),
             wants_metadata: false,
+            #[cfg(test)]
+            broken_send_caught_up_early: false,
         }
     }
 
@@ -561,6 +568,12 @@ impl FetchState {
         // stall of `fetch.max.wait.ms` with records waiting on the broker); sent once one of
         // them is taken, it carries that partition too and comes back as soon as it has records.
         let taking = self.nodes_being_taken(now, metadata);
+        #[cfg(test)]
+        let taking = if self.broken_send_caught_up_early {
+            Vec::new()
+        } else {
+            taking
+        };
         by_node.retain(|node, wanted| {
             !taking.contains(node) || wanted.keys().any(|tp| self.lag(tp) != Some(0))
         });
