@@ -2,9 +2,11 @@
 //!
 //! Every record of a batch holds a [`Delivery`] (the producer side, kept in the batch) that
 //! points at the batch's [`BatchDelivery`] with the record's index; its [`DeliveryFuture`]
-//! points at the same one. A written batch is completed whole, under one lock: one entry
-//! (first index, count, base offset, log append time) from which each future works out its
-//! own offset and timestamp, as the Java client's futures do from their batch's one result.
+//! points at the same one. A written batch is completed whole: one entry (first index, count,
+//! base offset, log append time) from which each future works out its own offset and
+//! timestamp, as the Java client's futures do from their batch's one result. The first such
+//! entry of a batch is published in a `OnceLock` before the lock is taken, so a future of a
+//! written record resolves without locking; later pieces of a split batch go under the lock.
 //! Failures are written record by record, one lock per run of the same batch. The wakers of
 //! the futures waiting on a batch are woken once per completion. A `Delivery` dropped without
 //! an outcome (the state lost it: not expected) writes [`ProduceError::Closed`] for its
@@ -13,7 +15,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
 
 use super::error::ProduceError;
@@ -25,6 +27,10 @@ type Outcomes = Result<RecordMetadata, ProduceError>;
 /// The outcomes of one batch's records, and who waits for them.
 #[derive(Debug, Default)]
 pub(crate) struct BatchDelivery {
+    /// The batch's first written run (for a batch not split, its only one), set once before
+    /// the lock is taken to announce it: a future whose record it holds resolves without the
+    /// lock, one lock fewer per record for a caller awaiting every future.
+    first_run: OnceLock<Written>,
     inner: Mutex<Inner>,
     /// Bumped (under the lock) whenever an outcome is written: a future that registered its
     /// waker at version `v` and still sees `v` has nothing new to look at.
@@ -35,7 +41,7 @@ pub(crate) struct BatchDelivery {
 struct Inner {
     /// Records' own outcomes (failures), by record index (grown as they come in).
     slots: Vec<Option<Outcomes>>,
-    /// Runs of the batch's records written (one, or one per piece of a split batch).
+    /// Runs of the batch's records written after `first_run` (pieces of a split batch).
     written: Vec<Written>,
     /// Futures waiting: (record index, waker).
     waiting: Vec<(u32, Waker)>,
@@ -81,6 +87,12 @@ impl BatchDelivery {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    /// The metadata of the record at `index` (created at `timestamp`) if the first written run
+    /// holds it (no lock).
+    fn first_written(&self, index: u32, timestamp: i64) -> Option<RecordMetadata> {
+        self.first_run.get()?.metadata(index, timestamp)
+    }
 }
 
 impl Inner {
@@ -94,13 +106,15 @@ impl Inner {
         }
     }
 
-    /// The outcome of the record at `index` (created at `timestamp`), once known.
-    fn take(&mut self, index: u32, timestamp: i64) -> Option<Outcomes> {
+    /// The outcome of the record at `index` (created at `timestamp`), once known; `first` is
+    /// the batch's first written run, if set (a record is in one run or has a slot, never both).
+    fn take(&mut self, first: Option<&Written>, index: u32, timestamp: i64) -> Option<Outcomes> {
         if let Some(result) = self.slots.get_mut(index as usize).and_then(Option::take) {
             return Some(result);
         }
-        self.written
-            .iter()
+        first
+            .into_iter()
+            .chain(&self.written)
             .find_map(|run| run.metadata(index, timestamp))
             .map(Ok)
     }
@@ -219,15 +233,21 @@ fn deliver_written(
     else {
         return Err(batch);
     };
-    let mut inner = shared.lock();
-    inner.written.push(Written {
+    let run = Written {
         first,
         count,
         base_offset: batch.base_offset,
         log_append_time: batch.log_append_time,
         topic: batch.tp.topic.clone(),
         partition: batch.tp.partition,
-    });
+    };
+    // Set before the lock is taken: a future that finds it unset and then locks sees it set
+    // under the lock, or registers its waker before the wake-up below.
+    let later = shared.first_run.set(run).err();
+    let mut inner = shared.lock();
+    if let Some(run) = later {
+        inner.written.push(run);
+    }
     shared.version.fetch_add(1, Ordering::Release);
     wakers.append(&mut inner.waiting);
     drop(inner);
@@ -293,8 +313,12 @@ impl Future for DeliveryFuture {
             }
         }
         let index = this.index;
+        if let Some(metadata) = this.batch.first_written(index, this.timestamp) {
+            this.done = true;
+            return Poll::Ready(Ok(metadata));
+        }
         let mut inner = this.batch.lock();
-        if let Some(result) = inner.take(index, this.timestamp) {
+        if let Some(result) = inner.take(this.batch.first_run.get(), index, this.timestamp) {
             this.done = true;
             return Poll::Ready(result);
         }
@@ -402,8 +426,9 @@ mod tests {
         assert_eq!(deliver_all(vec![written(handles, 40, -1)]), 21);
         {
             // One entry for the whole batch, no slot per record.
+            assert!(futures[0].batch.first_run.get().is_some());
             let inner = futures[0].batch.lock();
-            assert_eq!(inner.written.len(), 1);
+            assert!(inner.written.is_empty());
             assert!(inner.slots.iter().all(Option::is_none));
         }
         assert_eq!(offsets(futures).await, [(40, 1000), (41, 1001)]);
