@@ -1327,3 +1327,56 @@ fn a_drain_whose_records_cost_exactly_the_bound_stops_there() {
     assert_eq!(s.position(&tp(0)).map(|p| p.offset), Some(20));
     assert_eq!(s.drain(500).records.len(), 20);
 }
+
+/// The lag counts to the last stable offset under read_committed (to the high watermark when
+/// the broker sent none, -1), to the high watermark under read_uncommitted.
+#[test]
+fn lag_counts_to_the_last_stable_offset_under_read_committed() {
+    let now = Instant::now();
+    let m = metadata(1);
+    for (isolation, lso, want) in [
+        (IsolationLevel::ReadCommitted, 6, 3),
+        (IsolationLevel::ReadCommitted, -1, 7),
+        (IsolationLevel::ReadUncommitted, 6, 7),
+    ] {
+        let mut s = FetchState::new(FetchSettings {
+            isolation_level: isolation,
+            ..settings()
+        });
+        s.add_assigned(vec![(tp(0), Some(OffsetAndMetadata::new(0)))]);
+        let (token, _) = s.poll_fetches(now, &m).pop().expect("a fetch");
+        let data = partition(0, Some(records(0, 3)), 10).with_last_stable_offset(lso);
+        s.handle_fetch(now, token, response(11, vec![data]));
+        assert_eq!(s.drain(100).records.len(), 3);
+        assert_eq!(s.lag(&tp(0)), Some(want), "{isolation:?}, LSO {lso}");
+    }
+}
+
+/// The partition errors after which the fetcher asks who leads now; other errors are not.
+#[test]
+fn leader_errors_are_the_ones_that_send_the_fetcher_to_the_metadata() {
+    use super::fetcher::is_leader_error;
+    use kafka_protocol::error::ResponseError as E;
+    for e in [
+        E::NotLeaderOrFollower,
+        E::FencedLeaderEpoch,
+        E::UnknownLeaderEpoch,
+        E::UnknownTopicOrPartition,
+        E::UnknownTopicId,
+        E::InconsistentTopicId,
+        E::OffsetNotAvailable,
+        E::KafkaStorageError,
+        E::ReplicaNotAvailable,
+        E::LeaderNotAvailable,
+    ] {
+        assert!(is_leader_error(e), "{e:?}");
+    }
+    for e in [
+        E::OffsetOutOfRange,
+        E::CorruptMessage,
+        E::TopicAuthorizationFailed,
+        E::FetchSessionIdNotFound,
+    ] {
+        assert!(!is_leader_error(e), "{e:?}");
+    }
+}
