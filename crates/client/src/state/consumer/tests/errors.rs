@@ -56,6 +56,21 @@ fn a_fatal_validation_error_halts_the_partition_and_a_leader_error_retries() {
 }
 
 #[test]
+fn a_retriable_validation_error_that_is_not_a_leader_error_is_asked_again() {
+    let now = Instant::now();
+    let later = now + Duration::from_millis(100);
+    let m = metadata(1);
+    // REQUEST_TIMED_OUT (7): retriable, names no leader change.
+    assert!(!is_leader_error(ResponseError::RequestTimedOut));
+    let (mut s, token) = validating(now, &m);
+    s.handle_validations(now, token, Ok(refused(7)));
+    assert!(!s.is_halted(&tp(0)));
+    assert!(s.drain(1).error.is_none());
+    assert!(s.poll_validations(now, &m).is_empty(), "after the backoff");
+    assert_eq!(s.poll_validations(later, &m).len(), 1);
+}
+
+#[test]
 fn removing_a_partition_drops_its_errors_and_keeps_the_others() {
     let now = Instant::now();
     let m = metadata(2);
