@@ -995,3 +995,16 @@ fn a_failed_batch_lets_later_batches_resolve_its_sequence_before_a_bump() {
     let tx = s.poll_requests(t0 + Duration::from_secs(2), &leader);
     assert_eq!(header(&tx.requests[0].batches[0].1), (42, 1, 0, 1));
 }
+
+/// A retry waits `retry.backoff.ms`, doubling per attempt up to `retry.backoff.max.ms`, with
+/// no jitter: the state is deterministic (the jitter-free source sits at the middle of the
+/// ±20 % range, factor 1).
+#[test]
+fn retry_backoff_doubles_per_attempt_without_jitter() {
+    let s = SenderState::<u64>::new(config(true, 1 << 14, 1 << 20));
+    let ms = Duration::from_millis;
+    assert_eq!(s.retry_backoff(1), ms(100));
+    assert_eq!(s.retry_backoff(2), ms(200));
+    assert_eq!(s.retry_backoff(3), ms(400));
+    assert_eq!(s.retry_backoff(10), ms(1_000));
+}
