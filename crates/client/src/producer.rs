@@ -493,7 +493,7 @@ impl Producer {
             .append_with(now, &tp, buffered, |previous, index| {
                 let (delivery, f) = Delivery::for_slot(previous, index, timestamp);
                 future = Some(f);
-                Some(delivery)
+                delivery
             })
             .map_err(release)?;
         let Some(future) = future else {

@@ -337,7 +337,7 @@ impl Future for DeliveryFuture {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::producer::{BufferedRecord, TopicPartition};
+    use crate::state::producer::{AppendedRecord, TopicPartition};
     use std::sync::Arc as StdArc;
 
     fn outcome(delivery: Delivery, offset: i64) -> Completion<Delivery> {
@@ -372,11 +372,10 @@ mod tests {
     ) -> Completion<Delivery> {
         let records = handles
             .into_iter()
-            .map(|d| {
-                let created = 1000 + i64::from(d.index);
-                let mut r = BufferedRecord::new(created, None, None, ()).with_delivery(d);
-                r.reserved = 7;
-                r
+            .map(|d| AppendedRecord {
+                timestamp: 1000 + i64::from(d.index),
+                delivery: d,
+                reserved: 7,
             })
             .collect();
         Completion::Written(BatchWritten {

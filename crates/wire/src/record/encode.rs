@@ -93,6 +93,18 @@ impl EncodeHeader for HeaderRef<'_> {
     }
 }
 
+impl EncodeHeader for super::Header {
+    #[inline]
+    fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    #[inline]
+    fn value(&self) -> Option<&[u8]> {
+        self.value.as_deref()
+    }
+}
+
 impl<K: AsRef<[u8]>, V: AsRef<[u8]>> EncodeHeader for (K, Option<V>) {
     #[inline]
     fn key(&self) -> &[u8] {
@@ -396,6 +408,14 @@ pub fn max_record_size(record: &RecordRef<'_>) -> usize {
 #[derive(Debug)]
 pub struct BatchBuilder<'a> {
     buf: &'a mut BytesMut,
+    cursor: Cursor,
+}
+
+/// Where a batch starts in its buffer and what its records have set so far: the state that
+/// [`BatchBuilder`] (borrowing a buffer) and [`OpenBatch`](super::OpenBatch) (owning one)
+/// share.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cursor {
     start: usize,
     base_offset: i64,
     base_timestamp: i64,
@@ -407,52 +427,31 @@ impl<'a> BatchBuilder<'a> {
     /// Starts a batch at the end of `buf`, whose first record will have `base_offset`
     /// (0 for produce requests; the broker assigns offsets).
     pub fn new(buf: &'a mut BytesMut, base_offset: i64) -> Self {
-        let start = buf.len();
-        buf.put_bytes(0, BATCH_HEADER_LEN);
-        BatchBuilder {
-            buf,
-            start,
-            base_offset,
-            base_timestamp: 0,
-            max_timestamp: i64::MIN,
-            count: 0,
-        }
+        let cursor = Cursor::begin(buf, base_offset);
+        BatchBuilder { buf, cursor }
     }
 
     /// Records appended so far.
     pub fn record_count(&self) -> usize {
-        usize::try_from(self.count).unwrap_or_default()
+        self.cursor.record_count()
     }
 
     /// Whether no record has been appended.
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.cursor.count == 0
     }
 
     /// The uncompressed size of the batch so far, header included.
     pub fn size(&self) -> usize {
-        self.buf.len().saturating_sub(self.start)
-    }
-
-    fn deltas(&self, timestamp: i64) -> Result<(i32, i64), EncodeError> {
-        let timestamp_delta = if self.count == 0 {
-            0
-        } else {
-            timestamp
-                .checked_sub(self.base_timestamp)
-                .ok_or(EncodeError::TimestampOverflow {
-                    timestamp,
-                    base_timestamp: self.base_timestamp,
-                })?
-        };
-        Ok((self.count, timestamp_delta))
+        self.cursor.size(self.buf)
     }
 
     /// The uncompressed batch size if `record` were appended next (saturating on overflow).
     pub fn size_with(&self, record: &RecordRef<'_>) -> usize {
         let (offset_delta, ts_delta) = self
+            .cursor
             .deltas(record.timestamp)
-            .unwrap_or((self.count, i64::MAX));
+            .unwrap_or((self.cursor.count, i64::MAX));
         self.size()
             .saturating_add(record_size(offset_delta, ts_delta, record))
     }
@@ -500,7 +499,7 @@ impl<'a> BatchBuilder<'a> {
         headers: &[H],
         headers_size: usize,
     ) -> Result<i64, EncodeError> {
-        self.append_inner(timestamp, key, value, None, headers, headers_size)
+        self.append_with_block(timestamp, key, value, None, headers, headers_size)
     }
 
     /// Like [`append_sized`](BatchBuilder::append_sized), with `block`'s headers written
@@ -533,19 +532,120 @@ impl<'a> BatchBuilder<'a> {
         headers: &[H],
         headers_size: usize,
     ) -> Result<i64, EncodeError> {
-        self.append_inner(timestamp, key, value, block, headers, headers_size)
+        let record = Fields {
+            timestamp,
+            key,
+            value,
+            block,
+            headers,
+            headers_size,
+        };
+        self.cursor
+            .append(self.buf, &record, None)
+            .map(|written| written.offset)
     }
 
+    /// Compresses the records (through `scratch`, cleared first), writes the header and CRC32C,
+    /// and returns the batch's total size in `buf`.
+    pub fn finish(
+        self,
+        options: &BatchOptions,
+        scratch: &mut Vec<u8>,
+    ) -> Result<usize, EncodeError> {
+        self.cursor.finish(self.buf, options, scratch)
+    }
+}
+
+/// One record's fields, borrowed for the time of its writing; `headers_size` is that of
+/// `headers` alone (`block`'s not included).
+pub(crate) struct Fields<'r, H> {
+    pub(crate) timestamp: i64,
+    pub(crate) key: Option<&'r [u8]>,
+    pub(crate) value: Option<&'r [u8]>,
+    pub(crate) block: Option<&'r HeaderBlock>,
+    pub(crate) headers: &'r [H],
+    pub(crate) headers_size: usize,
+}
+
+/// What [`Cursor::append`] wrote: the record's offset and its encoded size.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Written {
+    /// The record's offset.
+    pub(crate) offset: i64,
+    /// Its encoded size, length prefix included.
+    pub(crate) size: usize,
+}
+
+/// What [`Cursor::append`] returns when a batch limit is given: `None` if the record would
+/// take a non-empty batch past it.
+pub(crate) type Appended = Option<Written>;
+
+impl Cursor {
+    /// Reserves a batch header at the end of `buf`.
+    pub(crate) fn begin(buf: &mut BytesMut, base_offset: i64) -> Cursor {
+        let start = buf.len();
+        buf.put_bytes(0, BATCH_HEADER_LEN);
+        Cursor {
+            start,
+            base_offset,
+            base_timestamp: 0,
+            max_timestamp: i64::MIN,
+            count: 0,
+        }
+    }
+
+    pub(crate) fn record_count(&self) -> usize {
+        usize::try_from(self.count).unwrap_or_default()
+    }
+
+    pub(crate) fn size(&self, buf: &BytesMut) -> usize {
+        buf.len().saturating_sub(self.start)
+    }
+
+    fn deltas(&self, timestamp: i64) -> Result<(i32, i64), EncodeError> {
+        let timestamp_delta = if self.count == 0 {
+            0
+        } else {
+            timestamp
+                .checked_sub(self.base_timestamp)
+                .ok_or(EncodeError::TimestampOverflow {
+                    timestamp,
+                    base_timestamp: self.base_timestamp,
+                })?
+        };
+        Ok((self.count, timestamp_delta))
+    }
+
+    /// Writes `record` at the end of `buf`. With a `limit`, a record that would take a
+    /// non-empty batch past `limit` bytes (header included) is not written (`Ok(None)`). On
+    /// error nothing is written.
     #[inline]
-    fn append_inner<H: EncodeHeader>(
+    pub(crate) fn append<H: EncodeHeader>(
         &mut self,
-        timestamp: i64,
-        key: Option<&[u8]>,
-        value: Option<&[u8]>,
-        block: Option<&HeaderBlock>,
-        headers: &[H],
-        headers_size: usize,
-    ) -> Result<i64, EncodeError> {
+        buf: &mut BytesMut,
+        record: &Fields<'_, H>,
+        limit: Option<usize>,
+    ) -> Result<Written, EncodeError> {
+        self.append_within(buf, record, limit)?
+            .ok_or(EncodeError::TooLarge { what: "batch" })
+    }
+
+    /// [`append`](Cursor::append), telling a record over the limit apart.
+    #[inline]
+    pub(crate) fn append_within<H: EncodeHeader>(
+        &mut self,
+        buf: &mut BytesMut,
+        record: &Fields<'_, H>,
+        limit: Option<usize>,
+    ) -> Result<Appended, EncodeError> {
+        let Fields {
+            timestamp,
+            key,
+            value,
+            block,
+            headers,
+            headers_size,
+        } = *record;
         if self.count == i32::MAX {
             return Err(EncodeError::TooManyRecords);
         }
@@ -577,10 +677,15 @@ impl<'a> BatchBuilder<'a> {
         let Ok(body) = i32::try_from(body) else {
             return Err(refusal(key, value, headers, headers_size));
         };
-        let start = self.buf.len();
+        let start = buf.len();
         let total = varint_len(body).saturating_add(body.unsigned_abs() as usize);
-        self.buf.resize(start.saturating_add(total), 0);
-        let out = self.buf.get_mut(start..).unwrap_or_default();
+        if let Some(limit) = limit {
+            if self.count > 0 && self.size(buf).saturating_add(total) > limit {
+                return Ok(None);
+            }
+        }
+        buf.resize(start.saturating_add(total), 0);
+        let out = buf.get_mut(start..).unwrap_or_default();
         let mut w = SliceWriter { out };
         let written = w.varint(body).and_then(|()| {
             w.byte(0)?; // record attributes: unused
@@ -597,7 +702,7 @@ impl<'a> BatchBuilder<'a> {
             Some(())
         });
         if written.is_none() || !w.out.is_empty() {
-            self.buf.truncate(start);
+            buf.truncate(start);
             return Err(refusal(key, value, headers, headers_size));
         }
         if self.count == 0 {
@@ -605,39 +710,43 @@ impl<'a> BatchBuilder<'a> {
         }
         self.max_timestamp = self.max_timestamp.max(timestamp);
         self.count = self.count.saturating_add(1);
-        Ok(self.base_offset.wrapping_add(i64::from(offset_delta)))
+        Ok(Some(Written {
+            offset: self.base_offset.wrapping_add(i64::from(offset_delta)),
+            size: total,
+        }))
     }
 
     /// Compresses the records (through `scratch`, cleared first), writes the header and CRC32C,
-    /// and returns the batch's total size in `buf`.
-    pub fn finish(
-        self,
+    /// and returns the batch's total size in `buf`. On error the batch is removed from `buf`.
+    pub(crate) fn finish(
+        &self,
+        buf: &mut BytesMut,
         options: &BatchOptions,
         scratch: &mut Vec<u8>,
     ) -> Result<usize, EncodeError> {
         if self.count == 0 {
-            self.buf.truncate(self.start);
+            buf.truncate(self.start);
             return Err(EncodeError::EmptyBatch);
         }
         let records_at = self.start.saturating_add(BATCH_HEADER_LEN);
         if options.compression != Compression::None {
             scratch.clear();
-            let raw = self.buf.get(records_at..).unwrap_or_default();
+            let raw = buf.get(records_at..).unwrap_or_default();
             if let Err(e) = compression::compress_with_level(
                 options.compression,
                 options.compression_level,
                 raw,
                 scratch,
             ) {
-                self.buf.truncate(self.start);
+                buf.truncate(self.start);
                 return Err(e.into());
             }
-            self.buf.truncate(records_at);
-            self.buf.extend_from_slice(scratch);
+            buf.truncate(records_at);
+            buf.extend_from_slice(scratch);
         }
-        let total = self.buf.len().saturating_sub(self.start);
+        let total = buf.len().saturating_sub(self.start);
         let Ok(batch_length) = i32::try_from(total.saturating_sub(LOG_OVERHEAD)) else {
-            self.buf.truncate(self.start);
+            buf.truncate(self.start);
             return Err(EncodeError::TooLarge { what: "batch" });
         };
         let attributes = BatchAttributes {
@@ -664,16 +773,15 @@ impl<'a> BatchBuilder<'a> {
             h.put_i32(options.base_sequence);
             h.put_i32(self.count);
         }
-        if let Some(slot) = self.buf.get_mut(self.start..records_at) {
+        if let Some(slot) = buf.get_mut(self.start..records_at) {
             slot.copy_from_slice(&header);
         }
         let crc = crc32c::crc32c(
-            self.buf
-                .get(self.start.saturating_add(CRC_START)..)
+            buf.get(self.start.saturating_add(CRC_START)..)
                 .unwrap_or_default(),
         );
         let crc_at = self.start.saturating_add(CRC_START - 4);
-        if let Some(slot) = self.buf.get_mut(crc_at..crc_at.saturating_add(4)) {
+        if let Some(slot) = buf.get_mut(crc_at..crc_at.saturating_add(4)) {
             slot.copy_from_slice(&crc.to_be_bytes());
         }
         Ok(total)

@@ -43,6 +43,7 @@ pub mod decode;
 pub mod encode;
 pub mod error;
 pub mod legacy;
+mod open;
 mod reader;
 pub mod streaming;
 pub mod varint;
@@ -60,4 +61,5 @@ pub use encode::{
     HeaderBlock, HeaderRef, RecordRef,
 };
 pub use error::{EncodeError, RecordError};
+pub use open::OpenBatch;
 pub use streaming::StreamingBatch;

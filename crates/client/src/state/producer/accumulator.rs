@@ -87,31 +87,21 @@ impl<D> Accumulator<D> {
         tp: &TopicPartition,
         record: BufferedRecord<D>,
     ) -> Result<Appended, ProduceError> {
-        let mut delivery = Some(record.delivery);
-        let record = BufferedRecord {
-            timestamp: record.timestamp,
-            key: record.key,
-            value: record.value,
-            headers: record.headers,
-            headers_size: record.headers_size,
-            header_block: record.header_block,
-            delivery: (),
-            reserved: record.reserved,
-        };
-        self.append_with(now, tp, record, |_, _| delivery.take())
+        let (record, delivery) = record.into_parts();
+        self.append_with(now, tp, record, move |_, _| delivery)
     }
 
     /// Like [`append`](Accumulator::append), with the record's delivery handle made once its
     /// place is known: `delivery(previous, index)` gets the handle of the record before it in
     /// the same batch (`None`: it opens a new batch) and its index in the batch. Lets the I/O
-    /// layer share one completion per batch. `None` from `delivery` is not expected; the
-    /// record is then refused with [`ProduceError::Closed`].
+    /// layer share one completion per batch. The record is encoded into its batch here: one
+    /// the wire format cannot carry is refused with [`ProduceError::Encode`], nothing queued.
     pub fn append_with(
         &mut self,
         now: Instant,
         tp: &TopicPartition,
         record: BufferedRecord<()>,
-        delivery: impl FnOnce(Option<&D>, usize) -> Option<D>,
+        delivery: impl FnOnce(Option<&D>, usize) -> D,
     ) -> Result<Appended, ProduceError> {
         // The producer reserves exactly `max_size()`: no need to size the record again.
         let size = if record.reserved > 0 {
@@ -134,22 +124,22 @@ impl<D> Accumulator<D> {
             return Err(ProduceError::Closed); // just inserted: not reached
         };
         // Only a batch never sent is open: a retried batch keeps its records.
+        let mut delivery = delivery;
         if let Some(open) = queue
             .back_mut()
             .filter(|b| b.attempts == 0 && b.sequence.is_none() && !b.full)
         {
-            if let Some(added) = open.room_for(&record, batch_size) {
-                let index = open.record_count();
-                let d = delivery(open.last_delivery(), index).ok_or(ProduceError::Closed)?;
-                open.push(record.with_delivery(d), added, batch_size);
-                return Ok(Appended {
-                    new_batch: false,
-                    batch_id: open.id,
-                    batch_full: open.full,
-                });
+            match open.append(&record, batch_size, delivery)? {
+                Ok(()) => {
+                    return Ok(Appended {
+                        new_batch: false,
+                        batch_id: open.id,
+                        batch_full: open.full,
+                    })
+                }
+                Err(unused) => delivery = unused,
             }
         }
-        let d = delivery(None, 0).ok_or(ProduceError::Closed)?;
         let id = self.next_batch_id;
         self.next_batch_id = self.next_batch_id.wrapping_add(1);
         // Creation times never go backwards in id order (two `send`s may read the clock in
@@ -159,8 +149,17 @@ impl<D> Accumulator<D> {
         self.last_created = Some(created);
         let mut batch = ProducerBatch::new(tp.clone(), id, created);
         // An empty batch takes any record: a record above batch.size gets a batch of its own.
-        let added = batch.room_for(&record, batch_size).unwrap_or(0);
-        batch.push(record.with_delivery(d), added, batch_size);
+        let refused = match batch.append(&record, batch_size, delivery) {
+            Ok(Ok(())) => None,
+            Err(error) => Some(error),
+            Ok(Err(_)) => Some(ProduceError::Closed), // an empty batch takes any: not reached
+        };
+        if let Some(error) = refused {
+            if queue.is_empty() {
+                self.queues.remove(tp);
+            }
+            return Err(error);
+        }
         let full = batch.full || !queue.is_empty();
         queue.push_back(batch);
         Ok(Appended {

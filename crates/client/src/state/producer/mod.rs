@@ -20,8 +20,8 @@ mod tests;
 
 pub use accumulator::{Accumulator, AccumulatorConfig, Appended, ReadyCheck};
 pub use batch::{
-    max_buffered_size, BatchWritten, BufferedRecord, Completion, Outcome, ProducerBatch, Sequence,
-    TopicPartition,
+    max_buffered_size, AppendedRecord, BatchWritten, BufferedRecord, Completion, Outcome,
+    ProducerBatch, Sequence, TopicPartition,
 };
 pub use idempotence::{increment_sequence, Idempotence};
 pub use node_latency::NodeLatency;

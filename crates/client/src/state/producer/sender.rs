@@ -254,7 +254,7 @@ impl<D> SenderState<D> {
         now: Instant,
         tp: &TopicPartition,
         record: BufferedRecord<()>,
-        delivery: impl FnOnce(Option<&D>, usize) -> Option<D>,
+        delivery: impl FnOnce(Option<&D>, usize) -> D,
     ) -> Result<Appended, ProduceError> {
         if self.closing {
             return Err(ProduceError::Closed);
