@@ -295,6 +295,12 @@ impl<D> ProducerBatch<D> {
         }
     }
 
+    /// The open buffer's capacity (tests).
+    #[cfg(test)]
+    fn capacity(&self) -> usize {
+        self.open.as_ref().map_or(0, OpenBatch::capacity)
+    }
+
     /// The partition.
     pub fn topic_partition(&self) -> &TopicPartition {
         &self.tp
@@ -363,20 +369,20 @@ impl<D> ProducerBatch<D> {
     }
 
     /// Decodes the records from the batch's last encoding, unless that was done already:
-    /// what a split or a new sequence encodes again. Fails when there is no encoding of every
-    /// record left (not expected: a batch is split or re-sequenced only once sent).
+    /// what a split or a new sequence encodes again. Fails when there is no encoding or it
+    /// does not hold exactly the batch's records (not expected: a batch is split or
+    /// re-sequenced only once sent whole); never pairs outcomes with other records.
     fn decode(&mut self) -> Result<(), ProduceError> {
         if self.decoded.is_some() {
             return Ok(());
         }
-        let bytes = match &self.encoded {
-            Some((_, count, bytes)) if *count == self.records.len() => bytes.clone(),
-            _ => {
-                return Err(ProduceError::Encode(
-                    "no encoding of the batch to read".into(),
-                ))
-            }
+        // Read back, the bytes must hold exactly the batch's records (checked below).
+        let Some((_, _, bytes)) = &self.encoded else {
+            return Err(ProduceError::Encode(
+                "no encoding of the batch to read".into(),
+            ));
         };
+        let bytes = bytes.clone();
         // The producer's own bytes: no limit smaller than what it wrote.
         let limits =
             DecodeLimits::with_max_decompressed_size(usize::MAX).with_max_decoded_size(usize::MAX);
@@ -535,11 +541,9 @@ impl<D> ProducerBatch<D> {
             ..BatchOptions::default()
         };
         let bytes = match self.open.take() {
-            // The first send: the records were encoded as they came.
-            Some(open) if open.record_count() == count => {
-                open.finish(&options, scratch).map_err(encode_error)?
-            }
-            Some(_) => return Err(ProduceError::Encode("a piece of an unsent batch".into())),
+            // The first send, of every record (a batch is split only once sent): the records
+            // were encoded as they came.
+            Some(open) => open.finish(&options, scratch).map_err(encode_error)?,
             None => {
                 self.decode()?;
                 let mut buf = BytesMut::with_capacity(self.estimate(count));
@@ -838,5 +842,101 @@ mod header_size_tests {
                 assert_eq!(d.headers.len(), r.headers().len());
             }
         }
+    }
+
+    /// A record of `len` value bytes, reserved as the producer reserves.
+    fn sized(len: usize) -> BufferedRecord<()> {
+        let mut r = BufferedRecord::new(1_000, None, Some(Bytes::from(vec![b'v'; len])), ());
+        r.reserved = r.max_size();
+        r
+    }
+
+    /// A quiet partition's batch keeps a small buffer (room for four records like its first);
+    /// a busy one grows to `batch.size` in one step, then holds every record that fits
+    /// without growing again.
+    #[test]
+    fn the_buffer_starts_small_and_grows_to_batch_size_once() {
+        for reserved in [true, false] {
+            let batch_size = 16_384;
+            let mut batch =
+                ProducerBatch::<()>::new(TopicPartition::new("t", 0), 0, Instant::now());
+            let first = sized(100);
+            let bound = first.max_size();
+            let mut r = sized(100);
+            if !reserved {
+                r.reserved = 0;
+            }
+            assert!(matches!(
+                batch.append(&r, batch_size, |_, _| ()),
+                Ok(Ok(()))
+            ));
+            let small = batch.capacity();
+            assert!(
+                (4 * bound..4 * bound + 64).contains(&small),
+                "{small} for {bound}"
+            );
+            let mut seen = vec![small];
+            while matches!(batch.append(&r, batch_size, |_, _| ()), Ok(Ok(()))) {
+                if seen.last() != Some(&batch.capacity()) {
+                    seen.push(batch.capacity());
+                }
+            }
+            assert_eq!(seen.len(), 2, "grown once: {seen:?}");
+            assert!((batch_size..batch_size + 64).contains(&seen[1]), "{seen:?}");
+            assert!(batch.full && batch.size() <= batch_size);
+        }
+    }
+
+    /// Once encoded for a send, a batch takes no more records: one appended then would get an
+    /// outcome without ever being in the bytes sent.
+    #[test]
+    fn a_sent_batch_takes_no_records() {
+        let mut batch = one_record_batch(&sized(10));
+        batch
+            .encode(Compression::None, None, false, &mut Vec::new())
+            .unwrap();
+        let Err(err) = batch.append(&sized(10), 1 << 20, |_, _| ()) else {
+            panic!("appended to a sent batch")
+        };
+        assert!(matches!(err, ProduceError::Encode(_)), "{err:?}");
+        assert_eq!(batch.record_count(), 1);
+    }
+
+    /// A retry under the same sequence resends the bytes already encoded (the same buffer),
+    /// not a new encoding of them.
+    #[test]
+    fn a_retry_resends_the_cached_bytes() {
+        let mut batch = one_record_batch(&sized(10));
+        batch.sequence = Some(sequence(1, 0));
+        let first = batch
+            .encode(Compression::Lz4, None, false, &mut Vec::new())
+            .unwrap();
+        let again = batch
+            .encode(Compression::Lz4, None, false, &mut Vec::new())
+            .unwrap();
+        assert_eq!(first.as_ptr(), again.as_ptr());
+    }
+
+    /// Bytes that do not hold exactly the batch's records (only a bug could make them) fail
+    /// the next encoding with a typed error rather than pair outcomes with other records.
+    #[test]
+    fn bytes_that_are_not_the_records_fail_the_encoding() {
+        let mut two = ProducerBatch::<()>::new(TopicPartition::new("t", 0), 0, Instant::now());
+        for _ in 0..2 {
+            assert!(matches!(
+                two.append(&sized(10), 1 << 20, |_, _| ()),
+                Ok(Ok(()))
+            ));
+        }
+        let other = one_record_batch(&sized(10))
+            .encode(Compression::None, None, false, &mut Vec::new())
+            .unwrap();
+        two.encoded = Some((None, 2, other));
+        two.open = None;
+        two.sequence = Some(sequence(1, 0));
+        let err = two
+            .encode(Compression::None, None, false, &mut Vec::new())
+            .unwrap_err();
+        assert!(matches!(err, ProduceError::Encode(_)), "{err:?}");
     }
 }

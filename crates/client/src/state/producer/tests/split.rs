@@ -271,3 +271,78 @@ fn concurrent_transactions_on_produce_is_retried() {
     let (_, _, base, count) = next_piece(&mut s, t0 + Duration::from_secs(1));
     assert_eq!((base, count), (0, 2), "the same batch, same sequence");
 }
+
+/// A split cuts by bytes, not by record count: a batch whose first record holds most of its
+/// bytes sends that record alone first, then the small ones together (pieces are sized from
+/// the records read back from the batch's bytes).
+#[test]
+fn a_split_halves_the_bytes_not_the_count() {
+    let t0 = Instant::now();
+    let mut s = SenderState::new(config(true, 100_000, 1_000_000));
+    s.handle_producer_id(42, 0);
+    s.append(t0, &tp(0), record(0, 2_000)).ok();
+    for id in 1..10 {
+        s.append(t0, &tp(0), record(id, 100)).ok();
+    }
+    let tx = s.poll_requests(t0 + LINGER, &leader);
+    let id = tx.requests[0].id;
+    assert_eq!(header(&tx.requests[0].batches[0].1).3, 10);
+    s.handle_result(t0, id, too_large());
+    let (id, _, base, count) = next_piece(&mut s, t0);
+    assert_eq!((base, count), (0, 1), "the large record is half the bytes");
+    s.handle_result(t0, id, Ok(vec![written(tp(0), 500)]));
+    let (id, _, base, count) = next_piece(&mut s, t0);
+    assert_eq!(
+        (base, count),
+        (1, 9),
+        "the small ones fit the split size together"
+    );
+    s.handle_result(t0, id, Ok(vec![written(tp(0), 501)]));
+    let got = offsets(&s.take_outcomes());
+    assert_eq!(got.len(), 10);
+    assert!(got
+        .iter()
+        .zip(0..)
+        .all(|(&(rid, off), i)| rid == i && off == 500 + i as i64));
+    assert!(s.is_idle());
+}
+
+/// While a piece of a split batch is in flight, a newer batch of its partition waits, even
+/// once the partition has had a batch acknowledged (pipelining is otherwise allowed): a piece
+/// is the only batch of its partition in flight.
+#[test]
+fn a_piece_in_flight_holds_back_newer_batches() {
+    let t0 = Instant::now();
+    let mut s = SenderState::new(config(true, 100_000, 1_000_000));
+    s.handle_producer_id(42, 0);
+    s.append(t0, &tp(0), record(100, 100)).ok();
+    let tx = s.poll_requests(t0 + LINGER, &leader);
+    s.handle_result(t0, tx.requests[0].id, Ok(vec![written(tp(0), 0)]));
+    assert_eq!(offsets(&s.take_outcomes()), [(100, 0)]);
+    let mut first = Vec::new();
+    for id in 0..8 {
+        s.append(t0, &tp(0), record(id, 100)).ok();
+    }
+    let tx = s.poll_requests(t0 + LINGER, &leader);
+    s.handle_result(t0, tx.requests[0].id, too_large());
+    let (id, _, base, count) = next_piece(&mut s, t0);
+    assert_eq!((base, count), (1, 4));
+    s.append(t0, &tp(0), record(200, 100)).ok();
+    assert!(
+        s.poll_requests(t0 + LINGER, &leader).requests.is_empty(),
+        "the newer batch waits for the piece"
+    );
+    s.handle_result(t0, id, Ok(vec![written(tp(0), 1)]));
+    first.extend(offsets(&s.take_outcomes()));
+    while !s.is_idle() {
+        let tx = s.poll_requests(t0 + LINGER, &leader);
+        assert_eq!(tx.requests.len(), 1, "one batch at a time");
+        let h = header(&tx.requests[0].batches[0].1);
+        let base = i64::from(h.2);
+        s.handle_result(t0, tx.requests[0].id, Ok(vec![written(tp(0), base)]));
+        first.extend(offsets(&s.take_outcomes()));
+    }
+    let ids: Vec<u64> = first.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, [0, 1, 2, 3, 4, 5, 6, 7, 200]);
+    assert!(first.iter().zip(1..).all(|(&(_, off), i)| off == i));
+}
