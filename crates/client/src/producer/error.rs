@@ -113,7 +113,9 @@ pub enum ProduceError {
         /// The broker's message, if any.
         message: Option<String>,
     },
-    /// The batch could not be encoded.
+    /// The record could not be encoded into its batch (returned by `send`; the records
+    /// appended before it are not affected), or its batch could not be encoded for a send
+    /// (its records fail together).
     #[error("cannot encode the batch: {0}")]
     Encode(String),
     /// A client error (connection, protocol) with retries exhausted or not retriable.

@@ -939,4 +939,31 @@ mod header_size_tests {
             .unwrap_err();
         assert!(matches!(err, ProduceError::Encode(_)), "{err:?}");
     }
+
+    /// A record the wire format cannot carry in its batch (here: a timestamp whose delta from
+    /// the batch's first overflows) is refused alone at append; the records before it are
+    /// still sent (encoded at drain, one such record failed the whole batch).
+    #[test]
+    fn a_record_that_cannot_be_encoded_is_refused_alone() {
+        let mut batch = ProducerBatch::<u32>::new(TopicPartition::new("t", 0), 0, Instant::now());
+        let first = BufferedRecord::new(i64::MAX, None, Some(Bytes::from_static(b"a")), ());
+        assert!(matches!(
+            batch.append(&first, 1 << 20, |_, _| 1),
+            Ok(Ok(()))
+        ));
+        let far = BufferedRecord::new(-2, None, Some(Bytes::from_static(b"b")), ());
+        let Err(err) = batch.append(&far, 1 << 20, |_, _| 2) else {
+            panic!("appended")
+        };
+        assert!(matches!(err, ProduceError::Encode(_)), "{err:?}");
+        let bytes = batch
+            .encode(Compression::None, None, false, &mut Vec::new())
+            .unwrap();
+        let decoded = BatchReader::new(bytes).next_batch().unwrap().unwrap();
+        assert_eq!(decoded.records().len(), 1);
+        assert_eq!(decoded.records()[0].timestamp, i64::MAX);
+        let written = batch.written(10, -1);
+        assert_eq!(written.records.len(), 1);
+        assert_eq!(written.records[0].delivery, 1);
+    }
 }
