@@ -470,8 +470,9 @@ impl Producer {
                 })
             })?
         };
-        // The key and value move into the batch (no copy); `on_append` is shown the topic,
-        // the explicit partition and the key (a `Bytes` clone, keyed records only).
+        // The key and value are encoded into the batch (one copy) and dropped; `on_append` is
+        // shown the topic, the explicit partition and the key (a `Bytes` clone, keyed records
+        // only).
         let key_seen = key.clone();
         let timestamp = timestamp.unwrap_or_else(|| shared.clock.millis_at(now));
         let buffered = BufferedRecord {

@@ -80,7 +80,8 @@ impl Ord for TopicPartition {
     }
 }
 
-/// One record waiting in a batch, with the handle that will receive its outcome.
+/// A record on its way into a batch (encoded there when appended), with the handle that
+/// will receive its outcome.
 #[derive(Debug)]
 pub struct BufferedRecord<D> {
     /// Create time (ms since the epoch).
@@ -311,7 +312,8 @@ impl<D> ProducerBatch<D> {
         self.records.len()
     }
 
-    /// Uncompressed size estimate (an upper bound), header included.
+    /// Uncompressed size, header included: exact while records are appended, an estimate (an
+    /// upper bound) of the records left in a split batch.
     pub fn size(&self) -> usize {
         self.size
     }
