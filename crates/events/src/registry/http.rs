@@ -393,6 +393,11 @@ impl HttpBackend {
             }
             tracing::debug!(%operation, retry, ?delay, error = %error, "retrying schema registry call");
             tokio::time::sleep(delay).await;
+            if Instant::now() >= deadline {
+                // The sleep ran to the deadline (timers run late on a busy machine): the last
+                // round's cause is the answer, not a round with no attempt in it.
+                return Err(error);
+            }
             retry += 1;
         }
     }
