@@ -40,8 +40,8 @@ use crate::error::Error;
 use crate::io::cluster::{Cluster, ClusterConfig};
 use crate::io::producer::{self as sender, Core, SenderSettings, Shared};
 use crate::state::partitioner::{
-    choose_partition, usable_partitions, DefaultPartitioner, PartitionError, Partitioner,
-    RecordInfo, TopicPartitions,
+    choose_partition, usable_partitions, DefaultPartitioner, PartitionError, RecordInfo,
+    TopicPartitions,
 };
 use crate::state::producer::{
     max_buffered_size, AccumulatorConfig, BufferedRecord, SenderConfig, SenderState, TopicPartition,
@@ -436,7 +436,34 @@ impl Producer {
             header_block,
             timestamp,
         } = record;
-        let partition = {
+        let invalid = || ProduceError::InvalidPartition {
+            topic: topic_name.to_string(),
+            partition: explicit.unwrap_or(-1),
+            partition_count: partitions,
+        };
+        // A keyless record (or any without an explicit partition when keys are ignored) goes
+        // to its topic's sticky partition: the topic is looked up once, and its slot serves
+        // the choice and the count after the append.
+        let sticky = (explicit.is_none() && (key.is_none() || partitioner.ignore_keys()))
+            .then(|| partitioner.sticky_slot(&topic_name));
+        let partition = if let Some(slot) = sticky {
+            // A new sticky partition is about to be drawn: among partitions with a leader,
+            // weighted by their queue lengths (adaptive partitioning), as the Java client does.
+            let available = if partitioner.sticky_current(slot).is_none() {
+                self.load_stats(&topic_name, partitions, state, partitioner)
+            } else {
+                Vec::new()
+            };
+            let topic = if available.is_empty() {
+                TopicPartitions::all_available(partitions)
+            } else {
+                TopicPartitions::new(partitions, &available)
+            };
+            partitioner
+                .sticky_choose(slot, &topic)
+                .filter(|&p| p < partitions)
+                .ok_or_else(|| release(invalid()))?
+        } else {
             let mut info = RecordInfo::new(&topic_name);
             if let Some(key) = key.as_deref() {
                 info = info.with_key(key);
@@ -447,33 +474,11 @@ impl Producer {
             if let Some(p) = explicit {
                 info = info.with_partition(u32::try_from(p).unwrap_or(u32::MAX));
             }
-            // A new sticky partition is about to be drawn: among partitions with a leader,
-            // weighted by their queue lengths (adaptive partitioning), as the Java client does.
-            let sticky = explicit.is_none()
-                && (key.is_none() || partitioner.ignore_keys())
-                && partitioner.sticky_partition(&topic_name).is_none();
-            let available = if sticky {
-                self.load_stats(&topic_name, partitions, state, partitioner)
-            } else {
-                Vec::new()
-            };
-            let topic = if available.is_empty() {
-                TopicPartitions::all_available(partitions)
-            } else {
-                TopicPartitions::new(partitions, &available)
-            };
-            choose_partition(&mut *partitioner, &info, &topic).map_err(|_: PartitionError| {
-                release(ProduceError::InvalidPartition {
-                    topic: topic_name.to_string(),
-                    partition: explicit.unwrap_or(-1),
-                    partition_count: partitions,
-                })
-            })?
+            let all = TopicPartitions::all_available(partitions);
+            choose_partition(&mut *partitioner, &info, &all)
+                .map_err(|_: PartitionError| release(invalid()))?
         };
-        // The key and value are encoded into the batch (one copy) and dropped; `on_append` is
-        // shown the topic, the explicit partition and the key (a `Bytes` clone, keyed records
-        // only).
-        let key_seen = key.clone();
+        // The key and value are encoded into the batch (one copy) and dropped.
         let timestamp = timestamp.unwrap_or_else(|| shared.clock.millis_at(now));
         let buffered = BufferedRecord {
             timestamp,
@@ -500,14 +505,10 @@ impl Producer {
         let Some(future) = future else {
             return Err(release(ProduceError::Closed)); // appended without a handle: not reached
         };
-        let mut info = RecordInfo::new(&topic_name);
-        if let Some(key) = key_seen.as_deref() {
-            info = info.with_key(key);
+        // The default partitioner's `on_append` counts sticky records only.
+        if let Some(slot) = sticky {
+            partitioner.sticky_appended(slot, partition, reserved, appended.batch_full);
         }
-        if let Some(p) = explicit {
-            info = info.with_partition(u32::try_from(p).unwrap_or(u32::MAX));
-        }
-        partitioner.on_append(&info, partition, reserved, appended.batch_full);
         drop(core);
         if appended.new_batch || appended.batch_full {
             shared.wake.notify_one();

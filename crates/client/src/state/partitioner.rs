@@ -244,12 +244,9 @@ impl StickyMap {
         self.entries.get_mut(at).map(|(_, s)| s)
     }
 
-    fn get_or_insert(
-        &mut self,
-        topic: &str,
-        make: impl FnOnce() -> StickyPartitioner,
-    ) -> &mut StickyPartitioner {
-        let at = match self.find(topic) {
+    /// The index of `topic`'s entry, pushed (made by `make`) when there is none.
+    fn slot_or_insert(&mut self, topic: &str, make: impl FnOnce() -> StickyPartitioner) -> usize {
+        match self.find(topic) {
             Some(at) => at,
             None => {
                 let at = self.entries.len();
@@ -258,12 +255,25 @@ impl StickyMap {
                 self.last.set(at);
                 at
             }
-        };
+        }
+    }
+
+    fn get_or_insert(
+        &mut self,
+        topic: &str,
+        make: impl FnOnce() -> StickyPartitioner,
+    ) -> &mut StickyPartitioner {
+        let at = self.slot_or_insert(topic, make);
         // `at` indexes `entries` (found or just pushed).
         let len = self.entries.len();
         &mut self.entries[at.min(len - 1)].1
     }
 }
+
+/// Where a topic's sticky state sits in a [`DefaultPartitioner`] (from
+/// `DefaultPartitioner::sticky_slot`); valid for that partitioner's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StickySlot(usize);
 
 /// The Java client's built-in partitioning: a record's explicit partition if it has one,
 /// else the murmur2 hash of its key (unless `partitioner.ignore.keys`), else the uniform sticky
@@ -370,6 +380,51 @@ impl<R: RandomSource> DefaultPartitioner<R> {
     /// key or keys ignored).
     fn is_sticky(&self, record: &RecordInfo<'_>) -> bool {
         record.partition.is_none() && (record.key.is_none() || self.ignore_keys)
+    }
+
+    /// The slot of `topic`'s sticky state, made on first use. A slot stays valid for the
+    /// partitioner's life (topics are never forgotten): the producer looks the topic up once
+    /// per keyless record and goes through the slot for the choice and the append.
+    pub(crate) fn sticky_slot(&mut self, topic: &str) -> StickySlot {
+        let batch_size = self.batch_size;
+        StickySlot(
+            self.sticky
+                .slot_or_insert(topic, || StickyPartitioner::new(batch_size)),
+        )
+    }
+
+    /// The current sticky partition at `slot` (as [`sticky_partition`](Self::sticky_partition)).
+    pub(crate) fn sticky_current(&self, slot: StickySlot) -> Option<u32> {
+        self.sticky
+            .entries
+            .get(slot.0)
+            .and_then(|(_, s)| s.current())
+    }
+
+    /// The partition for a keyless (or key-ignored) record of the topic at `slot`: its
+    /// current sticky partition, or a new one drawn from `partitions` (as
+    /// [`partition`](Partitioner::partition) does for such a record).
+    pub(crate) fn sticky_choose(
+        &mut self,
+        slot: StickySlot,
+        partitions: &TopicPartitions<'_>,
+    ) -> Option<u32> {
+        let (_, sticky) = self.sticky.entries.get_mut(slot.0)?;
+        sticky.partition(partitions, &mut self.rng)
+    }
+
+    /// Counts a keyless record appended to `partition` of the topic at `slot` (as
+    /// [`on_append`](Partitioner::on_append) does for such a record).
+    pub(crate) fn sticky_appended(
+        &mut self,
+        slot: StickySlot,
+        partition: u32,
+        appended_bytes: usize,
+        batch_ready: bool,
+    ) {
+        if let Some((_, sticky)) = self.sticky.entries.get_mut(slot.0) {
+            sticky.record_appended(partition, appended_bytes, batch_ready);
+        }
     }
 
     fn sticky_for(&mut self, topic: &str) -> &mut StickyPartitioner {
@@ -651,6 +706,45 @@ mod tests {
         };
         assert!(run(true) < 20, "{}", run(true));
         assert!((800..1_200).contains(&run(false)), "{}", run(false));
+    }
+
+    #[test]
+    fn the_producers_slot_path_matches_partition_and_on_append() {
+        // The producer routes keyless records through a slot; it must choose as the trait
+        // methods do, topic by topic, switching after the same bytes.
+        let mut by_trait = DefaultPartitioner::new(50, false, XorShift64Star::new(3));
+        let mut by_slot = DefaultPartitioner::new(50, false, XorShift64Star::new(3));
+        let topic = TopicPartitions::all_available(16);
+        let available = [2, 5, 11];
+        let some = TopicPartitions::new(16, &available);
+        let mut switches = 0;
+        for i in 0..400usize {
+            let name = ["a", "b", "c"][i % 3];
+            let partitions = if i % 5 == 0 { &some } else { &topic };
+            let r = RecordInfo::new(name);
+            let slot = by_slot.sticky_slot(name);
+            assert_eq!(
+                by_slot.sticky_current(slot),
+                by_trait.sticky_partition(name)
+            );
+            switches += usize::from(by_slot.sticky_current(slot).is_none());
+            let want = by_trait.partition(&r, partitions).unwrap();
+            assert_eq!(
+                by_slot.sticky_choose(slot, partitions),
+                Some(want),
+                "record {i}"
+            );
+            let bytes = 7 + i % 13;
+            by_trait.on_append(&r, want, bytes, i % 4 == 0);
+            by_slot.sticky_appended(slot, want, bytes, i % 4 == 0);
+        }
+        assert!(switches > 30, "{switches} sticky switches");
+        // A topic with no partitions has no sticky choice.
+        let slot = by_slot.sticky_slot("d");
+        assert_eq!(
+            by_slot.sticky_choose(slot, &TopicPartitions::all_available(0)),
+            None
+        );
     }
 
     #[test]
