@@ -222,6 +222,35 @@ async fn oversize_record_is_refused_with_a_typed_error() {
     producer.close(Duration::from_secs(10)).await.unwrap();
 }
 
+/// A negative timestamp is refused at `send` and `try_send` (as the Java client's
+/// `ProducerRecord` refuses it); 0 is a timestamp like any other, and the broker keeps it.
+#[tokio::test]
+async fn negative_timestamp_is_refused_with_a_typed_error() {
+    let admin = Admin::connect(&kafka().bootstrap).await.unwrap();
+    let topic = topic(&admin, "producer-timestamp").await;
+    let producer = Producer::new(config().build().unwrap()).await.unwrap();
+    for timestamp in [-1, i64::MIN] {
+        let record = || ProducerRecord::new(&topic).value("v").timestamp(timestamp);
+        let err = producer.send(record()).await.unwrap_err();
+        assert!(
+            matches!(err, ProduceError::InvalidTimestamp { timestamp: t } if t == timestamp),
+            "{err:?}"
+        );
+        let err = producer.try_send(record()).unwrap_err();
+        assert!(
+            matches!(err, ProduceError::InvalidTimestamp { .. }),
+            "{err:?}"
+        );
+    }
+    let zero = ProducerRecord::new(&topic)
+        .value("v")
+        .timestamp(0)
+        .partition(0);
+    let written = producer.send(zero).await.unwrap().await.unwrap();
+    assert_eq!(written.timestamp, 0);
+    producer.close(Duration::from_secs(10)).await.unwrap();
+}
+
 /// A topic the broker cannot create fails after `max.block.ms`. The broker creates any
 /// missing topic with a legal name (`auto.create.topics.enable` is on, Kafka's default, and the
 /// producer asks, as Java's does: see `startup.rs`), so this one's name is illegal.

@@ -247,7 +247,7 @@ impl Producer {
         // The fast path (metadata known, memory free): one clock read and one lock per record.
         let started = Instant::now();
         let (size, headers_size) = record_max_size(&record);
-        let size = self.check_size(size)?;
+        let size = self.check_record(&record, size)?;
         if let Some((core, partitions)) = self.fast_path(&record.topic, size)? {
             return self.enqueue(core, started, record, partitions, size, headers_size);
         }
@@ -285,7 +285,7 @@ impl Producer {
     /// ([`ProduceError::BufferExhausted`]).
     pub fn try_send(&self, record: ProducerRecord) -> Result<DeliveryFuture, ProduceError> {
         let (size, headers_size) = record_max_size(&record);
-        let size = self.check_size(size)?;
+        let size = self.check_record(&record, size)?;
         if let Some((core, partitions)) = self.fast_path(&record.topic, size)? {
             let now = Instant::now();
             return self.enqueue(core, now, record, partitions, size, headers_size);
@@ -350,7 +350,13 @@ impl Producer {
         }
     }
 
-    fn check_size(&self, size: usize) -> Result<usize, ProduceError> {
+    /// Refuses a record that can never be produced (before anything is reserved for it): a
+    /// negative timestamp, or a size (`size`, with batch overhead) over `max.request.size` or
+    /// `buffer.memory`.
+    fn check_record(&self, record: &ProducerRecord, size: usize) -> Result<usize, ProduceError> {
+        if let Some(timestamp) = record.timestamp.filter(|t| *t < 0) {
+            return Err(ProduceError::InvalidTimestamp { timestamp });
+        }
         let config = &self.handle.config;
         let max = config.max_request_size();
         if size > max {

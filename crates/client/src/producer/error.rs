@@ -25,6 +25,14 @@ pub enum ProduceError {
         /// The limit it exceeds.
         max: usize,
     },
+    /// The record's timestamp is negative. Kafka's create times are milliseconds since the
+    /// epoch, from 0 on (a negative one reads as "no timestamp"); the record was never queued,
+    /// as the Java client's `ProducerRecord` refuses it.
+    #[error("invalid timestamp {timestamp}: a record's timestamp must be 0 or more (ms since the epoch)")]
+    InvalidTimestamp {
+        /// The timestamp the record carried.
+        timestamp: i64,
+    },
     /// `delivery.timeout.ms` passed before the record's batch was acknowledged.
     ///
     /// Whether the record may nevertheless be in the log depends on `sent`:

@@ -77,7 +77,8 @@ impl ProducerRecord {
         self
     }
 
-    /// Sets the create timestamp (ms since the epoch).
+    /// Sets the create timestamp (ms since the epoch, 0 or more: `send` refuses a negative one
+    /// with [`ProduceError::InvalidTimestamp`](super::ProduceError::InvalidTimestamp)).
     pub fn timestamp(mut self, timestamp_ms: i64) -> Self {
         self.timestamp = Some(timestamp_ms);
         self
