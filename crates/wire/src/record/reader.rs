@@ -106,10 +106,12 @@ impl Reader {
         Ok(i64::from_be_bytes(self.array()?))
     }
 
+    #[inline]
     fn rest(&self) -> &[u8] {
         self.buf.get(self.pos..self.end).unwrap_or_default()
     }
 
+    #[inline]
     pub(crate) fn varint(&mut self, field: &'static str) -> Result<i32, RecordError> {
         let (v, n) = decode_varint(self.rest()).map_err(|source| RecordError::BadVarint {
             base_offset: self.base_offset,
@@ -120,6 +122,7 @@ impl Reader {
         Ok(v)
     }
 
+    #[inline]
     pub(crate) fn varlong(&mut self, field: &'static str) -> Result<i64, RecordError> {
         let (v, n) = decode_varlong(self.rest()).map_err(|source| RecordError::BadVarint {
             base_offset: self.base_offset,
@@ -131,6 +134,7 @@ impl Reader {
     }
 
     /// The next `len` bytes as a zero-copy slice.
+    #[inline]
     pub(crate) fn bytes(&mut self, len: usize) -> Result<Bytes, RecordError> {
         if len > self.remaining() {
             return Err(self.truncated(len));
@@ -142,6 +146,7 @@ impl Reader {
     }
 
     /// A length that must be >= 0, or -1 (null) when `nullable`; `None` for null.
+    #[inline]
     pub(crate) fn length(
         &self,
         len: i64,
@@ -165,6 +170,7 @@ impl Reader {
     }
 
     /// A varint-length-prefixed byte string (v2 records).
+    #[inline]
     pub(crate) fn varint_bytes(
         &mut self,
         nullable: bool,

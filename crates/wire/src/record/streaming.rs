@@ -397,7 +397,12 @@ fn decode_record_body(
             limit: budget,
         });
     }
-    let mut headers = Vec::with_capacity(header_count);
+    // `with_capacity(0)` is a call into the allocator's slow path; most records have none.
+    let mut headers = if header_count == 0 {
+        Vec::new()
+    } else {
+        Vec::with_capacity(header_count)
+    };
     for _ in 0..header_count {
         let key = body
             .varint_bytes(false, "header key length")?

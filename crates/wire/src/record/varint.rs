@@ -35,7 +35,26 @@ pub enum VarintError {
     Overflow,
 }
 
+#[inline]
 fn decode_unsigned(
+    buf: &[u8],
+    max_len: usize,
+    last_byte_max: u8,
+) -> Result<(u64, usize), VarintError> {
+    // One and two bytes (values below 2^14: deltas, most lengths) first, without the loop;
+    // both lengths are below either type's limit, so nothing else is checked for them.
+    match *buf {
+        [b0, ..] if b0 < 0x80 => return Ok((u64::from(b0), 1)),
+        [b0, b1, ..] if b1 < 0x80 => {
+            return Ok((u64::from(b0 & 0x7f) | (u64::from(b1) << 7), 2));
+        }
+        _ => {}
+    }
+    decode_unsigned_long(buf, max_len, last_byte_max)
+}
+
+/// [`decode_unsigned`] of three bytes or more (or a truncated or invalid one).
+fn decode_unsigned_long(
     buf: &[u8],
     max_len: usize,
     last_byte_max: u8,
@@ -64,6 +83,7 @@ fn decode_unsigned(
 }
 
 /// Decodes a zig-zag varint (i32) from the start of `buf`: the value and the bytes it took.
+#[inline]
 pub fn decode_varint(buf: &[u8]) -> Result<(i32, usize), VarintError> {
     let (raw, len) = decode_unsigned(buf, MAX_VARINT_LEN, 0x0f)?;
     let raw = u32::try_from(raw).map_err(|_| VarintError::Overflow)?;
@@ -71,6 +91,7 @@ pub fn decode_varint(buf: &[u8]) -> Result<(i32, usize), VarintError> {
 }
 
 /// Decodes a zig-zag varlong (i64) from the start of `buf`: the value and the bytes it took.
+#[inline]
 pub fn decode_varlong(buf: &[u8]) -> Result<(i64, usize), VarintError> {
     let (raw, len) = decode_unsigned(buf, MAX_VARLONG_LEN, 0x01)?;
     Ok((((raw >> 1) as i64) ^ ((raw & 1) as i64).wrapping_neg(), len))
@@ -177,6 +198,21 @@ mod tests {
     }
 
     proptest! {
+        /// The one- and two-byte shortcut answers exactly as the full loop does, for any
+        /// bytes (values, lengths and errors alike).
+        #[test]
+        fn the_short_path_agrees_with_the_loop(
+            buf in proptest::collection::vec(
+                prop_oneof![any::<u8>(), 0x7e..=0x81u8, Just(0xff), Just(0x00)], 0..12),
+        ) {
+            for (max_len, last) in [(MAX_VARINT_LEN, 0x0f), (MAX_VARLONG_LEN, 0x01)] {
+                prop_assert_eq!(
+                    decode_unsigned(&buf, max_len, last),
+                    decode_unsigned_long(&buf, max_len, last)
+                );
+            }
+        }
+
         #[test]
         fn varint_round_trip(v in any::<i32>(), tail in proptest::collection::vec(any::<u8>(), 0..4)) {
             let mut out = Vec::new();

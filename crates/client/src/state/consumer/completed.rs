@@ -99,16 +99,36 @@ impl CompletedFetch {
 
     /// The next record at or after the position, advancing the position; `Ok(None)` when the
     /// fetch is used up. After an error the fetch yields nothing more.
+    #[cfg(test)]
     pub(crate) fn next_record(&mut self) -> Result<Option<ConsumerRecord>, RecordError> {
+        let mut out = Vec::new();
+        self.next_record_into(&mut out, 1)?;
+        Ok(out.pop())
+    }
+
+    /// Pushes the next record at or after the position onto `out`, advancing the position:
+    /// `Ok(true)` when one was pushed, `Ok(false)` when the fetch is used up. After an error
+    /// the fetch yields nothing more. A vector without capacity first makes room for
+    /// `presize` records (at least one). (Pushed in place: a returned record would be copied
+    /// twice more on its way into the drain's vector.)
+    pub(crate) fn next_record_into(
+        &mut self,
+        out: &mut Vec<ConsumerRecord>,
+        presize: usize,
+    ) -> Result<bool, RecordError> {
         if self.failed {
-            return Ok(None);
+            return Ok(false);
         }
-        let result = self.next_record_inner();
+        let result = self.next_record_inner(out, presize);
         self.failed = result.is_err();
         result
     }
 
-    fn next_record_inner(&mut self) -> Result<Option<ConsumerRecord>, RecordError> {
+    fn next_record_inner(
+        &mut self,
+        out: &mut Vec<ConsumerRecord>,
+        presize: usize,
+    ) -> Result<bool, RecordError> {
         loop {
             if let Some(open) = &mut self.open {
                 while let Some(record) = open.records.next_record()? {
@@ -123,7 +143,10 @@ impl CompletedFetch {
                         Some(ts) => (ts, TimestampType::LogAppendTime),
                         None => (record.timestamp, TimestampType::CreateTime),
                     };
-                    return Ok(Some(ConsumerRecord {
+                    if out.capacity() == 0 {
+                        out.reserve_exact(presize);
+                    }
+                    out.push(ConsumerRecord {
                         topic: self.topic.clone(),
                         partition: self.tp.partition,
                         offset: record.offset,
@@ -133,7 +156,8 @@ impl CompletedFetch {
                         value: record.value,
                         headers: record.headers,
                         leader_epoch: open.leader_epoch,
-                    }));
+                    });
+                    return Ok(true);
                 }
                 let next = open.next_offset;
                 let epoch = open.leader_epoch;
@@ -141,7 +165,7 @@ impl CompletedFetch {
                 self.skip_to(next, epoch);
             }
             let Some(mut batch) = self.reader.next_streaming()? else {
-                return Ok(None);
+                return Ok(false);
             };
             let header = batch.header;
             let next_offset = header.next_offset();

@@ -96,17 +96,14 @@ impl FetchState {
                 if out.records.len() >= max || used >= budget {
                     break Ok(false);
                 }
-                match fetch.next_record() {
-                    Ok(Some(record)) => {
-                        if out.records.capacity() == 0 {
-                            // Room for the whole drain at once: no reallocation and copy of
-                            // the records taken so far as the vector grows.
-                            out.records.reserve_exact(max.min(PRESIZED_RECORDS));
-                        }
-                        used = used.saturating_add(record_memory(&record));
-                        out.records.push(record);
+                // Room for the whole drain at the first record: no reallocation and copy of
+                // the records taken so far as the vector grows.
+                match fetch.next_record_into(&mut out.records, max.min(PRESIZED_RECORDS)) {
+                    Ok(true) => {
+                        let taken = out.records.last().map_or(0, record_memory);
+                        used = used.saturating_add(taken);
                     }
-                    Ok(None) => break Ok(true),
+                    Ok(false) => break Ok(true),
                     Err(source) => break Err(source),
                 }
             };
