@@ -66,6 +66,9 @@ pub(super) struct Knobs {
     pub p_retriable: f64,
     /// Per partition: INVALID_RECORD for a batch the log does not have (at most 2 per run).
     pub p_fatal: f64,
+    /// Per partition: MESSAGE_TOO_LARGE for a batch of two records or more that the log does
+    /// not have (not written): the producer splits it and sends the pieces again.
+    pub p_too_large: f64,
     pub cuts: usize,
     pub leader_moves: usize,
     pub pauses: usize,
@@ -111,6 +114,9 @@ impl Knobs {
             p_not_leader: p(run, 0.05),
             p_retriable: p(run, 0.08),
             p_fatal: p(run, 0.01),
+            // Only the split scenario turns it on: a draw here would change every other
+            // scenario's runs (and what their seeds replay).
+            p_too_large: 0.0,
             cuts: run.between(0, 6) as usize,
             leader_moves: run.between(0, 6) as usize,
             pauses: run.between(0, 3) as usize,
@@ -253,6 +259,8 @@ pub(super) struct World<'r> {
     fatal_left: u32,
     dropped_outcome: bool,
     refused_appends: u64,
+    /// MESSAGE_TOO_LARGE answers given (each makes the producer split a batch).
+    pub(super) too_large: u64,
     pub(super) history: History,
     /// The transactional mode (`None`: the idempotent producer alone).
     txn: Option<txn::Txn>,
@@ -283,6 +291,7 @@ impl<'r> World<'r> {
             last_refresh: None,
             next_check: None,
             fatal_left: 2,
+            too_large: 0,
             dropped_outcome: false,
             refused_appends: 0,
             history: History::default(),
@@ -861,6 +870,16 @@ impl<'r> World<'r> {
                     "p{p} at broker {node}: {appended:?}, answered REQUEST_TIMED_OUT"
                 ));
                 return refused(ResponseError::RequestTimedOut);
+            }
+            if self.run.chance(k.p_too_large) && !self.in_log(node, p, bytes) {
+                let records = super::cluster::decode(bytes).map_or(0, |(_, _, _, ids)| ids.len());
+                if records >= 2 {
+                    self.too_large += 1;
+                    self.run.log(format_args!(
+                        "p{p} at broker {node}: MESSAGE_TOO_LARGE ({records} records)"
+                    ));
+                    return refused(ResponseError::MessageTooLarge);
+                }
             }
             if self.fatal_left > 0 && self.run.chance(k.p_fatal) && !self.in_log(node, p, bytes) {
                 self.fatal_left -= 1;
