@@ -165,9 +165,9 @@ impl StreamingBatch {
         if self.failed {
             return Ok(None);
         }
-        let header = self.header;
+        let header = &self.header;
         let result = match &mut self.source {
-            Source::V2(v2) => v2.next(&header, budget),
+            Source::V2(v2) => v2.next(header, budget),
             Source::Legacy(legacy) => legacy.next(budget),
         };
         if result.is_err() {
