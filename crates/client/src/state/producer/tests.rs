@@ -250,10 +250,12 @@ fn five_in_flight_apply_in_send_order() {
     let reqs = five_in_flight(&mut s, t0);
     let seqs: Vec<i32> = reqs.iter().map(|r| r.1).collect();
     assert_eq!(seqs, [2, 3, 4, 5, 6]);
+    assert_eq!(s.requests_in_flight(), 5);
     // Responses arriving out of order are applied in send order.
     for (i, (id, _, _)) in reqs.iter().enumerate().rev() {
         s.handle_result(t0, *id, Ok(vec![written(tp(0), 10 + i as i64)]));
     }
+    assert_eq!(s.requests_in_flight(), 0);
     let got = offsets(&s.take_outcomes());
     assert_eq!(got, [(0, 10), (1, 11), (2, 12), (3, 13), (4, 14)]);
 }
@@ -513,6 +515,37 @@ fn sequence_errors_bump_the_epoch_and_reset_sequences() {
         let (pid, epoch, base, _) = header(&tx.requests[0].batches[0].1);
         assert_eq!((pid, epoch, base), (42, 1, 0), "{code:?}");
     }
+}
+
+/// Two partitions refused with a sequence error in one response ask for one epoch bump,
+/// counted once.
+#[test]
+fn sequence_errors_of_two_partitions_make_one_epoch_bump() {
+    let t0 = Instant::now();
+    let mut s = idempotent_state();
+    for id in 0..2 {
+        s.append(t0, &tp(0), record(id, 10)).ok();
+        s.append(t0, &tp(1), record(10 + id, 10)).ok();
+        let tx = s.poll_requests(t0 + LINGER, &leader);
+        s.handle_result(
+            t0,
+            tx.requests[0].id,
+            Ok(vec![written(tp(0), id as i64), written(tp(1), id as i64)]),
+        );
+    }
+    s.append(t0, &tp(0), record(2, 10)).ok();
+    s.append(t0, &tp(1), record(12, 10)).ok();
+    let tx = s.poll_requests(t0 + LINGER, &leader);
+    assert_eq!(tx.requests[0].batches.len(), 2);
+    let code = ResponseError::OutOfOrderSequenceNumber;
+    s.handle_result(
+        t0,
+        tx.requests[0].id,
+        Ok(vec![refused(tp(0), code), refused(tp(1), code)]),
+    );
+    assert_eq!(s.stats().epoch_bumps, 1);
+    assert_eq!(s.poll_init_producer_id(), Some((42, 0)));
+    assert_eq!(s.stats().epoch_bumps, 1);
 }
 
 /// Found by the deterministic simulation (`sim::producer`, seed 1 of `idempotent_acks_all`):
