@@ -468,6 +468,21 @@ fn outcome_unknown_resends_the_same_sequence() {
     assert_eq!(s.next_sequence(&tp(0)), 1);
 }
 
+/// `rounds` requests, each a one-record batch of partitions 0 and 1 (records `id` and
+/// `10 + id`), all written: both partitions confirmed at sequence `rounds`.
+fn write_on_both_partitions(s: &mut SenderState<u64>, t0: Instant, rounds: u64) {
+    for id in 0..rounds {
+        s.append(t0, &tp(0), record(id, 10)).ok();
+        s.append(t0, &tp(1), record(10 + id, 10)).ok();
+        let tx = s.poll_requests(t0 + LINGER, &leader);
+        s.handle_result(
+            t0,
+            tx.requests[0].id,
+            Ok(vec![written(tp(0), id as i64), written(tp(1), id as i64)]),
+        );
+    }
+}
+
 #[test]
 fn sequence_errors_bump_the_epoch_and_reset_sequences() {
     for code in [
@@ -477,16 +492,7 @@ fn sequence_errors_bump_the_epoch_and_reset_sequences() {
     ] {
         let t0 = Instant::now();
         let mut s = idempotent_state();
-        for id in 0..3 {
-            s.append(t0, &tp(0), record(id, 10)).ok();
-            s.append(t0, &tp(1), record(10 + id, 10)).ok();
-            let tx = s.poll_requests(t0 + LINGER, &leader);
-            s.handle_result(
-                t0,
-                tx.requests[0].id,
-                Ok(vec![written(tp(0), id as i64), written(tp(1), id as i64)]),
-            );
-        }
+        write_on_both_partitions(&mut s, t0, 3);
         assert_eq!(s.next_sequence(&tp(0)), 3);
         assert_eq!(s.take_outcomes().len(), 6);
         s.append(t0, &tp(0), record(3, 10)).ok();
@@ -523,16 +529,7 @@ fn sequence_errors_bump_the_epoch_and_reset_sequences() {
 fn sequence_errors_of_two_partitions_make_one_epoch_bump() {
     let t0 = Instant::now();
     let mut s = idempotent_state();
-    for id in 0..2 {
-        s.append(t0, &tp(0), record(id, 10)).ok();
-        s.append(t0, &tp(1), record(10 + id, 10)).ok();
-        let tx = s.poll_requests(t0 + LINGER, &leader);
-        s.handle_result(
-            t0,
-            tx.requests[0].id,
-            Ok(vec![written(tp(0), id as i64), written(tp(1), id as i64)]),
-        );
-    }
+    write_on_both_partitions(&mut s, t0, 2);
     s.append(t0, &tp(0), record(2, 10)).ok();
     s.append(t0, &tp(1), record(12, 10)).ok();
     let tx = s.poll_requests(t0 + LINGER, &leader);
