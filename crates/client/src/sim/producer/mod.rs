@@ -28,7 +28,8 @@
 //! NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS (not written), REQUEST_TIMED_OUT (written, not
 //! acknowledged), and at most two INVALID_RECORD (fatal) for a batch the log does not have;
 //! in the `message_too_large_splits` scenario only, MESSAGE_TOO_LARGE (not written) for a
-//! batch of two records or more that the log does not have, which the producer splits. Each knob is drawn per seed (some at zero), as are `max.in.flight` (1–5), `linger.ms`,
+//! batch of two records or more that the log does not have, which the producer splits. Each
+//! knob is drawn per seed (some at zero), as are `max.in.flight` (1–5), `linger.ms`,
 //! `batch.size`, `request.timeout.ms`, `delivery.timeout.ms` and the retry backoff. Then a
 //! quiet phase until a deadline by which the checker's `liveness` must hold.
 //!
