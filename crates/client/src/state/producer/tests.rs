@@ -260,6 +260,36 @@ fn five_in_flight_apply_in_send_order() {
     assert_eq!(got, [(0, 10), (1, 11), (2, 12), (3, 13), (4, 14)]);
 }
 
+/// `max.in.flight` bounds a partition's batches in flight across leaders: with two in flight
+/// to its old leader (the node limit would not stop it), nothing goes to the new leader until
+/// one is answered.
+#[test]
+fn a_partition_full_at_its_old_leader_sends_nothing_to_its_new_one() {
+    let t0 = Instant::now();
+    let mut s = SenderState::new(SenderConfig {
+        max_in_flight: 2,
+        ..config(true, 1_000, 100_000)
+    });
+    assert_eq!(s.poll_init_producer_id(), Some((-1, -1)));
+    s.handle_producer_id(42, 0);
+    s.append(t0, &tp(0), record(0, 10)).ok();
+    let first = s.poll_requests(t0 + LINGER, &leader);
+    s.handle_result(t0, first.requests[0].id, Ok(vec![written(tp(0), 0)]));
+    let mut sent = Vec::new();
+    for id in 1..3 {
+        s.append(t0, &tp(0), record(id, 10)).ok();
+        let tx = s.poll_requests(t0 + LINGER, &leader);
+        assert_eq!(tx.requests.len(), 1, "batch {id}");
+        sent.push(tx.requests[0].id);
+    }
+    assert_eq!(s.partition_in_flight(&tp(0)), 2);
+    s.append(t0, &tp(0), record(3, 10)).ok();
+    let moved = |_: &TopicPartition| Some(2);
+    assert!(s.poll_requests(t0 + LINGER, &moved).requests.is_empty());
+    s.handle_result(t0, sent[0], Ok(vec![written(tp(0), 1)]));
+    assert_eq!(s.poll_requests(t0 + LINGER, &moved).requests.len(), 1);
+}
+
 /// The I/O loop's view of the same decisions: a written batch is one `Completion::Written`
 /// (base offset, records in order), a failed record its own `Completion::Record`;
 /// `take_completions_into` swaps into an empty buffer and appends to a non-empty one.
